@@ -1,0 +1,191 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { ConnectionOptions, DetailedPeerCertificate } from 'node:tls';
+import { connect } from 'node:tls';
+import type { Logger } from 'pino';
+import { certificatePin, describeCertificate } from '../pki/certificate.js';
+import type { NodeIdentity } from '../pki/identity.js';
+import { createCsr, generateKeyPair, type KeyPair } from '../pki/keys.js';
+import type { JoinToken } from '../pki/token.js';
+import { Channel } from '../transport/channel.js';
+import { dial } from '../transport/dial.js';
+import { JOIN_PATH } from '../transport/listener.js';
+import {
+  type CertificateRequest,
+  type CertificateResponse,
+  type ChallengeResponse,
+  JOIN_CERTIFICATE,
+  JOIN_CHALLENGE,
+} from './messages.js';
+import { joinProof } from './proof.js';
+
+export class JoinError extends Error {
+  override name = 'JoinError';
+}
+
+export interface JoinOptions {
+  log: Logger;
+  /** Local address to connect from (the node's own address). */
+  bindAddress?: string;
+  timeoutMs?: number;
+  /** Generated when not given. */
+  keys?: KeyPair;
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  return {
+    host: address.slice(0, colon).replace(/^\[|\]$/g, ''),
+    port: Number(address.slice(colon + 1)),
+  };
+}
+
+function chainOf(leaf: DetailedPeerCertificate): Buffer[] {
+  const chain: Buffer[] = [];
+  const seen = new Set<DetailedPeerCertificate>();
+  for (let cert = leaf; cert?.raw && !seen.has(cert); cert = cert.issuerCertificate) {
+    seen.add(cert);
+    chain.push(cert.raw);
+  }
+  return chain;
+}
+
+/**
+ * Learns the cluster CA certificate from a seed, trusting it only if its SHA-256 matches the pin
+ * and it signed the seed's own certificate. Nothing is sent to the seed but a TLS handshake.
+ */
+export function fetchPinnedCaCertificate(
+  seed: string,
+  pin: string,
+  options: { bindAddress?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  const { host, port } = splitHostPort(seed);
+  return new Promise((resolve, reject) => {
+    const tlsOptions: ConnectionOptions & { localAddress?: string } = {
+      host,
+      port,
+      localAddress: options.bindAddress,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+    };
+    const socket = connect(tlsOptions);
+    socket.setTimeout(options.timeoutMs ?? 5000, () =>
+      socket.destroy(new Error('TLS handshake timed out')),
+    );
+    socket.once('error', (error) =>
+      reject(new JoinError(`cannot reach seed ${seed}: ${error.message}`)),
+    );
+    socket.once('secureConnect', () => {
+      const chain = chainOf(socket.getPeerCertificate(true));
+      socket.destroy();
+      const caDer = chain.find((der) => certificatePin(der) === pin);
+      const leafDer = chain[0];
+      if (!caDer || !leafDer) {
+        const root = chain.at(-1);
+        reject(
+          new JoinError(
+            `seed ${seed} is not part of the cluster this token is for: ` +
+              `its CA pin is ${root ? certificatePin(root) : '(none)'}, the token pins ${pin}`,
+          ),
+        );
+        return;
+      }
+      const ca = new X509Certificate(caDer);
+      if (!new X509Certificate(leafDer).verify(ca.publicKey)) {
+        reject(new JoinError(`seed ${seed} presents a certificate its pinned CA did not sign`));
+        return;
+      }
+      resolve(ca.toString());
+    });
+  });
+}
+
+async function requestCertificate(
+  seed: string,
+  token: JoinToken,
+  caCertPem: string,
+  keys: KeyPair,
+  options: JoinOptions,
+): Promise<CertificateResponse> {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const { ws, socket } = await dial(`wss://${seed}${JOIN_PATH}`, {
+    ca: [caCertPem],
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.3',
+    checkServerIdentity: (_host, cert) =>
+      cert.subject?.O === token.clusterId
+        ? undefined
+        : new Error(`seed ${seed} belongs to cluster ${String(cert.subject?.O)}`),
+    localAddress: options.bindAddress,
+    handshakeTimeout: timeoutMs,
+  });
+  const seedCert = socket.getPeerCertificate();
+  const channel = new Channel(
+    ws,
+    { nodeId: String(seedCert.subject?.CN), serial: seedCert.serialNumber, remote: seed },
+    new Map(),
+    { maxFrameBytes: 64 * 1024, maxBufferedBytes: 256 * 1024 },
+    options.log,
+  );
+  try {
+    const { nonce } = (await channel.request(JOIN_CHALLENGE, {}, timeoutMs)) as ChallengeResponse;
+    const csrPem = createCsr(keys);
+    const request: CertificateRequest = {
+      clusterId: token.clusterId,
+      csrPem,
+      proof: joinProof(token.secret, Buffer.from(nonce), csrPem),
+    };
+    return (await channel.request(JOIN_CERTIFICATE, request, timeoutMs)) as CertificateResponse;
+  } finally {
+    channel.close(1000, 'done');
+  }
+}
+
+function checkIssued(issued: CertificateResponse, caCertPem: string, keys: KeyPair): void {
+  const cert = new X509Certificate(issued.certPem);
+  if (!cert.verify(new X509Certificate(caCertPem).publicKey)) {
+    throw new JoinError('issued certificate is not signed by the pinned CA');
+  }
+  if (!cert.checkPrivateKey(createPrivateKey(keys.privateKeyPem))) {
+    throw new JoinError('issued certificate is not for our key');
+  }
+  if (describeCertificate(issued.certPem).nodeId !== issued.nodeId) {
+    throw new JoinError('issued certificate names another node');
+  }
+}
+
+/**
+ * Joins the cluster a token describes: tries its seeds in order until one issues a certificate.
+ * A seed that refuses (wrong secret, other cluster) ends the attempt; an unreachable one does not.
+ */
+export async function joinCluster(token: JoinToken, options: JoinOptions): Promise<NodeIdentity> {
+  const keys = options.keys ?? (await generateKeyPair());
+  const failures: string[] = [];
+  for (const seed of token.seeds) {
+    let caCertPem: string;
+    try {
+      caCertPem = await fetchPinnedCaCertificate(seed, token.caPin, options);
+    } catch (error) {
+      failures.push((error as Error).message);
+      if (!(error as Error).message.startsWith('cannot reach')) break;
+      continue;
+    }
+    try {
+      const issued = await requestCertificate(seed, token, caCertPem, keys, options);
+      checkIssued(issued, caCertPem, keys);
+      options.log.info({ seed, nodeId: issued.nodeId }, 'joined the cluster');
+      return {
+        clusterId: token.clusterId,
+        nodeId: issued.nodeId,
+        keyPem: keys.privateKeyPem,
+        certPem: issued.certPem,
+        caCertPem,
+      };
+    } catch (error) {
+      const message = `seed ${seed}: ${(error as Error).message}`;
+      failures.push(message);
+      options.log.warn({ seed, reason: (error as Error).message }, 'join attempt failed');
+      if ((error as { code?: string }).code !== 'unreachable') break;
+    }
+  }
+  throw new JoinError(`could not join cluster ${token.clusterId}: ${failures.join('; ')}`);
+}

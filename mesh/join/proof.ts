@@ -1,0 +1,21 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Proof that the joiner knows the join secret, bound to the seed's fresh nonce (no replay) and to
+ * the CSR (a proof cannot be lifted onto another key). The secret itself never crosses the wire.
+ */
+export function joinProof(secret: string, nonce: Buffer, csrPem: string): Buffer {
+  const csrDigest = createHash('sha256').update(csrPem).digest();
+  return createHmac('sha256', Buffer.from(secret, 'base64url'))
+    .update(nonce)
+    .update(csrDigest)
+    .digest();
+}
+
+export function proofMatches(expected: Buffer, given: unknown): boolean {
+  return (
+    given instanceof Uint8Array &&
+    given.length === expected.length &&
+    timingSafeEqual(expected, given)
+  );
+}

@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import type { ClusterCA } from '../pki/ca.js';
+import { newNodeId } from '../pki/identity.js';
+import { Channel, type Handler } from '../transport/channel.js';
+import { type AnonymousRoute, refuseUpgrade } from '../transport/listener.js';
+import {
+  type CertificateResponse,
+  type ChallengeResponse,
+  JOIN_CERTIFICATE,
+  JOIN_CHALLENGE,
+} from './messages.js';
+import { joinProof, proofMatches } from './proof.js';
+import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
+
+export interface IssuedNode {
+  nodeId: string;
+  serial: string;
+  remote: string;
+}
+
+export interface JoinServiceOptions {
+  ca: ClusterCA;
+  /** The current join secret; rotating it invalidates every token made before. */
+  secret: () => string;
+  log: Logger;
+  rateLimit?: RateLimitOptions;
+  /** A join session must finish within this; the socket is then dropped. */
+  sessionTimeoutMs?: number;
+  onIssued?: (node: IssuedNode) => void;
+}
+
+const JOIN_LIMITS = { maxFrameBytes: 64 * 1024, maxBufferedBytes: 256 * 1024 };
+const DEFAULT_RATE_LIMIT = { burst: 10, refillPerSecond: 1 / 6 };
+
+function isCertificateRequest(
+  body: unknown,
+): body is { clusterId: string; csrPem: string; proof: Uint8Array } {
+  const b = body as Record<string, unknown> | null;
+  return (
+    typeof b === 'object' &&
+    b !== null &&
+    typeof b.clusterId === 'string' &&
+    typeof b.csrPem === 'string' &&
+    b.proof instanceof Uint8Array
+  );
+}
+
+/**
+ * The seed side of joining: a node that holds the cluster CA answers joiners who prove the secret
+ * with a certificate for a node ID it chooses, so no joiner can claim an existing identity.
+ */
+export class JoinService implements AnonymousRoute {
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: JOIN_LIMITS.maxFrameBytes,
+    perMessageDeflate: false,
+  });
+  private readonly limiter: RateLimiter;
+
+  constructor(private readonly options: JoinServiceOptions) {
+    this.limiter = new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
+  }
+
+  accept(request: IncomingMessage, socket: TLSSocket, head: Buffer, remote: string): void {
+    const source = socket.remoteAddress ?? remote;
+    if (!this.limiter.take(source)) {
+      const reason = `too many join attempts from ${source}; wait and retry`;
+      this.options.log.warn({ remote, reason }, 'join refused');
+      refuseUpgrade(socket, 429, reason);
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      const session = new JoinSession(this.options, remote);
+      const channel = new Channel(
+        ws,
+        { nodeId: '(joining)', serial: '', remote },
+        session.handlers,
+        JOIN_LIMITS,
+        this.options.log,
+      );
+      const timer = setTimeout(
+        () => channel.close(1008, 'join session timed out'),
+        this.options.sessionTimeoutMs ?? 10_000,
+      );
+      channel.onClose(() => clearTimeout(timer));
+    });
+  }
+}
+
+/** One connection's state: a fresh nonce, good for a single certificate attempt. */
+class JoinSession {
+  private nonce: Buffer | undefined;
+  readonly handlers: ReadonlyMap<string, Handler>;
+
+  constructor(
+    private readonly options: JoinServiceOptions,
+    private readonly remote: string,
+  ) {
+    this.handlers = new Map<string, Handler>([
+      [JOIN_CHALLENGE, () => this.challenge()],
+      [JOIN_CERTIFICATE, (body) => this.certificate(body)],
+    ]);
+  }
+
+  private challenge(): ChallengeResponse {
+    this.nonce = randomBytes(32);
+    return { nonce: this.nonce };
+  }
+
+  private certificate(body: unknown): CertificateResponse {
+    const nonce = this.nonce;
+    this.nonce = undefined;
+    try {
+      return this.issue(body, nonce);
+    } catch (error) {
+      this.options.log.warn(
+        { remote: this.remote, reason: (error as Error).message },
+        'join refused',
+      );
+      throw error;
+    }
+  }
+
+  private issue(body: unknown, nonce: Buffer | undefined): CertificateResponse {
+    const { ca } = this.options;
+    if (!nonce) throw new Error('ask for a challenge first; each challenge allows one attempt');
+    if (!isCertificateRequest(body)) throw new Error('malformed certificate request');
+    if (body.clusterId !== ca.clusterId) {
+      throw new Error(`token is for cluster ${body.clusterId}, this is cluster ${ca.clusterId}`);
+    }
+    const expected = joinProof(this.options.secret(), nonce, body.csrPem);
+    if (!proofMatches(expected, body.proof)) {
+      throw new Error('wrong join secret (a rotated token is no longer valid)');
+    }
+    const nodeId = newNodeId();
+    const issued = ca.issueFromCsr(body.csrPem, nodeId);
+    this.options.log.info(
+      { remote: this.remote, joined: nodeId, serial: issued.serial },
+      'certificate issued',
+    );
+    this.options.onIssued?.({ nodeId, serial: issued.serial, remote: this.remote });
+    return { nodeId, certPem: issued.certPem, caCertPem: ca.certPem };
+  }
+}

@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import forge from 'node-forge';
+import { certificatePin, normalizeSerial, ROLE_CA, ROLE_NODE } from './certificate.js';
+import { generateKeyPair } from './keys.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+export const NODE_CERT_VALID_DAYS = 90;
+const CA_CERT_VALID_DAYS = 10 * 365;
+
+export interface IssueOptions {
+  nodeId: string;
+  publicKeyPem: string;
+  /** Defaults to now; tests move it to mint certificates that are already expired. */
+  validFrom?: Date;
+  validDays?: number;
+}
+
+export interface IssuedCertificate {
+  certPem: string;
+  serial: string;
+}
+
+/** A positive 128-bit serial: the top bit is cleared so DER never reads it as negative. */
+function randomSerialHex(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x01;
+  return bytes.toString('hex');
+}
+
+function subject(
+  clusterId: string,
+  commonName: string,
+  role: string,
+): forge.pki.CertificateField[] {
+  return [
+    { name: 'commonName', value: commonName },
+    { name: 'organizationName', value: clusterId },
+    { name: 'organizationalUnitName', value: role },
+  ];
+}
+
+/** The cluster's certificate authority: the root of every node identity in one cluster. */
+export class ClusterCA {
+  readonly pin: string;
+
+  private constructor(
+    readonly clusterId: string,
+    readonly certPem: string,
+    private readonly keyPem: string,
+  ) {
+    this.pin = certificatePin(certPem);
+  }
+
+  static async create(clusterId: string): Promise<ClusterCA> {
+    const keys = await generateKeyPair(3072);
+    const cert = forge.pki.createCertificate();
+    cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
+    cert.serialNumber = randomSerialHex();
+    cert.validity.notBefore = new Date(Date.now() - 60_000);
+    cert.validity.notAfter = new Date(Date.now() + CA_CERT_VALID_DAYS * DAY_MS);
+    const name = subject(clusterId, `mesh-ca-${clusterId}`, ROLE_CA);
+    cert.setSubject(name);
+    cert.setIssuer(name);
+    cert.setExtensions([
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      { name: 'subjectKeyIdentifier' },
+    ]);
+    const key = forge.pki.privateKeyFromPem(keys.privateKeyPem);
+    cert.sign(key, forge.md.sha256.create());
+    return new ClusterCA(clusterId, forge.pki.certificateToPem(cert), keys.privateKeyPem);
+  }
+
+  static load(clusterId: string, certPem: string, keyPem: string): ClusterCA {
+    return new ClusterCA(clusterId, certPem, keyPem);
+  }
+
+  /** The private key, for persisting the CA; never sent over the network. */
+  exportKeyPem(): string {
+    return this.keyPem;
+  }
+
+  issue(options: IssueOptions): IssuedCertificate {
+    const caCert = forge.pki.certificateFromPem(this.certPem);
+    const cert = forge.pki.createCertificate();
+    const validFrom = options.validFrom ?? new Date(Date.now() - 60_000);
+    cert.publicKey = forge.pki.publicKeyFromPem(options.publicKeyPem);
+    cert.serialNumber = randomSerialHex();
+    cert.validity.notBefore = validFrom;
+    cert.validity.notAfter = new Date(
+      validFrom.getTime() + (options.validDays ?? NODE_CERT_VALID_DAYS) * DAY_MS,
+    );
+    cert.setSubject(subject(this.clusterId, options.nodeId, ROLE_NODE));
+    cert.setIssuer(caCert.subject.attributes);
+    cert.setExtensions([
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+      { name: 'subjectAltName', altNames: [{ type: 6, value: `mesh://node/${options.nodeId}` }] },
+    ]);
+    cert.sign(forge.pki.privateKeyFromPem(this.keyPem), forge.md.sha256.create());
+    return {
+      certPem: forge.pki.certificateToPem(cert),
+      serial: normalizeSerial(cert.serialNumber),
+    };
+  }
+
+  /** Issues a certificate for the key inside a CSR, after checking the CSR's own signature. */
+  issueFromCsr(csrPem: string, nodeId: string): IssuedCertificate {
+    const csr = forge.pki.certificationRequestFromPem(csrPem);
+    if (!csr.verify()) throw new Error('certificate request signature does not verify');
+    const publicKey = csr.publicKey as forge.pki.rsa.PublicKey | null;
+    if (!publicKey || publicKey.n.bitLength() < 2048) {
+      throw new Error('certificate request must carry an RSA key of at least 2048 bits');
+    }
+    return this.issue({ nodeId, publicKeyPem: forge.pki.publicKeyToPem(publicKey) });
+  }
+}

@@ -1,0 +1,42 @@
+import { createHash, X509Certificate } from 'node:crypto';
+
+/** Who a certificate says its holder is. Every field comes from the signed subject. */
+export interface CertificateFacts {
+  nodeId: string;
+  clusterId: string;
+  role: string;
+  serial: string;
+  notAfter: Date;
+}
+
+/** Subject attributes: CN = node ID, O = cluster ID, OU = role ("node" or "ca"). */
+export const ROLE_NODE = 'node';
+export const ROLE_CA = 'ca';
+
+/** Serial numbers are compared as lower-case hex without leading zeros, whoever printed them. */
+export function normalizeSerial(serial: string): string {
+  const hex = serial.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+  return hex === '' ? '0' : hex;
+}
+
+/** The CA pin carried in join tokens: SHA-256 over the certificate's DER bytes, in hex. */
+export function certificatePin(certificate: string | Buffer): string {
+  const der = typeof certificate === 'string' ? new X509Certificate(certificate).raw : certificate;
+  return createHash('sha256').update(der).digest('hex');
+}
+
+function subjectField(subject: string, key: string): string {
+  const line = subject.split('\n').find((l) => l.startsWith(`${key}=`));
+  return line ? line.slice(key.length + 1) : '';
+}
+
+export function describeCertificate(pem: string): CertificateFacts {
+  const cert = new X509Certificate(pem);
+  return {
+    nodeId: subjectField(cert.subject, 'CN'),
+    clusterId: subjectField(cert.subject, 'O'),
+    role: subjectField(cert.subject, 'OU'),
+    serial: normalizeSerial(cert.serialNumber),
+    notAfter: new Date(cert.validTo),
+  };
+}

@@ -1,0 +1,132 @@
+import type { IncomingMessage } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import type { NodeIdentity } from '../pki/identity.js';
+import { Channel, type ChannelLimits, type Handlers } from './channel.js';
+import { REFUSAL_HEADER } from './dial.js';
+import { MEMBER_PATH } from './link.js';
+import {
+  certificateRefusal,
+  type PeerPolicy,
+  peerFromCertificate,
+  serverTlsOptions,
+} from './tls.js';
+
+export const JOIN_PATH = '/join/v1';
+
+/** A route reachable without a client certificate; only the join service is one. */
+export interface AnonymousRoute {
+  accept(request: IncomingMessage, socket: TLSSocket, head: Buffer, remote: string): void;
+}
+
+export interface ListenerContext {
+  identity: NodeIdentity;
+  policy: PeerPolicy;
+  handlers: Handlers;
+  limits: ChannelLimits;
+  log: Logger;
+  join?: AnonymousRoute;
+  adopt: (channel: Channel) => void;
+}
+
+function remoteOf(socket: Duplex): string {
+  const s = socket as TLSSocket;
+  return `${s.remoteAddress}:${s.remotePort}`;
+}
+
+/** Answers an upgrade with a status and the reason, so the refused side can say why. */
+export function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
+  const header = reason.replace(/[\r\n]/g, ' ');
+  socket.end(
+    `HTTP/1.1 ${status} Refused\r\n${REFUSAL_HEADER}: ${header}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+  );
+  (socket as TLSSocket).destroySoon();
+}
+
+/** The node's one TLS port: WebSocket connections of members, and the join route. */
+export class Listener {
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+
+  constructor(private readonly ctx: ListenerContext) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: ctx.limits.maxFrameBytes,
+      perMessageDeflate: false,
+    });
+    this.server = createServer(serverTlsOptions(ctx.identity));
+    this.server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
+      ctx.log.warn(
+        { remote: remoteOf(socket), reason: error.code ?? error.message },
+        'TLS handshake refused',
+      );
+    });
+    this.server.on('request', (request, response) => {
+      ctx.log.warn(
+        { remote: remoteOf(request.socket), url: request.url },
+        'plain HTTP request refused',
+      );
+      response.writeHead(426, { [REFUSAL_HEADER]: 'this port speaks WebSocket only' }).end();
+    });
+    this.server.on('upgrade', (request, socket, head) => this.upgrade(request, socket, head));
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const address = this.server.address();
+        resolve(typeof address === 'object' && address ? address.port : port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private refuse(socket: Duplex, status: number, reason: string): void {
+    this.ctx.log.warn({ remote: remoteOf(socket), reason }, 'connection refused');
+    refuseUpgrade(socket, status, reason);
+  }
+
+  private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const tls = socket as TLSSocket;
+    const remote = remoteOf(socket);
+    const path = (request.url ?? '').split('?')[0];
+    if (path === JOIN_PATH) {
+      if (!this.ctx.join) this.refuse(socket, 403, 'this node does not issue certificates');
+      else this.ctx.join.accept(request, tls, head, remote);
+      return;
+    }
+    if (path !== MEMBER_PATH) {
+      this.refuse(socket, 404, `no route ${path}`);
+      return;
+    }
+    const cert = tls.getPeerCertificate();
+    if (!cert || Object.keys(cert).length === 0) {
+      this.refuse(socket, 401, 'client certificate required');
+      return;
+    }
+    if (!tls.authorized) {
+      this.refuse(socket, 403, `certificate not accepted: ${String(tls.authorizationError)}`);
+      return;
+    }
+    const refusal = certificateRefusal(cert, this.ctx.policy);
+    if (refusal) {
+      this.refuse(socket, 403, refusal);
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      const peer = peerFromCertificate(cert, remote);
+      const channel = new Channel(ws, peer, this.ctx.handlers, this.ctx.limits, this.ctx.log);
+      this.ctx.log.debug({ peer: peer.nodeId, remote }, 'peer connected');
+      this.ctx.adopt(channel);
+    });
+  }
+}

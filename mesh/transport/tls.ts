@@ -1,0 +1,87 @@
+import type { ServerOptions } from 'node:https';
+import type { ConnectionOptions, PeerCertificate } from 'node:tls';
+import { normalizeSerial, ROLE_NODE } from '../pki/certificate.js';
+import type { NodeIdentity } from '../pki/identity.js';
+import type { RevocationList } from './revocation.js';
+
+/** The authenticated identity of the node at the other end of a connection. */
+export interface Peer {
+  nodeId: string;
+  serial: string;
+  /** Remote host:port of the connection (not the peer's listening address for inbound ones). */
+  remote: string;
+}
+
+export interface PeerPolicy {
+  clusterId: string;
+  revocations: RevocationList;
+}
+
+function field(value: string | string[] | undefined): string {
+  return Array.isArray(value) ? (value[0] ?? '') : (value ?? '');
+}
+
+export function peerFromCertificate(cert: PeerCertificate, remote: string): Peer {
+  return { nodeId: field(cert.subject?.CN), serial: normalizeSerial(cert.serialNumber), remote };
+}
+
+/**
+ * Why a CA-verified certificate is still not acceptable, or undefined when it is. The chain itself
+ * is checked by OpenSSL against the cluster CA; this adds what OpenSSL cannot know.
+ */
+export function certificateRefusal(
+  cert: PeerCertificate,
+  policy: PeerPolicy,
+  expectedNodeId?: string,
+): string | undefined {
+  const cluster = field(cert.subject?.O);
+  const role = field(cert.subject?.OU);
+  const nodeId = field(cert.subject?.CN);
+  if (cluster !== policy.clusterId) return `certificate of cluster "${cluster}", not ours`;
+  if (role !== ROLE_NODE) return `certificate role "${role}" is not a node`;
+  if (policy.revocations.has(cert.serialNumber)) {
+    return `certificate ${normalizeSerial(cert.serialNumber)} of node ${nodeId} is revoked`;
+  }
+  if (expectedNodeId !== undefined && nodeId !== expectedNodeId) {
+    return `expected node ${expectedNodeId}, found node ${nodeId}`;
+  }
+  return undefined;
+}
+
+/**
+ * requestCert is on and only the cluster CA is trusted. rejectUnauthorized is left to the upgrade
+ * handler so that a refusal is answered with its reason and logged, and so that the join path,
+ * the one route that accepts a client without a certificate (as swarmkit's CA endpoint does),
+ * can share the port. Every member route refuses unless OpenSSL authorized the client.
+ */
+export function serverTlsOptions(identity: NodeIdentity): ServerOptions {
+  return {
+    key: identity.keyPem,
+    cert: identity.certPem + identity.caCertPem,
+    ca: [identity.caCertPem],
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.3',
+    handshakeTimeout: 10_000,
+  };
+}
+
+/** Outbound member connections: present our certificate, accept only a valid cluster member. */
+export function clientTlsOptions(
+  identity: NodeIdentity,
+  policy: PeerPolicy,
+  expectedNodeId?: string,
+): ConnectionOptions {
+  return {
+    key: identity.keyPem,
+    cert: identity.certPem,
+    ca: [identity.caCertPem],
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.3',
+    // Peers are named by node ID in the certificate, not by host name.
+    checkServerIdentity: (_host, cert) => {
+      const reason = certificateRefusal(cert, policy, expectedNodeId);
+      return reason === undefined ? undefined : new Error(reason);
+    },
+  };
+}

@@ -1,0 +1,161 @@
+import type { Logger } from 'pino';
+import type { NodeIdentity } from '../pki/identity.js';
+import { type Channel, CLOSE_REVOKED, CLOSE_SHUTDOWN, type Handler } from './channel.js';
+import { PeerLink } from './link.js';
+import { type AnonymousRoute, Listener } from './listener.js';
+import { RevocationList } from './revocation.js';
+import type { PeerPolicy } from './tls.js';
+
+export interface TransportOptions {
+  identity: NodeIdentity;
+  /** Address to listen on; outbound connections leave from it too. */
+  host: string;
+  /** 0 lets the system choose; listen() returns the real one. */
+  port: number;
+  log: Logger;
+  revocations?: RevocationList;
+  join?: AnonymousRoute;
+  maxFrameBytes?: number;
+  maxBufferedBytes?: number;
+  maxQueue?: number;
+  requestTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+/** A peer by its listening address; with a node ID, a different node there is refused. */
+export type PeerAddress = string | { address: string; nodeId?: string };
+
+export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The node-to-node channel: one mTLS WebSocket port in, one link per peer out. Messages are
+ * dispatched to handlers by type, whichever direction the connection was dialled in.
+ */
+export class Transport {
+  readonly revocations: RevocationList;
+  private readonly handlers = new Map<string, Handler>();
+  private readonly links = new Map<string, PeerLink>();
+  private readonly channels = new Set<Channel>();
+  private readonly listener: Listener;
+  private readonly requestTimeoutMs: number;
+  private readonly stopWatchingRevocations: () => void;
+  private listening: string | undefined;
+
+  constructor(private readonly options: TransportOptions) {
+    this.revocations = options.revocations ?? new RevocationList();
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+    this.listener = new Listener({
+      identity: options.identity,
+      policy: this.policy,
+      handlers: this.handlers,
+      limits: this.limits,
+      log: options.log,
+      join: options.join,
+      adopt: (channel) => this.adopt(channel),
+    });
+    this.stopWatchingRevocations = this.revocations.onRevoked((serial) => this.dropRevoked(serial));
+  }
+
+  get nodeId(): string {
+    return this.options.identity.nodeId;
+  }
+
+  /** host:port this node listens on, once listen() has resolved. */
+  get address(): string {
+    if (!this.listening) throw new Error('transport is not listening yet');
+    return this.listening;
+  }
+
+  handle(type: string, handler: Handler): void {
+    if (this.handlers.has(type)) throw new Error(`a handler for "${type}" is already registered`);
+    this.handlers.set(type, handler);
+  }
+
+  async listen(): Promise<string> {
+    const port = await this.listener.listen(this.options.host, this.options.port);
+    this.listening = `${this.options.host}:${port}`;
+    this.options.log.info({ address: this.listening }, 'transport listening');
+    return this.listening;
+  }
+
+  /** One-way, fire and forget; throws TransportError when the frame cannot even be queued. */
+  send(to: PeerAddress, type: string, body: unknown): void {
+    this.link(to).send(type, body);
+  }
+
+  request(
+    to: PeerAddress,
+    type: string,
+    body: unknown,
+    options: { timeoutMs?: number } = {},
+  ): Promise<unknown> {
+    return this.link(to).request(type, body, options.timeoutMs ?? this.requestTimeoutMs);
+  }
+
+  /** Refuses the certificate from now on and drops every live connection that used it. */
+  revoke(serial: string): void {
+    this.revocations.add(serial);
+  }
+
+  async close(): Promise<void> {
+    this.stopWatchingRevocations();
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+    for (const channel of this.channels) channel.close(CLOSE_SHUTDOWN, 'shutting down');
+    await this.listener.close();
+  }
+
+  private get policy(): PeerPolicy {
+    return { clusterId: this.options.identity.clusterId, revocations: this.revocations };
+  }
+
+  private get limits() {
+    return {
+      maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      maxBufferedBytes: this.options.maxBufferedBytes ?? 16 * 1024 * 1024,
+    };
+  }
+
+  private link(to: PeerAddress): PeerLink {
+    const { address, nodeId } = typeof to === 'string' ? { address: to, nodeId: undefined } : to;
+    const key = nodeId ? `${nodeId}@${address}` : address;
+    let link = this.links.get(key);
+    if (!link) {
+      link = new PeerLink(address, nodeId, {
+        identity: this.options.identity,
+        policy: this.policy,
+        handlers: this.handlers,
+        limits: this.limits,
+        log: this.options.log,
+        bindAddress: this.options.host,
+        maxQueue: this.options.maxQueue ?? 1024,
+        backoff: this.options.backoff ?? { initialMs: 100, maxMs: 5000 },
+        connectTimeoutMs: this.options.connectTimeoutMs ?? 5000,
+        adopt: (channel) => this.adopt(channel),
+      });
+      this.links.set(key, link);
+    }
+    return link;
+  }
+
+  private adopt(channel: Channel): void {
+    if (this.revocations.has(channel.peer.serial)) {
+      channel.close(CLOSE_REVOKED, 'certificate revoked');
+      return;
+    }
+    this.channels.add(channel);
+    channel.onClose(() => this.channels.delete(channel));
+  }
+
+  private dropRevoked(serial: string): void {
+    for (const channel of this.channels) {
+      if (channel.peer.serial !== serial) continue;
+      this.options.log.warn(
+        { peer: channel.peer.nodeId, serial },
+        'certificate revoked, dropping live connection',
+      );
+      channel.close(CLOSE_REVOKED, 'certificate revoked');
+    }
+  }
+}
