@@ -27,6 +27,15 @@ function randomSerialHex(): string {
   return bytes.toString('hex');
 }
 
+/** forge throws on some bad signatures instead of returning false; both mean "does not verify". */
+function verifies(csr: forge.pki.CertificateSigningRequest): boolean {
+  try {
+    return csr.verify();
+  } catch {
+    return false;
+  }
+}
+
 function subject(
   clusterId: string,
   commonName: string,
@@ -108,7 +117,7 @@ export class ClusterCA {
   /** Issues a certificate for the key inside a CSR, after checking the CSR's own signature. */
   issueFromCsr(csrPem: string, nodeId: string): IssuedCertificate {
     const csr = forge.pki.certificationRequestFromPem(csrPem);
-    if (!csr.verify()) throw new Error('certificate request signature does not verify');
+    if (!verifies(csr)) throw new Error('certificate request signature does not verify');
     const publicKey = csr.publicKey as forge.pki.rsa.PublicKey | null;
     if (!publicKey || publicKey.n.bitLength() < 2048) {
       throw new Error('certificate request must carry an RSA key of at least 2048 bits');
