@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { JoinTokenError } from '../mesh/pki/token.js';
+import { COMMANDS, type Command, UsageError } from './commands.js';
+
+const { version } = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => `${c.name} ${c.args ?? ''}`.length));
+  const lines = [
+    `mesh ${version} — a small container orchestrator`,
+    '',
+    'Usage: mesh <command> [options]',
+  ];
+  for (const group of ['Cluster', 'Stacks'] as const) {
+    lines.push('', `${group}:`);
+    for (const c of COMMANDS.filter((command) => command.group === group)) {
+      const usage = `${c.name} ${c.args ?? ''}`.padEnd(width);
+      lines.push(`  ${usage}  ${c.summary}${c.run ? '' : '  (coming)'}`);
+    }
+  }
+  lines.push('', 'Other:', '  help       this text', '  version    print the version');
+  return lines.join('\n');
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+function suggestion(name: string): string {
+  const [best] = COMMANDS.map((c) => ({ name: c.name, distance: editDistance(name, c.name) })).sort(
+    (x, y) => x.distance - y.distance,
+  );
+  return best && best.distance <= 2 ? ` (did you mean "${best.name}"?)` : '';
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(`${help()}\n`);
+    return 0;
+  }
+  if (name === 'version' || name === '--version') {
+    process.stdout.write(`${version}\n`);
+    return 0;
+  }
+  const command: Command | undefined = COMMANDS.find((c) => c.name === name);
+  if (!command)
+    throw new UsageError(`unknown command "${name}"${suggestion(name)}; see "mesh --help"`);
+  command.validate?.(args);
+  if (!command.run) {
+    process.stderr.write(`mesh ${name}: not built yet in mesh ${version}; see "mesh --help"\n`);
+    return 1;
+  }
+  return command.run(args);
+}
+
+run(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: Error) => {
+    if (error instanceof UsageError || error instanceof JoinTokenError) {
+      process.stderr.write(`mesh: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`mesh: unexpected failure: ${error.stack ?? error.message}\n`);
+    process.exitCode = 70;
+  },
+);

@@ -1,0 +1,51 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { encodeJoinToken } from '../../mesh/pki/token.js';
+
+const main = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+
+function mesh(...args: string[]) {
+  const result = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+test('--help lists every command, marking those still coming', (t) => {
+  const { code, stdout } = mesh('--help');
+  t.is(code, 0);
+  for (const name of [
+    'init',
+    'join',
+    'agent',
+    'token',
+    'node',
+    'status',
+    'deploy',
+    'ls',
+    'ps',
+    'scale',
+    'rm',
+    'logs',
+  ]) {
+    t.regex(stdout, new RegExp(`^  ${name}\\b.*$`, 'm'), `help lists ${name}`);
+  }
+  t.regex(stdout, /deploy -c FILE \[STACK\].*\(coming\)/);
+});
+
+test('a mangled join token gets one clear line and no stack trace', (t) => {
+  const good = encodeJoinToken({
+    clusterId: 'c1',
+    seeds: ['127.0.0.1:7946'],
+    caPin: '0'.repeat(64),
+    secret: 'A'.repeat(43),
+  });
+  const { code, stderr } = mesh('join', good.slice(0, -3));
+  t.is(code, 2);
+  t.is(stderr, 'mesh: join token is damaged (its checksum does not match): copy it again, whole\n');
+});
+
+test('a typo gets a suggestion', (t) => {
+  const { code, stderr } = mesh('dploy');
+  t.is(code, 2);
+  t.regex(stderr, /unknown command "dploy" \(did you mean "deploy"\?\)/);
+});
