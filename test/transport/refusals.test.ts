@@ -16,8 +16,9 @@ const SERVER = '127.0.11.1';
 const MAX_FRAME = 64 * 1024;
 
 const cluster = await testCluster();
-const serverLogs: CapturedLogs = captureLogs('server');
-const server: Transport = await startTransport(await cluster.identity(), SERVER, serverLogs.log, {
+const serverIdentity = await cluster.identity();
+const serverLogs: CapturedLogs = captureLogs(serverIdentity.nodeId);
+const server: Transport = await startTransport(serverIdentity, SERVER, serverLogs.log, {
   maxFrameBytes: MAX_FRAME,
 });
 server.handle('echo', (body) => body);
@@ -245,4 +246,9 @@ test.serial('a plain HTTP request on the TLS port gets no service', async (t) =>
   t.is(status, 426);
   await serverLogs.waitFor((line) => line.msg === 'plain HTTP request refused');
   await stillServesHonestPeer(t);
+});
+
+test.serial('every line the server logged names its node', (t) => {
+  t.true(serverLogs.lines.length > 10);
+  t.true(serverLogs.lines.every((line) => line.node === server.nodeId));
 });
