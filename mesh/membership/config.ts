@@ -32,6 +32,11 @@ export interface SwimConfig {
    * rather than at the next periodic push-pull, minutes away in large clusters.
    */
   joinSyncDelayMs: number;
+  /**
+   * Push-pull with one random dead member this often (Serf's reconnect): after a partition longer
+   * than gossipToTheDeadMs nothing else would ever contact the other side again.
+   */
+  reconnectIntervalMs: number;
 }
 
 export const LAN_DEFAULTS: Readonly<SwimConfig> = {
@@ -49,6 +54,7 @@ export const LAN_DEFAULTS: Readonly<SwimConfig> = {
   maxPiggyback: 64,
   joinRetryMs: 2000,
   joinSyncDelayMs: 3000,
+  reconnectIntervalMs: 30_000,
 };
 
 export function suspicionMinMs(config: SwimConfig, n: number): number {

@@ -75,7 +75,10 @@ export class Prober {
     const round = this.round;
     if (round && !round.indirectSent && now >= round.indirectAt) this.askOthers(round);
     if (round && now >= round.endAt) this.fail(round, now);
-    if (!this.round && now >= this.nextRoundAt && !this.state.leaving) this.start(now);
+    if (!this.round && now >= this.nextRoundAt) {
+      this.nextRoundAt = now + this.awareness.scale(this.config.probeIntervalMs);
+      if (!this.state.leaving) this.start(now);
+    }
   }
 
   /** A ping addressed to us: acknowledge it. */
@@ -113,9 +116,8 @@ export class Prober {
 
   private start(now: number): void {
     const target = this.nextTarget();
-    const interval = this.awareness.scale(this.config.probeIntervalMs);
-    this.nextRoundAt = now + interval;
     if (!target) return;
+    const interval = this.nextRoundAt - now;
     const seq = this.nextSeq();
     this.round = {
       seq,

@@ -37,6 +37,7 @@ export class Swim {
   private seq = 0;
   private nextGossipAt: number;
   private nextPushPullAt: number;
+  private nextReconnectAt: number;
   private seeds: string[] = [];
   private nextJoinAt = Number.POSITIVE_INFINITY;
 
@@ -68,6 +69,7 @@ export class Swim {
     this.nextGossipAt = options.now + this.random.int(options.config.gossipIntervalMs);
     // Staggered, so that nodes started together do not sync in lockstep.
     this.nextPushPullAt = options.now + this.random.int(this.pushPullInterval());
+    this.nextReconnectAt = options.now + options.config.reconnectIntervalMs;
   }
 
   get id(): string {
@@ -128,6 +130,7 @@ export class Swim {
       this.prober.nextDeadline,
       this.state.broadcasts.size > 0 ? this.nextGossipAt : Number.POSITIVE_INFINITY,
       this.nextPushPullAt,
+      this.nextReconnectAt,
       this.state.nextSuspicionDeadline(),
       this.nextJoinAt,
     );
@@ -148,6 +151,11 @@ export class Swim {
       this.nextPushPullAt = now + this.pushPullInterval();
       const [peer] = this.state.randomOthers(1, (m) => m.status === 'alive', this.random);
       if (peer && !this.state.leaving) this.push(peer, false);
+    }
+    if (now >= this.nextReconnectAt) {
+      this.nextReconnectAt = now + this.config.reconnectIntervalMs;
+      const [dead] = this.state.randomOthers(1, (m) => m.status === 'dead', this.random);
+      if (dead && !this.state.leaving) this.push(dead, false);
     }
   }
 

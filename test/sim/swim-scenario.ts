@@ -78,7 +78,9 @@ export function runScenario(options: ScenarioOptions): ScenarioReport {
 
   // Phase 2: steady state (once the join storm's gossip has drained), optionally with one node
   // stalled; traffic is counted over this window.
-  sim.run(sim.now + 300_000, () => sim.liveNodes().every((node) => node.swim.pendingBroadcasts === 0));
+  sim.run(sim.now + 300_000, () =>
+    sim.liveNodes().every((node) => node.swim.pendingBroadcasts === 0),
+  );
   const sentBefore = sim.network.sent;
   const steadyStart = sim.now;
   if (stallMs > 0) {

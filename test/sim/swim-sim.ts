@@ -24,6 +24,8 @@ interface SimNode {
   life: number;
 }
 
+const STATUS_RANK = { alive: 0, suspect: 1, dead: 2, left: 3 } as const;
+
 export type EventObserver = (observer: string, event: MemberEvent, now: number) => void;
 
 export function simMeta(id: string, version = '1'): NodeMeta {
@@ -49,6 +51,9 @@ export class SwimSim {
   private readonly observers: EventObserver[] = [];
   /** Messages sent by each node, for traffic figures. */
   readonly sentBy = new Map<string, number>();
+  /** Broken invariants, checked on every event; a correct run leaves this empty. */
+  readonly violations: string[] = [];
+  private readonly lastSeen = new Map<string, { inc: number; rank: number }>();
 
   constructor(private readonly options: SwimSimOptions) {
     const network: NetworkOptions = {
@@ -141,6 +146,7 @@ export class SwimSim {
       this.network.send(node.id, to.address, () => this.deliver(to.address, node.id, message));
     }
     for (const event of node.swim.takeEvents()) {
+      this.check(node, event);
       for (const observer of this.observers) observer(node.id, event, this.now);
     }
     const wake = node.swim.nextWakeAt();
@@ -148,6 +154,25 @@ export class SwimSim {
       node.wakeAt = wake;
       const life = node.life;
       this.loop.at(wake, () => this.wake(node.id, wake, life));
+    }
+  }
+
+  /**
+   * SWIM precedence, seen from one node: news about a member only moves forward, to a higher
+   * incarnation or, at the same incarnation, to a worse status (alive < suspect < dead < left).
+   */
+  private check(node: SimNode, { member }: MemberEvent): void {
+    const key = `${node.id}#${node.life}>${member.id}`;
+    const rank = STATUS_RANK[member.status];
+    const last = this.lastSeen.get(key);
+    this.lastSeen.set(key, { inc: member.incarnation, rank });
+    if (!last) return;
+    const forward =
+      member.incarnation > last.inc || (member.incarnation === last.inc && rank > last.rank);
+    if (!forward) {
+      this.violations.push(
+        `${this.now.toFixed(0)} ms: ${node.id} moved ${member.id} back from inc ${last.inc}/rank ${last.rank} to inc ${member.incarnation}/${member.status}`,
+      );
     }
   }
 
@@ -173,6 +198,9 @@ export class SwimSim {
     }
     node.swim.tick(this.now);
     this.flush(node);
+    // A state machine whose next deadline does not move past now would spin here forever.
+    if (node.wakeAt <= at)
+      throw new Error(`${id} asked to wake at ${node.wakeAt} again after ticking at ${at}`);
   }
 }
 
