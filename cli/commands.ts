@@ -1,9 +1,5 @@
-import { decodeJoinToken } from '../mesh/pki/token.js';
-
-/** A mistake of the user's: printed as one line, without a stack trace. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+import { node, status, token } from './cluster.js';
+import { agent, init, join } from './daemon.js';
 
 export interface Command {
   name: string;
@@ -11,9 +7,7 @@ export interface Command {
   group: 'Cluster' | 'Stacks' | 'Other';
   summary: string;
   /** Absent while the command is still coming. */
-  run?: (args: string[]) => Promise<number> | number;
-  /** Checks run before a coming command says it is not built yet, so input errors show now. */
-  validate?: (args: string[]) => void;
+  run?: (args: string[]) => Promise<number>;
 }
 
 export const COMMANDS: Command[] = [
@@ -21,36 +15,40 @@ export const COMMANDS: Command[] = [
     name: 'init',
     group: 'Cluster',
     summary: 'create a cluster on this machine and print a join token',
+    run: init,
   },
   {
     name: 'join',
     args: 'TOKEN',
     group: 'Cluster',
     summary: 'join this machine to the cluster a token names',
-    validate: ([token]) => {
-      if (!token)
-        throw new UsageError('join needs the token printed by "mesh init" or "mesh token"');
-      decodeJoinToken(token);
-    },
+    run: join,
   },
   {
     name: 'agent',
     group: 'Cluster',
     summary: 'run the agent again from an existing data directory',
+    run: agent,
   },
   {
     name: 'token',
-    args: '[--rotate]',
     group: 'Cluster',
-    summary: 'print the join token; --rotate invalidates old ones',
+    summary: 'print the join token (--rotate is coming)',
+    run: token,
   },
   {
     name: 'node',
-    args: 'SUBCOMMAND',
+    args: 'ls',
     group: 'Cluster',
-    summary: 'ls, inspect, drain, activate, label or rm nodes',
+    summary: 'list the nodes and their health (inspect, drain, label, rm coming)',
+    run: node,
   },
-  { name: 'status', group: 'Cluster', summary: 'leader, members and health at a glance' },
+  {
+    name: 'status',
+    group: 'Cluster',
+    summary: 'this node, its cluster and member health',
+    run: status,
+  },
   {
     name: 'deploy',
     args: '-c FILE [STACK]',

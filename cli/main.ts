@@ -1,7 +1,14 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { AgentError } from '../agent/agent.js';
+import { DataDirError } from '../agent/datadir.js';
+import { JoinError } from '../mesh/join/client.js';
 import { JoinTokenError } from '../mesh/pki/token.js';
-import { COMMANDS, type Command, UsageError } from './commands.js';
+import { UsageError } from './args.js';
+import { COMMANDS, type Command } from './commands.js';
+
+/** Failures the user can act on: one line, no stack trace. */
+const EXPECTED = [UsageError, JoinTokenError, JoinError, DataDirError, AgentError];
 
 const { version } = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
@@ -22,6 +29,11 @@ function help(): string {
     }
   }
   lines.push('', 'Other:', '  help       this text', '  version    print the version');
+  lines.push(
+    '',
+    'Most commands take --data-dir (default $MESH_DATA_DIR, /var/lib/mesh as root, else ~/.mesh);',
+  );
+  lines.push('listings take --json.');
   return lines.join('\n');
 }
 
@@ -58,7 +70,6 @@ async function run(argv: string[]): Promise<number> {
   const command: Command | undefined = COMMANDS.find((c) => c.name === name);
   if (!command)
     throw new UsageError(`unknown command "${name}"${suggestion(name)}; see "mesh --help"`);
-  command.validate?.(args);
   if (!command.run) {
     process.stderr.write(`mesh ${name}: not built yet in mesh ${version}; see "mesh --help"\n`);
     return 1;
@@ -71,7 +82,7 @@ run(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: Error) => {
-    if (error instanceof UsageError || error instanceof JoinTokenError) {
+    if (EXPECTED.some((kind) => error instanceof kind)) {
       process.stderr.write(`mesh: ${error.message}\n`);
       process.exitCode = 2;
       return;

@@ -1,0 +1,284 @@
+import { createServer } from 'node:net';
+import { joinCluster } from '../mesh/join/client.js';
+import { JoinService } from '../mesh/join/service.js';
+import { createLogger, type Logger } from '../mesh/log.js';
+import type { SwimConfig } from '../mesh/membership/config.js';
+import { Membership } from '../mesh/membership/runtime.js';
+import { ClusterCA } from '../mesh/pki/ca.js';
+import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity.js';
+import { generateKeyPair } from '../mesh/pki/keys.js';
+import { decodeJoinToken, encodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
+import { Transport } from '../mesh/transport/transport.js';
+import { ControlError, ControlServer } from './control.js';
+import { type ClusterFile, DataDir } from './datadir.js';
+import { nodeMeta, VERSION } from './meta.js';
+
+export const DEFAULT_PORT = 7946;
+
+export interface AgentOptions {
+  dataDir: string;
+  /** The address other nodes reach this one at; the agent also listens and dials from it. */
+  advertise: string;
+  port: number;
+  labels: Record<string, string>;
+  logLevel?: string;
+  swim?: Partial<SwimConfig>;
+}
+
+export class AgentError extends Error {
+  override name = 'AgentError';
+}
+
+// Peer addresses are saved at most this often, for rejoining after a restart.
+const PEER_SAVE_DELAY_MS = 2000;
+
+/** The node daemon: identity, transport, membership and the control API, wired together. */
+export class Agent {
+  private membership: Membership | undefined;
+  private control: ControlServer | undefined;
+  private transport: Transport | undefined;
+  private peerSave: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly dir: DataDir,
+    private readonly cluster: ClusterFile,
+    private readonly identity: NodeIdentity,
+    private readonly ca: ClusterCA | undefined,
+    readonly log: Logger,
+    private readonly swim: Partial<SwimConfig> | undefined,
+  ) {}
+
+  /** Creates a cluster: its CA, this node's identity, and a join secret. */
+  static async init(options: AgentOptions): Promise<Agent> {
+    const dir = new DataDir(options.dataDir);
+    await dir.create();
+    await checkListenable(options.advertise, options.port);
+    const clusterId = newClusterId();
+    const ca = await ClusterCA.create(clusterId);
+    const keys = await generateKeyPair();
+    const nodeId = newNodeId();
+    const issued = ca.issue({ nodeId, publicKeyPem: keys.publicKeyPem });
+    const identity = {
+      clusterId,
+      nodeId,
+      keyPem: keys.privateKeyPem,
+      certPem: issued.certPem,
+      caCertPem: ca.certPem,
+    };
+    const cluster: ClusterFile = {
+      clusterId,
+      nodeId,
+      advertise: options.advertise,
+      port: options.port,
+      labels: options.labels,
+      seeds: [],
+      joinSecret: newJoinSecret(),
+    };
+    await dir.writeIdentity(identity, ca.exportKeyPem());
+    await dir.writeCluster(cluster);
+    const agent = new Agent(dir, cluster, identity, ca, agentLogger(nodeId, options), options.swim);
+    agent.log.info({ clusterId, dataDir: dir.path }, 'cluster created');
+    await agent.start([]);
+    return agent;
+  }
+
+  /** Joins the cluster a token names: pins its CA, proves the secret, receives a certificate. */
+  static async join(tokenText: string, options: AgentOptions): Promise<Agent> {
+    const token = decodeJoinToken(tokenText);
+    const dir = new DataDir(options.dataDir);
+    await dir.create();
+    await checkListenable(options.advertise, options.port);
+    const bootLog = agentLogger('(joining)', options);
+    const identity = await joinCluster(token, { log: bootLog, bindAddress: options.advertise });
+    const cluster: ClusterFile = {
+      clusterId: identity.clusterId,
+      nodeId: identity.nodeId,
+      advertise: options.advertise,
+      port: options.port,
+      labels: options.labels,
+      seeds: token.seeds,
+    };
+    await dir.writeIdentity(identity);
+    await dir.writeCluster(cluster);
+    const agent = new Agent(
+      dir,
+      cluster,
+      identity,
+      undefined,
+      agentLogger(identity.nodeId, options),
+      options.swim,
+    );
+    await agent.start(token.seeds);
+    return agent;
+  }
+
+  /** Starts again from a data dir: same identity, rejoining through known peers and seeds. */
+  static async restart(
+    options: Pick<AgentOptions, 'dataDir' | 'logLevel' | 'swim'>,
+  ): Promise<Agent> {
+    const dir = new DataDir(options.dataDir);
+    const cluster = await dir.readCluster();
+    const { identity, caKeyPem } = await dir.readIdentity(cluster);
+    const ca = caKeyPem
+      ? ClusterCA.load(cluster.clusterId, identity.caCertPem, caKeyPem)
+      : undefined;
+    const log = agentLogger(cluster.nodeId, options);
+    const peers = await dir.readPeers().catch((error: Error) => {
+      log.warn(
+        { reason: error.message },
+        'peer cache unreadable; rejoining through the seeds only',
+      );
+      return [];
+    });
+    const agent = new Agent(dir, cluster, identity, ca, log, options.swim);
+    await agent.start([...new Set([...peers, ...cluster.seeds])]);
+    return agent;
+  }
+
+  get address(): string {
+    return `${this.cluster.advertise}:${this.cluster.port}`;
+  }
+
+  get nodeId(): string {
+    return this.identity.nodeId;
+  }
+
+  /** A token for joining this cluster through this node, if this node holds the CA. */
+  joinToken(): string | undefined {
+    if (!this.ca || !this.cluster.joinSecret) return undefined;
+    return encodeJoinToken({
+      clusterId: this.cluster.clusterId,
+      seeds: [this.address],
+      caPin: this.ca.pin,
+      secret: this.cluster.joinSecret,
+    });
+  }
+
+  /** Leaves the cluster gracefully (others see "left", not "dead") and stops. */
+  async shutdown(): Promise<void> {
+    this.log.info('leaving the cluster');
+    await this.membership?.leave();
+    await this.stop();
+  }
+
+  /** Stops without a word to the cluster, as a crash would. */
+  async stop(): Promise<void> {
+    clearTimeout(this.peerSave);
+    this.membership?.stop();
+    await this.control?.close();
+    await this.transport?.close();
+  }
+
+  private async start(seeds: string[]): Promise<void> {
+    const { cluster, identity, ca, log } = this;
+    const join = ca
+      ? new JoinService({ ca, secret: () => cluster.joinSecret ?? '', log })
+      : undefined;
+    const transport = new Transport({
+      identity,
+      host: cluster.advertise,
+      port: cluster.port,
+      log,
+      join,
+    });
+    await transport.listen().catch((error: Error) => {
+      throw listenError(error, cluster.advertise, cluster.port);
+    });
+    this.transport = transport;
+    const membership = new Membership({
+      transport,
+      log,
+      meta: nodeMeta(this.address, cluster.labels),
+      config: this.swim,
+    });
+    this.membership = membership;
+    membership.on('change', () => this.savePeersSoon());
+    this.control = new ControlServer(this.routes(), log);
+    await this.control.listen(this.dir.controlSocket);
+    membership.start(seeds.filter((seed) => seed !== this.address));
+    log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
+  }
+
+  private routes() {
+    return {
+      'GET /v1/status': () => {
+        const members = this.membership?.members() ?? [];
+        const count = (status: string) => members.filter((m) => m.status === status).length;
+        return {
+          nodeId: this.identity.nodeId,
+          clusterId: this.cluster.clusterId,
+          address: this.address,
+          version: VERSION,
+          members: {
+            alive: count('alive'),
+            suspect: count('suspect'),
+            dead: count('dead'),
+            left: count('left'),
+          },
+        };
+      },
+      'GET /v1/nodes': () =>
+        (this.membership?.members() ?? []).map((m) => ({
+          id: m.id,
+          address: m.address,
+          status: m.status,
+          since: new Date(m.since).toISOString(),
+          incarnation: m.incarnation,
+          version: m.meta.version,
+          labels: m.meta.labels,
+          capacity: m.meta.capacity,
+          self: m.id === this.identity.nodeId,
+        })),
+      'GET /v1/token': () => {
+        const token = this.joinToken();
+        if (!token) {
+          throw new ControlError(
+            404,
+            'this node does not hold the cluster CA; ask the node that ran "mesh init"',
+          );
+        }
+        return { token };
+      },
+    };
+  }
+
+  private savePeersSoon(): void {
+    if (this.peerSave) return;
+    this.peerSave = setTimeout(() => {
+      this.peerSave = undefined;
+      const peers = (this.membership?.members() ?? [])
+        .filter((m) => m.status === 'alive' && m.id !== this.identity.nodeId)
+        .map((m) => m.address);
+      this.dir.writePeers(peers).catch((error: Error) => {
+        this.log.warn({ reason: error.message }, 'could not save the peer cache');
+      });
+    }, PEER_SAVE_DELAY_MS);
+  }
+}
+
+/** Why we cannot listen, in words a user can act on. */
+function listenError(error: Error, host: string, port: number): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new AgentError(
+      `port ${port} on ${host} is taken (another mesh agent?); choose one with --port`,
+    );
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new AgentError(`${host} is not an address of this machine; check --advertise`);
+  }
+  return error;
+}
+
+/** Fails before anything is written or issued, so a retry with other flags starts clean. */
+function checkListenable(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error) => reject(listenError(error, host, port)));
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+function agentLogger(nodeId: string, options: { logLevel?: string }): Logger {
+  return createLogger({ nodeId, level: options.logLevel });
+}

@@ -1,0 +1,129 @@
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { NodeIdentity } from '../mesh/pki/identity.js';
+
+/** What a node remembers between runs besides its keys. */
+export interface ClusterFile {
+  clusterId: string;
+  nodeId: string;
+  advertise: string;
+  port: number;
+  labels: Record<string, string>;
+  /** Seeds from the join token, tried again at every start. */
+  seeds: string[];
+  /** Only on a node that holds the CA: the current join secret. */
+  joinSecret?: string;
+}
+
+export class DataDirError extends Error {
+  override name = 'DataDirError';
+}
+
+export function defaultDataDir(): string {
+  if (process.env.MESH_DATA_DIR) return process.env.MESH_DATA_DIR;
+  return process.getuid?.() === 0 ? '/var/lib/mesh' : join(homedir(), '.mesh');
+}
+
+/** Writes via a temporary file and a rename, so a crash never leaves half a file behind. */
+async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
+  const temporary = `${path}.tmp-${process.pid}`;
+  await writeFile(temporary, text, { mode });
+  await rename(temporary, path);
+}
+
+async function readIfPresent(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** The agent's directory: keys and certificates (owner-only), cluster settings, known peers. */
+export class DataDir {
+  constructor(readonly path: string) {}
+
+  get controlSocket(): string {
+    return join(this.path, 'control.sock');
+  }
+
+  private file(name: string): string {
+    return join(this.path, name);
+  }
+
+  async create(): Promise<void> {
+    await mkdir(join(this.path, 'pki'), { recursive: true, mode: 0o700 });
+    await chmod(this.path, 0o700);
+    const existing = await this.readCluster().catch(() => undefined);
+    if (existing) {
+      throw new DataDirError(
+        `${this.path} already holds node ${existing.nodeId} of cluster ${existing.clusterId}; ` +
+          `start it with "mesh agent --data-dir ${this.path}", or pick another --data-dir`,
+      );
+    }
+  }
+
+  async readCluster(): Promise<ClusterFile> {
+    const text = await readIfPresent(this.file('cluster.json'));
+    if (text === undefined) {
+      throw new DataDirError(
+        `${this.path} holds no node yet: create a cluster with "mesh init" or join one with "mesh join TOKEN"`,
+      );
+    }
+    try {
+      return JSON.parse(text) as ClusterFile;
+    } catch (error) {
+      throw new DataDirError(
+        `${this.file('cluster.json')} is not valid JSON: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  writeCluster(cluster: ClusterFile): Promise<void> {
+    return writeAtomic(this.file('cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`, 0o600);
+  }
+
+  async writeIdentity(identity: NodeIdentity, caKeyPem?: string): Promise<void> {
+    await writeAtomic(this.file('pki/node.key'), identity.keyPem, 0o600);
+    await writeAtomic(this.file('pki/node.crt'), identity.certPem, 0o644);
+    await writeAtomic(this.file('pki/ca.crt'), identity.caCertPem, 0o644);
+    if (caKeyPem) await writeAtomic(this.file('pki/ca.key'), caKeyPem, 0o600);
+  }
+
+  async readIdentity(cluster: ClusterFile): Promise<{ identity: NodeIdentity; caKeyPem?: string }> {
+    const read = async (name: string) => {
+      const text = await readIfPresent(this.file(name));
+      if (text === undefined) throw new DataDirError(`${this.file(name)} is missing`);
+      return text;
+    };
+    const identity = {
+      clusterId: cluster.clusterId,
+      nodeId: cluster.nodeId,
+      keyPem: await read('pki/node.key'),
+      certPem: await read('pki/node.crt'),
+      caCertPem: await read('pki/ca.crt'),
+    };
+    return { identity, caKeyPem: await readIfPresent(this.file('pki/ca.key')) };
+  }
+
+  /** Peer addresses last seen alive: a restarted node rejoins through them. */
+  async readPeers(): Promise<string[]> {
+    const text = await readIfPresent(this.file('peers.json'));
+    if (text === undefined) return [];
+    let peers: unknown;
+    try {
+      peers = JSON.parse(text);
+    } catch (error) {
+      throw new DataDirError(
+        `${this.file('peers.json')} is not valid JSON: ${(error as Error).message}`,
+      );
+    }
+    return Array.isArray(peers) ? peers.filter((p): p is string => typeof p === 'string') : [];
+  }
+
+  writePeers(peers: string[]): Promise<void> {
+    return writeAtomic(this.file('peers.json'), `${JSON.stringify(peers)}\n`, 0o600);
+  }
+}

@@ -1,0 +1,77 @@
+import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, UsageError } from './args.js';
+import { callAgent } from './control-client.js';
+import { ago, table } from './table.js';
+
+interface NodeRow {
+  id: string;
+  address: string;
+  status: string;
+  since: string;
+  version: string;
+  labels: Record<string, string>;
+  self: boolean;
+}
+
+function print(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
+}
+
+export async function node(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'ls')
+    throw new UsageError(`node ${sub ?? ''}: only "node ls" is built so far`.replace('  ', ' '));
+  const { values } = parse('node ls', rest, { ...DATA_DIR, ...JSON_OUTPUT });
+  const nodes = (await callAgent(dataDirOf(values), 'GET', '/v1/nodes')) as NodeRow[];
+  nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
+  print(Boolean(values.json), nodes, () =>
+    table(
+      ['ID', 'ADDRESS', 'STATUS', 'SINCE', 'VERSION', 'LABELS'],
+      nodes.map((n) => [
+        n.self ? `${n.id} *` : n.id,
+        n.address,
+        n.status,
+        ago(n.since),
+        n.version,
+        Object.entries(n.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',') || '-',
+      ]),
+    ),
+  );
+  return 0;
+}
+
+export async function status(args: string[]): Promise<number> {
+  const { values } = parse('status', args, { ...DATA_DIR, ...JSON_OUTPUT });
+  const s = (await callAgent(dataDirOf(values), 'GET', '/v1/status')) as {
+    nodeId: string;
+    clusterId: string;
+    address: string;
+    version: string;
+    members: Record<string, number>;
+  };
+  print(Boolean(values.json), s, () =>
+    [
+      `cluster  ${s.clusterId}`,
+      `node     ${s.nodeId} at ${s.address} (mesh ${s.version})`,
+      `members  ${Object.entries(s.members)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ')}`,
+    ].join('\n'),
+  );
+  return 0;
+}
+
+export async function token(args: string[]): Promise<number> {
+  const { values } = parse('token', args, {
+    ...DATA_DIR,
+    ...JSON_OUTPUT,
+    rotate: { type: 'boolean' },
+  });
+  if (values.rotate) throw new UsageError('token --rotate is not built yet');
+  const { token: text } = (await callAgent(dataDirOf(values), 'GET', '/v1/token')) as {
+    token: string;
+  };
+  print(Boolean(values.json), { token: text }, () => text);
+  return 0;
+}

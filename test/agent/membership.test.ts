@@ -1,0 +1,133 @@
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import {
+  type AgentProcess,
+  mesh,
+  type NodeRow,
+  nodesSeenBy,
+  spawnAgent,
+  testDirectory,
+  waitForControl,
+} from '../helpers/agents.js';
+import { eventually } from '../helpers/poll.js';
+
+// This file's loopback block: 127.0.14.0/24; five real agent processes.
+const HOSTS = ['127.0.14.1', '127.0.14.2', '127.0.14.3', '127.0.14.4', '127.0.14.5'];
+const root = await testDirectory('membership');
+const agents: AgentProcess[] = [];
+
+test.after.always(async () => {
+  for (const agent of agents) agent.child.kill('SIGKILL');
+  await Promise.all(agents.map((a) => a.exited));
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Polls every other agent until each sees `address` in `status`. */
+async function seenEverywhere(
+  address: string,
+  status: string,
+  timeoutMs: number,
+  observers: AgentProcess[],
+) {
+  await eventually(
+    async () => {
+      const views = await Promise.all(observers.map((a) => nodesSeenBy(a.dataDir)));
+      return views.every((nodes) => nodes.find((n) => n.address === address)?.status === status);
+    },
+    { what: `${address} ${status} everywhere`, timeoutMs, intervalMs: 200 },
+  );
+}
+
+test.serial('five agents: crash is detected, restart rejoins, leaving is not dying', async (t) => {
+  const first = spawnAgent(root, 'a1', ['init', '--advertise', HOSTS[0] as string]);
+  agents.push(first);
+  await waitForControl(first);
+  const { stdout: token } = await mesh('token', '--data-dir', first.dataDir);
+  for (const [i, host] of HOSTS.slice(1).entries()) {
+    agents.push(spawnAgent(root, `a${i + 2}`, ['join', token.trim(), '--advertise', host]));
+  }
+  await Promise.all(agents.map((a) => waitForControl(a)));
+  await eventually(
+    async () => {
+      const views = await Promise.all(agents.map((a) => nodesSeenBy(a.dataDir)));
+      return views.every((nodes) => nodes.filter((n) => n.status === 'alive').length === 5);
+    },
+    { what: 'all five alive everywhere', timeoutMs: 15_000, intervalMs: 200 },
+  );
+
+  // kill -9: no goodbye, so the others must find out by probing.
+  const victim = agents[2] as AgentProcess;
+  const victimRow = (await nodesSeenBy(victim.dataDir)).find((n) => n.self) as NodeRow;
+  victim.child.kill('SIGKILL');
+  await victim.exited;
+  const others = agents.filter((a) => a !== victim);
+  await seenEverywhere(victimRow.address, 'dead', 20_000, others);
+
+  // Restart from its data dir: same identity, alive again everywhere.
+  const restarted = spawnAgent(root, 'a3', ['agent']);
+  agents[2] = restarted;
+  await waitForControl(restarted);
+  await seenEverywhere(victimRow.address, 'alive', 15_000, others);
+  const again = (await nodesSeenBy(restarted.dataDir)).find((n) => n.self);
+  t.is(again?.id, victimRow.id, 'the restarted agent kept its node ID');
+
+  // SIGTERM: a graceful leave, shown as left and never as dead.
+  const leaver = agents[3] as AgentProcess;
+  const leaverRow = (await nodesSeenBy(leaver.dataDir)).find((n) => n.self) as NodeRow;
+  leaver.child.kill('SIGTERM');
+  t.is(await leaver.exited, 0, 'the agent exits cleanly after leaving');
+  const stayers = agents.filter((a) => a !== leaver);
+  await seenEverywhere(leaverRow.address, 'left', 10_000, stayers);
+  for (const agent of stayers) {
+    const row = (await nodesSeenBy(agent.dataDir)).find((n) => n.address === leaverRow.address);
+    t.is(row?.status, 'left');
+  }
+});
+
+test.serial('user mistakes get one clear line', async (t) => {
+  const first = agents[0] as AgentProcess;
+  const twice = await mesh('init', '--advertise', '127.0.14.9', '--data-dir', first.dataDir);
+  t.is(twice.code, 2);
+  t.regex(
+    twice.stderr,
+    /already holds node n[0-9a-f]+ of cluster c[0-9a-f]+; start it with "mesh agent/,
+  );
+
+  const taken = await mesh(
+    'init',
+    '--advertise',
+    HOSTS[0] as string,
+    '--data-dir',
+    `${root}/taken`,
+  );
+  t.is(taken.code, 2);
+  t.is(
+    taken.stderr,
+    'mesh: port 7946 on 127.0.14.1 is taken (another mesh agent?); choose one with --port\n',
+  );
+  t.false(
+    existsSync(join(root, 'taken', 'cluster.json')),
+    'the failed init wrote no cluster to refuse a retry',
+  );
+
+  const damaged = await mesh(
+    'join',
+    'MESH-1-abc.def',
+    '--advertise',
+    '127.0.14.10',
+    '--data-dir',
+    `${root}/damaged`,
+  );
+  t.is(damaged.code, 2);
+  t.is(
+    damaged.stderr,
+    'mesh: join token is damaged (its checksum does not match): copy it again, whole\n',
+  );
+
+  const nobody = await mesh('node', 'ls', '--data-dir', `${root}/nobody`);
+  t.is(nobody.code, 2);
+  t.regex(nobody.stderr, /no mesh agent is running with data dir/);
+  t.notRegex(`${twice.stderr}${taken.stderr}${nobody.stderr}`, /\n\s+at /, 'no stack traces');
+});

@@ -1,0 +1,69 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { eventually } from './poll.js';
+
+const MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+const run = promisify(execFile);
+
+/** A real agent process (`mesh init|join|agent`), logging to a file in its test's directory. */
+export interface AgentProcess {
+  dataDir: string;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+export async function testDirectory(label: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `mesh-${label}-`));
+}
+
+export function spawnAgent(root: string, name: string, args: string[]): AgentProcess {
+  const dataDir = join(root, name);
+  const log = openSync(join(root, `${name}.log`), 'a');
+  const child = spawn(process.execPath, [MAIN, ...args, '--data-dir', dataDir], {
+    stdio: ['ignore', log, log],
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  return { dataDir, child, exited };
+}
+
+/** Runs a CLI command to completion. */
+export async function mesh(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+export interface NodeRow {
+  id: string;
+  address: string;
+  status: string;
+  self: boolean;
+}
+
+/** `mesh node ls --json` as the agent with this data dir sees it. */
+export async function nodesSeenBy(dataDir: string): Promise<NodeRow[]> {
+  const { code, stdout, stderr } = await mesh('node', 'ls', '--json', '--data-dir', dataDir);
+  if (code !== 0) throw new Error(`node ls failed: ${stderr}`);
+  return JSON.parse(stdout) as NodeRow[];
+}
+
+export async function waitForControl(agent: AgentProcess, timeoutMs = 15_000): Promise<void> {
+  await eventually(async () => (await mesh('status', '--data-dir', agent.dataDir)).code === 0, {
+    what: `agent with ${agent.dataDir} answering`,
+    timeoutMs,
+    intervalMs: 100,
+  });
+}
