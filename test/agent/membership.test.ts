@@ -10,7 +10,7 @@ import {
   spawnAgent,
   testDirectory,
   waitForControl,
-} from '../helpers/agents.js';
+} from '../../examples/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
 // This file's loopback block: 127.0.14.0/24; five real agent processes.

@@ -5,12 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { eventually } from './poll.js';
 
-const MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const run = promisify(execFile);
 
-/** A real agent process (`mesh init|join|agent`), logging to a file in its test's directory. */
+/**
+ * Runs real agents as separate processes on one machine, each on its own loopback address with
+ * its own data dir: what `npm run demo` shows, and what the multi-process tests drive.
+ */
+
+/** A real agent process (`mesh init|join|agent`), logging to a file beside its data dir. */
 export interface AgentProcess {
   dataDir: string;
   child: ChildProcess;
@@ -24,8 +28,11 @@ export async function testDirectory(label: string): Promise<string> {
 export function spawnAgent(root: string, name: string, args: string[]): AgentProcess {
   const dataDir = join(root, name);
   const log = openSync(join(root, `${name}.log`), 'a');
+  // Its own process group: a Ctrl-C in the terminal reaches only the launcher, which then stops
+  // each agent with one SIGTERM (a second signal would make an agent skip its graceful leave).
   const child = spawn(process.execPath, [MAIN, ...args, '--data-dir', dataDir], {
     stdio: ['ignore', log, log],
+    detached: true,
   });
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
@@ -60,10 +67,12 @@ export async function nodesSeenBy(dataDir: string): Promise<NodeRow[]> {
   return JSON.parse(stdout) as NodeRow[];
 }
 
+/** Waits until the agent's control API answers, or fails at the deadline. */
 export async function waitForControl(agent: AgentProcess, timeoutMs = 15_000): Promise<void> {
-  await eventually(async () => (await mesh('status', '--data-dir', agent.dataDir)).code === 0, {
-    what: `agent with ${agent.dataDir} answering`,
-    timeoutMs,
-    intervalMs: 100,
-  });
+  const deadline = Date.now() + timeoutMs;
+  while ((await mesh('status', '--data-dir', agent.dataDir)).code !== 0) {
+    if (Date.now() > deadline)
+      throw new Error(`agent with ${agent.dataDir} not answering after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
