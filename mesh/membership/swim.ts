@@ -15,8 +15,6 @@ export interface SwimOptions {
   id: string;
   address: string;
   meta: NodeMeta;
-  /** Where to start counting; a restarted node outbids its old self by refuting anyway. */
-  incarnation?: number;
   random: Random;
   now: number;
 }
@@ -51,7 +49,8 @@ export class Swim {
         id: options.id,
         address: options.address,
         meta: options.meta,
-        incarnation: options.incarnation ?? 0,
+        // A restarted node starts from 0 again and outbids its old self by refuting.
+        incarnation: 0,
         status: 'alive',
         since: options.now,
       },
@@ -70,15 +69,6 @@ export class Swim {
     // Staggered, so that nodes started together do not sync in lockstep.
     this.nextPushPullAt = options.now + this.random.int(this.pushPullInterval());
     this.nextReconnectAt = options.now + options.config.reconnectIntervalMs;
-  }
-
-  get id(): string {
-    return this.state.self.id;
-  }
-
-  /** Local health (0 is healthy); timeouts are stretched by (health + 1). */
-  get health(): number {
-    return this.awareness.health;
   }
 
   /** Updates still waiting to be gossiped: zero once the cluster is quiet. */

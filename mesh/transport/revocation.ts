@@ -17,10 +17,6 @@ export class RevocationList {
     this.events.emit('revoked', normalized);
   }
 
-  list(): string[] {
-    return [...this.serials];
-  }
-
   /** Live connections subscribe so that a revocation drops them, not just future handshakes. */
   onRevoked(listener: (serial: string) => void): () => void {
     this.events.on('revoked', listener);

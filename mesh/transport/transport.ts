@@ -26,7 +26,7 @@ export interface TransportOptions {
 /** A peer by its listening address; with a node ID, a different node there is refused. */
 export type PeerAddress = string | { address: string; nodeId?: string };
 
-export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
 
 /**
  * The node-to-node channel: one mTLS WebSocket port in, one link per peer out. Messages are

@@ -10,10 +10,6 @@ export class EventLoop {
   private heap: Scheduled[] = [];
   private order = 0;
 
-  get pending(): number {
-    return this.heap.length;
-  }
-
   at(time: number, run: () => void): void {
     this.heap.push({ at: Math.max(time, this.now), order: this.order++, run });
     this.up(this.heap.length - 1);

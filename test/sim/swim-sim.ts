@@ -49,8 +49,6 @@ export class SwimSim {
   readonly config: SwimConfig;
   readonly nodes = new Map<string, SimNode>();
   private readonly observers: EventObserver[] = [];
-  /** Messages sent by each node, for traffic figures. */
-  readonly sentBy = new Map<string, number>();
   /** Broken invariants, checked on every event; a correct run leaves this empty. */
   readonly violations: string[] = [];
   private readonly lastSeen = new Map<string, { inc: number; rank: number }>();
@@ -142,7 +140,6 @@ export class SwimSim {
   /** Sends what the node wants sent, reports its events, and books its next wake-up. */
   private flush(node: SimNode): void {
     for (const { to, message } of node.swim.takeOutbox()) {
-      this.sentBy.set(node.id, (this.sentBy.get(node.id) ?? 0) + 1);
       this.network.send(node.id, to.address, () => this.deliver(to.address, node.id, message));
     }
     for (const event of node.swim.takeEvents()) {
