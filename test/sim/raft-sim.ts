@@ -1,0 +1,452 @@
+import { createHash } from 'node:crypto';
+import { DEFAULT_RAFT_CONFIG, Raft, RaftError, type RaftOptions } from '../../mesh/raft/raft.js';
+import type { Entry, HardState, Message, NodeId, Snapshot } from '../../mesh/raft/types.js';
+import { type Random, seededRandom } from '../../mesh/random.js';
+import { EventLoop } from './events.js';
+import type { Operation } from './linearizability.js';
+import { SimNetwork } from './network.js';
+
+export interface RaftSimOptions {
+  seed: number;
+  nodes: number;
+  /** Simulated milliseconds of faults and client load. */
+  durationMs: number;
+  /** A Raft with a deliberately broken rule, to show the checks can fail. */
+  factory?: (options: RaftOptions) => Raft;
+}
+
+const TICK_MS = 100;
+const CLIENTS = 3;
+const KEYS = ['a', 'b'];
+const CLIENT_TIMEOUT_MS = 3000;
+const COMPACT_EVERY = 24;
+
+interface Command {
+  key: string;
+  value: string;
+}
+
+/** What a node has on disk: all that survives a crash. */
+interface Storage {
+  hardState: HardState;
+  snapshot: Snapshot;
+  entries: Entry[];
+  /** Hash chain over the persisted log: equal (index, term) must mean equal prefixes. */
+  chain: Map<number, string>;
+}
+
+interface SimNode {
+  id: NodeId;
+  raft: Raft;
+  storage: Storage;
+  kv: Map<string, string>;
+  up: boolean;
+  life: number;
+  /** Client writes waiting to be applied here, by "index:term". */
+  writes: Map<string, () => void>;
+  /** Reads confirmed by ReadIndex, waiting for the state machine to catch up. */
+  reads: Array<{ requestId: string; index: number }>;
+  readWaiters: Map<string, (value: string | null) => void>;
+}
+
+interface SnapshotData {
+  kv: Array<[string, string]>;
+  chain: string;
+}
+
+function link(previous: string, entry: Entry): string {
+  return createHash('sha256')
+    .update(`${previous}|${entry.term}|${entry.kind}|${JSON.stringify(entry.data)}`)
+    .digest('hex')
+    .slice(0, 24);
+}
+
+export interface RaftSimReport {
+  steps: number;
+  violations: string[];
+  elections: number;
+  committed: number;
+  operations: number;
+  unknownOutcomes: number;
+  snapshotsInstalled: number;
+  history: Operation[];
+}
+
+/**
+ * A Raft cluster under a seeded storm: partitions, loss, duplication, reordering, crashes (some of
+ * them losing the Ready that was being written) and restarts from what was persisted. Safety is
+ * checked on every step; clients record a history for the linearizability check.
+ */
+export class RaftSim {
+  readonly loop = new EventLoop();
+  readonly network: SimNetwork;
+  /** Clients speak over connections (TCP): latency and loss, but no duplicates and no partitions. */
+  private readonly clientNetwork: SimNetwork;
+  readonly random: Random;
+  readonly nodes = new Map<NodeId, SimNode>();
+  readonly violations: string[] = [];
+  readonly history: Operation[] = [];
+  private readonly ids: NodeId[];
+  private readonly leaders = new Map<number, NodeId>();
+  private readonly committedChain = new Map<number, string>();
+  private readonly appliedChain = new Map<number, string>();
+  private readonly entryChain = new Map<string, string>();
+  private steps = 0;
+  private elections = 0;
+  private snapshotsInstalled = 0;
+  private nextRequest = 0;
+  private lossyCrashes = false;
+  private readonly inFlight = new Set<Operation>();
+
+  constructor(private readonly options: RaftSimOptions) {
+    this.random = seededRandom(options.seed);
+    this.network = new SimNetwork(this.loop, {
+      seed: options.seed ^ 0x9e3779b9,
+      latencyMs: [1, 1 + this.random.int(30)],
+      loss: this.random.next() * 0.1,
+      duplicate: this.random.next() * 0.05,
+    });
+    this.clientNetwork = new SimNetwork(this.loop, {
+      seed: options.seed ^ 0x51ed,
+      latencyMs: [1, 10],
+      loss: 0.01,
+    });
+    this.ids = Array.from({ length: options.nodes }, (_, i) => `r${i + 1}`);
+    const membership = { voters: [...this.ids], learners: [] };
+    for (const id of this.ids) {
+      const storage: Storage = {
+        hardState: { term: 0, vote: null, commit: 0 },
+        snapshot: {
+          index: 0,
+          term: 0,
+          membership,
+          data: { kv: [], chain: '' } satisfies SnapshotData,
+        },
+        entries: [],
+        chain: new Map([[0, '']]),
+      };
+      this.boot(id, storage, 0);
+    }
+  }
+
+  run(): RaftSimReport {
+    const { durationMs } = this.options;
+    this.lossyCrashes = this.random.next() < 0.5;
+    for (let c = 0; c < CLIENTS; c++) this.loop.at(this.random.int(500), () => this.clientStep(c));
+    this.scheduleFaults(durationMs);
+    const broken = () => this.violations.length > 0;
+    this.loop.run(durationMs, broken);
+    // Calm: heal, restart everyone, and let the clients' last operations settle.
+    this.network.heal();
+    for (const node of this.nodes.values())
+      if (!node.up) this.boot(node.id, node.storage, node.life);
+    if (!broken()) this.loop.run(durationMs + 15_000, broken);
+    // Writes still in flight when the run ends may have taken effect: open-ended, like timeouts.
+    for (const op of this.inFlight) if (op.kind === 'write') this.history.push(op);
+    const unknown = this.history.filter((op) => op.returnedAt === Number.POSITIVE_INFINITY).length;
+    return {
+      steps: this.steps,
+      violations: this.violations,
+      elections: this.elections,
+      committed: this.committedChain.size,
+      operations: this.history.length,
+      unknownOutcomes: unknown,
+      snapshotsInstalled: this.snapshotsInstalled,
+      history: this.history,
+    };
+  }
+
+  // ---- nodes ----
+
+  private boot(id: NodeId, storage: Storage, previousLife: number): void {
+    const options: RaftOptions = {
+      id,
+      config: DEFAULT_RAFT_CONFIG,
+      random: seededRandom((this.options.seed * 31 + id.charCodeAt(1) * 7 + previousLife) >>> 0),
+      hardState: { ...storage.hardState },
+      snapshot: storage.snapshot,
+      entries: [...storage.entries],
+    };
+    const raft = this.options.factory ? this.options.factory(options) : new Raft(options);
+    const data = storage.snapshot.data as SnapshotData;
+    const node: SimNode = {
+      id,
+      raft,
+      storage,
+      kv: new Map(data.kv),
+      up: true,
+      life: previousLife + 1,
+      writes: new Map(),
+      reads: [],
+      readWaiters: new Map(),
+    };
+    this.nodes.set(id, node);
+    const life = node.life;
+    const tick = () => {
+      if (!node.up || node.life !== life) return;
+      node.raft.tick();
+      this.handleReady(node);
+      this.loop.at(this.loop.now + TICK_MS, tick);
+    };
+    this.loop.at(this.loop.now + this.random.int(TICK_MS), tick);
+  }
+
+  /** Boots the node again from its storage, unless it is already running. */
+  private restart(id: NodeId): void {
+    const node = this.nodes.get(id) as SimNode;
+    if (!node.up) this.boot(id, node.storage, node.life);
+  }
+
+  private crash(node: SimNode): void {
+    node.up = false;
+    node.life += 1;
+  }
+
+  private deliver(message: Message): void {
+    const node = this.nodes.get(message.to);
+    if (!node?.up) return;
+    node.raft.step(message);
+    this.handleReady(node);
+  }
+
+  private handleReady(node: SimNode): void {
+    this.steps += 1;
+    const wasLeader = this.leaders.get(node.raft.term) === node.id;
+    const ready = node.raft.ready();
+    // A crash while this Ready is being written: nothing of it reaches the disk or the network.
+    if (this.lossyCrashes && this.random.next() < 0.002) {
+      this.crash(node);
+      return;
+    }
+    this.persist(node, ready.hardState, ready.snapshot, ready.entries);
+    for (const message of ready.messages) {
+      this.network.send(message.from, message.to, () => this.deliver(message));
+    }
+    if (ready.snapshot) this.install(node, ready.snapshot);
+    for (const entry of ready.committed) this.apply(node, entry);
+    for (const read of ready.reads) node.reads.push(read);
+    this.serveReads(node);
+    this.checkLeader(node, wasLeader);
+    this.maybeCompact(node);
+  }
+
+  private persist(
+    node: SimNode,
+    hardState: HardState | undefined,
+    snapshot: Snapshot | undefined,
+    entries: Entry[],
+  ): void {
+    const s = node.storage;
+    if (snapshot) {
+      s.snapshot = snapshot;
+      s.entries = [];
+      s.chain = new Map([[snapshot.index, (snapshot.data as SnapshotData).chain]]);
+    }
+    if (entries.length > 0) {
+      const first = (entries[0] as Entry).index;
+      s.entries = s.entries.filter((e) => e.index < first);
+      for (const index of [...s.chain.keys()]) if (index >= first) s.chain.delete(index);
+      for (const entry of entries) {
+        s.entries.push(entry);
+        const chain = link(s.chain.get(entry.index - 1) ?? '?', entry);
+        s.chain.set(entry.index, chain);
+        this.checkLogMatching(node, entry, chain);
+      }
+    }
+    if (hardState) {
+      if (hardState.commit < s.hardState.commit) {
+        this.violate(`${node.id} persisted commit ${hardState.commit} below ${s.hardState.commit}`);
+      }
+      if (hardState.term < s.hardState.term) this.violate(`${node.id} persisted term going back`);
+      s.hardState = hardState;
+      for (let i = Math.max(s.snapshot.index + 1, 1); i <= hardState.commit; i++) {
+        const chain = s.chain.get(i);
+        if (chain === undefined) continue;
+        const known = this.committedChain.get(i);
+        if (known === undefined) this.committedChain.set(i, chain);
+        else if (known !== chain) this.violate(`committed entry ${i} differs at ${node.id}`);
+      }
+    }
+  }
+
+  // ---- the invariants ----
+
+  private violate(what: string): void {
+    this.violations.push(`seed ${this.options.seed} at ${this.loop.now.toFixed(0)} ms: ${what}`);
+  }
+
+  /** Log matching: the same index and term mean the same entry and the same prefix. */
+  private checkLogMatching(node: SimNode, entry: Entry, chain: string): void {
+    const key = `${entry.index}:${entry.term}`;
+    const known = this.entryChain.get(key);
+    if (known === undefined) this.entryChain.set(key, chain);
+    else if (known !== chain)
+      this.violate(`log matching: ${node.id} holds a different log up to ${key}`);
+  }
+
+  /** Election safety (one leader per term) and leader completeness (it holds every committed entry). */
+  private checkLeader(node: SimNode, wasLeader: boolean): void {
+    if (node.raft.role !== 'leader' || wasLeader) return;
+    const term = node.raft.term;
+    const other = this.leaders.get(term);
+    if (other !== undefined && other !== node.id)
+      this.violate(`two leaders in term ${term}: ${other} and ${node.id}`);
+    this.leaders.set(term, node.id);
+    this.elections += 1;
+    const s = node.storage;
+    for (const [index, chain] of this.committedChain) {
+      if (index <= s.snapshot.index) continue;
+      if (s.chain.get(index) !== chain) {
+        this.violate(
+          `leader completeness: ${node.id}, leader of term ${term}, lacks committed entry ${index}`,
+        );
+        return;
+      }
+    }
+  }
+
+  /** State machine safety: every node applies the same entry at each index. */
+  private apply(node: SimNode, entry: Entry): void {
+    const chain = node.storage.chain.get(entry.index);
+    const known = this.appliedChain.get(entry.index);
+    if (chain !== undefined) {
+      if (known === undefined) this.appliedChain.set(entry.index, chain);
+      else if (known !== chain)
+        this.violate(`${node.id} applied a different entry at ${entry.index}`);
+    }
+    if (entry.kind === 'command') {
+      const command = entry.data as Command;
+      node.kv.set(command.key, command.value);
+    }
+    const waiter = node.writes.get(`${entry.index}:${entry.term}`);
+    node.writes.delete(`${entry.index}:${entry.term}`);
+    waiter?.();
+  }
+
+  private install(node: SimNode, snapshot: Snapshot): void {
+    this.snapshotsInstalled += 1;
+    node.kv = new Map((snapshot.data as SnapshotData).kv);
+  }
+
+  private maybeCompact(node: SimNode): void {
+    const { raft, storage } = node;
+    if (raft.log.applied - storage.snapshot.index < COMPACT_EVERY) return;
+    const index = raft.log.applied;
+    const chain = storage.chain.get(index);
+    if (chain === undefined) return;
+    const snapshot = raft.compact(index, { kv: [...node.kv], chain } satisfies SnapshotData);
+    storage.snapshot = snapshot;
+    storage.entries = storage.entries.filter((e) => e.index > index);
+    for (const i of [...storage.chain.keys()]) if (i < index) storage.chain.delete(i);
+  }
+
+  private serveReads(node: SimNode): void {
+    node.reads = node.reads.filter((read) => {
+      if (node.raft.log.applied < read.index) return true;
+      const waiter = node.readWaiters.get(read.requestId);
+      node.readWaiters.delete(read.requestId);
+      const key = read.requestId.split('/')[1] as string;
+      waiter?.(node.kv.get(key) ?? null);
+      return false;
+    });
+  }
+
+  // ---- faults ----
+
+  private scheduleFaults(durationMs: number): void {
+    let at = 1000;
+    while (at < durationMs) {
+      const fault = this.random.int(5);
+      const when = at;
+      const lasting = 300 + this.random.int(4000);
+      this.loop.at(when, () => this.fault(fault, lasting));
+      at += 500 + this.random.int(3000);
+    }
+  }
+
+  private fault(kind: number, lastingMs: number): void {
+    const nodes = [...this.nodes.values()];
+    const pick = nodes[this.random.int(nodes.length)] as SimNode;
+    switch (kind) {
+      case 0: {
+        const side = this.ids.filter(() => this.random.next() < 0.5);
+        this.network.partition([side, this.ids.filter((id) => !side.includes(id))]);
+        this.loop.at(this.loop.now + lastingMs, () => this.network.heal());
+        return;
+      }
+      case 1:
+      case 2:
+        if (!pick.up) return;
+        this.crash(pick);
+        this.loop.at(this.loop.now + lastingMs, () => this.restart(pick.id));
+        return;
+      case 3:
+        if (!pick.up) return;
+        try {
+          const voters = pick.raft.membership.voters;
+          pick.raft.transferLeadership(voters[this.random.int(voters.length)] as NodeId);
+          this.handleReady(pick);
+        } catch (error) {
+          if (!(error instanceof RaftError)) throw error;
+        }
+        return;
+      default:
+        this.network.partition([[pick.id], this.ids.filter((id) => id !== pick.id)]);
+        this.loop.at(this.loop.now + lastingMs, () => this.network.heal());
+    }
+  }
+
+  // ---- clients ----
+
+  private clientStep(client: number): void {
+    const key = KEYS[this.random.int(KEYS.length)] as string;
+    const write = this.random.next() < 0.6;
+    const op: Operation = {
+      client,
+      kind: write ? 'write' : 'read',
+      key,
+      value: write ? `c${client}-${this.nextRequest}` : null,
+      invokedAt: this.loop.now,
+      returnedAt: Number.POSITIVE_INFINITY,
+    };
+    const requestId = `${this.nextRequest++}/${key}`;
+    this.inFlight.add(op);
+    const finish = (outcome: 'ok' | 'refused' | 'unknown', value?: string | null) => {
+      if (!this.inFlight.delete(op)) return;
+      if (outcome === 'ok') {
+        op.returnedAt = this.loop.now;
+        if (!write) op.value = value ?? null;
+        this.history.push(op);
+      } else if (outcome === 'unknown' && write) {
+        this.history.push(op); // it may have happened: it stays in the history, open-ended
+      }
+      this.loop.at(this.loop.now + 20 + this.random.int(200), () => this.clientStep(client));
+    };
+    this.loop.at(this.loop.now + CLIENT_TIMEOUT_MS, () => finish('unknown'));
+    const target = [...this.nodes.values()][this.random.int(this.nodes.size)] as SimNode;
+    this.clientNetwork.send(`client${client}`, target.id, () => {
+      if (!target.up) return; // lost: the client times out
+      try {
+        if (write) {
+          const { index, term } = target.raft.propose({
+            key,
+            value: op.value as string,
+          } satisfies Command);
+          target.writes.set(`${index}:${term}`, () =>
+            this.clientNetwork.send(target.id, `client${client}`, () => finish('ok')),
+          );
+        } else {
+          target.readWaiters.set(requestId, (value) =>
+            this.clientNetwork.send(target.id, `client${client}`, () => finish('ok', value)),
+          );
+          target.raft.readIndex(requestId);
+        }
+        this.handleReady(target);
+      } catch (error) {
+        if (!(error instanceof RaftError)) throw error;
+        target.readWaiters.delete(requestId);
+        this.clientNetwork.send(target.id, `client${client}`, () => finish('refused'));
+      }
+    });
+  }
+}
