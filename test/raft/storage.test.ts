@@ -1,0 +1,129 @@
+import {
+  appendFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { RaftStorage } from '../../mesh/raft/storage.js';
+import type { Entry } from '../../mesh/raft/types.js';
+import { captureLogs } from '../helpers/logs.js';
+
+const membership = { voters: ['a'], learners: [] };
+const entry = (index: number, term: number, data = `cmd${index}`): Entry => ({
+  index,
+  term,
+  kind: 'command',
+  data,
+});
+
+function directory(t: import('ava').ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-raft-storage-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('what was saved is there after reopening', (t) => {
+  const dir = directory(t);
+  const storage = RaftStorage.open(dir, membership, captureLogs('a').log);
+  storage.save({ term: 1, vote: 'a', commit: 0 }, [entry(1, 1), entry(2, 1)]);
+  storage.save({ term: 1, vote: 'a', commit: 2 }, []);
+  storage.close();
+  const reopened = RaftStorage.open(dir, membership, captureLogs('a').log);
+  t.deepEqual(reopened.state.hardState, { term: 1, vote: 'a', commit: 2 });
+  t.deepEqual(
+    reopened.state.entries.map((e) => e.index),
+    [1, 2],
+  );
+  reopened.close();
+});
+
+test('entries replace the log from their first index on', (t) => {
+  const dir = directory(t);
+  const storage = RaftStorage.open(dir, membership, captureLogs('a').log);
+  storage.save(undefined, [entry(1, 1), entry(2, 1), entry(3, 1)]);
+  storage.save(undefined, [entry(2, 2, 'new')]);
+  storage.close();
+  const reopened = RaftStorage.open(dir, membership, captureLogs('a').log);
+  t.deepEqual(
+    reopened.state.entries.map((e) => `${e.index}@${e.term}`),
+    ['1@1', '2@2'],
+  );
+  reopened.close();
+});
+
+test('a torn tail is cut off, said in the log, and appending goes on after it', (t) => {
+  const dir = directory(t);
+  const storage = RaftStorage.open(dir, membership, captureLogs('a').log);
+  storage.save({ term: 1, vote: 'a', commit: 1 }, [entry(1, 1)]);
+  storage.close();
+  const wal = join(dir, 'wal');
+  const good = statSync(wal).size;
+  appendFileSync(wal, Buffer.from([200, 0, 0, 0, 1, 2, 3, 4, 9, 9])); // a record cut short by a crash
+  const logs = captureLogs('a');
+  const reopened = RaftStorage.open(dir, membership, logs.log);
+  t.deepEqual(
+    reopened.state.entries.map((e) => e.index),
+    [1],
+  );
+  const warning = logs.lines.find(
+    (l) => l.msg === 'raft log: torn or corrupt tail cut off at the last valid record',
+  );
+  t.like(warning, { validBytes: good, droppedBytes: 10, lastIndex: 1 });
+  t.is(statSync(wal).size, good);
+  reopened.save(undefined, [entry(2, 1)]);
+  reopened.close();
+  const again = RaftStorage.open(dir, membership, captureLogs('a').log);
+  t.deepEqual(
+    again.state.entries.map((e) => e.index),
+    [1, 2],
+  );
+  again.close();
+});
+
+test('a record whose checksum fails ends the valid log there', (t) => {
+  const dir = directory(t);
+  const storage = RaftStorage.open(dir, membership, captureLogs('a').log);
+  storage.save(undefined, [entry(1, 1)]);
+  storage.save(undefined, [entry(2, 1)]);
+  storage.save(undefined, [entry(3, 1)]);
+  storage.close();
+  const wal = join(dir, 'wal');
+  const bytes = readFileSync(wal);
+  bytes.writeUInt8((bytes.at(-3) ?? 0) ^ 0xff, bytes.length - 3); // corrupt the last record
+  writeFileSync(wal, bytes);
+  const logs = captureLogs('a');
+  const reopened = RaftStorage.open(dir, membership, logs.log);
+  t.deepEqual(
+    reopened.state.entries.map((e) => e.index),
+    [1, 2],
+  );
+  t.truthy(logs.lines.find((l) => l.msg.startsWith('raft log: torn or corrupt tail')));
+  reopened.close();
+});
+
+test('a snapshot replaces the entries it covers, atomically', (t) => {
+  const dir = directory(t);
+  const storage = RaftStorage.open(dir, membership, captureLogs('a').log);
+  storage.save({ term: 2, vote: 'a', commit: 3 }, [
+    entry(1, 1),
+    entry(2, 2),
+    entry(3, 2),
+    entry(4, 2),
+  ]);
+  storage.saveSnapshot({ index: 3, term: 2, membership, data: { state: 'at 3' } });
+  storage.close();
+  writeFileSync(join(dir, 'snapshot.tmp'), 'half a snapshot from a crash');
+  const reopened = RaftStorage.open(dir, membership, captureLogs('a').log);
+  t.like(reopened.state.snapshot, { index: 3, term: 2, data: { state: 'at 3' } });
+  t.deepEqual(
+    reopened.state.entries.map((e) => e.index),
+    [4],
+  );
+  t.deepEqual(reopened.state.hardState, { term: 2, vote: 'a', commit: 3 });
+  reopened.close();
+});
