@@ -1,0 +1,131 @@
+import { createHash } from 'node:crypto';
+
+/** The kinds of object the cluster keeps; each has its own namespace of IDs. */
+export const KINDS = ['nodes', 'stacks', 'services', 'tasks', 'secrets'] as const;
+export type Kind = (typeof KINDS)[number];
+
+export interface StoredObject<T = unknown> {
+  id: string;
+  /** Raft index of the command that last wrote it: a per-object version that only grows. */
+  version: number;
+  value: T;
+}
+
+/**
+ * A change to the desired state. `ifVersion` makes a write conditional (compare-and-set), so two
+ * writers that read the same version cannot both win.
+ */
+export type Command =
+  | { op: 'put'; kind: Kind; id: string; value: unknown; ifVersion?: number }
+  | { op: 'delete'; kind: Kind; id: string; ifVersion?: number };
+
+export type Outcome = { ok: true; version: number } | { ok: false; reason: string };
+
+export interface Change {
+  kind: Kind;
+  id: string;
+  /** Undefined when the object was deleted. */
+  object: StoredObject | undefined;
+}
+
+export class CommandError extends Error {
+  override name = 'CommandError';
+}
+
+/** Checks a command that came from the log; a bad one is refused, never applied half-way. */
+export function parseCommand(data: unknown): Command {
+  const c = data as Record<string, unknown> | null;
+  if (typeof c !== 'object' || c === null) throw new CommandError('command is not an object');
+  if (!KINDS.includes(c.kind as Kind)) throw new CommandError(`unknown kind "${String(c.kind)}"`);
+  if (typeof c.id !== 'string' || c.id === '') throw new CommandError('command without an id');
+  if (c.ifVersion !== undefined && !Number.isSafeInteger(c.ifVersion))
+    throw new CommandError('ifVersion must be an integer');
+  if (c.op === 'put' && 'value' in c) return c as unknown as Command;
+  if (c.op === 'delete') return c as unknown as Command;
+  throw new CommandError(`unknown op "${String(c.op)}"`);
+}
+
+/**
+ * The replicated desired state: every node applies the same commands in the same (log) order and
+ * so holds the same objects. Applying is deterministic: it reads nothing but the command and the
+ * log index.
+ */
+export class ClusterState {
+  private objects = new Map<Kind, Map<string, StoredObject>>(KINDS.map((k) => [k, new Map()]));
+  private listeners = new Set<(change: Change) => void>();
+  appliedIndex = 0;
+
+  get<T>(kind: Kind, id: string): StoredObject<T> | undefined {
+    return this.objects.get(kind)?.get(id) as StoredObject<T> | undefined;
+  }
+
+  list<T>(kind: Kind): StoredObject<T>[] {
+    return [...(this.objects.get(kind)?.values() ?? [])] as StoredObject<T>[];
+  }
+
+  /** Called for every change from now on; returns the way to stop. */
+  watch(listener: (change: Change) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  apply(index: number, data: unknown): Outcome {
+    this.appliedIndex = index;
+    let command: Command;
+    try {
+      command = parseCommand(data);
+    } catch (error) {
+      return { ok: false, reason: (error as Error).message };
+    }
+    const table = this.objects.get(command.kind) as Map<string, StoredObject>;
+    const current = table.get(command.id);
+    if (command.ifVersion !== undefined && (current?.version ?? 0) !== command.ifVersion) {
+      return {
+        ok: false,
+        reason: `${command.kind}/${command.id} is at version ${current?.version ?? 0}, not ${command.ifVersion}`,
+      };
+    }
+    if (command.op === 'put') {
+      const object = { id: command.id, version: index, value: command.value };
+      table.set(command.id, object);
+      this.notify({ kind: command.kind, id: command.id, object });
+    } else {
+      if (!current) return { ok: true, version: index };
+      table.delete(command.id);
+      this.notify({ kind: command.kind, id: command.id, object: undefined });
+    }
+    return { ok: true, version: index };
+  }
+
+  snapshot(): { appliedIndex: number; objects: Array<[Kind, StoredObject[]]> } {
+    return { appliedIndex: this.appliedIndex, objects: KINDS.map((k) => [k, this.list(k)]) };
+  }
+
+  restore(data: unknown): void {
+    const snapshot = (data ?? { appliedIndex: 0, objects: [] }) as ReturnType<
+      ClusterState['snapshot']
+    >;
+    this.objects = new Map(KINDS.map((k) => [k, new Map()]));
+    for (const [kind, objects] of snapshot.objects) {
+      this.objects.set(kind, new Map(objects.map((o) => [o.id, o])));
+    }
+    this.appliedIndex = snapshot.appliedIndex;
+    for (const kind of KINDS)
+      for (const object of this.list(kind)) this.notify({ kind, id: object.id, object });
+  }
+
+  /** A digest of every object: two replicas with the same digest hold the same state. */
+  digest(): string {
+    const hash = createHash('sha256');
+    for (const kind of KINDS) {
+      for (const o of this.list(kind).sort((a, b) => a.id.localeCompare(b.id))) {
+        hash.update(`${kind}/${o.id}@${o.version}=${JSON.stringify(o.value)}\n`);
+      }
+    }
+    return hash.digest('hex').slice(0, 16);
+  }
+
+  private notify(change: Change): void {
+    for (const listener of this.listeners) listener(change);
+  }
+}
