@@ -8,6 +8,10 @@ import { ClusterCA } from '../mesh/pki/ca.js';
 import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity.js';
 import { generateKeyPair } from '../mesh/pki/keys.js';
 import { decodeJoinToken, encodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
+import { MembershipSync } from '../mesh/raft/membership-sync.js';
+import { RaftNode } from '../mesh/raft/node.js';
+import { RaftStorage } from '../mesh/raft/storage.js';
+import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
 import { ControlError, ControlServer } from './control.js';
 import { type ClusterFile, DataDir } from './datadir.js';
@@ -35,6 +39,9 @@ const PEER_SAVE_DELAY_MS = 2000;
 /** The node daemon: identity, transport, membership and the control API, wired together. */
 export class Agent {
   private membership: Membership | undefined;
+  private raft: RaftNode | undefined;
+  private sync: MembershipSync | undefined;
+  private readonly state = new ClusterState();
   private control: ControlServer | undefined;
   private transport: Transport | undefined;
   private peerSave: NodeJS.Timeout | undefined;
@@ -75,8 +82,14 @@ export class Agent {
       joinSecret: newJoinSecret(),
     };
     await dir.writeIdentity(identity, ca.exportKeyPem());
+    const log = agentLogger(nodeId, options);
+    // The first node is the cluster's only voter until the leader (itself) seats others.
+    const bootstrap = { voters: [nodeId], learners: [] };
+    const storage = RaftStorage.open(dir.raftDir, bootstrap, log);
+    storage.saveSnapshot({ index: 0, term: 0, membership: bootstrap, data: null });
+    storage.close();
     await dir.writeCluster(cluster);
-    const agent = new Agent(dir, cluster, identity, ca, agentLogger(nodeId, options), options.swim);
+    const agent = new Agent(dir, cluster, identity, ca, log, options.swim);
     agent.log.info({ clusterId, dataDir: dir.path }, 'cluster created');
     await agent.start([]);
     return agent;
@@ -157,6 +170,7 @@ export class Agent {
   /** Leaves the cluster gracefully (others see "left", not "dead") and stops. */
   async shutdown(): Promise<void> {
     this.log.info('leaving the cluster');
+    await this.raft?.handOver();
     await this.membership?.leave();
     await this.stop();
   }
@@ -164,6 +178,8 @@ export class Agent {
   /** Stops without a word to the cluster, as a crash would. */
   async stop(): Promise<void> {
     clearTimeout(this.peerSave);
+    this.sync?.stop();
+    this.raft?.stop();
     this.membership?.stop();
     await this.control?.close();
     await this.transport?.close();
@@ -193,9 +209,21 @@ export class Agent {
     });
     this.membership = membership;
     membership.on('change', () => this.savePeersSoon());
+    const storage = RaftStorage.open(this.dir.raftDir, { voters: [], learners: [] }, log);
+    const raft = new RaftNode({
+      transport,
+      storage,
+      machine: this.state,
+      log,
+      addressOf: (id) => membership.members().find((m) => m.id === id)?.address,
+    });
+    this.raft = raft;
+    this.sync = new MembershipSync(raft, membership, this.state, log);
     this.control = new ControlServer(this.routes(), log);
     await this.control.listen(this.dir.controlSocket);
     membership.start(seeds.filter((seed) => seed !== this.address));
+    raft.start();
+    this.sync.start();
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
   }
 
@@ -209,6 +237,7 @@ export class Agent {
           clusterId: this.cluster.clusterId,
           address: this.address,
           version: VERSION,
+          raft: this.raftStatus(),
           members: {
             alive: count('alive'),
             suspect: count('suspect'),
@@ -228,6 +257,11 @@ export class Agent {
           labels: m.meta.labels,
           capacity: m.meta.capacity,
           self: m.id === this.identity.nodeId,
+          raft: this.raft?.membership.voters.includes(m.id)
+            ? 'voter'
+            : this.raft?.membership.learners.includes(m.id)
+              ? 'learner'
+              : 'none',
         })),
       'GET /v1/token': () => {
         const token = this.joinToken();
@@ -239,6 +273,21 @@ export class Agent {
         }
         return { token };
       },
+    };
+  }
+
+  private raftStatus() {
+    const raft = this.raft?.raft;
+    if (!raft) return undefined;
+    return {
+      role: raft.role,
+      term: raft.term,
+      leader: raft.leader,
+      commit: raft.log.committed,
+      applied: raft.log.applied,
+      voters: raft.membership.voters,
+      learners: raft.membership.learners,
+      stateDigest: this.state.digest(),
     };
   }
 

@@ -49,6 +49,11 @@ export class DataDir {
     return join(this.path, 'control.sock');
   }
 
+  /** Raft's write-ahead log and snapshot. */
+  get raftDir(): string {
+    return join(this.path, 'raft');
+  }
+
   private file(name: string): string {
     return join(this.path, name);
   }

@@ -10,6 +10,7 @@ interface NodeRow {
   version: string;
   labels: Record<string, string>;
   self: boolean;
+  raft: string;
 }
 
 function print(json: boolean, value: unknown, human: () => string): void {
@@ -25,11 +26,12 @@ export async function node(args: string[]): Promise<number> {
   nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
   print(Boolean(values.json), nodes, () =>
     table(
-      ['ID', 'ADDRESS', 'STATUS', 'SINCE', 'VERSION', 'LABELS'],
+      ['ID', 'ADDRESS', 'STATUS', 'RAFT', 'SINCE', 'VERSION', 'LABELS'],
       nodes.map((n) => [
         n.self ? `${n.id} *` : n.id,
         n.address,
         n.status,
+        n.raft,
         ago(n.since),
         n.version,
         Object.entries(n.labels)
@@ -49,11 +51,20 @@ export async function status(args: string[]): Promise<number> {
     address: string;
     version: string;
     members: Record<string, number>;
+    raft?: {
+      role: string;
+      term: number;
+      leader: string | null;
+      commit: number;
+      voters: string[];
+      learners: string[];
+    };
   };
   print(Boolean(values.json), s, () =>
     [
       `cluster  ${s.clusterId}`,
       `node     ${s.nodeId} at ${s.address} (mesh ${s.version})`,
+      `raft     ${s.raft ? `${s.raft.role}, term ${s.raft.term}, leader ${s.raft.leader ?? '(none yet)'}, commit ${s.raft.commit}, ${s.raft.voters.length} voters, ${s.raft.learners.length} learners` : '-'}`,
       `members  ${Object.entries(s.members)
         .map(([k, v]) => `${v} ${k}`)
         .join(', ')}`,

@@ -131,6 +131,10 @@ export class RaftStorage {
       if (entry.index > stored.snapshot.index) stored.entries.push(entry);
   }
 
+  get snapshotIndex(): number {
+    return this.stored.snapshot.index;
+  }
+
   get state(): Stored {
     return { ...this.stored, entries: [...this.stored.entries] };
   }

@@ -1,0 +1,271 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { seededRandom } from '../random.js';
+import type { Transport } from '../transport/transport.js';
+import { parseRaftMessage } from './messages.js';
+import { DEFAULT_RAFT_CONFIG, Raft, type RaftConfig, RaftError } from './raft.js';
+import type { RaftStorage } from './storage.js';
+import type { Membership, NodeId, ReadState } from './types.js';
+
+/** What Raft replicates into: deterministic, and able to snapshot and restore itself. */
+export interface StateMachine {
+  apply(index: number, data: unknown): unknown;
+  snapshot(): unknown;
+  restore(data: unknown): void;
+}
+
+export interface RaftNodeOptions {
+  transport: Transport;
+  storage: RaftStorage;
+  machine: StateMachine;
+  log: Logger;
+  /** Where a node listens, as membership knows it. */
+  addressOf: (id: NodeId) => string | undefined;
+  config?: RaftConfig;
+  tickMs?: number;
+  /** Snapshot and compact once this many entries are applied past the last snapshot. */
+  compactEvery?: number;
+  /** How long a write or read may wait for the cluster. */
+  timeoutMs?: number;
+}
+
+const RAFT_MESSAGE = 'raft';
+const FORWARD_PROPOSE = 'raft.propose';
+const FORWARD_READ = 'raft.read-index';
+
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (error: Error) => void;
+}
+
+interface RaftNodeEvents {
+  leader: [NodeId | null];
+}
+
+/**
+ * Runs Raft on this node: ticks it, persists each Ready before sending its messages, applies
+ * committed commands to the state machine, and answers writes and linearizable reads, forwarding
+ * them to the leader when this node is not it.
+ */
+export class RaftNode extends EventEmitter<RaftNodeEvents> {
+  readonly raft: Raft;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly writes = new Map<string, Waiter<unknown>>();
+  private readonly readIndexes = new Map<string, Waiter<number>>();
+  private readonly appliedWaiters: Array<{ index: number } & Waiter<void>> = [];
+  private lastLeader: NodeId | null = null;
+
+  constructor(private readonly options: RaftNodeOptions) {
+    super();
+    this.log = options.log;
+    const stored = options.storage.state;
+    options.machine.restore(stored.snapshot.data);
+    this.raft = new Raft({
+      id: options.transport.nodeId,
+      config: options.config ?? DEFAULT_RAFT_CONFIG,
+      random: seededRandom(randomInt(2 ** 31)),
+      hardState: stored.hardState,
+      snapshot: stored.snapshot,
+      entries: stored.entries,
+    });
+    const { transport } = options;
+    transport.handle(RAFT_MESSAGE, (body, peer) => {
+      try {
+        this.raft.step(parseRaftMessage(body, peer.nodeId, transport.nodeId));
+      } catch (error) {
+        this.log.warn(
+          { peer: peer.nodeId, reason: (error as Error).message },
+          'Raft message refused',
+        );
+        return;
+      }
+      this.process();
+    });
+    transport.handle(FORWARD_PROPOSE, (body) => this.propose(body));
+    transport.handle(FORWARD_READ, () => this.leaderReadIndex());
+  }
+
+  get leader(): NodeId | null {
+    return this.raft.leader;
+  }
+
+  get membership(): Membership {
+    return this.raft.membership;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.raft.tick();
+      this.process();
+    }, this.options.tickMs ?? 100);
+    this.process();
+  }
+
+  /** Replicates a command and resolves with what the state machine returned for it. */
+  async propose(data: unknown): Promise<unknown> {
+    if (this.raft.role !== 'leader') return this.forward(FORWARD_PROPOSE, data);
+    const { index, term } = this.raft.propose(data);
+    const result = this.wait(this.writes, `${index}:${term}`, 'write');
+    this.process();
+    return result;
+  }
+
+  /** Proposes a membership change (leader only). */
+  changeMembership(next: Membership): void {
+    this.raft.proposeMembership(next);
+    this.process();
+  }
+
+  /** Resolves once this replica reflects every write acknowledged before the call. */
+  async linearizableRead(): Promise<void> {
+    const index =
+      this.raft.role === 'leader'
+        ? await this.leaderReadIndex()
+        : ((await this.forward(FORWARD_READ, null)) as number);
+    if (this.raft.log.applied >= index) return;
+    await new Promise<void>((resolve, reject) =>
+      this.appliedWaiters.push({ index, resolve, reject }),
+    );
+  }
+
+  /** Hands leadership to another voter (on a graceful shutdown), and waits briefly for it. */
+  async handOver(timeoutMs = 2000): Promise<void> {
+    if (this.raft.role !== 'leader') return;
+    const others = this.raft.membership.voters.filter((v) => v !== this.raft.id);
+    const target = others[0];
+    if (!target) return;
+    this.raft.transferLeadership(target);
+    this.process();
+    const deadline = Date.now() + timeoutMs;
+    while (this.raft.role === 'leader' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    const stopped = new RaftError('not-leader', 'this node is shutting down');
+    for (const waiter of [
+      ...this.writes.values(),
+      ...this.readIndexes.values(),
+      ...this.appliedWaiters,
+    ])
+      waiter.reject(stopped);
+    this.options.storage.close();
+  }
+
+  private leaderReadIndex(): Promise<number> {
+    const requestId = randomUUID();
+    const index = this.wait(this.readIndexes, requestId, 'read');
+    this.raft.readIndex(requestId);
+    this.process();
+    return index;
+  }
+
+  private async forward(type: string, body: unknown): Promise<unknown> {
+    const leader = this.raft.leader;
+    const address = leader ? this.options.addressOf(leader) : undefined;
+    if (!leader || !address)
+      throw new RaftError('not-leader', 'no leader is known yet; retry shortly');
+    return this.options.transport.request({ address, nodeId: leader }, type, body, {
+      timeoutMs: this.options.timeoutMs ?? 5000,
+    });
+  }
+
+  private wait<T>(table: Map<string, Waiter<T>>, key: string, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        table.delete(key);
+        reject(
+          new RaftError(
+            'not-ready',
+            `${what} not confirmed within ${this.options.timeoutMs ?? 5000} ms`,
+          ),
+        );
+      }, this.options.timeoutMs ?? 5000);
+      table.set(key, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+    });
+  }
+
+  /** One Ready, handled in the order Raft requires: persist, send, apply. */
+  private process(): void {
+    const { storage, machine, transport } = this.options;
+    const ready = this.raft.ready();
+    storage.save(ready.hardState, ready.entries, ready.snapshot);
+    if (ready.snapshot) machine.restore(ready.snapshot.data);
+    for (const message of ready.messages) {
+      const address = this.options.addressOf(message.to);
+      if (!address) {
+        this.log.debug({ to: message.to, type: message.type }, 'no address for Raft peer yet');
+        continue;
+      }
+      try {
+        transport.send({ address, nodeId: message.to }, RAFT_MESSAGE, message);
+      } catch (error) {
+        this.log.debug(
+          { to: message.to, reason: (error as Error).message },
+          'Raft message not sent',
+        );
+      }
+    }
+    for (const entry of ready.committed) {
+      const result = entry.kind === 'command' ? machine.apply(entry.index, entry.data) : undefined;
+      const key = `${entry.index}:${entry.term}`;
+      this.writes.get(key)?.resolve(result);
+      this.writes.delete(key);
+    }
+    for (const read of ready.reads) this.answerRead(read);
+    this.releaseApplied();
+    this.noticeLeader();
+    this.maybeCompact();
+  }
+
+  private answerRead(read: ReadState): void {
+    this.readIndexes.get(read.requestId)?.resolve(read.index);
+    this.readIndexes.delete(read.requestId);
+  }
+
+  private releaseApplied(): void {
+    const applied = this.raft.log.applied;
+    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
+      const waiter = this.appliedWaiters[i] as { index: number } & Waiter<void>;
+      if (waiter.index > applied) continue;
+      this.appliedWaiters.splice(i, 1);
+      waiter.resolve();
+    }
+  }
+
+  private noticeLeader(): void {
+    const leader = this.raft.leader;
+    if (leader === this.lastLeader) return;
+    this.lastLeader = leader;
+    this.log.info({ leader, term: this.raft.term, role: this.raft.role }, 'raft leader changed');
+    if (this.raft.role !== 'leader') {
+      // Writes we proposed as leader may still commit under the next leader, or may not.
+      const lost = new RaftError(
+        'not-leader',
+        'leadership changed before the write was confirmed; it may or may not apply',
+      );
+      for (const waiter of this.writes.values()) waiter.reject(lost);
+      this.writes.clear();
+    }
+    this.emit('leader', leader);
+  }
+
+  private maybeCompact(): void {
+    const { storage, machine } = this.options;
+    const applied = this.raft.log.applied;
+    if (applied - storage.snapshotIndex < (this.options.compactEvery ?? 1000)) return;
+    storage.saveSnapshot(this.raft.compact(applied, machine.snapshot()));
+  }
+}

@@ -1,0 +1,145 @@
+import { rm } from 'node:fs/promises';
+import test from 'ava';
+import {
+  type AgentProcess,
+  mesh,
+  spawnAgent,
+  testDirectory,
+  waitForControl,
+} from '../../examples/local-cluster.js';
+import { eventually } from '../helpers/poll.js';
+
+// Loopback blocks: 127.0.15.0/24 for the three-node cluster, 127.0.16.0/24 for the five-node one.
+const root = await testDirectory('consensus');
+const everyone: AgentProcess[] = [];
+
+test.after.always(async () => {
+  for (const agent of everyone) agent.child.kill('SIGKILL');
+  await Promise.all(everyone.map((a) => a.exited));
+  await rm(root, { recursive: true, force: true });
+});
+
+interface RaftView {
+  nodeId: string;
+  raft: {
+    role: string;
+    term: number;
+    leader: string | null;
+    commit: number;
+    voters: string[];
+    stateDigest: string;
+  };
+}
+
+async function view(agent: AgentProcess): Promise<RaftView> {
+  const { code, stdout, stderr } = await mesh('status', '--json', '--data-dir', agent.dataDir);
+  if (code !== 0) throw new Error(`status failed: ${stderr}`);
+  return JSON.parse(stdout) as RaftView;
+}
+
+/** Starts a cluster on the given hosts and waits until every node is a voter under one leader. */
+async function cluster(name: string, hosts: string[]): Promise<AgentProcess[]> {
+  const agents = [spawnAgent(root, `${name}1`, ['init', '--advertise', hosts[0] as string])];
+  await waitForControl(agents[0] as AgentProcess);
+  const token = (
+    await mesh('token', '--data-dir', (agents[0] as AgentProcess).dataDir)
+  ).stdout.trim();
+  for (const [i, host] of hosts.slice(1).entries())
+    agents.push(spawnAgent(root, `${name}${i + 2}`, ['join', token, '--advertise', host]));
+  everyone.push(...agents);
+  await Promise.all(agents.map((a) => waitForControl(a)));
+  await agreed(agents, (v) => v.raft.voters.length === hosts.length, 30_000);
+  return agents;
+}
+
+/** Waits until the agents agree on a leader and state, and `extra` holds for each view. */
+async function agreed(
+  agents: AgentProcess[],
+  extra: (v: RaftView) => boolean = () => true,
+  timeoutMs = 20_000,
+): Promise<RaftView[]> {
+  const views = await eventually(
+    async () => {
+      const views = await Promise.all(agents.map(view));
+      const [first] = views;
+      const same = views.every(
+        (v) =>
+          v.raft.leader !== null &&
+          v.raft.leader === first?.raft.leader &&
+          v.raft.stateDigest === first?.raft.stateDigest &&
+          extra(v),
+      );
+      return same ? views : undefined;
+    },
+    { what: 'agreement on leader and state', timeoutMs, intervalMs: 200 },
+  );
+  return views as RaftView[]; // eventually() resolves only with a truthy value
+}
+
+test.serial(
+  'three agents: a killed leader is replaced, restarts catch up, a full restart keeps the state',
+  async (t) => {
+    const agents = await cluster('c', ['127.0.15.1', '127.0.15.2', '127.0.15.3']);
+    const [before] = await agreed(agents);
+    const leaderId = before?.raft.leader as string;
+    const leaderIndex = (await Promise.all(agents.map(view))).findIndex(
+      (v) => v.nodeId === leaderId,
+    );
+    const leader = agents[leaderIndex] as AgentProcess;
+
+    leader.child.kill('SIGKILL');
+    await leader.exited;
+    const survivors = agents.filter((a) => a !== leader);
+    const [after] = await agreed(survivors, (v) => v.raft.leader !== leaderId);
+    t.true((after?.raft.term ?? 0) > (before?.raft.term ?? 0), 'a new term with a new leader');
+
+    const restarted = spawnAgent(root, `c${leaderIndex + 1}`, ['agent']);
+    everyone.push(restarted);
+    agents[leaderIndex] = restarted;
+    await waitForControl(restarted);
+    const caughtUp = await agreed(agents);
+    t.is(new Set(caughtUp.map((v) => v.raft.stateDigest)).size, 1, 'the old leader caught up');
+
+    const committed = caughtUp[0]?.raft;
+    for (const agent of agents) agent.child.kill('SIGKILL');
+    await Promise.all(agents.map((a) => a.exited));
+    const again = agents.map((_, i) => spawnAgent(root, `c${i + 1}`, ['agent']));
+    everyone.push(...again);
+    await Promise.all(again.map((a) => waitForControl(a)));
+    const reborn = await agreed(again);
+    t.is(
+      reborn[0]?.raft.stateDigest,
+      committed?.stateDigest,
+      'the same committed state after kill -9 of all three',
+    );
+    t.true((reborn[0]?.raft.commit ?? 0) >= (committed?.commit ?? 0));
+  },
+);
+
+test.serial('five agents keep committing with two of them down', async (t) => {
+  const agents = await cluster('f', [
+    '127.0.16.1',
+    '127.0.16.2',
+    '127.0.16.3',
+    '127.0.16.4',
+    '127.0.16.5',
+  ]);
+  const [before] = await agreed(agents);
+  const views = await Promise.all(agents.map(view));
+  // Take down the leader and one follower.
+  const leader = agents[views.findIndex((v) => v.nodeId === before?.raft.leader)] as AgentProcess;
+  const follower = agents.find((a) => a !== leader) as AgentProcess;
+  for (const victim of [leader, follower]) victim.child.kill('SIGKILL');
+  await Promise.all([leader.exited, follower.exited]);
+  const survivors = agents.filter((a) => a !== leader && a !== follower);
+  // The new leader records both nodes as down: new commits, the same on all three survivors.
+  const after = await agreed(
+    survivors,
+    (v) =>
+      v.raft.commit > (before?.raft.commit ?? 0) + 2 &&
+      v.raft.stateDigest !== before?.raft.stateDigest,
+    40_000,
+  );
+  t.is(new Set(after.map((v) => v.raft.stateDigest)).size, 1);
+  t.not(after[0]?.raft.leader, before?.raft.leader);
+});
