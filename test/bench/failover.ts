@@ -1,0 +1,115 @@
+/**
+ * Leader failover with real agent processes on loopback: kill -9 the Raft leader, time until
+ * another node reports itself leader; restart the killed agent, let it catch up; repeat.
+ *
+ *   npm run bench:failover -- [--trials 20] [--json]
+ */
+import { rm } from 'node:fs/promises';
+import { callAgent } from '../../cli/control-client.js';
+import {
+  type AgentProcess,
+  mesh,
+  spawnAgent,
+  testDirectory,
+  waitForControl,
+} from '../../examples/local-cluster.js';
+
+const HOSTS = ['127.0.21.1', '127.0.21.2', '127.0.21.3'];
+
+interface Status {
+  nodeId: string;
+  raft: { role: string; leader: string | null; voters: string[]; stateDigest: string };
+}
+
+const status = (agent: AgentProcess) =>
+  callAgent(agent.dataDir, 'GET', '/v1/status') as Promise<Status>;
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await pause(10);
+  }
+}
+
+/** Every agent up, agreeing on one leader and one state, all of them voters. */
+function settled(agents: AgentProcess[]) {
+  return until('cluster settled', 60_000, async () => {
+    const views = await Promise.all(agents.map(status));
+    const [first] = views;
+    const ok = views.every(
+      (v) =>
+        v.raft.leader &&
+        v.raft.leader === first?.raft.leader &&
+        v.raft.stateDigest === first?.raft.stateDigest &&
+        v.raft.voters.length === agents.length,
+    );
+    return ok ? views : undefined;
+  });
+}
+
+function option(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
+}
+
+async function main(): Promise<void> {
+  const trials = option('trials', 20);
+  const json = process.argv.includes('--json');
+  const root = await testDirectory('failover');
+  const agents = [spawnAgent(root, 'n1', ['init', '--advertise', HOSTS[0] as string])];
+  try {
+    await waitForControl(agents[0] as AgentProcess);
+    const token = (
+      await mesh('token', '--data-dir', (agents[0] as AgentProcess).dataDir)
+    ).stdout.trim();
+    for (const [i, host] of HOSTS.slice(1).entries())
+      agents.push(spawnAgent(root, `n${i + 2}`, ['join', token, '--advertise', host]));
+    await Promise.all(agents.map((a) => waitForControl(a)));
+    const samples: number[] = [];
+    for (let trial = 0; trial < trials; trial++) {
+      const views = await settled(agents);
+      const oldLeader = views[0]?.raft.leader as string;
+      const index = views.findIndex((v) => v.nodeId === oldLeader);
+      const victim = agents[index] as AgentProcess;
+      const killedAt = performance.now();
+      victim.child.kill('SIGKILL');
+      const survivors = agents.filter((a) => a !== victim);
+      await until('new leader', 30_000, async () => {
+        const seen = await Promise.all(survivors.map(status));
+        return seen.some((v) => v.raft.role === 'leader' && v.nodeId !== oldLeader)
+          ? true
+          : undefined;
+      });
+      samples.push(performance.now() - killedAt);
+      if (!json) console.error(`trial ${trial + 1}: ${Math.round(samples.at(-1) ?? 0)} ms`);
+      await victim.exited;
+      agents[index] = spawnAgent(root, `n${index + 1}`, ['agent']);
+      await waitForControl(agents[index] as AgentProcess);
+    }
+    samples.sort((a, b) => a - b);
+    const at = (q: number) =>
+      Math.round(samples[Math.min(samples.length - 1, Math.ceil(q * samples.length) - 1)] ?? 0);
+    const result = {
+      trials,
+      medianMs: at(0.5),
+      p99Ms: at(0.99),
+      minMs: Math.round(samples[0] ?? 0),
+      samples: samples.map(Math.round),
+    };
+    console.log(json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+  } finally {
+    for (const agent of agents) agent.child.kill('SIGKILL');
+    await Promise.all(agents.map((a) => a.exited));
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+await main();
