@@ -8,9 +8,9 @@ import { rm } from 'node:fs/promises';
 import {
   type AgentProcess,
   mesh,
-  spawnAgent,
+  startCluster,
+  stopAgents,
   testDirectory,
-  waitForControl,
 } from './local-cluster.js';
 
 const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
@@ -20,28 +20,15 @@ async function main(): Promise<void> {
   const agents: AgentProcess[] = [];
   const stop = async () => {
     process.stdout.write('\nmesh demo: stopping the agents (each leaves the cluster gracefully)\n');
-    for (const agent of agents) agent.child.kill('SIGTERM');
-    await Promise.all(agents.map((a) => a.exited));
+    await stopAgents(agents, 'SIGTERM');
     await rm(root, { recursive: true, force: true });
   };
   try {
     process.stdout.write(
       `mesh demo: starting 3 agents on ${HOSTS.join(', ')} (data and logs in ${root})\n`,
     );
-    const first = spawnAgent(root, 'node1', [
-      'init',
-      '--advertise',
-      HOSTS[0] as string,
-      '--label',
-      'role=seed',
-    ]);
-    agents.push(first);
-    await waitForControl(first);
-    const token = (await mesh('token', '--data-dir', first.dataDir)).stdout.trim();
-    for (const [i, host] of HOSTS.slice(1).entries()) {
-      agents.push(spawnAgent(root, `node${i + 2}`, ['join', token, '--advertise', host]));
-    }
-    await Promise.all(agents.map((a) => waitForControl(a)));
+    agents.push(...(await startCluster(root, HOSTS, 'node', ['--label', 'role=seed'])));
+    const first = agents[0] as AgentProcess;
     const deadline = Date.now() + 15_000;
     let listing = '';
     while (Date.now() < deadline) {

@@ -76,3 +76,40 @@ export async function waitForControl(agent: AgentProcess, timeoutMs = 15_000): P
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * `mesh init` on the first host, `mesh join` with its token on the others; resolves when every
+ * agent's control API answers. Agents are named `${prefix}1`, `${prefix}2`, ...
+ */
+export async function startCluster(
+  root: string,
+  hosts: string[],
+  prefix = 'node',
+  initFlags: string[] = [],
+): Promise<AgentProcess[]> {
+  const [first, ...rest] = hosts;
+  if (!first) throw new Error('a cluster needs at least one host');
+  const seed = spawnAgent(root, `${prefix}1`, ['init', '--advertise', first, ...initFlags]);
+  const agents = [seed];
+  try {
+    await waitForControl(seed);
+    const token = (await mesh('token', '--data-dir', seed.dataDir)).stdout.trim();
+    for (const [i, host] of rest.entries()) {
+      agents.push(spawnAgent(root, `${prefix}${i + 2}`, ['join', token, '--advertise', host]));
+    }
+    await Promise.all(agents.map((a) => waitForControl(a)));
+    return agents;
+  } catch (error) {
+    await stopAgents(agents);
+    throw error;
+  }
+}
+
+/** Signals every agent and waits for each to exit. */
+export async function stopAgents(
+  agents: AgentProcess[],
+  signal: NodeJS.Signals = 'SIGKILL',
+): Promise<void> {
+  for (const agent of agents) agent.child.kill(signal);
+  await Promise.all(agents.map((a) => a.exited));
+}

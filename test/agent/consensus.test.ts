@@ -4,6 +4,8 @@ import {
   type AgentProcess,
   mesh,
   spawnAgent,
+  startCluster,
+  stopAgents,
   testDirectory,
   waitForControl,
 } from '../../examples/local-cluster.js';
@@ -14,8 +16,7 @@ const root = await testDirectory('consensus');
 const everyone: AgentProcess[] = [];
 
 test.after.always(async () => {
-  for (const agent of everyone) agent.child.kill('SIGKILL');
-  await Promise.all(everyone.map((a) => a.exited));
+  await stopAgents(everyone);
   await rm(root, { recursive: true, force: true });
 });
 
@@ -39,15 +40,8 @@ async function view(agent: AgentProcess): Promise<RaftView> {
 
 /** Starts a cluster on the given hosts and waits until every node is a voter under one leader. */
 async function cluster(name: string, hosts: string[]): Promise<AgentProcess[]> {
-  const agents = [spawnAgent(root, `${name}1`, ['init', '--advertise', hosts[0] as string])];
-  await waitForControl(agents[0] as AgentProcess);
-  const token = (
-    await mesh('token', '--data-dir', (agents[0] as AgentProcess).dataDir)
-  ).stdout.trim();
-  for (const [i, host] of hosts.slice(1).entries())
-    agents.push(spawnAgent(root, `${name}${i + 2}`, ['join', token, '--advertise', host]));
+  const agents = await startCluster(root, hosts, name);
   everyone.push(...agents);
-  await Promise.all(agents.map((a) => waitForControl(a)));
   await agreed(agents, (v) => v.raft.voters.length === hosts.length, 30_000);
   return agents;
 }

@@ -8,6 +8,8 @@ import {
   type NodeRow,
   nodesSeenBy,
   spawnAgent,
+  startCluster,
+  stopAgents,
   testDirectory,
   waitForControl,
 } from '../../examples/local-cluster.js';
@@ -19,8 +21,7 @@ const root = await testDirectory('membership');
 const agents: AgentProcess[] = [];
 
 test.after.always(async () => {
-  for (const agent of agents) agent.child.kill('SIGKILL');
-  await Promise.all(agents.map((a) => a.exited));
+  await stopAgents(agents);
   await rm(root, { recursive: true, force: true });
 });
 
@@ -41,14 +42,7 @@ async function seenEverywhere(
 }
 
 test.serial('five agents: crash is detected, restart rejoins, leaving is not dying', async (t) => {
-  const first = spawnAgent(root, 'a1', ['init', '--advertise', HOSTS[0] as string]);
-  agents.push(first);
-  await waitForControl(first);
-  const { stdout: token } = await mesh('token', '--data-dir', first.dataDir);
-  for (const [i, host] of HOSTS.slice(1).entries()) {
-    agents.push(spawnAgent(root, `a${i + 2}`, ['join', token.trim(), '--advertise', host]));
-  }
-  await Promise.all(agents.map((a) => waitForControl(a)));
+  agents.push(...(await startCluster(root, HOSTS, 'a')));
   await eventually(
     async () => {
       const views = await Promise.all(agents.map((a) => nodesSeenBy(a.dataDir)));

@@ -8,8 +8,9 @@ import { rm } from 'node:fs/promises';
 import { callAgent } from '../../cli/control-client.js';
 import {
   type AgentProcess,
-  mesh,
   spawnAgent,
+  startCluster,
+  stopAgents,
   testDirectory,
   waitForControl,
 } from '../../examples/local-cluster.js';
@@ -64,15 +65,8 @@ async function main(): Promise<void> {
   const trials = option('trials', 20);
   const json = process.argv.includes('--json');
   const root = await testDirectory('failover');
-  const agents = [spawnAgent(root, 'n1', ['init', '--advertise', HOSTS[0] as string])];
+  const agents = await startCluster(root, HOSTS, 'n');
   try {
-    await waitForControl(agents[0] as AgentProcess);
-    const token = (
-      await mesh('token', '--data-dir', (agents[0] as AgentProcess).dataDir)
-    ).stdout.trim();
-    for (const [i, host] of HOSTS.slice(1).entries())
-      agents.push(spawnAgent(root, `n${i + 2}`, ['join', token, '--advertise', host]));
-    await Promise.all(agents.map((a) => waitForControl(a)));
     const samples: number[] = [];
     for (let trial = 0; trial < trials; trial++) {
       const views = await settled(agents);
@@ -106,8 +100,7 @@ async function main(): Promise<void> {
     };
     console.log(json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
   } finally {
-    for (const agent of agents) agent.child.kill('SIGKILL');
-    await Promise.all(agents.map((a) => a.exited));
+    await stopAgents(agents);
     await rm(root, { recursive: true, force: true });
   }
 }
