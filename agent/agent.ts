@@ -8,7 +8,7 @@ import { ClusterCA } from '../mesh/pki/ca.js';
 import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity.js';
 import { generateKeyPair } from '../mesh/pki/keys.js';
 import { decodeJoinToken, encodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
-import { MembershipSync } from '../mesh/raft/membership-sync.js';
+import { MembershipSync, type NodeRecord } from '../mesh/raft/membership-sync.js';
 import { RaftNode } from '../mesh/raft/node.js';
 import { RaftStorage } from '../mesh/raft/storage.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
@@ -246,23 +246,7 @@ export class Agent {
           },
         };
       },
-      'GET /v1/nodes': () =>
-        (this.membership?.members() ?? []).map((m) => ({
-          id: m.id,
-          address: m.address,
-          status: m.status,
-          since: new Date(m.since).toISOString(),
-          incarnation: m.incarnation,
-          version: m.meta.version,
-          labels: m.meta.labels,
-          capacity: m.meta.capacity,
-          self: m.id === this.identity.nodeId,
-          raft: this.raft?.membership.voters.includes(m.id)
-            ? 'voter'
-            : this.raft?.membership.learners.includes(m.id)
-              ? 'learner'
-              : 'none',
-        })),
+      'GET /v1/nodes': () => this.nodes(),
       'GET /v1/token': () => {
         const token = this.joinToken();
         if (!token) {
@@ -274,6 +258,41 @@ export class Agent {
         return { token };
       },
     };
+  }
+
+  /**
+   * The cluster's node registry, read through the leader (ReadIndex), beside what this node's
+   * gossip sees now. Without a quorum it answers from this replica and says it may be stale.
+   */
+  private async nodes() {
+    let consistent = true;
+    await this.raft?.linearizableRead().catch((error: Error) => {
+      consistent = false;
+      this.log.debug({ reason: error.message }, 'node list served from the local replica');
+    });
+    const live = new Map((this.membership?.members() ?? []).map((m) => [m.id, m]));
+    const recorded = new Map(this.state.list<NodeRecord>('nodes').map((o) => [o.id, o.value]));
+    const ids = [...new Set([...recorded.keys(), ...live.keys()])];
+    const voters = this.raft?.membership.voters ?? [];
+    const learners = this.raft?.membership.learners ?? [];
+    const nodes = ids.map((id) => {
+      const member = live.get(id);
+      const record = recorded.get(id);
+      return {
+        id,
+        address: member?.address ?? record?.address ?? '',
+        // What gossip sees now; for a node it has never seen, what the cluster recorded.
+        status: member?.status ?? record?.status ?? 'unknown',
+        since: member ? new Date(member.since).toISOString() : null,
+        version: member?.meta.version ?? record?.version ?? '',
+        labels: member?.meta.labels ?? record?.labels ?? {},
+        capacity: member?.meta.capacity ?? record?.capacity,
+        recorded: record !== undefined,
+        self: id === this.identity.nodeId,
+        raft: voters.includes(id) ? 'voter' : learners.includes(id) ? 'learner' : 'none',
+      };
+    });
+    return { consistent, nodes };
   }
 
   private raftStatus() {

@@ -6,7 +6,7 @@ interface NodeRow {
   id: string;
   address: string;
   status: string;
-  since: string;
+  since: string | null;
   version: string;
   labels: Record<string, string>;
   self: boolean;
@@ -22,7 +22,15 @@ export async function node(args: string[]): Promise<number> {
   if (sub !== 'ls')
     throw new UsageError(`node ${sub ?? ''}: only "node ls" is built so far`.replace('  ', ' '));
   const { values } = parse('node ls', rest, { ...DATA_DIR, ...JSON_OUTPUT });
-  const nodes = (await callAgent(dataDirOf(values), 'GET', '/v1/nodes')) as NodeRow[];
+  const { consistent, nodes } = (await callAgent(dataDirOf(values), 'GET', '/v1/nodes')) as {
+    consistent: boolean;
+    nodes: NodeRow[];
+  };
+  if (!consistent) {
+    process.stderr.write(
+      'mesh: no Raft quorum reachable: this is the local, possibly stale, view\n',
+    );
+  }
   nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
   print(Boolean(values.json), nodes, () =>
     table(
@@ -32,7 +40,7 @@ export async function node(args: string[]): Promise<number> {
         n.address,
         n.status,
         n.raft,
-        ago(n.since),
+        n.since ? ago(n.since) : '-',
         n.version,
         Object.entries(n.labels)
           .map(([k, v]) => `${k}=${v}`)

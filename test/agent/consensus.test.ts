@@ -11,7 +11,7 @@ import {
 } from '../../examples/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
-// Loopback blocks: 127.0.15.0/24 for the three-node cluster, 127.0.16.0/24 for the five-node one.
+// Loopback blocks: 127.0.15.0/24 (three nodes), 127.0.16.0/24 (five), 127.0.17.0/24 (two).
 const root = await testDirectory('consensus');
 const everyone: AgentProcess[] = [];
 
@@ -28,6 +28,7 @@ interface RaftView {
     leader: string | null;
     commit: number;
     voters: string[];
+    learners: string[];
     stateDigest: string;
   };
 }
@@ -136,4 +137,51 @@ test.serial('five agents keep committing with two of them down', async (t) => {
   );
   t.is(new Set(after.map((v) => v.raft.stateDigest)).size, 1);
   t.not(after[0]?.raft.leader, before?.raft.leader);
+});
+
+test.serial(
+  'two agents: one voter and one learner, so losing the second keeps the leader',
+  async (t) => {
+    const agents = await startCluster(root, ['127.0.17.1', '127.0.17.2'], 't');
+    everyone.push(...agents);
+    const [first, second] = agents as [AgentProcess, AgentProcess];
+    const [settled] = await agreed(
+      agents,
+      (v) => v.raft.voters.length === 1 && v.raft.learners.length === 1,
+      30_000,
+    );
+    t.is(settled?.raft.leader, (await view(first)).nodeId, 'the first node leads and is the voter');
+    second.child.kill('SIGKILL');
+    await second.exited;
+    // Still the leader, and still committing: it records the second node as down.
+    const [after] = await agreed(
+      [first],
+      (v) => v.raft.role === 'leader' && v.raft.commit > (settled?.raft.commit ?? 0),
+      30_000,
+    );
+    t.is(after?.raft.leader, settled?.raft.leader);
+
+    const { code, stdout, stderr } = await mesh(
+      'node',
+      'ls',
+      '--json',
+      '--data-dir',
+      first.dataDir,
+    );
+    t.is(code, 0);
+    t.is(stderr, '', 'a quorum of one: the list is consistent');
+    t.is((JSON.parse(stdout) as unknown[]).length, 2);
+  },
+);
+
+test.serial('without a quorum, node ls still answers and says the view may be stale', async (t) => {
+  const agents = await startCluster(root, ['127.0.17.11', '127.0.17.12', '127.0.17.13'], 'q');
+  everyone.push(...agents);
+  await agreed(agents, (v) => v.raft.voters.length === 3, 30_000);
+  const [lonely, ...others] = agents as [AgentProcess, ...AgentProcess[]];
+  await stopAgents(others);
+  const { code, stdout, stderr } = await mesh('node', 'ls', '--json', '--data-dir', lonely.dataDir);
+  t.is(code, 0);
+  t.is(stderr, 'mesh: no Raft quorum reachable: this is the local, possibly stale, view\n');
+  t.is((JSON.parse(stdout) as unknown[]).length, 3);
 });
