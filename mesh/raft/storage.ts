@@ -20,7 +20,7 @@ import type { Entry, HardState, Membership, Snapshot } from './types.js';
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const HEADER = 8; // u32 length, u32 CRC-32 of the payload
 
-type Record = { kind: 'hard'; state: HardState } | { kind: 'entries'; entries: Entry[] };
+type Record = { kind: 'hard'; state: HardState } | { kind: 'entry'; entry: Entry };
 
 export interface Stored {
   hardState: HardState;
@@ -57,7 +57,7 @@ function writeDurably(path: string, data: Buffer): void {
 
 /**
  * Raft's stable storage in a directory: `snapshot` (replaced atomically) and `wal`, an append-only
- * file of checksummed records (hard states and runs of entries), fsynced before save() returns.
+ * file of checksummed records (hard states and entries, one each), fsynced before save() returns.
  * A torn or corrupt tail, as a crash mid-write leaves, is cut off at start-up and said so in the
  * log: never read as data, never silently dropped.
  */
@@ -114,7 +114,7 @@ export class RaftStorage {
       if (crc32(payload) !== data.readUInt32LE(offset + 4)) break;
       const record = packr.unpack(payload) as Record;
       if (record.kind === 'hard') stored.hardState = record.state;
-      else RaftStorage.place(stored, record.entries);
+      else RaftStorage.place(stored, [record.entry]);
       offset = end;
     }
     return offset;
@@ -143,10 +143,9 @@ export class RaftStorage {
   save(hardState: HardState | undefined, entries: Entry[], snapshot?: Snapshot): void {
     if (snapshot) this.saveSnapshot(snapshot);
     const records: Buffer[] = [];
-    if (entries.length > 0) {
-      RaftStorage.place(this.stored, entries);
-      records.push(frame({ kind: 'entries', entries }));
-    }
+    // One record (and checksum) per entry: recovery keeps every entry that was written whole.
+    RaftStorage.place(this.stored, entries);
+    for (const entry of entries) records.push(frame({ kind: 'entry', entry }));
     if (hardState) {
       this.stored.hardState = hardState;
       records.push(frame({ kind: 'hard', state: hardState }));
@@ -165,8 +164,7 @@ export class RaftStorage {
     this.stored.snapshot = snapshot;
     this.stored.entries = this.stored.entries.filter((e) => e.index > snapshot.index);
     const records = [frame({ kind: 'hard', state: this.stored.hardState })];
-    if (this.stored.entries.length > 0)
-      records.push(frame({ kind: 'entries', entries: this.stored.entries }));
+    for (const entry of this.stored.entries) records.push(frame({ kind: 'entry', entry }));
     closeSync(this.fd);
     const walPath = join(this.dir, 'wal');
     writeDurably(walPath, Buffer.concat(records));
