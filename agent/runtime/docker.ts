@@ -1,0 +1,228 @@
+import type { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import {
+  type Runtime,
+  RuntimeError,
+  type TaskExit,
+  type TaskObservation,
+  type TaskSpec,
+} from './runtime.js';
+
+/** Labels on everything mesh creates, so it can find (and clean up) exactly its own. */
+export const LABEL = {
+  cluster: 'mesh.cluster',
+  node: 'mesh.node',
+  stack: 'mesh.stack',
+  service: 'mesh.service',
+  task: 'mesh.task',
+} as const;
+
+export interface DockerRuntimeOptions {
+  docker: Docker;
+  clusterId: string;
+  nodeId: string;
+  /** The node's address: published ports bind here, never on every interface. */
+  hostIp: string;
+  log: Logger;
+}
+
+type ContainerInfo = Awaited<ReturnType<Docker.Container['inspect']>>;
+
+function observe(taskId: string, info: ContainerInfo): TaskObservation {
+  const ports: TaskObservation['ports'] = [];
+  for (const [key, bindings] of Object.entries(info.NetworkSettings?.Ports ?? {})) {
+    const [target, protocol] = key.split('/');
+    for (const b of bindings ?? []) {
+      ports.push({
+        target: Number(target),
+        protocol: protocol === 'udp' ? 'udp' : 'tcp',
+        hostIp: b.HostIp,
+        hostPort: Number(b.HostPort),
+      });
+    }
+  }
+  const { State } = info;
+  const state = State.Running ? 'running' : State.OOMKilled || State.Error ? 'failed' : 'exited';
+  const reason = State.OOMKilled
+    ? 'killed: out of memory'
+    : State.Error || (State.Running ? undefined : `exited with code ${State.ExitCode}`);
+  return {
+    taskId,
+    state,
+    exitCode: State.Running ? undefined : State.ExitCode,
+    reason,
+    ports,
+    startedAt: State.StartedAt,
+  };
+}
+
+/** Docker Engine runtime, through dockerode: one container per task. */
+export class DockerRuntime implements Runtime {
+  private readonly listeners = new Set<(exit: TaskExit) => void>();
+  private events: Promise<Readable> | undefined;
+
+  constructor(private readonly options: DockerRuntimeOptions) {}
+
+  private get ownLabels(): string[] {
+    return [`${LABEL.cluster}=${this.options.clusterId}`, `${LABEL.node}=${this.options.nodeId}`];
+  }
+
+  async start(spec: TaskSpec): Promise<TaskObservation> {
+    const { docker, hostIp, clusterId, nodeId } = this.options;
+    await this.ensureImage(spec.image);
+    const exposed = Object.fromEntries(spec.ports.map((p) => [`${p.target}/${p.protocol}`, {}]));
+    const bindings = Object.fromEntries(
+      spec.ports.map((p) => [`${p.target}/${p.protocol}`, [{ HostIp: hostIp, HostPort: '' }]]),
+    );
+    const container = await docker.createContainer({
+      name: `mesh-${spec.stack}-${spec.service}-${spec.taskId}`,
+      Image: spec.image,
+      Cmd: spec.command,
+      Entrypoint: spec.entrypoint,
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      Labels: {
+        ...spec.labels,
+        [LABEL.cluster]: clusterId,
+        [LABEL.node]: nodeId,
+        [LABEL.stack]: spec.stack,
+        [LABEL.service]: spec.service,
+        [LABEL.task]: spec.taskId,
+      },
+      ExposedPorts: exposed,
+      StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000),
+      HostConfig: {
+        PortBindings: bindings,
+        NanoCpus: spec.resources.cpus ? Math.round(spec.resources.cpus * 1e9) : undefined,
+        Memory: spec.resources.memoryBytes,
+        // mesh restarts tasks itself, per the service's restart policy.
+        RestartPolicy: { Name: 'no' },
+      },
+    });
+    try {
+      await container.start();
+    } catch (error) {
+      await container.remove({ force: true }).catch((e: Error) => this.notGone(spec.taskId, e));
+      throw new RuntimeError(
+        `task ${spec.taskId}: container did not start: ${(error as Error).message}`,
+      );
+    }
+    return observe(spec.taskId, await container.inspect());
+  }
+
+  async remove(taskId: string, graceMs: number): Promise<void> {
+    for (const c of await this.containers(taskId)) {
+      const container = this.options.docker.getContainer(c.Id);
+      if (c.State === 'running')
+        await container
+          .stop({ t: Math.ceil(graceMs / 1000) })
+          .catch((error: Error) => this.notGone(taskId, error));
+      await container.remove({ force: true }).catch((error: Error) => this.notGone(taskId, error));
+    }
+  }
+
+  async inspect(taskId: string): Promise<TaskObservation | undefined> {
+    const [c] = await this.containers(taskId);
+    if (!c) return undefined;
+    return observe(taskId, await this.options.docker.getContainer(c.Id).inspect());
+  }
+
+  async list(): Promise<TaskObservation[]> {
+    const containers = await this.options.docker.listContainers({
+      all: true,
+      filters: { label: this.ownLabels },
+    });
+    return Promise.all(
+      containers.map(async (c) =>
+        observe(c.Labels[LABEL.task] ?? '', await this.options.docker.getContainer(c.Id).inspect()),
+      ),
+    );
+  }
+
+  async onExit(listener: (exit: TaskExit) => void): Promise<void> {
+    this.listeners.add(listener);
+    this.events ??= this.watch();
+    await this.events;
+  }
+
+  async close(): Promise<void> {
+    const events = this.events;
+    this.events = undefined;
+    (await events)?.destroy();
+  }
+
+  private containers(taskId: string) {
+    return this.options.docker.listContainers({
+      all: true,
+      filters: { label: [...this.ownLabels, `${LABEL.task}=${taskId}`] },
+    });
+  }
+
+  /** A container that no longer stops or goes away is a problem worth a line, not a crash. */
+  private notGone(taskId: string, error: Error & { statusCode?: number }): void {
+    if (error.statusCode === 404 || error.statusCode === 304) return; // already gone, or already stopped
+    this.options.log.warn({ task: taskId, reason: error.message }, 'container not removed');
+  }
+
+  private async ensureImage(image: string): Promise<void> {
+    const { docker } = this.options;
+    try {
+      await docker.getImage(image).inspect();
+      return;
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    }
+    try {
+      const stream = await docker.pull(image);
+      await new Promise((resolve, reject) =>
+        docker.modem.followProgress(stream, (e) => (e ? reject(e) : resolve(undefined))),
+      );
+    } catch (error) {
+      throw new RuntimeError(
+        `image ${image} is not on this node and could not be pulled: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /** Container deaths, from the engine's event stream, filtered to this node's tasks. */
+  private async watch(): Promise<Readable> {
+    const { docker, log } = this.options;
+    const stream = (await docker.getEvents({
+      filters: { type: ['container'], event: ['die'], label: this.ownLabels },
+    })) as Readable;
+    let buffer = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let newline = buffer.indexOf('\n');
+      while (newline >= 0) {
+        this.dispatch(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+        newline = buffer.indexOf('\n');
+      }
+    });
+    stream.on('error', (error: Error) =>
+      log.warn({ reason: error.message }, 'Docker event stream failed'),
+    );
+    return stream;
+  }
+
+  private dispatch(line: string): void {
+    if (!line.trim()) return;
+    let event: { Actor?: { Attributes?: Record<string, string> } };
+    try {
+      event = JSON.parse(line);
+    } catch (error) {
+      this.options.log.warn(
+        { reason: (error as Error).message },
+        'unreadable Docker event skipped',
+      );
+      return;
+    }
+    const attributes = event.Actor?.Attributes ?? {};
+    const taskId = attributes[LABEL.task];
+    if (!taskId) return;
+    const exitCode = Number(attributes.exitCode ?? -1);
+    const exit = { taskId, exitCode, reason: `exited with code ${exitCode}` };
+    for (const listener of this.listeners) listener(exit);
+  }
+}

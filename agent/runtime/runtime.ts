@@ -1,0 +1,53 @@
+/** What a runtime needs to run one task of a service. */
+export interface TaskSpec {
+  taskId: string;
+  stack: string;
+  service: string;
+  image: string;
+  command?: string[];
+  entrypoint?: string[];
+  env: Record<string, string>;
+  /** Container ports to publish on the node address, each on a host port the engine chooses. */
+  ports: Array<{ target: number; protocol: 'tcp' | 'udp' }>;
+  labels: Record<string, string>;
+  resources: { cpus?: number; memoryBytes?: number };
+  stopGracePeriodMs: number;
+}
+
+export type TaskState = 'running' | 'exited' | 'failed';
+
+/** A task as the runtime sees it now. */
+export interface TaskObservation {
+  taskId: string;
+  state: TaskState;
+  exitCode?: number;
+  /** Why it failed or exited, in words (a pull error, an OOM kill, ...). */
+  reason?: string;
+  /** The host port each published container port landed on. */
+  ports: Array<{ target: number; protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number }>;
+  startedAt?: string;
+}
+
+/** Something ended: the reconciler decides what the restart policy says. */
+export interface TaskExit {
+  taskId: string;
+  exitCode: number;
+  reason: string;
+}
+
+export class RuntimeError extends Error {
+  override name = 'RuntimeError';
+}
+
+/** Runs the tasks assigned to this node: Docker containers, or plain processes. */
+export interface Runtime {
+  start(spec: TaskSpec): Promise<TaskObservation>;
+  /** Stops within the grace period (then kills) and removes what the task left behind. */
+  remove(taskId: string, graceMs: number): Promise<void>;
+  inspect(taskId: string): Promise<TaskObservation | undefined>;
+  /** Every task this runtime runs for this node, including ones left by an earlier agent run. */
+  list(): Promise<TaskObservation[]>;
+  /** Resolves once exits are being watched, so none that follow can be missed. */
+  onExit(listener: (exit: TaskExit) => void): Promise<void>;
+  close(): Promise<void>;
+}

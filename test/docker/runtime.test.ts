@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import { DockerRuntime, LABEL } from '../../agent/runtime/docker.js';
+import type { TaskExit, TaskSpec } from '../../agent/runtime/runtime.js';
+import { dockerTest, engine, removeLabelled, TEST_IMAGE } from '../helpers/docker.js';
+import { captureLogs } from '../helpers/logs.js';
+import { eventually } from '../helpers/poll.js';
+
+// This file's loopback block: 127.0.18.0/24; its containers carry a cluster label of its own.
+const HOST = '127.0.18.1';
+const clusterId = `ctest-runtime-${randomBytes(4).toString('hex')}`;
+
+function runtime() {
+  if (!('docker' in engine)) throw new Error('no engine');
+  return new DockerRuntime({
+    docker: engine.docker,
+    clusterId,
+    nodeId: 'n1',
+    hostIp: HOST,
+    log: captureLogs('n1').log,
+  });
+}
+
+function spec(taskId: string, overrides: Partial<TaskSpec> = {}): TaskSpec {
+  return {
+    taskId,
+    stack: 'shop',
+    service: 'web',
+    image: TEST_IMAGE,
+    command: ['httpd', '-f', '-p', '8080', '-h', '/www'],
+    env: { GREETING: 'hello' },
+    ports: [{ target: 8080, protocol: 'tcp' }],
+    labels: { team: 'blue' },
+    resources: { cpus: 0.5, memoryBytes: 64 * 2 ** 20 },
+    stopGracePeriodMs: 1000,
+    ...overrides,
+  };
+}
+
+test.after.always(async () => {
+  if ('docker' in engine) await removeLabelled(engine.docker, `${LABEL.cluster}=${clusterId}`);
+});
+
+dockerTest(
+  'a task runs with its labels and limits, published on the node address',
+  async (t, docker) => {
+    const r = runtime();
+    t.teardown(() => r.close());
+    const observed = await r.start(spec('t1'));
+    t.is(observed.state, 'running');
+    const [port] = observed.ports;
+    t.is(port?.hostIp, HOST, 'bound to the node address, not every interface');
+    t.true((port?.hostPort ?? 0) > 0, 'on a host port the engine chose');
+    const page = await eventually(
+      () =>
+        fetch(`http://${HOST}:${port?.hostPort}/`).then(
+          (res) => res.text(),
+          () => '',
+        ),
+      {
+        what: 'the task answering',
+        timeoutMs: 10_000,
+      },
+    );
+    t.is(page, 'mesh test page\n');
+
+    const [container] = await docker.listContainers({ filters: { label: [`${LABEL.task}=t1`] } });
+    const info = await docker.getContainer(container?.Id ?? '').inspect();
+    t.like(info.Config.Labels, {
+      [LABEL.cluster]: clusterId,
+      [LABEL.node]: 'n1',
+      [LABEL.stack]: 'shop',
+      [LABEL.service]: 'web',
+      [LABEL.task]: 't1',
+      team: 'blue',
+    });
+    t.true(info.Config.Env.includes('GREETING=hello'));
+    t.is(info.HostConfig.NanoCpus, 5e8);
+    t.is(info.HostConfig.Memory, 64 * 2 ** 20);
+    t.is(
+      info.HostConfig.RestartPolicy?.Name,
+      'no',
+      'mesh, not the engine, applies restart policies',
+    );
+  },
+);
+
+dockerTest("list finds this node's tasks; remove stops and deletes them", async (t) => {
+  const r = runtime();
+  t.teardown(() => r.close());
+  await r.start(spec('t2'));
+  t.true((await r.list()).some((o) => o.taskId === 't2' && o.state === 'running'));
+  await r.remove('t2', 1000);
+  t.is(await r.inspect('t2'), undefined);
+  t.false((await r.list()).some((o) => o.taskId === 't2'));
+});
+
+dockerTest('a task that exits is reported with its exit code', async (t) => {
+  const r = runtime();
+  t.teardown(() => r.close());
+  const exits: TaskExit[] = [];
+  await r.onExit((exit) => exits.push(exit));
+  await r.start(spec('t3', { command: ['sh', '-c', 'sleep 0.3; exit 3'], ports: [] }));
+  const exit = (await eventually(() => exits.find((e) => e.taskId === 't3'), {
+    what: 'exit event',
+    timeoutMs: 10_000,
+  })) as TaskExit;
+  t.is(exit.exitCode, 3);
+  t.like(await r.inspect('t3'), { state: 'exited', exitCode: 3, reason: 'exited with code 3' });
+});
+
+dockerTest('an image that is neither here nor pullable fails with a clear reason', async (t) => {
+  const r = runtime();
+  t.teardown(() => r.close());
+  // A registry on a loopback address where nothing listens: the pull fails without leaving the machine.
+  const error = await t.throwsAsync(
+    r.start(spec('t4', { image: '127.0.18.250:5999/mesh/missing:1' })),
+  );
+  t.regex(
+    error?.message ?? '',
+    /^image 127\.0\.18\.250:5999\/mesh\/missing:1 is not on this node and could not be pulled: /,
+  );
+  t.is(await r.inspect('t4'), undefined, 'nothing left behind');
+});
