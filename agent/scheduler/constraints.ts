@@ -21,7 +21,7 @@ export function parseConstraint(text: string): Constraint {
   return { field: match[1] as string, equal: match[2] === '==', value: match[3] as string };
 }
 
-function valueOf(node: NodeInfo, field: string): string | undefined {
+function fieldOf(node: NodeInfo, field: string): string | undefined {
   if (field === 'node.id') return node.id;
   if (field === 'node.hostname') return node.hostname;
   return node.labels[field.slice('node.labels.'.length)];
@@ -30,6 +30,6 @@ function valueOf(node: NodeInfo, field: string): string | undefined {
 export function satisfies(node: NodeInfo, constraints: string[]): boolean {
   return constraints.every((text) => {
     const c = parseConstraint(text);
-    return (valueOf(node, c.field) === c.value) === c.equal;
+    return (fieldOf(node, c.field) === c.value) === c.equal;
   });
 }

@@ -51,11 +51,12 @@ function converge(services: ServiceSpec[], nodes: NodeInfo[], tasks: Task[] = []
   throw new Error('no fixpoint');
 }
 
-const countBy = (tasks: Task[]) =>
-  tasks.reduce<Record<string, number>>(
-    (acc, t) => ({ ...acc, [t.nodeId ?? 'pending']: (acc[t.nodeId ?? 'pending'] ?? 0) + 1 }),
-    {},
-  );
+function countBy(tasks: Task[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const task of tasks)
+    counts[task.nodeId ?? 'pending'] = (counts[task.nodeId ?? 'pending'] ?? 0) + 1;
+  return counts;
+}
 
 test('replicas spread across nodes, ties to the lower node ID', (t) => {
   const tasks = converge([service('shop.web', { replicas: 4 })], [node('a'), node('b'), node('c')]);
