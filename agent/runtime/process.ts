@@ -1,0 +1,224 @@
+import { spawn } from 'node:child_process';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  type Runtime,
+  RuntimeError,
+  type TaskExit,
+  type TaskObservation,
+  type TaskSpec,
+} from './runtime.js';
+
+export interface ProcessRuntimeOptions {
+  /** Where task state and logs live (inside the agent's data dir). */
+  dir: string;
+  /** The node's address: tasks are told to listen here. */
+  hostIp: string;
+  log: Logger;
+  /** How often tasks this agent did not start itself (adopted after a restart) are checked. */
+  pollMs?: number;
+}
+
+/** What survives an agent restart: enough to find the process again, and to be sure it is ours. */
+interface TaskFile {
+  taskId: string;
+  pid: number;
+  /** The kernel's start time of the process (/proc/PID/stat), so a recycled PID is not taken for it. */
+  startTicks: string;
+  startedAt: string;
+  ports: TaskObservation['ports'];
+}
+
+function startTicks(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // no such process
+    throw error;
+  }
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Runs tasks as plain processes (like Nomad's raw_exec), for hosts without a container engine.
+ * No isolation and no image: the command must exist on the host. Each published port gets a free
+ * host port on the node address, passed as $PORT (the first) and $MESH_PORT_<target>.
+ */
+export class ProcessRuntime implements Runtime {
+  private readonly listeners = new Set<(exit: TaskExit) => void>();
+  /** Exit codes of the processes we spawned; adopted ones are only seen to be gone. */
+  private readonly exits = new Map<string, TaskExit>();
+  private readonly children = new Set<string>();
+  private poll: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ProcessRuntimeOptions) {
+    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  }
+
+  async start(spec: TaskSpec): Promise<TaskObservation> {
+    const [file, ...args] = [...(spec.entrypoint ?? []), ...(spec.command ?? [])];
+    if (!file) throw new RuntimeError(`task ${spec.taskId}: the process runtime needs a command`);
+    const { hostIp } = this.options;
+    const ports: TaskObservation['ports'] = [];
+    for (const p of spec.ports) ports.push({ ...p, hostIp, hostPort: await freePort(hostIp) });
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      ...spec.env,
+      MESH_HOST: hostIp,
+      MESH_TASK: spec.taskId,
+      ...Object.fromEntries(ports.map((p) => [`MESH_PORT_${p.target}`, String(p.hostPort)])),
+    };
+    if (ports[0]) env.PORT = String(ports[0].hostPort);
+    const logFd = openSync(join(this.options.dir, `${spec.taskId}.log`), 'a', 0o600);
+    const child = spawn(file, args, { env, detached: true, stdio: ['ignore', logFd, logFd] });
+    closeSync(logFd);
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (error) =>
+        reject(new RuntimeError(`task ${spec.taskId}: cannot run "${file}": ${error.message}`)),
+      );
+    });
+    const pid = child.pid as number;
+    child.unref(); // tasks outlive the agent, which adopts them again when it restarts
+    this.children.add(spec.taskId);
+    child.once('exit', (code, signal) => {
+      const exit = {
+        taskId: spec.taskId,
+        exitCode: code ?? 128,
+        reason: signal ? `killed by ${signal}` : `exited with code ${code}`,
+      };
+      this.ended(exit);
+    });
+    const state: TaskFile = {
+      taskId: spec.taskId,
+      pid,
+      startTicks: startTicks(pid) ?? '',
+      startedAt: new Date().toISOString(),
+      ports,
+    };
+    writeFileSync(this.stateFile(spec.taskId), JSON.stringify(state), { mode: 0o600 });
+    return { taskId: spec.taskId, state: 'running', ports, startedAt: state.startedAt };
+  }
+
+  async remove(taskId: string, graceMs: number): Promise<void> {
+    const state = this.read(taskId);
+    if (state && this.alive(state)) {
+      this.signal(state, 'SIGTERM');
+      const deadline = Date.now() + graceMs;
+      while (this.alive(state) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      if (this.alive(state)) this.signal(state, 'SIGKILL');
+    }
+    rmSync(this.stateFile(taskId), { force: true });
+    this.exits.delete(taskId);
+  }
+
+  async inspect(taskId: string): Promise<TaskObservation | undefined> {
+    const state = this.read(taskId);
+    return state && this.observe(state);
+  }
+
+  async list(): Promise<TaskObservation[]> {
+    return readdirSync(this.options.dir)
+      .filter((name) => name.endsWith('.json'))
+      .map((name) => this.read(name.slice(0, -'.json'.length)))
+      .filter((state): state is TaskFile => state !== undefined)
+      .map((state) => this.observe(state));
+  }
+
+  async onExit(listener: (exit: TaskExit) => void): Promise<void> {
+    this.listeners.add(listener);
+    this.poll ??= setInterval(() => this.checkAdopted(), this.options.pollMs ?? 1000);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.poll);
+  }
+
+  private observe(state: TaskFile): TaskObservation {
+    const base = { taskId: state.taskId, ports: state.ports, startedAt: state.startedAt };
+    if (this.alive(state)) return { ...base, state: 'running' };
+    const exit = this.exits.get(state.taskId);
+    if (exit) return { ...base, state: 'exited', exitCode: exit.exitCode, reason: exit.reason };
+    return {
+      ...base,
+      state: 'exited',
+      reason: 'ended while the agent was not watching (exit code unknown)',
+    };
+  }
+
+  /** Processes started by an earlier agent run have no exit event for us: look for them. */
+  private checkAdopted(): void {
+    for (const state of readdirSync(this.options.dir).filter((n) => n.endsWith('.json'))) {
+      const taskId = state.slice(0, -'.json'.length);
+      if (this.children.has(taskId) || this.exits.has(taskId)) continue;
+      const task = this.read(taskId);
+      if (task && !this.alive(task))
+        this.ended({
+          taskId,
+          exitCode: -1,
+          reason: 'ended (exit code unknown: started by an earlier agent run)',
+        });
+    }
+  }
+
+  private ended(exit: TaskExit): void {
+    this.exits.set(exit.taskId, exit);
+    for (const listener of this.listeners) listener(exit);
+  }
+
+  private alive(state: TaskFile): boolean {
+    return (
+      startTicks(state.pid) === state.startTicks &&
+      state.startTicks !== '' &&
+      !this.exits.has(state.taskId)
+    );
+  }
+
+  private signal(state: TaskFile, signal: NodeJS.Signals): void {
+    try {
+      process.kill(-state.pid, signal); // the whole process group: the task's own children too
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    }
+  }
+
+  private stateFile(taskId: string): string {
+    return join(this.options.dir, `${taskId}.json`);
+  }
+
+  private read(taskId: string): TaskFile | undefined {
+    try {
+      return JSON.parse(readFileSync(this.stateFile(taskId), 'utf8')) as TaskFile;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      this.options.log.warn(
+        { task: taskId, reason: (error as Error).message },
+        'task state file unreadable',
+      );
+      return undefined;
+    }
+  }
+}
