@@ -101,9 +101,7 @@ test('a new agent run adopts tasks still running, and sees them end', async (t) 
   t.like(await again.inspect('p5'), { state: 'running' });
   const exits: TaskExit[] = [];
   await again.onExit((exit) => exits.push(exit));
-  const { pid } = JSON.parse(
-    (await import('node:fs')).readFileSync(join(dir, 'p5.json'), 'utf8'),
-  ) as { pid: number };
+  const { pid } = JSON.parse(readFileSync(join(dir, 'p5.json'), 'utf8')) as { pid: number };
   process.kill(pid, 'SIGKILL');
   const exit = (await eventually(() => exits.find((e) => e.taskId === 'p5'), {
     what: 'adopted exit',
