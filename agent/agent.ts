@@ -2,7 +2,6 @@ import { createServer } from 'node:net';
 import { joinCluster } from '../mesh/join/client.js';
 import { JoinService } from '../mesh/join/service.js';
 import { createLogger, type Logger } from '../mesh/log.js';
-import type { SwimConfig } from '../mesh/membership/config.js';
 import { Membership } from '../mesh/membership/runtime.js';
 import { ClusterCA } from '../mesh/pki/ca.js';
 import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity.js';
@@ -26,7 +25,6 @@ export interface AgentOptions {
   port: number;
   labels: Record<string, string>;
   logLevel?: string;
-  swim?: Partial<SwimConfig>;
 }
 
 export class AgentError extends Error {
@@ -52,7 +50,6 @@ export class Agent {
     private readonly identity: NodeIdentity,
     private readonly ca: ClusterCA | undefined,
     readonly log: Logger,
-    private readonly swim: Partial<SwimConfig> | undefined,
   ) {}
 
   /** Creates a cluster: its CA, this node's identity, and a join secret. */
@@ -89,7 +86,7 @@ export class Agent {
     storage.saveSnapshot({ index: 0, term: 0, membership: bootstrap, data: null });
     storage.close();
     await dir.writeCluster(cluster);
-    const agent = new Agent(dir, cluster, identity, ca, log, options.swim);
+    const agent = new Agent(dir, cluster, identity, ca, log);
     agent.log.info({ clusterId, dataDir: dir.path }, 'cluster created');
     await agent.start([]);
     return agent;
@@ -119,16 +116,13 @@ export class Agent {
       identity,
       undefined,
       agentLogger(identity.nodeId, options),
-      options.swim,
     );
     await agent.start(token.seeds);
     return agent;
   }
 
   /** Starts again from a data dir: same identity, rejoining through known peers and seeds. */
-  static async restart(
-    options: Pick<AgentOptions, 'dataDir' | 'logLevel' | 'swim'>,
-  ): Promise<Agent> {
+  static async restart(options: Pick<AgentOptions, 'dataDir' | 'logLevel'>): Promise<Agent> {
     const dir = new DataDir(options.dataDir);
     const cluster = await dir.readCluster();
     const { identity, caKeyPem } = await dir.readIdentity(cluster);
@@ -143,7 +137,7 @@ export class Agent {
       );
       return [];
     });
-    const agent = new Agent(dir, cluster, identity, ca, log, options.swim);
+    const agent = new Agent(dir, cluster, identity, ca, log);
     await agent.start([...new Set([...peers, ...cluster.seeds])]);
     return agent;
   }
@@ -205,7 +199,6 @@ export class Agent {
       transport,
       log,
       meta: nodeMeta(this.address, cluster.labels),
-      config: this.swim,
     });
     this.membership = membership;
     membership.on('change', () => this.savePeersSoon());

@@ -56,6 +56,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly readIndexes = new Map<string, Waiter<number>>();
   private readonly appliedWaiters: Array<{ index: number } & Waiter<void>> = [];
   private lastLeader: NodeId | null = null;
+  private stopped = false;
 
   constructor(private readonly options: RaftNodeOptions) {
     super();
@@ -72,6 +73,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     });
     const { transport } = options;
     transport.handle(RAFT_MESSAGE, (body, peer) => {
+      if (this.stopped) return; // the transport closes after us; its last messages are moot
       try {
         this.raft.step(parseRaftMessage(body, peer.nodeId, transport.nodeId));
       } catch (error) {
@@ -133,17 +135,22 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Hands leadership to another voter (on a graceful shutdown), and waits briefly for it. */
   async handOver(timeoutMs = 2000): Promise<void> {
     if (this.raft.role !== 'leader') return;
-    const others = this.raft.membership.voters.filter((v) => v !== this.raft.id);
-    const target = others[0];
+    const target = this.raft.membership.voters.find((v) => v !== this.raft.id);
     if (!target) return;
+    const moved = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.once('leader', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     this.raft.transferLeadership(target);
     this.process();
-    const deadline = Date.now() + timeoutMs;
-    while (this.raft.role === 'leader' && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
+    await moved;
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     const stopped = new RaftError('not-leader', 'this node is shutting down');
     for (const waiter of [
@@ -199,6 +206,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   /** One Ready, handled in the order Raft requires: persist, send, apply. */
   private process(): void {
+    if (this.stopped) return;
     const { storage, machine, transport } = this.options;
     const ready = this.raft.ready();
     storage.save(ready.hardState, ready.entries, ready.snapshot);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import test from 'ava';
 import {
@@ -108,6 +109,23 @@ test.serial(
       'the same committed state after kill -9 of all three',
     );
     t.true((reborn[0]?.raft.commit ?? 0) >= (committed?.commit ?? 0));
+
+    // SIGTERM to the leader: it hands leadership over, leaves, and exits cleanly.
+    const leaderNow = reborn[0]?.raft.leader as string;
+    const views = await Promise.all(again.map(view));
+    const graceful = again[views.findIndex((v) => v.nodeId === leaderNow)] as AgentProcess;
+    graceful.child.kill('SIGTERM');
+    t.is(await graceful.exited, 0);
+    await agreed(
+      again.filter((a) => a !== graceful),
+      (v) => v.raft.leader !== leaderNow,
+    );
+    const log = readFileSync(`${graceful.dataDir}.log`, 'utf8');
+    t.notRegex(
+      log,
+      /"level":(40|50|60).*"(message handler failed|shutdown failed)"/,
+      'a clean shutdown',
+    );
   },
 );
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -74,13 +74,22 @@ test('an exit is reported with its code', async (t) => {
 });
 
 test('remove asks politely, then kills after the grace period', async (t) => {
-  const { r } = runtime(t);
-  const stubborn = "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)";
+  const { r, dir } = runtime(t);
+  const stubborn =
+    "process.on('SIGTERM', () => console.log('ignoring SIGTERM')); console.log('ready'); setInterval(() => {}, 1000)";
   await r.start(spec('p3', [NODE, '-e', stubborn]));
-  const started = Date.now();
+  const log = join(dir, 'p3.log');
+  await eventually(() => existsSync(log) && readFileSync(log, 'utf8').includes('ready'), {
+    what: 'task ready',
+    timeoutMs: 10_000,
+  });
   await r.remove('p3', 300);
   t.is(await r.inspect('p3'), undefined);
-  t.true(Date.now() - started >= 300, 'it waited out the grace period before SIGKILL');
+  t.regex(
+    readFileSync(log, 'utf8'),
+    /ignoring SIGTERM/,
+    'it was asked first, and killed only after',
+  );
 });
 
 test('a command that does not exist fails with a clear reason', async (t) => {
