@@ -259,7 +259,8 @@ export class Agent {
    */
   private async nodes() {
     let consistent = true;
-    await this.raft?.linearizableRead().catch((error: Error) => {
+    // A person is waiting: a couple of seconds to confirm, then the local view, flagged.
+    await this.raft?.linearizableRead(2000).catch((error: Error) => {
       consistent = false;
       this.log.debug({ reason: error.message }, 'node list served from the local replica');
     });

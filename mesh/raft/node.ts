@@ -86,7 +86,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.process();
     });
     transport.handle(FORWARD_PROPOSE, (body) => this.propose(body));
-    transport.handle(FORWARD_READ, () => this.leaderReadIndex());
+    transport.handle(FORWARD_READ, () => this.leaderReadIndex(this.options.timeoutMs ?? 5000));
   }
 
   get leader(): NodeId | null {
@@ -120,16 +120,32 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.process();
   }
 
-  /** Resolves once this replica reflects every write acknowledged before the call. */
-  async linearizableRead(): Promise<void> {
+  /**
+   * Resolves once this replica reflects every write acknowledged before the call; rejects when
+   * that cannot be confirmed within timeoutMs (no leader, no quorum, leadership changing).
+   */
+  async linearizableRead(timeoutMs = this.options.timeoutMs ?? 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     const index =
       this.raft.role === 'leader'
-        ? await this.leaderReadIndex()
-        : ((await this.forward(FORWARD_READ, null)) as number);
+        ? await this.leaderReadIndex(timeoutMs)
+        : ((await this.forward(FORWARD_READ, null, timeoutMs)) as number);
     if (this.raft.log.applied >= index) return;
-    await new Promise<void>((resolve, reject) =>
-      this.appliedWaiters.push({ index, resolve, reject }),
-    );
+    await new Promise<void>((resolve, reject) => {
+      const waiter = { index, resolve, reject };
+      const timer = setTimeout(
+        () => {
+          this.appliedWaiters.splice(this.appliedWaiters.indexOf(waiter), 1);
+          reject(new RaftError('not-ready', `this replica did not reach index ${index} in time`));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+      waiter.resolve = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.appliedWaiters.push(waiter);
+    });
   }
 
   /** Hands leadership to another voter (on a graceful shutdown), and waits briefly for it. */
@@ -162,35 +178,37 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.options.storage.close();
   }
 
-  private leaderReadIndex(): Promise<number> {
+  private leaderReadIndex(timeoutMs: number): Promise<number> {
     const requestId = randomUUID();
-    const index = this.wait(this.readIndexes, requestId, 'read');
-    this.raft.readIndex(requestId);
+    this.raft.readIndex(requestId); // throws while the leader cannot serve reads yet
+    const index = this.wait(this.readIndexes, requestId, 'read', timeoutMs);
     this.process();
     return index;
   }
 
-  private async forward(type: string, body: unknown): Promise<unknown> {
+  private async forward(
+    type: string,
+    body: unknown,
+    timeoutMs = this.options.timeoutMs ?? 5000,
+  ): Promise<unknown> {
     const leader = this.raft.leader;
     const address = leader ? this.options.addressOf(leader) : undefined;
     if (!leader || !address)
       throw new RaftError('not-leader', 'no leader is known yet; retry shortly');
-    return this.options.transport.request({ address, nodeId: leader }, type, body, {
-      timeoutMs: this.options.timeoutMs ?? 5000,
-    });
+    return this.options.transport.request({ address, nodeId: leader }, type, body, { timeoutMs });
   }
 
-  private wait<T>(table: Map<string, Waiter<T>>, key: string, what: string): Promise<T> {
+  private wait<T>(
+    table: Map<string, Waiter<T>>,
+    key: string,
+    what: string,
+    timeoutMs = this.options.timeoutMs ?? 5000,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         table.delete(key);
-        reject(
-          new RaftError(
-            'not-ready',
-            `${what} not confirmed within ${this.options.timeoutMs ?? 5000} ms`,
-          ),
-        );
-      }, this.options.timeoutMs ?? 5000);
+        reject(new RaftError('not-ready', `${what} not confirmed within ${timeoutMs} ms`));
+      }, timeoutMs);
       table.set(key, {
         resolve: (value) => {
           clearTimeout(timer);
@@ -266,6 +284,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       );
       for (const waiter of this.writes.values()) waiter.reject(lost);
       this.writes.clear();
+      // Reads we were confirming as leader never will be: fail them now rather than at timeout.
+      const moved = new RaftError('not-leader', 'leadership changed during the read; retry');
+      for (const waiter of this.readIndexes.values()) waiter.reject(moved);
+      this.readIndexes.clear();
     }
     this.emit('leader', leader);
   }
