@@ -15,6 +15,28 @@ const TYPES = new Set([
   'timeout-now',
 ]);
 const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+const KINDS = new Set(['command', 'config', 'noop']);
+
+function checkMembership(value: unknown, what: string): void {
+  const m = value as { voters?: unknown; learners?: unknown } | null;
+  const ids = (list: unknown) => Array.isArray(list) && list.every((id) => typeof id === 'string');
+  if (typeof m !== 'object' || m === null || !ids(m.voters) || !ids(m.learners)) {
+    throw new RaftMessageError(`${what} is not a membership (voters and learners)`);
+  }
+}
+
+/** Entries must follow prevIndex without a gap, each of a known kind; a config entry, a membership. */
+function checkEntries(entries: unknown[], prevIndex: number): void {
+  entries.forEach((value, i) => {
+    const e = value as { index?: unknown; term?: unknown; kind?: unknown; data?: unknown } | null;
+    if (typeof e !== 'object' || e === null || e.index !== prevIndex + 1 + i || !count(e.term)) {
+      throw new RaftMessageError(`entry ${i} does not follow index ${prevIndex + i}`);
+    }
+    if (!KINDS.has(e.kind as string))
+      throw new RaftMessageError(`entry ${e.index} is of unknown kind`);
+    if (e.kind === 'config') checkMembership(e.data, `config entry ${e.index}`);
+  });
+}
 
 /**
  * Checks a Raft message from the network before the state machine sees it. Its sender must be the
@@ -40,10 +62,16 @@ export function parseRaftMessage(body: unknown, authenticated: NodeId, self: Nod
   for (const field of numbers[m.type as string] ?? []) {
     if (!count(m[field])) throw new RaftMessageError(`${String(m.type)} without a valid ${field}`);
   }
-  if (m.type === 'append' && !Array.isArray(m.entries))
-    throw new RaftMessageError('append without entries');
-  if (m.type === 'snapshot' && (typeof m.snapshot !== 'object' || m.snapshot === null)) {
-    throw new RaftMessageError('snapshot message without a snapshot');
+  if (m.type === 'append') {
+    if (!Array.isArray(m.entries)) throw new RaftMessageError('append without entries');
+    checkEntries(m.entries, m.prevIndex as number);
+  }
+  if (m.type === 'snapshot') {
+    const snap = m.snapshot as { index?: unknown; term?: unknown; membership?: unknown } | null;
+    if (typeof snap !== 'object' || snap === null || !count(snap.index) || !count(snap.term)) {
+      throw new RaftMessageError('snapshot message without a valid snapshot');
+    }
+    checkMembership(snap.membership, 'snapshot membership');
   }
   return m as unknown as Message;
 }
