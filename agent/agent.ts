@@ -13,6 +13,7 @@ import { RaftStorage } from '../mesh/raft/storage.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
 import { ControlError, ControlServer } from './control.js';
+import type { NodeRow, NodesResponse, RaftStatus, StatusResponse } from './control-api.js';
 import { type ClusterFile, DataDir } from './datadir.js';
 import { nodeMeta, VERSION } from './meta.js';
 
@@ -222,7 +223,7 @@ export class Agent {
 
   private routes() {
     return {
-      'GET /v1/status': () => {
+      'GET /v1/status': (): StatusResponse => {
         const members = this.membership?.members() ?? [];
         const count = (status: string) => members.filter((m) => m.status === status).length;
         return {
@@ -257,7 +258,7 @@ export class Agent {
    * The cluster's node registry, read through the leader (ReadIndex), beside what this node's
    * gossip sees now. Without a quorum it answers from this replica and says it may be stale.
    */
-  private async nodes() {
+  private async nodes(): Promise<NodesResponse> {
     let consistent = true;
     // A person is waiting: a couple of seconds to confirm, then the local view, flagged.
     await this.raft?.linearizableRead(2000).catch((error: Error) => {
@@ -269,7 +270,7 @@ export class Agent {
     const ids = [...new Set([...recorded.keys(), ...live.keys()])];
     const voters = this.raft?.membership.voters ?? [];
     const learners = this.raft?.membership.learners ?? [];
-    const nodes = ids.map((id) => {
+    const nodes = ids.map((id): NodeRow => {
       const member = live.get(id);
       const record = recorded.get(id);
       return {
@@ -289,7 +290,7 @@ export class Agent {
     return { consistent, nodes };
   }
 
-  private raftStatus() {
+  private raftStatus(): RaftStatus | undefined {
     const raft = this.raft?.raft;
     if (!raft) return undefined;
     return {

@@ -1,17 +1,7 @@
+import type { NodesResponse, StatusResponse, TokenResponse } from '../agent/control-api.js';
 import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, UsageError } from './args.js';
 import { callAgent } from './control-client.js';
 import { ago, table } from './table.js';
-
-interface NodeRow {
-  id: string;
-  address: string;
-  status: string;
-  since: string | null;
-  version: string;
-  labels: Record<string, string>;
-  self: boolean;
-  raft: string;
-}
 
 function print(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
@@ -22,10 +12,11 @@ export async function node(args: string[]): Promise<number> {
   if (sub !== 'ls')
     throw new UsageError(`node ${sub ?? ''}: only "node ls" is built so far`.replace('  ', ' '));
   const { values } = parse('node ls', rest, { ...DATA_DIR, ...JSON_OUTPUT });
-  const { consistent, nodes } = (await callAgent(dataDirOf(values), 'GET', '/v1/nodes')) as {
-    consistent: boolean;
-    nodes: NodeRow[];
-  };
+  const { consistent, nodes } = (await callAgent(
+    dataDirOf(values),
+    'GET',
+    '/v1/nodes',
+  )) as NodesResponse;
   if (!consistent) {
     process.stderr.write(
       'mesh: no Raft quorum reachable: this is the local, possibly stale, view\n',
@@ -53,21 +44,7 @@ export async function node(args: string[]): Promise<number> {
 
 export async function status(args: string[]): Promise<number> {
   const { values } = parse('status', args, { ...DATA_DIR, ...JSON_OUTPUT });
-  const s = (await callAgent(dataDirOf(values), 'GET', '/v1/status')) as {
-    nodeId: string;
-    clusterId: string;
-    address: string;
-    version: string;
-    members: Record<string, number>;
-    raft?: {
-      role: string;
-      term: number;
-      leader: string | null;
-      commit: number;
-      voters: string[];
-      learners: string[];
-    };
-  };
+  const s = (await callAgent(dataDirOf(values), 'GET', '/v1/status')) as StatusResponse;
   print(Boolean(values.json), s, () =>
     [
       `cluster  ${s.clusterId}`,
@@ -88,9 +65,7 @@ export async function token(args: string[]): Promise<number> {
     rotate: { type: 'boolean' },
   });
   if (values.rotate) throw new UsageError('token --rotate is not built yet');
-  const { token: text } = (await callAgent(dataDirOf(values), 'GET', '/v1/token')) as {
-    token: string;
-  };
+  const { token: text } = (await callAgent(dataDirOf(values), 'GET', '/v1/token')) as TokenResponse;
   print(Boolean(values.json), { token: text }, () => text);
   return 0;
 }

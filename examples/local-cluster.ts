@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { NodeRow } from '../agent/control-api.js';
+
+export type { NodeRow };
 
 const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const run = promisify(execFile);
@@ -51,13 +54,6 @@ export async function mesh(
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
-}
-
-export interface NodeRow {
-  id: string;
-  address: string;
-  status: string;
-  self: boolean;
 }
 
 /** `mesh node ls --json` as the agent with this data dir sees it. */

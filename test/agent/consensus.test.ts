@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import test from 'ava';
+import type { RaftStatus, StatusResponse } from '../../agent/control-api.js';
 import {
   type AgentProcess,
   mesh,
@@ -21,18 +22,7 @@ test.after.always(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-interface RaftView {
-  nodeId: string;
-  raft: {
-    role: string;
-    term: number;
-    leader: string | null;
-    commit: number;
-    voters: string[];
-    learners: string[];
-    stateDigest: string;
-  };
-}
+type RaftView = StatusResponse & { raft: RaftStatus };
 
 async function view(agent: AgentProcess): Promise<RaftView> {
   const { code, stdout, stderr } = await mesh('status', '--json', '--data-dir', agent.dataDir);
