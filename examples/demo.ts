@@ -33,7 +33,10 @@ async function main(): Promise<void> {
     let listing = '';
     while (Date.now() < deadline) {
       listing = (await mesh('node', 'ls', '--data-dir', first.dataDir)).stdout;
-      if ((listing.match(/\balive\b/g) ?? []).length === HOSTS.length) break;
+      const count = (word: string) =>
+        (listing.match(new RegExp(`\\b${word}\\b`, 'g')) ?? []).length;
+      // Wait until gossip sees everyone and the leader has seated all three as Raft voters.
+      if (count('alive') === HOSTS.length && count('voter') === HOSTS.length) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     process.stdout.write(`\n${listing}\n`);
