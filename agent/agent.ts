@@ -19,6 +19,8 @@ import { nodeMeta, VERSION } from './meta.js';
 
 export const DEFAULT_PORT = 7946;
 
+const NOT_CA = 'this node does not hold the cluster CA; ask the node that ran "mesh init"';
+
 export interface AgentOptions {
   dataDir: string;
   /** The address other nodes reach this one at; the agent also listens and dials from it. */
@@ -241,13 +243,17 @@ export class Agent {
         };
       },
       'GET /v1/nodes': () => this.nodes(),
+      'POST /v1/token/rotate': async () => {
+        if (!this.ca) throw new ControlError(404, NOT_CA);
+        this.cluster.joinSecret = newJoinSecret();
+        await this.dir.writeCluster(this.cluster);
+        this.log.info('join secret rotated: earlier tokens no longer admit anyone');
+        return { token: this.joinToken() };
+      },
       'GET /v1/token': () => {
         const token = this.joinToken();
         if (!token) {
-          throw new ControlError(
-            404,
-            'this node does not hold the cluster CA; ask the node that ran "mesh init"',
-          );
+          throw new ControlError(404, NOT_CA);
         }
         return { token };
       },

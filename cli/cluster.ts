@@ -64,8 +64,14 @@ export async function token(args: string[]): Promise<number> {
     ...JSON_OUTPUT,
     rotate: { type: 'boolean' },
   });
-  if (values.rotate) throw new UsageError('token --rotate is not built yet');
-  const { token: text } = (await callAgent(dataDirOf(values), 'GET', '/v1/token')) as TokenResponse;
+  const rotate = Boolean(values.rotate);
+  const { token: text } = (await callAgent(
+    dataDirOf(values),
+    rotate ? 'POST' : 'GET',
+    rotate ? '/v1/token/rotate' : '/v1/token',
+  )) as TokenResponse;
+  if (rotate && !values.json)
+    process.stderr.write('mesh: join secret rotated; earlier tokens no longer work\n');
   print(Boolean(values.json), { token: text }, () => text);
   return 0;
 }

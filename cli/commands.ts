@@ -32,8 +32,9 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'token',
+    args: '[--rotate]',
     group: 'Cluster',
-    summary: 'print the join token (--rotate is coming)',
+    summary: 'print the join token; --rotate invalidates earlier ones',
     run: token,
   },
   {

@@ -112,3 +112,32 @@ test.serial('user mistakes get one clear line', async (t) => {
     'the failed init wrote no cluster that would refuse a retry',
   );
 });
+
+test.serial(
+  'rotating the join secret: the old token admits no one, the new one does',
+  async (t) => {
+    const first = agents[0] as AgentProcess;
+    const old = (await mesh('token', '--data-dir', first.dataDir)).stdout.trim();
+    const rotated = await mesh('token', '--rotate', '--data-dir', first.dataDir);
+    t.is(rotated.code, 0);
+    t.is(rotated.stderr, 'mesh: join secret rotated; earlier tokens no longer work\n');
+    const fresh = rotated.stdout.trim();
+    t.not(fresh, old);
+
+    const refused = await mesh(
+      'join',
+      old,
+      '--advertise',
+      '127.0.14.20',
+      '--data-dir',
+      `${root}/late`,
+    );
+    t.is(refused.code, 2);
+    t.regex(refused.stderr, /wrong join secret/);
+
+    const late = spawnAgent(root, 'late', ['join', fresh, '--advertise', '127.0.14.20']);
+    agents.push(late);
+    await waitForControl(late);
+    t.is((await nodesSeenBy(late.dataDir)).find((n) => n.self)?.status, 'alive');
+  },
+);
