@@ -1,6 +1,6 @@
 import test from 'ava';
 import { dockerTest, engine, removeLabelled, TEST_IMAGE } from '../helpers/docker.js';
-import { eventually } from '../helpers/poll.js';
+import { bodyOnceAnswering } from '../helpers/poll.js';
 
 // This file's loopback block: 127.0.13.0/24; its containers carry this label.
 const LABEL = 'mesh.test=docker-image';
@@ -25,14 +25,7 @@ dockerTest(
     const port = info.NetworkSettings.Ports['8080/tcp']?.[0]?.HostPort;
     t.truthy(port, 'the engine chose a host port');
 
-    const page = await eventually(
-      () =>
-        fetch(`http://${HOST}:${port}/`).then(
-          (r) => r.text(),
-          () => '',
-        ),
-      { what: 'httpd answering', timeoutMs: 10_000 },
-    );
+    const page = await bodyOnceAnswering(`http://${HOST}:${port}/`, 'httpd answering');
     t.is(page, 'mesh test page\n');
     const cgi = await (await fetch(`http://${HOST}:${port}/cgi-bin/whoami`)).text();
     t.regex(cgi, new RegExp(`^host=${info.Config.Hostname}$`, 'm'));

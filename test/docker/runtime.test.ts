@@ -4,7 +4,7 @@ import { DockerRuntime, LABEL } from '../../agent/runtime/docker.js';
 import type { TaskExit, TaskSpec } from '../../agent/runtime/runtime.js';
 import { dockerTest, engine, removeLabelled, TEST_IMAGE } from '../helpers/docker.js';
 import { captureLogs } from '../helpers/logs.js';
-import { eventually } from '../helpers/poll.js';
+import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 
 // This file's loopback block: 127.0.18.0/24; its containers carry a cluster label of its own.
 const HOST = '127.0.18.1';
@@ -51,17 +51,7 @@ dockerTest(
     const [port] = observed.ports;
     t.is(port?.hostIp, HOST, 'bound to the node address, not every interface');
     t.true((port?.hostPort ?? 0) > 0, 'on a host port the engine chose');
-    const page = await eventually(
-      () =>
-        fetch(`http://${HOST}:${port?.hostPort}/`).then(
-          (res) => res.text(),
-          () => '',
-        ),
-      {
-        what: 'the task answering',
-        timeoutMs: 10_000,
-      },
-    );
+    const page = await bodyOnceAnswering(`http://${HOST}:${port?.hostPort}/`, 'the task answering');
     t.is(page, 'mesh test page\n');
 
     const [container] = await docker.listContainers({ filters: { label: [`${LABEL.task}=t1`] } });

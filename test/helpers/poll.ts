@@ -14,3 +14,15 @@ export async function eventually<T>(
     `${options.what ?? 'condition'} not reached within ${options.timeoutMs ?? 5000} ms (last: ${String(last)})`,
   );
 }
+
+/** The body of the first successful GET of the URL, polling until the server answers. */
+export function bodyOnceAnswering(url: string, what: string, timeoutMs = 10_000): Promise<string> {
+  return eventually(
+    () =>
+      fetch(url).then(
+        (res) => res.text(),
+        () => '', // not listening yet
+      ),
+    { what, timeoutMs },
+  );
+}

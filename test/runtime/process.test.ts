@@ -5,7 +5,7 @@ import test, { type ExecutionContext } from 'ava';
 import { ProcessRuntime } from '../../agent/runtime/process.js';
 import type { TaskExit, TaskSpec } from '../../agent/runtime/runtime.js';
 import { captureLogs } from '../helpers/logs.js';
-import { eventually } from '../helpers/poll.js';
+import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 
 // This file's loopback block: 127.0.19.0/24.
 const HOST = '127.0.19.1';
@@ -45,16 +45,9 @@ test('a task runs as a process, told its port and address through the environmen
   );
   const [port] = observed.ports;
   t.is(port?.hostIp, HOST);
-  const body = await eventually(
-    () =>
-      fetch(`http://${HOST}:${port?.hostPort}/`).then(
-        (res) => res.text(),
-        () => '',
-      ),
-    {
-      what: 'the process answering',
-      timeoutMs: 10_000,
-    },
+  const body = await bodyOnceAnswering(
+    `http://${HOST}:${port?.hostPort}/`,
+    'the process answering',
   );
   t.is(body, 'hi from p1');
   t.like(await r.inspect('p1'), { state: 'running' });
