@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import Docker from 'dockerode';
 import { joinCluster } from '../mesh/join/client.js';
 import { JoinService } from '../mesh/join/service.js';
 import { createLogger, type Logger } from '../mesh/log.js';
@@ -9,13 +10,23 @@ import { generateKeyPair } from '../mesh/pki/keys.js';
 import { decodeJoinToken, encodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
 import { MembershipSync, type NodeRecord } from '../mesh/raft/membership-sync.js';
 import { RaftNode } from '../mesh/raft/node.js';
+import { RaftError } from '../mesh/raft/raft.js';
 import { RaftStorage } from '../mesh/raft/storage.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
-import { ControlError, ControlServer } from './control.js';
+import { ControlError, type ControlRequest, ControlServer } from './control.js';
 import type { NodeRow, NodesResponse, RaftStatus, StatusResponse } from './control-api.js';
 import { type ClusterFile, DataDir } from './datadir.js';
+import { ClusterLogs } from './logs.js';
 import { nodeMeta, VERSION } from './meta.js';
+import { Nodes } from './nodes.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
+import { Reconciler } from './reconciler/reconciler.js';
+import { DockerRuntime, pingEngine } from './runtime/docker.js';
+import { ProcessRuntime } from './runtime/process.js';
+import type { Runtime } from './runtime/runtime.js';
+import { DEFAULT_SCHEDULER_OPTIONS } from './scheduler/scheduler.js';
+import { Stacks } from './stacks.js';
 
 export const DEFAULT_PORT = 7946;
 
@@ -28,6 +39,7 @@ export interface AgentOptions {
   port: number;
   labels: Record<string, string>;
   logLevel?: string;
+  rescheduleAfterMs?: number;
 }
 
 export class AgentError extends Error {
@@ -46,6 +58,9 @@ export class Agent {
   private control: ControlServer | undefined;
   private transport: Transport | undefined;
   private peerSave: NodeJS.Timeout | undefined;
+  private orchestrator: Orchestrator | undefined;
+  private reconciler: Reconciler | undefined;
+  private runtimes: Runtime[] = [];
 
   private constructor(
     private readonly dir: DataDir,
@@ -80,6 +95,7 @@ export class Agent {
       labels: options.labels,
       seeds: [],
       joinSecret: newJoinSecret(),
+      rescheduleAfterMs: options.rescheduleAfterMs,
     };
     await dir.writeIdentity(identity, ca.exportKeyPem());
     const log = agentLogger(nodeId, options);
@@ -110,6 +126,7 @@ export class Agent {
       port: options.port,
       labels: options.labels,
       seeds: token.seeds,
+      rescheduleAfterMs: options.rescheduleAfterMs,
     };
     await dir.writeIdentity(identity);
     await dir.writeCluster(cluster);
@@ -175,6 +192,9 @@ export class Agent {
   /** Stops without a word to the cluster, as a crash would. */
   async stop(): Promise<void> {
     clearTimeout(this.peerSave);
+    this.orchestrator?.stop();
+    this.reconciler?.stop();
+    await Promise.all(this.runtimes.map((r) => r.close()));
     this.sync?.stop();
     this.raft?.stop();
     this.membership?.stop();
@@ -215,11 +235,40 @@ export class Agent {
     });
     this.raft = raft;
     this.sync = new MembershipSync(raft, membership, this.state, log);
-    this.control = new ControlServer(this.routes(), log);
+    const access = { state: this.state, propose: (command: unknown) => proposeSoon(raft, command) };
+    const stacks = new Stacks(access);
+    const nodes = new Nodes(access);
+    this.orchestrator = new Orchestrator(raft, this.state, log, {
+      ...DEFAULT_SCHEDULER_OPTIONS,
+      rescheduleAfterMs: cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs,
+    });
+    const docker = await this.dockerRuntime();
+    const processes = new ProcessRuntime({
+      dir: this.dir.tasksDir,
+      hostIp: cluster.advertise,
+      log,
+    });
+    this.runtimes = [processes, ...(docker.runtime ? [docker.runtime] : [])];
+    this.reconciler = new Reconciler({
+      nodeId: identity.nodeId,
+      state: this.state,
+      propose: access.propose,
+      docker: docker.runtime,
+      dockerMissing: docker.missing,
+      process: processes,
+      log,
+    });
+    const logs = new ClusterLogs(identity.nodeId, this.state, transport, this.reconciler, stacks);
+    this.control = new ControlServer(
+      { ...this.routes(), ...stackRoutes(stacks, nodes, logs, raft) },
+      log,
+    );
     await this.control.listen(this.dir.controlSocket);
     membership.start(seeds.filter((seed) => seed !== this.address));
     raft.start();
     this.sync.start();
+    this.orchestrator.start();
+    await this.reconciler.start();
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
   }
 
@@ -296,6 +345,29 @@ export class Agent {
     return { consistent, nodes };
   }
 
+  /** Docker through the engine's socket (or $DOCKER_HOST); without an engine, process tasks only. */
+  private async dockerRuntime(): Promise<{ runtime?: Runtime; missing?: string }> {
+    const docker = new Docker();
+    try {
+      await pingEngine(docker);
+    } catch (error) {
+      const missing = `no Docker Engine reachable on node ${this.identity.nodeId} (${(error as Error).message}); only x-mesh runtime: process services run here`;
+      this.log.warn(
+        { reason: (error as Error).message },
+        'Docker Engine not reachable: docker services cannot run on this node',
+      );
+      return { missing };
+    }
+    const runtime = new DockerRuntime({
+      docker,
+      clusterId: this.cluster.clusterId,
+      nodeId: this.identity.nodeId,
+      hostIp: this.cluster.advertise,
+      log: this.log,
+    });
+    return { runtime };
+  }
+
   private raftStatus(): RaftStatus | undefined {
     const raft = this.raft?.raft;
     if (!raft) return undefined;
@@ -350,4 +422,42 @@ function checkListenable(host: string, port: number): Promise<void> {
 
 function agentLogger(nodeId: string, options: { logLevel?: string }): Logger {
   return createLogger({ nodeId, level: options.logLevel });
+}
+
+/** The control API's stack, task, log and node routes. */
+function stackRoutes(stacks: Stacks, nodes: Nodes, logs: ClusterLogs, raft: RaftNode) {
+  /** Reads answer from this replica once it caught up with the leader (2 s, then as it is). */
+  const fresh =
+    <T>(read: (request: ControlRequest) => T) =>
+    async (request: ControlRequest): Promise<T> => {
+      await raft.linearizableRead(2000).catch(() => undefined);
+      return read(request);
+    };
+  return {
+    'POST /v1/stacks': ({ body }: ControlRequest) => stacks.deploy(body),
+    'GET /v1/stacks': fresh(() => stacks.list()),
+    'POST /v1/stacks/rm': ({ body }: ControlRequest) => stacks.remove(body),
+    'POST /v1/services/scale': ({ body }: ControlRequest) => stacks.scale(body),
+    'GET /v1/tasks': fresh(({ query }) => stacks.tasks(query)),
+    'GET /v1/logs': ({ query }: ControlRequest) => logs.gather(query),
+    'GET /v1/node': fresh(({ query }) => nodes.inspect(query.get('node') ?? '')),
+    'POST /v1/node': ({ body }: ControlRequest) => nodes.update(body),
+  };
+}
+
+// A person is waiting: while an election settles, a write waits for the leader this long.
+const LEADER_WAIT_MS = 5000;
+
+/** Proposes through the leader, waiting out a moment without one (start-up, an election). */
+async function proposeSoon(raft: RaftNode, command: unknown): Promise<unknown> {
+  const deadline = Date.now() + LEADER_WAIT_MS;
+  for (;;) {
+    try {
+      return await raft.propose(command);
+    } catch (error) {
+      const leaderless = error instanceof RaftError && error.code === 'not-leader';
+      if (!leaderless || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }

@@ -2,6 +2,7 @@
  * The control API's contract: what the agent answers on its unix socket, and what the CLI (and
  * anything else that speaks to an agent) reads. Types only.
  */
+import type { ServiceDefinition } from '../mesh/state/model.js';
 
 export interface RaftStatus {
   role: string;
@@ -49,4 +50,65 @@ export interface NodesResponse {
 /** GET /v1/token */
 export interface TokenResponse {
   token: string;
+}
+
+/** POST /v1/stacks: deploy (create or update) a stack's services. */
+export interface DeployRequest {
+  stack: string;
+  services: ServiceDefinition[];
+  /** Remove services of the stack that the file no longer declares. */
+  prune?: boolean;
+}
+
+export interface DeployResponse {
+  stack: string;
+  services: Array<{
+    id: string;
+    version: number;
+    change: 'created' | 'updated' | 'scaled' | 'unchanged' | 'removed';
+  }>;
+}
+
+/** GET /v1/stacks */
+export interface StackRow {
+  name: string;
+  services: Array<{
+    id: string;
+    mode: 'replicated' | 'global';
+    /** Replicated: the count asked for; global: the tasks planned. */
+    desired: number;
+    running: number;
+    image: string;
+    runtime: 'docker' | 'process';
+    ports: string[];
+    version: number;
+  }>;
+}
+
+/** GET /v1/tasks?stack=S&service=S */
+export interface TaskRow {
+  id: string;
+  service: string;
+  slot: number;
+  node: string | null;
+  nodeAddress: string | null;
+  desired: 'running' | 'shutdown';
+  state: string;
+  reason: string | null;
+  since: string | null;
+  restarts: number;
+  serviceVersion: number;
+  /** The service's version now: a task behind it is being replaced. */
+  currentVersion: number | null;
+  /** host:port each published container port is reachable at. */
+  ports: string[];
+}
+
+/** GET /v1/logs?service=S&cursors=JSON */
+export interface LogsResponse {
+  lines: Array<{ task: string; line: string }>;
+  /** Pass back to get only what came after. */
+  cursors: Record<string, string>;
+  /** Tasks whose node did not answer, and why. */
+  unreachable: Array<{ task: string; reason: string }>;
 }

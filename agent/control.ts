@@ -2,8 +2,17 @@ import { chmod, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 
+/** What a route is asked: the query string, and the JSON body of a POST. */
+export interface ControlRequest {
+  query: URLSearchParams;
+  body: unknown;
+}
+
 /** A control API route: returns the JSON body, or throws a ControlError for a non-200 answer. */
-export type Route = (request: IncomingMessage) => unknown;
+export type Route = (request: ControlRequest) => unknown;
+
+// A stack of a few hundred services is well under this.
+const MAX_BODY_BYTES = 4 * 2 ** 20;
 
 export class ControlError extends Error {
   constructor(
@@ -47,13 +56,14 @@ export class ControlServer {
   }
 
   private async answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const key = `${request.method} ${(request.url ?? '').split('?')[0]}`;
+    const url = new URL(request.url ?? '/', 'http://agent');
+    const key = `${request.method} ${url.pathname}`;
     const route = this.routes[key];
     let status = 200;
     let body: unknown;
     try {
       if (!route) throw new ControlError(404, `no such control API route: ${key}`);
-      body = await route(request);
+      body = await route({ query: url.searchParams, body: await readBody(request) });
     } catch (error) {
       status = error instanceof ControlError ? error.status : 500;
       body = { error: (error as Error).message };
@@ -61,5 +71,22 @@ export class ControlServer {
     }
     response.writeHead(status, { 'content-type': 'application/json' });
     response.end(`${JSON.stringify(body)}\n`);
+  }
+}
+
+async function readBody(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES)
+      throw new ControlError(413, `request body over ${MAX_BODY_BYTES / 2 ** 20} MiB`);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    throw new ControlError(400, `request body is not JSON: ${(error as Error).message}`);
   }
 }

@@ -14,6 +14,8 @@ export interface ClusterFile {
   seeds: string[];
   /** Only on a node that holds the CA: the current join secret. */
   joinSecret?: string;
+  /** How long a node may be unreachable before its tasks are placed elsewhere (--reschedule-after). */
+  rescheduleAfterMs?: number;
 }
 
 export class DataDirError extends Error {
@@ -50,6 +52,11 @@ export class DataDir {
   }
 
   /** Raft's write-ahead log and snapshot. */
+  /** The process runtime's task state and output. */
+  get tasksDir(): string {
+    return join(this.path, 'tasks');
+  }
+
   get raftDir(): string {
     return join(this.path, 'raft');
   }

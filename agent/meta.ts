@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, hostname, totalmem } from 'node:os';
 import type { NodeMeta } from '../mesh/membership/messages.js';
 
 export const VERSION: string = (
@@ -16,5 +16,6 @@ export function nodeMeta(peerAddress: string, labels: Record<string, string>): N
     labels,
     raftRole: 'none',
     version: VERSION,
+    hostname: hostname(),
   };
 }

@@ -9,9 +9,53 @@ function print(json: boolean, value: unknown, human: () => string): void {
 
 export async function node(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'ls')
-    throw new UsageError(`node ${sub ?? ''}: only "node ls" is built so far`.replace('  ', ' '));
-  const { values } = parse('node ls', rest, { ...DATA_DIR, ...JSON_OUTPUT });
+  if (sub === 'ls') return nodeList(rest);
+  if (sub === 'inspect') return nodeInspect(rest);
+  if (sub === 'drain' || sub === 'activate')
+    return nodeUpdate(sub, rest, { availability: sub === 'drain' ? 'drain' : 'active' });
+  if (sub === 'label') {
+    const [name, ...labels] = rest.filter((a) => !a.startsWith('--'));
+    return nodeUpdate(sub, [name ?? '', ...rest.filter((a) => a.startsWith('--'))], { labels });
+  }
+  throw new UsageError(`node ${sub ?? ''}: use node ls|inspect|drain|activate|label`);
+}
+
+async function nodeInspect(args: string[]): Promise<number> {
+  const { values, positionals } = parse('node inspect', args, { ...DATA_DIR });
+  if (!positionals[0]) throw new UsageError('node inspect needs a node ID or address');
+  const found = await callAgent(
+    dataDirOf(values),
+    'GET',
+    `/v1/node?node=${encodeURIComponent(positionals[0])}`,
+  );
+  process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
+  return 0;
+}
+
+async function nodeUpdate(
+  sub: string,
+  args: string[],
+  change: { availability?: string; labels?: string[] },
+): Promise<number> {
+  const { values, positionals } = parse(`node ${sub}`, args, { ...DATA_DIR, ...JSON_OUTPUT });
+  const [name] = positionals;
+  if (!name) throw new UsageError(`node ${sub} needs a node ID or address`);
+  if (sub === 'label' && (change.labels ?? []).length === 0)
+    throw new UsageError('node label needs KEY=VALUE (add) or KEY- (remove)');
+  const result = (await callAgent(dataDirOf(values), 'POST', '/v1/node', {
+    node: name,
+    ...change,
+  })) as { id: string; node: { availability: string; userLabels: Record<string, string> } };
+  print(Boolean(values.json), result, () =>
+    sub === 'label'
+      ? `${result.id}: labels ${JSON.stringify(result.node.userLabels)}`
+      : `${result.id}: ${result.node.availability}${sub === 'drain' ? ' (its tasks move to other nodes)' : ''}`,
+  );
+  return 0;
+}
+
+async function nodeList(args: string[]): Promise<number> {
+  const { values } = parse('node ls', args, { ...DATA_DIR, ...JSON_OUTPUT });
   const { consistent, nodes } = (await callAgent(
     dataDirOf(values),
     'GET',

@@ -1,5 +1,7 @@
-import { node, status, token } from './cluster.js';
-import { agent, init, join } from './daemon.js';
+// Each command loads only what it uses: the CLI starts fast, the agent's libraries stay unloaded.
+const cluster = () => import('./cluster.js');
+const daemon = () => import('./daemon.js');
+const stacks = () => import('./stacks.js');
 
 export interface Command {
   name: string;
@@ -15,60 +17,80 @@ export const COMMANDS: Command[] = [
     name: 'init',
     group: 'Cluster',
     summary: 'create a cluster on this machine and print a join token',
-    run: init,
+    run: async (args) => (await daemon()).init(args),
   },
   {
     name: 'join',
     args: 'TOKEN',
     group: 'Cluster',
     summary: 'join this machine to the cluster a token names',
-    run: join,
+    run: async (args) => (await daemon()).join(args),
   },
   {
     name: 'agent',
     group: 'Cluster',
     summary: 'run the agent again from an existing data directory',
-    run: agent,
+    run: async (args) => (await daemon()).agent(args),
   },
   {
     name: 'token',
     args: '[--rotate]',
     group: 'Cluster',
     summary: 'print the join token; --rotate invalidates earlier ones',
-    run: token,
+    run: async (args) => (await cluster()).token(args),
   },
   {
     name: 'node',
-    args: 'ls',
+    args: 'ls|inspect|drain|activate|label',
     group: 'Cluster',
-    summary: 'list the nodes and their health (inspect, drain, label, rm coming)',
-    run: node,
+    summary: 'list nodes; inspect one; drain or activate it; label it (KEY=VALUE, KEY-)',
+    run: async (args) => (await cluster()).node(args),
   },
   {
     name: 'status',
     group: 'Cluster',
     summary: 'this node, its cluster and member health',
-    run: status,
+    run: async (args) => (await cluster()).status(args),
   },
   {
     name: 'deploy',
     args: '-c FILE [STACK]',
     group: 'Stacks',
-    summary: 'deploy a compose file as a stack, with rollout progress',
+    summary: 'deploy a compose file as a stack, with rollout progress (--detach, --prune)',
+    run: async (args) => (await stacks()).deploy(args),
   },
-  { name: 'ls', group: 'Stacks', summary: 'list stacks and their services' },
+  {
+    name: 'ls',
+    group: 'Stacks',
+    summary: 'list stacks and their services',
+    run: async (args) => (await stacks()).ls(args),
+  },
   {
     name: 'ps',
     args: '[STACK|SERVICE]',
     group: 'Stacks',
-    summary: 'list tasks: node, state, reason, since',
+    summary: 'list tasks: node, state, reason, since (-a: with stopped ones)',
+    run: async (args) => (await stacks()).ps(args),
   },
-  { name: 'scale', args: 'SERVICE=N', group: 'Stacks', summary: 'change the number of replicas' },
-  { name: 'rm', args: 'STACK', group: 'Stacks', summary: 'remove a stack and all its containers' },
+  {
+    name: 'scale',
+    args: 'SERVICE=N',
+    group: 'Stacks',
+    summary: 'change the number of replicas',
+    run: async (args) => (await stacks()).scale(args),
+  },
+  {
+    name: 'rm',
+    args: 'STACK',
+    group: 'Stacks',
+    summary: 'remove a stack and all its containers',
+    run: async (args) => (await stacks()).rm(args),
+  },
   {
     name: 'logs',
     args: 'SERVICE [-f]',
     group: 'Stacks',
     summary: 'logs from every node, prefixed by task',
+    run: async (args) => (await stacks()).logs(args),
   },
 ];

@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import { UsageError } from './args.js';
 
 /** Calls the local agent's control API on the unix socket in its data dir. */
-export function callAgent(dataDir: string, method: string, path: string): Promise<unknown> {
+export function callAgent(
+  dataDir: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const socketPath = join(dataDir, 'control.sock');
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method, path }, (response) => {
@@ -47,6 +52,6 @@ export function callAgent(dataDir: string, method: string, path: string): Promis
         reject(error);
       }
     });
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }

@@ -9,6 +9,7 @@ import {
   portOf,
   UsageError,
 } from './args.js';
+import { parseDuration } from './stackfile/values.js';
 
 const AGENT_FLAGS: Options = {
   ...DATA_DIR,
@@ -16,6 +17,7 @@ const AGENT_FLAGS: Options = {
   port: { type: 'string' },
   label: { type: 'string', multiple: true },
   'log-level': { type: 'string' },
+  'reschedule-after': { type: 'string' },
 };
 
 /** Runs until SIGINT or SIGTERM, then leaves the cluster gracefully; a second signal exits at once. */
@@ -49,8 +51,18 @@ function agentOptions(command: string, args: string[]) {
       port: portOf(values, DEFAULT_PORT),
       labels: labelsOf(values),
       logLevel: values['log-level'] as string | undefined,
+      rescheduleAfterMs: durationOf(values['reschedule-after'], '--reschedule-after'),
     },
   };
+}
+
+function durationOf(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseDuration(String(value));
+  } catch (error) {
+    throw new UsageError(`${flag}: ${(error as Error).message}`);
+  }
 }
 
 export async function init(args: string[]): Promise<number> {

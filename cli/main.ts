@@ -1,14 +1,20 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { AgentError } from '../agent/agent.js';
-import { DataDirError } from '../agent/datadir.js';
-import { JoinError } from '../mesh/join/client.js';
-import { JoinTokenError } from '../mesh/pki/token.js';
 import { UsageError } from './args.js';
 import { COMMANDS, type Command } from './commands.js';
 
-/** Failures the user can act on: one line, no stack trace. */
-const EXPECTED = [UsageError, JoinTokenError, JoinError, DataDirError, AgentError];
+/**
+ * Failures the user can act on: one line, no stack trace. Known by name, so that reporting one
+ * does not load the modules that define them.
+ */
+const EXPECTED = new Set([
+  'UsageError',
+  'JoinTokenError',
+  'JoinError',
+  'DataDirError',
+  'AgentError',
+  'StackFileError',
+]);
 
 const { version } = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
@@ -82,7 +88,7 @@ run(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: Error) => {
-    if (EXPECTED.some((kind) => error instanceof kind)) {
+    if (EXPECTED.has(error.name)) {
       process.stderr.write(`mesh: ${error.message}\n`);
       process.exitCode = 2;
       return;

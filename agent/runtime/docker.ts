@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import {
+  type LogPage,
   type Runtime,
   RuntimeError,
   type TaskExit,
@@ -57,6 +58,31 @@ function observe(taskId: string, info: ContainerInfo): TaskObservation {
   };
 }
 
+/** Splits the engine's log stream (8-byte frame headers, since the container has no TTY) into lines. */
+function demultiplex(raw: Buffer): string[] {
+  const text: string[] = [];
+  let offset = 0;
+  while (offset + 8 <= raw.length) {
+    const size = raw.readUInt32BE(offset + 4);
+    text.push(raw.subarray(offset + 8, offset + 8 + size).toString('utf8'));
+    offset += 8 + size;
+  }
+  return text
+    .join('')
+    .split('\n')
+    .filter((line) => line !== '');
+}
+
+/** Resolves when the engine answers a ping, rejects when it does not within 3 s. */
+export function pingEngine(docker: Docker): Promise<unknown> {
+  return Promise.race([
+    docker.ping(),
+    new Promise((_, reject) =>
+      setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref(),
+    ),
+  ]);
+}
+
 /** Docker Engine runtime, through dockerode: one container per task. */
 export class DockerRuntime implements Runtime {
   private readonly listeners = new Set<(exit: TaskExit) => void>();
@@ -97,6 +123,14 @@ export class DockerRuntime implements Runtime {
         Memory: spec.resources.memoryBytes,
         // mesh restarts tasks itself, per the service's restart policy.
         RestartPolicy: { Name: 'no' },
+        Binds: spec.volumes,
+      },
+      Healthcheck: spec.healthcheck && {
+        Test: spec.healthcheck.test,
+        Interval: spec.healthcheck.intervalMs * 1e6,
+        Timeout: spec.healthcheck.timeoutMs * 1e6,
+        Retries: spec.healthcheck.retries,
+        StartPeriod: spec.healthcheck.startPeriodMs * 1e6,
       },
     });
     try {
@@ -137,6 +171,31 @@ export class DockerRuntime implements Runtime {
         observe(c.Labels[LABEL.task] ?? '', await this.options.docker.getContainer(c.Id).inspect()),
       ),
     );
+  }
+
+  async logs(taskId: string, cursor: string | undefined, tail: number): Promise<LogPage> {
+    const [c] = await this.containers(taskId);
+    if (!c) return { lines: [], cursor: cursor ?? '0' };
+    const container = this.options.docker.getContainer(c.Id);
+    const raw = (await container.logs({
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+      follow: false,
+      ...(cursor ? { since: Number(cursor) } : { tail }),
+    })) as unknown as Buffer;
+    const lines = demultiplex(raw);
+    let next = cursor ?? '0';
+    const out: string[] = [];
+    for (const line of lines) {
+      const space = line.indexOf(' ');
+      const seconds = Date.parse(line.slice(0, space)) / 1000;
+      // `since` is inclusive at whole-second precision: skip what an earlier page returned.
+      if (cursor && seconds <= Number(cursor)) continue;
+      out.push(line.slice(space + 1));
+      if (Number.isFinite(seconds)) next = String(seconds);
+    }
+    return { lines: out, cursor: next };
   }
 
   async onExit(listener: (exit: TaskExit) => void): Promise<void> {

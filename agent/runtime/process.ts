@@ -12,6 +12,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
+  type LogPage,
   type Runtime,
   RuntimeError,
   type TaskExit,
@@ -91,7 +92,7 @@ export class ProcessRuntime implements Runtime {
       ...Object.fromEntries(ports.map((p) => [`MESH_PORT_${p.target}`, String(p.hostPort)])),
     };
     if (ports[0]) env.PORT = String(ports[0].hostPort);
-    const logFd = openSync(join(this.options.dir, `${spec.taskId}.log`), 'a', 0o600);
+    const logFd = openSync(this.logFile(spec.taskId), 'a', 0o600);
     const child = spawn(file, args, { env, detached: true, stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     await new Promise<void>((resolve, reject) => {
@@ -132,7 +133,23 @@ export class ProcessRuntime implements Runtime {
       if (this.alive(state)) this.signal(state, 'SIGKILL');
     }
     rmSync(this.stateFile(taskId), { force: true });
+    rmSync(this.logFile(taskId), { force: true });
     this.exits.delete(taskId);
+  }
+
+  async logs(taskId: string, cursor: string | undefined, tail: number): Promise<LogPage> {
+    let text: Buffer;
+    try {
+      text = readFileSync(this.logFile(taskId));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], cursor: '0' };
+      throw error;
+    }
+    // Only whole lines: a line still being written comes with the next page.
+    const end = text.lastIndexOf(10) + 1;
+    const from = cursor ? Math.min(Number(cursor), end) : 0;
+    const lines = text.subarray(from, end).toString('utf8').split('\n').slice(0, -1);
+    return { lines: cursor ? lines : lines.slice(-tail), cursor: String(end) };
   }
 
   async inspect(taskId: string): Promise<TaskObservation | undefined> {
@@ -207,6 +224,10 @@ export class ProcessRuntime implements Runtime {
 
   private stateFile(taskId: string): string {
     return join(this.options.dir, `${taskId}.json`);
+  }
+
+  private logFile(taskId: string): string {
+    return join(this.options.dir, `${taskId}.log`);
   }
 
   private read(taskId: string): TaskFile | undefined {

@@ -1,3 +1,5 @@
+import type { Healthcheck } from '../../mesh/state/model.js';
+
 /** What a runtime needs to run one task of a service. */
 export interface TaskSpec {
   taskId: string;
@@ -12,6 +14,15 @@ export interface TaskSpec {
   labels: Record<string, string>;
   resources: { cpus?: number; memoryBytes?: number };
   stopGracePeriodMs: number;
+  /** Docker's `SOURCE:TARGET[:ro]`; the process runtime has none. */
+  volumes?: string[];
+  healthcheck?: Healthcheck;
+}
+
+/** A page of a task's output, and where the next page starts. */
+export interface LogPage {
+  lines: string[];
+  cursor: string;
 }
 
 export type TaskState = 'running' | 'exited' | 'failed';
@@ -47,6 +58,8 @@ export interface Runtime {
   inspect(taskId: string): Promise<TaskObservation | undefined>;
   /** Every task this runtime runs for this node, including ones left by an earlier agent run. */
   list(): Promise<TaskObservation[]>;
+  /** Output since the cursor of an earlier page; without one, the last `tail` lines. */
+  logs(taskId: string, cursor: string | undefined, tail: number): Promise<LogPage>;
   /** Resolves once exits are being watched, so none that follow can be missed. */
   onExit(listener: (exit: TaskExit) => void): Promise<void>;
   close(): Promise<void>;

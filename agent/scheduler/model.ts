@@ -1,3 +1,5 @@
+import type { TaskRecord } from '../../mesh/state/model.js';
+
 /** What the scheduler reads: desired services, the nodes, and the tasks that exist. */
 export interface ServiceSpec {
   /** `${stack}.${service}` */
@@ -24,21 +26,8 @@ export interface NodeInfo {
   availability: 'active' | 'drain';
 }
 
-export interface Task {
-  id: string;
-  serviceId: string;
-  /** Replicated: 1..replicas. Global: 0 (the node is the slot). */
-  slot: number;
-  serviceVersion: number;
-  /** Null while pending: no node fits. */
-  nodeId: string | null;
-  /** Global mode: the node this task is for, even while it waits for room there. */
-  forNode?: string;
-  desired: 'running' | 'shutdown';
-  reservations: { cpus: number; memoryBytes: number };
-  /** Why it is pending, in words a user can act on. */
-  reason?: string;
-}
+/** The scheduler plans tasks as the cluster stores them. */
+export type Task = TaskRecord;
 
 export interface Plan {
   /** New tasks, placed (nodeId set) or pending (nodeId null, reason set). */

@@ -8,6 +8,7 @@ export interface NodeMeta {
   labels: Record<string, string>;
   raftRole: string;
   version: string;
+  hostname?: string;
 }
 
 /** A claim about one member; the higher incarnation wins, then the worse status. */

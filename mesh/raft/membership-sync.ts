@@ -10,20 +10,36 @@ import { DEFAULT_VOTER_POLICY, type Health, nextMembership, type VoterPolicy } f
 /** A node as the replicated state records it, for the scheduler and for `mesh node ls`. */
 export interface NodeRecord {
   address: string;
-  status: 'ready' | 'down' | 'left';
+  hostname: string;
+  /** Suspect: some node failed to reach it; the scheduler counts that as down, after a grace. */
+  status: 'ready' | 'suspect' | 'down' | 'left';
+  /** When the leader saw the status begin (ms since the epoch). */
+  since: number;
+  /** The agent's own labels (its --label flags). */
   labels: Record<string, string>;
   capacity: { cpus: number; memoryBytes: number };
   version: string;
+  /** `mesh node drain|activate`: a drained node runs nothing. */
+  availability: 'active' | 'drain';
+  /** `mesh node label`: set through the cluster, they win over the agent's own. */
+  userLabels: Record<string, string>;
 }
 
-function record(member: Member): NodeRecord {
-  const status = member.status === 'dead' ? 'down' : member.status === 'left' ? 'left' : 'ready';
+const STATUS_OF = { alive: 'ready', suspect: 'suspect', dead: 'down', left: 'left' } as const;
+
+/** What the record should say now: gossip's view, and what users set kept as it was. */
+function record(member: Member, current: NodeRecord | undefined): NodeRecord {
+  const status = STATUS_OF[member.status];
   return {
     address: member.address,
+    hostname: member.meta.hostname ?? '',
     status,
+    since: current?.status === status ? current.since : member.since,
     labels: member.meta.labels,
     capacity: member.meta.capacity,
     version: member.meta.version,
+    availability: current?.availability ?? 'active',
+    userLabels: current?.userLabels ?? {},
   };
 }
 
@@ -85,13 +101,15 @@ export class MembershipSync {
   }
 
   private recordNode(member: Member): void {
-    const wanted = record(member);
     const current = this.state.get<NodeRecord>('nodes', member.id);
+    const wanted = record(member, current?.value);
     if ((current && isDeepStrictEqual(current.value, wanted)) || this.inFlight.has(member.id))
       return;
     this.inFlight.add(member.id);
+    // Conditional, so a drain or label written meanwhile is never overwritten with the old value.
+    const ifVersion = current?.version ?? 0;
     this.raft
-      .propose({ op: 'put', kind: 'nodes', id: member.id, value: wanted })
+      .propose({ op: 'put', kind: 'nodes', id: member.id, value: wanted, ifVersion })
       .catch((error: Error) =>
         this.log.debug({ node: member.id, reason: error.message }, 'node record not written'),
       )

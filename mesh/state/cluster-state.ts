@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 
 /** The kinds of object the cluster keeps; each has its own namespace of IDs. */
-export const KINDS = ['nodes', 'stacks', 'services', 'tasks', 'secrets'] as const;
+export const KINDS = ['nodes', 'stacks', 'services', 'tasks', 'statuses', 'secrets'] as const;
 export type Kind = (typeof KINDS)[number];
 
 export interface StoredObject<T = unknown> {
@@ -13,11 +13,14 @@ export interface StoredObject<T = unknown> {
 
 /**
  * A change to the desired state. `ifVersion` makes a write conditional (compare-and-set), so two
- * writers that read the same version cannot both win.
+ * writers that read the same version cannot both win; version 0 means "does not exist yet".
  */
-export type Command =
+export type Write =
   | { op: 'put'; kind: Kind; id: string; value: unknown; ifVersion?: number }
   | { op: 'delete'; kind: Kind; id: string; ifVersion?: number };
+
+/** A batch applies all its writes or, when one condition fails, none of them. */
+export type Command = Write | { op: 'batch'; writes: Write[] };
 
 export type Outcome = { ok: true; version: number } | { ok: false; reason: string };
 
@@ -35,13 +38,22 @@ export class CommandError extends Error {
 /** Checks a command that came from the log; a bad one is refused, never applied half-way. */
 export function parseCommand(data: unknown): Command {
   const c = data as Record<string, unknown> | null;
+  if (typeof c === 'object' && c !== null && c.op === 'batch') {
+    if (!Array.isArray(c.writes)) throw new CommandError('batch without a list of writes');
+    return { op: 'batch', writes: c.writes.map(parseWrite) };
+  }
+  return parseWrite(data);
+}
+
+function parseWrite(data: unknown): Write {
+  const c = data as Record<string, unknown> | null;
   if (typeof c !== 'object' || c === null) throw new CommandError('command is not an object');
   if (!KINDS.includes(c.kind as Kind)) throw new CommandError(`unknown kind "${String(c.kind)}"`);
   if (typeof c.id !== 'string' || c.id === '') throw new CommandError('command without an id');
   if (c.ifVersion !== undefined && !Number.isSafeInteger(c.ifVersion))
     throw new CommandError('ifVersion must be an integer');
-  if (c.op === 'put' && 'value' in c) return c as unknown as Command;
-  if (c.op === 'delete') return c as unknown as Command;
+  if (c.op === 'put' && 'value' in c) return c as unknown as Write;
+  if (c.op === 'delete') return c as unknown as Write;
   throw new CommandError(`unknown op "${String(c.op)}"`);
 }
 
@@ -77,24 +89,29 @@ export class ClusterState {
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
     }
-    const table = this.objects.get(command.kind) as Map<string, StoredObject>;
-    const current = table.get(command.id);
-    if (command.ifVersion !== undefined && (current?.version ?? 0) !== command.ifVersion) {
-      return {
-        ok: false,
-        reason: `${command.kind}/${command.id} is at version ${current?.version ?? 0}, not ${command.ifVersion}`,
-      };
+    const writes = command.op === 'batch' ? command.writes : [command];
+    for (const write of writes) {
+      const current = this.get(write.kind, write.id);
+      if (write.ifVersion !== undefined && (current?.version ?? 0) !== write.ifVersion) {
+        return {
+          ok: false,
+          reason: `${write.kind}/${write.id} is at version ${current?.version ?? 0}, not ${write.ifVersion}`,
+        };
+      }
     }
-    if (command.op === 'put') {
-      const object = { id: command.id, version: index, value: command.value };
-      table.set(command.id, object);
-      this.notify({ kind: command.kind, id: command.id, object });
-    } else {
-      if (!current) return { ok: true, version: index };
-      table.delete(command.id);
-      this.notify({ kind: command.kind, id: command.id, object: undefined });
-    }
+    for (const write of writes) this.write(index, write);
     return { ok: true, version: index };
+  }
+
+  private write(index: number, write: Write): void {
+    const table = this.objects.get(write.kind) as Map<string, StoredObject>;
+    if (write.op === 'put') {
+      const object = { id: write.id, version: index, value: write.value };
+      table.set(write.id, object);
+      this.notify({ kind: write.kind, id: write.id, object });
+    } else if (table.delete(write.id)) {
+      this.notify({ kind: write.kind, id: write.id, object: undefined });
+    }
   }
 
   snapshot(): { appliedIndex: number; objects: Array<[Kind, StoredObject[]]> } {

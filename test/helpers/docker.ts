@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import Docker from 'dockerode';
+import { pingEngine } from '../../agent/runtime/docker.js';
 
 export const TEST_IMAGE = 'mesh-test/busybox:latest';
 const BUILD_SCRIPT = fileURLToPath(
@@ -13,12 +14,7 @@ type Engine = { docker: Docker } | { skip: string };
 async function reachEngine(): Promise<Engine> {
   const docker = new Docker();
   try {
-    await Promise.race([
-      docker.ping(),
-      new Promise((_, reject) =>
-        setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref(),
-      ),
-    ]);
+    await pingEngine(docker);
   } catch (error) {
     const reason = `no Docker Engine reachable (${(error as Error).message})`;
     if (process.env.MESH_REQUIRE_DOCKER === '1') {

@@ -1,0 +1,85 @@
+import type { NodeRecord } from '../mesh/raft/membership-sync.js';
+import type { ClusterState } from '../mesh/state/cluster-state.js';
+import type { TaskRecord } from '../mesh/state/model.js';
+import type { Transport } from '../mesh/transport/transport.js';
+import type { LogsResponse } from './control-api.js';
+import type { Reconciler } from './reconciler/reconciler.js';
+import type { LogPage } from './runtime/runtime.js';
+import type { Stacks } from './stacks.js';
+
+const LOGS = 'logs/v1';
+const MAX_TAIL = 10_000;
+
+interface LogsQuery {
+  taskId: string;
+  cursor?: string;
+  tail: number;
+}
+
+function parseQuery(body: unknown): LogsQuery {
+  const q = body as Partial<LogsQuery> | null;
+  if (
+    typeof q?.taskId !== 'string' ||
+    (q.cursor !== undefined && typeof q.cursor !== 'string') ||
+    !Number.isSafeInteger(q.tail) ||
+    (q.tail as number) < 0
+  )
+    throw new Error('logs request needs {taskId: string, cursor?: string, tail: integer}');
+  return { taskId: q.taskId, cursor: q.cursor, tail: Math.min(q.tail as number, MAX_TAIL) };
+}
+
+/** `mesh logs`: each node serves its own tasks' output; the agent asked gathers them. */
+export class ClusterLogs {
+  constructor(
+    private readonly nodeId: string,
+    private readonly state: ClusterState,
+    private readonly transport: Transport,
+    private readonly reconciler: Reconciler,
+    private readonly stacks: Stacks,
+  ) {
+    transport.handle(LOGS, (body) => {
+      const q = parseQuery(body);
+      return this.reconciler.logs(q.taskId, q.cursor, q.tail);
+    });
+  }
+
+  async gather(query: URLSearchParams): Promise<LogsResponse> {
+    const service = this.stacks.resolveService(query.get('service') ?? '');
+    const cursors = JSON.parse(query.get('cursors') ?? '{}') as Record<string, string>;
+    const tail = Number(query.get('tail') ?? 100);
+    const tasks = this.state
+      .list<TaskRecord>('tasks')
+      .map((t) => t.value)
+      .filter((t) => t.serviceId === service && t.nodeId !== null)
+      .sort((a, b) => a.slot - b.slot);
+    const response: LogsResponse = { lines: [], cursors: {}, unreachable: [] };
+    const pages = await Promise.allSettled(
+      tasks.map((t) => this.page(t, { taskId: t.id, cursor: cursors[t.id], tail })),
+    );
+    pages.forEach((page, i) => {
+      const task = tasks[i] as TaskRecord;
+      if (page.status === 'rejected') {
+        response.unreachable.push({ task: task.id, reason: (page.reason as Error).message });
+        if (cursors[task.id]) response.cursors[task.id] = cursors[task.id] as string;
+        return;
+      }
+      response.cursors[task.id] = page.value.cursor;
+      for (const line of page.value.lines) response.lines.push({ task: task.id, line });
+    });
+    return response;
+  }
+
+  private async page(task: TaskRecord, query: LogsQuery): Promise<LogPage> {
+    if (task.nodeId === this.nodeId)
+      return this.reconciler.logs(query.taskId, query.cursor, query.tail);
+    const node = this.state.get<NodeRecord>('nodes', task.nodeId as string)?.value;
+    if (!node) throw new Error(`node ${task.nodeId} is not known`);
+    const page = await this.transport.request(
+      { address: node.address, nodeId: task.nodeId as string },
+      LOGS,
+      query,
+      { timeoutMs: 5000 },
+    );
+    return page as LogPage;
+  }
+}

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { NodeRecord } from '../../mesh/raft/membership-sync.js';
+import type { RaftNode } from '../../mesh/raft/node.js';
+import type { ClusterState } from '../../mesh/state/cluster-state.js';
+import type { ServiceRecord, TaskRecord, TaskStatus } from '../../mesh/state/model.js';
+import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from '../scheduler/scheduler.js';
+import { type ClusterView, orchestrate } from './plan.js';
+
+// Grace periods and update delays end without any state changing: look again this often.
+const TICK_MS = 250;
+
+export function viewOf(state: ClusterState): ClusterView {
+  return {
+    services: state.list<ServiceRecord>('services').map((s) => s.value),
+    nodes: state.list<NodeRecord>('nodes'),
+    tasks: state.list<TaskRecord>('tasks'),
+    statuses: new Map(state.list<TaskStatus>('statuses').map((s) => [s.id, s.value])),
+  };
+}
+
+/**
+ * Runs on every node, acts only on the leader: whenever the replicated state changes (or a grace
+ * period may have ended) it plans and proposes the writes, one batch at a time, so a plan is
+ * always made from a state that already holds the previous one.
+ */
+export class Orchestrator {
+  private timer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  private running = false;
+  private again = false;
+
+  constructor(
+    private readonly raft: RaftNode,
+    private readonly state: ClusterState,
+    private readonly log: Logger,
+    private readonly options: SchedulerOptions = DEFAULT_SCHEDULER_OPTIONS,
+  ) {}
+
+  start(): void {
+    this.unwatch = this.state.watch((change) => {
+      if (change.kind !== 'secrets') this.poke();
+    });
+    this.timer = setInterval(() => this.poke(), TICK_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.unwatch?.();
+  }
+
+  private poke(): void {
+    if (this.raft.raft.role !== 'leader') return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    this.round()
+      .catch((error: Error) =>
+        this.log.warn({ reason: error.message }, 'orchestration round failed; retrying'),
+      )
+      .finally(() => {
+        this.running = false;
+        if (this.again) {
+          this.again = false;
+          setImmediate(() => this.poke());
+        }
+      });
+  }
+
+  private async round(): Promise<void> {
+    const writes = orchestrate(viewOf(this.state), Date.now(), this.options, newTaskId);
+    if (writes.length === 0) return;
+    const outcome = (await this.raft.propose({ op: 'batch', writes })) as {
+      ok: boolean;
+      reason?: string;
+    };
+    if (!outcome.ok) {
+      // Someone wrote in between (a deploy, a node's report): plan again from the new state.
+      this.log.debug({ reason: outcome.reason }, 'orchestration batch refused; planning again');
+      this.again = true;
+      return;
+    }
+    for (const write of writes) {
+      if (write.kind !== 'tasks') continue;
+      const task = write.op === 'put' ? (write.value as TaskRecord) : undefined;
+      this.log.info(
+        {
+          task: write.id,
+          op: task ? (task.desired === 'shutdown' ? 'stop' : 'create') : 'forget',
+          node: task?.nodeId ?? undefined,
+          reason: task?.reason,
+        },
+        'task planned',
+      );
+    }
+  }
+}
+
+function newTaskId(serviceId: string, slot: number, nodeId: string | null): string {
+  return `${serviceId}.${slot || nodeId}.${randomBytes(3).toString('hex')}`;
+}

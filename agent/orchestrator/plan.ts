@@ -1,0 +1,138 @@
+import type { NodeRecord } from '../../mesh/raft/membership-sync.js';
+import type { StoredObject, Write } from '../../mesh/state/cluster-state.js';
+import {
+  FINAL_STATES,
+  type ServiceRecord,
+  type TaskRecord,
+  type TaskStatus,
+} from '../../mesh/state/model.js';
+import type { NodeInfo, ServiceSpec } from '../scheduler/model.js';
+import { type SchedulerOptions, schedule } from '../scheduler/scheduler.js';
+
+/** The replicated state the leader plans from. */
+export interface ClusterView {
+  services: ServiceRecord[];
+  nodes: Array<StoredObject<NodeRecord>>;
+  tasks: Array<StoredObject<TaskRecord>>;
+  statuses: Map<string, TaskStatus>;
+}
+
+export function serviceId(service: Pick<ServiceRecord, 'stack' | 'name'>): string {
+  return `${service.stack}.${service.name}`;
+}
+
+function specOf(service: ServiceRecord): ServiceSpec {
+  return {
+    id: serviceId(service),
+    mode: service.mode,
+    replicas: service.replicas,
+    reservations: service.resources.reservations,
+    constraints: service.placement.constraints,
+    maxReplicasPerNode: service.placement.maxReplicasPerNode,
+    version: service.version,
+  };
+}
+
+export function nodeOf({ id, value }: StoredObject<NodeRecord>): NodeInfo {
+  const unreachable = value.status === 'suspect' || value.status === 'down';
+  return {
+    id,
+    hostname: value.hostname,
+    labels: { ...value.labels, ...value.userLabels },
+    capacity: value.capacity,
+    status: value.status === 'suspect' ? 'down' : value.status,
+    downSince: unreachable ? value.since : undefined,
+    availability: value.availability,
+  };
+}
+
+/**
+ * Tasks whose replacement by a newer version must wait: the service's update_config allows
+ * `parallelism` tasks in flight at a time, `delay` after the last one came up, and pauses when
+ * one of the new version failed (failure_action pause).
+ */
+function heldBack(view: ClusterView, now: number): Set<string> {
+  const held = new Set<string>();
+  for (const service of view.services) {
+    const id = serviceId(service);
+    const own = view.tasks.filter((t) => t.value.serviceId === id && t.value.desired === 'running');
+    const outdated = own.filter((t) => t.value.serviceVersion < service.version);
+    if (outdated.length === 0) continue;
+    const fresh = own
+      .filter((t) => t.value.serviceVersion === service.version)
+      .map((t) => view.statuses.get(t.id));
+    const failed = fresh.some((s) => s?.state === 'failed');
+    const inFlight = fresh.filter((s) => s?.state !== 'running').length;
+    const lastUp = Math.max(0, ...fresh.map((s) => (s ? Date.parse(s.since) : 0)));
+    const { parallelism, delayMs, failureAction } = service.update;
+    let budget = parallelism === 0 ? outdated.length : parallelism - inFlight;
+    if ((failed && failureAction === 'pause') || now - lastUp < delayMs) budget = 0;
+    for (const task of outdated.sort((a, b) => a.value.slot - b.value.slot).slice(budget))
+      held.add(task.id);
+  }
+  return held;
+}
+
+/**
+ * The leader's orchestration as a pure step: the scheduler's plan turned into writes (new tasks,
+ * tasks told to shut down), and tasks that are finished with removed from the state.
+ */
+export function orchestrate(
+  view: ClusterView,
+  now: number,
+  options: SchedulerOptions,
+  newTaskId: (serviceId: string, slot: number, nodeId: string | null) => string,
+): Write[] {
+  const held = heldBack(view, now);
+  const tasks = view.tasks.map((t) => t.value);
+  // A task held back keeps its slot: the scheduler sees it as current, so leaves it alone.
+  const current = new Map(view.services.map((s) => [serviceId(s), s.version]));
+  const planned = tasks.map((t) =>
+    held.has(t.id) ? { ...t, serviceVersion: current.get(t.serviceId) ?? t.serviceVersion } : t,
+  );
+  const plan = schedule(
+    view.services.map(specOf),
+    view.nodes.map(nodeOf),
+    planned,
+    now,
+    options,
+    (service, slot, nodeId) => newTaskId(service.id, slot, nodeId),
+  );
+  const createdAt = new Date(now).toISOString();
+  const writes: Write[] = plan.create.map((task) => ({
+    op: 'put',
+    kind: 'tasks',
+    id: task.id,
+    value: { ...task, createdAt },
+    ifVersion: 0,
+  }));
+  const byId = new Map(view.tasks.map((t) => [t.id, t]));
+  for (const { taskId, reason } of plan.stop) {
+    const stored = byId.get(taskId);
+    if (!stored) continue;
+    writes.push({
+      op: 'put',
+      kind: 'tasks',
+      id: taskId,
+      value: { ...stored.value, desired: 'shutdown', reason },
+      ifVersion: stored.version,
+    });
+  }
+  const stopping = new Set(plan.stop.map((s) => s.taskId));
+  const ready = new Set(view.nodes.filter((n) => n.value.status === 'ready').map((n) => n.id));
+  for (const { id, value, version } of view.tasks) {
+    if (value.desired !== 'shutdown' || stopping.has(id)) continue;
+    const status = view.statuses.get(id);
+    // Gone for good once its node confirmed it stopped, or its node cannot (down, left, none).
+    const done =
+      (status !== undefined && FINAL_STATES.has(status.state)) ||
+      value.nodeId === null ||
+      !ready.has(value.nodeId);
+    if (!done) continue;
+    writes.push({ op: 'delete', kind: 'tasks', id, ifVersion: version });
+    if (status) writes.push({ op: 'delete', kind: 'statuses', id });
+  }
+  for (const id of view.statuses.keys())
+    if (!byId.has(id)) writes.push({ op: 'delete', kind: 'statuses', id });
+  return writes;
+}

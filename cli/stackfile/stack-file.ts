@@ -1,0 +1,490 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type {
+  Healthcheck,
+  PortSpec,
+  RestartPolicy,
+  ServiceDefinition,
+  UpdatePolicy,
+} from '../../mesh/state/model.js';
+import { IGNORED_DEPLOY, IGNORED_SERVICE, IGNORED_TOP, NEWER_THAN_SCHEMA } from './keys.js';
+import { checkSchema } from './schema.js';
+import { type KeyPath, type Problem, Source, StackFileError } from './source.js';
+import { interpolate, parseBytes, parseDuration, splitCommand } from './values.js';
+
+export { StackFileError } from './source.js';
+
+/** A key the file sets that mesh does not act on, and why. */
+export interface Ignored {
+  path: string;
+  line: number;
+  reason: string;
+}
+
+export interface StackFile {
+  stack: string;
+  services: ServiceDefinition[];
+  ignored: Ignored[];
+}
+
+type Raw = Record<string, unknown>;
+
+const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const DEFAULT_UPDATE: UpdatePolicy = {
+  parallelism: 1,
+  delayMs: 0,
+  order: 'stop-first',
+  failureAction: 'pause',
+};
+const DEFAULT_RESTART: RestartPolicy = {
+  condition: 'any',
+  delayMs: 5000,
+  maxAttempts: 0,
+  windowMs: 0,
+};
+
+/**
+ * Reads a compose file as a stack: YAML with positions, ${VAR} interpolation, the Compose JSON
+ * schema, then meaning (durations, ports, constraints, references between services). Every
+ * problem names file:line:column and the key path; nothing is sent anywhere before all is well.
+ */
+export function readStackFile(
+  file: string,
+  stackName: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): StackFile {
+  const source = Source.read(file);
+  let data: Raw;
+  try {
+    data = interpolate(source.data ?? {}, env) as Raw;
+  } catch (error) {
+    const path = (error as { path?: KeyPath }).path ?? [];
+    throw new StackFileError([source.problem(path, (error as Error).message)]);
+  }
+  if (typeof data !== 'object' || Array.isArray(data))
+    throw new StackFileError([source.problem([], 'a compose file is a mapping with "services"')]);
+  const ignored: Ignored[] = [];
+  const ignore = (path: KeyPath, reason: string) =>
+    ignored.push({ path: path.join('.'), line: source.locate(path, true).line, reason });
+
+  // Keys newer than the schema are taken out before it sees them, and handled (or reported) here.
+  const checked: Raw = { ...data };
+  for (const key of NEWER_THAN_SCHEMA.top) delete checked[key];
+  const services = (data.services ?? {}) as Record<string, Raw>;
+  if (typeof services === 'object' && !Array.isArray(services)) {
+    checked.services = Object.fromEntries(
+      Object.entries(services).map(([name, s]) => {
+        const copy = { ...(s ?? {}) } as Raw;
+        for (const key of NEWER_THAN_SCHEMA.service) delete copy[key];
+        return [name, copy];
+      }),
+    );
+  }
+  const schemaProblems = checkSchema(source, checked);
+  if (schemaProblems.length > 0) throw new StackFileError(schemaProblems);
+
+  const stack = stackName ?? (typeof data.name === 'string' ? data.name : undefined);
+  if (!stack)
+    throw new StackFileError([
+      source.problem([], 'no stack name: pass one (mesh deploy -c FILE STACK) or set "name:"'),
+    ]);
+  if (!NAME.test(stack))
+    throw new StackFileError([
+      source.problem(
+        stackName ? [] : ['name'],
+        `stack name "${stack}" must be lowercase letters, digits, - and _`,
+      ),
+    ]);
+  for (const key of Object.keys(data))
+    if (IGNORED_TOP[key]) ignore([key], IGNORED_TOP[key] as string);
+  if (Object.keys(services).length === 0)
+    throw new StackFileError([source.problem(['services'], 'the file declares no services')]);
+
+  const problems: Problem[] = [];
+  const context = { source, dir: dirname(resolve(file)), ignore, problems, env };
+  const definitions = Object.entries(services).flatMap(([name, raw]) => {
+    const at: KeyPath = ['services', name];
+    if (!NAME.test(name)) {
+      problems.push(
+        source.problem(at, 'a service name is lowercase letters, digits, - and _', true),
+      );
+      return [];
+    }
+    try {
+      return [serviceOf(stack, name, raw ?? {}, context)];
+    } catch (error) {
+      if (!(error instanceof Located)) throw error;
+      problems.push(source.problem(error.path, error.message));
+      return [];
+    }
+  });
+  checkReferences(definitions, context);
+  if (problems.length > 0) throw new StackFileError(problems);
+  return { stack, services: definitions, ignored };
+}
+
+/** A problem found while reading one value, and the key path it is at. */
+class Located extends Error {
+  constructor(
+    readonly path: KeyPath,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Context {
+  source: Source;
+  dir: string;
+  ignore: (path: KeyPath, reason: string) => void;
+  problems: Problem[];
+  env: NodeJS.ProcessEnv;
+}
+
+/** Runs a value reader, turning its error into one located at `path`. */
+function at<T>(path: KeyPath, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof Located) throw error;
+    throw new Located(path, (error as Error).message);
+  }
+}
+
+function serviceOf(stack: string, name: string, raw: Raw, context: Context): ServiceDefinition {
+  const path: KeyPath = ['services', name];
+  for (const key of Object.keys(raw))
+    if (IGNORED_SERVICE[key]) context.ignore([...path, key], IGNORED_SERVICE[key] as string);
+  const mesh = (raw['x-mesh'] ?? {}) as Raw;
+  const runtime = mesh.runtime ?? 'docker';
+  if (runtime !== 'docker' && runtime !== 'process')
+    throw new Located([...path, 'x-mesh', 'runtime'], 'must be docker or process');
+  for (const key of Object.keys(mesh))
+    if (key !== 'runtime') throw new Located([...path, 'x-mesh', key], 'unknown x-mesh setting');
+  const command = at([...path, 'command'], () => commandOf(raw.command));
+  const entrypoint = at([...path, 'entrypoint'], () => commandOf(raw.entrypoint));
+  if (runtime === 'docker' && typeof raw.image !== 'string')
+    throw new Located(path, 'missing "image" (or x-mesh: {runtime: process} with a command)');
+  if (runtime === 'process' && !command && !entrypoint)
+    throw new Located(path, 'a process service needs a command');
+  if (runtime === 'process')
+    for (const key of ['image', 'volumes', 'healthcheck'])
+      if (raw[key] !== undefined) context.ignore([...path, key], 'not used by the process runtime');
+  const deploy = (raw.deploy ?? {}) as Raw;
+  const definition: ServiceDefinition = {
+    stack,
+    name,
+    runtime,
+    image: typeof raw.image === 'string' ? raw.image : '',
+    command,
+    entrypoint,
+    env: {
+      ...at([...path, 'env_file'], () => envFiles(raw.env_file, context.dir)),
+      ...at([...path, 'environment'], () => mapping(raw.environment, context.env)),
+    },
+    ports: ((raw.ports ?? []) as unknown[]).flatMap((p, i) =>
+      at([...path, 'ports', i], () => portsOf(p, [...path, 'ports', i], context)),
+    ),
+    expose: ((raw.expose ?? []) as unknown[]).map((e, i) =>
+      at([...path, 'expose', i], () => portNumber(String(e).split('/')[0] as string)),
+    ),
+    volumes: ((raw.volumes ?? []) as unknown[]).map((v, i) =>
+      at([...path, 'volumes', i], () => volumeOf(v, context.dir)),
+    ),
+    labels: mapping(raw.labels, {}),
+    serviceLabels: mapping(deploy.labels, {}),
+    healthcheck: at([...path, 'healthcheck'], () => healthcheckOf(raw.healthcheck as Raw)),
+    stopGracePeriodMs: at([...path, 'stop_grace_period'], () =>
+      raw.stop_grace_period === undefined ? 10_000 : parseDuration(raw.stop_grace_period as string),
+    ),
+    dependsOn: Array.isArray(raw.depends_on)
+      ? (raw.depends_on as string[])
+      : Object.keys((raw.depends_on ?? {}) as Raw),
+    mode: deploy.mode === 'global' ? 'global' : 'replicated',
+    replicas: deploy.mode === 'global' ? 0 : ((deploy.replicas as number | undefined) ?? 1),
+    resources: at([...path, 'deploy', 'resources'], () => resourcesOf(deploy.resources as Raw)),
+    placement: {
+      constraints: ((deploy.placement as Raw | undefined)?.constraints ?? []) as string[],
+      maxReplicasPerNode: (deploy.placement as Raw | undefined)?.max_replicas_per_node as
+        | number
+        | undefined,
+    },
+    restartPolicy: at(
+      deploy.restart_policy ? [...path, 'deploy', 'restart_policy'] : [...path, 'restart'],
+      () => restartOf(raw.restart, deploy.restart_policy as Raw),
+    ),
+    update: at([...path, 'deploy', 'update_config'], () => updateOf(deploy.update_config as Raw)),
+    rollback: at([...path, 'deploy', 'rollback_config'], () =>
+      updateOf(deploy.rollback_config as Raw),
+    ),
+  };
+  if (definition.healthcheck === undefined) delete definition.healthcheck;
+  if (definition.command === undefined) delete definition.command;
+  if (definition.entrypoint === undefined) delete definition.entrypoint;
+  if (definition.placement.maxReplicasPerNode === undefined)
+    delete definition.placement.maxReplicasPerNode;
+  reportDeployKeys(deploy, [...path, 'deploy'], context);
+  if (Array.isArray(raw.depends_on) === false && raw.depends_on)
+    for (const [dep, spec] of Object.entries(raw.depends_on as Raw))
+      if ((spec as Raw)?.condition && (spec as Raw).condition !== 'service_started')
+        context.ignore(
+          [...path, 'depends_on', dep, 'condition'],
+          'mesh waits until the dependency runs (service_started)',
+        );
+  return definition;
+}
+
+function reportDeployKeys(deploy: Raw, path: KeyPath, context: Context): void {
+  for (const [key, reason] of Object.entries(IGNORED_DEPLOY)) {
+    const steps = key.split('.');
+    let value: unknown = deploy;
+    for (const step of steps) value = (value as Raw | undefined)?.[step];
+    if (value !== undefined) context.ignore([...path, ...steps], reason);
+  }
+  const order = (deploy.update_config as Raw | undefined)?.order;
+  if (order === 'start-first')
+    context.ignore(
+      [...path, 'update_config', 'order'],
+      'start-first is not supported yet: tasks are replaced stop-first',
+    );
+}
+
+function commandOf(value: unknown): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  return typeof value === 'string' ? splitCommand(value) : (value as unknown[]).map(String);
+}
+
+/** Compose's "list of KEY=VALUE or mapping" form; a key without a value comes from `env`. */
+function mapping(value: unknown, env: NodeJS.ProcessEnv): Record<string, string> {
+  if (!value) return {};
+  const entries: Array<[string, unknown]> = Array.isArray(value)
+    ? value.map((item) => {
+        const text = String(item);
+        const eq = text.indexOf('=');
+        return eq < 0 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)];
+      })
+    : Object.entries(value as Raw);
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    const resolved = v === undefined || v === null ? env[k] : String(v);
+    if (resolved !== undefined) out[k] = resolved;
+  }
+  return out;
+}
+
+function envFiles(value: unknown, dir: string): Record<string, string> {
+  if (value === undefined) return {};
+  const files = (Array.isArray(value) ? value : [value]).map((f) =>
+    typeof f === 'string'
+      ? { path: f, required: true }
+      : (f as { path: string; required?: boolean }),
+  );
+  const env: Record<string, string> = {};
+  for (const { path, required } of files) {
+    let text: string;
+    try {
+      text = readFileSync(resolve(dir, path), 'utf8');
+    } catch (error) {
+      if (required === false) continue;
+      throw new Error(`cannot read env file ${path}: ${(error as Error).message}`);
+    }
+    for (const line of text.split('\n')) {
+      const trimmed = line.trim();
+      if (!trimmed || trimmed.startsWith('#')) continue;
+      const eq = trimmed.indexOf('=');
+      if (eq <= 0) throw new Error(`env file ${path}: "${trimmed}" is not KEY=VALUE`);
+      env[trimmed.slice(0, eq).replace(/^export\s+/, '')] = trimmed
+        .slice(eq + 1)
+        .replace(/^(["'])(.*)\1$/, '$2');
+    }
+  }
+  return env;
+}
+
+function portNumber(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new Error(`"${text}" is not a port (1-65535)`);
+  return n;
+}
+
+function range(text: string): number[] {
+  const [from, to] = text.split('-');
+  const start = portNumber(from as string);
+  const end = to === undefined ? start : portNumber(to);
+  if (end < start) throw new Error(`port range ${text} runs backwards`);
+  return Array.from({ length: end - start + 1 }, (_, i) => start + i);
+}
+
+/** "80", "8080:80", "127.0.0.1:8080:80/udp", "8000-8001:80-81", or the long form. */
+function portsOf(value: unknown, path: KeyPath, context: Context): PortSpec[] {
+  if (typeof value === 'object' && value !== null) {
+    const p = value as Raw;
+    if (p.host_ip) context.ignore([...path, 'host_ip'], 'ports are published on each node address');
+    if (p.mode === 'host') context.ignore([...path, 'mode'], 'published through the routing mesh');
+    return [
+      {
+        target: portNumber(String(p.target)),
+        protocol: protocolOf(p.protocol),
+        ...(p.published !== undefined ? { published: portNumber(String(p.published)) } : {}),
+      },
+    ];
+  }
+  const text = String(value);
+  const [spec, protocolText] = text.split('/');
+  const protocol = protocolOf(protocolText);
+  const parts = (spec as string).split(':');
+  if (parts.length > 3) throw new Error(`"${text}" is not a port mapping (HOST:CONTAINER)`);
+  if (parts.length === 3)
+    context.ignore(path, 'the host IP is ignored: ports are published on each node address');
+  const targets = range(parts[parts.length - 1] as string);
+  const published = parts.length > 1 ? range(parts[parts.length - 2] as string) : undefined;
+  if (published && published.length !== targets.length)
+    throw new Error(`"${text}": the host and container ranges differ in length`);
+  return targets.map((target, i) => ({
+    target,
+    protocol,
+    ...(published ? { published: published[i] as number } : {}),
+  }));
+}
+
+function protocolOf(value: unknown): 'tcp' | 'udp' {
+  if (value === undefined || value === 'tcp') return 'tcp';
+  if (value === 'udp') return 'udp';
+  throw new Error(`protocol "${String(value)}" is not tcp or udp`);
+}
+
+/** Named volumes stay as they are (one per node); relative host paths are relative to the file. */
+function volumeOf(value: unknown, dir: string): string {
+  if (typeof value === 'object' && value !== null) {
+    const v = value as Raw;
+    if (v.type !== undefined && v.type !== 'bind' && v.type !== 'volume')
+      throw new Error(`volume type "${String(v.type)}" is not supported (bind or volume)`);
+    if (!v.target) throw new Error('a volume needs a target');
+    const source = v.source ? hostPath(String(v.source), dir) : '';
+    return [source, String(v.target), v.read_only ? 'ro' : ''].filter(Boolean).join(':');
+  }
+  const parts = String(value).split(':');
+  if (parts.length === 1) return parts[0] as string;
+  return [hostPath(parts[0] as string, dir), ...parts.slice(1)].join(':');
+}
+
+function hostPath(source: string, dir: string): string {
+  return source.startsWith('.') ? resolve(dir, source) : source;
+}
+
+function healthcheckOf(raw: Raw | undefined): Healthcheck | undefined {
+  if (!raw || raw.disable === true) return undefined;
+  const test =
+    typeof raw.test === 'string' ? ['CMD-SHELL', raw.test] : ((raw.test ?? []) as string[]);
+  if (test[0] === 'NONE') return undefined;
+  if (test.length === 0) throw new Error('a healthcheck needs a test');
+  const ms = (v: unknown, fallback: number) =>
+    v === undefined ? fallback : parseDuration(v as string);
+  return {
+    test,
+    intervalMs: ms(raw.interval, 30_000),
+    timeoutMs: ms(raw.timeout, 30_000),
+    retries: (raw.retries as number | undefined) ?? 3,
+    startPeriodMs: ms(raw.start_period, 0),
+  };
+}
+
+function resourcesOf(raw: Raw | undefined): ServiceDefinition['resources'] {
+  const limits = (raw?.limits ?? {}) as Raw;
+  const reservations = (raw?.reservations ?? {}) as Raw;
+  const cpus = (v: unknown) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new Error(`cpus "${String(v)}" is not a positive number`);
+    return n;
+  };
+  const out: ServiceDefinition['resources'] = {
+    limits: {},
+    reservations: {
+      cpus: reservations.cpus === undefined ? 0 : cpus(reservations.cpus),
+      memoryBytes:
+        reservations.memory === undefined ? 0 : parseBytes(reservations.memory as string),
+    },
+  };
+  if (limits.cpus !== undefined) out.limits.cpus = cpus(limits.cpus);
+  if (limits.memory !== undefined) out.limits.memoryBytes = parseBytes(limits.memory as string);
+  return out;
+}
+
+/** deploy.restart_policy wins; else compose's `restart:` says the condition. */
+function restartOf(restart: unknown, policy: Raw | undefined): RestartPolicy {
+  if (policy) {
+    const condition = policy.condition ?? 'any';
+    if (condition !== 'none' && condition !== 'on-failure' && condition !== 'any')
+      throw new Error('condition must be none, on-failure or any');
+    return {
+      condition,
+      delayMs:
+        policy.delay === undefined
+          ? DEFAULT_RESTART.delayMs
+          : parseDuration(policy.delay as string),
+      maxAttempts: (policy.max_attempts as number | undefined) ?? 0,
+      windowMs: policy.window === undefined ? 0 : parseDuration(policy.window as string),
+    };
+  }
+  if (restart === undefined) return DEFAULT_RESTART;
+  const [kind, count] = String(restart).split(':');
+  if (kind === 'no') return { ...DEFAULT_RESTART, condition: 'none' };
+  if (kind === 'always' || kind === 'unless-stopped') return DEFAULT_RESTART;
+  if (kind === 'on-failure')
+    return { ...DEFAULT_RESTART, condition: 'on-failure', maxAttempts: Number(count ?? 0) };
+  throw new Error(
+    `restart "${String(restart)}" is not no, always, on-failure[:N] or unless-stopped`,
+  );
+}
+
+function updateOf(raw: Raw | undefined): UpdatePolicy {
+  if (!raw) return DEFAULT_UPDATE;
+  const failureAction = raw.failure_action ?? DEFAULT_UPDATE.failureAction;
+  if (failureAction !== 'pause' && failureAction !== 'continue' && failureAction !== 'rollback')
+    throw new Error(`failure_action "${String(failureAction)}" is not pause, continue or rollback`);
+  return {
+    parallelism: (raw.parallelism as number | undefined) ?? DEFAULT_UPDATE.parallelism,
+    delayMs: raw.delay === undefined ? 0 : parseDuration(raw.delay as string),
+    order: 'stop-first',
+    failureAction,
+  };
+}
+
+/** depends_on names services of this file; published ports are not claimed twice. */
+function checkReferences(services: ServiceDefinition[], context: Context): void {
+  const names = new Set(services.map((s) => s.name));
+  const claimed = new Map<string, string>();
+  for (const service of services) {
+    service.dependsOn.forEach((dep) => {
+      if (!names.has(dep))
+        context.problems.push(
+          context.source.problem(
+            ['services', service.name, 'depends_on'],
+            `depends on "${dep}", which this file does not declare`,
+          ),
+        );
+    });
+    service.ports.forEach((p, i) => {
+      if (p.published === undefined) return;
+      const key = `${p.published}/${p.protocol}`;
+      const owner = claimed.get(key);
+      if (owner)
+        context.problems.push(
+          context.source.problem(
+            ['services', service.name, 'ports', i],
+            `port ${key} is already published by service ${owner}`,
+          ),
+        );
+      else claimed.set(key, service.name);
+    });
+    if (service.placement.maxReplicasPerNode === 0)
+      context.problems.push(
+        context.source.problem(
+          ['services', service.name, 'deploy', 'placement', 'max_replicas_per_node'],
+          'must be at least 1',
+        ),
+      );
+  }
+}

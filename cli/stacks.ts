@@ -1,0 +1,278 @@
+import type { DeployResponse, LogsResponse, StackRow, TaskRow } from '../agent/control-api.js';
+import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, UsageError } from './args.js';
+import { callAgent } from './control-client.js';
+import { readStackFile } from './stackfile/stack-file.js';
+import { parseDuration } from './stackfile/values.js';
+import { ago, table } from './table.js';
+
+const POLL_MS = 500;
+// A task that restarted this often while a rollout waits for it is crash-looping.
+const CRASH_LOOP_RESTARTS = 3;
+
+function print(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Where a service stands in a rollout, and whether it is done or cannot get there. */
+interface Progress {
+  line: string;
+  done: boolean;
+  failure?: string;
+}
+
+function progressOf(service: StackRow['services'][number], tasks: TaskRow[]): Progress {
+  const own = tasks.filter((t) => t.service === service.id && t.desired === 'running');
+  const current = own.filter((t) => t.serviceVersion === service.version);
+  const running = current.filter((t) => t.state === 'running').length;
+  const outdated = own.length - current.length;
+  const bad = current.find(
+    (t) => t.state === 'failed' || (t.restarts >= CRASH_LOOP_RESTARTS && t.state !== 'running'),
+  );
+  const stuck = current.find((t) => t.state !== 'running' && t.reason);
+  const line =
+    `${service.id}: ${running}/${service.desired} running` +
+    (outdated > 0 ? `, ${outdated} to replace` : '') +
+    (stuck ? ` (${stuck.id}: ${stuck.state}, ${stuck.reason})` : '');
+  return {
+    line,
+    done: running === service.desired && current.length === service.desired && outdated === 0,
+    failure: bad ? `${bad.id} ${bad.state}: ${bad.reason ?? 'no reason given'}` : undefined,
+  };
+}
+
+/** Prints each service's progress as it changes, until all converged, one failed, or timeout. */
+async function followRollout(
+  dataDir: string,
+  stack: string,
+  services: string[],
+  timeoutMs: number,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  const shown = new Map<string, string>();
+  for (;;) {
+    const stacks = (await callAgent(dataDir, 'GET', '/v1/stacks')) as StackRow[];
+    const rows = (stacks.find((s) => s.name === stack)?.services ?? []).filter((s) =>
+      services.includes(s.id),
+    );
+    const tasks = (await callAgent(
+      dataDir,
+      'GET',
+      `/v1/tasks?stack=${encodeURIComponent(stack)}`,
+    )) as TaskRow[];
+    const progress = rows.map((row) => progressOf(row, tasks));
+    for (const [i, p] of progress.entries()) {
+      const id = (rows[i] as { id: string }).id;
+      if (shown.get(id) !== p.line) process.stderr.write(`  ${p.line}\n`);
+      shown.set(id, p.line);
+    }
+    const failure = progress.find((p) => p.failure)?.failure;
+    if (failure) {
+      process.stderr.write(`mesh: rollout of ${stack} failed: ${failure}\n`);
+      return 1;
+    }
+    if (progress.every((p) => p.done)) {
+      process.stderr.write(`mesh: stack ${stack} converged\n`);
+      return 0;
+    }
+    if (Date.now() > deadline) {
+      process.stderr.write(
+        `mesh: stack ${stack} did not converge within ${timeoutMs / 1000}s; see "mesh ps ${stack}"\n`,
+      );
+      return 1;
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+export async function deploy(args: string[]): Promise<number> {
+  const { values, positionals } = parse('deploy', args, {
+    ...DATA_DIR,
+    ...JSON_OUTPUT,
+    'compose-file': { type: 'string', short: 'c' },
+    detach: { type: 'boolean', short: 'd' },
+    prune: { type: 'boolean' },
+    timeout: { type: 'string' },
+  });
+  const file = values['compose-file'] as string | undefined;
+  if (!file) throw new UsageError('deploy needs a compose file: mesh deploy -c FILE [STACK]');
+  const stackFile = readStackFile(file, positionals[0]);
+  for (const i of stackFile.ignored)
+    process.stderr.write(`mesh: ignoring ${i.path} (${file}:${i.line}): ${i.reason}\n`);
+  const dataDir = dataDirOf(values);
+  const response = (await callAgent(dataDir, 'POST', '/v1/stacks', {
+    stack: stackFile.stack,
+    services: stackFile.services,
+    prune: Boolean(values.prune),
+  })) as DeployResponse;
+  if (values.json) print(true, response, () => '');
+  else
+    for (const s of response.services)
+      process.stderr.write(
+        `mesh: ${s.change} ${s.id}${s.version ? ` (version ${s.version})` : ''}\n`,
+      );
+  if (values.detach) return 0;
+  const timeoutMs = values.timeout ? parseDuration(values.timeout as string) : 300_000;
+  const live = response.services.filter((s) => s.change !== 'removed').map((s) => s.id);
+  return followRollout(dataDir, stackFile.stack, live, timeoutMs);
+}
+
+export async function ls(args: string[]): Promise<number> {
+  const { values } = parse('ls', args, { ...DATA_DIR, ...JSON_OUTPUT });
+  const stacks = (await callAgent(dataDirOf(values), 'GET', '/v1/stacks')) as StackRow[];
+  print(Boolean(values.json), stacks, () =>
+    table(
+      ['STACK', 'SERVICE', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'],
+      stacks.flatMap((stack) =>
+        stack.services.map((s) => [
+          stack.name,
+          s.id,
+          s.mode,
+          `${s.running}/${s.desired}`,
+          s.runtime === 'process' ? `(process) ${s.image}` : s.image,
+          s.ports.join(', ') || '-',
+        ]),
+      ),
+    ),
+  );
+  return 0;
+}
+
+export async function ps(args: string[]): Promise<number> {
+  const { values, positionals } = parse('ps', args, {
+    ...DATA_DIR,
+    ...JSON_OUTPUT,
+    all: { type: 'boolean', short: 'a' },
+  });
+  const dataDir = dataDirOf(values);
+  const [name] = positionals;
+  let query = '';
+  if (name) {
+    const stacks = (await callAgent(dataDir, 'GET', '/v1/stacks')) as StackRow[];
+    const stack = stacks.find((s) => s.name === name);
+    const services = stacks.flatMap((s) => s.services.map((v) => v.id));
+    const service =
+      services.find((id) => id === name) ?? services.filter((id) => id.endsWith(`.${name}`));
+    if (stack) query = `?stack=${encodeURIComponent(name)}`;
+    else if (typeof service === 'string' || service.length === 1)
+      query = `?service=${encodeURIComponent(typeof service === 'string' ? service : (service[0] as string))}`;
+    else if (service.length > 1)
+      throw new UsageError(`"${name}" is in several stacks: say which (${service.join(', ')})`);
+    else throw new UsageError(`no stack or service named "${name}"; see "mesh ls"`);
+  }
+  const tasks = ((await callAgent(dataDir, 'GET', `/v1/tasks${query}`)) as TaskRow[]).filter(
+    (t) => values.all || t.desired === 'running',
+  );
+  print(Boolean(values.json), tasks, () =>
+    table(
+      ['TASK', 'SERVICE', 'NODE', 'DESIRED', 'STATE', 'SINCE', 'PORTS', 'REASON'],
+      tasks.map((t) => [
+        t.id,
+        t.service,
+        t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-'),
+        t.desired,
+        t.restarts > 0 ? `${t.state} (${t.restarts} restarts)` : t.state,
+        t.since ? ago(t.since) : '-',
+        t.ports.join(', ') || '-',
+        t.reason ?? '',
+      ]),
+    ),
+  );
+  return 0;
+}
+
+export async function scale(args: string[]): Promise<number> {
+  const { values, positionals } = parse('scale', args, {
+    ...DATA_DIR,
+    ...JSON_OUTPUT,
+    detach: { type: 'boolean', short: 'd' },
+  });
+  if (positionals.length === 0)
+    throw new UsageError('scale needs SERVICE=N, e.g. mesh scale web=5');
+  const dataDir = dataDirOf(values);
+  for (const item of positionals) {
+    const eq = item.lastIndexOf('=');
+    const replicas = Number(item.slice(eq + 1));
+    if (eq <= 0 || !Number.isInteger(replicas) || replicas < 0)
+      throw new UsageError(`scale: "${item}" is not SERVICE=N with N a whole number`);
+    const result = (await callAgent(dataDir, 'POST', '/v1/services/scale', {
+      service: item.slice(0, eq),
+      replicas,
+    })) as { service: string; replicas: number };
+    if (values.json) print(true, result, () => '');
+    else process.stderr.write(`mesh: ${result.service} scaled to ${result.replicas}\n`);
+    if (!values.detach) {
+      const stack = result.service.split('.')[0] as string;
+      const code = await followRollout(dataDir, stack, [result.service], 300_000);
+      if (code !== 0) return code;
+    }
+  }
+  return 0;
+}
+
+export async function rm(args: string[]): Promise<number> {
+  const { values, positionals } = parse('rm', args, {
+    ...DATA_DIR,
+    ...JSON_OUTPUT,
+    detach: { type: 'boolean', short: 'd' },
+  });
+  if (positionals.length === 0) throw new UsageError('rm needs a stack name; see "mesh ls"');
+  const dataDir = dataDirOf(values);
+  for (const stack of positionals) {
+    const result = (await callAgent(dataDir, 'POST', '/v1/stacks/rm', { stack })) as {
+      services: string[];
+    };
+    if (values.json) print(true, result, () => '');
+    else process.stderr.write(`mesh: removing ${result.services.join(', ')}\n`);
+    if (values.detach) continue;
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const left = (await callAgent(
+        dataDir,
+        'GET',
+        `/v1/tasks?stack=${encodeURIComponent(stack)}`,
+      )) as TaskRow[];
+      if (left.length === 0) break;
+      if (Date.now() > deadline) {
+        process.stderr.write(
+          `mesh: ${left.length} tasks of ${stack} still stopping; see "mesh ps -a ${stack}"\n`,
+        );
+        return 1;
+      }
+      await sleep(POLL_MS);
+    }
+    process.stderr.write(`mesh: stack ${stack} removed\n`);
+  }
+  return 0;
+}
+
+export async function logs(args: string[]): Promise<number> {
+  const { values, positionals } = parse('logs', args, {
+    ...DATA_DIR,
+    follow: { type: 'boolean', short: 'f' },
+    tail: { type: 'string', short: 'n' },
+  });
+  const [service] = positionals;
+  if (!service) throw new UsageError('logs needs a service: mesh logs SERVICE [-f]');
+  const dataDir = dataDirOf(values);
+  let cursors: Record<string, string> = {};
+  const warned = new Set<string>();
+  for (;;) {
+    const query = new URLSearchParams({
+      service,
+      tail: String(values.tail ?? 100),
+      cursors: JSON.stringify(cursors),
+    });
+    const page = (await callAgent(dataDir, 'GET', `/v1/logs?${query}`)) as LogsResponse;
+    for (const { task, line } of page.lines) process.stdout.write(`${task} | ${line}\n`);
+    for (const u of page.unreachable)
+      if (!warned.has(u.task)) {
+        warned.add(u.task);
+        process.stderr.write(`mesh: no logs from ${u.task}: ${u.reason}\n`);
+      }
+    cursors = page.cursors;
+    if (!values.follow) return 0;
+    await sleep(1000);
+  }
+}

@@ -1,0 +1,298 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import type { NodeRow, StackRow, StatusResponse, TaskRow } from '../../agent/control-api.js';
+import {
+  type AgentProcess,
+  mesh,
+  spawnAgent,
+  startCluster,
+  stopAgents,
+  testDirectory,
+  waitForControl,
+} from '../../examples/local-cluster.js';
+import { dockerTest, engine, removeLabelled, TEST_IMAGE } from '../helpers/docker.js';
+import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
+
+// Loopback block 127.0.22.0/24: three agents, one per address, publishing container ports there.
+const HOSTS = ['127.0.22.1', '127.0.22.2', '127.0.22.3'];
+const root = await testDirectory('stacks');
+let agents: AgentProcess[] = [];
+let clusterId = '';
+
+function stackFile(name: string, text: string): string {
+  const file = join(root, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+const SHOP = `
+services:
+  web:
+    image: ${TEST_IMAGE}
+    command: httpd -f -p 8080 -h /www
+    ports: ["8080"]
+    stop_grace_period: 1s
+    deploy:
+      replicas: 3
+      restart_policy: { condition: any, delay: 200ms }
+  worker:
+    image: ${TEST_IMAGE}
+    command: ["sh", "-c", "echo worker up; while true; do sleep 1; done"]
+    stop_grace_period: 1s
+    depends_on: [web]
+    deploy:
+      replicas: 2
+`;
+
+async function cli(agent: AgentProcess, ...args: string[]) {
+  return mesh(...args, '--data-dir', agent.dataDir);
+}
+
+async function json<T>(agent: AgentProcess, ...args: string[]): Promise<T> {
+  const { code, stdout, stderr } = await cli(agent, ...args, '--json');
+  if (code !== 0) throw new Error(`mesh ${args.join(' ')} failed: ${stderr}`);
+  return JSON.parse(stdout) as T;
+}
+
+const nodeIdOf = (agent: AgentProcess) =>
+  (JSON.parse(readFileSync(join(agent.dataDir, 'cluster.json'), 'utf8')) as { nodeId: string })
+    .nodeId;
+
+/** Running tasks of a service, once `check` holds for them. */
+function tasksWhen(
+  agent: AgentProcess,
+  service: string,
+  check: (tasks: TaskRow[]) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<TaskRow[]> {
+  return eventually(
+    async () => {
+      const tasks = (await json<TaskRow[]>(agent, 'ps', service)).filter(
+        (t) => t.desired === 'running',
+      );
+      return check(tasks) && tasks;
+    },
+    { what, timeoutMs, intervalMs: 200 },
+  ) as Promise<TaskRow[]>;
+}
+
+const allRunning = (n: number) => (tasks: TaskRow[]) =>
+  tasks.length === n && tasks.every((t) => t.state === 'running');
+
+test.before(async () => {
+  if ('skip' in engine) return;
+  agents = await startCluster(root, HOSTS, 'stacks', ['--reschedule-after', '2s']);
+  const status = await json<StatusResponse>(agents[0] as AgentProcess, 'status');
+  clusterId = status.clusterId;
+  // Every node alive and recorded, so the scheduler can spread over all three.
+  await eventually(
+    async () => {
+      const nodes = await json<NodeRow[]>(agents[0] as AgentProcess, 'node', 'ls');
+      return nodes.length === 3 && nodes.every((n) => n.status === 'alive' && n.recorded);
+    },
+    { what: 'three nodes alive and recorded', timeoutMs: 30_000, intervalMs: 200 },
+  );
+});
+
+test.after.always(async () => {
+  await stopAgents(agents);
+  if (!('skip' in engine) && clusterId)
+    await removeLabelled(engine.docker, `mesh.cluster=${clusterId}`);
+  await rm(root, { recursive: true, force: true });
+});
+
+dockerTest(
+  'deploy spreads the replicas of a 2-service stack; ps, ls and the pages are right',
+  async (t) => {
+    const [a, b, c] = agents as [AgentProcess, AgentProcess, AgentProcess];
+    const deployed = await cli(b, 'deploy', '-c', stackFile('shop.yml', SHOP), 'shop');
+    t.is(deployed.code, 0, deployed.stderr);
+    t.regex(deployed.stderr, /shop\.web: 3\/3 running/);
+    t.regex(deployed.stderr, /stack shop converged/);
+    const web = await tasksWhen(c, 'web', allRunning(3), '3 web tasks running');
+    t.is(new Set(web.map((task) => task.node)).size, 3, 'one web replica per node');
+    const worker = await tasksWhen(a, 'shop.worker', allRunning(2), '2 worker tasks running');
+    t.is(new Set(worker.map((task) => task.node)).size, 2);
+    for (const task of web) {
+      const [published] = task.ports;
+      t.truthy(published, `${task.id} reports its host port`);
+      const address = (published as string).split('->')[0] as string;
+      t.is(address.split(':')[0], task.nodeAddress?.split(':')[0], 'published on its node address');
+      t.regex(await bodyOnceAnswering(`http://${address}/`, `${task.id} page`), /mesh test page/);
+    }
+    const stacks = await json<StackRow[]>(a, 'ls');
+    t.deepEqual(
+      stacks.map((s) => s.services.map((v) => [v.id, v.running, v.desired])),
+      [
+        [
+          ['shop.web', 3, 3],
+          ['shop.worker', 2, 2],
+        ],
+      ],
+    );
+    const logs = await eventually(
+      async () => {
+        const { stdout } = await cli(c, 'logs', 'worker');
+        const up = stdout.split('\n').filter((l) => l.includes('worker up'));
+        return up.length === 2 ? stdout : undefined;
+      },
+      { what: 'worker logs from both tasks', timeoutMs: 10_000, intervalMs: 200 },
+    );
+    t.regex(logs ?? '', /^shop\.worker\.\d\.[0-9a-f]+ \| worker up$/m);
+  },
+);
+
+dockerTest('a killed container is restarted on the same node per its restart policy', async (t) => {
+  const [a] = agents as [AgentProcess];
+  const [victim] = await tasksWhen(a, 'web', allRunning(3), 'web running');
+  const docker = 'skip' in engine ? undefined : engine.docker;
+  const [container] =
+    (await docker?.listContainers({
+      filters: { label: [`mesh.task=${victim?.id}`] },
+    })) ?? [];
+  t.truthy(container);
+  await docker?.getContainer((container as { Id: string }).Id).kill();
+  const after = await tasksWhen(
+    a,
+    'web',
+    (tasks) => allRunning(3)(tasks) && tasks.some((x) => x.id === victim?.id && x.restarts === 1),
+    'the killed task running again',
+  );
+  const again = after.find((x) => x.id === victim?.id);
+  t.is(again?.node, victim?.node, 'same node');
+});
+
+dockerTest(
+  'kill -9 an agent and remove its containers: its replicas come up on the others',
+  async (t) => {
+    const [a, b] = agents as [AgentProcess, AgentProcess];
+    const lost = nodeIdOf(b);
+    b.child.kill('SIGKILL');
+    await b.exited;
+    if (!('skip' in engine)) await removeLabelled(engine.docker, `mesh.node=${lost}`);
+    const web = await tasksWhen(
+      a,
+      'web',
+      (tasks) => allRunning(3)(tasks) && tasks.every((x) => x.node !== lost),
+      'web replicas off the dead node',
+    );
+    t.false(web.some((x) => x.node === lost));
+    await tasksWhen(
+      a,
+      'worker',
+      (tasks) => allRunning(2)(tasks) && tasks.every((x) => x.node !== lost),
+      'worker replicas off the dead node',
+    );
+    // It comes back from its data dir; what it ran before is gone and it runs nothing it should not.
+    const back = spawnAgent(root, 'stacks2', ['agent']);
+    agents[1] = back;
+    await waitForControl(back);
+    await eventually(
+      async () => (await json<NodeRow[]>(a, 'node', 'ls')).every((n) => n.status === 'alive'),
+      { what: 'the node alive again', timeoutMs: 20_000, intervalMs: 200 },
+    );
+  },
+);
+
+dockerTest('scale up and down, drain a node, rm the stack: no container left', async (t) => {
+  const [a, b, c] = agents as [AgentProcess, AgentProcess, AgentProcess];
+  t.is((await cli(a, 'scale', 'web=5')).code, 0);
+  await tasksWhen(a, 'web', allRunning(5), '5 web tasks');
+  t.is((await cli(c, 'scale', 'shop.web=2')).code, 0);
+  const two = await tasksWhen(a, 'web', allRunning(2), '2 web tasks');
+  t.deepEqual(two.map((x) => x.slot).sort(), [1, 2], 'scale-down keeps the lowest slots');
+
+  const drained = nodeIdOf(c);
+  const drain = await cli(a, 'node', 'drain', drained);
+  t.is(drain.code, 0, drain.stderr);
+  await tasksWhen(
+    a,
+    'shop',
+    (tasks) =>
+      tasks.length === 4 && tasks.every((x) => x.state === 'running' && x.node !== drained),
+    'every task off the drained node',
+  );
+  // Its tasks stop within their grace period, and their containers go.
+  await eventually(
+    async () =>
+      'skip' in engine ||
+      (
+        await engine.docker.listContainers({
+          all: true,
+          filters: { label: [`mesh.node=${drained}`] },
+        })
+      ).length === 0,
+    { what: 'no container left on the drained node', timeoutMs: 15_000, intervalMs: 200 },
+  );
+  t.is((await cli(a, 'node', 'activate', drained)).code, 0);
+
+  const removed = await cli(b, 'rm', 'shop');
+  t.is(removed.code, 0, removed.stderr);
+  t.deepEqual(await json<StackRow[]>(a, 'ls'), []);
+  if (!('skip' in engine)) {
+    const containers = await engine.docker.listContainers({
+      all: true,
+      filters: { label: [`mesh.cluster=${clusterId}`, 'mesh.stack=shop'] },
+    });
+    t.is(containers.length, 0, 'no container of the stack on any node');
+  }
+});
+
+dockerTest('invalid stack files are refused with their place, and nothing changes', async (t) => {
+  const [a] = agents as [AgentProcess];
+  const ok = await cli(
+    a,
+    'deploy',
+    '-c',
+    stackFile(
+      'keep.yml',
+      SHOP.replace('replicas: 3', 'replicas: 1').replace('"8080"', '"18080:8080"'),
+    ),
+    'keep',
+  );
+  t.is(ok.code, 0, ok.stderr);
+  const seen = async () =>
+    JSON.stringify([
+      await json<StackRow[]>(a, 'ls'),
+      (await json<TaskRow[]>(a, 'ps')).map((x) => [x.id, x.serviceVersion, x.desired]),
+    ]);
+  const before = await seen();
+  const cases: Array<[string, string, RegExp]> = [
+    ['yaml.yml', 'services:\n  web:\n    image: [oops\n', /yaml\.yml:4:1: .*invalid YAML/],
+    [
+      'key.yml',
+      `services:\n  web:\n    image: ${TEST_IMAGE}\n    imagee: typo\n`,
+      /key\.yml:4:5: services\.web\.imagee: unknown key "imagee"/,
+    ],
+    [
+      'type.yml',
+      `services:\n  web:\n    image: ${TEST_IMAGE}\n    deploy:\n      replicas: three\n`,
+      /type\.yml:5:17: services\.web\.deploy\.replicas: must be a whole number/,
+    ],
+    [
+      'clash.yml',
+      `services:\n  a:\n    image: ${TEST_IMAGE}\n    ports: ["9000:80"]\n  b:\n    image: ${TEST_IMAGE}\n    ports: ["9000:81"]\n`,
+      /clash\.yml:7:13: services\.b\.ports\.0: port 9000\/tcp is already published by service a/,
+    ],
+    [
+      'taken.yml',
+      `services:\n  web:\n    image: ${TEST_IMAGE}\n    ports: ["18080:80"]\n`,
+      /port 18080\/tcp is already published by keep\.web/,
+    ],
+    [
+      'constraint.yml',
+      `services:\n  web:\n    image: ${TEST_IMAGE}\n    deploy:\n      placement:\n        constraints: [node.labels.zone == mars]\n`,
+      /service web: no node satisfies node\.labels\.zone == mars/,
+    ],
+  ];
+  for (const [name, text, expected] of cases) {
+    const result = await cli(a, 'deploy', '-c', stackFile(name, text), 'bad');
+    t.not(result.code, 0, `${name} refused`);
+    t.regex(result.stderr, expected, name);
+  }
+  t.is(await seen(), before, 'stacks, services and tasks are unchanged');
+  t.is((await cli(a, 'rm', 'keep')).code, 0);
+});
