@@ -256,6 +256,7 @@ export class Agent {
       docker: docker.runtime,
       dockerMissing: docker.missing,
       process: processes,
+      caughtUp: () => raft.linearizableRead(5000),
       log,
     });
     const logs = new ClusterLogs(identity.nodeId, this.state, transport, this.reconciler, stacks);
@@ -388,7 +389,8 @@ export class Agent {
     this.peerSave = setTimeout(() => {
       this.peerSave = undefined;
       const peers = (this.membership?.members() ?? [])
-        .filter((m) => m.status === 'alive' && m.id !== this.identity.nodeId)
+        // Dead ones too: after a crash of its own, this node rejoins through whoever is back.
+        .filter((m) => m.status !== 'left' && m.id !== this.identity.nodeId)
         .map((m) => m.address);
       this.dir.writePeers(peers).catch((error: Error) => {
         this.log.warn({ reason: error.message }, 'could not save the peer cache');

@@ -8,8 +8,7 @@ export interface Command {
   args?: string;
   group: 'Cluster' | 'Stacks' | 'Other';
   summary: string;
-  /** Absent while the command is still coming. */
-  run?: (args: string[]) => Promise<number>;
+  run: (args: string[]) => Promise<number>;
 }
 
 export const COMMANDS: Command[] = [

@@ -31,7 +31,7 @@ function help(): string {
     lines.push('', `${group}:`);
     for (const c of COMMANDS.filter((command) => command.group === group)) {
       const usage = `${c.name} ${c.args ?? ''}`.padEnd(width);
-      lines.push(`  ${usage}  ${c.summary}${c.run ? '' : '  (coming)'}`);
+      lines.push(`  ${usage}  ${c.summary}`);
     }
   }
   lines.push('', 'Other:', '  help       this text', '  version    print the version');
@@ -76,10 +76,6 @@ async function run(argv: string[]): Promise<number> {
   const command: Command | undefined = COMMANDS.find((c) => c.name === name);
   if (!command)
     throw new UsageError(`unknown command "${name}"${suggestion(name)}; see "mesh --help"`);
-  if (!command.run) {
-    process.stderr.write(`mesh ${name}: not built yet in mesh ${version}; see "mesh --help"\n`);
-    return 1;
-  }
   return command.run(args);
 }
 

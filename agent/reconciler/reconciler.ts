@@ -22,6 +22,8 @@ export interface ReconcilerOptions {
   /** Why there is no Docker runtime on this node, for the tasks that need one. */
   dockerMissing?: string;
   process: Runtime;
+  /** Resolves once this replica holds every write the cluster acknowledged (a ReadIndex read). */
+  caughtUp: () => Promise<void>;
   log: Logger;
 }
 
@@ -48,6 +50,12 @@ export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private scheduled = false;
+  /**
+   * After a restart the replica may be far behind (tasks long moved elsewhere): nothing is
+   * started or removed until it caught up with the leader once. Until then, what runs keeps running.
+   */
+  private current = false;
+  private stopped = false;
 
   constructor(private readonly options: ReconcilerOptions) {}
 
@@ -59,10 +67,11 @@ export class Reconciler {
         this.poke();
     });
     this.timer = setInterval(() => this.poke(), RESYNC_MS);
-    this.poke();
+    this.catchUp();
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.unwatch?.();
     for (const local of this.local.values()) clearTimeout(local.timer);
@@ -75,8 +84,26 @@ export class Reconciler {
     return runtime ? runtime.logs(taskId, cursor, tail) : { lines: [], cursor: cursor ?? '0' };
   }
 
+  private catchUp(): void {
+    this.options.caughtUp().then(
+      () => {
+        this.current = true;
+        this.options.log.info('replica caught up with the leader: reconciling tasks');
+        this.poke();
+      },
+      (error: Error) => {
+        if (this.stopped) return;
+        this.options.log.info(
+          { reason: error.message },
+          'replica not confirmed current yet; tasks left as they are until it is',
+        );
+        setTimeout(() => this.catchUp(), 1000).unref();
+      },
+    );
+  }
+
   private poke(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || !this.current) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -227,7 +254,8 @@ export class Reconciler {
 
   /** A task's process ended on its own: its restart policy decides what happens next. */
   private exited(exit: TaskExit): void {
-    if (this.stopping.has(exit.taskId)) return;
+    // Before catching up, the first round after it looks at every task anyway.
+    if (!this.current || this.stopping.has(exit.taskId)) return;
     const task = this.options.state.get<TaskRecord>('tasks', exit.taskId)?.value;
     const service = task && this.serviceOf(task);
     if (!task || !service || task.desired !== 'running' || task.nodeId !== this.options.nodeId)

@@ -42,6 +42,9 @@ export class Prober {
   private round: Round | undefined;
   private readonly relays = new Map<number, Relay>();
   private nextRoundAt: number;
+  /** A member to probe before the round-robin goes on: its link broke. */
+  private hinted: string | undefined;
+  private readonly hintedAt = new Map<string, number>();
 
   constructor(
     private readonly config: SwimConfig,
@@ -81,6 +84,21 @@ export class Prober {
     }
   }
 
+  /**
+   * A connection to this member broke: probe it next, at once if no round is running. Only a
+   * failed probe still makes it suspect; the hint just saves waiting for its turn. At most one
+   * hint per member per probe interval, so a flapping link cannot multiply probes.
+   */
+  hint(id: string, now: number): void {
+    const member = this.state.members.get(id);
+    if (member?.status !== 'alive' || this.round?.target === id || this.state.leaving) return;
+    if (now - (this.hintedAt.get(id) ?? Number.NEGATIVE_INFINITY) < this.config.probeIntervalMs)
+      return;
+    this.hintedAt.set(id, now);
+    this.hinted = id;
+    if (!this.round) this.nextRoundAt = Math.min(this.nextRoundAt, now);
+  }
+
   /** A ping addressed to us: acknowledge it. */
   onPing(from: Destination, seq: number, target: string): void {
     if (target === this.state.self.id) this.send(from, { type: 'ack', seq });
@@ -115,7 +133,9 @@ export class Prober {
   }
 
   private start(now: number): void {
-    const target = this.nextTarget();
+    const hinted = this.hinted === undefined ? undefined : this.state.members.get(this.hinted);
+    this.hinted = undefined;
+    const target = hinted?.status === 'alive' ? hinted : this.nextTarget();
     if (!target) return;
     const interval = this.nextRoundAt - now;
     const seq = this.nextSeq();

@@ -60,6 +60,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.swim.receive(peer.nodeId, message, this.now());
       this.flush();
     });
+    options.transport.onPeerLost((nodeId) => {
+      if (this.stopped) return;
+      this.swim.linkBroken(nodeId, this.now());
+      this.flush();
+    });
   }
 
   /** Joins through the seeds (host:port); with none, this node starts a cluster of its own. */

@@ -126,6 +126,11 @@ export class Swim {
     );
   }
 
+  /** The transport lost its connection to this member: probe it soon. */
+  linkBroken(id: string, now: number): void {
+    this.prober.hint(id, now);
+  }
+
   tick(now: number): void {
     if (now >= this.nextJoinAt) {
       for (const seed of this.seeds) this.push({ address: seed }, true);

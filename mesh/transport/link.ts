@@ -20,6 +20,8 @@ export interface LinkContext {
   connectTimeoutMs: number;
   /** Told of every channel the link opens, so revocations can reach it. */
   adopt: (channel: Channel) => void;
+  /** A dial to a known node failed. */
+  unreachable: (nodeId: string) => void;
 }
 
 type Queued =
@@ -155,6 +157,7 @@ export class PeerLink {
       new TransportError(error.code, `cannot reach ${this.address}: ${error.message}`),
     );
     if (this.queue.length > 0) this.scheduleRetry();
+    if (this.expectedNodeId) this.ctx.unreachable(this.expectedNodeId);
   }
 
   private scheduleRetry(): void {

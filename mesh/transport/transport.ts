@@ -41,6 +41,7 @@ export class Transport {
   private readonly requestTimeoutMs: number;
   private readonly stopWatchingRevocations: () => void;
   private listening: string | undefined;
+  private readonly peerLost = new Set<(nodeId: string) => void>();
 
   constructor(private readonly options: TransportOptions) {
     this.revocations = options.revocations ?? new RevocationList();
@@ -93,6 +94,11 @@ export class Transport {
     return this.link(to).request(type, body, options.timeoutMs ?? this.requestTimeoutMs);
   }
 
+  /** Called with the peer's node ID whenever a connection to it closes or a dial to it fails. */
+  onPeerLost(listener: (nodeId: string) => void): void {
+    this.peerLost.add(listener);
+  }
+
   /** Refuses the certificate from now on and drops every live connection that used it. */
   revoke(serial: string): void {
     this.revocations.add(serial);
@@ -133,6 +139,7 @@ export class Transport {
         backoff: this.options.backoff ?? { initialMs: 100, maxMs: 5000 },
         connectTimeoutMs: this.options.connectTimeoutMs ?? 5000,
         adopt: (channel) => this.adopt(channel),
+        unreachable: (nodeId) => this.lost(nodeId),
       });
       this.links.set(key, link);
     }
@@ -145,7 +152,14 @@ export class Transport {
       return;
     }
     this.channels.add(channel);
-    channel.onClose(() => this.channels.delete(channel));
+    channel.onClose(() => {
+      this.channels.delete(channel);
+      this.lost(channel.peer.nodeId);
+    });
+  }
+
+  private lost(nodeId: string): void {
+    for (const listener of this.peerLost) listener(nodeId);
   }
 
   private dropRevoked(serial: string): void {

@@ -5,7 +5,6 @@
  *   npm run bench:failover -- [--trials 20] [--json]
  */
 import { rm } from 'node:fs/promises';
-import { callAgent } from '../../cli/control-client.js';
 import {
   type AgentProcess,
   spawnAgent,
@@ -14,31 +13,9 @@ import {
   testDirectory,
   waitForControl,
 } from '../../examples/local-cluster.js';
+import { note, option, report, status, summary, until } from './harness.js';
 
 const HOSTS = ['127.0.21.1', '127.0.21.2', '127.0.21.3'];
-
-interface Status {
-  nodeId: string;
-  raft: { role: string; leader: string | null; voters: string[]; stateDigest: string };
-}
-
-const status = (agent: AgentProcess) =>
-  callAgent(agent.dataDir, 'GET', '/v1/status') as Promise<Status>;
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await pause(10);
-  }
-}
 
 /** Every agent up, agreeing on one leader and one state, all of them voters. */
 function settled(agents: AgentProcess[]) {
@@ -56,14 +33,8 @@ function settled(agents: AgentProcess[]) {
   });
 }
 
-function option(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
-}
-
 async function main(): Promise<void> {
   const trials = option('trials', 20);
-  const json = process.argv.includes('--json');
   const root = await testDirectory('failover');
   const agents = await startCluster(root, HOSTS, 'n');
   try {
@@ -83,22 +54,12 @@ async function main(): Promise<void> {
           : undefined;
       });
       samples.push(performance.now() - killedAt);
-      if (!json) console.error(`trial ${trial + 1}: ${Math.round(samples.at(-1) ?? 0)} ms`);
+      note(`trial ${trial + 1}: ${Math.round(samples.at(-1) ?? 0)} ms`);
       await victim.exited;
       agents[index] = spawnAgent(root, `n${index + 1}`, ['agent']);
       await waitForControl(agents[index] as AgentProcess);
     }
-    samples.sort((a, b) => a - b);
-    const at = (q: number) =>
-      Math.round(samples[Math.min(samples.length - 1, Math.ceil(q * samples.length) - 1)] ?? 0);
-    const result = {
-      trials,
-      medianMs: at(0.5),
-      p99Ms: at(0.99),
-      minMs: Math.round(samples[0] ?? 0),
-      samples: samples.map(Math.round),
-    };
-    console.log(json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+    report(summary(samples));
   } finally {
     await stopAgents(agents);
     await rm(root, { recursive: true, force: true });

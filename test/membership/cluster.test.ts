@@ -1,4 +1,5 @@
 import test from 'ava';
+import { LAN_DEFAULTS } from '../../mesh/membership/config.js';
 import type { MemberStatus } from '../../mesh/membership/messages.js';
 import { SwimSim, simMeta } from '../sim/swim-sim.js';
 
@@ -128,4 +129,22 @@ test('the same seed replays the same run', (t) => {
   };
   t.deepEqual(trace(9), trace(9));
   t.notDeepEqual(trace(9), trace(10));
+});
+
+test('a broken link gets its member probed at once: a crash is suspected within one probe round', (t) => {
+  const { sim, ids, statusAt } = cluster(20, 7);
+  t.true(sim.run(10_000, () => ids.every((a) => statusAt(a, 'm13') === 'alive')));
+  sim.crash('m13');
+  const brokenAt = sim.now;
+  sim.linkBroken('m0', 'm13');
+  const { probeIntervalMs } = LAN_DEFAULTS;
+  t.true(
+    sim.run(brokenAt + probeIntervalMs + 50, () => statusAt('m0', 'm13') === 'suspect'),
+    'm0 suspects m13 within one probe interval of the broken link',
+  );
+  // A hint about a healthy member only costs a probe: it answers and stays alive.
+  sim.linkBroken('m0', 'm5');
+  sim.run(sim.now + 3 * probeIntervalMs);
+  t.is(statusAt('m0', 'm5'), 'alive');
+  t.deepEqual(sim.violations, []);
 });

@@ -68,10 +68,11 @@ test('an exit is reported with its code', async (t) => {
 
 test('remove asks politely, then kills after the grace period', async (t) => {
   const { r, dir } = runtime(t);
-  const stubborn =
-    "process.on('SIGTERM', () => console.log('ignoring SIGTERM')); console.log('ready'); setInterval(() => {}, 1000)";
+  // It notes what it saw in a file of its own: the runtime removes the task's log with it.
+  const log = join(dir, 'p3.seen');
+  const stubborn = `const note = (s) => require('fs').appendFileSync(${JSON.stringify(log)}, s + '\\n');
+    process.on('SIGTERM', () => note('ignoring SIGTERM')); note('ready'); setInterval(() => {}, 1000)`;
   await r.start(spec('p3', [NODE, '-e', stubborn]));
-  const log = join(dir, 'p3.log');
   await eventually(() => existsSync(log) && readFileSync(log, 'utf8').includes('ready'), {
     what: 'task ready',
     timeoutMs: 10_000,

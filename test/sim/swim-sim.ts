@@ -102,6 +102,13 @@ export class SwimSim {
     node.crashed = true;
   }
 
+  /** The observer's transport lost its connection to `about`. */
+  linkBroken(observer: string, about: string): void {
+    const node = this.node(observer);
+    node.swim.linkBroken(about, this.now);
+    this.flush(node);
+  }
+
   stall(id: string, ms: number): void {
     this.node(id).stalledUntil = this.now + ms;
   }

@@ -87,13 +87,17 @@ test.before(async () => {
   agents = await startCluster(root, HOSTS, 'stacks', ['--reschedule-after', '2s']);
   const status = await json<StatusResponse>(agents[0] as AgentProcess, 'status');
   clusterId = status.clusterId;
-  // Every node alive and recorded, so the scheduler can spread over all three.
+  // Every node alive, recorded and a voter: the scheduler spreads over all three, and any one
+  // of them can be killed without losing the quorum.
   await eventually(
     async () => {
       const nodes = await json<NodeRow[]>(agents[0] as AgentProcess, 'node', 'ls');
-      return nodes.length === 3 && nodes.every((n) => n.status === 'alive' && n.recorded);
+      return (
+        nodes.length === 3 &&
+        nodes.every((n) => n.status === 'alive' && n.recorded && n.raft === 'voter')
+      );
     },
-    { what: 'three nodes alive and recorded', timeoutMs: 30_000, intervalMs: 200 },
+    { what: 'three nodes alive, recorded and voters', timeoutMs: 30_000, intervalMs: 200 },
   );
 });
 

@@ -1,0 +1,110 @@
+/**
+ * Self-healing with real agents and a real Docker Engine: three agents on 127.0.23.1-3 run a
+ * stack; each trial kills -9 one agent and removes its containers (a machine gone), and times
+ * until every replica runs again on the other nodes. The killed agent then comes back.
+ *
+ *   npm run bench:reschedule -- [--trials 10] [--replicas 6] [--json]
+ */
+import { writeFileSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import {
+  type AgentProcess,
+  mesh,
+  spawnAgent,
+  startCluster,
+  stopAgents,
+  testDirectory,
+  waitForControl,
+} from '../../examples/local-cluster.js';
+import { note, option, report, status, summary, tasks, until } from './harness.js';
+
+const HOSTS = ['127.0.23.1', '127.0.23.2', '127.0.23.3'];
+const IMAGE = 'mesh-test/busybox:latest';
+
+const nodeIdOf = async (agent: AgentProcess) =>
+  (JSON.parse(await readFile(join(agent.dataDir, 'cluster.json'), 'utf8')) as { nodeId: string })
+    .nodeId;
+
+async function removeContainers(docker: Docker, label: string): Promise<void> {
+  const found = await docker.listContainers({ all: true, filters: { label: [label] } });
+  await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+}
+
+async function main(): Promise<void> {
+  const trials = option('trials', 10);
+  const replicas = option('replicas', 6);
+  const docker = new Docker();
+  const root = await testDirectory('reschedule');
+  const file = join(root, 'stack.yml');
+  writeFileSync(
+    file,
+    `services:\n  web:\n    image: ${IMAGE}\n    command: httpd -f -p 8080 -h /www\n    ports: ["8080"]\n    stop_grace_period: 1s\n    deploy:\n      replicas: ${replicas}\n`,
+  );
+  const agents = await startCluster(root, HOSTS, 'n');
+  const clusterId = (await status(agents[0] as AgentProcess)).clusterId;
+  try {
+    await until('three ready nodes', 60_000, async () =>
+      (await status(agents[0] as AgentProcess)).members.alive === 3 ? true : undefined,
+    );
+    const deployed = await mesh(
+      'deploy',
+      '-c',
+      file,
+      'bench',
+      '--data-dir',
+      agents[0]?.dataDir ?? '',
+    );
+    if (deployed.code !== 0) throw new Error(`deploy failed: ${deployed.stderr}`);
+    const samples: number[] = [];
+    for (let trial = 0; trial < trials; trial++) {
+      const index = trial % agents.length;
+      const victim = agents[index] as AgentProcess;
+      const survivor = agents[(index + 1) % agents.length] as AgentProcess;
+      const lost = await nodeIdOf(victim);
+      // Start from a settled cluster: every node sees all alive and voting under one leader (so
+      // any one may go), and every replica runs.
+      await until('settled', 60_000, async () => {
+        const views = await Promise.all(agents.map(status));
+        const leader = views[0]?.raft.leader;
+        const agreed = views.every(
+          (v) =>
+            v.members.alive === 3 &&
+            v.raft.voters.length === 3 &&
+            leader &&
+            v.raft.leader === leader,
+        );
+        const running = (await tasks(survivor, '?service=bench.web')).filter(
+          (t) => t.desired === 'running' && t.state === 'running',
+        );
+        return agreed && running.length === replicas ? true : undefined;
+      });
+      const onVictim = (await tasks(survivor, '?service=bench.web')).filter((t) => t.node === lost);
+      const wasLeader = (await status(victim)).raft.role === 'leader';
+      const killedAt = performance.now();
+      victim.child.kill('SIGKILL');
+      await removeContainers(docker, `mesh.node=${lost}`);
+      await until('replicas running elsewhere', 60_000, async () => {
+        const running = (await tasks(survivor, '?service=bench.web')).filter(
+          (t) => t.desired === 'running' && t.state === 'running' && t.node !== lost,
+        );
+        return running.length === replicas ? true : undefined;
+      });
+      samples.push(performance.now() - killedAt);
+      note(
+        `trial ${trial + 1}: ${Math.round(samples.at(-1) ?? 0)} ms (${onVictim.length} replicas moved off ${lost}${wasLeader ? ', the leader' : ''})`,
+      );
+      await victim.exited;
+      agents[index] = spawnAgent(root, `n${index + 1}`, ['agent']);
+      await waitForControl(agents[index] as AgentProcess);
+    }
+    report({ replicas, ...summary(samples) });
+  } finally {
+    await stopAgents(agents);
+    await removeContainers(docker, `mesh.cluster=${clusterId}`);
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,155 @@
+import test from 'ava';
+import { type ClusterView, orchestrate } from '../../agent/orchestrator/plan.js';
+import type { NodeRecord } from '../../mesh/raft/membership-sync.js';
+import type { Write } from '../../mesh/state/cluster-state.js';
+import type { ServiceRecord, TaskRecord, TaskStatus } from '../../mesh/state/model.js';
+
+const NOW = 1_000_000;
+const options = { rescheduleAfterMs: 2000 };
+
+function node(id: string, status: NodeRecord['status'] = 'ready', since = 0) {
+  const value: NodeRecord = {
+    address: `${id}:7946`,
+    hostname: id,
+    status,
+    since,
+    labels: {},
+    capacity: { cpus: 4, memoryBytes: 2 ** 32 },
+    version: '0',
+    availability: 'active',
+    userLabels: {},
+  };
+  return { id, version: 1, value };
+}
+
+function service(replicas: number, version: number, parallelism = 1): ServiceRecord {
+  return {
+    stack: 's',
+    name: 'web',
+    runtime: 'docker',
+    image: 'img',
+    env: {},
+    ports: [],
+    expose: [],
+    volumes: [],
+    labels: {},
+    serviceLabels: {},
+    stopGracePeriodMs: 1000,
+    dependsOn: [],
+    mode: 'replicated',
+    replicas,
+    resources: { limits: {}, reservations: { cpus: 0, memoryBytes: 0 } },
+    placement: { constraints: [] },
+    restartPolicy: { condition: 'any', delayMs: 0, maxAttempts: 0, windowMs: 0 },
+    update: { parallelism, delayMs: 0, order: 'stop-first', failureAction: 'pause' },
+    rollback: { parallelism, delayMs: 0, order: 'stop-first', failureAction: 'pause' },
+    version,
+    updatedAt: '',
+  };
+}
+
+function task(slot: number, version: number, nodeId: string): TaskRecord {
+  return {
+    id: `s.web.${slot}.v${version}`,
+    serviceId: 's.web',
+    slot,
+    serviceVersion: version,
+    nodeId,
+    desired: 'running',
+    reservations: { cpus: 0, memoryBytes: 0 },
+  };
+}
+
+function view(
+  services: ServiceRecord[],
+  tasks: TaskRecord[],
+  nodes = [node('n1'), node('n2')],
+  statuses: Record<string, TaskStatus['state']> = {},
+): ClusterView {
+  return {
+    services,
+    nodes,
+    tasks: tasks.map((value, i) => ({ id: value.id, version: i + 10, value })),
+    statuses: new Map(
+      Object.entries(statuses).map(([id, state]) => [
+        id,
+        { nodeId: 'n1', state, restarts: 0, since: new Date(0).toISOString(), ports: [] },
+      ]),
+    ),
+  };
+}
+
+let counter = 0;
+const plan = (v: ClusterView, now = NOW): Write[] =>
+  orchestrate(v, now, options, (id, slot) => `${id}.${slot}.new${counter++}`);
+const created = (writes: Write[]) =>
+  writes.filter((w) => w.op === 'put' && (w.value as TaskRecord).desired === 'running');
+const stopped = (writes: Write[]) =>
+  writes.filter((w) => w.op === 'put' && (w.value as TaskRecord).desired === 'shutdown');
+
+test('replicas are created and spread over the ready nodes', (t) => {
+  const writes = plan(view([service(2, 1)], []));
+  t.deepEqual(
+    created(writes).map((w) => (w.op === 'put' ? (w.value as TaskRecord).nodeId : '')),
+    ['n1', 'n2'],
+  );
+  t.true(
+    writes.every((w) => w.op !== 'put' || w.ifVersion === 0),
+    'creates are conditional',
+  );
+});
+
+test('an update replaces update_config.parallelism tasks at a time, waiting for them to run', (t) => {
+  const old = [task(1, 1, 'n1'), task(2, 1, 'n2'), task(3, 1, 'n1')];
+  const first = plan(view([service(3, 2)], old));
+  t.is(stopped(first).length, 1);
+  t.is(created(first).length, 1);
+  // The new task of slot 1 is not running yet: nothing more is replaced.
+  const fresh = task(1, 2, 'n2');
+  const waiting = plan(view([service(3, 2)], [fresh, old[1] as TaskRecord, old[2] as TaskRecord]));
+  t.is(stopped(waiting).length, 0);
+  const running = plan(
+    view([service(3, 2)], [fresh, old[1] as TaskRecord, old[2] as TaskRecord], undefined, {
+      [fresh.id]: 'running',
+    }),
+  );
+  t.is(stopped(running).length, 1, 'the next one goes once the first runs');
+  // failure_action pause: a failed task of the new version stops the rollout.
+  const failed = plan(
+    view([service(3, 2)], [fresh, old[1] as TaskRecord, old[2] as TaskRecord], undefined, {
+      [fresh.id]: 'failed',
+    }),
+  );
+  t.is(stopped(failed).length, 0);
+  t.is(stopped(plan(view([service(3, 2, 0)], old))).length, 3, 'parallelism 0: all at once');
+});
+
+test('a node suspect past the grace loses its tasks; within it, keeps them', (t) => {
+  const tasks = [task(1, 1, 'n1'), task(2, 1, 'n2')];
+  const within = plan(
+    view([service(2, 1)], tasks, [node('n1'), node('n2', 'suspect', NOW - 1000)]),
+  );
+  t.is(stopped(within).length, 0);
+  const past = plan(view([service(2, 1)], tasks, [node('n1'), node('n2', 'suspect', NOW - 2000)]));
+  t.deepEqual(
+    stopped(past).map((w) => (w.op === 'put' ? (w.value as TaskRecord).reason : '')),
+    ['node n2 is down'],
+  );
+  t.is(created(past).length, 1);
+});
+
+test('a stopped task is forgotten once its node confirms, or at once when its node is down', (t) => {
+  const stopping = { ...task(1, 1, 'n1'), desired: 'shutdown' as const };
+  const unconfirmed = plan(view([], [stopping]));
+  t.false(unconfirmed.some((w) => w.op === 'delete'));
+  const confirmed = plan(view([], [stopping], undefined, { [stopping.id]: 'shutdown' }));
+  t.deepEqual(
+    confirmed.map((w) => `${w.op} ${w.kind}/${w.id}`),
+    [`delete tasks/${stopping.id}`, `delete statuses/${stopping.id}`],
+  );
+  const down = plan(view([], [stopping], [node('n1', 'down', 0), node('n2')]));
+  t.deepEqual(
+    down.map((w) => `${w.op} ${w.kind}/${w.id}`),
+    [`delete tasks/${stopping.id}`],
+  );
+});

@@ -1,0 +1,152 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { readStackFile, StackFileError } from '../../cli/stackfile/stack-file.js';
+import { parseBytes, parseDuration, splitCommand } from '../../cli/stackfile/values.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mesh-stackfile-'));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function problems(name: string, text: string, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    readStackFile(file(name, text), 'app', env);
+  } catch (e) {
+    if (e instanceof StackFileError) return e.message;
+    throw e;
+  }
+  throw new Error(`${name} was accepted`);
+}
+
+test('a compose file becomes service definitions with compose defaults filled in', (t) => {
+  file('web.env', '# comment\nFROM_FILE=1\nexport QUOTED="two words"\n');
+  const stack = readStackFile(
+    file(
+      'ok.yml',
+      `name: shop
+services:
+  web:
+    image: nginx:\${TAG:-1.27}
+    command: nginx -g "daemon off;"
+    env_file: web.env
+    environment: [A=1, FROM_ENV]
+    ports: ["8080:80", "9000-9001:90-91/udp", { target: 443 }]
+    volumes: ["data:/var/lib", "./site:/www:ro"]
+    restart: on-failure:3
+    stop_grace_period: 1m30s
+    deploy:
+      replicas: 2
+      resources: { limits: { cpus: "0.5", memory: 128m }, reservations: { memory: 1g } }
+      placement: { constraints: ["node.labels.zone==a"], max_replicas_per_node: 1 }
+  db:
+    image: postgres
+    deploy: { mode: global }
+`,
+    ),
+    undefined,
+    { FROM_ENV: 'x' },
+  );
+  t.is(stack.stack, 'shop');
+  const [web, db] = stack.services;
+  t.deepEqual(web?.command, ['nginx', '-g', 'daemon off;']);
+  t.is(web?.image, 'nginx:1.27');
+  t.deepEqual(web?.env, { FROM_FILE: '1', QUOTED: 'two words', A: '1', FROM_ENV: 'x' });
+  t.deepEqual(web?.ports, [
+    { target: 80, protocol: 'tcp', published: 8080 },
+    { target: 90, protocol: 'udp', published: 9000 },
+    { target: 91, protocol: 'udp', published: 9001 },
+    { target: 443, protocol: 'tcp' },
+  ]);
+  t.deepEqual(web?.volumes, ['data:/var/lib', `${dir}/site:/www:ro`]);
+  t.deepEqual(web?.restartPolicy, {
+    condition: 'on-failure',
+    delayMs: 5000,
+    maxAttempts: 3,
+    windowMs: 0,
+  });
+  t.is(web?.stopGracePeriodMs, 90_000);
+  t.deepEqual(web?.resources, {
+    limits: { cpus: 0.5, memoryBytes: 128 * 2 ** 20 },
+    reservations: { cpus: 0, memoryBytes: 2 ** 30 },
+  });
+  t.deepEqual(web?.placement, { constraints: ['node.labels.zone==a'], maxReplicasPerNode: 1 });
+  t.is(db?.mode, 'global');
+});
+
+test('unsupported keys are listed as ignored with a reason and their line, never dropped silently', (t) => {
+  const stack = readStackFile(
+    file(
+      'ignored.yml',
+      'version: "3.8"\nservices:\n  web:\n    image: a\n    build: .\n    privileged: true\n    develop: {}\nnetworks:\n  front: {}\n',
+    ),
+    'app',
+  );
+  t.deepEqual(
+    stack.ignored.map((i) => `${i.path}@${i.line}`),
+    [
+      'version@1',
+      'networks@8',
+      'services.web.build@5',
+      'services.web.privileged@6',
+      'services.web.develop@7',
+    ],
+  );
+  t.true(stack.ignored.every((i) => i.reason.length > 0));
+});
+
+test('errors name file, line, column and key path', (t) => {
+  t.regex(problems('yaml.yml', 'services:\n  web: [\n'), /yaml\.yml:\d+:\d+: .*invalid YAML/);
+  t.regex(
+    problems('unknown.yml', 'services:\n  web:\n    image: a\n    imagee: b\n'),
+    /unknown\.yml:4:5: services\.web\.imagee: unknown key "imagee"/,
+  );
+  t.regex(
+    problems('type.yml', 'services:\n  web:\n    image: a\n    deploy:\n      replicas: many\n'),
+    /type\.yml:5:17: services\.web\.deploy\.replicas: must be a whole number/,
+  );
+  t.regex(
+    problems('duration.yml', 'services:\n  web:\n    image: a\n    stop_grace_period: soon\n'),
+    /duration\.yml:4:24: services\.web\.stop_grace_period: is not a valid duration/,
+  );
+  t.regex(
+    problems(
+      'clash.yml',
+      'services:\n  a:\n    image: a\n    ports: ["80:80"]\n  b:\n    image: a\n    ports: ["80:81"]\n',
+    ),
+    /clash\.yml:7:13: services\.b\.ports\.0: port 80\/tcp is already published by service a/,
+  );
+  t.regex(
+    problems('deps.yml', 'services:\n  web:\n    image: a\n    depends_on: [db]\n'),
+    /deps\.yml:4:17: services\.web\.depends_on: depends on "db", which this file does not declare/,
+  );
+  t.regex(
+    problems('var.yml', 'services:\n  web:\n    image: "$' + '{IMAGE:?set IMAGE}"\n'),
+    /var\.yml:3:12: services\.web\.image: variable IMAGE is required: set IMAGE/,
+  );
+  t.regex(
+    problems('noimage.yml', 'services:\n  web:\n    command: run\n'),
+    /noimage\.yml:3:5: services\.web: missing "image"/,
+  );
+});
+
+test('compose value syntaxes: durations, sizes, commands', (t) => {
+  t.is(parseDuration('1h2m3s'), 3_723_000);
+  t.is(parseDuration('250ms'), 250);
+  t.is(parseDuration(2), 2000);
+  t.throws(() => parseDuration('2 minutes'));
+  t.is(parseBytes('512m'), 512 * 2 ** 20);
+  t.is(parseBytes('1.5GB'), 1.5 * 2 ** 30);
+  t.throws(() => parseBytes('lots'));
+  t.deepEqual(splitCommand(`sh -c 'echo "hi there"' a\\ b`), [
+    'sh',
+    '-c',
+    'echo "hi there"',
+    'a b',
+  ]);
+  t.throws(() => splitCommand('echo "open'));
+});
