@@ -5,7 +5,8 @@ import { readStackFile } from './stackfile/stack-file.js';
 import { parseDuration } from './stackfile/values.js';
 import { ago, table } from './table.js';
 
-const POLL_MS = 500;
+// The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
+const POLL_MS = 100;
 // A task that restarted this often while a rollout waits for it is crash-looping.
 const CRASH_LOOP_RESTARTS = 3;
 

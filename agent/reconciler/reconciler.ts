@@ -141,6 +141,11 @@ export class Reconciler {
     return found;
   }
 
+  /**
+   * Compares the tasks with what the runtimes run. What it sees may be stale by the time it acts
+   * (the listing takes a while; a start may finish meanwhile), so every action it queues looks at
+   * the task's container again, in the task's queue, before doing anything.
+   */
   private async round(): Promise<void> {
     const tasks = this.mine();
     const observed = await this.observed();
@@ -167,11 +172,7 @@ export class Reconciler {
         if (!status || !FINAL_STATES.has(status.state)) this.enqueue(task.id, () => this.run(task));
       } else if (here.seen.state !== 'running' && !FINAL_STATES.has(status?.state ?? 'starting')) {
         // It ended while nobody was watching (the agent was down, or an event was missed).
-        this.exited({
-          taskId: task.id,
-          exitCode: here.seen.exitCode ?? -1,
-          reason: here.seen.reason ?? 'ended',
-        });
+        this.enqueue(task.id, () => this.checkEnded(task.id, here.runtime));
       } else if (here.seen.state === 'running' && status?.state !== 'running') {
         this.report(task.id, { state: 'running', ports: here.seen.ports });
       }
@@ -210,6 +211,7 @@ export class Reconciler {
       });
       return;
     }
+    if (await runtime.inspect(task.id)) return; // started meanwhile
     const local = this.local.get(task.id) ?? { restarts: [] };
     this.local.set(task.id, local);
     this.report(task.id, { state: 'starting', reason: undefined });
@@ -234,7 +236,14 @@ export class Reconciler {
       .some((t) => t.value.serviceId === id && this.statusOf(t.id)?.state === 'running');
   }
 
+  private async checkEnded(taskId: string, runtime: Runtime): Promise<void> {
+    const seen = await runtime.inspect(taskId);
+    if (!seen || seen.state === 'running') return;
+    this.exited({ taskId, exitCode: seen.exitCode ?? -1, reason: seen.reason ?? 'ended' });
+  }
+
   private async shutdown(task: TaskRecord, runtime: Runtime): Promise<void> {
+    if (!(await runtime.inspect(task.id))) return; // already gone: the next round reports it
     const service = this.serviceOf(task);
     await this.stopTask(runtime, task.id, service?.stopGracePeriodMs ?? 10_000);
     clearTimeout(this.local.get(task.id)?.timer);

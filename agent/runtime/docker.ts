@@ -166,11 +166,21 @@ export class DockerRuntime implements Runtime {
       all: true,
       filters: { label: this.ownLabels },
     });
-    return Promise.all(
-      containers.map(async (c) =>
-        observe(c.Labels[LABEL.task] ?? '', await this.options.docker.getContainer(c.Id).inspect()),
+    const seen = await Promise.all(
+      containers.map((c) =>
+        this.options.docker
+          .getContainer(c.Id)
+          .inspect()
+          .then(
+            (info) => observe(c.Labels[LABEL.task] ?? '', info),
+            (error: Error & { statusCode?: number }) => {
+              if (error.statusCode === 404) return undefined; // removed since the listing
+              throw error;
+            },
+          ),
       ),
     );
+    return seen.filter((o): o is TaskObservation => o !== undefined);
   }
 
   async logs(taskId: string, cursor: string | undefined, tail: number): Promise<LogPage> {

