@@ -5,6 +5,7 @@ import { JoinService } from '../mesh/join/service.js';
 import { createLogger, type Logger } from '../mesh/log.js';
 import { Membership } from '../mesh/membership/runtime.js';
 import { ClusterCA } from '../mesh/pki/ca.js';
+import { describeCertificate } from '../mesh/pki/certificate.js';
 import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity.js';
 import { generateKeyPair } from '../mesh/pki/keys.js';
 import { decodeJoinToken, encodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
@@ -218,10 +219,23 @@ export class Agent {
       throw listenError(error, cluster.advertise, cluster.port);
     });
     this.transport = transport;
+    // Removed nodes stay refused: the replicated records say so, replayed at every start.
+    this.state.watch(({ kind, id, object }) => {
+      const node = object?.value as NodeRecord | undefined;
+      if (kind !== 'nodes' || node?.status !== 'removed' || !node.serial) return;
+      if (transport.revocations.has(node.serial)) return;
+      if (id === identity.nodeId)
+        log.error(
+          'this node was removed from the cluster (mesh node rm): it is refused everywhere',
+        );
+      else
+        log.info({ removed: id, serial: node.serial }, 'node removed: its certificate is refused');
+      transport.revoke(node.serial);
+    });
     const membership = new Membership({
       transport,
       log,
-      meta: nodeMeta(this.address, cluster.labels),
+      meta: nodeMeta(this.address, cluster.labels, describeCertificate(identity.certPem).serial),
     });
     this.membership = membership;
     membership.on('change', () => this.savePeersSoon());
@@ -237,7 +251,7 @@ export class Agent {
     this.sync = new MembershipSync(raft, membership, this.state, log);
     const access = { state: this.state, propose: (command: unknown) => proposeSoon(raft, command) };
     const stacks = new Stacks(access);
-    const nodes = new Nodes(access);
+    const nodes = new Nodes(access, identity.nodeId);
     this.orchestrator = new Orchestrator(raft, this.state, log, {
       ...DEFAULT_SCHEDULER_OPTIONS,
       rescheduleAfterMs: cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs,
@@ -333,7 +347,10 @@ export class Agent {
         id,
         address: member?.address ?? record?.address ?? '',
         // What gossip sees now; for a node it has never seen, what the cluster recorded.
-        status: member?.status ?? record?.status ?? 'unknown',
+        status:
+          record?.status === 'removed'
+            ? 'removed'
+            : (member?.status ?? record?.status ?? 'unknown'),
         since: member ? new Date(member.since).toISOString() : null,
         version: member?.meta.version ?? record?.version ?? '',
         labels: member?.meta.labels ?? record?.labels ?? {},
@@ -444,6 +461,7 @@ function stackRoutes(stacks: Stacks, nodes: Nodes, logs: ClusterLogs, raft: Raft
     'GET /v1/logs': ({ query }: ControlRequest) => logs.gather(query),
     'GET /v1/node': fresh(({ query }) => nodes.inspect(query.get('node') ?? '')),
     'POST /v1/node': ({ body }: ControlRequest) => nodes.update(body),
+    'POST /v1/node/rm': ({ body }: ControlRequest) => nodes.remove(body),
   };
 }
 

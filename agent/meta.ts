@@ -9,7 +9,11 @@ export const VERSION: string = (
 ).version;
 
 /** What this node tells the cluster about itself. */
-export function nodeMeta(peerAddress: string, labels: Record<string, string>): NodeMeta {
+export function nodeMeta(
+  peerAddress: string,
+  labels: Record<string, string>,
+  serial: string,
+): NodeMeta {
   return {
     addresses: { peer: peerAddress },
     capacity: { cpus: cpus().length, memoryBytes: totalmem() },
@@ -17,5 +21,6 @@ export function nodeMeta(peerAddress: string, labels: Record<string, string>): N
     raftRole: 'none',
     version: VERSION,
     hostname: hostname(),
+    serial,
   };
 }

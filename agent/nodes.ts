@@ -7,7 +7,10 @@ const LABEL = /^[A-Za-z0-9][\w.-]*$/;
 
 /** `mesh node inspect|drain|activate|label`: node settings kept in the replicated state. */
 export class Nodes {
-  constructor(private readonly access: StateAccess) {}
+  constructor(
+    private readonly access: StateAccess,
+    private readonly self: string,
+  ) {}
 
   /** A node by ID, unique ID prefix, or address. */
   resolve(name: string): string {
@@ -31,6 +34,31 @@ export class Nodes {
         state: this.access.state.get<TaskStatus>('statuses', t.id)?.value.state ?? 'assigned',
       }));
     return { id, ...record, since: new Date(record.since).toISOString(), tasks };
+  }
+
+  /**
+   * Removes a node for good: its tasks go elsewhere and its certificate is refused by every node
+   * (the record stays, marked removed, so that it is refused after restarts too). A node still
+   * alive is refused unless forced: stop its agent first, or it keeps running its containers.
+   */
+  async remove(body: unknown): Promise<{ id: string }> {
+    const { node, force } = (body ?? {}) as { node?: string; force?: boolean };
+    const id = this.resolve(String(node));
+    if (id === this.self)
+      throw new ControlError(400, `node ${id} is the one answering: run "mesh node rm" on another`);
+    await writeConditionally(this.access, () => {
+      const stored = this.access.state.get<NodeRecord>('nodes', id);
+      if (!stored) throw new ControlError(404, `node ${id} was removed meanwhile`);
+      if (stored.value.status === 'removed') return [];
+      if ((stored.value.status === 'ready' || stored.value.status === 'suspect') && !force)
+        throw new ControlError(
+          409,
+          `node ${id} is ${stored.value.status === 'ready' ? 'alive' : 'still answering now and then'}: drain it and stop its agent first, or pass --force`,
+        );
+      const value: NodeRecord = { ...stored.value, status: 'removed', since: Date.now() };
+      return [{ op: 'put', kind: 'nodes', id, value, ifVersion: stored.version }];
+    });
+    return { id };
   }
 
   /** Sets availability (drain, active) or labels: KEY=VALUE adds, KEY- removes. */

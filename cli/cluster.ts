@@ -13,11 +13,29 @@ export async function node(args: string[]): Promise<number> {
   if (sub === 'inspect') return nodeInspect(rest);
   if (sub === 'drain' || sub === 'activate')
     return nodeUpdate(sub, rest, { availability: sub === 'drain' ? 'drain' : 'active' });
+  if (sub === 'rm') return nodeRemove(rest);
   if (sub === 'label') {
     const [name, ...labels] = rest.filter((a) => !a.startsWith('--'));
     return nodeUpdate(sub, [name ?? '', ...rest.filter((a) => a.startsWith('--'))], { labels });
   }
-  throw new UsageError(`node ${sub ?? ''}: use node ls|inspect|drain|activate|label`);
+  throw new UsageError(`node ${sub ?? ''}: use node ls|inspect|drain|activate|label|rm`);
+}
+
+async function nodeRemove(args: string[]): Promise<number> {
+  const { values, positionals } = parse('node rm', args, {
+    ...DATA_DIR,
+    ...JSON_OUTPUT,
+    force: { type: 'boolean', short: 'f' },
+  });
+  if (positionals.length === 0) throw new UsageError('node rm needs a node ID or address');
+  for (const name of positionals) {
+    const result = (await callAgent(dataDirOf(values), 'POST', '/v1/node/rm', {
+      node: name,
+      force: Boolean(values.force),
+    })) as { id: string };
+    print(Boolean(values.json), result, () => `${result.id}: removed; its certificate is refused`);
+  }
+  return 0;
 }
 
 async function nodeInspect(args: string[]): Promise<number> {

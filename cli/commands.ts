@@ -40,9 +40,9 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'node',
-    args: 'ls|inspect|drain|activate|label',
+    args: 'ls|inspect|drain|activate|label|rm',
     group: 'Cluster',
-    summary: 'list nodes; inspect one; drain or activate it; label it (KEY=VALUE, KEY-)',
+    summary: 'list nodes; inspect, drain, activate, label (KEY=VALUE, KEY-) or remove one',
     run: async (args) => (await cluster()).node(args),
   },
   {

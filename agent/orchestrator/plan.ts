@@ -40,7 +40,8 @@ export function nodeOf({ id, value }: StoredObject<NodeRecord>): NodeInfo {
     hostname: value.hostname,
     labels: { ...value.labels, ...value.userLabels },
     capacity: value.capacity,
-    status: value.status === 'suspect' ? 'down' : value.status,
+    status:
+      value.status === 'suspect' ? 'down' : value.status === 'removed' ? 'left' : value.status,
     downSince: unreachable ? value.since : undefined,
     availability: value.availability,
   };

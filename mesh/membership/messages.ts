@@ -9,6 +9,8 @@ export interface NodeMeta {
   raftRole: string;
   version: string;
   hostname?: string;
+  /** The serial of the node's certificate, so that `mesh node rm` can revoke it everywhere. */
+  serial?: string;
 }
 
 /** A claim about one member; the higher incarnation wins, then the worse status. */

@@ -11,14 +11,19 @@ import { DEFAULT_VOTER_POLICY, type Health, nextMembership, type VoterPolicy } f
 export interface NodeRecord {
   address: string;
   hostname: string;
-  /** Suspect: some node failed to reach it; the scheduler counts that as down, after a grace. */
-  status: 'ready' | 'suspect' | 'down' | 'left';
+  /**
+   * Suspect: some node failed to reach it; the scheduler counts that as down, after a grace.
+   * Removed: `mesh node rm`; its certificate is refused everywhere and the record stays so.
+   */
+  status: 'ready' | 'suspect' | 'down' | 'left' | 'removed';
   /** When the leader saw the status begin (ms since the epoch). */
   since: number;
   /** The agent's own labels (its --label flags). */
   labels: Record<string, string>;
   capacity: { cpus: number; memoryBytes: number };
   version: string;
+  /** Its certificate's serial (normalized), revoked when the node is removed. */
+  serial: string;
   /** `mesh node drain|activate`: a drained node runs nothing. */
   availability: 'active' | 'drain';
   /** `mesh node label`: set through the cluster, they win over the agent's own. */
@@ -38,6 +43,7 @@ function record(member: Member, current: NodeRecord | undefined): NodeRecord {
     labels: member.meta.labels,
     capacity: member.meta.capacity,
     version: member.meta.version,
+    serial: member.meta.serial ?? current?.serial ?? '',
     availability: current?.availability ?? 'active',
     userLabels: current?.userLabels ?? {},
   };
@@ -77,8 +83,12 @@ export class MembershipSync {
   }
 
   private placeVoters(members: Member[]): void {
+    // A removed node counts as gone for good, whatever gossip last heard of it.
     const health = new Map<string, Health>(
-      members.map((m) => [m.id, { status: m.status, since: m.since }]),
+      members.map((m) => [
+        m.id,
+        this.isRemoved(m.id) ? { status: 'left', since: 0 } : { status: m.status, since: m.since },
+      ]),
     );
     const next = nextMembership(
       this.raft.membership,
@@ -100,8 +110,13 @@ export class MembershipSync {
     }
   }
 
+  private isRemoved(id: string): boolean {
+    return this.state.get<NodeRecord>('nodes', id)?.value.status === 'removed';
+  }
+
   private recordNode(member: Member): void {
     const current = this.state.get<NodeRecord>('nodes', member.id);
+    if (current?.value.status === 'removed') return;
     const wanted = record(member, current?.value);
     if ((current && isDeepStrictEqual(current.value, wanted)) || this.inFlight.has(member.id))
       return;

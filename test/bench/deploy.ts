@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { mesh, startCluster, stopAgents, testDirectory } from '../../examples/local-cluster.js';
+import { removeLabelled } from '../helpers/docker.js';
 import { note, option, report, status, until } from './harness.js';
 
 const HOSTS = ['127.0.24.1', '127.0.24.2', '127.0.24.3'];
@@ -19,11 +20,6 @@ const IMAGE = 'mesh-test/busybox:latest';
 const COMMAND = ['httpd', '-f', '-p', '8080', '-h', '/www'];
 const BASELINE_LABEL = 'mesh-bench=deploy-baseline';
 const run = promisify(execFile);
-
-async function removeContainers(docker: Docker, label: string): Promise<void> {
-  const found = await docker.listContainers({ all: true, filters: { label: [label] } });
-  await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-}
 
 /** The same containers, by hand: `docker run -d` for each, all started at once. */
 async function dockerRun(replicas: number): Promise<number> {
@@ -78,7 +74,7 @@ async function main(): Promise<void> {
       const removed = await mesh('rm', 'bench', '--data-dir', dataDir);
       if (removed.code !== 0) throw new Error(`rm failed: ${removed.stderr}`);
       dockerRunMs.push(await dockerRun(replicas));
-      await removeContainers(docker, BASELINE_LABEL);
+      await removeLabelled(docker, BASELINE_LABEL);
       note(
         `round ${round + 1}: mesh ${Math.round(meshMs.at(-1) ?? 0)} ms, docker run ${Math.round(dockerRunMs.at(-1) ?? 0)} ms`,
       );
@@ -94,8 +90,8 @@ async function main(): Promise<void> {
     });
   } finally {
     await stopAgents(agents);
-    await removeContainers(docker, `mesh.cluster=${clusterId}`);
-    await removeContainers(docker, BASELINE_LABEL);
+    await removeLabelled(docker, `mesh.cluster=${clusterId}`);
+    await removeLabelled(docker, BASELINE_LABEL);
     await rm(root, { recursive: true, force: true });
   }
 }

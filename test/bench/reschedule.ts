@@ -18,6 +18,7 @@ import {
   testDirectory,
   waitForControl,
 } from '../../examples/local-cluster.js';
+import { removeLabelled } from '../helpers/docker.js';
 import { note, option, report, status, summary, tasks, until } from './harness.js';
 
 const HOSTS = ['127.0.23.1', '127.0.23.2', '127.0.23.3'];
@@ -26,11 +27,6 @@ const IMAGE = 'mesh-test/busybox:latest';
 const nodeIdOf = async (agent: AgentProcess) =>
   (JSON.parse(await readFile(join(agent.dataDir, 'cluster.json'), 'utf8')) as { nodeId: string })
     .nodeId;
-
-async function removeContainers(docker: Docker, label: string): Promise<void> {
-  const found = await docker.listContainers({ all: true, filters: { label: [label] } });
-  await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-}
 
 async function main(): Promise<void> {
   const trials = option('trials', 10);
@@ -84,7 +80,7 @@ async function main(): Promise<void> {
       const wasLeader = (await status(victim)).raft.role === 'leader';
       const killedAt = performance.now();
       victim.child.kill('SIGKILL');
-      await removeContainers(docker, `mesh.node=${lost}`);
+      await removeLabelled(docker, `mesh.node=${lost}`);
       await until('replicas running elsewhere', 60_000, async () => {
         const running = (await tasks(survivor, '?service=bench.web')).filter(
           (t) => t.desired === 'running' && t.state === 'running' && t.node !== lost,
@@ -102,7 +98,7 @@ async function main(): Promise<void> {
     report({ replicas, ...summary(samples) });
   } finally {
     await stopAgents(agents);
-    await removeContainers(docker, `mesh.cluster=${clusterId}`);
+    await removeLabelled(docker, `mesh.cluster=${clusterId}`);
     await rm(root, { recursive: true, force: true });
   }
 }

@@ -16,6 +16,7 @@ function node(id: string, status: NodeRecord['status'] = 'ready', since = 0) {
     labels: {},
     capacity: { cpus: 4, memoryBytes: 2 ** 32 },
     version: '0',
+    serial: '',
     availability: 'active',
     userLabels: {},
   };

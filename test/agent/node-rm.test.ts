@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import {
+  type AgentProcess,
+  mesh,
+  nodesSeenBy,
+  spawnAgent,
+  startCluster,
+  stopAgents,
+  testDirectory,
+  waitForControl,
+} from '../../examples/local-cluster.js';
+import { eventually } from '../helpers/poll.js';
+
+// This file's loopback block: 127.0.25.0/24; three real agent processes.
+const HOSTS = ['127.0.25.1', '127.0.25.2', '127.0.25.3'];
+const root = await testDirectory('node-rm');
+const agents: AgentProcess[] = [];
+
+test.after.always(async () => {
+  await stopAgents(agents);
+  await rm(root, { recursive: true, force: true });
+});
+
+const nodeIdOf = (agent: AgentProcess) =>
+  (JSON.parse(readFileSync(join(agent.dataDir, 'cluster.json'), 'utf8')) as { nodeId: string })
+    .nodeId;
+
+test('node rm revokes a node for good: refused while alive, then refused everywhere, also after restarts', async (t) => {
+  agents.push(...(await startCluster(root, HOSTS, 'rm')));
+  const [a, b, c] = agents as [AgentProcess, AgentProcess, AgentProcess];
+  const gone = nodeIdOf(c);
+  await eventually(
+    async () => {
+      const nodes = await nodesSeenBy(a.dataDir);
+      return nodes.length === 3 && nodes.every((n) => n.status === 'alive' && n.recorded);
+    },
+    { what: 'three nodes alive and recorded', timeoutMs: 30_000, intervalMs: 200 },
+  );
+
+  const alive = await mesh('node', 'rm', gone, '--data-dir', a.dataDir);
+  t.not(alive.code, 0);
+  t.regex(alive.stderr, /is alive: drain it and stop its agent first, or pass --force/);
+
+  c.child.kill('SIGKILL');
+  await c.exited;
+  await eventually(
+    async () => (await nodesSeenBy(a.dataDir)).find((n) => n.id === gone)?.status === 'dead',
+    { what: 'the stopped node dead', timeoutMs: 20_000, intervalMs: 200 },
+  );
+  const removed = await mesh('node', 'rm', gone, '--data-dir', b.dataDir);
+  t.is(removed.code, 0, removed.stderr);
+
+  // Its agent starts again from its data dir: every connection it makes is refused and logged.
+  const back = spawnAgent(root, 'rm3', ['agent']);
+  agents[2] = back;
+  await waitForControl(back);
+  await eventually(
+    () =>
+      [a, b].some((agent) =>
+        readFileSync(`${agent.dataDir}.log`, 'utf8').includes(`of node ${gone} is revoked`),
+      ),
+    { what: 'the removed node refused', timeoutMs: 20_000, intervalMs: 200 },
+  );
+  for (const agent of [a, b]) {
+    const row = (await nodesSeenBy(agent.dataDir)).find((n) => n.id === gone);
+    t.is(row?.status, 'removed', `${agent.dataDir} lists it as removed`);
+  }
+
+  // The other two restart too: the removal is in the replicated state, not in memory.
+  for (const [i, agent] of [a, b].entries()) {
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+    agents[i] = spawnAgent(root, `rm${i + 1}`, ['agent']);
+  }
+  const [a2] = agents as [AgentProcess];
+  await waitForControl(a2);
+  await waitForControl(agents[1] as AgentProcess);
+  // Its log runs on across restarts: the removal is applied once per run of the agent.
+  const applied = () =>
+    readFileSync(`${a2.dataDir}.log`, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('node removed: its certificate is refused')).length;
+  await eventually(() => applied() >= 2, {
+    what: 'the removal applied again after a restart',
+    timeoutMs: 20_000,
+    intervalMs: 200,
+  });
+  const row = (await nodesSeenBy(a2.dataDir)).find((n) => n.id === gone);
+  t.is(row?.status, 'removed');
+});
