@@ -1,10 +1,18 @@
 /**
  * npm run demo: a local three-node cluster on 127.0.0.1-127.0.0.3, each agent a separate process
- * with its own data dir. Ctrl-C makes every agent leave gracefully and removes the data.
+ * with its own data dir, serving the example stack (examples/stacks/demo.yml: a web service of
+ * three replicas and a worker). Without a reachable Docker Engine it deploys the same stack as
+ * plain processes (examples/stacks/demo-process.yml) and says so. Ctrl-C removes the stack, makes
+ * every agent leave gracefully, and removes the data.
  *
- *   npm run demo [-- --once]     (--once: show the cluster, then stop)
+ *   npm run demo [-- --once]     (--once: deploy, show, fetch a page, clean up)
  */
+import { spawnSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import Docker from 'dockerode';
+import type { TaskRow } from '../agent/control-api.js';
+import { pingEngine } from '../agent/runtime/docker.js';
 import {
   type AgentProcess,
   mesh,
@@ -14,22 +22,58 @@ import {
 } from './local-cluster.js';
 
 const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+const IMAGE = 'mesh-test/busybox:latest';
+const source = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
+const say = (text: string) => process.stdout.write(`${text}\n`);
+
+/** The stack file to deploy: Docker when an engine answers and the demo image can be built. */
+async function chooseStack(): Promise<{ file: string; runtime: string }> {
+  const docker = new Docker();
+  try {
+    await pingEngine(docker);
+  } catch (error) {
+    say(`mesh demo: no Docker Engine reachable (${(error as Error).message});`);
+    say('  deploying the stack as plain processes instead (x-mesh runtime: process)');
+    return { file: source('examples/stacks/demo-process.yml'), runtime: 'process' };
+  }
+  const present = await docker
+    .getImage(IMAGE)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
+  if (!present) {
+    say(`mesh demo: building ${IMAGE} from this machine's busybox (nothing is pulled)`);
+    const built = spawnSync('bash', [source('test/images/build-busybox.sh'), IMAGE], {
+      encoding: 'utf8',
+    });
+    if (built.status !== 0) {
+      say(`mesh demo: could not build ${IMAGE}: ${built.stderr.trim()}`);
+      say('  deploying the stack as plain processes instead (x-mesh runtime: process)');
+      return { file: source('examples/stacks/demo-process.yml'), runtime: 'process' };
+    }
+  }
+  return { file: source('examples/stacks/demo.yml'), runtime: 'docker' };
+}
 
 async function main(): Promise<void> {
   const root = await testDirectory('demo');
   const agents: AgentProcess[] = [];
   const stop = async () => {
-    process.stdout.write('\nmesh demo: stopping the agents (each leaves the cluster gracefully)\n');
+    const first = agents[0];
+    if (first) {
+      say('\nmesh demo: removing the stack, then stopping the agents (each leaves gracefully)');
+      await mesh('rm', 'demo', '--data-dir', first.dataDir);
+    }
     await stopAgents(agents, 'SIGTERM');
     await rm(root, { recursive: true, force: true });
   };
   try {
-    process.stdout.write(
-      `mesh demo: starting 3 agents on ${HOSTS.join(', ')} (data and logs in ${root})\n`,
-    );
+    say(`mesh demo: starting 3 agents on ${HOSTS.join(', ')} (data and logs in ${root})`);
     agents.push(...(await startCluster(root, HOSTS, 'node', ['--label', 'role=seed'])));
     const first = agents[0] as AgentProcess;
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 20_000;
     let listing = '';
     while (Date.now() < deadline) {
       listing = (await mesh('node', 'ls', '--data-dir', first.dataDir)).stdout;
@@ -39,16 +83,36 @@ async function main(): Promise<void> {
       if (count('alive') === HOSTS.length && count('voter') === HOSTS.length) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    process.stdout.write(`\n${listing}\n`);
-    process.stdout.write(
+    say(`\n${listing}`);
+
+    const stack = await chooseStack();
+    say(`mesh demo: mesh deploy -c ${stack.file} demo`);
+    const deployed = await mesh('deploy', '-c', stack.file, 'demo', '--data-dir', first.dataDir);
+    process.stdout.write(deployed.stderr);
+    if (deployed.code !== 0) throw new Error('the demo stack did not converge');
+    say(`\n${(await mesh('ps', 'demo', '--data-dir', first.dataDir)).stdout}`);
+
+    const tasks = JSON.parse(
+      (await mesh('ps', 'web', '--json', '--data-dir', first.dataDir)).stdout,
+    ) as TaskRow[];
+    const urls = tasks.flatMap((t) => t.ports.map((p) => `http://${p.split('->')[0]}/`));
+    say('Each web replica answers on its node address, on a port chosen for it:');
+    for (const url of urls) say(`  curl ${url}`);
+    const [url] = urls;
+    if (url) {
+      const page = await fetch(url).then((r) => r.text());
+      say(`\nmesh demo: GET ${url} -> ${JSON.stringify(page.trim())}`);
+    }
+    say(
       [
-        'Try, in another terminal:',
-        `  npx mesh node ls --data-dir ${agents[1]?.dataDir}`,
-        `  npx mesh status --data-dir ${first.dataDir}`,
-        `  kill -9 $(pgrep -f "${agents[2]?.dataDir}")   # seen as dead within seconds`,
         '',
-        'Stacks, scheduling, DNS and the ingress are coming next (see mesh --help).',
-        'Ctrl-C stops the agents and removes their data.',
+        'Try, in another terminal:',
+        `  npx mesh ps --data-dir ${agents[1]?.dataDir}`,
+        `  npx mesh logs worker -f --data-dir ${first.dataDir}`,
+        `  npx mesh scale web=5 --data-dir ${first.dataDir}`,
+        `  kill -9 $(pgrep -f "${agents[2]?.dataDir}")   # its replicas move within seconds`,
+        '',
+        'Ctrl-C removes the stack, stops the agents and removes their data.',
         '',
       ].join('\n'),
     );

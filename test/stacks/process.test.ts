@@ -1,0 +1,54 @@
+import { rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import type { TaskRow } from '../../agent/control-api.js';
+import {
+  type AgentProcess,
+  mesh,
+  startCluster,
+  stopAgents,
+  testDirectory,
+} from '../../examples/local-cluster.js';
+import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
+
+// Loopback block 127.0.26.0/24. No engine: the agents are pointed at a socket that is not there,
+// as on a host without Docker.
+process.env.DOCKER_HOST = 'unix:///nonexistent/docker.sock';
+const HOSTS = ['127.0.26.1', '127.0.26.2'];
+const STACK = fileURLToPath(new URL('../../../examples/stacks/demo-process.yml', import.meta.url));
+const root = await testDirectory('process-stack');
+const agents: AgentProcess[] = [];
+
+test.after.always(async () => {
+  await stopAgents(agents);
+  await rm(root, { recursive: true, force: true });
+});
+
+test('without an engine, an x-mesh process stack runs across agents, and rm stops every process', async (t) => {
+  agents.push(...(await startCluster(root, HOSTS, 'proc')));
+  const [a, b] = agents as [AgentProcess, AgentProcess];
+  const deployed = await mesh('deploy', '-c', STACK, '--data-dir', a.dataDir);
+  t.is(deployed.code, 0, deployed.stderr);
+  const { stdout } = await mesh('ps', 'web', '--json', '--data-dir', b.dataDir);
+  const web = (JSON.parse(stdout) as TaskRow[]).filter((task) => task.desired === 'running');
+  t.is(web.length, 3);
+  t.is(new Set(web.map((task) => task.node)).size, 2, 'spread over both nodes');
+  for (const task of web) {
+    const address = (task.ports[0] as string).split('->')[0] as string;
+    t.is(address.split(':')[0], task.nodeAddress?.split(':')[0], 'listening on its node address');
+    t.is(await bodyOnceAnswering(`http://${address}/`, task.id), `hello from ${task.id}\n`);
+  }
+  const removed = await mesh('rm', 'demo', '--data-dir', b.dataDir);
+  t.is(removed.code, 0, removed.stderr);
+  for (const task of web) {
+    const address = (task.ports[0] as string).split('->')[0] as string;
+    await eventually(
+      () =>
+        fetch(`http://${address}/`).then(
+          () => false,
+          () => true, // nothing listens any more
+        ),
+      { what: `${task.id} stopped`, timeoutMs: 10_000 },
+    );
+  }
+});
