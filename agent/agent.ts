@@ -457,6 +457,7 @@ function stackRoutes(stacks: Stacks, nodes: Nodes, logs: ClusterLogs, raft: Raft
     'GET /v1/stacks': fresh(() => stacks.list()),
     'POST /v1/stacks/rm': ({ body }: ControlRequest) => stacks.remove(body),
     'POST /v1/services/scale': ({ body }: ControlRequest) => stacks.scale(body),
+    'POST /v1/services/rollback': ({ body }: ControlRequest) => stacks.rollback(body),
     'GET /v1/tasks': fresh(({ query }) => stacks.tasks(query)),
     'GET /v1/logs': ({ query }: ControlRequest) => logs.gather(query),
     'GET /v1/node': fresh(({ query }) => nodes.inspect(query.get('node') ?? '')),

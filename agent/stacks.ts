@@ -10,7 +10,7 @@ import type {
 } from '../mesh/state/model.js';
 import { ControlError } from './control.js';
 import type { DeployRequest, DeployResponse, StackRow, TaskRow } from './control-api.js';
-import { nodeOf, serviceId } from './orchestrator/plan.js';
+import { nodeOf, rolledBack, serviceId } from './orchestrator/plan.js';
 import { ConstraintError, parseConstraint, satisfies } from './scheduler/constraints.js';
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -42,7 +42,13 @@ function template(definition: ServiceDefinition): ServiceDefinition {
 }
 
 function definitionOf(record: ServiceRecord): ServiceDefinition {
-  const { version: _version, updatedAt: _updatedAt, previous: _previous, ...definition } = record;
+  const {
+    version: _version,
+    updatedAt: _updatedAt,
+    previous: _previous,
+    rollingBack: _rollingBack,
+    ...definition
+  } = record;
   return definition;
 }
 
@@ -148,6 +154,22 @@ export class Stacks {
       return [{ op: 'put', kind: 'services', id, value, ifVersion: stored.version }];
     });
     return { service: id, replicas: replicas as number };
+  }
+
+  /** Goes back to the definition before the last update, rolled out per rollback_config. */
+  async rollback(body: unknown): Promise<{ service: string; version: number }> {
+    const id = this.resolveService(String((body as { service?: string } | undefined)?.service));
+    let version = 0;
+    await writeConditionally(this.access, () => {
+      const stored = this.state.get<ServiceRecord>('services', id);
+      if (!stored) throw new ControlError(404, `service ${id} was removed meanwhile`);
+      if (!stored.value.previous)
+        throw new ControlError(409, `service ${id} has no earlier version to roll back to`);
+      const value = rolledBack(stored.value, new Date().toISOString());
+      version = value.version;
+      return [{ op: 'put', kind: 'services', id, value, ifVersion: stored.version }];
+    });
+    return { service: id, version };
   }
 
   async remove(body: unknown): Promise<{ stack: string; services: string[] }> {

@@ -79,6 +79,13 @@ export const COMMANDS: Command[] = [
     run: async (args) => (await stacks()).scale(args),
   },
   {
+    name: 'rollback',
+    args: 'SERVICE',
+    group: 'Stacks',
+    summary: 'go back to the service definition before its last update',
+    run: async (args) => (await stacks()).rollback(args),
+  },
+  {
     name: 'rm',
     args: 'STACK',
     group: 'Stacks',

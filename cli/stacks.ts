@@ -212,6 +212,26 @@ export async function scale(args: string[]): Promise<number> {
   return 0;
 }
 
+export async function rollback(args: string[]): Promise<number> {
+  const { values, positionals } = parse('rollback', args, {
+    ...DATA_DIR,
+    ...JSON_OUTPUT,
+    detach: { type: 'boolean', short: 'd' },
+  });
+  const [service] = positionals;
+  if (!service) throw new UsageError('rollback needs a service: mesh rollback SERVICE');
+  const dataDir = dataDirOf(values);
+  const result = (await callAgent(dataDir, 'POST', '/v1/services/rollback', { service })) as {
+    service: string;
+    version: number;
+  };
+  if (values.json) print(true, result, () => '');
+  else process.stderr.write(`mesh: rolling ${result.service} back (version ${result.version})\n`);
+  if (values.detach) return 0;
+  const stack = result.service.split('.')[0] as string;
+  return followRollout(dataDir, stack, [result.service], 300_000);
+}
+
 export async function rm(args: string[]): Promise<number> {
   const { values, positionals } = parse('rm', args, {
     ...DATA_DIR,

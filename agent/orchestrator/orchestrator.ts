@@ -12,7 +12,7 @@ const TICK_MS = 250;
 
 export function viewOf(state: ClusterState): ClusterView {
   return {
-    services: state.list<ServiceRecord>('services').map((s) => s.value),
+    services: state.list<ServiceRecord>('services'),
     nodes: state.list<NodeRecord>('nodes'),
     tasks: state.list<TaskRecord>('tasks'),
     statuses: new Map(state.list<TaskStatus>('statuses').map((s) => [s.id, s.value])),
@@ -83,6 +83,13 @@ export class Orchestrator {
       return;
     }
     for (const write of writes) {
+      if (write.kind === 'services' && write.op === 'put') {
+        const service = write.value as ServiceRecord;
+        this.log.warn(
+          { service: write.id, version: service.version },
+          'a task of the new version failed: rolling back (update_config.failure_action rollback)',
+        );
+      }
       if (write.kind !== 'tasks') continue;
       const task = write.op === 'put' ? (write.value as TaskRecord) : undefined;
       this.log.info(

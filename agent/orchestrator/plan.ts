@@ -11,10 +11,26 @@ import { type SchedulerOptions, schedule } from '../scheduler/scheduler.js';
 
 /** The replicated state the leader plans from. */
 export interface ClusterView {
-  services: ServiceRecord[];
+  services: Array<StoredObject<ServiceRecord>>;
   nodes: Array<StoredObject<NodeRecord>>;
   tasks: Array<StoredObject<TaskRecord>>;
   statuses: Map<string, TaskStatus>;
+}
+
+/** The service as it was before its last update, as a new version that rolls out per rollback_config. */
+export function rolledBack(service: ServiceRecord, updatedAt: string): ServiceRecord {
+  const { previous, rollingBack: _, ...current } = service;
+  if (!previous) throw new Error(`service ${serviceId(service)} has no earlier version`);
+  const { version: _version, updatedAt: _updatedAt, ...definition } = current;
+  return {
+    ...previous,
+    // Scaling since then stays: a rollback restores the task template, not the replica count.
+    replicas: service.replicas,
+    version: service.version + 1,
+    updatedAt,
+    previous: definition,
+    rollingBack: true,
+  };
 }
 
 export function serviceId(service: Pick<ServiceRecord, 'stack' | 'name'>): string {
@@ -54,7 +70,7 @@ export function nodeOf({ id, value }: StoredObject<NodeRecord>): NodeInfo {
  */
 function heldBack(view: ClusterView, now: number): Set<string> {
   const held = new Set<string>();
-  for (const service of view.services) {
+  for (const { value: service } of view.services) {
     const id = serviceId(service);
     const own = view.tasks.filter((t) => t.value.serviceId === id && t.value.desired === 'running');
     const outdated = own.filter((t) => t.value.serviceVersion < service.version);
@@ -65,7 +81,9 @@ function heldBack(view: ClusterView, now: number): Set<string> {
     const failed = fresh.some((s) => s?.state === 'failed');
     const inFlight = fresh.filter((s) => s?.state !== 'running').length;
     const lastUp = Math.max(0, ...fresh.map((s) => (s ? Date.parse(s.since) : 0)));
-    const { parallelism, delayMs, failureAction } = service.update;
+    const { parallelism, delayMs, failureAction } = service.rollingBack
+      ? service.rollback
+      : service.update;
     let budget = parallelism === 0 ? outdated.length : parallelism - inFlight;
     if ((failed && failureAction === 'pause') || now - lastUp < delayMs) budget = 0;
     for (const task of outdated.sort((a, b) => a.value.slot - b.value.slot).slice(budget))
@@ -84,15 +102,38 @@ export function orchestrate(
   options: SchedulerOptions,
   newTaskId: (serviceId: string, slot: number, nodeId: string | null) => string,
 ): Write[] {
+  // failure_action rollback: a task of the new version failed, so the previous one comes back.
+  const writes: Write[] = [];
+  for (const { value: service, version } of view.services) {
+    if (service.rollingBack || !service.previous || service.update.failureAction !== 'rollback')
+      continue;
+    const id = serviceId(service);
+    const failed = view.tasks.some(
+      (t) =>
+        t.value.serviceId === id &&
+        t.value.serviceVersion === service.version &&
+        view.statuses.get(t.id)?.state === 'failed',
+    );
+    if (failed)
+      writes.push({
+        op: 'put',
+        kind: 'services',
+        id,
+        value: rolledBack(service, new Date(now).toISOString()),
+        ifVersion: version,
+      });
+  }
+  // The rollback changes what to plan: plan from the state that holds it, in the next round.
+  if (writes.length > 0) return writes;
   const held = heldBack(view, now);
   const tasks = view.tasks.map((t) => t.value);
   // A task held back keeps its slot: the scheduler sees it as current, so leaves it alone.
-  const current = new Map(view.services.map((s) => [serviceId(s), s.version]));
+  const current = new Map(view.services.map(({ value }) => [serviceId(value), value.version]));
   const planned = tasks.map((t) =>
     held.has(t.id) ? { ...t, serviceVersion: current.get(t.serviceId) ?? t.serviceVersion } : t,
   );
   const plan = schedule(
-    view.services.map(specOf),
+    view.services.map((s) => specOf(s.value)),
     view.nodes.map(nodeOf),
     planned,
     now,
@@ -100,13 +141,14 @@ export function orchestrate(
     (service, slot, nodeId) => newTaskId(service.id, slot, nodeId),
   );
   const createdAt = new Date(now).toISOString();
-  const writes: Write[] = plan.create.map((task) => ({
-    op: 'put',
-    kind: 'tasks',
-    id: task.id,
-    value: { ...task, createdAt },
-    ifVersion: 0,
-  }));
+  for (const task of plan.create)
+    writes.push({
+      op: 'put',
+      kind: 'tasks',
+      id: task.id,
+      value: { ...task, createdAt },
+      ifVersion: 0,
+    });
   const byId = new Map(view.tasks.map((t) => [t.id, t]));
   for (const { taskId, reason } of plan.stop) {
     const stored = byId.get(taskId);

@@ -75,8 +75,10 @@ export interface ServiceRecord extends ServiceDefinition {
   /** Bumped when anything but the replica count changes: tasks of older versions are replaced. */
   version: number;
   updatedAt: string;
-  /** What ran before the last update, for `mesh rollback`. */
+  /** What ran before the last update, for `mesh rollback` and failure_action rollback. */
   previous?: ServiceDefinition;
+  /** This version is a rollback: it rolls out per rollback_config, and is not rolled back itself. */
+  rollingBack?: boolean;
 }
 
 /** stacks/<name> */

@@ -68,7 +68,7 @@ function view(
   statuses: Record<string, TaskStatus['state']> = {},
 ): ClusterView {
   return {
-    services,
+    services: services.map((value, i) => ({ id: `s.${value.name}`, version: i + 1, value })),
     nodes,
     tasks: tasks.map((value, i) => ({ id: value.id, version: i + 10, value })),
     statuses: new Map(
@@ -152,5 +152,30 @@ test('a stopped task is forgotten once its node confirms, or at once when its no
   t.deepEqual(
     down.map((w) => `${w.op} ${w.kind}/${w.id}`),
     [`delete tasks/${stopping.id}`],
+  );
+});
+
+test('failure_action rollback: a failed task of the new version brings the previous one back', (t) => {
+  const updated: ServiceRecord = {
+    ...service(2, 2),
+    image: 'img:2',
+    previous: { ...service(2, 1), image: 'img:1' },
+    update: { parallelism: 1, delayMs: 0, order: 'stop-first', failureAction: 'rollback' },
+  };
+  const fresh = task(1, 2, 'n1');
+  const writes = plan(
+    view([updated], [fresh, task(2, 1, 'n2')], undefined, { [fresh.id]: 'failed' }),
+  );
+  t.is(writes.length, 1, 'only the rollback: tasks are planned from the state that holds it');
+  const [write] = writes;
+  t.like(write, { op: 'put', kind: 'services', id: 's.web', ifVersion: 1 });
+  const back = (write as { value: ServiceRecord }).value;
+  t.like(back, { image: 'img:1', version: 3, rollingBack: true, replicas: 2 });
+  t.is(back.previous?.image, 'img:2');
+  // Once rolling back, a failure does not roll back again.
+  t.false(
+    plan(view([back], [{ ...fresh, serviceVersion: 3 }], undefined, { [fresh.id]: 'failed' })).some(
+      (w) => w.kind === 'services',
+    ),
   );
 });

@@ -245,6 +245,59 @@ dockerTest('scale up and down, drain a node, rm the stack: no container left', a
   }
 });
 
+const UPDATABLE = (command: string) => `
+services:
+  api:
+    image: ${TEST_IMAGE}
+    command: ${command}
+    stop_grace_period: 1s
+    deploy:
+      replicas: 2
+      restart_policy: { condition: on-failure, delay: 100ms, max_attempts: 1 }
+      update_config: { parallelism: 1, failure_action: rollback }
+`;
+
+dockerTest(
+  'an update rolls out; one whose tasks fail rolls back by itself; mesh rollback goes back',
+  async (t) => {
+    const [a] = agents as [AgentProcess];
+    const file = stackFile('upd.yml', UPDATABLE('["sh", "-c", "echo v1; sleep 600"]'));
+    t.is((await cli(a, 'deploy', '-c', file, 'upd')).code, 0);
+    const v2 = stackFile('upd2.yml', UPDATABLE('["sh", "-c", "echo v2; sleep 600"]'));
+    const updated = await cli(a, 'deploy', '-c', v2, 'upd');
+    t.is(updated.code, 0, updated.stderr);
+    t.regex(updated.stderr, /updated upd\.api \(version 2\)/);
+    t.regex(updated.stderr, /upd\.api: 0\/2 running, 1 to replace/, 'one task replaced at a time');
+
+    const rolled = await cli(a, 'rollback', 'upd.api');
+    t.is(rolled.code, 0, rolled.stderr);
+    t.regex(rolled.stderr, /rolling upd\.api back \(version 3\)/);
+    await eventually(async () => /\| v1$/m.test((await cli(a, 'logs', 'api')).stdout), {
+      what: 'version 1 running again',
+      timeoutMs: 15_000,
+      intervalMs: 200,
+    });
+
+    const broken = stackFile('upd3.yml', UPDATABLE('["sh", "-c", "exit 3"]'));
+    const failing = await cli(a, 'deploy', '-c', broken, 'upd', '--detach');
+    t.is(failing.code, 0, failing.stderr);
+    await eventually(
+      async () => {
+        const [stack] = await json<StackRow[]>(a, 'ls');
+        const api = stack?.services.find((s) => s.id === 'upd.api');
+        return api?.version === 5 && api.running === 2;
+      },
+      {
+        what: 'version 4 failed; version 5 (version 1 again) running',
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      },
+    );
+    t.regex((await cli(a, 'logs', 'api')).stdout, /\| v1$/m);
+    t.is((await cli(a, 'rm', 'upd')).code, 0);
+  },
+);
+
 dockerTest('invalid stack files are refused with their place, and nothing changes', async (t) => {
   const [a] = agents as [AgentProcess];
   const ok = await cli(
