@@ -462,7 +462,8 @@ function stackRoutes(stacks: Stacks, nodes: Nodes, logs: ClusterLogs, raft: Raft
     'GET /v1/logs': ({ query }: ControlRequest) => logs.gather(query),
     'GET /v1/node': fresh(({ query }) => nodes.inspect(query.get('node') ?? '')),
     'POST /v1/node': ({ body }: ControlRequest) => nodes.update(body),
-    'POST /v1/node/rm': ({ body }: ControlRequest) => nodes.remove(body),
+    // Whether the node is still alive is judged on the leader's latest record of it.
+    'POST /v1/node/rm': fresh(({ body }) => nodes.remove(body)),
   };
 }
 
