@@ -257,7 +257,13 @@ export class DockerRuntime implements Runtime {
   private async watch(): Promise<Readable> {
     const { docker, log } = this.options;
     const stream = (await docker.getEvents({
-      filters: { type: ['container'], event: ['die'], label: this.ownLabels },
+      // One label only: the events API ORs repeated label filters (listing containers ANDs them),
+      // and a node ID is unique across clusters anyway.
+      filters: {
+        type: ['container'],
+        event: ['die'],
+        label: [`${LABEL.node}=${this.options.nodeId}`],
+      },
     })) as Readable;
     let buffer = '';
     stream.on('data', (chunk: Buffer) => {
@@ -289,7 +295,7 @@ export class DockerRuntime implements Runtime {
     }
     const attributes = event.Actor?.Attributes ?? {};
     const taskId = attributes[LABEL.task];
-    if (!taskId) return;
+    if (!taskId || attributes[LABEL.cluster] !== this.options.clusterId) return;
     const exitCode = Number(attributes.exitCode ?? -1);
     const exit = { taskId, exitCode, reason: `exited with code ${exitCode}` };
     for (const listener of this.listeners) listener(exit);

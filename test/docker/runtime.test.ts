@@ -10,14 +10,14 @@ import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 const HOST = '127.0.18.1';
 const clusterId = `ctest-runtime-${randomBytes(4).toString('hex')}`;
 
-function runtime() {
+function runtime(nodeId = 'n1') {
   if (!('docker' in engine)) throw new Error('no engine');
   return new DockerRuntime({
     docker: engine.docker,
     clusterId,
-    nodeId: 'n1',
+    nodeId,
     hostIp: HOST,
-    log: captureLogs('n1').log,
+    log: captureLogs(nodeId).log,
   });
 }
 
@@ -111,4 +111,21 @@ dockerTest('an image that is neither here nor pullable fails with a clear reason
     /^image 127\.0\.18\.250:5999\/mesh\/missing:1 is not on this node and could not be pulled: /,
   );
   t.is(await r.inspect('t4'), undefined, 'nothing left behind');
+});
+
+dockerTest("a node hears only its own tasks' exits, though nodes share the engine", async (t) => {
+  const mine = runtime('n2');
+  const theirs = runtime('n3');
+  t.teardown(() => Promise.all([mine.close(), theirs.close()]).then(() => undefined));
+  const heard: string[] = [];
+  await mine.onExit((exit) => heard.push(exit.taskId));
+  const quick = { command: ['sh', '-c', 'sleep 0.2; exit 4'], ports: [] };
+  await theirs.start(spec('other-node-task', quick));
+  await eventually(async () => (await theirs.inspect('other-node-task'))?.state === 'exited', {
+    what: "the other node's task ended",
+    timeoutMs: 10_000,
+  });
+  await mine.start(spec('own-task', quick));
+  await eventually(() => heard.length > 0, { what: 'an exit heard', timeoutMs: 10_000 });
+  t.deepEqual(heard, ['own-task'], 'the other node ended first, and was not heard');
 });
