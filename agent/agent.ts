@@ -62,6 +62,8 @@ export class Agent {
   private orchestrator: Orchestrator | undefined;
   private reconciler: Reconciler | undefined;
   private runtimes: Runtime[] = [];
+  /** Why this node cannot run Docker tasks, when it cannot. */
+  dockerMissing: string | undefined;
 
   private constructor(
     private readonly dir: DataDir,
@@ -257,6 +259,7 @@ export class Agent {
       rescheduleAfterMs: cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs,
     });
     const docker = await this.dockerRuntime();
+    this.dockerMissing = docker.missing;
     const processes = new ProcessRuntime({
       dir: this.dir.tasksDir,
       hostIp: cluster.advertise,

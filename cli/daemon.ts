@@ -22,6 +22,7 @@ const AGENT_FLAGS: Options = {
 
 /** Runs until SIGINT or SIGTERM, then leaves the cluster gracefully; a second signal exits at once. */
 function runUntilSignalled(agent: Agent): Promise<number> {
+  if (agent.dockerMissing) process.stdout.write(`mesh: note: ${agent.dockerMissing}\n`);
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
@@ -27,6 +28,11 @@ test.after.always(async () => {
 test('without an engine, an x-mesh process stack runs across agents, and rm stops every process', async (t) => {
   agents.push(...(await startCluster(root, HOSTS, 'proc')));
   const [a, b] = agents as [AgentProcess, AgentProcess];
+  t.regex(
+    readFileSync(`${a.dataDir}.log`, 'utf8'),
+    /mesh: note: no Docker Engine reachable on node n[0-9a-f]+ \(.*\); only x-mesh runtime: process services run here/,
+    'the agent says at start that only process services run on it',
+  );
   const deployed = await mesh('deploy', '-c', STACK, '--data-dir', a.dataDir);
   t.is(deployed.code, 0, deployed.stderr);
   const { stdout } = await mesh('ps', 'web', '--json', '--data-dir', b.dataDir);
