@@ -6,6 +6,7 @@ import type { TaskRow } from '../../agent/control-api.js';
 import {
   type AgentProcess,
   mesh,
+  nodesSeenBy,
   startCluster,
   stopAgents,
   testDirectory,
@@ -32,6 +33,14 @@ test('without an engine, an x-mesh process stack runs across agents, and rm stop
     readFileSync(`${a.dataDir}.log`, 'utf8'),
     /mesh: note: no Docker Engine reachable on node n[0-9a-f]+ \(.*\); only x-mesh runtime: process services run here/,
     'the agent says at start that only process services run on it',
+  );
+  // Both nodes recorded by the leader, so the scheduler can use both.
+  await eventually(
+    async () => {
+      const nodes = await nodesSeenBy(a.dataDir);
+      return nodes.length === 2 && nodes.every((n) => n.status === 'alive' && n.recorded);
+    },
+    { what: 'two nodes alive and recorded', timeoutMs: 30_000, intervalMs: 200 },
   );
   const deployed = await mesh('deploy', '-c', STACK, '--data-dir', a.dataDir);
   t.is(deployed.code, 0, deployed.stderr);
