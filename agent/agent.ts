@@ -234,10 +234,18 @@ export class Agent {
         log.info({ removed: id, serial: node.serial }, 'node removed: its certificate is refused');
       transport.revoke(node.serial);
     });
+    // Gossiped with the node's metadata: the scheduler gives Docker tasks only to nodes with an engine.
+    const docker = await this.dockerRuntime();
+    this.dockerMissing = docker.missing;
     const membership = new Membership({
       transport,
       log,
-      meta: nodeMeta(this.address, cluster.labels, describeCertificate(identity.certPem).serial),
+      meta: nodeMeta(
+        this.address,
+        cluster.labels,
+        describeCertificate(identity.certPem).serial,
+        docker.runtime ? ['docker', 'process'] : ['process'],
+      ),
     });
     this.membership = membership;
     membership.on('change', () => this.savePeersSoon());
@@ -258,8 +266,6 @@ export class Agent {
       ...DEFAULT_SCHEDULER_OPTIONS,
       rescheduleAfterMs: cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs,
     });
-    const docker = await this.dockerRuntime();
-    this.dockerMissing = docker.missing;
     const processes = new ProcessRuntime({
       dir: this.dir.tasksDir,
       hostIp: cluster.advertise,

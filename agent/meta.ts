@@ -13,6 +13,7 @@ export function nodeMeta(
   peerAddress: string,
   labels: Record<string, string>,
   serial: string,
+  runtimes: string[],
 ): NodeMeta {
   return {
     addresses: { peer: peerAddress },
@@ -22,5 +23,6 @@ export function nodeMeta(
     version: VERSION,
     hostname: hostname(),
     serial,
+    runtimes,
   };
 }

@@ -41,6 +41,7 @@ function specOf(service: ServiceRecord): ServiceSpec {
   return {
     id: serviceId(service),
     mode: service.mode,
+    runtime: service.runtime,
     replicas: service.replicas,
     reservations: service.resources.reservations,
     constraints: service.placement.constraints,
@@ -55,6 +56,7 @@ export function nodeOf({ id, value }: StoredObject<NodeRecord>): NodeInfo {
     id,
     hostname: value.hostname,
     labels: { ...value.labels, ...value.userLabels },
+    runtimes: value.runtimes,
     capacity: value.capacity,
     status:
       value.status === 'suspect' ? 'down' : value.status === 'removed' ? 'left' : value.status,

@@ -5,6 +5,8 @@ export interface ServiceSpec {
   /** `${stack}.${service}` */
   id: string;
   mode: 'replicated' | 'global';
+  /** Only nodes that offer this runtime get its tasks. */
+  runtime: 'docker' | 'process';
   replicas: number;
   /** Reserved per task: a node's reservations never exceed its capacity. */
   reservations: { cpus: number; memoryBytes: number };
@@ -19,6 +21,8 @@ export interface NodeInfo {
   id: string;
   hostname: string;
   labels: Record<string, string>;
+  /** The task runtimes this node offers: process always, docker when an engine answers. */
+  runtimes: string[];
   capacity: { cpus: number; memoryBytes: number };
   /** From membership: down since when (ms), if down. */
   status: 'ready' | 'down' | 'left';

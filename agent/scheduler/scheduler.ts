@@ -71,7 +71,10 @@ export function schedule(
     const eligible = nodes
       .filter(
         (n) =>
-          n.status === 'ready' && n.availability === 'active' && satisfies(n, service.constraints),
+          n.status === 'ready' &&
+          n.availability === 'active' &&
+          n.runtimes.includes(service.runtime) &&
+          satisfies(n, service.constraints),
       )
       .sort((a, b) => a.id.localeCompare(b.id));
 
@@ -152,6 +155,10 @@ function unplaceable(
 ): string {
   const ready = nodes.filter((n) => n.status === 'ready' && n.availability === 'active');
   if (ready.length === 0) return 'no node is ready';
+  if (!ready.some((n) => n.runtimes.includes(service.runtime)))
+    return service.runtime === 'docker'
+      ? 'no ready node has a Docker Engine (mesh agent found none when it started)'
+      : `no ready node runs ${service.runtime} tasks`;
   if (eligible.length === 0)
     return `no node satisfies the constraints: ${service.constraints.join(', ')}`;
   const perNode = service.maxReplicasPerNode;

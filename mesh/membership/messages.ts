@@ -11,6 +11,8 @@ export interface NodeMeta {
   hostname?: string;
   /** The serial of the node's certificate, so that `mesh node rm` can revoke it everywhere. */
   serial?: string;
+  /** Task runtimes it offers (docker, process). */
+  runtimes?: string[];
 }
 
 /** A claim about one member; the higher incarnation wins, then the worse status. */

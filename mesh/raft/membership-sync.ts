@@ -24,6 +24,8 @@ export interface NodeRecord {
   version: string;
   /** Its certificate's serial (normalized), revoked when the node is removed. */
   serial: string;
+  /** The task runtimes it offers. */
+  runtimes: string[];
   /** `mesh node drain|activate`: a drained node runs nothing. */
   availability: 'active' | 'drain';
   /** `mesh node label`: set through the cluster, they win over the agent's own. */
@@ -44,6 +46,7 @@ function record(member: Member, current: NodeRecord | undefined): NodeRecord {
     capacity: member.meta.capacity,
     version: member.meta.version,
     serial: member.meta.serial ?? current?.serial ?? '',
+    runtimes: member.meta.runtimes ?? [],
     availability: current?.availability ?? 'active',
     userLabels: current?.userLabels ?? {},
   };

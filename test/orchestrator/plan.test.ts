@@ -17,6 +17,7 @@ function node(id: string, status: NodeRecord['status'] = 'ready', since = 0) {
     capacity: { cpus: 4, memoryBytes: 2 ** 32 },
     version: '0',
     serial: '',
+    runtimes: ['docker', 'process'],
     availability: 'active',
     userLabels: {},
   };

@@ -12,6 +12,7 @@ function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
     id,
     hostname: `host-${id}`,
     labels: {},
+    runtimes: ['docker', 'process'],
     capacity: { cpus: 2, memoryBytes: 4 * GiB },
     status: 'ready',
     availability: 'active',
@@ -23,6 +24,7 @@ function service(id: string, overrides: Partial<ServiceSpec> = {}): ServiceSpec 
   return {
     id,
     mode: 'replicated',
+    runtime: 'docker',
     replicas: 1,
     reservations: { cpus: 0, memoryBytes: 0 },
     constraints: [],
@@ -232,4 +234,28 @@ test('random clusters: capacity, constraints and limits always hold, and the pla
       );
     }
   }
+});
+
+test('tasks go only to nodes offering their runtime; with none, they wait and say why', (t) => {
+  const nodes = [node('a', { runtimes: ['process'] }), node('b')];
+  const placed = schedule([service('web', { replicas: 2 })], nodes, [], 0, undefined, ids);
+  t.deepEqual(
+    placed.create.map((task) => task.nodeId),
+    ['b', 'b'],
+  );
+  const none = schedule([service('web')], [nodes[0] as NodeInfo], [], 0, undefined, ids);
+  t.is(none.create[0]?.nodeId, null);
+  t.is(
+    none.create[0]?.reason,
+    'no ready node has a Docker Engine (mesh agent found none when it started)',
+  );
+  const processes = schedule(
+    [service('job', { runtime: 'process' })],
+    [nodes[0] as NodeInfo],
+    [],
+    0,
+    undefined,
+    ids,
+  );
+  t.is(processes.create[0]?.nodeId, 'a');
 });
