@@ -60,8 +60,15 @@ export class Reconciler {
   constructor(private readonly options: ReconcilerOptions) {}
 
   async start(): Promise<void> {
-    const onExit = (exit: TaskExit) => this.exited(exit);
-    await Promise.all([this.options.docker?.onExit(onExit), this.options.process.onExit(onExit)]);
+    // An event may be about a container already replaced (one this agent stopped for a
+    // restart): it only prompts a fresh look at the task's current container, in its queue.
+    const watch = (runtime: Runtime) =>
+      runtime.onChange((taskId) => {
+        if (this.current && !this.stopping.has(taskId))
+          this.enqueue(taskId, () => this.check(taskId, runtime));
+      });
+    const { docker, process } = this.options;
+    await Promise.all([docker && watch(docker), watch(process)]);
     this.unwatch = this.options.state.watch((change) => {
       if (change.kind === 'tasks' || change.kind === 'services' || change.kind === 'statuses')
         this.poke();
@@ -128,6 +135,11 @@ export class Reconciler {
     return service?.runtime === 'process' ? this.options.process : this.options.docker;
   }
 
+  /** What this node last said about the task, or else what the cluster holds. */
+  private effectiveStatus(taskId: string): TaskStatus | undefined {
+    return this.reports.get(taskId) ?? this.statusOf(taskId);
+  }
+
   private statusOf(taskId: string): TaskStatus | undefined {
     return this.options.state.get<TaskStatus>('statuses', taskId)?.value;
   }
@@ -160,7 +172,7 @@ export class Reconciler {
     for (const task of tasks) {
       if (this.queues.has(task.id)) continue;
       const here = observed.get(task.id);
-      const status = this.reports.get(task.id) ?? this.statusOf(task.id);
+      const status = this.effectiveStatus(task.id);
       if (task.desired === 'shutdown') {
         if (here) this.enqueue(task.id, () => this.shutdown(task, here.runtime));
         else if (!status || !FINAL_STATES.has(status.state))
@@ -172,9 +184,12 @@ export class Reconciler {
         if (!status || !FINAL_STATES.has(status.state)) this.enqueue(task.id, () => this.run(task));
       } else if (here.seen.state !== 'running' && !FINAL_STATES.has(status?.state ?? 'starting')) {
         // It ended while nobody was watching (the agent was down, or an event was missed).
-        this.enqueue(task.id, () => this.checkEnded(task.id, here.runtime));
-      } else if (here.seen.state === 'running' && status?.state !== 'running') {
-        this.report(task.id, { state: 'running', ports: here.seen.ports });
+        this.enqueue(task.id, () => this.check(task.id, here.runtime));
+      } else if (
+        here.seen.state === 'running' &&
+        (status?.state !== 'running' || here.seen.health?.status === 'unhealthy')
+      ) {
+        this.enqueue(task.id, () => this.check(task.id, here.runtime));
       }
     }
     this.flush();
@@ -217,8 +232,8 @@ export class Reconciler {
     this.report(task.id, { state: 'starting', reason: undefined });
     try {
       const seen = await runtime.start(taskSpec(task, service));
-      this.report(task.id, { state: 'running', reason: undefined, ports: seen.ports });
-      this.options.log.info({ task: task.id, ports: seen.ports }, 'task running');
+      this.settle(seen);
+      this.options.log.info({ task: task.id, ports: seen.ports }, 'task started');
     } catch (error) {
       // Cannot even start (no image, a bad command): restarting is what the policy decides.
       this.options.log.warn(
@@ -236,10 +251,28 @@ export class Reconciler {
       .some((t) => t.value.serviceId === id && this.statusOf(t.id)?.state === 'running');
   }
 
-  private async checkEnded(taskId: string, runtime: Runtime): Promise<void> {
+  /**
+   * A running task is running once its health check (if it has one) passes; a failing one is
+   * treated as a crash: its restart policy decides.
+   */
+  private settle(seen: TaskObservation): void {
+    const { taskId, ports, health } = seen;
+    if (health?.status === 'unhealthy') {
+      this.exited({ taskId, exitCode: -1, reason: `health check failing (${health.detail})` });
+    } else if (health?.status === 'starting') {
+      this.report(taskId, { state: 'starting', reason: 'waiting for its health check', ports });
+    } else {
+      this.report(taskId, { state: 'running', reason: undefined, ports });
+    }
+  }
+
+  /** Looks at the task's container now: running (and how healthy), or ended. */
+  private async check(taskId: string, runtime: Runtime): Promise<void> {
     const seen = await runtime.inspect(taskId);
-    if (!seen || seen.state === 'running') return;
-    this.exited({ taskId, exitCode: seen.exitCode ?? -1, reason: seen.reason ?? 'ended' });
+    if (!seen) return; // removed: the next round starts it again if it should run
+    if (seen.state === 'running') this.settle(seen);
+    else if (!FINAL_STATES.has(this.effectiveStatus(taskId)?.state ?? 'starting'))
+      this.exited({ taskId, exitCode: seen.exitCode ?? -1, reason: seen.reason ?? 'ended' });
   }
 
   private async shutdown(task: TaskRecord, runtime: Runtime): Promise<void> {

@@ -5,7 +5,6 @@ import {
   type LogPage,
   type Runtime,
   RuntimeError,
-  type TaskExit,
   type TaskObservation,
   type TaskSpec,
 } from './runtime.js';
@@ -48,7 +47,7 @@ function observe(taskId: string, info: ContainerInfo): TaskObservation {
   const reason = State.OOMKilled
     ? 'killed: out of memory'
     : State.Error || (State.Running ? undefined : `exited with code ${State.ExitCode}`);
-  return {
+  const observation: TaskObservation = {
     taskId,
     state,
     exitCode: State.Running ? undefined : State.ExitCode,
@@ -56,6 +55,19 @@ function observe(taskId: string, info: ContainerInfo): TaskObservation {
     ports,
     startedAt: State.StartedAt,
   };
+  const health = State.Health as
+    | { Status: string; FailingStreak: number; Log?: Array<{ ExitCode: number; Output: string }> }
+    | undefined;
+  if (State.Running && health && health.Status !== 'none') {
+    const last = health.Log?.at(-1);
+    observation.health = {
+      status: health.Status as 'starting' | 'healthy' | 'unhealthy',
+      detail: last
+        ? `${health.FailingStreak} failures in a row; last: exit ${last.ExitCode}${last.Output.trim() ? `, ${last.Output.trim().slice(0, 200)}` : ''}`
+        : undefined,
+    };
+  }
+  return observation;
 }
 
 /** Splits the engine's log stream (8-byte frame headers, since the container has no TTY) into lines. */
@@ -85,7 +97,7 @@ export function pingEngine(docker: Docker): Promise<unknown> {
 
 /** Docker Engine runtime, through dockerode: one container per task. */
 export class DockerRuntime implements Runtime {
-  private readonly listeners = new Set<(exit: TaskExit) => void>();
+  private readonly listeners = new Set<(taskId: string) => void>();
   private events: Promise<Readable> | undefined;
 
   constructor(private readonly options: DockerRuntimeOptions) {}
@@ -208,7 +220,7 @@ export class DockerRuntime implements Runtime {
     return { lines: out, cursor: next };
   }
 
-  async onExit(listener: (exit: TaskExit) => void): Promise<void> {
+  async onChange(listener: (taskId: string) => void): Promise<void> {
     this.listeners.add(listener);
     this.events ??= this.watch();
     await this.events;
@@ -253,7 +265,7 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  /** Container deaths, from the engine's event stream, filtered to this node's tasks. */
+  /** Container deaths and health changes, from the engine's event stream, for this node's tasks. */
   private async watch(): Promise<Readable> {
     const { docker, log } = this.options;
     const stream = (await docker.getEvents({
@@ -261,7 +273,7 @@ export class DockerRuntime implements Runtime {
       // and a node ID is unique across clusters anyway.
       filters: {
         type: ['container'],
-        event: ['die'],
+        event: ['die', 'health_status'],
         label: [`${LABEL.node}=${this.options.nodeId}`],
       },
     })) as Readable;
@@ -296,8 +308,6 @@ export class DockerRuntime implements Runtime {
     const attributes = event.Actor?.Attributes ?? {};
     const taskId = attributes[LABEL.task];
     if (!taskId || attributes[LABEL.cluster] !== this.options.clusterId) return;
-    const exitCode = Number(attributes.exitCode ?? -1);
-    const exit = { taskId, exitCode, reason: `exited with code ${exitCode}` };
-    for (const listener of this.listeners) listener(exit);
+    for (const listener of this.listeners) listener(taskId);
   }
 }

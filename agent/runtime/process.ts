@@ -68,7 +68,7 @@ function freePort(host: string): Promise<number> {
  * host port on the node address, passed as $PORT (the first) and $MESH_PORT_<target>.
  */
 export class ProcessRuntime implements Runtime {
-  private readonly listeners = new Set<(exit: TaskExit) => void>();
+  private readonly listeners = new Set<(taskId: string) => void>();
   /** Exit codes of the processes we spawned; adopted ones are only seen to be gone. */
   private readonly exits = new Map<string, TaskExit>();
   private readonly children = new Set<string>();
@@ -165,7 +165,7 @@ export class ProcessRuntime implements Runtime {
       .map((state) => this.observe(state));
   }
 
-  async onExit(listener: (exit: TaskExit) => void): Promise<void> {
+  async onChange(listener: (taskId: string) => void): Promise<void> {
     this.listeners.add(listener);
     this.poll ??= setInterval(() => this.checkAdopted(), this.options.pollMs ?? 1000);
   }
@@ -203,7 +203,7 @@ export class ProcessRuntime implements Runtime {
 
   private ended(exit: TaskExit): void {
     this.exits.set(exit.taskId, exit);
-    for (const listener of this.listeners) listener(exit);
+    for (const listener of this.listeners) listener(exit.taskId);
   }
 
   private alive(state: TaskFile): boolean {

@@ -37,6 +37,8 @@ export interface TaskObservation {
   /** The host port each published container port landed on. */
   ports: Array<{ target: number; protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number }>;
   startedAt?: string;
+  /** Only for tasks with a health check, while running. */
+  health?: { status: 'starting' | 'healthy' | 'unhealthy'; detail?: string };
 }
 
 /** Something ended: the reconciler decides what the restart policy says. */
@@ -60,7 +62,10 @@ export interface Runtime {
   list(): Promise<TaskObservation[]>;
   /** Output since the cursor of an earlier page; without one, the last `tail` lines. */
   logs(taskId: string, cursor: string | undefined, tail: number): Promise<LogPage>;
-  /** Resolves once exits are being watched, so none that follow can be missed. */
-  onExit(listener: (exit: TaskExit) => void): Promise<void>;
+  /**
+   * Called with a task's ID when its process ended or its health changed; inspect says how it is
+   * now. Resolves once changes are being watched, so none that follow can be missed.
+   */
+  onChange(listener: (taskId: string) => void): Promise<void>;
   close(): Promise<void>;
 }

@@ -170,6 +170,66 @@ dockerTest('a killed container is restarted on the same node per its restart pol
 });
 
 dockerTest(
+  'a health check gates running; a failing one restarts the task, saying why',
+  async (t) => {
+    const [a] = agents as [AgentProcess];
+    t.teardown(async () => {
+      await cli(a, 'rm', 'health');
+    });
+    // Ready after 2 s; failures within the start period do not count.
+    const checked = stackFile(
+      'health.yml',
+      `
+services:
+  checked:
+    image: ${TEST_IMAGE}
+    command: ["sh", "-c", "sleep 2; touch /tmp/ready; sleep 600"]
+    stop_grace_period: 1s
+    healthcheck: { test: "test -f /tmp/ready", interval: 300ms, retries: 1, start_period: 20s }
+`,
+    );
+    const deployed = await cli(a, 'deploy', '-c', checked, 'health');
+    t.is(deployed.code, 0, deployed.stderr);
+    t.regex(
+      deployed.stderr,
+      /health\.checked: 0\/1 running \(.*starting, waiting for its health check\)/,
+    );
+    t.regex(deployed.stderr, /stack health converged/);
+
+    const sick = stackFile(
+      'sick.yml',
+      `
+services:
+  sick:
+    image: ${TEST_IMAGE}
+    command: ["sleep", "600"]
+    stop_grace_period: 1s
+    healthcheck: { test: "false", interval: 300ms, retries: 2 }
+    deploy:
+      restart_policy: { delay: 2s }
+`,
+    );
+    t.is((await cli(a, 'deploy', '-c', sick, 'health', '--detach')).code, 0);
+    const [restarting] = await tasksWhen(
+      a,
+      'sick',
+      (tasks) => tasks[0]?.state === 'restarting',
+      'the unhealthy task waiting out its restart delay',
+    );
+    t.regex(
+      restarting?.reason ?? '',
+      /^health check failing \(2 failures in a row; last: exit 1\); restart 1 in 2s$/,
+    );
+    await tasksWhen(
+      a,
+      'sick',
+      (tasks) => (tasks[0]?.restarts ?? 0) >= 1,
+      'the unhealthy task restarted',
+    );
+  },
+);
+
+dockerTest(
   'kill -9 an agent and remove its containers: its replicas come up on the others',
   async (t) => {
     const [a, b] = agents as [AgentProcess, AgentProcess];
