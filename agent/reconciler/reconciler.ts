@@ -1,4 +1,3 @@
-import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import {
@@ -8,6 +7,7 @@ import {
   type TaskStatus,
 } from '../../mesh/state/model.js';
 import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
+import { StatusReporter } from './reporter.js';
 import { afterExit } from './restart.js';
 
 // Containers can change without the state changing (an engine restart, a missed event).
@@ -44,9 +44,7 @@ export class Reconciler {
   private readonly queues = new Map<string, Promise<void>>();
   /** Tasks this agent is stopping: their exits are expected, not crashes. */
   private readonly stopping = new Set<string>();
-  /** What this node wants the cluster to know about each task, until the state says it. */
-  private readonly reports = new Map<string, TaskStatus>();
-  private readonly sending = new Set<string>();
+  private readonly status: StatusReporter;
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private scheduled = false;
@@ -57,7 +55,9 @@ export class Reconciler {
   private current = false;
   private stopped = false;
 
-  constructor(private readonly options: ReconcilerOptions) {}
+  constructor(private readonly options: ReconcilerOptions) {
+    this.status = new StatusReporter(options.nodeId, options.state, options.propose, options.log);
+  }
 
   async start(): Promise<void> {
     // An event may be about a container already replaced (one this agent stopped for a
@@ -135,11 +135,6 @@ export class Reconciler {
     return service?.runtime === 'process' ? this.options.process : this.options.docker;
   }
 
-  /** What this node last said about the task, or else what the cluster holds. */
-  private effectiveStatus(taskId: string): TaskStatus | undefined {
-    return this.reports.get(taskId) ?? this.statusOf(taskId);
-  }
-
   private statusOf(taskId: string): TaskStatus | undefined {
     return this.options.state.get<TaskStatus>('statuses', taskId)?.value;
   }
@@ -172,7 +167,7 @@ export class Reconciler {
     for (const task of tasks) {
       if (this.queues.has(task.id)) continue;
       const here = observed.get(task.id);
-      const status = this.effectiveStatus(task.id);
+      const status = this.status.latest(task.id);
       if (task.desired === 'shutdown') {
         if (here) this.enqueue(task.id, () => this.shutdown(task, here.runtime));
         else if (!status || !FINAL_STATES.has(status.state))
@@ -192,7 +187,7 @@ export class Reconciler {
         this.enqueue(task.id, () => this.check(task.id, here.runtime));
       }
     }
-    this.flush();
+    this.status.flush();
   }
 
   private enqueue(taskId: string, work: () => Promise<void>): void {
@@ -271,7 +266,7 @@ export class Reconciler {
     const seen = await runtime.inspect(taskId);
     if (!seen) return; // removed: the next round starts it again if it should run
     if (seen.state === 'running') this.settle(seen);
-    else if (!FINAL_STATES.has(this.effectiveStatus(taskId)?.state ?? 'starting'))
+    else if (!FINAL_STATES.has(this.status.latest(taskId)?.state ?? 'starting'))
       this.exited({ taskId, exitCode: seen.exitCode ?? -1, reason: seen.reason ?? 'ended' });
   }
 
@@ -326,48 +321,8 @@ export class Reconciler {
     }, next.delayMs);
   }
 
-  /** Records what this node knows about a task; sent now and again until the state holds it. */
   private report(taskId: string, change: Partial<TaskStatus>): void {
-    const before = this.reports.get(taskId) ?? this.statusOf(taskId);
-    const state = change.state ?? before?.state ?? 'starting';
-    const status: TaskStatus = {
-      nodeId: this.options.nodeId,
-      state,
-      reason: 'reason' in change ? change.reason : before?.reason,
-      exitCode: state === 'running' ? undefined : (change.exitCode ?? before?.exitCode),
-      restarts: this.local.get(taskId)?.restarts.length ?? before?.restarts ?? 0,
-      since: before?.state === state ? before.since : new Date().toISOString(),
-      ports: change.ports ?? (state === 'running' ? (before?.ports ?? []) : []),
-    };
-    if (status.reason === undefined) delete status.reason;
-    if (status.exitCode === undefined) delete status.exitCode;
-    this.reports.set(taskId, status);
-    this.flush();
-  }
-
-  private flush(): void {
-    for (const [taskId, status] of this.reports) {
-      if (
-        !this.options.state.get('tasks', taskId) ||
-        isDeepStrictEqual(this.statusOf(taskId), status)
-      ) {
-        // Known to the cluster, or the task is forgotten: nothing left to tell.
-        this.reports.delete(taskId);
-        continue;
-      }
-      if (this.sending.has(taskId)) continue;
-      this.sending.add(taskId);
-      this.options
-        .propose({ op: 'put', kind: 'statuses', id: taskId, value: status })
-        .catch((error: Error) =>
-          this.options.log.debug(
-            { task: taskId, reason: error.message },
-            'task status not reported yet; will retry',
-          ),
-        )
-        // A newer report waits for the state change this one causes (or the next resync).
-        .finally(() => this.sending.delete(taskId));
-    }
+    this.status.report(taskId, change, this.local.get(taskId)?.restarts.length);
   }
 }
 

@@ -1,0 +1,68 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import type { ClusterState } from '../../mesh/state/cluster-state.js';
+import type { TaskStatus } from '../../mesh/state/model.js';
+
+/**
+ * What a node tells the cluster about its tasks: each status is proposed through the leader and
+ * proposed again (on the next flush) until the replicated state holds it, one write in flight
+ * per task.
+ */
+export class StatusReporter {
+  /** What this node wants the cluster to know about each task, until the state says it. */
+  private readonly pending = new Map<string, TaskStatus>();
+  private readonly sending = new Set<string>();
+
+  constructor(
+    private readonly nodeId: string,
+    private readonly state: ClusterState,
+    private readonly propose: (command: unknown) => Promise<unknown>,
+    private readonly log: Logger,
+  ) {}
+
+  /** What this node last said about the task, or else what the cluster holds. */
+  latest(taskId: string): TaskStatus | undefined {
+    return this.pending.get(taskId) ?? this.state.get<TaskStatus>('statuses', taskId)?.value;
+  }
+
+  /** A change to what is known of a task: `since` moves only when the state does. */
+  report(taskId: string, change: Partial<TaskStatus>, restarts: number | undefined): void {
+    const before = this.latest(taskId);
+    const state = change.state ?? before?.state ?? 'starting';
+    const status: TaskStatus = {
+      nodeId: this.nodeId,
+      state,
+      reason: 'reason' in change ? change.reason : before?.reason,
+      exitCode: state === 'running' ? undefined : (change.exitCode ?? before?.exitCode),
+      restarts: restarts ?? before?.restarts ?? 0,
+      since: before?.state === state ? before.since : new Date().toISOString(),
+      ports: change.ports ?? (state === 'running' ? (before?.ports ?? []) : []),
+    };
+    if (status.reason === undefined) delete status.reason;
+    if (status.exitCode === undefined) delete status.exitCode;
+    this.pending.set(taskId, status);
+    this.flush();
+  }
+
+  flush(): void {
+    for (const [taskId, status] of this.pending) {
+      const known = this.state.get<TaskStatus>('statuses', taskId)?.value;
+      if (!this.state.get('tasks', taskId) || isDeepStrictEqual(known, status)) {
+        // Known to the cluster, or the task is forgotten: nothing left to tell.
+        this.pending.delete(taskId);
+        continue;
+      }
+      if (this.sending.has(taskId)) continue;
+      this.sending.add(taskId);
+      this.propose({ op: 'put', kind: 'statuses', id: taskId, value: status })
+        .catch((error: Error) =>
+          this.log.debug(
+            { task: taskId, reason: error.message },
+            'task status not reported yet; will retry',
+          ),
+        )
+        // A newer report waits for the state change this one causes (or the next resync).
+        .finally(() => this.sending.delete(taskId));
+    }
+  }
+}
