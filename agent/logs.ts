@@ -2,6 +2,7 @@ import type { NodeRecord } from '../mesh/raft/membership-sync.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
 import type { TaskRecord } from '../mesh/state/model.js';
 import type { Transport } from '../mesh/transport/transport.js';
+import { ControlError } from './control.js';
 import type { LogsResponse } from './control-api.js';
 import type { Reconciler } from './reconciler/reconciler.js';
 import type { LogPage } from './runtime/runtime.js';
@@ -45,8 +46,15 @@ export class ClusterLogs {
 
   async gather(query: URLSearchParams): Promise<LogsResponse> {
     const service = this.stacks.resolveService(query.get('service') ?? '');
-    const cursors = JSON.parse(query.get('cursors') ?? '{}') as Record<string, string>;
     const tail = Number(query.get('tail') ?? 100);
+    if (!Number.isSafeInteger(tail) || tail < 0)
+      throw new ControlError(400, `--tail must be a whole number, got "${query.get('tail')}"`);
+    let cursors: Record<string, string>;
+    try {
+      cursors = JSON.parse(query.get('cursors') ?? '{}') as Record<string, string>;
+    } catch (error) {
+      throw new ControlError(400, `cursors is not JSON: ${(error as Error).message}`);
+    }
     const tasks = this.state
       .list<TaskRecord>('tasks')
       .map((t) => t.value)
