@@ -358,6 +358,32 @@ dockerTest(
   },
 );
 
+dockerTest('an image that cannot be pulled fails the rollout with the reason', async (t) => {
+  const [a] = agents as [AgentProcess];
+  t.teardown(async () => {
+    await cli(a, 'rm', 'nopull');
+  });
+  // A registry on a loopback port nobody listens on: the pull fails at once, nothing leaves the host.
+  const file = stackFile(
+    'nopull.yml',
+    `
+services:
+  app:
+    image: 127.0.22.250:9/mesh-test/missing:1
+    deploy:
+      restart_policy: { delay: 100ms, max_attempts: 2 }
+`,
+  );
+  const deployed = await cli(a, 'deploy', '-c', file, 'nopull');
+  t.is(deployed.code, 1);
+  t.regex(
+    deployed.stderr,
+    /rollout of nopull failed: nopull\.app\.1\.[0-9a-f]+ failed: image 127\.0\.22\.250:9\/mesh-test\/missing:1 is not on this node and could not be pulled: .*; gave up after 2 restarts/,
+  );
+  const [task] = (await json<TaskRow[]>(a, 'ps', 'nopull')) as TaskRow[];
+  t.is(task?.state, 'failed');
+});
+
 dockerTest('invalid stack files are refused with their place, and nothing changes', async (t) => {
   const [a] = agents as [AgentProcess];
   const ok = await cli(
