@@ -7,7 +7,6 @@
  *
  *   npm run demo [-- --once]     (--once: deploy, show, fetch a page, clean up)
  */
-import { spawnSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
@@ -20,9 +19,9 @@ import {
   stopAgents,
   testDirectory,
 } from './local-cluster.js';
+import { ensureTestImage } from './test-image.js';
 
 const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
-const IMAGE = 'mesh-test/busybox:latest';
 const source = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const say = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -36,23 +35,12 @@ async function chooseStack(): Promise<{ file: string; runtime: string }> {
     say('  deploying the stack as plain processes instead (x-mesh runtime: process)');
     return { file: source('examples/stacks/demo-process.yml'), runtime: 'process' };
   }
-  const present = await docker
-    .getImage(IMAGE)
-    .inspect()
-    .then(
-      () => true,
-      () => false,
-    );
-  if (!present) {
-    say(`mesh demo: building ${IMAGE} from this machine's busybox (nothing is pulled)`);
-    const built = spawnSync('bash', [source('test/images/build-busybox.sh'), IMAGE], {
-      encoding: 'utf8',
-    });
-    if (built.status !== 0) {
-      say(`mesh demo: could not build ${IMAGE}: ${built.stderr.trim()}`);
-      say('  deploying the stack as plain processes instead (x-mesh runtime: process)');
-      return { file: source('examples/stacks/demo-process.yml'), runtime: 'process' };
-    }
+  try {
+    await ensureTestImage(docker);
+  } catch (error) {
+    say(`mesh demo: ${(error as Error).message}`);
+    say('  deploying the stack as plain processes instead (x-mesh runtime: process)');
+    return { file: source('examples/stacks/demo-process.yml'), runtime: 'process' };
   }
   return { file: source('examples/stacks/demo.yml'), runtime: 'docker' };
 }

@@ -44,6 +44,8 @@ export class Reconciler {
   private readonly queues = new Map<string, Promise<void>>();
   /** Tasks this agent is stopping: their exits are expected, not crashes. */
   private readonly stopping = new Set<string>();
+  /** Tasks whose container this agent started and has not removed since. */
+  private readonly started = new Set<string>();
   private readonly status: StatusReporter;
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
@@ -69,8 +71,14 @@ export class Reconciler {
       });
     const { docker, process } = this.options;
     await Promise.all([docker && watch(docker), watch(process)]);
-    this.unwatch = this.options.state.watch((change) => {
-      if (change.kind === 'tasks' || change.kind === 'services' || change.kind === 'statuses')
+    // Only changes that concern this node: a deploy elsewhere must not make it list its containers.
+    this.unwatch = this.options.state.watch(({ kind, object }) => {
+      const task = kind === 'tasks' ? (object?.value as TaskRecord | undefined) : undefined;
+      if (
+        kind === 'services' ||
+        (kind === 'tasks' && (!task || task.nodeId === this.options.nodeId)) ||
+        (kind === 'statuses' && this.anyWaiting())
+      )
         this.poke();
     });
     this.timer = setInterval(() => this.poke(), RESYNC_MS);
@@ -221,12 +229,14 @@ export class Reconciler {
       });
       return;
     }
-    if (await runtime.inspect(task.id)) return; // started meanwhile
+    // Started meanwhile (a round acted on an older listing), unless removed behind our back since.
+    if (this.started.has(task.id) && (await runtime.inspect(task.id))) return;
     const local = this.local.get(task.id) ?? { restarts: [] };
     this.local.set(task.id, local);
     this.report(task.id, { state: 'starting', reason: undefined });
     try {
       const seen = await runtime.start(taskSpec(task, service));
+      this.started.add(task.id);
       this.settle(seen);
       this.options.log.info({ task: task.id, ports: seen.ports }, 'task started');
     } catch (error) {
@@ -237,6 +247,11 @@ export class Reconciler {
       );
       this.exited({ taskId: task.id, exitCode: -1, reason: (error as Error).message });
     }
+  }
+
+  /** Whether a task here waits for its dependencies: their statuses are then worth a look. */
+  private anyWaiting(): boolean {
+    return this.mine().some((t) => this.status.latest(t.id)?.state === 'waiting');
   }
 
   private anyRunning(stack: string, service: string): boolean {
@@ -284,6 +299,7 @@ export class Reconciler {
     this.stopping.add(taskId);
     try {
       await runtime.remove(taskId, graceMs);
+      this.started.delete(taskId);
     } finally {
       this.stopping.delete(taskId);
     }

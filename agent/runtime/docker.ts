@@ -95,9 +95,35 @@ export function pingEngine(docker: Docker): Promise<unknown> {
   ]);
 }
 
+/** What the container listing says, without inspecting each one (inspect has the details). */
+function summarize(c: Docker.ContainerInfo): TaskObservation {
+  const running = c.State === 'running';
+  const exit = /^Exited \((-?\d+)\)/.exec(c.Status);
+  const health = /\((healthy|unhealthy|health: starting)\)/.exec(c.Status)?.[1];
+  const observation: TaskObservation = {
+    taskId: c.Labels[LABEL.task] ?? '',
+    state: running ? 'running' : 'exited',
+    exitCode: exit ? Number(exit[1]) : undefined,
+    reason: running ? undefined : exit ? `exited with code ${exit[1]}` : c.Status,
+    ports: c.Ports.filter((p) => p.PublicPort).map((p) => ({
+      target: p.PrivatePort,
+      protocol: p.Type === 'udp' ? 'udp' : 'tcp',
+      hostIp: p.IP ?? '',
+      hostPort: p.PublicPort,
+    })),
+  };
+  if (running && health)
+    observation.health = {
+      status: health === 'health: starting' ? 'starting' : (health as 'healthy' | 'unhealthy'),
+    };
+  return observation;
+}
+
 /** Docker Engine runtime, through dockerode: one container per task. */
 export class DockerRuntime implements Runtime {
   private readonly listeners = new Set<(taskId: string) => void>();
+  /** Images known to be on this engine: a start does not ask again (a removed one is noticed). */
+  private readonly images = new Set<string>();
   private events: Promise<Readable> | undefined;
 
   constructor(private readonly options: DockerRuntimeOptions) {}
@@ -107,13 +133,13 @@ export class DockerRuntime implements Runtime {
   }
 
   async start(spec: TaskSpec): Promise<TaskObservation> {
-    const { docker, hostIp, clusterId, nodeId } = this.options;
+    const { hostIp, clusterId, nodeId } = this.options;
     await this.ensureImage(spec.image);
     const exposed = Object.fromEntries(spec.ports.map((p) => [`${p.target}/${p.protocol}`, {}]));
     const bindings = Object.fromEntries(
       spec.ports.map((p) => [`${p.target}/${p.protocol}`, [{ HostIp: hostIp, HostPort: '' }]]),
     );
-    const container = await docker.createContainer({
+    const container = await this.create(spec.image, {
       name: `mesh-${spec.stack}-${spec.service}-${spec.taskId}`,
       Image: spec.image,
       Cmd: spec.command,
@@ -178,21 +204,7 @@ export class DockerRuntime implements Runtime {
       all: true,
       filters: { label: this.ownLabels },
     });
-    const seen = await Promise.all(
-      containers.map((c) =>
-        this.options.docker
-          .getContainer(c.Id)
-          .inspect()
-          .then(
-            (info) => observe(c.Labels[LABEL.task] ?? '', info),
-            (error: Error & { statusCode?: number }) => {
-              if (error.statusCode === 404) return undefined; // removed since the listing
-              throw error;
-            },
-          ),
-      ),
-    );
-    return seen.filter((o): o is TaskObservation => o !== undefined);
+    return containers.map(summarize);
   }
 
   async logs(taskId: string, cursor: string | undefined, tail: number): Promise<LogPage> {
@@ -245,10 +257,22 @@ export class DockerRuntime implements Runtime {
     this.options.log.warn({ task: taskId, reason: error.message }, 'container not removed');
   }
 
+  /** Creates the container; an image removed since it was seen is looked for again next time. */
+  private async create(image: string, options: Docker.ContainerCreateOptions) {
+    try {
+      return await this.options.docker.createContainer(options);
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) this.images.delete(image);
+      throw error;
+    }
+  }
+
   private async ensureImage(image: string): Promise<void> {
     const { docker } = this.options;
+    if (this.images.has(image)) return;
     try {
       await docker.getImage(image).inspect();
+      this.images.add(image);
       return;
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode !== 404) throw error;
@@ -258,6 +282,7 @@ export class DockerRuntime implements Runtime {
       await new Promise((resolve, reject) =>
         docker.modem.followProgress(stream, (e) => (e ? reject(e) : resolve(undefined))),
       );
+      this.images.add(image);
     } catch (error) {
       throw new RuntimeError(
         `image ${image} is not on this node and could not be pulled: ${(error as Error).message}`,

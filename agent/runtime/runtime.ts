@@ -58,7 +58,10 @@ export interface Runtime {
   /** Stops within the grace period (then kills) and removes what the task left behind. */
   remove(taskId: string, graceMs: number): Promise<void>;
   inspect(taskId: string): Promise<TaskObservation | undefined>;
-  /** Every task this runtime runs for this node, including ones left by an earlier agent run. */
+  /**
+   * Every task this runtime runs for this node, including ones left by an earlier agent run: a
+   * summary of each (inspect has the details, such as why it ended).
+   */
   list(): Promise<TaskObservation[]>;
   /** Output since the cursor of an earlier page; without one, the last `tail` lines. */
   logs(taskId: string, cursor: string | undefined, tail: number): Promise<LogPage>;

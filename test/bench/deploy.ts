@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { mesh, startCluster, stopAgents, testDirectory } from '../../examples/local-cluster.js';
-import { removeLabelled } from '../helpers/docker.js';
+import { ensureTestImage, TEST_IMAGE } from '../../examples/test-image.js';
+import { removeLabelled } from '../helpers/containers.js';
 import { note, option, report, status, until } from './harness.js';
 
 const HOSTS = ['127.0.24.1', '127.0.24.2', '127.0.24.3'];
-const IMAGE = 'mesh-test/busybox:latest';
 const COMMAND = ['httpd', '-f', '-p', '8080', '-h', '/www'];
 const BASELINE_LABEL = 'mesh-bench=deploy-baseline';
 const run = promisify(execFile);
@@ -33,7 +33,7 @@ async function dockerRun(replicas: number): Promise<number> {
         BASELINE_LABEL,
         '-p',
         `${HOSTS[i % HOSTS.length]}::8080`,
-        IMAGE,
+        TEST_IMAGE,
         ...COMMAND,
       ]),
     ),
@@ -48,11 +48,12 @@ async function main(): Promise<void> {
   const replicas = option('replicas', 12);
   const rounds = option('rounds', 3);
   const docker = new Docker();
+  await ensureTestImage(docker);
   const root = await testDirectory('bench-deploy');
   const file = join(root, 'stack.yml');
   writeFileSync(
     file,
-    `services:\n  web:\n    image: ${IMAGE}\n    command: ${JSON.stringify(COMMAND)}\n    ports: ["8080"]\n    stop_grace_period: 1s\n    deploy:\n      replicas: ${replicas}\n`,
+    `services:\n  web:\n    image: ${TEST_IMAGE}\n    command: ${JSON.stringify(COMMAND)}\n    ports: ["8080"]\n    stop_grace_period: 1s\n    deploy:\n      replicas: ${replicas}\n`,
   );
   const agents = await startCluster(root, HOSTS, 'n');
   const clusterId = (await status(agents[0] as (typeof agents)[number])).clusterId;

@@ -18,11 +18,11 @@ import {
   testDirectory,
   waitForControl,
 } from '../../examples/local-cluster.js';
-import { removeLabelled } from '../helpers/docker.js';
+import { ensureTestImage, TEST_IMAGE } from '../../examples/test-image.js';
+import { removeLabelled } from '../helpers/containers.js';
 import { note, option, report, status, summary, tasks, until } from './harness.js';
 
 const HOSTS = ['127.0.23.1', '127.0.23.2', '127.0.23.3'];
-const IMAGE = 'mesh-test/busybox:latest';
 
 const nodeIdOf = async (agent: AgentProcess) =>
   (JSON.parse(await readFile(join(agent.dataDir, 'cluster.json'), 'utf8')) as { nodeId: string })
@@ -32,11 +32,12 @@ async function main(): Promise<void> {
   const trials = option('trials', 10);
   const replicas = option('replicas', 6);
   const docker = new Docker();
+  await ensureTestImage(docker);
   const root = await testDirectory('reschedule');
   const file = join(root, 'stack.yml');
   writeFileSync(
     file,
-    `services:\n  web:\n    image: ${IMAGE}\n    command: httpd -f -p 8080 -h /www\n    ports: ["8080"]\n    stop_grace_period: 1s\n    deploy:\n      replicas: ${replicas}\n`,
+    `services:\n  web:\n    image: ${TEST_IMAGE}\n    command: httpd -f -p 8080 -h /www\n    ports: ["8080"]\n    stop_grace_period: 1s\n    deploy:\n      replicas: ${replicas}\n`,
   );
   const agents = await startCluster(root, HOSTS, 'n');
   const clusterId = (await status(agents[0] as AgentProcess)).clusterId;

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { dockerTest, engine, removeLabelled, TEST_IMAGE } from '../helpers/docker.js';
+import { removeLabelled } from '../helpers/containers.js';
+import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
 import { bodyOnceAnswering } from '../helpers/poll.js';
 
 // This file's loopback block: 127.0.13.0/24; its containers carry this label.

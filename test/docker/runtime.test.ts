@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { DockerRuntime, LABEL } from '../../agent/runtime/docker.js';
 import type { TaskSpec } from '../../agent/runtime/runtime.js';
-import { dockerTest, engine, removeLabelled, TEST_IMAGE } from '../helpers/docker.js';
+import { removeLabelled } from '../helpers/containers.js';
+import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
 import { captureLogs } from '../helpers/logs.js';
 import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 

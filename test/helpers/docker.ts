@@ -1,13 +1,9 @@
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import Docker from 'dockerode';
 import { pingEngine } from '../../agent/runtime/docker.js';
+import { ensureTestImage, TEST_IMAGE } from '../../examples/test-image.js';
 
-export const TEST_IMAGE = 'mesh-test/busybox:latest';
-const BUILD_SCRIPT = fileURLToPath(
-  new URL('../../../test/images/build-busybox.sh', import.meta.url),
-);
+export { TEST_IMAGE };
 
 type Engine = { docker: Docker } | { skip: string };
 
@@ -22,13 +18,7 @@ async function reachEngine(): Promise<Engine> {
     }
     return { skip: reason };
   }
-  try {
-    await docker.getImage(TEST_IMAGE).inspect();
-  } catch {
-    // Not built on this machine yet: build it the same way CI does.
-    const built = spawnSync('bash', [BUILD_SCRIPT, TEST_IMAGE], { encoding: 'utf8' });
-    if (built.status !== 0) throw new Error(`building ${TEST_IMAGE} failed: ${built.stderr}`);
-  }
+  await ensureTestImage(docker);
   return { docker };
 }
 
@@ -44,10 +34,4 @@ export function dockerTest(
 ): void {
   if ('skip' in engine) test.skip(`${title} [skipped: ${engine.skip}]`, () => {});
   else test.serial(title, (t) => body(t, engine.docker));
-}
-
-/** Removes every container carrying the label, whatever state it is in. */
-export async function removeLabelled(docker: Docker, label: string): Promise<void> {
-  const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
-  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true })));
 }

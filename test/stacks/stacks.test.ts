@@ -12,7 +12,8 @@ import {
   testDirectory,
   waitForControl,
 } from '../../examples/local-cluster.js';
-import { dockerTest, engine, removeLabelled, TEST_IMAGE } from '../helpers/docker.js';
+import { removeLabelled } from '../helpers/containers.js';
+import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
 import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 
 // Loopback block 127.0.22.0/24: three agents, one per address, publishing container ports there.
