@@ -216,9 +216,12 @@ export class Stacks {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** Tasks of a stack (?stack=), a service (?service=), or either by name (?name=), or all. */
   tasks(query: URLSearchParams): TaskRow[] {
-    const stack = query.get('stack');
-    const service = query.get('service');
+    const name = query.get('name');
+    const isStack = name !== null && this.state.get('stacks', name) !== undefined;
+    const stack = isStack ? name : query.get('stack');
+    const service = name && !isStack ? this.resolveService(name) : query.get('service');
     const nodes = new Map(this.state.list<NodeRecord>('nodes').map((n) => [n.id, n.value]));
     return this.state
       .list<TaskRecord>('tasks')

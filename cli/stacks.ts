@@ -148,20 +148,7 @@ export async function ps(args: string[]): Promise<number> {
   });
   const dataDir = dataDirOf(values);
   const [name] = positionals;
-  let query = '';
-  if (name) {
-    const stacks = (await callAgent(dataDir, 'GET', '/v1/stacks')) as StackRow[];
-    const stack = stacks.find((s) => s.name === name);
-    const services = stacks.flatMap((s) => s.services.map((v) => v.id));
-    const service =
-      services.find((id) => id === name) ?? services.filter((id) => id.endsWith(`.${name}`));
-    if (stack) query = `?stack=${encodeURIComponent(name)}`;
-    else if (typeof service === 'string' || service.length === 1)
-      query = `?service=${encodeURIComponent(typeof service === 'string' ? service : (service[0] as string))}`;
-    else if (service.length > 1)
-      throw new UsageError(`"${name}" is in several stacks: say which (${service.join(', ')})`);
-    else throw new UsageError(`no stack or service named "${name}"; see "mesh ls"`);
-  }
+  const query = name ? `?name=${encodeURIComponent(name)}` : '';
   const tasks = ((await callAgent(dataDir, 'GET', `/v1/tasks${query}`)) as TaskRow[]).filter(
     (t) => values.all || t.desired === 'running',
   );
