@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultDataDir } from '../agent/datadir.js';
+import { parseDuration } from './stackfile/values.js';
 
 /** A mistake of the user's: printed as one line, without a stack trace. */
 export class UsageError extends Error {
@@ -44,6 +45,16 @@ export function defaultAdvertise(): string {
     }
   }
   return '127.0.0.1';
+}
+
+/** A duration flag (10s, 1m30s, 500ms), or undefined when not given. */
+export function durationOf(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseDuration(String(value));
+  } catch (error) {
+    throw new UsageError(`${flag}: ${(error as Error).message}`);
+  }
 }
 
 export function portOf(values: Record<string, unknown>, fallback: number): number {

@@ -3,13 +3,13 @@ import {
   DATA_DIR,
   dataDirOf,
   defaultAdvertise,
+  durationOf,
   labelsOf,
   type Options,
   parse,
   portOf,
   UsageError,
 } from './args.js';
-import { parseDuration } from './stackfile/values.js';
 
 const AGENT_FLAGS: Options = {
   ...DATA_DIR,
@@ -55,15 +55,6 @@ function agentOptions(command: string, args: string[]) {
       rescheduleAfterMs: durationOf(values['reschedule-after'], '--reschedule-after'),
     },
   };
-}
-
-function durationOf(value: unknown, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  try {
-    return parseDuration(String(value));
-  } catch (error) {
-    throw new UsageError(`${flag}: ${(error as Error).message}`);
-  }
 }
 
 export async function init(args: string[]): Promise<number> {

@@ -1,8 +1,7 @@
 import type { DeployResponse, LogsResponse, StackRow, TaskRow } from '../agent/control-api.js';
-import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, UsageError } from './args.js';
+import { DATA_DIR, dataDirOf, durationOf, JSON_OUTPUT, parse, UsageError } from './args.js';
 import { callAgent } from './control-client.js';
 import { readStackFile } from './stackfile/stack-file.js';
-import { parseDuration } from './stackfile/values.js';
 import { ago, table } from './table.js';
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
@@ -98,6 +97,7 @@ export async function deploy(args: string[]): Promise<number> {
   });
   const file = values['compose-file'] as string | undefined;
   if (!file) throw new UsageError('deploy needs a compose file: mesh deploy -c FILE [STACK]');
+  const timeoutMs = durationOf(values.timeout, '--timeout') ?? 300_000;
   const stackFile = readStackFile(file, positionals[0]);
   for (const i of stackFile.ignored)
     process.stderr.write(`mesh: ignoring ${i.path} (${file}:${i.line}): ${i.reason}\n`);
@@ -114,7 +114,6 @@ export async function deploy(args: string[]): Promise<number> {
         `mesh: ${s.change} ${s.id}${s.version ? ` (version ${s.version})` : ''}\n`,
       );
   if (values.detach) return 0;
-  const timeoutMs = values.timeout ? parseDuration(values.timeout as string) : 300_000;
   const live = response.services.filter((s) => s.change !== 'removed').map((s) => s.id);
   return followRollout(dataDir, stackFile.stack, live, timeoutMs);
 }

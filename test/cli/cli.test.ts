@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { encodeJoinToken } from '../../mesh/pki/token.js';
@@ -48,4 +51,16 @@ test('a typo gets a suggestion', (t) => {
   const { code, stderr } = mesh('dploy');
   t.is(code, 2);
   t.regex(stderr, /unknown command "dploy" \(did you mean "deploy"\?\)/);
+});
+
+test('a stack file is checked before any agent is asked, and a bad flag is named', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-cli-'));
+  const file = join(dir, 'stack.yml');
+  writeFileSync(file, 'services:\n  web:\n    image: a\n    ports: ["http"]\n');
+  const bad = mesh('deploy', '-c', file, 'app', '--data-dir', join(dir, 'no-agent'));
+  t.is(bad.code, 2);
+  t.is(bad.stderr, `mesh: ${file}:4:13: services.web.ports.0: "http" is not a port (1-65535)\n`);
+  const flag = mesh('deploy', '-c', file, '--timeout', 'soon', '--data-dir', join(dir, 'no-agent'));
+  t.is(flag.code, 2);
+  t.regex(flag.stderr, /^mesh: --timeout: "soon" is not a duration/);
 });
