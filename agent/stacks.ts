@@ -278,7 +278,7 @@ export class Stacks {
   private checkPlacement(services: ServiceDefinition[]): void {
     const nodes = this.state
       .list<NodeRecord>('nodes')
-      .filter((n) => n.value.status !== 'left')
+      .filter((n) => n.value.status !== 'left' && n.value.status !== 'removed')
       .map(nodeOf);
     for (const service of services) {
       const constraints = service.placement?.constraints ?? [];
