@@ -1,6 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { readStackFile, StackFileError } from '../../cli/stackfile/stack-file.js';
 import { parseBytes, parseDuration, splitCommand } from '../../cli/stackfile/values.js';
@@ -156,4 +157,15 @@ test('compose value syntaxes: durations, sizes, commands', (t) => {
     'a b',
   ]);
   t.throws(() => splitCommand('echo "open'));
+});
+
+test('the example stacks read cleanly, nothing ignored', (t) => {
+  const examples = fileURLToPath(new URL('../../../examples/stacks/', import.meta.url));
+  const files = readdirSync(examples).filter((f) => f.endsWith('.yml'));
+  t.true(files.length >= 3);
+  for (const name of files) {
+    const stack = readStackFile(join(examples, name), 'example', {});
+    t.deepEqual(stack.ignored, [], name);
+    t.true(stack.services.length >= 2, name);
+  }
 });
