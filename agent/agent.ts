@@ -11,11 +11,10 @@ import { generateKeyPair } from '../mesh/pki/keys.js';
 import { decodeJoinToken, encodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
 import { MembershipSync, type NodeRecord } from '../mesh/raft/membership-sync.js';
 import { RaftNode } from '../mesh/raft/node.js';
-import { RaftError } from '../mesh/raft/raft.js';
 import { RaftStorage } from '../mesh/raft/storage.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
-import { ControlError, type ControlRequest, ControlServer } from './control.js';
+import { ControlError, ControlServer } from './control.js';
 import type { NodeRow, NodesResponse, RaftStatus, StatusResponse } from './control-api.js';
 import { type ClusterFile, DataDir } from './datadir.js';
 import { ClusterLogs } from './logs.js';
@@ -27,6 +26,7 @@ import { DockerRuntime, pingEngine } from './runtime/docker.js';
 import { ProcessRuntime } from './runtime/process.js';
 import type { Runtime } from './runtime/runtime.js';
 import { DEFAULT_SCHEDULER_OPTIONS } from './scheduler/scheduler.js';
+import { proposeSoon, stackRoutes } from './stack-routes.js';
 import { Stacks } from './stacks.js';
 
 export const DEFAULT_PORT = 7946;
@@ -284,7 +284,7 @@ export class Agent {
     });
     const logs = new ClusterLogs(identity.nodeId, this.state, transport, this.reconciler, stacks);
     this.control = new ControlServer(
-      { ...this.routes(), ...stackRoutes(stacks, nodes, logs, raft) },
+      { ...this.routes(), ...stackRoutes(stacks, nodes, logs, raft, log) },
       log,
     );
     await this.control.listen(this.dir.controlSocket);
@@ -450,45 +450,4 @@ function checkListenable(host: string, port: number): Promise<void> {
 
 function agentLogger(nodeId: string, options: { logLevel?: string }): Logger {
   return createLogger({ nodeId, level: options.logLevel });
-}
-
-/** The control API's stack, task, log and node routes. */
-function stackRoutes(stacks: Stacks, nodes: Nodes, logs: ClusterLogs, raft: RaftNode) {
-  /** Reads answer from this replica once it caught up with the leader (2 s, then as it is). */
-  const fresh =
-    <T>(read: (request: ControlRequest) => T) =>
-    async (request: ControlRequest): Promise<T> => {
-      await raft.linearizableRead(2000).catch(() => undefined);
-      return read(request);
-    };
-  return {
-    'POST /v1/stacks': ({ body }: ControlRequest) => stacks.deploy(body),
-    'GET /v1/stacks': fresh(() => stacks.list()),
-    'POST /v1/stacks/rm': ({ body }: ControlRequest) => stacks.remove(body),
-    'POST /v1/services/scale': ({ body }: ControlRequest) => stacks.scale(body),
-    'POST /v1/services/rollback': ({ body }: ControlRequest) => stacks.rollback(body),
-    'GET /v1/tasks': fresh(({ query }) => stacks.tasks(query)),
-    'GET /v1/logs': ({ query }: ControlRequest) => logs.gather(query),
-    'GET /v1/node': fresh(({ query }) => nodes.inspect(query.get('node') ?? '')),
-    'POST /v1/node': ({ body }: ControlRequest) => nodes.update(body),
-    // Whether the node is still alive is judged on the leader's latest record of it.
-    'POST /v1/node/rm': fresh(({ body }) => nodes.remove(body)),
-  };
-}
-
-// A person is waiting: while an election settles, a write waits for the leader this long.
-const LEADER_WAIT_MS = 5000;
-
-/** Proposes through the leader, waiting out a moment without one (start-up, an election). */
-async function proposeSoon(raft: RaftNode, command: unknown): Promise<unknown> {
-  const deadline = Date.now() + LEADER_WAIT_MS;
-  for (;;) {
-    try {
-      return await raft.propose(command);
-    } catch (error) {
-      const leaderless = error instanceof RaftError && error.code === 'not-leader';
-      if (!leaderless || Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
 }
