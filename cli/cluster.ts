@@ -11,13 +11,8 @@ export async function node(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === 'ls') return nodeList(rest);
   if (sub === 'inspect') return nodeInspect(rest);
-  if (sub === 'drain' || sub === 'activate')
-    return nodeUpdate(sub, rest, { availability: sub === 'drain' ? 'drain' : 'active' });
+  if (sub === 'drain' || sub === 'activate' || sub === 'label') return nodeUpdate(sub, rest);
   if (sub === 'rm') return nodeRemove(rest);
-  if (sub === 'label') {
-    const [name, ...labels] = rest.filter((a) => !a.startsWith('--'));
-    return nodeUpdate(sub, [name ?? '', ...rest.filter((a) => a.startsWith('--'))], { labels });
-  }
   throw new UsageError(`node ${sub ?? ''}: use node ls|inspect|drain|activate|label|rm`);
 }
 
@@ -50,16 +45,17 @@ async function nodeInspect(args: string[]): Promise<number> {
   return 0;
 }
 
-async function nodeUpdate(
-  sub: string,
-  args: string[],
-  change: { availability?: string; labels?: string[] },
-): Promise<number> {
+/** node drain|activate NODE, node label NODE KEY=VALUE... KEY-... */
+async function nodeUpdate(sub: 'drain' | 'activate' | 'label', args: string[]): Promise<number> {
   const { values, positionals } = parse(`node ${sub}`, args, { ...DATA_DIR, ...JSON_OUTPUT });
-  const [name] = positionals;
+  const [name, ...labels] = positionals;
   if (!name) throw new UsageError(`node ${sub} needs a node ID or address`);
-  if (sub === 'label' && (change.labels ?? []).length === 0)
+  if (sub === 'label' && labels.length === 0)
     throw new UsageError('node label needs KEY=VALUE (add) or KEY- (remove)');
+  if (sub !== 'label' && labels.length > 0)
+    throw new UsageError(`node ${sub} takes one node, got ${positionals.join(' ')}`);
+  const change =
+    sub === 'label' ? { labels } : { availability: sub === 'drain' ? 'drain' : 'active' };
   const result = (await callAgent(dataDirOf(values), 'POST', '/v1/node', {
     node: name,
     ...change,

@@ -306,6 +306,42 @@ dockerTest('scale up and down, drain a node, rm the stack: no container left', a
   }
 });
 
+dockerTest('a node label set with mesh node label steers a placement constraint', async (t) => {
+  const [a, , c] = agents as [AgentProcess, AgentProcess, AgentProcess];
+  t.teardown(async () => {
+    await cli(a, 'rm', 'edge');
+  });
+  const edge = nodeIdOf(c);
+  const labelled = await cli(a, 'node', 'label', edge, 'zone=edge', 'tier=2');
+  t.is(labelled.code, 0, labelled.stderr);
+  t.regex(labelled.stdout, /labels \{"zone":"edge","tier":"2"\}/);
+  const file = stackFile(
+    'edge.yml',
+    `
+services:
+  cache:
+    image: ${TEST_IMAGE}
+    command: ["sleep", "600"]
+    stop_grace_period: 1s
+    deploy:
+      replicas: 2
+      placement: { constraints: ["node.labels.zone == edge"] }
+`,
+  );
+  const deployed = await cli(a, 'deploy', '-c', file, 'edge');
+  t.is(deployed.code, 0, deployed.stderr);
+  const tasks = await tasksWhen(a, 'cache', allRunning(2), 'both cache tasks running');
+  t.deepEqual(
+    tasks.map((task) => task.node),
+    [edge, edge],
+  );
+  t.is((await cli(a, 'node', 'label', edge, 'tier-')).code, 0);
+  const node = JSON.parse((await cli(a, 'node', 'inspect', edge)).stdout) as {
+    userLabels: Record<string, string>;
+  };
+  t.deepEqual(node.userLabels, { zone: 'edge' });
+});
+
 const UPDATABLE = (command: string) => `
 services:
   api:
