@@ -127,7 +127,11 @@ export function schedule(
     if (service.mode === 'replicated') {
       const bySlot = new Map<number, Task>();
       for (const task of own.sort((a, b) => b.serviceVersion - a.serviceVersion)) {
-        if (task.slot > service.replicas) stop(task, `scaled down to ${service.replicas}`);
+        const node = task.nodeId ? byId.get(task.nodeId) : undefined;
+        // As Swarm's constraint enforcer: a label changed since, so the task goes elsewhere.
+        if (node && !satisfies(node, service.constraints))
+          stop(task, `node ${node.id} no longer satisfies ${service.constraints.join(', ')}`);
+        else if (task.slot > service.replicas) stop(task, `scaled down to ${service.replicas}`);
         else if (bySlot.has(task.slot)) stop(task, 'a newer task holds its slot');
         else bySlot.set(task.slot, task);
       }

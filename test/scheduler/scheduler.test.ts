@@ -259,3 +259,17 @@ test('tasks go only to nodes offering their runtime; with none, they wait and sa
   );
   t.is(processes.create[0]?.nodeId, 'a');
 });
+
+test('a replica on a node that no longer satisfies the constraints moves', (t) => {
+  const web = service('web', { replicas: 1, constraints: ['node.labels.zone==a'] });
+  const before = [node('n1', { labels: { zone: 'a' } }), node('n2', { labels: { zone: 'a' } })];
+  const placed = schedule([web], before, [], 0, undefined, ids);
+  const [task] = placed.create;
+  t.is(task?.nodeId, 'n1');
+  const relabelled = [node('n1', { labels: { zone: 'b' } }), before[1] as NodeInfo];
+  const plan = schedule([web], relabelled, placed.create, 0, undefined, ids);
+  t.deepEqual(plan.stop, [
+    { taskId: task?.id as string, reason: 'node n1 no longer satisfies node.labels.zone==a' },
+  ]);
+  t.is(plan.create[0]?.nodeId, 'n2');
+});

@@ -340,6 +340,18 @@ services:
     userLabels: Record<string, string>;
   };
   t.deepEqual(node.userLabels, { zone: 'edge' });
+  // Without the label the tasks no longer fit there, and nowhere else: they wait, saying why.
+  t.is((await cli(a, 'node', 'label', edge, 'zone-')).code, 0);
+  const waiting = await tasksWhen(
+    a,
+    'cache',
+    (all) => all.length === 2 && all.every((task) => task.state === 'pending'),
+    'both cache tasks pending',
+  );
+  t.regex(
+    waiting[0]?.reason ?? '',
+    /^no node satisfies the constraints: node\.labels\.zone == edge$/,
+  );
 });
 
 const UPDATABLE = (command: string) => `
