@@ -63,7 +63,9 @@ test.serial('five agents: crash is detected, restart rejoins, leaving is not dyi
   const restarted = spawnAgent(root, 'a3', ['agent']);
   agents[2] = restarted;
   await waitForControl(restarted);
-  await seenEverywhere(victimRow.address, 'alive', 15_000, others);
+  // Generous: under CI load (every test file's agents and containers at once) rejoining has
+  // taken over 15 s; this asserts that it happens, not how fast.
+  await seenEverywhere(victimRow.address, 'alive', 30_000, others);
   const again = (await nodesSeenBy(restarted.dataDir)).find((n) => n.self);
   t.is(again?.id, victimRow.id, 'the restarted agent kept its node ID');
 
