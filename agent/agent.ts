@@ -207,6 +207,10 @@ export class Agent {
 
   private async start(seeds: string[]): Promise<void> {
     const { cluster, identity, ca, log } = this;
+    // Before listening, so that peers never meet a node that answers but does not gossip yet.
+    // Gossiped with the node's metadata: the scheduler gives Docker tasks only to nodes with an engine.
+    const docker = await this.dockerRuntime();
+    this.dockerMissing = docker.missing;
     const join = ca
       ? new JoinService({ ca, secret: () => cluster.joinSecret ?? '', log })
       : undefined;
@@ -234,9 +238,6 @@ export class Agent {
         log.info({ removed: id, serial: node.serial }, 'node removed: its certificate is refused');
       transport.revoke(node.serial);
     });
-    // Gossiped with the node's metadata: the scheduler gives Docker tasks only to nodes with an engine.
-    const docker = await this.dockerRuntime();
-    this.dockerMissing = docker.missing;
     const membership = new Membership({
       transport,
       log,
