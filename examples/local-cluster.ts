@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { NodeRow } from '../agent/control-api.js';
+import { DataDir } from '../agent/datadir.js';
 
 export type { NodeRow };
 
@@ -61,6 +62,11 @@ export async function nodesSeenBy(dataDir: string): Promise<NodeRow[]> {
   const { code, stdout, stderr } = await mesh('node', 'ls', '--json', '--data-dir', dataDir);
   if (code !== 0) throw new Error(`node ls failed: ${stderr}`);
   return JSON.parse(stdout) as NodeRow[];
+}
+
+/** The node ID an agent's data dir holds. */
+export async function nodeIdOf(agent: AgentProcess): Promise<string> {
+  return (await new DataDir(agent.dataDir).readCluster()).nodeId;
 }
 
 /** Waits until the agent's control API answers, or fails at the deadline. */

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import test from 'ava';
 import {
   type AgentProcess,
   mesh,
+  nodeIdOf,
   nodesSeenBy,
   spawnAgent,
   startCluster,
@@ -24,14 +24,10 @@ test.after.always(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const nodeIdOf = (agent: AgentProcess) =>
-  (JSON.parse(readFileSync(join(agent.dataDir, 'cluster.json'), 'utf8')) as { nodeId: string })
-    .nodeId;
-
 test('node rm revokes a node for good: refused while alive, then refused everywhere, also after restarts', async (t) => {
   agents.push(...(await startCluster(root, HOSTS, 'rm')));
   const [a, b, c] = agents as [AgentProcess, AgentProcess, AgentProcess];
-  const gone = nodeIdOf(c);
+  const gone = await nodeIdOf(c);
   await eventually(
     async () => {
       const nodes = await nodesSeenBy(a.dataDir);

@@ -6,12 +6,13 @@
  *   npm run bench:reschedule -- [--trials 10] [--replicas 6] [--json]
  */
 import { writeFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import {
   type AgentProcess,
   mesh,
+  nodeIdOf,
   spawnAgent,
   startCluster,
   stopAgents,
@@ -23,10 +24,6 @@ import { removeLabelled } from '../helpers/containers.js';
 import { note, option, report, status, summary, tasks, until } from './harness.js';
 
 const HOSTS = ['127.0.23.1', '127.0.23.2', '127.0.23.3'];
-
-const nodeIdOf = async (agent: AgentProcess) =>
-  (JSON.parse(await readFile(join(agent.dataDir, 'cluster.json'), 'utf8')) as { nodeId: string })
-    .nodeId;
 
 async function main(): Promise<void> {
   const trials = option('trials', 10);

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
@@ -6,6 +6,7 @@ import type { NodeRow, StackRow, StatusResponse, TaskRow } from '../../agent/con
 import {
   type AgentProcess,
   mesh,
+  nodeIdOf,
   spawnAgent,
   startCluster,
   stopAgents,
@@ -56,10 +57,6 @@ async function json<T>(agent: AgentProcess, ...args: string[]): Promise<T> {
   if (code !== 0) throw new Error(`mesh ${args.join(' ')} failed: ${stderr}`);
   return JSON.parse(stdout) as T;
 }
-
-const nodeIdOf = (agent: AgentProcess) =>
-  (JSON.parse(readFileSync(join(agent.dataDir, 'cluster.json'), 'utf8')) as { nodeId: string })
-    .nodeId;
 
 /** Running tasks of a service, once `check` holds for them. */
 function tasksWhen(
@@ -234,7 +231,7 @@ dockerTest(
   'kill -9 an agent and remove its containers: its replicas come up on the others',
   async (t) => {
     const [a, b] = agents as [AgentProcess, AgentProcess];
-    const lost = nodeIdOf(b);
+    const lost = await nodeIdOf(b);
     b.child.kill('SIGKILL');
     await b.exited;
     if (!('skip' in engine)) await removeLabelled(engine.docker, `mesh.node=${lost}`);
@@ -270,7 +267,7 @@ dockerTest('scale up and down, drain a node, rm the stack: no container left', a
   const two = await tasksWhen(a, 'web', allRunning(2), '2 web tasks');
   t.deepEqual(two.map((x) => x.slot).sort(), [1, 2], 'scale-down keeps the lowest slots');
 
-  const drained = nodeIdOf(c);
+  const drained = await nodeIdOf(c);
   const drain = await cli(a, 'node', 'drain', drained);
   t.is(drain.code, 0, drain.stderr);
   await tasksWhen(
@@ -311,7 +308,7 @@ dockerTest('a node label set with mesh node label steers a placement constraint'
   t.teardown(async () => {
     await cli(a, 'rm', 'edge');
   });
-  const edge = nodeIdOf(c);
+  const edge = await nodeIdOf(c);
   const labelled = await cli(a, 'node', 'label', edge, 'zone=edge', 'tier=2');
   t.is(labelled.code, 0, labelled.stderr);
   t.regex(labelled.stdout, /labels \{"zone":"edge","tier":"2"\}/);
