@@ -6,18 +6,15 @@
  *   npm run bench:deploy -- [--replicas 12] [--rounds 3] [--json]
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { mesh, startCluster, stopAgents, testDirectory } from '../../examples/local-cluster.js';
 import { ensureTestImage, TEST_IMAGE } from '../../examples/test-image.js';
 import { removeLabelled } from '../helpers/containers.js';
-import { note, option, report, status, until } from './harness.js';
+import { note, option, report, status, until, WEB_COMMAND, writeWebStack } from './harness.js';
 
 const HOSTS = ['127.0.24.1', '127.0.24.2', '127.0.24.3'];
-const COMMAND = ['httpd', '-f', '-p', '8080', '-h', '/www'];
 const BASELINE_LABEL = 'mesh-bench=deploy-baseline';
 const run = promisify(execFile);
 
@@ -34,7 +31,7 @@ async function dockerRun(replicas: number): Promise<number> {
         '-p',
         `${HOSTS[i % HOSTS.length]}::8080`,
         TEST_IMAGE,
-        ...COMMAND,
+        ...WEB_COMMAND,
       ]),
     ),
   );
@@ -50,11 +47,7 @@ async function main(): Promise<void> {
   const docker = new Docker();
   await ensureTestImage(docker);
   const root = await testDirectory('bench-deploy');
-  const file = join(root, 'stack.yml');
-  writeFileSync(
-    file,
-    `services:\n  web:\n    image: ${TEST_IMAGE}\n    command: ${JSON.stringify(COMMAND)}\n    ports: ["8080"]\n    stop_grace_period: 1s\n    deploy:\n      replicas: ${replicas}\n`,
-  );
+  const file = writeWebStack(root, replicas);
   const agents = await startCluster(root, HOSTS, 'n');
   const clusterId = (await status(agents[0] as (typeof agents)[number])).clusterId;
   const dataDir = agents[0]?.dataDir ?? '';

@@ -1,9 +1,12 @@
 /** What the multi-process benchmarks share: options, polling, percentiles, agent calls. */
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { StatusResponse, TaskRow } from '../../agent/control-api.js';
 import { callAgent } from '../../cli/control-client.js';
 import type { AgentProcess } from '../../examples/local-cluster.js';
-
-export const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { TEST_IMAGE } from '../../examples/test-image.js';
+import { eventually } from '../helpers/poll.js';
 
 export function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -12,19 +15,30 @@ export function option(name: string, fallback: number): number {
 
 export const jsonOutput = process.argv.includes('--json');
 
-/** Polls every 10 ms until check returns a value; errors count as "not yet". */
-export async function until<T>(
+/** Polls every 10 ms until check returns a value; errors (an agent restarting) count as "not yet". */
+export function until<T>(
   what: string,
   timeoutMs: number,
   check: () => Promise<T | undefined>,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await pause(10);
-  }
+  return eventually(() => check().catch(() => undefined), {
+    what,
+    timeoutMs,
+    intervalMs: 10,
+  }) as Promise<T>;
+}
+
+/** The command of the benchmarks' web service: busybox httpd on 8080. */
+export const WEB_COMMAND = ['httpd', '-f', '-p', '8080', '-h', '/www'];
+
+/** Writes a stack file of one web service with this many replicas; returns its path. */
+export function writeWebStack(root: string, replicas: number): string {
+  const file = join(root, 'stack.yml');
+  writeFileSync(
+    file,
+    `services:\n  web:\n    image: ${TEST_IMAGE}\n    command: ${JSON.stringify(WEB_COMMAND)}\n    ports: ["8080"]\n    stop_grace_period: 1s\n    deploy:\n      replicas: ${replicas}\n`,
+  );
+  return file;
 }
 
 export const status = (agent: AgentProcess) =>

@@ -5,9 +5,7 @@
  *
  *   npm run bench:reschedule -- [--trials 10] [--replicas 6] [--json]
  */
-import { writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import Docker from 'dockerode';
 import {
   type AgentProcess,
@@ -19,9 +17,9 @@ import {
   testDirectory,
   waitForControl,
 } from '../../examples/local-cluster.js';
-import { ensureTestImage, TEST_IMAGE } from '../../examples/test-image.js';
+import { ensureTestImage } from '../../examples/test-image.js';
 import { removeLabelled } from '../helpers/containers.js';
-import { note, option, report, status, summary, tasks, until } from './harness.js';
+import { note, option, report, status, summary, tasks, until, writeWebStack } from './harness.js';
 
 const HOSTS = ['127.0.23.1', '127.0.23.2', '127.0.23.3'];
 
@@ -31,11 +29,7 @@ async function main(): Promise<void> {
   const docker = new Docker();
   await ensureTestImage(docker);
   const root = await testDirectory('reschedule');
-  const file = join(root, 'stack.yml');
-  writeFileSync(
-    file,
-    `services:\n  web:\n    image: ${TEST_IMAGE}\n    command: httpd -f -p 8080 -h /www\n    ports: ["8080"]\n    stop_grace_period: 1s\n    deploy:\n      replicas: ${replicas}\n`,
-  );
+  const file = writeWebStack(root, replicas);
   const agents = await startCluster(root, HOSTS, 'n');
   const clusterId = (await status(agents[0] as AgentProcess)).clusterId;
   try {
