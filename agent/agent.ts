@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import Docker from 'dockerode';
+import type { NodeRecord } from '../mesh/api/nodes.js';
 import { joinCluster } from '../mesh/join/client.js';
 import { JoinService } from '../mesh/join/service.js';
 import { createLogger, type Logger } from '../mesh/log.js';
@@ -9,7 +10,7 @@ import { describeCertificate } from '../mesh/pki/certificate.js';
 import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity.js';
 import { generateKeyPair } from '../mesh/pki/keys.js';
 import { decodeJoinToken, encodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
-import { MembershipSync, type NodeRecord } from '../mesh/raft/membership-sync.js';
+import { MembershipSync } from '../mesh/raft/membership-sync.js';
 import { RaftNode } from '../mesh/raft/node.js';
 import { RaftStorage } from '../mesh/raft/storage.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';

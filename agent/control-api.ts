@@ -2,7 +2,7 @@
  * The control API's contract: what the agent answers on its unix socket, and what the CLI (and
  * anything else that speaks to an agent) reads. Types only.
  */
-import type { ServiceDefinition } from '../mesh/state/model.js';
+import type { ServiceDefinition } from '../mesh/api/services.js';
 
 export interface RaftStatus {
   role: string;

@@ -1,6 +1,6 @@
-import type { NodeRecord } from '../mesh/raft/membership-sync.js';
+import type { NodeRecord } from '../mesh/api/nodes.js';
+import type { TaskRecord } from '../mesh/api/tasks.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
-import type { TaskRecord } from '../mesh/state/model.js';
 import type { Transport } from '../mesh/transport/transport.js';
 import { ControlError } from './control.js';
 import type { LogsResponse } from './control-api.js';

@@ -1,5 +1,5 @@
-import type { NodeRecord } from '../mesh/raft/membership-sync.js';
-import type { TaskRecord, TaskStatus } from '../mesh/state/model.js';
+import type { NodeRecord } from '../mesh/api/nodes.js';
+import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
 import { ControlError } from './control.js';
 import { type StateAccess, writeConditionally } from './stacks.js';
 

@@ -1,19 +1,20 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { NodeRecord } from '../mesh/raft/membership-sync.js';
+import type { NodeRecord } from '../mesh/api/nodes.js';
+import {
+  definitionOf,
+  rolledBack,
+  type ServiceDefinition,
+  type ServiceRecord,
+  serviceId,
+} from '../mesh/api/services.js';
+import { isValidName, type StackRecord } from '../mesh/api/stacks.js';
+import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
 import type { ClusterState, Outcome, Write } from '../mesh/state/cluster-state.js';
-import type {
-  ServiceDefinition,
-  ServiceRecord,
-  StackRecord,
-  TaskRecord,
-  TaskStatus,
-} from '../mesh/state/model.js';
 import { ControlError } from './control.js';
 import type { DeployRequest, DeployResponse, StackRow, TaskRow } from './control-api.js';
-import { nodeOf, rolledBack, serviceId } from './orchestrator/plan.js';
 import { ConstraintError, parseConstraint, satisfies } from './scheduler/constraints.js';
+import { nodeInfoOf } from './scheduler/model.js';
 
-const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 // Writes race the orchestrator's and nodes' reports; a conditional write that lost is retried.
 const ATTEMPTS = 5;
 
@@ -41,20 +42,9 @@ function template(definition: ServiceDefinition): ServiceDefinition {
   return { ...definition, replicas: 0 };
 }
 
-function definitionOf(record: ServiceRecord): ServiceDefinition {
-  const {
-    version: _version,
-    updatedAt: _updatedAt,
-    previous: _previous,
-    rollingBack: _rollingBack,
-    ...definition
-  } = record;
-  return definition;
-}
-
 function checkRequest(body: unknown): DeployRequest {
   const request = body as DeployRequest;
-  if (typeof request?.stack !== 'string' || !NAME.test(request.stack))
+  if (!isValidName(request?.stack))
     throw new ControlError(
       400,
       `stack name "${String(request?.stack)}" must be lowercase letters, digits, - and _`,
@@ -62,7 +52,7 @@ function checkRequest(body: unknown): DeployRequest {
   if (!Array.isArray(request.services) || request.services.length === 0)
     throw new ControlError(400, `stack ${request.stack} declares no services`);
   for (const service of request.services) {
-    if (typeof service?.name !== 'string' || !NAME.test(service.name))
+    if (!isValidName(service?.name))
       throw new ControlError(400, `service name "${String(service?.name)}" is not valid`);
     if (service.stack !== request.stack)
       throw new ControlError(400, `service ${service.name} names stack ${service.stack}`);
@@ -279,7 +269,7 @@ export class Stacks {
     const nodes = this.state
       .list<NodeRecord>('nodes')
       .filter((n) => n.value.status !== 'left' && n.value.status !== 'removed')
-      .map(nodeOf);
+      .map(nodeInfoOf);
     for (const service of services) {
       const constraints = service.placement?.constraints ?? [];
       try {

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { NodeRecord } from '../../mesh/raft/membership-sync.js';
+import type { NodeRecord } from '../../mesh/api/nodes.js';
+import type { ServiceRecord } from '../../mesh/api/services.js';
+import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
-import type { ServiceRecord, TaskRecord, TaskStatus } from '../../mesh/state/model.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from '../scheduler/scheduler.js';
 import { type ClusterView, orchestrate } from './plan.js';
 

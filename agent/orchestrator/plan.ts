@@ -1,12 +1,8 @@
-import type { NodeRecord } from '../../mesh/raft/membership-sync.js';
+import type { NodeRecord } from '../../mesh/api/nodes.js';
+import { rolledBack, type ServiceRecord, serviceId } from '../../mesh/api/services.js';
+import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { StoredObject, Write } from '../../mesh/state/cluster-state.js';
-import {
-  FINAL_STATES,
-  type ServiceRecord,
-  type TaskRecord,
-  type TaskStatus,
-} from '../../mesh/state/model.js';
-import type { NodeInfo, ServiceSpec } from '../scheduler/model.js';
+import { nodeInfoOf, type ServiceSpec } from '../scheduler/model.js';
 import { type SchedulerOptions, schedule } from '../scheduler/scheduler.js';
 
 /** The replicated state the leader plans from. */
@@ -15,26 +11,6 @@ export interface ClusterView {
   nodes: Array<StoredObject<NodeRecord>>;
   tasks: Array<StoredObject<TaskRecord>>;
   statuses: Map<string, TaskStatus>;
-}
-
-/** The service as it was before its last update, as a new version that rolls out per rollback_config. */
-export function rolledBack(service: ServiceRecord, updatedAt: string): ServiceRecord {
-  const { previous, rollingBack: _, ...current } = service;
-  if (!previous) throw new Error(`service ${serviceId(service)} has no earlier version`);
-  const { version: _version, updatedAt: _updatedAt, ...definition } = current;
-  return {
-    ...previous,
-    // Scaling since then stays: a rollback restores the task template, not the replica count.
-    replicas: service.replicas,
-    version: service.version + 1,
-    updatedAt,
-    previous: definition,
-    rollingBack: true,
-  };
-}
-
-export function serviceId(service: Pick<ServiceRecord, 'stack' | 'name'>): string {
-  return `${service.stack}.${service.name}`;
 }
 
 function specOf(service: ServiceRecord): ServiceSpec {
@@ -47,21 +23,6 @@ function specOf(service: ServiceRecord): ServiceSpec {
     constraints: service.placement.constraints,
     maxReplicasPerNode: service.placement.maxReplicasPerNode,
     version: service.version,
-  };
-}
-
-export function nodeOf({ id, value }: StoredObject<NodeRecord>): NodeInfo {
-  const unreachable = value.status === 'suspect' || value.status === 'down';
-  return {
-    id,
-    hostname: value.hostname,
-    labels: { ...value.labels, ...value.userLabels },
-    runtimes: value.runtimes,
-    capacity: value.capacity,
-    status:
-      value.status === 'suspect' ? 'down' : value.status === 'removed' ? 'left' : value.status,
-    downSince: unreachable ? value.since : undefined,
-    availability: value.availability,
   };
 }
 
@@ -136,7 +97,7 @@ export function orchestrate(
   );
   const plan = schedule(
     view.services.map((s) => specOf(s.value)),
-    view.nodes.map(nodeOf),
+    view.nodes.map(nodeInfoOf),
     planned,
     now,
     options,

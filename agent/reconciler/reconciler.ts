@@ -1,11 +1,7 @@
 import type { Logger } from 'pino';
+import type { ServiceRecord } from '../../mesh/api/services.js';
+import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
-import {
-  FINAL_STATES,
-  type ServiceRecord,
-  type TaskRecord,
-  type TaskStatus,
-} from '../../mesh/state/model.js';
 import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
 import { StatusReporter } from './reporter.js';
 import { afterExit } from './restart.js';

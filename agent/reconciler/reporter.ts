@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
+import type { TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
-import type { TaskStatus } from '../../mesh/state/model.js';
 
 /**
  * What a node tells the cluster about its tasks: each status is proposed through the leader and

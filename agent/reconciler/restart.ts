@@ -1,4 +1,4 @@
-import type { RestartPolicy } from '../../mesh/state/model.js';
+import type { RestartPolicy } from '../../mesh/api/services.js';
 
 export type AfterExit =
   | { restart: true; delayMs: number; reason: string }

@@ -1,4 +1,5 @@
-import type { Healthcheck } from '../../mesh/state/model.js';
+import type { Healthcheck } from '../../mesh/api/services.js';
+import type { PublishedPort } from '../../mesh/api/tasks.js';
 
 /** What a runtime needs to run one task of a service. */
 export interface TaskSpec {
@@ -25,17 +26,18 @@ export interface LogPage {
   cursor: string;
 }
 
-export type TaskState = 'running' | 'exited' | 'failed';
+/** What a runtime sees of a task's container or process (the cluster's TaskState says more). */
+export type ObservedState = 'running' | 'exited' | 'failed';
 
 /** A task as the runtime sees it now. */
 export interface TaskObservation {
   taskId: string;
-  state: TaskState;
+  state: ObservedState;
   exitCode?: number;
   /** Why it failed or exited, in words (a pull error, an OOM kill, ...). */
   reason?: string;
   /** The host port each published container port landed on. */
-  ports: Array<{ target: number; protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number }>;
+  ports: PublishedPort[];
   startedAt?: string;
   /** Only for tasks with a health check, while running. */
   health?: { status: 'starting' | 'healthy' | 'unhealthy'; detail?: string };

@@ -1,4 +1,6 @@
-import type { TaskRecord } from '../../mesh/state/model.js';
+import { type NodeRecord, nodeLabels } from '../../mesh/api/nodes.js';
+import type { TaskRecord } from '../../mesh/api/tasks.js';
+import type { StoredObject } from '../../mesh/state/cluster-state.js';
 
 /** What the scheduler reads: desired services, the nodes, and the tasks that exist. */
 export interface ServiceSpec {
@@ -38,4 +40,20 @@ export interface Plan {
   create: Task[];
   /** Tasks to shut down, and why. */
   stop: Array<{ taskId: string; reason: string }>;
+}
+
+/** A node as the scheduler sees it, from what the cluster records. */
+export function nodeInfoOf({ id, value }: StoredObject<NodeRecord>): NodeInfo {
+  const unreachable = value.status === 'suspect' || value.status === 'down';
+  return {
+    id,
+    hostname: value.hostname,
+    labels: nodeLabels(value),
+    runtimes: value.runtimes,
+    capacity: value.capacity,
+    status:
+      value.status === 'suspect' ? 'down' : value.status === 'removed' ? 'left' : value.status,
+    downSince: unreachable ? value.since : undefined,
+    availability: value.availability,
+  };
 }

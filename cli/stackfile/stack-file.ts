@@ -6,7 +6,8 @@ import type {
   RestartPolicy,
   ServiceDefinition,
   UpdatePolicy,
-} from '../../mesh/state/model.js';
+} from '../../mesh/api/services.js';
+import { isValidName } from '../../mesh/api/stacks.js';
 import { IGNORED_DEPLOY, IGNORED_SERVICE, IGNORED_TOP, NEWER_THAN_SCHEMA } from './keys.js';
 import { checkSchema } from './schema.js';
 import { type KeyPath, type Problem, Source, StackFileError } from './source.js';
@@ -29,7 +30,6 @@ export interface StackFile {
 
 type Raw = Record<string, unknown>;
 
-const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DEFAULT_UPDATE: UpdatePolicy = {
   parallelism: 1,
   delayMs: 0,
@@ -88,7 +88,7 @@ export function readStackFile(
     throw new StackFileError([
       source.problem([], 'no stack name: pass one (mesh deploy -c FILE STACK) or set "name:"'),
     ]);
-  if (!NAME.test(stack))
+  if (!isValidName(stack))
     throw new StackFileError([
       source.problem(
         stackName ? [] : ['name'],
@@ -104,7 +104,7 @@ export function readStackFile(
   const context = { source, dir: dirname(resolve(file)), ignore, problems, env };
   const definitions = Object.entries(services).flatMap(([name, raw]) => {
     const at: KeyPath = ['services', name];
-    if (!NAME.test(name)) {
+    if (!isValidName(name)) {
       problems.push(
         source.problem(at, 'a service name is lowercase letters, digits, - and _', true),
       );

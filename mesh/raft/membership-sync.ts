@@ -1,36 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
+import type { NodeRecord } from '../api/nodes.js';
 import type { Membership as Gossip } from '../membership/runtime.js';
 import type { Member } from '../membership/state.js';
 import type { ClusterState } from '../state/cluster-state.js';
 import type { RaftNode } from './node.js';
 import { RaftError } from './raft.js';
 import { DEFAULT_VOTER_POLICY, type Health, nextMembership, type VoterPolicy } from './voters.js';
-
-/** A node as the replicated state records it, for the scheduler and for `mesh node ls`. */
-export interface NodeRecord {
-  address: string;
-  hostname: string;
-  /**
-   * Suspect: some node failed to reach it; the scheduler counts that as down, after a grace.
-   * Removed: `mesh node rm`; its certificate is refused everywhere and the record stays so.
-   */
-  status: 'ready' | 'suspect' | 'down' | 'left' | 'removed';
-  /** When the leader saw the status begin (ms since the epoch). */
-  since: number;
-  /** The agent's own labels (its --label flags). */
-  labels: Record<string, string>;
-  capacity: { cpus: number; memoryBytes: number };
-  version: string;
-  /** Its certificate's serial (normalized), revoked when the node is removed. */
-  serial: string;
-  /** The task runtimes it offers. */
-  runtimes: string[];
-  /** `mesh node drain|activate`: a drained node runs nothing. */
-  availability: 'active' | 'drain';
-  /** `mesh node label`: set through the cluster, they win over the agent's own. */
-  userLabels: Record<string, string>;
-}
 
 const STATUS_OF = { alive: 'ready', suspect: 'suspect', dead: 'down', left: 'left' } as const;
 

@@ -1,8 +1,9 @@
 import test from 'ava';
 import { type ClusterView, orchestrate } from '../../agent/orchestrator/plan.js';
-import type { NodeRecord } from '../../mesh/raft/membership-sync.js';
+import type { NodeRecord } from '../../mesh/api/nodes.js';
+import type { ServiceRecord } from '../../mesh/api/services.js';
+import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 import type { Write } from '../../mesh/state/cluster-state.js';
-import type { ServiceRecord, TaskRecord, TaskStatus } from '../../mesh/state/model.js';
 
 const NOW = 1_000_000;
 const options = { rescheduleAfterMs: 2000 };

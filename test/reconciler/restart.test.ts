@@ -1,6 +1,6 @@
 import test from 'ava';
 import { afterExit } from '../../agent/reconciler/restart.js';
-import type { RestartPolicy } from '../../mesh/state/model.js';
+import type { RestartPolicy } from '../../mesh/api/services.js';
 
 const policy = (p: Partial<RestartPolicy>): RestartPolicy => ({
   condition: 'any',

@@ -1,8 +1,10 @@
 /**
- * The cluster's data model: what `mesh deploy` writes (stacks, services), what the leader plans
- * (tasks) and what each node reports about the tasks it runs (statuses). Types only; every node
- * holds all of it in its replica.
+ * Services: what `mesh deploy` writes, one record per service of a stack, and the pure helpers on
+ * them. Every node holds all of them in its replica.
  */
+
+/** Where a service's tasks run: Docker containers, or plain processes (x-mesh runtime: process). */
+export type RuntimeKind = 'docker' | 'process';
 
 export interface PortSpec {
   target: number;
@@ -41,7 +43,7 @@ export interface Healthcheck {
 export interface ServiceDefinition {
   stack: string;
   name: string;
-  runtime: 'docker' | 'process';
+  runtime: RuntimeKind;
   image: string;
   command?: string[];
   entrypoint?: string[];
@@ -81,52 +83,34 @@ export interface ServiceRecord extends ServiceDefinition {
   rollingBack?: boolean;
 }
 
-/** stacks/<name> */
-export interface StackRecord {
-  name: string;
-  services: string[];
-  deployedAt: string;
+/** A service's ID: `${stack}.${name}`. */
+export function serviceId(service: Pick<ServiceDefinition, 'stack' | 'name'>): string {
+  return `${service.stack}.${service.name}`;
 }
 
-/** tasks/<id>: written by the leader only. */
-export interface TaskRecord {
-  id: string;
-  /** `${stack}.${service}` */
-  serviceId: string;
-  /** Replicated: 1..replicas. Global: 0 (the node is the slot). */
-  slot: number;
-  serviceVersion: number;
-  /** Null while pending: no node fits. */
-  nodeId: string | null;
-  /** Global mode: the node this task is for, even while it waits for room there. */
-  forNode?: string;
-  desired: 'running' | 'shutdown';
-  reservations: { cpus: number; memoryBytes: number };
-  /** Why it is pending or being shut down, in words a user can act on. */
-  reason?: string;
-  createdAt?: string;
+/** The definition the user declared, without what the cluster keeps beside it. */
+export function definitionOf(record: ServiceRecord): ServiceDefinition {
+  const {
+    version: _version,
+    updatedAt: _updatedAt,
+    previous: _previous,
+    rollingBack: _rollingBack,
+    ...definition
+  } = record;
+  return definition;
 }
 
-export type TaskState =
-  | 'starting'
-  | 'waiting'
-  | 'running'
-  | 'restarting'
-  | 'complete'
-  | 'failed'
-  | 'shutdown';
-
-/** statuses/<task id>: written by the node the task is assigned to. */
-export interface TaskStatus {
-  nodeId: string;
-  state: TaskState;
-  reason?: string;
-  exitCode?: number;
-  restarts: number;
-  since: string;
-  /** Where each published container port landed on the node. */
-  ports: Array<{ target: number; protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number }>;
+/** The service as it was before its last update, as a new version that rolls out per rollback_config. */
+export function rolledBack(service: ServiceRecord, updatedAt: string): ServiceRecord {
+  const { previous } = service;
+  if (!previous) throw new Error(`service ${serviceId(service)} has no earlier version`);
+  return {
+    ...previous,
+    // Scaling since then stays: a rollback restores the task template, not the replica count.
+    replicas: service.replicas,
+    version: service.version + 1,
+    updatedAt,
+    previous: definitionOf(service),
+    rollingBack: true,
+  };
 }
-
-/** The states a task ends in: nothing more happens to it unless the leader replaces it. */
-export const FINAL_STATES: ReadonlySet<TaskState> = new Set(['complete', 'failed', 'shutdown']);

@@ -1,0 +1,33 @@
+/** Nodes: what the leader records of each member, and what operators set on it. */
+
+/** A node as the replicated state records it, for the scheduler and for `mesh node ls`. */
+export interface NodeRecord {
+  address: string;
+  hostname: string;
+  /**
+   * Suspect: some node failed to reach it; the scheduler counts that as down, after a grace.
+   * Removed: `mesh node rm`; its certificate is refused everywhere and the record stays so.
+   */
+  status: 'ready' | 'suspect' | 'down' | 'left' | 'removed';
+  /** When the leader saw the status begin (ms since the epoch). */
+  since: number;
+  /** The agent's own labels (its --label flags). */
+  labels: Record<string, string>;
+  capacity: { cpus: number; memoryBytes: number };
+  version: string;
+  /** Its certificate's serial (normalized), revoked when the node is removed. */
+  serial: string;
+  /** The task runtimes it offers. */
+  runtimes: string[];
+  /** `mesh node drain|activate`: a drained node runs nothing. */
+  availability: 'active' | 'drain';
+  /** `mesh node label`: set through the cluster, they win over the agent's own. */
+  userLabels: Record<string, string>;
+}
+
+/** The labels placement constraints see: what an operator set wins over the agent's own. */
+export function nodeLabels(
+  node: Pick<NodeRecord, 'labels' | 'userLabels'>,
+): Record<string, string> {
+  return { ...node.labels, ...node.userLabels };
+}

@@ -1,0 +1,16 @@
+/** Stacks: the services `mesh deploy` declared together under one name. */
+
+/** stacks/<name> */
+export interface StackRecord {
+  name: string;
+  /** The names of its services (their IDs are `${stack}.${name}`). */
+  services: string[];
+  deployedAt: string;
+}
+
+/** What a stack or service name may be: it becomes part of IDs, container names and DNS names. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export function isValidName(name: unknown): name is string {
+  return typeof name === 'string' && NAME_PATTERN.test(name);
+}
