@@ -1,7 +1,10 @@
 /**
- * The control API's contract: what the agent answers on its unix socket, and what the CLI (and
- * anything else that speaks to an agent) reads. Types only.
+ * The control API's contract: every route the agent answers on its unix socket, what it is asked
+ * and what it answers, shared by the agent and the CLI (and anything else that speaks to an
+ * agent). A GET is asked through its query string, a POST through a JSON body.
  */
+import { join } from 'node:path';
+import type { NodeRecord } from '../mesh/api/nodes.js';
 import type { ServiceDefinition } from '../mesh/api/services.js';
 
 export interface RaftStatus {
@@ -22,7 +25,7 @@ export interface StatusResponse {
   clusterId: string;
   address: string;
   version: string;
-  raft?: RaftStatus;
+  raft: RaftStatus;
   members: { alive: number; suspect: number; dead: number; left: number };
 }
 
@@ -111,4 +114,68 @@ export interface LogsResponse {
   cursors: Record<string, string>;
   /** Tasks whose node did not answer, and why. */
   unreachable: Array<{ task: string; reason: string }>;
+}
+
+/** GET /v1/node: a node's record and the tasks assigned to it. */
+export interface NodeDetail extends Omit<NodeRecord, 'since'> {
+  id: string;
+  since: string;
+  tasks: Array<{ id: string; desired: 'running' | 'shutdown'; state: string }>;
+}
+
+/** POST /v1/node: availability and labels (KEY=VALUE adds, KEY- removes). */
+export interface NodeUpdateRequest {
+  node: string;
+  availability?: 'active' | 'drain';
+  labels?: string[];
+}
+
+/** A route: what it is asked (query or body) and what it answers. */
+interface Route<Request, Response> {
+  request: Request;
+  response: Response;
+}
+
+type Nothing = Record<string, never>;
+
+export interface ControlApi {
+  'GET /v1/status': Route<Nothing, StatusResponse>;
+  'GET /v1/nodes': Route<Nothing, NodesResponse>;
+  'GET /v1/token': Route<Nothing, TokenResponse>;
+  /** A new join secret: earlier tokens stop working. */
+  'POST /v1/token/rotate': Route<Nothing, TokenResponse>;
+  'POST /v1/stacks': Route<DeployRequest, DeployResponse>;
+  'GET /v1/stacks': Route<Nothing, StackRow[]>;
+  'POST /v1/stacks/rm': Route<{ stack: string }, { stack: string; services: string[] }>;
+  'POST /v1/services/scale': Route<
+    { service: string; replicas: number },
+    { service: string; replicas: number }
+  >;
+  'POST /v1/services/rollback': Route<{ service: string }, { service: string; version: number }>;
+  /** Tasks of a stack or a service by name, of a stack, of a service (its ID), or all. */
+  'GET /v1/tasks': Route<{ name?: string; stack?: string; service?: string }, TaskRow[]>;
+  'GET /v1/logs': Route<{ service: string; tail?: string; cursors?: string }, LogsResponse>;
+  'GET /v1/node': Route<{ node: string }, NodeDetail>;
+  'POST /v1/node': Route<NodeUpdateRequest, { id: string; node: NodeRecord }>;
+  /** Removes a node for good; a node still alive only with force. */
+  'POST /v1/node/rm': Route<{ node: string; force?: boolean }, { id: string }>;
+}
+
+export type RouteName = keyof ControlApi;
+export type RequestOf<R extends RouteName> = ControlApi[R]['request'];
+export type ResponseOf<R extends RouteName> = ControlApi[R]['response'];
+
+/**
+ * What the agent's handler of a route is given: the request's fields as sent, unchecked (the
+ * handler checks them), and what it must answer.
+ */
+export type ControlHandlers = {
+  [R in RouteName]: (
+    request: Partial<Record<keyof RequestOf<R>, unknown>>,
+  ) => ResponseOf<R> | Promise<ResponseOf<R>>;
+};
+
+/** The agent's socket, in its data dir. */
+export function controlSocketPath(dataDir: string): string {
+  return join(dataDir, 'control.sock');
 }

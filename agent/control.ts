@@ -1,26 +1,21 @@
 import { chmod, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-
-/** What a route is asked: the query string, and the JSON body of a POST. */
-export interface ControlRequest {
-  query: URLSearchParams;
-  body: unknown;
-}
-
-/** A control API route: returns the JSON body, or throws a ControlError for a non-200 answer. */
-export type Route = (request: ControlRequest) => unknown;
+import type { ControlHandlers, RouteName } from './control-api.js';
+import { ConflictError, InvalidError, NotFoundError } from './errors.js';
 
 // A stack of a few hundred services is well under this.
 const MAX_BODY_BYTES = 4 * 2 ** 20;
 
-export class ControlError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+class BodyTooLarge extends Error {}
+
+/** The HTTP status of a refusal: the one place where the agent's error kinds meet HTTP. */
+function statusOf(error: unknown): number {
+  if (error instanceof InvalidError) return 400;
+  if (error instanceof NotFoundError) return 404;
+  if (error instanceof ConflictError) return 409;
+  if (error instanceof BodyTooLarge) return 413;
+  return 500;
 }
 
 /**
@@ -31,7 +26,7 @@ export class ControlServer {
   private readonly server: Server;
 
   constructor(
-    private readonly routes: Record<string, Route>,
+    private readonly handlers: ControlHandlers,
     private readonly log: Logger,
   ) {
     this.server = createServer((request, response) => this.answer(request, response));
@@ -58,14 +53,20 @@ export class ControlServer {
   private async answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://agent');
     const key = `${request.method} ${url.pathname}`;
-    const route = this.routes[key];
     let status = 200;
     let body: unknown;
     try {
-      if (!route) throw new ControlError(404, `no such control API route: ${key}`);
-      body = await route({ query: url.searchParams, body: await readBody(request) });
+      const handler = Object.hasOwn(this.handlers, key)
+        ? (this.handlers[key as RouteName] as (request: unknown) => unknown)
+        : undefined;
+      if (!handler) throw new NotFoundError(`no such control API route: ${key}`);
+      const asked =
+        request.method === 'GET'
+          ? Object.fromEntries(url.searchParams)
+          : ((await readBody(request)) ?? {});
+      body = await handler(asked);
     } catch (error) {
-      status = error instanceof ControlError ? error.status : 500;
+      status = statusOf(error);
       body = { error: (error as Error).message };
       if (status === 500) this.log.error({ route: key, err: error }, 'control API request failed');
     }
@@ -80,13 +81,17 @@ async function readBody(request: IncomingMessage): Promise<unknown> {
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
     if (size > MAX_BODY_BYTES)
-      throw new ControlError(413, `request body over ${MAX_BODY_BYTES / 2 ** 20} MiB`);
+      throw new BodyTooLarge(`request body over ${MAX_BODY_BYTES / 2 ** 20} MiB`);
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return undefined;
+  let body: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (error) {
-    throw new ControlError(400, `request body is not JSON: ${(error as Error).message}`);
+    throw new InvalidError(`request body is not JSON: ${(error as Error).message}`);
   }
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new InvalidError('request body must be a JSON object');
+  return body;
 }

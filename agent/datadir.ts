@@ -2,6 +2,7 @@ import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
+import { controlSocketPath } from './control-api.js';
 
 /** What a node remembers between runs besides its keys. */
 export interface ClusterFile {
@@ -48,15 +49,15 @@ export class DataDir {
   constructor(readonly path: string) {}
 
   get controlSocket(): string {
-    return join(this.path, 'control.sock');
+    return controlSocketPath(this.path);
   }
 
-  /** Raft's write-ahead log and snapshot. */
   /** The process runtime's task state and output. */
   get tasksDir(): string {
     return join(this.path, 'tasks');
   }
 
+  /** Raft's write-ahead log and snapshot. */
   get raftDir(): string {
     return join(this.path, 'raft');
   }

@@ -1,11 +1,12 @@
 import type { NodeRecord } from '../mesh/api/nodes.js';
+import type { ServiceRecord } from '../mesh/api/services.js';
 import type { TaskRecord } from '../mesh/api/tasks.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
 import type { Transport } from '../mesh/transport/transport.js';
-import { ControlError } from './control.js';
 import type { LogsResponse } from './control-api.js';
-import type { Reconciler } from './reconciler/reconciler.js';
+import { InvalidError } from './errors.js';
 import type { LogPage } from './runtime/runtime.js';
+import type { Runtimes } from './runtime/runtimes.js';
 import type { Stacks } from './stacks.js';
 
 const LOGS = 'logs/v1';
@@ -35,25 +36,39 @@ export class ClusterLogs {
     private readonly nodeId: string,
     private readonly state: ClusterState,
     private readonly transport: Transport,
-    private readonly reconciler: Reconciler,
+    private readonly runtimes: Runtimes,
     private readonly stacks: Stacks,
   ) {
     transport.handle(LOGS, (body) => {
       const q = parseQuery(body);
-      return this.reconciler.logs(q.taskId, q.cursor, q.tail);
+      return this.local(q);
     });
   }
 
-  async gather(query: URLSearchParams): Promise<LogsResponse> {
-    const service = this.stacks.resolveService(query.get('service') ?? '');
-    const tail = Number(query.get('tail') ?? 100);
+  /** Output of one of this node's tasks, from the runtime that runs it. */
+  private local({ taskId, cursor, tail }: LogsQuery): Promise<LogPage> {
+    const task = this.state.get<TaskRecord>('tasks', taskId)?.value;
+    const service = task && this.state.get<ServiceRecord>('services', task.serviceId)?.value;
+    const runtime = service && this.runtimes.get(service.runtime);
+    return runtime
+      ? runtime.logs(taskId, cursor, tail)
+      : Promise.resolve({ lines: [], cursor: cursor ?? '0' });
+  }
+
+  async gather(query: {
+    service?: unknown;
+    tail?: unknown;
+    cursors?: unknown;
+  }): Promise<LogsResponse> {
+    const service = this.stacks.resolveService(String(query.service ?? ''));
+    const tail = Number(query.tail ?? 100);
     if (!Number.isSafeInteger(tail) || tail < 0)
-      throw new ControlError(400, `--tail must be a whole number, got "${query.get('tail')}"`);
+      throw new InvalidError(`--tail must be a whole number, got "${String(query.tail)}"`);
     let cursors: Record<string, string>;
     try {
-      cursors = JSON.parse(query.get('cursors') ?? '{}') as Record<string, string>;
+      cursors = JSON.parse(String(query.cursors ?? '{}')) as Record<string, string>;
     } catch (error) {
-      throw new ControlError(400, `cursors is not JSON: ${(error as Error).message}`);
+      throw new InvalidError(`cursors is not JSON: ${(error as Error).message}`);
     }
     const tasks = this.state
       .list<TaskRecord>('tasks')
@@ -78,8 +93,7 @@ export class ClusterLogs {
   }
 
   private async page(task: TaskRecord, query: LogsQuery): Promise<LogPage> {
-    if (task.nodeId === this.nodeId)
-      return this.reconciler.logs(query.taskId, query.cursor, query.tail);
+    if (task.nodeId === this.nodeId) return this.local(query);
     const node = this.state.get<NodeRecord>('nodes', task.nodeId as string)?.value;
     if (!node) throw new Error(`node ${task.nodeId} is not known`);
     const page = await this.transport.request(

@@ -9,33 +9,12 @@ import {
 } from '../mesh/api/services.js';
 import { isValidName, type StackRecord } from '../mesh/api/stacks.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
-import type { ClusterState, Outcome, Write } from '../mesh/state/cluster-state.js';
-import { ControlError } from './control.js';
+import type { ClusterState, Write } from '../mesh/state/cluster-state.js';
 import type { DeployRequest, DeployResponse, StackRow, TaskRow } from './control-api.js';
+import { ConflictError, InvalidError, NotFoundError } from './errors.js';
 import { ConstraintError, parseConstraint, satisfies } from './scheduler/constraints.js';
 import { nodeInfoOf } from './scheduler/model.js';
-
-// Writes race the orchestrator's and nodes' reports; a conditional write that lost is retried.
-const ATTEMPTS = 5;
-
-/** The replicated state, and the way to write it through the leader. */
-export interface StateAccess {
-  state: ClusterState;
-  propose: (command: unknown) => Promise<unknown>;
-}
-
-/** Retries a conditional batch built from the state as it is now, until it applies. */
-export async function writeConditionally(access: StateAccess, build: () => Write[]): Promise<void> {
-  let reason = '';
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const writes = build();
-    if (writes.length === 0) return;
-    const outcome = (await access.propose({ op: 'batch', writes })) as Outcome;
-    if (outcome.ok) return;
-    reason = outcome.reason;
-  }
-  throw new ControlError(409, `the cluster kept changing under this write: ${reason}`);
-}
+import type { StateAccess } from './state-access.js';
 
 /** The task template: everything but the replica count (scaling replaces no task). */
 function template(definition: ServiceDefinition): ServiceDefinition {
@@ -45,17 +24,16 @@ function template(definition: ServiceDefinition): ServiceDefinition {
 function checkRequest(body: unknown): DeployRequest {
   const request = body as DeployRequest;
   if (!isValidName(request?.stack))
-    throw new ControlError(
-      400,
+    throw new InvalidError(
       `stack name "${String(request?.stack)}" must be lowercase letters, digits, - and _`,
     );
   if (!Array.isArray(request.services) || request.services.length === 0)
-    throw new ControlError(400, `stack ${request.stack} declares no services`);
+    throw new InvalidError(`stack ${request.stack} declares no services`);
   for (const service of request.services) {
     if (!isValidName(service?.name))
-      throw new ControlError(400, `service name "${String(service?.name)}" is not valid`);
+      throw new InvalidError(`service name "${String(service?.name)}" is not valid`);
     if (service.stack !== request.stack)
-      throw new ControlError(400, `service ${service.name} names stack ${service.stack}`);
+      throw new InvalidError(`service ${service.name} names stack ${service.stack}`);
   }
   return request;
 }
@@ -73,7 +51,7 @@ export class Stacks {
     this.checkPlacement(request.services);
     this.checkPorts(request);
     const response: DeployResponse = { stack: request.stack, services: [] };
-    await writeConditionally(this.access, () => {
+    await this.access.writeConditionally(() => {
       response.services = [];
       const now = new Date().toISOString();
       const writes: Write[] = [];
@@ -130,16 +108,15 @@ export class Stacks {
     return response;
   }
 
-  async scale(body: unknown): Promise<{ service: string; replicas: number }> {
-    const { service: name, replicas } = (body ?? {}) as { service?: string; replicas?: number };
+  async scale(name: string, replicas: unknown): Promise<{ service: string; replicas: number }> {
     if (!Number.isSafeInteger(replicas) || (replicas as number) < 0)
-      throw new ControlError(400, `replicas must be a whole number >= 0, got ${String(replicas)}`);
-    const id = this.resolveService(String(name));
-    await writeConditionally(this.access, () => {
+      throw new InvalidError(`replicas must be a whole number >= 0, got ${String(replicas)}`);
+    const id = this.resolveService(name);
+    await this.access.writeConditionally(() => {
       const stored = this.state.get<ServiceRecord>('services', id);
-      if (!stored) throw new ControlError(404, `service ${id} was removed meanwhile`);
+      if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
       if (stored.value.mode === 'global')
-        throw new ControlError(400, `service ${id} is global: one task per node, nothing to scale`);
+        throw new InvalidError(`service ${id} is global: one task per node, nothing to scale`);
       const value = { ...stored.value, replicas: replicas as number };
       return [{ op: 'put', kind: 'services', id, value, ifVersion: stored.version }];
     });
@@ -147,14 +124,14 @@ export class Stacks {
   }
 
   /** Goes back to the definition before the last update, rolled out per rollback_config. */
-  async rollback(body: unknown): Promise<{ service: string; version: number }> {
-    const id = this.resolveService(String((body as { service?: string } | undefined)?.service));
+  async rollback(name: string): Promise<{ service: string; version: number }> {
+    const id = this.resolveService(name);
     let version = 0;
-    await writeConditionally(this.access, () => {
+    await this.access.writeConditionally(() => {
       const stored = this.state.get<ServiceRecord>('services', id);
-      if (!stored) throw new ControlError(404, `service ${id} was removed meanwhile`);
+      if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
       if (!stored.value.previous)
-        throw new ControlError(409, `service ${id} has no earlier version to roll back to`);
+        throw new ConflictError(`service ${id} has no earlier version to roll back to`);
       const value = rolledBack(stored.value, new Date().toISOString());
       version = value.version;
       return [{ op: 'put', kind: 'services', id, value, ifVersion: stored.version }];
@@ -162,12 +139,11 @@ export class Stacks {
     return { service: id, version };
   }
 
-  async remove(body: unknown): Promise<{ stack: string; services: string[] }> {
-    const name = String((body as { stack?: string } | undefined)?.stack);
+  async remove(name: string): Promise<{ stack: string; services: string[] }> {
     const stack = this.state.get<StackRecord>('stacks', name);
-    if (!stack) throw new ControlError(404, `no stack named "${name}"; see "mesh ls"`);
+    if (!stack) throw new NotFoundError(`no stack named "${name}"; see "mesh ls"`);
     const services = stack.value.services.map((s) => `${name}.${s}`);
-    await writeConditionally(this.access, () => [
+    await this.access.writeConditionally(() => [
       { op: 'delete', kind: 'stacks', id: name },
       ...services.map((id): Write => ({ op: 'delete', kind: 'services', id })),
     ]);
@@ -207,11 +183,12 @@ export class Stacks {
   }
 
   /** Tasks of a stack (?stack=), a service (?service=), or either by name (?name=), or all. */
-  tasks(query: URLSearchParams): TaskRow[] {
-    const name = query.get('name');
-    const isStack = name !== null && this.state.get('stacks', name) !== undefined;
-    const stack = isStack ? name : query.get('stack');
-    const service = name && !isStack ? this.resolveService(name) : query.get('service');
+  tasks(query: { name?: unknown; stack?: unknown; service?: unknown }): TaskRow[] {
+    const name = typeof query.name === 'string' ? query.name : undefined;
+    const isStack = name !== undefined && this.state.get('stacks', name) !== undefined;
+    const stack = isStack ? name : (query.stack as string | undefined);
+    const service =
+      name && !isStack ? this.resolveService(name) : (query.service as string | undefined);
     const nodes = new Map(this.state.list<NodeRecord>('nodes').map((n) => [n.id, n.value]));
     return this.state
       .list<TaskRecord>('tasks')
@@ -253,11 +230,8 @@ export class Stacks {
       .map((s) => s.id);
     if (matches.length === 1) return matches[0] as string;
     if (matches.length > 1)
-      throw new ControlError(
-        400,
-        `"${name}" is in several stacks: say which (${matches.join(', ')})`,
-      );
-    throw new ControlError(404, `no service named "${name}"; see "mesh ls"`);
+      throw new InvalidError(`"${name}" is in several stacks: say which (${matches.join(', ')})`);
+    throw new NotFoundError(`no service named "${name}"; see "mesh ls"`);
   }
 
   private status(taskId: string): TaskStatus | undefined {
@@ -276,11 +250,10 @@ export class Stacks {
         for (const c of constraints) parseConstraint(c);
       } catch (error) {
         if (!(error instanceof ConstraintError)) throw error;
-        throw new ControlError(400, `service ${service.name}: ${error.message}`);
+        throw new InvalidError(`service ${service.name}: ${error.message}`);
       }
       if (constraints.length > 0 && !nodes.some((n) => satisfies(n, constraints)))
-        throw new ControlError(
-          400,
+        throw new InvalidError(
           `service ${service.name}: no node satisfies ${constraints.join(' and ')} (${nodes
             .map((n) => `${n.id} ${JSON.stringify(n.labels)}`)
             .join('; ')})`,
@@ -301,8 +274,7 @@ export class Stacks {
         const key = `${p.published}/${p.protocol}`;
         const taken = p.published ? owner.get(key) : undefined;
         if (taken)
-          throw new ControlError(
-            409,
+          throw new ConflictError(
             `service ${service.name}: port ${key} is already published by ${taken}`,
           );
         if (p.published) owner.set(key, serviceId(service));

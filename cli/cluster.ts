@@ -1,11 +1,7 @@
-import type { NodesResponse, StatusResponse, TokenResponse } from '../agent/control-api.js';
+import type { NodeUpdateRequest } from '../agent/control-api.js';
 import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, UsageError } from './args.js';
 import { callAgent } from './control-client.js';
-import { ago, table } from './table.js';
-
-function print(json: boolean, value: unknown, human: () => string): void {
-  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
-}
+import { ago, print, table } from './output.js';
 
 export async function node(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -24,10 +20,10 @@ async function nodeRemove(args: string[]): Promise<number> {
   });
   if (positionals.length === 0) throw new UsageError('node rm needs a node ID or address');
   for (const name of positionals) {
-    const result = (await callAgent(dataDirOf(values), 'POST', '/v1/node/rm', {
+    const result = await callAgent(dataDirOf(values), 'POST /v1/node/rm', {
       node: name,
       force: Boolean(values.force),
-    })) as { id: string };
+    });
     print(Boolean(values.json), result, () => `${result.id}: removed; its certificate is refused`);
   }
   return 0;
@@ -36,11 +32,7 @@ async function nodeRemove(args: string[]): Promise<number> {
 async function nodeInspect(args: string[]): Promise<number> {
   const { values, positionals } = parse('node inspect', args, { ...DATA_DIR });
   if (!positionals[0]) throw new UsageError('node inspect needs a node ID or address');
-  const found = await callAgent(
-    dataDirOf(values),
-    'GET',
-    `/v1/node?node=${encodeURIComponent(positionals[0])}`,
-  );
+  const found = await callAgent(dataDirOf(values), 'GET /v1/node', { node: positionals[0] });
   process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
   return 0;
 }
@@ -54,12 +46,9 @@ async function nodeUpdate(sub: 'drain' | 'activate' | 'label', args: string[]): 
     throw new UsageError('node label needs KEY=VALUE (add) or KEY- (remove)');
   if (sub !== 'label' && labels.length > 0)
     throw new UsageError(`node ${sub} takes one node, got ${positionals.join(' ')}`);
-  const change =
+  const change: Omit<NodeUpdateRequest, 'node'> =
     sub === 'label' ? { labels } : { availability: sub === 'drain' ? 'drain' : 'active' };
-  const result = (await callAgent(dataDirOf(values), 'POST', '/v1/node', {
-    node: name,
-    ...change,
-  })) as { id: string; node: { availability: string; userLabels: Record<string, string> } };
+  const result = await callAgent(dataDirOf(values), 'POST /v1/node', { node: name, ...change });
   print(Boolean(values.json), result, () =>
     sub === 'label'
       ? `${result.id}: labels ${JSON.stringify(result.node.userLabels)}`
@@ -70,11 +59,7 @@ async function nodeUpdate(sub: 'drain' | 'activate' | 'label', args: string[]): 
 
 async function nodeList(args: string[]): Promise<number> {
   const { values } = parse('node ls', args, { ...DATA_DIR, ...JSON_OUTPUT });
-  const { consistent, nodes } = (await callAgent(
-    dataDirOf(values),
-    'GET',
-    '/v1/nodes',
-  )) as NodesResponse;
+  const { consistent, nodes } = await callAgent(dataDirOf(values), 'GET /v1/nodes', {});
   if (!consistent) {
     process.stderr.write(
       'mesh: no Raft quorum reachable: this is the local, possibly stale, view\n',
@@ -102,7 +87,7 @@ async function nodeList(args: string[]): Promise<number> {
 
 export async function status(args: string[]): Promise<number> {
   const { values } = parse('status', args, { ...DATA_DIR, ...JSON_OUTPUT });
-  const s = (await callAgent(dataDirOf(values), 'GET', '/v1/status')) as StatusResponse;
+  const s = await callAgent(dataDirOf(values), 'GET /v1/status', {});
   print(Boolean(values.json), s, () =>
     [
       `cluster  ${s.clusterId}`,
@@ -123,11 +108,11 @@ export async function token(args: string[]): Promise<number> {
     rotate: { type: 'boolean' },
   });
   const rotate = Boolean(values.rotate);
-  const { token: text } = (await callAgent(
+  const { token: text } = await callAgent(
     dataDirOf(values),
-    rotate ? 'POST' : 'GET',
-    rotate ? '/v1/token/rotate' : '/v1/token',
-  )) as TokenResponse;
+    rotate ? 'POST /v1/token/rotate' : 'GET /v1/token',
+    {},
+  );
   if (rotate && !values.json)
     process.stderr.write('mesh: join secret rotated; earlier tokens no longer work\n');
   print(Boolean(values.json), { token: text }, () => text);

@@ -1,15 +1,28 @@
 import { request } from 'node:http';
-import { join } from 'node:path';
+import {
+  controlSocketPath,
+  type RequestOf,
+  type ResponseOf,
+  type RouteName,
+} from '../agent/control-api.js';
 import { UsageError } from './args.js';
 
-/** Calls the local agent's control API on the unix socket in its data dir. */
-export function callAgent(
+/**
+ * Calls a route of the local agent's control API on the unix socket in its data dir: a GET with
+ * the request as its query string, a POST with it as a JSON body.
+ */
+export function callAgent<R extends RouteName>(
   dataDir: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<unknown> {
-  const socketPath = join(dataDir, 'control.sock');
+  route: R,
+  asked: RequestOf<R>,
+): Promise<ResponseOf<R>> {
+  const socketPath = controlSocketPath(dataDir);
+  const [method, pathname] = route.split(' ') as [string, string];
+  const fields = Object.entries(asked).filter(([, value]) => value !== undefined);
+  const query = new URLSearchParams(
+    fields.map(([key, value]): [string, string] => [key, String(value)]),
+  );
+  const path = method === 'GET' && fields.length > 0 ? `${pathname}?${query}` : pathname;
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method, path }, (response) => {
       const chunks: Buffer[] = [];
@@ -26,7 +39,7 @@ export function callAgent(
           );
           return;
         }
-        if (response.statusCode === 200) resolve(body);
+        if (response.statusCode === 200) resolve(body as ResponseOf<R>);
         else
           reject(
             new UsageError(
@@ -52,6 +65,6 @@ export function callAgent(
         reject(error);
       }
     });
-    req.end(body === undefined ? undefined : JSON.stringify(body));
+    req.end(method === 'GET' ? undefined : JSON.stringify(asked));
   });
 }

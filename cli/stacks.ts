@@ -1,17 +1,13 @@
-import type { DeployResponse, LogsResponse, StackRow, TaskRow } from '../agent/control-api.js';
+import type { StackRow, TaskRow } from '../agent/control-api.js';
 import { DATA_DIR, dataDirOf, durationOf, JSON_OUTPUT, parse, UsageError } from './args.js';
 import { callAgent } from './control-client.js';
+import { ago, print, table } from './output.js';
 import { readStackFile } from './stackfile/stack-file.js';
-import { ago, table } from './table.js';
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
 const POLL_MS = 100;
 // A task that restarted this often while a rollout waits for it is crash-looping.
 const CRASH_LOOP_RESTARTS = 3;
-
-function print(json: boolean, value: unknown, human: () => string): void {
-  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -52,15 +48,11 @@ async function followRollout(
   const deadline = Date.now() + timeoutMs;
   const shown = new Map<string, string>();
   for (;;) {
-    const stacks = (await callAgent(dataDir, 'GET', '/v1/stacks')) as StackRow[];
+    const stacks = await callAgent(dataDir, 'GET /v1/stacks', {});
     const rows = (stacks.find((s) => s.name === stack)?.services ?? []).filter((s) =>
       services.includes(s.id),
     );
-    const tasks = (await callAgent(
-      dataDir,
-      'GET',
-      `/v1/tasks?stack=${encodeURIComponent(stack)}`,
-    )) as TaskRow[];
+    const tasks = await callAgent(dataDir, 'GET /v1/tasks', { stack });
     const progress = rows.map((row) => progressOf(row, tasks));
     for (const [i, p] of progress.entries()) {
       const id = (rows[i] as { id: string }).id;
@@ -102,11 +94,11 @@ export async function deploy(args: string[]): Promise<number> {
   for (const i of stackFile.ignored)
     process.stderr.write(`mesh: ignoring ${i.path} (${file}:${i.line}): ${i.reason}\n`);
   const dataDir = dataDirOf(values);
-  const response = (await callAgent(dataDir, 'POST', '/v1/stacks', {
+  const response = await callAgent(dataDir, 'POST /v1/stacks', {
     stack: stackFile.stack,
     services: stackFile.services,
     prune: Boolean(values.prune),
-  })) as DeployResponse;
+  });
   if (values.json) print(true, response, () => '');
   else
     for (const s of response.services)
@@ -120,7 +112,7 @@ export async function deploy(args: string[]): Promise<number> {
 
 export async function ls(args: string[]): Promise<number> {
   const { values } = parse('ls', args, { ...DATA_DIR, ...JSON_OUTPUT });
-  const stacks = (await callAgent(dataDirOf(values), 'GET', '/v1/stacks')) as StackRow[];
+  const stacks = await callAgent(dataDirOf(values), 'GET /v1/stacks', {});
   print(Boolean(values.json), stacks, () =>
     table(
       ['STACK', 'SERVICE', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'],
@@ -147,8 +139,7 @@ export async function ps(args: string[]): Promise<number> {
   });
   const dataDir = dataDirOf(values);
   const [name] = positionals;
-  const query = name ? `?name=${encodeURIComponent(name)}` : '';
-  const tasks = ((await callAgent(dataDir, 'GET', `/v1/tasks${query}`)) as TaskRow[]).filter(
+  const tasks = (await callAgent(dataDir, 'GET /v1/tasks', { name })).filter(
     (t) => values.all || t.desired === 'running',
   );
   print(Boolean(values.json), tasks, () =>
@@ -183,10 +174,10 @@ export async function scale(args: string[]): Promise<number> {
     const replicas = Number(item.slice(eq + 1));
     if (eq <= 0 || !Number.isInteger(replicas) || replicas < 0)
       throw new UsageError(`scale: "${item}" is not SERVICE=N with N a whole number`);
-    const result = (await callAgent(dataDir, 'POST', '/v1/services/scale', {
+    const result = await callAgent(dataDir, 'POST /v1/services/scale', {
       service: item.slice(0, eq),
       replicas,
-    })) as { service: string; replicas: number };
+    });
     if (values.json) print(true, result, () => '');
     else process.stderr.write(`mesh: ${result.service} scaled to ${result.replicas}\n`);
     if (!values.detach) {
@@ -207,10 +198,7 @@ export async function rollback(args: string[]): Promise<number> {
   const [service] = positionals;
   if (!service) throw new UsageError('rollback needs a service: mesh rollback SERVICE');
   const dataDir = dataDirOf(values);
-  const result = (await callAgent(dataDir, 'POST', '/v1/services/rollback', { service })) as {
-    service: string;
-    version: number;
-  };
+  const result = await callAgent(dataDir, 'POST /v1/services/rollback', { service });
   if (values.json) print(true, result, () => '');
   else process.stderr.write(`mesh: rolling ${result.service} back (version ${result.version})\n`);
   if (values.detach) return 0;
@@ -227,19 +215,13 @@ export async function rm(args: string[]): Promise<number> {
   if (positionals.length === 0) throw new UsageError('rm needs a stack name; see "mesh ls"');
   const dataDir = dataDirOf(values);
   for (const stack of positionals) {
-    const result = (await callAgent(dataDir, 'POST', '/v1/stacks/rm', { stack })) as {
-      services: string[];
-    };
+    const result = await callAgent(dataDir, 'POST /v1/stacks/rm', { stack });
     if (values.json) print(true, result, () => '');
     else process.stderr.write(`mesh: removing ${result.services.join(', ')}\n`);
     if (values.detach) continue;
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const left = (await callAgent(
-        dataDir,
-        'GET',
-        `/v1/tasks?stack=${encodeURIComponent(stack)}`,
-      )) as TaskRow[];
+      const left = await callAgent(dataDir, 'GET /v1/tasks', { stack });
       if (left.length === 0) break;
       if (Date.now() > deadline) {
         process.stderr.write(
@@ -266,12 +248,11 @@ export async function logs(args: string[]): Promise<number> {
   let cursors: Record<string, string> = {};
   const warned = new Set<string>();
   for (;;) {
-    const query = new URLSearchParams({
+    const page = await callAgent(dataDir, 'GET /v1/logs', {
       service,
       tail: String(values.tail ?? 100),
       cursors: JSON.stringify(cursors),
     });
-    const page = (await callAgent(dataDir, 'GET', `/v1/logs?${query}`)) as LogsResponse;
     for (const { task, line } of page.lines) process.stdout.write(`${task} | ${line}\n`);
     for (const u of page.unreachable)
       if (!warned.has(u.task)) {

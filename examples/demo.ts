@@ -15,9 +15,9 @@ import { pingEngine } from '../agent/runtime/docker.js';
 import {
   type AgentProcess,
   mesh,
+  scratchDirectory,
   startCluster,
   stopAgents,
-  testDirectory,
 } from './local-cluster.js';
 import { ensureTestImage } from './test-image.js';
 
@@ -46,7 +46,7 @@ async function chooseStack(): Promise<{ file: string; runtime: string }> {
 }
 
 async function main(): Promise<void> {
-  const root = await testDirectory('demo');
+  const root = await scratchDirectory('demo');
   const agents: AgentProcess[] = [];
   const stop = async () => {
     const first = agents[0];

@@ -5,17 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { NodeRow } from '../agent/control-api.js';
-import { DataDir } from '../agent/datadir.js';
-
-export type { NodeRow };
 
 const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const run = promisify(execFile);
 
 /**
  * Runs real agents as separate processes on one machine, each on its own loopback address with
- * its own data dir: what `npm run demo` shows, and what the multi-process tests drive.
+ * its own data dir: what `npm run demo` shows. The tests drive it through test/helpers/local-cluster.
  */
 
 /** A real agent process (`mesh init|join|agent`), logging to a file beside its data dir. */
@@ -25,7 +21,8 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
-export async function testDirectory(label: string): Promise<string> {
+/** A fresh directory for a cluster's data dirs and logs. */
+export async function scratchDirectory(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `mesh-${label}-`));
 }
 
@@ -55,18 +52,6 @@ export async function mesh(
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
-}
-
-/** `mesh node ls --json` as the agent with this data dir sees it. */
-export async function nodesSeenBy(dataDir: string): Promise<NodeRow[]> {
-  const { code, stdout, stderr } = await mesh('node', 'ls', '--json', '--data-dir', dataDir);
-  if (code !== 0) throw new Error(`node ls failed: ${stderr}`);
-  return JSON.parse(stdout) as NodeRow[];
-}
-
-/** The node ID an agent's data dir holds. */
-export async function nodeIdOf(agent: AgentProcess): Promise<string> {
-  return (await new DataDir(agent.dataDir).readCluster()).nodeId;
 }
 
 /** Waits until the agent's control API answers, or fails at the deadline. */

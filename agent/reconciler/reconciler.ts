@@ -3,21 +3,22 @@ import type { ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
+import type { Runtimes } from '../runtime/runtimes.js';
+import { type Action, type NodeView, type Observed, reconcile } from './plan.js';
 import { StatusReporter } from './reporter.js';
 import { afterExit } from './restart.js';
 
 // Containers can change without the state changing (an engine restart, a missed event).
 const RESYNC_MS = 2000;
+// How long a task that is no longer this node's gets to stop.
+const ORPHAN_GRACE_MS = 10_000;
 
 export interface ReconcilerOptions {
   nodeId: string;
   state: ClusterState;
   /** Replicates a write through the leader. */
   propose: (command: unknown) => Promise<unknown>;
-  docker: Runtime | undefined;
-  /** Why there is no Docker runtime on this node, for the tasks that need one. */
-  dockerMissing?: string;
-  process: Runtime;
+  runtimes: Runtimes;
   /** Resolves once this replica holds every write the cluster acknowledged (a ReadIndex read). */
   caughtUp: () => Promise<void>;
   log: Logger;
@@ -26,13 +27,16 @@ export interface ReconcilerOptions {
 interface Local {
   /** Times (ms) of this task's restarts, for restart_policy.max_attempts within window. */
   restarts: number[];
+  /** While it waits out its restart delay: when it may start again (ms). */
+  restartAt?: number;
   timer?: NodeJS.Timeout;
 }
 
 /**
  * Every node's half of orchestration: makes the containers (or processes) on this node match the
  * tasks the leader assigned to it, applies restart policies, removes what it should no longer run,
- * and reports each task's state back through the replicated state.
+ * and reports each task's state back through the replicated state. What to do is decided by the
+ * pure plan (plan.ts); this shell gathers what the plan looks at and carries out its actions.
  */
 export class Reconciler {
   private readonly local = new Map<string, Local>();
@@ -60,13 +64,14 @@ export class Reconciler {
   async start(): Promise<void> {
     // An event may be about a container already replaced (one this agent stopped for a
     // restart): it only prompts a fresh look at the task's current container, in its queue.
-    const watch = (runtime: Runtime) =>
-      runtime.onChange((taskId) => {
-        if (this.current && !this.stopping.has(taskId))
-          this.enqueue(taskId, () => this.check(taskId, runtime));
-      });
-    const { docker, process } = this.options;
-    await Promise.all([docker && watch(docker), watch(process)]);
+    await Promise.all(
+      this.options.runtimes.entries().map(([, runtime]) =>
+        runtime.onChange((taskId) => {
+          if (this.current && !this.stopping.has(taskId))
+            this.enqueue(taskId, () => this.inspect(taskId, runtime));
+        }),
+      ),
+    );
     // Only changes that concern this node: a deploy elsewhere must not make it list its containers.
     this.unwatch = this.options.state.watch(({ kind, object }) => {
       const task = kind === 'tasks' ? (object?.value as TaskRecord | undefined) : undefined;
@@ -86,13 +91,6 @@ export class Reconciler {
     clearInterval(this.timer);
     this.unwatch?.();
     for (const local of this.local.values()) clearTimeout(local.timer);
-  }
-
-  /** Output of one of this node's tasks, for `mesh logs`. */
-  logs(taskId: string, cursor: string | undefined, tail: number) {
-    const task = this.options.state.get<TaskRecord>('tasks', taskId)?.value;
-    const runtime = task && this.runtimeOf(this.serviceOf(task));
-    return runtime ? runtime.logs(taskId, cursor, tail) : { lines: [], cursor: cursor ?? '0' };
   }
 
   private catchUp(): void {
@@ -135,63 +133,78 @@ export class Reconciler {
     return this.options.state.get<ServiceRecord>('services', task.serviceId)?.value;
   }
 
-  private runtimeOf(service: ServiceRecord | undefined): Runtime | undefined {
-    return service?.runtime === 'process' ? this.options.process : this.options.docker;
-  }
-
-  private statusOf(taskId: string): TaskStatus | undefined {
-    return this.options.state.get<TaskStatus>('statuses', taskId)?.value;
-  }
-
-  private async observed(): Promise<Map<string, { runtime: Runtime; seen: TaskObservation }>> {
-    const found = new Map<string, { runtime: Runtime; seen: TaskObservation }>();
-    for (const runtime of [this.options.docker, this.options.process]) {
-      if (!runtime) continue;
-      for (const seen of await runtime.list()) found.set(seen.taskId, { runtime, seen });
-    }
-    return found;
+  private runtime(kind: ServiceRecord['runtime']): Runtime {
+    const runtime = this.options.runtimes.get(kind);
+    if (!runtime) throw new Error(`no ${kind} runtime on this node`);
+    return runtime;
   }
 
   /**
-   * Compares the tasks with what the runtimes run. What it sees may be stale by the time it acts
-   * (the listing takes a while; a start may finish meanwhile), so every action it queues looks at
-   * the task's container again, in the task's queue, before doing anything.
+   * Gathers what the plan looks at and carries out its actions. What it sees may be stale by the
+   * time it acts (the listing takes a while; a start may finish meanwhile), so every action it
+   * queues looks at the task's container again, in the task's queue, before doing anything.
    */
   private async round(): Promise<void> {
+    const { state, runtimes } = this.options;
     const tasks = this.mine();
-    const observed = await this.observed();
-    const wanted = new Set(tasks.map((t) => t.id));
-    for (const [taskId, { runtime }] of observed) {
-      if (wanted.has(taskId) || this.queues.has(taskId)) continue;
-      this.enqueue(taskId, async () => {
-        this.options.log.info({ task: taskId }, 'removing a task this node no longer runs');
-        await this.stopTask(runtime, taskId, 10_000);
-      });
-    }
+    const observed = new Map<string, Observed>();
+    for (const [runtime, instance] of runtimes.entries())
+      for (const seen of await instance.list()) observed.set(seen.taskId, { runtime, seen });
+    const services = new Map(state.list<ServiceRecord>('services').map((s) => [s.id, s.value]));
+    const statuses = new Map<string, TaskStatus>();
     for (const task of tasks) {
-      if (this.queues.has(task.id)) continue;
-      const here = observed.get(task.id);
       const status = this.status.latest(task.id);
-      if (task.desired === 'shutdown') {
-        if (here) this.enqueue(task.id, () => this.shutdown(task, here.runtime));
-        else if (!status || !FINAL_STATES.has(status.state))
-          this.report(task.id, { state: 'shutdown', reason: task.reason });
-        continue;
-      }
-      if (this.local.get(task.id)?.timer) continue; // a restart is already waiting out its delay
-      if (!here) {
-        if (!status || !FINAL_STATES.has(status.state)) this.enqueue(task.id, () => this.run(task));
-      } else if (here.seen.state !== 'running' && !FINAL_STATES.has(status?.state ?? 'starting')) {
-        // It ended while nobody was watching (the agent was down, or an event was missed).
-        this.enqueue(task.id, () => this.check(task.id, here.runtime));
-      } else if (
-        here.seen.state === 'running' &&
-        (status?.state !== 'running' || here.seen.health?.status === 'unhealthy')
-      ) {
-        this.enqueue(task.id, () => this.check(task.id, here.runtime));
-      }
+      if (status) statuses.set(task.id, status);
     }
+    const restartAt = new Map<string, number>();
+    for (const [taskId, local] of this.local)
+      if (local.restartAt !== undefined) restartAt.set(taskId, local.restartAt);
+    const view: NodeView = {
+      tasks,
+      services,
+      statuses,
+      observed,
+      busy: new Set(this.queues.keys()),
+      restartAt,
+      runningServices: this.runningServices(),
+      missingRuntimes: runtimes.missing,
+      now: Date.now(),
+    };
+    for (const action of reconcile(view)) this.act(action);
     this.status.flush();
+  }
+
+  private act(action: Action): void {
+    switch (action.type) {
+      case 'remove':
+        this.enqueue(action.taskId, async () => {
+          this.options.log.info(
+            { task: action.taskId },
+            'removing a task this node no longer runs',
+          );
+          await this.stopTask(this.runtime(action.runtime), action.taskId, ORPHAN_GRACE_MS);
+        });
+        break;
+      case 'shutdown':
+        this.enqueue(action.task.id, () =>
+          this.shutdown(action.task, this.runtime(action.runtime)),
+        );
+        break;
+      case 'start':
+        this.enqueue(action.task.id, () => this.run(action.task, action.service));
+        break;
+      case 'restart':
+        this.enqueue(action.taskId, () => this.restart(action.taskId, action.runtime));
+        break;
+      case 'inspect':
+        this.enqueue(action.taskId, () =>
+          this.inspect(action.taskId, this.runtime(action.runtime)),
+        );
+        break;
+      case 'report':
+        this.report(action.taskId, action.status);
+        break;
+    }
   }
 
   private enqueue(taskId: string, work: () => Promise<void>): void {
@@ -207,28 +220,12 @@ export class Reconciler {
     this.queues.set(taskId, next);
   }
 
-  /** Starts a task's container, once the services it depends on run somewhere. */
-  private async run(task: TaskRecord): Promise<void> {
-    const service = this.serviceOf(task);
-    if (!service) return;
-    const runtime = this.runtimeOf(service);
-    if (!runtime) {
-      this.local.set(task.id, { restarts: [] });
-      this.report(task.id, { state: 'failed', reason: this.options.dockerMissing });
-      return;
-    }
-    const waitingFor = service.dependsOn.filter((name) => !this.anyRunning(service.stack, name));
-    if (waitingFor.length > 0) {
-      this.report(task.id, {
-        state: 'waiting',
-        reason: `waiting for ${waitingFor.join(', ')} to run (depends_on)`,
-      });
-      return;
-    }
+  /** Starts a task's container. */
+  private async run(task: TaskRecord, service: ServiceRecord): Promise<void> {
+    const runtime = this.runtime(service.runtime);
     // Started meanwhile (a round acted on an older listing), unless removed behind our back since.
     if (this.started.has(task.id) && (await runtime.inspect(task.id))) return;
-    const local = this.local.get(task.id) ?? { restarts: [] };
-    this.local.set(task.id, local);
+    if (!this.local.has(task.id)) this.local.set(task.id, { restarts: [] });
     this.report(task.id, { state: 'starting', reason: undefined });
     try {
       const seen = await runtime.start(taskSpec(task, service));
@@ -245,16 +242,30 @@ export class Reconciler {
     }
   }
 
+  /** Its restart delay is over: what is left of it goes, and the next round starts it again. */
+  private async restart(taskId: string, kind: ServiceRecord['runtime'] | undefined): Promise<void> {
+    const local = this.local.get(taskId);
+    if (local) {
+      local.restartAt = undefined;
+      local.restarts.push(Date.now());
+    }
+    if (kind) await this.stopTask(this.runtime(kind), taskId, 0);
+    this.poke();
+  }
+
   /** Whether a task here waits for its dependencies: their statuses are then worth a look. */
   private anyWaiting(): boolean {
     return this.mine().some((t) => this.status.latest(t.id)?.state === 'waiting');
   }
 
-  private anyRunning(stack: string, service: string): boolean {
-    const id = `${stack}.${service}`;
-    return this.options.state
-      .list<TaskRecord>('tasks')
-      .some((t) => t.value.serviceId === id && this.statusOf(t.id)?.state === 'running');
+  private runningServices(): Set<string> {
+    const { state } = this.options;
+    return new Set(
+      state
+        .list<TaskRecord>('tasks')
+        .filter((t) => state.get<TaskStatus>('statuses', t.id)?.value.state === 'running')
+        .map((t) => t.value.serviceId),
+    );
   }
 
   /**
@@ -273,7 +284,7 @@ export class Reconciler {
   }
 
   /** Looks at the task's container now: running (and how healthy), or ended. */
-  private async check(taskId: string, runtime: Runtime): Promise<void> {
+  private async inspect(taskId: string, runtime: Runtime): Promise<void> {
     const seen = await runtime.inspect(taskId);
     if (!seen) return; // removed: the next round starts it again if it should run
     if (seen.state === 'running') this.settle(seen);
@@ -311,7 +322,7 @@ export class Reconciler {
       return;
     const local = this.local.get(task.id) ?? { restarts: [] };
     this.local.set(task.id, local);
-    if (local.timer) return;
+    if (local.restartAt !== undefined) return;
     const now = Date.now();
     const next = afterExit(service.restartPolicy, exit.exitCode, exit.reason, local.restarts, now);
     this.options.log.info({ task: task.id, exitCode: exit.exitCode, ...next }, 'task ended');
@@ -320,17 +331,19 @@ export class Reconciler {
       return;
     }
     this.report(task.id, { state: 'restarting', reason: next.reason, exitCode: exit.exitCode });
-    local.timer = setTimeout(() => {
+    local.restartAt = now + next.delayMs;
+    this.pokeAt(local);
+  }
+
+  /** A round once the restart delay is over (timers may fire a little early: wait out the rest). */
+  private pokeAt(local: Local): void {
+    const left = (local.restartAt ?? 0) - Date.now();
+    if (left <= 0) {
       local.timer = undefined;
-      local.restarts.push(Date.now());
-      const current = this.options.state.get<TaskRecord>('tasks', task.id)?.value;
-      if (current?.desired !== 'running') return;
-      const runtime = this.runtimeOf(service);
-      this.enqueue(task.id, async () => {
-        if (runtime) await this.stopTask(runtime, task.id, 0);
-        await this.run(current);
-      });
-    }, next.delayMs);
+      this.poke();
+      return;
+    }
+    local.timer = setTimeout(() => this.pokeAt(local), left);
   }
 
   private report(taskId: string, change: Partial<TaskStatus>): void {

@@ -1,26 +1,18 @@
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import test from 'ava';
 import type { RaftStatus, StatusResponse } from '../../agent/control-api.js';
 import {
   type AgentProcess,
+  LocalCluster,
   mesh,
-  spawnAgent,
-  startCluster,
   stopAgents,
-  testDirectory,
   waitForControl,
-} from '../../examples/local-cluster.js';
+} from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
 // Loopback blocks: 127.0.15.0/24 (three nodes), 127.0.16.0/24 (five), 127.0.17.0/24 (two).
-const root = await testDirectory('consensus');
-const everyone: AgentProcess[] = [];
-
-test.after.always(async () => {
-  await stopAgents(everyone);
-  await rm(root, { recursive: true, force: true });
-});
+const local = await LocalCluster.create('consensus');
+test.after.always(() => local.close());
 
 type RaftView = StatusResponse & { raft: RaftStatus };
 
@@ -32,8 +24,7 @@ async function view(agent: AgentProcess): Promise<RaftView> {
 
 /** Starts a cluster on the given hosts and waits until every node is a voter under one leader. */
 async function cluster(name: string, hosts: string[]): Promise<AgentProcess[]> {
-  const agents = await startCluster(root, hosts, name);
-  everyone.push(...agents);
+  const agents = await local.start(hosts, name);
   await agreed(agents, (v) => v.raft.voters.length === hosts.length, 30_000);
   return agents;
 }
@@ -79,8 +70,7 @@ test.serial(
     const [after] = await agreed(survivors, (v) => v.raft.leader !== leaderId);
     t.true((after?.raft.term ?? 0) > (before?.raft.term ?? 0), 'a new term with a new leader');
 
-    const restarted = spawnAgent(root, `c${leaderIndex + 1}`, ['agent']);
-    everyone.push(restarted);
+    const restarted = local.spawn(`c${leaderIndex + 1}`, ['agent']);
     agents[leaderIndex] = restarted;
     await waitForControl(restarted);
     const caughtUp = await agreed(agents);
@@ -89,8 +79,7 @@ test.serial(
     const committed = caughtUp[0]?.raft;
     for (const agent of agents) agent.child.kill('SIGKILL');
     await Promise.all(agents.map((a) => a.exited));
-    const again = agents.map((_, i) => spawnAgent(root, `c${i + 1}`, ['agent']));
-    everyone.push(...again);
+    const again = agents.map((_, i) => local.spawn(`c${i + 1}`, ['agent']));
     await Promise.all(again.map((a) => waitForControl(a)));
     const reborn = await agreed(again);
     t.is(
@@ -150,8 +139,7 @@ test.serial('five agents keep committing with two of them down', async (t) => {
 test.serial(
   'two agents: one voter and one learner, so losing the second keeps the leader',
   async (t) => {
-    const agents = await startCluster(root, ['127.0.17.1', '127.0.17.2'], 't');
-    everyone.push(...agents);
+    const agents = await local.start(['127.0.17.1', '127.0.17.2'], 't');
     const [first, second] = agents as [AgentProcess, AgentProcess];
     const [settled] = await agreed(
       agents,
@@ -183,8 +171,7 @@ test.serial(
 );
 
 test.serial('without a quorum, node ls still answers and says the view may be stale', async (t) => {
-  const agents = await startCluster(root, ['127.0.17.11', '127.0.17.12', '127.0.17.13'], 'q');
-  everyone.push(...agents);
+  const agents = await local.start(['127.0.17.11', '127.0.17.12', '127.0.17.13'], 'q');
   await agreed(agents, (v) => v.raft.voters.length === 3, 30_000);
   const [lonely, ...others] = agents as [AgentProcess, ...AgentProcess[]];
   await stopAgents(others);

@@ -1,29 +1,23 @@
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
+import type { NodeRow } from '../../agent/control-api.js';
 import {
   type AgentProcess,
+  LocalCluster,
   mesh,
-  type NodeRow,
   nodesSeenBy,
-  spawnAgent,
-  startCluster,
-  stopAgents,
-  testDirectory,
   waitForControl,
-} from '../../examples/local-cluster.js';
+} from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
 // This file's loopback block: 127.0.14.0/24; five real agent processes.
 const HOSTS = ['127.0.14.1', '127.0.14.2', '127.0.14.3', '127.0.14.4', '127.0.14.5'];
-const root = await testDirectory('membership');
+const cluster = await LocalCluster.create('membership');
+const { root } = cluster;
+/** The cluster's agents as they are now: a restarted one takes its predecessor's place. */
 const agents: AgentProcess[] = [];
-
-test.after.always(async () => {
-  await stopAgents(agents);
-  if (process.env.MESH_KEEP_TEST_DIRS !== '1') await rm(root, { recursive: true, force: true });
-});
+test.after.always(() => cluster.close());
 
 /** Polls every other agent until each sees `address` in `status`. */
 async function seenEverywhere(
@@ -42,7 +36,7 @@ async function seenEverywhere(
 }
 
 test.serial('five agents: crash is detected, restart rejoins, leaving is not dying', async (t) => {
-  agents.push(...(await startCluster(root, HOSTS, 'a')));
+  agents.push(...(await cluster.start(HOSTS, 'a')));
   await eventually(
     async () => {
       const views = await Promise.all(agents.map((a) => nodesSeenBy(a.dataDir)));
@@ -60,7 +54,7 @@ test.serial('five agents: crash is detected, restart rejoins, leaving is not dyi
   await seenEverywhere(victimRow.address, 'dead', 20_000, others);
 
   // Restart from its data dir: same identity, alive again everywhere.
-  const restarted = spawnAgent(root, 'a3', ['agent']);
+  const restarted = cluster.spawn('a3', ['agent']);
   agents[2] = restarted;
   await waitForControl(restarted);
   // Generous: under CI load (every test file's agents and containers at once) rejoining has
@@ -137,7 +131,7 @@ test.serial(
     t.is(refused.code, 2);
     t.regex(refused.stderr, /wrong join secret/);
 
-    const late = spawnAgent(root, 'late', ['join', fresh, '--advertise', '127.0.14.20']);
+    const late = cluster.spawn('late', ['join', fresh, '--advertise', '127.0.14.20']);
     agents.push(late);
     await waitForControl(late);
     t.is((await nodesSeenBy(late.dataDir)).find((n) => n.self)?.status, 'alive');

@@ -1,31 +1,22 @@
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import test from 'ava';
 import {
   type AgentProcess,
+  LocalCluster,
   mesh,
   nodeIdOf,
   nodesSeenBy,
-  spawnAgent,
-  startCluster,
-  stopAgents,
-  testDirectory,
   waitForControl,
-} from '../../examples/local-cluster.js';
+} from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
 // This file's loopback block: 127.0.25.0/24; three real agent processes.
 const HOSTS = ['127.0.25.1', '127.0.25.2', '127.0.25.3'];
-const root = await testDirectory('node-rm');
-const agents: AgentProcess[] = [];
-
-test.after.always(async () => {
-  await stopAgents(agents);
-  await rm(root, { recursive: true, force: true });
-});
+const cluster = await LocalCluster.create('node-rm');
+test.after.always(() => cluster.close());
 
 test('node rm revokes a node for good: refused while alive, then refused everywhere, also after restarts', async (t) => {
-  agents.push(...(await startCluster(root, HOSTS, 'rm')));
+  const agents = await cluster.start(HOSTS, 'rm');
   const [a, b, c] = agents as [AgentProcess, AgentProcess, AgentProcess];
   const gone = await nodeIdOf(c);
   await eventually(
@@ -65,7 +56,7 @@ test('node rm revokes a node for good: refused while alive, then refused everywh
   t.regex(removed?.stdout ?? '', /removed; its certificate is refused/);
 
   // Its agent starts again from its data dir: every connection it makes is refused and logged.
-  const back = spawnAgent(root, 'rm3', ['agent']);
+  const back = cluster.spawn('rm3', ['agent']);
   agents[2] = back;
   await waitForControl(back);
   await eventually(
@@ -84,7 +75,7 @@ test('node rm revokes a node for good: refused while alive, then refused everywh
   for (const [i, agent] of [a, b].entries()) {
     agent.child.kill('SIGKILL');
     await agent.exited;
-    agents[i] = spawnAgent(root, `rm${i + 1}`, ['agent']);
+    agents[i] = cluster.spawn(`rm${i + 1}`, ['agent']);
   }
   const [a2] = agents as [AgentProcess];
   await waitForControl(a2);

@@ -6,12 +6,11 @@
  *   npm run bench:deploy -- [--replicas 12] [--rounds 3] [--json]
  */
 import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { mesh, startCluster, stopAgents, testDirectory } from '../../examples/local-cluster.js';
 import { ensureTestImage, TEST_IMAGE } from '../../examples/test-image.js';
 import { removeLabelled } from '../helpers/containers.js';
+import { LocalCluster, mesh } from '../helpers/local-cluster.js';
 import { note, option, report, status, until, WEB_COMMAND, writeWebStack } from './harness.js';
 
 const HOSTS = ['127.0.24.1', '127.0.24.2', '127.0.24.3'];
@@ -46,9 +45,9 @@ async function main(): Promise<void> {
   const rounds = option('rounds', 3);
   const docker = new Docker();
   await ensureTestImage(docker);
-  const root = await testDirectory('bench-deploy');
-  const file = writeWebStack(root, replicas);
-  const agents = await startCluster(root, HOSTS, 'n');
+  const cluster = await LocalCluster.create('bench-deploy');
+  const file = writeWebStack(cluster.root, replicas);
+  const agents = await cluster.start(HOSTS, 'n');
   const clusterId = (await status(agents[0] as (typeof agents)[number])).clusterId;
   const dataDir = agents[0]?.dataDir ?? '';
   try {
@@ -83,10 +82,9 @@ async function main(): Promise<void> {
       ratio: Number((m / d).toFixed(3)),
     });
   } finally {
-    await stopAgents(agents);
+    await cluster.close();
     await removeLabelled(docker, `mesh.cluster=${clusterId}`);
     await removeLabelled(docker, BASELINE_LABEL);
-    await rm(root, { recursive: true, force: true });
   }
 }
 

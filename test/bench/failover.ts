@@ -4,15 +4,7 @@
  *
  *   npm run bench:failover -- [--trials 20] [--json]
  */
-import { rm } from 'node:fs/promises';
-import {
-  type AgentProcess,
-  spawnAgent,
-  startCluster,
-  stopAgents,
-  testDirectory,
-  waitForControl,
-} from '../../examples/local-cluster.js';
+import { type AgentProcess, LocalCluster, waitForControl } from '../helpers/local-cluster.js';
 import { note, option, report, status, summary, until } from './harness.js';
 
 const HOSTS = ['127.0.21.1', '127.0.21.2', '127.0.21.3'];
@@ -35,8 +27,8 @@ function settled(agents: AgentProcess[]) {
 
 async function main(): Promise<void> {
   const trials = option('trials', 20);
-  const root = await testDirectory('failover');
-  const agents = await startCluster(root, HOSTS, 'n');
+  const cluster = await LocalCluster.create('failover');
+  const agents = await cluster.start(HOSTS, 'n');
   try {
     const samples: number[] = [];
     for (let trial = 0; trial < trials; trial++) {
@@ -56,13 +48,12 @@ async function main(): Promise<void> {
       samples.push(performance.now() - killedAt);
       note(`trial ${trial + 1}: ${Math.round(samples.at(-1) ?? 0)} ms`);
       await victim.exited;
-      agents[index] = spawnAgent(root, `n${index + 1}`, ['agent']);
+      agents[index] = cluster.spawn(`n${index + 1}`, ['agent']);
       await waitForControl(agents[index] as AgentProcess);
     }
     report(summary(samples));
   } finally {
-    await stopAgents(agents);
-    await rm(root, { recursive: true, force: true });
+    await cluster.close();
   }
 }
 

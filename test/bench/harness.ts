@@ -2,10 +2,10 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StatusResponse, TaskRow } from '../../agent/control-api.js';
+import type { RequestOf } from '../../agent/control-api.js';
 import { callAgent } from '../../cli/control-client.js';
-import type { AgentProcess } from '../../examples/local-cluster.js';
 import { TEST_IMAGE } from '../../examples/test-image.js';
+import type { AgentProcess } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
 export function option(name: string, fallback: number): number {
@@ -41,13 +41,10 @@ export function writeWebStack(root: string, replicas: number): string {
   return file;
 }
 
-export const status = (agent: AgentProcess) =>
-  callAgent(agent.dataDir, 'GET', '/v1/status') as Promise<
-    StatusResponse & { raft: NonNullable<StatusResponse['raft']> }
-  >;
+export const status = (agent: AgentProcess) => callAgent(agent.dataDir, 'GET /v1/status', {});
 
-export const tasks = (agent: AgentProcess, query = '') =>
-  callAgent(agent.dataDir, 'GET', `/v1/tasks${query}`) as Promise<TaskRow[]>;
+export const tasks = (agent: AgentProcess, query: RequestOf<'GET /v1/tasks'> = {}) =>
+  callAgent(agent.dataDir, 'GET /v1/tasks', query);
 
 /** Median, p99 and min of the samples (ms), rounded, with the samples themselves. */
 export function summary(samples: number[]) {

@@ -5,20 +5,16 @@
  *
  *   npm run bench:reschedule -- [--trials 10] [--replicas 6] [--json]
  */
-import { rm } from 'node:fs/promises';
 import Docker from 'dockerode';
-import {
-  type AgentProcess,
-  mesh,
-  nodeIdOf,
-  spawnAgent,
-  startCluster,
-  stopAgents,
-  testDirectory,
-  waitForControl,
-} from '../../examples/local-cluster.js';
 import { ensureTestImage } from '../../examples/test-image.js';
 import { removeLabelled } from '../helpers/containers.js';
+import {
+  type AgentProcess,
+  LocalCluster,
+  mesh,
+  nodeIdOf,
+  waitForControl,
+} from '../helpers/local-cluster.js';
 import { note, option, report, status, summary, tasks, until, writeWebStack } from './harness.js';
 
 const HOSTS = ['127.0.23.1', '127.0.23.2', '127.0.23.3'];
@@ -28,9 +24,9 @@ async function main(): Promise<void> {
   const replicas = option('replicas', 6);
   const docker = new Docker();
   await ensureTestImage(docker);
-  const root = await testDirectory('reschedule');
-  const file = writeWebStack(root, replicas);
-  const agents = await startCluster(root, HOSTS, 'n');
+  const cluster = await LocalCluster.create('reschedule');
+  const file = writeWebStack(cluster.root, replicas);
+  const agents = await cluster.start(HOSTS, 'n');
   const clusterId = (await status(agents[0] as AgentProcess)).clusterId;
   try {
     await until('three ready nodes', 60_000, async () =>
@@ -63,18 +59,20 @@ async function main(): Promise<void> {
             leader &&
             v.raft.leader === leader,
         );
-        const running = (await tasks(survivor, '?service=bench.web')).filter(
+        const running = (await tasks(survivor, { service: 'bench.web' })).filter(
           (t) => t.desired === 'running' && t.state === 'running',
         );
         return agreed && running.length === replicas ? true : undefined;
       });
-      const onVictim = (await tasks(survivor, '?service=bench.web')).filter((t) => t.node === lost);
+      const onVictim = (await tasks(survivor, { service: 'bench.web' })).filter(
+        (t) => t.node === lost,
+      );
       const wasLeader = (await status(victim)).raft.role === 'leader';
       const killedAt = performance.now();
       victim.child.kill('SIGKILL');
       await removeLabelled(docker, `mesh.node=${lost}`);
       await until('replicas running elsewhere', 60_000, async () => {
-        const running = (await tasks(survivor, '?service=bench.web')).filter(
+        const running = (await tasks(survivor, { service: 'bench.web' })).filter(
           (t) => t.desired === 'running' && t.state === 'running' && t.node !== lost,
         );
         return running.length === replicas ? true : undefined;
@@ -84,14 +82,13 @@ async function main(): Promise<void> {
         `trial ${trial + 1}: ${Math.round(samples.at(-1) ?? 0)} ms (${onVictim.length} replicas moved off ${lost}${wasLeader ? ', the leader' : ''})`,
       );
       await victim.exited;
-      agents[index] = spawnAgent(root, `n${index + 1}`, ['agent']);
+      agents[index] = cluster.spawn(`n${index + 1}`, ['agent']);
       await waitForControl(agents[index] as AgentProcess);
     }
     report({ replicas, ...summary(samples) });
   } finally {
-    await stopAgents(agents);
+    await cluster.close();
     await removeLabelled(docker, `mesh.cluster=${clusterId}`);
-    await rm(root, { recursive: true, force: true });
   }
 }
 

@@ -4,64 +4,21 @@ import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 import type { Write } from '../../mesh/state/cluster-state.js';
+import { nodeRecord, serviceRecord, taskRecord, taskStatus } from '../helpers/records.js';
 
 const NOW = 1_000_000;
 const options = { rescheduleAfterMs: 2000 };
 
 function node(id: string, status: NodeRecord['status'] = 'ready', since = 0) {
-  const value: NodeRecord = {
-    address: `${id}:7946`,
-    hostname: id,
-    status,
-    since,
-    labels: {},
-    capacity: { cpus: 4, memoryBytes: 2 ** 32 },
-    version: '0',
-    serial: '',
-    runtimes: ['docker', 'process'],
-    availability: 'active',
-    userLabels: {},
-  };
-  return { id, version: 1, value };
+  return { id, version: 1, value: nodeRecord(id, { status, since }) };
 }
 
 function service(replicas: number, version: number, parallelism = 1): ServiceRecord {
-  return {
-    stack: 's',
-    name: 'web',
-    runtime: 'docker',
-    image: 'img',
-    env: {},
-    ports: [],
-    expose: [],
-    volumes: [],
-    labels: {},
-    serviceLabels: {},
-    stopGracePeriodMs: 1000,
-    dependsOn: [],
-    mode: 'replicated',
-    replicas,
-    resources: { limits: {}, reservations: { cpus: 0, memoryBytes: 0 } },
-    placement: { constraints: [] },
-    restartPolicy: { condition: 'any', delayMs: 0, maxAttempts: 0, windowMs: 0 },
-    update: { parallelism, delayMs: 0, order: 'stop-first', failureAction: 'pause' },
-    rollback: { parallelism, delayMs: 0, order: 'stop-first', failureAction: 'pause' },
-    version,
-    updatedAt: '',
-  };
+  const update = { parallelism, delayMs: 0, order: 'stop-first', failureAction: 'pause' } as const;
+  return serviceRecord({ replicas, version, update, rollback: update });
 }
 
-function task(slot: number, version: number, nodeId: string): TaskRecord {
-  return {
-    id: `s.web.${slot}.v${version}`,
-    serviceId: 's.web',
-    slot,
-    serviceVersion: version,
-    nodeId,
-    desired: 'running',
-    reservations: { cpus: 0, memoryBytes: 0 },
-  };
-}
+const task = taskRecord;
 
 function view(
   services: ServiceRecord[],
@@ -73,12 +30,7 @@ function view(
     services: services.map((value, i) => ({ id: `s.${value.name}`, version: i + 1, value })),
     nodes,
     tasks: tasks.map((value, i) => ({ id: value.id, version: i + 10, value })),
-    statuses: new Map(
-      Object.entries(statuses).map(([id, state]) => [
-        id,
-        { nodeId: 'n1', state, restarts: 0, since: new Date(0).toISOString(), ports: [] },
-      ]),
-    ),
+    statuses: new Map(Object.entries(statuses).map(([id, state]) => [id, taskStatus(state)])),
   };
 }
 

@@ -1,16 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import type { TaskRow } from '../../agent/control-api.js';
-import {
-  type AgentProcess,
-  mesh,
-  nodesSeenBy,
-  startCluster,
-  stopAgents,
-  testDirectory,
-} from '../../examples/local-cluster.js';
+import { type AgentProcess, LocalCluster, mesh, nodesSeenBy } from '../helpers/local-cluster.js';
 import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 
 // Loopback block 127.0.26.0/24. No engine: the agents are pointed at a socket that is not there,
@@ -18,17 +10,11 @@ import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 process.env.DOCKER_HOST = 'unix:///nonexistent/docker.sock';
 const HOSTS = ['127.0.26.1', '127.0.26.2'];
 const STACK = fileURLToPath(new URL('../../../examples/stacks/demo-process.yml', import.meta.url));
-const root = await testDirectory('process-stack');
-const agents: AgentProcess[] = [];
-
-test.after.always(async () => {
-  await stopAgents(agents);
-  await rm(root, { recursive: true, force: true });
-});
+const cluster = await LocalCluster.create('process-stack');
+test.after.always(() => cluster.close());
 
 test('without an engine, an x-mesh process stack runs across agents, and rm stops every process', async (t) => {
-  agents.push(...(await startCluster(root, HOSTS, 'proc')));
-  const [a, b] = agents as [AgentProcess, AgentProcess];
+  const [a, b] = (await cluster.start(HOSTS, 'proc')) as [AgentProcess, AgentProcess];
   t.regex(
     readFileSync(`${a.dataDir}.log`, 'utf8'),
     /mesh: note: no Docker Engine reachable on node n[0-9a-f]+ \(.*\); only x-mesh runtime: process services run here/,

@@ -1,30 +1,26 @@
 import { writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import type { NodeRow, StackRow, StatusResponse, TaskRow } from '../../agent/control-api.js';
-import {
-  type AgentProcess,
-  mesh,
-  nodeIdOf,
-  spawnAgent,
-  startCluster,
-  stopAgents,
-  testDirectory,
-  waitForControl,
-} from '../../examples/local-cluster.js';
 import { removeLabelled } from '../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
+import {
+  type AgentProcess,
+  LocalCluster,
+  mesh,
+  nodeIdOf,
+  waitForControl,
+} from '../helpers/local-cluster.js';
 import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 
 // Loopback block 127.0.22.0/24: three agents, one per address, publishing container ports there.
 const HOSTS = ['127.0.22.1', '127.0.22.2', '127.0.22.3'];
-const root = await testDirectory('stacks');
+const cluster = await LocalCluster.create('stacks');
 let agents: AgentProcess[] = [];
 let clusterId = '';
 
 function stackFile(name: string, text: string): string {
-  const file = join(root, name);
+  const file = join(cluster.root, name);
   writeFileSync(file, text);
   return file;
 }
@@ -82,7 +78,7 @@ const allRunning = (n: number) => (tasks: TaskRow[]) =>
 
 test.before(async () => {
   if ('skip' in engine) return;
-  agents = await startCluster(root, HOSTS, 'stacks', ['--reschedule-after', '2s']);
+  agents = await cluster.start(HOSTS, 'stacks', ['--reschedule-after', '2s']);
   const status = await json<StatusResponse>(agents[0] as AgentProcess, 'status');
   clusterId = status.clusterId;
   // Every node alive, recorded and a voter: the scheduler spreads over all three, and any one
@@ -100,10 +96,9 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await stopAgents(agents);
+  await cluster.close();
   if (!('skip' in engine) && clusterId)
     await removeLabelled(engine.docker, `mesh.cluster=${clusterId}`);
-  await rm(root, { recursive: true, force: true });
 });
 
 dockerTest(
@@ -249,7 +244,7 @@ dockerTest(
       'worker replicas off the dead node',
     );
     // It comes back from its data dir; what it ran before is gone and it runs nothing it should not.
-    const back = spawnAgent(root, 'stacks2', ['agent']);
+    const back = cluster.spawn('stacks2', ['agent']);
     agents[1] = back;
     await waitForControl(back);
     await eventually(

@@ -1,3 +1,5 @@
+/** How the CLI shows results: tables, ages, and JSON for --json. */
+
 /** A plain aligned table, the way `docker ps` prints one. */
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -16,4 +18,9 @@ export function ago(iso: string, now = Date.now()): string {
   if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
   if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h ago`;
   return `${Math.floor(seconds / 86_400)}d ago`;
+}
+
+/** A result as JSON (--json), or in words for a person. */
+export function print(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
 }

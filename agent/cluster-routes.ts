@@ -1,0 +1,56 @@
+import type { Membership } from '../mesh/membership/runtime.js';
+import type { RaftNode } from '../mesh/raft/node.js';
+import type { ClusterState } from '../mesh/state/cluster-state.js';
+import type { ControlHandlers, RaftStatus, StatusResponse } from './control-api.js';
+import type { JoinTokens } from './join-tokens.js';
+import { VERSION } from './meta.js';
+import type { Nodes } from './nodes.js';
+
+type ClusterRoutes = 'GET /v1/status' | 'GET /v1/nodes' | 'GET /v1/token' | 'POST /v1/token/rotate';
+
+export interface ClusterRoutesOptions {
+  self: { nodeId: string; clusterId: string; address: string };
+  membership: Membership;
+  raft: RaftNode;
+  state: ClusterState;
+  nodes: Nodes;
+  tokens: JoinTokens;
+}
+
+/** The control API's routes about the cluster itself: this node's status, the nodes, tokens. */
+export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandlers, ClusterRoutes> {
+  const { self, membership, nodes, tokens } = options;
+  return {
+    'GET /v1/status': (): StatusResponse => {
+      const members = membership.members();
+      const count = (status: string) => members.filter((m) => m.status === status).length;
+      return {
+        ...self,
+        version: VERSION,
+        raft: raftStatus(options.raft, options.state),
+        members: {
+          alive: count('alive'),
+          suspect: count('suspect'),
+          dead: count('dead'),
+          left: count('left'),
+        },
+      };
+    },
+    'GET /v1/nodes': () => nodes.list(),
+    'GET /v1/token': () => ({ token: tokens.require() }),
+    'POST /v1/token/rotate': async () => ({ token: await tokens.rotate() }),
+  };
+}
+
+function raftStatus({ raft }: RaftNode, state: ClusterState): RaftStatus {
+  return {
+    role: raft.role,
+    term: raft.term,
+    leader: raft.leader,
+    commit: raft.log.committed,
+    applied: raft.log.applied,
+    voters: raft.membership.voters,
+    learners: raft.membership.learners,
+    stateDigest: state.digest(),
+  };
+}

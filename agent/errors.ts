@@ -1,0 +1,19 @@
+/**
+ * Why the agent refuses a request, by kind, without knowing who asked: the control API maps each
+ * kind to its HTTP status (control.ts), and anything else to a 500.
+ */
+
+/** The request itself is wrong: a bad name, value or shape. */
+export class InvalidError extends Error {
+  override name = 'InvalidError';
+}
+
+/** It names something the cluster does not have. */
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+
+/** It cannot be done in the state the cluster is in (a port taken, a node still alive). */
+export class ConflictError extends Error {
+  override name = 'ConflictError';
+}

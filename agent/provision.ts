@@ -1,0 +1,143 @@
+import { createServer } from 'node:net';
+import { joinCluster } from '../mesh/join/client.js';
+import { createLogger, type Logger } from '../mesh/log.js';
+import { ClusterCA } from '../mesh/pki/ca.js';
+import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity.js';
+import { generateKeyPair } from '../mesh/pki/keys.js';
+import { decodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
+import { RaftStorage } from '../mesh/raft/storage.js';
+import { type ClusterFile, DataDir } from './datadir.js';
+
+export interface AgentOptions {
+  dataDir: string;
+  /** The address other nodes reach this one at; the agent also listens and dials from it. */
+  advertise: string;
+  port: number;
+  labels: Record<string, string>;
+  logLevel?: string;
+  rescheduleAfterMs?: number;
+}
+
+export class AgentError extends Error {
+  override name = 'AgentError';
+}
+
+/** What an agent starts from: its data dir, settings, identity, and whom to meet first. */
+export interface Provisioned {
+  dir: DataDir;
+  cluster: ClusterFile;
+  identity: NodeIdentity;
+  /** Only on the node that created the cluster. */
+  ca: ClusterCA | undefined;
+  log: Logger;
+  /** Addresses of members to join through. */
+  seeds: string[];
+}
+
+/** Creates a cluster: its CA, this node's identity, a join secret, and Raft with one voter. */
+export async function createCluster(options: AgentOptions): Promise<Provisioned> {
+  const dir = new DataDir(options.dataDir);
+  await dir.create();
+  await checkListenable(options.advertise, options.port);
+  const clusterId = newClusterId();
+  const ca = await ClusterCA.create(clusterId);
+  const keys = await generateKeyPair();
+  const nodeId = newNodeId();
+  const issued = ca.issue({ nodeId, publicKeyPem: keys.publicKeyPem });
+  const identity = {
+    clusterId,
+    nodeId,
+    keyPem: keys.privateKeyPem,
+    certPem: issued.certPem,
+    caCertPem: ca.certPem,
+  };
+  const cluster: ClusterFile = {
+    clusterId,
+    nodeId,
+    advertise: options.advertise,
+    port: options.port,
+    labels: options.labels,
+    seeds: [],
+    joinSecret: newJoinSecret(),
+    rescheduleAfterMs: options.rescheduleAfterMs,
+  };
+  await dir.writeIdentity(identity, ca.exportKeyPem());
+  const log = agentLogger(nodeId, options);
+  // The first node is the cluster's only voter until the leader (itself) seats others.
+  const bootstrap = { voters: [nodeId], learners: [] };
+  const storage = RaftStorage.open(dir.raftDir, bootstrap, log);
+  storage.saveSnapshot({ index: 0, term: 0, membership: bootstrap, data: null });
+  storage.close();
+  await dir.writeCluster(cluster);
+  log.info({ clusterId, dataDir: dir.path }, 'cluster created');
+  return { dir, cluster, identity, ca, log, seeds: [] };
+}
+
+/** Joins the cluster a token names: pins its CA, proves the secret, receives a certificate. */
+export async function joinWithToken(
+  tokenText: string,
+  options: AgentOptions,
+): Promise<Provisioned> {
+  const token = decodeJoinToken(tokenText);
+  const dir = new DataDir(options.dataDir);
+  await dir.create();
+  await checkListenable(options.advertise, options.port);
+  const bootLog = agentLogger('(joining)', options);
+  const identity = await joinCluster(token, { log: bootLog, bindAddress: options.advertise });
+  const cluster: ClusterFile = {
+    clusterId: identity.clusterId,
+    nodeId: identity.nodeId,
+    advertise: options.advertise,
+    port: options.port,
+    labels: options.labels,
+    seeds: token.seeds,
+    rescheduleAfterMs: options.rescheduleAfterMs,
+  };
+  await dir.writeIdentity(identity);
+  await dir.writeCluster(cluster);
+  const log = agentLogger(identity.nodeId, options);
+  return { dir, cluster, identity, ca: undefined, log, seeds: token.seeds };
+}
+
+/** Reads a data dir written before: same identity, rejoining through known peers and seeds. */
+export async function reopen(
+  options: Pick<AgentOptions, 'dataDir' | 'logLevel'>,
+): Promise<Provisioned> {
+  const dir = new DataDir(options.dataDir);
+  const cluster = await dir.readCluster();
+  const { identity, caKeyPem } = await dir.readIdentity(cluster);
+  const ca = caKeyPem ? ClusterCA.load(cluster.clusterId, identity.caCertPem, caKeyPem) : undefined;
+  const log = agentLogger(cluster.nodeId, options);
+  const peers = await dir.readPeers().catch((error: Error) => {
+    log.warn({ reason: error.message }, 'peer cache unreadable; rejoining through the seeds only');
+    return [];
+  });
+  return { dir, cluster, identity, ca, log, seeds: [...new Set([...peers, ...cluster.seeds])] };
+}
+
+/** Why we cannot listen, in words a user can act on. */
+export function listenError(error: Error, host: string, port: number): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new AgentError(
+      `port ${port} on ${host} is taken (another mesh agent?); choose one with --port`,
+    );
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new AgentError(`${host} is not an address of this machine; check --advertise`);
+  }
+  return error;
+}
+
+/** Fails before anything is written or issued, so a retry with other flags starts clean. */
+function checkListenable(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error) => reject(listenError(error, host, port)));
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+function agentLogger(nodeId: string, options: { logLevel?: string }): Logger {
+  return createLogger({ nodeId, level: options.logLevel });
+}

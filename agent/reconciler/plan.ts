@@ -1,0 +1,112 @@
+import type { RuntimeKind, ServiceRecord } from '../../mesh/api/services.js';
+import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
+import type { TaskObservation } from '../runtime/runtime.js';
+
+/** A task's container or process as one of the node's runtimes sees it. */
+export interface Observed {
+  runtime: RuntimeKind;
+  seen: TaskObservation;
+}
+
+/** What a reconcile round looks at: this node's tasks and containers, and the cluster around them. */
+export interface NodeView {
+  /** The tasks the leader assigned to this node. */
+  tasks: TaskRecord[];
+  services: ReadonlyMap<string, ServiceRecord>;
+  /** What this node last said about each task, or else what the cluster holds. */
+  statuses: ReadonlyMap<string, TaskStatus>;
+  /** Every task the node's runtimes run, by task ID. */
+  observed: ReadonlyMap<string, Observed>;
+  /** Tasks with an operation in flight: a round leaves them to it. */
+  busy: ReadonlySet<string>;
+  /** When each task waiting out its restart delay may start again (ms). */
+  restartAt: ReadonlyMap<string, number>;
+  /** Services with a running task anywhere in the cluster, by ID (for depends_on). */
+  runningServices: ReadonlySet<string>;
+  /** Why a runtime kind this node lacks is missing; a kind not here is offered. */
+  missingRuntimes: ReadonlyMap<RuntimeKind, string>;
+  now: number;
+}
+
+/** What a round does; the shell looks at a container again before it acts on it. */
+export type Action =
+  /** A task this node runs but should not: stop and remove it. */
+  | { type: 'remove'; taskId: string; runtime: RuntimeKind }
+  /** A task told to shut down: stop it within its grace period, then report it shut down. */
+  | { type: 'shutdown'; task: TaskRecord; runtime: RuntimeKind }
+  /** Start the task's container or process. */
+  | { type: 'start'; task: TaskRecord; service: ServiceRecord }
+  /** Its restart delay is over: remove what is left of it (if anything), so that the next round starts it. */
+  | { type: 'restart'; taskId: string; runtime?: RuntimeKind }
+  /** Look at the container now: it may have ended, come up, or turned unhealthy. */
+  | { type: 'inspect'; taskId: string; runtime: RuntimeKind }
+  /** Tell the cluster about the task, with nothing to do to it. */
+  | { type: 'report'; taskId: string; status: Pick<TaskStatus, 'state' | 'reason'> };
+
+const isFinal = (status: TaskStatus | undefined) =>
+  status !== undefined && FINAL_STATES.has(status.state);
+
+/**
+ * One reconcile round as a pure step: from this node's assigned tasks, what its runtimes run and
+ * what is known of each task, the actions that move the node towards its assignment.
+ */
+export function reconcile(view: NodeView): Action[] {
+  const actions: Action[] = [];
+  const assigned = new Set(view.tasks.map((t) => t.id));
+  for (const [taskId, { runtime }] of view.observed)
+    if (!assigned.has(taskId) && !view.busy.has(taskId))
+      actions.push({ type: 'remove', taskId, runtime });
+  for (const task of view.tasks) {
+    if (view.busy.has(task.id)) continue;
+    const here = view.observed.get(task.id);
+    const status = view.statuses.get(task.id);
+    if (task.desired === 'shutdown') {
+      if (here) actions.push({ type: 'shutdown', task, runtime: here.runtime });
+      else if (!isFinal(status))
+        actions.push({
+          type: 'report',
+          taskId: task.id,
+          status: { state: 'shutdown', reason: task.reason },
+        });
+      continue;
+    }
+    const restartAt = view.restartAt.get(task.id);
+    if (restartAt !== undefined) {
+      // Waiting out its restart delay, or done waiting.
+      if (restartAt <= view.now)
+        actions.push({ type: 'restart', taskId: task.id, runtime: here?.runtime });
+    } else if (!here) {
+      const start = isFinal(status) ? undefined : startOrWait(task, view);
+      if (start) actions.push(start);
+    } else if (here.seen.state !== 'running') {
+      // It ended while nobody was watching (the agent was down, or an event was missed).
+      if (!isFinal(status))
+        actions.push({ type: 'inspect', taskId: task.id, runtime: here.runtime });
+    } else if (status?.state !== 'running' || here.seen.health?.status === 'unhealthy') {
+      actions.push({ type: 'inspect', taskId: task.id, runtime: here.runtime });
+    }
+  }
+  return actions;
+}
+
+/** Starts a task, unless its runtime is missing here or a service it depends on runs nowhere. */
+function startOrWait(task: TaskRecord, view: NodeView): Action | undefined {
+  const service = view.services.get(task.serviceId);
+  if (!service) return undefined; // removed meanwhile: the leader shuts its tasks down
+  const missing = view.missingRuntimes.get(service.runtime);
+  if (missing)
+    return { type: 'report', taskId: task.id, status: { state: 'failed', reason: missing } };
+  const waitingFor = service.dependsOn.filter(
+    (name) => !view.runningServices.has(`${service.stack}.${name}`),
+  );
+  if (waitingFor.length > 0)
+    return {
+      type: 'report',
+      taskId: task.id,
+      status: {
+        state: 'waiting',
+        reason: `waiting for ${waitingFor.join(', ')} to run (depends_on)`,
+      },
+    };
+  return { type: 'start', task, service };
+}

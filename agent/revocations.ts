@@ -1,0 +1,25 @@
+import type { Logger } from 'pino';
+import type { NodeRecord } from '../mesh/api/nodes.js';
+import type { ClusterState } from '../mesh/state/cluster-state.js';
+import type { Transport } from '../mesh/transport/transport.js';
+
+/**
+ * Removed nodes stay refused: the transport revokes the certificate of every node the replicated
+ * records mark removed, replayed at every start. Returns the way to stop watching.
+ */
+export function refuseRemovedNodes(
+  state: ClusterState,
+  transport: Transport,
+  self: string,
+  log: Logger,
+): () => void {
+  return state.watch(({ kind, id, object }) => {
+    const node = object?.value as NodeRecord | undefined;
+    if (kind !== 'nodes' || node?.status !== 'removed' || !node.serial) return;
+    if (transport.revocations.has(node.serial)) return;
+    if (id === self)
+      log.error('this node was removed from the cluster (mesh node rm): it is refused everywhere');
+    else log.info({ removed: id, serial: node.serial }, 'node removed: its certificate is refused');
+    transport.revoke(node.serial);
+  });
+}
