@@ -123,6 +123,8 @@ export class Agent {
   private async start(): Promise<Parts> {
     const { dir, cluster, identity, ca, log, seeds } = this.provisioned;
     const state = new ClusterState();
+    // First: a damaged log refuses to start before this node answers anyone.
+    const storage = RaftStorage.open(dir.raftDir, { voters: [], learners: [] }, log);
     // Before listening, so that peers never meet a node that answers but does not gossip yet.
     // Gossiped with the node's metadata: the scheduler gives Docker tasks only to nodes with an engine.
     const runtimes = await Runtimes.open({
@@ -156,7 +158,6 @@ export class Agent {
         runtimes.kinds(),
       ),
     });
-    const storage = RaftStorage.open(dir.raftDir, { voters: [], learners: [] }, log);
     const raft = new RaftNode({
       transport,
       storage,

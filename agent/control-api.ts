@@ -165,14 +165,12 @@ export type RouteName = keyof ControlApi;
 export type RequestOf<R extends RouteName> = ControlApi[R]['request'];
 export type ResponseOf<R extends RouteName> = ControlApi[R]['response'];
 
-/**
- * What the agent's handler of a route is given: the request's fields as sent, unchecked (the
- * handler checks them), and what it must answer.
- */
+/** A request's fields as they arrive: any may be missing or of any type until checked. */
+export type Untrusted<T> = { [K in keyof T]?: unknown };
+
+/** What the agent answers each route with, given the request as sent (the handler checks it). */
 export type ControlHandlers = {
-  [R in RouteName]: (
-    request: Partial<Record<keyof RequestOf<R>, unknown>>,
-  ) => ResponseOf<R> | Promise<ResponseOf<R>>;
+  [R in RouteName]: (request: Untrusted<RequestOf<R>>) => ResponseOf<R> | Promise<ResponseOf<R>>;
 };
 
 /** The agent's socket, in its data dir. */

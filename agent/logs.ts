@@ -3,7 +3,7 @@ import type { ServiceRecord } from '../mesh/api/services.js';
 import type { TaskRecord } from '../mesh/api/tasks.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
 import type { Transport } from '../mesh/transport/transport.js';
-import type { LogsResponse } from './control-api.js';
+import type { LogsResponse, RequestOf, Untrusted } from './control-api.js';
 import { InvalidError } from './errors.js';
 import type { LogPage } from './runtime/runtime.js';
 import type { Runtimes } from './runtime/runtimes.js';
@@ -55,11 +55,7 @@ export class ClusterLogs {
       : Promise.resolve({ lines: [], cursor: cursor ?? '0' });
   }
 
-  async gather(query: {
-    service?: unknown;
-    tail?: unknown;
-    cursors?: unknown;
-  }): Promise<LogsResponse> {
+  async gather(query: Untrusted<RequestOf<'GET /v1/logs'>>): Promise<LogsResponse> {
     const service = this.stacks.resolveService(String(query.service ?? ''));
     const tail = Number(query.tail ?? 100);
     if (!Number.isSafeInteger(tail) || tail < 0)

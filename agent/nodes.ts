@@ -2,7 +2,14 @@ import type { NodeRecord } from '../mesh/api/nodes.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
 import type { Membership } from '../mesh/membership/runtime.js';
 import type { RaftNode } from '../mesh/raft/node.js';
-import type { NodeDetail, NodeRow, NodesResponse, NodeUpdateRequest } from './control-api.js';
+import type {
+  NodeDetail,
+  NodeRow,
+  NodesResponse,
+  NodeUpdateRequest,
+  RequestOf,
+  Untrusted,
+} from './control-api.js';
 import { ConflictError, InvalidError, NotFoundError } from './errors.js';
 import type { StateAccess } from './state-access.js';
 
@@ -84,7 +91,7 @@ export class Nodes {
    * (the record stays, marked removed, so that it is refused after restarts too). A node still
    * alive is refused unless forced: stop its agent first, or it keeps running its containers.
    */
-  async remove({ node, force }: { node?: unknown; force?: unknown }): Promise<{ id: string }> {
+  async remove({ node, force }: Untrusted<RequestOf<'POST /v1/node/rm'>>): Promise<{ id: string }> {
     const id = this.resolve(String(node));
     if (id === this.self)
       throw new InvalidError(`node ${id} is the one answering: run "mesh node rm" on another`);
@@ -103,11 +110,7 @@ export class Nodes {
   }
 
   /** Sets availability (drain, active) or labels: KEY=VALUE adds, KEY- removes. */
-  async update(
-    request: {
-      [K in keyof NodeUpdateRequest]?: unknown;
-    },
-  ): Promise<{ id: string; node: NodeRecord }> {
+  async update(request: Untrusted<NodeUpdateRequest>): Promise<{ id: string; node: NodeRecord }> {
     const { node, availability } = request;
     const id = this.resolve(String(node));
     if (availability !== undefined && availability !== 'active' && availability !== 'drain')

@@ -10,7 +10,14 @@ import {
 import { isValidName, type StackRecord } from '../mesh/api/stacks.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
 import type { ClusterState, Write } from '../mesh/state/cluster-state.js';
-import type { DeployRequest, DeployResponse, StackRow, TaskRow } from './control-api.js';
+import type {
+  DeployRequest,
+  DeployResponse,
+  RequestOf,
+  StackRow,
+  TaskRow,
+  Untrusted,
+} from './control-api.js';
 import { ConflictError, InvalidError, NotFoundError } from './errors.js';
 import { ConstraintError, parseConstraint, satisfies } from './scheduler/constraints.js';
 import { nodeInfoOf } from './scheduler/model.js';
@@ -183,7 +190,7 @@ export class Stacks {
   }
 
   /** Tasks of a stack (?stack=), a service (?service=), or either by name (?name=), or all. */
-  tasks(query: { name?: unknown; stack?: unknown; service?: unknown }): TaskRow[] {
+  tasks(query: Untrusted<RequestOf<'GET /v1/tasks'>>): TaskRow[] {
     const name = typeof query.name === 'string' ? query.name : undefined;
     const isStack = name !== undefined && this.state.get('stacks', name) !== undefined;
     const stack = isStack ? name : (query.stack as string | undefined);

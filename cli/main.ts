@@ -14,6 +14,7 @@ const EXPECTED = new Set([
   'DataDirError',
   'AgentError',
   'StackFileError',
+  'StorageDamageError',
 ]);
 
 const { version } = JSON.parse(

@@ -499,8 +499,15 @@ export class Raft {
     p.recentActive = true;
     p.ackedSeq = Math.max(p.ackedSeq, m.seq);
     if (m.reject) {
-      // A rejection at or below what the follower already matched is a late or duplicated reply.
-      if (m.index <= p.match) return;
+      if (m.index <= p.match) {
+        // At or below what the follower matched: a late or duplicated reply, unless the follower
+        // says its log now ends before that match. Then its log went backwards (a learner that
+        // lost a suffix, a restart from a shorter log): forget the match and find its log again.
+        // A late reply taken for that costs a probe, never safety (match only ever held back
+        // the commit index, which does not fall).
+        if (m.hintIndex >= p.match) return;
+        p.match = 0;
+      }
       p.next = Math.max(p.match + 1, this.nextAfterRejection(m.hintIndex, m.hintTerm));
       p.probing = true;
       p.paused = false;

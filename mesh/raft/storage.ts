@@ -19,8 +19,22 @@ import type { Entry, HardState, Membership, Snapshot } from './types.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const HEADER = 8; // u32 length, u32 CRC-32 of the payload
+// The snapshot file: this, then a record as in the WAL. A file without it is from before mesh 0.1.1.
+const SNAPSHOT_MAGIC = Buffer.from('mesh-snapshot-1\n');
 
 type Record = { kind: 'hard'; state: HardState } | { kind: 'entry'; entry: Entry };
+
+/**
+ * Raft's files are damaged somewhere other than a torn tail: acknowledged entries may be gone, so
+ * the node must not start on them (it could vote for, or become, a leader without them).
+ */
+export class StorageDamageError extends Error {
+  override name = 'StorageDamageError';
+}
+
+const WHAT_TO_DO =
+  'this node will not start on it, so that it never votes or serves without entries it acknowledged. ' +
+  'Remove it from the cluster ("mesh node rm NODE" on another node), move its data dir away, and join this machine again with a new token';
 
 export interface Stored {
   hardState: HardState;
@@ -28,12 +42,73 @@ export interface Stored {
   entries: Entry[];
 }
 
-function frame(record: Record): Buffer {
-  const payload = packr.pack(record);
+function frame(value: unknown): Buffer {
+  const payload = packr.pack(value);
   const header = Buffer.alloc(HEADER);
   header.writeUInt32LE(payload.length, 0);
   header.writeUInt32LE(crc32(payload), 4);
   return Buffer.concat([header, payload]);
+}
+
+/** The payload of a whole, checksummed record at offset, or undefined when there is none. */
+function payloadAt(data: Buffer, offset: number): Buffer | undefined {
+  if (offset + HEADER > data.length) return undefined;
+  const length = data.readUInt32LE(offset);
+  const end = offset + HEADER + length;
+  // Zero-length: what a file extended by a crash but never written reads as.
+  if (length === 0 || end > data.length) return undefined;
+  const payload = data.subarray(offset + HEADER, end);
+  return crc32(payload) === data.readUInt32LE(offset + 4) ? payload : undefined;
+}
+
+/** A WAL record at offset: whole, checksummed, and of a known shape. */
+function recordAt(data: Buffer, offset: number): { record: Record; end: number } | undefined {
+  const payload = payloadAt(data, offset);
+  if (!payload) return undefined;
+  let record: Record;
+  try {
+    record = packr.unpack(payload) as Record;
+  } catch {
+    return undefined; // a checksum that matches by chance over bytes that are no record
+  }
+  const known =
+    (record?.kind === 'hard' && typeof record.state?.term === 'number') ||
+    (record?.kind === 'entry' && Number.isSafeInteger(record.entry?.index));
+  return known ? { record, end: offset + HEADER + payload.length } : undefined;
+}
+
+/** Where the first whole record after offset starts, if any: damage is not a torn tail then. */
+function nextRecord(data: Buffer, offset: number): number | undefined {
+  for (let at = offset + 1; at + HEADER < data.length; at++) if (recordAt(data, at)) return at;
+  return undefined;
+}
+
+function readSnapshot(path: string, initial: Membership): Snapshot {
+  if (!existsSync(path)) return { index: 0, term: 0, membership: initial, data: null };
+  const data = readFileSync(path);
+  const damaged = (why: string) =>
+    new StorageDamageError(`raft snapshot ${path} is damaged (${why}): ${WHAT_TO_DO}`);
+  let snapshot: Snapshot;
+  if (data.subarray(0, SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) {
+    const payload = payloadAt(data, SNAPSHOT_MAGIC.length);
+    if (!payload || SNAPSHOT_MAGIC.length + HEADER + payload.length !== data.length)
+      throw damaged('its checksum or length does not match its contents');
+    snapshot = packr.unpack(payload) as Snapshot;
+  } else {
+    try {
+      snapshot = packr.unpack(data) as Snapshot;
+    } catch (error) {
+      throw damaged((error as Error).message);
+    }
+  }
+  if (
+    !Number.isSafeInteger(snapshot?.index) ||
+    !Number.isSafeInteger(snapshot.term) ||
+    !Array.isArray(snapshot.membership?.voters) ||
+    !Array.isArray(snapshot.membership?.learners)
+  )
+    throw damaged('it is not a snapshot');
+  return snapshot;
 }
 
 /** Writes a file so that a crash leaves either the old one or the new one, never half of either. */
@@ -56,10 +131,12 @@ function writeDurably(path: string, data: Buffer): void {
 }
 
 /**
- * Raft's stable storage in a directory: `snapshot` (replaced atomically) and `wal`, an append-only
- * file of checksummed records (hard states and entries, one each), fsynced before save() returns.
- * A torn or corrupt tail, as a crash mid-write leaves, is cut off at start-up and said so in the
- * log: never read as data, never silently dropped.
+ * Raft's stable storage in a directory: `snapshot` (checksummed, replaced atomically) and `wal`, an
+ * append-only file of checksummed records (hard states and entries, one each), fsynced before
+ * save() returns. A torn tail — the last record incomplete or failing its checksum, with nothing
+ * whole after it, as a crash mid-write leaves — is cut off at start-up and said so in the log.
+ * Damage anywhere else, in the WAL or the snapshot, refuses to open (StorageDamageError): never
+ * read as data, never silently dropped.
  */
 export class RaftStorage {
   private fd: number;
@@ -77,15 +154,23 @@ export class RaftStorage {
   static open(dir: string, initial: Membership, log: Logger): RaftStorage {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const snapshotPath = join(dir, 'snapshot');
-    rmSync(`${snapshotPath}.tmp`, { force: true }); // an interrupted snapshot write
-    const snapshot: Snapshot = existsSync(snapshotPath)
-      ? (packr.unpack(readFileSync(snapshotPath)) as Snapshot)
-      : { index: 0, term: 0, membership: initial, data: null };
     const walPath = join(dir, 'wal');
+    // Interrupted atomic writes: the files they were replacing are whole.
+    rmSync(`${snapshotPath}.tmp`, { force: true });
+    rmSync(`${walPath}.tmp`, { force: true });
+    const snapshot = readSnapshot(snapshotPath, initial);
     const stored: Stored = { hardState: { term: 0, vote: null, commit: 0 }, snapshot, entries: [] };
+    const data = existsSync(walPath) ? readFileSync(walPath) : Buffer.alloc(0);
+    const valid = RaftStorage.replay(data, stored);
+    if (valid < data.length) {
+      const next = nextRecord(data, valid);
+      if (next !== undefined)
+        throw new StorageDamageError(
+          `raft log ${walPath} is damaged at byte ${valid} (a record there is not whole or fails its checksum, and whole records follow from byte ${next}): ${WHAT_TO_DO}`,
+        );
+    }
     // Append mode: every write lands at the end, whatever was read or cut before.
     const fd = openSync(walPath, 'a+', 0o600);
-    const valid = RaftStorage.replay(readFileSync(walPath), stored);
     const size = fstatSync(fd).size;
     if (valid < size) {
       log.warn(
@@ -106,16 +191,10 @@ export class RaftStorage {
   /** Applies records in order; returns how many bytes of the file were valid. */
   private static replay(data: Buffer, stored: Stored): number {
     let offset = 0;
-    while (offset + HEADER <= data.length) {
-      const length = data.readUInt32LE(offset);
-      const end = offset + HEADER + length;
-      if (end > data.length) break;
-      const payload = data.subarray(offset + HEADER, end);
-      if (crc32(payload) !== data.readUInt32LE(offset + 4)) break;
-      const record = packr.unpack(payload) as Record;
-      if (record.kind === 'hard') stored.hardState = record.state;
-      else RaftStorage.place(stored, [record.entry]);
-      offset = end;
+    for (let at = recordAt(data, 0); at; at = recordAt(data, offset)) {
+      if (at.record.kind === 'hard') stored.hardState = at.record.state;
+      else RaftStorage.place(stored, [at.record.entry]);
+      offset = at.end;
     }
     return offset;
   }
@@ -160,7 +239,7 @@ export class RaftStorage {
    * then the WAL is rewritten (also atomically) with only what follows it.
    */
   saveSnapshot(snapshot: Snapshot): void {
-    writeDurably(join(this.dir, 'snapshot'), packr.pack(snapshot));
+    writeDurably(join(this.dir, 'snapshot'), Buffer.concat([SNAPSHOT_MAGIC, frame(snapshot)]));
     this.stored.snapshot = snapshot;
     this.stored.entries = this.stored.entries.filter((e) => e.index > snapshot.index);
     const records = [frame({ kind: 'hard', state: this.stored.hardState })];

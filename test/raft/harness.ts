@@ -36,6 +36,26 @@ export class Cluster {
     return raft;
   }
 
+  /**
+   * The node starts again from the first `kept` entries of its log, as after a crash that lost
+   * the rest (a learner's torn log, or entries never made durable).
+   */
+  restartWithPrefix(id: NodeId, kept: number): Raft {
+    const before = this.node(id);
+    const entries = before.log.slice(1, kept);
+    const raft = new Raft({
+      id,
+      config: DEFAULT_RAFT_CONFIG,
+      random: seededRandom(this.nodes.size + 100),
+      hardState: { term: before.term, vote: null, commit: Math.min(before.log.committed, kept) },
+      snapshot: { index: 0, term: 0, membership: before.log.membershipAt(0), data: null },
+      entries,
+    });
+    this.nodes.set(id, raft);
+    this.applied.set(id, []);
+    return raft;
+  }
+
   node(id: NodeId): Raft {
     return this.nodes.get(id) as Raft;
   }

@@ -194,3 +194,20 @@ test('the linearizability checker rejects a stale read and accepts a concurrent 
   );
   t.false(checkLinearizable([w('1', 0, 10), r('2', 40, 50)]).ok, 'a value nobody wrote');
 });
+
+test('a follower whose log went backwards (a lost suffix) is found again and catches up', (t) => {
+  const c = new Cluster(['a', 'b', 'c', 'l'], { voters: ['a', 'b', 'c'], learners: ['l'] });
+  c.elect('a');
+  for (let i = 1; i <= 5; i++) c.node('a').propose(`x=${i}`);
+  c.settle();
+  c.heartbeat();
+  const last = c.node('a').log.lastIndex;
+  t.is(c.node('l').log.lastIndex, last);
+  // The learner comes back with two entries; the leader still believes it holds all of them.
+  c.restartWithPrefix('l', 2);
+  c.heartbeat();
+  c.heartbeat();
+  t.is(c.node('l').log.lastIndex, last, 'the leader sent the lost entries again');
+  t.is(c.node('l').log.committed, c.node('a').log.committed);
+  t.deepEqual(commands(c.applied.get('l') ?? []), ['x=1', 'x=2', 'x=3', 'x=4', 'x=5']);
+});

@@ -9,7 +9,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { RaftStorage } from '../../mesh/raft/storage.js';
+import { Packr } from 'msgpackr';
+import { RaftStorage, StorageDamageError } from '../../mesh/raft/storage.js';
 import type { Entry } from '../../mesh/raft/types.js';
 import { captureLogs } from '../helpers/logs.js';
 
@@ -123,5 +124,77 @@ test('a snapshot replaces the entries it covers, atomically', (t) => {
     [4],
   );
   t.deepEqual(reopened.state.hardState, { term: 2, vote: 'a', commit: 3 });
+  reopened.close();
+});
+
+/** A WAL of ten entries, closed; returns its path and size. */
+function tenEntries(dir: string): { wal: string; size: number } {
+  const storage = RaftStorage.open(dir, membership, captureLogs('a').log);
+  for (let i = 1; i <= 10; i++) storage.save({ term: 1, vote: 'a', commit: i - 1 }, [entry(i, 1)]);
+  storage.close();
+  const wal = join(dir, 'wal');
+  return { wal, size: statSync(wal).size };
+}
+
+test('damage before the tail refuses to open, naming the file, the offset and what to do', (t) => {
+  const dir = directory(t);
+  const { wal, size } = tenEntries(dir);
+  const bytes = readFileSync(wal);
+  const middle = Math.floor(size / 2);
+  bytes.writeUInt32LE((bytes.readUInt32LE(middle) ^ 0xdeadbeef) >>> 0, middle);
+  writeFileSync(wal, bytes);
+  const error = t.throws(() => RaftStorage.open(dir, membership, captureLogs('a').log), {
+    instanceOf: StorageDamageError,
+  });
+  t.regex(error?.message ?? '', new RegExp(`raft log ${wal} is damaged at byte \\d+ `));
+  t.regex(error?.message ?? '', /mesh node rm/);
+  t.is(statSync(wal).size, size, 'nothing is cut off');
+});
+
+test('a damaged length field in the middle is damage, not a torn tail', (t) => {
+  const dir = directory(t);
+  const { wal, size } = tenEntries(dir);
+  const bytes = readFileSync(wal);
+  bytes.writeUInt32LE(2 ** 31, 0); // the first record now claims to run past the end
+  writeFileSync(wal, bytes);
+  t.throws(() => RaftStorage.open(dir, membership, captureLogs('a').log), {
+    instanceOf: StorageDamageError,
+    message: /damaged at byte 0 /,
+  });
+  t.is(statSync(wal).size, size);
+});
+
+test('a tail of zeros, as a crash can leave, is cut off like any torn tail', (t) => {
+  const dir = directory(t);
+  const { wal, size } = tenEntries(dir);
+  appendFileSync(wal, Buffer.alloc(4096));
+  const reopened = RaftStorage.open(dir, membership, captureLogs('a').log);
+  t.is(reopened.state.entries.length, 10);
+  t.is(statSync(wal).size, size);
+  reopened.close();
+});
+
+test('a damaged snapshot refuses to open', (t) => {
+  const dir = directory(t);
+  const storage = RaftStorage.open(dir, membership, captureLogs('a').log);
+  storage.save({ term: 1, vote: 'a', commit: 2 }, [entry(1, 1), entry(2, 1)]);
+  storage.saveSnapshot({ index: 2, term: 1, membership, data: { state: 'at 2' } });
+  storage.close();
+  const path = join(dir, 'snapshot');
+  const bytes = readFileSync(path);
+  bytes.writeUInt8((bytes.at(-1) ?? 0) ^ 0x01, bytes.length - 1);
+  writeFileSync(path, bytes);
+  t.throws(() => RaftStorage.open(dir, membership, captureLogs('a').log), {
+    instanceOf: StorageDamageError,
+    message: new RegExp(`raft snapshot ${path} is damaged`),
+  });
+});
+
+test('a snapshot written before snapshots had a checksum still opens', (t) => {
+  const dir = directory(t);
+  const snapshot = { index: 4, term: 2, membership, data: { state: 'at 4' } };
+  writeFileSync(join(dir, 'snapshot'), new Packr({ useRecords: false }).pack(snapshot));
+  const reopened = RaftStorage.open(dir, membership, captureLogs('a').log);
+  t.like(reopened.state.snapshot, { index: 4, term: 2, data: { state: 'at 4' } });
   reopened.close();
 });

@@ -20,6 +20,8 @@ const CLIENTS = 3;
 const KEYS = ['a', 'b'];
 const CLIENT_TIMEOUT_MS = 3000;
 const COMPACT_EVERY = 24;
+// After the calm, every node must hold what the leader had committed within this long.
+const CATCH_UP_MS = 3000;
 
 interface Command {
   key: string;
@@ -73,9 +75,11 @@ export interface RaftSimReport {
 }
 
 /**
- * A Raft cluster under a seeded storm: partitions, loss, duplication, reordering, crashes (some of
- * them losing the Ready that was being written) and restarts from what was persisted. Safety is
- * checked on every step; clients record a history for the linearizability check.
+ * A Raft cluster of voters and one learner under a seeded storm: partitions, loss, duplication,
+ * reordering, crashes (some of them losing the Ready that was being written; the learner's losing
+ * a suffix of its log, as a damaged log it may discard) and restarts from what was persisted.
+ * Safety is checked on every step, and at the end that every node caught up with the leader;
+ * clients record a history for the linearizability check.
  */
 export class RaftSim {
   readonly loop = new EventLoop();
@@ -86,7 +90,9 @@ export class RaftSim {
   readonly nodes = new Map<NodeId, SimNode>();
   readonly violations: string[] = [];
   readonly history: Operation[] = [];
+  /** The voters, then the learner. */
   private readonly ids: NodeId[];
+  private readonly learner: NodeId = 'l1';
   private readonly leaders = new Map<number, NodeId>();
   private readonly committedChain = new Map<number, string>();
   private readonly appliedChain = new Map<number, string>();
@@ -96,6 +102,7 @@ export class RaftSim {
   private snapshotsInstalled = 0;
   private nextRequest = 0;
   private lossyCrashes = false;
+  private clientsStopped = false;
   private readonly inFlight = new Set<Operation>();
 
   constructor(private readonly options: RaftSimOptions) {
@@ -111,8 +118,9 @@ export class RaftSim {
       latencyMs: [1, 10],
       loss: 0.01,
     });
-    this.ids = Array.from({ length: options.nodes }, (_, i) => `r${i + 1}`);
-    const membership = { voters: [...this.ids], learners: [] };
+    const voters = Array.from({ length: options.nodes }, (_, i) => `r${i + 1}`);
+    this.ids = [...voters, this.learner];
+    const membership = { voters, learners: [this.learner] };
     for (const id of this.ids) {
       const storage: Storage = {
         hardState: { term: 0, vote: null, commit: 0 },
@@ -141,6 +149,7 @@ export class RaftSim {
     for (const node of this.nodes.values())
       if (!node.up) this.boot(node.id, node.storage, node.life);
     if (!broken()) this.loop.run(durationMs + 15_000, broken);
+    if (!broken()) this.checkCaughtUp(durationMs + 15_000);
     // Writes still in flight when the run ends may have taken effect: open-ended, like timeouts.
     for (const op of this.inFlight) if (op.kind === 'write') this.history.push(op);
     const unknown = this.history.filter((op) => op.returnedAt === Number.POSITIVE_INFINITY).length;
@@ -271,6 +280,28 @@ export class RaftSim {
 
   // ---- the invariants ----
 
+  /**
+   * Liveness once all is well again: every node gets what the leader had committed, also a learner
+   * that comes back at once with a shorter log into a cluster gone quiet (where no new entry
+   * makes the leader look again at what it believed the learner matched).
+   */
+  private checkCaughtUp(now: number): void {
+    this.lossyCrashes = false;
+    this.clientsStopped = true;
+    this.loseSuffix(this.nodes.get(this.learner) as SimNode);
+    for (const node of this.nodes.values())
+      if (!node.up) this.boot(node.id, node.storage, node.life);
+    const leader = [...this.nodes.values()].find((n) => n.up && n.raft.role === 'leader');
+    if (!leader) return;
+    const target = leader.raft.log.committed;
+    this.loop.run(now + CATCH_UP_MS, () => this.violations.length > 0);
+    for (const node of this.nodes.values())
+      if (node.raft.log.committed < target)
+        this.violate(
+          `${node.id} stuck at commit ${node.raft.log.committed}, ${CATCH_UP_MS} ms after the leader had ${target}`,
+        );
+  }
+
   private violate(what: string): void {
     this.violations.push(`seed ${this.options.seed} at ${this.loop.now.toFixed(0)} ms: ${what}`);
   }
@@ -356,7 +387,7 @@ export class RaftSim {
   private scheduleFaults(durationMs: number): void {
     let at = 1000;
     while (at < durationMs) {
-      const fault = this.random.int(5);
+      const fault = this.random.int(6);
       const when = at;
       const lasting = 300 + this.random.int(4000);
       this.loop.at(when, () => this.fault(fault, lasting));
@@ -390,15 +421,35 @@ export class RaftSim {
           if (!(error instanceof RaftError)) throw error;
         }
         return;
-      default:
+      case 4:
         this.network.partition([[pick.id], this.ids.filter((id) => id !== pick.id)]);
         this.loop.at(this.loop.now + lastingMs, () => this.network.heal());
+        return;
+      default:
+        this.loseSuffix(this.nodes.get(this.learner) as SimNode);
+        this.loop.at(this.loop.now + lastingMs, () => this.restart(this.learner));
     }
+  }
+
+  /**
+   * The learner crashes and comes back with only a prefix of what it had persisted: it holds no
+   * vote, so it may start over from a damaged log; the leader must find its log again.
+   */
+  private loseSuffix(node: SimNode): void {
+    if (!node.up) return;
+    this.crash(node);
+    const s = node.storage;
+    const last = s.entries.at(-1)?.index ?? s.snapshot.index;
+    const kept = s.snapshot.index + this.random.int(last - s.snapshot.index + 1);
+    s.entries = s.entries.filter((e) => e.index <= kept);
+    for (const index of [...s.chain.keys()]) if (index > kept) s.chain.delete(index);
+    s.hardState = { ...s.hardState, commit: Math.min(s.hardState.commit, kept) };
   }
 
   // ---- clients ----
 
   private clientStep(client: number): void {
+    if (this.clientsStopped) return;
     const key = KEYS[this.random.int(KEYS.length)] as string;
     const write = this.random.next() < 0.6;
     const op: Operation = {
