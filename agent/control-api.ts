@@ -72,20 +72,24 @@ export interface DeployResponse {
   }>;
 }
 
+/** A service of GET /v1/stacks. */
+export interface ServiceRow {
+  id: string;
+  mode: 'replicated' | 'global';
+  /** Replicated: the count asked for; global: the tasks planned. */
+  desired: number;
+  running: number;
+  image: string;
+  runtime: 'docker' | 'process';
+  ports: string[];
+  version: number;
+}
+
 /** GET /v1/stacks */
 export interface StackRow {
   name: string;
-  services: Array<{
-    id: string;
-    mode: 'replicated' | 'global';
-    /** Replicated: the count asked for; global: the tasks planned. */
-    desired: number;
-    running: number;
-    image: string;
-    runtime: 'docker' | 'process';
-    ports: string[];
-    version: number;
-  }>;
+  /** A service whose stored record fails its checks is listed by ID with why. */
+  services: Array<ServiceRow | { id: string; damaged: string }>;
 }
 
 /** GET /v1/tasks?stack=S&service=S */

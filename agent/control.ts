@@ -2,7 +2,7 @@ import { chmod, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ControlHandlers, RouteName } from './control-api.js';
-import { ConflictError, InvalidError, NotFoundError } from './errors.js';
+import { ConflictError, InvalidError, NotFoundError, UnavailableError } from './errors.js';
 
 // A stack of a few hundred services is well under this.
 const MAX_BODY_BYTES = 4 * 2 ** 20;
@@ -15,6 +15,7 @@ function statusOf(error: unknown): number {
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
   if (error instanceof BodyTooLarge) return 413;
+  if (error instanceof UnavailableError) return 503;
   return 500;
 }
 

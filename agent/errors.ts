@@ -17,3 +17,8 @@ export class NotFoundError extends Error {
 export class ConflictError extends Error {
   override name = 'ConflictError';
 }
+
+/** It cannot be answered now: no leader, or this node's replica is not confirmed current. */
+export class UnavailableError extends Error {
+  override name = 'UnavailableError';
+}

@@ -23,11 +23,11 @@ export function stackRoutes(
   logs: ClusterLogs,
   access: StateAccess,
 ): Pick<ControlHandlers, StackRoutes> {
-  /** Reads answer from this replica once it caught up with the leader (2 s, then as it is). */
+  /** Answers from this replica once it is confirmed current; refuses (503) when it cannot be. */
   const fresh =
     <Q, T>(read: (request: Q) => T) =>
     async (request: Q): Promise<Awaited<T>> => {
-      await access.caughtUp();
+      await access.current();
       return await read(request);
     };
   return {

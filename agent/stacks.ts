@@ -159,14 +159,17 @@ export class Stacks {
 
   list(): StackRow[] {
     const tasks = this.state.list<TaskRecord>('tasks').map((t) => t.value);
+    const damaged = new Map(this.state.damaged('services').map((d) => [d.id, d.reason]));
     return this.state
       .list<StackRecord>('stacks')
       .map(({ value: stack }) => ({
         name: stack.name,
-        services: stack.services.flatMap((name) => {
-          const service = this.state.get<ServiceRecord>('services', `${stack.name}.${name}`)?.value;
+        services: stack.services.flatMap((name): StackRow['services'] => {
+          const id = `${stack.name}.${name}`;
+          const service = this.state.get<ServiceRecord>('services', id)?.value;
+          const reason = damaged.get(id);
+          if (reason) return [{ id, damaged: reason }];
           if (!service) return [];
-          const id = serviceId(service);
           const own = tasks.filter((t) => t.serviceId === id && t.desired === 'running');
           return [
             {
@@ -225,7 +228,27 @@ export class Stacks {
           ),
         };
       })
+      .concat(name || stack || service ? [] : this.damagedTasks())
       .sort((a, b) => a.service.localeCompare(b.service) || a.slot - b.slot);
+  }
+
+  /** Tasks a snapshot held in a shape no check accepts: listed so that nobody wonders where. */
+  private damagedTasks(): TaskRow[] {
+    return this.state.damaged('tasks').map((d) => ({
+      id: d.id,
+      service: '',
+      slot: 0,
+      node: null,
+      nodeAddress: null,
+      desired: 'running',
+      state: 'damaged',
+      reason: d.reason,
+      since: null,
+      restarts: 0,
+      serviceVersion: 0,
+      currentVersion: null,
+      ports: [],
+    }));
   }
 
   /** `web` when only one stack has it, or `shop.web`. */

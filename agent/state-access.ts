@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RaftNode } from '../mesh/raft/node.js';
 import { RaftError } from '../mesh/raft/raft.js';
 import type { ClusterState, Outcome, Write } from '../mesh/state/cluster-state.js';
-import { ConflictError } from './errors.js';
+import { ConflictError, UnavailableError } from './errors.js';
 
 // A person is waiting: while an election settles, a write waits for the leader this long.
 const LEADER_WAIT_MS = 5000;
@@ -51,17 +51,26 @@ export class StateAccess {
 
   /**
    * Waits (a couple of seconds at most) until this replica holds every write the leader had
-   * acknowledged; resolves false when no quorum confirmed it, and the replica is read as it is.
+   * acknowledged (ReadIndex); refuses when that cannot be confirmed, rather than answer from a
+   * replica that may be behind.
    */
-  async caughtUp(): Promise<boolean> {
+  async current(): Promise<void> {
     try {
       await this.raft.linearizableRead(FRESH_READ_MS);
+    } catch (error) {
+      throw new UnavailableError(
+        `this node cannot confirm that its copy of the cluster state is current (${(error as Error).message}): no leader is reachable, or this node is behind. Try again, or ask another node`,
+      );
+    }
+  }
+
+  /** As current(), for views worth showing even when stale: whether the replica was confirmed. */
+  async caughtUp(): Promise<boolean> {
+    try {
+      await this.current();
       return true;
     } catch (error) {
-      this.log.debug(
-        { reason: (error as Error).message },
-        'answered from the local replica, not confirmed',
-      );
+      this.log.debug({ reason: (error as Error).message }, 'answered from the local replica');
       return false;
     }
   }

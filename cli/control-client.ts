@@ -7,6 +7,9 @@ import {
 } from '../agent/control-api.js';
 import { UsageError } from './args.js';
 
+/** The agent cannot answer now (no leader, or its replica is behind): worth asking again. */
+export class AgentUnavailableError extends UsageError {}
+
 /**
  * Calls a route of the local agent's control API on the unix socket in its data dir: a GET with
  * the request as its query string, a POST with it as a JSON body.
@@ -39,13 +42,11 @@ export function callAgent<R extends RouteName>(
           );
           return;
         }
+        const refusal =
+          body?.error ?? `the agent answered ${path} with HTTP ${response.statusCode}`;
         if (response.statusCode === 200) resolve(body as ResponseOf<R>);
-        else
-          reject(
-            new UsageError(
-              body?.error ?? `the agent answered ${path} with HTTP ${response.statusCode}`,
-            ),
-          );
+        else if (response.statusCode === 503) reject(new AgentUnavailableError(refusal));
+        else reject(new UsageError(refusal));
       });
     });
     req.on('error', (error: NodeJS.ErrnoException) => {

@@ -61,8 +61,13 @@ export async function init(args: string[]): Promise<number> {
   const { options } = agentOptions('init', args);
   const agent = await Agent.init(options);
   process.stdout.write(
-    `mesh: created a cluster; this node is ${agent.nodeId} at ${agent.address}\n` +
-      `Join other machines with:\n  npx mesh join ${agent.joinToken()}\n`,
+    `mesh: created a cluster; this node is ${agent.nodeId} at ${agent.address}\n`,
+  );
+  // The token admits machines to the cluster: shown to a person, never written into a service log.
+  process.stdout.write(
+    process.stdout.isTTY
+      ? `Join other machines with:\n  npx mesh join ${agent.joinToken()}\n("mesh token" prints it again)\n`
+      : 'mesh: the join token is not printed here (not a terminal); "mesh token" prints it\n',
   );
   return runUntilSignalled(agent);
 }

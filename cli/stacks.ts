@@ -1,6 +1,6 @@
 import type { StackRow, TaskRow } from '../agent/control-api.js';
 import { DATA_DIR, dataDirOf, durationOf, JSON_OUTPUT, parse, UsageError } from './args.js';
-import { callAgent } from './control-client.js';
+import { AgentUnavailableError, callAgent } from './control-client.js';
 import { ago, print, table } from './output.js';
 import { readStackFile } from './stackfile/stack-file.js';
 
@@ -11,6 +11,24 @@ const CRASH_LOOP_RESTARTS = 3;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A read during a wait: while the agent cannot answer (an election, a moment behind), asks again
+ * until the deadline, saying once why it waits.
+ */
+async function readDuring<T>(read: () => Promise<T>, deadline: number): Promise<T> {
+  let said = false;
+  for (;;) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!(error instanceof AgentUnavailableError) || Date.now() > deadline) throw error;
+      if (!said) process.stderr.write(`mesh: waiting: ${error.message}\n`);
+      said = true;
+      await sleep(POLL_MS);
+    }
+  }
+}
+
 /** Where a service stands in a rollout, and whether it is done or cannot get there. */
 interface Progress {
   line: string;
@@ -18,7 +36,14 @@ interface Progress {
   failure?: string;
 }
 
-function progressOf(service: StackRow['services'][number], tasks: TaskRow[]): Progress {
+function progressOf(row: StackRow['services'][number], tasks: TaskRow[]): Progress {
+  if ('damaged' in row)
+    return {
+      line: `${row.id}: damaged`,
+      done: false,
+      failure: `${row.id} is damaged: ${row.damaged}`,
+    };
+  const service = row;
   const own = tasks.filter((t) => t.service === service.id && t.desired === 'running');
   const current = own.filter((t) => t.serviceVersion === service.version);
   const running = current.filter((t) => t.state === 'running').length;
@@ -48,11 +73,11 @@ async function followRollout(
   const deadline = Date.now() + timeoutMs;
   const shown = new Map<string, string>();
   for (;;) {
-    const stacks = await callAgent(dataDir, 'GET /v1/stacks', {});
+    const stacks = await readDuring(() => callAgent(dataDir, 'GET /v1/stacks', {}), deadline);
     const rows = (stacks.find((s) => s.name === stack)?.services ?? []).filter((s) =>
       services.includes(s.id),
     );
-    const tasks = await callAgent(dataDir, 'GET /v1/tasks', { stack });
+    const tasks = await readDuring(() => callAgent(dataDir, 'GET /v1/tasks', { stack }), deadline);
     const progress = rows.map((row) => progressOf(row, tasks));
     for (const [i, p] of progress.entries()) {
       const id = (rows[i] as { id: string }).id;
@@ -117,14 +142,18 @@ export async function ls(args: string[]): Promise<number> {
     table(
       ['STACK', 'SERVICE', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'],
       stacks.flatMap((stack) =>
-        stack.services.map((s) => [
-          stack.name,
-          s.id,
-          s.mode,
-          `${s.running}/${s.desired}`,
-          s.runtime === 'process' ? `(process) ${s.image}` : s.image,
-          s.ports.join(', ') || '-',
-        ]),
+        stack.services.map((s) =>
+          'damaged' in s
+            ? [stack.name, s.id, '-', '-', `damaged: ${s.damaged}`, '-']
+            : [
+                stack.name,
+                s.id,
+                s.mode,
+                `${s.running}/${s.desired}`,
+                s.runtime === 'process' ? `(process) ${s.image}` : s.image,
+                s.ports.join(', ') || '-',
+              ],
+        ),
       ),
     ),
   );
@@ -221,7 +250,7 @@ export async function rm(args: string[]): Promise<number> {
     if (values.detach) continue;
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const left = await callAgent(dataDir, 'GET /v1/tasks', { stack });
+      const left = await readDuring(() => callAgent(dataDir, 'GET /v1/tasks', { stack }), deadline);
       if (left.length === 0) break;
       if (Date.now() > deadline) {
         process.stderr.write(

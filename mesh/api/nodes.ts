@@ -1,4 +1,5 @@
 /** Nodes: what the leader records of each member, and what operators set on it. */
+import { amount, type Check, listOf, mapOf, object, oneOf, string } from './schema.js';
 
 /** A node as the replicated state records it, for the scheduler and for `mesh node ls`. */
 export interface NodeRecord {
@@ -31,3 +32,22 @@ export function nodeLabels(
 ): Record<string, string> {
   return { ...node.labels, ...node.userLabels };
 }
+
+const resources = object({ required: { cpus: amount, memoryBytes: amount } });
+
+/** nodes/<id>: the shape every replica checks before it stores one. */
+export const checkNode: Check = object({
+  required: {
+    address: string,
+    hostname: string,
+    status: oneOf('ready', 'suspect', 'down', 'left', 'removed'),
+    since: amount,
+    labels: mapOf(string),
+    capacity: resources,
+    version: string,
+    serial: string,
+    runtimes: listOf(string),
+    availability: oneOf('active', 'drain'),
+    userLabels: mapOf(string),
+  },
+});

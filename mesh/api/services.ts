@@ -3,6 +3,20 @@
  * them. Every node holds all of them in its replica.
  */
 
+import {
+  amount,
+  boolean,
+  type Check,
+  type Fields,
+  integer,
+  listOf,
+  mapOf,
+  object,
+  oneOf,
+  string,
+} from './schema.js';
+import { name } from './stacks.js';
+
 /** Where a service's tasks run: Docker containers, or plain processes (x-mesh runtime: process). */
 export type RuntimeKind = 'docker' | 'process';
 
@@ -114,3 +128,71 @@ export function rolledBack(service: ServiceRecord, updatedAt: string): ServiceRe
     rollingBack: true,
   };
 }
+
+const policy = (fields: Record<string, Check>) => object({ required: fields });
+const updatePolicy = policy({
+  parallelism: integer(0),
+  delayMs: integer(0),
+  order: oneOf('stop-first', 'start-first'),
+  failureAction: oneOf('pause', 'continue', 'rollback'),
+});
+
+const definitionFields: Fields = {
+  required: {
+    stack: name,
+    name,
+    runtime: oneOf('docker', 'process'),
+    image: string,
+    env: mapOf(string),
+    ports: listOf(
+      object({
+        required: { target: integer(1), protocol: oneOf('tcp', 'udp') },
+        optional: { published: integer(1) },
+      }),
+    ),
+    expose: listOf(integer(1)),
+    volumes: listOf(string),
+    labels: mapOf(string),
+    serviceLabels: mapOf(string),
+    stopGracePeriodMs: integer(0),
+    dependsOn: listOf(name),
+    mode: oneOf('replicated', 'global'),
+    replicas: integer(0),
+    resources: policy({
+      limits: object({ required: {}, optional: { cpus: amount, memoryBytes: amount } }),
+      reservations: policy({ cpus: amount, memoryBytes: amount }),
+    }),
+    placement: object({
+      required: { constraints: listOf(string) },
+      optional: { maxReplicasPerNode: integer(0) },
+    }),
+    restartPolicy: policy({
+      condition: oneOf('none', 'on-failure', 'any'),
+      delayMs: integer(0),
+      maxAttempts: integer(0),
+      windowMs: integer(0),
+    }),
+    update: updatePolicy,
+    rollback: updatePolicy,
+  },
+  optional: {
+    command: listOf(string),
+    entrypoint: listOf(string),
+    healthcheck: policy({
+      test: listOf(string),
+      intervalMs: integer(0),
+      timeoutMs: integer(0),
+      retries: integer(0),
+      startPeriodMs: integer(0),
+    }),
+  },
+};
+
+/** A service as declared: what a deploy request carries, and a record's `previous`. */
+export const checkDefinition: Check = object(definitionFields);
+
+/** services/<stack>.<name> */
+export const checkService: Check = object({
+  required: { ...definitionFields.required, version: integer(1), updatedAt: string },
+  optional: { ...definitionFields.optional, previous: checkDefinition, rollingBack: boolean },
+});

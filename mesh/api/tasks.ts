@@ -1,4 +1,5 @@
 /** Tasks: what the leader plans (one per replica) and what each node reports about them. */
+import { amount, type Check, integer, listOf, nullable, object, oneOf, string } from './schema.js';
 
 /** tasks/<id>: written by the leader only. */
 export interface TaskRecord {
@@ -19,14 +20,17 @@ export interface TaskRecord {
   createdAt?: string;
 }
 
-export type TaskState =
-  | 'starting'
-  | 'waiting'
-  | 'running'
-  | 'restarting'
-  | 'complete'
-  | 'failed'
-  | 'shutdown';
+export const TASK_STATES = [
+  'starting',
+  'waiting',
+  'running',
+  'restarting',
+  'complete',
+  'failed',
+  'shutdown',
+] as const;
+
+export type TaskState = (typeof TASK_STATES)[number];
 
 /** statuses/<task id>: written by the node the task is assigned to. */
 export interface TaskStatus {
@@ -50,3 +54,35 @@ export interface PublishedPort {
   hostIp: string;
   hostPort: number;
 }
+
+/** tasks/<id> */
+export const checkTask: Check = object({
+  required: {
+    id: string,
+    serviceId: string,
+    slot: integer(0),
+    serviceVersion: integer(1),
+    nodeId: nullable(string),
+    desired: oneOf('running', 'shutdown'),
+    reservations: object({ required: { cpus: amount, memoryBytes: amount } }),
+  },
+  optional: { forNode: string, reason: string, createdAt: string },
+});
+
+const protocol = oneOf('tcp', 'udp');
+
+/** statuses/<task id> */
+export const checkStatus: Check = object({
+  required: {
+    nodeId: string,
+    state: oneOf(...TASK_STATES),
+    restarts: integer(0),
+    since: string,
+    ports: listOf(
+      object({
+        required: { target: integer(1), protocol, hostIp: string, hostPort: integer(0) },
+      }),
+    ),
+  },
+  optional: { reason: string, exitCode: integer(Number.MIN_SAFE_INTEGER) },
+});

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { checkObject, checkPut } from './validation.js';
 
 /** The kinds of object the cluster keeps; each has its own namespace of IDs. */
 export const KINDS = ['nodes', 'stacks', 'services', 'tasks', 'statuses', 'secrets'] as const;
@@ -31,6 +32,13 @@ export interface Change {
   object: StoredObject | undefined;
 }
 
+/** An object a snapshot held that does not pass its kind's checks: set aside, not stored. */
+export interface Damaged {
+  kind: Kind;
+  id: string;
+  reason: string;
+}
+
 export class CommandError extends Error {
   override name = 'CommandError';
 }
@@ -60,10 +68,13 @@ function parseWrite(data: unknown): Write {
 /**
  * The replicated desired state: every node applies the same commands in the same (log) order and
  * so holds the same objects. Applying is deterministic: it reads nothing but the command and the
- * log index.
+ * log index. Every object it holds passed its kind's checks (mesh/api): a command with a bad
+ * value is refused whole, and an object a snapshot holds that fails them is set aside as damaged,
+ * so readers never meet one.
  */
 export class ClusterState {
   private objects = new Map<Kind, Map<string, StoredObject>>(KINDS.map((k) => [k, new Map()]));
+  private setAside: Damaged[] = [];
   private listeners = new Set<(change: Change) => void>();
   appliedIndex = 0;
 
@@ -73,6 +84,11 @@ export class ClusterState {
 
   list<T>(kind: Kind): StoredObject<T>[] {
     return [...(this.objects.get(kind)?.values() ?? [])] as StoredObject<T>[];
+  }
+
+  /** Objects of this kind that a snapshot held but that fail their checks. */
+  damaged(kind: Kind): Damaged[] {
+    return this.setAside.filter((d) => d.kind === kind);
   }
 
   /** Called for every change from now on; returns the way to stop. */
@@ -99,6 +115,22 @@ export class ClusterState {
         };
       }
     }
+    // Each write is checked against the state as the writes before it in the command leave it.
+    const pending = new Map<string, unknown>();
+    const lookup = (kind: Kind, id: string) => {
+      const key = `${kind}/${id}`;
+      return pending.has(key) ? pending.get(key) : this.get(kind, id)?.value;
+    };
+    for (const write of writes) {
+      const key = `${write.kind}/${write.id}`;
+      if (write.op === 'delete') {
+        pending.set(key, undefined);
+        continue;
+      }
+      const problem = checkPut(write.kind, write.id, write.value, lookup);
+      if (problem) return { ok: false, reason: problem };
+      pending.set(key, write.value);
+    }
     for (const write of writes) this.write(index, write);
     return { ok: true, version: index };
   }
@@ -123,8 +155,15 @@ export class ClusterState {
       ClusterState['snapshot']
     >;
     this.objects = new Map(KINDS.map((k) => [k, new Map()]));
+    this.setAside = [];
     for (const [kind, objects] of snapshot.objects) {
-      this.objects.set(kind, new Map(objects.map((o) => [o.id, o])));
+      const table = this.objects.get(kind);
+      if (!table) continue; // a kind this version does not know
+      for (const object of objects) {
+        const reason = checkObject(kind, object.id, object.value);
+        if (reason) this.setAside.push({ kind, id: object.id, reason });
+        else table.set(object.id, object);
+      }
     }
     this.appliedIndex = snapshot.appliedIndex;
     for (const kind of KINDS)

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -32,9 +33,23 @@ export interface ListenerContext {
   adopt: (channel: Channel) => void;
 }
 
+/** host:port of every TCP connection, noted when it arrives: a failed handshake forgets it. */
+const remotes = new WeakMap<object, string>();
+
+/**
+ * host:port of the other end. A TLS socket whose handshake failed (a reset, a timeout) has let go
+ * of its address; Node keeps the TCP socket under it as _parent, noted in `remotes` on arrival.
+ */
 function remoteOf(socket: Duplex): string {
-  const s = socket as TLSSocket;
-  return `${s.remoteAddress}:${s.remotePort}`;
+  const s = socket as TLSSocket & { _parent?: object };
+  if (s.remoteAddress) return `${s.remoteAddress}:${s.remotePort}`;
+  return remotes.get(s) ?? (s._parent && remotes.get(s._parent)) ?? 'unknown';
+}
+
+/** OpenSSL's words for why a handshake failed, without its file and line. */
+function handshakeReason(error: NodeJS.ErrnoException): string {
+  const openssl = /SSL routines:[^:]*:([^:]+)/.exec(error.message)?.[1];
+  return `${error.code ?? 'error'}: ${openssl ?? error.message}`;
 }
 
 /** Answers an upgrade with a status and the reason, so the refused side can say why. */
@@ -58,9 +73,12 @@ export class Listener {
       perMessageDeflate: false,
     });
     this.server = createServer(serverTlsOptions(ctx.identity));
+    this.server.on('connection', (socket: Socket) =>
+      remotes.set(socket, `${socket.remoteAddress}:${socket.remotePort}`),
+    );
     this.server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
       ctx.log.warn(
-        { remote: remoteOf(socket), reason: error.code ?? error.message },
+        { remote: remoteOf(socket), reason: handshakeReason(error) },
         'TLS handshake refused',
       );
     });

@@ -179,4 +179,14 @@ test.serial('without a quorum, node ls still answers and says the view may be st
   t.is(code, 0);
   t.is(stderr, 'mesh: no Raft quorum reachable: this is the local, possibly stale, view\n');
   t.is((JSON.parse(stdout) as unknown[]).length, 3);
+  // Listings that must be current say that they cannot be, instead of an empty answer.
+  for (const command of ['ls', 'ps']) {
+    const refused = await mesh(command, '--data-dir', lonely.dataDir);
+    t.is(refused.code, 2, `mesh ${command} fails`);
+    t.regex(
+      refused.stderr,
+      /^mesh: this node cannot confirm that its copy of the cluster state is current \(.+\): no leader is reachable, or this node is behind/,
+    );
+    t.is(refused.stdout, '');
+  }
 });

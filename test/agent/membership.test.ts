@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import type { NodeRow } from '../../agent/control-api.js';
@@ -44,6 +44,10 @@ test.serial('five agents: crash is detected, restart rejoins, leaving is not dyi
     },
     { what: 'all five alive everywhere', timeoutMs: 15_000, intervalMs: 200 },
   );
+  // The seed's output goes to a file, as a service's would: the join secret must not be in it.
+  const seedLog = readFileSync(`${(agents[0] as AgentProcess).dataDir}.log`, 'utf8');
+  t.false(seedLog.includes('MESH-1-'), 'no join token in a log');
+  t.regex(seedLog, /the join token is not printed here \(not a terminal\); "mesh token" prints it/);
 
   // kill -9: no goodbye, so the others must find out by probing.
   const victim = agents[2] as AgentProcess;

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import type { NodeRow, StackRow, StatusResponse, TaskRow } from '../../agent/control-api.js';
+import type { NodeRow, ServiceRow, StatusResponse, TaskRow } from '../../agent/control-api.js';
 import { removeLabelled } from '../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
 import {
@@ -15,6 +15,8 @@ import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 
 // Loopback block 127.0.22.0/24: three agents, one per address, publishing container ports there.
 const HOSTS = ['127.0.22.1', '127.0.22.2', '127.0.22.3'];
+/** `mesh ls --json` where no service is damaged. */
+type Listed = Array<{ name: string; services: ServiceRow[] }>;
 const cluster = await LocalCluster.create('stacks');
 let agents: AgentProcess[] = [];
 let clusterId = '';
@@ -120,7 +122,7 @@ dockerTest(
       t.is(address.split(':')[0], task.nodeAddress?.split(':')[0], 'published on its node address');
       t.regex(await bodyOnceAnswering(`http://${address}/`, `${task.id} page`), /mesh test page/);
     }
-    const stacks = await json<StackRow[]>(a, 'ls');
+    const stacks = await json<Listed>(a, 'ls');
     t.deepEqual(
       stacks.map((s) => s.services.map((v) => [v.id, v.running, v.desired])),
       [
@@ -288,7 +290,7 @@ dockerTest('scale up and down, drain a node, rm the stack: no container left', a
 
   const removed = await cli(b, 'rm', 'shop');
   t.is(removed.code, 0, removed.stderr);
-  t.deepEqual(await json<StackRow[]>(a, 'ls'), []);
+  t.deepEqual(await json<Listed>(a, 'ls'), []);
   if (!('skip' in engine)) {
     const containers = await engine.docker.listContainers({
       all: true,
@@ -384,7 +386,7 @@ dockerTest(
     t.is(failing.code, 0, failing.stderr);
     await eventually(
       async () => {
-        const [stack] = await json<StackRow[]>(a, 'ls');
+        const [stack] = await json<Listed>(a, 'ls');
         const api = stack?.services.find((s) => s.id === 'upd.api');
         return api?.version === 5 && api.running === 2;
       },
@@ -440,7 +442,7 @@ dockerTest('invalid stack files are refused with their place, and nothing change
   t.is(ok.code, 0, ok.stderr);
   const seen = async () =>
     JSON.stringify([
-      await json<StackRow[]>(a, 'ls'),
+      await json<Listed>(a, 'ls'),
       (await json<TaskRow[]>(a, 'ps')).map((x) => [x.id, x.serviceVersion, x.desired]),
     ]);
   const before = await seen();

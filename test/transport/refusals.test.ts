@@ -182,6 +182,23 @@ test.serial('garbage bytes instead of a TLS handshake are refused', async (t) =>
   await stillServesHonestPeer(t);
 });
 
+test.serial('a handshake cut off by the client is logged with its address and why', async (t) => {
+  const socket = connect({
+    host: SERVER,
+    port: Number(server.address.split(':')[1]),
+    localAddress: '127.0.11.10',
+  });
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00])); // the start of a ClientHello
+  socket.resetAndDestroy();
+  const line = await serverLogs.waitFor(
+    (l) => l.msg === 'TLS handshake refused' && String(l.reason).startsWith('ECONNRESET'),
+  );
+  t.regex(String(line.remote), /^127\.0\.11\.10:\d+$/);
+  await stillServesHonestPeer(t);
+});
+
 test.serial('a garbage frame from an authenticated peer closes only that connection', async (t) => {
   const ws = await authenticatedRawSocket();
   const done = closed(ws);
