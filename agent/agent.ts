@@ -1,3 +1,4 @@
+import { joiningNode, type NodeRecord } from '../mesh/api/nodes.js';
 import { JoinService } from '../mesh/join/service.js';
 import type { Logger } from '../mesh/log.js';
 import { Membership } from '../mesh/membership/runtime.js';
@@ -5,6 +6,7 @@ import { describeCertificate } from '../mesh/pki/certificate.js';
 import { MembershipSync } from '../mesh/raft/membership-sync.js';
 import { RaftNode } from '../mesh/raft/node.js';
 import { RaftStorage } from '../mesh/raft/storage.js';
+import { writeRefusal } from '../mesh/state/authorization.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
 import { clusterRoutes } from './cluster-routes.js';
@@ -134,8 +136,18 @@ export class Agent {
       tasksDir: dir.tasksDir,
       log,
     });
+    // Joins and inbound connections may arrive before the rest is wired: they see it once it is.
+    const late: { access?: StateAccess; membership?: Membership } = {};
     const join = ca
-      ? new JoinService({ ca, secret: () => cluster.joinSecret ?? '', log })
+      ? new JoinService({
+          ca,
+          secret: () => cluster.joinSecret ?? '',
+          log,
+          register: async ({ nodeId, serial }) => {
+            if (!late.access) throw new Error('this node is still starting');
+            await late.access.create('nodes', nodeId, joiningNode(serial, Date.now()));
+          },
+        })
       : undefined;
     const transport = new Transport({
       identity,
@@ -143,6 +155,7 @@ export class Agent {
       port: cluster.port,
       log,
       join,
+      admits: (id) => admitted(id, state, late.membership),
     });
     await transport.listen().catch((error: Error) => {
       throw listenError(error, cluster.advertise, cluster.port);
@@ -158,14 +171,16 @@ export class Agent {
         runtimes.kinds(),
       ),
     });
-    const raft = new RaftNode({
+    const raft: RaftNode = new RaftNode({
       transport,
       storage,
       machine: state,
       log,
       addressOf: (id) => membership.members().find((m) => m.id === id)?.address,
+      authorize: (sender, command) => writeRefusal(sender, command, state, raft.membership.voters),
     });
     const access = new StateAccess(state, raft, log);
+    Object.assign(late, { access, membership });
     const stacks = new Stacks(access);
     const nodes = new Nodes(access, identity.nodeId, membership, raft);
     const parts: Parts = {
@@ -217,4 +232,15 @@ export class Agent {
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
     return parts;
   }
+}
+
+/**
+ * Whether a node may connect to this one: the cluster recorded it (and did not remove it), or,
+ * for a node this replica does not know yet (it is behind, or new), a member vouches for it in
+ * gossip: gossip only ever comes from nodes some member admitted.
+ */
+function admitted(id: string, state: ClusterState, membership: Membership | undefined): boolean {
+  const record = state.get<NodeRecord>('nodes', id)?.value;
+  if (record) return record.status !== 'removed';
+  return membership?.members().some((m) => m.id === id) ?? false;
 }

@@ -2,7 +2,13 @@ import { chmod, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ControlHandlers, RouteName } from './control-api.js';
-import { ConflictError, InvalidError, NotFoundError, UnavailableError } from './errors.js';
+import {
+  ConflictError,
+  ForbiddenError,
+  InvalidError,
+  NotFoundError,
+  UnavailableError,
+} from './errors.js';
 
 // A stack of a few hundred services is well under this.
 const MAX_BODY_BYTES = 4 * 2 ** 20;
@@ -12,6 +18,7 @@ class BodyTooLarge extends Error {}
 /** The HTTP status of a refusal: the one place where the agent's error kinds meet HTTP. */
 function statusOf(error: unknown): number {
   if (error instanceof InvalidError) return 400;
+  if (error instanceof ForbiddenError) return 403;
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
   if (error instanceof BodyTooLarge) return 413;

@@ -8,6 +8,11 @@ export class InvalidError extends Error {
   override name = 'InvalidError';
 }
 
+/** This node may not do it: a worker asked to change desired state. */
+export class ForbiddenError extends Error {
+  override name = 'ForbiddenError';
+}
+
 /** It names something the cluster does not have. */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';

@@ -272,7 +272,7 @@ export class Stacks {
   private checkPlacement(services: ServiceDefinition[]): void {
     const nodes = this.state
       .list<NodeRecord>('nodes')
-      .filter((n) => n.value.status !== 'left' && n.value.status !== 'removed')
+      .filter((n) => !['left', 'removed', 'joining'].includes(n.value.status))
       .map(nodeInfoOf);
     for (const service of services) {
       const constraints = service.placement?.constraints ?? [];

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
+import type { NodeRecord } from '../mesh/api/nodes.js';
 import type { RaftNode } from '../mesh/raft/node.js';
 import { RaftError } from '../mesh/raft/raft.js';
-import type { ClusterState, Outcome, Write } from '../mesh/state/cluster-state.js';
-import { ConflictError, UnavailableError } from './errors.js';
+import type { ClusterState, Kind, Outcome, Write } from '../mesh/state/cluster-state.js';
+import { ConflictError, ForbiddenError, UnavailableError } from './errors.js';
 
 // A person is waiting: while an election settles, a write waits for the leader this long.
 const LEADER_WAIT_MS = 5000;
@@ -29,6 +30,8 @@ export class StateAccess {
       try {
         return await this.raft.propose(command);
       } catch (error) {
+        if (error instanceof RaftError && error.code === 'forbidden')
+          throw new ForbiddenError(error.message);
         const leaderless = error instanceof RaftError && error.code === 'not-leader';
         if (!leaderless || Date.now() > deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -36,8 +39,18 @@ export class StateAccess {
     }
   }
 
-  /** Retries a conditional batch built from the state as it is now, until it applies. */
+  /** Creates an object that must not exist yet; refuses with the reason when it cannot. */
+  async create(kind: Kind, id: string, value: unknown): Promise<void> {
+    const outcome = (await this.propose({ op: 'put', kind, id, value, ifVersion: 0 })) as Outcome;
+    if (!outcome.ok) throw new ConflictError(outcome.reason);
+  }
+
+  /**
+   * Retries a conditional batch built from the state as it is now, until it applies. An operator
+   * action: only a manager (a Raft voter) may change desired state; the leader checks it too.
+   */
   async writeConditionally(build: () => Write[]): Promise<void> {
+    this.requireManager();
     let reason = '';
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const writes = build();
@@ -47,6 +60,19 @@ export class StateAccess {
       reason = outcome.reason;
     }
     throw new ConflictError(`the cluster kept changing under this write: ${reason}`);
+  }
+
+  private requireManager(): void {
+    const { voters } = this.raft.membership;
+    const self = this.raft.raft.id;
+    if (voters.includes(self)) return;
+    const managers = voters.map((id) => {
+      const address = this.state.get<NodeRecord>('nodes', id)?.value.address;
+      return address ? `${id} (${address.split(':')[0]})` : id;
+    });
+    throw new ForbiddenError(
+      `node ${self} is a worker: desired state changes on a manager (${managers.join(', ') || 'none known yet'}); run the command there`,
+    );
   }
 
   /**

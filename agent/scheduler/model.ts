@@ -51,8 +51,13 @@ export function nodeInfoOf({ id, value }: StoredObject<NodeRecord>): NodeInfo {
     labels: nodeLabels(value),
     runtimes: value.runtimes,
     capacity: value.capacity,
+    // Joining: not up yet, so nothing is placed there; removed: gone for good.
     status:
-      value.status === 'suspect' ? 'down' : value.status === 'removed' ? 'left' : value.status,
+      value.status === 'suspect'
+        ? 'down'
+        : value.status === 'removed' || value.status === 'joining'
+          ? 'left'
+          : value.status,
     downSince: unreachable ? value.since : undefined,
     availability: value.availability,
   };

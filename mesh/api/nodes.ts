@@ -6,10 +6,11 @@ export interface NodeRecord {
   address: string;
   hostname: string;
   /**
+   * Joining: the join service issued its certificate; gossip has not seen it yet.
    * Suspect: some node failed to reach it; the scheduler counts that as down, after a grace.
    * Removed: `mesh node rm`; its certificate is refused everywhere and the record stays so.
    */
-  status: 'ready' | 'suspect' | 'down' | 'left' | 'removed';
+  status: 'joining' | 'ready' | 'suspect' | 'down' | 'left' | 'removed';
   /** When the leader saw the status begin (ms since the epoch). */
   since: number;
   /** The agent's own labels (its --label flags). */
@@ -26,6 +27,26 @@ export interface NodeRecord {
   userLabels: Record<string, string>;
 }
 
+/**
+ * The record of a node the join service admitted, before gossip has seen it: members accept its
+ * certificate from then on, and the leader fills in the rest once it shows up.
+ */
+export function joiningNode(serial: string, since: number): NodeRecord {
+  return {
+    address: '',
+    hostname: '',
+    status: 'joining',
+    since,
+    labels: {},
+    capacity: { cpus: 0, memoryBytes: 0 },
+    version: '',
+    serial,
+    runtimes: [],
+    availability: 'active',
+    userLabels: {},
+  };
+}
+
 /** The labels placement constraints see: what an operator set wins over the agent's own. */
 export function nodeLabels(
   node: Pick<NodeRecord, 'labels' | 'userLabels'>,
@@ -40,7 +61,7 @@ export const checkNode: Check = object({
   required: {
     address: string,
     hostname: string,
-    status: oneOf('ready', 'suspect', 'down', 'left', 'removed'),
+    status: oneOf('joining', 'ready', 'suspect', 'down', 'left', 'removed'),
     since: amount,
     labels: mapOf(string),
     capacity: resources,

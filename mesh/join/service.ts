@@ -19,6 +19,7 @@ import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
 export interface IssuedNode {
   nodeId: string;
   serial: string;
+  /** host:port the joiner came from. */
   remote: string;
 }
 
@@ -30,7 +31,11 @@ export interface JoinServiceOptions {
   rateLimit?: RateLimitOptions;
   /** A join session must finish within this; the socket is then dropped. */
   sessionTimeoutMs?: number;
-  onIssued?: (node: IssuedNode) => void;
+  /**
+   * Records the new node in the cluster before its certificate is handed over: members accept
+   * a certificate only for a node the cluster recorded. A failure fails the join, with its reason.
+   */
+  register: (node: IssuedNode) => Promise<void>;
 }
 
 const JOIN_LIMITS = { maxFrameBytes: 64 * 1024, maxBufferedBytes: 256 * 1024 };
@@ -111,11 +116,11 @@ class JoinSession {
     return { nonce: this.nonce };
   }
 
-  private certificate(body: unknown): CertificateResponse {
+  private async certificate(body: unknown): Promise<CertificateResponse> {
     const nonce = this.nonce;
     this.nonce = undefined;
     try {
-      return this.issue(body, nonce);
+      return await this.issue(body, nonce);
     } catch (error) {
       this.options.log.warn(
         { remote: this.remote, reason: (error as Error).message },
@@ -125,7 +130,7 @@ class JoinSession {
     }
   }
 
-  private issue(body: unknown, nonce: Buffer | undefined): CertificateResponse {
+  private async issue(body: unknown, nonce: Buffer | undefined): Promise<CertificateResponse> {
     const { ca } = this.options;
     if (!nonce) throw new Error('ask for a challenge first; each challenge allows one attempt');
     if (!isCertificateRequest(body)) throw new Error('malformed certificate request');
@@ -138,11 +143,15 @@ class JoinSession {
     }
     const nodeId = newNodeId();
     const issued = ca.issueFromCsr(body.csrPem, nodeId);
+    await this.options
+      .register({ nodeId, serial: issued.serial, remote: this.remote })
+      .catch((error: Error) => {
+        throw new Error(`the cluster could not record the new node: ${error.message}`);
+      });
     this.options.log.info(
       { remote: this.remote, joined: nodeId, serial: issued.serial },
       'certificate issued',
     );
-    this.options.onIssued?.({ nodeId, serial: issued.serial, remote: this.remote });
     return { nodeId, certPem: issued.certPem, caCertPem: ca.certPem };
   }
 }

@@ -4,7 +4,13 @@ import type { Logger } from 'pino';
 import { seededRandom } from '../random.js';
 import type { Transport } from '../transport/transport.js';
 import { parseRaftMessage } from './messages.js';
-import { DEFAULT_RAFT_CONFIG, Raft, type RaftConfig, RaftError } from './raft.js';
+import {
+  DEFAULT_RAFT_CONFIG,
+  Raft,
+  type RaftConfig,
+  RaftError,
+  type RaftErrorCode,
+} from './raft.js';
 import type { RaftStorage } from './storage.js';
 import type { Membership, NodeId, ReadState } from './types.js';
 
@@ -28,6 +34,28 @@ export interface RaftNodeOptions {
   compactEvery?: number;
   /** How long a write or read may wait for the cluster. */
   timeoutMs?: number;
+  /**
+   * Why a command another node forwards (named by its certificate) must not be proposed, or
+   * undefined when it may be. Without it, any member may propose anything.
+   */
+  authorize?: (sender: NodeId, command: unknown) => string | undefined;
+}
+
+/**
+ * How the leader answers a forwarded write or read: its value, or why not with RaftError's code,
+ * so that the node that asked can tell "retry, the leader moved" from "refused".
+ */
+type Settled =
+  | { value: unknown; refused?: undefined }
+  | { refused: { code: RaftErrorCode; message: string; leader: NodeId | null } };
+
+async function settle(work: Promise<unknown>): Promise<Settled> {
+  try {
+    return { value: await work };
+  } catch (error) {
+    if (!(error instanceof RaftError)) throw error;
+    return { refused: { code: error.code, message: error.message, leader: error.leader } };
+  }
 }
 
 const RAFT_MESSAGE = 'raft';
@@ -85,8 +113,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       }
       this.process();
     });
-    transport.handle(FORWARD_PROPOSE, (body) => this.propose(body));
-    transport.handle(FORWARD_READ, () => this.leaderReadIndex(this.options.timeoutMs ?? 5000));
+    transport.handle(FORWARD_PROPOSE, (body, peer) => settle(this.proposeFor(peer.nodeId, body)));
+    transport.handle(FORWARD_READ, () =>
+      settle(this.leaderReadIndex(this.options.timeoutMs ?? 5000)),
+    );
   }
 
   get leader(): NodeId | null {
@@ -112,6 +142,25 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const result = this.wait(this.writes, `${index}:${term}`, 'write');
     this.process();
     return result;
+  }
+
+  /**
+   * A proposal another node forwarded: only the leader takes it (one hop, so that the sender it
+   * is judged by is the node that made it), and only when the sender may write it.
+   */
+  private async proposeFor(sender: NodeId, data: unknown): Promise<unknown> {
+    if (this.raft.role !== 'leader')
+      throw new RaftError(
+        'not-leader',
+        'this node is no longer the leader; retry',
+        this.raft.leader,
+      );
+    const refusal = this.options.authorize?.(sender, data);
+    if (refusal) {
+      this.log.warn({ peer: sender, reason: refusal }, 'proposal refused');
+      throw new RaftError('forbidden', refusal);
+    }
+    return this.propose(data);
   }
 
   /** Proposes a membership change (leader only). */
@@ -195,7 +244,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const address = leader ? this.options.addressOf(leader) : undefined;
     if (!leader || !address)
       throw new RaftError('not-leader', 'no leader is known yet; retry shortly');
-    return this.options.transport.request({ address, nodeId: leader }, type, body, { timeoutMs });
+    const answer = (await this.options.transport.request({ address, nodeId: leader }, type, body, {
+      timeoutMs,
+    })) as Settled;
+    if (answer?.refused)
+      throw new RaftError(answer.refused.code, answer.refused.message, answer.refused.leader);
+    return answer?.value;
   }
 
   private wait<T>(

@@ -39,6 +39,7 @@ export interface RaftOptions {
 
 export type RaftErrorCode =
   | 'not-leader'
+  | 'forbidden'
   | 'not-ready'
   | 'transferring'
   | 'membership-pending'

@@ -30,6 +30,8 @@ export interface ListenerContext {
   limits: ChannelLimits;
   log: Logger;
   join?: AnonymousRoute;
+  /** Whether a node (by the ID its certificate names) may connect; without it, any member may. */
+  admits?: (nodeId: string) => boolean;
   adopt: (channel: Channel) => void;
 }
 
@@ -140,8 +142,16 @@ export class Listener {
       this.refuse(socket, 403, refusal);
       return;
     }
+    const peer = peerFromCertificate(cert, remote);
+    if (this.ctx.admits && !this.ctx.admits(peer.nodeId)) {
+      this.refuse(
+        socket,
+        403,
+        `node ${peer.nodeId} is not a member of this cluster: no join recorded it`,
+      );
+      return;
+    }
     this.wss.handleUpgrade(request, socket, head, (ws) => {
-      const peer = peerFromCertificate(cert, remote);
       const channel = new Channel(ws, peer, this.ctx.handlers, this.ctx.limits, this.ctx.log);
       this.ctx.log.debug({ peer: peer.nodeId, remote }, 'peer connected');
       this.ctx.adopt(channel);

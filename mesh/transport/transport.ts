@@ -15,6 +15,12 @@ export interface TransportOptions {
   log: Logger;
   revocations?: RevocationList;
   join?: AnonymousRoute;
+  /**
+   * Whether an inbound member connection from this node ID is accepted (the cluster recorded the
+   * node). Outbound ones go to addresses this node chose, and their certificate is checked as is;
+   * a node reached that way may also connect back (a seed answers a new node on its own link).
+   */
+  admits?: (nodeId: string) => boolean;
   maxFrameBytes?: number;
   maxBufferedBytes?: number;
   maxQueue?: number;
@@ -42,6 +48,8 @@ export class Transport {
   private readonly stopWatchingRevocations: () => void;
   private listening: string | undefined;
   private readonly peerLost = new Set<(nodeId: string) => void>();
+  /** Nodes this node dialled itself and found there. */
+  private readonly dialled = new Set<string>();
 
   constructor(private readonly options: TransportOptions) {
     this.revocations = options.revocations ?? new RevocationList();
@@ -53,6 +61,7 @@ export class Transport {
       limits: this.limits,
       log: options.log,
       join: options.join,
+      admits: options.admits && ((id) => this.dialled.has(id) || options.admits?.(id) === true),
       adopt: (channel) => this.adopt(channel),
     });
     this.stopWatchingRevocations = this.revocations.onRevoked((serial) => this.dropRevoked(serial));
@@ -138,7 +147,10 @@ export class Transport {
         maxQueue: this.options.maxQueue ?? 1024,
         backoff: this.options.backoff ?? { initialMs: 100, maxMs: 5000 },
         connectTimeoutMs: this.options.connectTimeoutMs ?? 5000,
-        adopt: (channel) => this.adopt(channel),
+        adopt: (channel) => {
+          this.dialled.add(channel.peer.nodeId);
+          this.adopt(channel);
+        },
         unreachable: (nodeId) => this.lost(nodeId),
       });
       this.links.set(key, link);

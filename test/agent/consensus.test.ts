@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
 import type { RaftStatus, StatusResponse } from '../../agent/control-api.js';
 import {
@@ -10,7 +11,8 @@ import {
 } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
-// Loopback blocks: 127.0.15.0/24 (three nodes), 127.0.16.0/24 (five), 127.0.17.0/24 (two).
+// Loopback blocks: 127.0.15.0/24 (three nodes), 127.0.16.0/24 (five), 127.0.17.0/24 (two),
+// 127.0.27.0/24 (damaged storage).
 const local = await LocalCluster.create('consensus');
 test.after.always(() => local.close());
 
@@ -190,3 +192,56 @@ test.serial('without a quorum, node ls still answers and says the view may be st
     t.is(refused.stdout, '');
   }
 });
+
+test.serial(
+  'storage: a torn tail is cut and the node catches up; damage in the middle keeps a voter from starting',
+  async (t) => {
+    const agents = await cluster('d', ['127.0.27.1', '127.0.27.2', '127.0.27.3']);
+    const [a, , c] = agents as [AgentProcess, AgentProcess, AgentProcess];
+    // Writes, so that the log holds more than the start-up entries.
+    for (let i = 0; i < 5; i++)
+      t.is(
+        (await mesh('node', 'label', '127.0.27.1', `round=${i}`, '--data-dir', a.dataDir)).code,
+        0,
+      );
+    await agreed(agents);
+    const wal = join(c.dataDir, 'raft', 'wal');
+
+    c.child.kill('SIGKILL');
+    await c.exited;
+    const whole = readFileSync(wal).length;
+    truncateSync(wal, whole - 5); // the last record cut short, as a crash mid-write leaves it
+    const torn = local.spawn('d3', ['agent']);
+    agents[2] = torn;
+    await waitForControl(torn);
+    t.is(
+      await mesh('node', 'label', '127.0.27.1', 'after=tear', '--data-dir', a.dataDir).then(
+        (r) => r.code,
+      ),
+      0,
+    );
+    await agreed(agents);
+    t.regex(
+      readFileSync(`${c.dataDir}.log`, 'utf8'),
+      /torn or corrupt tail cut off at the last valid record/,
+    );
+
+    torn.child.kill('SIGKILL');
+    await torn.exited;
+    const bytes = readFileSync(wal);
+    const middle = Math.floor(bytes.length / 2);
+    bytes.writeUInt32LE((bytes.readUInt32LE(middle) ^ 0xdeadbeef) >>> 0, middle);
+    writeFileSync(wal, bytes);
+    const damaged = local.spawn('d3', ['agent']);
+    t.is(await damaged.exited, 2, 'the agent refuses to start');
+    const log = readFileSync(`${c.dataDir}.log`, 'utf8');
+    t.regex(
+      log,
+      new RegExp(
+        `mesh: raft log ${wal} is damaged at byte \\d+ \\(.+\\): this node will not start on it`,
+      ),
+    );
+    t.regex(log, /Remove it from the cluster \("mesh node rm NODE" on another node\)/);
+    t.is(readFileSync(wal).length, bytes.length, 'nothing was cut off');
+  },
+);

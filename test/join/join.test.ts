@@ -13,12 +13,17 @@ const cluster = await testCluster();
 const seedLogs = captureLogs('seed');
 let secret = newJoinSecret();
 const issued: IssuedNode[] = [];
+/** Whether the cluster can record a new node now (it cannot without a leader). */
+let recordable = true;
 const join = new JoinService({
   ca: cluster.ca,
   secret: () => secret,
   log: seedLogs.log,
   rateLimit: { burst: 3, refillPerSecond: 0.001 },
-  onIssued: (node) => issued.push(node),
+  register: async (node) => {
+    if (!recordable) throw new Error('no leader is known yet; retry shortly');
+    issued.push(node);
+  },
 });
 const seed = await startTransport(await cluster.identity(), '127.0.12.1', seedLogs.log, { join });
 seed.handle('echo', (body) => body);
@@ -84,6 +89,28 @@ test.serial('a wrong join secret is refused and nothing is issued', async (t) =>
   );
   await stillAdmitsHonestJoiner(t, '127.0.12.4');
 });
+
+test.serial(
+  'a join the cluster cannot record is refused with why, and no certificate leaves',
+  async (t) => {
+    const before = issued.length;
+    recordable = false;
+    t.teardown(() => {
+      recordable = true;
+    });
+    const error = await t.throwsAsync(
+      joinCluster(token(), { log: joinerLog, bindAddress: '127.0.12.20' }),
+      { instanceOf: JoinError },
+    );
+    t.regex(
+      error?.message ?? '',
+      /the cluster could not record the new node: no leader is known yet/,
+    );
+    t.is(issued.length, before);
+    recordable = true;
+    await stillAdmitsHonestJoiner(t, '127.0.12.21');
+  },
+);
 
 test.serial('a wrong CA pin is refused before anything is sent to the seed', async (t) => {
   const before = issued.length;

@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import type { TaskRow } from '../../agent/control-api.js';
+import { DataDir } from '../../agent/datadir.js';
+import { Transport } from '../../mesh/transport/transport.js';
 import { type AgentProcess, LocalCluster, mesh, nodesSeenBy } from '../helpers/local-cluster.js';
+import { captureLogs } from '../helpers/logs.js';
 import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 
 // Loopback block 127.0.26.0/24. No engine: the agents are pointed at a socket that is not there,
@@ -13,7 +16,34 @@ const STACK = fileURLToPath(new URL('../../../examples/stacks/demo-process.yml',
 const cluster = await LocalCluster.create('process-stack');
 test.after.always(() => cluster.close());
 
-test('without an engine, an x-mesh process stack runs across agents, and rm stops every process', async (t) => {
+/** Forwards a command to `to`'s Raft as the node `as` (with its certificate), as its agent would. */
+async function proposeAs(
+  as: AgentProcess,
+  to: AgentProcess,
+  command: unknown,
+): Promise<{ refused?: { code: string; message: string } }> {
+  const dir = new DataDir(as.dataDir);
+  const { identity } = await dir.readIdentity(await dir.readCluster());
+  const transport = new Transport({
+    identity,
+    host: '127.0.26.3',
+    port: 0,
+    log: captureLogs('as').log,
+  });
+  try {
+    await transport.listen();
+    const leader = await new DataDir(to.dataDir).readCluster();
+    return (await transport.request(
+      { address: `${leader.advertise}:${leader.port}`, nodeId: leader.nodeId },
+      'raft.propose',
+      command,
+    )) as { refused?: { code: string; message: string } };
+  } finally {
+    await transport.close();
+  }
+}
+
+test('without an engine, an x-mesh process stack runs across agents; a worker may not change desired state; rm stops every process', async (t) => {
   const [a, b] = (await cluster.start(HOSTS, 'proc')) as [AgentProcess, AgentProcess];
   t.regex(
     readFileSync(`${a.dataDir}.log`, 'utf8'),
@@ -39,7 +69,21 @@ test('without an engine, an x-mesh process stack runs across agents, and rm stop
     t.is(address.split(':')[0], task.nodeAddress?.split(':')[0], 'listening on its node address');
     t.is(await bodyOnceAnswering(`http://${address}/`, task.id), `hello from ${task.id}\n`);
   }
-  const removed = await mesh('rm', 'demo', '--data-dir', b.dataDir);
+  // b is the worker (a Raft learner) of two nodes: its reports made the tasks above run, but it
+  // may not change desired state, neither through its CLI nor by forwarding to the leader itself.
+  const refused = await mesh('rm', 'demo', '--data-dir', b.dataDir);
+  t.is(refused.code, 2);
+  t.regex(
+    refused.stderr,
+    /^mesh: node n[0-9a-f]+ is a worker: desired state changes on a manager \(n[0-9a-f]+ \(127\.0\.26\.1\)\); run the command there\n$/,
+  );
+  const forwarded = await proposeAs(b, a, { op: 'delete', kind: 'stacks', id: 'demo' });
+  t.like(forwarded, { refused: { code: 'forbidden' } });
+  t.regex(
+    forwarded.refused?.message ?? '',
+    /is a worker \(not a Raft voter\): it may write only its own task statuses and node record, not delete stacks\/demo/,
+  );
+  const removed = await mesh('rm', 'demo', '--data-dir', a.dataDir);
   t.is(removed.code, 0, removed.stderr);
   for (const task of web) {
     const address = (task.ports[0] as string).split('->')[0] as string;

@@ -60,7 +60,7 @@ test('every kind refuses a malformed value at apply, naming the key, and nothing
     [{ op: 'put', kind: 'nodes', id: 'n1', value: null }, /^nodes\/n1 must be an object$/],
     [
       { op: 'put', kind: 'nodes', id: 'n1', value: { ...nodeRecord('n1'), status: 'gone' } },
-      /^nodes\/n1\.status must be one of ready, suspect, down, left, removed$/,
+      /^nodes\/n1\.status must be one of joining, ready, suspect, down, left, removed$/,
     ],
     [{ op: 'put', kind: 'stacks', id: 'shop', value: stack(['Web!']) }, /services\[0\] must be/],
     [

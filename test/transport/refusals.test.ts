@@ -16,17 +16,21 @@ const SERVER = '127.0.11.1';
 const MAX_FRAME = 64 * 1024;
 
 const cluster = await testCluster();
-const serverIdentity = await cluster.identity();
+/** The node IDs the cluster recorded (as the join service does): the server admits only them. */
+const recorded = new Set<string>();
+async function member(options?: Parameters<typeof cluster.identity>[0]) {
+  const identity = await cluster.identity(options);
+  recorded.add(identity.nodeId);
+  return identity;
+}
+const serverIdentity = await member();
 const serverLogs: CapturedLogs = captureLogs(serverIdentity.nodeId);
 const server: Transport = await startTransport(serverIdentity, SERVER, serverLogs.log, {
   maxFrameBytes: MAX_FRAME,
+  admits: (id) => recorded.has(id),
 });
 server.handle('echo', (body) => body);
-const honest = await startTransport(
-  await cluster.identity(),
-  '127.0.11.2',
-  captureLogs('honest').log,
-);
+const honest = await startTransport(await member(), '127.0.11.2', captureLogs('honest').log);
 
 test.after.always(async () => {
   await honest.close();
@@ -59,7 +63,7 @@ function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
 
 /** An authenticated raw connection, to send frames the Transport itself would never produce. */
 async function authenticatedRawSocket(): Promise<WebSocket> {
-  const identity = await cluster.identity();
+  const identity = await member();
   const { ws } = await dial(url(), {
     ...clientTlsOptions(identity, {
       clusterId: identity.clusterId,
@@ -128,7 +132,7 @@ test.serial('a node refuses a server that belongs to another cluster', async (t)
 });
 
 test.serial('an expired certificate is refused', async (t) => {
-  const expired = await cluster.identity({
+  const expired = await member({
     validFrom: new Date(Date.now() - 100 * 86_400_000),
     validDays: 90,
   });
@@ -141,8 +145,22 @@ test.serial('an expired certificate is refused', async (t) => {
   await stillServesHonestPeer(t);
 });
 
+test.serial('a certificate of the cluster CA for a node no join recorded is refused', async (t) => {
+  // Made with the CA key, as someone holding a copy of it could: right cluster, right role.
+  const forged = await cluster.identity();
+  const transport = await startTransport(forged, '127.0.11.11', captureLogs('forged').log);
+  t.teardown(() => transport.close());
+  const error = await t.throwsAsync<TransportError>(transport.request(server.address, 'echo', {}));
+  t.is(error?.code, 'refused');
+  const reason = `node ${forged.nodeId} is not a member of this cluster: no join recorded it`;
+  t.regex(error?.message ?? '', new RegExp(reason));
+  const line = await refusalLogged(reason);
+  t.regex(String(line.remote), /^127\.0\.11\.11:\d+$/);
+  await stillServesHonestPeer(t);
+});
+
 test.serial('a revoked certificate is refused and its live connection dropped', async (t) => {
-  const identity = await cluster.identity();
+  const identity = await member();
   const logs = captureLogs('revoked');
   const transport = await startTransport(identity, '127.0.11.9', logs.log);
   t.teardown(() => transport.close());
