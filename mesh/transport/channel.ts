@@ -21,7 +21,20 @@ export interface ChannelLimits {
   maxFrameBytes: number;
   /** Above this many bytes waiting in the socket, sends are refused rather than buffered. */
   maxBufferedBytes: number;
+  /** How the channel notices a dead peer; the defaults suit SWIM's timings. */
+  liveness?: Liveness;
 }
+
+export interface Liveness {
+  /** A ping this often; the peer's WebSocket answers it without its application. */
+  heartbeatMs: number;
+  /** Nothing heard for this long (not even a pong): the connection is dead, and closed. */
+  silenceMs: number;
+}
+
+// Inside SWIM's suspicion timeout (4-6 s on small clusters): a cut link is closed, and so noticed
+// and redialled, before the member is declared dead; long enough that a busy event loop is not.
+export const DEFAULT_LIVENESS: Liveness = { heartbeatMs: 1000, silenceMs: 5000 };
 
 export const CLOSE_MALFORMED = 1008;
 export const CLOSE_REVOKED = 4003;
@@ -35,12 +48,18 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-/** One authenticated WebSocket speaking the frame protocol: requests, responses, messages. */
+/**
+ * One authenticated WebSocket speaking the frame protocol: requests, responses, messages. It pings
+ * its peer and closes itself after a silence, so that a cut link (which TCP would keep open for
+ * many minutes of retransmissions) is noticed in seconds.
+ */
 export class Channel {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly closeListeners: Array<(reason: string) => void> = [];
   private closedReason: string | undefined;
+  private lastHeard = Date.now();
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
     private readonly ws: WebSocket,
@@ -49,7 +68,21 @@ export class Channel {
     private readonly limits: ChannelLimits,
     private readonly log: Logger,
   ) {
-    ws.on('message', (data, isBinary) => this.receive(data, isBinary));
+    const liveness = limits.liveness ?? DEFAULT_LIVENESS;
+    const heard = () => {
+      this.lastHeard = Date.now();
+    };
+    ws.on('pong', heard);
+    ws.on('ping', heard);
+    ws.on('message', (data, isBinary) => {
+      heard();
+      this.receive(data, isBinary);
+    });
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastHeard > liveness.silenceMs) this.silent(liveness.silenceMs);
+      else ws.ping();
+    }, liveness.heartbeatMs);
+    this.heartbeat.unref();
     ws.on('error', (error) => {
       this.log.warn({ peer: peer.nodeId, remote: peer.remote, err: error }, 'connection error');
     });
@@ -73,8 +106,11 @@ export class Channel {
         reject(error);
         return;
       }
+      const sent = Date.now();
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        // Nothing at all heard since: the link is dead, not the handler slow.
+        if (this.lastHeard < sent) this.silent(Date.now() - sent);
         reject(
           new TransportError(
             'timeout',
@@ -115,9 +151,22 @@ export class Channel {
     this.ws.send(data);
   }
 
+  /** The peer has said nothing for too long: drop the connection at once, no closing handshake. */
+  private silent(forMs: number): void {
+    if (this.closedReason !== undefined) return;
+    const reason = `nothing heard for ${forMs} ms`;
+    this.log.warn(
+      { peer: this.peer.nodeId, remote: this.peer.remote, reason },
+      'connection dead, closing',
+    );
+    this.ws.terminate();
+    this.closed(reason);
+  }
+
   private closed(reason: string): void {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
+    clearInterval(this.heartbeat);
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(

@@ -1,6 +1,12 @@
 import type { Logger } from 'pino';
 import type { NodeIdentity } from '../pki/identity.js';
-import { type Channel, CLOSE_REVOKED, CLOSE_SHUTDOWN, type Handler } from './channel.js';
+import {
+  type Channel,
+  CLOSE_REVOKED,
+  CLOSE_SHUTDOWN,
+  type Handler,
+  type Liveness,
+} from './channel.js';
 import { PeerLink } from './link.js';
 import { type AnonymousRoute, Listener } from './listener.js';
 import { RevocationList } from './revocation.js';
@@ -23,6 +29,8 @@ export interface TransportOptions {
   admits?: (nodeId: string) => boolean;
   maxFrameBytes?: number;
   maxBufferedBytes?: number;
+  /** How a connection notices a dead peer (ping interval, silence before closing). */
+  liveness?: Liveness;
   maxQueue?: number;
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
@@ -129,6 +137,7 @@ export class Transport {
     return {
       maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       maxBufferedBytes: this.options.maxBufferedBytes ?? 16 * 1024 * 1024,
+      liveness: this.options.liveness,
     };
   }
 
@@ -145,8 +154,10 @@ export class Transport {
         log: this.options.log,
         bindAddress: this.options.host,
         maxQueue: this.options.maxQueue ?? 1024,
-        backoff: this.options.backoff ?? { initialMs: 100, maxMs: 5000 },
-        connectTimeoutMs: this.options.connectTimeoutMs ?? 5000,
+        // A dial into a cut link hangs until its timeout, then waits out the backoff: together
+        // they bound how long a healed link stays unnoticed (about 5 s at worst).
+        backoff: this.options.backoff ?? { initialMs: 100, maxMs: 2000 },
+        connectTimeoutMs: this.options.connectTimeoutMs ?? 3000,
         adopt: (channel) => {
           this.dialled.add(channel.peer.nodeId);
           this.adopt(channel);

@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import test from 'ava';
 import type { TransportError } from '../../mesh/transport/errors.js';
 import { startTransport, testCluster } from '../helpers/cluster.js';
@@ -158,4 +158,74 @@ test('queued messages are delivered after the peer comes back, and requests work
   bob.handle('echo', (body) => body);
   t.teardown(() => bob.close());
   t.is(await alice.request(address, 'echo', 'again'), 'again');
+});
+
+/** A TCP relay to target that can be frozen: it then drops every byte, as a cut link does. */
+async function relay(host: string, target: string) {
+  const [targetHost, targetPort] = target.split(':') as [string, string];
+  let frozen = false;
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(targetPort), targetHost);
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      sockets.add(from);
+      from.on('data', (data) => frozen || to.write(data));
+      from.on('error', () => to.destroy());
+      from.on('close', () => to.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    address: `${host}:${(server.address() as { port: number }).port}`,
+    freeze: (value: boolean) => {
+      frozen = value;
+    },
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test('a connection that goes silent is closed after the silence, and redialled once it heals', async (t) => {
+  const options = {
+    liveness: { heartbeatMs: 100, silenceMs: 600 },
+    backoff: { initialMs: 50, maxMs: 200 },
+  };
+  const bob = await startTransport(await cluster.identity(), '127.0.10.15', captureLogs('bob').log);
+  bob.handle('echo', (body) => body);
+  const link = await relay('127.0.10.16', bob.address);
+  const aliceLogs = captureLogs('alice');
+  const alice = await startTransport(
+    await cluster.identity(),
+    '127.0.10.17',
+    aliceLogs.log,
+    options,
+  );
+  t.teardown(async () => {
+    await alice.close();
+    await link.close();
+    await bob.close();
+  });
+  t.is(await alice.request(link.address, 'echo', 'before'), 'before');
+
+  link.freeze(true); // TCP stays up on both sides; nothing gets through
+  const cut = await t.throwsAsync<TransportError>(
+    alice.request(link.address, 'echo', 'during', { timeoutMs: 30_000 }),
+  );
+  t.is(cut?.code, 'closed', 'failed by the silence, long before its own timeout');
+  t.regex(cut?.message ?? '', /nothing heard for \d+ ms/);
+  await aliceLogs.waitFor((line) => line.msg === 'connection dead, closing');
+
+  link.freeze(false);
+  t.is(
+    await eventually(() => alice.request(link.address, 'echo', 'after').catch(() => undefined), {
+      what: 'the link redialled',
+      timeoutMs: 10_000,
+    }),
+    'after',
+  );
 });
