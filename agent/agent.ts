@@ -99,11 +99,15 @@ export class Agent {
     return this.parts?.runtimes.missing.get('docker');
   }
 
-  /** Leaves the cluster gracefully (others see "left", not "dead") and stops. */
+  /**
+   * Leaves the cluster gracefully (others see "left", not "dead", and start its tasks elsewhere),
+   * stops every task it runs, and stops.
+   */
   async shutdown(): Promise<void> {
     this.log.info('leaving the cluster');
     await this.parts?.raft.handOver();
     await this.parts?.membership.leave();
+    await this.parts?.reconciler.removeAll();
     await this.stop();
   }
 

@@ -1,5 +1,6 @@
 import type { Membership } from '../mesh/membership/runtime.js';
 import type { RaftNode } from '../mesh/raft/node.js';
+import { faultTolerance, targetVoters } from '../mesh/raft/voters.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
 import type { ControlHandlers, RaftStatus, StatusResponse } from './control-api.js';
 import type { JoinTokens } from './join-tokens.js';
@@ -27,7 +28,7 @@ export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandle
       return {
         ...self,
         version: VERSION,
-        raft: raftStatus(options.raft, options.state),
+        raft: raftStatus(options.raft, options.state, count('alive')),
         members: {
           alive: count('alive'),
           suspect: count('suspect'),
@@ -42,7 +43,7 @@ export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandle
   };
 }
 
-function raftStatus({ raft }: RaftNode, state: ClusterState): RaftStatus {
+function raftStatus({ raft }: RaftNode, state: ClusterState, alive: number): RaftStatus {
   return {
     role: raft.role,
     term: raft.term,
@@ -51,6 +52,8 @@ function raftStatus({ raft }: RaftNode, state: ClusterState): RaftStatus {
     applied: raft.log.applied,
     voters: raft.membership.voters,
     learners: raft.membership.learners,
+    tolerates: faultTolerance(raft.membership.voters.length),
+    targetVoters: targetVoters(alive),
     stateDigest: state.digest(),
   };
 }

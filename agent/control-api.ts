@@ -15,6 +15,10 @@ export interface RaftStatus {
   applied: number;
   voters: string[];
   learners: string[];
+  /** How many voters may fail with the cluster still committing. */
+  tolerates: number;
+  /** The voters the live nodes allow (the largest odd count, at most 5). */
+  targetVoters: number;
   /** Equal on two replicas when they hold the same state. */
   stateDigest: string;
 }

@@ -8,6 +8,7 @@ import {
   InvalidError,
   NotFoundError,
   UnavailableError,
+  UnknownOutcomeError,
 } from './errors.js';
 
 // A stack of a few hundred services is well under this.
@@ -23,6 +24,7 @@ function statusOf(error: unknown): number {
   if (error instanceof ConflictError) return 409;
   if (error instanceof BodyTooLarge) return 413;
   if (error instanceof UnavailableError) return 503;
+  if (error instanceof UnknownOutcomeError) return 504;
   return 500;
 }
 

@@ -23,6 +23,11 @@ export class ConflictError extends Error {
   override name = 'ConflictError';
 }
 
+/** A write reached the leader but was not confirmed: it may or may not have been applied. */
+export class UnknownOutcomeError extends Error {
+  override name = 'UnknownOutcomeError';
+}
+
 /** It cannot be answered now: no leader, or this node's replica is not confirmed current. */
 export class UnavailableError extends Error {
   override name = 'UnavailableError';

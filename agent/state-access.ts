@@ -3,7 +3,8 @@ import type { NodeRecord } from '../mesh/api/nodes.js';
 import type { RaftNode } from '../mesh/raft/node.js';
 import { RaftError } from '../mesh/raft/raft.js';
 import type { ClusterState, Kind, Outcome, Write } from '../mesh/state/cluster-state.js';
-import { ConflictError, ForbiddenError, UnavailableError } from './errors.js';
+import { TransportError } from '../mesh/transport/errors.js';
+import { ConflictError, ForbiddenError, UnavailableError, UnknownOutcomeError } from './errors.js';
 
 // A person is waiting: while an election settles, a write waits for the leader this long.
 const LEADER_WAIT_MS = 5000;
@@ -23,18 +24,32 @@ export class StateAccess {
     private readonly log: Logger,
   ) {}
 
-  /** Proposes through the leader, waiting out a moment without one (start-up, an election). */
+  /**
+   * Proposes through the leader, waiting out a moment without one (start-up, an election). A
+   * failure says whether the write is known not to have happened (nothing was sent, or it was
+   * refused) or may still happen (sent, not confirmed): a client told "failed" can rely on it.
+   */
   async propose(command: unknown): Promise<unknown> {
     const deadline = Date.now() + LEADER_WAIT_MS;
     for (;;) {
       try {
         return await this.raft.propose(command);
       } catch (error) {
-        if (error instanceof RaftError && error.code === 'forbidden')
+        const code = (error as RaftError | TransportError).code;
+        if (error instanceof RaftError && code === 'forbidden')
           throw new ForbiddenError(error.message);
-        const leaderless = error instanceof RaftError && error.code === 'not-leader';
-        if (!leaderless || Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        if (code === 'unconfirmed' || code === 'timeout' || code === 'closed')
+          throw new UnknownOutcomeError(
+            `the write reached the leader but was not confirmed (${(error as Error).message}): it may or may not have been applied; look (mesh ls, mesh ps, mesh node inspect) before trying again`,
+          );
+        const leaderless = error instanceof RaftError && code === 'not-leader';
+        if (leaderless && Date.now() <= deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          continue;
+        }
+        if (leaderless || error instanceof TransportError)
+          throw new UnavailableError(`the write was not applied: ${(error as Error).message}`);
+        throw error;
       }
     }
   }

@@ -1,7 +1,7 @@
 import type { NodeUpdateRequest } from '../agent/control-api.js';
 import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, UsageError } from './args.js';
 import { callAgent } from './control-client.js';
-import { ago, print, table } from './output.js';
+import { ago, plural, print, table } from './output.js';
 
 export async function node(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -88,11 +88,17 @@ async function nodeList(args: string[]): Promise<number> {
 export async function status(args: string[]): Promise<number> {
   const { values } = parse('status', args, { ...DATA_DIR, ...JSON_OUTPUT });
   const s = await callAgent(dataDirOf(values), 'GET /v1/status', {});
+  const { voters, targetVoters, tolerates } = s.raft;
+  if (voters.length < targetVoters && !values.json)
+    process.stderr.write(
+      `mesh: warning: ${plural(voters.length, 'voter')} where the live nodes allow ${targetVoters}: the cluster tolerates ${plural(tolerates, 'failure')} until the leader seats more (it does once they are caught up)\n`,
+    );
   print(Boolean(values.json), s, () =>
     [
       `cluster  ${s.clusterId}`,
       `node     ${s.nodeId} at ${s.address} (mesh ${s.version})`,
-      `raft     ${s.raft ? `${s.raft.role}, term ${s.raft.term}, leader ${s.raft.leader ?? '(none yet)'}, commit ${s.raft.commit}, ${s.raft.voters.length} voters, ${s.raft.learners.length} learners` : '-'}`,
+      `raft     ${s.raft.role}, term ${s.raft.term}, leader ${s.raft.leader ?? '(none yet)'}, commit ${s.raft.commit}`,
+      `voters   ${voters.length} (tolerates ${plural(tolerates, 'failure')}), ${plural(s.raft.learners.length, 'learner')}`,
       `members  ${Object.entries(s.members)
         .map(([k, v]) => `${v} ${k}`)
         .join(', ')}`,

@@ -24,3 +24,8 @@ export function ago(iso: string, now = Date.now()): string {
 export function print(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
 }
+
+/** "1 voter", "3 voters", "no failure". */
+export function plural(count: number, noun: string): string {
+  return count === 0 ? `no ${noun}` : `${count} ${noun}${count === 1 ? '' : 's'}`;
+}

@@ -93,6 +93,27 @@ export class Reconciler {
     for (const local of this.local.values()) clearTimeout(local.timer);
   }
 
+  /**
+   * This node leaves the cluster: its tasks are started elsewhere, so it stops every one it runs,
+   * in every runtime, each within its service's grace period. Nothing is left running orphaned.
+   */
+  async removeAll(): Promise<void> {
+    this.stop();
+    const { runtimes, state, log } = this.options;
+    const stop = async (runtime: Runtime, taskId: string) => {
+      const task = state.get<TaskRecord>('tasks', taskId)?.value;
+      const service = task && this.serviceOf(task);
+      log.info({ task: taskId }, 'stopping a task: this node is leaving');
+      await this.stopTask(runtime, taskId, service?.stopGracePeriodMs ?? ORPHAN_GRACE_MS);
+    };
+    const listed = await Promise.all(
+      runtimes.entries().map(async ([, runtime]) => ({ runtime, tasks: await runtime.list() })),
+    );
+    await Promise.all(
+      listed.flatMap(({ runtime, tasks }) => tasks.map((t) => stop(runtime, t.taskId))),
+    );
+  }
+
   private catchUp(): void {
     this.options.caughtUp().then(
       () => {

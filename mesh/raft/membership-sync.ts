@@ -66,7 +66,11 @@ export class MembershipSync {
     const health = new Map<string, Health>(
       members.map((m) => [
         m.id,
-        this.isRemoved(m.id) ? { status: 'left', since: 0 } : { status: m.status, since: m.since },
+        {
+          status: this.isRemoved(m.id) ? 'left' : m.status,
+          since: this.isRemoved(m.id) ? 0 : m.since,
+          caughtUp: this.raft.raft.caughtUp(m.id),
+        },
       ]),
     );
     const next = nextMembership(

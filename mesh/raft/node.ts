@@ -255,13 +255,15 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private wait<T>(
     table: Map<string, Waiter<T>>,
     key: string,
-    what: string,
+    what: 'write' | 'read',
     timeoutMs = this.options.timeoutMs ?? 5000,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         table.delete(key);
-        reject(new RaftError('not-ready', `${what} not confirmed within ${timeoutMs} ms`));
+        // A write in the log may still commit; a read is simply not confirmed.
+        const code = what === 'write' ? 'unconfirmed' : 'not-ready';
+        reject(new RaftError(code, `${what} not confirmed within ${timeoutMs} ms`));
       }, timeoutMs);
       table.set(key, {
         resolve: (value) => {
@@ -333,7 +335,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (this.raft.role !== 'leader') {
       // Writes we proposed as leader may still commit under the next leader, or may not.
       const lost = new RaftError(
-        'not-leader',
+        'unconfirmed',
         'leadership changed before the write was confirmed; it may or may not apply',
       );
       for (const waiter of this.writes.values()) waiter.reject(lost);

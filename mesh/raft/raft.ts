@@ -40,6 +40,8 @@ export interface RaftOptions {
 export type RaftErrorCode =
   | 'not-leader'
   | 'forbidden'
+  /** A write was proposed but not confirmed: it may or may not be applied. */
+  | 'unconfirmed'
   | 'not-ready'
   | 'transferring'
   | 'membership-pending'
@@ -167,6 +169,12 @@ export class Raft {
     this.pendingReads.push({ requestId, index: this.log.committed, seq: ++this.seq });
     this.broadcast(this.seq);
     this.releaseReads();
+  }
+
+  /** Leader only: whether the node's log holds everything this leader has committed. */
+  caughtUp(id: NodeId): boolean {
+    if (id === this.id) return true;
+    return (this.progress.get(id)?.match ?? 0) >= this.log.committed;
   }
 
   transferLeadership(to: NodeId): void {

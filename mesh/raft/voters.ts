@@ -5,20 +5,43 @@ export interface Health {
   status: 'alive' | 'suspect' | 'dead' | 'left' | undefined;
   /** When the status last changed (ms). */
   since: number;
+  /** Its log holds everything the leader committed (the leader's replication progress). */
+  caughtUp: boolean;
 }
 
 export interface VoterPolicy {
   maxVoters: number;
-  /** A voter dead this long is gone for good and is replaced. */
+  /**
+   * A voter dead this long is gone for good and is replaced. Minutes, not seconds: a partition
+   * is not a departure, and replacing a partitioned voter only shrinks the quorum that is left.
+   */
   replaceDeadAfterMs: number;
+  /** A learner is seated only once alive this long, and caught up (autopilot's "stable"). */
+  stableAfterMs: number;
 }
 
-export const DEFAULT_VOTER_POLICY: VoterPolicy = { maxVoters: 5, replaceDeadAfterMs: 30_000 };
+export const DEFAULT_VOTER_POLICY: VoterPolicy = {
+  maxVoters: 5,
+  replaceDeadAfterMs: 5 * 60_000,
+  stableAfterMs: 3000,
+};
+
+/** How many voters may fail with the cluster still able to commit. */
+export function faultTolerance(voters: number): number {
+  return Math.max(0, Math.floor((voters - 1) / 2));
+}
+
+/** The voter count the policy aims at with this many healthy nodes: the largest odd one allowed. */
+export function targetVoters(healthy: number, policy: VoterPolicy = DEFAULT_VOTER_POLICY): number {
+  const cap = Math.min(policy.maxVoters, healthy);
+  return cap % 2 === 1 ? cap : Math.max(1, cap - 1);
+}
 
 /**
  * The leader's voter placement, one change at a time: every live node is at least a learner (so
  * every node holds the whole state); voters are kept at an odd count (1, 3 or 5) of healthy
- * nodes; a voter that left, or has been dead for good, gives its seat to a healthy learner.
+ * nodes; a voter that left, or has been dead for minutes, gives its seat to a healthy learner; a
+ * learner is seated only once it is stable and caught up, so that the change never waits on it.
  * Returns the next membership, or undefined when nothing should change.
  */
 export function nextMembership(
@@ -55,20 +78,28 @@ export function nextMembership(
   if (newcomer) return { voters, learners: [...learners, newcomer] };
 
   // 3. Seat healthy learners until the voters are the largest odd number the healthy nodes allow.
-  const healthyCount = [...members].filter(healthy).length;
-  const cap = Math.min(policy.maxVoters, healthyCount);
-  const target = cap % 2 === 1 ? cap : cap - 1;
+  const target = targetVoters([...members].filter(healthy).length, policy);
+  const ready = (id: NodeId) => {
+    const h = health.get(id);
+    return healthy(id) && h?.caughtUp === true && now - h.since >= policy.stableAfterMs;
+  };
   if (voters.length < target) {
-    const candidate = learners.filter(healthy).sort()[0];
-    if (candidate)
+    const candidates = learners.filter(ready).sort();
+    const candidate = candidates[0];
+    // From an odd count, start only when two are ready: halfway, at an even count, the quorum
+    // would need every voter, so the cluster must not wait there on a learner that is behind.
+    if (candidate && (voters.length % 2 === 0 || candidates.length >= 2))
       return {
         voters: [...voters, candidate],
         learners: learners.filter((id) => id !== candidate),
       };
   }
   // 4. An even number of voters with no healthy learner to seat: step one voter down to learner,
-  // preferring an unhealthy one, so the quorum does not need every remaining voter.
-  if (voters.length % 2 === 0 && voters.length > 1) {
+  // preferring an unhealthy one, so the quorum does not need every remaining voter. (It never
+  // lowers the failures tolerated: 2k and 2k-1 voters both tolerate k-1.) Not while a learner
+  // is about to be seated instead.
+  const seatable = learners.some(healthy);
+  if (voters.length % 2 === 0 && voters.length > 1 && !seatable) {
     const demoted = voters
       .filter((id) => id !== leader)
       .sort((a, b) => Number(healthy(a)) - Number(healthy(b)))[0];

@@ -1,6 +1,10 @@
 export type TransportErrorCode =
+  /** No answer in time to a request that was sent: the peer may have acted on it. */
   | 'timeout'
+  /** The connection closed: a request sent on it may have been acted on. */
   | 'closed'
+  /** A request that never left this node (it waited for a connection): nothing was done. */
+  | 'unsent'
   | 'unreachable'
   | 'refused'
   | 'queue_full'

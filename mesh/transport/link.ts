@@ -76,8 +76,8 @@ export class PeerLink {
           this.queue = this.queue.filter((q) => q !== entry);
           reject(
             new TransportError(
-              'timeout',
-              `request "${type}" to ${this.address} timed out after ${timeoutMs} ms (not connected)`,
+              'unsent',
+              `request "${type}" to ${this.address} not sent within ${timeoutMs} ms (not connected)`,
             ),
           );
         }, timeoutMs),

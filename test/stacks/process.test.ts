@@ -83,8 +83,44 @@ test('without an engine, an x-mesh process stack runs across agents; a worker ma
     forwarded.refused?.message ?? '',
     /is a worker \(not a Raft voter\): it may write only its own task statuses and node record, not delete stacks\/demo/,
   );
+
+  // A graceful stop leaves the cluster and stops what the node ran: no process is left orphaned,
+  // and its replicas run on the other node.
+  b.child.kill('SIGTERM');
+  t.is(await b.exited, 0);
+  const ports = (tasks: TaskRow[]) => tasks.map((task) => (task.ports[0] as string).split('->')[0]);
+  for (const address of ports(web.filter((task) => task.nodeAddress?.startsWith('127.0.26.2'))))
+    await eventually(
+      () =>
+        fetch(`http://${address}/`).then(
+          () => false,
+          () => true,
+        ),
+      { what: `${address} stopped with its node`, timeoutMs: 15_000 },
+    );
+  const moved = await eventually(
+    async () => {
+      const { stdout: all } = await mesh('ps', 'web', '--json', '--data-dir', a.dataDir);
+      const running = (JSON.parse(all) as TaskRow[]).filter(
+        (task) => task.desired === 'running' && task.state === 'running',
+      );
+      const here = running.every((task) => task.nodeAddress?.startsWith('127.0.26.1'));
+      return running.length === 3 && here ? running : undefined;
+    },
+    { what: 'every replica running on the node that stayed', timeoutMs: 30_000, intervalMs: 200 },
+  );
+
   const removed = await mesh('rm', 'demo', '--data-dir', a.dataDir);
   t.is(removed.code, 0, removed.stderr);
+  for (const address of ports(moved as TaskRow[]))
+    await eventually(
+      () =>
+        fetch(`http://${address}/`).then(
+          () => false,
+          () => true,
+        ),
+      { what: `${address} stopped`, timeoutMs: 10_000 },
+    );
   for (const task of web) {
     const address = (task.ports[0] as string).split('->')[0] as string;
     await eventually(
