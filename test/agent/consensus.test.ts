@@ -1,58 +1,26 @@
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import type { RaftStatus, StatusResponse } from '../../agent/control-api.js';
 import {
   type AgentProcess,
+  agreed,
   LocalCluster,
   mesh,
   stopAgents,
+  view,
   waitForControl,
 } from '../helpers/local-cluster.js';
-import { eventually } from '../helpers/poll.js';
 
 // Loopback blocks: 127.0.15.0/24 (three nodes), 127.0.16.0/24 (five), 127.0.17.0/24 (two),
 // 127.0.27.0/24 (damaged storage).
 const local = await LocalCluster.create('consensus');
 test.after.always(() => local.close());
 
-type RaftView = StatusResponse & { raft: RaftStatus };
-
-async function view(agent: AgentProcess): Promise<RaftView> {
-  const { code, stdout, stderr } = await mesh('status', '--json', '--data-dir', agent.dataDir);
-  if (code !== 0) throw new Error(`status failed: ${stderr}`);
-  return JSON.parse(stdout) as RaftView;
-}
-
 /** Starts a cluster on the given hosts and waits until every node is a voter under one leader. */
 async function cluster(name: string, hosts: string[]): Promise<AgentProcess[]> {
   const agents = await local.start(hosts, name);
   await agreed(agents, (v) => v.raft.voters.length === hosts.length, 30_000);
   return agents;
-}
-
-/** Waits until the agents agree on a leader and state, and `extra` holds for each view. */
-async function agreed(
-  agents: AgentProcess[],
-  extra: (v: RaftView) => boolean = () => true,
-  timeoutMs = 20_000,
-): Promise<RaftView[]> {
-  const views = await eventually(
-    async () => {
-      const views = await Promise.all(agents.map(view));
-      const [first] = views;
-      const same = views.every(
-        (v) =>
-          v.raft.leader !== null &&
-          v.raft.leader === first?.raft.leader &&
-          v.raft.stateDigest === first?.raft.stateDigest &&
-          extra(v),
-      );
-      return same ? views : undefined;
-    },
-    { what: 'agreement on leader and state', timeoutMs, intervalMs: 200 },
-  );
-  return views as RaftView[]; // eventually() resolves only with a truthy value
 }
 
 test.serial(

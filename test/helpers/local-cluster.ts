@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import type { NodeRow } from '../../agent/control-api.js';
+import type { NodeRow, RaftStatus, StatusResponse } from '../../agent/control-api.js';
 import { DataDir } from '../../agent/datadir.js';
 import {
   type AgentProcess,
@@ -9,6 +9,7 @@ import {
   startCluster,
   stopAgents,
 } from '../../examples/local-cluster.js';
+import { eventually } from './poll.js';
 
 export {
   type AgentProcess,
@@ -62,4 +63,37 @@ export async function nodesSeenBy(dataDir: string): Promise<NodeRow[]> {
 /** The node ID an agent's data dir holds. */
 export async function nodeIdOf(agent: AgentProcess): Promise<string> {
   return (await new DataDir(agent.dataDir).readCluster()).nodeId;
+}
+
+export type RaftView = StatusResponse & { raft: RaftStatus };
+
+/** `mesh status --json` of the agent. */
+export async function view(agent: AgentProcess): Promise<RaftView> {
+  const { code, stdout, stderr } = await mesh('status', '--json', '--data-dir', agent.dataDir);
+  if (code !== 0) throw new Error(`status failed: ${stderr}`);
+  return JSON.parse(stdout) as RaftView;
+}
+
+/** Waits until the agents agree on a leader and state, and `extra` holds for each view. */
+export async function agreed(
+  agents: AgentProcess[],
+  extra: (v: RaftView) => boolean = () => true,
+  timeoutMs = 20_000,
+): Promise<RaftView[]> {
+  const views = await eventually(
+    async () => {
+      const views = await Promise.all(agents.map(view));
+      const [first] = views;
+      const same = views.every(
+        (v) =>
+          v.raft.leader !== null &&
+          v.raft.leader === first?.raft.leader &&
+          v.raft.stateDigest === first?.raft.stateDigest &&
+          extra(v),
+      );
+      return same ? views : undefined;
+    },
+    { what: 'agreement on leader and state', timeoutMs, intervalMs: 200 },
+  );
+  return views as RaftView[]; // eventually() resolves only with a truthy value
 }
