@@ -187,6 +187,8 @@ export class Agent {
     Object.assign(late, { access, membership });
     const stacks = new Stacks(access);
     const nodes = new Nodes(access, identity.nodeId, membership, raft);
+    const rescheduleAfterMs =
+      cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs;
     const parts: Parts = {
       transport,
       membership,
@@ -195,7 +197,7 @@ export class Agent {
       sync: new MembershipSync(raft, membership, state, log),
       orchestrator: new Orchestrator(raft, state, log, {
         ...DEFAULT_SCHEDULER_OPTIONS,
-        rescheduleAfterMs: cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs,
+        rescheduleAfterMs,
       }),
       reconciler: new Reconciler({
         nodeId: identity.nodeId,
@@ -203,6 +205,8 @@ export class Agent {
         propose: (command) => access.propose(command),
         runtimes,
         caughtUp: () => raft.linearizableRead(5000),
+        leaderSilenceMs: () => raft.leaderSilenceMs(),
+        cutOffAfterMs: rescheduleAfterMs / 2,
         log,
       }),
       peers: new PeerCache(dir, membership, identity.nodeId, log),

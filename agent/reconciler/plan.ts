@@ -25,13 +25,18 @@ export interface NodeView {
   runningServices: ReadonlySet<string>;
   /** Why a runtime kind this node lacks is missing; a kind not here is offered. */
   missingRuntimes: ReadonlyMap<RuntimeKind, string>;
+  /**
+   * This node has not heard from a leader for long enough that the leader may be placing its
+   * tasks elsewhere: at-most-once tasks stop, and do not start, until it hears again.
+   */
+  cutOff: boolean;
   now: number;
 }
 
 /** What a round does; the shell looks at a container again before it acts on it. */
 export type Action =
-  /** A task this node runs but should not: stop and remove it. */
-  | { type: 'remove'; taskId: string; runtime: RuntimeKind }
+  /** A task this node runs but should not (no longer assigned, or cut off): stop and remove it. */
+  | { type: 'remove'; taskId: string; runtime: RuntimeKind; why: string }
   /** A task told to shut down: stop it within its grace period, then report it shut down. */
   | { type: 'shutdown'; task: TaskRecord; runtime: RuntimeKind }
   /** Start the task's container or process. */
@@ -42,6 +47,8 @@ export type Action =
   | { type: 'inspect'; taskId: string; runtime: RuntimeKind }
   /** Tell the cluster about the task, with nothing to do to it. */
   | { type: 'report'; taskId: string; status: Pick<TaskStatus, 'state' | 'reason'> };
+
+const CUT_OFF = 'cut off from the leader, and its service runs at most once (x-mesh at_most_once)';
 
 const isFinal = (status: TaskStatus | undefined) =>
   status !== undefined && FINAL_STATES.has(status.state);
@@ -55,11 +62,16 @@ export function reconcile(view: NodeView): Action[] {
   const assigned = new Set(view.tasks.map((t) => t.id));
   for (const [taskId, { runtime }] of view.observed)
     if (!assigned.has(taskId) && !view.busy.has(taskId))
-      actions.push({ type: 'remove', taskId, runtime });
+      actions.push({ type: 'remove', taskId, runtime, why: 'this node no longer runs it' });
   for (const task of view.tasks) {
     if (view.busy.has(task.id)) continue;
     const here = view.observed.get(task.id);
     const status = view.statuses.get(task.id);
+    if (view.cutOff && view.services.get(task.serviceId)?.atMostOnce) {
+      if (here)
+        actions.push({ type: 'remove', taskId: task.id, runtime: here.runtime, why: CUT_OFF });
+      continue;
+    }
     if (task.desired === 'shutdown') {
       if (here) actions.push({ type: 'shutdown', task, runtime: here.runtime });
       else if (!isFinal(status))

@@ -12,6 +12,8 @@ import { afterExit } from './restart.js';
 const RESYNC_MS = 2000;
 // How long a task that is no longer this node's gets to stop.
 const ORPHAN_GRACE_MS = 10_000;
+// While at-most-once tasks run here, how often the leader's silence is looked at.
+const CUT_OFF_CHECK_MS = 250;
 
 export interface ReconcilerOptions {
   nodeId: string;
@@ -21,6 +23,13 @@ export interface ReconcilerOptions {
   runtimes: Runtimes;
   /** Resolves once this replica holds every write the cluster acknowledged (a ReadIndex read). */
   caughtUp: () => Promise<void>;
+  /** How long since a leader was last heard (0 on the leader). */
+  leaderSilenceMs: () => number;
+  /**
+   * Past this much silence, at-most-once tasks stop here. Shorter than the leader's reschedule
+   * grace, which only starts once gossip suspects this node: they stop before any replacement.
+   */
+  cutOffAfterMs: number;
   log: Logger;
 }
 
@@ -48,6 +57,7 @@ export class Reconciler {
   private readonly started = new Set<string>();
   private readonly status: StatusReporter;
   private timer: NodeJS.Timeout | undefined;
+  private cutOffCheck: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private scheduled = false;
   /**
@@ -83,12 +93,16 @@ export class Reconciler {
         this.poke();
     });
     this.timer = setInterval(() => this.poke(), RESYNC_MS);
+    this.cutOffCheck = setInterval(() => {
+      if (this.cutOff() && this.mine().some((t) => this.serviceOf(t)?.atMostOnce)) this.poke();
+    }, CUT_OFF_CHECK_MS);
     this.catchUp();
   }
 
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.cutOffCheck);
     this.unwatch?.();
     for (const local of this.local.values()) clearTimeout(local.timer);
   }
@@ -143,6 +157,10 @@ export class Reconciler {
     });
   }
 
+  private cutOff(): boolean {
+    return this.options.leaderSilenceMs() > this.options.cutOffAfterMs;
+  }
+
   private mine(): TaskRecord[] {
     return this.options.state
       .list<TaskRecord>('tasks')
@@ -189,6 +207,7 @@ export class Reconciler {
       restartAt,
       runningServices: this.runningServices(),
       missingRuntimes: runtimes.missing,
+      cutOff: this.cutOff(),
       now: Date.now(),
     };
     for (const action of reconcile(view)) this.act(action);
@@ -199,10 +218,7 @@ export class Reconciler {
     switch (action.type) {
       case 'remove':
         this.enqueue(action.taskId, async () => {
-          this.options.log.info(
-            { task: action.taskId },
-            'removing a task this node no longer runs',
-          );
+          this.options.log.info({ task: action.taskId, why: action.why }, 'removing a task');
           await this.stopTask(this.runtime(action.runtime), action.taskId, ORPHAN_GRACE_MS);
         });
         break;

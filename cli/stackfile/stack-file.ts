@@ -160,7 +160,10 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
   if (runtime !== 'docker' && runtime !== 'process')
     throw new Located([...path, 'x-mesh', 'runtime'], 'must be docker or process');
   for (const key of Object.keys(mesh))
-    if (key !== 'runtime') throw new Located([...path, 'x-mesh', key], 'unknown x-mesh setting');
+    if (key !== 'runtime' && key !== 'at_most_once')
+      throw new Located([...path, 'x-mesh', key], 'unknown x-mesh setting');
+  if (mesh.at_most_once !== undefined && typeof mesh.at_most_once !== 'boolean')
+    throw new Located([...path, 'x-mesh', 'at_most_once'], 'must be true or false');
   const command = at([...path, 'command'], () => commandOf(raw.command));
   const entrypoint = at([...path, 'entrypoint'], () => commandOf(raw.entrypoint));
   if (runtime === 'docker' && typeof raw.image !== 'string')
@@ -217,6 +220,7 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
     update: updateOf(deploy.update_config as Raw, [...path, 'deploy', 'update_config']),
     rollback: updateOf(deploy.rollback_config as Raw, [...path, 'deploy', 'rollback_config']),
   };
+  if (mesh.at_most_once === true) definition.atMostOnce = true;
   if (definition.healthcheck === undefined) delete definition.healthcheck;
   if (definition.command === undefined) delete definition.command;
   if (definition.entrypoint === undefined) delete definition.entrypoint;

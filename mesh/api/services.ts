@@ -84,6 +84,11 @@ export interface ServiceDefinition {
   restartPolicy: RestartPolicy;
   update: UpdatePolicy;
   rollback: UpdatePolicy;
+  /**
+   * x-mesh at_most_once: never two copies of a task, even across a partition: a node cut off from
+   * the leader stops its tasks before the leader could have started replacements.
+   */
+  atMostOnce?: boolean;
 }
 
 /** services/<stack>.<name> */
@@ -176,6 +181,7 @@ const definitionFields: Fields = {
     rollback: updatePolicy,
   },
   optional: {
+    atMostOnce: boolean,
     command: listOf(string),
     entrypoint: listOf(string),
     healthcheck: policy({

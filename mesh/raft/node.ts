@@ -84,6 +84,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly readIndexes = new Map<string, Waiter<number>>();
   private readonly appliedWaiters: Array<{ index: number } & Waiter<void>> = [];
   private lastLeader: NodeId | null = null;
+  /** When a leader's append or snapshot last arrived here. */
+  private leaderHeard = Date.now();
   private stopped = false;
 
   constructor(private readonly options: RaftNodeOptions) {
@@ -103,7 +105,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     transport.handle(RAFT_MESSAGE, (body, peer) => {
       if (this.stopped) return; // the transport closes after us; its last messages are moot
       try {
-        this.raft.step(parseRaftMessage(body, peer.nodeId, transport.nodeId));
+        const message = parseRaftMessage(body, peer.nodeId, transport.nodeId);
+        this.raft.step(message);
+        const fromLeader = message.type === 'append' || message.type === 'snapshot';
+        if (fromLeader && this.raft.leader === message.from) this.leaderHeard = Date.now();
       } catch (error) {
         this.log.warn(
           { peer: peer.nodeId, reason: (error as Error).message },
@@ -125,6 +130,14 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   get membership(): Membership {
     return this.raft.membership;
+  }
+
+  /**
+   * How long this node has gone without the leader (ms): 0 on the leader itself (it steps down
+   * when it loses its quorum), else since a leader's append last arrived.
+   */
+  leaderSilenceMs(): number {
+    return this.raft.role === 'leader' ? 0 : Date.now() - this.leaderHeard;
   }
 
   start(): void {

@@ -27,7 +27,7 @@ test.after.always(async () => {
   await firewall.close();
   await cluster.close();
   // The agents were killed: their tasks were not stopped with them.
-  for (const stack of ['part', 'split'])
+  for (const stack of ['part', 'split', 'once'])
     for (const pid of workerProcesses(stack)) process.kill(pid);
 });
 
@@ -50,11 +50,11 @@ function workerProcesses(stack: string): number[] {
     .map(Number);
 }
 
-function deployWorkers(agent: AgentProcess, stack: string) {
+function deployWorkers(agent: AgentProcess, stack: string, atMostOnce = false) {
   const file = join(cluster.root, `${stack}.yml`);
   writeFileSync(
     file,
-    `name: ${stack}\nservices:\n  worker:\n    command: ["sleep", "100000"]\n    deploy: { replicas: ${REPLICAS} }\n    x-mesh: { runtime: process }\n`,
+    `name: ${stack}\nservices:\n  worker:\n    command: ["sleep", "100000"]\n    deploy: { replicas: ${REPLICAS} }\n    x-mesh: { runtime: process, at_most_once: ${atMostOnce} }\n`,
   );
   return mesh('deploy', '-c', file, '--data-dir', agent.dataDir);
 }
@@ -236,6 +236,43 @@ test.serial(
     t.is(views[0]?.raft.term, term, 'no election');
   },
 );
+
+test.serial('an at-most-once service never runs twice, even while a node is cut off', async (t) => {
+  const deployed = await deployWorkers(three[0] as AgentProcess, 'once', true);
+  t.is(deployed.code, 0, deployed.stderr);
+  const { leader } = await leaderOf(three);
+  const [cut] = three.filter((a) => a !== leader) as [AgentProcess];
+  let most = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      most = Math.max(most, workerProcesses('once').length);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  try {
+    await firewall.split(
+      [hostOf(cut, THREE, three)],
+      three.filter((a) => a !== cut).map((a) => hostOf(a, THREE, three)),
+    );
+    // The cut node's copy stops by itself, and only then may the leader start a replacement.
+    await eventually(() => workerProcesses('once').length === REPLICAS - 1, {
+      what: 'the cut-off copy stopped',
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    await eventually(() => workerProcesses('once').length === REPLICAS, {
+      what: 'a replacement started on the connected side',
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
+    await healed(t, three, target, { acknowledged: [], refused: [] }, 'once');
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  t.is(most, REPLICAS, `never more than ${REPLICAS} copies`);
+});
 
 test.serial(
   'five nodes split 2|3 with the leader on the small side: the three go on',

@@ -29,6 +29,7 @@ function view(overrides: Partial<NodeView> = {}): NodeView {
     restartAt: new Map(),
     runningServices: new Set(),
     missingRuntimes: new Map(),
+    cutOff: false,
     now: NOW,
     ...overrides,
   };
@@ -61,7 +62,9 @@ test('a container of a task no longer assigned here is removed, from the runtime
   const actions = reconcile(
     view({ tasks: [], observed: new Map([seen(stray, 'running', undefined, 'process')]) }),
   );
-  t.deepEqual(actions, [{ type: 'remove', taskId: stray, runtime: 'process' }]);
+  t.deepEqual(actions, [
+    { type: 'remove', taskId: stray, runtime: 'process', why: 'this node no longer runs it' },
+  ]);
 });
 
 test('a task with an operation in flight is left to it', (t) => {
@@ -166,4 +169,28 @@ test('a restart waits out its delay, then removes what is left so the next round
   t.deepEqual(reconcile(view({ statuses: restarting.statuses })), [
     { type: 'start', task, service: web },
   ]);
+});
+
+test('cut off from the leader, at-most-once tasks stop and do not start; others run on', (t) => {
+  const once: ServiceRecord = { ...web, atMostOnce: true };
+  const running = {
+    observed: new Map([seen(task.id, 'running')]),
+    statuses: statuses({ [task.id]: 'running' }),
+  };
+  const cutOff = reconcile(
+    view({ ...running, services: new Map([['s.web', once]]), cutOff: true }),
+  );
+  t.is(cutOff.length, 1);
+  t.like(cutOff[0], { type: 'remove', taskId: task.id, runtime: 'docker' });
+  t.deepEqual(
+    reconcile(view({ services: new Map([['s.web', once]]), cutOff: true })),
+    [],
+    'not started',
+  );
+  t.deepEqual(reconcile(view({ ...running, cutOff: true })), [], 'a service without it runs on');
+  t.deepEqual(
+    reconcile(view({ services: new Map([['s.web', once]]) })),
+    [{ type: 'start', task, service: once }],
+    'heard again: started',
+  );
 });

@@ -169,3 +169,23 @@ test('the example stacks read cleanly, nothing ignored', (t) => {
     t.true(stack.services.length >= 2, name);
   }
 });
+
+test('x-mesh at_most_once is read as a flag, and anything but true or false is refused', (t) => {
+  const stack = readStackFile(
+    file(
+      'once.yml',
+      'services:\n  job:\n    command: ["sleep", "1"]\n    x-mesh: { runtime: process, at_most_once: true }\n  web:\n    image: nginx\n',
+    ),
+    'app',
+    {},
+  );
+  t.true(stack.services.find((s) => s.name === 'job')?.atMostOnce);
+  t.false('atMostOnce' in (stack.services.find((s) => s.name === 'web') ?? {}));
+  t.regex(
+    problems(
+      'once-bad.yml',
+      'services:\n  job:\n    image: x\n    x-mesh: { at_most_once: "yes" }\n',
+    ),
+    /services\.job\.x-mesh\.at_most_once: must be true or false/,
+  );
+});
