@@ -1,4 +1,4 @@
-import { joiningNode, type NodeRecord } from '../mesh/api/nodes.js';
+import { joiningNode } from '../mesh/api/nodes.js';
 import { JoinService } from '../mesh/join/service.js';
 import type { Logger } from '../mesh/log.js';
 import { Membership } from '../mesh/membership/runtime.js';
@@ -9,6 +9,7 @@ import { RaftStorage } from '../mesh/raft/storage.js';
 import { writeRefusal } from '../mesh/state/authorization.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
+import { admitted, refuseRemovedNodes } from './admission.js';
 import { clusterRoutes } from './cluster-routes.js';
 import { ControlServer } from './control.js';
 import { JoinTokens } from './join-tokens.js';
@@ -26,7 +27,6 @@ import {
   reopen,
 } from './provision.js';
 import { Reconciler } from './reconciler/reconciler.js';
-import { refuseRemovedNodes } from './revocations.js';
 import { Runtimes } from './runtime/runtimes.js';
 import { DEFAULT_SCHEDULER_OPTIONS } from './scheduler/scheduler.js';
 import { stackRoutes } from './stack-routes.js';
@@ -240,15 +240,4 @@ export class Agent {
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
     return parts;
   }
-}
-
-/**
- * Whether a node may connect to this one: the cluster recorded it (and did not remove it), or,
- * for a node this replica does not know yet (it is behind, or new), a member vouches for it in
- * gossip: gossip only ever comes from nodes some member admitted.
- */
-function admitted(id: string, state: ClusterState, membership: Membership | undefined): boolean {
-  const record = state.get<NodeRecord>('nodes', id)?.value;
-  if (record) return record.status !== 'removed';
-  return membership?.members().some((m) => m.id === id) ?? false;
 }

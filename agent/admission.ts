@@ -1,5 +1,7 @@
+/** Which nodes may connect to this one, and which are refused for good. */
 import type { Logger } from 'pino';
 import type { NodeRecord } from '../mesh/api/nodes.js';
+import type { Membership } from '../mesh/membership/runtime.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
 import type { Transport } from '../mesh/transport/transport.js';
 
@@ -22,4 +24,19 @@ export function refuseRemovedNodes(
     else log.info({ removed: id, serial: node.serial }, 'node removed: its certificate is refused');
     transport.revoke(node.serial);
   });
+}
+
+/**
+ * Whether a node may connect to this one: the cluster recorded it (and did not remove it), or,
+ * for a node this replica does not know yet (it is behind, or new), a member vouches for it in
+ * gossip: gossip only ever comes from nodes some member admitted.
+ */
+export function admitted(
+  id: string,
+  state: ClusterState,
+  membership: Membership | undefined,
+): boolean {
+  const record = state.get<NodeRecord>('nodes', id)?.value;
+  if (record) return record.status !== 'removed';
+  return membership?.members().some((m) => m.id === id) ?? false;
 }
