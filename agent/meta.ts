@@ -1,12 +1,17 @@
 import { readFileSync } from 'node:fs';
-import { cpus, hostname, totalmem } from 'node:os';
-import type { NodeMeta } from '../mesh/membership/messages.js';
+import { cpus, hostname, machine, platform, totalmem } from 'node:os';
+import type { NodeMeta, Platform } from '../mesh/membership/messages.js';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     version: string;
   }
 ).version;
+
+/** This machine as placement constraints name it: uname's machine, and windows for win32. */
+export function thisPlatform(): Platform {
+  return { os: platform() === 'win32' ? 'windows' : platform(), arch: machine() };
+}
 
 /** What this node tells the cluster about itself. */
 export function nodeMeta(
@@ -24,5 +29,6 @@ export function nodeMeta(
     hostname: hostname(),
     serial,
     runtimes,
+    platform: thisPlatform(),
   };
 }

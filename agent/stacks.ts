@@ -273,7 +273,7 @@ export class Stacks {
     const nodes = this.state
       .list<NodeRecord>('nodes')
       .filter((n) => !['left', 'removed', 'joining'].includes(n.value.status))
-      .map(nodeInfoOf);
+      .map((node) => nodeInfoOf(node, this.access.voters));
     for (const service of services) {
       const constraints = service.placement?.constraints ?? [];
       try {

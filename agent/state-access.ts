@@ -54,6 +54,11 @@ export class StateAccess {
     }
   }
 
+  /** The Raft voters: the cluster's managers. */
+  get voters(): readonly string[] {
+    return this.raft.membership.voters;
+  }
+
   /** Creates an object that must not exist yet; refuses with the reason when it cannot. */
   async create(kind: Kind, id: string, value: unknown): Promise<void> {
     const outcome = (await this.propose({ op: 'put', kind, id, value, ifVersion: 0 })) as Outcome;

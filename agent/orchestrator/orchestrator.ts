@@ -11,12 +11,13 @@ import { type ClusterView, orchestrate } from './plan.js';
 // Grace periods and update delays end without any state changing: look again this often.
 const TICK_MS = 250;
 
-export function viewOf(state: ClusterState): ClusterView {
+export function viewOf(state: ClusterState, voters: readonly string[]): ClusterView {
   return {
     services: state.list<ServiceRecord>('services'),
     nodes: state.list<NodeRecord>('nodes'),
     tasks: state.list<TaskRecord>('tasks'),
     statuses: new Map(state.list<TaskStatus>('statuses').map((s) => [s.id, s.value])),
+    voters,
   };
 }
 
@@ -71,7 +72,12 @@ export class Orchestrator {
   }
 
   private async round(): Promise<void> {
-    const writes = orchestrate(viewOf(this.state), Date.now(), this.options, newTaskId);
+    const writes = orchestrate(
+      viewOf(this.state, this.raft.membership.voters),
+      Date.now(),
+      this.options,
+      newTaskId,
+    );
     if (writes.length === 0) return;
     const outcome = (await this.raft.propose({ op: 'batch', writes })) as {
       ok: boolean;

@@ -11,6 +11,8 @@ export interface ClusterView {
   nodes: Array<StoredObject<NodeRecord>>;
   tasks: Array<StoredObject<TaskRecord>>;
   statuses: Map<string, TaskStatus>;
+  /** Raft's voters: the managers of node.role constraints. */
+  voters: readonly string[];
 }
 
 function specOf(service: ServiceRecord): ServiceSpec {
@@ -97,7 +99,7 @@ export function orchestrate(
   );
   const plan = schedule(
     view.services.map((s) => specOf(s.value)),
-    view.nodes.map(nodeInfoOf),
+    view.nodes.map((node) => nodeInfoOf(node, view.voters)),
     planned,
     now,
     options,

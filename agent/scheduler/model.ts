@@ -12,7 +12,7 @@ export interface ServiceSpec {
   replicas: number;
   /** Reserved per task: a node's reservations never exceed its capacity. */
   reservations: { cpus: number; memoryBytes: number };
-  /** Swarm's syntax: node.id, node.hostname or node.labels.KEY, with == or !=. */
+  /** Swarm's syntax: node.id, .hostname, .role, .platform.os|arch or .labels.KEY; == or !=. */
   constraints: string[];
   maxReplicasPerNode?: number;
   /** Bumped on every change of the spec; tasks of an older version are replaced. */
@@ -26,6 +26,9 @@ export interface NodeInfo {
   /** The task runtimes this node offers: process always, docker when an engine answers. */
   runtimes: string[];
   capacity: { cpus: number; memoryBytes: number };
+  /** Manager: a Raft voter; worker: any other node (Swarm's node.role). */
+  role: 'manager' | 'worker';
+  platform?: { os: string; arch: string };
   /** From membership: down since when (ms), if down. */
   status: 'ready' | 'down' | 'left';
   downSince?: number;
@@ -42,13 +45,18 @@ export interface Plan {
   stop: Array<{ taskId: string; reason: string }>;
 }
 
-/** A node as the scheduler sees it, from what the cluster records. */
-export function nodeInfoOf({ id, value }: StoredObject<NodeRecord>): NodeInfo {
+/** A node as the scheduler sees it, from what the cluster records and who the voters are. */
+export function nodeInfoOf(
+  { id, value }: StoredObject<NodeRecord>,
+  voters: readonly string[],
+): NodeInfo {
   const unreachable = value.status === 'suspect' || value.status === 'down';
   return {
     id,
     hostname: value.hostname,
     labels: nodeLabels(value),
+    role: voters.includes(id) ? 'manager' : 'worker',
+    platform: value.platform,
     runtimes: value.runtimes,
     capacity: value.capacity,
     // Joining: not up yet, so nothing is placed there; removed: gone for good.

@@ -51,7 +51,8 @@ export class Source {
 
   static parse(file: string, text: string): Source {
     const lines = new LineCounter();
-    const document = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+    // merge: YAML 1.1's `<<: *defaults`, which Compose resolves and stack files use everywhere.
+    const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
     if (document.errors.length > 0) {
       throw new StackFileError(
         document.errors.map((e) => {

@@ -25,6 +25,8 @@ export interface NodeRecord {
   availability: 'active' | 'drain';
   /** `mesh node label`: set through the cluster, they win over the agent's own. */
   userLabels: Record<string, string>;
+  /** Its operating system and machine (linux, x86_64), for node.platform constraints. */
+  platform?: { os: string; arch: string };
 }
 
 /**
@@ -71,4 +73,5 @@ export const checkNode: Check = object({
     availability: oneOf('active', 'drain'),
     userLabels: mapOf(string),
   },
+  optional: { platform: object({ required: { os: string, arch: string } }) },
 });

@@ -13,6 +13,13 @@ export interface NodeMeta {
   serial?: string;
   /** Task runtimes it offers (docker, process). */
   runtimes?: string[];
+  /** Its operating system and machine, as Swarm names them (linux, x86_64). */
+  platform?: Platform;
+}
+
+export interface Platform {
+  os: string;
+  arch: string;
 }
 
 /** A claim about one member; the higher incarnation wins, then the worse status. */

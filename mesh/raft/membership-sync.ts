@@ -25,6 +25,7 @@ function record(member: Member, current: NodeRecord | undefined): NodeRecord {
     runtimes: member.meta.runtimes ?? [],
     availability: current?.availability ?? 'active',
     userLabels: current?.userLabels ?? {},
+    ...(member.meta.platform ? { platform: member.meta.platform } : {}),
   };
 }
 

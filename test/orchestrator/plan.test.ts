@@ -31,6 +31,7 @@ function view(
     nodes,
     tasks: tasks.map((value, i) => ({ id: value.id, version: i + 10, value })),
     statuses: new Map(Object.entries(statuses).map(([id, state]) => [id, taskStatus(state)])),
+    voters: ['n1'],
   };
 }
 

@@ -14,6 +14,8 @@ function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
     labels: {},
     runtimes: ['docker', 'process'],
     capacity: { cpus: 2, memoryBytes: 4 * GiB },
+    role: 'worker',
+    platform: { os: 'linux', arch: 'x86_64' },
     status: 'ready',
     availability: 'active',
     ...overrides,
@@ -103,6 +105,22 @@ test('constraints on labels, hostname and ID; unsatisfiable ones say which', (t)
     message: /not of the form/,
   });
   t.true(satisfies(nodes[0] as NodeInfo, ['node.id==a', 'node.labels.missing!=x']));
+});
+
+test("Swarm's role and platform constraints: managers are the voters", (t) => {
+  const nodes = [
+    node('a', { role: 'manager' }),
+    node('b', { platform: { os: 'linux', arch: 'aarch64' } }),
+    node('c', { platform: { os: 'windows', arch: 'x86_64' } }),
+  ];
+  const place = (constraints: string[]) =>
+    countBy(
+      schedule([service('s.x', { replicas: 2, constraints })], nodes, [], 0, undefined, ids).create,
+    );
+  t.deepEqual(place(['node.role==manager']), { a: 2 });
+  t.deepEqual(place(['node.role == worker', 'node.platform.os==linux']), { b: 2 });
+  t.deepEqual(place(['node.platform.arch==x86_64', 'node.platform.os!=windows']), { a: 2 });
+  t.throws(() => parseConstraint('engine.labels.storage==ssd'), { message: /not of the form/ });
 });
 
 test('max_replicas_per_node caps each node', (t) => {

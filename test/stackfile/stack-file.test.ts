@@ -189,3 +189,34 @@ test('x-mesh at_most_once is read as a flag, and anything but true or false is r
     /services\.job\.x-mesh\.at_most_once: must be true or false/,
   );
 });
+
+test('YAML anchors and merge keys resolve as Compose does: local keys win', (t) => {
+  const stack = readStackFile(
+    file(
+      'merge.yml',
+      `x-defaults: &defaults
+  image: busybox
+  restart: always
+  environment: { LEVEL: info }
+services:
+  web:
+    <<: *defaults
+    command: httpd
+  db:
+    <<: [*defaults]
+    image: postgres
+    deploy:
+      placement: { constraints: ["node.role == manager", "node.platform.os == linux"] }
+`,
+    ),
+    'app',
+    {},
+  );
+  const web = stack.services.find((s) => s.name === 'web');
+  const db = stack.services.find((s) => s.name === 'db');
+  t.like(web, { image: 'busybox', command: ['httpd'], env: { LEVEL: 'info' } });
+  t.like(web?.restartPolicy, { condition: 'any' });
+  t.is(db?.image, 'postgres');
+  t.deepEqual(db?.placement.constraints, ['node.role == manager', 'node.platform.os == linux']);
+  t.deepEqual(stack.ignored, []);
+});
