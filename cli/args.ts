@@ -1,11 +1,52 @@
 import { networkInterfaces } from 'node:os';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultDataDir } from '../agent/datadir.js';
+import { COMMANDS, NODE_COMMANDS } from './commands.js';
 import { parseDuration } from './stackfile/values.js';
 
 /** A mistake of the user's: printed as one line, without a stack trace. */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/** --help or -h on a command: its usage goes to stdout, and mesh exits 0. */
+export class HelpRequest extends Error {
+  override name = 'HelpRequest';
+}
+
+const FLAG_HELP: Record<string, string> = {
+  'data-dir': "the agent's data dir (default $MESH_DATA_DIR, /var/lib/mesh as root, else ~/.mesh)",
+  json: 'print JSON instead of a table or text',
+  advertise: 'the address other nodes reach this one at (default: the first non-loopback IPv4)',
+  port: 'the TLS port for the other nodes (default 7946)',
+  label: 'a node label KEY=VALUE for placement constraints (repeatable)',
+  'log-level': 'trace, debug, info (default), warn or error',
+  'reschedule-after': 'how long a node may be unreachable before its tasks move (default 3s)',
+  'compose-file': 'the compose or stack file to deploy',
+  detach: 'return once the change is accepted, without following the rollout',
+  prune: 'remove services of the stack that the file no longer declares',
+  timeout: 'how long to follow the rollout before giving up (default 5m)',
+  all: 'with stopped tasks too',
+  follow: 'keep printing new output',
+  tail: 'how many lines of each task to start with (default 100)',
+  force: 'remove a node that is still alive',
+  rotate: 'make a new join secret: earlier tokens stop working',
+};
+
+/** A command's usage: what it takes and each option, with what it is for. */
+function usage(command: string, options: Options): string {
+  const known = [...COMMANDS, ...NODE_COMMANDS].find((c) => c.name === command);
+  const lines = [`Usage: mesh ${command} ${known?.args ?? ''} [options]`.replace(/ +/g, ' ')];
+  if (known) lines.push('', known.summary);
+  lines.push('', 'Options:');
+  const flags = Object.entries(options).map(([name, option]) => {
+    const short = option.short ? `-${option.short}, ` : '    ';
+    return [`${short}--${name}${option.type === 'string' ? ' VALUE' : ''}`, FLAG_HELP[name] ?? ''];
+  });
+  flags.push(['-h, --help', 'this text']);
+  const width = Math.max(...flags.map(([flag]) => (flag as string).length));
+  for (const [flag, help] of flags) lines.push(`  ${(flag as string).padEnd(width)}  ${help}`);
+  return lines.join('\n');
 }
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -15,6 +56,8 @@ export const JSON_OUTPUT: Options = { json: { type: 'boolean' } };
 
 /** parseArgs, with its errors turned into one-line usage errors naming the command. */
 export function parse(command: string, args: string[], options: Options) {
+  if (args.includes('--help') || args.includes('-h'))
+    throw new HelpRequest(usage(command, options));
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {

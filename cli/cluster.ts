@@ -1,5 +1,6 @@
 import type { NodeUpdateRequest } from '../agent/control-api.js';
-import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, UsageError } from './args.js';
+import { DATA_DIR, dataDirOf, HelpRequest, JSON_OUTPUT, parse, UsageError } from './args.js';
+import { NODE_COMMANDS } from './commands.js';
 import { callAgent } from './control-client.js';
 import { ago, plural, print, table } from './output.js';
 
@@ -9,7 +10,23 @@ export async function node(args: string[]): Promise<number> {
   if (sub === 'inspect') return nodeInspect(rest);
   if (sub === 'drain' || sub === 'activate' || sub === 'label') return nodeUpdate(sub, rest);
   if (sub === 'rm') return nodeRemove(rest);
-  throw new UsageError(`node ${sub ?? ''}: use node ls|inspect|drain|activate|label|rm`);
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    const width = Math.max(...NODE_COMMANDS.map((c) => `${c.name} ${c.args ?? ''}`.length));
+    const lines = NODE_COMMANDS.map(
+      (c) => `  ${`${c.name} ${c.args ?? ''}`.padEnd(width)}  ${c.summary}`,
+    );
+    throw new HelpRequest(
+      [
+        'Usage: mesh node <command> [options]',
+        '',
+        ...lines,
+        '',
+        'Options:',
+        '  -h, --help  this text; after a command, what that command takes',
+      ].join('\n'),
+    );
+  }
+  throw new UsageError(`node ${sub}: use node ls|inspect|drain|activate|label|rm`);
 }
 
 async function nodeRemove(args: string[]): Promise<number> {

@@ -11,6 +11,20 @@ export interface Command {
   run: (args: string[]) => Promise<number>;
 }
 
+/** The subcommands of `mesh node`, for their --help. */
+export const NODE_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
+  { name: 'node ls', summary: 'the nodes: address, status, Raft role, since, version, labels' },
+  { name: 'node inspect', args: 'NODE', summary: 'one node: its record and its tasks, as JSON' },
+  { name: 'node drain', args: 'NODE', summary: 'move its tasks to other nodes; place none there' },
+  { name: 'node activate', args: 'NODE', summary: 'take tasks again after a drain' },
+  { name: 'node label', args: 'NODE KEY=VALUE... KEY-...', summary: 'add or remove labels' },
+  {
+    name: 'node rm',
+    args: 'NODE...',
+    summary: 'remove a node for good: its certificate is refused',
+  },
+];
+
 export const COMMANDS: Command[] = [
   {
     name: 'init',

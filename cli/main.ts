@@ -85,6 +85,10 @@ run(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: Error) => {
+    if (error.name === 'HelpRequest') {
+      process.stdout.write(`${error.message}\n`);
+      return;
+    }
     if (EXPECTED.has(error.name)) {
       process.stderr.write(`mesh: ${error.message}\n`);
       process.exitCode = 2;

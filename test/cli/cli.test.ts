@@ -35,6 +35,54 @@ test('--help lists every command', (t) => {
   t.notRegex(stdout, /\(coming\)/);
 });
 
+test('--help works on every command and subcommand, with its options', (t) => {
+  const cases: Array<[string[], RegExp[]]> = [
+    [
+      ['init', '--help'],
+      [
+        /^Usage: mesh init \[options\]$/m,
+        /--advertise VALUE\s+the address other nodes/,
+        /--label VALUE/,
+      ],
+    ],
+    [
+      ['join', '-h'],
+      [/^Usage: mesh join TOKEN \[options\]$/m, /--reschedule-after VALUE/],
+    ],
+    [
+      ['deploy', '--help'],
+      [/-c, --compose-file VALUE\s+the compose or stack file/, /-d, --detach/, /--prune/],
+    ],
+    [['ps', '--help'], [/-a, --all\s+with stopped tasks too/]],
+    [
+      ['logs', '--help'],
+      [/-f, --follow/, /-n, --tail VALUE/],
+    ],
+    [['token', '--help'], [/--rotate\s+make a new join secret/]],
+    [
+      ['node', '--help'],
+      [/^Usage: mesh node <command>/m, /node rm NODE\.\.\.\s+remove a node for good/],
+    ],
+    [
+      ['node', 'rm', '--help'],
+      [
+        /^Usage: mesh node rm NODE\.\.\. \[options\]$/m,
+        /-f, --force\s+remove a node that is still alive/,
+      ],
+    ],
+    [
+      ['node', 'label', '--help'],
+      [/^Usage: mesh node label NODE KEY=VALUE\.\.\. KEY-\.\.\. \[options\]$/m],
+    ],
+  ];
+  for (const [args, patterns] of cases) {
+    const { code, stdout, stderr } = mesh(...args);
+    t.is(code, 0, `mesh ${args.join(' ')}: ${stderr}`);
+    for (const pattern of patterns) t.regex(stdout, pattern, `mesh ${args.join(' ')}`);
+    t.regex(stdout, /-h, --help\s+this text/);
+  }
+});
+
 test('a mangled join token gets one clear line and no stack trace', (t) => {
   const good = encodeJoinToken({
     clusterId: 'c1',
