@@ -36,7 +36,7 @@ export interface NodeView {
 /** What a round does; the shell looks at a container again before it acts on it. */
 export type Action =
   /** A task this node runs but should not (no longer assigned, or cut off): stop and remove it. */
-  | { type: 'remove'; taskId: string; runtime: RuntimeKind; why: string }
+  | { type: 'remove'; taskId: string; runtime: RuntimeKind; because: 'unassigned' | 'cut-off' }
   /** A task told to shut down: stop it within its grace period, then report it shut down. */
   | { type: 'shutdown'; task: TaskRecord; runtime: RuntimeKind }
   /** Start the task's container or process. */
@@ -47,8 +47,6 @@ export type Action =
   | { type: 'inspect'; taskId: string; runtime: RuntimeKind }
   /** Tell the cluster about the task, with nothing to do to it. */
   | { type: 'report'; taskId: string; status: Pick<TaskStatus, 'state' | 'reason'> };
-
-const CUT_OFF = 'cut off from the leader, and its service runs at most once (x-mesh at_most_once)';
 
 const isFinal = (status: TaskStatus | undefined) =>
   status !== undefined && FINAL_STATES.has(status.state);
@@ -62,14 +60,19 @@ export function reconcile(view: NodeView): Action[] {
   const assigned = new Set(view.tasks.map((t) => t.id));
   for (const [taskId, { runtime }] of view.observed)
     if (!assigned.has(taskId) && !view.busy.has(taskId))
-      actions.push({ type: 'remove', taskId, runtime, why: 'this node no longer runs it' });
+      actions.push({ type: 'remove', taskId, runtime, because: 'unassigned' });
   for (const task of view.tasks) {
     if (view.busy.has(task.id)) continue;
     const here = view.observed.get(task.id);
     const status = view.statuses.get(task.id);
     if (view.cutOff && view.services.get(task.serviceId)?.atMostOnce) {
       if (here)
-        actions.push({ type: 'remove', taskId: task.id, runtime: here.runtime, why: CUT_OFF });
+        actions.push({
+          type: 'remove',
+          taskId: task.id,
+          runtime: here.runtime,
+          because: 'cut-off',
+        });
       continue;
     }
     if (task.desired === 'shutdown') {

@@ -218,8 +218,16 @@ export class Reconciler {
     switch (action.type) {
       case 'remove':
         this.enqueue(action.taskId, async () => {
-          this.options.log.info({ task: action.taskId, why: action.why }, 'removing a task');
-          await this.stopTask(this.runtime(action.runtime), action.taskId, ORPHAN_GRACE_MS);
+          // Cut off: it must be gone before the leader may have started a replacement.
+          const cutOff = action.because === 'cut-off';
+          this.options.log.info(
+            { task: action.taskId },
+            cutOff
+              ? 'stopping a task: cut off from the leader, and its service runs at most once'
+              : 'removing a task this node no longer runs',
+          );
+          const graceMs = cutOff ? this.options.cutOffAfterMs : ORPHAN_GRACE_MS;
+          await this.stopTask(this.runtime(action.runtime), action.taskId, graceMs);
         });
         break;
       case 'shutdown':

@@ -12,7 +12,7 @@ import {
   type RaftErrorCode,
 } from './raft.js';
 import type { RaftStorage } from './storage.js';
-import type { Membership, NodeId, ReadState } from './types.js';
+import type { Membership, Message, NodeId, ReadState } from './types.js';
 
 /** What Raft replicates into: deterministic, and able to snapshot and restore itself. */
 export interface StateMachine {
@@ -84,7 +84,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly readIndexes = new Map<string, Waiter<number>>();
   private readonly appliedWaiters: Array<{ index: number } & Waiter<void>> = [];
   private lastLeader: NodeId | null = null;
-  /** When a leader's append or snapshot last arrived here. */
+  /** When this node last heard the leader and held all the leader had committed. */
   private leaderHeard = Date.now();
   private stopped = false;
 
@@ -104,11 +104,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const { transport } = options;
     transport.handle(RAFT_MESSAGE, (body, peer) => {
       if (this.stopped) return; // the transport closes after us; its last messages are moot
+      let message: Message;
       try {
-        const message = parseRaftMessage(body, peer.nodeId, transport.nodeId);
+        message = parseRaftMessage(body, peer.nodeId, transport.nodeId);
         this.raft.step(message);
-        const fromLeader = message.type === 'append' || message.type === 'snapshot';
-        if (fromLeader && this.raft.leader === message.from) this.leaderHeard = Date.now();
       } catch (error) {
         this.log.warn(
           { peer: peer.nodeId, reason: (error as Error).message },
@@ -117,6 +116,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         return;
       }
       this.process();
+      // In touch with the leader only once this replica holds all the leader had committed:
+      // right after a heal it is still behind, and acting on what it holds would be stale.
+      const current = message.type === 'append' && this.raft.log.applied >= message.commit;
+      if (current && this.raft.leader === message.from) this.leaderHeard = Date.now();
     });
     transport.handle(FORWARD_PROPOSE, (body, peer) => settle(this.proposeFor(peer.nodeId, body)));
     transport.handle(FORWARD_READ, () =>
@@ -134,7 +137,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   /**
    * How long this node has gone without the leader (ms): 0 on the leader itself (it steps down
-   * when it loses its quorum), else since a leader's append last arrived.
+   * when it loses its quorum), else since an append from the leader last found this replica
+   * holding everything the leader had committed.
    */
   leaderSilenceMs(): number {
     return this.raft.role === 'leader' ? 0 : Date.now() - this.leaderHeard;

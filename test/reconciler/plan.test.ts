@@ -63,7 +63,7 @@ test('a container of a task no longer assigned here is removed, from the runtime
     view({ tasks: [], observed: new Map([seen(stray, 'running', undefined, 'process')]) }),
   );
   t.deepEqual(actions, [
-    { type: 'remove', taskId: stray, runtime: 'process', why: 'this node no longer runs it' },
+    { type: 'remove', taskId: stray, runtime: 'process', because: 'unassigned' },
   ]);
 });
 
@@ -181,7 +181,12 @@ test('cut off from the leader, at-most-once tasks stop and do not start; others 
     view({ ...running, services: new Map([['s.web', once]]), cutOff: true }),
   );
   t.is(cutOff.length, 1);
-  t.like(cutOff[0], { type: 'remove', taskId: task.id, runtime: 'docker' });
+  t.deepEqual(cutOff[0], {
+    type: 'remove',
+    taskId: task.id,
+    runtime: 'docker',
+    because: 'cut-off',
+  });
   t.deepEqual(
     reconcile(view({ services: new Map([['s.web', once]]), cutOff: true })),
     [],
