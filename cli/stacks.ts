@@ -36,14 +36,13 @@ interface Progress {
   failure?: string;
 }
 
-function progressOf(row: StackRow['services'][number], tasks: TaskRow[]): Progress {
-  if ('damaged' in row)
+function progressOf(service: StackRow['services'][number], tasks: TaskRow[]): Progress {
+  if ('damaged' in service)
     return {
-      line: `${row.id}: damaged`,
+      line: `${service.id}: damaged`,
       done: false,
-      failure: `${row.id} is damaged: ${row.damaged}`,
+      failure: `${service.id} is damaged: ${service.damaged}`,
     };
-  const service = row;
   const own = tasks.filter((t) => t.service === service.id && t.desired === 'running');
   const current = own.filter((t) => t.serviceVersion === service.version);
   const running = current.filter((t) => t.state === 'running').length;
