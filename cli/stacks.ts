@@ -1,8 +1,8 @@
 import type { StackRow, TaskRow } from '../agent/control-api.js';
 import { DATA_DIR, dataDirOf, durationOf, JSON_OUTPUT, parse, UsageError } from './args.js';
 import { AgentUnavailableError, callAgent } from './control-client.js';
-import { ago, print, table } from './output.js';
-import { readStackFile } from './stackfile/stack-file.js';
+import { ago, plural, print, table } from './output.js';
+import { type Ignored, readStackFile } from './stackfile/stack-file.js';
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
 const POLL_MS = 100;
@@ -27,6 +27,15 @@ async function readDuring<T>(read: () => Promise<T>, deadline: number): Promise<
       await sleep(POLL_MS);
     }
   }
+}
+
+/** The keys a deploy ignores, once, grouped by why: each group names its keys and lines. */
+function ignoredReport(file: string, ignored: Ignored[]): string {
+  const byReason = new Map<string, string[]>();
+  for (const i of ignored)
+    byReason.set(i.reason, [...(byReason.get(i.reason) ?? []), `${i.path} (line ${i.line})`]);
+  const lines = [...byReason].map(([reason, keys]) => `  ${keys.join(', ')}: ${reason}`);
+  return `mesh: ignoring ${plural(ignored.length, 'key')} of ${file}:\n${lines.join('\n')}\n`;
 }
 
 /** Where a service stands in a rollout, and whether it is done or cannot get there. */
@@ -115,8 +124,7 @@ export async function deploy(args: string[]): Promise<number> {
   if (!file) throw new UsageError('deploy needs a compose file: mesh deploy -c FILE [STACK]');
   const timeoutMs = durationOf(values.timeout, '--timeout') ?? 300_000;
   const stackFile = readStackFile(file, positionals[0]);
-  for (const i of stackFile.ignored)
-    process.stderr.write(`mesh: ignoring ${i.path} (${file}:${i.line}): ${i.reason}\n`);
+  if (stackFile.ignored.length > 0) process.stderr.write(ignoredReport(file, stackFile.ignored));
   const dataDir = dataDirOf(values);
   const response = await callAgent(dataDir, 'POST /v1/stacks', {
     stack: stackFile.stack,

@@ -112,3 +112,22 @@ test('a stack file is checked before any agent is asked, and a bad flag is named
   t.is(flag.code, 2);
   t.regex(flag.stderr, /^mesh: --timeout: "soon" is not a duration/);
 });
+
+test('deploy lists the keys it ignores once, grouped by why, with the count', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-cli-'));
+  const file = join(dir, 'stack.yml');
+  writeFileSync(
+    file,
+    'services:\n  web:\n    image: a\n    build: .\n    privileged: true\n  api:\n    image: b\n    build: ./api\n',
+  );
+  const { code, stderr } = mesh('deploy', '-c', file, 'app', '--data-dir', join(dir, 'no-agent'));
+  t.is(code, 2, 'no agent to deploy to');
+  const [head, ...rest] = stderr.trimEnd().split('\n');
+  t.is(head, `mesh: ignoring 3 keys of ${file}:`);
+  t.regex(
+    rest.join('\n'),
+    /^ {2}services\.web\.build \(line 4\), services\.api\.build \(line 8\): .+$/m,
+  );
+  t.regex(rest.join('\n'), /^ {2}services\.web\.privileged \(line 5\): .+$/m);
+  t.regex(rest.at(-1) ?? '', /^mesh: no mesh agent is running/);
+});
