@@ -134,8 +134,9 @@ export function rolledBack(service: ServiceRecord, updatedAt: string): ServiceRe
   };
 }
 
-const policy = (fields: Record<string, Check>) => object({ required: fields });
-const updatePolicy = policy({
+/** An object whose fields are all required. */
+const shape = (fields: Record<string, Check>) => object({ required: fields });
+const updatePolicy = shape({
   parallelism: integer(0),
   delayMs: integer(0),
   order: oneOf('stop-first', 'start-first'),
@@ -163,15 +164,15 @@ const definitionFields: Fields = {
     dependsOn: listOf(name),
     mode: oneOf('replicated', 'global'),
     replicas: integer(0),
-    resources: policy({
+    resources: shape({
       limits: object({ required: {}, optional: { cpus: amount, memoryBytes: amount } }),
-      reservations: policy({ cpus: amount, memoryBytes: amount }),
+      reservations: shape({ cpus: amount, memoryBytes: amount }),
     }),
     placement: object({
       required: { constraints: listOf(string) },
       optional: { maxReplicasPerNode: integer(0) },
     }),
-    restartPolicy: policy({
+    restartPolicy: shape({
       condition: oneOf('none', 'on-failure', 'any'),
       delayMs: integer(0),
       maxAttempts: integer(0),
@@ -184,7 +185,7 @@ const definitionFields: Fields = {
     atMostOnce: boolean,
     command: listOf(string),
     entrypoint: listOf(string),
-    healthcheck: policy({
+    healthcheck: shape({
       test: listOf(string),
       intervalMs: integer(0),
       timeoutMs: integer(0),
