@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +103,7 @@ test('a typo gets a suggestion', (t) => {
 
 test('a stack file is checked before any agent is asked, and a bad flag is named', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mesh-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'stack.yml');
   writeFileSync(file, 'services:\n  web:\n    image: a\n    ports: ["http"]\n');
   const bad = mesh('deploy', '-c', file, 'app', '--data-dir', join(dir, 'no-agent'));
@@ -115,6 +116,7 @@ test('a stack file is checked before any agent is asked, and a bad flag is named
 
 test('deploy lists the keys it ignores once, grouped by why, with the count', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mesh-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'stack.yml');
   writeFileSync(
     file,

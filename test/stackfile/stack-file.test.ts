@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import { readStackFile, StackFileError } from '../../cli/stackfile/stack-file.js
 import { parseBytes, parseDuration, splitCommand } from '../../cli/stackfile/values.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mesh-stackfile-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 function file(name: string, text: string): string {
   const path = join(dir, name);
