@@ -9,7 +9,7 @@ export const VERSION: string = (
 ).version;
 
 /** This machine as placement constraints name it: uname's machine, and windows for win32. */
-export function thisPlatform(): Platform {
+function thisPlatform(): Platform {
   return { os: platform() === 'win32' ? 'windows' : platform(), arch: machine() };
 }
 

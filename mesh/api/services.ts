@@ -196,7 +196,7 @@ const definitionFields: Fields = {
 };
 
 /** A service as declared: what a deploy request carries, and a record's `previous`. */
-export const checkDefinition: Check = object(definitionFields);
+const checkDefinition: Check = object(definitionFields);
 
 /** services/<stack>.<name> */
 export const checkService: Check = object({

@@ -10,7 +10,7 @@ export interface StackRecord {
 }
 
 /** What a stack or service name may be: it becomes part of IDs, container names and DNS names. */
-export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export function isValidName(name: unknown): name is string {
   return typeof name === 'string' && NAME_PATTERN.test(name);

@@ -20,7 +20,7 @@ export interface TaskRecord {
   createdAt?: string;
 }
 
-export const TASK_STATES = [
+const TASK_STATES = [
   'starting',
   'waiting',
   'running',

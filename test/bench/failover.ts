@@ -5,25 +5,13 @@
  *   npm run bench:failover -- [--trials 20] [--json]
  */
 import { type AgentProcess, LocalCluster, waitForControl } from '../helpers/local-cluster.js';
-import { note, option, report, status, summary, until } from './harness.js';
+import { agreement, note, option, report, status, summary, until } from './harness.js';
 
 const HOSTS = ['127.0.21.1', '127.0.21.2', '127.0.21.3'];
 
 /** Every agent up, agreeing on one leader and one state, all of them voters. */
-function settled(agents: AgentProcess[]) {
-  return until('cluster settled', 60_000, async () => {
-    const views = await Promise.all(agents.map(status));
-    const [first] = views;
-    const ok = views.every(
-      (v) =>
-        v.raft.leader &&
-        v.raft.leader === first?.raft.leader &&
-        v.raft.stateDigest === first?.raft.stateDigest &&
-        v.raft.voters.length === agents.length,
-    );
-    return ok ? views : undefined;
-  });
-}
+const settled = (agents: AgentProcess[]) =>
+  agreement(agents, 60_000, (v) => v.raft.voters.length === agents.length);
 
 async function main(): Promise<void> {
   const trials = option('trials', 20);

@@ -43,6 +43,29 @@ export function writeWebStack(root: string, replicas: number): string {
 
 export const status = (agent: AgentProcess) => callAgent(agent.dataDir, 'GET /v1/status', {});
 
+/**
+ * Polls until every agent names the same leader and holds the same state (and `extra` holds for
+ * each view); resolves with the views.
+ */
+export function agreement(
+  agents: AgentProcess[],
+  timeoutMs: number,
+  extra: (view: Awaited<ReturnType<typeof status>>) => boolean = () => true,
+) {
+  return until('one leader and one state', timeoutMs, async () => {
+    const views = await Promise.all(agents.map(status));
+    const [first] = views;
+    const same = views.every(
+      (v) =>
+        v.raft.leader &&
+        v.raft.leader === first?.raft.leader &&
+        v.raft.stateDigest === first?.raft.stateDigest &&
+        extra(v),
+    );
+    return same ? views : undefined;
+  });
+}
+
 export const tasks = (agent: AgentProcess, query: RequestOf<'GET /v1/tasks'> = {}) =>
   callAgent(agent.dataDir, 'GET /v1/tasks', query);
 

@@ -9,24 +9,9 @@
  */
 import { Firewall } from '../helpers/firewall.js';
 import { type AgentProcess, LocalCluster, mesh, nodeIdOf } from '../helpers/local-cluster.js';
-import { note, option, report, status, summary, until } from './harness.js';
+import { agreement, note, option, report, status, summary, until } from './harness.js';
 
 const HOSTS = ['127.0.30.1', '127.0.30.2', '127.0.30.3'];
-
-/** All three agree on a leader and a state. */
-function agreement(agents: AgentProcess[]) {
-  return until('one leader and one state', 120_000, async () => {
-    const views = await Promise.all(agents.map(status));
-    const [first] = views;
-    const same = views.every(
-      (v) =>
-        v.raft.leader &&
-        v.raft.leader === first?.raft.leader &&
-        v.raft.stateDigest === first?.raft.stateDigest,
-    );
-    return same ? views : undefined;
-  });
-}
 
 async function main(): Promise<void> {
   const rounds = option('rounds', 10);
@@ -43,7 +28,7 @@ async function main(): Promise<void> {
     const acknowledged: string[] = [];
     let minVoters = Number.POSITIVE_INFINITY;
     for (let round = 0; round < rounds; round++) {
-      const views = await agreement(agents);
+      const views = await agreement(agents, 120_000);
       const leaderAt = views.findIndex((v) => v.nodeId === views[0]?.raft.leader);
       const cutAt = round % 2 === 0 ? leaderAt : (leaderAt + 1) % agents.length;
       const cut = agents[cutAt] as AgentProcess;
@@ -64,7 +49,7 @@ async function main(): Promise<void> {
       }
       const healedAt = performance.now();
       await firewall.heal();
-      await agreement(agents);
+      await agreement(agents, 120_000);
       healMs.push(performance.now() - healedAt);
       note(
         `round ${round + 1}: isolated ${round % 2 === 0 ? 'the leader' : 'a follower'}, healed in ${Math.round(healMs.at(-1) ?? 0)} ms`,
