@@ -9,6 +9,7 @@ import { RaftStorage } from '../mesh/raft/storage.js';
 import { writeRefusal } from '../mesh/state/authorization.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
+import { DataPlane } from '../proxy/data-plane.js';
 import { admitted, refuseRemovedNodes } from './admission.js';
 import { clusterRoutes } from './cluster-routes.js';
 import { ControlServer } from './control.js';
@@ -27,6 +28,7 @@ import {
   reopen,
 } from './provision.js';
 import { Reconciler } from './reconciler/reconciler.js';
+import { routesRoute } from './routes.js';
 import { Runtimes } from './runtime/runtimes.js';
 import { DEFAULT_SCHEDULER_OPTIONS } from './scheduler/scheduler.js';
 import { stackRoutes } from './stack-routes.js';
@@ -34,6 +36,7 @@ import { Stacks } from './stacks.js';
 import { StateAccess } from './state-access.js';
 
 export const DEFAULT_PORT = 7946;
+export const DEFAULT_DNS_PORT = 53;
 
 /** What a started agent runs, stopped in reverse order. */
 interface Parts {
@@ -46,6 +49,7 @@ interface Parts {
   runtimes: Runtimes;
   peers: PeerCache;
   control: ControlServer;
+  dataPlane: DataPlane;
 }
 
 /**
@@ -116,6 +120,7 @@ export class Agent {
     const parts = this.parts;
     if (!parts) return;
     parts.peers.stop();
+    await parts.dataPlane.stop();
     parts.orchestrator.stop();
     parts.reconciler.stop();
     await parts.runtimes.close();
@@ -189,16 +194,34 @@ export class Agent {
     const nodes = new Nodes(access, identity.nodeId, membership, raft);
     const rescheduleAfterMs =
       cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs;
+    const dataPlane = new DataPlane({
+      nodeId: identity.nodeId,
+      clusterId: cluster.clusterId,
+      advertise: cluster.advertise,
+      dnsPort: cluster.dnsPort ?? DEFAULT_DNS_PORT,
+      upstreams: cluster.dnsUpstreams,
+      state,
+      members: () => membership.members(),
+      onMembersChange: (listener) => membership.on('change', listener),
+      openStream: (to, target) => transport.openStream(to, target),
+      serveStreams: (handler) => transport.serveStreams(handler),
+      bridges: () => runtimes.bridges(),
+      log,
+    });
     const parts: Parts = {
       transport,
       membership,
       raft,
       runtimes,
       sync: new MembershipSync(raft, membership, state, log),
-      orchestrator: new Orchestrator(raft, state, log, {
-        ...DEFAULT_SCHEDULER_OPTIONS,
-        rescheduleAfterMs,
-      }),
+      orchestrator: new Orchestrator(
+        raft,
+        state,
+        log,
+        { ...DEFAULT_SCHEDULER_OPTIONS, rescheduleAfterMs },
+        cluster.network,
+      ),
+      dataPlane,
       reconciler: new Reconciler({
         nodeId: identity.nodeId,
         state,
@@ -226,11 +249,13 @@ export class Agent {
             new ClusterLogs(identity.nodeId, state, transport, runtimes, stacks),
             access,
           ),
+          ...routesRoute(identity.nodeId, dataPlane),
         },
         log,
       ),
     };
     await parts.control.listen(dir.controlSocket);
+    await parts.dataPlane.start();
     parts.peers.start();
     membership.start(seeds.filter((seed) => seed !== this.address));
     raft.start();

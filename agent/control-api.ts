@@ -87,6 +87,10 @@ export interface ServiceRow {
   runtime: 'docker' | 'process';
   ports: string[];
   version: number;
+  /** Its service address; null until the leader allocated one. */
+  address: string | null;
+  /** Its DNS name: `<service>.<stack>.mesh`. */
+  dnsName: string;
 }
 
 /** GET /v1/stacks */
@@ -138,6 +142,29 @@ export interface NodeUpdateRequest {
   labels?: string[];
 }
 
+/** A service as this node's routing table holds it. */
+export interface RouteRow {
+  id: string;
+  dnsName: string;
+  address: string | null;
+  /** Container ports served on the service address. */
+  ports: number[];
+  /** Ports published on every node (ingress mode). */
+  published: number[];
+  networks: string[];
+  endpoints: Array<{ task: string; node: string; host: string; local: boolean }>;
+}
+
+/** GET /v1/routes?service=S: this node's routing table, or one service of it (ID or name). */
+export interface RoutesResponse {
+  node: string;
+  services: RouteRow[];
+  /** Ports the table does not route, and why (UDP). */
+  notRouted: string[];
+  /** Addresses this node should serve but cannot (a port taken), and why. */
+  notServed: Array<{ address: string; reason: string }>;
+}
+
 /** A route: what it is asked (query or body) and what it answers. */
 interface Route<Request, Response> {
   request: Request;
@@ -164,6 +191,7 @@ export interface ControlApi {
   'GET /v1/tasks': Route<{ name?: string; stack?: string; service?: string }, TaskRow[]>;
   'GET /v1/logs': Route<{ service: string; tail?: string; cursors?: string }, LogsResponse>;
   'GET /v1/node': Route<{ node: string }, NodeDetail>;
+  'GET /v1/routes': Route<{ service?: string }, RoutesResponse>;
   'POST /v1/node': Route<NodeUpdateRequest, { id: string; node: NodeRecord }>;
   /** Removes a node for good; a node still alive only with force. */
   'POST /v1/node/rm': Route<{ node: string; force?: boolean }, { id: string }>;

@@ -1,6 +1,7 @@
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { NetworkSettings } from '../mesh/api/network.js';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
 import { controlSocketPath } from './control-api.js';
 
@@ -17,6 +18,12 @@ export interface ClusterFile {
   joinSecret?: string;
   /** How long a node may be unreachable before its tasks are placed elsewhere (--reschedule-after). */
   rescheduleAfterMs?: number;
+  /** DNS on the node address (--dns-port); 0: none; absent: 53. */
+  dnsPort?: number;
+  /** --dns-upstream; absent: the host's resolvers. */
+  dnsUpstreams?: string[];
+  /** Only on the node that created the cluster: the ranges it chose, written to the state once. */
+  network?: NetworkSettings;
 }
 
 export class DataDirError extends Error {

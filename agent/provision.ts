@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import type { NetworkSettings } from '../mesh/api/network.js';
 import { joinCluster } from '../mesh/join/client.js';
 import { createLogger, type Logger } from '../mesh/log.js';
 import { ClusterCA } from '../mesh/pki/ca.js';
@@ -16,6 +17,12 @@ export interface AgentOptions {
   labels: Record<string, string>;
   logLevel?: string;
   rescheduleAfterMs?: number;
+  /** DNS on the node address; 0: none. Default 53. */
+  dnsPort?: number;
+  /** Resolvers for names outside the zone; default the host's. */
+  dnsUpstreams?: string[];
+  /** `mesh init` only: the cluster's service and bridge ranges. */
+  network?: NetworkSettings;
 }
 
 export class AgentError extends Error {
@@ -60,6 +67,9 @@ export async function createCluster(options: AgentOptions): Promise<Provisioned>
     seeds: [],
     joinSecret: newJoinSecret(),
     rescheduleAfterMs: options.rescheduleAfterMs,
+    dnsPort: options.dnsPort,
+    dnsUpstreams: options.dnsUpstreams,
+    network: options.network,
   };
   await dir.writeIdentity(identity, ca.exportKeyPem());
   const log = agentLogger(nodeId, options);
@@ -92,6 +102,8 @@ export async function joinWithToken(
     labels: options.labels,
     seeds: token.seeds,
     rescheduleAfterMs: options.rescheduleAfterMs,
+    dnsPort: options.dnsPort,
+    dnsUpstreams: options.dnsUpstreams,
   };
   await dir.writeIdentity(identity);
   await dir.writeCluster(cluster);

@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import type { ServiceAddress } from '../mesh/api/network.js';
 import type { NodeRecord } from '../mesh/api/nodes.js';
 import {
   definitionOf,
@@ -183,8 +184,13 @@ export class Stacks {
               image:
                 service.runtime === 'process' ? (service.command ?? []).join(' ') : service.image,
               runtime: service.runtime,
-              ports: service.ports.map((p) => `${p.published ?? '*'}->${p.target}/${p.protocol}`),
+              ports: service.ports.map(
+                (p) =>
+                  `${p.published ?? '*'}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`,
+              ),
               version: service.version,
+              address: this.state.get<ServiceAddress>('addresses', id)?.value.address ?? null,
+              dnsName: `${name}.${stack.name}.mesh`,
             },
           ];
         }),

@@ -22,6 +22,11 @@ const FLAG_HELP: Record<string, string> = {
   label: 'a node label KEY=VALUE for placement constraints (repeatable)',
   'log-level': 'trace, debug, info (default), warn or error',
   'reschedule-after': 'how long a node may be unreachable before its tasks move (default 3s)',
+  'dns-port': 'the port of the DNS server on the node address (default 53; 0: none)',
+  'dns-upstream':
+    'a resolver HOST[:PORT] for names outside mesh. (repeatable; default: /etc/resolv.conf; "none")',
+  'service-range': 'the range service addresses come from (default 10.250.0.0/16)',
+  'bridge-range': "the range each node's stack bridges take a /24 of (default 10.251.0.0/16)",
   'compose-file': 'the compose or stack file to deploy',
   detach: 'return once the change is accepted, without following the rollout',
   prune: 'remove services of the stack that the file no longer declares',
@@ -100,11 +105,15 @@ export function durationOf(value: unknown, flag: string): number | undefined {
   }
 }
 
-export function portOf(values: Record<string, unknown>, fallback: number): number {
-  if (values.port === undefined) return fallback;
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new UsageError(`--port needs a port number (1-65535), got "${String(values.port)}"`);
+export function portOf(values: Record<string, unknown>, fallback: number, flag = 'port'): number {
+  if (values[flag] === undefined) return fallback;
+  const port = Number(values[flag]);
+  // --dns-port 0: no DNS on the node address.
+  const min = flag === 'dns-port' ? 0 : 1;
+  if (!Number.isInteger(port) || port < min || port > 65535) {
+    throw new UsageError(
+      `--${flag} needs a port number (${min}-65535), got "${String(values[flag])}"`,
+    );
   }
   return port;
 }

@@ -79,6 +79,13 @@ export const COMMANDS: Command[] = [
     run: async (args) => (await stacks()).ls(args),
   },
   {
+    name: 'inspect',
+    args: 'SERVICE',
+    group: 'Stacks',
+    summary: "a service's address, DNS name, ports and ready endpoints, as this node routes them",
+    run: async (args) => (await stacks()).inspect(args),
+  },
+  {
     name: 'ps',
     args: '[STACK|SERVICE]',
     group: 'Stacks',

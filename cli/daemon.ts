@@ -1,4 +1,5 @@
 import { Agent, DEFAULT_PORT } from '../agent/agent.js';
+import { DEFAULT_NETWORK_SETTINGS, type NetworkSettings, parseCidr } from '../mesh/api/network.js';
 import {
   DATA_DIR,
   dataDirOf,
@@ -18,6 +19,15 @@ const AGENT_FLAGS: Options = {
   label: { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   'reschedule-after': { type: 'string' },
+  'dns-port': { type: 'string' },
+  'dns-upstream': { type: 'string', multiple: true },
+};
+
+/** Cluster-wide settings: chosen once, by the node that creates the cluster. */
+const INIT_FLAGS: Options = {
+  ...AGENT_FLAGS,
+  'service-range': { type: 'string' },
+  'bridge-range': { type: 'string' },
 };
 
 /** Runs until SIGINT or SIGTERM, then leaves the cluster gracefully; a second signal exits at once. */
@@ -42,8 +52,12 @@ function runUntilSignalled(agent: Agent): Promise<number> {
   });
 }
 
-function agentOptions(command: string, args: string[]) {
-  const { values, positionals } = parse(command, args, AGENT_FLAGS);
+function agentOptions(command: 'init' | 'join', args: string[]) {
+  const { values, positionals } = parse(
+    command,
+    args,
+    command === 'init' ? INIT_FLAGS : AGENT_FLAGS,
+  );
   return {
     positionals,
     options: {
@@ -53,8 +67,43 @@ function agentOptions(command: string, args: string[]) {
       labels: labelsOf(values),
       logLevel: values['log-level'] as string | undefined,
       rescheduleAfterMs: durationOf(values['reschedule-after'], '--reschedule-after'),
+      dnsPort: values['dns-port'] === undefined ? undefined : portOf(values, 53, 'dns-port'),
+      dnsUpstreams: upstreamsOf(values['dns-upstream'] as string[] | undefined),
+      network: command === 'init' ? networkOf(values) : undefined,
     },
   };
+}
+
+function networkOf(values: Record<string, unknown>): NetworkSettings {
+  const settings = { ...DEFAULT_NETWORK_SETTINGS };
+  for (const [flag, key] of [
+    ['service-range', 'serviceRange'],
+    ['bridge-range', 'bridgeRange'],
+  ] as const) {
+    const text = values[flag] as string | undefined;
+    if (text === undefined) continue;
+    try {
+      parseCidr(text);
+    } catch (error) {
+      throw new UsageError(`--${flag}: ${(error as Error).message}`);
+    }
+    settings[key] = text;
+  }
+  return settings;
+}
+
+/** --dns-upstream HOST[:PORT] (repeatable), or "none": names outside the zone get SERVFAIL. */
+function upstreamsOf(values: string[] | undefined): string[] | undefined {
+  if (!values) return undefined;
+  if (values.includes('none')) return [];
+  return values.map((value) => {
+    const withPort = value.includes(':') ? value : `${value}:53`;
+    if (!/^\d+\.\d+\.\d+\.\d+:\d+$/.test(withPort))
+      throw new UsageError(
+        `--dns-upstream: "${value}" is not an IPv4 address with an optional :PORT`,
+      );
+    return withPort;
+  });
 }
 
 export async function init(args: string[]): Promise<number> {

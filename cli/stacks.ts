@@ -147,11 +147,11 @@ export async function ls(args: string[]): Promise<number> {
   const stacks = await callAgent(dataDirOf(values), 'GET /v1/stacks', {});
   print(Boolean(values.json), stacks, () =>
     table(
-      ['STACK', 'SERVICE', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'],
+      ['STACK', 'SERVICE', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS', 'ADDRESS', 'NAME'],
       stacks.flatMap((stack) =>
         stack.services.map((s) =>
           'damaged' in s
-            ? [stack.name, s.id, '-', '-', `damaged: ${s.damaged}`, '-']
+            ? [stack.name, s.id, '-', '-', `damaged: ${s.damaged}`, '-', '-', '-']
             : [
                 stack.name,
                 s.id,
@@ -159,10 +159,37 @@ export async function ls(args: string[]): Promise<number> {
                 `${s.running}/${s.desired}`,
                 s.runtime === 'process' ? `(process) ${s.image}` : s.image,
                 s.ports.join(', ') || '-',
+                s.address ?? '(pending)',
+                s.dnsName,
               ],
         ),
       ),
     ),
+  );
+  return 0;
+}
+
+/** A service's address, name, ports and endpoints as this node routes them. */
+export async function inspect(args: string[]): Promise<number> {
+  const { values, positionals } = parse('inspect', args, { ...DATA_DIR, ...JSON_OUTPUT });
+  const [service] = positionals;
+  if (!service) throw new UsageError('inspect needs a service: STACK.SERVICE or SERVICE');
+  const routes = await callAgent(dataDirOf(values), 'GET /v1/routes', { service });
+  print(Boolean(values.json), routes, () =>
+    [
+      ...routes.services.map((s) =>
+        [
+          `${s.id}  ${s.dnsName}  ${s.address ?? '(no address yet)'}`,
+          `  ports: ${s.ports.join(', ') || '-'}; published on every node: ${s.published.join(', ') || '-'}`,
+          `  networks: ${s.networks.join(', ')}`,
+          `  endpoints seen from node ${routes.node}: ${s.endpoints.length === 0 ? 'none ready' : ''}`,
+          ...s.endpoints.map(
+            (e) => `    ${e.task}  node ${e.node}  ${e.host}${e.local ? '  (this node)' : ''}`,
+          ),
+        ].join('\n'),
+      ),
+      ...routes.notServed.map((n) => `not served here: ${n.address}: ${n.reason}`),
+    ].join('\n'),
   );
   return 0;
 }

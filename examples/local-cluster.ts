@@ -73,16 +73,26 @@ export async function startCluster(
   hosts: string[],
   prefix = 'node',
   initFlags: string[] = [],
+  /** Flags for every agent, the first one's included (DNS port and upstreams). */
+  nodeFlags: string[] = [],
 ): Promise<AgentProcess[]> {
   const [first, ...rest] = hosts;
   if (!first) throw new Error('a cluster needs at least one host');
-  const seed = spawnAgent(root, `${prefix}1`, ['init', '--advertise', first, ...initFlags]);
+  const seed = spawnAgent(root, `${prefix}1`, [
+    'init',
+    '--advertise',
+    first,
+    ...initFlags,
+    ...nodeFlags,
+  ]);
   const agents = [seed];
   try {
     await waitForControl(seed);
     const token = (await mesh('token', '--data-dir', seed.dataDir)).stdout.trim();
     for (const [i, host] of rest.entries()) {
-      agents.push(spawnAgent(root, `${prefix}${i + 2}`, ['join', token, '--advertise', host]));
+      agents.push(
+        spawnAgent(root, `${prefix}${i + 2}`, ['join', token, '--advertise', host, ...nodeFlags]),
+      );
     }
     await Promise.all(agents.map((a) => waitForControl(a)));
     return agents;

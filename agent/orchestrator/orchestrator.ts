@@ -1,11 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import {
+  DEFAULT_NETWORK_SETTINGS,
+  type NetworkSettings,
+  type ServiceAddress,
+} from '../../mesh/api/network.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from '../scheduler/scheduler.js';
+import { allocateAddresses } from './addresses.js';
 import { type ClusterView, orchestrate } from './plan.js';
 
 // Grace periods and update delays end without any state changing: look again this often.
@@ -18,6 +24,8 @@ export function viewOf(state: ClusterState, voters: readonly string[]): ClusterV
     tasks: state.list<TaskRecord>('tasks'),
     statuses: new Map(state.list<TaskStatus>('statuses').map((s) => [s.id, s.value])),
     voters,
+    settings: state.get<NetworkSettings>('settings', 'network')?.value,
+    addresses: new Map(state.list<ServiceAddress>('addresses').map((a) => [a.id, a])),
   };
 }
 
@@ -37,6 +45,8 @@ export class Orchestrator {
     private readonly state: ClusterState,
     private readonly log: Logger,
     private readonly options: SchedulerOptions = DEFAULT_SCHEDULER_OPTIONS,
+    /** The network settings this node would write when the cluster has none yet (its `mesh init` flags). */
+    private readonly networkSettings: NetworkSettings = DEFAULT_NETWORK_SETTINGS,
   ) {}
 
   start(): void {
@@ -72,12 +82,11 @@ export class Orchestrator {
   }
 
   private async round(): Promise<void> {
-    const writes = orchestrate(
-      viewOf(this.state, this.raft.membership.voters),
-      Date.now(),
-      this.options,
-      newTaskId,
-    );
+    const view = viewOf(this.state, this.raft.membership.voters);
+    const writes = [
+      ...allocateAddresses(view, this.networkSettings),
+      ...orchestrate(view, Date.now(), this.options, newTaskId),
+    ];
     if (writes.length === 0) return;
     const outcome = (await this.raft.propose({ op: 'batch', writes })) as {
       ok: boolean;

@@ -1,3 +1,4 @@
+import type { NetworkSettings, ServiceAddress } from '../../mesh/api/network.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import { rolledBack, type ServiceRecord, serviceId } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
@@ -13,6 +14,9 @@ export interface ClusterView {
   statuses: Map<string, TaskStatus>;
   /** Raft's voters: the managers of node.role constraints. */
   voters: readonly string[];
+  settings: NetworkSettings | undefined;
+  /** Service addresses by service ID. */
+  addresses: Map<string, StoredObject<ServiceAddress>>;
 }
 
 function specOf(service: ServiceRecord): ServiceSpec {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { dnsAddress, type NetworkSettings, networksOf } from '../../mesh/api/network.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
@@ -273,7 +274,8 @@ export class Reconciler {
     if (!this.local.has(task.id)) this.local.set(task.id, { restarts: [] });
     this.report(task.id, { state: 'starting', reason: undefined });
     try {
-      const seen = await runtime.start(taskSpec(task, service));
+      const settings = this.options.state.get<NetworkSettings>('settings', 'network')?.value;
+      const seen = await runtime.start(taskSpec(task, service, settings));
       this.started.add(task.id);
       this.settle(seen);
       this.options.log.info({ task: task.id, ports: seen.ports }, 'task started');
@@ -318,13 +320,13 @@ export class Reconciler {
    * treated as a crash: its restart policy decides.
    */
   private settle(seen: TaskObservation): void {
-    const { taskId, ports, health } = seen;
+    const { taskId, ports, health, address } = seen;
     if (health?.status === 'unhealthy') {
       this.exited({ taskId, exitCode: -1, reason: `health check failing (${health.detail})` });
     } else if (health?.status === 'starting') {
       this.report(taskId, { state: 'starting', reason: 'waiting for its health check', ports });
     } else {
-      this.report(taskId, { state: 'running', reason: undefined, ports });
+      this.report(taskId, { state: 'running', reason: undefined, ports, address });
     }
   }
 
@@ -396,7 +398,11 @@ export class Reconciler {
   }
 }
 
-function taskSpec(task: TaskRecord, service: ServiceRecord): TaskSpec {
+function taskSpec(
+  task: TaskRecord,
+  service: ServiceRecord,
+  settings: NetworkSettings | undefined,
+): TaskSpec {
   return {
     taskId: task.id,
     stack: service.stack,
@@ -405,7 +411,17 @@ function taskSpec(task: TaskRecord, service: ServiceRecord): TaskSpec {
     command: service.command,
     entrypoint: service.entrypoint,
     env: service.env,
-    ports: service.ports.map((p) => ({ target: p.target, protocol: p.protocol })),
+    ports: service.ports.map((p) => ({
+      target: p.target,
+      protocol: p.protocol,
+      hostPort: p.mode === 'host' ? p.published : undefined,
+    })),
+    network: settings && {
+      keys: networksOf(service),
+      bridgeRange: settings.bridgeRange,
+      dnsServer: dnsAddress(settings.serviceRange),
+      search: `${service.stack}.mesh`,
+    },
     labels: service.labels,
     resources: service.resources.limits,
     stopGracePeriodMs: service.stopGracePeriodMs,

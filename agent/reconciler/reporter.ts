@@ -37,7 +37,9 @@ export class StatusReporter {
       restarts: restarts ?? before?.restarts ?? 0,
       since: before?.state === state ? before.since : new Date().toISOString(),
       ports: change.ports ?? (state === 'running' ? (before?.ports ?? []) : []),
+      address: change.address ?? (state === 'running' ? before?.address : undefined),
     };
+    if (status.address === undefined) delete status.address;
     if (status.reason === undefined) delete status.reason;
     if (status.exitCode === undefined) delete status.exitCode;
     this.pending.set(taskId, status);

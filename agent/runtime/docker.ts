@@ -1,22 +1,16 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
+import { LABEL } from './docker-labels.js';
+import { DockerNetworks } from './docker-networks.js';
 import {
   type LogPage,
   type Runtime,
   RuntimeError,
+  type TaskNetwork,
   type TaskObservation,
   type TaskSpec,
 } from './runtime.js';
-
-/** Labels on everything mesh creates, so it can find (and clean up) exactly its own. */
-export const LABEL = {
-  cluster: 'mesh.cluster',
-  node: 'mesh.node',
-  stack: 'mesh.stack',
-  service: 'mesh.service',
-  task: 'mesh.task',
-} as const;
 
 export interface DockerRuntimeOptions {
   docker: Docker;
@@ -42,6 +36,9 @@ function observe(taskId: string, info: ContainerInfo): TaskObservation {
       });
     }
   }
+  const address = Object.values(info.NetworkSettings?.Networks ?? {}).find(
+    (n) => n.IPAddress,
+  )?.IPAddress;
   const { State } = info;
   const state = State.Running ? 'running' : State.OOMKilled || State.Error ? 'failed' : 'exited';
   const reason = State.OOMKilled
@@ -55,6 +52,7 @@ function observe(taskId: string, info: ContainerInfo): TaskObservation {
     ports,
     startedAt: State.StartedAt,
   };
+  if (State.Running && address) observation.address = address;
   const health = State.Health as
     | { Status: string; FailingStreak: number; Log?: Array<{ ExitCode: number; Output: string }> }
     | undefined;
@@ -126,7 +124,11 @@ export class DockerRuntime implements Runtime {
   private readonly images = new Set<string>();
   private events: Promise<Readable> | undefined;
 
-  constructor(private readonly options: DockerRuntimeOptions) {}
+  private readonly networks: DockerNetworks;
+
+  constructor(private readonly options: DockerRuntimeOptions) {
+    this.networks = new DockerNetworks(options);
+  }
 
   private get ownLabels(): string[] {
     return [`${LABEL.cluster}=${this.options.clusterId}`, `${LABEL.node}=${this.options.nodeId}`];
@@ -136,9 +138,22 @@ export class DockerRuntime implements Runtime {
     const { hostIp, clusterId, nodeId } = this.options;
     await this.ensureImage(spec.image);
     const exposed = Object.fromEntries(spec.ports.map((p) => [`${p.target}/${p.protocol}`, {}]));
+    // Only mode-host ports go through the engine; the routing mesh reaches the others directly.
     const bindings = Object.fromEntries(
-      spec.ports.map((p) => [`${p.target}/${p.protocol}`, [{ HostIp: hostIp, HostPort: '' }]]),
+      spec.ports
+        .filter((p) => p.hostPort !== undefined)
+        .map((p) => [
+          `${p.target}/${p.protocol}`,
+          [{ HostIp: hostIp, HostPort: String(p.hostPort) }],
+        ]),
     );
+    const networks = spec.network
+      ? await Promise.all(
+          spec.network.keys.map((key) =>
+            this.networks.ensure(key, (spec.network as TaskNetwork).bridgeRange),
+          ),
+        )
+      : [];
     const container = await this.create(spec.image, {
       name: `mesh-${spec.stack}-${spec.service}-${spec.taskId}`,
       Image: spec.image,
@@ -157,6 +172,11 @@ export class DockerRuntime implements Runtime {
       StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000),
       HostConfig: {
         PortBindings: bindings,
+        NetworkMode: networks[0],
+        Dns: spec.network ? [spec.network.dnsServer] : undefined,
+        DnsSearch: spec.network ? [spec.network.search] : undefined,
+        // Search the stack's domain first: compose's short names are the common case.
+        DnsOptions: spec.network ? ['ndots:1'] : undefined,
         NanoCpus: spec.resources.cpus ? Math.round(spec.resources.cpus * 1e9) : undefined,
         Memory: spec.resources.memoryBytes,
         // mesh restarts tasks itself, per the service's restart policy.
@@ -172,6 +192,8 @@ export class DockerRuntime implements Runtime {
       },
     });
     try {
+      for (const name of networks.slice(1))
+        await this.options.docker.getNetwork(name).connect({ Container: container.id });
       await container.start();
     } catch (error) {
       await container.remove({ force: true }).catch((e: Error) => this.notGone(spec.taskId, e));
@@ -191,6 +213,11 @@ export class DockerRuntime implements Runtime {
           .catch((error: Error) => this.notGone(taskId, error));
       await container.remove({ force: true }).catch((error: Error) => this.notGone(taskId, error));
     }
+    await this.networks
+      .prune()
+      .catch((error: Error) =>
+        this.options.log.warn({ task: taskId, reason: error.message }, 'networks not pruned'),
+      );
   }
 
   async inspect(taskId: string): Promise<TaskObservation | undefined> {
@@ -230,6 +257,11 @@ export class DockerRuntime implements Runtime {
       if (Number.isFinite(seconds)) next = String(seconds);
     }
     return { lines: out, cursor: next };
+  }
+
+  /** The cluster's bridges on this engine: subnet and network. */
+  bridges(): Promise<Array<{ subnet: string; network: string }>> {
+    return this.networks.bridges();
   }
 
   async onChange(listener: (taskId: string) => void): Promise<void> {

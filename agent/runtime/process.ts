@@ -83,7 +83,13 @@ export class ProcessRuntime implements Runtime {
     if (!file) throw new RuntimeError(`task ${spec.taskId}: the process runtime needs a command`);
     const { hostIp } = this.options;
     const ports: TaskObservation['ports'] = [];
-    for (const p of spec.ports) ports.push({ ...p, hostIp, hostPort: await freePort(hostIp) });
+    for (const p of spec.ports)
+      ports.push({
+        target: p.target,
+        protocol: p.protocol,
+        hostIp,
+        hostPort: p.hostPort ?? (await freePort(hostIp)),
+      });
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       ...spec.env,

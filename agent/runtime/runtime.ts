@@ -10,14 +10,30 @@ export interface TaskSpec {
   command?: string[];
   entrypoint?: string[];
   env: Record<string, string>;
-  /** Container ports to publish on the node address, each on a host port the engine chooses. */
-  ports: Array<{ target: number; protocol: 'tcp' | 'udp' }>;
+  /**
+   * The service's ports. Docker publishes on the node address only those in mode host (on their
+   * published port); the routing mesh reaches the others at the container's address. A process
+   * gets a free host port for each.
+   */
+  ports: Array<{ target: number; protocol: 'tcp' | 'udp'; hostPort?: number }>;
+  /** Docker: the networks (by key) the container joins, and the cluster DNS it uses. */
+  network?: TaskNetwork;
   labels: Record<string, string>;
   resources: { cpus?: number; memoryBytes?: number };
   stopGracePeriodMs: number;
   /** Docker's `SOURCE:TARGET[:ro]`; the process runtime has none. */
   volumes?: string[];
   healthcheck?: Healthcheck;
+}
+
+export interface TaskNetwork {
+  /** `<stack>_<name>` or an external network's name; the first is where its node reaches it. */
+  keys: string[];
+  /** Each node's bridges take a /24 from here. */
+  bridgeRange: string;
+  /** The cluster DNS, and the search domain that makes compose's short names resolve. */
+  dnsServer: string;
+  search: string;
 }
 
 /** A page of a task's output, and where the next page starts. */
@@ -38,6 +54,8 @@ export interface TaskObservation {
   reason?: string;
   /** The host port each published container port landed on. */
   ports: PublishedPort[];
+  /** Where this node reaches the container: its address on its first network. */
+  address?: string;
   startedAt?: string;
   /** Only for tasks with a health check, while running. */
   health?: { status: 'starting' | 'healthy' | 'unhealthy'; detail?: string };

@@ -19,6 +19,7 @@ export interface RuntimesOptions {
 export class Runtimes {
   private constructor(
     private readonly offered: Map<RuntimeKind, Runtime>,
+    private readonly docker: DockerRuntime | undefined,
     /** Why each kind this node lacks is missing, in words for the tasks that need it. */
     readonly missing: ReadonlyMap<RuntimeKind, string>,
   ) {}
@@ -35,9 +36,11 @@ export class Runtimes {
     ]);
     const missing = new Map<RuntimeKind, string>();
     const docker = new Docker();
+    let runtime: DockerRuntime | undefined;
     try {
       await pingEngine(docker);
-      offered.set('docker', new DockerRuntime({ docker, ...options }));
+      runtime = new DockerRuntime({ docker, ...options });
+      offered.set('docker', runtime);
     } catch (error) {
       const reason = (error as Error).message;
       missing.set(
@@ -49,7 +52,12 @@ export class Runtimes {
         'Docker Engine not reachable: docker services cannot run on this node',
       );
     }
-    return new Runtimes(offered, missing);
+    return new Runtimes(offered, runtime, missing);
+  }
+
+  /** The cluster's bridges on this node's engine (none without one). */
+  async bridges(): Promise<Array<{ subnet: string; network: string }>> {
+    return (await this.docker?.bridges()) ?? [];
   }
 
   get(kind: RuntimeKind): Runtime | undefined {

@@ -4,14 +4,12 @@
  */
 
 const SINGLE_HOST = 'a single-host setting; mesh schedules across machines';
-const NETWORKS =
-  'mesh does not create networks: containers use the engine default network; reach other services through their published ports';
+const NETWORK_MODE = 'containers join their stack networks; services are reached by name';
 const NOT_YET = 'not supported by mesh yet';
 
 /** Top-level keys. */
 export const IGNORED_TOP: Record<string, string> = {
   version: 'obsolete in the Compose specification',
-  networks: NETWORKS,
   secrets: NOT_YET,
   configs: NOT_YET,
   include: 'newer than the Compose schema mesh validates against; merge the files first',
@@ -21,10 +19,9 @@ export const IGNORED_TOP: Record<string, string> = {
 export const IGNORED_SERVICE: Record<string, string> = {
   build: 'mesh deploys images: build and push them first',
   container_name: 'replicas are named by mesh',
-  networks: NETWORKS,
-  network_mode: NETWORKS,
-  links: NETWORKS,
-  external_links: NETWORKS,
+  network_mode: NETWORK_MODE,
+  links: 'services of a network reach each other by name already',
+  external_links: NETWORK_MODE,
   extra_hosts: NOT_YET,
   dns: 'containers use the cluster DNS',
   dns_opt: 'containers use the cluster DNS',
@@ -97,7 +94,7 @@ export const IGNORED_SERVICE: Record<string, string> = {
 
 /** Keys under a service's deploy. */
 export const IGNORED_DEPLOY: Record<string, string> = {
-  endpoint_mode: 'mesh routes to every ready task itself',
+  endpoint_mode: 'mesh routes to every ready task itself, through the service address',
   'placement.preferences': 'tasks are spread across nodes already',
   'update_config.monitor': NOT_YET,
   'update_config.max_failure_ratio': NOT_YET,

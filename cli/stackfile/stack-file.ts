@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { networkKey } from '../../mesh/api/network.js';
 import type {
   Healthcheck,
   PortSpec,
@@ -101,7 +102,8 @@ export function readStackFile(
     throw new StackFileError([source.problem(['services'], 'the file declares no services')]);
 
   const problems: Problem[] = [];
-  const context = { source, dir: dirname(resolve(file)), ignore, problems, env };
+  const networks = networksOfFile(stack, (data.networks ?? {}) as Raw, ignore);
+  const context = { source, dir: dirname(resolve(file)), ignore, problems, env, networks };
   const definitions = Object.entries(services).flatMap(([name, raw]) => {
     const at: KeyPath = ['services', name];
     if (!isValidName(name)) {
@@ -139,6 +141,33 @@ interface Context {
   ignore: (path: KeyPath, reason: string) => void;
   problems: Problem[];
   env: NodeJS.ProcessEnv;
+  /** The file's networks by the name its services use, each as its key. */
+  networks: Map<string, string>;
+}
+
+/**
+ * The file's top-level networks as keys: `<stack>_<name>`, or for an external one its own name
+ * (shared with other stacks). Settings that cannot apply to a per-node bridge are reported.
+ */
+function networksOfFile(
+  stack: string,
+  declared: Raw,
+  ignore: (path: KeyPath, reason: string) => void,
+): Map<string, string> {
+  const keys = new Map<string, string>([['default', networkKey(stack, 'default', false)]]);
+  for (const [name, raw] of Object.entries(declared)) {
+    const spec = (raw ?? {}) as Raw;
+    const external = spec.external === true || typeof spec.external === 'object';
+    const own = typeof spec.name === 'string' ? spec.name : name;
+    keys.set(name, networkKey(stack, own, external));
+    for (const key of Object.keys(spec))
+      if (!['external', 'name', 'labels'].includes(key))
+        ignore(
+          ['networks', name, key],
+          'each node has a bridge per network, made by mesh; services reach each other by shared network',
+        );
+  }
+  return keys;
 }
 
 /** Runs a value reader, turning its error into one located at `path`. */
@@ -185,9 +214,12 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
       ...at([...path, 'env_file'], () => envFiles(raw.env_file, context.dir)),
       ...at([...path, 'environment'], () => mapping(raw.environment, context.env)),
     },
-    ports: ((raw.ports ?? []) as unknown[]).flatMap((p, i) =>
-      at([...path, 'ports', i], () => portsOf(p, [...path, 'ports', i], context)),
-    ),
+    ports: ((raw.ports ?? []) as unknown[]).flatMap((p, i) => {
+      const ports = at([...path, 'ports', i], () => portsOf(p, [...path, 'ports', i], context));
+      if (ports.some((port) => port.protocol === 'udp' && port.mode !== 'host'))
+        context.ignore([...path, 'ports', i], UDP_NOT_ROUTED);
+      return ports;
+    }),
     expose: ((raw.expose ?? []) as unknown[]).map((e, i) =>
       at([...path, 'expose', i], () => portNumber(String(e).split('/')[0] as string)),
     ),
@@ -220,6 +252,10 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
     update: updateOf(deploy.update_config as Raw, [...path, 'deploy', 'update_config']),
     rollback: updateOf(deploy.rollback_config as Raw, [...path, 'deploy', 'rollback_config']),
   };
+  if (raw.networks !== undefined)
+    definition.networks = at([...path, 'networks'], () =>
+      serviceNetworks(raw.networks, path, context),
+    );
   if (mesh.at_most_once === true) definition.atMostOnce = true;
   if (definition.healthcheck === undefined) delete definition.healthcheck;
   if (definition.command === undefined) delete definition.command;
@@ -324,17 +360,40 @@ function range(text: string): number[] {
   return Array.from({ length: end - start + 1 }, (_, i) => start + i);
 }
 
+const UDP_NOT_ROUTED =
+  'not routed: the mesh forwards TCP only; publish a UDP port with mode: host to reach it on its node';
+
+/** A service's `networks:` (a list, or a map whose values say aliases and addresses) as keys. */
+function serviceNetworks(value: unknown, path: KeyPath, context: Context): string[] {
+  const names = Array.isArray(value) ? (value as string[]) : Object.keys(value as Raw);
+  return names.map((name) => {
+    const key = context.networks.get(name);
+    if (!key)
+      throw new Located(
+        [...path, 'networks', name],
+        `network "${name}" is not declared under the top-level networks`,
+      );
+    if (!Array.isArray(value))
+      for (const setting of Object.keys(((value as Raw)[name] ?? {}) as Raw))
+        context.ignore(
+          [...path, 'networks', name, setting],
+          'services are reached by their name and service address',
+        );
+    return key;
+  });
+}
+
 /** "80", "8080:80", "127.0.0.1:8080:80/udp", "8000-8001:80-81", or the long form. */
 function portsOf(value: unknown, path: KeyPath, context: Context): PortSpec[] {
   if (typeof value === 'object' && value !== null) {
     const p = value as Raw;
     if (p.host_ip) context.ignore([...path, 'host_ip'], 'ports are published on each node address');
-    if (p.mode === 'host') context.ignore([...path, 'mode'], 'published through the routing mesh');
     return [
       {
         target: portNumber(String(p.target)),
         protocol: protocolOf(p.protocol),
         ...(p.published !== undefined ? { published: portNumber(String(p.published)) } : {}),
+        ...(p.mode === 'host' ? { mode: 'host' as const } : {}),
       },
     ];
   }

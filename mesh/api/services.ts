@@ -23,8 +23,10 @@ export type RuntimeKind = 'docker' | 'process';
 export interface PortSpec {
   target: number;
   protocol: 'tcp' | 'udp';
-  /** The port the user asked to publish; the routing mesh serves it (the host port is the engine's choice). */
+  /** The port the user asked to publish: on every node through the routing mesh, or with mode host on the task's node only. */
   published?: number;
+  /** Compose's `mode: host`: the engine publishes the port on the task's node; absent: ingress (the routing mesh). */
+  mode?: 'host';
 }
 
 /** Swarm's restart_policy; compose's `restart:` maps onto it. */
@@ -64,6 +66,11 @@ export interface ServiceDefinition {
   env: Record<string, string>;
   ports: PortSpec[];
   expose: number[];
+  /**
+   * The networks its tasks join, by key (`<stack>_<name>`, or an external network's own name);
+   * absent: the stack's default network. Services reach each other only through a shared one.
+   */
+  networks?: string[];
   /** Docker's `SOURCE:TARGET[:ro]` form: a named volume (per node) or a host path. */
   volumes: string[];
   /** Put on each container. */
@@ -153,7 +160,7 @@ const definitionFields: Fields = {
     ports: listOf(
       object({
         required: { target: integer(1), protocol: oneOf('tcp', 'udp') },
-        optional: { published: integer(1) },
+        optional: { published: integer(1), mode: oneOf('host') },
       }),
     ),
     expose: listOf(integer(1)),
@@ -183,6 +190,7 @@ const definitionFields: Fields = {
   },
   optional: {
     atMostOnce: boolean,
+    networks: listOf(string),
     command: listOf(string),
     entrypoint: listOf(string),
     healthcheck: shape({

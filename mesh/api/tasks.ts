@@ -42,6 +42,8 @@ export interface TaskStatus {
   since: string;
   /** Where each published container port landed on the node. */
   ports: PublishedPort[];
+  /** The container's address on its stack network: where its node reaches it (Docker tasks). */
+  address?: string;
 }
 
 /** The states a task ends in: nothing more happens to it unless the leader replaces it. */
@@ -84,5 +86,5 @@ export const checkStatus: Check = object({
       }),
     ),
   },
-  optional: { reason: string, exitCode: integer(Number.MIN_SAFE_INTEGER) },
+  optional: { reason: string, exitCode: integer(Number.MIN_SAFE_INTEGER), address: string },
 });

@@ -6,6 +6,7 @@ import { certificatePin, describeCertificate } from '../pki/certificate.js';
 import type { NodeIdentity } from '../pki/identity.js';
 import { createCsr, generateKeyPair, type KeyPair } from '../pki/keys.js';
 import type { JoinToken } from '../pki/token.js';
+import { splitHostPort } from '../transport/address.js';
 import { Channel } from '../transport/channel.js';
 import { dial } from '../transport/dial.js';
 import { JOIN_PATH } from '../transport/listener.js';
@@ -29,14 +30,6 @@ export interface JoinOptions {
   timeoutMs?: number;
   /** Generated when not given. */
   keys?: KeyPair;
-}
-
-function splitHostPort(address: string): { host: string; port: number } {
-  const colon = address.lastIndexOf(':');
-  return {
-    host: address.slice(0, colon).replace(/^\[|\]$/g, ''),
-    port: Number(address.slice(colon + 1)),
-  };
 }
 
 function chainOf(leaf: DetailedPeerCertificate): Buffer[] {

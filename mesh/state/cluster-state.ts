@@ -2,7 +2,16 @@ import { createHash } from 'node:crypto';
 import { checkObject, checkPut } from './validation.js';
 
 /** The kinds of object the cluster keeps; each has its own namespace of IDs. */
-export const KINDS = ['nodes', 'stacks', 'services', 'tasks', 'statuses', 'secrets'] as const;
+export const KINDS = [
+  'nodes',
+  'stacks',
+  'services',
+  'tasks',
+  'statuses',
+  'secrets',
+  'settings',
+  'addresses',
+] as const;
 export type Kind = (typeof KINDS)[number];
 
 export interface StoredObject<T = unknown> {
@@ -121,13 +130,20 @@ export class ClusterState {
       const key = `${kind}/${id}`;
       return pending.has(key) ? pending.get(key) : this.get(kind, id)?.value;
     };
+    // Every object of a kind as the writes so far leave it (deleted ones as undefined).
+    const all = (kind: Kind): Array<[string, unknown]> => {
+      const ids = new Set(this.list(kind).map((o) => o.id));
+      for (const key of pending.keys())
+        if (key.startsWith(`${kind}/`)) ids.add(key.slice(kind.length + 1));
+      return [...ids].map((id) => [id, lookup(kind, id)]);
+    };
     for (const write of writes) {
       const key = `${write.kind}/${write.id}`;
       if (write.op === 'delete') {
         pending.set(key, undefined);
         continue;
       }
-      const problem = checkPut(write.kind, write.id, write.value, lookup);
+      const problem = checkPut(write.kind, write.id, write.value, lookup, all);
       if (problem) return { ok: false, reason: problem };
       pending.set(key, write.value);
     }

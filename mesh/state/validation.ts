@@ -1,3 +1,11 @@
+import {
+  checkNetworkSettings,
+  checkServiceAddress,
+  contains,
+  type NetworkSettings,
+  parseCidr,
+  type ServiceAddress,
+} from '../api/network.js';
 import { checkNode } from '../api/nodes.js';
 import type { Check } from '../api/schema.js';
 import { checkService, type ServiceRecord, serviceId } from '../api/services.js';
@@ -13,6 +21,11 @@ const SHAPES: Record<Kind, Check> = {
   statuses: checkStatus,
   // Nothing writes secrets yet; until their model exists, none is stored.
   secrets: (_value, path) => `${path}: secrets cannot be stored yet`,
+  settings: (value, path) =>
+    path === 'settings/network'
+      ? checkNetworkSettings(value, path)
+      : `${path}: no such setting (only settings/network)`,
+  addresses: checkServiceAddress,
 };
 
 /** What is wrong with a stored object on its own (its shape, and that its ID names it). */
@@ -37,6 +50,7 @@ export function checkPut(
   id: string,
   value: unknown,
   lookup: (kind: Kind, id: string) => unknown,
+  all: (kind: Kind) => Array<[string, unknown]>,
 ): string | undefined {
   const problem = checkObject(kind, id, value);
   if (problem) return problem;
@@ -52,5 +66,25 @@ export function checkPut(
     if (task.nodeId !== nodeId)
       return `statuses/${id}: the task is assigned to ${task.nodeId ?? 'no node'}, not ${nodeId}`;
   }
+  if (kind === 'addresses') return addressProblem(id, value as ServiceAddress, lookup, all);
+  return undefined;
+}
+
+/** A service address belongs to an existing service, lies in the service range, and is its alone. */
+function addressProblem(
+  id: string,
+  { address }: ServiceAddress,
+  lookup: (kind: Kind, id: string) => unknown,
+  all: (kind: Kind) => Array<[string, unknown]>,
+): string | undefined {
+  const path = `addresses/${id}`;
+  if (lookup('services', id) === undefined) return `${path}: service ${id} does not exist`;
+  const settings = lookup('settings', 'network') as NetworkSettings | undefined;
+  if (!settings) return `${path}: no service range is set yet (settings/network)`;
+  if (!contains(parseCidr(settings.serviceRange), address))
+    return `${path}: ${address} is outside the service range ${settings.serviceRange}`;
+  for (const [other, value] of all('addresses'))
+    if (other !== id && (value as ServiceAddress | undefined)?.address === address)
+      return `${path}: ${address} is already the address of service ${other}`;
   return undefined;
 }

@@ -11,12 +11,18 @@ import { REFUSAL_HEADER } from './dial.js';
 import { MEMBER_PATH } from './link.js';
 import {
   certificateRefusal,
+  type Peer,
   type PeerPolicy,
   peerFromCertificate,
   serverTlsOptions,
 } from './tls.js';
 
 export const JOIN_PATH = '/join/v1';
+/** A byte stream to something the node serves (a task's port), asked for by another member. */
+export const STREAM_PATH = '/stream/v1';
+
+/** Takes an authenticated member's stream; `target` is what it asked for, in the handler's terms. */
+export type StreamHandler = (peer: Peer, target: string, socket: TLSSocket, head: Buffer) => void;
 
 /** A route reachable without a client certificate; only the join service is one. */
 export interface AnonymousRoute {
@@ -33,6 +39,7 @@ export interface ListenerContext {
   /** Whether a node (by the ID its certificate names) may connect; without it, any member may. */
   admits?: (nodeId: string) => boolean;
   adopt: (channel: Channel) => void;
+  streams?: () => StreamHandler | undefined;
 }
 
 /** host:port of every TCP connection, noted when it arrives: a failed handshake forgets it. */
@@ -115,6 +122,34 @@ export class Listener {
     refuseUpgrade(socket, status, reason);
   }
 
+  /** The member at the other end, or undefined (refused, with the reason logged and answered). */
+  private authenticate(tls: TLSSocket, remote: string): Peer | undefined {
+    const cert = tls.getPeerCertificate();
+    if (!cert || Object.keys(cert).length === 0) {
+      this.refuse(tls, 401, 'client certificate required');
+      return undefined;
+    }
+    if (!tls.authorized) {
+      this.refuse(tls, 403, `certificate not accepted: ${String(tls.authorizationError)}`);
+      return undefined;
+    }
+    const refusal = certificateRefusal(cert, this.ctx.policy);
+    if (refusal) {
+      this.refuse(tls, 403, refusal);
+      return undefined;
+    }
+    const peer = peerFromCertificate(cert, remote);
+    if (this.ctx.admits && !this.ctx.admits(peer.nodeId)) {
+      this.refuse(
+        tls,
+        403,
+        `node ${peer.nodeId} is not a member of this cluster: no join recorded it`,
+      );
+      return undefined;
+    }
+    return peer;
+  }
+
   private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const tls = socket as TLSSocket;
     const remote = remoteOf(socket);
@@ -124,31 +159,17 @@ export class Listener {
       else this.ctx.join.accept(request, tls, head, remote);
       return;
     }
-    if (path !== MEMBER_PATH) {
+    if (path !== MEMBER_PATH && path !== STREAM_PATH) {
       this.refuse(socket, 404, `no route ${path}`);
       return;
     }
-    const cert = tls.getPeerCertificate();
-    if (!cert || Object.keys(cert).length === 0) {
-      this.refuse(socket, 401, 'client certificate required');
-      return;
-    }
-    if (!tls.authorized) {
-      this.refuse(socket, 403, `certificate not accepted: ${String(tls.authorizationError)}`);
-      return;
-    }
-    const refusal = certificateRefusal(cert, this.ctx.policy);
-    if (refusal) {
-      this.refuse(socket, 403, refusal);
-      return;
-    }
-    const peer = peerFromCertificate(cert, remote);
-    if (this.ctx.admits && !this.ctx.admits(peer.nodeId)) {
-      this.refuse(
-        socket,
-        403,
-        `node ${peer.nodeId} is not a member of this cluster: no join recorded it`,
-      );
+    const peer = this.authenticate(tls, remote);
+    if (!peer) return;
+    if (path === STREAM_PATH) {
+      const streams = this.ctx.streams?.();
+      const target = new URL(request.url ?? '', 'https://peer').searchParams.get('target');
+      if (!streams || !target) this.refuse(socket, 404, 'this node serves no such stream');
+      else streams(peer, target, tls, head);
       return;
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => {

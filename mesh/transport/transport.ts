@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { NodeIdentity } from '../pki/identity.js';
 import {
@@ -8,9 +9,10 @@ import {
   type Liveness,
 } from './channel.js';
 import { PeerLink } from './link.js';
-import { type AnonymousRoute, Listener } from './listener.js';
+import { type AnonymousRoute, Listener, type StreamHandler } from './listener.js';
 import { RevocationList } from './revocation.js';
-import type { PeerPolicy } from './tls.js';
+import { openStream } from './stream.js';
+import { clientTlsOptions, type PeerPolicy } from './tls.js';
 
 export interface TransportOptions {
   identity: NodeIdentity;
@@ -58,6 +60,7 @@ export class Transport {
   private readonly peerLost = new Set<(nodeId: string) => void>();
   /** Nodes this node dialled itself and found there. */
   private readonly dialled = new Set<string>();
+  private streamHandler: StreamHandler | undefined;
 
   constructor(private readonly options: TransportOptions) {
     this.revocations = options.revocations ?? new RevocationList();
@@ -71,6 +74,7 @@ export class Transport {
       join: options.join,
       admits: options.admits && ((id) => this.dialled.has(id) || options.admits?.(id) === true),
       adopt: (channel) => this.adopt(channel),
+      streams: () => this.streamHandler,
     });
     this.stopWatchingRevocations = this.revocations.onRevoked((serial) => this.dropRevoked(serial));
   }
@@ -109,6 +113,27 @@ export class Transport {
     options: { timeoutMs?: number } = {},
   ): Promise<unknown> {
     return this.link(to).request(type, body, options.timeoutMs ?? this.requestTimeoutMs);
+  }
+
+  /** Serves streams members ask for (see openStream); without a handler they are refused. */
+  serveStreams(handler: StreamHandler): void {
+    this.streamHandler = handler;
+  }
+
+  /**
+   * A byte stream to what the node at `address` serves under `target`, on a TLS connection of its
+   * own (so a busy stream never holds up gossip or Raft), checked to be that node.
+   */
+  openStream(to: { address: string; nodeId: string }, target: string): Promise<TLSSocket> {
+    return openStream(
+      to.address,
+      target,
+      {
+        ...clientTlsOptions(this.options.identity, this.policy, to.nodeId),
+        localAddress: this.options.host,
+      },
+      this.options.connectTimeoutMs ?? 3000,
+    );
   }
 
   /** Called with the peer's node ID whenever a connection to it closes or a dial to it fails. */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import { DockerRuntime, LABEL } from '../../agent/runtime/docker.js';
+import { DockerRuntime } from '../../agent/runtime/docker.js';
+import { LABEL } from '../../agent/runtime/docker-labels.js';
 import type { TaskSpec } from '../../agent/runtime/runtime.js';
 import { removeLabelled } from '../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
@@ -9,6 +10,7 @@ import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 
 // This file's loopback block: 127.0.18.0/24; its containers carry a cluster label of its own.
 const HOST = '127.0.18.1';
+const HOST_PORT = 18_018;
 const clusterId = `ctest-runtime-${randomBytes(4).toString('hex')}`;
 
 function runtime(nodeId = 'n1') {
@@ -47,11 +49,13 @@ dockerTest(
   async (t, docker) => {
     const r = runtime();
     t.teardown(() => r.close());
-    const observed = await r.start(spec('t1'));
+    const observed = await r.start(
+      spec('t1', { ports: [{ target: 8080, protocol: 'tcp', hostPort: HOST_PORT }] }),
+    );
     t.is(observed.state, 'running');
     const [port] = observed.ports;
     t.is(port?.hostIp, HOST, 'bound to the node address, not every interface');
-    t.true((port?.hostPort ?? 0) > 0, 'on a host port the engine chose');
+    t.is(port?.hostPort, HOST_PORT, 'on the port asked for (mode host)');
     const page = await bodyOnceAnswering(`http://${HOST}:${port?.hostPort}/`, 'the task answering');
     t.is(page, 'mesh test page\n');
 
@@ -73,6 +77,34 @@ dockerTest(
       'no',
       'mesh, not the engine, applies restart policies',
     );
+  },
+);
+
+dockerTest(
+  'a task joins its stack bridge (a /24 of the bridge range) with the cluster DNS; the bridge goes with its last task',
+  async (t, docker) => {
+    const r = runtime('n5');
+    t.teardown(() => r.close());
+    const network = {
+      keys: ['shop_default'],
+      bridgeRange: '10.239.18.0/23',
+      dnsServer: '10.250.18.1',
+      search: 'shop.mesh',
+    };
+    const observed = await r.start(spec('t5', { ports: [], network }));
+    t.regex(observed.address ?? '', /^10\.239\.18\.\d+$/, 'reachable at its address on the bridge');
+    const [container] = await docker.listContainers({ filters: { label: [`${LABEL.task}=t5`] } });
+    const info = await docker.getContainer(container?.Id ?? '').inspect();
+    t.deepEqual(info.HostConfig.Dns, ['10.250.18.1']);
+    t.deepEqual(info.HostConfig.DnsSearch, ['shop.mesh']);
+    const bridges = await r.bridges();
+    t.deepEqual(
+      bridges.filter((b) => b.network === 'shop_default').map((b) => b.subnet),
+      ['10.239.18.0/24'],
+    );
+    await r.remove('t5', 1000);
+    const left = await docker.listNetworks({ filters: { label: [`${LABEL.node}=n5`] } });
+    t.is(left.length, 0, 'the bridge was removed with its last container');
   },
 );
 

@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { NodeRow, RaftStatus, StatusResponse } from '../../agent/control-api.js';
 import { DataDir } from '../../agent/datadir.js';
 import {
@@ -9,7 +13,10 @@ import {
   startCluster,
   stopAgents,
 } from '../../examples/local-cluster.js';
+import { HostAddresses } from '../../proxy/host/addresses.js';
 import { eventually } from './poll.js';
+
+const run = promisify(execFile);
 
 export {
   type AgentProcess,
@@ -25,6 +32,7 @@ export {
  */
 export class LocalCluster {
   private readonly agents: AgentProcess[] = [];
+  private readonly ranges: string[] = [];
 
   private constructor(readonly root: string) {}
 
@@ -32,9 +40,27 @@ export class LocalCluster {
     return new LocalCluster(await scratchDirectory(label));
   }
 
-  /** `mesh init` on the first host, `mesh join` on the others, as `${prefix}1`, `${prefix}2`, ... */
-  async start(hosts: string[], prefix: string, flags: string[] = []): Promise<AgentProcess[]> {
-    const agents = await startCluster(this.root, hosts, prefix, flags);
+  /**
+   * `mesh init` on the first host, `mesh join` on the others, as `${prefix}1`, `${prefix}2`, ...
+   * Unless the flags say otherwise, the cluster gets service and bridge ranges of its own (from
+   * its first host's address, so test files never share one), DNS on port 53 of each agent's
+   * address, and no upstream resolver: nothing a test does is ever sent off the machine.
+   */
+  async start(
+    hosts: string[],
+    prefix: string,
+    flags: string[] = [],
+    nodeFlags: string[] = ['--dns-upstream', 'none'],
+  ): Promise<AgentProcess[]> {
+    const ranges = testRanges(hosts[0] ?? '');
+    const initFlags = [
+      ...(flags.includes('--service-range') ? [] : ['--service-range', ranges.serviceRange]),
+      ...(flags.includes('--bridge-range') ? [] : ['--bridge-range', ranges.bridgeRange]),
+      ...flags,
+    ];
+    const flagValue = (flag: string) => initFlags[initFlags.indexOf(flag) + 1] as string;
+    this.ranges.push(flagValue('--service-range'), flagValue('--bridge-range'));
+    const agents = await startCluster(this.root, hosts, prefix, initFlags, nodeFlags);
     this.agents.push(...agents);
     return agents;
   }
@@ -46,11 +72,51 @@ export class LocalCluster {
     return agent;
   }
 
+  /** Writes a file (a stack file) into the cluster's scratch directory; returns its path. */
+  file(name: string, text: string): string {
+    const path = join(this.root, name);
+    writeFileSync(path, text);
+    return path;
+  }
+
   async close(): Promise<void> {
     await stopAgents(this.agents);
+    // A killed agent leaves its service addresses and routes behind: they go with the cluster.
+    for (const range of this.ranges) await removeRange(range);
     if (process.env.MESH_KEEP_TEST_DIRS !== '1')
       await rm(this.root, { recursive: true, force: true });
   }
+}
+
+/**
+ * A cluster's own ranges, from the third octet X of its first host (127.0.X.1): services in
+ * 10.250.X.0/24, bridges in a /20 of 10.240.0.0/12.
+ */
+export function testRanges(host: string): { serviceRange: string; bridgeRange: string } {
+  const x = Number(host.split('.')[2] ?? 0);
+  return {
+    serviceRange: `10.250.${x}.0/24`,
+    bridgeRange: `10.${240 + (x >> 4)}.${(x & 15) << 4}.0/20`,
+  };
+}
+
+/** Removes the range's addresses from lo and its unreachable route, if any are left. */
+export async function removeRange(range: string): Promise<void> {
+  const addresses = new HostAddresses();
+  await addresses.sync(range, new Set()).catch(() => undefined);
+  await run('ip', ['route', 'del', 'unreachable', range]).catch(() => undefined);
+}
+
+/** A CLI command run against the agent. */
+export function meshOn(agent: AgentProcess, ...args: string[]) {
+  return mesh(...args, '--data-dir', agent.dataDir);
+}
+
+/** A CLI command's --json output, parsed; a failed command throws with its stderr. */
+export async function meshJson<T>(agent: AgentProcess, ...args: string[]): Promise<T> {
+  const { code, stdout, stderr } = await meshOn(agent, ...args, '--json');
+  if (code !== 0) throw new Error(`mesh ${args.join(' ')} failed: ${stderr}`);
+  return JSON.parse(stdout) as T;
 }
 
 /** `mesh node ls --json` as the agent with this data dir sees it. */

@@ -32,6 +32,8 @@ function view(
     tasks: tasks.map((value, i) => ({ id: value.id, version: i + 10, value })),
     statuses: new Map(Object.entries(statuses).map(([id, state]) => [id, taskStatus(state)])),
     voters: ['n1'],
+    settings: undefined,
+    addresses: new Map(),
   };
 }
 

@@ -84,7 +84,7 @@ test('unsupported keys are listed as ignored with a reason and their line, never
   const stack = readStackFile(
     file(
       'ignored.yml',
-      'version: "3.8"\nservices:\n  web:\n    image: a\n    build: .\n    privileged: true\n    develop: {}\nnetworks:\n  front: {}\n',
+      'version: "3.8"\nservices:\n  web:\n    image: a\n    build: .\n    privileged: true\n    develop: {}\nnetworks:\n  front:\n    driver: overlay\n',
     ),
     'app',
   );
@@ -92,7 +92,7 @@ test('unsupported keys are listed as ignored with a reason and their line, never
     stack.ignored.map((i) => `${i.path}@${i.line}`),
     [
       'version@1',
-      'networks@8',
+      'networks.front.driver@10',
       'services.web.build@5',
       'services.web.privileged@6',
       'services.web.develop@7',
@@ -158,6 +158,44 @@ test('compose value syntaxes: durations, sizes, commands', (t) => {
     'a b',
   ]);
   t.throws(() => splitCommand('echo "open'));
+});
+
+test('networks become keys: the stack default, a stack network, an external one by its name', (t) => {
+  const stack = readStackFile(
+    file(
+      'networks.yml',
+      [
+        'services:',
+        '  web: { image: a, networks: [front, shared] }',
+        '  db: { image: a }',
+        '  dns: { image: a, ports: ["53:53/udp"], networks: { front: { aliases: [ns] } } }',
+        'networks:',
+        '  front: {}',
+        '  shared: { external: true, name: common }',
+      ].join('\n'),
+    ),
+    'shop',
+  );
+  const byName = new Map(stack.services.map((s) => [s.name, s]));
+  t.deepEqual(byName.get('web')?.networks, ['shop_front', 'common']);
+  t.is(byName.get('db')?.networks, undefined, 'the default network');
+  t.deepEqual(
+    stack.ignored.map((i) => `${i.path}: ${i.reason}`),
+    [
+      'services.dns.ports.0: not routed: the mesh forwards TCP only; publish a UDP port with mode: host to reach it on its node',
+      'services.dns.networks.front.aliases: services are reached by their name and service address',
+    ],
+  );
+  const error = t.throws(() =>
+    readStackFile(
+      file('undeclared.yml', 'services:\n  web: { image: a, networks: [back] }\n'),
+      'shop',
+    ),
+  );
+  t.regex(
+    error?.message ?? '',
+    /undeclared\.yml:2:\d+: services\.web\.networks\.back: network "back" is not declared/,
+  );
 });
 
 test('the example stacks read cleanly, nothing ignored', (t) => {

@@ -1,5 +1,3 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import test from 'ava';
 import type { NodeRow, ServiceRow, StatusResponse, TaskRow } from '../../agent/control-api.js';
 import { removeLabelled } from '../helpers/containers.js';
@@ -7,7 +5,8 @@ import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
 import {
   type AgentProcess,
   LocalCluster,
-  mesh,
+  meshJson,
+  meshOn,
   nodeIdOf,
   waitForControl,
 } from '../helpers/local-cluster.js';
@@ -21,18 +20,12 @@ const cluster = await LocalCluster.create('stacks');
 let agents: AgentProcess[] = [];
 let clusterId = '';
 
-function stackFile(name: string, text: string): string {
-  const file = join(cluster.root, name);
-  writeFileSync(file, text);
-  return file;
-}
-
 const SHOP = `
 services:
   web:
     image: ${TEST_IMAGE}
     command: httpd -f -p 8080 -h /www
-    ports: ["8080"]
+    ports: ["18022:8080"]
     stop_grace_period: 1s
     deploy:
       replicas: 3
@@ -46,16 +39,6 @@ services:
       replicas: 2
 `;
 
-async function cli(agent: AgentProcess, ...args: string[]) {
-  return mesh(...args, '--data-dir', agent.dataDir);
-}
-
-async function json<T>(agent: AgentProcess, ...args: string[]): Promise<T> {
-  const { code, stdout, stderr } = await cli(agent, ...args, '--json');
-  if (code !== 0) throw new Error(`mesh ${args.join(' ')} failed: ${stderr}`);
-  return JSON.parse(stdout) as T;
-}
-
 /** Running tasks of a service, once `check` holds for them. */
 function tasksWhen(
   agent: AgentProcess,
@@ -66,7 +49,7 @@ function tasksWhen(
 ): Promise<TaskRow[]> {
   return eventually(
     async () => {
-      const tasks = (await json<TaskRow[]>(agent, 'ps', service)).filter(
+      const tasks = (await meshJson<TaskRow[]>(agent, 'ps', service)).filter(
         (t) => t.desired === 'running',
       );
       return check(tasks) && tasks;
@@ -81,13 +64,13 @@ const allRunning = (n: number) => (tasks: TaskRow[]) =>
 test.before(async () => {
   if ('skip' in engine) return;
   agents = await cluster.start(HOSTS, 'stacks', ['--reschedule-after', '2s']);
-  const status = await json<StatusResponse>(agents[0] as AgentProcess, 'status');
+  const status = await meshJson<StatusResponse>(agents[0] as AgentProcess, 'status');
   clusterId = status.clusterId;
   // Every node alive, recorded and a voter: the scheduler spreads over all three, and any one
   // of them can be killed without losing the quorum.
   await eventually(
     async () => {
-      const nodes = await json<NodeRow[]>(agents[0] as AgentProcess, 'node', 'ls');
+      const nodes = await meshJson<NodeRow[]>(agents[0] as AgentProcess, 'node', 'ls');
       return (
         nodes.length === 3 &&
         nodes.every((n) => n.status === 'alive' && n.recorded && n.raft === 'voter')
@@ -107,7 +90,7 @@ dockerTest(
   'deploy spreads the replicas of a 2-service stack; ps, ls and the pages are right',
   async (t) => {
     const [a, b, c] = agents as [AgentProcess, AgentProcess, AgentProcess];
-    const deployed = await cli(b, 'deploy', '-c', stackFile('shop.yml', SHOP), 'shop');
+    const deployed = await meshOn(b, 'deploy', '-c', cluster.file('shop.yml', SHOP), 'shop');
     t.is(deployed.code, 0, deployed.stderr);
     t.regex(deployed.stderr, /shop\.web: 3\/3 running/);
     t.regex(deployed.stderr, /stack shop converged/);
@@ -115,14 +98,13 @@ dockerTest(
     t.is(new Set(web.map((task) => task.node)).size, 3, 'one web replica per node');
     const worker = await tasksWhen(a, 'shop.worker', allRunning(2), '2 worker tasks running');
     t.is(new Set(worker.map((task) => task.node)).size, 2);
-    for (const task of web) {
-      const [published] = task.ports;
-      t.truthy(published, `${task.id} reports its host port`);
-      const address = (published as string).split('->')[0] as string;
-      t.is(address.split(':')[0], task.nodeAddress?.split(':')[0], 'published on its node address');
-      t.regex(await bodyOnceAnswering(`http://${address}/`, `${task.id} page`), /mesh test page/);
-    }
-    const stacks = await json<Listed>(a, 'ls');
+    // Published in ingress mode: every node answers on the port, through the routing mesh.
+    for (const host of HOSTS)
+      t.regex(
+        await bodyOnceAnswering(`http://${host}:18022/`, `the page through ${host}`),
+        /mesh test page/,
+      );
+    const stacks = await meshJson<Listed>(a, 'ls');
     t.deepEqual(
       stacks.map((s) => s.services.map((v) => [v.id, v.running, v.desired])),
       [
@@ -134,7 +116,7 @@ dockerTest(
     );
     const logs = await eventually(
       async () => {
-        const { stdout } = await cli(c, 'logs', 'worker');
+        const { stdout } = await meshOn(c, 'logs', 'worker');
         const up = stdout.split('\n').filter((l) => l.includes('worker up'));
         return up.length === 2 ? stdout : undefined;
       },
@@ -169,10 +151,10 @@ dockerTest(
   async (t) => {
     const [a] = agents as [AgentProcess];
     t.teardown(async () => {
-      await cli(a, 'rm', 'health');
+      await meshOn(a, 'rm', 'health');
     });
     // Ready after 2 s; failures within the start period do not count.
-    const checked = stackFile(
+    const checked = cluster.file(
       'health.yml',
       `
 services:
@@ -183,7 +165,7 @@ services:
     healthcheck: { test: "test -f /tmp/ready", interval: 300ms, retries: 1, start_period: 20s }
 `,
     );
-    const deployed = await cli(a, 'deploy', '-c', checked, 'health');
+    const deployed = await meshOn(a, 'deploy', '-c', checked, 'health');
     t.is(deployed.code, 0, deployed.stderr);
     t.regex(
       deployed.stderr,
@@ -191,7 +173,7 @@ services:
     );
     t.regex(deployed.stderr, /stack health converged/);
 
-    const sick = stackFile(
+    const sick = cluster.file(
       'sick.yml',
       `
 services:
@@ -204,7 +186,7 @@ services:
       restart_policy: { delay: 2s }
 `,
     );
-    t.is((await cli(a, 'deploy', '-c', sick, 'health', '--detach')).code, 0);
+    t.is((await meshOn(a, 'deploy', '-c', sick, 'health', '--detach')).code, 0);
     const [restarting] = await tasksWhen(
       a,
       'sick',
@@ -250,7 +232,7 @@ dockerTest(
     agents[1] = back;
     await waitForControl(back);
     await eventually(
-      async () => (await json<NodeRow[]>(a, 'node', 'ls')).every((n) => n.status === 'alive'),
+      async () => (await meshJson<NodeRow[]>(a, 'node', 'ls')).every((n) => n.status === 'alive'),
       { what: 'the node alive again', timeoutMs: 20_000, intervalMs: 200 },
     );
   },
@@ -258,14 +240,14 @@ dockerTest(
 
 dockerTest('scale up and down, drain a node, rm the stack: no container left', async (t) => {
   const [a, b, c] = agents as [AgentProcess, AgentProcess, AgentProcess];
-  t.is((await cli(a, 'scale', 'web=5')).code, 0);
+  t.is((await meshOn(a, 'scale', 'web=5')).code, 0);
   await tasksWhen(a, 'web', allRunning(5), '5 web tasks');
-  t.is((await cli(c, 'scale', 'shop.web=2')).code, 0);
+  t.is((await meshOn(c, 'scale', 'shop.web=2')).code, 0);
   const two = await tasksWhen(a, 'web', allRunning(2), '2 web tasks');
   t.deepEqual(two.map((x) => x.slot).sort(), [1, 2], 'scale-down keeps the lowest slots');
 
   const drained = await nodeIdOf(c);
-  const drain = await cli(a, 'node', 'drain', drained);
+  const drain = await meshOn(a, 'node', 'drain', drained);
   t.is(drain.code, 0, drain.stderr);
   await tasksWhen(
     a,
@@ -286,11 +268,11 @@ dockerTest('scale up and down, drain a node, rm the stack: no container left', a
       ).length === 0,
     { what: 'no container left on the drained node', timeoutMs: 15_000, intervalMs: 200 },
   );
-  t.is((await cli(a, 'node', 'activate', drained)).code, 0);
+  t.is((await meshOn(a, 'node', 'activate', drained)).code, 0);
 
-  const removed = await cli(b, 'rm', 'shop');
+  const removed = await meshOn(b, 'rm', 'shop');
   t.is(removed.code, 0, removed.stderr);
-  t.deepEqual(await json<Listed>(a, 'ls'), []);
+  t.deepEqual(await meshJson<Listed>(a, 'ls'), []);
   if (!('skip' in engine)) {
     const containers = await engine.docker.listContainers({
       all: true,
@@ -303,13 +285,13 @@ dockerTest('scale up and down, drain a node, rm the stack: no container left', a
 dockerTest('a node label set with mesh node label steers a placement constraint', async (t) => {
   const [a, , c] = agents as [AgentProcess, AgentProcess, AgentProcess];
   t.teardown(async () => {
-    await cli(a, 'rm', 'edge');
+    await meshOn(a, 'rm', 'edge');
   });
   const edge = await nodeIdOf(c);
-  const labelled = await cli(a, 'node', 'label', edge, 'zone=edge', 'tier=2');
+  const labelled = await meshOn(a, 'node', 'label', edge, 'zone=edge', 'tier=2');
   t.is(labelled.code, 0, labelled.stderr);
   t.regex(labelled.stdout, /labels \{"zone":"edge","tier":"2"\}/);
-  const file = stackFile(
+  const file = cluster.file(
     'edge.yml',
     `
 services:
@@ -322,20 +304,20 @@ services:
       placement: { constraints: ["node.labels.zone == edge"] }
 `,
   );
-  const deployed = await cli(a, 'deploy', '-c', file, 'edge');
+  const deployed = await meshOn(a, 'deploy', '-c', file, 'edge');
   t.is(deployed.code, 0, deployed.stderr);
   const tasks = await tasksWhen(a, 'cache', allRunning(2), 'both cache tasks running');
   t.deepEqual(
     tasks.map((task) => task.node),
     [edge, edge],
   );
-  t.is((await cli(a, 'node', 'label', edge, 'tier-')).code, 0);
-  const node = JSON.parse((await cli(a, 'node', 'inspect', edge)).stdout) as {
+  t.is((await meshOn(a, 'node', 'label', edge, 'tier-')).code, 0);
+  const node = JSON.parse((await meshOn(a, 'node', 'inspect', edge)).stdout) as {
     userLabels: Record<string, string>;
   };
   t.deepEqual(node.userLabels, { zone: 'edge' });
   // Without the label the tasks no longer fit there, and nowhere else: they wait, saying why.
-  t.is((await cli(a, 'node', 'label', edge, 'zone-')).code, 0);
+  t.is((await meshOn(a, 'node', 'label', edge, 'zone-')).code, 0);
   const waiting = await tasksWhen(
     a,
     'cache',
@@ -364,29 +346,29 @@ dockerTest(
   'an update rolls out; one whose tasks fail rolls back by itself; mesh rollback goes back',
   async (t) => {
     const [a] = agents as [AgentProcess];
-    const file = stackFile('upd.yml', UPDATABLE('["sh", "-c", "echo v1; sleep 600"]'));
-    t.is((await cli(a, 'deploy', '-c', file, 'upd')).code, 0);
-    const v2 = stackFile('upd2.yml', UPDATABLE('["sh", "-c", "echo v2; sleep 600"]'));
-    const updated = await cli(a, 'deploy', '-c', v2, 'upd');
+    const file = cluster.file('upd.yml', UPDATABLE('["sh", "-c", "echo v1; sleep 600"]'));
+    t.is((await meshOn(a, 'deploy', '-c', file, 'upd')).code, 0);
+    const v2 = cluster.file('upd2.yml', UPDATABLE('["sh", "-c", "echo v2; sleep 600"]'));
+    const updated = await meshOn(a, 'deploy', '-c', v2, 'upd');
     t.is(updated.code, 0, updated.stderr);
     t.regex(updated.stderr, /updated upd\.api \(version 2\)/);
     t.regex(updated.stderr, /upd\.api: 0\/2 running, 1 to replace/, 'one task replaced at a time');
 
-    const rolled = await cli(a, 'rollback', 'upd.api');
+    const rolled = await meshOn(a, 'rollback', 'upd.api');
     t.is(rolled.code, 0, rolled.stderr);
     t.regex(rolled.stderr, /rolling upd\.api back \(version 3\)/);
-    await eventually(async () => /\| v1$/m.test((await cli(a, 'logs', 'api')).stdout), {
+    await eventually(async () => /\| v1$/m.test((await meshOn(a, 'logs', 'api')).stdout), {
       what: 'version 1 running again',
       timeoutMs: 15_000,
       intervalMs: 200,
     });
 
-    const broken = stackFile('upd3.yml', UPDATABLE('["sh", "-c", "exit 3"]'));
-    const failing = await cli(a, 'deploy', '-c', broken, 'upd', '--detach');
+    const broken = cluster.file('upd3.yml', UPDATABLE('["sh", "-c", "exit 3"]'));
+    const failing = await meshOn(a, 'deploy', '-c', broken, 'upd', '--detach');
     t.is(failing.code, 0, failing.stderr);
     await eventually(
       async () => {
-        const [stack] = await json<Listed>(a, 'ls');
+        const [stack] = await meshJson<Listed>(a, 'ls');
         const api = stack?.services.find((s) => s.id === 'upd.api');
         return api?.version === 5 && api.running === 2;
       },
@@ -396,18 +378,18 @@ dockerTest(
         intervalMs: 200,
       },
     );
-    t.regex((await cli(a, 'logs', 'api')).stdout, /\| v1$/m);
-    t.is((await cli(a, 'rm', 'upd')).code, 0);
+    t.regex((await meshOn(a, 'logs', 'api')).stdout, /\| v1$/m);
+    t.is((await meshOn(a, 'rm', 'upd')).code, 0);
   },
 );
 
 dockerTest('an image that cannot be pulled fails the rollout with the reason', async (t) => {
   const [a] = agents as [AgentProcess];
   t.teardown(async () => {
-    await cli(a, 'rm', 'nopull');
+    await meshOn(a, 'rm', 'nopull');
   });
   // A registry on a loopback port nobody listens on: the pull fails at once, nothing leaves the host.
-  const file = stackFile(
+  const file = cluster.file(
     'nopull.yml',
     `
 services:
@@ -417,33 +399,33 @@ services:
       restart_policy: { delay: 100ms, max_attempts: 2 }
 `,
   );
-  const deployed = await cli(a, 'deploy', '-c', file, 'nopull');
+  const deployed = await meshOn(a, 'deploy', '-c', file, 'nopull');
   t.is(deployed.code, 1);
   t.regex(
     deployed.stderr,
     /rollout of nopull failed: nopull\.app\.1\.[0-9a-f]+ failed: image 127\.0\.22\.250:9\/mesh-test\/missing:1 is not on this node and could not be pulled: .*; gave up after 2 restarts/,
   );
-  const [task] = (await json<TaskRow[]>(a, 'ps', 'nopull')) as TaskRow[];
+  const [task] = (await meshJson<TaskRow[]>(a, 'ps', 'nopull')) as TaskRow[];
   t.is(task?.state, 'failed');
 });
 
 dockerTest('invalid stack files are refused with their place, and nothing changes', async (t) => {
   const [a] = agents as [AgentProcess];
-  const ok = await cli(
+  const ok = await meshOn(
     a,
     'deploy',
     '-c',
-    stackFile(
+    cluster.file(
       'keep.yml',
-      SHOP.replace('replicas: 3', 'replicas: 1').replace('"8080"', '"18080:8080"'),
+      SHOP.replace('replicas: 3', 'replicas: 1').replace('"18022:8080"', '"18080:8080"'),
     ),
     'keep',
   );
   t.is(ok.code, 0, ok.stderr);
   const seen = async () =>
     JSON.stringify([
-      await json<Listed>(a, 'ls'),
-      (await json<TaskRow[]>(a, 'ps')).map((x) => [x.id, x.serviceVersion, x.desired]),
+      await meshJson<Listed>(a, 'ls'),
+      (await meshJson<TaskRow[]>(a, 'ps')).map((x) => [x.id, x.serviceVersion, x.desired]),
     ]);
   const before = await seen();
   const cases: Array<[string, string, RegExp]> = [
@@ -475,10 +457,10 @@ dockerTest('invalid stack files are refused with their place, and nothing change
     ],
   ];
   for (const [name, text, expected] of cases) {
-    const result = await cli(a, 'deploy', '-c', stackFile(name, text), 'bad');
+    const result = await meshOn(a, 'deploy', '-c', cluster.file(name, text), 'bad');
     t.not(result.code, 0, `${name} refused`);
     t.regex(result.stderr, expected, name);
   }
   t.is(await seen(), before, 'stacks, services and tasks are unchanged');
-  t.is((await cli(a, 'rm', 'keep')).code, 0);
+  t.is((await meshOn(a, 'rm', 'keep')).code, 0);
 });

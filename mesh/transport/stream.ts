@@ -1,0 +1,83 @@
+import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
+import { splitHostPort } from './address.js';
+import { REFUSAL_HEADER } from './dial.js';
+import { TransportError } from './errors.js';
+import { STREAM_PATH } from './listener.js';
+
+const UPGRADE = 'mesh-stream';
+/** The answer header is small; a peer that sends more without finishing it is not a member. */
+const MAX_HEADER_BYTES = 8192;
+
+/**
+ * Opens a byte stream to what a peer serves under `target`, over a connection of its own: TLS with
+ * both certificates checked (the options come from clientTlsOptions), then an HTTP upgrade on the
+ * peer's one port. Resolves with the socket once the peer accepted; rejects with its reason.
+ */
+export function openStream(
+  address: string,
+  target: string,
+  tls: ConnectionOptions & { localAddress?: string },
+  timeoutMs: number,
+): Promise<TLSSocket> {
+  const { host, port } = splitHostPort(address);
+  return new Promise((resolve, reject) => {
+    // A half-close of the stream is passed on, not answered by closing (Node honours the option).
+    const socket = connect({ ...tls, host, port, allowHalfOpen: true } as ConnectionOptions);
+    const timer = setTimeout(
+      () =>
+        fail(new TransportError('unreachable', `no stream from ${address} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    let header = Buffer.alloc(0);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    const onError = (error: Error) => fail(new TransportError('unreachable', error.message));
+    const onData = (chunk: Buffer) => {
+      header = Buffer.concat([header, chunk]);
+      const end = header.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (header.length > MAX_HEADER_BYTES)
+          fail(new TransportError('refused', 'oversize answer'));
+        return;
+      }
+      socket.off('data', onData);
+      socket.off('error', onError);
+      clearTimeout(timer);
+      const lines = header.subarray(0, end).toString('latin1').split('\r\n');
+      const status = Number(lines[0]?.split(' ')[1]);
+      if (status !== 101) {
+        const refusal = lines
+          .find((l) => l.toLowerCase().startsWith(`${REFUSAL_HEADER}:`))
+          ?.slice(REFUSAL_HEADER.length + 1)
+          .trim();
+        fail(new TransportError('refused', `refused by peer: ${refusal ?? `HTTP ${status}`}`));
+        return;
+      }
+      const rest = header.subarray(end + 4);
+      socket.pause();
+      if (rest.length > 0) socket.unshift(rest);
+      resolve(socket);
+    };
+    socket.once('secureConnect', () => {
+      socket.write(
+        `GET ${STREAM_PATH}?target=${encodeURIComponent(target)} HTTP/1.1\r\nHost: ${address}\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE}\r\n\r\n`,
+      );
+    });
+    socket.on('data', onData);
+    socket.on('error', onError);
+  });
+}
+
+/** Accepts a stream the listener handed over: the peer may send from now on. */
+export function acceptStream(socket: TLSSocket, head: Buffer): TLSSocket {
+  // The member's half-close is passed on; this side keeps sending until its own end.
+  socket.allowHalfOpen = true;
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE}\r\n\r\n`,
+  );
+  if (head.length > 0) socket.unshift(head);
+  return socket;
+}

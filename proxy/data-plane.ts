@@ -1,0 +1,355 @@
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { dnsAddress, type NetworkSettings, type ServiceAddress } from '../mesh/api/network.js';
+import type { ServiceRecord } from '../mesh/api/services.js';
+import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
+import type { Member } from '../mesh/membership/state.js';
+import type { ClusterState } from '../mesh/state/cluster-state.js';
+import { refuseUpgrade } from '../mesh/transport/listener.js';
+import { acceptStream } from '../mesh/transport/stream.js';
+import type { Peer } from '../mesh/transport/tls.js';
+import { Forwarder as DnsForwarder, hostResolvers } from './dns/forward.js';
+import { DnsServer } from './dns/server.js';
+import { buildZone, type Zone } from './dns/zone.js';
+import { HostAddresses, PRIVILEGE_HINT } from './host/addresses.js';
+import { HostOwnership } from './host/ownership.js';
+import { Forwarder } from './l4/forwarder.js';
+import { type Accept, Listeners } from './l4/listeners.js';
+import { splice } from './l4/splice.js';
+import { type RoutingTable, routingTable, type ServiceRoute } from './routing-table.js';
+import { type Bridge, mayReach, SourcePolicy } from './source-policy.js';
+
+/** Containers send DNS queries to the DNS address on the standard port. */
+const CONTAINER_DNS_PORT = 53;
+/** An unknown source makes the bridges be listed again, at most this often. */
+const BRIDGE_REFRESH_MS = 500;
+
+export interface DataPlaneOptions {
+  nodeId: string;
+  clusterId: string;
+  /** The node's address: DNS and published ports listen here. */
+  advertise: string;
+  /** 0: no DNS on the advertise address. */
+  dnsPort: number;
+  /** host:port of upstream resolvers; undefined: the host's (/etc/resolv.conf). */
+  upstreams: string[] | undefined;
+  state: ClusterState;
+  members: () => Member[];
+  onMembersChange: (listener: () => void) => void;
+  /** Opens a stream to what another node serves, over the cluster's mTLS. */
+  openStream: (to: { address: string; nodeId: string }, target: string) => Promise<TLSSocket>;
+  /** Takes streams other nodes open to this one. */
+  serveStreams: (
+    handler: (peer: Peer, target: string, socket: TLSSocket, head: Buffer) => void,
+  ) => void;
+  /** The cluster's bridges on this host (every node's, when several share the engine). */
+  bridges: () => Promise<Bridge[]>;
+  log: Logger;
+}
+
+/**
+ * The node's data plane, fed by one routing table rebuilt from the local replica whenever it or
+ * membership changes: DNS on the advertise address, published ports (ingress mode) on the
+ * advertise address, and — on the agent that holds this host's part — the service addresses on
+ * lo with their listeners and the DNS address containers use. It never writes cluster state.
+ */
+export class DataPlane {
+  private table: RoutingTable;
+  private zone: Zone;
+  private serial = 1;
+  private readonly policy: SourcePolicy;
+  private readonly dns: DnsServer;
+  private readonly forwarder: Forwarder;
+  private readonly listeners: Listeners;
+  private readonly host = new HostAddresses();
+  private readonly ownership: HostOwnership;
+  private unwatch: (() => void) | undefined;
+  private rebuildQueued = false;
+  private applying: Promise<void> | undefined;
+  private applyAgain = false;
+  private stopped = false;
+  /** Why this host's part is not served, once found out (no privileges): said once, not retried. */
+  private hostRefusal: string | undefined;
+  private bridgesListedAt = 0;
+  private bridgesListing: Promise<void> | undefined;
+
+  constructor(private readonly options: DataPlaneOptions) {
+    this.policy = new SourcePolicy(new Set([options.advertise]));
+    this.table = this.build();
+    this.zone = buildZone(this.table, this.serial);
+    this.forwarder = new Forwarder({
+      nodeId: options.nodeId,
+      log: options.log,
+      dialRemote: (nodeId, taskId, port) => this.dialRemote(nodeId, taskId, port),
+    });
+    this.dns = new DnsServer({
+      zone: () => this.zone,
+      allowed: (ip) => this.policy.classify(ip).kind !== 'outside',
+      recheck: async (ip) => (await this.sourceOf(ip)).kind !== 'outside',
+      forwarder: new DnsForwarder(
+        options.upstreams ?? hostResolvers(new Set([options.advertise])),
+        options.log,
+      ),
+      log: options.log,
+    });
+    this.listeners = new Listeners(options.log);
+    this.ownership = new HostOwnership(`mesh-data-plane-${options.clusterId}`, options.log, () =>
+      this.apply(),
+    );
+  }
+
+  /** The routing table as this node sees it now. */
+  get routes(): RoutingTable {
+    return this.table;
+  }
+
+  /** Addresses this node should serve but cannot (a port taken), with the reason. */
+  get notServed(): ReadonlyMap<string, string> {
+    return this.listeners.failed;
+  }
+
+  async start(): Promise<void> {
+    const { state, log, advertise, dnsPort } = this.options;
+    this.unwatch = state.watch((change) => {
+      if (change.kind !== 'nodes' && change.kind !== 'stacks' && change.kind !== 'secrets')
+        this.rebuildSoon();
+    });
+    this.options.onMembersChange(() => this.rebuildSoon());
+    this.options.serveStreams((peer, target, socket, head) =>
+      this.serveStream(peer, target, socket, head),
+    );
+    if (dnsPort > 0)
+      await this.dns
+        .listen(advertise, dnsPort)
+        .catch((error: Error) =>
+          log.error(
+            { address: `${advertise}:${dnsPort}`, reason: error.message, fix: PRIVILEGE_HINT },
+            'DNS not served on the node address',
+          ),
+        );
+    this.ownership.start();
+    this.apply();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unwatch?.();
+    await this.applying;
+    this.listeners.close();
+    this.dns.close();
+    // The next agent of this host takes the addresses over as they are; the last one removes them.
+    if (this.ownership.owned && !this.ownership.othersWaiting && !this.hostRefusal)
+      await this.host
+        .remove()
+        .catch((error: Error) =>
+          this.options.log.warn({ reason: error.message }, 'service addresses not removed'),
+        );
+    this.ownership.stop();
+  }
+
+  private build(): RoutingTable {
+    const { state, members, nodeId } = this.options;
+    const alive = new Set(
+      members()
+        .filter((m) => m.status === 'alive' || m.status === 'suspect')
+        .map((m) => m.id),
+    );
+    alive.add(nodeId);
+    return routingTable({
+      settings: state.get<NetworkSettings>('settings', 'network')?.value,
+      services: state.list<ServiceRecord>('services').map((s) => s.value),
+      addresses: new Map(state.list<ServiceAddress>('addresses').map((a) => [a.id, a.value])),
+      tasks: state.list<TaskRecord>('tasks').map((t) => t.value),
+      statuses: new Map(state.list<TaskStatus>('statuses').map((s) => [s.id, s.value])),
+      alive,
+    });
+  }
+
+  /** Rebuilds once for a burst of changes (a batch applies many writes at once). */
+  private rebuildSoon(): void {
+    if (this.rebuildQueued || this.stopped) return;
+    this.rebuildQueued = true;
+    queueMicrotask(() => {
+      this.rebuildQueued = false;
+      this.table = this.build();
+      this.zone = buildZone(this.table, ++this.serial);
+      this.policy.setServiceRange(this.table.settings?.serviceRange);
+      this.forwarder.counters.retain(
+        new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId))),
+      );
+      this.apply();
+    });
+  }
+
+  /** Brings listeners and host addresses in line with the table, one pass at a time. */
+  private apply(): void {
+    if (this.stopped) return;
+    if (this.applying) {
+      this.applyAgain = true;
+      return;
+    }
+    this.applying = this.applyOnce()
+      .catch((error: Error) =>
+        this.options.log.warn({ reason: error.message }, 'data plane not updated'),
+      )
+      .finally(() => {
+        this.applying = undefined;
+        if (this.applyAgain) {
+          this.applyAgain = false;
+          this.apply();
+        }
+      });
+  }
+
+  private async applyOnce(): Promise<void> {
+    const { advertise } = this.options;
+    const table = this.table;
+    const wanted = new Map<string, Accept>();
+    for (const ingress of table.ingress)
+      wanted.set(`${advertise}:${ingress.port}`, (socket) =>
+        this.acceptPublished(socket, ingress.port),
+      );
+    if (this.ownership.owned && table.settings && !this.hostRefusal) {
+      const served = await this.serveHost(table, table.settings);
+      if (served) for (const [key, accept] of served) wanted.set(key, accept);
+    }
+    await this.listeners.sync(wanted);
+    await this.refreshBridges(true);
+  }
+
+  /**
+   * This host's part: the ranges routed unreachable first (before anything listens on or sends to
+   * a service address), then the service addresses and the DNS address on lo, then listeners.
+   */
+  private async serveHost(
+    table: RoutingTable,
+    settings: NetworkSettings,
+  ): Promise<Map<string, Accept> | undefined> {
+    const dns = dnsAddress(settings.serviceRange);
+    try {
+      await this.host.blackhole(settings.serviceRange);
+      await this.host.blackhole(settings.bridgeRange);
+      const addresses = new Set([
+        dns,
+        ...table.services.flatMap((s) => (s.address ? [s.address] : [])),
+      ]);
+      await this.host.sync(settings.serviceRange, addresses);
+    } catch (error) {
+      this.hostRefusal = (error as Error).message;
+      this.options.log.error(
+        { reason: this.hostRefusal, fix: PRIVILEGE_HINT },
+        'service addresses cannot be made local: services are reachable only through published ports',
+      );
+      return undefined;
+    }
+    if (!this.dns.addresses.includes(`${dns}:${CONTAINER_DNS_PORT}`))
+      await this.dns
+        .listen(dns, CONTAINER_DNS_PORT)
+        .catch((error: Error) =>
+          this.options.log.error(
+            { address: dns, reason: error.message },
+            'DNS not served to containers',
+          ),
+        );
+    const wanted = new Map<string, Accept>();
+    for (const service of table.services) {
+      if (!service.address) continue;
+      for (const port of service.ports)
+        wanted.set(`${service.address}:${port.target}`, (socket) =>
+          this.acceptService(socket, service.address as string, port.target),
+        );
+    }
+    return wanted;
+  }
+
+  /** A connection to a service address: from a source that shares a network with it. */
+  private async acceptService(socket: Socket, address: string, target: number): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const source = await this.sourceOf(socket.remoteAddress ?? '');
+    const service = this.table.byAddress.get(address);
+    if (!service || !mayReach(source, service)) {
+      this.options.log.warn(
+        {
+          service: service?.id,
+          source: socket.remoteAddress,
+          network: 'network' in source ? source.network : source.kind,
+        },
+        'connection refused: the source shares no network with the service',
+      );
+      socket.destroy();
+      return;
+    }
+    await this.forwarder.forward(socket, service, target);
+  }
+
+  /** A connection to a published port (ingress mode): open to anyone who reaches the node. */
+  private async acceptPublished(socket: Socket, port: number): Promise<void> {
+    const ingress = this.table.ingress.find((i) => i.port === port);
+    if (!ingress) {
+      socket.destroy();
+      return;
+    }
+    await this.forwarder.forward(socket, ingress.service, ingress.target);
+  }
+
+  /** How the source is classified, listing the bridges again first when it is not known. */
+  private async sourceOf(address: string) {
+    const source = this.policy.classify(address);
+    if (source.kind !== 'outside') return source;
+    await this.refreshBridges(false);
+    return this.policy.classify(address);
+  }
+
+  private refreshBridges(always: boolean): Promise<void> {
+    if (this.bridgesListing) return this.bridgesListing;
+    if (!always && Date.now() - this.bridgesListedAt < BRIDGE_REFRESH_MS) return Promise.resolve();
+    this.bridgesListing = this.options
+      .bridges()
+      .then((bridges) => this.policy.setBridges(bridges))
+      .catch((error: Error) =>
+        this.options.log.warn({ reason: error.message }, 'bridges not listed'),
+      )
+      .finally(() => {
+        this.bridgesListedAt = Date.now();
+        this.bridgesListing = undefined;
+      });
+    return this.bridgesListing;
+  }
+
+  private dialRemote(nodeId: string, taskId: string, port: number) {
+    const member = this.options.members().find((m) => m.id === nodeId);
+    if (!member) return Promise.reject(new Error(`node ${nodeId} is not a member`));
+    return this.options.openStream({ address: member.address, nodeId }, `${taskId}/${port}`);
+  }
+
+  /** Another node's agent forwards a connection to one of this node's tasks. */
+  private serveStream(peer: Peer, target: string, socket: TLSSocket, head: Buffer): void {
+    const [taskId, portText] = target.split('/');
+    const endpoint = this.table.services
+      .flatMap((s) => s.endpoints)
+      .find((e) => e.taskId === taskId && e.nodeId === this.options.nodeId);
+    const port = Number(portText);
+    if (!endpoint?.ports.has(port)) {
+      this.options.log.warn(
+        { peer: peer.nodeId, target },
+        'stream refused: no such ready task here',
+      );
+      refuseUpgrade(socket, 404, `task ${taskId} is not ready on node ${this.options.nodeId}`);
+      return;
+    }
+    socket.on('error', () => socket.destroy());
+    this.forwarder
+      .dialOwn(endpoint, port)
+      .then((upstream) => splice(acceptStream(socket, head), upstream))
+      .catch((error: Error) => {
+        this.options.log.warn(
+          { peer: peer.nodeId, target, reason: error.message },
+          'stream refused',
+        );
+        refuseUpgrade(socket, 502, `task ${taskId} did not take the connection: ${error.message}`);
+      });
+  }
+}
+
+export type { ServiceRoute };

@@ -1,0 +1,155 @@
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Forwarder } from './forward.js';
+import { failure, parseQuery, type Question, RCODE, respond, UDP_MAX } from './wire.js';
+import { lookup, type Zone } from './zone.js';
+
+/** A TCP client idle this long between queries is closed (RFC 7766 suggests seconds). */
+const TCP_IDLE_MS = 10_000;
+const TCP_MAX_QUERY = 65_535;
+
+export interface DnsServerOptions {
+  zone: () => Zone;
+  /** Whether a query from this address is answered (the node itself and the cluster's containers). */
+  allowed: (ip: string) => boolean;
+  /** Asked when `allowed` said no: whether it does after looking again (a container just started). */
+  recheck: (ip: string) => Promise<boolean>;
+  forwarder: Forwarder;
+  log: Logger;
+}
+
+/**
+ * The node's DNS server: UDP and TCP on each address it is given. Zone answers are copies of
+ * precomputed bytes; other names go upstream; a source that is not allowed gets REFUSED.
+ */
+export class DnsServer {
+  private readonly udp = new Map<string, UdpSocket>();
+  private readonly tcp = new Map<string, Server>();
+  private refusedLogged = 0;
+
+  constructor(private readonly options: DnsServerOptions) {}
+
+  /** The addresses (host:port) served now. */
+  get addresses(): string[] {
+    return [...this.udp.keys()];
+  }
+
+  async listen(host: string, port: number): Promise<void> {
+    const key = `${host}:${port}`;
+    if (this.udp.has(key)) return;
+    const udp = createSocket({ type: 'udp4', reuseAddr: false });
+    udp.on('message', (query, remote) => this.onDatagram(udp, query, remote.address, remote.port));
+    udp.on('error', (error) =>
+      this.options.log.warn({ address: key, reason: error.message }, 'DNS socket error'),
+    );
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    const tcp = createServer((socket) => this.onConnection(socket));
+    tcp.on('error', (error) =>
+      this.options.log.warn({ address: key, reason: error.message }, 'DNS TCP error'),
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(port, host, () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      udp.close();
+      throw error;
+    }
+    this.udp.set(key, udp);
+    this.tcp.set(key, tcp);
+  }
+
+  unlisten(key: string): void {
+    this.udp.get(key)?.close();
+    this.tcp.get(key)?.close();
+    this.udp.delete(key);
+    this.tcp.delete(key);
+  }
+
+  close(): void {
+    for (const key of [...this.udp.keys()]) this.unlisten(key);
+    this.options.forwarder.close();
+  }
+
+  /** The answer to one query, or undefined to send nothing. */
+  private answer(
+    query: Buffer,
+    source: string,
+    maxBytes: number,
+  ): Buffer | Promise<Buffer | undefined> | undefined {
+    const parsed = parseQuery(query);
+    if (!parsed) return undefined;
+    if ('error' in parsed) return failure(query, parsed.id, parsed.error);
+    const { question } = parsed;
+    if (this.options.allowed(source)) return this.resolve(query, question, maxBytes);
+    return this.options.recheck(source).then((allowed) => {
+      if (allowed) return this.resolve(query, question, maxBytes);
+      if (this.refusedLogged++ % 1000 === 0)
+        this.options.log.warn(
+          { source, name: question.name },
+          'DNS query from outside the cluster refused',
+        );
+      return failure(query, question.id, RCODE.REFUSED, question);
+    });
+  }
+
+  private resolve(
+    query: Buffer,
+    question: Question,
+    maxBytes: number,
+  ): Buffer | Promise<Buffer | undefined> {
+    const found = lookup(this.options.zone(), question.name, question.type);
+    if (found !== 'forward') return respond(query, question, found, maxBytes);
+    return this.options.forwarder
+      .resolve(query)
+      .then((answer) => answer ?? failure(query, question.id, RCODE.SERVFAIL, question));
+  }
+
+  private onDatagram(socket: UdpSocket, query: Buffer, address: string, port: number): void {
+    const out = this.answer(query, address, UDP_MAX);
+    if (!out) return;
+    if (out instanceof Promise)
+      void out.then((answer) => answer && socket.send(answer, port, address));
+    else socket.send(out, port, address);
+  }
+
+  /** DNS over TCP: each message behind its two-byte length (RFC 1035 §4.2.2). */
+  private onConnection(socket: Socket): void {
+    let buffered = Buffer.alloc(0);
+    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2) {
+        const length = buffered.readUInt16BE(0);
+        if (length > TCP_MAX_QUERY || length < 12) {
+          socket.destroy();
+          return;
+        }
+        if (buffered.length < 2 + length) return;
+        const query = buffered.subarray(2, 2 + length);
+        buffered = buffered.subarray(2 + length);
+        const send = (answer: Buffer | undefined) => {
+          if (!answer || socket.destroyed) return;
+          const prefix = Buffer.alloc(2);
+          prefix.writeUInt16BE(answer.length);
+          socket.write(Buffer.concat([prefix, answer]));
+        };
+        const out = this.answer(query, socket.remoteAddress ?? '', Number.POSITIVE_INFINITY);
+        if (out instanceof Promise) void out.then(send);
+        else send(out);
+      }
+    });
+  }
+}

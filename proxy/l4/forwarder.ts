@@ -1,0 +1,118 @@
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Endpoint, ServiceRoute } from '../routing-table.js';
+import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from './balancer.js';
+import { KEEPALIVE_MS, splice } from './splice.js';
+
+/** Connect attempts per connection: each to another endpoint. */
+const MAX_ATTEMPTS = 3;
+/** A connect that takes longer than this counts as failed (the connection, once up, has no timer). */
+const CONNECT_TIMEOUT_MS = 3000;
+
+/** Opens a stream to a task on another node, through that node's agent (over the cluster mTLS). */
+export type RemoteDialer = (nodeId: string, taskId: string, port: number) => Promise<Duplex>;
+
+export interface ForwarderOptions {
+  nodeId: string;
+  dialRemote: RemoteDialer;
+  log: Logger;
+}
+
+/** Dials host:port; rejects on failure or after the connect timeout. */
+export function dialLocal(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no connection to ${host}:${port} within ${CONNECT_TIMEOUT_MS} ms`));
+    }, CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', reject);
+      socket.setKeepAlive(true, KEEPALIVE_MS);
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+/**
+ * Sends a connection to a ready endpoint of a service: one on this node directly, one elsewhere
+ * through its node's agent. A failed connect marks the endpoint and moves on to another.
+ */
+export class Forwarder {
+  readonly counters = new EndpointCounters();
+
+  constructor(private readonly options: ForwarderOptions) {}
+
+  /** The stream to an endpoint of this node, for a connection another node's agent forwarded. */
+  dialOwn(endpoint: Endpoint, target: number): Promise<Socket> {
+    const port = endpoint.ports.get(target);
+    if (port === undefined) throw new Error(`task ${endpoint.taskId} has no port ${target}`);
+    return dialLocal(endpoint.host, port);
+  }
+
+  async forward(client: Socket, service: ServiceRoute, target: number): Promise<void> {
+    client.setKeepAlive(true, KEEPALIVE_MS);
+    client.setNoDelay(true);
+    // Until an upstream is there, a client error must not go unhandled.
+    const early = (error: Error) =>
+      this.options.log.debug({ reason: error.message }, 'client gone');
+    client.on('error', early);
+    const tried = new Set<string>();
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const { counters } = this;
+      const endpoint = pick(
+        service.endpoints,
+        (id) => counters.get(id),
+        Date.now(),
+        tried,
+        counters.nextTurn(),
+      );
+      if (!endpoint) break;
+      tried.add(endpoint.taskId);
+      const live = counters.get(endpoint.taskId);
+      live.active += 1;
+      let upstream: Duplex;
+      try {
+        upstream = await this.dial(endpoint, target);
+      } catch (error) {
+        live.active -= 1;
+        live.failedUntil = Date.now() + FAIL_TIMEOUT_MS;
+        this.options.log.warn(
+          {
+            service: service.id,
+            task: endpoint.taskId,
+            node: endpoint.nodeId,
+            reason: (error as Error).message,
+          },
+          'endpoint did not take the connection; trying another',
+        );
+        continue;
+      }
+      client.off('error', early);
+      if (client.destroyed) {
+        upstream.destroy();
+        live.active -= 1;
+        return;
+      }
+      await splice(client, upstream);
+      live.active -= 1;
+      return;
+    }
+    this.options.log.warn(
+      { service: service.id, port: target, endpoints: service.endpoints.length },
+      'no endpoint took the connection: closed',
+    );
+    client.destroy();
+  }
+
+  private dial(endpoint: Endpoint, target: number): Promise<Duplex> {
+    if (endpoint.nodeId === this.options.nodeId) return this.dialOwn(endpoint, target);
+    return this.options.dialRemote(endpoint.nodeId, endpoint.taskId, target);
+  }
+}

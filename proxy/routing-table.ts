@@ -1,0 +1,160 @@
+/**
+ * The routing table: per service its address, ports, networks and ready endpoints, as a pure
+ * function of this node's replica (and of which nodes membership holds alive). DNS, the L4
+ * listeners and the ingress all read it; nothing here writes cluster state.
+ */
+import {
+  dnsAddress,
+  type NetworkSettings,
+  networksOf,
+  type ServiceAddress,
+} from '../mesh/api/network.js';
+import type { PortSpec, ServiceRecord } from '../mesh/api/services.js';
+import { serviceId } from '../mesh/api/services.js';
+import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
+
+/** A ready task of a service, and where its node reaches it. */
+export interface Endpoint {
+  taskId: string;
+  nodeId: string;
+  /** The address its node dials: the container's, or the node's for a process task. */
+  host: string;
+  /** Container port → the port its node dials for it. */
+  ports: ReadonlyMap<number, number>;
+}
+
+export interface ServiceRoute {
+  id: string;
+  stack: string;
+  name: string;
+  /** Its virtual address; undefined until the leader allocated one. */
+  address: string | undefined;
+  /** TCP ports it answers on: its published and exposed ones, each with its container port. */
+  ports: PortSpec[];
+  networks: string[];
+  endpoints: Endpoint[];
+}
+
+/** A port published in ingress mode: served on every node's address. */
+export interface IngressPort {
+  port: number;
+  service: ServiceRoute;
+  target: number;
+}
+
+export interface RoutingTable {
+  settings: NetworkSettings | undefined;
+  /** Where containers send DNS queries; undefined until settings exist. */
+  dnsAddress: string | undefined;
+  services: ServiceRoute[];
+  byAddress: ReadonlyMap<string, ServiceRoute>;
+  /** `<service>.<stack>`, lower case. */
+  byName: ReadonlyMap<string, ServiceRoute>;
+  ingress: IngressPort[];
+  /** Ports the table cannot route, in words (UDP, a published port claimed twice). */
+  notRouted: string[];
+}
+
+export interface ReplicaView {
+  settings: NetworkSettings | undefined;
+  services: ServiceRecord[];
+  addresses: ReadonlyMap<string, ServiceAddress>;
+  tasks: TaskRecord[];
+  statuses: ReadonlyMap<string, TaskStatus>;
+  /** Nodes membership holds alive (this one included): a dead node's tasks route nowhere. */
+  alive: ReadonlySet<string>;
+}
+
+/** A task that should take new connections: running (healthy, with a check), on a live node. */
+function endpointOf(
+  task: TaskRecord,
+  status: TaskStatus | undefined,
+  service: ServiceRecord,
+  alive: ReadonlySet<string>,
+): Endpoint | undefined {
+  if (task.desired !== 'running' || !task.nodeId || !alive.has(task.nodeId)) return undefined;
+  if (status?.state !== 'running' || status.nodeId !== task.nodeId) return undefined;
+  if (service.runtime === 'docker') {
+    if (!status.address) return undefined;
+    const ports = new Map(portsOf(service).map((p) => [p.target, p.target]));
+    return { taskId: task.id, nodeId: task.nodeId, host: status.address, ports };
+  }
+  const published = status.ports.filter((p) => p.protocol === 'tcp');
+  const host = published[0]?.hostIp;
+  if (!host) return undefined;
+  return {
+    taskId: task.id,
+    nodeId: task.nodeId,
+    host,
+    ports: new Map(published.map((p) => [p.target, p.hostPort])),
+  };
+}
+
+/** A service's TCP ports: each declared port once, published ones keeping what they publish. */
+function portsOf(service: ServiceRecord): PortSpec[] {
+  const ports = new Map<number, PortSpec>();
+  for (const p of service.ports)
+    if (p.protocol === 'tcp' && !ports.has(p.target)) ports.set(p.target, p);
+  for (const target of service.expose)
+    if (!ports.has(target)) ports.set(target, { target, protocol: 'tcp' });
+  return [...ports.values()];
+}
+
+export function routingTable(view: ReplicaView): RoutingTable {
+  const byService = new Map<string, TaskRecord[]>();
+  for (const task of view.tasks) {
+    const list = byService.get(task.serviceId) ?? [];
+    list.push(task);
+    byService.set(task.serviceId, list);
+  }
+  const services: ServiceRoute[] = [];
+  const notRouted: string[] = [];
+  const ingress: IngressPort[] = [];
+  const claimed = new Map<number, string>();
+  for (const service of [...view.services].sort((a, b) =>
+    serviceId(a).localeCompare(serviceId(b)),
+  )) {
+    const id = serviceId(service);
+    const endpoints: Endpoint[] = [];
+    for (const task of byService.get(id) ?? []) {
+      const endpoint = endpointOf(task, view.statuses.get(task.id), service, view.alive);
+      if (endpoint) endpoints.push(endpoint);
+    }
+    endpoints.sort((a, b) => a.taskId.localeCompare(b.taskId));
+    const route: ServiceRoute = {
+      id,
+      stack: service.stack,
+      name: service.name,
+      address: view.addresses.get(id)?.address,
+      ports: portsOf(service),
+      networks: networksOf(service),
+      endpoints,
+    };
+    services.push(route);
+    for (const p of service.ports) {
+      if (p.protocol === 'udp') {
+        notRouted.push(
+          `${id}: port ${p.target}/udp (only TCP is routed; mode: host publishes UDP)`,
+        );
+        continue;
+      }
+      if (p.published === undefined || p.mode === 'host') continue;
+      const owner = claimed.get(p.published);
+      if (owner) {
+        notRouted.push(`${id}: published port ${p.published} is already published by ${owner}`);
+        continue;
+      }
+      claimed.set(p.published, id);
+      ingress.push({ port: p.published, service: route, target: p.target });
+    }
+  }
+  return {
+    settings: view.settings,
+    dnsAddress: view.settings && dnsAddress(view.settings.serviceRange),
+    services,
+    byAddress: new Map(services.filter((s) => s.address).map((s) => [s.address as string, s])),
+    byName: new Map(services.map((s) => [`${s.name}.${s.stack}`.toLowerCase(), s])),
+    ingress,
+    notRouted,
+  };
+}

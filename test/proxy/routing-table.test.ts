@@ -1,0 +1,121 @@
+import test from 'ava';
+import type { NetworkSettings } from '../../mesh/api/network.js';
+import type { ServiceRecord } from '../../mesh/api/services.js';
+import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
+import { type ReplicaView, routingTable } from '../../proxy/routing-table.js';
+import { serviceRecord, taskRecord, taskStatus } from '../helpers/records.js';
+
+const settings: NetworkSettings = { serviceRange: '10.77.0.0/24', bridgeRange: '10.78.0.0/16' };
+
+function view(overrides: Partial<ReplicaView> = {}): ReplicaView {
+  const web = serviceRecord({
+    ports: [{ target: 80, protocol: 'tcp', published: 8080 }],
+    replicas: 2,
+  });
+  const tasks = [taskRecord(1, 1, 'n1'), taskRecord(2, 1, 'n2')];
+  const statuses = new Map<string, TaskStatus>(
+    tasks.map((t, i) => [
+      t.id,
+      { ...taskStatus('running'), nodeId: t.nodeId as string, address: `10.78.0.${i + 2}` },
+    ]),
+  );
+  return {
+    settings,
+    services: [web],
+    addresses: new Map([['s.web', { address: '10.77.0.2' }]]),
+    tasks,
+    statuses,
+    alive: new Set(['n1', 'n2']),
+    ...overrides,
+  };
+}
+
+const endpointsOf = (v: ReplicaView) => routingTable(v).services[0]?.endpoints.map((e) => e.taskId);
+
+test('a service has its address, its ports, its stack network, and its running tasks as endpoints', (t) => {
+  const table = routingTable(view());
+  const [web] = table.services;
+  t.is(web?.address, '10.77.0.2');
+  t.deepEqual(web?.networks, ['s_default']);
+  t.deepEqual(
+    web?.ports.map((p) => p.target),
+    [80],
+  );
+  t.deepEqual(
+    web?.endpoints.map((e) => [e.taskId, e.nodeId, e.host, e.ports.get(80)]),
+    [
+      ['s.web.1.v1', 'n1', '10.78.0.2', 80],
+      ['s.web.2.v1', 'n2', '10.78.0.3', 80],
+    ],
+  );
+  t.is(table.byAddress.get('10.77.0.2'), web);
+  t.is(table.byName.get('web.s'), web);
+  t.deepEqual(
+    table.ingress.map((i) => [i.port, i.target]),
+    [[8080, 80]],
+  );
+  t.is(table.dnsAddress, '10.77.0.1');
+});
+
+test('a task that is not running, or waits for its health check, is no endpoint', (t) => {
+  for (const state of ['starting', 'restarting', 'failed', 'complete'] as const) {
+    const v = view();
+    const statuses = new Map(v.statuses);
+    statuses.set('s.web.1.v1', { ...(statuses.get('s.web.1.v1') as TaskStatus), state });
+    t.deepEqual(endpointsOf({ ...v, statuses }), ['s.web.2.v1'], state);
+  }
+});
+
+test('a task told to shut down leaves the table at once, before it stops', (t) => {
+  const v = view();
+  const tasks = v.tasks.map((task) =>
+    task.slot === 1 ? { ...task, desired: 'shutdown' as const } : task,
+  );
+  t.deepEqual(endpointsOf({ ...v, tasks }), ['s.web.2.v1']);
+});
+
+test('the tasks of a node membership holds dead route nowhere', (t) => {
+  t.deepEqual(endpointsOf(view({ alive: new Set(['n2']) })), ['s.web.2.v1']);
+});
+
+test('a status from another node than the task is assigned to is not trusted', (t) => {
+  const v = view();
+  const moved: TaskRecord[] = v.tasks.map((task) =>
+    task.slot === 1 ? { ...task, nodeId: 'n3' } : task,
+  );
+  t.deepEqual(endpointsOf({ ...v, tasks: moved, alive: new Set(['n1', 'n2', 'n3']) }), [
+    's.web.2.v1',
+  ]);
+});
+
+test('a process task is reached at the host port its node gave it', (t) => {
+  const v = view();
+  const service: ServiceRecord = { ...(v.services[0] as ServiceRecord), runtime: 'process' };
+  const statuses = new Map(v.statuses);
+  statuses.set('s.web.1.v1', {
+    ...taskStatus('running'),
+    nodeId: 'n1',
+    ports: [{ target: 80, protocol: 'tcp', hostIp: '127.0.0.5', hostPort: 40_001 }],
+  });
+  const [endpoint] =
+    routingTable({ ...v, services: [service], statuses }).services[0]?.endpoints ?? [];
+  t.deepEqual([endpoint?.host, endpoint?.ports.get(80)], ['127.0.0.5', 40_001]);
+});
+
+test('UDP ports and a published port claimed twice are reported as not routed', (t) => {
+  const web = serviceRecord({
+    ports: [
+      { target: 80, protocol: 'tcp', published: 8080 },
+      { target: 53, protocol: 'udp', published: 53 },
+    ],
+  });
+  const api = serviceRecord({
+    name: 'api',
+    ports: [{ target: 81, protocol: 'tcp', published: 8080 }],
+  });
+  const table = routingTable(view({ services: [web, api] }));
+  t.deepEqual(table.notRouted, [
+    's.web: published port 8080 is already published by s.api',
+    's.web: port 53/udp (only TCP is routed; mode: host publishes UDP)',
+  ]);
+});
