@@ -1,12 +1,16 @@
 /** What the multi-process benchmarks share: options, polling, percentiles, agent calls. */
 
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { RequestOf } from '../../agent/control-api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { TEST_IMAGE } from '../../examples/test-image.js';
 import type { AgentProcess } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
+
+const run = promisify(execFile);
 
 export function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -85,6 +89,16 @@ export function summary(samples: number[]) {
 
 export function report(result: unknown): void {
   console.log(jsonOutput ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+}
+
+/** Installs a Debian package when its command is missing (benchmarks only: tests never install). */
+export async function ensureTool(command: string, pkg: string): Promise<void> {
+  try {
+    await run('sh', ['-c', `command -v ${command}`]);
+  } catch {
+    note(`installing ${pkg} (Debian package) for the benchmark`);
+    await run('apt-get', ['install', '-y', '-q', pkg], { timeout: 300_000 });
+  }
 }
 
 /** Progress for a person; silent under --json. */
