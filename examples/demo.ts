@@ -1,16 +1,15 @@
 /**
  * npm run demo: a local three-node cluster on 127.0.0.1-127.0.0.3, each agent a separate process
  * with its own data dir, serving the example stack (examples/stacks/demo.yml: a web service of
- * three replicas and a worker). Without a reachable Docker Engine it deploys the same stack as
+ * three replicas, published on every node, and a worker that reaches it by name). Without a reachable Docker Engine it deploys the same stack as
  * plain processes (examples/stacks/demo-process.yml) and says so. Ctrl-C removes the stack, makes
  * every agent leave gracefully, and removes the data.
  *
- *   npm run demo [-- --once]     (--once: deploy, show, fetch a page, clean up)
+ *   npm run demo [-- --once]     (--once: deploy, show, fetch pages, clean up)
  */
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
-import type { TaskRow } from '../agent/control-api.js';
 import { pingEngine } from '../agent/runtime/docker.js';
 import {
   type AgentProcess,
@@ -43,6 +42,32 @@ async function chooseStack(): Promise<{ file: string; runtime: string }> {
     return { file: source('examples/stacks/demo-process.yml'), runtime: 'process' };
   }
   return { file: source('examples/stacks/demo.yml'), runtime: 'docker' };
+}
+
+/** The page at the URL, retrying while the listener comes up (an error says why, not a crash). */
+async function pageOf(url: string): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await fetch(url).then((r) => r.text());
+    } catch (error) {
+      if (Date.now() > deadline) return `(no answer: ${(error as Error).message})`;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/** The worker's first lines about web, once it logged some (it asks every 5 s). */
+async function workerLines(first: AgentProcess): Promise<string[]> {
+  const deadline = Date.now() + 20_000;
+  let lines: string[] = [];
+  while (Date.now() < deadline) {
+    const { stdout } = await mesh('logs', 'worker', '--data-dir', first.dataDir);
+    lines = stdout.split('\n').filter((line) => line.includes('web answered'));
+    if (lines.length >= 2) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return lines.length > 0 ? lines.slice(0, 4) : ['(nothing yet: try mesh logs worker -f)'];
 }
 
 async function main(): Promise<void> {
@@ -79,23 +104,22 @@ async function main(): Promise<void> {
     process.stdout.write(deployed.stderr);
     if (deployed.code !== 0) throw new Error('the demo stack did not converge');
     say(`\n${(await mesh('ps', 'demo', '--data-dir', first.dataDir)).stdout}`);
+    say(`${(await mesh('ls', '--data-dir', first.dataDir)).stdout}`);
 
-    const tasks = JSON.parse(
-      (await mesh('ps', 'web', '--json', '--data-dir', first.dataDir)).stdout,
-    ) as TaskRow[];
-    const urls = tasks.flatMap((t) => t.ports.map((p) => `http://${p.split('->')[0]}/`));
-    say('Each web replica answers on its node address, on a port chosen for it:');
-    for (const url of urls) say(`  curl ${url}`);
-    const [url] = urls;
-    if (url) {
-      const page = await fetch(url).then((r) => r.text());
-      say(`\nmesh demo: GET ${url} -> ${JSON.stringify(page.trim())}`);
+    say('web is published on port 8080 of every node (the routing mesh), whichever nodes run it:');
+    for (const host of HOSTS) {
+      const url = `http://${host}:8080/`;
+      const page = await pageOf(url);
+      say(`  curl ${url}  -> ${JSON.stringify(page.trim())}`);
     }
+    say('\nworker reaches web by its name, through its service address (mesh logs worker):');
+    for (const line of await workerLines(first)) say(`  ${line}`);
     say(
       [
         '',
         'Try, in another terminal:',
         `  npx mesh ps --data-dir ${agents[1]?.dataDir}`,
+        `  npx mesh inspect web --data-dir ${first.dataDir}   # address, DNS name, endpoints`,
         `  npx mesh logs worker -f --data-dir ${first.dataDir}`,
         `  npx mesh scale web=5 --data-dir ${first.dataDir}`,
         `  kill -9 $(pgrep -f "${agents[2]?.dataDir}")   # its replicas move within seconds`,

@@ -67,7 +67,7 @@ test('without an engine, an x-mesh process stack runs across agents; a worker ma
   for (const task of web) {
     const address = (task.ports[0] as string).split('->')[0] as string;
     t.is(address.split(':')[0], task.nodeAddress?.split(':')[0], 'listening on its node address');
-    t.is(await bodyOnceAnswering(`http://${address}/`, task.id), `hello from ${task.id}\n`);
+    t.is(await bodyOnceAnswering(`http://${address}/`, task.id), `host=${task.id}\n`);
   }
   // b is the worker (a Raft learner) of two nodes: its reports made the tasks above run, but it
   // may not change desired state, neither through its CLI nor by forwarding to the leader itself.
