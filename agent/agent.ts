@@ -170,16 +170,13 @@ export class Agent {
       throw listenError(error, cluster.advertise, cluster.port);
     });
     refuseRemovedNodes(state, transport, identity.nodeId, log);
-    const membership = new Membership({
-      transport,
-      log,
-      meta: nodeMeta(
-        this.address,
-        cluster.labels,
-        describeCertificate(identity.certPem).serial,
-        runtimes.kinds(),
-      ),
-    });
+    const meta = nodeMeta(
+      this.address,
+      cluster.labels,
+      describeCertificate(identity.certPem).serial,
+      runtimes.kinds(),
+    );
+    const membership = new Membership({ transport, log, meta });
     const raft: RaftNode = new RaftNode({
       transport,
       storage,
@@ -206,6 +203,7 @@ export class Agent {
       openStream: (to, target) => transport.openStream(to, target),
       serveStreams: (handler) => transport.serveStreams(handler),
       bridges: () => runtimes.bridges(),
+      onUnserved: (unserved) => membership.updateMeta({ ...meta, unserved }),
       log,
     });
     const parts: Parts = {

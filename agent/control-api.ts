@@ -91,6 +91,8 @@ export interface ServiceRow {
   address: string | null;
   /** Its DNS name: `<service>.<stack>.mesh`. */
   dnsName: string;
+  /** Nodes that cannot serve one of its published ports: `<port> on <node>: <why>`. */
+  unserved: string[];
 }
 
 /** GET /v1/stacks */

@@ -10,7 +10,7 @@ import {
 } from '../mesh/api/services.js';
 import { isValidName, type StackRecord } from '../mesh/api/stacks.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
-import type { ClusterState, Write } from '../mesh/state/cluster-state.js';
+import type { ClusterState, StoredObject, Write } from '../mesh/state/cluster-state.js';
 import type {
   DeployRequest,
   DeployResponse,
@@ -160,6 +160,7 @@ export class Stacks {
 
   list(): StackRow[] {
     const tasks = this.state.list<TaskRecord>('tasks').map((t) => t.value);
+    const nodes = this.state.list<NodeRecord>('nodes');
     const damaged = new Map(this.state.damaged('services').map((d) => [d.id, d.reason]));
     return this.state
       .list<StackRecord>('stacks')
@@ -191,6 +192,7 @@ export class Stacks {
               version: service.version,
               address: this.state.get<ServiceAddress>('addresses', id)?.value.address ?? null,
               dnsName: `${name}.${stack.name}.mesh`,
+              unserved: unservedPorts(service, nodes),
             },
           ];
         }),
@@ -316,4 +318,18 @@ export class Stacks {
         if (p.published) owner.set(key, serviceId(service));
       }
   }
+}
+
+/** The service's published ports (ingress mode) that a node reports it cannot serve, and why. */
+function unservedPorts(service: ServiceRecord, nodes: Array<StoredObject<NodeRecord>>): string[] {
+  const published = new Set(
+    service.ports.flatMap((p) =>
+      p.published !== undefined && p.mode !== 'host' ? [p.published] : [],
+    ),
+  );
+  return nodes.flatMap(({ id, value }) =>
+    (value.unserved ?? [])
+      .filter((u) => published.has(u.port))
+      .map((u) => `${u.port} on ${id}: ${u.reason}`),
+  );
 }

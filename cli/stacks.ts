@@ -158,7 +158,9 @@ export async function ls(args: string[]): Promise<number> {
                 s.mode,
                 `${s.running}/${s.desired}`,
                 s.runtime === 'process' ? `(process) ${s.image}` : s.image,
-                s.ports.join(', ') || '-',
+                [s.ports.join(', ') || '-', ...s.unserved.map((u) => `(not served: ${u})`)].join(
+                  ' ',
+                ),
                 s.address ?? '(pending)',
                 s.dnsName,
               ],

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { dnsAddress, type NetworkSettings, type ServiceAddress } from '../mesh/api/network.js';
+import type { UnservedPort } from '../mesh/api/nodes.js';
 import type { ServiceRecord } from '../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
 import type { Member } from '../mesh/membership/state.js';
@@ -45,6 +46,8 @@ export interface DataPlaneOptions {
   ) => void;
   /** The cluster's bridges on this host (every node's, when several share the engine). */
   bridges: () => Promise<Bridge[]>;
+  /** Told which published ports this node cannot serve whenever that changes (for `mesh ls`). */
+  onUnserved: (ports: UnservedPort[]) => void;
   log: Logger;
 }
 
@@ -72,6 +75,7 @@ export class DataPlane {
   /** Why this host's part is not served, once found out (no privileges): said once, not retried. */
   private hostRefusal: string | undefined;
   private bridgesListedAt = 0;
+  private unservedReported = '[]';
   private bridgesListing: Promise<void> | undefined;
 
   constructor(private readonly options: DataPlaneOptions) {
@@ -215,7 +219,20 @@ export class DataPlane {
       if (served) for (const [key, accept] of served) wanted.set(key, accept);
     }
     await this.listeners.sync(wanted);
+    this.reportUnserved();
     await this.refreshBridges(true);
+  }
+
+  private reportUnserved(): void {
+    const prefix = `${this.options.advertise}:`;
+    const unserved = [...this.listeners.failed]
+      .filter(([address]) => address.startsWith(prefix))
+      .map(([address, reason]) => ({ port: Number(address.slice(prefix.length)), reason }))
+      .sort((a, b) => a.port - b.port);
+    const text = JSON.stringify(unserved);
+    if (text === this.unservedReported) return;
+    this.unservedReported = text;
+    this.options.onUnserved(unserved);
   }
 
   /**

@@ -1,5 +1,5 @@
 /** Nodes: what the leader records of each member, and what operators set on it. */
-import { amount, type Check, listOf, mapOf, object, oneOf, string } from './schema.js';
+import { amount, type Check, integer, listOf, mapOf, object, oneOf, string } from './schema.js';
 
 /** A node as the replicated state records it, for the scheduler and for `mesh node ls`. */
 export interface NodeRecord {
@@ -27,6 +27,13 @@ export interface NodeRecord {
   userLabels: Record<string, string>;
   /** Its operating system and machine (linux, x86_64), for node.platform constraints. */
   platform?: { os: string; arch: string };
+  /** Published ports it cannot serve (taken by something else there), with why: shown by `mesh ls`. */
+  unserved?: UnservedPort[];
+}
+
+export interface UnservedPort {
+  port: number;
+  reason: string;
 }
 
 /**
@@ -58,6 +65,11 @@ export function nodeLabels(
 
 const resources = object({ required: { cpus: amount, memoryBytes: amount } });
 
+/** A node's unserved ports, as it reports them (gossip checks them before the record does). */
+export const checkUnserved: Check = listOf(
+  object({ required: { port: integer(1), reason: string } }),
+);
+
 /** nodes/<id>: the shape every replica checks before it stores one. */
 export const checkNode: Check = object({
   required: {
@@ -73,5 +85,8 @@ export const checkNode: Check = object({
     availability: oneOf('active', 'drain'),
     userLabels: mapOf(string),
   },
-  optional: { platform: object({ required: { os: string, arch: string } }) },
+  optional: {
+    platform: object({ required: { os: string, arch: string } }),
+    unserved: checkUnserved,
+  },
 });

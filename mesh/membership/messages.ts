@@ -1,3 +1,5 @@
+import { checkUnserved, type UnservedPort } from '../api/nodes.js';
+
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
 
 /** What a node gossips about itself: enough to route to it and to schedule onto it. */
@@ -15,6 +17,8 @@ export interface NodeMeta {
   runtimes?: string[];
   /** Its operating system and machine, as Swarm names them (linux, x86_64). */
   platform?: Platform;
+  /** Published ports it cannot serve, and why. */
+  unserved?: UnservedPort[];
 }
 
 export interface Platform {
@@ -60,6 +64,9 @@ function checkMeta(meta: unknown): void {
   if (!isRecord(meta.capacity) || !isRecord(meta.labels)) {
     throw new SwimMessageError('alive update without meta.capacity and meta.labels');
   }
+  const unserved =
+    meta.unserved === undefined ? undefined : checkUnserved(meta.unserved, 'meta.unserved');
+  if (unserved) throw new SwimMessageError(`alive update: ${unserved}`);
 }
 
 function checkUpdates(value: unknown, field: string): void {

@@ -26,6 +26,7 @@ function record(member: Member, current: NodeRecord | undefined): NodeRecord {
     availability: current?.availability ?? 'active',
     userLabels: current?.userLabels ?? {},
     ...(member.meta.platform ? { platform: member.meta.platform } : {}),
+    ...(member.meta.unserved?.length ? { unserved: member.meta.unserved } : {}),
   };
 }
 

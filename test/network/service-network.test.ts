@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import test from 'ava';
 import type Docker from 'dockerode';
@@ -11,6 +12,7 @@ import {
   LocalCluster,
   meshJson,
   meshOn,
+  nodeIdOf,
   testRanges,
 } from '../helpers/local-cluster.js';
 import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
@@ -208,6 +210,43 @@ dockerTest('a published port answers on a node that runs no replica of it', asyn
   );
   t.is(page, 'mesh test page\n');
 });
+
+dockerTest(
+  'a published port taken on a node is shown by mesh ls; the other nodes serve it',
+  async (t) => {
+    const taken = 18_032;
+    const squatter = createServer((socket) => socket.end('squatter\n'));
+    await new Promise<void>((resolve) => squatter.listen(taken, HOSTS[2], resolve));
+    t.teardown(() => squatter.close());
+    const stack = `services:\n  api:\n    image: ${TEST_IMAGE}\n    command: httpd -f -p 8080 -h /www\n    ports: ["${taken}:8080"]\n    stop_grace_period: 1s\n`;
+    const deployed = await meshOn(
+      agents[0] as AgentProcess,
+      'deploy',
+      '-c',
+      cluster.file('taken.yml', stack),
+      'taken',
+    );
+    t.is(deployed.code, 0, deployed.stderr);
+    const third = await nodeIdOf(agents[2] as AgentProcess);
+    const unserved = await eventually(
+      async () => {
+        const stacks = await meshJson<
+          Array<{ services: Array<{ id: string; unserved?: string[] }> }>
+        >(agents[0] as AgentProcess, 'ls');
+        return stacks.flatMap((s) => s.services).find((s) => s.id === 'taken.api')?.unserved?.[0];
+      },
+      { what: 'the taken port reported', timeoutMs: 20_000, intervalMs: 250 },
+    );
+    t.is(unserved, `${taken} on ${third}: the port is taken on this node`);
+    const { stdout } = await meshOn(agents[1] as AgentProcess, 'ls');
+    t.regex(stdout, new RegExp(`not served: ${taken} on ${third}`), 'mesh ls says so');
+    t.is(
+      await bodyOnceAnswering(`http://${HOSTS[1]}:${taken}/`, 'the port on node 2'),
+      'mesh test page\n',
+    );
+    await meshOn(agents[0] as AgentProcess, 'rm', 'taken');
+  },
+);
 
 dockerTest('another stack reaches web only from a shared external network', async (t, docker) => {
   const outsider = await containerOf(docker, 'outsider');
