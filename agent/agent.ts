@@ -98,6 +98,11 @@ export class Agent {
     return this.tokens.current();
   }
 
+  /** What this node lacks to serve service addresses and DNS, when it does. */
+  get hostPrivilegesMissing(): string | undefined {
+    return this.parts?.dataPlane.privilegesMissing;
+  }
+
   /** Why this node cannot run Docker tasks, when it cannot. */
   get dockerMissing(): string | undefined {
     return this.parts?.runtimes.missing.get('docker');

@@ -33,6 +33,8 @@ const INIT_FLAGS: Options = {
 /** Runs until SIGINT or SIGTERM, then leaves the cluster gracefully; a second signal exits at once. */
 function runUntilSignalled(agent: Agent): Promise<number> {
   if (agent.dockerMissing) process.stdout.write(`mesh: note: ${agent.dockerMissing}\n`);
+  if (agent.hostPrivilegesMissing)
+    process.stdout.write(`mesh: note: ${agent.hostPrivilegesMissing}\n`);
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

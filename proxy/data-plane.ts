@@ -15,6 +15,7 @@ import { DnsServer } from './dns/server.js';
 import { buildZone, type Zone } from './dns/zone.js';
 import { HostAddresses, PRIVILEGE_HINT } from './host/addresses.js';
 import { HostOwnership } from './host/ownership.js';
+import { privilegesMissing } from './host/privileges.js';
 import { Forwarder } from './l4/forwarder.js';
 import { type Accept, Listeners } from './l4/listeners.js';
 import { splice } from './l4/splice.js';
@@ -108,6 +109,9 @@ export class DataPlane {
     return this.table;
   }
 
+  /** What this process lacks to serve service addresses and DNS (checked at start). */
+  readonly privilegesMissing = privilegesMissing();
+
   /** Addresses this node should serve but cannot (a port taken), with the reason. */
   get notServed(): ReadonlyMap<string, string> {
     return this.listeners.failed;
@@ -115,6 +119,7 @@ export class DataPlane {
 
   async start(): Promise<void> {
     const { state, log, advertise, dnsPort } = this.options;
+    if (this.privilegesMissing) log.error(this.privilegesMissing);
     this.unwatch = state.watch((change) => {
       if (change.kind !== 'nodes' && change.kind !== 'stacks' && change.kind !== 'secrets')
         this.rebuildSoon();

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import test from 'ava';
+import DNS from 'dns2';
 import type Docker from 'dockerode';
 import type { RoutesResponse, StatusResponse, TaskRow } from '../../agent/control-api.js';
 import { dnsAddress } from '../../mesh/api/network.js';
@@ -24,6 +25,22 @@ const run = promisify(execFile);
 const HOSTS = ['127.0.31.1', '127.0.31.2', '127.0.31.3'];
 const RANGES = testRanges(HOSTS[0] as string);
 const PUBLISHED = 18_031;
+/** A resolver the test runs: node 3 forwards names outside mesh. to it. */
+const UPSTREAM = { host: '127.0.31.53', port: 5331 };
+const upstream = DNS.createUDPServer((request, send) => {
+  const [question] = request.questions;
+  // slow.example is never answered: the agent must give up with SERVFAIL, not hang.
+  if (!question || question.name === 'slow.example') return;
+  const response = DNS.Packet.createResponseFromRequest(request);
+  response.answers.push({
+    name: question.name,
+    type: DNS.Packet.TYPE.A,
+    class: DNS.Packet.CLASS.IN,
+    ttl: 60,
+    address: '127.0.31.99',
+  } as DNS.Packet.Resource);
+  void send(response);
+});
 const cluster = await LocalCluster.create('network');
 let agents: AgentProcess[] = [];
 let clusterId = '';
@@ -113,6 +130,7 @@ const running = (tasks: TaskRow[]) => tasks.length > 0 && tasks.every((t) => t.s
 
 test.before(async () => {
   if ('skip' in engine) return;
+  await upstream.listen(UPSTREAM.port, UPSTREAM.host);
   // The service range must be unreachable before anything sends to it: a packet for an address
   // there that no agent made local would otherwise leave the machine. The agents route it so
   // themselves; the test checks it below before the first request.
@@ -129,7 +147,7 @@ test.before(async () => {
         '--label',
         'zone=a',
         '--dns-upstream',
-        'none',
+        i === 1 ? `${UPSTREAM.host}:${UPSTREAM.port}` : 'none',
       ]),
     );
   clusterId = (await meshJson<StatusResponse>(seed, 'status')).clusterId;
@@ -157,6 +175,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
+  upstream.close();
   await cluster.close();
   if (!('skip' in engine) && clusterId)
     await removeLabelled(engine.docker, `mesh.cluster=${clusterId}`);
@@ -311,6 +330,18 @@ dockerTest(
     t.regex(srv, /SRV\s+0 0 8080 web\.app\.mesh\./);
     t.regex(srv, /ADDITIONAL: 1/);
     t.regex(await dig('example.org', 'A'), /status: SERVFAIL/, 'no upstream: SERVFAIL, not a hang');
+    const viaUpstream = (...args: string[]) =>
+      run('dig', [`@${HOSTS[2]}`, '+tries=1', '+time=4', ...args]).then((r) => r.stdout);
+    t.regex(
+      await viaUpstream('www.example', 'A'),
+      /status: NOERROR[\s\S]*127\.0\.31\.99/,
+      'forwarded upstream',
+    );
+    t.regex(
+      await viaUpstream('slow.example', 'A'),
+      /status: SERVFAIL/,
+      'an upstream that never answers: SERVFAIL',
+    );
     // A container on a bridge the cluster did not make is not one of the cluster's.
     const network = await docker.createNetwork({
       Name: `net-test-outside-${process.pid}`,
