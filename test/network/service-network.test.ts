@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -359,5 +360,28 @@ dockerTest(
       dnsAddress(RANGES.serviceRange),
     ]).catch((error: { stdout: string }) => error);
     t.regex(stdout, /REFUSED|can't find|server can't/i, `refused: ${stdout}`);
+  },
+);
+
+// Last: it stops node 1, which holds this host's data plane (it started first).
+dockerTest(
+  'when the agent serving the host data plane leaves, another agent of the host takes over',
+  async (t) => {
+    const [first, second] = agents as [AgentProcess, AgentProcess];
+    t.regex(readFileSync(`${first.dataDir}.log`, 'utf8'), /serving the host data plane/);
+    const web = (await meshJson<RoutesResponse>(second, 'inspect', 'web')).services[0];
+    first.child.kill('SIGTERM');
+    await first.exited;
+    const { stdout: lo } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'lo']);
+    t.true(
+      lo.includes(`${web?.address}/32`),
+      'the addresses stay while other agents of the host run',
+    );
+    const page = await bodyOnceAnswering(
+      `http://${web?.address}:8080/`,
+      'web after the handover',
+      20_000,
+    );
+    t.is(page, 'mesh test page\n');
   },
 );
