@@ -10,7 +10,7 @@ import type { ClusterState } from '../mesh/state/cluster-state.js';
 import { refuseUpgrade } from '../mesh/transport/listener.js';
 import { acceptStream } from '../mesh/transport/stream.js';
 import type { Peer } from '../mesh/transport/tls.js';
-import { Forwarder as DnsForwarder, hostResolvers } from './dns/forward.js';
+import { hostResolvers, UpstreamResolvers } from './dns/forward.js';
 import { DnsServer } from './dns/server.js';
 import { buildZone, type Zone } from './dns/zone.js';
 import { HostAddresses, PRIVILEGE_HINT } from './host/addresses.js';
@@ -19,13 +19,13 @@ import { privilegesMissing } from './host/privileges.js';
 import { Forwarder } from './l4/forwarder.js';
 import { type Accept, Listeners } from './l4/listeners.js';
 import { splice } from './l4/splice.js';
-import { type RoutingTable, routingTable, type ServiceRoute } from './routing-table.js';
+import { type RoutingTable, routingTable } from './routing-table.js';
 import { type Bridge, mayReach, SourcePolicy } from './source-policy.js';
 
 /** Containers send DNS queries to the DNS address on the standard port. */
 const CONTAINER_DNS_PORT = 53;
-/** An unknown source makes the bridges be listed again, at most this often. */
-const BRIDGE_REFRESH_MS = 500;
+/** Bridges are listed again (for a new task, an unknown source) at most this often. */
+const BRIDGE_LISTING_SPACING_MS = 100;
 
 export interface DataPlaneOptions {
   nodeId: string;
@@ -75,14 +75,15 @@ export class DataPlane {
   private stopped = false;
   /** Why this host's part is not served, once found out (no privileges): said once, not retried. */
   private hostRefusal: string | undefined;
-  private bridgesListedAt = 0;
   private unservedReported = '[]';
-  private bridgesListing: Promise<void> | undefined;
+  private lastListingAt = 0;
+  private nextListing: Promise<void> | undefined;
 
   constructor(private readonly options: DataPlaneOptions) {
     this.policy = new SourcePolicy(new Set([options.advertise]));
     this.table = this.build();
     this.zone = buildZone(this.table, this.serial);
+    this.policy.setServiceRange(this.table.settings?.serviceRange);
     this.forwarder = new Forwarder({
       nodeId: options.nodeId,
       log: options.log,
@@ -92,7 +93,7 @@ export class DataPlane {
       zone: () => this.zone,
       allowed: (ip) => this.policy.classify(ip).kind !== 'outside',
       recheck: async (ip) => (await this.sourceOf(ip)).kind !== 'outside',
-      forwarder: new DnsForwarder(
+      upstreams: new UpstreamResolvers(
         options.upstreams ?? hostResolvers(new Set([options.advertise])),
         options.log,
       ),
@@ -157,6 +158,7 @@ export class DataPlane {
     this.ownership.stop();
   }
 
+  /** The table from the replica and membership as they are now (pure: routing-table.ts). */
   private build(): RoutingTable {
     const { state, members, nodeId } = this.options;
     const alive = new Set(
@@ -225,7 +227,8 @@ export class DataPlane {
     }
     await this.listeners.sync(wanted);
     this.reportUnserved();
-    await this.refreshBridges(true);
+    // New bridges come with new tasks.
+    await this.relistBridges();
   }
 
   private reportUnserved(): void {
@@ -319,24 +322,29 @@ export class DataPlane {
   private async sourceOf(address: string) {
     const source = this.policy.classify(address);
     if (source.kind !== 'outside') return source;
-    await this.refreshBridges(false);
+    await this.relistBridges();
     return this.policy.classify(address);
   }
 
-  private refreshBridges(always: boolean): Promise<void> {
-    if (this.bridgesListing) return this.bridgesListing;
-    if (!always && Date.now() - this.bridgesListedAt < BRIDGE_REFRESH_MS) return Promise.resolve();
-    this.bridgesListing = this.options
-      .bridges()
-      .then((bridges) => this.policy.setBridges(bridges))
-      .catch((error: Error) =>
-        this.options.log.warn({ reason: error.message }, 'bridges not listed'),
-      )
-      .finally(() => {
-        this.bridgesListedAt = Date.now();
-        this.bridgesListing = undefined;
-      });
-    return this.bridgesListing;
+  /**
+   * Resolves once a listing of the bridges that started after this call is in: a container that
+   * just started on a new bridge is known by then. Listings start at least
+   * BRIDGE_LISTING_SPACING_MS apart, each shared by everyone who waits for it.
+   */
+  private relistBridges(): Promise<void> {
+    this.nextListing ??= new Promise<void>((resolve) =>
+      setTimeout(resolve, Math.max(0, this.lastListingAt + BRIDGE_LISTING_SPACING_MS - Date.now())),
+    ).then(() => {
+      this.nextListing = undefined;
+      this.lastListingAt = Date.now();
+      return this.options
+        .bridges()
+        .then((bridges) => this.policy.setBridges(bridges))
+        .catch((error: Error) =>
+          this.options.log.warn({ reason: error.message }, 'bridges not listed'),
+        );
+    });
+    return this.nextListing;
   }
 
   private dialRemote(nodeId: string, taskId: string, port: number) {
@@ -373,5 +381,3 @@ export class DataPlane {
       });
   }
 }
-
-export type { ServiceRoute };

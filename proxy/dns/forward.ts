@@ -33,7 +33,7 @@ export function hostResolvers(exclude: ReadonlySet<string>, path = '/etc/resolv.
  * each query under an ID of its own; an answer comes back with the client's ID. No answer in
  * time (or no upstream at all) resolves undefined, for the caller to answer SERVFAIL.
  */
-export class Forwarder {
+export class UpstreamResolvers {
   private socket: Socket | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = Math.floor(Math.random() * 65_536);

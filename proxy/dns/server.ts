@@ -1,7 +1,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Forwarder } from './forward.js';
+import type { UpstreamResolvers } from './forward.js';
 import { failure, parseQuery, type Question, RCODE, respond, UDP_MAX } from './wire.js';
 import { lookup, type Zone } from './zone.js';
 
@@ -15,7 +15,7 @@ export interface DnsServerOptions {
   allowed: (ip: string) => boolean;
   /** Asked when `allowed` said no: whether it does after looking again (a container just started). */
   recheck: (ip: string) => Promise<boolean>;
-  forwarder: Forwarder;
+  upstreams: UpstreamResolvers;
   log: Logger;
 }
 
@@ -79,7 +79,7 @@ export class DnsServer {
 
   close(): void {
     for (const key of [...this.udp.keys()]) this.unlisten(key);
-    this.options.forwarder.close();
+    this.options.upstreams.close();
   }
 
   /** The answer to one query, or undefined to send nothing. */
@@ -111,7 +111,7 @@ export class DnsServer {
   ): Buffer | Promise<Buffer | undefined> {
     const found = lookup(this.options.zone(), question.name, question.type);
     if (found !== 'forward') return respond(query, question, found, maxBytes);
-    return this.options.forwarder
+    return this.options.upstreams
       .resolve(query)
       .then((answer) => answer ?? failure(query, question.id, RCODE.SERVFAIL, question));
   }

@@ -29,11 +29,14 @@ async function ip(...args: string[]): Promise<string> {
  */
 export class HostAddresses {
   private readonly ranges: string[] = [];
+  /** What the last sync of each range made local: the same set again asks the kernel nothing. */
+  private readonly synced = new Map<string, string>();
 
   /** Routes the range as unreachable; more specific routes (bridges, local addresses) still win. */
   async blackhole(range: string): Promise<void> {
+    if (this.ranges.includes(range)) return;
     await ip('route', 'replace', 'unreachable', range);
-    if (!this.ranges.includes(range)) this.ranges.push(range);
+    this.ranges.push(range);
   }
 
   /** The addresses of the range on lo now. */
@@ -48,11 +51,14 @@ export class HostAddresses {
 
   /** Makes the addresses of the range on lo exactly these. */
   async sync(range: string, wanted: ReadonlySet<string>): Promise<void> {
+    const key = [...wanted].sort().join(',');
+    if (this.synced.get(range) === key) return;
     const present = await this.present(range);
     for (const address of wanted)
       if (!present.has(address)) await ip('addr', 'add', `${address}/32`, 'dev', 'lo');
     for (const address of present)
       if (!wanted.has(address)) await ip('addr', 'del', `${address}/32`, 'dev', 'lo');
+    this.synced.set(range, key);
   }
 
   /** Removes what this process added: the addresses, then the routes. */
@@ -62,5 +68,6 @@ export class HostAddresses {
       await ip('route', 'del', 'unreachable', range).catch(() => undefined);
     }
     this.ranges.length = 0;
+    this.synced.clear();
   }
 }
