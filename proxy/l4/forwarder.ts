@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Endpoint, ServiceRoute } from '../routing-table.js';
 import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from './balancer.js';
-import { KEEPALIVE_MS, splice } from './splice.js';
+import { splice } from './splice.js';
 
 /** Connect attempts per connection: each to another endpoint. */
 const MAX_ATTEMPTS = 3;
@@ -30,7 +30,6 @@ export function dialLocal(host: string, port: number): Promise<Socket> {
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.off('error', reject);
-      socket.setKeepAlive(true, KEEPALIVE_MS);
       resolve(socket);
     });
     socket.once('error', (error) => {
@@ -57,7 +56,6 @@ export class Forwarder {
   }
 
   async forward(client: Socket, service: ServiceRoute, target: number): Promise<void> {
-    client.setKeepAlive(true, KEEPALIVE_MS);
     client.setNoDelay(true);
     // Until an upstream is there, a client error must not go unhandled.
     const early = (error: Error) =>

@@ -1,8 +1,8 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 /** Idle connections stay open as long as both ends do: TCP keepalive finds dead peers instead. */
-export const KEEPALIVE_MS = 60_000;
+const KEEPALIVE_MS = 60_000;
 
 /**
  * Joins two connections: bytes flow both ways with backpressure (pipe), a half-close on one side
@@ -10,6 +10,8 @@ export const KEEPALIVE_MS = 60_000;
  * once both are closed. No timer ever cuts an idle connection.
  */
 export function splice(a: Duplex, b: Duplex): Promise<void> {
+  // TLS streams between agents included (a TLSSocket is a Socket).
+  for (const side of [a, b]) if (side instanceof Socket) side.setKeepAlive(true, KEEPALIVE_MS);
   return new Promise((resolve) => {
     let open = 2;
     const closed = () => {
