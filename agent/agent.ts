@@ -10,7 +10,9 @@ import { writeRefusal } from '../mesh/state/authorization.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
 import { DataPlane } from '../proxy/data-plane.js';
+import { DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/ingress.js';
 import { admitted, refuseRemovedNodes } from './admission.js';
+import { Certificates } from './certificates.js';
 import { clusterRoutes } from './cluster-routes.js';
 import { ControlServer } from './control.js';
 import { JoinTokens } from './join-tokens.js';
@@ -37,6 +39,8 @@ import { StateAccess } from './state-access.js';
 
 export const DEFAULT_PORT = 7946;
 export const DEFAULT_DNS_PORT = 53;
+export const DEFAULT_HTTP_PORT = 80;
+export const DEFAULT_HTTPS_PORT = 443;
 
 /** What a started agent runs, stopped in reverse order. */
 interface Parts {
@@ -201,6 +205,10 @@ export class Agent {
       clusterId: cluster.clusterId,
       advertise: cluster.advertise,
       dnsPort: cluster.dnsPort ?? DEFAULT_DNS_PORT,
+      httpPort: cluster.httpPort ?? DEFAULT_HTTP_PORT,
+      httpsPort: cluster.httpsPort ?? DEFAULT_HTTPS_PORT,
+      trustedProxies: cluster.trustedProxies ?? [],
+      responseTimeoutMs: cluster.httpTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
       upstreams: cluster.dnsUpstreams,
       state,
       members: () => membership.members(),
@@ -252,7 +260,7 @@ export class Agent {
             new ClusterLogs(identity.nodeId, state, transport, runtimes, stacks),
             access,
           ),
-          ...routesRoute(identity.nodeId, dataPlane),
+          ...routesRoute(identity.nodeId, dataPlane, new Certificates(access)),
         },
         log,
       ),

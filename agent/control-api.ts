@@ -154,7 +154,15 @@ export interface RouteRow {
   /** Ports published on every node (ingress mode). */
   published: number[];
   networks: string[];
+  /** Host names and path prefixes of its x-mesh routes (beside `<service>.<stack>.mesh`). */
+  hosts: string[];
   endpoints: Array<{ task: string; node: string; host: string; local: boolean }>;
+  /** What this node's HTTP ingress saw of it since the agent started. */
+  http: {
+    requests: number;
+    statuses: Record<string, number>;
+    latency: number[];
+  } | null;
 }
 
 /** GET /v1/routes?service=S: this node's routing table, or one service of it (ID or name). */
@@ -165,6 +173,14 @@ export interface RoutesResponse {
   notRouted: string[];
   /** Addresses this node should serve but cannot (a port taken), and why. */
   notServed: Array<{ address: string; reason: string }>;
+}
+
+/** A certificate of the HTTPS ingress, without its key. */
+export interface CertificateRow {
+  host: string;
+  subject: string;
+  notAfter: string;
+  addedAt: string;
 }
 
 /** A route: what it is asked (query or body) and what it answers. */
@@ -194,6 +210,9 @@ export interface ControlApi {
   'GET /v1/logs': Route<{ service: string; tail?: string; cursors?: string }, LogsResponse>;
   'GET /v1/node': Route<{ node: string }, NodeDetail>;
   'GET /v1/routes': Route<{ service?: string }, RoutesResponse>;
+  'POST /v1/certs': Route<{ host: string; certPem: string; keyPem: string }, CertificateRow>;
+  'GET /v1/certs': Route<Nothing, CertificateRow[]>;
+  'POST /v1/certs/rm': Route<{ host: string }, { host: string }>;
   'POST /v1/node': Route<NodeUpdateRequest, { id: string; node: NodeRecord }>;
   /** Removes a node for good; a node still alive only with force. */
   'POST /v1/node/rm': Route<{ node: string; force?: boolean }, { id: string }>;

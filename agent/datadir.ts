@@ -22,6 +22,13 @@ export interface ClusterFile {
   dnsPort?: number;
   /** --dns-upstream; absent: the host's resolvers. */
   dnsUpstreams?: string[];
+  /** The HTTP ingress (--http-port, --https-port); 0: none; absent: 80 and 443. */
+  httpPort?: number;
+  httpsPort?: number;
+  /** --trusted-proxy: peers whose X-Forwarded-* headers the ingress believes. */
+  trustedProxies?: string[];
+  /** --http-timeout: how long a replica may take to start its answer. */
+  httpTimeoutMs?: number;
   /** Only on the node that created the cluster: the ranges it chose, written to the state once. */
   network?: NetworkSettings;
 }

@@ -21,6 +21,10 @@ export interface AgentOptions {
   dnsPort?: number;
   /** Resolvers for names outside the zone; default the host's. */
   dnsUpstreams?: string[];
+  httpPort?: number;
+  httpsPort?: number;
+  trustedProxies?: string[];
+  httpTimeoutMs?: number;
   /** `mesh init` only: the cluster's service and bridge ranges. */
   network?: NetworkSettings;
 }
@@ -67,8 +71,7 @@ export async function createCluster(options: AgentOptions): Promise<Provisioned>
     seeds: [],
     joinSecret: newJoinSecret(),
     rescheduleAfterMs: options.rescheduleAfterMs,
-    dnsPort: options.dnsPort,
-    dnsUpstreams: options.dnsUpstreams,
+    ...nodeSettings(options),
     network: options.network,
   };
   await dir.writeIdentity(identity, ca.exportKeyPem());
@@ -102,8 +105,7 @@ export async function joinWithToken(
     labels: options.labels,
     seeds: token.seeds,
     rescheduleAfterMs: options.rescheduleAfterMs,
-    dnsPort: options.dnsPort,
-    dnsUpstreams: options.dnsUpstreams,
+    ...nodeSettings(options),
   };
   await dir.writeIdentity(identity);
   await dir.writeCluster(cluster);
@@ -125,6 +127,18 @@ export async function reopen(
     return [];
   });
   return { dir, cluster, identity, ca, log, seeds: [...new Set([...peers, ...cluster.seeds])] };
+}
+
+/** This node's own data plane settings, kept in its cluster file. */
+function nodeSettings(options: AgentOptions): Partial<ClusterFile> {
+  return {
+    dnsPort: options.dnsPort,
+    dnsUpstreams: options.dnsUpstreams,
+    httpPort: options.httpPort,
+    httpsPort: options.httpsPort,
+    trustedProxies: options.trustedProxies,
+    httpTimeoutMs: options.httpTimeoutMs,
+  };
 }
 
 /** Why we cannot listen, in words a user can act on. */

@@ -1,16 +1,25 @@
 import type { DataPlane } from '../proxy/data-plane.js';
+import type { Certificates } from './certificates.js';
 import type { ControlHandlers, RouteRow, RoutesResponse } from './control-api.js';
 import { NotFoundError } from './errors.js';
 
 /**
- * `GET /v1/routes`: the routing table as this node's data plane holds it, for `mesh inspect`:
- * what a connection to a service sent from here would reach.
+ * The data plane's routes: `GET /v1/routes`, the routing table as this node's data plane holds it
+ * (for `mesh inspect`: what a connection sent from here would reach, and what the ingress saw),
+ * and the ingress's certificates.
  */
 export function routesRoute(
   nodeId: string,
   dataPlane: DataPlane,
-): Pick<ControlHandlers, 'GET /v1/routes'> {
+  certificates: Certificates,
+): Pick<
+  ControlHandlers,
+  'GET /v1/routes' | 'POST /v1/certs' | 'GET /v1/certs' | 'POST /v1/certs/rm'
+> {
   return {
+    'POST /v1/certs': (request) => certificates.add(request),
+    'GET /v1/certs': () => certificates.list(),
+    'POST /v1/certs/rm': ({ host }) => certificates.remove(host),
     'GET /v1/routes': ({ service }) => {
       const table = dataPlane.routes;
       const rows: RouteRow[] = table.services.map((s) => ({
@@ -20,6 +29,8 @@ export function routesRoute(
         ports: s.ports.map((p) => p.target),
         published: table.ingress.filter((i) => i.service.id === s.id).map((i) => i.port),
         networks: s.networks,
+        hosts: s.routes.map((r) => `${r.host}${r.path}`),
+        http: dataPlane.ingressStats(s.id) ?? null,
         endpoints: s.endpoints.map((e) => ({
           task: e.taskId,
           node: e.nodeId,

@@ -58,6 +58,7 @@ export class Stacks {
     const request = checkRequest(body);
     this.checkPlacement(request.services);
     this.checkPorts(request);
+    this.checkHosts(request);
     const response: DeployResponse = { stack: request.stack, services: [] };
     await this.access.writeConditionally(() => {
       response.services = [];
@@ -297,6 +298,30 @@ export class Stacks {
             .join('; ')})`,
         );
     }
+  }
+
+  /** A host name of x-mesh routes belongs to one stack (its services may split it by path). */
+  private checkHosts(request: DeployRequest): void {
+    const owner = new Map<string, string>();
+    for (const { value } of this.state.list<ServiceRecord>('services'))
+      if (value.stack !== request.stack)
+        for (const route of value.routes ?? []) owner.set(route.host, value.stack);
+    const paths = new Map<string, string>();
+    for (const service of request.services)
+      for (const route of service.routes ?? []) {
+        const stack = owner.get(route.host);
+        if (stack)
+          throw new ConflictError(
+            `service ${service.name}: host ${route.host} is already routed by stack ${stack} (stack ${request.stack} asks for it too)`,
+          );
+        const key = `${route.host}${route.path}`;
+        const other = paths.get(key);
+        if (other && other !== service.name)
+          throw new InvalidError(
+            `service ${service.name}: ${key} is already routed to service ${other}`,
+          );
+        paths.set(key, service.name);
+      }
   }
 
   /** A published port belongs to one service in the whole cluster (the routing mesh serves it). */

@@ -1,7 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultDataDir } from '../agent/datadir.js';
-import { COMMANDS, NODE_COMMANDS } from './commands.js';
+import { CERT_COMMANDS, COMMANDS, NODE_COMMANDS } from './commands.js';
 import { parseDuration } from './stackfile/values.js';
 
 /** A mistake of the user's: printed as one line, without a stack trace. */
@@ -25,6 +25,12 @@ const FLAG_HELP: Record<string, string> = {
   'dns-port': 'the port of the DNS server on the node address (default 53; 0: none)',
   'dns-upstream':
     'a resolver HOST[:PORT] for names outside mesh. (repeatable; default: /etc/resolv.conf; "none")',
+  'http-port': 'the HTTP ingress port on the node address (default 80; 0: none)',
+  'https-port': 'the HTTPS ingress port on the node address (default 443; 0: none)',
+  'trusted-proxy':
+    'a load balancer (IPv4 CIDR) whose X-Forwarded-* headers are believed (repeatable)',
+  'http-timeout':
+    'how long a replica may take to start its answer before the client gets 504 (default 5m)',
   'service-range': 'the range service addresses come from (default 10.250.0.0/16)',
   'bridge-range': "the range each node's stack bridges take a /24 of (default 10.251.0.0/16)",
   'compose-file': 'the compose or stack file to deploy',
@@ -40,7 +46,7 @@ const FLAG_HELP: Record<string, string> = {
 
 /** A command's usage: what it takes and each option, with what it is for. */
 function usage(command: string, options: Options): string {
-  const known = [...COMMANDS, ...NODE_COMMANDS].find((c) => c.name === command);
+  const known = [...COMMANDS, ...NODE_COMMANDS, ...CERT_COMMANDS].find((c) => c.name === command);
   const lines = [`Usage: mesh ${command} ${known?.args ?? ''} [options]`.replace(/ +/g, ' ')];
   if (known) lines.push('', known.summary);
   lines.push('', 'Options:');
@@ -52,6 +58,40 @@ function usage(command: string, options: Options): string {
   const width = Math.max(...flags.map(([flag]) => (flag as string).length));
   for (const [flag, help] of flags) lines.push(`  ${(flag as string).padEnd(width)}  ${help}`);
   return lines.join('\n');
+}
+
+/**
+ * Runs the subcommand of a command with subcommands (`mesh node ls`, `mesh cert add`); without
+ * one, or with --help, the usage lists them.
+ */
+export function runSubcommand(
+  command: string,
+  args: string[],
+  handlers: Record<string, (args: string[]) => Promise<number>>,
+  list: Array<{ name: string; args?: string; summary: string }>,
+): Promise<number> {
+  const [sub, ...rest] = args;
+  const handler = sub === undefined ? undefined : handlers[sub];
+  if (handler) return handler(rest);
+  if (sub === undefined || sub === '--help' || sub === '-h')
+    throw new HelpRequest(subcommandUsage(command, list));
+  throw new UsageError(`${command} ${sub}: use ${command} ${Object.keys(handlers).join('|')}`);
+}
+
+/** The usage of a command with subcommands (`mesh node`, `mesh cert`): each with what it does. */
+function subcommandUsage(
+  command: string,
+  list: Array<{ name: string; args?: string; summary: string }>,
+): string {
+  const width = Math.max(...list.map((c) => `${c.name} ${c.args ?? ''}`.length));
+  return [
+    `Usage: mesh ${command} <command> [options]`,
+    '',
+    ...list.map((c) => `  ${`${c.name} ${c.args ?? ''}`.padEnd(width)}  ${c.summary}`),
+    '',
+    'Options:',
+    '  -h, --help  this text; after a command, what that command takes',
+  ].join('\n');
 }
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -108,8 +148,8 @@ export function durationOf(value: unknown, flag: string): number | undefined {
 export function portOf(values: Record<string, unknown>, fallback: number, flag = 'port'): number {
   if (values[flag] === undefined) return fallback;
   const port = Number(values[flag]);
-  // --dns-port 0: no DNS on the node address.
-  const min = flag === 'dns-port' ? 0 : 1;
+  // --dns-port 0, --http-port 0, --https-port 0: not served on the node address.
+  const min = flag === 'port' ? 1 : 0;
   if (!Number.isInteger(port) || port < min || port > 65535) {
     throw new UsageError(
       `--${flag} needs a port number (${min}-65535), got "${String(values[flag])}"`,

@@ -1,32 +1,24 @@
 import type { NodeUpdateRequest } from '../agent/control-api.js';
-import { DATA_DIR, dataDirOf, HelpRequest, JSON_OUTPUT, parse, UsageError } from './args.js';
+import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, runSubcommand, UsageError } from './args.js';
 import { NODE_COMMANDS } from './commands.js';
 import { callAgent } from './control-client.js';
 import { ago, plural, print, table } from './output.js';
 
-export async function node(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === 'ls') return nodeList(rest);
-  if (sub === 'inspect') return nodeInspect(rest);
-  if (sub === 'drain' || sub === 'activate' || sub === 'label') return nodeUpdate(sub, rest);
-  if (sub === 'rm') return nodeRemove(rest);
-  if (sub === undefined || sub === '--help' || sub === '-h') {
-    const width = Math.max(...NODE_COMMANDS.map((c) => `${c.name} ${c.args ?? ''}`.length));
-    const lines = NODE_COMMANDS.map(
-      (c) => `  ${`${c.name} ${c.args ?? ''}`.padEnd(width)}  ${c.summary}`,
-    );
-    throw new HelpRequest(
-      [
-        'Usage: mesh node <command> [options]',
-        '',
-        ...lines,
-        '',
-        'Options:',
-        '  -h, --help  this text; after a command, what that command takes',
-      ].join('\n'),
-    );
-  }
-  throw new UsageError(`node ${sub}: use node ls|inspect|drain|activate|label|rm`);
+export function node(args: string[]): Promise<number> {
+  const update = (sub: 'drain' | 'activate' | 'label') => (rest: string[]) => nodeUpdate(sub, rest);
+  return runSubcommand(
+    'node',
+    args,
+    {
+      ls: nodeList,
+      inspect: nodeInspect,
+      drain: update('drain'),
+      activate: update('activate'),
+      label: update('label'),
+      rm: nodeRemove,
+    },
+    NODE_COMMANDS,
+  );
 }
 
 async function nodeRemove(args: string[]): Promise<number> {

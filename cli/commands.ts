@@ -2,6 +2,7 @@
 const cluster = () => import('./cluster.js');
 const daemon = () => import('./daemon.js');
 const stacks = () => import('./stacks.js');
+const certs = () => import('./certs.js');
 
 export interface Command {
   name: string;
@@ -23,6 +24,17 @@ export const NODE_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = 
     args: 'NODE...',
     summary: 'remove a node for good: its certificate is refused',
   },
+];
+
+/** The subcommands of `mesh cert`, for their --help. */
+export const CERT_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
+  {
+    name: 'cert add',
+    args: 'HOST CERT KEY',
+    summary: 'serve HTTPS for HOST (or *.domain) with a PEM certificate (chain) and its key',
+  },
+  { name: 'cert ls', summary: 'the certificates: host, subject, expiry' },
+  { name: 'cert rm', args: 'HOST', summary: 'stop serving a certificate' },
 ];
 
 export const COMMANDS: Command[] = [
@@ -58,6 +70,13 @@ export const COMMANDS: Command[] = [
     group: 'Cluster',
     summary: 'list nodes; inspect, drain, activate, label (KEY=VALUE, KEY-) or remove one',
     run: async (args) => (await cluster()).node(args),
+  },
+  {
+    name: 'cert',
+    args: 'add|ls|rm',
+    group: 'Cluster',
+    summary: "the HTTPS ingress's certificates, chosen by SNI on every node",
+    run: async (args) => (await certs()).cert(args),
   },
   {
     name: 'status',

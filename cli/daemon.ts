@@ -21,6 +21,10 @@ const AGENT_FLAGS: Options = {
   'reschedule-after': { type: 'string' },
   'dns-port': { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true },
+  'http-port': { type: 'string' },
+  'https-port': { type: 'string' },
+  'trusted-proxy': { type: 'string', multiple: true },
+  'http-timeout': { type: 'string' },
 };
 
 /** Cluster-wide settings: chosen once, by the node that creates the cluster. */
@@ -71,6 +75,10 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
       rescheduleAfterMs: durationOf(values['reschedule-after'], '--reschedule-after'),
       dnsPort: values['dns-port'] === undefined ? undefined : portOf(values, 53, 'dns-port'),
       dnsUpstreams: upstreamsOf(values['dns-upstream'] as string[] | undefined),
+      httpPort: values['http-port'] === undefined ? undefined : portOf(values, 80, 'http-port'),
+      httpsPort: values['https-port'] === undefined ? undefined : portOf(values, 443, 'https-port'),
+      trustedProxies: trustedOf(values['trusted-proxy'] as string[] | undefined),
+      httpTimeoutMs: durationOf(values['http-timeout'], '--http-timeout'),
       network: command === 'init' ? networkOf(values) : undefined,
     },
   };
@@ -92,6 +100,19 @@ function networkOf(values: Record<string, unknown>): NetworkSettings {
     settings[key] = text;
   }
   return settings;
+}
+
+/** --trusted-proxy CIDR (repeatable); a bare address is a /32. */
+function trustedOf(values: string[] | undefined): string[] | undefined {
+  return values?.map((value) => {
+    const cidr = value.includes('/') ? value : `${value}/32`;
+    try {
+      parseCidr(cidr, 32);
+    } catch (error) {
+      throw new UsageError(`--trusted-proxy: ${(error as Error).message}`);
+    }
+    return cidr;
+  });
 }
 
 /** --dns-upstream HOST[:PORT] (repeatable), or "none": names outside the zone get SERVFAIL. */

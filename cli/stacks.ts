@@ -184,6 +184,14 @@ export async function inspect(args: string[]): Promise<number> {
           `${s.id}  ${s.dnsName}  ${s.address ?? '(no address yet)'}`,
           `  ports: ${s.ports.join(', ') || '-'}; published on every node: ${s.published.join(', ') || '-'}`,
           `  networks: ${s.networks.join(', ')}`,
+          `  HTTP hosts: ${[`${s.dnsName}/`, ...s.hosts].join(', ')}${
+            s.http
+              ? `; ${s.http.requests} requests here (${Object.entries(s.http.statuses)
+                  .filter(([, n]) => n > 0)
+                  .map(([k, n]) => `${k} ${n}`)
+                  .join(', ')})`
+              : ''
+          }`,
           `  endpoints seen from node ${routes.node}: ${s.endpoints.length === 0 ? 'none ready' : ''}`,
           ...s.endpoints.map(
             (e) => `    ${e.task}  node ${e.node}  ${e.host}${e.local ? '  (this node)' : ''}`,

@@ -1,7 +1,14 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { dnsAddress, type NetworkSettings, type ServiceAddress } from '../mesh/api/network.js';
+import type { CertificateRecord } from '../mesh/api/certificates.js';
+import {
+  contains,
+  dnsAddress,
+  type NetworkSettings,
+  parseCidr,
+  type ServiceAddress,
+} from '../mesh/api/network.js';
 import type { UnservedPort } from '../mesh/api/nodes.js';
 import type { ServiceRecord } from '../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
@@ -16,12 +23,18 @@ import { buildZone, type Zone } from './dns/zone.js';
 import { HostAddresses, PRIVILEGE_HINT } from './host/addresses.js';
 import { HostOwnership } from './host/ownership.js';
 import { privilegesMissing } from './host/privileges.js';
+import { HttpIngress } from './http/ingress.js';
+import { HttpRelay } from './http/relay.js';
+import { type HostRoutes, hostRoutes } from './http/routes.js';
+import { IngressServers } from './http/servers.js';
 import { Forwarder } from './l4/forwarder.js';
 import { type Accept, Listeners } from './l4/listeners.js';
 import { splice } from './l4/splice.js';
 import { type RoutingTable, routingTable } from './routing-table.js';
 import { type Bridge, mayReach, SourcePolicy } from './source-policy.js';
 
+/** A stream target for the HTTP relay of a task's port: `http/<task>/<port>`. */
+const RELAY_PREFIX = 'http/';
 /** Containers send DNS queries to the DNS address on the standard port. */
 const CONTAINER_DNS_PORT = 53;
 /** Bridges are listed again (for a new task, an unknown source) at most this often. */
@@ -34,6 +47,13 @@ export interface DataPlaneOptions {
   advertise: string;
   /** 0: no DNS on the advertise address. */
   dnsPort: number;
+  /** The HTTP ingress on the advertise address; 0: none. */
+  httpPort: number;
+  httpsPort: number;
+  /** Peers whose own X-Forwarded-* headers the ingress believes (CIDRs). */
+  trustedProxies: string[];
+  /** How long a replica may take to start an answer. */
+  responseTimeoutMs: number;
   /** host:port of upstream resolvers; undefined: the host's (/etc/resolv.conf). */
   upstreams: string[] | undefined;
   state: ClusterState;
@@ -68,6 +88,11 @@ export class DataPlane {
   private readonly listeners: Listeners;
   private readonly host = new HostAddresses();
   private readonly ownership: HostOwnership;
+  private readonly ingress: HttpIngress;
+  private readonly relay: HttpRelay;
+  private readonly ingressServers: IngressServers;
+  private httpRoutes: HostRoutes;
+  private certificates: ReadonlyMap<string, CertificateRecord> = new Map();
   private unwatch: (() => void) | undefined;
   private rebuildQueued = false;
   private applying: Promise<void> | undefined;
@@ -84,10 +109,11 @@ export class DataPlane {
     this.table = this.build();
     this.zone = buildZone(this.table, this.serial);
     this.policy.setServiceRange(this.table.settings?.serviceRange);
+    this.certificates = this.certificatesNow();
     this.forwarder = new Forwarder({
       nodeId: options.nodeId,
       log: options.log,
-      dialRemote: (nodeId, taskId, port) => this.dialRemote(nodeId, taskId, port),
+      dialRemote: (nodeId, taskId, port) => this.streamTo(nodeId, `${taskId}/${port}`),
     });
     this.dns = new DnsServer({
       zone: () => this.zone,
@@ -100,6 +126,25 @@ export class DataPlane {
       log: options.log,
     });
     this.listeners = new Listeners(options.log);
+    const trusted = options.trustedProxies.map((cidr) => parseCidr(cidr, 32));
+    // HTTP to a replica elsewhere goes through that node's relay, over pooled keep-alive streams.
+    this.ingress = new HttpIngress({
+      routes: () => this.httpRoutes,
+      connect: (endpoint, target) =>
+        endpoint.nodeId === options.nodeId
+          ? this.forwarder.dialOwn(endpoint, target)
+          : this.streamTo(endpoint.nodeId, `${RELAY_PREFIX}${endpoint.taskId}/${target}`),
+      connectRaw: (endpoint, target) => this.forwarder.connect(endpoint, target),
+      trusted: (ip) => trusted.some((range) => contains(range, ip)),
+      responseTimeoutMs: options.responseTimeoutMs,
+      log: options.log,
+    });
+    this.relay = new HttpRelay(
+      (endpoint, target) => this.forwarder.dialOwn(endpoint, target),
+      options.log,
+    );
+    this.httpRoutes = hostRoutes(this.table);
+    this.ingressServers = new IngressServers(this.ingress, () => this.certificates, options.log);
     this.ownership = new HostOwnership(`mesh-data-plane-${options.clusterId}`, options.log, () =>
       this.apply(),
     );
@@ -108,6 +153,11 @@ export class DataPlane {
   /** The routing table as this node sees it now. */
   get routes(): RoutingTable {
     return this.table;
+  }
+
+  /** What this node's HTTP ingress saw of a service. */
+  ingressStats(serviceId: string) {
+    return this.ingress.metrics.of(serviceId);
   }
 
   /** What this process lacks to serve service addresses and DNS (checked at start). */
@@ -122,7 +172,8 @@ export class DataPlane {
     const { state, log, advertise, dnsPort } = this.options;
     if (this.privilegesMissing) log.error(this.privilegesMissing);
     this.unwatch = state.watch((change) => {
-      if (change.kind !== 'nodes' && change.kind !== 'stacks' && change.kind !== 'secrets')
+      if (change.kind === 'certificates') this.certificates = this.certificatesNow();
+      else if (change.kind !== 'nodes' && change.kind !== 'stacks' && change.kind !== 'secrets')
         this.rebuildSoon();
     });
     this.options.onMembersChange(() => this.rebuildSoon());
@@ -138,6 +189,7 @@ export class DataPlane {
             'DNS not served on the node address',
           ),
         );
+    await this.ingressServers.listen(advertise, this.options.httpPort, this.options.httpsPort);
     this.ownership.start();
     this.apply();
   }
@@ -147,6 +199,9 @@ export class DataPlane {
     this.unwatch?.();
     await this.applying;
     this.listeners.close();
+    this.ingressServers.close();
+    this.ingress.close();
+    this.relay.close();
     this.dns.close();
     // The next agent of this host takes the addresses over as they are; the last one removes them.
     if (this.ownership.owned && !this.ownership.othersWaiting && !this.hostRefusal)
@@ -156,6 +211,12 @@ export class DataPlane {
           this.options.log.warn({ reason: error.message }, 'service addresses not removed'),
         );
     this.ownership.stop();
+  }
+
+  private certificatesNow(): ReadonlyMap<string, CertificateRecord> {
+    return new Map(
+      this.options.state.list<CertificateRecord>('certificates').map((c) => [c.id, c.value]),
+    );
   }
 
   /** The table from the replica and membership as they are now (pure: routing-table.ts). */
@@ -186,9 +247,11 @@ export class DataPlane {
       this.table = this.build();
       this.zone = buildZone(this.table, ++this.serial);
       this.policy.setServiceRange(this.table.settings?.serviceRange);
-      this.forwarder.counters.retain(
-        new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId))),
-      );
+      this.httpRoutes = hostRoutes(this.table);
+      const listed = new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId)));
+      this.forwarder.counters.retain(listed);
+      this.ingress.retain(listed);
+      this.relay.retain(listed);
       this.apply();
     });
   }
@@ -347,15 +410,17 @@ export class DataPlane {
     return this.nextListing;
   }
 
-  private dialRemote(nodeId: string, taskId: string, port: number) {
+  /** A stream to another node's agent: to a task's port (`<task>/<port>`), or its HTTP relay (`http/...`). */
+  private streamTo(nodeId: string, target: string) {
     const member = this.options.members().find((m) => m.id === nodeId);
     if (!member) return Promise.reject(new Error(`node ${nodeId} is not a member`));
-    return this.options.openStream({ address: member.address, nodeId }, `${taskId}/${port}`);
+    return this.options.openStream({ address: member.address, nodeId }, target);
   }
 
   /** Another node's agent forwards a connection to one of this node's tasks. */
   private serveStream(peer: Peer, target: string, socket: TLSSocket, head: Buffer): void {
-    const [taskId, portText] = target.split('/');
+    const relayed = target.startsWith(RELAY_PREFIX);
+    const [taskId, portText] = target.slice(relayed ? RELAY_PREFIX.length : 0).split('/');
     const endpoint = this.table.services
       .flatMap((s) => s.endpoints)
       .find((e) => e.taskId === taskId && e.nodeId === this.options.nodeId);
@@ -369,6 +434,10 @@ export class DataPlane {
       return;
     }
     socket.on('error', () => socket.destroy());
+    if (relayed) {
+      this.relay.accept(acceptStream(socket, head), endpoint, port);
+      return;
+    }
     this.forwarder
       .dialOwn(endpoint, port)
       .then((upstream) => splice(acceptStream(socket, head), upstream))

@@ -9,7 +9,7 @@ import {
   networksOf,
   type ServiceAddress,
 } from '../mesh/api/network.js';
-import type { PortSpec, ServiceRecord } from '../mesh/api/services.js';
+import type { HttpRouteSpec, PortSpec, ServiceRecord } from '../mesh/api/services.js';
 import { serviceId } from '../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
 
@@ -32,6 +32,8 @@ export interface ServiceRoute {
   /** TCP ports it answers on: its published and exposed ones, each with its container port. */
   ports: PortSpec[];
   networks: string[];
+  /** Host names and path prefixes the HTTP ingress sends here (x-mesh routes). */
+  routes: HttpRouteSpec[];
   endpoints: Endpoint[];
 }
 
@@ -128,6 +130,7 @@ export function routingTable(view: ReplicaView): RoutingTable {
       address: view.addresses.get(id)?.address,
       ports: portsOf(service),
       networks: networksOf(service),
+      routes: service.routes ?? [],
       endpoints,
     };
     services.push(route);

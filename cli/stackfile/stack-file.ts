@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { networkKey } from '../../mesh/api/network.js';
 import type {
   Healthcheck,
+  HttpRouteSpec,
   PortSpec,
   RestartPolicy,
   ServiceDefinition,
@@ -189,8 +190,11 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
   if (runtime !== 'docker' && runtime !== 'process')
     throw new Located([...path, 'x-mesh', 'runtime'], 'must be docker or process');
   for (const key of Object.keys(mesh))
-    if (key !== 'runtime' && key !== 'at_most_once')
-      throw new Located([...path, 'x-mesh', key], 'unknown x-mesh setting');
+    if (!['runtime', 'at_most_once', 'routes'].includes(key))
+      throw new Located(
+        [...path, 'x-mesh', key],
+        'unknown x-mesh setting (runtime, at_most_once, routes)',
+      );
   if (mesh.at_most_once !== undefined && typeof mesh.at_most_once !== 'boolean')
     throw new Located([...path, 'x-mesh', 'at_most_once'], 'must be true or false');
   const command = at([...path, 'command'], () => commandOf(raw.command));
@@ -257,6 +261,8 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
       serviceNetworks(raw.networks, path, context),
     );
   if (mesh.at_most_once === true) definition.atMostOnce = true;
+  if (mesh.routes !== undefined)
+    definition.routes = routesOf(mesh.routes, [...path, 'x-mesh', 'routes'], definition);
   if (definition.healthcheck === undefined) delete definition.healthcheck;
   if (definition.command === undefined) delete definition.command;
   if (definition.entrypoint === undefined) delete definition.entrypoint;
@@ -358,6 +364,46 @@ function range(text: string): number[] {
   const end = to === undefined ? start : portNumber(to);
   if (end < start) throw new Error(`port range ${text} runs backwards`);
   return Array.from({ length: end - start + 1 }, (_, i) => start + i);
+}
+
+const HOST_NAME =
+  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/**
+ * x-mesh routes: each a host name (or `{host, path, port, strip_prefix}`) the HTTP ingress sends
+ * to this service; the port defaults to the service's first TCP port.
+ */
+function routesOf(value: unknown, path: KeyPath, service: ServiceDefinition): HttpRouteSpec[] {
+  if (!Array.isArray(value))
+    throw new Located(path, 'must be a list of hosts or {host, path, port, strip_prefix}');
+  const tcpPorts = [
+    ...service.ports.filter((p) => p.protocol === 'tcp').map((p) => p.target),
+    ...service.expose,
+  ];
+  return value.map((entry, i) => {
+    const at: KeyPath = [...path, i];
+    const spec = (typeof entry === 'string' ? { host: entry } : entry) as Raw;
+    for (const key of Object.keys(spec))
+      if (!['host', 'path', 'port', 'strip_prefix'].includes(key))
+        throw new Located([...at, key], 'unknown route setting (host, path, port, strip_prefix)');
+    const host = String(spec.host ?? '').toLowerCase();
+    if (!HOST_NAME.test(host))
+      throw new Located([...at, 'host'], `"${String(spec.host)}" is not a host name`);
+    const prefix = spec.path === undefined ? '/' : String(spec.path);
+    if (!prefix.startsWith('/') || /\s/.test(prefix))
+      throw new Located([...at, 'path'], `"${prefix}" is not a path prefix (it starts with /)`);
+    const port = spec.port === undefined ? tcpPorts[0] : Number(spec.port);
+    if (port === undefined)
+      throw new Located(at, 'the service has no TCP port (ports or expose) for the route to reach');
+    if (!tcpPorts.includes(port))
+      throw new Located(
+        [...at, 'port'],
+        `port ${String(spec.port)} is not one of the service's TCP ports (${tcpPorts.join(', ')})`,
+      );
+    if (spec.strip_prefix !== undefined && typeof spec.strip_prefix !== 'boolean')
+      throw new Located([...at, 'strip_prefix'], 'must be true or false');
+    return { host, path: prefix, port, stripPrefix: spec.strip_prefix === true };
+  });
 }
 
 const UDP_NOT_ROUTED =

@@ -46,13 +46,18 @@ export function numberToIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
-/** "10.250.0.0/16"; throws naming what is wrong. */
-export function parseCidr(text: string): Cidr {
+/**
+ * "10.250.0.0/16"; throws naming what is wrong. Ranges mesh hands out addresses from are /8 to
+ * /30; a range that only matches addresses (trusted proxies) may be as narrow as /32.
+ */
+export function parseCidr(text: string, maxBits = 30): Cidr {
   const [ip, bitsText] = text.split('/');
   const base = ipToNumber(ip ?? '');
   const bits = Number(bitsText);
-  if (base === undefined || !Number.isInteger(bits) || bits < 8 || bits > 30)
-    throw new Error(`"${text}" is not an IPv4 range in CIDR form with a prefix of 8 to 30 bits`);
+  if (base === undefined || !Number.isInteger(bits) || bits < 8 || bits > maxBits)
+    throw new Error(
+      `"${text}" is not an IPv4 range in CIDR form with a prefix of 8 to ${maxBits} bits`,
+    );
   const size = 2 ** (32 - bits);
   if (base % size !== 0)
     throw new Error(`"${text}": ${ip} is not the first address of a /${bits} range`);

@@ -29,6 +29,18 @@ export interface PortSpec {
   mode?: 'host';
 }
 
+/** x-mesh routes: a hostname (and path prefix) the HTTP ingress sends to this service. */
+export interface HttpRouteSpec {
+  /** Lower case, as a DNS name. */
+  host: string;
+  /** A path prefix, starting with "/": the longest matching prefix wins. */
+  path: string;
+  /** The container port requests go to. */
+  port: number;
+  /** Take the prefix off the path before forwarding (/api/users → /users). */
+  stripPrefix: boolean;
+}
+
 /** Swarm's restart_policy; compose's `restart:` maps onto it. */
 export interface RestartPolicy {
   condition: 'none' | 'on-failure' | 'any';
@@ -96,6 +108,8 @@ export interface ServiceDefinition {
    * the leader stops its tasks before the leader could have started replacements.
    */
   atMostOnce?: boolean;
+  /** x-mesh routes: hostnames and path prefixes served by the HTTP ingress on every node. */
+  routes?: HttpRouteSpec[];
 }
 
 /** services/<stack>.<name> */
@@ -191,6 +205,7 @@ const definitionFields: Fields = {
   optional: {
     atMostOnce: boolean,
     networks: listOf(string),
+    routes: listOf(shape({ host: string, path: string, port: integer(1), stripPrefix: boolean })),
     command: listOf(string),
     entrypoint: listOf(string),
     healthcheck: shape({

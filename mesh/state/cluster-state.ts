@@ -11,6 +11,7 @@ export const KINDS = [
   'secrets',
   'settings',
   'addresses',
+  'certificates',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 

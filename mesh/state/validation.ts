@@ -1,3 +1,4 @@
+import { type CertificateRecord, checkCertificate } from '../api/certificates.js';
 import {
   checkNetworkSettings,
   checkServiceAddress,
@@ -26,6 +27,7 @@ const SHAPES: Record<Kind, Check> = {
       ? checkNetworkSettings(value, path)
       : `${path}: no such setting (only settings/network)`,
   addresses: checkServiceAddress,
+  certificates: checkCertificate,
 };
 
 /** What is wrong with a stored object on its own (its shape, and that its ID names it). */
@@ -38,6 +40,7 @@ export function checkObject(kind: Kind, id: string, value: unknown): string | un
   if (kind === 'stacks') return named((value as StackRecord).name);
   if (kind === 'services') return named(serviceId(value as ServiceRecord));
   if (kind === 'tasks') return named((value as TaskRecord).id);
+  if (kind === 'certificates') return named((value as CertificateRecord).host);
   return undefined;
 }
 

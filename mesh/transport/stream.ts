@@ -11,18 +11,24 @@ const MAX_HEADER_BYTES = 8192;
 /**
  * Opens a byte stream to what a peer serves under `target`, over a connection of its own: TLS with
  * both certificates checked (the options come from clientTlsOptions), then an HTTP upgrade on the
- * peer's one port. Resolves with the socket once the peer accepted; rejects with its reason.
+ * peer's one port. Resolves with the socket once the peer accepted, paused (pipe() resumes it);
+ * rejects with the peer's reason.
  */
 export function openStream(
   address: string,
   target: string,
   tls: ConnectionOptions & { localAddress?: string },
   timeoutMs: number,
+  /** Told of each TLS session ticket the peer sends, to resume from (tls.session) next time. */
+  onSession?: (session: Buffer) => void,
 ): Promise<TLSSocket> {
   const { host, port } = splitHostPort(address);
   return new Promise((resolve, reject) => {
     // A half-close of the stream is passed on, not answered by closing (Node honours the option).
     const socket = connect({ ...tls, host, port, allowHalfOpen: true } as ConnectionOptions);
+    // Streams carry request/response traffic: a small write must not wait for the last one's ACK.
+    socket.setNoDelay(true);
+    if (onSession) socket.on('session', onSession);
     const timer = setTimeout(
       () =>
         fail(new TransportError('unreachable', `no stream from ${address} within ${timeoutMs} ms`)),
@@ -75,6 +81,7 @@ export function openStream(
 export function acceptStream(socket: TLSSocket, head: Buffer): TLSSocket {
   // The member's half-close is passed on; this side keeps sending until its own end.
   socket.allowHalfOpen = true;
+  socket.setNoDelay(true);
   socket.write(
     `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE}\r\n\r\n`,
   );

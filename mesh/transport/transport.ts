@@ -1,4 +1,4 @@
-import type { TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { NodeIdentity } from '../pki/identity.js';
 import {
@@ -61,6 +61,9 @@ export class Transport {
   /** Nodes this node dialled itself and found there. */
   private readonly dialled = new Set<string>();
   private streamHandler: StreamHandler | undefined;
+  private streamContext: SecureContext | undefined;
+  /** The last TLS session ticket of each peer's streams, by address. */
+  private readonly streamSessions = new Map<string, Buffer>();
 
   constructor(private readonly options: TransportOptions) {
     this.revocations = options.revocations ?? new RevocationList();
@@ -125,14 +128,22 @@ export class Transport {
    * own (so a busy stream never holds up gossip or Raft), checked to be that node.
    */
   openStream(to: { address: string; nodeId: string }, target: string): Promise<TLSSocket> {
+    const tls = clientTlsOptions(this.options.identity, this.policy, to.nodeId);
+    // Parsing the keys for every stream costs more than its handshake: one context serves all;
+    // and a stream resumes the last TLS session with the node, sparing both sides the
+    // certificate signatures (the session still names the certificates it began with).
+    this.streamContext ??= createSecureContext(tls);
     return openStream(
       to.address,
       target,
       {
-        ...clientTlsOptions(this.options.identity, this.policy, to.nodeId),
+        ...tls,
+        secureContext: this.streamContext,
+        session: this.streamSessions.get(to.address),
         localAddress: this.options.host,
       },
       this.options.connectTimeoutMs ?? 3000,
+      (session) => this.streamSessions.set(to.address, session),
     );
   }
 

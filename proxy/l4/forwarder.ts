@@ -77,7 +77,7 @@ export class Forwarder {
       live.active += 1;
       let upstream: Duplex;
       try {
-        upstream = await this.dial(endpoint, target);
+        upstream = await this.connect(endpoint, target);
       } catch (error) {
         live.active -= 1;
         live.failedUntil = Date.now() + FAIL_TIMEOUT_MS;
@@ -109,7 +109,8 @@ export class Forwarder {
     client.destroy();
   }
 
-  private dial(endpoint: Endpoint, target: number): Promise<Duplex> {
+  /** A connection to an endpoint's port: directly when it runs here, through its node's agent else. */
+  connect(endpoint: Endpoint, target: number): Promise<Duplex> {
     if (endpoint.nodeId === this.options.nodeId) return this.dialOwn(endpoint, target);
     return this.options.dialRemote(endpoint.nodeId, endpoint.taskId, target);
   }

@@ -24,6 +24,7 @@ function route(endpoints: Endpoint[]): ServiceRoute {
     address: '10.77.0.2',
     ports: [{ target: 80, protocol: 'tcp' }],
     networks: ['s_default'],
+    routes: [],
     endpoints,
   };
 }

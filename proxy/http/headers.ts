@@ -1,0 +1,63 @@
+/** The headers the ingress passes on, drops and adds. */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { plainAddress } from '../source-policy.js';
+
+/** Headers of one connection only, never passed on (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+/** Raw headers (name, value, name, value...) without the hop-by-hop ones. */
+export function withoutHopByHop(raw: string[], keepUpgrade = false): string[] {
+  const named = new Set<string>();
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]?.toLowerCase() === 'connection')
+      for (const token of (raw[i + 1] ?? '').split(',')) named.add(token.trim().toLowerCase());
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] ?? '').toLowerCase();
+    const hop = HOP_BY_HOP.has(name) || named.has(name);
+    if (hop && !(keepUpgrade && (name === 'connection' || name === 'upgrade'))) continue;
+    out.push(raw[i] as string, raw[i + 1] as string);
+  }
+  return out;
+}
+
+/**
+ * The request's headers as the replica gets them: hop-by-hop ones dropped (but Connection and
+ * Upgrade of an upgrade), and X-Forwarded-For, -Proto and -Host saying who asked and how. A
+ * trusted peer's own X-Forwarded-* are kept and extended; anyone else's are replaced.
+ */
+export function forwardHeaders(
+  req: IncomingMessage,
+  scheme: 'http' | 'https',
+  trusted: (ip: string) => boolean,
+  upgrade = false,
+): string[] {
+  const peer = plainAddress((req.socket as Socket).remoteAddress ?? '');
+  const believed = trusted(peer);
+  const raw = withoutHopByHop(req.rawHeaders, upgrade);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] ?? '').toLowerCase();
+    if (name.startsWith('x-forwarded-')) continue;
+    out.push(raw[i] as string, raw[i + 1] as string);
+  }
+  const incoming = (name: string) => {
+    const value = req.headers[name];
+    return believed && typeof value === 'string' && value !== '' ? value : undefined;
+  };
+  const chain = incoming('x-forwarded-for');
+  out.push('X-Forwarded-For', chain ? `${chain}, ${peer}` : peer);
+  out.push('X-Forwarded-Proto', incoming('x-forwarded-proto') ?? scheme);
+  out.push('X-Forwarded-Host', incoming('x-forwarded-host') ?? req.headers.host ?? '');
+  return out;
+}

@@ -1,0 +1,298 @@
+import {
+  type ClientRequest,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../l4/balancer.js';
+import { splice } from '../l4/splice.js';
+import type { Endpoint } from '../routing-table.js';
+import { forwardHeaders, withoutHopByHop } from './headers.js';
+import { IngressMetrics } from './metrics.js';
+import { type Connect, UpstreamPools } from './pools.js';
+import { RELAY_UNREACHABLE_HEADER } from './relay.js';
+import { forwardedPath, type HostRoutes, type HttpRoute, hostOnly, matchRoute } from './routes.js';
+
+/** How long a replica may take to start its answer (after that, 504); the body has no limit. */
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 300_000;
+/** Attempts per request: a connect failure moves on to another replica once (nothing was sent). */
+const MAX_ATTEMPTS = 2;
+
+/** Methods a replica may see twice: retried when a reused connection broke before any answer. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export interface IngressOptions {
+  routes: () => HostRoutes;
+  /** Connections for the keep-alive pools (to a replica elsewhere: its node's HTTP relay). */
+  connect: Connect;
+  /** A raw connection to the replica's port, for upgrades (WebSockets) spliced end to end. */
+  connectRaw: Connect;
+  /** Whether a peer's own X-Forwarded-* headers are believed (a load balancer in front). */
+  trusted: (ip: string) => boolean;
+  responseTimeoutMs: number;
+  log: Logger;
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The HTTP ingress on every node: a request goes by its Host and path to a ready replica of the
+ * route's service anywhere in the cluster, over a keep-alive pool per replica, bodies streamed
+ * both ways. WebSocket upgrades are spliced through; nothing idles out on a timer.
+ */
+export class HttpIngress {
+  readonly metrics = new IngressMetrics();
+  readonly counters = new EndpointCounters();
+  private readonly pools: UpstreamPools;
+
+  constructor(private readonly options: IngressOptions) {
+    this.pools = new UpstreamPools(options.connect);
+  }
+
+  /** Keeps the pools of the replicas still listed. */
+  retain(taskIds: ReadonlySet<string>): void {
+    this.pools.retain(taskIds);
+    this.counters.retain(taskIds);
+  }
+
+  close(): void {
+    this.pools.close();
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
+    const started = performance.now();
+    const route = this.route(req);
+    if (route instanceof Refusal) {
+      this.refuse(res, route);
+      return;
+    }
+    const headers = forwardHeaders(req, scheme, this.options.trusted);
+    const path = forwardedPath(route, req.url ?? '/');
+    res.once('finish', () => {
+      const ms = performance.now() - started;
+      this.metrics.record(route.service.id, res.statusCode, ms);
+      this.options.log.debug(
+        {
+          service: route.service.id,
+          method: req.method,
+          path: req.url,
+          status: res.statusCode,
+          ms: Math.round(ms),
+          client: req.socket.remoteAddress,
+        },
+        'request',
+      );
+    });
+    this.attempt(req, res, route, path, headers, new Set(), 1);
+  }
+
+  /** A WebSocket (or other) upgrade: the request head is sent on, then both sides are spliced. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https'): void {
+    socket.on('error', () => socket.destroy());
+    const route = this.route(req);
+    if (route instanceof Refusal) {
+      socket.end(rawResponse(route.status, route.message));
+      return;
+    }
+    const headers = forwardHeaders(req, scheme, this.options.trusted, true);
+    const lines = [`${req.method} ${forwardedPath(route, req.url ?? '/')} HTTP/1.1`];
+    for (let i = 0; i < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
+    const requestHead = `${lines.join('\r\n')}\r\n\r\n`;
+    const tried = new Set<string>();
+    const next = (attempt: number): void => {
+      const endpoint = this.pickFor(route, tried);
+      if (!endpoint) {
+        socket.end(rawResponse(503, `service ${route.service.id} has no ready replica`));
+        return;
+      }
+      tried.add(endpoint.taskId);
+      this.options.connectRaw(endpoint, route.target).then(
+        (upstream) => {
+          const live = this.counters.get(endpoint.taskId);
+          live.active += 1;
+          upstream.write(requestHead);
+          if (head.length > 0) upstream.write(head);
+          void splice(socket, upstream).then(() => {
+            live.active -= 1;
+          });
+        },
+        (error: Error) => {
+          this.failed(endpoint, error);
+          if (attempt < MAX_ATTEMPTS) next(attempt + 1);
+          else
+            socket.end(
+              rawResponse(
+                502,
+                `no replica of ${route.service.id} took the connection: ${error.message}`,
+              ),
+            );
+        },
+      );
+    };
+    next(1);
+  }
+
+  private route(req: IncomingMessage): HttpRoute | Refusal {
+    const hostHeader = req.headers.host ?? '';
+    const route = matchRoute(this.options.routes(), hostHeader, req.url ?? '/');
+    if (!route)
+      return new Refusal(
+        404,
+        `no service answers for host "${hostOnly(hostHeader)}" on this cluster`,
+      );
+    if (route.service.endpoints.length === 0)
+      return new Refusal(503, `service ${route.service.id} has no ready replica`);
+    return route;
+  }
+
+  private pickFor(route: HttpRoute, tried: ReadonlySet<string>): Endpoint | undefined {
+    const { counters } = this;
+    return pick(
+      route.service.endpoints,
+      (id) => counters.get(id),
+      Date.now(),
+      tried,
+      counters.nextTurn(),
+    );
+  }
+
+  private failed(endpoint: Endpoint, error: Error): void {
+    this.counters.get(endpoint.taskId).failedUntil = Date.now() + FAIL_TIMEOUT_MS;
+    this.options.log.warn(
+      { task: endpoint.taskId, node: endpoint.nodeId, reason: error.message },
+      'replica did not take the request; trying another',
+    );
+  }
+
+  private attempt(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: HttpRoute,
+    path: string,
+    headers: string[],
+    tried: Set<string>,
+    attempt: number,
+  ): void {
+    const endpoint = this.pickFor(route, tried);
+    if (!endpoint) {
+      this.refuse(res, new Refusal(502, `no replica of ${route.service.id} took the request`));
+      return;
+    }
+    tried.add(endpoint.taskId);
+    const live = this.counters.get(endpoint.taskId);
+    live.active += 1;
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      live.active -= 1;
+    };
+    let connected = false;
+    const upstream: ClientRequest = httpRequest({
+      agent: this.pools.agentFor(endpoint, route.target),
+      method: req.method,
+      path,
+      headers,
+      setHost: false,
+    });
+    const timer = setTimeout(
+      () =>
+        upstream.destroy(
+          new Refusal(
+            504,
+            `no answer from ${endpoint.taskId} within ${this.options.responseTimeoutMs / 1000} s`,
+          ),
+        ),
+      this.options.responseTimeoutMs,
+    );
+    // Sent on only once connected: a connect failure has consumed nothing, so it can go elsewhere.
+    upstream.once('socket', () => {
+      connected = true;
+      req.pipe(upstream);
+    });
+    /** The attempt failed before an answer was passed on: retry elsewhere when that is safe. */
+    const fail = (error: Error, replicaUnreachable: boolean) => {
+      clearTimeout(timer);
+      done();
+      if (res.headersSent) {
+        res.destroy(error);
+        return;
+      }
+      if (replicaUnreachable) this.failed(endpoint, error);
+      // Nothing of the request was used: not sent at all, or nothing but its head.
+      const untouched = !connected || !hasBody(req);
+      // A pooled connection that broke is the pool's, not the replica's: it may be asked again.
+      const brokenPool =
+        !replicaUnreachable && upstream.reusedSocket && IDEMPOTENT.has(req.method ?? '');
+      if (brokenPool) tried.delete(endpoint.taskId);
+      const retry = !(error instanceof Refusal) && untouched && (replicaUnreachable || brokenPool);
+      if (retry && attempt < MAX_ATTEMPTS) {
+        this.attempt(req, res, route, path, headers, tried, attempt + 1);
+        return;
+      }
+      const status = error instanceof Refusal ? error.status : 502;
+      const words = status === 504 ? 'gateway timeout' : 'bad gateway';
+      this.refuse(res, new Refusal(status, `${words}: ${error.message}`));
+    };
+    upstream.once('response', (answer) => {
+      if (answer.headers[RELAY_UNREACHABLE_HEADER]) {
+        // The replica's node could not reach it: as good as a failed connect.
+        answer.resume();
+        fail(
+          new Error(
+            `replica ${endpoint.taskId} on node ${endpoint.nodeId} did not take the connection`,
+          ),
+          true,
+        );
+        return;
+      }
+      clearTimeout(timer);
+      res.writeHead(
+        answer.statusCode ?? 502,
+        answer.statusMessage,
+        withoutHopByHop(answer.rawHeaders),
+      );
+      answer.pipe(res);
+      answer.once('end', done);
+      answer.once('error', () => res.destroy());
+    });
+    upstream.once('error', (error: Error) => fail(error, !connected));
+    // The client went away: so does the request to the replica.
+    res.once('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+  }
+
+  private refuse(res: ServerResponse, refusal: Refusal): void {
+    const body = `${refusal.message}\n`;
+    res.writeHead(refusal.status, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      ...(refusal.status === 503 ? { 'retry-after': '1' } : {}),
+    });
+    res.end(body);
+  }
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return (
+    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+  );
+}
+
+/** A whole HTTP/1.1 response, for a connection that is not (or no longer) a ServerResponse. */
+function rawResponse(status: number, message: string): string {
+  const body = `${message}\n`;
+  const reason =
+    { 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Error';
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}

@@ -1,0 +1,95 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import { type CertificateRecord, certificateFor } from '../../mesh/api/certificates.js';
+import type { HttpIngress } from './ingress.js';
+
+/** A client has this long to send a request's headers; its body and the answer have no limit. */
+const HEADERS_TIMEOUT_MS = 60_000;
+
+/**
+ * The ingress's listeners on the node address: HTTP, and HTTPS with the certificate the client
+ * names (SNI) taken from the cluster's certificates. ALPN offers HTTP/1.1 (h2 can be added there).
+ */
+export class IngressServers {
+  private readonly servers: Array<HttpServer | HttpsServer> = [];
+  private readonly contexts = new WeakMap<CertificateRecord, SecureContext>();
+
+  constructor(
+    private readonly ingress: HttpIngress,
+    private readonly certificates: () => ReadonlyMap<string, CertificateRecord>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Listens on host:httpPort and host:httpsPort (0: not at all); a port that fails is logged. */
+  async listen(host: string, httpPort: number, httpsPort: number): Promise<void> {
+    const options = { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS };
+    if (httpPort > 0) {
+      const server = createHttpServer(options, (req, res) => this.ingress.handle(req, res, 'http'));
+      server.on('upgrade', (req, socket, head) => this.ingress.upgrade(req, socket, head, 'http'));
+      await this.start(server, host, httpPort);
+    }
+    if (httpsPort > 0) {
+      const server = createHttpsServer(
+        {
+          ...options,
+          ALPNProtocols: ['http/1.1'],
+          SNICallback: (name, done) => {
+            const record = certificateFor(this.certificates(), name);
+            if (!record) {
+              done(new Error(`no certificate for ${name}`), undefined);
+              return;
+            }
+            done(null, this.contextOf(record));
+          },
+        },
+        (req, res) => this.ingress.handle(req, res, 'https'),
+      );
+      server.on('upgrade', (req, socket, head) => this.ingress.upgrade(req, socket, head, 'https'));
+      server.on('tlsClientError', (error) =>
+        this.log.debug({ reason: error.message }, 'HTTPS handshake refused'),
+      );
+      await this.start(server, host, httpsPort);
+    }
+  }
+
+  close(): void {
+    for (const server of this.servers) {
+      server.close();
+      server.closeAllConnections();
+    }
+    this.servers.length = 0;
+  }
+
+  private contextOf(record: CertificateRecord): SecureContext {
+    let context = this.contexts.get(record);
+    if (!context) {
+      context = createSecureContext({ cert: record.certPem, key: record.keyPem });
+      this.contexts.set(record, context);
+    }
+    return context;
+  }
+
+  private async start(server: HttpServer | HttpsServer, host: string, port: number): Promise<void> {
+    server.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.servers.push(server);
+    } catch (error) {
+      this.log.error(
+        { address: `${host}:${port}`, reason: (error as Error).message },
+        'HTTP ingress not served on this address',
+      );
+    }
+  }
+}
