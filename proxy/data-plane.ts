@@ -141,6 +141,7 @@ export class DataPlane {
     });
     this.relay = new HttpRelay(
       (endpoint, target) => this.forwarder.dialOwn(endpoint, target),
+      options.responseTimeoutMs,
       options.log,
     );
     this.httpRoutes = hostRoutes(this.table);

@@ -5,6 +5,8 @@ import { plainAddress } from '../source-policy.js';
 
 /** Headers of one connection only, never passed on (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
+  // Answered by this server itself (100 Continue); the client library forbids passing it on.
+  'expect',
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -59,5 +61,20 @@ export function forwardHeaders(
   out.push('X-Forwarded-For', chain ? `${chain}, ${peer}` : peer);
   out.push('X-Forwarded-Proto', incoming('x-forwarded-proto') ?? scheme);
   out.push('X-Forwarded-Host', incoming('x-forwarded-host') ?? req.headers.host ?? '');
+  return out;
+}
+
+/** A header object (as the client library gives an answer's) without the hop-by-hop fields. */
+export function withoutHopByHopFields(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
+  const named = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((token) => token.trim().toLowerCase()),
+  );
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined && !HOP_BY_HOP.has(name) && !named.has(name)) out[name] = value;
   return out;
 }

@@ -1,17 +1,13 @@
-import {
-  type ClientRequest,
-  request as httpRequest,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Duplex, Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
 import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../l4/balancer.js';
 import { splice } from '../l4/splice.js';
 import type { Endpoint } from '../routing-table.js';
-import { forwardHeaders, withoutHopByHop } from './headers.js';
+import { forwardHeaders, withoutHopByHopFields } from './headers.js';
 import { IngressMetrics } from './metrics.js';
-import { type Connect, UpstreamPools } from './pools.js';
+import { type Connect, ReplicaUnreachable, UpstreamPools } from './pools.js';
 import { RELAY_UNREACHABLE_HEADER } from './relay.js';
 import { forwardedPath, type HostRoutes, type HttpRoute, hostOnly, matchRoute } from './routes.js';
 
@@ -53,9 +49,12 @@ export class HttpIngress {
   readonly metrics = new IngressMetrics();
   readonly counters = new EndpointCounters();
   private readonly pools: UpstreamPools;
+  /** The access log is at debug level: without it, nothing is built for it per request. */
+  private readonly accessLog: boolean;
 
   constructor(private readonly options: IngressOptions) {
-    this.pools = new UpstreamPools(options.connect);
+    this.pools = new UpstreamPools(options.connect, options.responseTimeoutMs);
+    this.accessLog = options.log.isLevelEnabled('debug');
   }
 
   /** Keeps the pools of the replicas still listed. */
@@ -80,17 +79,18 @@ export class HttpIngress {
     res.once('finish', () => {
       const ms = performance.now() - started;
       this.metrics.record(route.service.id, res.statusCode, ms);
-      this.options.log.debug(
-        {
-          service: route.service.id,
-          method: req.method,
-          path: req.url,
-          status: res.statusCode,
-          ms: Math.round(ms),
-          client: req.socket.remoteAddress,
-        },
-        'request',
-      );
+      if (this.accessLog)
+        this.options.log.debug(
+          {
+            service: route.service.id,
+            method: req.method,
+            path: req.url,
+            status: res.statusCode,
+            ms: Math.round(ms),
+            client: req.socket.remoteAddress,
+          },
+          'request',
+        );
     });
     this.attempt(req, res, route, path, headers, new Set(), 1);
   }
@@ -190,86 +190,55 @@ export class HttpIngress {
     tried.add(endpoint.taskId);
     const live = this.counters.get(endpoint.taskId);
     live.active += 1;
-    let settled = false;
-    const done = () => {
-      if (settled) return;
-      settled = true;
-      live.active -= 1;
-    };
-    let connected = false;
-    const upstream: ClientRequest = httpRequest({
-      agent: this.pools.agentFor(endpoint, route.target),
-      method: req.method,
-      path,
-      headers,
-      setHost: false,
-    });
-    const timer = setTimeout(
-      () =>
-        upstream.destroy(
-          new Refusal(
-            504,
-            `no answer from ${endpoint.taskId} within ${this.options.responseTimeoutMs / 1000} s`,
-          ),
-        ),
-      this.options.responseTimeoutMs,
-    );
-    // Sent on only once connected: a connect failure has consumed nothing, so it can go elsewhere.
-    upstream.once('socket', () => {
-      connected = true;
-      req.pipe(upstream);
-    });
-    /** The attempt failed before an answer was passed on: retry elsewhere when that is safe. */
-    const fail = (error: Error, replicaUnreachable: boolean) => {
-      clearTimeout(timer);
-      done();
-      if (res.headersSent) {
-        res.destroy(error);
-        return;
-      }
-      if (replicaUnreachable) this.failed(endpoint, error);
-      // Nothing of the request was used: not sent at all, or nothing but its head.
-      const untouched = !connected || !hasBody(req);
-      // A pooled connection that broke is the pool's, not the replica's: it may be asked again.
-      const brokenPool =
-        !replicaUnreachable && upstream.reusedSocket && IDEMPOTENT.has(req.method ?? '');
-      if (brokenPool) tried.delete(endpoint.taskId);
-      const retry = !(error instanceof Refusal) && untouched && (replicaUnreachable || brokenPool);
-      if (retry && attempt < MAX_ATTEMPTS) {
-        this.attempt(req, res, route, path, headers, tried, attempt + 1);
-        return;
-      }
-      const status = error instanceof Refusal ? error.status : 502;
-      const words = status === 504 ? 'gateway timeout' : 'bad gateway';
-      this.refuse(res, new Refusal(status, `${words}: ${error.message}`));
-    };
-    upstream.once('response', (answer) => {
-      if (answer.headers[RELAY_UNREACHABLE_HEADER]) {
-        // The replica's node could not reach it: as good as a failed connect.
-        answer.resume();
-        fail(
-          new Error(
+    const body = hasBody(req);
+    let relayUnreachable = false;
+    this.pools.poolFor(endpoint, route.target).stream(
+      { path, method: req.method as Dispatcher.HttpMethod, headers, body: body ? req : null },
+      ({ statusCode, headers: answer }) => {
+        if (answer[RELAY_UNREACHABLE_HEADER]) {
+          // The replica's node could not reach it: as good as a failed connect.
+          relayUnreachable = true;
+          return discard();
+        }
+        res.writeHead(statusCode, withoutHopByHopFields(answer));
+        return res;
+      },
+      (error) => {
+        live.active -= 1;
+        if (!error && !relayUnreachable) return;
+        const failure =
+          error ??
+          new ReplicaUnreachable(
             `replica ${endpoint.taskId} on node ${endpoint.nodeId} did not take the connection`,
-          ),
-          true,
+          );
+        if (res.headersSent) {
+          res.destroy(failure);
+          return;
+        }
+        const unreachable = failure instanceof ReplicaUnreachable;
+        if (unreachable) this.failed(endpoint, failure);
+        // A pooled connection that broke before any answer is the pool's, not the replica's.
+        const brokenPool =
+          (failure as { code?: string }).code === 'UND_ERR_SOCKET' &&
+          IDEMPOTENT.has(req.method ?? '');
+        if (brokenPool) tried.delete(endpoint.taskId);
+        // Only a request whose body was not used can be sent again.
+        if ((unreachable || brokenPool) && !body && attempt < MAX_ATTEMPTS) {
+          this.attempt(req, res, route, path, headers, tried, attempt + 1);
+          return;
+        }
+        const timeout = (failure as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT';
+        this.refuse(
+          res,
+          timeout
+            ? new Refusal(
+                504,
+                `gateway timeout: no answer from ${endpoint.taskId} within ${this.options.responseTimeoutMs / 1000} s`,
+              )
+            : new Refusal(502, `bad gateway: ${failure.message}`),
         );
-        return;
-      }
-      clearTimeout(timer);
-      res.writeHead(
-        answer.statusCode ?? 502,
-        answer.statusMessage,
-        withoutHopByHop(answer.rawHeaders),
-      );
-      answer.pipe(res);
-      answer.once('end', done);
-      answer.once('error', () => res.destroy());
-    });
-    upstream.once('error', (error: Error) => fail(error, !connected));
-    // The client went away: so does the request to the replica.
-    res.once('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
+      },
+    );
   }
 
   private refuse(res: ServerResponse, refusal: Refusal): void {
@@ -281,6 +250,13 @@ export class HttpIngress {
     });
     res.end(body);
   }
+}
+
+/** Where the body of an answer that is not passed on goes. */
+function discard(): Writable {
+  return new Writable({
+    write: (_chunk, _encoding, done) => done(),
+  });
 }
 
 function hasBody(req: IncomingMessage): boolean {

@@ -1,55 +1,73 @@
-import { Agent } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Pool } from 'undici';
 import type { Endpoint } from '../routing-table.js';
 
 /** Opens a connection to an endpoint's port: directly on this node, through its agent elsewhere. */
 export type Connect = (endpoint: Endpoint, target: number) => Promise<Duplex>;
 
+/** Raised to a request when its replica could not be connected to: nothing of it was sent. */
+export class ReplicaUnreachable extends Error {
+  override name = 'ReplicaUnreachable';
+}
+
+/** Idle pooled connections are closed after this (replicas often close theirs at 5 s). */
+const KEEP_ALIVE_MS = 4000;
+const KEEPALIVE_PROBE_MS = 60_000;
+
 /**
- * Keep-alive connection pools, one per endpoint and port: a request reuses an idle connection to
- * the replica it was sent to, whichever node it runs on (a pooled connection to a replica on
- * another node is a TLS stream through that node's agent).
+ * Keep-alive connection pools (undici), one per endpoint and port: a request reuses an idle
+ * connection to the replica it is sent to, whichever node it runs on (a pooled connection to a
+ * replica on another node is a stream to that node's HTTP relay).
  */
 export class UpstreamPools {
-  private readonly agents = new Map<string, Agent>();
+  private readonly pools = new Map<string, Pool>();
 
-  constructor(private readonly connect: Connect) {}
+  constructor(
+    private readonly connect: Connect,
+    /** How long a replica may take to start its answer. */
+    private readonly headersTimeoutMs: number,
+  ) {}
 
-  agentFor(endpoint: Endpoint, target: number): Agent {
+  poolFor(endpoint: Endpoint, target: number): Pool {
     const key = `${endpoint.taskId}/${target}`;
-    let agent = this.agents.get(key);
-    if (!agent) {
-      agent = new Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
-      // Node's Agent takes a connection made asynchronously through the callback.
-      agent.createConnection = (_options, callback) => {
-        this.connect(endpoint, target).then(
-          (socket) => {
-            // A stream through another agent arrives paused (nothing of it may be lost before its
-            // reader is there); HTTP's reader attaches without resuming, and the replica says
-            // nothing before it is asked.
-            socket.resume();
-            callback?.(null, socket as never);
-          },
-          (error: Error) => callback?.(error, undefined as never),
-        );
-        return undefined as never;
-      };
-      this.agents.set(key, agent);
+    let pool = this.pools.get(key);
+    if (!pool) {
+      // The origin only names the pool: connections come from `connect`.
+      pool = new Pool(`http://${endpoint.host}:${endpoint.ports.get(target) ?? target}`, {
+        connect: (_options, callback) => {
+          this.connect(endpoint, target).then(
+            (socket) => {
+              (socket as Socket).setKeepAlive?.(true, KEEPALIVE_PROBE_MS);
+              // A stream through another agent arrives paused; its reader does not resume it.
+              socket.resume();
+              callback(null, socket as Socket);
+            },
+            (error: Error) => callback(new ReplicaUnreachable(error.message), null),
+          );
+        },
+        pipelining: 1,
+        keepAliveTimeout: KEEP_ALIVE_MS,
+        headersTimeout: this.headersTimeoutMs,
+        // A body may stream for ever (server-sent events): no idle limit on it.
+        bodyTimeout: 0,
+      });
+      this.pools.set(key, pool);
     }
-    return agent;
+    return pool;
   }
 
   /** Closes the pools of endpoints no longer in the table. */
   retain(taskIds: ReadonlySet<string>): void {
-    for (const [key, agent] of this.agents)
+    for (const [key, pool] of this.pools)
       if (!taskIds.has(key.slice(0, key.lastIndexOf('/')))) {
-        agent.destroy();
-        this.agents.delete(key);
+        void pool.destroy();
+        this.pools.delete(key);
       }
   }
 
   close(): void {
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
+    for (const pool of this.pools.values()) void pool.destroy();
+    this.pools.clear();
   }
 }

@@ -1,15 +1,10 @@
-import {
-  createServer,
-  type IncomingMessage,
-  request,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../routing-table.js';
-import { withoutHopByHop } from './headers.js';
-import { type Connect, UpstreamPools } from './pools.js';
+import { withoutHopByHop, withoutHopByHopFields } from './headers.js';
+import { type Connect, ReplicaUnreachable, UpstreamPools } from './pools.js';
 
 /** On a relay's 502: its replica did not take the connection, so nothing of the request was used. */
 export const RELAY_UNREACHABLE_HEADER = 'x-mesh-relay-unreachable';
@@ -28,9 +23,10 @@ export class HttpRelay {
 
   constructor(
     connect: Connect,
+    responseTimeoutMs: number,
     private readonly log: Logger,
   ) {
-    this.pools = new UpstreamPools(connect);
+    this.pools = new UpstreamPools(connect, responseTimeoutMs);
     this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) =>
       this.relay(req, res),
     );
@@ -62,38 +58,28 @@ export class HttpRelay {
       res.writeHead(500).end();
       return;
     }
-    const upstream = request({
-      agent: this.pools.agentFor(where.endpoint, where.target),
-      method: req.method,
-      path: req.url,
-      headers: withoutHopByHop(req.rawHeaders),
-      setHost: false,
-    });
-    let connected = false;
-    upstream.once('socket', () => {
-      connected = true;
-      req.pipe(upstream);
-    });
-    upstream.once('response', (answer) => {
+    const body =
+      req.headers['transfer-encoding'] !== undefined ||
+      Number(req.headers['content-length'] ?? 0) > 0;
+    this.pools.poolFor(where.endpoint, where.target).stream(
+      {
+        path: req.url ?? '/',
+        method: req.method as Dispatcher.HttpMethod,
+        headers: withoutHopByHop(req.rawHeaders),
+        body: body ? req : null,
+      },
       // The replica's Connection: close is its own: the relay connection stays in the pool.
-      res.writeHead(
-        answer.statusCode ?? 502,
-        answer.statusMessage,
-        withoutHopByHop(answer.rawHeaders),
-      );
-      answer.pipe(res);
-    });
-    upstream.once('error', (error: Error) => {
-      if (res.headersSent) {
-        res.destroy(error);
-        return;
-      }
-      const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
-      if (!connected) headers[RELAY_UNREACHABLE_HEADER] = '1';
-      res.writeHead(502, headers).end(`replica ${where.endpoint.taskId}: ${error.message}\n`);
-    });
-    res.once('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
+      ({ statusCode, headers }) => res.writeHead(statusCode, withoutHopByHopFields(headers)),
+      (error) => {
+        if (!error) return;
+        if (res.headersSent) {
+          res.destroy(error);
+          return;
+        }
+        const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
+        if (error instanceof ReplicaUnreachable) headers[RELAY_UNREACHABLE_HEADER] = '1';
+        res.writeHead(502, headers).end(`replica ${where.endpoint.taskId}: ${error.message}\n`);
+      },
+    );
   }
 }

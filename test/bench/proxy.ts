@@ -1,0 +1,172 @@
+/**
+ * The HTTP ingress against nginx, HAProxy and Caddy, side by side in one run: wrk (-t1 -c32,
+ * bounded in time) against one keep-alive HTTP backend (a process task) reached directly, through
+ * each peer (one worker or thread each, upstream keep-alive) and through the mesh ingress with the
+ * replica on the same node. The peers are Debian packages, installed when missing. Everything
+ * stays on 127.0.42.0/24.
+ *
+ *   npm run bench:proxy [-- --seconds 10] [-- --json]
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { join } from 'node:path';
+import type { TaskRow } from '../../agent/control-api.js';
+import { callAgent } from '../../cli/control-client.js';
+import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
+import { ensureTool, note, option, report, until } from './harness.js';
+import { backendService, ratio, type WrkResult, wrk } from './wrk.js';
+
+const MESH = '127.0.42.1';
+const PORT = 18_042;
+const PEERS = { nginx: '127.0.42.2', haproxy: '127.0.42.3', caddy: '127.0.42.4' };
+const HOST = 'web.bench.mesh';
+
+function nginxConfig(root: string, backend: string): string {
+  mkdirSync(join(root, 'nginx'), { recursive: true });
+  return `worker_processes 1;
+daemon off;
+pid ${root}/nginx/nginx.pid;
+error_log ${root}/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${root}/nginx;
+  proxy_temp_path ${root}/nginx;
+  upstream backend { server ${backend}; keepalive 64; }
+  server {
+    listen ${PEERS.nginx}:${PORT};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }
+  }
+}
+`;
+}
+
+const haproxyConfig = (backend: string) => `global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 3s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+  option forwardfor
+frontend bench
+  bind ${PEERS.haproxy}:${PORT}
+  default_backend web
+backend web
+  server b1 ${backend}
+`;
+
+const caddyConfig = (backend: string) => `{
+  admin off
+  auto_https off
+}
+http://${PEERS.caddy}:${PORT} {
+  bind ${PEERS.caddy}
+  reverse_proxy ${backend}
+}
+`;
+
+/** Whether a GET of the URL (with this Host: fetch may not set one) answers 200. */
+function answers(url: string, host?: string): Promise<true | undefined> {
+  return new Promise((resolve) => {
+    const req = get(url, { headers: host ? { host } : {} }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? true : undefined);
+    });
+    req.on('error', () => resolve(undefined));
+  });
+}
+
+async function main(): Promise<void> {
+  const seconds = option('seconds', 10);
+  await ensureTool('wrk', 'wrk');
+  await ensureTool('nginx', 'nginx');
+  await ensureTool('haproxy', 'haproxy');
+  await ensureTool('caddy', 'caddy');
+  const cluster = await LocalCluster.create('bench-proxy');
+  const peers: ChildProcess[] = [];
+  try {
+    const [agent] = await cluster.start(
+      [MESH],
+      'proxy',
+      ['--label', 'side=local'],
+      [
+        '--dns-upstream',
+        'none',
+        '--dns-port',
+        '0',
+        '--http-port',
+        String(PORT),
+        '--https-port',
+        '0',
+      ],
+    );
+    if (!agent) throw new Error('no agent');
+    const file = cluster.file('bench.yml', `services:\n${backendService('web', 'local')}`);
+    await until('the node recorded and the backend running', 30_000, async () => {
+      const deployed = await meshOn(agent, 'deploy', '-c', file, 'bench', '--timeout', '20s');
+      return deployed.code === 0 ? true : undefined;
+    });
+    const [task] = (await callAgent(agent.dataDir, 'GET /v1/tasks', {
+      service: 'bench.web',
+    })) as TaskRow[];
+    const backend = task?.ports[0]?.split('->')[0];
+    if (!backend) throw new Error('the backend reports no port');
+
+    const root = cluster.root;
+    writeFileSync(join(root, 'nginx.conf'), nginxConfig(root, backend));
+    writeFileSync(join(root, 'haproxy.cfg'), haproxyConfig(backend));
+    writeFileSync(join(root, 'Caddyfile'), caddyConfig(backend));
+    peers.push(
+      spawn('nginx', ['-c', join(root, 'nginx.conf'), '-p', root], { stdio: 'ignore' }),
+      spawn('haproxy', ['-db', '-f', join(root, 'haproxy.cfg')], { stdio: 'ignore' }),
+      spawn('caddy', ['run', '--config', join(root, 'Caddyfile'), '--adapter', 'caddyfile'], {
+        stdio: ['ignore', 'ignore', openSync(join(root, 'caddy.log'), 'a')],
+        env: {
+          ...process.env,
+          GOMAXPROCS: '1',
+          HOME: root,
+          XDG_DATA_HOME: root,
+          XDG_CONFIG_HOME: root,
+        },
+      }),
+    );
+    const targets: Record<string, { url: string; host?: string }> = {
+      direct: { url: `http://${backend}/` },
+      nginx: { url: `http://${PEERS.nginx}:${PORT}/` },
+      haproxy: { url: `http://${PEERS.haproxy}:${PORT}/` },
+      caddy: { url: `http://${PEERS.caddy}:${PORT}/` },
+      mesh: { url: `http://${MESH}:${PORT}/`, host: HOST },
+    };
+    for (const [name, { url, host }] of Object.entries(targets))
+      await until(`${name} answering`, 20_000, () => answers(url, host));
+    // Two rounds, each over every target in turn, the better of each target's two kept: a
+    // moment of noise on this shared machine does not decide a ratio.
+    const results: Record<string, WrkResult> = {};
+    for (let round = 1; round <= 2; round++)
+      for (const [name, { url, host }] of Object.entries(targets)) {
+        note(`round ${round}: wrk -t1 -c32 -d${seconds}s ${url} (${name})`);
+        const result = await wrk(url, seconds, host);
+        if (result.rps > (results[name]?.rps ?? 0)) results[name] = result;
+      }
+    report({
+      ...results,
+      ratioVsNginx: ratio(results.mesh, results.nginx),
+      ratioVsCaddy: ratio(results.mesh, results.caddy),
+      seconds,
+    });
+  } finally {
+    for (const peer of peers) peer.kill();
+    await cluster.close();
+  }
+}
+
+await main();
