@@ -13,6 +13,8 @@ import { afterExit } from './restart.js';
 const RESYNC_MS = 2000;
 // How long a task that is no longer this node's gets to stop.
 const ORPHAN_GRACE_MS = 10_000;
+// A task told to stop is out of every routing table within this, and its requests done.
+const DRAIN_MS = 1000;
 // While at-most-once tasks run here, how often the leader's silence is looked at.
 const CUT_OFF_CHECK_MS = 250;
 
@@ -340,9 +342,18 @@ export class Reconciler {
   }
 
   private async shutdown(task: TaskRecord, runtime: Runtime): Promise<void> {
-    if (!(await runtime.inspect(task.id))) return; // already gone: the next round reports it
+    const seen = await runtime.inspect(task.id);
+    if (!seen) return; // already gone: the next round reports it
     const service = this.serviceOf(task);
-    await this.stopTask(runtime, task.id, service?.stopGracePeriodMs ?? 10_000);
+    const graceMs = service?.stopGracePeriodMs ?? 10_000;
+    // Draining: the write that told it to stop took it out of every node's routing table as
+    // each node applied it; a moment for the last of them, and for requests in flight, before
+    // the signal (within the stop grace period).
+    if (seen.state === 'running') {
+      this.stopping.add(task.id);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_MS, graceMs / 2)));
+    }
+    await this.stopTask(runtime, task.id, graceMs);
     clearTimeout(this.local.get(task.id)?.timer);
     this.local.delete(task.id);
     this.report(task.id, { state: 'shutdown', reason: task.reason });
