@@ -8,6 +8,7 @@
  *   npm run demo [-- --once]     (--once: deploy, show, fetch pages, clean up)
  */
 import { rm } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { pingEngine } from '../agent/runtime/docker.js';
@@ -44,12 +45,26 @@ async function chooseStack(): Promise<{ file: string; runtime: string }> {
   return { file: source('examples/stacks/demo.yml'), runtime: 'docker' };
 }
 
+/** One GET, with this Host header (fetch cannot set one). */
+function get(url: string, host?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers: host ? { host } : {} }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => {
+        body += String(chunk);
+      });
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+  });
+}
+
 /** The page at the URL, retrying while the listener comes up (an error says why, not a crash). */
-async function pageOf(url: string): Promise<string> {
+async function pageOf(url: string, host?: string): Promise<string> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      return await fetch(url).then((r) => r.text());
+      return await get(url, host);
     } catch (error) {
       if (Date.now() > deadline) return `(no answer: ${(error as Error).message})`;
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -112,6 +127,9 @@ async function main(): Promise<void> {
       const page = await pageOf(url);
       say(`  curl ${url}  -> ${JSON.stringify(page.trim())}`);
     }
+    const byName = await pageOf(`http://${HOSTS[0]}/`, 'web.demo.mesh');
+    say(`and by its name through the HTTP ingress on port 80 of any node:`);
+    say(`  curl -H 'Host: web.demo.mesh' http://${HOSTS[0]}/  -> ${JSON.stringify(byName.trim())}`);
     say('\nworker reaches web by its name, through its service address (mesh logs worker):');
     for (const line of await workerLines(first)) say(`  ${line}`);
     say(
