@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Duplex, Writable } from 'node:stream';
+import { type Duplex, Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../l4/balancer.js';
@@ -69,6 +69,8 @@ export class HttpIngress {
 
   handle(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
     const started = performance.now();
+    // Read now: by the time the answer is finished the socket may be gone from the request.
+    const client = req.socket.remoteAddress;
     const route = this.route(req);
     if (route instanceof Refusal) {
       this.refuse(res, route);
@@ -87,7 +89,7 @@ export class HttpIngress {
             path: req.url,
             status: res.statusCode,
             ms: Math.round(ms),
-            client: req.socket.remoteAddress,
+            client,
           },
           'request',
         );
@@ -181,10 +183,15 @@ export class HttpIngress {
     headers: string[],
     tried: Set<string>,
     attempt: number,
+    lastFailure?: Error,
   ): void {
     const endpoint = this.pickFor(route, tried);
     if (!endpoint) {
-      this.refuse(res, new Refusal(502, `no replica of ${route.service.id} took the request`));
+      const last = lastFailure ? ` (last: ${lastFailure.message})` : '';
+      this.refuse(
+        res,
+        new Refusal(502, `no replica of ${route.service.id} took the request${last}`),
+      );
       return;
     }
     tried.add(endpoint.taskId);
@@ -193,7 +200,12 @@ export class HttpIngress {
     const body = hasBody(req);
     let relayUnreachable = false;
     this.pools.poolFor(endpoint, route.target).stream(
-      { path, method: req.method as Dispatcher.HttpMethod, headers, body: body ? req : null },
+      {
+        path,
+        method: req.method as Dispatcher.HttpMethod,
+        headers,
+        body: body ? Readable.from(unread(req)) : null,
+      },
       ({ statusCode, headers: answer }) => {
         if (answer[RELAY_UNREACHABLE_HEADER]) {
           // The replica's node could not reach it: as good as a failed connect.
@@ -215,16 +227,18 @@ export class HttpIngress {
           res.destroy(failure);
           return;
         }
-        const unreachable = failure instanceof ReplicaUnreachable;
-        if (unreachable) this.failed(endpoint, failure);
+        // Refused at connect: nothing of the request was read, its body included.
+        const refused = error instanceof ReplicaUnreachable;
+        if (refused || relayUnreachable) this.failed(endpoint, failure);
         // A pooled connection that broke before any answer is the pool's, not the replica's.
         const brokenPool =
           (failure as { code?: string }).code === 'UND_ERR_SOCKET' &&
           IDEMPOTENT.has(req.method ?? '');
         if (brokenPool) tried.delete(endpoint.taskId);
-        // Only a request whose body was not used can be sent again.
-        if ((unreachable || brokenPool) && !body && attempt < MAX_ATTEMPTS) {
-          this.attempt(req, res, route, path, headers, tried, attempt + 1);
+        // Past the connect, a body has been sent on: only a request without one goes again.
+        const again = refused || ((relayUnreachable || brokenPool) && !body);
+        if (again && attempt < MAX_ATTEMPTS) {
+          this.attempt(req, res, route, path, headers, tried, attempt + 1, failure);
           return;
         }
         const timeout = (failure as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT';
@@ -250,6 +264,15 @@ export class HttpIngress {
     });
     res.end(body);
   }
+}
+
+/**
+ * The request's body as the client library pulls it, read from the client only once the library
+ * starts sending it, after the connect: a refused connect leaves it untouched for another replica
+ * (the library destroys a stream body it was given on any failure).
+ */
+async function* unread(req: IncomingMessage): AsyncGenerator<Buffer> {
+  for await (const chunk of req) yield chunk as Buffer;
 }
 
 /** Where the body of an answer that is not passed on goes. */
