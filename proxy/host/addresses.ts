@@ -65,6 +65,7 @@ export class HostAddresses {
   async remove(): Promise<void> {
     for (const range of this.ranges) {
       await this.sync(range, new Set());
+      // Another agent of the host may have taken the route away already: gone is what we want.
       await ip('route', 'del', 'unreachable', range).catch(() => undefined);
     }
     this.ranges.length = 0;

@@ -86,6 +86,7 @@ function get(host: string, path: string, headers: Record<string, string> = {}): 
 
 test.before(async () => {
   if ('skip' in engine) return;
+  // Already there (a run killed before its cleanup) is fine: the address is this file's own.
   await run('ip', ['addr', 'add', `${CLIENT}/32`, 'dev', 'lo']).catch(() => undefined);
   const nodeFlags = [
     '--dns-upstream',
@@ -125,6 +126,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await cluster.close();
+  // Never added (the engine was missing) is fine too.
   await run('ip', ['addr', 'del', `${CLIENT}/32`, 'dev', 'lo']).catch(() => undefined);
   if (!('skip' in engine) && clusterId)
     await removeLabelled(engine.docker, `mesh.cluster=${clusterId}`);
