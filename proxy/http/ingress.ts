@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Duplex, Readable, Writable } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../l4/balancer.js';
 import { splice } from '../l4/splice.js';
 import type { Endpoint } from '../routing-table.js';
-import { forwardHeaders, withoutHopByHopFields } from './headers.js';
+import { forwardHeaders, withoutHopByHop } from './headers.js';
 import { IngressMetrics } from './metrics.js';
 import { type Connect, ReplicaUnreachable, UpstreamPools } from './pools.js';
 import { RELAY_UNREACHABLE_HEADER } from './relay.js';
@@ -199,58 +199,82 @@ export class HttpIngress {
     live.active += 1;
     const body = hasBody(req);
     let relayUnreachable = false;
-    this.pools.poolFor(endpoint, route.target).stream(
+    let finished = false;
+    const settle = (error: Error | undefined) => {
+      if (finished) return;
+      finished = true;
+      live.active -= 1;
+      if (!error && !relayUnreachable) return;
+      const failure =
+        error ??
+        new ReplicaUnreachable(
+          `replica ${endpoint.taskId} on node ${endpoint.nodeId} did not take the connection`,
+        );
+      if (res.headersSent) {
+        res.destroy(failure);
+        return;
+      }
+      const code = (failure as { code?: string }).code;
+      // Refused at connect, or the replica's pool closed as it left the table: nothing of the
+      // request was read, its body included.
+      const notSent = error instanceof ReplicaUnreachable || code === 'UND_ERR_CLOSED';
+      if (error instanceof ReplicaUnreachable || relayUnreachable) this.failed(endpoint, failure);
+      // The connection broke (the replica died, or its pool was torn down) before any answer: a
+      // request without a body that may be seen twice goes to another replica.
+      const broken =
+        (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_DESTROYED') &&
+        IDEMPOTENT.has(req.method ?? '');
+      const again = notSent || ((relayUnreachable || broken) && !body);
+      if (again && attempt < MAX_ATTEMPTS) {
+        this.attempt(req, res, route, path, headers, tried, attempt + 1, failure);
+        return;
+      }
+      const timeout = code === 'UND_ERR_HEADERS_TIMEOUT';
+      this.refuse(
+        res,
+        timeout
+          ? new Refusal(
+              504,
+              `gateway timeout: no answer from ${endpoint.taskId} within ${this.options.responseTimeoutMs / 1000} s`,
+            )
+          : new Refusal(502, `bad gateway: ${failure.message}`),
+      );
+    };
+    // The dispatcher's handler API: the answer is written straight into the response, with
+    // backpressure (a full response pauses the replica's connection until it drains).
+    this.pools.poolFor(endpoint, route.target).dispatch(
       {
         path,
         method: req.method as Dispatcher.HttpMethod,
         headers,
         body: body ? Readable.from(unread(req)) : null,
       },
-      ({ statusCode, headers: answer }) => {
-        if (answer[RELAY_UNREACHABLE_HEADER]) {
-          // The replica's node could not reach it: as good as a failed connect.
-          relayUnreachable = true;
-          return discard();
-        }
-        res.writeHead(statusCode, withoutHopByHopFields(answer));
-        return res;
-      },
-      (error) => {
-        live.active -= 1;
-        if (!error && !relayUnreachable) return;
-        const failure =
-          error ??
-          new ReplicaUnreachable(
-            `replica ${endpoint.taskId} on node ${endpoint.nodeId} did not take the connection`,
-          );
-        if (res.headersSent) {
-          res.destroy(failure);
-          return;
-        }
-        // Refused at connect: nothing of the request was read, its body included.
-        const refused = error instanceof ReplicaUnreachable;
-        if (refused || relayUnreachable) this.failed(endpoint, failure);
-        // A pooled connection that broke before any answer is the pool's, not the replica's.
-        const brokenPool =
-          (failure as { code?: string }).code === 'UND_ERR_SOCKET' &&
-          IDEMPOTENT.has(req.method ?? '');
-        if (brokenPool) tried.delete(endpoint.taskId);
-        // Past the connect, a body has been sent on: only a request without one goes again.
-        const again = refused || ((relayUnreachable || brokenPool) && !body);
-        if (again && attempt < MAX_ATTEMPTS) {
-          this.attempt(req, res, route, path, headers, tried, attempt + 1, failure);
-          return;
-        }
-        const timeout = (failure as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT';
-        this.refuse(
-          res,
-          timeout
-            ? new Refusal(
-                504,
-                `gateway timeout: no answer from ${endpoint.taskId} within ${this.options.responseTimeoutMs / 1000} s`,
-              )
-            : new Refusal(502, `bad gateway: ${failure.message}`),
-        );
+      {
+        onConnect: (abort) => {
+          // The client went away: so does the request to the replica.
+          res.once('close', () => {
+            if (!res.writableFinished) abort();
+          });
+        },
+        onHeaders: (statusCode, raw, resume, statusText) => {
+          const answer = fieldsOf(raw);
+          if (statusCode < 200) return true;
+          if (answer === RELAY_REFUSED) {
+            // The replica's node could not reach it: as good as a failed connect.
+            relayUnreachable = true;
+            return true;
+          }
+          res.writeHead(statusCode, statusText, answer);
+          res.on('drain', resume);
+          return true;
+        },
+        onData: (chunk) => relayUnreachable || res.write(chunk),
+        onComplete: () => {
+          if (!relayUnreachable) res.end();
+          settle(undefined);
+        },
+        onError: (error) => settle(error),
+        onUpgrade: () => settle(new Error('an upgrade answer to a plain request')),
       },
     );
   }
@@ -275,11 +299,18 @@ async function* unread(req: IncomingMessage): AsyncGenerator<Buffer> {
   for await (const chunk of req) yield chunk as Buffer;
 }
 
-/** Where the body of an answer that is not passed on goes. */
-function discard(): Writable {
-  return new Writable({
-    write: (_chunk, _encoding, done) => done(),
-  });
+/** What fieldsOf answers for a relay's "its replica did not take the connection". */
+const RELAY_REFUSED = Symbol('relay refused');
+
+/**
+ * An answer's raw header buffers as the flat list writeHead takes, without the hop-by-hop
+ * fields; RELAY_REFUSED when they carry the relay's mark.
+ */
+function fieldsOf(raw: Buffer[] | string[] | null): string[] | typeof RELAY_REFUSED {
+  const flat = (raw ?? []).map((value) => value.toString('latin1'));
+  for (let i = 0; i < flat.length; i += 2)
+    if (flat[i]?.toLowerCase() === RELAY_UNREACHABLE_HEADER) return RELAY_REFUSED;
+  return withoutHopByHop(flat);
 }
 
 function hasBody(req: IncomingMessage): boolean {

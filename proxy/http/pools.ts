@@ -57,11 +57,14 @@ export class UpstreamPools {
     return pool;
   }
 
-  /** Closes the pools of endpoints no longer in the table. */
+  /**
+   * Closes the pools of endpoints no longer in the table: requests in flight finish (a task told
+   * to stop drains before its signal), new ones are refused and go elsewhere.
+   */
   retain(taskIds: ReadonlySet<string>): void {
     for (const [key, pool] of this.pools)
       if (!taskIds.has(key.slice(0, key.lastIndexOf('/')))) {
-        void pool.destroy();
+        void pool.close();
         this.pools.delete(key);
       }
   }

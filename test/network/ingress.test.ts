@@ -291,7 +291,7 @@ dockerTest(
     const [victim] = await docker.listContainers({
       filters: { label: [`mesh.cluster=${clusterId}`, 'mesh.service=web'], status: ['running'] },
     });
-    const results: Array<{ at: number; status: number }> = [];
+    const results: Array<{ at: number; status: number; body: string }> = [];
     let killedAt = 0;
     // Bounded: 300 sequential requests, the kill after the 50th.
     for (let i = 0; i < 300; i++) {
@@ -299,8 +299,15 @@ dockerTest(
         await docker.getContainer(victim?.Id ?? '').kill();
         killedAt = Date.now();
       }
-      const answer = await get('shop.test', '/').catch(() => ({ status: 0 }));
-      results.push({ at: Date.now(), status: answer.status });
+      const answer = await get('shop.test', '/').catch((error: Error) => ({
+        status: 0,
+        body: error.message,
+      }));
+      results.push({
+        at: Date.now(),
+        status: answer.status,
+        body: answer.status === 200 ? '' : answer.body,
+      });
     }
     const failed = results.filter((r) => r.status !== 200);
     t.deepEqual(failed, [], `failed requests after the kill at ${killedAt}`);
