@@ -5,19 +5,8 @@ import type { NetworkSettings } from '../mesh/api/network.js';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
 import { controlSocketPath } from './control-api.js';
 
-/** What a node remembers between runs besides its keys. */
-export interface ClusterFile {
-  clusterId: string;
-  nodeId: string;
-  advertise: string;
-  port: number;
-  labels: Record<string, string>;
-  /** Seeds from the join token, tried again at every start. */
-  seeds: string[];
-  /** Only on a node that holds the CA: the current join secret. */
-  joinSecret?: string;
-  /** How long a node may be unreachable before its tasks are placed elsewhere (--reschedule-after). */
-  rescheduleAfterMs?: number;
+/** This node's own data plane settings (`mesh init|join` flags), kept in its cluster file. */
+export interface DataPlaneSettings {
   /** DNS on the node address (--dns-port); 0: none; absent: 53. */
   dnsPort?: number;
   /** --dns-upstream; absent: the host's resolvers. */
@@ -29,6 +18,21 @@ export interface ClusterFile {
   trustedProxies?: string[];
   /** --http-timeout: how long a replica may take to start its answer. */
   httpTimeoutMs?: number;
+}
+
+/** What a node remembers between runs besides its keys. */
+export interface ClusterFile extends DataPlaneSettings {
+  clusterId: string;
+  nodeId: string;
+  advertise: string;
+  port: number;
+  labels: Record<string, string>;
+  /** Seeds from the join token, tried again at every start. */
+  seeds: string[];
+  /** Only on a node that holds the CA: the current join secret. */
+  joinSecret?: string;
+  /** How long a node may be unreachable before its tasks are placed elsewhere (--reschedule-after). */
+  rescheduleAfterMs?: number;
   /** Only on the node that created the cluster: the ranges it chose, written to the state once. */
   network?: NetworkSettings;
 }

@@ -7,9 +7,9 @@ import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity
 import { generateKeyPair } from '../mesh/pki/keys.js';
 import { decodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
 import { RaftStorage } from '../mesh/raft/storage.js';
-import { type ClusterFile, DataDir } from './datadir.js';
+import { type ClusterFile, DataDir, type DataPlaneSettings } from './datadir.js';
 
-export interface AgentOptions {
+export interface AgentOptions extends DataPlaneSettings {
   dataDir: string;
   /** The address other nodes reach this one at; the agent also listens and dials from it. */
   advertise: string;
@@ -17,14 +17,6 @@ export interface AgentOptions {
   labels: Record<string, string>;
   logLevel?: string;
   rescheduleAfterMs?: number;
-  /** DNS on the node address; 0: none. Default 53. */
-  dnsPort?: number;
-  /** Resolvers for names outside the zone; default the host's. */
-  dnsUpstreams?: string[];
-  httpPort?: number;
-  httpsPort?: number;
-  trustedProxies?: string[];
-  httpTimeoutMs?: number;
   /** `mesh init` only: the cluster's service and bridge ranges. */
   network?: NetworkSettings;
 }
@@ -130,7 +122,7 @@ export async function reopen(
 }
 
 /** This node's own data plane settings, kept in its cluster file. */
-function nodeSettings(options: AgentOptions): Partial<ClusterFile> {
+function nodeSettings(options: AgentOptions): DataPlaneSettings {
   return {
     dnsPort: options.dnsPort,
     dnsUpstreams: options.dnsUpstreams,
