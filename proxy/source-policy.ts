@@ -26,11 +26,11 @@ export function plainAddress(ip: string): string {
 
 export class SourcePolicy {
   private bridges: Array<{ cidr: Cidr; network: string }> = [];
+  private serviceRange: Cidr | undefined;
 
   constructor(
     /** The node's own addresses (its advertise address). */
     private readonly own: ReadonlySet<string>,
-    private serviceRange: Cidr | undefined = undefined,
   ) {}
 
   setServiceRange(range: string | undefined): void {

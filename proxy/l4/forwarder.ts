@@ -51,7 +51,9 @@ export class Forwarder {
   /** The stream to an endpoint of this node, for a connection another node's agent forwarded. */
   dialOwn(endpoint: Endpoint, target: number): Promise<Socket> {
     const port = endpoint.ports.get(target);
-    if (port === undefined) throw new Error(`task ${endpoint.taskId} has no port ${target}`);
+    // A rejection, never a throw: callers (the pools' connect among them) wait on the promise.
+    if (port === undefined)
+      return Promise.reject(new Error(`task ${endpoint.taskId} has no port ${target}`));
     return dialLocal(endpoint.host, port);
   }
 

@@ -45,7 +45,7 @@ export class Listeners {
     const host = key.slice(0, colon);
     const port = Number(key.slice(colon + 1));
     // Half-open: a client that finished sending still gets the whole answer.
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, accept);
+    const server = createServer({ allowHalfOpen: true }, accept);
     this.opening.add(key);
     try {
       await new Promise<void>((resolve, reject) => {
