@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import test from 'ava';
 import { DockerRuntime } from '../../agent/runtime/docker.js';
 import { LABEL } from '../../agent/runtime/docker-labels.js';
@@ -11,6 +13,7 @@ import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
 // This file's loopback block: 127.0.18.0/24; its containers carry a cluster label of its own.
 const HOST = '127.0.18.1';
 const HOST_PORT = 18_018;
+const run = promisify(execFile);
 const clusterId = `ctest-runtime-${randomBytes(4).toString('hex')}`;
 
 function runtime(nodeId = 'n1') {
@@ -85,6 +88,12 @@ dockerTest(
   async (t, docker) => {
     const r = runtime('n5');
     t.teardown(() => r.close());
+    // No agent serves this DNS address here: its range is routed unreachable first, so a query
+    // the container might send never leaves the machine (and the bridge range's other /24s too).
+    for (const range of ['10.250.18.0/24', '10.239.18.0/23']) {
+      await run('ip', ['route', 'replace', 'unreachable', range]);
+      t.teardown(() => run('ip', ['route', 'del', 'unreachable', range]).then(() => undefined));
+    }
     const network = {
       keys: ['shop_default'],
       bridgeRange: '10.239.18.0/23',
