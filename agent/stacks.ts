@@ -79,13 +79,17 @@ export class Stacks {
               : 'unchanged';
         response.services.push({ id, version, change });
         if (change === 'unchanged') continue;
-        const record: ServiceRecord = {
-          ...definition,
-          version,
-          updatedAt: now,
-          previous: changed ? before : stored?.value.previous,
-        };
-        if (record.previous === undefined) delete record.previous;
+        // An update starts a rollout; scaling keeps what the record says of the last one.
+        const record: ServiceRecord =
+          stored && !changed
+            ? { ...stored.value, replicas: definition.replicas, updatedAt: now }
+            : { ...definition, version, updatedAt: now };
+        if (stored && changed)
+          Object.assign(record, {
+            previous: before,
+            previousVersion: stored.value.version,
+            rollout: { state: 'updating', startedAt: now },
+          });
         writes.push({
           op: 'put',
           kind: 'services',

@@ -67,7 +67,10 @@ export interface ReplicaView {
   alive: ReadonlySet<string>;
 }
 
-/** A task that should take new connections: running (healthy, with a check), on a live node. */
+/**
+ * A task that should take new connections: running and ready (healthy, with a healthcheck;
+ * passing its probe, with one), not told to stop, on a live node.
+ */
 function endpointOf(
   task: TaskRecord,
   status: TaskStatus | undefined,
@@ -75,7 +78,8 @@ function endpointOf(
   alive: ReadonlySet<string>,
 ): Endpoint | undefined {
   if (task.desired !== 'running' || !task.nodeId || !alive.has(task.nodeId)) return undefined;
-  if (status?.state !== 'running' || status.nodeId !== task.nodeId) return undefined;
+  if (status?.state !== 'running' || !status.ready || status.nodeId !== task.nodeId)
+    return undefined;
   if (service.runtime === 'docker') {
     if (!status.address) return undefined;
     const ports = new Map(portsOf(service).map((p) => [p.target, p.target]));

@@ -100,11 +100,16 @@ export class Orchestrator {
     }
     for (const write of writes) {
       if (write.kind === 'services' && write.op === 'put') {
-        const service = write.value as ServiceRecord;
-        this.log.warn(
-          { service: write.id, version: service.version },
-          'a task of the new version failed: rolling back (update_config.failure_action rollback)',
-        );
+        const { version, rollout, rollingBack } = write.value as ServiceRecord;
+        const fields = {
+          service: write.id,
+          version,
+          rollout: rollout?.state,
+          why: rollout?.message,
+        };
+        if (rollout?.state === 'paused' || (rollingBack && !rollout?.readyAt))
+          this.log.warn(fields, rollingBack ? 'rolling back' : 'rollout paused');
+        else this.log.info(fields, 'rollout moved on');
       }
       if (write.kind !== 'tasks') continue;
       const task = write.op === 'put' ? (write.value as TaskRecord) : undefined;

@@ -17,6 +17,8 @@ export interface NodeView {
   statuses: ReadonlyMap<string, TaskStatus>;
   /** Every task the node's runtimes run, by task ID. */
   observed: ReadonlyMap<string, Observed>;
+  /** Tasks whose readiness probe this agent runs. */
+  probed: ReadonlySet<string>;
   /** Tasks with an operation in flight: a round leaves them to it. */
   busy: ReadonlySet<string>;
   /** When each task waiting out its restart delay may start again (ms). */
@@ -43,7 +45,7 @@ export type Action =
   | { type: 'start'; task: TaskRecord; service: ServiceRecord }
   /** Its restart delay is over: remove what is left of it (if anything), so that the next round starts it. */
   | { type: 'restart'; taskId: string; runtime?: RuntimeKind }
-  /** Look at the container now: it may have ended, come up, or turned unhealthy. */
+  /** Look at the container now: it may have ended, come up, turned unhealthy, or need its probe. */
   | { type: 'inspect'; taskId: string; runtime: RuntimeKind }
   /** Tell the cluster about the task, with nothing to do to it. */
   | { type: 'report'; taskId: string; status: Pick<TaskStatus, 'state' | 'reason'> };
@@ -97,7 +99,12 @@ export function reconcile(view: NodeView): Action[] {
       // It ended while nobody was watching (the agent was down, or an event was missed).
       if (!isFinal(status))
         actions.push({ type: 'inspect', taskId: task.id, runtime: here.runtime });
-    } else if (status?.state !== 'running' || here.seen.health?.status === 'unhealthy') {
+    } else if (
+      status?.state !== 'running' ||
+      here.seen.health?.status === 'unhealthy' ||
+      // Running, but nobody probes it (this agent restarted): a look starts its probe.
+      (view.services.get(task.serviceId)?.readiness && !view.probed.has(task.id))
+    ) {
       actions.push({ type: 'inspect', taskId: task.id, runtime: here.runtime });
     }
   }

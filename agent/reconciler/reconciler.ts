@@ -3,6 +3,7 @@ import { dnsAddress, type NetworkSettings, networksOf } from '../../mesh/api/net
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
+import { type ProbeTarget, ReadinessProbes } from '../health/probes.js';
 import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
 import type { Runtimes } from '../runtime/runtimes.js';
 import { type Action, type NodeView, type Observed, reconcile } from './plan.js';
@@ -59,6 +60,7 @@ export class Reconciler {
   /** Tasks whose container this agent started and has not removed since. */
   private readonly started = new Set<string>();
   private readonly status: StatusReporter;
+  private readonly probes: ReadinessProbes;
   private timer: NodeJS.Timeout | undefined;
   private cutOffCheck: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
@@ -72,6 +74,20 @@ export class Reconciler {
 
   constructor(private readonly options: ReconcilerOptions) {
     this.status = new StatusReporter(options.nodeId, options.state, options.propose, options.log);
+    this.probes = new ReadinessProbes((taskId, readiness) => {
+      // Told after the task stopped running (a probe in flight): nothing to say any more.
+      if (this.status.latest(taskId)?.state !== 'running') return;
+      if (readiness.ready !== this.status.latest(taskId)?.ready)
+        this.options.log.info(
+          { task: taskId, probe: readiness.detail },
+          readiness.ready ? 'task ready' : 'task not ready',
+        );
+      this.report(taskId, {
+        ready: readiness.ready,
+        probe: readiness.detail,
+        neverReady: readiness.neverReady,
+      });
+    });
   }
 
   async start(): Promise<void> {
@@ -107,6 +123,7 @@ export class Reconciler {
     clearInterval(this.timer);
     clearInterval(this.cutOffCheck);
     this.unwatch?.();
+    this.probes.stop();
     for (const local of this.local.values()) clearTimeout(local.timer);
   }
 
@@ -206,6 +223,7 @@ export class Reconciler {
       services,
       statuses,
       observed,
+      probed: this.probes.watched(),
       busy: new Set(this.queues.keys()),
       restartAt,
       runningServices: this.runningServices(),
@@ -328,7 +346,20 @@ export class Reconciler {
     } else if (health?.status === 'starting') {
       this.report(taskId, { state: 'starting', reason: 'waiting for its health check', ports });
     } else {
-      this.report(taskId, { state: 'running', reason: undefined, ports, address });
+      const task = this.options.state.get<TaskRecord>('tasks', taskId)?.value;
+      const probe = task && this.serviceOf(task)?.readiness;
+      const target = probe && probeTarget(seen, probe.port);
+      // Without a probe a running task is ready; with one, its probe says (from not ready).
+      this.report(taskId, {
+        state: 'running',
+        reason: undefined,
+        ports,
+        address,
+        ...(probe ? {} : { ready: true }),
+      });
+      if (probe && target) this.probes.watch(taskId, probe, target);
+      else if (probe)
+        this.report(taskId, { ready: false, probe: `no address to probe port ${probe.port} at` });
     }
   }
 
@@ -361,6 +392,7 @@ export class Reconciler {
   }
 
   private async stopTask(runtime: Runtime, taskId: string, graceMs: number): Promise<void> {
+    this.probes.unwatch(taskId);
     this.stopping.add(taskId);
     try {
       await runtime.remove(taskId, graceMs);
@@ -378,6 +410,7 @@ export class Reconciler {
     const service = task && this.serviceOf(task);
     if (!task || !service || task.desired !== 'running' || task.nodeId !== this.options.nodeId)
       return;
+    this.probes.unwatch(task.id);
     const local = this.local.get(task.id) ?? { restarts: [] };
     this.local.set(task.id, local);
     if (local.restartAt !== undefined) return;
@@ -407,6 +440,13 @@ export class Reconciler {
   private report(taskId: string, change: Partial<TaskStatus>): void {
     this.status.report(taskId, change, this.local.get(taskId)?.restarts.length);
   }
+}
+
+/** Where this node reaches a task's port: the container's address, or where a process published it. */
+function probeTarget(seen: TaskObservation, port: number): ProbeTarget | undefined {
+  if (seen.address) return { host: seen.address, port };
+  const published = seen.ports.find((p) => p.target === port && p.protocol === 'tcp');
+  return published && { host: published.hostIp, port: published.hostPort };
 }
 
 function taskSpec(

@@ -39,6 +39,15 @@ export class StatusReporter {
       ports: change.ports ?? (state === 'running' ? (before?.ports ?? []) : []),
       address: change.address ?? (state === 'running' ? before?.address : undefined),
     };
+    // Readiness belongs to a running task: it starts not ready, and keeps what it was told since.
+    if (state === 'running') {
+      const was = before?.state === 'running' ? before : undefined;
+      status.ready = change.ready ?? was?.ready ?? false;
+      const probe = 'probe' in change ? change.probe : was?.probe;
+      if (probe !== undefined) status.probe = probe;
+      if (change.neverReady ?? was?.neverReady) status.neverReady = true;
+      if (status.ready) delete status.neverReady;
+    }
     if (status.address === undefined) delete status.address;
     if (status.reason === undefined) delete status.reason;
     if (status.exitCode === undefined) delete status.exitCode;

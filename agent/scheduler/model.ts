@@ -41,8 +41,11 @@ export type Task = TaskRecord;
 export interface Plan {
   /** New tasks, placed (nodeId set) or pending (nodeId null, reason set). */
   create: Task[];
-  /** Tasks to shut down, and why. */
-  stop: Array<{ taskId: string; reason: string }>;
+  /**
+   * Tasks to shut down, and why. `replaced`: a task of a newer version takes its slot; an update
+   * in start-first order keeps it running until that one is ready.
+   */
+  stop: Array<{ taskId: string; reason: string; replaced?: boolean }>;
 }
 
 /** A node as the scheduler sees it, from what the cluster records and who the voters are. */

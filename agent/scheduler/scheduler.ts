@@ -33,7 +33,8 @@ export function schedule(
   const plan: Plan = { create: [], stop: [] };
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const live = tasks.filter((t) => t.desired === 'running');
-  const stop = (task: Task, reason: string) => plan.stop.push({ taskId: task.id, reason });
+  const stop = (task: Task, reason: string, replaced = false) =>
+    plan.stop.push({ taskId: task.id, reason, ...(replaced ? { replaced } : {}) });
 
   // Tasks that must go whatever their service says: the node is drained, gone, or down too long.
   const healthy: Task[] = [];
@@ -116,11 +117,8 @@ export function schedule(
       if (task && current && task.nodeId !== null) return;
       const node = pick(only);
       if (task && current && !node) return; // still pending, for the same reason
-      if (task)
-        stop(
-          task,
-          current ? 'placed now that a node fits' : `service updated to version ${service.version}`,
-        );
+      if (task && current) stop(task, 'placed now that a node fits');
+      else if (task) stop(task, `service updated to version ${service.version}`, true);
       create(slot, node, only?.id);
     };
 
@@ -132,16 +130,16 @@ export function schedule(
         if (node && !satisfies(node, service.constraints))
           stop(task, `node ${node.id} no longer satisfies ${service.constraints.join(', ')}`);
         else if (task.slot > service.replicas) stop(task, `scaled down to ${service.replicas}`);
-        else if (bySlot.has(task.slot)) stop(task, 'a newer task holds its slot');
+        else if (bySlot.has(task.slot)) stop(task, 'a newer task holds its slot', true);
         else bySlot.set(task.slot, task);
       }
       for (let slot = 1; slot <= service.replicas; slot++) settle(bySlot.get(slot), slot);
     } else {
       const onNode = new Map<string, Task>();
-      for (const task of own) {
+      for (const task of own.sort((a, b) => b.serviceVersion - a.serviceVersion)) {
         const node = byId.get(task.nodeId ?? task.forNode ?? '');
         if (!node || !eligible.includes(node)) stop(task, 'its node no longer fits the service');
-        else if (onNode.has(node.id)) stop(task, 'one task per node in global mode');
+        else if (onNode.has(node.id)) stop(task, 'one task per node in global mode', true);
         else onNode.set(node.id, task);
       }
       for (const node of eligible) settle(onNode.get(node.id), 0, node);

@@ -96,10 +96,6 @@ export const IGNORED_SERVICE: Record<string, string> = {
 export const IGNORED_DEPLOY: Record<string, string> = {
   endpoint_mode: 'mesh routes to every ready task itself, through the service address',
   'placement.preferences': 'tasks are spread across nodes already',
-  'update_config.monitor': NOT_YET,
-  'update_config.max_failure_ratio': NOT_YET,
-  'rollback_config.monitor': NOT_YET,
-  'rollback_config.max_failure_ratio': NOT_YET,
   'resources.reservations.devices': NOT_YET,
   'resources.reservations.generic_resources': NOT_YET,
   'resources.limits.pids': NOT_YET,

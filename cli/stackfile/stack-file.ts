@@ -5,6 +5,7 @@ import type {
   Healthcheck,
   HttpRouteSpec,
   PortSpec,
+  ReadinessProbe,
   RestartPolicy,
   ServiceDefinition,
   UpdatePolicy,
@@ -32,12 +33,16 @@ export interface StackFile {
 
 type Raw = Record<string, unknown>;
 
+/** Swarm's defaults, but start-first and rolling back by themselves (a rollback pauses when it fails). */
 const DEFAULT_UPDATE: UpdatePolicy = {
   parallelism: 1,
   delayMs: 0,
-  order: 'stop-first',
-  failureAction: 'pause',
+  order: 'start-first',
+  failureAction: 'rollback',
+  monitorMs: 5000,
+  maxFailureRatio: 0,
 };
+const DEFAULT_ROLLBACK: UpdatePolicy = { ...DEFAULT_UPDATE, failureAction: 'pause' };
 const DEFAULT_RESTART: RestartPolicy = {
   condition: 'any',
   delayMs: 5000,
@@ -181,6 +186,8 @@ function at<T>(path: KeyPath, read: () => T): T {
   }
 }
 
+const X_MESH_KEYS = ['runtime', 'at_most_once', 'routes', 'readiness'];
+
 function serviceOf(stack: string, name: string, raw: Raw, context: Context): ServiceDefinition {
   const path: KeyPath = ['services', name];
   for (const key of Object.keys(raw))
@@ -190,10 +197,10 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
   if (runtime !== 'docker' && runtime !== 'process')
     throw new Located([...path, 'x-mesh', 'runtime'], 'must be docker or process');
   for (const key of Object.keys(mesh))
-    if (!['runtime', 'at_most_once', 'routes'].includes(key))
+    if (!X_MESH_KEYS.includes(key))
       throw new Located(
         [...path, 'x-mesh', key],
-        'unknown x-mesh setting (runtime, at_most_once, routes)',
+        `unknown x-mesh setting (${X_MESH_KEYS.join(', ')})`,
       );
   if (mesh.at_most_once !== undefined && typeof mesh.at_most_once !== 'boolean')
     throw new Located([...path, 'x-mesh', 'at_most_once'], 'must be true or false');
@@ -253,8 +260,16 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
       () =>
         restartOf(raw.restart, deploy.restart_policy as Raw, [...path, 'deploy', 'restart_policy']),
     ),
-    update: updateOf(deploy.update_config as Raw, [...path, 'deploy', 'update_config']),
-    rollback: updateOf(deploy.rollback_config as Raw, [...path, 'deploy', 'rollback_config']),
+    update: updateOf(
+      deploy.update_config as Raw,
+      [...path, 'deploy', 'update_config'],
+      DEFAULT_UPDATE,
+    ),
+    rollback: updateOf(
+      deploy.rollback_config as Raw,
+      [...path, 'deploy', 'rollback_config'],
+      DEFAULT_ROLLBACK,
+    ),
   };
   if (raw.networks !== undefined)
     definition.networks = at([...path, 'networks'], () =>
@@ -263,6 +278,12 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
   if (mesh.at_most_once === true) definition.atMostOnce = true;
   if (mesh.routes !== undefined)
     definition.routes = routesOf(mesh.routes, [...path, 'x-mesh', 'routes'], definition);
+  if (mesh.readiness !== undefined)
+    definition.readiness = readinessOf(
+      mesh.readiness,
+      [...path, 'x-mesh', 'readiness'],
+      definition,
+    );
   if (definition.healthcheck === undefined) delete definition.healthcheck;
   if (definition.command === undefined) delete definition.command;
   if (definition.entrypoint === undefined) delete definition.entrypoint;
@@ -286,12 +307,6 @@ function reportDeployKeys(deploy: Raw, path: KeyPath, context: Context): void {
     for (const step of steps) value = (value as Raw | undefined)?.[step];
     if (value !== undefined) context.ignore([...path, ...steps], reason);
   }
-  const order = (deploy.update_config as Raw | undefined)?.order;
-  if (order === 'start-first')
-    context.ignore(
-      [...path, 'update_config', 'order'],
-      'start-first is not supported yet: tasks are replaced stop-first',
-    );
 }
 
 /** A duration setting in milliseconds, or the fallback when it is not set. */
@@ -547,20 +562,88 @@ function restartOf(restart: unknown, policy: Raw | undefined, path: KeyPath): Re
   );
 }
 
-function updateOf(raw: Raw | undefined, path: KeyPath): UpdatePolicy {
-  if (!raw) return DEFAULT_UPDATE;
-  const failureAction = raw.failure_action ?? DEFAULT_UPDATE.failureAction;
+function updateOf(raw: Raw | undefined, path: KeyPath, defaults: UpdatePolicy): UpdatePolicy {
+  if (!raw) return defaults;
+  const failureAction = raw.failure_action ?? defaults.failureAction;
   if (failureAction !== 'pause' && failureAction !== 'continue' && failureAction !== 'rollback')
     throw new Located(
       [...path, 'failure_action'],
       `"${String(failureAction)}" is not pause, continue or rollback`,
     );
+  const order = raw.order ?? defaults.order;
+  if (order !== 'start-first' && order !== 'stop-first')
+    throw new Located([...path, 'order'], `"${String(order)}" is not start-first or stop-first`);
+  const ratio = raw.max_failure_ratio ?? defaults.maxFailureRatio;
+  if (typeof ratio !== 'number' || ratio < 0 || ratio > 1)
+    throw new Located([...path, 'max_failure_ratio'], 'must be a number from 0 to 1');
   return {
-    parallelism: (raw.parallelism as number | undefined) ?? DEFAULT_UPDATE.parallelism,
-    delayMs: durationAt([...path, 'delay'], raw.delay, 0),
-    order: 'stop-first',
+    parallelism: (raw.parallelism as number | undefined) ?? defaults.parallelism,
+    delayMs: durationAt([...path, 'delay'], raw.delay, defaults.delayMs),
+    order,
     failureAction,
+    monitorMs: durationAt([...path, 'monitor'], raw.monitor, defaults.monitorMs),
+    maxFailureRatio: ratio,
   };
+}
+
+const READINESS_KEYS = [
+  'http',
+  'tcp',
+  'port',
+  'interval',
+  'timeout',
+  'failure_threshold',
+  'success_threshold',
+  'start_period',
+];
+
+/**
+ * x-mesh readiness: `http: /path` (with `port`, by default the service's first TCP port) or
+ * `tcp: PORT`, and when to run it. Only a task that passes it takes traffic.
+ */
+function readinessOf(value: unknown, path: KeyPath, service: ServiceDefinition): ReadinessProbe {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new Located(path, 'must be a mapping with http: PATH or tcp: PORT');
+  const spec = value as Raw;
+  for (const key of Object.keys(spec))
+    if (!READINESS_KEYS.includes(key))
+      throw new Located([...path, key], `unknown readiness setting (${READINESS_KEYS.join(', ')})`);
+  if ((spec.http === undefined) === (spec.tcp === undefined))
+    throw new Located(path, 'needs one of http: PATH or tcp: PORT');
+  const tcpPorts = [
+    ...service.ports.filter((p) => p.protocol === 'tcp').map((p) => p.target),
+    ...service.expose,
+  ];
+  const kind = spec.http === undefined ? 'tcp' : 'http';
+  const given = kind === 'tcp' ? spec.tcp : spec.port;
+  const portPath = [...path, kind === 'tcp' ? 'tcp' : 'port'];
+  const port = given === undefined ? tcpPorts[0] : at(portPath, () => portNumber(String(given)));
+  if (port === undefined)
+    throw new Located(path, 'the service has no TCP port (ports or expose): say which with port');
+  const threshold = (key: string, fallback: number) => {
+    const n = spec[key] ?? fallback;
+    if (!Number.isInteger(n) || (n as number) < 1)
+      throw new Located([...path, key], 'must be a whole number >= 1');
+    return n as number;
+  };
+  const probe: ReadinessProbe = {
+    kind,
+    port,
+    intervalMs: durationAt([...path, 'interval'], spec.interval, 2000),
+    timeoutMs: durationAt([...path, 'timeout'], spec.timeout, 1000),
+    failureThreshold: threshold('failure_threshold', 3),
+    successThreshold: threshold('success_threshold', 1),
+    startPeriodMs: durationAt([...path, 'start_period'], spec.start_period, 0),
+  };
+  if (kind === 'http') {
+    const target = String(spec.http);
+    if (!target.startsWith('/') || /\s/.test(target))
+      throw new Located([...path, 'http'], `"${target}" is not a path (it starts with /)`);
+    probe.path = target;
+  }
+  if (probe.intervalMs < 1 || probe.timeoutMs < 1)
+    throw new Located(path, 'interval and timeout must be longer than 0');
+  return probe;
 }
 
 /** depends_on names services of this file; published ports are not claimed twice. */

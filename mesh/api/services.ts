@@ -55,8 +55,37 @@ export interface UpdatePolicy {
   /** Tasks replaced at a time; 0: all at once. */
   parallelism: number;
   delayMs: number;
+  /**
+   * start-first: a replacement runs (and is ready) before the task it replaces stops. A task that
+   * cannot run twice is replaced stop-first whatever this says (see `replacementOrder`).
+   */
   order: 'stop-first' | 'start-first';
   failureAction: 'pause' | 'continue' | 'rollback';
+  /** How long the new version is watched for failures once every task of it is ready. */
+  monitorMs: number;
+  /** Failed tasks of the new version tolerated, as a fraction of its tasks, before failureAction. */
+  maxFailureRatio: number;
+}
+
+/**
+ * x-mesh readiness: run by the agent of the task's node against the task's own address; only a
+ * ready task is an endpoint (DNS, L4, HTTP). Without one, a task is ready once it runs (and its
+ * healthcheck, if any, passes).
+ */
+export interface ReadinessProbe {
+  /** An HTTP GET answered with 2xx or 3xx, or a TCP connection accepted. */
+  kind: 'http' | 'tcp';
+  port: number;
+  /** http: the path asked for. */
+  path?: string;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Failures in a row that make a ready task not ready (and a task never ready give up). */
+  failureThreshold: number;
+  /** Successes in a row that make a task ready. */
+  successThreshold: number;
+  /** Failures before this long after the start do not count. */
+  startPeriodMs: number;
 }
 
 export interface Healthcheck {
@@ -90,6 +119,7 @@ export interface ServiceDefinition {
   /** deploy.labels: on the service, for people and tools. */
   serviceLabels: Record<string, string>;
   healthcheck?: Healthcheck;
+  readiness?: ReadinessProbe;
   stopGracePeriodMs: number;
   /** Services of the same stack whose tasks must run before this one's start. */
   dependsOn: string[];
@@ -112,6 +142,20 @@ export interface ServiceDefinition {
   routes?: HttpRouteSpec[];
 }
 
+/**
+ * Where the rollout of a service's current version stands, written by the leader as it drives it.
+ * updating → completed, or → paused / rolled back (a rollback is a rollout of its own:
+ * rolling-back → rolled-back, or → paused).
+ */
+export interface RolloutStatus {
+  state: 'updating' | 'completed' | 'paused' | 'rolled-back';
+  startedAt: string;
+  /** When every task of this version was first seen ready: the monitor period runs from here. */
+  readyAt?: string;
+  /** Why it paused or rolled back, naming the task. */
+  message?: string;
+}
+
 /** services/<stack>.<name> */
 export interface ServiceRecord extends ServiceDefinition {
   /** Bumped when anything but the replica count changes: tasks of older versions are replaced. */
@@ -119,8 +163,17 @@ export interface ServiceRecord extends ServiceDefinition {
   updatedAt: string;
   /** What ran before the last update, for `mesh rollback` and failure_action rollback. */
   previous?: ServiceDefinition;
+  /** The version `previous` was. */
+  previousVersion?: number;
   /** This version is a rollback: it rolls out per rollback_config, and is not rolled back itself. */
   rollingBack?: boolean;
+  /**
+   * A rollback: the version whose definition this one restores. Its tasks run this definition
+   * already, so the leader counts them as of this version: they are kept, not restarted.
+   */
+  restores?: number;
+  /** Absent until the first update: a new service just starts. */
+  rollout?: RolloutStatus;
 }
 
 /** A service's ID: `${stack}.${name}`. */
@@ -134,25 +187,48 @@ export function definitionOf(record: ServiceRecord): ServiceDefinition {
     version: _version,
     updatedAt: _updatedAt,
     previous: _previous,
+    previousVersion: _previousVersion,
     rollingBack: _rollingBack,
+    restores: _restores,
+    rollout: _rollout,
     ...definition
   } = record;
   return definition;
 }
 
-/** The service as it was before its last update, as a new version that rolls out per rollback_config. */
-export function rolledBack(service: ServiceRecord, updatedAt: string): ServiceRecord {
-  const { previous } = service;
+/**
+ * The service as it was before its last update, as a new version that rolls out per
+ * rollback_config and replaces only the tasks of the version it undoes.
+ */
+export function rolledBack(service: ServiceRecord, updatedAt: string, why?: string): ServiceRecord {
+  const { previous, previousVersion } = service;
   if (!previous) throw new Error(`service ${serviceId(service)} has no earlier version`);
-  return {
+  const record: ServiceRecord = {
     ...previous,
     // Scaling since then stays: a rollback restores the task template, not the replica count.
     replicas: service.replicas,
     version: service.version + 1,
     updatedAt,
     previous: definitionOf(service),
+    previousVersion: service.version,
     rollingBack: true,
+    rollout: { state: 'updating', startedAt: updatedAt, ...(why ? { message: why } : {}) },
   };
+  if (previousVersion !== undefined) record.restores = previousVersion;
+  return record;
+}
+
+/**
+ * How a service's tasks are replaced: its update order, except stop-first for a task that cannot
+ * run twice at once: one that publishes a port on its node (mode host), keeps data in a named
+ * volume, or runs at most once.
+ */
+export function replacementOrder(service: ServiceRecord): UpdatePolicy['order'] {
+  const policy = service.rollingBack ? service.rollback : service.update;
+  if (policy.order === 'stop-first') return 'stop-first';
+  const hostPort = service.ports.some((p) => p.mode === 'host' && p.published !== undefined);
+  const namedVolume = service.volumes.some((v) => /^[A-Za-z0-9][\w.-]*:/.test(v));
+  return hostPort || namedVolume || service.atMostOnce ? 'stop-first' : 'start-first';
 }
 
 /** An object whose fields are all required. */
@@ -162,6 +238,8 @@ const updatePolicy = shape({
   delayMs: integer(0),
   order: oneOf('stop-first', 'start-first'),
   failureAction: oneOf('pause', 'continue', 'rollback'),
+  monitorMs: integer(0),
+  maxFailureRatio: amount,
 });
 
 const definitionFields: Fields = {
@@ -215,6 +293,18 @@ const definitionFields: Fields = {
       retries: integer(0),
       startPeriodMs: integer(0),
     }),
+    readiness: object({
+      required: {
+        kind: oneOf('http', 'tcp'),
+        port: integer(1),
+        intervalMs: integer(1),
+        timeoutMs: integer(1),
+        failureThreshold: integer(1),
+        successThreshold: integer(1),
+        startPeriodMs: integer(0),
+      },
+      optional: { path: string },
+    }),
   },
 };
 
@@ -224,5 +314,18 @@ const checkDefinition: Check = object(definitionFields);
 /** services/<stack>.<name> */
 export const checkService: Check = object({
   required: { ...definitionFields.required, version: integer(1), updatedAt: string },
-  optional: { ...definitionFields.optional, previous: checkDefinition, rollingBack: boolean },
+  optional: {
+    ...definitionFields.optional,
+    previous: checkDefinition,
+    previousVersion: integer(1),
+    rollingBack: boolean,
+    restores: integer(1),
+    rollout: object({
+      required: {
+        state: oneOf('updating', 'completed', 'paused', 'rolled-back'),
+        startedAt: string,
+      },
+      optional: { readyAt: string, message: string },
+    }),
+  },
 });

@@ -1,5 +1,15 @@
 /** Tasks: what the leader plans (one per replica) and what each node reports about them. */
-import { amount, type Check, integer, listOf, nullable, object, oneOf, string } from './schema.js';
+import {
+  amount,
+  boolean,
+  type Check,
+  integer,
+  listOf,
+  nullable,
+  object,
+  oneOf,
+  string,
+} from './schema.js';
 
 /** tasks/<id>: written by the leader only. */
 export interface TaskRecord {
@@ -44,6 +54,15 @@ export interface TaskStatus {
   ports: PublishedPort[];
   /** The container's address on its stack network: where its node reaches it (Docker tasks). */
   address?: string;
+  /**
+   * While running: whether it takes traffic. Ready once it runs (and its healthcheck passes),
+   * or, with an x-mesh readiness probe, once the probe passes.
+   */
+  ready?: boolean;
+  /** The readiness probe's latest outcome, in words ("GET /ready: 503"). */
+  probe?: string;
+  /** Its probe failed failure_threshold times in a row past its start period, and it never was ready. */
+  neverReady?: boolean;
 }
 
 /** The states a task ends in: nothing more happens to it unless the leader replaces it. */
@@ -86,5 +105,12 @@ export const checkStatus: Check = object({
       }),
     ),
   },
-  optional: { reason: string, exitCode: integer(Number.MIN_SAFE_INTEGER), address: string },
+  optional: {
+    reason: string,
+    exitCode: integer(Number.MIN_SAFE_INTEGER),
+    address: string,
+    ready: boolean,
+    probe: string,
+    neverReady: boolean,
+  },
 });

@@ -3,6 +3,15 @@ import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 
+const POLICY: ServiceRecord['update'] = {
+  parallelism: 1,
+  delayMs: 0,
+  order: 'stop-first',
+  failureAction: 'pause',
+  monitorMs: 0,
+  maxFailureRatio: 0,
+};
+
 /** A one-replica Docker service `s.web` at version 1: restart always, no delay, stop-first updates. */
 export function serviceRecord(overrides: Partial<ServiceRecord> = {}): ServiceRecord {
   return {
@@ -23,8 +32,8 @@ export function serviceRecord(overrides: Partial<ServiceRecord> = {}): ServiceRe
     resources: { limits: {}, reservations: { cpus: 0, memoryBytes: 0 } },
     placement: { constraints: [] },
     restartPolicy: { condition: 'any', delayMs: 0, maxAttempts: 0, windowMs: 0 },
-    update: { parallelism: 1, delayMs: 0, order: 'stop-first', failureAction: 'pause' },
-    rollback: { parallelism: 1, delayMs: 0, order: 'stop-first', failureAction: 'pause' },
+    update: POLICY,
+    rollback: POLICY,
     version: 1,
     updatedAt: '',
     ...overrides,
@@ -62,6 +71,15 @@ export function nodeRecord(id: string, overrides: Partial<NodeRecord> = {}): Nod
   };
 }
 
+/** A task's status; a running one is ready. */
 export function taskStatus(state: TaskStatus['state'], nodeId = 'n1'): TaskStatus {
-  return { nodeId, state, restarts: 0, since: new Date(0).toISOString(), ports: [] };
+  const status: TaskStatus = {
+    nodeId,
+    state,
+    restarts: 0,
+    since: new Date(0).toISOString(),
+    ports: [],
+  };
+  if (state === 'running') status.ready = true;
+  return status;
 }

@@ -14,7 +14,7 @@ function node(id: string, status: NodeRecord['status'] = 'ready', since = 0) {
 }
 
 function service(replicas: number, version: number, parallelism = 1): ServiceRecord {
-  const update = { parallelism, delayMs: 0, order: 'stop-first', failureAction: 'pause' } as const;
+  const update = { ...serviceRecord().update, parallelism };
   return serviceRecord({ replicas, version, update, rollback: update });
 }
 
@@ -72,13 +72,13 @@ test('an update replaces update_config.parallelism tasks at a time, waiting for 
     }),
   );
   t.is(stopped(running).length, 1, 'the next one goes once the first runs');
-  // failure_action pause: a failed task of the new version stops the rollout.
-  const failed = plan(
-    view([service(3, 2)], [fresh, old[1] as TaskRecord, old[2] as TaskRecord], undefined, {
-      [fresh.id]: 'failed',
-    }),
-  );
-  t.is(stopped(failed).length, 0);
+  // failure_action pause: a failed task of the new version pauses the rollout.
+  const updating = { ...service(3, 2), rollout: { state: 'updating', startedAt: '' } } as const;
+  const rest = [fresh, old[1] as TaskRecord, old[2] as TaskRecord];
+  const [pause] = plan(view([updating], rest, undefined, { [fresh.id]: 'failed' }));
+  const paused = (pause as { value: ServiceRecord }).value;
+  t.like(paused.rollout, { state: 'paused', message: `task ${fresh.id} failed` });
+  t.is(stopped(plan(view([paused], rest, undefined, { [fresh.id]: 'failed' }))).length, 0);
   t.is(stopped(plan(view([service(3, 2, 0)], old))).length, 3, 'parallelism 0: all at once');
 });
 
@@ -117,7 +117,9 @@ test('failure_action rollback: a failed task of the new version brings the previ
     ...service(2, 2),
     image: 'img:2',
     previous: { ...service(2, 1), image: 'img:1' },
-    update: { parallelism: 1, delayMs: 0, order: 'stop-first', failureAction: 'rollback' },
+    previousVersion: 1,
+    update: { ...service(2, 2).update, failureAction: 'rollback' },
+    rollout: { state: 'updating', startedAt: '' },
   };
   const fresh = task(1, 2, 'n1');
   const writes = plan(
@@ -127,12 +129,15 @@ test('failure_action rollback: a failed task of the new version brings the previ
   const [write] = writes;
   t.like(write, { op: 'put', kind: 'services', id: 's.web', ifVersion: 1 });
   const back = (write as { value: ServiceRecord }).value;
-  t.like(back, { image: 'img:1', version: 3, rollingBack: true, replicas: 2 });
+  t.like(back, { image: 'img:1', version: 3, rollingBack: true, replicas: 2, restores: 1 });
   t.is(back.previous?.image, 'img:2');
-  // Once rolling back, a failure does not roll back again.
-  t.false(
-    plan(view([back], [{ ...fresh, serviceVersion: 3 }], undefined, { [fresh.id]: 'failed' })).some(
-      (w) => w.kind === 'services',
-    ),
+  t.regex(back.rollout?.message ?? '', /version 2 rolled back: task s\.web\.1\.v2 failed/);
+  // Once rolling back, a failure does not roll back again: the rollback pauses.
+  const again = plan(
+    view([back], [{ ...fresh, serviceVersion: 3 }], undefined, { [fresh.id]: 'failed' }),
   );
+  t.like((again[0] as { value: ServiceRecord }).value, {
+    version: 3,
+    rollout: { state: 'paused' },
+  });
 });

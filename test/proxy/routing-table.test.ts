@@ -66,6 +66,14 @@ test('a task that is not running, or waits for its health check, is no endpoint'
   }
 });
 
+test('a running task its readiness probe has not passed is no endpoint', (t) => {
+  const v = view();
+  const statuses = new Map(v.statuses);
+  const status = statuses.get('s.web.1.v1') as TaskStatus;
+  statuses.set('s.web.1.v1', { ...status, ready: false, probe: 'GET /ready: 503' });
+  t.deepEqual(endpointsOf({ ...v, statuses }), ['s.web.2.v1']);
+});
+
 test('a task told to shut down leaves the table at once, before it stops', (t) => {
   const v = view();
   const tasks = v.tasks.map((task) =>

@@ -25,6 +25,7 @@ function view(overrides: Partial<NodeView> = {}): NodeView {
     services: new Map([['s.web', web]]),
     statuses: new Map(),
     observed: new Map(),
+    probed: new Set(),
     busy: new Set(),
     restartAt: new Map(),
     runningServices: new Set(),
