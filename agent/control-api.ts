@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { NodeRecord } from '../mesh/api/nodes.js';
-import type { ServiceDefinition } from '../mesh/api/services.js';
+import type { RolloutStatus, ServiceDefinition } from '../mesh/api/services.js';
 
 export interface RaftStatus {
   role: string;
@@ -82,7 +82,9 @@ export interface ServiceRow {
   mode: 'replicated' | 'global';
   /** Replicated: the count asked for; global: the tasks planned. */
   desired: number;
+  /** Tasks of the current version that run, and of those the ones ready (taking traffic). */
   running: number;
+  ready: number;
   image: string;
   runtime: 'docker' | 'process';
   ports: string[];
@@ -93,6 +95,10 @@ export interface ServiceRow {
   dnsName: string;
   /** Nodes that cannot serve one of its published ports: `<port> on <node>: <why>`. */
   unserved: string[];
+  /** The rollout of its current version; null for a service never updated. */
+  rollout: RolloutStatus | null;
+  /** The current version undoes an update (a rollback). */
+  rollingBack: boolean;
 }
 
 /** GET /v1/stacks */
@@ -117,6 +123,10 @@ export interface TaskRow {
   serviceVersion: number;
   /** The service's version now: a task behind it is being replaced. */
   currentVersion: number | null;
+  /** Whether it takes traffic; null unless running. */
+  ready: boolean | null;
+  /** Its readiness probe's latest outcome. */
+  probe: string | null;
   /** host:port each published container port is reachable at. */
   ports: string[];
 }

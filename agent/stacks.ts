@@ -178,15 +178,17 @@ export class Stacks {
           if (reason) return [{ id, damaged: reason }];
           if (!service) return [];
           const own = tasks.filter((t) => t.serviceId === id && t.desired === 'running');
+          const running = own
+            .filter((t) => t.serviceVersion === service.version)
+            .map((t) => this.status(t.id))
+            .filter((s) => s?.state === 'running');
           return [
             {
               id,
               mode: service.mode,
               desired: service.mode === 'global' ? own.length : service.replicas,
-              running: own.filter(
-                (t) =>
-                  t.serviceVersion === service.version && this.status(t.id)?.state === 'running',
-              ).length,
+              running: running.length,
+              ready: running.filter((s) => s?.ready).length,
               image:
                 service.runtime === 'process' ? (service.command ?? []).join(' ') : service.image,
               runtime: service.runtime,
@@ -198,6 +200,8 @@ export class Stacks {
               address: this.state.get<ServiceAddress>('addresses', id)?.value.address ?? null,
               dnsName: `${name}.${stack.name}.mesh`,
               unserved: unservedPorts(service, nodes),
+              rollout: service.rollout ?? null,
+              rollingBack: service.rollingBack === true,
             },
           ];
         }),
@@ -236,6 +240,8 @@ export class Stacks {
           restarts: status?.restarts ?? 0,
           serviceVersion: t.serviceVersion,
           currentVersion: current ?? null,
+          ready: status?.state === 'running' ? status.ready === true : null,
+          probe: status?.probe ?? null,
           ports: (status?.ports ?? []).map(
             (p) => `${p.hostIp}:${p.hostPort}->${p.target}/${p.protocol}`,
           ),
@@ -260,6 +266,8 @@ export class Stacks {
       restarts: 0,
       serviceVersion: 0,
       currentVersion: null,
+      ready: null,
+      probe: null,
       ports: [],
     }));
   }

@@ -45,7 +45,22 @@ interface Progress {
   failure?: string;
 }
 
-function progressOf(service: StackRow['services'][number], tasks: TaskRow[]): Progress {
+/** What the first task of the new version that is not ready yet waits for, in words. */
+function waitingFor(task: TaskRow): string {
+  if (task.state === 'running')
+    return `${task.id} not ready: ${task.probe ?? 'no probe result yet'}`;
+  return `${task.id} ${task.state}${task.reason ? `: ${task.reason}` : ''}`;
+}
+
+/**
+ * A service's progress from what the cluster says. `deployed`: the version this command wrote;
+ * a later version that rolls back means the update failed.
+ */
+function progressOf(
+  service: StackRow['services'][number],
+  tasks: TaskRow[],
+  deployed: number | undefined,
+): Progress {
   if ('damaged' in service)
     return {
       line: `${service.id}: damaged`,
@@ -54,19 +69,36 @@ function progressOf(service: StackRow['services'][number], tasks: TaskRow[]): Pr
     };
   const own = tasks.filter((t) => t.service === service.id && t.desired === 'running');
   const current = own.filter((t) => t.serviceVersion === service.version);
-  const running = current.filter((t) => t.state === 'running').length;
   const outdated = own.length - current.length;
+  const { rollout } = service;
+  const unready = current.find((t) => !t.ready);
+  const step = unready
+    ? waitingFor(unready)
+    : outdated > 0
+      ? 'replacing the next task'
+      : rollout?.state === 'updating' && rollout.readyAt
+        ? 'watching for failures for the monitor period'
+        : undefined;
+  const line =
+    `${service.id}: ${service.ready}/${service.desired} ready` +
+    (rollout ? `, ${current.length}/${service.desired} updated` : '') +
+    (outdated > 0 ? `, ${outdated} to replace` : '') +
+    (service.rollingBack && rollout?.state === 'updating' ? ', rolling back' : '') +
+    (step && rollout?.state !== 'paused' ? ` (${step})` : '');
+  const failedUpdate = service.rollingBack && deployed !== undefined && service.version > deployed;
+  if (rollout?.state === 'paused')
+    return { line, done: false, failure: `${service.id} paused: ${rollout.message}` };
+  if (failedUpdate && rollout?.state === 'rolled-back')
+    return { line, done: false, failure: `${service.id} ${rollout.message}` };
+  if (rollout && rollout.state !== 'updating') return { line, done: true };
+  if (rollout) return { line, done: false };
+  // A service that was just created: it runs once every task is ready, unless one cannot start.
   const bad = current.find(
     (t) => t.state === 'failed' || (t.restarts >= CRASH_LOOP_RESTARTS && t.state !== 'running'),
   );
-  const stuck = current.find((t) => t.state !== 'running' && t.reason);
-  const line =
-    `${service.id}: ${running}/${service.desired} running` +
-    (outdated > 0 ? `, ${outdated} to replace` : '') +
-    (stuck ? ` (${stuck.id}: ${stuck.state}, ${stuck.reason})` : '');
   return {
     line,
-    done: running === service.desired && current.length === service.desired && outdated === 0,
+    done: service.ready === service.desired && current.length === service.desired && outdated === 0,
     failure: bad ? `${bad.id} ${bad.state}: ${bad.reason ?? 'no reason given'}` : undefined,
   };
 }
@@ -75,7 +107,7 @@ function progressOf(service: StackRow['services'][number], tasks: TaskRow[]): Pr
 async function followRollout(
   dataDir: string,
   stack: string,
-  services: string[],
+  deployed: ReadonlyMap<string, number | undefined>,
   timeoutMs: number,
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -83,10 +115,10 @@ async function followRollout(
   for (;;) {
     const stacks = await readDuring(() => callAgent(dataDir, 'GET /v1/stacks', {}), deadline);
     const rows = (stacks.find((s) => s.name === stack)?.services ?? []).filter((s) =>
-      services.includes(s.id),
+      deployed.has(s.id),
     );
     const tasks = await readDuring(() => callAgent(dataDir, 'GET /v1/tasks', { stack }), deadline);
-    const progress = rows.map((row) => progressOf(row, tasks));
+    const progress = rows.map((row) => progressOf(row, tasks, deployed.get(row.id)));
     for (const [i, p] of progress.entries()) {
       const id = (rows[i] as { id: string }).id;
       if (shown.get(id) !== p.line) process.stderr.write(`  ${p.line}\n`);
@@ -102,8 +134,9 @@ async function followRollout(
       return 0;
     }
     if (Date.now() > deadline) {
+      const waiting = progress.filter((p) => !p.done).map((p) => p.line);
       process.stderr.write(
-        `mesh: stack ${stack} did not converge within ${timeoutMs / 1000}s; see "mesh ps ${stack}"\n`,
+        `mesh: stack ${stack} did not converge within ${timeoutMs / 1000}s, still waiting: ${waiting.join('; ')}; see "mesh ps ${stack}"\n`,
       );
       return 1;
     }
@@ -138,8 +171,9 @@ export async function deploy(args: string[]): Promise<number> {
         `mesh: ${s.change} ${s.id}${s.version ? ` (version ${s.version})` : ''}\n`,
       );
   if (values.detach) return 0;
-  const live = response.services.filter((s) => s.change !== 'removed').map((s) => s.id);
-  return followRollout(dataDir, stackFile.stack, live, timeoutMs);
+  const live = response.services.filter((s) => s.change !== 'removed');
+  const deployed = new Map(live.map((s) => [s.id, s.version]));
+  return followRollout(dataDir, stackFile.stack, deployed, timeoutMs);
 }
 
 export async function ls(args: string[]): Promise<number> {
@@ -156,7 +190,7 @@ export async function ls(args: string[]): Promise<number> {
                 stack.name,
                 s.id,
                 s.mode,
-                `${s.running}/${s.desired}`,
+                `${s.ready}/${s.desired}${s.rollout && s.rollout.state !== 'completed' ? ` (${s.rollingBack && s.rollout.state === 'updating' ? 'rolling back' : s.rollout.state})` : ''}`,
                 s.runtime === 'process' ? `(process) ${s.image}` : s.image,
                 [s.ports.join(', ') || '-', ...s.unserved.map((u) => `(not served: ${u})`)].join(
                   ' ',
@@ -217,16 +251,17 @@ export async function ps(args: string[]): Promise<number> {
   );
   print(Boolean(values.json), tasks, () =>
     table(
-      ['TASK', 'SERVICE', 'NODE', 'DESIRED', 'STATE', 'SINCE', 'PORTS', 'REASON'],
+      ['TASK', 'SERVICE', 'NODE', 'DESIRED', 'STATE', 'READY', 'SINCE', 'PORTS', 'REASON'],
       tasks.map((t) => [
         t.id,
         t.service,
         t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-'),
         t.desired,
         t.restarts > 0 ? `${t.state} (${t.restarts} restarts)` : t.state,
+        t.ready === null ? '-' : t.ready ? 'ready' : 'not ready',
         t.since ? ago(t.since) : '-',
         t.ports.join(', ') || '-',
-        t.reason ?? '',
+        [t.reason, t.probe && `probe: ${t.probe}`].filter(Boolean).join('; '),
       ]),
     ),
   );
@@ -255,7 +290,12 @@ export async function scale(args: string[]): Promise<number> {
     else process.stderr.write(`mesh: ${result.service} scaled to ${result.replicas}\n`);
     if (!values.detach) {
       const stack = result.service.split('.')[0] as string;
-      const code = await followRollout(dataDir, stack, [result.service], 300_000);
+      const code = await followRollout(
+        dataDir,
+        stack,
+        new Map([[result.service, undefined]]),
+        300_000,
+      );
       if (code !== 0) return code;
     }
   }
@@ -276,7 +316,7 @@ export async function rollback(args: string[]): Promise<number> {
   else process.stderr.write(`mesh: rolling ${result.service} back (version ${result.version})\n`);
   if (values.detach) return 0;
   const stack = result.service.split('.')[0] as string;
-  return followRollout(dataDir, stack, [result.service], 300_000);
+  return followRollout(dataDir, stack, new Map([[result.service, result.version]]), 300_000);
 }
 
 export async function rm(args: string[]): Promise<number> {

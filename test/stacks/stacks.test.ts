@@ -92,7 +92,7 @@ dockerTest(
     const [a, b, c] = agents as [AgentProcess, AgentProcess, AgentProcess];
     const deployed = await meshOn(b, 'deploy', '-c', cluster.file('shop.yml', SHOP), 'shop');
     t.is(deployed.code, 0, deployed.stderr);
-    t.regex(deployed.stderr, /shop\.web: 3\/3 running/);
+    t.regex(deployed.stderr, /shop\.web: 3\/3 ready/);
     t.regex(deployed.stderr, /stack shop converged/);
     const web = await tasksWhen(c, 'web', allRunning(3), '3 web tasks running');
     t.is(new Set(web.map((task) => task.node)).size, 3, 'one web replica per node');
@@ -169,7 +169,7 @@ services:
     t.is(deployed.code, 0, deployed.stderr);
     t.regex(
       deployed.stderr,
-      /health\.checked: 0\/1 running \(.*starting, waiting for its health check\)/,
+      /health\.checked: 0\/1 ready \(.*starting: waiting for its health check\)/,
     );
     t.regex(deployed.stderr, /stack health converged/);
 
@@ -352,7 +352,11 @@ dockerTest(
     const updated = await meshOn(a, 'deploy', '-c', v2, 'upd');
     t.is(updated.code, 0, updated.stderr);
     t.regex(updated.stderr, /updated upd\.api \(version 2\)/);
-    t.regex(updated.stderr, /upd\.api: 0\/2 running, 1 to replace/, 'one task replaced at a time');
+    t.regex(
+      updated.stderr,
+      /upd\.api: [01]\/2 ready, 1\/2 updated, [12] to replace/,
+      'one task replaced at a time',
+    );
 
     const rolled = await meshOn(a, 'rollback', 'upd.api');
     t.is(rolled.code, 0, rolled.stderr);
