@@ -3,10 +3,11 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import type { StatusResponse, TaskRow } from '../../agent/control-api.js';
 import { removeLabelled } from '../helpers/containers.js';
-import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
+import { dockerTest, engine } from '../helpers/docker.js';
 import { startLoad } from '../helpers/load.js';
 import { type AgentProcess, LocalCluster, meshJson, meshOn } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
+import { versionedWebStack } from '../helpers/versioned-web.js';
 
 const run = promisify(execFile);
 
@@ -19,31 +20,12 @@ const cluster = await LocalCluster.create('rolling');
 let agents: AgentProcess[] = [];
 let clusterId = '';
 
-/**
- * Three replicas of a page that says its version; ready once `readyPath` answers. Updates one at
- * a time, start-first (the default), watched for a second once all are ready.
- */
-const stackOf = (version: string, readyPath = '/') => `
-services:
-  web:
-    image: ${TEST_IMAGE}
-    command: ["sh", "-c", "mkdir -p /tmp/www && echo ${version} > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
-    expose: ["8080"]
-    stop_grace_period: 2s
-    x-mesh:
-      routes: [web.roll.test]
-      readiness: { http: ${readyPath}, interval: 200ms, timeout: 1s, failure_threshold: 3 }
-    deploy:
-      replicas: 3
-      update_config: { parallelism: 1, monitor: 1s }
-`;
-
 const deploy = (version: string, readyPath?: string) =>
   meshOn(
     agents[0] as AgentProcess,
     'deploy',
     '-c',
-    cluster.file(`roll-${version}.yml`, stackOf(version, readyPath)),
+    cluster.file(`roll-${version}.yml`, versionedWebStack(version, { readyPath })),
     'roll',
     '--timeout',
     '90s',

@@ -1,0 +1,98 @@
+/**
+ * Rolling updates under traffic: two agents on 127.0.43.1-2 run three replicas of a web page;
+ * bounded continuous load (keep-alive clients through node 1's ingress) runs while the service is
+ * updated start-first (the default), then, same load, while it is updated stop-first as the
+ * reference. `failed` counts non-2xx answers and connection errors.
+ *
+ *   npm run bench:rolling -- [--clients 8] [--rounds 1] [--json]
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { ensureTestImage } from '../../examples/test-image.js';
+import { removeLabelled } from '../helpers/containers.js';
+import { type LoadResult, startLoad } from '../helpers/load.js';
+import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
+import { versionedWebStack } from '../helpers/versioned-web.js';
+import { note, option, report, status, until } from './harness.js';
+
+const run = promisify(execFile);
+const HOSTS = ['127.0.43.1', '127.0.43.2'];
+const CLIENT = '127.0.43.77';
+const PORT = 18_043;
+
+async function main(): Promise<void> {
+  const clients = option('clients', 8);
+  const rounds = option('rounds', 1);
+  const docker = new Docker();
+  await ensureTestImage(docker);
+  await run('ip', ['addr', 'add', `${CLIENT}/32`, 'dev', 'lo']).catch(() => undefined);
+  const cluster = await LocalCluster.create('bench-rolling');
+  const agents = await cluster.start(
+    HOSTS,
+    'roll',
+    [],
+    ['--dns-upstream', 'none', '--dns-port', '0', '--http-port', String(PORT), '--https-port', '0'],
+  );
+  const [agent] = agents;
+  if (!agent) throw new Error('no agent');
+  const clusterId = (await status(agent)).clusterId;
+  let version = 0;
+  /** Deploys the next version with this order; under load unless `quiet`. */
+  const update = async (order: 'start-first' | 'stop-first', quiet = false) => {
+    version++;
+    const file = cluster.file(`v${version}.yml`, versionedWebStack(`v${version}`, { order }));
+    const load = quiet
+      ? undefined
+      : startLoad(
+          {
+            host: HOSTS[0] as string,
+            port: PORT,
+            hostHeader: 'web.roll.test',
+            localAddress: CLIENT,
+          },
+          { clients, maxRequests: 500_000, maxMs: 180_000 },
+        );
+    const deployed = await meshOn(agent, 'deploy', '-c', file, 'roll', '--timeout', '120s');
+    const result = await load?.stop();
+    if (deployed.code !== 0) throw new Error(`deploy of v${version} failed:\n${deployed.stderr}`);
+    return result;
+  };
+  try {
+    await until('two nodes alive', 60_000, async () =>
+      (await status(agent)).members.alive === 2 ? true : undefined,
+    );
+    await update('start-first', true);
+    const startFirst: LoadResult[] = [];
+    const stopFirst: LoadResult[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      note(`round ${round}: update start-first under load`);
+      startFirst.push((await update('start-first')) as LoadResult);
+      note(`round ${round}: update stop-first under load (the reference)`);
+      stopFirst.push((await update('stop-first')) as LoadResult);
+      // Back to start-first without load: the next round's start-first update follows its order.
+      await update('start-first', true);
+    }
+    const total = (results: LoadResult[], order: string) => {
+      const failures = results.flatMap((r) => r.failures).slice(0, 5);
+      if (failures.length > 0) note(`${order} failures: ${failures.join(' | ')}`);
+      return {
+        requests: results.reduce((n, r) => n + r.requests, 0),
+        failed: results.reduce((n, r) => n + r.failed, 0),
+        p99Ms: Math.max(...results.map((r) => r.p99Ms)),
+      };
+    };
+    report({
+      ...total(startFirst, 'start-first'),
+      stopFirst: total(stopFirst, 'stop-first'),
+      clients,
+      rounds,
+    });
+  } finally {
+    await cluster.close();
+    await removeLabelled(docker, `mesh.cluster=${clusterId}`);
+    await run('ip', ['addr', 'del', `${CLIENT}/32`, 'dev', 'lo']).catch(() => undefined);
+  }
+}
+
+await main();
