@@ -34,8 +34,22 @@ export function slotKey(task: TaskRecord): string {
 const isReady = (status: TaskStatus | undefined) =>
   status?.state === 'running' && status.ready === true;
 
+/**
+ * A task of the new version not ready this long after it was created counts as failed, whatever
+ * keeps it (no room anywhere, a slow pull, a probe that never passes without one configured):
+ * a rollout never waits forever.
+ */
+export const READY_DEADLINE_MS = 300_000;
+
 /** Why a task of the version being rolled out counts as failed, or undefined while it has not. */
-export function failureOf(status: TaskStatus | undefined): string | undefined {
+export function failureOf(
+  task: TaskRecord,
+  status: TaskStatus | undefined,
+  now: number,
+): string | undefined {
+  const age = now - Date.parse(task.createdAt ?? '');
+  if (!isReady(status) && age >= READY_DEADLINE_MS)
+    return `not ready within ${READY_DEADLINE_MS / 1000}s of its creation (${status?.state ?? 'pending'}${status?.reason || task.reason ? `: ${status?.reason ?? task.reason}` : ''})`;
   if (!status) return undefined;
   const why = status.reason ? `: ${status.reason}` : '';
   if (status.state === 'failed') return `failed${why}`;
@@ -52,13 +66,13 @@ interface Progress {
   failures: Array<{ taskId: string; why: string }>;
 }
 
-function progressOf(view: RolloutView): Progress[] {
+function progressOf(view: RolloutView, now: number): Progress[] {
   return view.services.map(({ value: service }) => {
     const id = serviceId(service);
     const own = view.tasks.filter((t) => t.value.serviceId === id && t.value.desired === 'running');
     const current = own.filter((t) => t.value.serviceVersion === service.version);
     const failures = current.flatMap((t) => {
-      const why = failureOf(view.statuses.get(t.id));
+      const why = failureOf(t.value, view.statuses.get(t.id), now);
       return why ? [{ taskId: t.id, why }] : [];
     });
     return {
@@ -104,7 +118,7 @@ export function advanceRollouts(view: RolloutView, now: number): Write[] {
   const writes: Write[] = [];
   const at = new Date(now).toISOString();
   const stored = new Map(view.services.map((s) => [serviceId(s.value), s.version]));
-  for (const { service, current, outdated, failures } of progressOf(view)) {
+  for (const { service, current, outdated, failures } of progressOf(view, now)) {
     const rollout = service.rollout;
     if (rollout?.state !== 'updating') continue;
     const id = serviceId(service);
@@ -143,14 +157,17 @@ export function advanceRollouts(view: RolloutView, now: number): Write[] {
  */
 export function heldBack(view: RolloutView, now: number): Set<string> {
   const held = new Set<string>();
-  for (const { service, current, outdated } of progressOf(view)) {
+  for (const { service, current, outdated, failures } of progressOf(view, now)) {
     const replacing = new Set(current.map((t) => slotKey(t.value)));
     const waiting = outdated
       .filter((t) => !replacing.has(slotKey(t.value)))
       .sort((a, b) => a.value.slot - b.value.slot);
     if (waiting.length === 0) continue;
+    const failed = new Set(failures.map((f) => f.taskId));
     const statuses = current.map((t) => view.statuses.get(t.id));
-    const inFlight = statuses.filter((s) => !isReady(s) && !failureOf(s)).length;
+    const inFlight = current.filter(
+      (t) => !isReady(view.statuses.get(t.id)) && !failed.has(t.id),
+    ).length;
     const lastUp = Math.max(0, ...statuses.filter(isReady).map((s) => Date.parse(s?.since ?? '')));
     const { parallelism, delayMs } = policyOf(service);
     let budget = parallelism === 0 ? waiting.length : parallelism - inFlight;

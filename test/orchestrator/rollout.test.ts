@@ -1,5 +1,6 @@
 import test from 'ava';
 import { type ClusterView, orchestrate } from '../../agent/orchestrator/plan.js';
+import { READY_DEADLINE_MS } from '../../agent/orchestrator/rollout.js';
 import { replacementOrder, type ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 import type { Write } from '../../mesh/state/cluster-state.js';
@@ -179,5 +180,20 @@ test('update_config.delay: the next replacement waits that long after the last b
   t.deepEqual(
     tasksOf(later, 'running').map((task) => task.slot),
     [2],
+  );
+});
+
+test('a new task not ready within the deadline counts as failed, saying what held it', (t) => {
+  const createdAt = new Date(NOW - READY_DEADLINE_MS).toISOString();
+  const pending = { ...taskRecord(1, 2, 'n1'), nodeId: null, createdAt, reason: 'no node fits' };
+  const writes = plan(view(updated(), [pending, ...old], { [pending.id]: { state: 'starting' } }));
+  t.regex(
+    serviceIn(writes)?.rollout?.message ?? '',
+    /not ready within 300s of its creation \(starting: no node fits\)/,
+  );
+  const young = { ...pending, createdAt: new Date(NOW - 1000).toISOString() };
+  t.is(
+    serviceIn(plan(view(updated(), [young, ...old], { [young.id]: { state: 'starting' } }))),
+    undefined,
   );
 });
