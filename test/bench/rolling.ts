@@ -1,10 +1,10 @@
 /**
- * Rolling updates under traffic: two agents on 127.0.43.1-2 run three replicas of a web page;
+ * Rolling updates under traffic: two agents on 127.0.43.1-2 run three replicas (--replicas) of a web page;
  * bounded continuous load (keep-alive clients through node 1's ingress) runs while the service is
  * updated start-first (the default), then, same load, while it is updated stop-first as the
  * reference. `failed` counts non-2xx answers and connection errors.
  *
- *   npm run bench:rolling -- [--clients 8] [--rounds 1] [--json]
+ *   npm run bench:rolling -- [--clients 8] [--rounds 1] [--replicas 3] [--json]
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -24,6 +24,7 @@ const PORT = 18_043;
 async function main(): Promise<void> {
   const clients = option('clients', 8);
   const rounds = option('rounds', 1);
+  const replicas = option('replicas', 3);
   const docker = new Docker();
   await ensureTestImage(docker);
   await run('ip', ['addr', 'add', `${CLIENT}/32`, 'dev', 'lo']).catch(() => undefined);
@@ -41,7 +42,10 @@ async function main(): Promise<void> {
   /** Deploys the next version with this order; under load unless `quiet`. */
   const update = async (order: 'start-first' | 'stop-first', quiet = false) => {
     version++;
-    const file = cluster.file(`v${version}.yml`, versionedWebStack(`v${version}`, { order }));
+    const file = cluster.file(
+      `v${version}.yml`,
+      versionedWebStack(`v${version}`, { order, replicas }),
+    );
     const load = quiet
       ? undefined
       : startLoad(
@@ -87,6 +91,7 @@ async function main(): Promise<void> {
       stopFirst: total(stopFirst, 'stop-first'),
       clients,
       rounds,
+      replicas,
     });
   } finally {
     await cluster.close();

@@ -5,14 +5,15 @@ export interface VersionedWebOptions {
   /** The readiness probe's path: one that answers 404 makes a version that never becomes ready. */
   readyPath?: string;
   order?: 'start-first' | 'stop-first';
+  replicas?: number;
 }
 
 /**
- * `web`, three replicas of busybox httpd answering `version` at web.roll.test, ready once
+ * `web`, three replicas (unless told) of busybox httpd answering `version` at web.roll.test, ready once
  * readyPath answers; replaced one at a time and watched for a second once all are ready.
  */
 export function versionedWebStack(version: string, options: VersionedWebOptions = {}): string {
-  const { readyPath = '/', order = 'start-first' } = options;
+  const { readyPath = '/', order = 'start-first', replicas = 3 } = options;
   return `
 services:
   web:
@@ -24,7 +25,7 @@ services:
       routes: [web.roll.test]
       readiness: { http: ${readyPath}, interval: 200ms, timeout: 1s, failure_threshold: 3 }
     deploy:
-      replicas: 3
+      replicas: ${replicas}
       update_config: { parallelism: 1, monitor: 1s, order: ${order} }
 `;
 }
