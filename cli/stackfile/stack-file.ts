@@ -570,9 +570,8 @@ function updateOf(raw: Raw | undefined, path: KeyPath, defaults: UpdatePolicy): 
       [...path, 'failure_action'],
       `"${String(failureAction)}" is not pause, continue or rollback`,
     );
-  const order = raw.order ?? defaults.order;
-  if (order !== 'start-first' && order !== 'stop-first')
-    throw new Located([...path, 'order'], `"${String(order)}" is not start-first or stop-first`);
+  // The schema allows only start-first and stop-first.
+  const order = (raw.order as UpdatePolicy['order'] | undefined) ?? defaults.order;
   const ratio = raw.max_failure_ratio ?? defaults.maxFailureRatio;
   if (typeof ratio !== 'number' || ratio < 0 || ratio > 1)
     throw new Located([...path, 'max_failure_ratio'], 'must be a number from 0 to 1');

@@ -259,3 +259,74 @@ services:
   t.deepEqual(db?.placement.constraints, ['node.role == manager', 'node.platform.os == linux']);
   t.deepEqual(stack.ignored, []);
 });
+
+test('x-mesh readiness and update_config are read with their defaults; mistakes name their key', (t) => {
+  const stack = readStackFile(
+    file(
+      'ready.yml',
+      `services:
+  api:
+    image: api
+    expose: ["8080"]
+    x-mesh: { readiness: { http: /ready, start_period: 10s } }
+    deploy:
+      update_config: { order: stop-first, monitor: 2s, max_failure_ratio: 0.5 }
+  db:
+    image: db
+    x-mesh: { readiness: { tcp: 5432, interval: 500ms, failure_threshold: 5 } }
+`,
+    ),
+    'app',
+    {},
+  );
+  const [api, db] = stack.services;
+  t.deepEqual(api?.readiness, {
+    kind: 'http',
+    port: 8080,
+    path: '/ready',
+    intervalMs: 2000,
+    timeoutMs: 1000,
+    failureThreshold: 3,
+    successThreshold: 1,
+    startPeriodMs: 10_000,
+  });
+  t.like(db?.readiness, { kind: 'tcp', port: 5432, intervalMs: 500, failureThreshold: 5 });
+  t.deepEqual(api?.update, {
+    parallelism: 1,
+    delayMs: 0,
+    order: 'stop-first',
+    failureAction: 'rollback',
+    monitorMs: 2000,
+    maxFailureRatio: 0.5,
+  });
+  t.like(db?.update, { order: 'start-first', failureAction: 'rollback', monitorMs: 5000 });
+  t.like(db?.rollback, { order: 'start-first', failureAction: 'pause' });
+  t.regex(
+    problems(
+      'ready-both.yml',
+      'services:\n  a:\n    image: x\n    x-mesh: { readiness: { http: /, tcp: 80 } }\n',
+    ),
+    /ready-both\.yml:4:\d+: services\.a\.x-mesh\.readiness: needs one of http: PATH or tcp: PORT/,
+  );
+  t.regex(
+    problems(
+      'ready-port.yml',
+      'services:\n  a:\n    image: x\n    x-mesh: { readiness: { http: /ok } }\n',
+    ),
+    /services\.a\.x-mesh\.readiness: the service has no TCP port/,
+  );
+  t.regex(
+    problems(
+      'ready-key.yml',
+      'services:\n  a:\n    image: x\n    x-mesh: { readiness: { tcp: 80, treshold: 2 } }\n',
+    ),
+    /services\.a\.x-mesh\.readiness\.treshold: unknown readiness setting/,
+  );
+  t.regex(
+    problems(
+      'order.yml',
+      'services:\n  a:\n    image: x\n    deploy: { update_config: { order: random } }\n',
+    ),
+    /order\.yml:4:\d+: services\.a\.deploy\.update_config\.order: must be one of "start-first", "stop-first"/,
+  );
+});
