@@ -478,5 +478,6 @@ function taskSpec(
     stopGracePeriodMs: service.stopGracePeriodMs,
     volumes: service.volumes,
     healthcheck: service.healthcheck,
+    container: service.container,
   };
 }

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
+import type { ContainerSettings } from '../../mesh/api/services.js';
 import { LABEL } from './docker-labels.js';
 import { DockerNetworks } from './docker-networks.js';
 import {
@@ -170,7 +171,9 @@ export class DockerRuntime implements Runtime {
       },
       ExposedPorts: exposed,
       StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000),
+      ...containerOptions(spec.container ?? {}),
       HostConfig: {
+        ...hostOptions(spec.container ?? {}),
         PortBindings: bindings,
         NetworkMode: networks[0],
         Dns: spec.network ? [spec.network.dnsServer] : undefined,
@@ -238,13 +241,21 @@ export class DockerRuntime implements Runtime {
     const [c] = await this.containers(taskId);
     if (!c) return { lines: [], cursor: cursor ?? '0' };
     const container = this.options.docker.getContainer(c.Id);
-    const raw = (await container.logs({
-      stdout: true,
-      stderr: true,
-      timestamps: true,
-      follow: false,
-      ...(cursor ? { since: Number(cursor) } : { tail }),
-    })) as unknown as Buffer;
+    const raw = (await container
+      .logs({
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        follow: false,
+        ...(cursor ? { since: Number(cursor) } : { tail }),
+      })
+      .catch(async (error: Error) => {
+        if (!/does not support reading/.test(error.message)) throw error;
+        const driver = (await container.inspect()).HostConfig.LogConfig?.Type;
+        throw new RuntimeError(
+          `its logging driver (${driver}) keeps the engine from reading its logs: read them where that driver sends them`,
+        );
+      })) as unknown as Buffer;
     const lines = demultiplex(raw);
     let next = cursor ?? '0';
     const out: string[] = [];
@@ -367,4 +378,47 @@ export class DockerRuntime implements Runtime {
     if (!taskId || attributes[LABEL.cluster] !== this.options.clusterId) return;
     for (const listener of this.listeners) listener(taskId);
   }
+}
+
+/** Compose's per-container settings, as the engine's create options name them. */
+function containerOptions(c: ContainerSettings) {
+  return {
+    User: c.user,
+    WorkingDir: c.workingDir,
+    Hostname: c.hostname,
+    Domainname: c.domainname,
+    Tty: c.tty,
+    OpenStdin: c.stdinOpen,
+    StopSignal: c.stopSignal,
+    // A query parameter of the create call: which variant of the image to run.
+    platform: c.platform,
+  };
+}
+
+function hostOptions(c: ContainerSettings) {
+  return {
+    Init: c.init,
+    ReadonlyRootfs: c.readOnly,
+    Tmpfs:
+      c.tmpfs &&
+      Object.fromEntries(
+        c.tmpfs.map((entry) => {
+          const at = entry.indexOf(':');
+          return at < 0 ? [entry, ''] : [entry.slice(0, at), entry.slice(at + 1)];
+        }),
+      ),
+    Ulimits:
+      c.ulimits &&
+      Object.entries(c.ulimits).map(([Name, { soft, hard }]) => ({ Name, Soft: soft, Hard: hard })),
+    CapAdd: c.capAdd,
+    CapDrop: c.capDrop,
+    Sysctls: c.sysctls,
+    ShmSize: c.shmSizeBytes,
+    ExtraHosts: c.extraHosts,
+    SecurityOpt: c.securityOpt,
+    GroupAdd: c.groupAdd,
+    PidsLimit: c.pidsLimit,
+    OomScoreAdj: c.oomScoreAdj,
+    LogConfig: c.logging && { Type: c.logging.driver, Config: c.logging.options },
+  };
 }

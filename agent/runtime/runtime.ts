@@ -1,4 +1,4 @@
-import type { Healthcheck } from '../../mesh/api/services.js';
+import type { ContainerSettings, Healthcheck } from '../../mesh/api/services.js';
 import type { PublishedPort } from '../../mesh/api/tasks.js';
 
 /** What a runtime needs to run one task of a service. */
@@ -24,6 +24,8 @@ export interface TaskSpec {
   /** Docker's `SOURCE:TARGET[:ro]`; the process runtime has none. */
   volumes?: string[];
   healthcheck?: Healthcheck;
+  /** Docker: compose's per-container settings, applied by the engine. */
+  container?: ContainerSettings;
 }
 
 export interface TaskNetwork {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { networkKey } from '../../mesh/api/network.js';
 import type {
+  ContainerSettings,
   Healthcheck,
   HttpRouteSpec,
   PortSpec,
@@ -11,7 +12,8 @@ import type {
   UpdatePolicy,
 } from '../../mesh/api/services.js';
 import { isValidName } from '../../mesh/api/stacks.js';
-import { IGNORED_DEPLOY, IGNORED_SERVICE, IGNORED_TOP, NEWER_THAN_SCHEMA } from './keys.js';
+import { CONTAINER_KEYS } from './container.js';
+import { IGNORED_DEPLOY, IGNORED_SERVICE, IGNORED_TOP } from './keys.js';
 import { checkSchema } from './schema.js';
 import { type KeyPath, type Problem, Source, StackFileError } from './source.js';
 import { interpolate, parseBytes, parseDuration, splitCommand } from './values.js';
@@ -74,21 +76,9 @@ export function readStackFile(
   const ignore = (path: KeyPath, reason: string) =>
     ignored.push({ path: path.join('.'), line: source.locate(path, true).line, reason });
 
-  // Keys newer than the schema are taken out before it sees them, and handled (or reported) here.
-  const checked: Raw = { ...data };
-  for (const key of NEWER_THAN_SCHEMA.top) delete checked[key];
-  const services = (data.services ?? {}) as Record<string, Raw>;
-  if (typeof services === 'object' && !Array.isArray(services)) {
-    checked.services = Object.fromEntries(
-      Object.entries(services).map(([name, s]) => {
-        const copy = { ...(s ?? {}) } as Raw;
-        for (const key of NEWER_THAN_SCHEMA.service) delete copy[key];
-        return [name, copy];
-      }),
-    );
-  }
-  const schemaProblems = checkSchema(source, checked);
+  const schemaProblems = checkSchema(source, data);
   if (schemaProblems.length > 0) throw new StackFileError(schemaProblems);
+  const services = (data.services ?? {}) as Record<string, Raw>;
 
   const stack = stackName ?? (typeof data.name === 'string' ? data.name : undefined);
   if (!stack)
@@ -211,7 +201,7 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
   if (runtime === 'process' && !command && !entrypoint)
     throw new Located(path, 'a process service needs a command');
   if (runtime === 'process')
-    for (const key of ['image', 'volumes', 'healthcheck'])
+    for (const key of ['image', 'volumes', 'healthcheck', ...Object.keys(CONTAINER_KEYS)])
       if (raw[key] !== undefined) context.ignore([...path, key], 'not used by the process runtime');
   const deploy = (raw.deploy ?? {}) as Raw;
   const definition: ServiceDefinition = {
@@ -275,6 +265,10 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
     definition.networks = at([...path, 'networks'], () =>
       serviceNetworks(raw.networks, path, context),
     );
+  if (runtime === 'docker') {
+    const container = containerSettingsOf(raw, deploy, path);
+    if (Object.keys(container).length > 0) definition.container = container;
+  }
   if (mesh.at_most_once === true) definition.atMostOnce = true;
   if (mesh.routes !== undefined)
     definition.routes = routesOf(mesh.routes, [...path, 'x-mesh', 'routes'], definition);
@@ -290,14 +284,52 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
   if (definition.placement.maxReplicasPerNode === undefined)
     delete definition.placement.maxReplicasPerNode;
   reportDeployKeys(deploy, [...path, 'deploy'], context);
+  reportNestedKeys(raw, path, context);
+  return definition;
+}
+
+/** Settings inside supported keys that mesh does not act on. */
+function reportNestedKeys(raw: Raw, path: KeyPath, context: Context): void {
   if (Array.isArray(raw.depends_on) === false && raw.depends_on)
-    for (const [dep, spec] of Object.entries(raw.depends_on as Raw))
-      if ((spec as Raw)?.condition && (spec as Raw).condition !== 'service_started')
+    for (const [dep, spec] of Object.entries(raw.depends_on as Raw)) {
+      const { condition, restart, required } = (spec ?? {}) as Raw;
+      if (condition && condition !== 'service_started')
         context.ignore(
           [...path, 'depends_on', dep, 'condition'],
           'mesh waits until the dependency runs (service_started)',
         );
-  return definition;
+      if (restart !== undefined)
+        context.ignore(
+          [...path, 'depends_on', dep, 'restart'],
+          'a service is not restarted with its dependency',
+        );
+      if (required === false)
+        context.ignore(
+          [...path, 'depends_on', dep, 'required'],
+          'mesh waits for every dependency of the file',
+        );
+    }
+  if ((raw.healthcheck as Raw | undefined)?.start_interval !== undefined)
+    context.ignore(
+      [...path, 'healthcheck', 'start_interval'],
+      'the health check runs at its interval from the start',
+    );
+  ((raw.ports ?? []) as unknown[]).forEach((port, i) => {
+    for (const key of ['name', 'app_protocol'])
+      if (typeof port === 'object' && port !== null && key in port)
+        context.ignore([...path, 'ports', i, key], 'a label for people: mesh does not use it');
+  });
+}
+
+/** The per-container keys the service sets (pids from deploy.resources.limits too). */
+function containerSettingsOf(raw: Raw, deploy: Raw, path: KeyPath): ContainerSettings {
+  const settings: ContainerSettings = {};
+  for (const [key, [setting, read]] of Object.entries(CONTAINER_KEYS))
+    if (raw[key] !== undefined)
+      Object.assign(settings, { [setting]: at([...path, key], () => read(raw[key])) });
+  const pids = ((deploy.resources as Raw | undefined)?.limits as Raw | undefined)?.pids;
+  if (pids !== undefined) settings.pidsLimit = Number(pids);
+  return settings;
 }
 
 function reportDeployKeys(deploy: Raw, path: KeyPath, context: Context): void {

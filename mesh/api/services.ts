@@ -96,6 +96,39 @@ export interface Healthcheck {
   startPeriodMs: number;
 }
 
+/**
+ * Per-container settings of Compose that the engine applies as they are (docker runtime only):
+ * who runs it, its file system, kernel limits, signals, logging.
+ */
+export interface ContainerSettings {
+  user?: string;
+  workingDir?: string;
+  hostname?: string;
+  domainname?: string;
+  init?: boolean;
+  readOnly?: boolean;
+  /** `PATH[:OPTIONS]`, as compose's tmpfs. */
+  tmpfs?: string[];
+  ulimits?: Record<string, { soft: number; hard: number }>;
+  capAdd?: string[];
+  capDrop?: string[];
+  stopSignal?: string;
+  sysctls?: Record<string, string>;
+  shmSizeBytes?: number;
+  /** `HOST:ADDRESS` lines for /etc/hosts. */
+  extraHosts?: string[];
+  securityOpt?: string[];
+  tty?: boolean;
+  stdinOpen?: boolean;
+  groupAdd?: string[];
+  /** pids_limit, or deploy.resources.limits.pids. */
+  pidsLimit?: number;
+  oomScoreAdj?: number;
+  /** `os[/arch[/variant]]` the image is run for. */
+  platform?: string;
+  logging?: { driver: string; options: Record<string, string> };
+}
+
 /** One service of a stack, as the user declared it (normalized from the compose file). */
 export interface ServiceDefinition {
   stack: string;
@@ -140,6 +173,7 @@ export interface ServiceDefinition {
   atMostOnce?: boolean;
   /** x-mesh routes: hostnames and path prefixes served by the HTTP ingress on every node. */
   routes?: HttpRouteSpec[];
+  container?: ContainerSettings;
 }
 
 /**
@@ -292,6 +326,33 @@ const definitionFields: Fields = {
       timeoutMs: integer(0),
       retries: integer(0),
       startPeriodMs: integer(0),
+    }),
+    container: object({
+      required: {},
+      optional: {
+        user: string,
+        workingDir: string,
+        hostname: string,
+        domainname: string,
+        init: boolean,
+        readOnly: boolean,
+        tmpfs: listOf(string),
+        ulimits: mapOf(shape({ soft: integer(0), hard: integer(0) })),
+        capAdd: listOf(string),
+        capDrop: listOf(string),
+        stopSignal: string,
+        sysctls: mapOf(string),
+        shmSizeBytes: integer(0),
+        extraHosts: listOf(string),
+        securityOpt: listOf(string),
+        tty: boolean,
+        stdinOpen: boolean,
+        groupAdd: listOf(string),
+        pidsLimit: integer(-1),
+        oomScoreAdj: integer(-1000),
+        platform: string,
+        logging: shape({ driver: string, options: mapOf(string) }),
+      },
     }),
     readiness: object({
       required: {

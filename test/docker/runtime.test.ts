@@ -167,3 +167,62 @@ dockerTest("a node hears only its own tasks' exits, though nodes share the engin
   await eventually(() => heard.length > 0, { what: 'an exit heard', timeoutMs: 10_000 });
   t.deepEqual(heard, ['own-task'], 'the other node ended first, and was not heard');
 });
+
+dockerTest(
+  "compose's per-container settings reach the engine; a logging driver that keeps logs unreadable is named",
+  async (t, docker) => {
+    const r = runtime();
+    t.teardown(() => r.close());
+    await r.start(
+      spec('t-settings', {
+        command: ['sh', '-c', 'id -u > /tmp/uid; exec sleep 600'],
+        ports: [],
+        container: {
+          user: '1000:1000',
+          workingDir: '/tmp',
+          hostname: 'settings-test',
+          init: true,
+          readOnly: true,
+          tmpfs: ['/tmp:size=1m'],
+          ulimits: { nofile: { soft: 512, hard: 1024 } },
+          capDrop: ['NET_RAW'],
+          stopSignal: 'SIGUSR1',
+          shmSizeBytes: 8 * 2 ** 20,
+          extraHosts: ['db.internal:127.0.18.9'],
+          groupAdd: ['1234'],
+          pidsLimit: 64,
+          oomScoreAdj: 100,
+          logging: { driver: 'none', options: {} },
+        },
+      }),
+    );
+    const [container] = await docker.listContainers({
+      filters: { label: [`${LABEL.task}=t-settings`] },
+    });
+    const info = await docker.getContainer(container?.Id ?? '').inspect();
+    t.like(info.Config, {
+      User: '1000:1000',
+      WorkingDir: '/tmp',
+      Hostname: 'settings-test',
+      StopSignal: 'SIGUSR1',
+    });
+    t.like(info.HostConfig, {
+      Init: true,
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'size=1m' },
+      CapDrop: ['NET_RAW'],
+      ShmSize: 8 * 2 ** 20,
+      ExtraHosts: ['db.internal:127.0.18.9'],
+      GroupAdd: ['1234'],
+      PidsLimit: 64,
+      OomScoreAdj: 100,
+      LogConfig: { Type: 'none', Config: {} },
+    });
+    t.deepEqual(info.HostConfig.Ulimits, [{ Name: 'nofile', Soft: 512, Hard: 1024 }]);
+    const error = await t.throwsAsync(r.logs('t-settings', undefined, 10));
+    t.regex(
+      error?.message ?? '',
+      /its logging driver \(none\) keeps the engine from reading its logs/,
+    );
+  },
+);

@@ -330,3 +330,107 @@ test('x-mesh readiness and update_config are read with their defaults; mistakes 
     /order\.yml:4:\d+: services\.a\.deploy\.update_config\.order: must be one of "start-first", "stop-first"/,
   );
 });
+
+test('per-container keys are applied to Docker tasks, and reported as unused for process ones', (t) => {
+  const stack = readStackFile(
+    file(
+      'container.yml',
+      `services:
+  app:
+    image: app
+    user: "1000"
+    working_dir: /srv
+    init: true
+    read_only: true
+    tmpfs: /run
+    ulimits: { nproc: 65535, nofile: { soft: 20000, hard: 40000 } }
+    cap_add: [NET_ADMIN]
+    sysctls: [net.core.somaxconn=1024]
+    shm_size: 64m
+    extra_hosts: ["somehost=162.242.195.82", "otherhost:50.31.209.229"]
+    stop_signal: SIGQUIT
+    logging: { driver: local, options: { max-size: 10m } }
+    deploy: { resources: { limits: { pids: 100 } } }
+  job:
+    command: ["true"]
+    user: "1000"
+    x-mesh: { runtime: process }
+`,
+    ),
+    'app',
+    {},
+  );
+  t.deepEqual(stack.services[0]?.container, {
+    user: '1000',
+    workingDir: '/srv',
+    init: true,
+    readOnly: true,
+    tmpfs: ['/run'],
+    ulimits: { nproc: { soft: 65535, hard: 65535 }, nofile: { soft: 20000, hard: 40000 } },
+    capAdd: ['NET_ADMIN'],
+    sysctls: { 'net.core.somaxconn': '1024' },
+    shmSizeBytes: 64 * 2 ** 20,
+    extraHosts: ['somehost:162.242.195.82', 'otherhost:50.31.209.229'],
+    stopSignal: 'SIGQUIT',
+    logging: { driver: 'local', options: { 'max-size': '10m' } },
+    pidsLimit: 100,
+  });
+  t.false('container' in (stack.services[1] ?? {}));
+  t.deepEqual(
+    stack.ignored.filter((i) => i.path.startsWith('services.job')).map((i) => i.reason),
+    ['not used by the process runtime'],
+  );
+  t.regex(
+    problems(
+      'ulimit.yml',
+      'services:\n  a:\n    image: x\n    ulimits: { nofile: { soft: 10, hard: 5 } }\n',
+    ),
+    /services\.a\.ulimits: nofile: soft limit 10 is above hard limit 5/,
+  );
+});
+
+test('keys the specification added after the schema snapshot validate, typos in them are still caught', (t) => {
+  const stack = readStackFile(
+    file(
+      'newer.yml',
+      `name: newer
+services:
+  app:
+    image: app
+    env_file: [{ path: missing.env, required: false }]
+    healthcheck: { test: ["CMD", "true"], start_interval: 1s }
+    depends_on: { db: { condition: service_started, required: true, restart: true } }
+    ports: [{ target: 80, name: web, app_protocol: http }]
+    develop: { watch: [{ path: ./src, action: sync, target: /src }] }
+  db:
+    image: db
+    devices: [{ source: /dev/fuse, target: /dev/fuse, permissions: rwm }]
+    build: { context: ., dockerfile_inline: "FROM scratch" }
+`,
+    ),
+    undefined,
+    {},
+  );
+  t.is(stack.stack, 'newer');
+  t.deepEqual(stack.services[0]?.env, {}, 'a missing env file that is not required is skipped');
+  t.deepEqual(stack.ignored.map((i) => i.path).sort(), [
+    'services.app.depends_on.db.restart',
+    'services.app.develop',
+    'services.app.healthcheck.start_interval',
+    'services.app.ports.0.app_protocol',
+    'services.app.ports.0.name',
+    'services.db.build',
+    'services.db.devices',
+  ]);
+  t.regex(
+    problems(
+      'typo.yml',
+      'services:\n  a:\n    image: x\n    healthcheck: { test: ["CMD", "true"], start_intervall: 1s }\n',
+    ),
+    /services\.a\.healthcheck\.start_intervall: unknown key "start_intervall"/,
+  );
+  t.regex(
+    problems('inline.yml', 'services:\n  a:\n    image: x\n    env_file: [{ required: false }]\n'),
+    /services\.a\.env_file/,
+  );
+});
