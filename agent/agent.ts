@@ -87,7 +87,9 @@ export class Agent {
   }
 
   /** Starts again from a data dir: same identity, rejoining through known peers and seeds. */
-  static async restart(options: Pick<AgentOptions, 'dataDir' | 'logLevel'>): Promise<Agent> {
+  static async restart(
+    options: Pick<AgentOptions, 'dataDir' | 'logLevel' | 'logFormat'>,
+  ): Promise<Agent> {
     return Agent.run(await reopen(options));
   }
 

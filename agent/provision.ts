@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { NetworkSettings } from '../mesh/api/network.js';
 import { joinCluster } from '../mesh/join/client.js';
-import { createLogger, type Logger } from '../mesh/log.js';
+import { createLogger, type LogFormat, type Logger } from '../mesh/log.js';
 import { ClusterCA } from '../mesh/pki/ca.js';
 import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity.js';
 import { generateKeyPair } from '../mesh/pki/keys.js';
@@ -16,6 +16,7 @@ export interface AgentOptions extends DataPlaneSettings {
   port: number;
   labels: Record<string, string>;
   logLevel?: string;
+  logFormat?: LogFormat;
   rescheduleAfterMs?: number;
   /** `mesh init` only: the cluster's service and bridge ranges. */
   network?: NetworkSettings;
@@ -107,7 +108,7 @@ export async function joinWithToken(
 
 /** Reads a data dir written before: same identity, rejoining through known peers and seeds. */
 export async function reopen(
-  options: Pick<AgentOptions, 'dataDir' | 'logLevel'>,
+  options: Pick<AgentOptions, 'dataDir' | 'logLevel' | 'logFormat'>,
 ): Promise<Provisioned> {
   const dir = new DataDir(options.dataDir);
   const cluster = await dir.readCluster();
@@ -156,6 +157,9 @@ function checkListenable(host: string, port: number): Promise<void> {
   });
 }
 
-function agentLogger(nodeId: string, options: { logLevel?: string }): Logger {
-  return createLogger({ nodeId, level: options.logLevel });
+function agentLogger(
+  nodeId: string,
+  options: { logLevel?: string; logFormat?: LogFormat },
+): Logger {
+  return createLogger({ nodeId, level: options.logLevel, format: options.logFormat });
 }

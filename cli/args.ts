@@ -21,6 +21,7 @@ const FLAG_HELP: Record<string, string> = {
   port: 'the TLS port for the other nodes (default 7946)',
   label: 'a node label KEY=VALUE for placement constraints (repeatable)',
   'log-level': 'trace, debug, info (default), warn or error',
+  'log-format': 'json or pretty (default: pretty on a terminal, json otherwise)',
   'reschedule-after': 'how long a node may be unreachable before its tasks move (default 3s)',
   'dns-port': 'the port of the DNS server on the node address (default 53; 0: none)',
   'dns-upstream':

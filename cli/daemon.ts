@@ -1,5 +1,6 @@
 import { Agent, DEFAULT_PORT } from '../agent/agent.js';
 import { DEFAULT_NETWORK_SETTINGS, type NetworkSettings, parseCidr } from '../mesh/api/network.js';
+import type { LogFormat } from '../mesh/log.js';
 import {
   DATA_DIR,
   dataDirOf,
@@ -18,6 +19,7 @@ const AGENT_FLAGS: Options = {
   port: { type: 'string' },
   label: { type: 'string', multiple: true },
   'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
   'reschedule-after': { type: 'string' },
   'dns-port': { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true },
@@ -72,6 +74,7 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
       port: portOf(values, DEFAULT_PORT),
       labels: labelsOf(values),
       logLevel: values['log-level'] as string | undefined,
+      logFormat: logFormatOf(values),
       rescheduleAfterMs: durationOf(values['reschedule-after'], '--reschedule-after'),
       dnsPort: values['dns-port'] === undefined ? undefined : portOf(values, 53, 'dns-port'),
       dnsUpstreams: upstreamsOf(values['dns-upstream'] as string[] | undefined),
@@ -82,6 +85,13 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
       network: command === 'init' ? networkOf(values) : undefined,
     },
   };
+}
+
+/** --log-format json|pretty; unset: pretty on a terminal, JSON otherwise. */
+function logFormatOf(values: Record<string, unknown>): LogFormat | undefined {
+  const format = values['log-format'] as string | undefined;
+  if (format === undefined || format === 'json' || format === 'pretty') return format;
+  throw new UsageError(`--log-format: "${format}" is not json or pretty`);
 }
 
 function networkOf(values: Record<string, unknown>): NetworkSettings {
@@ -154,10 +164,15 @@ export async function join(args: string[]): Promise<number> {
 }
 
 export async function agent(args: string[]): Promise<number> {
-  const { values } = parse('agent', args, { ...DATA_DIR, 'log-level': { type: 'string' } });
+  const { values } = parse('agent', args, {
+    ...DATA_DIR,
+    'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
+  });
   const running = await Agent.restart({
     dataDir: dataDirOf(values),
     logLevel: values['log-level'] as string | undefined,
+    logFormat: logFormatOf(values),
   });
   process.stdout.write(`mesh: agent ${running.nodeId} running at ${running.address}\n`);
   return runUntilSignalled(running);
