@@ -65,6 +65,8 @@ export interface DeployRequest {
   services: ServiceDefinition[];
   /** Remove services of the stack that the file no longer declares. */
   prune?: boolean;
+  /** Check everything and say what would change, writing nothing. */
+  dryRun?: boolean;
 }
 
 export interface DeployResponse {

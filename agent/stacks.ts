@@ -60,7 +60,7 @@ export class Stacks {
     this.checkPorts(request);
     this.checkHosts(request);
     const response: DeployResponse = { stack: request.stack, services: [] };
-    await this.access.writeConditionally(() => {
+    const plan = () => {
       response.services = [];
       const now = new Date().toISOString();
       const writes: Write[] = [];
@@ -117,7 +117,9 @@ export class Stacks {
           ifVersion: stack?.version ?? 0,
         });
       return writes;
-    });
+    };
+    if (request.dryRun) plan();
+    else await this.access.writeConditionally(plan);
     return response;
   }
 

@@ -37,6 +37,7 @@ const FLAG_HELP: Record<string, string> = {
   'compose-file': 'the compose or stack file to deploy',
   detach: 'return once the change is accepted, without following the rollout',
   prune: 'remove services of the stack that the file no longer declares',
+  'dry-run': 'check everything and show what would be deployed; change nothing',
   timeout: 'how long to follow the rollout before giving up (default 5m)',
   all: 'with stopped tasks too',
   follow: 'keep printing new output',

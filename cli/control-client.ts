@@ -10,6 +10,9 @@ import { UsageError } from './args.js';
 /** The agent cannot answer now (no leader, or its replica is behind): worth asking again. */
 export class AgentUnavailableError extends UsageError {}
 
+/** No agent listens on the data dir's socket. */
+export class NoAgentError extends UsageError {}
+
 /**
  * Calls a route of the local agent's control API on the unix socket in its data dir: a GET with
  * the request as its query string, a POST with it as a JSON body.
@@ -52,7 +55,7 @@ export function callAgent<R extends RouteName>(
     req.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
         reject(
-          new UsageError(
+          new NoAgentError(
             `no mesh agent is running with data dir ${dataDir} (start one with "mesh agent", or pass --data-dir)`,
           ),
         );

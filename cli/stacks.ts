@@ -1,8 +1,9 @@
-import type { StackRow, TaskRow } from '../agent/control-api.js';
+import type { DeployRequest, DeployResponse, StackRow, TaskRow } from '../agent/control-api.js';
+import { serviceId } from '../mesh/api/services.js';
 import { DATA_DIR, dataDirOf, durationOf, JSON_OUTPUT, parse, UsageError } from './args.js';
-import { AgentUnavailableError, callAgent } from './control-client.js';
+import { AgentUnavailableError, callAgent, NoAgentError } from './control-client.js';
 import { ago, plural, print, table } from './output.js';
-import { type Ignored, readStackFile } from './stackfile/stack-file.js';
+import { type Ignored, readStackFile, type StackFile } from './stackfile/stack-file.js';
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
 const POLL_MS = 100;
@@ -152,6 +153,7 @@ export async function deploy(args: string[]): Promise<number> {
     detach: { type: 'boolean', short: 'd' },
     prune: { type: 'boolean' },
     timeout: { type: 'string' },
+    'dry-run': { type: 'boolean' },
   });
   const file = values['compose-file'] as string | undefined;
   if (!file) throw new UsageError('deploy needs a compose file: mesh deploy -c FILE [STACK]');
@@ -159,11 +161,13 @@ export async function deploy(args: string[]): Promise<number> {
   const stackFile = readStackFile(file, positionals[0]);
   if (stackFile.ignored.length > 0) process.stderr.write(ignoredReport(file, stackFile.ignored));
   const dataDir = dataDirOf(values);
-  const response = await callAgent(dataDir, 'POST /v1/stacks', {
+  const request = {
     stack: stackFile.stack,
     services: stackFile.services,
     prune: Boolean(values.prune),
-  });
+  };
+  if (values['dry-run']) return dryRun(dataDir, request, stackFile, Boolean(values.json));
+  const response = await callAgent(dataDir, 'POST /v1/stacks', request);
   if (values.json) print(true, response, () => '');
   else
     for (const s of response.services)
@@ -174,6 +178,72 @@ export async function deploy(args: string[]): Promise<number> {
   const live = response.services.filter((s) => s.change !== 'removed');
   const deployed = new Map(live.map((s) => [s.id, s.version]));
   return followRollout(dataDir, stackFile.stack, deployed, timeoutMs);
+}
+
+/**
+ * What a deploy would do, changing nothing: the agent checks what needs the cluster (placement,
+ * ports, hosts) and says what would change; without an agent, the file's own checks only.
+ */
+async function dryRun(
+  dataDir: string,
+  request: DeployRequest,
+  stackFile: StackFile,
+  json: boolean,
+): Promise<number> {
+  let changes: DeployResponse['services'] | undefined;
+  try {
+    changes = (await callAgent(dataDir, 'POST /v1/stacks', { ...request, dryRun: true })).services;
+  } catch (error) {
+    if (!(error instanceof NoAgentError)) throw error;
+    process.stderr.write(
+      `mesh: ${error.message}: checked the file only (placement, ports and hosts are checked by an agent)\n`,
+    );
+  }
+  const services = stackFile.services.map((s) => {
+    const change = changes?.find((c) => c.id === serviceId(s));
+    return {
+      id: serviceId(s),
+      change: change?.change ?? null,
+      version: change?.version ?? null,
+      mode: s.mode,
+      replicas: s.mode === 'global' ? null : s.replicas,
+      runtime: s.runtime,
+      image: s.runtime === 'docker' ? s.image : (s.command ?? []).join(' '),
+      constraints: s.placement.constraints,
+      ports: s.ports.map(
+        (p) => `${p.published ?? '*'}->${p.target}/${p.protocol}${p.mode ? ` (${p.mode})` : ''}`,
+      ),
+      routes: (s.routes ?? []).map((r) => `${r.host}${r.path}`),
+    };
+  });
+  const removed = (changes ?? []).filter((c) => c.change === 'removed').map((c) => c.id);
+  const result = {
+    stack: stackFile.stack,
+    checkedBy: changes ? 'agent' : 'file',
+    services,
+    removed,
+    ignored: stackFile.ignored,
+  };
+  print(json, result, () =>
+    [
+      `dry run of stack ${stackFile.stack}: nothing was changed`,
+      table(
+        ['SERVICE', 'CHANGE', 'MODE', 'REPLICAS', 'IMAGE', 'PLACEMENT', 'PORTS', 'ROUTES'],
+        services.map((s) => [
+          s.id,
+          s.change ? `${s.change}${s.version ? ` (version ${s.version})` : ''}` : '?',
+          s.mode,
+          s.replicas === null ? '-' : String(s.replicas),
+          s.image,
+          s.constraints.join(', ') || '-',
+          s.ports.join(', ') || '-',
+          s.routes.join(', ') || '-',
+        ]),
+      ),
+      ...removed.map((id) => `would remove ${id} (--prune)`),
+    ].join('\n'),
+  );
+  return 0;
 }
 
 export async function ls(args: string[]): Promise<number> {

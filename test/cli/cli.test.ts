@@ -133,3 +133,41 @@ test('deploy lists the keys it ignores once, grouped by why, with the count', (t
   t.regex(rest.join('\n'), /^ {2}services\.web\.privileged \(line 5\): .+$/m);
   t.regex(rest.at(-1) ?? '', /^mesh: no mesh agent is running/);
 });
+
+test('a dry run without an agent checks the file only, says so, and shows what it would deploy', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'stack.yml');
+  writeFileSync(
+    file,
+    'services:\n  web:\n    image: nginx\n    ports: ["8080:80"]\n    privileged: true\n    deploy: { replicas: 2, placement: { constraints: [node.role == worker] } }\n',
+  );
+  const dry = mesh(
+    'deploy',
+    '-c',
+    file,
+    'app',
+    '--dry-run',
+    '--json',
+    '--data-dir',
+    join(dir, 'none'),
+  );
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stderr, /no mesh agent is running .*: checked the file only/);
+  t.like(JSON.parse(dry.stdout), {
+    stack: 'app',
+    checkedBy: 'file',
+    services: [
+      {
+        id: 'app.web',
+        change: null,
+        replicas: 2,
+        constraints: ['node.role == worker'],
+        ports: ['8080->80/tcp'],
+      },
+    ],
+    ignored: [{ path: 'services.web.privileged', line: 5 }],
+  });
+  const text = mesh('deploy', '-c', file, 'app', '--dry-run', '--data-dir', join(dir, 'none'));
+  t.regex(text.stdout, /^dry run of stack app: nothing was changed\nSERVICE +CHANGE/);
+});

@@ -58,6 +58,23 @@ test('without an engine, an x-mesh process stack runs across agents; a worker ma
     },
     { what: 'two nodes alive and recorded', timeoutMs: 30_000, intervalMs: 200 },
   );
+  // A dry run says what would be deployed, with the agent's checks, and writes nothing.
+  const dry = await mesh('deploy', '-c', STACK, '--dry-run', '--json', '--data-dir', a.dataDir);
+  t.is(dry.code, 0, dry.stderr);
+  t.like(JSON.parse(dry.stdout), {
+    stack: 'demo',
+    checkedBy: 'agent',
+    services: [{ id: 'demo.web', change: 'created', version: 1, replicas: 3 }],
+  });
+  t.deepEqual(JSON.parse((await mesh('ls', '--json', '--data-dir', a.dataDir)).stdout), []);
+  const impossible = cluster.file(
+    'impossible.yml',
+    'name: demo\nservices:\n  web:\n    command: ["true"]\n    x-mesh: { runtime: process }\n    deploy: { placement: { constraints: [node.labels.zone == mars] } }\n',
+  );
+  const refusedDry = await mesh('deploy', '-c', impossible, '--dry-run', '--data-dir', a.dataDir);
+  t.is(refusedDry.code, 2, 'a refusal of the agent fails the dry run');
+  t.regex(refusedDry.stderr, /no node satisfies node\.labels\.zone == mars/);
+
   const deployed = await mesh('deploy', '-c', STACK, '--data-dir', a.dataDir);
   t.is(deployed.code, 0, deployed.stderr);
   const { stdout } = await mesh('ps', 'web', '--json', '--data-dir', b.dataDir);
