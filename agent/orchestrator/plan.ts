@@ -29,6 +29,7 @@ function specOf(service: ServiceRecord): ServiceSpec {
     reservations: service.resources.reservations,
     constraints: service.placement.constraints,
     maxReplicasPerNode: service.placement.maxReplicasPerNode,
+    spread: service.placement.preferences,
     version: service.version,
   };
 }

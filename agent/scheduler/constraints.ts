@@ -27,7 +27,8 @@ export function parseConstraint(text: string): Constraint {
   return { field: match[1] as string, equal: match[2] === '==', value: match[3] as string };
 }
 
-function fieldOf(node: NodeInfo, field: string): string | undefined {
+/** A node's value of a constraint field (`node.labels.zone`, `node.role`, ...). */
+export function fieldOf(node: NodeInfo, field: string): string | undefined {
   if (field === 'node.id') return node.id;
   if (field === 'node.hostname') return node.hostname;
   if (field === 'node.role') return node.role;

@@ -15,6 +15,11 @@ export interface ServiceSpec {
   /** Swarm's syntax: node.id, .hostname, .role, .platform.os|arch or .labels.KEY; == or !=. */
   constraints: string[];
   maxReplicasPerNode?: number;
+  /**
+   * placement.preferences spread: node fields (`node.labels.zone`) whose values the tasks are
+   * spread across, in order, before they are spread across nodes.
+   */
+  spread?: string[];
   /** Bumped on every change of the spec; tasks of an older version are replaced. */
   version: number;
 }

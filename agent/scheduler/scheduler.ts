@@ -1,4 +1,4 @@
-import { satisfies } from './constraints.js';
+import { fieldOf, satisfies } from './constraints.js';
 import type { NodeInfo, Plan, ServiceSpec, Task } from './model.js';
 
 export interface SchedulerOptions {
@@ -88,13 +88,25 @@ export function schedule(
           (u.perService.get(service.id) ?? 0) < service.maxReplicasPerNode)
       );
     };
-    /** The best node for one more task: fewest of this service, then fewest overall, then lower ID. */
+    const mineOn = (node: NodeInfo) => usage.get(node.id)?.perService.get(service.id) ?? 0;
+    /** This service's tasks on the eligible nodes that share the node's value of a field. */
+    const mineIn = (node: NodeInfo, field: string) =>
+      eligible
+        .filter((n) => fieldOf(n, field) === fieldOf(node, field))
+        .reduce((sum, n) => sum + mineOn(n), 0);
+    /**
+     * The best node for one more task: fewest of this service in its group of each spread
+     * preference in turn, then on the node, then fewest overall, then lower ID.
+     */
     const pick = (only?: NodeInfo): NodeInfo | undefined =>
       (only ? [only] : eligible).filter(fits).sort((a, b) => {
+        for (const field of service.spread ?? []) {
+          const spread = mineIn(a, field) - mineIn(b, field);
+          if (spread) return spread;
+        }
         const ua = usage.get(a.id) as Usage;
         const ub = usage.get(b.id) as Usage;
-        const mine = (ua.perService.get(service.id) ?? 0) - (ub.perService.get(service.id) ?? 0);
-        return mine || ua.tasks - ub.tasks || a.id.localeCompare(b.id);
+        return mineOn(a) - mineOn(b) || ua.tasks - ub.tasks || a.id.localeCompare(b.id);
       })[0];
     const create = (slot: number, node: NodeInfo | undefined, forNode?: string) => {
       const task: Task = {

@@ -72,7 +72,6 @@ export const IGNORED_SERVICE: Record<string, string> = {
 /** Keys under a service's deploy. */
 export const IGNORED_DEPLOY: Record<string, string> = {
   endpoint_mode: 'mesh routes to every ready task itself, through the service address',
-  'placement.preferences': 'tasks are spread across nodes already',
   'resources.reservations.devices': NOT_YET,
   'resources.reservations.generic_resources': NOT_YET,
 };

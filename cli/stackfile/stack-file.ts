@@ -240,7 +240,7 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
     replicas: deploy.mode === 'global' ? 0 : ((deploy.replicas as number | undefined) ?? 1),
     resources: at([...path, 'deploy', 'resources'], () => resourcesOf(deploy.resources as Raw)),
     placement: {
-      constraints: ((deploy.placement as Raw | undefined)?.constraints ?? []) as string[],
+      constraints: constraintsOf(deploy.placement as Raw | undefined, path, context),
       maxReplicasPerNode: (deploy.placement as Raw | undefined)?.max_replicas_per_node as
         | number
         | undefined,
@@ -283,6 +283,8 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
   if (definition.entrypoint === undefined) delete definition.entrypoint;
   if (definition.placement.maxReplicasPerNode === undefined)
     delete definition.placement.maxReplicasPerNode;
+  const preferences = preferencesOf(deploy.placement as Raw | undefined, path, context);
+  if (preferences.length > 0) definition.placement.preferences = preferences;
   reportDeployKeys(deploy, [...path, 'deploy'], context);
   reportNestedKeys(raw, path, context);
   return definition;
@@ -318,6 +320,35 @@ function reportNestedKeys(raw: Raw, path: KeyPath, context: Context): void {
     for (const key of ['name', 'app_protocol'])
       if (typeof port === 'object' && port !== null && key in port)
         context.ignore([...path, 'ports', i, key], 'a label for people: mesh does not use it');
+  });
+}
+
+const ENGINE_LABELS =
+  'engine labels are not known to mesh: label the nodes instead (mesh node label NODE KEY=VALUE)';
+
+/** Placement constraints, but those on engine labels, which are reported. */
+function constraintsOf(placement: Raw | undefined, path: KeyPath, context: Context): string[] {
+  const constraints = (placement?.constraints ?? []) as string[];
+  constraints.forEach((c, i) => {
+    if (c.trim().startsWith('engine.labels.'))
+      context.ignore([...path, 'deploy', 'placement', 'constraints', i], ENGINE_LABELS);
+  });
+  return constraints.filter((c) => !c.trim().startsWith('engine.labels.'));
+}
+
+/** placement.preferences: `spread: node.labels.KEY` each, in order. */
+function preferencesOf(placement: Raw | undefined, path: KeyPath, context: Context): string[] {
+  const preferences = (placement?.preferences ?? []) as Raw[];
+  return preferences.flatMap((preference, i) => {
+    const at: KeyPath = [...path, 'deploy', 'placement', 'preferences', i, 'spread'];
+    const spread = String(preference.spread ?? '').trim();
+    if (spread.startsWith('engine.labels.')) {
+      context.ignore(at, ENGINE_LABELS);
+      return [];
+    }
+    if (!/^node\.labels\.[\w.-]+$/.test(spread))
+      throw new Located(at, `"${spread}" is not node.labels.KEY (tasks spread across its values)`);
+    return [spread];
   });
 }
 

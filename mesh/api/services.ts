@@ -162,7 +162,8 @@ export interface ServiceDefinition {
     limits: { cpus?: number; memoryBytes?: number };
     reservations: { cpus: number; memoryBytes: number };
   };
-  placement: { constraints: string[]; maxReplicasPerNode?: number };
+  /** preferences: node fields (`node.labels.zone`) to spread tasks across the values of. */
+  placement: { constraints: string[]; maxReplicasPerNode?: number; preferences?: string[] };
   restartPolicy: RestartPolicy;
   update: UpdatePolicy;
   rollback: UpdatePolicy;
@@ -303,7 +304,7 @@ const definitionFields: Fields = {
     }),
     placement: object({
       required: { constraints: listOf(string) },
-      optional: { maxReplicasPerNode: integer(0) },
+      optional: { maxReplicasPerNode: integer(0), preferences: listOf(string) },
     }),
     restartPolicy: shape({
       condition: oneOf('none', 'on-failure', 'any'),

@@ -291,3 +291,17 @@ test('a replica on a node that no longer satisfies the constraints moves', (t) =
   ]);
   t.is(plan.create[0]?.nodeId, 'n2');
 });
+
+test('placement preferences spread tasks across label values first, then across nodes', (t) => {
+  const nodes = [
+    node('n1', { labels: { zone: 'a' } }),
+    node('n2', { labels: { zone: 'a' } }),
+    node('n3', { labels: { zone: 'b' } }),
+    node('n4'),
+  ];
+  const spread = converge([service('s', { replicas: 6, spread: ['node.labels.zone'] })], nodes);
+  // Three groups (a, b, and nodes without the label): two tasks each.
+  t.deepEqual(countBy(spread), { n1: 1, n2: 1, n3: 2, n4: 2 });
+  const plain = converge([service('p', { replicas: 6 })], nodes);
+  t.deepEqual(countBy(plain), { n1: 2, n2: 2, n3: 1, n4: 1 });
+});

@@ -434,3 +434,39 @@ services:
     /services\.a\.env_file/,
   );
 });
+
+test('placement preferences spread by node labels; engine labels are reported, not refused', (t) => {
+  const stack = readStackFile(
+    file(
+      'spread.yml',
+      `services:
+  web:
+    image: web
+    deploy:
+      placement:
+        constraints: [node.role == worker, engine.labels.operatingsystem == ubuntu]
+        preferences: [{ spread: node.labels.zone }, { spread: engine.labels.rack }]
+`,
+    ),
+    'app',
+    {},
+  );
+  t.deepEqual(stack.services[0]?.placement, {
+    constraints: ['node.role == worker'],
+    preferences: ['node.labels.zone'],
+  });
+  t.deepEqual(
+    stack.ignored.map((i) => i.path),
+    [
+      'services.web.deploy.placement.constraints.1',
+      'services.web.deploy.placement.preferences.1.spread',
+    ],
+  );
+  t.regex(
+    problems(
+      'spread-bad.yml',
+      'services:\n  a:\n    image: x\n    deploy: { placement: { preferences: [{ spread: node.hostname }] } }\n',
+    ),
+    /services\.a\.deploy\.placement\.preferences\.0\.spread: "node\.hostname" is not node\.labels\.KEY/,
+  );
+});
