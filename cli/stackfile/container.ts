@@ -33,7 +33,9 @@ function ulimits(value: unknown): ContainerSettings['ulimits'] {
         typeof limit === 'number'
           ? { soft: limit, hard: limit }
           : (limit as { soft: number; hard: number });
-      if (soft > hard) throw new Error(`${name}: soft limit ${soft} is above hard limit ${hard}`);
+      const bound = (n: number) => (n === -1 ? Number.POSITIVE_INFINITY : n);
+      if (bound(soft) > bound(hard))
+        throw new Error(`${name}: soft limit ${soft} is above hard limit ${hard}`);
       return [name, { soft, hard }];
     }),
   );

@@ -204,6 +204,11 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
     for (const key of ['image', 'volumes', 'healthcheck', ...Object.keys(CONTAINER_KEYS)])
       if (raw[key] !== undefined) context.ignore([...path, key], 'not used by the process runtime');
   const deploy = (raw.deploy ?? {}) as Raw;
+  if (deploy.mode === 'replicated-job' || deploy.mode === 'global-job')
+    throw new Located(
+      [...path, 'deploy', 'mode'],
+      `${deploy.mode} is not supported yet: run it as a service with restart_policy condition none`,
+    );
   const definition: ServiceDefinition = {
     stack,
     name,

@@ -338,7 +338,8 @@ const definitionFields: Fields = {
         init: boolean,
         readOnly: boolean,
         tmpfs: listOf(string),
-        ulimits: mapOf(shape({ soft: integer(0), hard: integer(0) })),
+        // -1: unlimited.
+        ulimits: mapOf(shape({ soft: integer(-1), hard: integer(-1) })),
         capAdd: listOf(string),
         capDrop: listOf(string),
         stopSignal: string,
