@@ -75,3 +75,32 @@ export const IGNORED_DEPLOY: Record<string, string> = {
   'resources.reservations.devices': NOT_YET,
   'resources.reservations.generic_resources': NOT_YET,
 };
+
+/** Supported keys whose meaning in mesh is worth a word (the README's table shows it). */
+export const SUPPORTED_NOTES: Record<string, string> = {
+  name: 'the stack name, unless one is given to mesh deploy',
+  networks: 'a bridge per network on each node; `external: true` is shared by name across stacks',
+  volumes: 'named volumes are per node',
+  'services.*.ports':
+    'published on every node through the routing mesh (TCP); `mode: host` on the task node only',
+  'services.*.expose': 'ports the service address answers on',
+  'services.*.networks': 'services reach each other only through a shared network',
+  'services.*.volumes': 'named volumes (per node) and bind mounts; paths relative to the file',
+  'services.*.restart': 'mapped onto deploy.restart_policy',
+  'services.*.depends_on': 'a task starts once each dependency has a running task',
+  'services.*.healthcheck': 'liveness: a task is running once healthy; an unhealthy one restarts',
+  'services.*.env_file': 'read by mesh deploy; long syntax with `required: false` too',
+  'services.*.stop_grace_period': 'drain, then SIGTERM, this long, then SIGKILL',
+  'services.*.labels': 'on each container',
+  'services.*.deploy.labels': 'on the service',
+  'services.*.deploy.mode': 'replicated or global; jobs are refused (not supported yet)',
+  'services.*.deploy.placement':
+    'constraints on node.id, hostname, role, platform and labels; spread preferences by node label',
+  'services.*.deploy.update_config':
+    'rolling updates: parallelism, delay, order (start-first), monitor, max_failure_ratio, failure_action',
+  'services.*.deploy.rollback_config': 'how a rollback rolls out, as update_config',
+  'services.*.deploy.resources':
+    'limits (CPU, memory, pids) and reservations (CPU, memory: the scheduler places by them)',
+  'services.*.x-mesh':
+    "mesh's own settings: runtime (process), at_most_once, routes (HTTP ingress), readiness",
+};
