@@ -101,14 +101,52 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 export const DATA_DIR: Options = { 'data-dir': { type: 'string' } };
 export const JSON_OUTPUT: Options = { json: { type: 'boolean' } };
 
-/** parseArgs, with its errors turned into one-line usage errors naming the command. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/** The candidate a typo most likely meant (at most two edits away), if any. */
+export function closest(typed: string, candidates: string[]): string | undefined {
+  const [best] = candidates
+    .map((name) => ({ name, distance: editDistance(typed, name) }))
+    .sort((x, y) => x.distance - y.distance);
+  return best && best.distance <= 2 ? best.name : undefined;
+}
+
+/**
+ * parseArgs, with its errors turned into one line naming the command, the argument and what is
+ * expected.
+ */
 export function parse(command: string, args: string[], options: Options) {
   if (args.includes('--help') || args.includes('-h'))
     throw new HelpRequest(usage(command, options));
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError(`${command}: ${(error as Error).message}`);
+    const { code, message } = error as NodeJS.ErrnoException;
+    const help = `see "mesh ${command} --help"`;
+    const option = /'(-[^' ]*)/.exec(message)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const meant = closest(option.replace(/^-+/, ''), Object.keys(options));
+      throw new UsageError(
+        `${command}: unknown option ${option}${meant ? ` (did you mean --${meant}?)` : ''}; ${help}`,
+      );
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const name = /--([\w-]+)/.exec(message)?.[1] ?? option;
+      const expects = options[name]?.type === 'string' ? 'a value' : 'no value';
+      throw new UsageError(`${command}: --${name} takes ${expects}: ${FLAG_HELP[name] ?? help}`);
+    }
+    throw new UsageError(`${command}: ${message}; ${help}`);
   }
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { UsageError } from './args.js';
+import { closest, UsageError } from './args.js';
 import { COMMANDS, type Command } from './commands.js';
 
 /**
@@ -44,24 +44,12 @@ function help(): string {
   return lines.join('\n');
 }
 
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution);
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
-}
-
 function suggestion(name: string): string {
-  const [best] = COMMANDS.map((c) => ({ name: c.name, distance: editDistance(name, c.name) })).sort(
-    (x, y) => x.distance - y.distance,
+  const best = closest(
+    name,
+    COMMANDS.map((c) => c.name),
   );
-  return best && best.distance <= 2 ? ` (did you mean "${best.name}"?)` : '';
+  return best ? ` (did you mean "${best}"?)` : '';
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -99,6 +99,16 @@ test('a typo gets a suggestion', (t) => {
   const { code, stderr } = mesh('dploy');
   t.is(code, 2);
   t.regex(stderr, /unknown command "dploy" \(did you mean "deploy"\?\)/);
+  const option = mesh('deploy', '--detatch');
+  t.is(option.code, 2);
+  t.is(
+    option.stderr,
+    'mesh: deploy: unknown option --detatch (did you mean --detach?); see "mesh deploy --help"\n',
+  );
+  t.is(
+    mesh('deploy', '-c').stderr,
+    'mesh: deploy: --compose-file takes a value: the compose or stack file to deploy\n',
+  );
 });
 
 test('a stack file is checked before any agent is asked, and a bad flag is named', (t) => {
