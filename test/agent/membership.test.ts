@@ -99,7 +99,10 @@ test.serial('user mistakes get one clear line', async (t) => {
       ['node', 'ls', '--data-dir', `${root}/nobody`],
       /^mesh: no mesh agent is running with data dir/,
     ],
-    [['node', 'ls', '--colour'], /^mesh: node ls: Unknown option '--colour'/],
+    [
+      ['node', 'ls', '--colour'],
+      /^mesh: node ls: unknown option --colour; see "mesh node ls --help"\n$/,
+    ],
   ];
   for (const [args, message] of cases) {
     const { code, stderr } = await mesh(...args);
