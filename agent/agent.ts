@@ -33,6 +33,10 @@ import { Reconciler } from './reconciler/reconciler.js';
 import { routesRoute } from './routes.js';
 import { Runtimes } from './runtime/runtimes.js';
 import { DEFAULT_SCHEDULER_OPTIONS } from './scheduler/scheduler.js';
+import { TaskFiles } from './secrets/files.js';
+import { Keyring } from './secrets/keyring.js';
+import { valueRoutes } from './secrets/routes.js';
+import { StoredValues } from './secrets/values.js';
 import { stackRoutes } from './stack-routes.js';
 import { Stacks } from './stacks.js';
 import { StateAccess } from './state-access.js';
@@ -54,6 +58,8 @@ interface Parts {
   peers: PeerCache;
   control: ControlServer;
   dataPlane: DataPlane;
+  keyring: Keyring;
+  files: TaskFiles;
 }
 
 /**
@@ -123,6 +129,7 @@ export class Agent {
     await this.parts?.raft.handOver();
     await this.parts?.membership.leave();
     await this.parts?.reconciler.removeAll();
+    await this.parts?.files.unmount();
     await this.stop();
   }
 
@@ -131,6 +138,7 @@ export class Agent {
     const parts = this.parts;
     if (!parts) return;
     parts.peers.stop();
+    parts.keyring.stop();
     await parts.dataPlane.stop();
     parts.orchestrator.stop();
     parts.reconciler.stop();
@@ -198,7 +206,18 @@ export class Agent {
     });
     const access = new StateAccess(state, raft, log);
     Object.assign(late, { access, membership });
-    const stacks = new Stacks(access);
+    const keyring = new Keyring({
+      nodeId: identity.nodeId,
+      dataDir: dir.path,
+      state,
+      raft,
+      access,
+      transport,
+      log,
+    });
+    const values = new StoredValues(access, keyring);
+    const files = new TaskFiles({ nodeId: identity.nodeId, state, raft, transport, keyring, log });
+    const stacks = new Stacks(access, values);
     const nodes = new Nodes(access, identity.nodeId, membership, raft);
     const rescheduleAfterMs =
       cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs;
@@ -222,6 +241,8 @@ export class Agent {
       log,
     });
     const parts: Parts = {
+      keyring,
+      files,
       transport,
       membership,
       raft,
@@ -243,6 +264,7 @@ export class Agent {
         caughtUp: () => raft.linearizableRead(5000),
         leaderSilenceMs: () => raft.leaderSilenceMs(),
         cutOffAfterMs: rescheduleAfterMs / 2,
+        files,
         log,
       }),
       peers: new PeerCache(dir, membership, identity.nodeId, log),
@@ -263,6 +285,7 @@ export class Agent {
             access,
           ),
           ...routesRoute(identity.nodeId, dataPlane, new Certificates(access)),
+          ...valueRoutes(values),
         },
         log,
       ),
@@ -274,6 +297,7 @@ export class Agent {
     raft.start();
     parts.sync.start();
     parts.orchestrator.start();
+    keyring.start();
     await parts.reconciler.start();
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
     return parts;

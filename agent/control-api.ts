@@ -5,7 +5,9 @@
  */
 import { join } from 'node:path';
 import type { NodeRecord } from '../mesh/api/nodes.js';
+import type { ValueKind } from '../mesh/api/secrets.js';
 import type { RolloutStatus, ServiceDefinition } from '../mesh/api/services.js';
+import type { DeployValue, ValueRow } from './secrets/values.js';
 
 export interface RaftStatus {
   role: string;
@@ -67,6 +69,8 @@ export interface DeployRequest {
   prune?: boolean;
   /** Check everything and say what would change, writing nothing. */
   dryRun?: boolean;
+  /** Secrets and configs the stack file declares: values to store, or external names. */
+  values?: DeployValue[];
 }
 
 export interface DeployResponse {
@@ -225,6 +229,15 @@ export interface ControlApi {
   'POST /v1/certs': Route<{ host: string; certPem: string; keyPem: string }, CertificateRow>;
   'GET /v1/certs': Route<Nothing, CertificateRow[]>;
   'POST /v1/certs/rm': Route<{ host: string }, { host: string }>;
+  /** Secrets and configs (kind: secrets or configs); data is base64. */
+  'POST /v1/values': Route<{ kind: ValueKind; name: string; data: string }, ValueRow>;
+  'POST /v1/values/update': Route<
+    { kind: ValueKind; name: string; data: string },
+    ValueRow & { rolled: string[] }
+  >;
+  'POST /v1/values/rm': Route<{ kind: ValueKind; name: string }, { name: string }>;
+  'GET /v1/values': Route<{ kind: ValueKind }, ValueRow[]>;
+  'GET /v1/value': Route<{ kind: ValueKind; name: string }, ValueRow>;
   'POST /v1/node': Route<NodeUpdateRequest, { id: string; node: NodeRecord }>;
   /** Removes a node for good; a node still alive only with force. */
   'POST /v1/node/rm': Route<{ node: string; force?: boolean }, { id: string }>;

@@ -47,7 +47,7 @@ export function defaultDataDir(): string {
 }
 
 /** Writes via a temporary file and a rename, so a crash never leaves half a file behind. */
-async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
+export async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
   const temporary = `${path}.tmp-${process.pid}`;
   await writeFile(temporary, text, { mode });
   await rename(temporary, path);

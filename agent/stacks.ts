@@ -22,11 +22,46 @@ import type {
 import { ConflictError, InvalidError, NotFoundError } from './errors.js';
 import { ConstraintError, parseConstraint, satisfies } from './scheduler/constraints.js';
 import { nodeInfoOf } from './scheduler/model.js';
+import type { StoredValues } from './secrets/values.js';
 import type { StateAccess } from './state-access.js';
 
 /** The task template: everything but the replica count (scaling replaces no task). */
 function template(definition: ServiceDefinition): ServiceDefinition {
   return { ...definition, replicas: 0 };
+}
+
+/**
+ * A service's record after a deploy of this definition: a changed template is a new version (the
+ * one before kept for rollback, a rollout started); a changed replica count only scales.
+ */
+export function updatedRecord(
+  stored: StoredObject<ServiceRecord> | undefined,
+  definition: ServiceDefinition,
+  now: string,
+): { record: ServiceRecord; change: DeployResponse['services'][number]['change'] } {
+  // What the cluster keeps beside a definition (versions, rollout) is not part of it.
+  const next = definitionOf(definition as ServiceRecord);
+  const before = stored && definitionOf(stored.value);
+  const changed = !before || !isDeepStrictEqual(template(before), template(next));
+  const version = (stored?.value.version ?? 0) + (changed ? 1 : 0);
+  const change = !before
+    ? 'created'
+    : changed
+      ? 'updated'
+      : before.replicas !== next.replicas
+        ? 'scaled'
+        : 'unchanged';
+  const record: ServiceRecord =
+    stored && !changed
+      ? { ...stored.value, replicas: next.replicas, updatedAt: now }
+      : { ...next, version, updatedAt: now };
+  if (stored && changed)
+    Object.assign(record, {
+      previous: before,
+      previousVersion: stored.value.version,
+      rollout: { state: 'updating', startedAt: now },
+    });
+  return { record, change };
 }
 
 function checkRequest(body: unknown): DeployRequest {
@@ -48,7 +83,10 @@ function checkRequest(body: unknown): DeployRequest {
 
 /** Stacks and services as the control API reads and writes them. */
 export class Stacks {
-  constructor(private readonly access: StateAccess) {}
+  constructor(
+    private readonly access: StateAccess,
+    private readonly values?: StoredValues,
+  ) {}
 
   private get state(): ClusterState {
     return this.access.state;
@@ -60,36 +98,31 @@ export class Stacks {
     this.checkPorts(request);
     this.checkHosts(request);
     const response: DeployResponse = { stack: request.stack, services: [] };
+    // Values are sealed first (sealing waits on the keyring; a write's plan may not).
+    // A dry run seals nothing (sealing may create the cluster's data key): a value the file
+    // brings counts as there.
+    const brought = (request.values ?? []).filter((v) => v.data !== undefined);
+    const values = request.dryRun
+      ? []
+      : await Promise.all(
+          brought.map((v) => this.requireValues().sealNext(v.kind, v.name, v.data)),
+        );
+    const assumed = new Set(request.dryRun ? brought.map((v) => `${v.kind}/${v.name}`) : []);
     const plan = () => {
       response.services = [];
       const now = new Date().toISOString();
       const writes: Write[] = [];
-      for (const definition of request.services) {
+      for (const sealed of values) {
+        const write = this.values?.storeWrite(sealed);
+        if (write) writes.push(write);
+      }
+      for (const declared of request.services) {
+        const definition = this.withVersions(declared, writes, assumed);
         const id = serviceId(definition);
         const stored = this.state.get<ServiceRecord>('services', id);
-        const before = stored && definitionOf(stored.value);
-        const changed = !before || !isDeepStrictEqual(template(before), template(definition));
-        const version = (stored?.value.version ?? 0) + (changed ? 1 : 0);
-        const change = !before
-          ? 'created'
-          : changed
-            ? 'updated'
-            : before.replicas !== definition.replicas
-              ? 'scaled'
-              : 'unchanged';
-        response.services.push({ id, version, change });
+        const { record, change } = updatedRecord(stored, definition, now);
+        response.services.push({ id, version: record.version, change });
         if (change === 'unchanged') continue;
-        // An update starts a rollout; scaling keeps what the record says of the last one.
-        const record: ServiceRecord =
-          stored && !changed
-            ? { ...stored.value, replicas: definition.replicas, updatedAt: now }
-            : { ...definition, version, updatedAt: now };
-        if (stored && changed)
-          Object.assign(record, {
-            previous: before,
-            previousVersion: stored.value.version,
-            rollout: { state: 'updating', startedAt: now },
-          });
         writes.push({
           op: 'put',
           kind: 'services',
@@ -121,6 +154,34 @@ export class Stacks {
     if (request.dryRun) plan();
     else await this.access.writeConditionally(plan);
     return response;
+  }
+
+  private requireValues(): StoredValues {
+    if (!this.values) throw new InvalidError('secrets and configs are not available on this node');
+    return this.values;
+  }
+
+  /** The definition with each secret and config reference at the value's latest version. */
+  private withVersions(
+    definition: ServiceDefinition,
+    writes: Write[],
+    assumed: ReadonlySet<string>,
+  ): ServiceDefinition {
+    const resolved = { ...definition };
+    for (const kind of ['secrets', 'configs'] as const) {
+      if (!definition[kind]) continue;
+      resolved[kind] = definition[kind].map((ref) => {
+        const version =
+          this.values?.latestVersion(kind, ref.source, writes) ??
+          (assumed.has(`${kind}/${ref.source}`) ? 1 : undefined);
+        if (version === undefined)
+          throw new InvalidError(
+            `service ${definition.name}: ${kind === 'secrets' ? 'secret' : 'config'} ${ref.source} does not exist: create it with "mesh ${kind === 'secrets' ? 'secret' : 'config'} create ${ref.source}"`,
+          );
+        return { ...ref, version };
+      });
+    }
+    return resolved;
   }
 
   async scale(name: string, replicas: unknown): Promise<{ service: string; replicas: number }> {

@@ -1,7 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultDataDir } from '../agent/datadir.js';
-import { CERT_COMMANDS, COMMANDS, NODE_COMMANDS } from './commands.js';
+import { CERT_COMMANDS, COMMANDS, NODE_COMMANDS, valueCommands } from './commands.js';
 import { parseDuration } from './stackfile/values.js';
 
 /** A mistake of the user's: printed as one line, without a stack trace. */
@@ -48,7 +48,13 @@ const FLAG_HELP: Record<string, string> = {
 
 /** A command's usage: what it takes and each option, with what it is for. */
 function usage(command: string, options: Options): string {
-  const known = [...COMMANDS, ...NODE_COMMANDS, ...CERT_COMMANDS].find((c) => c.name === command);
+  const known = [
+    ...COMMANDS,
+    ...NODE_COMMANDS,
+    ...CERT_COMMANDS,
+    ...valueCommands('secret'),
+    ...valueCommands('config'),
+  ].find((c) => c.name === command);
   const lines = [`Usage: mesh ${command} ${known?.args ?? ''} [options]`.replace(/ +/g, ' ')];
   if (known) lines.push('', known.summary);
   lines.push('', 'Options:');

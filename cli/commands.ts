@@ -3,6 +3,7 @@ const cluster = () => import('./cluster.js');
 const daemon = () => import('./daemon.js');
 const stacks = () => import('./stacks.js');
 const certs = () => import('./certs.js');
+const values = () => import('./values.js');
 
 export interface Command {
   name: string;
@@ -36,6 +37,31 @@ export const CERT_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = 
   { name: 'cert ls', summary: 'the certificates: host, subject, expiry' },
   { name: 'cert rm', args: 'HOST', summary: 'stop serving a certificate' },
 ];
+
+/** The subcommands of `mesh secret` and `mesh config`, for their --help. */
+export function valueCommands(
+  noun: 'secret' | 'config',
+): Array<Pick<Command, 'name' | 'args' | 'summary'>> {
+  return [
+    {
+      name: `${noun} create`,
+      args: 'NAME [FILE|-]',
+      summary: `store a ${noun} (from a file, or standard input), sealed`,
+    },
+    { name: `${noun} ls`, summary: `the ${noun}s: versions, size, services using them` },
+    {
+      name: `${noun} inspect`,
+      args: 'NAME',
+      summary: 'its versions, and the version each service runs (never the value)',
+    },
+    {
+      name: `${noun} update`,
+      args: 'NAME [FILE|-]',
+      summary: 'a new version; the services using it roll to it',
+    },
+    { name: `${noun} rm`, args: 'NAME', summary: 'remove it (refused while a service uses it)' },
+  ];
+}
 
 export const COMMANDS: Command[] = [
   {
@@ -77,6 +103,20 @@ export const COMMANDS: Command[] = [
     group: 'Cluster',
     summary: "the HTTPS ingress's certificates, chosen by SNI on every node",
     run: async (args) => (await certs()).cert(args),
+  },
+  {
+    name: 'secret',
+    args: 'create|ls|inspect|update|rm',
+    group: 'Stacks',
+    summary: 'secrets: sealed at rest, files under /run/secrets in the tasks that use them',
+    run: async (args) => (await values()).value('secret', args),
+  },
+  {
+    name: 'config',
+    args: 'create|ls|inspect|update|rm',
+    group: 'Stacks',
+    summary: 'configs: files at their target in the tasks that use them',
+    run: async (args) => (await values()).value('config', args),
   },
   {
     name: 'status',

@@ -164,6 +164,7 @@ export async function deploy(args: string[]): Promise<number> {
   const request = {
     stack: stackFile.stack,
     services: stackFile.services,
+    values: stackFile.values,
     prune: Boolean(values.prune),
   };
   if (values['dry-run']) return dryRun(dataDir, request, stackFile, Boolean(values.json));

@@ -6,6 +6,7 @@ import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import { type ProbeTarget, ReadinessProbes } from '../health/probes.js';
 import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
 import type { Runtimes } from '../runtime/runtimes.js';
+import type { TaskFiles } from '../secrets/files.js';
 import { type Action, type NodeView, type Observed, reconcile } from './plan.js';
 import { StatusReporter } from './reporter.js';
 import { afterExit } from './restart.js';
@@ -34,6 +35,8 @@ export interface ReconcilerOptions {
    * grace, which only starts once gossip suspects this node: they stop before any replacement.
    */
   cutOffAfterMs: number;
+  /** Secrets and configs as files for the tasks that use them. */
+  files?: TaskFiles;
   log: Logger;
 }
 
@@ -295,7 +298,8 @@ export class Reconciler {
     this.report(task.id, { state: 'starting', reason: undefined });
     try {
       const settings = this.options.state.get<NetworkSettings>('settings', 'network')?.value;
-      const seen = await runtime.start(taskSpec(task, service, settings));
+      const files = (await this.options.files?.prepare(task, service)) ?? [];
+      const seen = await runtime.start({ ...taskSpec(task, service, settings), files });
       this.started.add(task.id);
       this.settle(seen);
       this.options.log.info({ task: task.id, ports: seen.ports }, 'task started');
@@ -397,6 +401,7 @@ export class Reconciler {
     try {
       await runtime.remove(taskId, graceMs);
       this.started.delete(taskId);
+      await this.options.files?.release(taskId);
     } finally {
       this.stopping.delete(taskId);
     }

@@ -184,7 +184,10 @@ export class DockerRuntime implements Runtime {
         Memory: spec.resources.memoryBytes,
         // mesh restarts tasks itself, per the service's restart policy.
         RestartPolicy: { Name: 'no' },
-        Binds: spec.volumes,
+        Binds: [
+          ...(spec.volumes ?? []),
+          ...(spec.files ?? []).map((f) => `${f.source}:${f.target}:ro`),
+        ],
       },
       Healthcheck: spec.healthcheck && {
         Test: spec.healthcheck.test,

@@ -9,7 +9,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   type LogPage,
@@ -98,6 +98,9 @@ export class ProcessRuntime implements Runtime {
       ...Object.fromEntries(ports.map((p) => [`MESH_PORT_${p.target}`, String(p.hostPort)])),
     };
     if (ports[0]) env.PORT = String(ports[0].hostPort);
+    // No container to put files at their targets: a process finds each by its name's variable.
+    for (const file of spec.files ?? [])
+      env[`MESH_FILE_${basename(file.target).replace(/\W/g, '_').toUpperCase()}`] = file.source;
     const logFd = openSync(this.logFile(spec.taskId), 'a', 0o600);
     const child = spawn(file, args, { env, detached: true, stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);

@@ -26,6 +26,15 @@ export interface TaskSpec {
   healthcheck?: Healthcheck;
   /** Docker: compose's per-container settings, applied by the engine. */
   container?: ContainerSettings;
+  /** Secrets and configs: files on the node's tmpfs, and where each goes in the container. */
+  files?: TaskFile[];
+}
+
+export interface TaskFile {
+  /** The file on this node. */
+  source: string;
+  /** Its path in the container (the process runtime passes the directories instead). */
+  target: string;
 }
 
 export interface TaskNetwork {

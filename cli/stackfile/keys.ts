@@ -10,8 +10,6 @@ const NOT_YET = 'not supported by mesh yet';
 /** Top-level keys. */
 export const IGNORED_TOP: Record<string, string> = {
   version: 'obsolete in the Compose specification',
-  secrets: NOT_YET,
-  configs: NOT_YET,
   include: 'merge the files first (docker compose config)',
 };
 
@@ -33,8 +31,6 @@ export const IGNORED_SERVICE: Record<string, string> = {
   pid: SINGLE_HOST,
   userns_mode: SINGLE_HOST,
   volumes_from: SINGLE_HOST,
-  secrets: NOT_YET,
-  configs: NOT_YET,
   profiles: 'every service of the file is deployed',
   scale: 'use deploy.replicas',
   extends: 'merge the files first',
@@ -101,6 +97,11 @@ export const SUPPORTED_NOTES: Record<string, string> = {
   'services.*.deploy.rollback_config': 'how a rollback rolls out, as update_config',
   'services.*.deploy.resources':
     'limits (CPU, memory, pids) and reservations (CPU, memory: the scheduler places by them)',
+  secrets:
+    'stored sealed in the cluster (file, environment, external); named <stack>_<key> unless `name:`',
+  configs: 'stored in the cluster as secrets are (file, environment, content, external)',
+  'services.*.secrets': 'files on a tmpfs, /run/secrets/<name> unless target says (uid, gid, mode)',
+  'services.*.configs': 'files at their target (uid, gid, mode)',
   'services.*.x-mesh':
     "mesh's own settings: runtime (process), at_most_once, routes (HTTP ingress), readiness",
 };

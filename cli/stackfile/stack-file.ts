@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { networkKey } from '../../mesh/api/network.js';
+import type { ValueKind } from '../../mesh/api/secrets.js';
 import type {
   ContainerSettings,
   Healthcheck,
@@ -17,6 +18,7 @@ import { IGNORED_DEPLOY, IGNORED_SERVICE, IGNORED_TOP } from './keys.js';
 import { checkSchema } from './schema.js';
 import { type KeyPath, type Problem, Source, StackFileError } from './source.js';
 import { interpolate, parseBytes, parseDuration, splitCommand } from './values.js';
+import { declaredValues, type FileValue, serviceRefs, ValueError } from './values-of-file.js';
 
 export { StackFileError } from './source.js';
 
@@ -30,6 +32,8 @@ export interface Ignored {
 export interface StackFile {
   stack: string;
   services: ServiceDefinition[];
+  /** The secrets and configs it declares, to be stored (or found, external ones) at deploy. */
+  values: FileValue[];
   ignored: Ignored[];
 }
 
@@ -99,7 +103,16 @@ export function readStackFile(
 
   const problems: Problem[] = [];
   const networks = networksOfFile(stack, (data.networks ?? {}) as Raw, ignore);
-  const context = { source, dir: dirname(resolve(file)), ignore, problems, env, networks };
+  const dir = dirname(resolve(file));
+  const values = { secrets: new Map<string, FileValue>(), configs: new Map<string, FileValue>() };
+  for (const kind of ['secrets', 'configs'] as const)
+    try {
+      values[kind] = declaredValues(kind, data[kind] as Raw, stack, dir, env, ignore);
+    } catch (error) {
+      if (!(error instanceof ValueError)) throw error;
+      problems.push(source.problem(error.path, error.message));
+    }
+  const context = { source, dir, ignore, problems, env, networks, values };
   const definitions = Object.entries(services).flatMap(([name, raw]) => {
     const at: KeyPath = ['services', name];
     if (!isValidName(name)) {
@@ -118,7 +131,12 @@ export function readStackFile(
   });
   checkReferences(definitions, context);
   if (problems.length > 0) throw new StackFileError(problems);
-  return { stack, services: definitions, ignored };
+  return {
+    stack,
+    services: definitions,
+    values: [...values.secrets.values(), ...values.configs.values()],
+    ignored,
+  };
 }
 
 /** A problem found while reading one value, and the key path it is at. */
@@ -139,6 +157,8 @@ interface Context {
   env: NodeJS.ProcessEnv;
   /** The file's networks by the name its services use, each as its key. */
   networks: Map<string, string>;
+  /** The file's secrets and configs by the key its services use. */
+  values: Record<ValueKind, Map<string, FileValue>>;
 }
 
 /**
@@ -270,6 +290,14 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
     definition.networks = at([...path, 'networks'], () =>
       serviceNetworks(raw.networks, path, context),
     );
+  for (const kind of ['secrets', 'configs'] as const)
+    if (raw[kind] !== undefined)
+      try {
+        definition[kind] = serviceRefs(kind, raw[kind], path, context.values[kind]);
+      } catch (error) {
+        if (!(error instanceof ValueError)) throw error;
+        throw new Located(error.path, error.message);
+      }
   if (runtime === 'docker') {
     const container = containerSettingsOf(raw, deploy, path);
     if (Object.keys(container).length > 0) definition.container = container;

@@ -15,6 +15,7 @@ import {
   oneOf,
   string,
 } from './schema.js';
+import { checkFileRef, type FileRef } from './secrets.js';
 import { name } from './stacks.js';
 
 /** Where a service's tasks run: Docker containers, or plain processes (x-mesh runtime: process). */
@@ -175,6 +176,9 @@ export interface ServiceDefinition {
   /** x-mesh routes: hostnames and path prefixes served by the HTTP ingress on every node. */
   routes?: HttpRouteSpec[];
   container?: ContainerSettings;
+  /** Secrets (files under /run/secrets, by default) and configs it reads, each at a version. */
+  secrets?: FileRef[];
+  configs?: FileRef[];
 }
 
 /**
@@ -328,6 +332,8 @@ const definitionFields: Fields = {
       retries: integer(0),
       startPeriodMs: integer(0),
     }),
+    secrets: listOf(checkFileRef),
+    configs: listOf(checkFileRef),
     container: object({
       required: {},
       optional: {

@@ -9,6 +9,7 @@ export const KINDS = [
   'tasks',
   'statuses',
   'secrets',
+  'configs',
   'settings',
   'addresses',
   'certificates',

@@ -9,6 +9,7 @@ import {
 } from '../api/network.js';
 import { checkNode } from '../api/nodes.js';
 import type { Check } from '../api/schema.js';
+import { checkSecret, checkSecretsKey, type SecretRecord } from '../api/secrets.js';
 import { checkService, type ServiceRecord, serviceId } from '../api/services.js';
 import { checkStack, type StackRecord } from '../api/stacks.js';
 import { checkStatus, checkTask, type TaskRecord, type TaskStatus } from '../api/tasks.js';
@@ -20,12 +21,14 @@ const SHAPES: Record<Kind, Check> = {
   services: checkService,
   tasks: checkTask,
   statuses: checkStatus,
-  // Nothing writes secrets yet; until their model exists, none is stored.
-  secrets: (_value, path) => `${path}: secrets cannot be stored yet`,
+  secrets: checkSecret,
+  configs: checkSecret,
   settings: (value, path) =>
     path === 'settings/network'
       ? checkNetworkSettings(value, path)
-      : `${path}: no such setting (only settings/network)`,
+      : path === 'settings/secrets-key'
+        ? checkSecretsKey(value, path)
+        : `${path}: no such setting (settings/network, settings/secrets-key)`,
   addresses: checkServiceAddress,
   certificates: checkCertificate,
 };
@@ -41,6 +44,7 @@ export function checkObject(kind: Kind, id: string, value: unknown): string | un
   if (kind === 'services') return named(serviceId(value as ServiceRecord));
   if (kind === 'tasks') return named((value as TaskRecord).id);
   if (kind === 'certificates') return named((value as CertificateRecord).host);
+  if (kind === 'secrets' || kind === 'configs') return named((value as SecretRecord).name);
   return undefined;
 }
 
@@ -70,6 +74,23 @@ export function checkPut(
       return `statuses/${id}: the task is assigned to ${task.nodeId ?? 'no node'}, not ${nodeId}`;
   }
   if (kind === 'addresses') return addressProblem(id, value as ServiceAddress, lookup, all);
+  if (kind === 'services') return referenceProblem(id, value as ServiceRecord, lookup);
+  return undefined;
+}
+
+/** A service uses only versions of secrets and configs that the state holds. */
+function referenceProblem(
+  id: string,
+  service: ServiceRecord,
+  lookup: (kind: Kind, id: string) => unknown,
+): string | undefined {
+  for (const kind of ['secrets', 'configs'] as const)
+    for (const ref of service[kind] ?? []) {
+      const record = lookup(kind, ref.source) as SecretRecord | undefined;
+      if (!record) return `services/${id}: ${kind}/${ref.source} does not exist`;
+      if (!record.versions.some((v) => v.version === ref.version))
+        return `services/${id}: ${kind}/${ref.source} has no version ${ref.version}`;
+    }
   return undefined;
 }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { readStackFile, StackFileError } from '../../cli/stackfile/stack-file.js';
+import type { FileRef } from '../../mesh/api/secrets.js';
 import { checkService, type ServiceDefinition } from '../../mesh/api/services.js';
 
 // The sources, not the build output: the files and the expectations live beside this test's source.
@@ -37,6 +38,8 @@ function summary(s: ServiceDefinition) {
     readiness: s.readiness && `${s.readiness.kind} ${s.readiness.path ?? s.readiness.port}`,
     update: `${s.update.order}, parallelism ${s.update.parallelism}, on failure ${s.update.failureAction}`,
     routes: s.routes?.map((r) => `${r.host}${r.path}`),
+    secrets: s.secrets?.map((r) => `${r.source} at ${r.target}`),
+    configs: s.configs?.map((r) => `${r.source} at ${r.target}`),
   };
 }
 
@@ -45,11 +48,17 @@ function outcome(name: string) {
     const stack = readStackFile(join(FILES, name), 'corpus', {});
     // What the file became must also pass the checks every node runs when the deploy applies.
     for (const s of stack.services) {
-      const refused = checkService({ ...s, version: 1, updatedAt: '' }, `services/${s.name}`);
+      // The agent gives each reference the version it stores: here, the first.
+      const atFirst = (refs: FileRef[] | undefined) => refs?.map((r) => ({ ...r, version: 1 }));
+      const stored = { ...s, secrets: atFirst(s.secrets), configs: atFirst(s.configs) };
+      const refused = checkService({ ...stored, version: 1, updatedAt: '' }, `services/${s.name}`);
       if (refused) return { refusedAtApply: refused };
     }
     return {
       supported: stack.services.map(summary),
+      values: stack.values.map(
+        (v) => `${v.kind}/${v.name}${v.data === undefined ? ' (external)' : ''}`,
+      ),
       ignored: stack.ignored.map((i) => `${i.path} (line ${i.line}): ${i.reason}`),
     };
   } catch (error) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { NodeRow, RaftStatus, StatusResponse } from '../../agent/control-api.js';
 import { DataDir } from '../../agent/datadir.js';
+import { filesRoot } from '../../agent/secrets/files.js';
 import {
   type AgentProcess,
   mesh,
@@ -81,11 +82,25 @@ export class LocalCluster {
 
   async close(): Promise<void> {
     await stopAgents(this.agents);
-    // A killed agent leaves its service addresses and routes behind: they go with the cluster.
+    // A killed agent leaves its service addresses and routes behind: they go with the cluster,
+    // and so does the tmpfs of its tasks' secrets.
     for (const range of this.ranges) await removeRange(range);
+    for (const agent of this.agents) await removeFilesRoot(agent.dataDir);
     if (process.env.MESH_KEEP_TEST_DIRS !== '1')
       await rm(this.root, { recursive: true, force: true });
   }
+}
+
+/** Unmounts and removes the secrets tmpfs of the agent with this data dir, if it made one. */
+async function removeFilesRoot(dataDir: string): Promise<void> {
+  const nodeId = await new DataDir(dataDir)
+    .readCluster()
+    .then((c) => c.nodeId)
+    .catch(() => undefined);
+  if (!nodeId) return;
+  const root = filesRoot(nodeId);
+  await run('umount', [root]).catch(() => undefined); // not mounted: nothing to undo
+  await rm(root, { recursive: true, force: true });
 }
 
 /**

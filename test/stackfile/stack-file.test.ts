@@ -470,3 +470,66 @@ test('placement preferences spread by node labels; engine labels are reported, n
     /services\.a\.deploy\.placement\.preferences\.0\.spread: "node\.hostname" is not node\.labels\.KEY/,
   );
 });
+
+test('secrets and configs: declared values named per stack, references short and long', (t) => {
+  file('pw.txt', 's3cret');
+  const stack = readStackFile(
+    file(
+      'values.yml',
+      `services:
+  db:
+    image: db
+    secrets: [db_password, { source: api_key, target: key, uid: "999", mode: 0400 }]
+    configs: [{ source: conf, target: /etc/app.conf }]
+secrets:
+  db_password: { file: ./pw.txt }
+  api_key: { environment: API_KEY }
+configs:
+  conf: { content: "a = 1" }
+  shared: { external: true }
+`,
+    ),
+    'app',
+    { API_KEY: 'k-123' },
+  );
+  const plain = (data?: string) => Buffer.from(data ?? '', 'base64').toString();
+  t.deepEqual(
+    stack.values.map((v) => [v.kind, v.name, v.data === undefined ? null : plain(v.data)]),
+    [
+      ['secrets', 'app_db_password', 's3cret'],
+      ['secrets', 'app_api_key', 'k-123'],
+      ['configs', 'app_conf', 'a = 1'],
+      ['configs', 'shared', null],
+    ],
+  );
+  t.deepEqual(stack.services[0]?.secrets, [
+    {
+      source: 'app_db_password',
+      version: 0,
+      target: '/run/secrets/db_password',
+      uid: '0',
+      gid: '0',
+      mode: 0o444,
+    },
+    {
+      source: 'app_api_key',
+      version: 0,
+      target: '/run/secrets/key',
+      uid: '999',
+      gid: '0',
+      mode: 0o400,
+    },
+  ]);
+  t.like(stack.services[0]?.configs?.[0], { source: 'app_conf', target: '/etc/app.conf' });
+  t.regex(
+    problems(
+      'values-missing.yml',
+      'services:\n  a:\n    image: x\n    secrets: [nope]\nsecrets:\n  pw: { file: ./absent.txt }\n',
+    ),
+    /values-missing\.yml:6:\d+: secrets\.pw\.file: cannot read \.\/absent\.txt: ENOENT/,
+  );
+  t.regex(
+    problems('values-undeclared.yml', 'services:\n  a:\n    image: x\n    secrets: [nope]\n'),
+    /services\.a\.secrets\.0: secret "nope" is not declared under the top-level secrets/,
+  );
+});

@@ -75,7 +75,48 @@ test('every kind refuses a malformed value at apply, naming the key, and nothing
       { op: 'put', kind: 'statuses', id: task.id, value: { ...taskStatus('running'), ports: 1 } },
       /ports must be a list/,
     ],
-    [{ op: 'put', kind: 'secrets', id: 'db', value: {} }, /secrets cannot be stored yet/],
+    [{ op: 'put', kind: 'secrets', id: 'db', value: {} }, /^secrets\/db\.name is missing$/],
+    [
+      {
+        op: 'put',
+        kind: 'secrets',
+        id: 'db',
+        value: {
+          name: 'db',
+          versions: [
+            {
+              version: 1,
+              sealed: { iv: '', data: 'plain text!', tag: '' },
+              size: 1,
+              createdAt: '',
+            },
+          ],
+          labels: {},
+        },
+      },
+      /sealed\.data must be base64/,
+    ],
+    [
+      {
+        op: 'put',
+        kind: 'services',
+        id: 'shop.web',
+        value: {
+          ...web,
+          secrets: [
+            {
+              source: 'pw',
+              version: 1,
+              target: '/run/secrets/pw',
+              uid: '0',
+              gid: '0',
+              mode: 0o400,
+            },
+          ],
+        },
+      },
+      /^services\/shop\.web: secrets\/pw does not exist$/,
+    ],
   ];
   for (const [write, reason] of refusals) {
     const outcome = state.apply(3, { op: 'batch', writes: [write] });
