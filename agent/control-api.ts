@@ -133,8 +133,21 @@ export interface TaskRow {
   ready: boolean | null;
   /** Its readiness probe's latest outcome. */
   probe: string | null;
+  /** The volume that keeps it on its node, if any. */
+  pinnedBy: string | null;
   /** host:port each published container port is reachable at. */
   ports: string[];
+}
+
+/** GET /v1/volumes: the volumes that pin their services, each on its node. */
+export interface VolumeRow {
+  name: string;
+  node: string;
+  nodeAddress: string | null;
+  /** The node's status as the cluster records it. */
+  nodeStatus: string;
+  services: string[];
+  pinnedAt: string;
 }
 
 /** GET /v1/logs?service=S&cursors=JSON */
@@ -238,6 +251,7 @@ export interface ControlApi {
   'POST /v1/values/rm': Route<{ kind: ValueKind; name: string }, { name: string }>;
   'GET /v1/values': Route<{ kind: ValueKind }, ValueRow[]>;
   'GET /v1/value': Route<{ kind: ValueKind; name: string }, ValueRow>;
+  'GET /v1/volumes': Route<Nothing, VolumeRow[]>;
   'POST /v1/node': Route<NodeUpdateRequest, { id: string; node: NodeRecord }>;
   /** Removes a node for good; a node still alive only with force. */
   'POST /v1/node/rm': Route<{ node: string; force?: boolean }, { id: string }>;

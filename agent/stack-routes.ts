@@ -11,6 +11,7 @@ type StackRoutes =
   | 'POST /v1/services/scale'
   | 'POST /v1/services/rollback'
   | 'GET /v1/tasks'
+  | 'GET /v1/volumes'
   | 'GET /v1/logs'
   | 'GET /v1/node'
   | 'POST /v1/node'
@@ -37,6 +38,7 @@ export function stackRoutes(
     'POST /v1/services/scale': ({ service, replicas }) => stacks.scale(String(service), replicas),
     'POST /v1/services/rollback': ({ service }) => stacks.rollback(String(service)),
     'GET /v1/tasks': fresh((query) => stacks.tasks(query)),
+    'GET /v1/volumes': fresh(() => stacks.volumes()),
     'GET /v1/logs': (query) => logs.gather(query),
     'GET /v1/node': fresh(({ node }) => nodes.inspect(String(node ?? ''))),
     'POST /v1/node': (request) => nodes.update(request),

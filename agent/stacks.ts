@@ -10,6 +10,7 @@ import {
 } from '../mesh/api/services.js';
 import { isValidName, type StackRecord } from '../mesh/api/stacks.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
+import type { VolumeRecord } from '../mesh/api/volumes.js';
 import type { ClusterState, StoredObject, Write } from '../mesh/state/cluster-state.js';
 import type {
   DeployRequest,
@@ -18,6 +19,7 @@ import type {
   StackRow,
   TaskRow,
   Untrusted,
+  VolumeRow,
 } from './control-api.js';
 import { ConflictError, InvalidError, NotFoundError } from './errors.js';
 import { ConstraintError, parseConstraint, satisfies } from './scheduler/constraints.js';
@@ -305,6 +307,7 @@ export class Stacks {
           currentVersion: current ?? null,
           ready: status?.state === 'running' ? status.ready === true : null,
           probe: status?.probe ?? null,
+          pinnedBy: this.pinOf(t.serviceId),
           ports: (status?.ports ?? []).map(
             (p) => `${p.hostIp}:${p.hostPort}->${p.target}/${p.protocol}`,
           ),
@@ -331,8 +334,36 @@ export class Stacks {
       currentVersion: null,
       ready: null,
       probe: null,
+      pinnedBy: null,
       ports: [],
     }));
+  }
+
+  /** The pinning volume that keeps a service on its node, in words. */
+  private pinOf(id: string): string | null {
+    const service = this.state.get<ServiceRecord>('services', id)?.value;
+    for (const volume of service?.namedVolumes ?? []) {
+      const record = volume.pinned && this.state.get<VolumeRecord>('volumes', volume.name);
+      if (record) return `volume ${volume.name} on ${record.value.nodeId}`;
+    }
+    return null;
+  }
+
+  volumes(): VolumeRow[] {
+    const services = this.state.list<ServiceRecord>('services');
+    return this.state.list<VolumeRecord>('volumes').map(({ value }) => {
+      const node = this.state.get<NodeRecord>('nodes', value.nodeId)?.value;
+      return {
+        name: value.name,
+        node: value.nodeId,
+        nodeAddress: node?.address ?? null,
+        nodeStatus: node?.status ?? 'gone',
+        services: services
+          .filter((s) => (s.value.namedVolumes ?? []).some((v) => v.name === value.name))
+          .map((s) => s.id),
+        pinnedAt: value.pinnedAt,
+      };
+    });
   }
 
   /** `web` when only one stack has it, or `shop.web`. */

@@ -1,7 +1,13 @@
 import { networkInterfaces } from 'node:os';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultDataDir } from '../agent/datadir.js';
-import { CERT_COMMANDS, COMMANDS, NODE_COMMANDS, valueCommands } from './commands.js';
+import {
+  CERT_COMMANDS,
+  COMMANDS,
+  NODE_COMMANDS,
+  VOLUME_COMMANDS,
+  valueCommands,
+} from './commands.js';
 import { parseDuration } from './stackfile/values.js';
 
 /** A mistake of the user's: printed as one line, without a stack trace. */
@@ -52,6 +58,7 @@ function usage(command: string, options: Options): string {
     ...COMMANDS,
     ...NODE_COMMANDS,
     ...CERT_COMMANDS,
+    ...VOLUME_COMMANDS,
     ...valueCommands('secret'),
     ...valueCommands('config'),
   ].find((c) => c.name === command);

@@ -38,6 +38,11 @@ export const CERT_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = 
   { name: 'cert rm', args: 'HOST', summary: 'stop serving a certificate' },
 ];
 
+/** The subcommands of `mesh volume`, for their --help. */
+export const VOLUME_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
+  { name: 'volume ls', summary: 'each pinning volume: its node, the node status, its services' },
+];
+
 /** The subcommands of `mesh secret` and `mesh config`, for their --help. */
 export function valueCommands(
   noun: 'secret' | 'config',
@@ -117,6 +122,13 @@ export const COMMANDS: Command[] = [
     group: 'Stacks',
     summary: 'configs: files at their target in the tasks that use them',
     run: async (args) => (await values()).value('config', args),
+  },
+  {
+    name: 'volume',
+    args: 'ls',
+    group: 'Stacks',
+    summary: 'the named volumes that keep their services on a node, and where each is',
+    run: async (args) => (await stacks()).volume(args),
   },
   {
     name: 'status',

@@ -1,6 +1,15 @@
 import type { DeployRequest, DeployResponse, StackRow, TaskRow } from '../agent/control-api.js';
 import { serviceId } from '../mesh/api/services.js';
-import { DATA_DIR, dataDirOf, durationOf, JSON_OUTPUT, parse, UsageError } from './args.js';
+import {
+  DATA_DIR,
+  dataDirOf,
+  durationOf,
+  JSON_OUTPUT,
+  parse,
+  runSubcommand,
+  UsageError,
+} from './args.js';
+import { VOLUME_COMMANDS } from './commands.js';
 import { AgentUnavailableError, callAgent, NoAgentError } from './control-client.js';
 import { ago, plural, print, table } from './output.js';
 import { type Ignored, readStackFile, type StackFile } from './stackfile/stack-file.js';
@@ -326,13 +335,36 @@ export async function ps(args: string[]): Promise<number> {
       tasks.map((t) => [
         t.id,
         t.service,
-        t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-'),
+        (t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-')) +
+          (t.pinnedBy ? ` [${t.pinnedBy.split(' on ')[0]}]` : ''),
         t.desired,
         t.restarts > 0 ? `${t.state} (${t.restarts} restarts)` : t.state,
         t.ready === null ? '-' : t.ready ? 'ready' : 'not ready',
         t.since ? ago(t.since) : '-',
         t.ports.join(', ') || '-',
         [t.reason, t.probe && `probe: ${t.probe}`].filter(Boolean).join('; '),
+      ]),
+    ),
+  );
+  return 0;
+}
+
+export function volume(args: string[]): Promise<number> {
+  return runSubcommand('volume', args, { ls: volumes }, VOLUME_COMMANDS);
+}
+
+async function volumes(args: string[]): Promise<number> {
+  const { values } = parse('volume ls', args, { ...DATA_DIR, ...JSON_OUTPUT });
+  const rows = await callAgent(dataDirOf(values), 'GET /v1/volumes', {});
+  print(Boolean(values.json), rows, () =>
+    table(
+      ['VOLUME', 'NODE', 'NODE STATUS', 'SERVICES', 'SINCE'],
+      rows.map((r) => [
+        r.name,
+        r.nodeAddress ? `${r.node} (${r.nodeAddress.split(':')[0]})` : r.node,
+        r.nodeStatus,
+        r.services.join(', ') || '-',
+        ago(r.pinnedAt),
       ]),
     ),
   );

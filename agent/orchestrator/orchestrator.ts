@@ -8,6 +8,7 @@ import {
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
+import type { VolumeRecord } from '../../mesh/api/volumes.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from '../scheduler/scheduler.js';
@@ -26,6 +27,7 @@ export function viewOf(state: ClusterState, voters: readonly string[]): ClusterV
     voters,
     settings: state.get<NetworkSettings>('settings', 'network')?.value,
     addresses: new Map(state.list<ServiceAddress>('addresses').map((a) => [a.id, a])),
+    volumes: new Map(state.list<VolumeRecord>('volumes').map((v) => [v.id, v.value])),
   };
 }
 

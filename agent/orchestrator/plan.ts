@@ -2,6 +2,7 @@ import type { NetworkSettings, ServiceAddress } from '../../mesh/api/network.js'
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import { type ServiceRecord, serviceId } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
+import type { VolumeRecord } from '../../mesh/api/volumes.js';
 import type { StoredObject, Write } from '../../mesh/state/cluster-state.js';
 import { nodeInfoOf, type ServiceSpec } from '../scheduler/model.js';
 import { type SchedulerOptions, schedule } from '../scheduler/scheduler.js';
@@ -18,10 +19,26 @@ export interface ClusterView {
   settings: NetworkSettings | undefined;
   /** Service addresses by service ID. */
   addresses: Map<string, StoredObject<ServiceAddress>>;
+  /** Where each pinning volume lives, by name. */
+  volumes: ReadonlyMap<string, VolumeRecord>;
 }
 
-function specOf(service: ServiceRecord): ServiceSpec {
+/** The node a service's data lives on: the first of its pinning volumes that has one. */
+function pinOf(
+  service: ServiceRecord,
+  volumes: ReadonlyMap<string, VolumeRecord>,
+): ServiceSpec['pinned'] {
+  if (service.mode === 'global') return undefined; // a volume per node, as many as nodes
+  for (const volume of service.namedVolumes ?? []) {
+    const record = volume.pinned ? volumes.get(volume.name) : undefined;
+    if (record) return { nodeId: record.nodeId, volume: volume.name };
+  }
+  return undefined;
+}
+
+function specOf(service: ServiceRecord, volumes: ReadonlyMap<string, VolumeRecord>): ServiceSpec {
   return {
+    pinned: pinOf(service, volumes),
     id: serviceId(service),
     mode: service.mode,
     runtime: service.runtime,
@@ -57,7 +74,7 @@ export function orchestrate(
     held.has(t.id) ? { ...t, serviceVersion: current.get(t.serviceId) ?? t.serviceVersion } : t,
   );
   const scheduled = schedule(
-    view.services.map((s) => specOf(s.value)),
+    view.services.map((s) => specOf(s.value, view.volumes)),
     view.nodes.map((node) => nodeInfoOf(node, view.voters)),
     planned,
     now,
@@ -75,6 +92,7 @@ export function orchestrate(
       value: { ...task, createdAt },
       ifVersion: 0,
     });
+  writes.push(...pinWrites(view, plan.create, createdAt));
   const byId = new Map(view.tasks.map((t) => [t.id, t]));
   for (const { taskId, reason } of plan.stop) {
     const stored = byId.get(taskId);
@@ -104,4 +122,23 @@ export function orchestrate(
   for (const id of view.statuses.keys())
     if (!byId.has(id)) writes.push({ op: 'delete', kind: 'statuses', id });
   return writes;
+}
+
+/**
+ * A pinning volume is made where its service's first task lands: from then on the service runs
+ * on that node (or waits for it).
+ */
+function pinWrites(view: ClusterView, created: TaskRecord[], pinnedAt: string): Write[] {
+  const services = new Map(view.services.map(({ value }) => [serviceId(value), value]));
+  const pins = new Map<string, VolumeRecord>();
+  for (const task of created) {
+    const service = services.get(task.serviceId);
+    if (!task.nodeId || !service || service.mode === 'global') continue;
+    for (const volume of service.namedVolumes ?? [])
+      if (volume.pinned && !view.volumes.has(volume.name) && !pins.has(volume.name))
+        pins.set(volume.name, { name: volume.name, nodeId: task.nodeId, pinnedAt });
+  }
+  return [...pins.values()].map(
+    (value): Write => ({ op: 'put', kind: 'volumes', id: value.name, value, ifVersion: 0 }),
+  );
 }

@@ -482,6 +482,7 @@ function taskSpec(
     resources: service.resources.limits,
     stopGracePeriodMs: service.stopGracePeriodMs,
     volumes: service.volumes,
+    namedVolumes: service.namedVolumes,
     healthcheck: service.healthcheck,
     container: service.container,
   };

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { ContainerSettings } from '../../mesh/api/services.js';
+import type { ContainerSettings, NamedVolume } from '../../mesh/api/services.js';
 import { LABEL } from './docker-labels.js';
 import { DockerNetworks } from './docker-networks.js';
 import {
@@ -155,6 +155,7 @@ export class DockerRuntime implements Runtime {
           ),
         )
       : [];
+    for (const volume of spec.namedVolumes ?? []) await this.ensureVolume(volume);
     const container = await this.create(spec.image, {
       name: `mesh-${spec.stack}-${spec.service}-${spec.taskId}`,
       Image: spec.image,
@@ -230,6 +231,31 @@ export class DockerRuntime implements Runtime {
     const [c] = await this.containers(taskId);
     if (!c) return undefined;
     return observe(taskId, await this.options.docker.getContainer(c.Id).inspect());
+  }
+
+  /**
+   * Makes a named volume with its driver and options, labelled as mesh's, unless the engine has
+   * it (made by an earlier task: its data stays).
+   */
+  private async ensureVolume(volume: NamedVolume): Promise<void> {
+    const { docker, clusterId, nodeId } = this.options;
+    const exists = await docker
+      .getVolume(volume.name)
+      .inspect()
+      .then(
+        () => true,
+        (error: { statusCode?: number }) => {
+          if (error.statusCode === 404) return false;
+          throw error;
+        },
+      );
+    if (exists) return;
+    await docker.createVolume({
+      Name: volume.name,
+      Driver: volume.driver ?? 'local',
+      DriverOpts: volume.driverOpts ?? {},
+      Labels: { [LABEL.cluster]: clusterId, [LABEL.node]: nodeId },
+    });
   }
 
   async list(): Promise<TaskObservation[]> {

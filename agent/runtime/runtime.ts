@@ -1,4 +1,4 @@
-import type { ContainerSettings, Healthcheck } from '../../mesh/api/services.js';
+import type { ContainerSettings, Healthcheck, NamedVolume } from '../../mesh/api/services.js';
 import type { PublishedPort } from '../../mesh/api/tasks.js';
 
 /** What a runtime needs to run one task of a service. */
@@ -23,6 +23,8 @@ export interface TaskSpec {
   stopGracePeriodMs: number;
   /** Docker's `SOURCE:TARGET[:ro]`; the process runtime has none. */
   volumes?: string[];
+  /** The named volumes among them: made (with their driver and options) before the container. */
+  namedVolumes?: NamedVolume[];
   healthcheck?: Healthcheck;
   /** Docker: compose's per-container settings, applied by the engine. */
   container?: ContainerSettings;

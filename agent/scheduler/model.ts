@@ -20,6 +20,8 @@ export interface ServiceSpec {
    * spread across, in order, before they are spread across nodes.
    */
   spread?: string[];
+  /** Its data lives in a volume on this node: its tasks run there, or wait for it. */
+  pinned?: { nodeId: string; volume: string };
   /** Bumped on every change of the spec; tasks of an older version are replaced. */
   version: number;
 }

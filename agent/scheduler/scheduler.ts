@@ -75,7 +75,8 @@ export function schedule(
           n.status === 'ready' &&
           n.availability === 'active' &&
           n.runtimes.includes(service.runtime) &&
-          satisfies(n, service.constraints),
+          satisfies(n, service.constraints) &&
+          (!service.pinned || n.id === service.pinned.nodeId),
       )
       .sort((a, b) => a.id.localeCompare(b.id));
 
@@ -168,6 +169,19 @@ function unplaceable(
   usage: Map<string, Usage>,
 ): string {
   const ready = nodes.filter((n) => n.status === 'ready' && n.availability === 'active');
+  if (service.pinned) {
+    const { nodeId, volume } = service.pinned;
+    const home = nodes.find((n) => n.id === nodeId);
+    const state = !home
+      ? 'no longer in the cluster'
+      : home.availability === 'drain'
+        ? 'drained'
+        : home.status === 'ready'
+          ? 'short of room or outside the constraints'
+          : home.status;
+    if (!ready.some((n) => n.id === nodeId && eligible.includes(n)))
+      return `its volume ${volume} is on node ${nodeId}, which is ${state}: it waits there rather than start elsewhere on an empty volume`;
+  }
   if (ready.length === 0) return 'no node is ready';
   if (!ready.some((n) => n.runtimes.includes(service.runtime)))
     return service.runtime === 'docker'

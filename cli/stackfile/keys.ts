@@ -76,12 +76,14 @@ export const IGNORED_DEPLOY: Record<string, string> = {
 export const SUPPORTED_NOTES: Record<string, string> = {
   name: 'the stack name, unless one is given to mesh deploy',
   networks: 'a bridge per network on each node; `external: true` is shared by name across stacks',
-  volumes: 'named volumes are per node',
+  volumes:
+    'named <stack>_<key>; driver and driver_opts go to the engine; `x-mesh: {scratch: true}` does not pin',
   'services.*.ports':
     'published on every node through the routing mesh (TCP); `mode: host` on the task node only',
   'services.*.expose': 'ports the service address answers on',
   'services.*.networks': 'services reach each other only through a shared network',
-  'services.*.volumes': 'named volumes (per node) and bind mounts; paths relative to the file',
+  'services.*.volumes':
+    'a named volume pins its service to the node it was made on; bind mounts pass through',
   'services.*.restart': 'mapped onto deploy.restart_policy',
   'services.*.depends_on': 'a task starts once each dependency has a running task',
   'services.*.healthcheck': 'liveness: a task is running once healthy; an unhealthy one restarts',

@@ -6,6 +6,7 @@ import type {
   ContainerSettings,
   Healthcheck,
   HttpRouteSpec,
+  NamedVolume,
   PortSpec,
   ReadinessProbe,
   RestartPolicy,
@@ -19,6 +20,7 @@ import { checkSchema } from './schema.js';
 import { type KeyPath, type Problem, Source, StackFileError } from './source.js';
 import { interpolate, parseBytes, parseDuration, splitCommand } from './values.js';
 import { declaredValues, type FileValue, serviceRefs, ValueError } from './values-of-file.js';
+import { declaredVolumes, serviceVolumes } from './volumes.js';
 
 export { StackFileError } from './source.js';
 
@@ -112,7 +114,8 @@ export function readStackFile(
       if (!(error instanceof ValueError)) throw error;
       problems.push(source.problem(error.path, error.message));
     }
-  const context = { source, dir, ignore, problems, env, networks, values };
+  const volumes = declaredVolumes(stack, data.volumes as Raw | undefined, ignore);
+  const context = { source, dir, ignore, problems, env, networks, values, volumes };
   const definitions = Object.entries(services).flatMap(([name, raw]) => {
     const at: KeyPath = ['services', name];
     if (!isValidName(name)) {
@@ -159,6 +162,8 @@ interface Context {
   networks: Map<string, string>;
   /** The file's secrets and configs by the key its services use. */
   values: Record<ValueKind, Map<string, FileValue>>;
+  /** The file's named volumes by the key its services use. */
+  volumes: Map<string, NamedVolume>;
 }
 
 /**
@@ -290,6 +295,9 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
     definition.networks = at([...path, 'networks'], () =>
       serviceNetworks(raw.networks, path, context),
     );
+  const { mounts, named } = serviceVolumes(stack, definition.volumes, context.volumes);
+  definition.volumes = mounts;
+  if (runtime === 'docker' && named.length > 0) definition.namedVolumes = named;
   for (const kind of ['secrets', 'configs'] as const)
     if (raw[kind] !== undefined)
       try {

@@ -130,6 +130,20 @@ export interface ContainerSettings {
   logging?: { driver: string; options: Record<string, string> };
 }
 
+/** A named volume a service mounts. */
+export interface NamedVolume {
+  /** The engine's name for it: `<stack>_<key>`, or its own name when external or named. */
+  name: string;
+  /**
+   * Its data must not be lost: the service runs on the node where the volume was made, and
+   * waits for that node rather than start elsewhere on an empty one. External and scratch
+   * volumes do not pin.
+   */
+  pinned: boolean;
+  driver?: string;
+  driverOpts?: Record<string, string>;
+}
+
 /** One service of a stack, as the user declared it (normalized from the compose file). */
 export interface ServiceDefinition {
   stack: string;
@@ -148,6 +162,8 @@ export interface ServiceDefinition {
   networks?: string[];
   /** Docker's `SOURCE:TARGET[:ro]` form: a named volume (per node) or a host path. */
   volumes: string[];
+  /** The named volumes among them. */
+  namedVolumes?: NamedVolume[];
   /** Put on each container. */
   labels: Record<string, string>;
   /** deploy.labels: on the service, for people and tools. */
@@ -266,7 +282,7 @@ export function replacementOrder(service: ServiceRecord): UpdatePolicy['order'] 
   const policy = service.rollingBack ? service.rollback : service.update;
   if (policy.order === 'stop-first') return 'stop-first';
   const hostPort = service.ports.some((p) => p.mode === 'host' && p.published !== undefined);
-  const namedVolume = service.volumes.some((v) => /^[A-Za-z0-9][\w.-]*:/.test(v));
+  const namedVolume = service.namedVolumes?.some((v) => v.pinned) ?? false;
   return hostPort || namedVolume || service.atMostOnce ? 'stop-first' : 'start-first';
 }
 
@@ -332,6 +348,12 @@ const definitionFields: Fields = {
       retries: integer(0),
       startPeriodMs: integer(0),
     }),
+    namedVolumes: listOf(
+      object({
+        required: { name: string, pinned: boolean },
+        optional: { driver: string, driverOpts: mapOf(string) },
+      }),
+    ),
     secrets: listOf(checkFileRef),
     configs: listOf(checkFileRef),
     container: object({

@@ -13,6 +13,7 @@ export const KINDS = [
   'settings',
   'addresses',
   'certificates',
+  'volumes',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 

@@ -13,6 +13,7 @@ import { checkSecret, checkSecretsKey, type SecretRecord } from '../api/secrets.
 import { checkService, type ServiceRecord, serviceId } from '../api/services.js';
 import { checkStack, type StackRecord } from '../api/stacks.js';
 import { checkStatus, checkTask, type TaskRecord, type TaskStatus } from '../api/tasks.js';
+import { checkVolume, type VolumeRecord } from '../api/volumes.js';
 import type { Kind } from './cluster-state.js';
 
 const SHAPES: Record<Kind, Check> = {
@@ -31,6 +32,7 @@ const SHAPES: Record<Kind, Check> = {
         : `${path}: no such setting (settings/network, settings/secrets-key)`,
   addresses: checkServiceAddress,
   certificates: checkCertificate,
+  volumes: checkVolume,
 };
 
 /** What is wrong with a stored object on its own (its shape, and that its ID names it). */
@@ -45,6 +47,7 @@ export function checkObject(kind: Kind, id: string, value: unknown): string | un
   if (kind === 'tasks') return named((value as TaskRecord).id);
   if (kind === 'certificates') return named((value as CertificateRecord).host);
   if (kind === 'secrets' || kind === 'configs') return named((value as SecretRecord).name);
+  if (kind === 'volumes') return named((value as VolumeRecord).name);
   return undefined;
 }
 

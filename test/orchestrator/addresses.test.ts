@@ -25,6 +25,7 @@ function view(services: string[], addresses: Record<string, string>, set = true)
         { id, version: 7, value: { address } },
       ]),
     ),
+    volumes: new Map(),
   };
 }
 

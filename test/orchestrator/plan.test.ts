@@ -34,6 +34,7 @@ function view(
     voters: ['n1'],
     settings: undefined,
     addresses: new Map(),
+    volumes: new Map(),
   };
 }
 
@@ -140,4 +141,26 @@ test('failure_action rollback: a failed task of the new version brings the previ
     version: 3,
     rollout: { state: 'paused' },
   });
+});
+
+test('a pinning volume is placed with its first task; the service then runs there or waits', (t) => {
+  const stateful = serviceRecord({ namedVolumes: [{ name: 's_data', pinned: true }] });
+  const first = plan(view([stateful], [], [node('n2'), node('n1')]));
+  const placed = created(first)[0] as { value: TaskRecord } | undefined;
+  t.like(
+    first.find((w) => w.kind === 'volumes'),
+    { op: 'put', id: 's_data', value: { name: 's_data', nodeId: placed?.value.nodeId } },
+  );
+  const pinnedTo = (nodeId: string, nodes = [node('n1'), node('n2', 'down', 0)]) => ({
+    ...view([stateful], [], nodes),
+    volumes: new Map([['s_data', { name: 's_data', nodeId, pinnedAt: '' }]]),
+  });
+  const onN2 = created(plan(pinnedTo('n2')))[0] as { value: TaskRecord } | undefined;
+  t.like(onN2?.value, {
+    nodeId: null,
+    reason:
+      'its volume s_data is on node n2, which is down: it waits there rather than start elsewhere on an empty volume',
+  });
+  const onN1 = created(plan(pinnedTo('n1')))[0] as { value: TaskRecord } | undefined;
+  t.is(onN1?.value.nodeId, 'n1');
 });

@@ -43,6 +43,7 @@ function view(
     voters: ['n1'],
     settings: undefined,
     addresses: new Map(),
+    volumes: new Map(),
   };
 }
 
@@ -100,7 +101,13 @@ test('a task that cannot run twice is replaced stop-first whatever the order', (
     ports: [{ target: 80, protocol: 'tcp', published: 80, mode: 'host' }],
   });
   t.is(replacementOrder(hostPort), 'stop-first');
-  t.is(replacementOrder(updated({ volumes: ['data:/var/lib/db'] })), 'stop-first');
+  const pinned = { name: 's_data', pinned: true };
+  t.is(replacementOrder(updated({ namedVolumes: [pinned] })), 'stop-first');
+  t.is(
+    replacementOrder(updated({ namedVolumes: [{ ...pinned, pinned: false }] })),
+    'start-first',
+    'a scratch volume may be used twice',
+  );
   t.is(replacementOrder(updated({ volumes: ['/srv/site:/www:ro'] })), 'start-first');
   t.is(replacementOrder(updated({ atMostOnce: true })), 'stop-first');
 });

@@ -64,7 +64,8 @@ services:
     { target: 91, protocol: 'udp', published: 9001 },
     { target: 443, protocol: 'tcp' },
   ]);
-  t.deepEqual(web?.volumes, ['data:/var/lib', `${dir}/site:/www:ro`]);
+  t.deepEqual(web?.volumes, ['shop_data:/var/lib', `${dir}/site:/www:ro`], 'named per stack');
+  t.deepEqual(web?.namedVolumes, [{ name: 'shop_data', pinned: true }]);
   t.deepEqual(web?.restartPolicy, {
     condition: 'on-failure',
     delayMs: 5000,
@@ -532,4 +533,39 @@ configs:
     problems('values-undeclared.yml', 'services:\n  a:\n    image: x\n    secrets: [nope]\n'),
     /services\.a\.secrets\.0: secret "nope" is not declared under the top-level secrets/,
   );
+});
+
+test('named volumes: named per stack, with their driver; external and scratch ones do not pin', (t) => {
+  const stack = readStackFile(
+    file(
+      'volumes.yml',
+      `services:
+  db:
+    image: db
+    volumes: [data:/var/lib/db, cache:/cache, shared:/shared:ro, ./conf:/etc/db]
+volumes:
+  data: { driver: local, driver_opts: { type: tmpfs, device: tmpfs } }
+  cache: { x-mesh: { scratch: true } }
+  shared: { external: true }
+`,
+    ),
+    'app',
+    {},
+  );
+  const [db] = stack.services;
+  t.deepEqual(db?.volumes.slice(0, 3), [
+    'app_data:/var/lib/db',
+    'app_cache:/cache',
+    'shared:/shared:ro',
+  ]);
+  t.deepEqual(db?.namedVolumes, [
+    {
+      name: 'app_data',
+      pinned: true,
+      driver: 'local',
+      driverOpts: { type: 'tmpfs', device: 'tmpfs' },
+    },
+    { name: 'app_cache', pinned: false },
+    { name: 'shared', pinned: false },
+  ]);
 });
