@@ -12,10 +12,10 @@ import { Transport } from '../mesh/transport/transport.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/ingress.js';
 import { admitted, refuseRemovedNodes } from './admission.js';
+import { Authority } from './authority.js';
 import { Certificates } from './certificates.js';
 import { clusterRoutes } from './cluster-routes.js';
 import { ControlServer } from './control.js';
-import { JoinTokens } from './join-tokens.js';
 import { ClusterLogs } from './logs.js';
 import { nodeMeta, VERSION } from './meta.js';
 import { Nodes } from './nodes.js';
@@ -60,6 +60,7 @@ interface Parts {
   dataPlane: DataPlane;
   keyring: Keyring;
   files: TaskFiles;
+  authority: Authority;
 }
 
 /**
@@ -71,15 +72,13 @@ export class Agent {
   readonly log: Logger;
   readonly nodeId: string;
   readonly address: string;
-  private readonly tokens: JoinTokens;
   private parts: Parts | undefined;
 
   private constructor(private readonly provisioned: Provisioned) {
-    const { cluster, identity, dir, ca, log } = provisioned;
+    const { cluster, identity, log } = provisioned;
     this.log = log;
     this.nodeId = identity.nodeId;
     this.address = `${cluster.advertise}:${cluster.port}`;
-    this.tokens = new JoinTokens(dir, cluster, ca, this.address, log);
   }
 
   /** Creates a cluster: its CA, this node's identity, and a join secret. */
@@ -105,9 +104,9 @@ export class Agent {
     return agent;
   }
 
-  /** A token for joining this cluster through this node, if this node holds the CA. */
+  /** A token for joining this cluster, right away on the node that made it. */
   joinToken(): string | undefined {
-    return this.tokens.current();
+    return this.parts?.authority.current();
   }
 
   /** What this node lacks to serve service addresses and DNS, when it does. */
@@ -139,6 +138,7 @@ export class Agent {
     if (!parts) return;
     parts.peers.stop();
     parts.keyring.stop();
+    parts.authority.stop();
     await parts.dataPlane.stop();
     parts.orchestrator.stop();
     parts.reconciler.stop();
@@ -165,18 +165,22 @@ export class Agent {
       log,
     });
     // Joins and inbound connections may arrive before the rest is wired: they see it once it is.
-    const late: { access?: StateAccess; membership?: Membership } = {};
-    const join = ca
-      ? new JoinService({
-          ca,
-          secret: () => cluster.joinSecret ?? '',
-          log,
-          register: async ({ nodeId, serial }) => {
-            if (!late.access) throw new Error('this node is still starting');
-            await late.access.create('nodes', nodeId, joiningNode(serial, Date.now()));
-          },
-        })
-      : undefined;
+    const late: { access?: StateAccess; membership?: Membership; authority?: Authority } = {};
+    const authority = () => {
+      if (!late.authority) throw new Error('this node is still starting');
+      return late.authority;
+    };
+    // Every node answers joiners; only a voter can sign, the others say so (the joiner tries
+    // the token's next seed).
+    const join = new JoinService({
+      ca: () => authority().ca(),
+      secret: () => authority().secret(),
+      log,
+      register: async ({ nodeId, serial }) => {
+        if (!late.access) throw new Error('this node is still starting');
+        await late.access.create('nodes', nodeId, joiningNode(serial, Date.now()));
+      },
+    });
     const transport = new Transport({
       identity,
       host: cluster.advertise,
@@ -216,6 +220,18 @@ export class Agent {
       log,
     });
     const values = new StoredValues(access, keyring);
+    late.authority = new Authority({
+      dir,
+      cluster,
+      ca,
+      address: this.address,
+      state,
+      raft,
+      access,
+      keyring,
+      transport,
+      log,
+    });
     const files = new TaskFiles({ nodeId: identity.nodeId, state, raft, transport, keyring, log });
     const stacks = new Stacks(access, values);
     const nodes = new Nodes(access, identity.nodeId, membership, raft);
@@ -241,6 +257,7 @@ export class Agent {
       log,
     });
     const parts: Parts = {
+      authority: late.authority,
       keyring,
       files,
       transport,
@@ -276,7 +293,7 @@ export class Agent {
             raft,
             state,
             nodes,
-            tokens: this.tokens,
+            tokens: late.authority,
           }),
           ...stackRoutes(
             stacks,
@@ -298,6 +315,7 @@ export class Agent {
     parts.sync.start();
     parts.orchestrator.start();
     keyring.start();
+    late.authority.start();
     await parts.reconciler.start();
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
     return parts;

@@ -2,8 +2,8 @@ import type { Membership } from '../mesh/membership/runtime.js';
 import type { RaftNode } from '../mesh/raft/node.js';
 import { faultTolerance, targetVoters } from '../mesh/raft/voters.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
+import type { Authority } from './authority.js';
 import type { ControlHandlers, RaftStatus, StatusResponse } from './control-api.js';
-import type { JoinTokens } from './join-tokens.js';
 import { VERSION } from './meta.js';
 import type { Nodes } from './nodes.js';
 
@@ -15,7 +15,7 @@ export interface ClusterRoutesOptions {
   raft: RaftNode;
   state: ClusterState;
   nodes: Nodes;
-  tokens: JoinTokens;
+  tokens: Authority;
 }
 
 /** The control API's routes about the cluster itself: this node's status, the nodes, tokens. */
@@ -38,7 +38,7 @@ export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandle
       };
     },
     'GET /v1/nodes': () => nodes.list(),
-    'GET /v1/token': () => ({ token: tokens.require() }),
+    'GET /v1/token': async () => ({ token: await tokens.token() }),
     'POST /v1/token/rotate': async () => ({ token: await tokens.rotate() }),
   };
 }

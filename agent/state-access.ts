@@ -42,7 +42,9 @@ export class StateAccess {
           throw new UnknownOutcomeError(
             `the write reached the leader but was not confirmed (${(error as Error).message}): it may or may not have been applied; look (mesh ls, mesh ps, mesh node inspect) before trying again`,
           );
-        const leaderless = error instanceof RaftError && code === 'not-leader';
+        // No leader, or one that cannot be reached (it may have just died: an election follows).
+        const leaderless =
+          (error instanceof RaftError && code === 'not-leader') || error instanceof TransportError;
         if (leaderless && Date.now() <= deadline) {
           await new Promise((resolve) => setTimeout(resolve, 100));
           continue;

@@ -47,10 +47,50 @@ export class Keyring {
   /** Watches this node's role: a node that stops being a voter drops the voters' key. */
   start(): void {
     this.timer = setInterval(() => {
-      this.forgetUnlessVoter().catch((error: Error) =>
-        this.options.log.warn({ reason: error.message }, 'could not drop the secrets key'),
+      this.followRole().catch((error: Error) =>
+        this.options.log.warn({ reason: error.message }, 'could not follow this node’s role'),
       );
     }, ROLE_CHECK_MS);
+  }
+
+  /**
+   * A voter holds the voters' key as soon as it can (while another voter that has it is still
+   * there); a node that is no longer a voter drops it.
+   */
+  private async followRole(): Promise<void> {
+    if (!this.isVoter()) return this.forgetUnlessVoter();
+    const wanted = this.wantedKeyId();
+    const own = await this.ownVoterKey();
+    if (wanted && (!own || keyId(own) !== wanted)) await this.voterKeyFor(wanted);
+  }
+
+  /** The ID of the voters' key the state's sealed values name, if any. */
+  private wantedKeyId(): string | undefined {
+    const { state } = this.options;
+    return (
+      state.get<{ keyId: string }>('settings', 'ca')?.value.keyId ??
+      state.get<SecretsKeySetting>('settings', SECRETS_KEY_SETTING)?.value.keyId
+    );
+  }
+
+  /** The voters' key to seal with: the one the state names, else this voter's own (or a new one). */
+  private async currentVoterKey(): Promise<Buffer> {
+    const wanted = this.wantedKeyId();
+    if (wanted) return this.voterKeyFor(wanted);
+    const key = (await this.ownVoterKey()) ?? newKey();
+    await this.keepVoterKey(key);
+    return key;
+  }
+
+  /** Seals with the voters' key: what only voters may open (the CA key, the join secret). */
+  async voterSeal(plain: Buffer): Promise<{ keyId: string; sealed: Sealed }> {
+    const key = await this.currentVoterKey();
+    return { keyId: keyId(key), sealed: seal(key, plain) };
+  }
+
+  async voterOpen(sealed: { keyId: string; sealed: Sealed }): Promise<Buffer> {
+    if (!this.isVoter()) throw new UnavailableError(`node ${this.options.nodeId} is not a voter`);
+    return open(await this.voterKeyFor(sealed.keyId), sealed.sealed);
   }
 
   stop(): void {
@@ -79,7 +119,7 @@ export class Keyring {
       throw new Error(`node ${requester} is not a voter: the secrets key is for voters only`);
     const key = await this.ownVoterKey();
     if (!key) throw new Error(`node ${this.options.nodeId} does not hold the secrets key`);
-    this.options.log.info({ node: requester }, 'handed the secrets key to a voter');
+    this.options.log.info({ voter: requester }, 'handed the secrets key to a voter');
     return { key: key.toString('hex') };
   }
 
@@ -154,8 +194,7 @@ export class Keyring {
       this.dataKey = { id: setting.value.keyId + setting.version, key };
       return key;
     }
-    const voterKey = (await this.ownVoterKey()) ?? newKey();
-    await this.keepVoterKey(voterKey);
+    const voterKey = await this.currentVoterKey();
     const value: SecretsKeySetting = { keyId: keyId(voterKey), sealed: seal(voterKey, newKey()) };
     await this.options.access.propose({
       op: 'put',

@@ -24,9 +24,10 @@ export interface IssuedNode {
 }
 
 export interface JoinServiceOptions {
-  ca: ClusterCA;
+  /** The CA that signs joiners' certificates (a node that cannot sign refuses, saying why). */
+  ca: () => Promise<ClusterCA>;
   /** The current join secret; rotating it invalidates every token made before. */
-  secret: () => string;
+  secret: () => Promise<string>;
   log: Logger;
   rateLimit?: RateLimitOptions;
   /** A join session must finish within this; the socket is then dropped. */
@@ -131,13 +132,13 @@ class JoinSession {
   }
 
   private async issue(body: unknown, nonce: Buffer | undefined): Promise<CertificateResponse> {
-    const { ca } = this.options;
     if (!nonce) throw new Error('ask for a challenge first; each challenge allows one attempt');
     if (!isCertificateRequest(body)) throw new Error('malformed certificate request');
+    const ca = await this.options.ca();
     if (body.clusterId !== ca.clusterId) {
       throw new Error(`token is for cluster ${body.clusterId}, this is cluster ${ca.clusterId}`);
     }
-    const expected = joinProof(this.options.secret(), nonce, body.csrPem);
+    const expected = joinProof(await this.options.secret(), nonce, body.csrPem);
     if (!proofMatches(expected, body.proof)) {
       throw new Error('wrong join secret (a rotated token is no longer valid)');
     }

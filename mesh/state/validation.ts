@@ -1,3 +1,4 @@
+import { checkAuthority } from '../api/authority.js';
 import { type CertificateRecord, checkCertificate } from '../api/certificates.js';
 import {
   checkNetworkSettings,
@@ -29,7 +30,9 @@ const SHAPES: Record<Kind, Check> = {
       ? checkNetworkSettings(value, path)
       : path === 'settings/secrets-key'
         ? checkSecretsKey(value, path)
-        : `${path}: no such setting (settings/network, settings/secrets-key)`,
+        : path === 'settings/ca'
+          ? checkAuthority(value, path)
+          : `${path}: no such setting (settings/network, settings/secrets-key, settings/ca)`,
   addresses: checkServiceAddress,
   certificates: checkCertificate,
   volumes: checkVolume,

@@ -16,8 +16,8 @@ const issued: IssuedNode[] = [];
 /** Whether the cluster can record a new node now (it cannot without a leader). */
 let recordable = true;
 const join = new JoinService({
-  ca: cluster.ca,
-  secret: () => secret,
+  ca: async () => cluster.ca,
+  secret: async () => secret,
   log: seedLogs.log,
   rateLimit: { burst: 3, refillPerSecond: 0.001 },
   register: async (node) => {
