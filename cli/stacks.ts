@@ -291,11 +291,17 @@ export async function inspect(args: string[]): Promise<number> {
   const [service] = positionals;
   if (!service) throw new UsageError('inspect needs a service: STACK.SERVICE or SERVICE');
   const routes = await callAgent(dataDirOf(values), 'GET /v1/routes', { service });
-  print(Boolean(values.json), routes, () =>
+  const volumes = await callAgent(dataDirOf(values), 'GET /v1/volumes', {});
+  const pinsOf = (id: string) =>
+    volumes
+      .filter((v) => v.services.includes(id))
+      .map((v) => `  pinned to node ${v.node} (${v.nodeStatus}) by volume ${v.name}`);
+  print(Boolean(values.json), { ...routes, volumes }, () =>
     [
       ...routes.services.map((s) =>
         [
           `${s.id}  ${s.dnsName}  ${s.address ?? '(no address yet)'}`,
+          ...pinsOf(s.id),
           `  ports: ${s.ports.join(', ') || '-'}; published on every node: ${s.published.join(', ') || '-'}`,
           `  networks: ${s.networks.join(', ')}`,
           `  HTTP hosts: ${[`${s.dnsName}/`, ...s.hosts].join(', ')}${

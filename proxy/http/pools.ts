@@ -14,6 +14,12 @@ export class ReplicaUnreachable extends Error {
 /** Idle pooled connections are closed after this (replicas often close theirs at 5 s). */
 const KEEP_ALIVE_MS = 4000;
 const KEEPALIVE_PROBE_MS = 60_000;
+/**
+ * A replica that has not taken the connection by then is passed over (the request, nothing of
+ * it sent, goes to another). A dead container's address answers nothing at all: without this
+ * the request would wait out the response timeout instead.
+ */
+const CONNECT_LIMIT_MS = 1000;
 
 /**
  * Keep-alive connection pools (undici), one per endpoint and port: a request reuses an idle
@@ -36,14 +42,31 @@ export class UpstreamPools {
       // The origin only names the pool: connections come from `connect`.
       pool = new Pool(`http://${endpoint.host}:${endpoint.ports.get(target) ?? target}`, {
         connect: (_options, callback) => {
-          this.connect(endpoint, target).then(
+          const limitMs = Math.min(CONNECT_LIMIT_MS, this.headersTimeoutMs / 2);
+          const dialing = this.connect(endpoint, target);
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              // Whatever it connects to later is not wanted any more.
+              dialing.then(
+                (socket) => socket.destroy(),
+                () => undefined, // it failed on its own too: nothing to close
+              );
+              reject(new Error(`no connection within ${limitMs} ms`));
+            }, limitMs);
+          });
+          Promise.race([dialing, late]).then(
             (socket) => {
+              clearTimeout(timer);
               (socket as Socket).setKeepAlive?.(true, KEEPALIVE_PROBE_MS);
               // A stream through another agent arrives paused; its reader does not resume it.
               socket.resume();
               callback(null, socket as Socket);
             },
-            (error: Error) => callback(new ReplicaUnreachable(error.message), null),
+            (error: Error) => {
+              clearTimeout(timer);
+              callback(new ReplicaUnreachable(error.message), null);
+            },
           );
         },
         pipelining: 1,

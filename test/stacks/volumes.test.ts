@@ -70,6 +70,10 @@ dockerTest(
     const [task] = await meshJson<TaskRow[]>(first, 'ps', 'vol');
     t.is(task?.node, volume?.node, 'the task runs where its volume is');
     t.is(task?.pinnedBy, `volume vol_data on ${volume?.node}`);
+    t.regex(
+      (await meshOn(first, 'inspect', 'store')).stdout,
+      new RegExp(`pinned to node ${volume?.node} \\(ready\\) by volume vol_data`),
+    );
 
     const container = async () => {
       const [c] = await docker.listContainers({
