@@ -246,7 +246,7 @@ export interface ControlApi {
   'POST /v1/values': Route<{ kind: ValueKind; name: string; data: string }, ValueRow>;
   'POST /v1/values/update': Route<
     { kind: ValueKind; name: string; data: string },
-    ValueRow & { rolled: string[] }
+    ValueRow & { rolled: string[]; changed: boolean }
   >;
   'POST /v1/values/rm': Route<{ kind: ValueKind; name: string }, { name: string }>;
   'GET /v1/values': Route<{ kind: ValueKind }, ValueRow[]>;

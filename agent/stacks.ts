@@ -101,6 +101,7 @@ export class Stacks {
     this.checkHosts(request);
     const response: DeployResponse = { stack: request.stack, services: [] };
     // Values are sealed first (sealing waits on the keyring; a write's plan may not).
+    if (!request.dryRun) this.access.requireManager();
     // A dry run seals nothing (sealing may create the cluster's data key): a value the file
     // brings counts as there.
     const brought = (request.values ?? []).filter((v) => v.data !== undefined);

@@ -84,7 +84,8 @@ export class StateAccess {
     throw new ConflictError(`the cluster kept changing under this write: ${reason}`);
   }
 
-  private requireManager(): void {
+  /** Refuses, naming the managers, unless this node is one (a Raft voter). */
+  requireManager(): void {
     const { voters } = this.raft.membership;
     const self = this.raft.raft.id;
     if (voters.includes(self)) return;

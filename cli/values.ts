@@ -40,9 +40,11 @@ export function value(noun: 'secret' | 'config', args: string[]): Promise<number
     const row = await callAgent(dataDir, 'POST /v1/values/update', body);
     const latest = row.versions.at(-1)?.version;
     print(Boolean(values.json), row, () =>
-      row.rolled.length > 0
-        ? `mesh: ${noun} ${row.name} version ${latest}; rolling ${row.rolled.join(', ')} to it (see mesh ps)`
-        : `mesh: ${noun} ${row.name} version ${latest}; no service uses it`,
+      !row.changed
+        ? `mesh: ${noun} ${row.name} unchanged (version ${latest} holds that value already)`
+        : row.rolled.length > 0
+          ? `mesh: ${noun} ${row.name} version ${latest}; rolling ${row.rolled.join(', ')} to it (see mesh ps)`
+          : `mesh: ${noun} ${row.name} version ${latest}; no service uses it`,
     );
     return 0;
   };

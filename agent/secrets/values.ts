@@ -118,6 +118,7 @@ export class StoredValues {
   }
 
   async create(kind: ValueKind, name: unknown, data: unknown): Promise<ValueRow> {
+    this.access.requireManager();
     if (typeof name === 'string' && this.state.get(kind, name))
       throw new ConflictError(
         `${noun(kind)} ${name} exists: change it with "mesh ${noun(kind)} update ${name}"`,
@@ -139,8 +140,9 @@ export class StoredValues {
     kind: ValueKind,
     name: unknown,
     data: unknown,
-  ): Promise<ValueRow & { rolled: string[] }> {
+  ): Promise<ValueRow & { rolled: string[]; changed: boolean }> {
     const id = this.existing(kind, name);
+    this.access.requireManager();
     const sealed = await this.sealNext(kind, id, data);
     let rolled: string[] = [];
     await this.access.writeConditionally(() => {
@@ -169,7 +171,7 @@ export class StoredValues {
       rolled = users.map((s) => s.id);
       return writes;
     });
-    return { ...this.inspect(kind, id), rolled };
+    return { ...this.inspect(kind, id), rolled, changed: sealed.version !== undefined };
   }
 
   async remove(kind: ValueKind, name: unknown): Promise<{ name: string }> {

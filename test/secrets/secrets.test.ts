@@ -195,5 +195,10 @@ dockerTest(
       { what: 'both services at version 2', timeoutMs: 60_000, intervalMs: 300 },
     );
     for (const agent of agents) t.deepEqual(await holding(agent.dataDir, SECOND), []);
+    const same = await meshOn(voter, 'secret', 'update', 'sec_db_password', next);
+    t.regex(same.stdout, /unchanged \(version 2 holds that value already\)/);
+    const fromWorker = await meshOn(worker, 'secret', 'create', 'other', next);
+    t.is(fromWorker.code, 2);
+    t.regex(fromWorker.stderr, /is a worker: desired state changes on a manager/);
   },
 );
