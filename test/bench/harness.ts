@@ -73,7 +73,7 @@ export function agreement(
 export const tasks = (agent: AgentProcess, query: RequestOf<'GET /v1/tasks'> = {}) =>
   callAgent(agent.dataDir, 'GET /v1/tasks', query);
 
-/** Median, p99 and min of the samples (ms), rounded, with the samples themselves. */
+/** Median, p99, max and min of the samples (ms), rounded, with the samples themselves. */
 export function summary(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q: number) =>
@@ -82,6 +82,7 @@ export function summary(samples: number[]) {
     trials: samples.length,
     medianMs: at(0.5),
     p99Ms: at(0.99),
+    maxMs: Math.round(sorted.at(-1) ?? 0),
     minMs: Math.round(sorted[0] ?? 0),
     samples: samples.map(Math.round),
   };
