@@ -22,6 +22,7 @@ import { Nodes } from './nodes.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { PeerCache } from './peer-cache.js';
 import {
+  AgentError,
   type AgentOptions,
   createCluster,
   joinWithToken,
@@ -93,14 +94,14 @@ export class Agent {
 
   /** Starts again from a data dir: same identity, rejoining through known peers and seeds. */
   static async restart(
-    options: Pick<AgentOptions, 'dataDir' | 'logLevel' | 'logFormat'>,
+    options: Pick<AgentOptions, 'dataDir' | 'logLevel' | 'logFormat' | 'forceNewCluster'>,
   ): Promise<Agent> {
-    return Agent.run(await reopen(options));
+    return Agent.run(await reopen(options), options.forceNewCluster === true);
   }
 
-  private static async run(provisioned: Provisioned): Promise<Agent> {
+  private static async run(provisioned: Provisioned, forceNewCluster = false): Promise<Agent> {
     const agent = new Agent(provisioned);
-    agent.parts = await agent.start();
+    agent.parts = await agent.start(forceNewCluster);
     return agent;
   }
 
@@ -150,11 +151,23 @@ export class Agent {
     await parts.transport.close();
   }
 
-  private async start(): Promise<Parts> {
+  private async start(forceNewCluster: boolean): Promise<Parts> {
     const { dir, cluster, identity, ca, log, seeds } = this.provisioned;
     const state = new ClusterState();
     // First: a damaged log refuses to start before this node answers anyone.
     const storage = RaftStorage.open(dir.raftDir, { voters: [], learners: [] }, log);
+    if (forceNewCluster) {
+      const before = storage.voters;
+      if (!before.includes(identity.nodeId))
+        throw new AgentError(
+          `--force-new-cluster: node ${identity.nodeId} was not a voter (voters: ${before.join(', ')}); run it on a surviving voter`,
+        );
+      storage.forceSoleVoter(identity.nodeId);
+      log.warn(
+        { formerVoters: before },
+        'forced a new cluster: this node is the only voter, with the state it holds',
+      );
+    }
     // Before listening, so that peers never meet a node that answers but does not gossip yet.
     // Gossiped with the node's metadata: the scheduler gives Docker tasks only to nodes with an engine.
     const runtimes = await Runtimes.open({

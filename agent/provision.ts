@@ -17,6 +17,8 @@ export interface AgentOptions extends DataPlaneSettings {
   labels: Record<string, string>;
   logLevel?: string;
   logFormat?: LogFormat;
+  /** `mesh agent --force-new-cluster`: quorum is lost for good; this voter goes on alone. */
+  forceNewCluster?: boolean;
   rescheduleAfterMs?: number;
   /** `mesh init` only: the cluster's service and bridge ranges. */
   network?: NetworkSettings;

@@ -168,11 +168,13 @@ export async function agent(args: string[]): Promise<number> {
     ...DATA_DIR,
     'log-level': { type: 'string' },
     'log-format': { type: 'string' },
+    'force-new-cluster': { type: 'boolean' },
   });
   const running = await Agent.restart({
     dataDir: dataDirOf(values),
     logLevel: values['log-level'] as string | undefined,
     logFormat: logFormatOf(values),
+    forceNewCluster: values['force-new-cluster'] === true,
   });
   process.stdout.write(`mesh: agent ${running.nodeId} running at ${running.address}\n`);
   return runUntilSignalled(running);

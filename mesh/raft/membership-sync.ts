@@ -9,6 +9,11 @@ import { RaftError } from './raft.js';
 import { DEFAULT_VOTER_POLICY, type Health, nextMembership, type VoterPolicy } from './voters.js';
 
 const STATUS_OF = { alive: 'ready', suspect: 'suspect', dead: 'down', left: 'left' } as const;
+/**
+ * A node recorded up that gossip has not heard of at all this long into a leader's term is down
+ * (its agent is gone: after a full restart, or --force-new-cluster, nobody reports it dead).
+ */
+const UNSEEN_GRACE_MS = 10_000;
 
 /** What the record should say now: gossip's view, and what users set kept as it was. */
 function record(member: Member, current: NodeRecord | undefined): NodeRecord {
@@ -38,6 +43,8 @@ function record(member: Member, current: NodeRecord | undefined): NodeRecord {
 export class MembershipSync {
   private timer: NodeJS.Timeout | undefined;
   private readonly inFlight = new Set<string>();
+  /** When this node last became leader (undefined while it is not). */
+  private leaderSince: number | undefined;
 
   constructor(
     private readonly raft: RaftNode,
@@ -57,10 +64,32 @@ export class MembershipSync {
   }
 
   private reconcile(): void {
-    if (this.raft.raft.role !== 'leader') return;
+    if (this.raft.raft.role !== 'leader') {
+      this.leaderSince = undefined;
+      return;
+    }
+    this.leaderSince ??= Date.now();
     const members = this.gossip.members();
     this.placeVoters(members);
     for (const member of members) this.recordNode(member);
+    if (Date.now() - this.leaderSince >= UNSEEN_GRACE_MS) this.markUnseen(members);
+  }
+
+  private markUnseen(members: Member[]): void {
+    const known = new Set(members.map((m) => m.id));
+    for (const { id, value, version } of this.state.list<NodeRecord>('nodes')) {
+      if (known.has(id) || id === this.raft.raft.id || this.inFlight.has(id)) continue;
+      if (value.status !== 'ready' && value.status !== 'suspect') continue;
+      this.inFlight.add(id);
+      this.log.warn({ node: id }, 'node recorded up but unknown to gossip: marking it down');
+      const down: NodeRecord = { ...value, status: 'down', since: Date.now() };
+      this.raft
+        .propose({ op: 'put', kind: 'nodes', id, value: down, ifVersion: version })
+        .catch((error: Error) =>
+          this.log.debug({ node: id, reason: error.message }, 'node record not written'),
+        )
+        .finally(() => this.inFlight.delete(id));
+    }
   }
 
   private placeVoters(members: Member[]): void {

@@ -250,6 +250,27 @@ export class RaftStorage {
     this.fd = openSync(walPath, 'a+');
   }
 
+  /**
+   * Quorum is lost for good: this node's log gets a configuration in which it is the only voter
+   * (etcd's --force-new-cluster). It then elects itself and commits what its log holds; nothing
+   * it holds is dropped.
+   */
+  forceSoleVoter(nodeId: string): void {
+    const { entries, snapshot } = this.stored;
+    const last = entries.at(-1) ?? { index: snapshot.index, term: snapshot.term };
+    const membership: Membership = { voters: [nodeId], learners: [] };
+    this.save(undefined, [
+      { index: last.index + 1, term: last.term, kind: 'config', data: membership },
+    ]);
+  }
+
+  /** The voters of the latest configuration the log holds. */
+  get voters(): string[] {
+    const configs = this.stored.entries.filter((e) => e.kind === 'config');
+    return ((configs.at(-1)?.data as Membership | undefined) ?? this.stored.snapshot.membership)
+      .voters;
+  }
+
   close(): void {
     closeSync(this.fd);
   }
