@@ -209,7 +209,7 @@ export class Agent {
     const meta = nodeMeta(
       this.address,
       cluster.labels,
-      describeCertificate(identity.certPem).serial,
+      describeCertificate(identity.certPem),
       runtimes.kinds(),
     );
     const membership = new Membership({ transport, log, meta });

@@ -48,6 +48,8 @@ export interface NodeRow {
   recorded: boolean;
   self: boolean;
   raft: 'voter' | 'learner' | 'none';
+  /** When its certificate expires, as it gossips; null for a node not seen. */
+  certExpires: string | null;
 }
 
 /** GET /v1/nodes: consistent is false when no quorum confirmed the read. */

@@ -17,7 +17,7 @@ function thisPlatform(): Platform {
 export function nodeMeta(
   peerAddress: string,
   labels: Record<string, string>,
-  serial: string,
+  certificate: { serial: string; notAfter: Date },
   runtimes: string[],
 ): NodeMeta {
   return {
@@ -27,7 +27,8 @@ export function nodeMeta(
     raftRole: 'none',
     version: VERSION,
     hostname: hostname(),
-    serial,
+    serial: certificate.serial,
+    certExpires: certificate.notAfter.toISOString(),
     runtimes,
     platform: thisPlatform(),
   };

@@ -57,6 +57,7 @@ export class Nodes {
         recorded: record !== undefined,
         self: id === this.self,
         raft: voters.includes(id) ? 'voter' : learners.includes(id) ? 'learner' : 'none',
+        certExpires: member?.meta.certExpires ?? null,
       };
     });
     return { consistent, nodes };

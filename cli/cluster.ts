@@ -77,7 +77,7 @@ async function nodeList(args: string[]): Promise<number> {
   nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
   print(Boolean(values.json), nodes, () =>
     table(
-      ['ID', 'ADDRESS', 'STATUS', 'RAFT', 'SINCE', 'VERSION', 'LABELS'],
+      ['ID', 'ADDRESS', 'STATUS', 'RAFT', 'SINCE', 'VERSION', 'CERT EXPIRES', 'LABELS'],
       nodes.map((n) => [
         n.self ? `${n.id} *` : n.id,
         n.address,
@@ -85,6 +85,7 @@ async function nodeList(args: string[]): Promise<number> {
         n.raft,
         n.since ? ago(n.since) : '-',
         n.version,
+        n.certExpires?.slice(0, 10) ?? '-',
         Object.entries(n.labels)
           .map(([k, v]) => `${k}=${v}`)
           .join(',') || '-',

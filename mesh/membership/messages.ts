@@ -13,6 +13,8 @@ export interface NodeMeta {
   hostname?: string;
   /** The serial of the node's certificate, so that `mesh node rm` can revoke it everywhere. */
   serial?: string;
+  /** When its certificate expires (ISO 8601): `mesh node ls` shows it. */
+  certExpires?: string;
   /** Task runtimes it offers (docker, process). */
   runtimes?: string[];
   /** Its operating system and machine, as Swarm names them (linux, x86_64). */

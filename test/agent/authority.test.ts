@@ -56,6 +56,12 @@ test('the node that ran mesh init is gone: another voter makes tokens, signs joi
       ).length === 3,
     { what: 'the joiner alive and recorded', timeoutMs: 30_000, intervalMs: 300 },
   );
+  // Each node's certificate expiry, as it gossips (90 days by default).
+  const rows = await meshJson<NodeRow[]>(second, 'node', 'ls');
+  for (const row of rows.filter((n) => n.status === 'alive')) {
+    const days = (Date.parse(row.certExpires ?? '') - Date.now()) / 86_400_000;
+    t.true(days > 89 && days <= 90, `${row.id} certificate expires in ${days} days`);
+  }
   // A worker gets a token too (from a voter), but may not rotate the secret.
   const fromWorker = await meshOn(joiner, 'token');
   t.is(fromWorker.code, 0, fromWorker.stderr);
