@@ -15,7 +15,10 @@ export interface Command {
 
 /** The subcommands of `mesh node`, for their --help. */
 export const NODE_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
-  { name: 'node ls', summary: 'the nodes: address, status, Raft role, since, version, labels' },
+  {
+    name: 'node ls',
+    summary: 'the nodes: address, status, Raft role, since, version, certificate expiry, labels',
+  },
   { name: 'node inspect', args: 'NODE', summary: 'one node: its record and its tasks, as JSON' },
   { name: 'node drain', args: 'NODE', summary: 'move its tasks to other nodes; place none there' },
   { name: 'node activate', args: 'NODE', summary: 'take tasks again after a drain' },
