@@ -31,6 +31,7 @@ import {
   reopen,
 } from './provision.js';
 import { Reconciler } from './reconciler/reconciler.js';
+import { CertificateRenewal } from './renewal.js';
 import { routesRoute } from './routes.js';
 import { Runtimes } from './runtime/runtimes.js';
 import { DEFAULT_SCHEDULER_OPTIONS } from './scheduler/scheduler.js';
@@ -62,6 +63,7 @@ interface Parts {
   keyring: Keyring;
   files: TaskFiles;
   authority: Authority;
+  renewal: CertificateRenewal;
 }
 
 /**
@@ -140,6 +142,7 @@ export class Agent {
     parts.peers.stop();
     parts.keyring.stop();
     parts.authority.stop();
+    parts.renewal.stop();
     await parts.dataPlane.stop();
     parts.orchestrator.stop();
     parts.reconciler.stop();
@@ -188,6 +191,7 @@ export class Agent {
     const join = new JoinService({
       ca: () => authority().ca(),
       secret: () => authority().secret(),
+      validDays: () => late.authority?.validDays(),
       log,
       register: async ({ nodeId, serial }) => {
         if (!late.access) throw new Error('this node is still starting');
@@ -206,7 +210,8 @@ export class Agent {
       throw listenError(error, cluster.advertise, cluster.port);
     });
     refuseRemovedNodes(state, transport, identity.nodeId, log);
-    const meta = nodeMeta(
+    // What this node gossips about itself; a renewed certificate or an unserved port changes it.
+    let meta = nodeMeta(
       this.address,
       cluster.labels,
       describeCertificate(identity.certPem),
@@ -266,10 +271,28 @@ export class Agent {
       openStream: (to, target) => transport.openStream(to, target),
       serveStreams: (handler) => transport.serveStreams(handler),
       bridges: () => runtimes.bridges(),
-      onUnserved: (unserved) => membership.updateMeta({ ...meta, unserved }),
+      onUnserved: (unserved) => {
+        meta = { ...meta, unserved };
+        membership.updateMeta(meta);
+      },
+      log,
+    });
+    const renewal = new CertificateRenewal({
+      identity,
+      dir,
+      authority: late.authority,
+      raft,
+      state,
+      transport,
+      onRenewed: (renewed) => {
+        const { serial, notAfter } = describeCertificate(renewed.certPem);
+        meta = { ...meta, serial, certExpires: notAfter.toISOString() };
+        membership.updateMeta(meta);
+      },
       log,
     });
     const parts: Parts = {
+      renewal,
       authority: late.authority,
       keyring,
       files,
@@ -329,6 +352,7 @@ export class Agent {
     parts.orchestrator.start();
     keyring.start();
     late.authority.start();
+    renewal.start();
     await parts.reconciler.start();
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
     return parts;

@@ -8,6 +8,7 @@ import { encodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
 import type { RaftNode } from '../mesh/raft/node.js';
 import type { ClusterState, Outcome } from '../mesh/state/cluster-state.js';
 import type { Transport } from '../mesh/transport/transport.js';
+import { askVoters } from './ask-voters.js';
 import type { ClusterFile, DataDir } from './datadir.js';
 import { ForbiddenError, UnavailableError } from './errors.js';
 import type { Keyring } from './secrets/keyring.js';
@@ -91,6 +92,9 @@ export class Authority {
         sealedKey: key.sealed,
         sealedSecret: secret.sealed,
         rotatedAt: new Date().toISOString(),
+        ...(this.options.cluster.certValidityMs
+          ? { certValidityMs: this.options.cluster.certValidityMs }
+          : {}),
       };
       const outcome = (await access.propose({
         op: 'put',
@@ -137,6 +141,20 @@ export class Authority {
     return (await this.open()).ca;
   }
 
+  /** How long the certificates this cluster issues last (days; undefined: the default). */
+  validDays(): number | undefined {
+    const ms = this.setting()?.value.certValidityMs ?? this.options.cluster.certValidityMs;
+    return ms && ms / 86_400_000;
+  }
+
+  /** A renewed certificate for a node, for its new key: same node ID, a fresh validity. */
+  async sign(csrPem: string, nodeId: string): Promise<string> {
+    const ca = await this.ca();
+    const issued = ca.issueFromCsr(csrPem, nodeId, this.validDays());
+    this.options.log.info({ renewed: nodeId, serial: issued.serial }, 'certificate renewed');
+    return issued.certPem;
+  }
+
   async secret(): Promise<string> {
     return (await this.open()).secret;
   }
@@ -159,7 +177,7 @@ export class Authority {
 
   /** `mesh token`: on a voter, made here; on a worker, asked of a voter. */
   async token(): Promise<string> {
-    if (!this.isVoter()) return this.askVoter();
+    if (!this.isVoter()) return askVoters<string>(this.options, TOKEN, {}, 'answered for a token');
     const { ca, secret } = await this.open();
     return this.encode(ca, secret);
   }
@@ -192,22 +210,5 @@ export class Authority {
     }
     this.options.log.info('join secret rotated: earlier tokens no longer admit anyone');
     return this.encode(ca, secret);
-  }
-
-  private async askVoter(): Promise<string> {
-    const { raft, state, transport } = this.options;
-    const reasons: string[] = [];
-    for (const voter of raft.membership.voters) {
-      const address = state.get<NodeRecord>('nodes', voter)?.value.address;
-      if (!address) continue;
-      try {
-        return (await transport.request({ address, nodeId: voter }, TOKEN, {})) as string;
-      } catch (error) {
-        reasons.push(`${voter}: ${(error as Error).message}`);
-      }
-    }
-    throw new UnavailableError(
-      `no voter answered for a token (${reasons.join('; ') || 'none known'})`,
-    );
   }
 }

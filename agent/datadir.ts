@@ -22,6 +22,8 @@ export interface DataPlaneSettings {
 
 /** What a node remembers between runs besides its keys. */
 export interface ClusterFile extends DataPlaneSettings {
+  /** `mesh init --cert-validity`: how long node certificates last (default 90 days). */
+  certValidityMs?: number;
   clusterId: string;
   nodeId: string;
   advertise: string;

@@ -17,6 +17,8 @@ export interface AgentOptions extends DataPlaneSettings {
   labels: Record<string, string>;
   logLevel?: string;
   logFormat?: LogFormat;
+  /** `mesh init --cert-validity`: how long node certificates last. */
+  certValidityMs?: number;
   /** `mesh agent --force-new-cluster`: quorum is lost for good; this voter goes on alone. */
   forceNewCluster?: boolean;
   rescheduleAfterMs?: number;
@@ -49,7 +51,8 @@ export async function createCluster(options: AgentOptions): Promise<Provisioned>
   const ca = await ClusterCA.create(clusterId);
   const keys = await generateKeyPair();
   const nodeId = newNodeId();
-  const issued = ca.issue({ nodeId, publicKeyPem: keys.publicKeyPem });
+  const validDays = options.certValidityMs && options.certValidityMs / 86_400_000;
+  const issued = ca.issue({ nodeId, publicKeyPem: keys.publicKeyPem, validDays });
   const identity = {
     clusterId,
     nodeId,
@@ -68,6 +71,7 @@ export async function createCluster(options: AgentOptions): Promise<Provisioned>
     rescheduleAfterMs: options.rescheduleAfterMs,
     ...nodeSettings(options),
     network: options.network,
+    ...(options.certValidityMs ? { certValidityMs: options.certValidityMs } : {}),
   };
   await dir.writeIdentity(identity, ca.exportKeyPem());
   const log = agentLogger(nodeId, options);

@@ -28,6 +28,8 @@ const FLAG_HELP: Record<string, string> = {
   label: 'a node label KEY=VALUE for placement constraints (repeatable)',
   'log-level': 'trace, debug, info (default), warn or error',
   'log-format': 'json or pretty (default: pretty on a terminal, json otherwise)',
+  'cert-validity':
+    'how long node certificates last (default 90d); each renews itself at two thirds of it',
   'force-new-cluster':
     'quorum is lost for good: this surviving voter becomes the only one, keeping its state',
   'reschedule-after': 'how long a node may be unreachable before its tasks move (default 3s)',

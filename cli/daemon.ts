@@ -32,6 +32,7 @@ const AGENT_FLAGS: Options = {
 /** Cluster-wide settings: chosen once, by the node that creates the cluster. */
 const INIT_FLAGS: Options = {
   ...AGENT_FLAGS,
+  'cert-validity': { type: 'string' },
   'service-range': { type: 'string' },
   'bridge-range': { type: 'string' },
 };
@@ -83,8 +84,17 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
       trustedProxies: trustedOf(values['trusted-proxy'] as string[] | undefined),
       httpTimeoutMs: durationOf(values['http-timeout'], '--http-timeout'),
       network: command === 'init' ? networkOf(values) : undefined,
+      certValidityMs: certValidityOf(values),
     },
   };
+}
+
+/** --cert-validity DURATION: at least a minute, so that renewal (at two thirds) can keep up. */
+function certValidityOf(values: Record<string, unknown>): number | undefined {
+  const ms = durationOf(values['cert-validity'], '--cert-validity');
+  if (ms !== undefined && ms < 60_000)
+    throw new UsageError(`--cert-validity: at least 1m (certificates renew at two thirds of it)`);
+  return ms;
 }
 
 /** --log-format json|pretty; unset: pretty on a terminal, JSON otherwise. */

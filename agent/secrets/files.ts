@@ -3,13 +3,13 @@ import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { FileRef, SecretRecord, ValueKind } from '../../mesh/api/secrets.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord } from '../../mesh/api/tasks.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
+import { askVoters } from '../ask-voters.js';
 import type { TaskFile } from '../runtime/runtime.js';
 import type { Keyring } from './keyring.js';
 
@@ -128,24 +128,15 @@ export class TaskFiles {
       source: ref.source,
       version: ref.version,
     };
-    const { raft, nodeId, state, transport } = this.options;
+    const { raft, nodeId } = this.options;
     if (raft.membership.voters.includes(nodeId)) return this.openFor(request, nodeId);
-    const reasons: string[] = [];
-    for (const voter of raft.membership.voters) {
-      const address = state.get<NodeRecord>('nodes', voter)?.value.address;
-      if (!address) continue;
-      try {
-        const { data } = (await transport.request({ address, nodeId: voter }, OPEN, request)) as {
-          data: string;
-        };
-        return Buffer.from(data, 'base64');
-      } catch (error) {
-        reasons.push(`${voter}: ${(error as Error).message}`);
-      }
-    }
-    throw new Error(
-      `no voter opened ${kind}/${ref.source} (${reasons.join('; ') || 'none known'})`,
+    const { data } = await askVoters<{ data: string }>(
+      this.options,
+      OPEN,
+      request,
+      `opened ${kind}/${ref.source}`,
     );
+    return Buffer.from(data, 'base64');
   }
 
   private async serve(request: OpenRequest, asker: string): Promise<{ data: string }> {

@@ -2,7 +2,7 @@
  * settings/ca: the cluster CA and the join secret, for every voter and no other node: the CA's
  * certificate in the clear, its key and the secret sealed with the voters' key (named by its ID).
  */
-import { type Check, object, string } from './schema.js';
+import { type Check, integer, object, string } from './schema.js';
 import { checkSealed, type Sealed } from './secrets.js';
 
 export interface AuthoritySetting {
@@ -11,6 +11,8 @@ export interface AuthoritySetting {
   sealedKey: Sealed;
   sealedSecret: Sealed;
   rotatedAt: string;
+  /** How long node certificates last; absent: 90 days. */
+  certValidityMs?: number;
 }
 
 export const checkAuthority: Check = object({
@@ -21,4 +23,5 @@ export const checkAuthority: Check = object({
     sealedSecret: checkSealed,
     rotatedAt: string,
   },
+  optional: { certValidityMs: integer(1000) },
 });

@@ -28,6 +28,8 @@ export interface JoinServiceOptions {
   ca: () => Promise<ClusterCA>;
   /** The current join secret; rotating it invalidates every token made before. */
   secret: () => Promise<string>;
+  /** How long a joiner's certificate lasts (days); undefined: the default. */
+  validDays?: () => number | undefined;
   log: Logger;
   rateLimit?: RateLimitOptions;
   /** A join session must finish within this; the socket is then dropped. */
@@ -143,7 +145,7 @@ class JoinSession {
       throw new Error('wrong join secret (a rotated token is no longer valid)');
     }
     const nodeId = newNodeId();
-    const issued = ca.issueFromCsr(body.csrPem, nodeId);
+    const issued = ca.issueFromCsr(body.csrPem, nodeId, this.options.validDays?.());
     await this.options
       .register({ nodeId, serial: issued.serial, remote: this.remote })
       .catch((error: Error) => {

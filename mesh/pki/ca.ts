@@ -92,13 +92,13 @@ export class ClusterCA {
   issue(options: IssueOptions): IssuedCertificate {
     const caCert = forge.pki.certificateFromPem(this.certPem);
     const cert = forge.pki.createCertificate();
-    const validFrom = options.validFrom ?? new Date(Date.now() - 60_000);
+    const validMs = (options.validDays ?? NODE_CERT_VALID_DAYS) * DAY_MS;
+    // Valid a little before now, for clocks a little behind (a tenth of a short life at most).
+    const validFrom = options.validFrom ?? new Date(Date.now() - Math.min(60_000, validMs / 10));
     cert.publicKey = forge.pki.publicKeyFromPem(options.publicKeyPem);
     cert.serialNumber = randomSerialHex();
     cert.validity.notBefore = validFrom;
-    cert.validity.notAfter = new Date(
-      validFrom.getTime() + (options.validDays ?? NODE_CERT_VALID_DAYS) * DAY_MS,
-    );
+    cert.validity.notAfter = new Date(validFrom.getTime() + validMs);
     cert.setSubject(subject(this.clusterId, options.nodeId, ROLE_NODE));
     cert.setIssuer(caCert.subject.attributes);
     cert.setExtensions([
@@ -115,13 +115,13 @@ export class ClusterCA {
   }
 
   /** Issues a certificate for the key inside a CSR, after checking the CSR's own signature. */
-  issueFromCsr(csrPem: string, nodeId: string): IssuedCertificate {
+  issueFromCsr(csrPem: string, nodeId: string, validDays?: number): IssuedCertificate {
     const csr = forge.pki.certificationRequestFromPem(csrPem);
     if (!verifies(csr)) throw new Error('certificate request signature does not verify');
     const publicKey = csr.publicKey as forge.pki.rsa.PublicKey | null;
     if (!publicKey || publicKey.n.bitLength() < 2048) {
       throw new Error('certificate request must carry an RSA key of at least 2048 bits');
     }
-    return this.issue({ nodeId, publicKeyPem: forge.pki.publicKeyToPem(publicKey) });
+    return this.issue({ nodeId, publicKeyPem: forge.pki.publicKeyToPem(publicKey), validDays });
   }
 }

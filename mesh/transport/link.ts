@@ -54,6 +54,11 @@ export class PeerLink {
     private readonly ctx: LinkContext,
   ) {}
 
+  /** A renewed certificate: the next dial presents it; the open connection goes on. */
+  setIdentity(identity: NodeIdentity): void {
+    this.ctx.identity = identity;
+  }
+
   send(type: string, body: unknown): void {
     if (this.channel?.isOpen) {
       this.channel.send(type, body);

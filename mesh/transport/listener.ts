@@ -75,6 +75,12 @@ export class Listener {
   private readonly server: Server;
   private readonly wss: WebSocketServer;
 
+  /** A renewed certificate: new handshakes present it; connections made before go on. */
+  setIdentity(identity: NodeIdentity): void {
+    this.ctx.identity = identity;
+    this.server.setSecureContext(serverTlsOptions(identity));
+  }
+
   constructor(private readonly ctx: ListenerContext) {
     this.wss = new WebSocketServer({
       noServer: true,

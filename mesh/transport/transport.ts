@@ -153,6 +153,17 @@ export class Transport {
   }
 
   /** Refuses the certificate from now on and drops every live connection that used it. */
+  /**
+   * This node's certificate was renewed: new connections (accepted and dialled) present the new
+   * one; connections already open go on, as their handshakes are done.
+   */
+  renewIdentity(identity: NodeIdentity): void {
+    this.options.identity = identity;
+    this.listener.setIdentity(identity);
+    this.streamContext = undefined;
+    for (const link of this.links.values()) link.setIdentity(identity);
+  }
+
   revoke(serial: string): void {
     this.revocations.add(serial);
   }
