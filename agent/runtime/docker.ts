@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ContainerSettings, NamedVolume } from '../../mesh/api/services.js';
 import { LABEL } from './docker-labels.js';
 import { DockerNetworks } from './docker-networks.js';
+import { engineHas } from './engine-has.js';
 import {
   type LogPage,
   type Runtime,
@@ -239,17 +240,7 @@ export class DockerRuntime implements Runtime {
    */
   private async ensureVolume(volume: NamedVolume): Promise<void> {
     const { docker, clusterId, nodeId } = this.options;
-    const exists = await docker
-      .getVolume(volume.name)
-      .inspect()
-      .then(
-        () => true,
-        (error: { statusCode?: number }) => {
-          if (error.statusCode === 404) return false;
-          throw error;
-        },
-      );
-    if (exists) return;
+    if (await engineHas(docker.getVolume(volume.name).inspect())) return;
     await docker.createVolume({
       Name: volume.name,
       Driver: volume.driver ?? 'local',
