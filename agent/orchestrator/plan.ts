@@ -6,7 +6,13 @@ import type { VolumeRecord } from '../../mesh/api/volumes.js';
 import type { StoredObject, Write } from '../../mesh/state/cluster-state.js';
 import { nodeInfoOf, type ServiceSpec } from '../scheduler/model.js';
 import { type SchedulerOptions, schedule } from '../scheduler/scheduler.js';
-import { adoptRestored, advanceRollouts, heldBack, keepUntilReplaced } from './rollout.js';
+import {
+  adoptRestored,
+  advanceRollouts,
+  heldBack,
+  keepUntilReplaced,
+  progressOf,
+} from './rollout.js';
 
 /** The replicated state the leader plans from. */
 export interface ClusterView {
@@ -64,9 +70,10 @@ export function orchestrate(
   // Each of these changes what to plan: plan from the state that holds it, in the next round.
   const adopted = adoptRestored(view);
   if (adopted.length > 0) return adopted;
-  const advanced = advanceRollouts(view, now);
+  const progress = progressOf(view, now);
+  const advanced = advanceRollouts(view, progress, now);
   if (advanced.length > 0) return advanced;
-  const held = heldBack(view, now);
+  const held = heldBack(view, progress, now);
   const tasks = view.tasks.map((t) => t.value);
   // A task held back keeps its slot: the scheduler sees it as current, so leaves it alone.
   const current = new Map(view.services.map(({ value }) => [serviceId(value), value.version]));

@@ -59,14 +59,15 @@ export function failureOf(
   return undefined;
 }
 
-interface Progress {
+/** Where each service's rollout stands: its tasks of the current version, the others, failures. */
+export interface Progress {
   service: ServiceRecord;
   current: Array<StoredObject<TaskRecord>>;
   outdated: Array<StoredObject<TaskRecord>>;
   failures: Array<{ taskId: string; why: string }>;
 }
 
-function progressOf(view: RolloutView, now: number): Progress[] {
+export function progressOf(view: RolloutView, now: number): Progress[] {
   return view.services.map(({ value: service }) => {
     const id = serviceId(service);
     const own = view.tasks.filter((t) => t.value.serviceId === id && t.value.desired === 'running');
@@ -114,11 +115,11 @@ export function adoptRestored(view: RolloutView): Write[] {
  * Moves each rollout on: the new version failed beyond max_failure_ratio (pause, or roll back),
  * or every task of it is ready (the monitor period starts), or the monitor period is over.
  */
-export function advanceRollouts(view: RolloutView, now: number): Write[] {
+export function advanceRollouts(view: RolloutView, progress: Progress[], now: number): Write[] {
   const writes: Write[] = [];
   const at = new Date(now).toISOString();
   const stored = new Map(view.services.map((s) => [serviceId(s.value), s.version]));
-  for (const { service, current, outdated, failures } of progressOf(view, now)) {
+  for (const { service, current, outdated, failures } of progress) {
     const rollout = service.rollout;
     if (rollout?.state !== 'updating') continue;
     const id = serviceId(service);
@@ -155,9 +156,9 @@ export function advanceRollouts(view: RolloutView, now: number): Write[] {
  * flight (started, not yet ready), `delay` after the last one became ready, and none while the
  * rollout is paused. A task already being replaced (a newer one holds its slot) is not counted.
  */
-export function heldBack(view: RolloutView, now: number): Set<string> {
+export function heldBack(view: RolloutView, progress: Progress[], now: number): Set<string> {
   const held = new Set<string>();
-  for (const { service, current, outdated, failures } of progressOf(view, now)) {
+  for (const { service, current, outdated, failures } of progress) {
     const replacing = new Set(current.map((t) => slotKey(t.value)));
     const waiting = outdated
       .filter((t) => !replacing.has(slotKey(t.value)))
