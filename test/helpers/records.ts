@@ -1,4 +1,5 @@
 /** Stored objects of the data model for the pure cores' unit tests: valid, small, overridable. */
+import type { ClusterView } from '../../agent/orchestrator/plan.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
@@ -82,4 +83,26 @@ export function taskStatus(state: TaskStatus['state'], nodeId = 'n1'): TaskStatu
   };
   if (state === 'running') status.ready = true;
   return status;
+}
+
+/**
+ * What the leader plans from, for the orchestrator's tests: the given services and tasks stored
+ * (versions 1.. and 10..), nodes n1 and n2 ready with n1 the voter, nothing else unless given.
+ */
+export function clusterView(
+  services: ServiceRecord[],
+  tasks: TaskRecord[],
+  overrides: Partial<ClusterView> = {},
+): ClusterView {
+  return {
+    services: services.map((value, i) => ({ id: `s.${value.name}`, version: i + 1, value })),
+    nodes: ['n1', 'n2'].map((id) => ({ id, version: 1, value: nodeRecord(id) })),
+    tasks: tasks.map((value, i) => ({ id: value.id, version: i + 10, value })),
+    statuses: new Map(),
+    voters: ['n1'],
+    settings: undefined,
+    addresses: new Map(),
+    volumes: new Map(),
+    ...overrides,
+  };
 }

@@ -3,30 +3,26 @@ import { allocateAddresses } from '../../agent/orchestrator/addresses.js';
 import type { ClusterView } from '../../agent/orchestrator/plan.js';
 import type { NetworkSettings } from '../../mesh/api/network.js';
 import { ClusterState } from '../../mesh/state/cluster-state.js';
-import { serviceRecord } from '../helpers/records.js';
+import { clusterView, serviceRecord } from '../helpers/records.js';
 
 const settings: NetworkSettings = { serviceRange: '10.77.0.0/29', bridgeRange: '10.78.0.0/16' };
 
 function view(services: string[], addresses: Record<string, string>, set = true): ClusterView {
-  return {
-    services: services.map((name, i) => ({
-      id: `s.${name}`,
-      version: i + 1,
-      value: serviceRecord({ name }),
-    })),
-    nodes: [],
-    tasks: [],
-    statuses: new Map(),
-    voters: [],
-    settings: set ? settings : undefined,
-    addresses: new Map(
-      Object.entries(addresses).map(([id, address]) => [
-        id,
-        { id, version: 7, value: { address } },
-      ]),
-    ),
-    volumes: new Map(),
-  };
+  return clusterView(
+    services.map((name) => serviceRecord({ name })),
+    [],
+    {
+      nodes: [],
+      voters: [],
+      settings: set ? settings : undefined,
+      addresses: new Map(
+        Object.entries(addresses).map(([id, address]) => [
+          id,
+          { id, version: 7, value: { address } },
+        ]),
+      ),
+    },
+  );
 }
 
 test('the first leader writes its network settings, once', (t) => {

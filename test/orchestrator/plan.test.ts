@@ -4,7 +4,13 @@ import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 import type { Write } from '../../mesh/state/cluster-state.js';
-import { nodeRecord, serviceRecord, taskRecord, taskStatus } from '../helpers/records.js';
+import {
+  clusterView,
+  nodeRecord,
+  serviceRecord,
+  taskRecord,
+  taskStatus,
+} from '../helpers/records.js';
 
 const NOW = 1_000_000;
 const options = { rescheduleAfterMs: 2000 };
@@ -26,16 +32,10 @@ function view(
   nodes = [node('n1'), node('n2')],
   statuses: Record<string, TaskStatus['state']> = {},
 ): ClusterView {
-  return {
-    services: services.map((value, i) => ({ id: `s.${value.name}`, version: i + 1, value })),
+  return clusterView(services, tasks, {
     nodes,
-    tasks: tasks.map((value, i) => ({ id: value.id, version: i + 10, value })),
     statuses: new Map(Object.entries(statuses).map(([id, state]) => [id, taskStatus(state)])),
-    voters: ['n1'],
-    settings: undefined,
-    addresses: new Map(),
-    volumes: new Map(),
-  };
+  });
 }
 
 let counter = 0;

@@ -4,7 +4,7 @@ import { READY_DEADLINE_MS } from '../../agent/orchestrator/rollout.js';
 import { replacementOrder, type ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 import type { Write } from '../../mesh/state/cluster-state.js';
-import { nodeRecord, serviceRecord, taskRecord, taskStatus } from '../helpers/records.js';
+import { clusterView, serviceRecord, taskRecord, taskStatus } from '../helpers/records.js';
 
 const NOW = 1_000_000;
 const startFirst = { ...serviceRecord().update, order: 'start-first' as const, monitorMs: 1000 };
@@ -35,16 +35,9 @@ function view(
   for (const task of tasks) known.set(task.id, taskStatus('running', task.nodeId ?? 'n1'));
   for (const [id, status] of Object.entries(statuses))
     known.set(id, { ...taskStatus(status.state), ...status });
-  return {
-    services: [{ id: 's.web', version: 7, value: service }],
-    nodes: ['n1', 'n2'].map((id) => ({ id, version: 1, value: nodeRecord(id) })),
-    tasks: tasks.map((value, i) => ({ id: value.id, version: i + 10, value })),
-    statuses: known,
-    voters: ['n1'],
-    settings: undefined,
-    addresses: new Map(),
-    volumes: new Map(),
-  };
+  const view = clusterView([service], tasks, { statuses: known });
+  // The service record stored at version 7: its writes are conditional on that.
+  return { ...view, services: [{ id: 's.web', version: 7, value: service }] };
 }
 
 let counter = 0;
