@@ -40,3 +40,12 @@ export function admitted(
   if (record) return record.status !== 'removed';
   return membership?.members().some((m) => m.id === id) ?? false;
 }
+
+/** Why a node coming back with its own data dir may not have its identity again, if it may not. */
+export function readmissionRefusal(id: string, state: ClusterState): string | undefined {
+  const record = state.get<NodeRecord>('nodes', id)?.value;
+  if (!record) return `node ${id} is not a member of this cluster; join with an empty data dir`;
+  if (record.status === 'removed')
+    return `node ${id} was removed (mesh node rm) and cannot come back; join with an empty data dir as a new node`;
+  return undefined;
+}

@@ -11,7 +11,7 @@ import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/ingress.js';
-import { admitted, refuseRemovedNodes } from './admission.js';
+import { admitted, readmissionRefusal, refuseRemovedNodes } from './admission.js';
 import { Authority } from './authority.js';
 import { Certificates } from './certificates.js';
 import { clusterRoutes } from './cluster-routes.js';
@@ -31,7 +31,7 @@ import {
   reopen,
 } from './provision.js';
 import { Reconciler } from './reconciler/reconciler.js';
-import { CertificateRenewal } from './renewal.js';
+import { CertificateRenewal, checkCertificateLife } from './renewal.js';
 import { routesRoute } from './routes.js';
 import { Runtimes } from './runtime/runtimes.js';
 import { DEFAULT_SCHEDULER_OPTIONS } from './scheduler/scheduler.js';
@@ -107,6 +107,11 @@ export class Agent {
     return agent;
   }
 
+  /** `mesh join` on a member's data dir: it came back as the same node. */
+  get returned(): boolean {
+    return this.provisioned.returned === true;
+  }
+
   /** A token for joining this cluster, right away on the node that made it. */
   joinToken(): string | undefined {
     return this.parts?.authority.current();
@@ -171,6 +176,7 @@ export class Agent {
         'forced a new cluster: this node is the only voter, with the state it holds',
       );
     }
+    checkCertificateLife(identity, storage.voters, dir.path, log);
     // Before listening, so that peers never meet a node that answers but does not gossip yet.
     // Gossiped with the node's metadata: the scheduler gives Docker tasks only to nodes with an engine.
     const runtimes = await Runtimes.open({
@@ -196,6 +202,10 @@ export class Agent {
       register: async ({ nodeId, serial }) => {
         if (!late.access) throw new Error('this node is still starting');
         await late.access.create('nodes', nodeId, joiningNode(serial, Date.now()));
+      },
+      readmit: async ({ nodeId }) => {
+        const refusal = readmissionRefusal(nodeId, state);
+        if (refusal) throw new Error(refusal);
       },
     });
     const transport = new Transport({

@@ -89,7 +89,7 @@ export class DataDir {
   async create(): Promise<void> {
     await mkdir(join(this.path, 'pki'), { recursive: true, mode: 0o700 });
     await chmod(this.path, 0o700);
-    const existing = await this.readCluster().catch(() => undefined);
+    const existing = await this.readClusterIfAny();
     if (existing) {
       throw new DataDirError(
         `${this.path} already holds node ${existing.nodeId} of cluster ${existing.clusterId}; ` +
@@ -99,12 +99,19 @@ export class DataDir {
   }
 
   async readCluster(): Promise<ClusterFile> {
-    const text = await readIfPresent(this.file('cluster.json'));
-    if (text === undefined) {
+    const cluster = await this.readClusterIfAny();
+    if (cluster === undefined) {
       throw new DataDirError(
         `${this.path} holds no node yet: create a cluster with "mesh init" or join one with "mesh join TOKEN"`,
       );
     }
+    return cluster;
+  }
+
+  /** The node this data dir holds, or undefined for a new one. */
+  async readClusterIfAny(): Promise<ClusterFile | undefined> {
+    const text = await readIfPresent(this.file('cluster.json'));
+    if (text === undefined) return undefined;
     try {
       return JSON.parse(text) as ClusterFile;
     } catch (error) {

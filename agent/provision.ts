@@ -3,9 +3,10 @@ import type { NetworkSettings } from '../mesh/api/network.js';
 import { joinCluster } from '../mesh/join/client.js';
 import { createLogger, type LogFormat, type Logger } from '../mesh/log.js';
 import { ClusterCA } from '../mesh/pki/ca.js';
+import { describeCertificate } from '../mesh/pki/certificate.js';
 import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity.js';
 import { generateKeyPair } from '../mesh/pki/keys.js';
-import { decodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
+import { decodeJoinToken, type JoinToken, newJoinSecret } from '../mesh/pki/token.js';
 import { RaftStorage } from '../mesh/raft/storage.js';
 import { type ClusterFile, DataDir, type DataPlaneSettings } from './datadir.js';
 
@@ -40,6 +41,8 @@ export interface Provisioned {
   log: Logger;
   /** Addresses of members to join through. */
   seeds: string[];
+  /** `mesh join` with the data dir of a node the cluster knows: it came back as itself. */
+  returned?: boolean;
 }
 
 /** Creates a cluster: its CA, this node's identity, a join secret, and Raft with one voter. */
@@ -92,6 +95,8 @@ export async function joinWithToken(
 ): Promise<Provisioned> {
   const token = decodeJoinToken(tokenText);
   const dir = new DataDir(options.dataDir);
+  const existing = await dir.readClusterIfAny();
+  if (existing?.clusterId === token.clusterId) return comeBack(token, dir, existing, options);
   await dir.create();
   await checkListenable(options.advertise, options.port);
   const bootLog = agentLogger('(joining)', options);
@@ -112,6 +117,45 @@ export async function joinWithToken(
   return { dir, cluster, identity, ca: undefined, log, seeds: token.seeds };
 }
 
+/**
+ * `mesh join` on the data dir of a member (its certificate expired while it was off, or the CA
+ * was rotated meanwhile): it proves the key of its old certificate and gets a new one for the
+ * same node ID, so it keeps its labels, its Raft log and its tasks. Its settings stay as they
+ * were; the token only brings trust and seeds.
+ */
+async function comeBack(
+  token: JoinToken,
+  dir: DataDir,
+  cluster: ClusterFile,
+  options: AgentOptions,
+): Promise<Provisioned> {
+  await checkListenable(cluster.advertise, cluster.port);
+  const { identity: old } = await dir.readIdentity(cluster);
+  const log = agentLogger(cluster.nodeId, options);
+  const identity = await joinCluster(token, {
+    log,
+    bindAddress: cluster.advertise,
+    returning: old,
+  });
+  await dir.writeIdentity(identity);
+  cluster.seeds = [...new Set([...token.seeds, ...cluster.seeds])];
+  await dir.writeCluster(cluster);
+  log.info(
+    { validTo: describeCertificate(identity.certPem).notAfter },
+    'came back with a new certificate, as the same node',
+  );
+  const peers = await readPeers(dir, log);
+  return {
+    dir,
+    cluster,
+    identity,
+    ca: undefined,
+    log,
+    seeds: [...new Set([...token.seeds, ...peers])],
+    returned: true,
+  };
+}
+
 /** Reads a data dir written before: same identity, rejoining through known peers and seeds. */
 export async function reopen(
   options: Pick<AgentOptions, 'dataDir' | 'logLevel' | 'logFormat'>,
@@ -121,11 +165,15 @@ export async function reopen(
   const { identity, caKeyPem } = await dir.readIdentity(cluster);
   const ca = caKeyPem ? ClusterCA.load(cluster.clusterId, identity.caCertPem, caKeyPem) : undefined;
   const log = agentLogger(cluster.nodeId, options);
-  const peers = await dir.readPeers().catch((error: Error) => {
+  const peers = await readPeers(dir, log);
+  return { dir, cluster, identity, ca, log, seeds: [...new Set([...peers, ...cluster.seeds])] };
+}
+
+function readPeers(dir: DataDir, log: Logger): Promise<string[]> {
+  return dir.readPeers().catch((error: Error) => {
     log.warn({ reason: error.message }, 'peer cache unreadable; rejoining through the seeds only');
     return [];
   });
-  return { dir, cluster, identity, ca, log, seeds: [...new Set([...peers, ...cluster.seeds])] };
 }
 
 /** This node's own data plane settings, kept in its cluster file. */

@@ -8,6 +8,7 @@ import type { Transport } from '../mesh/transport/transport.js';
 import { askVoters } from './ask-voters.js';
 import type { Authority } from './authority.js';
 import type { DataDir } from './datadir.js';
+import { AgentError } from './provision.js';
 
 const RENEW = 'authority.renew';
 
@@ -54,6 +55,8 @@ export class CertificateRenewal {
     // Often enough to renew within a tenth of its life, never more than once a second.
     const everyMs = Math.max(1000, Math.min(60_000, life / 10));
     this.timer = setInterval(() => this.check(), everyMs);
+    // At once too: a voter back after its certificate expired renews it from its own replica.
+    this.check();
   }
 
   stop(): void {
@@ -86,4 +89,28 @@ export class CertificateRenewal {
     this.options.onRenewed(renewed);
     log.info({ validTo: new X509Certificate(certPem).validTo }, 'this node’s certificate renewed');
   }
+}
+
+/**
+ * A node whose certificate expired while it was off fails every handshake: a voter renews it at
+ * once from its own replica of the CA (so a cluster powered off for months comes back by itself);
+ * any other node needs a token, and is told so rather than left to fail.
+ */
+export function checkCertificateLife(
+  identity: NodeIdentity,
+  voters: string[],
+  dataDir: string,
+  log: Logger,
+): void {
+  const validTo = new X509Certificate(identity.certPem).validTo;
+  if (Date.parse(validTo) > Date.now()) return;
+  if (voters.includes(identity.nodeId)) {
+    log.warn({ validTo }, 'this node’s certificate expired; as a voter it renews it itself now');
+    return;
+  }
+  throw new AgentError(
+    `this node's certificate expired on ${new Date(validTo).toISOString()} (it was off for longer than certificates last): ` +
+      `get a token on a running node with "mesh token", then run "mesh join TOKEN --data-dir ${dataDir}": ` +
+      `it comes back as node ${identity.nodeId}, with its labels and tasks`,
+  );
 }

@@ -169,7 +169,11 @@ export async function join(args: string[]): Promise<number> {
   const [token] = positionals;
   if (!token) throw new UsageError('join needs the token printed by "mesh init" or "mesh token"');
   const agent = await Agent.join(token, options);
-  process.stdout.write(`mesh: joined as ${agent.nodeId} at ${agent.address}\n`);
+  process.stdout.write(
+    agent.returned
+      ? `mesh: came back as ${agent.nodeId} at ${agent.address}, with a new certificate; its labels, state and tasks are kept, and so are the settings in its data dir\n`
+      : `mesh: joined as ${agent.nodeId} at ${agent.address}\n`,
+  );
   return runUntilSignalled(agent);
 }
 

@@ -1,4 +1,4 @@
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, sign, X509Certificate } from 'node:crypto';
 import type { ConnectionOptions, DetailedPeerCertificate } from 'node:tls';
 import { connect } from 'node:tls';
 import type { Logger } from 'pino';
@@ -17,7 +17,7 @@ import {
   JOIN_CERTIFICATE,
   JOIN_CHALLENGE,
 } from './messages.js';
-import { joinProof } from './proof.js';
+import { joinProof, rejoinPayload } from './proof.js';
 
 export class JoinError extends Error {
   override name = 'JoinError';
@@ -30,6 +30,8 @@ export interface JoinOptions {
   timeoutMs?: number;
   /** Generated when not given. */
   keys?: KeyPair;
+  /** A node coming back: its old identity, proved with its old key, is kept. */
+  returning?: Pick<NodeIdentity, 'nodeId' | 'certPem' | 'keyPem'>;
 }
 
 function chainOf(leaf: DetailedPeerCertificate): Buffer[] {
@@ -122,10 +124,17 @@ async function requestCertificate(
   try {
     const { nonce } = (await channel.request(JOIN_CHALLENGE, {}, timeoutMs)) as ChallengeResponse;
     const csrPem = createCsr(keys);
+    const returning = options.returning;
     const request: CertificateRequest = {
       clusterId: token.clusterId,
       csrPem,
       proof: joinProof(token.secret, Buffer.from(nonce), csrPem),
+      ...(returning && {
+        rejoin: {
+          certPem: returning.certPem,
+          signature: sign('sha256', rejoinPayload(Buffer.from(nonce), csrPem), returning.keyPem),
+        },
+      }),
     };
     return (await channel.request(JOIN_CERTIFICATE, request, timeoutMs)) as CertificateResponse;
   } finally {
@@ -133,7 +142,12 @@ async function requestCertificate(
   }
 }
 
-function checkIssued(issued: CertificateResponse, caCertPem: string, keys: KeyPair): void {
+function checkIssued(
+  issued: CertificateResponse,
+  caCertPem: string,
+  keys: KeyPair,
+  returning: string | undefined,
+): void {
   const cert = new X509Certificate(issued.certPem);
   if (!cert.verify(new X509Certificate(caCertPem).publicKey)) {
     throw new JoinError('issued certificate is not signed by the pinned CA');
@@ -143,6 +157,9 @@ function checkIssued(issued: CertificateResponse, caCertPem: string, keys: KeyPa
   }
   if (describeCertificate(issued.certPem).nodeId !== issued.nodeId) {
     throw new JoinError('issued certificate names another node');
+  }
+  if (returning && issued.nodeId !== returning) {
+    throw new JoinError(`asked to come back as node ${returning}, issued node ${issued.nodeId}`);
   }
 }
 
@@ -164,8 +181,11 @@ export async function joinCluster(token: JoinToken, options: JoinOptions): Promi
     }
     try {
       const issued = await requestCertificate(seed, token, caCertPem, keys, options);
-      checkIssued(issued, caCertPem, keys);
-      options.log.info({ seed, nodeId: issued.nodeId }, 'joined the cluster');
+      checkIssued(issued, caCertPem, keys, options.returning?.nodeId);
+      options.log.info(
+        { seed, nodeId: issued.nodeId },
+        options.returning ? 'rejoined the cluster' : 'joined the cluster',
+      );
       return {
         clusterId: token.clusterId,
         nodeId: issued.nodeId,

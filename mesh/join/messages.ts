@@ -10,6 +10,17 @@ export interface CertificateRequest {
   clusterId: string;
   csrPem: string;
   proof: Buffer;
+  /**
+   * A node coming back with its data dir (its certificate expired, or was issued by a CA the
+   * cluster has since retired): its old certificate and a signature of the nonce and the CSR with
+   * the old key. It gets its own node ID back instead of a new one.
+   */
+  rejoin?: RejoinProof;
+}
+
+export interface RejoinProof {
+  certPem: string;
+  signature: Buffer;
 }
 
 export interface CertificateResponse {

@@ -19,3 +19,11 @@ export function proofMatches(expected: Buffer, given: unknown): boolean {
     timingSafeEqual(expected, given)
   );
 }
+
+/**
+ * What a returning node signs with the key of its old certificate: the seed's nonce and the new
+ * CSR, so that only the holder of that key can take the node's identity onto a new key.
+ */
+export function rejoinPayload(nonce: Buffer, csrPem: string): Buffer {
+  return Buffer.concat([Buffer.from('mesh-rejoin\0'), nonce, Buffer.from(csrPem)]);
+}

@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, verify, X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { ClusterCA } from '../pki/ca.js';
+import { describeCertificate, ROLE_NODE } from '../pki/certificate.js';
 import { newNodeId } from '../pki/identity.js';
 import { Channel, type Handler } from '../transport/channel.js';
 import { type AnonymousRoute, refuseUpgrade } from '../transport/listener.js';
@@ -12,8 +13,9 @@ import {
   type ChallengeResponse,
   JOIN_CERTIFICATE,
   JOIN_CHALLENGE,
+  type RejoinProof,
 } from './messages.js';
-import { joinProof, proofMatches } from './proof.js';
+import { joinProof, proofMatches, rejoinPayload } from './proof.js';
 import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
 
 export interface IssuedNode {
@@ -39,27 +41,70 @@ export interface JoinServiceOptions {
    * a certificate only for a node the cluster recorded. A failure fails the join, with its reason.
    */
   register: (node: IssuedNode) => Promise<void>;
+  /**
+   * A returning node (see `rejoin` in the request) gets its own ID back only if the cluster still
+   * counts it as a member; this refuses, saying why, when it does not (unknown, or removed).
+   */
+  readmit: (node: IssuedNode) => Promise<void>;
+  /** CA certificates whose node certificates may come back: the current CA and retired ones. */
+  issuers?: () => string[];
 }
 
 const JOIN_LIMITS = { maxFrameBytes: 64 * 1024, maxBufferedBytes: 256 * 1024 };
 const DEFAULT_RATE_LIMIT = { burst: 10, refillPerSecond: 1 / 6 };
 
-function isCertificateRequest(
-  body: unknown,
-): body is { clusterId: string; csrPem: string; proof: Uint8Array } {
+interface ReceivedRequest {
+  clusterId: string;
+  csrPem: string;
+  proof: Uint8Array;
+  rejoin?: { certPem: string; signature: Uint8Array };
+}
+
+function isCertificateRequest(body: unknown): body is ReceivedRequest {
   const b = body as Record<string, unknown> | null;
+  const rejoin = (b?.rejoin ?? undefined) as Record<string, unknown> | undefined;
   return (
     typeof b === 'object' &&
     b !== null &&
     typeof b.clusterId === 'string' &&
     typeof b.csrPem === 'string' &&
-    b.proof instanceof Uint8Array
+    b.proof instanceof Uint8Array &&
+    (rejoin === undefined ||
+      (typeof rejoin.certPem === 'string' && rejoin.signature instanceof Uint8Array))
   );
 }
 
 /**
+ * The node a rejoin proof names, once it is shown to be a node certificate of this cluster, signed
+ * by one of its CAs (expired or not: that is why it is back), whose key signed this nonce and CSR.
+ */
+export function returningNode(
+  rejoin: Pick<RejoinProof, 'certPem'> & { signature: Uint8Array },
+  clusterId: string,
+  issuers: string[],
+  nonce: Buffer,
+  csrPem: string,
+): string {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(rejoin.certPem);
+  } catch (error) {
+    throw new Error(`the returning node's certificate does not parse: ${(error as Error).message}`);
+  }
+  const facts = describeCertificate(rejoin.certPem);
+  if (facts.clusterId !== clusterId || facts.role !== ROLE_NODE)
+    throw new Error(`the returning certificate is not a node certificate of cluster ${clusterId}`);
+  if (!issuers.some((pem) => cert.verify(new X509Certificate(pem).publicKey)))
+    throw new Error(`the certificate of node ${facts.nodeId} was not issued by this cluster's CA`);
+  if (!verify('sha256', rejoinPayload(nonce, csrPem), cert.publicKey, rejoin.signature))
+    throw new Error(`node ${facts.nodeId}: the rejoin signature is not made with its key`);
+  return facts.nodeId;
+}
+
+/**
  * The seed side of joining: a node that holds the cluster CA answers joiners who prove the secret
- * with a certificate for a node ID it chooses, so no joiner can claim an existing identity.
+ * with a certificate for a node ID it chooses, so no joiner can claim an existing identity; only a
+ * returning node that signs with the key of its old certificate gets its own ID back.
  */
 export class JoinService implements AnonymousRoute {
   private readonly wss = new WebSocketServer({
@@ -144,15 +189,19 @@ class JoinSession {
     if (!proofMatches(expected, body.proof)) {
       throw new Error('wrong join secret (a rotated token is no longer valid)');
     }
-    const nodeId = newNodeId();
+    const issuers = this.options.issuers?.() ?? [ca.certPem];
+    const nodeId = body.rejoin
+      ? returningNode(body.rejoin, ca.clusterId, issuers, nonce, body.csrPem)
+      : newNodeId();
     const issued = ca.issueFromCsr(body.csrPem, nodeId, this.options.validDays?.());
-    await this.options
-      .register({ nodeId, serial: issued.serial, remote: this.remote })
-      .catch((error: Error) => {
+    const node = { nodeId, serial: issued.serial, remote: this.remote };
+    if (body.rejoin) await this.options.readmit(node);
+    else
+      await this.options.register(node).catch((error: Error) => {
         throw new Error(`the cluster could not record the new node: ${error.message}`);
       });
     this.options.log.info(
-      { remote: this.remote, joined: nodeId, serial: issued.serial },
+      { remote: this.remote, [body.rejoin ? 'rejoined' : 'joined']: nodeId, serial: issued.serial },
       'certificate issued',
     );
     return { nodeId, certPem: issued.certPem, caCertPem: ca.certPem };

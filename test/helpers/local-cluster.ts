@@ -3,8 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { pino } from 'pino';
 import type { NodeRow, RaftStatus, StatusResponse } from '../../agent/control-api.js';
 import { DataDir } from '../../agent/datadir.js';
+import { ProcessRuntime } from '../../agent/runtime/process.js';
 import { filesRoot } from '../../agent/secrets/files.js';
 import {
   type AgentProcess,
@@ -85,10 +87,23 @@ export class LocalCluster {
     // A killed agent leaves its service addresses and routes behind: they go with the cluster,
     // and so does the tmpfs of its tasks' secrets.
     for (const range of this.ranges) await removeRange(range);
-    for (const agent of this.agents) await removeFilesRoot(agent.dataDir);
+    for (const agent of this.agents) {
+      await removeFilesRoot(agent.dataDir);
+      await removeProcessTasks(agent.dataDir);
+    }
     if (process.env.MESH_KEEP_TEST_DIRS !== '1')
       await rm(this.root, { recursive: true, force: true });
   }
+}
+
+/** Process-runtime tasks outlive a killed agent (as containers do): they go with the cluster. */
+async function removeProcessTasks(dataDir: string): Promise<void> {
+  const runtime = new ProcessRuntime({
+    dir: new DataDir(dataDir).tasksDir,
+    hostIp: '127.0.0.1',
+    log: pino({ level: 'silent' }),
+  });
+  for (const task of await runtime.list()) await runtime.remove(task.taskId, 0);
 }
 
 /** Unmounts and removes the secrets tmpfs of the agent with this data dir, if it made one. */

@@ -15,6 +15,9 @@ let secret = newJoinSecret();
 const issued: IssuedNode[] = [];
 /** Whether the cluster can record a new node now (it cannot without a leader). */
 let recordable = true;
+/** Nodes that came back with their own identity, and the ones the cluster removed. */
+const readmitted: IssuedNode[] = [];
+const removed = new Set<string>();
 const join = new JoinService({
   ca: async () => cluster.ca,
   secret: async () => secret,
@@ -23,6 +26,10 @@ const join = new JoinService({
   register: async (node) => {
     if (!recordable) throw new Error('no leader is known yet; retry shortly');
     issued.push(node);
+  },
+  readmit: async (node) => {
+    if (removed.has(node.nodeId)) throw new Error(`node ${node.nodeId} was removed`);
+    readmitted.push(node);
   },
 });
 const seed = await startTransport(await cluster.identity(), '127.0.12.1', seedLogs.log, { join });
@@ -182,4 +189,72 @@ test.serial('an unreachable seed is skipped for the next one', async (t) => {
     bindAddress: '127.0.12.13',
   });
   t.is(describeCertificate(identity.certPem).clusterId, cluster.ca.clusterId);
+});
+
+/** A member whose certificate expired a day ago, as a node powered off too long has. */
+function expiredMember() {
+  return cluster.identity({ validFrom: new Date(Date.now() - 2 * 86_400_000), validDays: 1 });
+}
+
+test.serial(
+  'a node back after its certificate expired proves its old key and keeps its node ID',
+  async (t) => {
+    const old = await expiredMember();
+    const before = issued.length;
+    const identity = await joinCluster(token(), {
+      log: joinerLog,
+      bindAddress: '127.0.12.30',
+      returning: old,
+    });
+    t.is(identity.nodeId, old.nodeId);
+    t.not(identity.keyPem, old.keyPem, 'a new key');
+    t.true(describeCertificate(identity.certPem).notAfter.getTime() > Date.now() + 89 * 86_400_000);
+    t.is(readmitted.at(-1)?.nodeId, old.nodeId);
+    t.is(issued.length, before, 'no new node recorded');
+    const member = await startTransport(identity, '127.0.12.30', joinerLog);
+    t.teardown(() => member.close());
+    t.is(await member.request(seed.address, 'echo', 'back'), 'back');
+  },
+);
+
+test.serial('a rejoin without the old key is refused: nobody takes over a node ID', async (t) => {
+  const victim = await expiredMember();
+  const thief = await expiredMember();
+  const error = await t.throwsAsync(
+    joinCluster(token(), {
+      log: joinerLog,
+      bindAddress: '127.0.12.31',
+      returning: { ...victim, keyPem: thief.keyPem },
+    }),
+    { instanceOf: JoinError },
+  );
+  t.regex(error?.message ?? '', /the rejoin signature is not made with its key/);
+  t.false(readmitted.some((n) => n.nodeId === victim.nodeId));
+});
+
+test.serial('a rejoin with a certificate of another CA is refused', async (t) => {
+  const foreign = await (await testCluster()).identity({ nodeId: 'nforeign' });
+  const error = await t.throwsAsync(
+    joinCluster(token(), {
+      log: joinerLog,
+      bindAddress: '127.0.12.32',
+      returning: { ...foreign },
+    }),
+    { instanceOf: JoinError },
+  );
+  t.regex(
+    error?.message ?? '',
+    /not a node certificate of cluster|not issued by this cluster's CA/,
+  );
+  t.false(readmitted.some((n) => n.nodeId === 'nforeign'));
+});
+
+test.serial('a removed node cannot come back as itself', async (t) => {
+  const old = await expiredMember();
+  removed.add(old.nodeId);
+  const error = await t.throwsAsync(
+    joinCluster(token(), { log: joinerLog, bindAddress: '127.0.12.33', returning: old }),
+    { instanceOf: JoinError },
+  );
+  t.regex(error?.message ?? '', new RegExp(`node ${old.nodeId} was removed`));
 });
