@@ -13,6 +13,7 @@ import { DataPlane } from '../proxy/data-plane.js';
 import { DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/ingress.js';
 import { admitted, readmissionRefusal, refuseRemovedNodes } from './admission.js';
 import { Authority } from './authority.js';
+import { Backups } from './backup.js';
 import { Certificates } from './certificates.js';
 import { clusterRoutes } from './cluster-routes.js';
 import { ControlServer } from './control.js';
@@ -113,8 +114,8 @@ export class Agent {
   }
 
   /** A token for joining this cluster, right away on the node that made it. */
-  joinToken(): string | undefined {
-    return this.parts?.authority.current();
+  async joinToken(): Promise<string | undefined> {
+    return this.parts?.authority.token();
   }
 
   /** What this node lacks to serve service addresses and DNS, when it does. */
@@ -340,6 +341,14 @@ export class Agent {
             state,
             nodes,
             tokens: late.authority,
+            backups: new Backups({
+              clusterId: cluster.clusterId,
+              state,
+              raft,
+              keyring,
+              transport,
+              log,
+            }),
           }),
           ...stackRoutes(
             stacks,

@@ -159,11 +159,6 @@ export class Authority {
     return (await this.open()).secret;
   }
 
-  /** The token right away, on the node that made the cluster (what `mesh init` prints). */
-  current(): string | undefined {
-    return this.local && this.encode(this.local.ca, this.local.secret);
-  }
-
   /** A join token whose seeds are this node and the other voters. */
   private encode(ca: ClusterCA, secret: string): string {
     const { state, raft, address, cluster } = this.options;

@@ -3,11 +3,17 @@ import type { RaftNode } from '../mesh/raft/node.js';
 import { faultTolerance, targetVoters } from '../mesh/raft/voters.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
 import type { Authority } from './authority.js';
+import type { Backups } from './backup.js';
 import type { ControlHandlers, RaftStatus, StatusResponse } from './control-api.js';
 import { VERSION } from './meta.js';
 import type { Nodes } from './nodes.js';
 
-type ClusterRoutes = 'GET /v1/status' | 'GET /v1/nodes' | 'GET /v1/token' | 'POST /v1/token/rotate';
+type ClusterRoutes =
+  | 'GET /v1/status'
+  | 'GET /v1/nodes'
+  | 'GET /v1/token'
+  | 'POST /v1/token/rotate'
+  | 'POST /v1/backup';
 
 export interface ClusterRoutesOptions {
   self: { nodeId: string; clusterId: string; address: string };
@@ -16,11 +22,12 @@ export interface ClusterRoutesOptions {
   state: ClusterState;
   nodes: Nodes;
   tokens: Authority;
+  backups: Backups;
 }
 
-/** The control API's routes about the cluster itself: this node's status, the nodes, tokens. */
+/** The control API's routes about the cluster itself: this node's status, the nodes, tokens, backups. */
 export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandlers, ClusterRoutes> {
-  const { self, membership, nodes, tokens } = options;
+  const { self, membership, nodes, tokens, backups } = options;
   return {
     'GET /v1/status': (): StatusResponse => {
       const members = membership.members();
@@ -40,6 +47,8 @@ export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandle
     'GET /v1/nodes': () => nodes.list(),
     'GET /v1/token': async () => ({ token: await tokens.token() }),
     'POST /v1/token/rotate': async () => ({ token: await tokens.rotate() }),
+    'POST /v1/backup': ({ passphrase }) =>
+      backups.take({ passphrase: typeof passphrase === 'string' ? passphrase : undefined }),
   };
 }
 

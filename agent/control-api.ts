@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { NodeRecord } from '../mesh/api/nodes.js';
 import type { ValueKind } from '../mesh/api/secrets.js';
 import type { RolloutStatus, ServiceDefinition } from '../mesh/api/services.js';
+import type { BackupFile } from '../mesh/state/backup.js';
 import type { DeployValue, ValueRow } from './secrets/values.js';
 
 export interface RaftStatus {
@@ -228,6 +229,8 @@ export interface ControlApi {
   'GET /v1/token': Route<Nothing, TokenResponse>;
   /** A new join secret: earlier tokens stop working. */
   'POST /v1/token/rotate': Route<Nothing, TokenResponse>;
+  /** A backup of the cluster state: with a passphrase (on a manager), or the voters' key. */
+  'POST /v1/backup': Route<{ passphrase?: string }, BackupFile>;
   'POST /v1/stacks': Route<DeployRequest, DeployResponse>;
   'GET /v1/stacks': Route<Nothing, StackRow[]>;
   'POST /v1/stacks/rm': Route<{ stack: string }, { stack: string; services: string[] }>;

@@ -8,7 +8,9 @@ import { type NodeIdentity, newClusterId, newNodeId } from '../mesh/pki/identity
 import { generateKeyPair } from '../mesh/pki/keys.js';
 import { decodeJoinToken, type JoinToken, newJoinSecret } from '../mesh/pki/token.js';
 import { RaftStorage } from '../mesh/raft/storage.js';
-import { type ClusterFile, DataDir, type DataPlaneSettings } from './datadir.js';
+import { type ClusterFile, DataDir, type DataPlaneSettings, writeAtomic } from './datadir.js';
+import { type Restore, restoredStart } from './restore.js';
+import { votersKeyPath } from './secrets/keyring.js';
 
 export interface AgentOptions extends DataPlaneSettings {
   dataDir: string;
@@ -25,6 +27,8 @@ export interface AgentOptions extends DataPlaneSettings {
   rescheduleAfterMs?: number;
   /** `mesh init` only: the cluster's service and bridge ranges. */
   network?: NetworkSettings;
+  /** `mesh init --restore FILE`: the cluster starts from a backup. */
+  restore?: Restore;
 }
 
 export class AgentError extends Error {
@@ -50,8 +54,9 @@ export async function createCluster(options: AgentOptions): Promise<Provisioned>
   const dir = new DataDir(options.dataDir);
   await dir.create();
   await checkListenable(options.advertise, options.port);
-  const clusterId = newClusterId();
-  const ca = await ClusterCA.create(clusterId);
+  const restored = options.restore && restoredStart(options.restore);
+  const clusterId = restored?.kept?.clusterId ?? newClusterId();
+  const ca = restored?.kept?.ca ?? (await ClusterCA.create(clusterId));
   const keys = await generateKeyPair();
   const nodeId = newNodeId();
   const validDays = options.certValidityMs && options.certValidityMs / 86_400_000;
@@ -70,22 +75,37 @@ export async function createCluster(options: AgentOptions): Promise<Provisioned>
     port: options.port,
     labels: options.labels,
     seeds: [],
-    joinSecret: newJoinSecret(),
+    // A kept CA comes with its join secret, both in the restored state.
+    ...(restored?.kept ? {} : { joinSecret: newJoinSecret() }),
     rescheduleAfterMs: options.rescheduleAfterMs,
     ...nodeSettings(options),
-    network: options.network,
+    network: restored?.network ?? options.network,
     ...(options.certValidityMs ? { certValidityMs: options.certValidityMs } : {}),
   };
-  await dir.writeIdentity(identity, ca.exportKeyPem());
+  await dir.writeIdentity(identity, restored?.kept ? undefined : ca.exportKeyPem());
+  if (options.restore)
+    await writeAtomic(
+      votersKeyPath(dir.path),
+      `${options.restore.votersKey.toString('hex')}\n`,
+      0o600,
+    );
   const log = agentLogger(nodeId, options);
   // The first node is the cluster's only voter until the leader (itself) seats others.
   const bootstrap = { voters: [nodeId], learners: [] };
   const storage = RaftStorage.open(dir.raftDir, bootstrap, log);
-  storage.saveSnapshot({ index: 0, term: 0, membership: bootstrap, data: null });
+  storage.saveSnapshot({
+    index: restored?.snapshot.index ?? 0,
+    term: 0,
+    membership: bootstrap,
+    data: restored?.snapshot.data ?? null,
+  });
   storage.close();
   await dir.writeCluster(cluster);
-  log.info({ clusterId, dataDir: dir.path }, 'cluster created');
-  return { dir, cluster, identity, ca, log, seeds: [] };
+  log.info(
+    { clusterId, dataDir: dir.path, ...(restored && { restoredAt: restored.snapshot.index }) },
+    restored ? 'cluster created from a backup' : 'cluster created',
+  );
+  return { dir, cluster, identity, ca: restored?.kept ? undefined : ca, log, seeds: [] };
 }
 
 /** Joins the cluster a token names: pins its CA, proves the secret, receives a certificate. */

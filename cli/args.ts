@@ -54,6 +54,11 @@ const FLAG_HELP: Record<string, string> = {
   tail: 'how many lines of each task to start with (default 100)',
   force: 'remove a node that is still alive',
   rotate: 'make a new join secret: earlier tokens stop working',
+  restore: 'start the cluster from a backup file (mesh backup)',
+  'passphrase-file':
+    'a file whose first line is the backup passphrase (12+ characters; "-": standard input)',
+  'voters-key': "pki/secrets.key of a voter, for a backup sealed with the voters' key",
+  'keep-ca': "with --restore: keep the backup's CA and cluster ID (default: a new CA)",
 };
 
 /** A command's usage: what it takes and each option, with what it is for. */

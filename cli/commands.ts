@@ -4,6 +4,7 @@ const daemon = () => import('./daemon.js');
 const stacks = () => import('./stacks.js');
 const certs = () => import('./certs.js');
 const values = () => import('./values.js');
+const backups = () => import('./backup.js');
 
 export interface Command {
   name: string;
@@ -97,6 +98,14 @@ export const COMMANDS: Command[] = [
     group: 'Cluster',
     summary: 'print the join token; --rotate invalidates earlier ones',
     run: async (args) => (await cluster()).token(args),
+  },
+  {
+    name: 'backup',
+    args: 'FILE [--passphrase-file F]',
+    group: 'Cluster',
+    summary:
+      'write a consistent snapshot of the cluster state; "mesh init --restore FILE" starts a cluster from it',
+    run: async (args) => (await backups()).backup(args),
   },
   {
     name: 'node',

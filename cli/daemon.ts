@@ -12,6 +12,7 @@ import {
   portOf,
   UsageError,
 } from './args.js';
+import { RESTORE_FLAGS, restoreOf } from './backup.js';
 
 const AGENT_FLAGS: Options = {
   ...DATA_DIR,
@@ -35,6 +36,7 @@ const INIT_FLAGS: Options = {
   'cert-validity': { type: 'string' },
   'service-range': { type: 'string' },
   'bridge-range': { type: 'string' },
+  ...RESTORE_FLAGS,
 };
 
 /** Runs until SIGINT or SIGTERM, then leaves the cluster gracefully; a second signal exits at once. */
@@ -69,6 +71,7 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
   );
   return {
     positionals,
+    values,
     options: {
       dataDir: dataDirOf(values),
       advertise: (values.advertise as string | undefined) ?? defaultAdvertise(),
@@ -150,15 +153,18 @@ function upstreamsOf(values: string[] | undefined): string[] | undefined {
 }
 
 export async function init(args: string[]): Promise<number> {
-  const { options } = agentOptions('init', args);
-  const agent = await Agent.init(options);
+  const { options, values } = agentOptions('init', args);
+  const explicitRanges =
+    values['service-range'] !== undefined || values['bridge-range'] !== undefined;
+  const restore = await restoreOf(values, options.network as NetworkSettings, explicitRanges);
+  const agent = await Agent.init({ ...options, restore });
   process.stdout.write(
-    `mesh: created a cluster; this node is ${agent.nodeId} at ${agent.address}\n`,
+    `mesh: created a cluster${restore ? ' from the backup' : ''}; this node is ${agent.nodeId} at ${agent.address}\n`,
   );
   // The token admits machines to the cluster: shown to a person, never written into a service log.
   process.stdout.write(
     process.stdout.isTTY
-      ? `Join other machines with:\n  npx mesh join ${agent.joinToken()}\n("mesh token" prints it again)\n`
+      ? `Join other machines with:\n  npx mesh join ${await agent.joinToken()}\n("mesh token" prints it again)\n`
       : 'mesh: the join token is not printed here (not a terminal); "mesh token" prints it\n',
   );
   return runUntilSignalled(agent);

@@ -15,6 +15,7 @@ const EXPECTED = new Set([
   'AgentError',
   'StackFileError',
   'StorageDamageError',
+  'BackupError',
 ]);
 
 const { version } = JSON.parse(

@@ -16,6 +16,11 @@ const FETCH = 'keys.fetch';
 const ROLE_CHECK_MS = 5000;
 export const SECRETS_KEY_SETTING = 'secrets-key';
 
+/** Where a voter keeps the voters' key (owner-only). */
+export function votersKeyPath(dataDir: string): string {
+  return join(dataDir, 'pki', 'secrets.key');
+}
+
 /**
  * The keys that protect secrets. The data key seals every secret and config; it is kept in the
  * replicated state only sealed with the voters' key, which lives on the voters alone (in their
@@ -88,6 +93,12 @@ export class Keyring {
     return { keyId: keyId(key), sealed: seal(key, plain) };
   }
 
+  /** The voters' key itself, on a voter: for a backup that must restore without this cluster. */
+  async votersKey(): Promise<Buffer> {
+    if (!this.isVoter()) throw new UnavailableError(`node ${this.options.nodeId} is not a voter`);
+    return this.currentVoterKey();
+  }
+
   async voterOpen(sealed: { keyId: string; sealed: Sealed }): Promise<Buffer> {
     if (!this.isVoter()) throw new UnavailableError(`node ${this.options.nodeId} is not a voter`);
     return open(await this.voterKeyFor(sealed.keyId), sealed.sealed);
@@ -98,7 +109,7 @@ export class Keyring {
   }
 
   private get path(): string {
-    return join(this.options.dataDir, 'pki', 'secrets.key');
+    return votersKeyPath(this.options.dataDir);
   }
 
   private isVoter(id = this.options.nodeId): boolean {
