@@ -2,7 +2,6 @@ import { joiningNode } from '../mesh/api/nodes.js';
 import { JoinService } from '../mesh/join/service.js';
 import type { Logger } from '../mesh/log.js';
 import { Membership } from '../mesh/membership/runtime.js';
-import { describeCertificate } from '../mesh/pki/certificate.js';
 import { MembershipSync } from '../mesh/raft/membership-sync.js';
 import { RaftNode } from '../mesh/raft/node.js';
 import { RaftStorage } from '../mesh/raft/storage.js';
@@ -14,11 +13,12 @@ import { DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/ingress.js';
 import { admitted, readmissionRefusal, refuseRemovedNodes } from './admission.js';
 import { Authority } from './authority.js';
 import { Backups } from './backup.js';
+import { CaRotation } from './ca-rotation.js';
 import { Certificates } from './certificates.js';
 import { clusterRoutes } from './cluster-routes.js';
 import { ControlServer } from './control.js';
 import { ClusterLogs } from './logs.js';
-import { nodeMeta, VERSION } from './meta.js';
+import { certificateMeta, nodeMeta, VERSION } from './meta.js';
 import { Nodes } from './nodes.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { PeerCache } from './peer-cache.js';
@@ -65,6 +65,7 @@ interface Parts {
   files: TaskFiles;
   authority: Authority;
   renewal: CertificateRenewal;
+  rotation: CaRotation;
 }
 
 /**
@@ -149,6 +150,7 @@ export class Agent {
     parts.keyring.stop();
     parts.authority.stop();
     parts.renewal.stop();
+    parts.rotation.stop();
     await parts.dataPlane.stop();
     parts.orchestrator.stop();
     parts.reconciler.stop();
@@ -204,6 +206,7 @@ export class Agent {
         if (!late.access) throw new Error('this node is still starting');
         await late.access.create('nodes', nodeId, joiningNode(serial, Date.now()));
       },
+      issuers: () => late.authority?.issuers() ?? [],
       readmit: async ({ nodeId }) => {
         const refusal = readmissionRefusal(nodeId, state);
         if (refusal) throw new Error(refusal);
@@ -222,12 +225,7 @@ export class Agent {
     });
     refuseRemovedNodes(state, transport, identity.nodeId, log);
     // What this node gossips about itself; a renewed certificate or an unserved port changes it.
-    let meta = nodeMeta(
-      this.address,
-      cluster.labels,
-      describeCertificate(identity.certPem),
-      runtimes.kinds(),
-    );
+    let meta = nodeMeta(this.address, cluster.labels, identity, runtimes.kinds());
     const membership = new Membership({ transport, log, meta });
     const raft: RaftNode = new RaftNode({
       transport,
@@ -296,14 +294,24 @@ export class Agent {
       state,
       transport,
       onRenewed: (renewed) => {
-        const { serial, notAfter } = describeCertificate(renewed.certPem);
-        meta = { ...meta, serial, certExpires: notAfter.toISOString() };
+        meta = { ...meta, ...certificateMeta(renewed) };
         membership.updateMeta(meta);
       },
       log,
     });
+    const rotation = new CaRotation({
+      clusterId: cluster.clusterId,
+      authority: late.authority,
+      keyring,
+      access,
+      state,
+      raft,
+      membership,
+      log,
+    });
     const parts: Parts = {
       renewal,
+      rotation,
       authority: late.authority,
       keyring,
       files,
@@ -341,6 +349,7 @@ export class Agent {
             state,
             nodes,
             tokens: late.authority,
+            rotation,
             backups: new Backups({
               clusterId: cluster.clusterId,
               state,
@@ -372,6 +381,7 @@ export class Agent {
     keyring.start();
     late.authority.start();
     renewal.start();
+    rotation.start();
     await parts.reconciler.start();
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
     return parts;

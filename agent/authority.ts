@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { AuthoritySetting } from '../mesh/api/authority.js';
+import type { AuthoritySetting, NextAuthority } from '../mesh/api/authority.js';
 import type { NodeRecord } from '../mesh/api/nodes.js';
 import { ClusterCA } from '../mesh/pki/ca.js';
 import { encodeJoinToken, newJoinSecret } from '../mesh/pki/token.js';
@@ -11,6 +11,7 @@ import type { Transport } from '../mesh/transport/transport.js';
 import { askVoters } from './ask-voters.js';
 import type { ClusterFile, DataDir } from './datadir.js';
 import { ForbiddenError, UnavailableError } from './errors.js';
+import { repeatOneAtATime } from './repeat.js';
 import type { Keyring } from './secrets/keyring.js';
 import type { StateAccess } from './state-access.js';
 
@@ -28,7 +29,8 @@ const PUBLISH_RETRY_MS = 1000;
 export class Authority {
   private local: { ca: ClusterCA; secret: string } | undefined;
   private opened: { rotatedAt: string; ca: ClusterCA; secret: string } | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private openedNext: { startedAt: string; ca: ClusterCA } | undefined;
+  private stopPublishing: (() => void) | undefined;
 
   constructor(
     private readonly options: {
@@ -52,29 +54,23 @@ export class Authority {
 
   start(): void {
     if (!this.local) return;
-    let publishing = false;
-    this.timer = setInterval(() => {
-      if (publishing) return;
-      publishing = true;
-      this.publish()
-        .catch((error: Error) =>
-          this.options.log.debug({ reason: error.message }, 'the CA is not in the state yet'),
-        )
-        .finally(() => {
-          publishing = false;
-        });
-    }, PUBLISH_RETRY_MS);
+    this.stopPublishing = repeatOneAtATime(
+      PUBLISH_RETRY_MS,
+      () => this.publish(),
+      (error) =>
+        this.options.log.debug({ reason: error.message }, 'the CA is not in the state yet'),
+    );
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopPublishing?.();
   }
 
   private isVoter(): boolean {
     return this.options.raft.membership.voters.includes(this.options.raft.raft.id);
   }
 
-  private setting() {
+  setting() {
     return this.options.state.get<AuthoritySetting>('settings', SETTING);
   }
 
@@ -147,9 +143,36 @@ export class Authority {
     return ms && ms / 86_400_000;
   }
 
-  /** A renewed certificate for a node, for its new key: same node ID, a fresh validity. */
+  /** The next CA of a rotation under way, opened (a voter only). */
+  private async openNext(next: NextAuthority): Promise<ClusterCA> {
+    if (this.openedNext?.startedAt === next.startedAt) return this.openedNext.ca;
+    const stored = this.setting()?.value as AuthoritySetting;
+    const keyPem = (
+      await this.options.keyring.voterOpen({ keyId: stored.keyId, sealed: next.sealedKey })
+    ).toString();
+    const ca = ClusterCA.load(this.options.cluster.clusterId, next.certPem, keyPem);
+    this.openedNext = { startedAt: next.startedAt, ca };
+    return ca;
+  }
+
+  /** CA certificates whose nodes may come back as themselves: current, next and retired ones. */
+  issuers(): string[] {
+    const stored = this.setting()?.value;
+    if (!stored) return this.local ? [this.local.ca.certPem] : [];
+    return [
+      stored.certPem,
+      ...(stored.next ? [stored.next.certPem] : []),
+      ...(stored.retired ?? []),
+    ];
+  }
+
+  /**
+   * A renewed certificate for a node, for its new key: same node ID, a fresh validity; during a
+   * CA rotation, issued by the next CA.
+   */
   async sign(csrPem: string, nodeId: string): Promise<string> {
-    const ca = await this.ca();
+    const next = this.setting()?.value.next;
+    const ca = next ? await this.openNext(next) : await this.ca();
     const issued = ca.issueFromCsr(csrPem, nodeId, this.validDays());
     this.options.log.info({ renewed: nodeId, serial: issued.serial }, 'certificate renewed');
     return issued.certPem;

@@ -4,6 +4,7 @@ import { faultTolerance, targetVoters } from '../mesh/raft/voters.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
 import type { Authority } from './authority.js';
 import type { Backups } from './backup.js';
+import type { CaRotation } from './ca-rotation.js';
 import type { ControlHandlers, RaftStatus, StatusResponse } from './control-api.js';
 import { VERSION } from './meta.js';
 import type { Nodes } from './nodes.js';
@@ -13,7 +14,9 @@ type ClusterRoutes =
   | 'GET /v1/nodes'
   | 'GET /v1/token'
   | 'POST /v1/token/rotate'
-  | 'POST /v1/backup';
+  | 'POST /v1/backup'
+  | 'GET /v1/ca'
+  | 'POST /v1/ca/rotate';
 
 export interface ClusterRoutesOptions {
   self: { nodeId: string; clusterId: string; address: string };
@@ -23,11 +26,12 @@ export interface ClusterRoutesOptions {
   nodes: Nodes;
   tokens: Authority;
   backups: Backups;
+  rotation: CaRotation;
 }
 
-/** The control API's routes about the cluster itself: this node's status, the nodes, tokens, backups. */
+/** The control API's routes about the cluster itself: this node's status, the nodes, tokens, the CA, backups. */
 export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandlers, ClusterRoutes> {
-  const { self, membership, nodes, tokens, backups } = options;
+  const { self, membership, nodes, tokens, backups, rotation } = options;
   return {
     'GET /v1/status': (): StatusResponse => {
       const members = membership.members();
@@ -47,6 +51,8 @@ export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandle
     'GET /v1/nodes': () => nodes.list(),
     'GET /v1/token': async () => ({ token: await tokens.token() }),
     'POST /v1/token/rotate': async () => ({ token: await tokens.rotate() }),
+    'GET /v1/ca': () => rotation.status(),
+    'POST /v1/ca/rotate': () => rotation.rotate(),
     'POST /v1/backup': ({ passphrase }) =>
       backups.take({ passphrase: typeof passphrase === 'string' ? passphrase : undefined }),
   };

@@ -59,6 +59,19 @@ export interface NodesResponse {
   nodes: NodeRow[];
 }
 
+/** GET /v1/ca: the cluster CA, and a rotation under way. Pins are SHA-256 of the CA certificate. */
+export interface CaStatus {
+  current: string;
+  next: string | null;
+  startedAt: string | null;
+  /** How many CAs earlier rotations retired. */
+  retired: number;
+  /** Live nodes, and the pin of the CA that issued each one's certificate. */
+  nodes: Array<{ id: string; caPin: string | null }>;
+  /** Live nodes not yet renewed under the next CA. */
+  waitingFor: string[];
+}
+
 /** GET /v1/token */
 export interface TokenResponse {
   token: string;
@@ -229,6 +242,9 @@ export interface ControlApi {
   'GET /v1/token': Route<Nothing, TokenResponse>;
   /** A new join secret: earlier tokens stop working. */
   'POST /v1/token/rotate': Route<Nothing, TokenResponse>;
+  'GET /v1/ca': Route<Nothing, CaStatus>;
+  /** Starts a CA rotation (a manager only). */
+  'POST /v1/ca/rotate': Route<Nothing, CaStatus>;
   /** A backup of the cluster state: with a passphrase (on a manager), or the voters' key. */
   'POST /v1/backup': Route<{ passphrase?: string }, BackupFile>;
   'POST /v1/stacks': Route<DeployRequest, DeployResponse>;

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { NetworkSettings } from '../mesh/api/network.js';
@@ -49,8 +49,11 @@ export function defaultDataDir(): string {
 }
 
 /** Writes via a temporary file and a rename, so a crash never leaves half a file behind. */
+let writes = 0;
+
 export async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
-  const temporary = `${path}.tmp-${process.pid}`;
+  // Unique per write: two writes of one file at once must not share a temporary file.
+  const temporary = `${path}.tmp-${process.pid}-${++writes}`;
   await writeFile(temporary, text, { mode });
   await rename(temporary, path);
 }
@@ -129,6 +132,8 @@ export class DataDir {
     await writeAtomic(this.file('pki/node.key'), identity.keyPem, 0o600);
     await writeAtomic(this.file('pki/node.crt'), identity.certPem, 0o644);
     await writeAtomic(this.file('pki/ca.crt'), identity.caCertPem, 0o644);
+    if (identity.chainPem) await writeAtomic(this.file('pki/chain.crt'), identity.chainPem, 0o644);
+    else await rm(this.file('pki/chain.crt'), { force: true });
     if (caKeyPem) await writeAtomic(this.file('pki/ca.key'), caKeyPem, 0o600);
   }
 
@@ -138,12 +143,15 @@ export class DataDir {
       if (text === undefined) throw new DataDirError(`${this.file(name)} is missing`);
       return text;
     };
-    const identity = {
+    // Mid-rotation: the next CA cross-signed by the current one, presented with the certificate.
+    const chainPem = await readIfPresent(this.file('pki/chain.crt'));
+    const identity: NodeIdentity = {
       clusterId: cluster.clusterId,
       nodeId: cluster.nodeId,
       keyPem: await read('pki/node.key'),
       certPem: await read('pki/node.crt'),
       caCertPem: await read('pki/ca.crt'),
+      ...(chainPem && { chainPem }),
     };
     return { identity, caKeyPem: await readIfPresent(this.file('pki/ca.key')) };
   }

@@ -1,5 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { AuthoritySetting } from '../mesh/api/authority.js';
+import { bundlePem, signedBy, splitPem } from '../mesh/pki/certificate.js';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
 import { createCsr, generateKeyPair } from '../mesh/pki/keys.js';
 import type { RaftNode } from '../mesh/raft/node.js';
@@ -11,6 +13,7 @@ import type { DataDir } from './datadir.js';
 import { AgentError } from './provision.js';
 
 const RENEW = 'authority.renew';
+const CHECK_MS = 1000;
 
 /** When a certificate is renewed: two thirds into its life. */
 export function renewalTime(certPem: string): number {
@@ -27,7 +30,10 @@ export function renewalTime(certPem: string): number {
  */
 export class CertificateRenewal {
   private timer: NodeJS.Timeout | undefined;
+  private stopWatching: (() => void) | undefined;
   private renewing = false;
+  private renewsAt: { certPem: string; at: number } | undefined;
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly options: {
@@ -48,23 +54,96 @@ export class CertificateRenewal {
   }
 
   start(): void {
-    const life = (() => {
-      const cert = new X509Certificate(this.options.identity.certPem);
-      return Date.parse(cert.validTo) - Date.parse(cert.validFrom);
-    })();
-    // Often enough to renew within a tenth of its life, never more than once a second.
-    const everyMs = Math.max(1000, Math.min(60_000, life / 10));
-    this.timer = setInterval(() => this.check(), everyMs);
+    // Each second: cheap (the renewal time is worked out once per certificate), and a rotation's
+    // renewal is retried soon after a failure.
+    this.timer = setInterval(() => this.check(), CHECK_MS);
+    this.stopWatching = this.options.state.watch(({ kind, id }) => {
+      if (kind === 'settings' && id === 'ca') this.followTrust();
+    });
+    this.followTrust();
     // At once too: a voter back after its certificate expired renews it from its own replica.
     this.check();
   }
 
   stop(): void {
     clearInterval(this.timer);
+    this.stopWatching?.();
+  }
+
+  private setting(): AuthoritySetting | undefined {
+    return this.options.state.get<AuthoritySetting>('settings', 'ca')?.value;
+  }
+
+  /** A CA rotation is under way and this node's certificate is not the next CA's yet. */
+  private rotationPending(certPem = this.options.identity.certPem): boolean {
+    const next = this.setting()?.next;
+    return next !== undefined && !signedBy(certPem, next.certPem);
+  }
+
+  /**
+   * The identity with the trust the state names: the current CA and, mid-rotation, the next one;
+   * presented with the cross-signed next CA once the certificate is the next CA's.
+   */
+  private withTrust(identity: NodeIdentity): NodeIdentity {
+    const setting = this.setting();
+    const next = setting?.next;
+    // A replica behind this node's own certificate (it came back with a token after a rotation
+    // it missed) names CAs that are no longer the cluster's: trust stays as the token set it.
+    if (
+      !setting ||
+      !(
+        signedBy(identity.certPem, setting.certPem) ||
+        (next && signedBy(identity.certPem, next.certPem))
+      )
+    )
+      return identity;
+    const { chainPem: _previous, ...rest } = identity;
+    const chainPem = next && signedBy(identity.certPem, next.certPem) ? next.crossPem : undefined;
+    return {
+      ...rest,
+      caCertPem: bundlePem([setting.certPem, ...(next ? [next.certPem] : [])]),
+      ...(chainPem && { chainPem }),
+    };
+  }
+
+  /** The CAs changed (a rotation began or ended): trust them, and renew under the next one. */
+  private followTrust(): void {
+    const { identity, log } = this.options;
+    const trusted = this.withTrust(identity);
+    if (trusted.caCertPem !== identity.caCertPem || trusted.chainPem !== identity.chainPem) {
+      this.swap(trusted).catch((error: Error) =>
+        log.error({ reason: error.message }, 'could not keep the cluster’s CAs in the data dir'),
+      );
+      log.info(
+        { trusted: splitPem(trusted.caCertPem).length },
+        'now trusting the cluster CAs the state names',
+      );
+    }
+    this.check();
+  }
+
+  private async swap(identity: NodeIdentity): Promise<void> {
+    this.options.identity = identity;
+    this.options.transport.renewIdentity(identity);
+    this.options.onRenewed(identity);
+    await this.persist(identity);
+  }
+
+  /** Writes the identity to the data dir, one write after the other: the last one stays. */
+  private persist(identity: NodeIdentity): Promise<void> {
+    const write = this.writing.then(() => this.options.dir.writeIdentity(identity));
+    this.writing = write.catch(() => undefined); // the caller hears of a failure; the next write goes on
+    return write;
+  }
+
+  private due(): boolean {
+    const { certPem } = this.options.identity;
+    if (this.renewsAt?.certPem !== certPem) this.renewsAt = { certPem, at: renewalTime(certPem) };
+    return Date.now() >= this.renewsAt.at || this.rotationPending();
   }
 
   private check(): void {
-    if (this.renewing || Date.now() < renewalTime(this.options.identity.certPem)) return;
+    if (this.renewing || !this.due()) return;
     this.renewing = true;
     this.renew()
       .catch((error: Error) =>
@@ -76,18 +155,24 @@ export class CertificateRenewal {
   }
 
   private async renew(): Promise<void> {
-    const { identity, raft, authority, transport, dir, log } = this.options;
+    const { identity, raft, authority, transport, log } = this.options;
     const keys = await generateKeyPair();
     const csrPem = createCsr(keys);
     const certPem = raft.membership.voters.includes(identity.nodeId)
       ? await authority.sign(csrPem, identity.nodeId)
       : await askVoters<string>(this.options, RENEW, { csrPem }, 'renewed the certificate');
-    const renewed: NodeIdentity = { ...identity, keyPem: keys.privateKeyPem, certPem };
-    await dir.writeIdentity(renewed);
-    transport.renewIdentity(renewed);
+    const renewed = this.withTrust({ ...identity, keyPem: keys.privateKeyPem, certPem });
+    await this.persist(renewed);
     this.options.identity = renewed;
+    transport.renewIdentity(renewed);
     this.options.onRenewed(renewed);
-    log.info({ validTo: new X509Certificate(certPem).validTo }, 'this node’s certificate renewed');
+    log.info(
+      {
+        validTo: new X509Certificate(certPem).validTo,
+        ...(renewed.chainPem && { underNextCa: true }),
+      },
+      'this node’s certificate renewed',
+    );
   }
 }
 

@@ -5,6 +5,7 @@ const stacks = () => import('./stacks.js');
 const certs = () => import('./certs.js');
 const values = () => import('./values.js');
 const backups = () => import('./backup.js');
+const caCommands = () => import('./ca.js');
 
 export interface Command {
   name: string;
@@ -40,6 +41,16 @@ export const CERT_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = 
   },
   { name: 'cert ls', summary: 'the certificates: host, subject, expiry' },
   { name: 'cert rm', args: 'HOST', summary: 'stop serving a certificate' },
+];
+
+/** The subcommands of `mesh ca`, for their --help. */
+export const CA_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
+  { name: 'ca status', summary: 'the cluster CA, and how far a rotation has come' },
+  {
+    name: 'ca rotate',
+    args: '[--detach] [--timeout D]',
+    summary: 'a new CA: cross-signed, trusted beside the old, every node renewed, the old retired',
+  },
 ];
 
 /** The subcommands of `mesh volume`, for their --help. */
@@ -98,6 +109,13 @@ export const COMMANDS: Command[] = [
     group: 'Cluster',
     summary: 'print the join token; --rotate invalidates earlier ones',
     run: async (args) => (await cluster()).token(args),
+  },
+  {
+    name: 'ca',
+    args: 'status|rotate',
+    group: 'Cluster',
+    summary: 'the cluster CA; rotate it to a new one, with no connection dropped',
+    run: async (args) => (await caCommands()).ca(args),
   },
   {
     name: 'backup',

@@ -15,6 +15,8 @@ export interface NodeMeta {
   serial?: string;
   /** When its certificate expires (ISO 8601): `mesh node ls` shows it. */
   certExpires?: string;
+  /** The pin of the CA that issued its certificate: a CA rotation ends once every live node's is the new CA. */
+  caPin?: string;
   /** Task runtimes it offers (docker, process). */
   runtimes?: string[];
   /** Its operating system and machine, as Swarm names them (linux, x86_64). */

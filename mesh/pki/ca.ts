@@ -67,7 +67,12 @@ export class ClusterCA {
     cert.serialNumber = randomSerialHex();
     cert.validity.notBefore = new Date(Date.now() - 60_000);
     cert.validity.notAfter = new Date(Date.now() + CA_CERT_VALID_DAYS * DAY_MS);
-    const name = subject(clusterId, `mesh-ca-${clusterId}`, ROLE_CA);
+    // A name of its own per CA: during a rotation two CAs of one cluster are trusted side by side.
+    const name = subject(
+      clusterId,
+      `mesh-ca-${clusterId}-${randomBytes(4).toString('hex')}`,
+      ROLE_CA,
+    );
     cert.setSubject(name);
     cert.setIssuer(name);
     cert.setExtensions([
@@ -112,6 +117,30 @@ export class ClusterCA {
       certPem: forge.pki.certificateToPem(cert),
       serial: normalizeSerial(cert.serialNumber),
     };
+  }
+
+  /**
+   * Another CA's certificate re-signed by this one (same subject and key, this CA as issuer): a
+   * node that trusts only this CA accepts certificates of the other through it, while a CA
+   * rotation is under way.
+   */
+  crossSign(otherCertPem: string): string {
+    const other = forge.pki.certificateFromPem(otherCertPem);
+    const mine = forge.pki.certificateFromPem(this.certPem);
+    const cert = forge.pki.createCertificate();
+    cert.publicKey = other.publicKey;
+    cert.serialNumber = randomSerialHex();
+    cert.validity.notBefore = other.validity.notBefore;
+    cert.validity.notAfter = mine.validity.notAfter;
+    cert.setSubject(other.subject.attributes);
+    cert.setIssuer(mine.subject.attributes);
+    cert.setExtensions([
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      { name: 'subjectKeyIdentifier' },
+    ]);
+    cert.sign(forge.pki.privateKeyFromPem(this.keyPem), forge.md.sha256.create());
+    return forge.pki.certificateToPem(cert);
   }
 
   /** Issues a certificate for the key inside a CSR, after checking the CSR's own signature. */

@@ -40,3 +40,20 @@ export function describeCertificate(pem: string): CertificateFacts {
     notAfter: new Date(cert.validTo),
   };
 }
+
+/** The certificates of a PEM bundle, each as its own PEM. */
+export function splitPem(bundle: string): string[] {
+  return (bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+    (pem) => `${pem}\n`,
+  );
+}
+
+/** PEMs one after the other, each on lines of its own. */
+export function bundlePem(pems: string[]): string {
+  return pems.map((pem) => `${pem.trimEnd()}\n`).join('');
+}
+
+/** Whether a certificate was signed by this CA's key (validity dates aside). */
+export function signedBy(certPem: string, caCertPem: string): boolean {
+  return new X509Certificate(certPem).verify(new X509Certificate(caCertPem).publicKey);
+}

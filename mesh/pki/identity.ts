@@ -6,7 +6,10 @@ export interface NodeIdentity {
   nodeId: string;
   keyPem: string;
   certPem: string;
+  /** The CAs this node trusts, concatenated: the current one first, then the next one during a rotation. */
   caCertPem: string;
+  /** Intermediates presented with the certificate: the next CA cross-signed by the current one, mid-rotation. */
+  chainPem?: string;
 }
 
 /** Short enough to read in a table, random enough (48 bits) never to collide in one cluster. */

@@ -1,6 +1,6 @@
 import type { ServerOptions } from 'node:https';
 import type { ConnectionOptions, PeerCertificate } from 'node:tls';
-import { normalizeSerial, ROLE_NODE } from '../pki/certificate.js';
+import { bundlePem, normalizeSerial, ROLE_NODE, splitPem } from '../pki/certificate.js';
 import type { NodeIdentity } from '../pki/identity.js';
 import type { RevocationList } from './revocation.js';
 
@@ -49,6 +49,21 @@ export function certificateRefusal(
 }
 
 /**
+ * What a node presents: its certificate, the cross-signed next CA when a rotation is under way
+ * (so that a node still trusting only the current CA accepts it), and the current CA (a joiner
+ * finds the CA its token pins there). Never the next CA's self-signed certificate: a verifier
+ * that does not trust it yet could stop at it instead of going on through the cross-signed one.
+ */
+export function presentedChain(identity: NodeIdentity): string {
+  const current = splitPem(identity.caCertPem).slice(0, 1);
+  return bundlePem([
+    identity.certPem,
+    ...(identity.chainPem ? [identity.chainPem] : []),
+    ...current,
+  ]);
+}
+
+/**
  * requestCert is on and only the cluster CA is trusted. rejectUnauthorized is left to the upgrade
  * handler so that a refusal is answered with its reason and logged, and so that the join path,
  * the one route that accepts a client without a certificate (as swarmkit's CA endpoint does),
@@ -57,7 +72,7 @@ export function certificateRefusal(
 export function serverTlsOptions(identity: NodeIdentity): ServerOptions {
   return {
     key: identity.keyPem,
-    cert: identity.certPem + identity.caCertPem,
+    cert: presentedChain(identity),
     ca: [identity.caCertPem],
     requestCert: true,
     rejectUnauthorized: false,
@@ -74,7 +89,7 @@ export function clientTlsOptions(
 ): ConnectionOptions {
   return {
     key: identity.keyPem,
-    cert: identity.certPem,
+    cert: presentedChain(identity),
     ca: [identity.caCertPem],
     rejectUnauthorized: true,
     minVersion: 'TLSv1.3',
