@@ -48,9 +48,9 @@ export function defaultDataDir(): string {
   return process.getuid?.() === 0 ? '/var/lib/mesh' : join(homedir(), '.mesh');
 }
 
-/** Writes via a temporary file and a rename, so a crash never leaves half a file behind. */
 let writes = 0;
 
+/** Writes via a temporary file and a rename, so a crash never leaves half a file behind. */
 export async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
   // Unique per write: two writes of one file at once must not share a temporary file.
   const temporary = `${path}.tmp-${process.pid}-${++writes}`;

@@ -75,9 +75,9 @@ export class CertificateRenewal {
   }
 
   /** A CA rotation is under way and this node's certificate is not the next CA's yet. */
-  private rotationPending(certPem = this.options.identity.certPem): boolean {
+  private rotationPending(): boolean {
     const next = this.setting()?.next;
-    return next !== undefined && !signedBy(certPem, next.certPem);
+    return next !== undefined && !signedBy(this.options.identity.certPem, next.certPem);
   }
 
   /**
