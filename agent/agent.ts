@@ -1,4 +1,4 @@
-import { joiningNode } from '../mesh/api/nodes.js';
+import { joiningNode, type NodeRecord } from '../mesh/api/nodes.js';
 import { JoinService } from '../mesh/join/service.js';
 import type { Logger } from '../mesh/log.js';
 import { Membership } from '../mesh/membership/runtime.js';
@@ -232,7 +232,11 @@ export class Agent {
       storage,
       machine: state,
       log,
-      addressOf: (id) => membership.members().find((m) => m.id === id)?.address,
+      // Gossip's address, else the one the cluster recorded: a message to a voter gossip has
+      // not (re)learned yet, just after a restart, still goes out rather than being dropped.
+      addressOf: (id) =>
+        membership.members().find((m) => m.id === id)?.address ??
+        (state.get<NodeRecord>('nodes', id)?.value.address || undefined),
       authorize: (sender, command) => writeRefusal(sender, command, state, raft.membership.voters),
     });
     const access = new StateAccess(state, raft, log);
