@@ -5,6 +5,12 @@ import { type Dialled, dial } from './dial.js';
 import { TransportError } from './errors.js';
 import { clientTlsOptions, type PeerPolicy, peerFromCertificate } from './tls.js';
 
+/** OpenSSL's words for a certificate whose CA this node does not trust. */
+const UNTRUSTED_ISSUER =
+  /local issuer certificate|self[- ]signed certificate in certificate chain/i;
+const UNTRUSTED_HINT =
+  'the peer presents a certificate of a CA this node does not trust: if the cluster CA was rotated while this node was away, get a token on a running node ("mesh token") and run "mesh join TOKEN --data-dir DIR" with this node’s data dir';
+
 export const MEMBER_PATH = '/mesh/v1';
 
 export interface LinkContext {
@@ -154,7 +160,12 @@ export class PeerLink {
     this.dialing = false;
     this.failures += 1;
     this.ctx.log.warn(
-      { address: this.address, reason: error.message, failures: this.failures },
+      {
+        address: this.address,
+        reason: error.message,
+        failures: this.failures,
+        ...(UNTRUSTED_ISSUER.test(error.message) && { hint: UNTRUSTED_HINT }),
+      },
       'dial failed',
     );
     // Requests are told at once so callers can try elsewhere; one-way messages wait for a redial.

@@ -121,7 +121,17 @@ test('a CA rotation re-issues every live node’s certificate with no connection
   t.not(stale.code, 0);
   t.regex(stale.stderr, /not part of the cluster this token is for/);
 
-  // The node that was away comes back as itself with a new token.
+  // Restarted as it was, the node that was away trusts only the retired CA: it says what to do.
+  const stuck = cluster.spawn('rot3', ['agent']);
+  await eventually(
+    () =>
+      /CA was rotated while this node was away/.test(readFileSync(`${away.dataDir}.log`, 'utf8')),
+    { what: 'the node away told to rejoin with a token', timeoutMs: 20_000, intervalMs: 300 },
+  );
+  stuck.child.kill('SIGTERM');
+  await stuck.exited;
+
+  // It comes back as itself with a new token.
   const token = (await meshOn(first, 'token')).stdout.trim();
   const back = cluster.spawn('rot3', ['join', token]);
   await waitForControl(back, 30_000);
