@@ -2,8 +2,12 @@ import type { AuthoritySetting } from '../mesh/api/authority.js';
 import type { NetworkSettings } from '../mesh/api/network.js';
 import { ClusterCA } from '../mesh/pki/ca.js';
 import { open } from '../mesh/secrets/sealing.js';
-import { type BackupContents, BackupError, restoredObjects } from '../mesh/state/backup.js';
-import type { StoredObject } from '../mesh/state/cluster-state.js';
+import {
+  type BackupContents,
+  BackupError,
+  restoredObjects,
+  settingIn,
+} from '../mesh/state/backup.js';
 
 /** `mesh init --restore FILE`: the opened backup, and the voters' key that opens what it seals. */
 export interface Restore {
@@ -29,13 +33,9 @@ export function restoredStart(restore: Restore): RestoredStart {
   const objects = restoredObjects(restore.contents, restore.keepCa);
   // Versions only grow: the new log starts after every restored object's version.
   const index = Math.max(0, ...objects.flatMap(([, list]) => list.map((o) => o.version)));
-  const setting = (id: string) =>
-    objects.find(([kind]) => kind === 'settings')?.[1].find((o) => o.id === id) as
-      | StoredObject<unknown>
-      | undefined;
   let kept: RestoredStart['kept'];
   if (restore.keepCa) {
-    const ca = setting('ca')?.value as AuthoritySetting | undefined;
+    const ca = settingIn<AuthoritySetting>(objects, 'ca');
     if (!ca) throw new BackupError('--keep-ca: the backup holds no cluster CA');
     const keyPem = open(restore.votersKey, ca.sealedKey).toString();
     const clusterId = restore.contents.clusterId;
@@ -44,6 +44,6 @@ export function restoredStart(restore: Restore): RestoredStart {
   return {
     kept,
     snapshot: { index, data: { appliedIndex: index, objects } },
-    network: setting('network')?.value as NetworkSettings | undefined,
+    network: settingIn<NetworkSettings>(objects, 'network'),
   };
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { writeAtomic } from '../agent/datadir.js';
 import type { Restore } from '../agent/restore.js';
 import type { NetworkSettings } from '../mesh/api/network.js';
-import { type BackupFile, openBackup, parseBackup } from '../mesh/state/backup.js';
+import { type BackupFile, openBackup, parseBackup, settingIn } from '../mesh/state/backup.js';
 import { DATA_DIR, dataDirOf, JSON_OUTPUT, type Options, parse, UsageError } from './args.js';
 import { callAgent } from './control-client.js';
 import { plural, print } from './output.js';
@@ -101,9 +101,7 @@ export async function restoreOf(
   });
   const votersKey = contents.votersKey ? Buffer.from(contents.votersKey, 'hex') : givenKey;
   if (!votersKey) throw new UsageError(`${path}: holds no voters' key; give one with --voters-key`);
-  const stored = contents.objects
-    .find(([kind]) => kind === 'settings')?.[1]
-    .find((o) => o.id === 'network')?.value as NetworkSettings | undefined;
+  const stored = settingIn<NetworkSettings>(contents.objects, 'network');
   if (
     explicitRanges &&
     stored &&

@@ -182,3 +182,10 @@ export function restoredObjects(
       kind === 'settings' && !keepCa ? list.filter((o) => o.id !== 'ca') : list,
     ]);
 }
+
+/** A setting a backup holds (settings/<id>), by its ID. */
+export function settingIn<T>(objects: BackupContents['objects'], id: string): T | undefined {
+  return objects.find(([kind]) => kind === 'settings')?.[1].find((o) => o.id === id)?.value as
+    | T
+    | undefined;
+}
