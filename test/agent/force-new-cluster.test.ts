@@ -56,4 +56,33 @@ test('two of three voters lost for good: --force-new-cluster on the third, and t
     await readFile(`${alone.dataDir}.log`, 'utf8'),
     /forced a new cluster: this node is the only voter, with the state it holds/,
   );
+
+  // A lost machine that comes back after all still trusts the CA: it rejoins by itself, as a
+  // member of the new configuration, and its replica catches up with the forced node's.
+  const returning = cluster.spawn('force2', ['agent']);
+  await waitForControl(returning, 30_000);
+  const caughtUp = await eventually(
+    async () => {
+      const [mine, theirs] = await Promise.all([
+        meshJson<StatusResponse>(alone, 'status'),
+        meshJson<StatusResponse>(returning, 'status'),
+      ]);
+      return (
+        theirs.raft.leader === mine.nodeId &&
+        theirs.raft.stateDigest === mine.raft.stateDigest &&
+        mine.raft.learners.concat(mine.raft.voters).includes(theirs.nodeId)
+      );
+    },
+    {
+      what: 'the returning node caught up with the forced one',
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    },
+  );
+  t.true(caughtUp);
+  const seen = await meshJson<Array<{ name: string }>>(returning, 'ls');
+  t.deepEqual(
+    seen.map((s) => s.name),
+    ['after', 'before'],
+  );
 });
