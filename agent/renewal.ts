@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AuthoritySetting } from '../mesh/api/authority.js';
 import { bundlePem, signedBy, splitPem } from '../mesh/pki/certificate.js';
@@ -11,6 +12,7 @@ import { askVoters } from './ask-voters.js';
 import type { Authority } from './authority.js';
 import type { DataDir } from './datadir.js';
 import { AgentError } from './provision.js';
+import { votersKeyPath } from './secrets/keyring.js';
 
 const RENEW = 'authority.renew';
 const CHECK_MS = 1000;
@@ -177,9 +179,10 @@ export class CertificateRenewal {
 }
 
 /**
- * A node whose certificate expired while it was off fails every handshake: a voter renews it at
- * once from its own replica of the CA (so a cluster powered off for months comes back by itself);
- * any other node needs a token, and is told so rather than left to fail.
+ * A node whose certificate expired while it was off fails every handshake: a voter that holds the
+ * voters' key renews it at once from its own replica of the CA (so a cluster powered off for
+ * months comes back by itself); any other node needs a token, and is told so rather than left to
+ * fail.
  */
 export function checkCertificateLife(
   identity: NodeIdentity,
@@ -189,7 +192,9 @@ export function checkCertificateLife(
 ): void {
   const validTo = new X509Certificate(identity.certPem).validTo;
   if (Date.parse(validTo) > Date.now()) return;
-  if (voters.includes(identity.nodeId)) {
+  // Without the voters' key (a voter seated just before it went off) it cannot open the CA, and
+  // with an expired certificate no other voter hands the key over.
+  if (voters.includes(identity.nodeId) && existsSync(votersKeyPath(dataDir))) {
     log.warn({ validTo }, 'this node’s certificate expired; as a voter it renews it itself now');
     return;
   }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
@@ -71,6 +72,12 @@ test('nodes off past their certificate’s expiry come back as themselves: a vot
   )) as TaskRow[];
   t.is(task?.node, workerId);
 
+  // The voter holds the voters' key (it opens the CA with it to renew by itself).
+  await eventually(() => existsSync(join(voter.dataDir, 'pki', 'secrets.key')), {
+    what: 'the voters’ key on the third voter',
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
   // Both off, with no word to the cluster, until past their certificates' expiry.
   for (const agent of [voter, worker]) agent.child.kill('SIGKILL');
   await Promise.all([voter.exited, worker.exited]);
