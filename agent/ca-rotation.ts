@@ -88,13 +88,15 @@ export class CaRotation {
   /** Where a rotation stands: the CAs' pins, and each live node's issuer. */
   status(value: AuthoritySetting = this.stored().value): CaStatus {
     const next = value.next;
+    const nodes = this.liveMembers().map((m) => ({ id: m.id, caPin: m.meta.caPin ?? null }));
+    const pin = next && certificatePin(next.certPem);
     return {
       current: certificatePin(value.certPem),
-      next: next ? certificatePin(next.certPem) : null,
+      next: pin ?? null,
       startedAt: next?.startedAt ?? null,
       retired: value.retired?.length ?? 0,
-      nodes: this.liveMembers().map((m) => ({ id: m.id, caPin: m.meta.caPin ?? null })),
-      waitingFor: next ? this.waitingFor(next) : [],
+      nodes,
+      waitingFor: pin ? nodes.filter((n) => n.caPin !== pin).map((n) => n.id) : [],
     };
   }
 

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import type { NodeRow, StatusResponse } from '../../agent/control-api.js';
+import type { NodeRow } from '../../agent/control-api.js';
 import {
   type AgentProcess,
+  agreed,
   LocalCluster,
   meshJson,
   meshOn,
@@ -24,10 +25,7 @@ test('the node that ran mesh init is gone: another voter makes tokens, signs joi
   ];
   // Three voters, the CA handed to the state (and off the first node's disk), and the voters'
   // key on each voter.
-  await eventually(
-    async () => (await meshJson<StatusResponse>(first, 'status')).raft.voters.length === 3,
-    { what: 'three voters', timeoutMs: 60_000, intervalMs: 300 },
-  );
+  await agreed([first, second, third], (v) => v.raft.voters.length === 3, 60_000);
   await eventually(() => !existsSync(join(first.dataDir, 'pki', 'ca.key')), {
     what: 'the CA key off the first node’s disk',
     timeoutMs: 30_000,

@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import type { CaStatus, NodeRow, StatusResponse, TaskRow } from '../../agent/control-api.js';
+import type { CaStatus, NodeRow, TaskRow } from '../../agent/control-api.js';
 import { certificatePin, signedBy, splitPem } from '../../mesh/pki/certificate.js';
 import {
   type AgentProcess,
+  agreed,
   LocalCluster,
   mesh,
   meshJson,
@@ -45,10 +46,7 @@ test('a CA rotation re-issues every live node’s certificate with no connection
     AgentProcess,
     AgentProcess,
   ];
-  await eventually(
-    async () => (await meshJson<StatusResponse>(first, 'status')).raft.voters.length === 3,
-    { what: 'three voters', timeoutMs: 60_000, intervalMs: 300 },
-  );
+  await agreed([first, second, away], (v) => v.raft.voters.length === 3, 60_000);
   const deployed = await eventually(
     async () =>
       (await meshOn(first, 'deploy', '-c', cluster.file('a.yml', stack('before')))).code === 0,

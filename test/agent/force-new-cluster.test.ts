@@ -3,6 +3,7 @@ import test from 'ava';
 import type { StatusResponse } from '../../agent/control-api.js';
 import {
   type AgentProcess,
+  agreed,
   LocalCluster,
   meshJson,
   meshOn,
@@ -21,10 +22,7 @@ const stack = (name: string) =>
 test('two of three voters lost for good: --force-new-cluster on the third, and the state is all there', async (t) => {
   const agents = await cluster.start(HOSTS, 'force');
   const [survivor, ...lost] = agents as [AgentProcess, AgentProcess, AgentProcess];
-  await eventually(
-    async () => (await meshJson<StatusResponse>(survivor, 'status')).raft.voters.length === 3,
-    { what: 'three voters', timeoutMs: 60_000, intervalMs: 300 },
-  );
+  await agreed(agents, (v) => v.raft.voters.length === 3, 60_000);
   const before = await meshOn(survivor, 'deploy', '-c', cluster.file('a.yml', stack('before')));
   t.is(before.code, 0, before.stderr);
 

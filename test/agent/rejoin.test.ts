@@ -2,10 +2,11 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import type { NodeRow, StatusResponse, TaskRow } from '../../agent/control-api.js';
+import type { NodeRow, TaskRow } from '../../agent/control-api.js';
 import { describeCertificate } from '../../mesh/pki/certificate.js';
 import {
   type AgentProcess,
+  agreed,
   LocalCluster,
   mesh,
   meshJson,
@@ -38,16 +39,13 @@ async function expiry(agent: AgentProcess): Promise<number> {
 }
 
 test('nodes off past their certificate’s expiry come back as themselves: a voter by itself, a worker with a token', async (t) => {
-  const [first, , voter] = (await cluster.start(
-    HOSTS,
-    'rj',
-    ['--cert-validity', '1m'],
-    NODE_FLAGS,
-  )) as [AgentProcess, AgentProcess, AgentProcess];
-  await eventually(
-    async () => (await meshJson<StatusResponse>(first, 'status')).raft.voters.length === 3,
-    { what: 'three voters', timeoutMs: 60_000, intervalMs: 300 },
-  );
+  const voters = (await cluster.start(HOSTS, 'rj', ['--cert-validity', '1m'], NODE_FLAGS)) as [
+    AgentProcess,
+    AgentProcess,
+    AgentProcess,
+  ];
+  const [first, , voter] = voters;
+  await agreed(voters, (v) => v.raft.voters.length === 3, 60_000);
   const firstToken = (await meshOn(first, 'token')).stdout.trim();
   const worker = cluster.spawn('rj4', [
     'join',
