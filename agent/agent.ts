@@ -66,6 +66,7 @@ interface Parts {
   authority: Authority;
   renewal: CertificateRenewal;
   rotation: CaRotation;
+  certificates: Certificates;
 }
 
 /**
@@ -151,6 +152,7 @@ export class Agent {
     parts.authority.stop();
     parts.renewal.stop();
     parts.rotation.stop();
+    parts.certificates.stop();
     await parts.dataPlane.stop();
     parts.orchestrator.stop();
     parts.reconciler.stop();
@@ -268,6 +270,14 @@ export class Agent {
     const nodes = new Nodes(access, identity.nodeId, membership, raft);
     const rescheduleAfterMs =
       cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs;
+    const certificates = new Certificates({
+      nodeId: identity.nodeId,
+      access,
+      keyring,
+      raft,
+      transport,
+      log,
+    });
     const dataPlane = new DataPlane({
       nodeId: identity.nodeId,
       clusterId: cluster.clusterId,
@@ -275,6 +285,7 @@ export class Agent {
       dnsPort: cluster.dnsPort ?? DEFAULT_DNS_PORT,
       httpPort: cluster.httpPort ?? DEFAULT_HTTP_PORT,
       httpsPort: cluster.httpsPort ?? DEFAULT_HTTPS_PORT,
+      keyPairOf: (host) => certificates.keyPair(host),
       trustedProxies: cluster.trustedProxies ?? [],
       responseTimeoutMs: cluster.httpTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
       upstreams: cluster.dnsUpstreams,
@@ -316,6 +327,7 @@ export class Agent {
     const parts: Parts = {
       renewal,
       rotation,
+      certificates,
       authority: late.authority,
       keyring,
       files,
@@ -369,7 +381,7 @@ export class Agent {
             new ClusterLogs(identity.nodeId, state, transport, runtimes, stacks),
             access,
           ),
-          ...routesRoute(identity.nodeId, dataPlane, new Certificates(access)),
+          ...routesRoute(identity.nodeId, dataPlane, certificates),
           ...valueRoutes(values),
         },
         log,
@@ -386,6 +398,7 @@ export class Agent {
     late.authority.start();
     renewal.start();
     rotation.start();
+    certificates.start();
     await parts.reconciler.start();
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
     return parts;

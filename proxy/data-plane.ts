@@ -26,7 +26,7 @@ import { privilegesMissing } from './host/privileges.js';
 import { HttpIngress } from './http/ingress.js';
 import { HttpRelay } from './http/relay.js';
 import { type HostRoutes, hostRoutes } from './http/routes.js';
-import { IngressServers } from './http/servers.js';
+import { IngressServers, type KeyPairOf } from './http/servers.js';
 import { Forwarder } from './l4/forwarder.js';
 import { type Accept, Listeners } from './l4/listeners.js';
 import { splice } from './l4/splice.js';
@@ -50,6 +50,8 @@ export interface DataPlaneOptions {
   /** The HTTP ingress on the advertise address; 0: none. */
   httpPort: number;
   httpsPort: number;
+  /** A certificate the cluster stores for a host, its key opened (by a voter). */
+  keyPairOf: KeyPairOf;
   /** Peers whose own X-Forwarded-* headers the ingress believes (CIDRs). */
   trustedProxies: string[];
   /** How long a replica may take to start an answer. */
@@ -145,7 +147,12 @@ export class DataPlane {
       options.log,
     );
     this.httpRoutes = hostRoutes(this.table);
-    this.ingressServers = new IngressServers(this.ingress, () => this.certificates, options.log);
+    this.ingressServers = new IngressServers(
+      this.ingress,
+      () => this.certificates,
+      options.keyPairOf,
+      options.log,
+    );
     this.ownership = new HostOwnership(`mesh-data-plane-${options.clusterId}`, options.log, () =>
       this.apply(),
     );
@@ -173,8 +180,10 @@ export class DataPlane {
     const { state, log, advertise, dnsPort } = this.options;
     if (this.privilegesMissing) log.error(this.privilegesMissing);
     this.unwatch = state.watch((change) => {
-      if (change.kind === 'certificates') this.certificates = this.certificatesNow();
-      else if (change.kind !== 'nodes' && change.kind !== 'stacks' && change.kind !== 'secrets')
+      if (change.kind === 'certificates') {
+        this.certificates = this.certificatesNow();
+        this.ingressServers.warm();
+      } else if (change.kind !== 'nodes' && change.kind !== 'stacks' && change.kind !== 'secrets')
         this.rebuildSoon();
     });
     this.options.onMembersChange(() => this.rebuildSoon());
@@ -191,6 +200,7 @@ export class DataPlane {
           ),
         );
     await this.ingressServers.listen(advertise, this.options.httpPort, this.options.httpsPort);
+    this.ingressServers.warm();
     this.ownership.start();
     this.apply();
   }

@@ -5,22 +5,35 @@ import type { Logger } from 'pino';
 import { type CertificateRecord, certificateFor } from '../../mesh/api/certificates.js';
 import type { HttpIngress } from './ingress.js';
 
+/** A certificate and its key, opened (they are stored sealed). */
+export type KeyPairOf = (host: string) => Promise<{ certPem: string; keyPem: string }>;
+
 /** A client has this long to send a request's headers; its body and the answer have no limit. */
 const HEADERS_TIMEOUT_MS = 60_000;
 
 /**
  * The ingress's listeners on the node address: HTTP, and HTTPS with the certificate the client
- * names (SNI) taken from the cluster's certificates. ALPN offers HTTP/1.1 (h2 can be added there).
+ * names (SNI) taken from the cluster's certificates. A certificate's key is opened once per
+ * stored version and kept in memory only. ALPN offers HTTP/1.1 (h2 can be added there).
  */
 export class IngressServers {
   private readonly servers: Array<HttpServer | HttpsServer> = [];
-  private readonly contexts = new WeakMap<CertificateRecord, SecureContext>();
+  private readonly contexts = new WeakMap<CertificateRecord, Promise<SecureContext>>();
+  private servesHttps = false;
 
   constructor(
     private readonly ingress: HttpIngress,
     private readonly certificates: () => ReadonlyMap<string, CertificateRecord>,
+    private readonly keyPairOf: KeyPairOf,
     private readonly log: Logger,
   ) {}
+
+  /** Opens the keys of certificates not opened yet, so that no client waits for it. */
+  warm(): void {
+    if (!this.servesHttps) return;
+    for (const record of this.certificates().values())
+      this.contextOf(record).catch(() => undefined); // logged by contextOf; retried when asked
+  }
 
   /** Listens on host:httpPort and host:httpsPort (0: not at all); a port that fails is logged. */
   async listen(host: string, httpPort: number, httpsPort: number): Promise<void> {
@@ -41,7 +54,10 @@ export class IngressServers {
               done(new Error(`no certificate for ${name}`), undefined);
               return;
             }
-            done(null, this.contextOf(record));
+            this.contextOf(record).then(
+              (context) => done(null, context),
+              (error: Error) => done(error, undefined),
+            );
           },
         },
         (req, res) => this.ingress.handle(req, res, 'https'),
@@ -50,7 +66,7 @@ export class IngressServers {
       server.on('tlsClientError', (error) =>
         this.log.debug({ reason: error.message }, 'HTTPS handshake refused'),
       );
-      await this.start(server, host, httpsPort);
+      this.servesHttps = await this.start(server, host, httpsPort);
     }
   }
 
@@ -62,16 +78,31 @@ export class IngressServers {
     this.servers.length = 0;
   }
 
-  private contextOf(record: CertificateRecord): SecureContext {
+  /** The TLS context of a stored certificate; one that failed to open is tried again next time. */
+  private contextOf(record: CertificateRecord): Promise<SecureContext> {
     let context = this.contexts.get(record);
     if (!context) {
-      context = createSecureContext({ cert: record.certPem, key: record.keyPem });
+      context = this.keyPairOf(record.host).then(({ certPem, keyPem }) =>
+        createSecureContext({ cert: certPem, key: keyPem }),
+      );
       this.contexts.set(record, context);
+      context.catch((error: Error) => {
+        this.contexts.delete(record);
+        this.log.warn(
+          { host: record.host, reason: error.message },
+          'HTTPS not served for this host: its key could not be opened',
+        );
+      });
     }
     return context;
   }
 
-  private async start(server: HttpServer | HttpsServer, host: string, port: number): Promise<void> {
+  /** Whether it listens: a port that fails is logged. */
+  private async start(
+    server: HttpServer | HttpsServer,
+    host: string,
+    port: number,
+  ): Promise<boolean> {
     server.on('clientError', (_error, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
@@ -85,11 +116,13 @@ export class IngressServers {
         });
       });
       this.servers.push(server);
+      return true;
     } catch (error) {
       this.log.error(
         { address: `${host}:${port}`, reason: (error as Error).message },
         'HTTP ingress not served on this address',
       );
+      return false;
     }
   }
 }

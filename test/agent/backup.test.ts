@@ -1,7 +1,17 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import type { StackRow, StatusResponse, TaskRow } from '../../agent/control-api.js';
+import type { CertificateRecord } from '../../mesh/api/certificates.js';
+import type { Sealed, SecretsKeySetting } from '../../mesh/api/secrets.js';
+import { open } from '../../mesh/secrets/sealing.js';
+import {
+  type BackupContents,
+  openBackup,
+  parseBackup,
+  sealBackup,
+} from '../../mesh/state/backup.js';
+import { handshakes, hostCertificate } from '../helpers/host-certificate.js';
 import {
   type AgentProcess,
   LocalCluster,
@@ -38,12 +48,45 @@ async function runningTasks(agent: AgentProcess, stack: string): Promise<TaskRow
   return tasks.length === 3 && tasks.every((r) => r.state === 'running') ? tasks : undefined;
 }
 
+const PASSPHRASE = 'correct horse battery staple';
+// Agents serve HTTPS on port 443 of their own addresses unless told otherwise.
+const HTTPS_PORT = 443;
+
+/** The certificate records a backup file holds, opened. */
+function certificatesIn(path: string, secret: { passphrase?: string; votersKey?: Buffer }) {
+  const contents = openBackup(parseBackup(readFileSync(path, 'utf8'), path), path, secret);
+  return (contents.objects.find(([kind]) => kind === 'certificates')?.[1] ?? []).map(
+    (o) => o.value as CertificateRecord,
+  );
+}
+
+/**
+ * The same backup as one written before certificate keys were sealed: each key as given. The
+ * data key (sealed with the voters' key, which the passphrase file holds) opens them.
+ */
+function withPlainKeys(path: string, to: string): void {
+  const file = parseBackup(readFileSync(path, 'utf8'), path);
+  const contents = openBackup(file, path, { passphrase: PASSPHRASE }) as BackupContents;
+  const votersKey = Buffer.from(contents.votersKey as string, 'hex');
+  const settings = contents.objects.find(([kind]) => kind === 'settings')?.[1] ?? [];
+  const dataKeySetting = settings.find((o) => o.id === 'secrets-key')?.value as SecretsKeySetting;
+  const dataKey = open(votersKey, dataKeySetting.sealed);
+  for (const [kind, list] of contents.objects)
+    if (kind === 'certificates')
+      for (const object of list) {
+        const { sealedKey, ...rest } = object.value as CertificateRecord;
+        object.value = { ...rest, keyPem: open(dataKey, sealedKey as Sealed).toString() };
+      }
+  const legacy = sealBackup(contents, file, { passphrase: PASSPHRASE });
+  writeFileSync(to, JSON.stringify(legacy));
+}
+
 async function secretLogged(agent: AgentProcess): Promise<boolean> {
   const logs = await meshOn(agent, 'logs', 'reader');
   return logs.stdout.includes(SECRET_VALUE);
 }
 
-test('a backup restores into a new cluster: same stacks, services and secrets', async (t) => {
+test('a backup restores into a new cluster: same stacks, services, secrets and certificates', async (t) => {
   const [voter, worker] = (await cluster.start(HOSTS, 'old')) as [AgentProcess, AgentProcess];
   const created = await meshOn(
     voter,
@@ -53,6 +96,10 @@ test('a backup restores into a new cluster: same stacks, services and secrets', 
     cluster.file('token.txt', SECRET_VALUE),
   );
   t.is(created.code, 0, created.stderr);
+  const { certFile, keyFile } = await hostCertificate(cluster.root, 'shop.example');
+  const certAdded = await meshOn(voter, 'cert', 'add', 'shop.example', certFile, keyFile);
+  t.is(certAdded.code, 0, certAdded.stderr);
+  const ca = readFileSync(certFile);
   const deployed = await meshOn(voter, 'deploy', '-c', cluster.file('shop.yml', STACK));
   t.is(deployed.code, 0, deployed.stderr);
   await eventually(() => runningTasks(voter, 'shop'), {
@@ -63,7 +110,7 @@ test('a backup restores into a new cluster: same stacks, services and secrets', 
   await eventually(() => secretLogged(voter), { what: 'the secret read', timeoutMs: 10_000 });
   const before = await meshJson<StatusResponse>(voter, 'status');
 
-  const passphrase = cluster.file('passphrase', 'correct horse battery staple\n');
+  const passphrase = cluster.file('passphrase', `${PASSPHRASE}\n`);
   const onWorker = await meshOn(
     worker,
     'backup',
@@ -91,6 +138,16 @@ test('a backup restores into a new cluster: same stacks, services and secrets', 
     counts: { stacks: 1, services: 2, secrets: 1 },
     encryption: { method: 'passphrase' },
   });
+  const [stored] = certificatesIn(file, { passphrase: PASSPHRASE });
+  t.truthy(stored?.sealedKey, 'the certificate key is stored sealed');
+  t.is(stored?.keyPem, undefined);
+  // What a backup from before keys were sealed holds: the key as given. It is restored below.
+  const legacyFile = join(cluster.root, 'legacy.backup');
+  withPlainKeys(file, legacyFile);
+  t.is(
+    certificatesIn(legacyFile, { passphrase: PASSPHRASE })[0]?.keyPem,
+    readFileSync(keyFile, 'utf8'),
+  );
 
   // The cluster is gone: every agent killed, never to run again.
   await stopAgents([voter, worker]);
@@ -114,7 +171,7 @@ test('a backup restores into a new cluster: same stacks, services and secrets', 
 
   const [restored, second] = (await cluster.start(HOSTS, 'new', [
     '--restore',
-    file,
+    legacyFile,
     '--passphrase-file',
     passphrase,
   ])) as [AgentProcess, AgentProcess];
@@ -145,11 +202,36 @@ test('a backup restores into a new cluster: same stacks, services and secrets', 
     }),
   );
 
+  // The worker serves HTTPS for the restored certificate (a voter opened its key for it), and
+  // the leader sealed the key that the old backup held as given.
+  t.true(
+    await eventually(() => handshakes(HOSTS[1] as string, HTTPS_PORT, 'shop.example', ca), {
+      what: 'the restored certificate served by the worker',
+      timeoutMs: 20_000,
+      intervalMs: 300,
+    }),
+  );
   // Again, sealed with the voters' key this time (taken on the worker, sealed by a voter), and
   // restored keeping the CA: the same cluster ID, and the secret still opens.
   const sealedFile = join(cluster.root, 'again.backup');
-  const again = await meshOn(second, 'backup', sealedFile);
-  t.is(again.code, 0, again.stderr);
+  const votersKey = Buffer.from(
+    readFileSync(join(restored.dataDir, 'pki', 'secrets.key'), 'utf8').trim(),
+    'hex',
+  );
+  const resealed = await eventually(
+    async () => {
+      const again = await meshOn(second, 'backup', sealedFile);
+      if (again.code !== 0) throw new Error(again.stderr);
+      const [record] = certificatesIn(sealedFile, { votersKey });
+      return record?.sealedKey && record.keyPem === undefined ? record : undefined;
+    },
+    {
+      what: 'the restored certificate key sealed by the leader',
+      timeoutMs: 20_000,
+      intervalMs: 500,
+    },
+  );
+  t.is(resealed?.host, 'shop.example');
   await stopAgents([restored, second]);
   const [kept, keptSecond] = (await cluster.start(HOSTS, 'kept', [
     '--restore',

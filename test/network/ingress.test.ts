@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -10,6 +9,8 @@ import { WebSocket } from 'ws';
 import type { StatusResponse, TaskRow } from '../../agent/control-api.js';
 import { removeLabelled } from '../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
+import { filesHolding } from '../helpers/files-holding.js';
+import { handshakes, hostCertificate } from '../helpers/host-certificate.js';
 import { type AgentProcess, LocalCluster, meshJson, meshOn } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
@@ -202,27 +203,7 @@ dockerTest('404 for an unknown host, 503 for a service with no ready replica', a
 });
 
 dockerTest('HTTPS with a certificate chosen by SNI, added with mesh cert add', async (t) => {
-  const dir = cluster.root;
-  const [certFile, keyFile] = [join(dir, 'shop.crt'), join(dir, 'shop.key')];
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    keyFile,
-    '-out',
-    certFile,
-    '-days',
-    '2',
-    '-subj',
-    '/CN=shop.test',
-    '-addext',
-    'subjectAltName=DNS:shop.test',
-  ]);
+  const { certFile, keyFile } = await hostCertificate(cluster.root, 'shop.test');
   const wrong = await meshOn(
     agents[0] as AgentProcess,
     'cert',
@@ -283,6 +264,22 @@ dockerTest('HTTPS with a certificate chosen by SNI, added with mesh cert add', a
     { what: 'an HTTPS answer for shop.test', timeoutMs: 10_000, intervalMs: 200 },
   );
   t.is(body, 'mesh test page\n');
+  // The worker serves it too: a voter opened the key for it.
+  t.true(
+    await eventually(() => handshakes(HOSTS[1] as string, PORTS.https, 'shop.test', ca), {
+      what: 'the worker serving shop.test',
+      timeoutMs: 10_000,
+      intervalMs: 200,
+    }),
+  );
+  // Sealed at rest: the key is in no file of either node (log, snapshot, anything else).
+  const keyBody = readFileSync(keyFile, 'utf8').split('\n')[1] as string;
+  for (const agent of agents)
+    t.deepEqual(
+      await filesHolding(agent.dataDir, keyBody),
+      [],
+      `the key on disk on ${agent.dataDir}`,
+    );
 });
 
 dockerTest(

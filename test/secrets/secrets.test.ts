@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { get } from 'node:http';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import type { StatusResponse, TaskRow } from '../../agent/control-api.js';
 import { filesRoot } from '../../agent/secrets/files.js';
 import { removeLabelled } from '../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
+import { filesHolding } from '../helpers/files-holding.js';
 import {
   type AgentProcess,
   LocalCluster,
@@ -78,24 +78,6 @@ function statusOf(path: string): Promise<number> {
   });
 }
 
-/** Every file under a directory (none when it does not exist). */
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
-  const files: string[] = [];
-  for (const entry of entries) {
-    const path = join(dir, entry);
-    if ((await stat(path).catch(() => undefined))?.isFile()) files.push(path);
-  }
-  return files;
-}
-
-async function holding(dir: string, value: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const path of await filesUnder(dir))
-    if ((await readFile(path)).includes(value)) found.push(path);
-  return found;
-}
-
 test.before(async () => {
   if ('skip' in engine) return;
   agents = await cluster.start(
@@ -142,7 +124,8 @@ dockerTest(
 
     // Nowhere at rest: no node's data dir (log, snapshots), no container's inspect output (its
     // environment included), and not on the voter, which runs no task of the stack.
-    for (const agent of agents) t.deepEqual(await holding(agent.dataDir, FIRST), [], agent.dataDir);
+    for (const agent of agents)
+      t.deepEqual(await filesHolding(agent.dataDir, FIRST), [], agent.dataDir);
     const containers = await docker.listContainers({
       all: true,
       filters: { label: [`mesh.cluster=${clusterId}`] },
@@ -151,8 +134,8 @@ dockerTest(
       const inspected = JSON.stringify(await docker.getContainer(c.Id).inspect());
       t.false(inspected.includes(FIRST), `docker inspect of ${c.Names[0]}`);
     }
-    t.deepEqual(await holding(filesRoot(await nodeIdOf(voter)), FIRST), []);
-    const workerFiles = await holding(filesRoot(await nodeIdOf(worker)), FIRST);
+    t.deepEqual(await filesHolding(filesRoot(await nodeIdOf(voter)), FIRST), []);
+    const workerFiles = await filesHolding(filesRoot(await nodeIdOf(worker)), FIRST);
     t.is(workerFiles.length, 2, 'one file per task that uses it, on its node');
     const mounts = await readFile('/proc/self/mounts', 'utf8');
     t.true(
@@ -194,7 +177,7 @@ dockerTest(
       },
       { what: 'both services at version 2', timeoutMs: 60_000, intervalMs: 300 },
     );
-    for (const agent of agents) t.deepEqual(await holding(agent.dataDir, SECOND), []);
+    for (const agent of agents) t.deepEqual(await filesHolding(agent.dataDir, SECOND), []);
     const same = await meshOn(voter, 'secret', 'update', 'sec_db_password', next);
     t.regex(same.stdout, /unchanged \(version 2 holds that value already\)/);
     const fromWorker = await meshOn(worker, 'secret', 'create', 'other', next);

@@ -117,6 +117,21 @@ test('every kind refuses a malformed value at apply, naming the key, and nothing
       },
       /^services\/shop\.web: secrets\/pw does not exist$/,
     ],
+    [
+      {
+        op: 'put',
+        kind: 'certificates',
+        id: 'shop.example',
+        value: {
+          host: 'shop.example',
+          certPem: '',
+          notAfter: '',
+          subject: '',
+          addedAt: '',
+        },
+      },
+      /^certificates\/shop\.example\.sealedKey is missing$/,
+    ],
   ];
   for (const [write, reason] of refusals) {
     const outcome = state.apply(3, { op: 'batch', writes: [write] });
