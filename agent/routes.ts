@@ -20,9 +20,10 @@ export function routesRoute(
     'POST /v1/certs': (request) => certificates.add(request),
     'GET /v1/certs': () => certificates.list(),
     'POST /v1/certs/rm': ({ host }) => certificates.remove(host),
-    'GET /v1/routes': ({ service }) => {
+    'GET /v1/routes': async ({ service }) => {
       const table = dataPlane.routes;
-      const rows: RouteRow[] = table.services.map((s) => ({
+      const stats = await Promise.all(table.services.map((s) => dataPlane.ingressStats(s.id)));
+      const rows: RouteRow[] = table.services.map((s, i) => ({
         id: s.id,
         dnsName: `${s.name}.${s.stack}.mesh`,
         address: s.address ?? null,
@@ -30,7 +31,7 @@ export function routesRoute(
         published: table.ingress.filter((i) => i.service.id === s.id).map((i) => i.port),
         networks: s.networks,
         hosts: s.routes.map((r) => `${r.host}${r.path}`),
-        http: dataPlane.ingressStats(s.id) ?? null,
+        http: stats[i] ?? null,
         endpoints: s.endpoints.map((e) => ({
           task: e.taskId,
           node: e.nodeId,

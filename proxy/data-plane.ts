@@ -2,13 +2,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CertificateRecord } from '../mesh/api/certificates.js';
-import {
-  contains,
-  dnsAddress,
-  type NetworkSettings,
-  parseCidr,
-  type ServiceAddress,
-} from '../mesh/api/network.js';
+import { dnsAddress, type NetworkSettings, type ServiceAddress } from '../mesh/api/network.js';
 import type { UnservedPort } from '../mesh/api/nodes.js';
 import type { ServiceRecord } from '../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
@@ -23,10 +17,10 @@ import { buildZone, type Zone } from './dns/zone.js';
 import { HostAddresses, PRIVILEGE_HINT } from './host/addresses.js';
 import { HostOwnership } from './host/ownership.js';
 import { privilegesMissing } from './host/privileges.js';
-import { HttpIngress } from './http/ingress.js';
+import { IngressThread } from './http/ingress-thread.js';
 import { HttpRelay } from './http/relay.js';
-import { type HostRoutes, hostRoutes } from './http/routes.js';
-import { IngressServers, type KeyPairOf } from './http/servers.js';
+import { hostRoutes } from './http/routes.js';
+import type { KeyPairOf } from './http/servers.js';
 import { Forwarder } from './l4/forwarder.js';
 import { type Accept, Listeners } from './l4/listeners.js';
 import { splice } from './l4/splice.js';
@@ -90,11 +84,8 @@ export class DataPlane {
   private readonly listeners: Listeners;
   private readonly host = new HostAddresses();
   private readonly ownership: HostOwnership;
-  private readonly ingress: HttpIngress;
+  private readonly ingress: IngressThread;
   private readonly relay: HttpRelay;
-  private readonly ingressServers: IngressServers;
-  private httpRoutes: HostRoutes;
-  private certificates: ReadonlyMap<string, CertificateRecord> = new Map();
   private unwatch: (() => void) | undefined;
   private rebuildQueued = false;
   private applying: Promise<void> | undefined;
@@ -111,7 +102,6 @@ export class DataPlane {
     this.table = this.build();
     this.zone = buildZone(this.table, this.serial);
     this.policy.setServiceRange(this.table.settings?.serviceRange);
-    this.certificates = this.certificatesNow();
     this.forwarder = new Forwarder({
       nodeId: options.nodeId,
       log: options.log,
@@ -128,17 +118,20 @@ export class DataPlane {
       log: options.log,
     });
     this.listeners = new Listeners(options.log);
-    const trusted = options.trustedProxies.map((cidr) => parseCidr(cidr, 32));
-    // HTTP to a replica elsewhere goes through that node's relay, over pooled keep-alive streams.
-    this.ingress = new HttpIngress({
-      routes: () => this.httpRoutes,
-      connect: (endpoint, target) =>
-        endpoint.nodeId === options.nodeId
-          ? this.forwarder.dialOwn(endpoint, target)
-          : this.streamTo(endpoint.nodeId, `${RELAY_PREFIX}${endpoint.taskId}/${target}`),
-      connectRaw: (endpoint, target) => this.forwarder.connect(endpoint, target),
-      trusted: (ip) => trusted.some((range) => contains(range, ip)),
-      responseTimeoutMs: options.responseTimeoutMs,
+    // The HTTP ingress runs in a thread of its own; a replica elsewhere is reached through that
+    // node's relay, over streams this thread opens for it.
+    this.ingress = new IngressThread({
+      settings: {
+        nodeId: options.nodeId,
+        advertise: options.advertise,
+        httpPort: options.httpPort,
+        httpsPort: options.httpsPort,
+        trustedProxies: options.trustedProxies,
+        responseTimeoutMs: options.responseTimeoutMs,
+        relayPrefix: RELAY_PREFIX,
+      },
+      openRemote: (nodeId, target) => this.streamTo(nodeId, target),
+      keyPairOf: options.keyPairOf,
       log: options.log,
     });
     this.relay = new HttpRelay(
@@ -146,13 +139,8 @@ export class DataPlane {
       options.responseTimeoutMs,
       options.log,
     );
-    this.httpRoutes = hostRoutes(this.table);
-    this.ingressServers = new IngressServers(
-      this.ingress,
-      () => this.certificates,
-      options.keyPairOf,
-      options.log,
-    );
+    this.ingress.setRoutes(hostRoutes(this.table));
+    this.ingress.setCertificates(this.certificatesNow());
     this.ownership = new HostOwnership(`mesh-data-plane-${options.clusterId}`, options.log, () =>
       this.apply(),
     );
@@ -165,7 +153,7 @@ export class DataPlane {
 
   /** What this node's HTTP ingress saw of a service. */
   ingressStats(serviceId: string) {
-    return this.ingress.metrics.of(serviceId);
+    return this.ingress.stats(serviceId);
   }
 
   /** What this process lacks to serve service addresses and DNS (checked at start). */
@@ -180,10 +168,8 @@ export class DataPlane {
     const { state, log, advertise, dnsPort } = this.options;
     if (this.privilegesMissing) log.error(this.privilegesMissing);
     this.unwatch = state.watch((change) => {
-      if (change.kind === 'certificates') {
-        this.certificates = this.certificatesNow();
-        this.ingressServers.warm();
-      } else if (change.kind !== 'nodes' && change.kind !== 'stacks' && change.kind !== 'secrets')
+      if (change.kind === 'certificates') this.ingress.setCertificates(this.certificatesNow());
+      else if (change.kind !== 'nodes' && change.kind !== 'stacks' && change.kind !== 'secrets')
         this.rebuildSoon();
     });
     this.options.onMembersChange(() => this.rebuildSoon());
@@ -199,8 +185,7 @@ export class DataPlane {
             'DNS not served on the node address',
           ),
         );
-    await this.ingressServers.listen(advertise, this.options.httpPort, this.options.httpsPort);
-    this.ingressServers.warm();
+    if (this.options.httpPort > 0 || this.options.httpsPort > 0) await this.ingress.start();
     this.ownership.start();
     this.apply();
   }
@@ -210,8 +195,7 @@ export class DataPlane {
     this.unwatch?.();
     await this.applying;
     this.listeners.close();
-    this.ingressServers.close();
-    this.ingress.close();
+    await this.ingress.close();
     this.relay.close();
     this.dns.close();
     // The next agent of this host takes the addresses over as they are; the last one removes them.
@@ -258,10 +242,9 @@ export class DataPlane {
       this.table = this.build();
       this.zone = buildZone(this.table, ++this.serial);
       this.policy.setServiceRange(this.table.settings?.serviceRange);
-      this.httpRoutes = hostRoutes(this.table);
+      this.ingress.setRoutes(hostRoutes(this.table));
       const listed = new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId)));
       this.forwarder.counters.retain(listed);
-      this.ingress.retain(listed);
       this.relay.retain(listed);
       this.apply();
     });

@@ -14,10 +14,10 @@ const HEADERS_TIMEOUT_MS = 60_000;
 /**
  * The ingress's listeners on the node address: HTTP, and HTTPS with the certificate the client
  * names (SNI) taken from the cluster's certificates. A certificate's key is opened once per
- * stored version and kept in memory only. ALPN offers HTTP/1.1 (h2 can be added there).
+ * stored version and kept in memory only. ALPN offers HTTP/1.1 (h2 can be added there). They
+ * live as long as the ingress thread and end with it.
  */
 export class IngressServers {
-  private readonly servers: Array<HttpServer | HttpsServer> = [];
   private readonly contexts = new WeakMap<CertificateRecord, Promise<SecureContext>>();
   private servesHttps = false;
 
@@ -70,14 +70,6 @@ export class IngressServers {
     }
   }
 
-  close(): void {
-    for (const server of this.servers) {
-      server.close();
-      server.closeAllConnections();
-    }
-    this.servers.length = 0;
-  }
-
   /** The TLS context of a stored certificate; one that failed to open is tried again next time. */
   private contextOf(record: CertificateRecord): Promise<SecureContext> {
     let context = this.contexts.get(record);
@@ -115,7 +107,6 @@ export class IngressServers {
           resolve();
         });
       });
-      this.servers.push(server);
       return true;
     } catch (error) {
       this.log.error(

@@ -146,6 +146,12 @@ dockerTest(
     t.is(byName ? byName.body : undefined, 'mesh test page\n');
     const declared = await get('shop.test', '/');
     t.is(declared.body, 'mesh test page\n', 'a host declared under x-mesh routes');
+    // What node 1's ingress saw, as `mesh inspect` shows it.
+    const inspected = await meshJson<{
+      services: Array<{ id: string; http: { requests: number; statuses: { '2xx': number } } }>;
+    }>(agents[0] as AgentProcess, 'inspect', 'shop.web');
+    const seen = inspected.services.find((s) => s.id === 'shop.web')?.http;
+    t.true((seen?.statuses['2xx'] ?? 0) >= 2, `2xx answers counted: ${JSON.stringify(seen)}`);
   },
 );
 

@@ -1,0 +1,127 @@
+/**
+ * How the ingress thread reaches replicas on other nodes: the streams between agents (mTLS with
+ * the node's identity) belong to the agent's main thread, so the ingress thread asks it for one
+ * over a Unix socket of this process and gets the stream's bytes spliced through it. The ask is
+ * one line (`<secret> <node> <target>`), the answer `ok` or `refused <reason>`; then the bytes.
+ * Any process of the host could connect to the socket: only one that knows the secret (handed
+ * to the thread at its start) is served, so nobody else reaches other nodes' tasks through it.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { splice } from '../l4/splice.js';
+
+const MAX_LINE = 1024;
+
+/** Reads one line from a socket; the bytes after it are put back for whoever reads next. */
+function readLine(socket: Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const end = buffered.indexOf('\n');
+      if (end < 0) {
+        if (buffered.length > MAX_LINE) done(new Error('no line within 1 KiB'));
+        return;
+      }
+      done(undefined, buffered.subarray(0, end).toString());
+      const rest = buffered.subarray(end + 1);
+      if (rest.length > 0) socket.unshift(rest);
+    };
+    const onEnd = () => done(new Error('closed before its line'));
+    const done = (error: Error | undefined, line?: string) => {
+      socket.off('data', onData);
+      socket.off('error', done);
+      socket.off('end', onEnd);
+      socket.pause();
+      if (error) reject(error);
+      else resolve(line as string);
+    };
+    socket.on('data', onData);
+    socket.once('error', done);
+    socket.once('end', onEnd);
+  });
+}
+
+/** The main thread's side: opens what the ingress thread asks for and splices it through. */
+export class DialBridge {
+  private readonly server: Server;
+  /** What the asker proves it was told (hex). */
+  readonly secret = randomBytes(32).toString('hex');
+
+  constructor(
+    readonly path: string,
+    open: (nodeId: string, target: string) => Promise<Duplex>,
+    onRefused: (nodeId: string, target: string, reason: string) => void,
+  ) {
+    this.server = createServer({ allowHalfOpen: true }, (socket) => {
+      socket.on('error', () => socket.destroy());
+      readLine(socket)
+        .then(async (line) => {
+          const [secret = '', nodeId = '', target = ''] = line.split(' ');
+          if (!this.knows(secret)) {
+            onRefused(nodeId, target, 'the asker does not know the bridge secret');
+            socket.destroy();
+            return;
+          }
+          let stream: Duplex;
+          try {
+            stream = await open(nodeId, target);
+          } catch (error) {
+            const reason = (error as Error).message;
+            onRefused(nodeId, target, reason);
+            socket.end(`refused ${reason.replace(/\n/g, ' ')}\n`);
+            return;
+          }
+          socket.write('ok\n');
+          await splice(socket, stream);
+        })
+        .catch(() => socket.destroy()); // the ingress thread went away mid-ask: nothing to answer
+    });
+  }
+
+  private knows(secret: string): boolean {
+    const given = Buffer.from(secret);
+    const own = Buffer.from(this.secret);
+    return given.length === own.length && timingSafeEqual(given, own);
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.path, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    this.server.close();
+  }
+}
+
+/**
+ * The ingress thread's side: a connection to `target` on another node, through the main thread.
+ * It arrives paused, as a stream between agents does.
+ */
+export async function dialThroughBridge(
+  bridge: { path: string; secret: string },
+  nodeId: string,
+  target: string,
+): Promise<Socket> {
+  const socket = connect({ path: bridge.path, allowHalfOpen: true });
+  // While asking, readLine reports an error; once handed over, the caller's handlers do. This one
+  // only keeps an error between the two from being thrown as unhandled.
+  socket.on('error', () => undefined);
+  socket.write(`${bridge.secret} ${nodeId} ${target}\n`);
+  const answer = await readLine(socket).catch((error: Error) => {
+    socket.destroy();
+    throw error;
+  });
+  if (answer !== 'ok') {
+    socket.destroy();
+    throw new Error(answer.replace(/^refused /, ''));
+  }
+  return socket;
+}

@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { CertificateRecord } from '../../mesh/api/certificates.js';
+import { DialBridge } from './dial-bridge.js';
+import type { ServiceStats } from './metrics.js';
+import type { HostRoutes } from './routes.js';
+import type { KeyPairOf } from './servers.js';
+
+/** What the ingress thread is started with. */
+export interface IngressSettings {
+  nodeId: string;
+  advertise: string;
+  httpPort: number;
+  httpsPort: number;
+  trustedProxies: string[];
+  responseTimeoutMs: number;
+  logLevel: string;
+  /** The main thread's dial bridge: its abstract Unix socket and the secret it asks for. */
+  bridge: { path: string; secret: string };
+  /** Stream targets for another node's HTTP relay start with this. */
+  relayPrefix: string;
+}
+
+export type ToWorker =
+  | { type: 'routes'; routes: HostRoutes }
+  | { type: 'certificates'; certificates: ReadonlyMap<string, CertificateRecord> }
+  | { type: 'keyPair'; id: number; pair?: { certPem: string; keyPem: string }; error?: string }
+  | { type: 'stats'; id: number; serviceId: string };
+
+export type ToMain =
+  | { type: 'listening' }
+  | { type: 'log'; line: string }
+  | { type: 'keyPair'; id: number; host: string }
+  | { type: 'stats'; id: number; stats: ServiceStats | undefined };
+
+/** A worker that dies is started again after this. */
+const RESTART_MS = 1000;
+const LEVEL_NAMES: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+};
+
+/**
+ * The agent's side of the ingress thread (ingress-worker.ts): starts it, keeps it told of the
+ * routes and certificates, opens certificate keys and streams to other nodes for it, writes its
+ * log lines, and starts it again should it die.
+ */
+export class IngressThread {
+  private worker: Worker | undefined;
+  private readonly bridge: DialBridge;
+  private routes: HostRoutes = new Map();
+  private certificates: ReadonlyMap<string, CertificateRecord> = new Map();
+  private readonly asked = new Map<number, (stats: ServiceStats | undefined) => void>();
+  private nextAsk = 0;
+  private closed = false;
+
+  constructor(
+    private readonly options: {
+      settings: Omit<IngressSettings, 'bridge' | 'logLevel'>;
+      /** A stream to what another node serves (its HTTP relay, or a task's port). */
+      openRemote: (nodeId: string, target: string) => Promise<Duplex>;
+      keyPairOf: KeyPairOf;
+      log: Logger;
+    },
+  ) {
+    const path = `\0mesh-ingress-${options.settings.nodeId}-${randomBytes(4).toString('hex')}`;
+    this.bridge = new DialBridge(path, options.openRemote, (nodeId, target, reason) =>
+      options.log.debug({ node: nodeId, target, reason }, 'no stream for the ingress'),
+    );
+  }
+
+  /** Starts the thread; resolves once it listens (a port it cannot take is logged by it). */
+  async start(): Promise<void> {
+    await this.bridge.listen();
+    await this.spawn();
+  }
+
+  setRoutes(routes: HostRoutes): void {
+    this.routes = routes;
+    this.post({ type: 'routes', routes });
+  }
+
+  setCertificates(certificates: ReadonlyMap<string, CertificateRecord>): void {
+    this.certificates = certificates;
+    this.post({ type: 'certificates', certificates });
+  }
+
+  /** What the ingress saw of a service (undefined: nothing yet, or the thread is not running). */
+  stats(serviceId: string): Promise<ServiceStats | undefined> {
+    if (!this.worker) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const id = ++this.nextAsk;
+      this.asked.set(id, resolve);
+      this.post({ type: 'stats', id, serviceId });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    this.worker = undefined;
+    this.bridge.close();
+    for (const resolve of this.asked.values()) resolve(undefined);
+    this.asked.clear();
+    // Connections in flight end with it, as they did when its listeners closed on this thread.
+    await worker?.terminate();
+  }
+
+  private post(message: ToWorker): void {
+    this.worker?.postMessage(message);
+  }
+
+  private spawn(): Promise<void> {
+    const { settings, log } = this.options;
+    const worker = new Worker(new URL('./ingress-worker.js', import.meta.url), {
+      workerData: {
+        ...settings,
+        bridge: { path: this.bridge.path, secret: this.bridge.secret },
+        logLevel: log.level,
+      } satisfies IngressSettings,
+    });
+    this.worker = worker;
+    worker.postMessage({ type: 'routes', routes: this.routes } satisfies ToWorker);
+    worker.postMessage({
+      type: 'certificates',
+      certificates: this.certificates,
+    } satisfies ToWorker);
+    worker.on('error', (error) =>
+      log.error({ reason: error.message, stack: error.stack }, 'the HTTP ingress thread failed'),
+    );
+    worker.on('exit', (code) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      for (const resolve of this.asked.values()) resolve(undefined);
+      this.asked.clear();
+      if (this.closed) return;
+      log.error(
+        { code, restartInMs: RESTART_MS },
+        'the HTTP ingress thread stopped: restarting it',
+      );
+      setTimeout(() => {
+        if (!this.closed) void this.spawn();
+      }, RESTART_MS);
+    });
+    return new Promise((resolve) => {
+      worker.on('message', (message: ToMain) => {
+        if (message.type === 'listening') resolve();
+        else this.received(worker, message);
+      });
+      worker.once('exit', () => resolve());
+    });
+  }
+
+  private received(worker: Worker, message: Exclude<ToMain, { type: 'listening' }>): void {
+    switch (message.type) {
+      case 'log':
+        this.relog(message.line);
+        break;
+      case 'keyPair':
+        this.options.keyPairOf(message.host).then(
+          (pair) =>
+            worker.postMessage({ type: 'keyPair', id: message.id, pair } satisfies ToWorker),
+          (error: Error) =>
+            worker.postMessage({
+              type: 'keyPair',
+              id: message.id,
+              error: error.message,
+            } satisfies ToWorker),
+        );
+        break;
+      case 'stats':
+        this.asked.get(message.id)?.(message.stats);
+        this.asked.delete(message.id);
+        break;
+    }
+  }
+
+  /** A line the thread logged, written by the agent's logger (its node field and format). */
+  private relog(line: string): void {
+    const { level, msg, ...fields } = JSON.parse(line) as Record<string, unknown> & {
+      level: number;
+      msg?: string;
+    };
+    this.options.log[LEVEL_NAMES[level] ?? 'info'](fields, msg);
+  }
+}
