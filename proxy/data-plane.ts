@@ -21,7 +21,7 @@ import { IngressThread } from './http/ingress-thread.js';
 import { HttpRelay } from './http/relay.js';
 import { hostRoutes } from './http/routes.js';
 import type { KeyPairOf } from './http/servers.js';
-import { Forwarder } from './l4/forwarder.js';
+import { dialEndpoint, Forwarder } from './l4/forwarder.js';
 import { type Accept, Listeners } from './l4/listeners.js';
 import { splice } from './l4/splice.js';
 import { type RoutingTable, routingTable } from './routing-table.js';
@@ -135,7 +135,7 @@ export class DataPlane {
       log: options.log,
     });
     this.relay = new HttpRelay(
-      (endpoint, target) => this.forwarder.dialOwn(endpoint, target),
+      (endpoint, target) => dialEndpoint(endpoint, target),
       options.responseTimeoutMs,
       options.log,
     );
@@ -432,8 +432,7 @@ export class DataPlane {
       this.relay.accept(acceptStream(socket, head), endpoint, port);
       return;
     }
-    this.forwarder
-      .dialOwn(endpoint, port)
+    dialEndpoint(endpoint, port)
       .then((upstream) => splice(acceptStream(socket, head), upstream))
       .catch((error: Error) => {
         this.options.log.warn(

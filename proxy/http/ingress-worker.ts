@@ -1,15 +1,16 @@
 /**
  * The HTTP ingress's thread: its listeners, the ingress and its keep-alive pools, in an isolate
- * of their own, so requests neither share the agent's event loop nor its heap and inline caches
- * (measured: about an eighth more requests per second than on the agent's main thread). The
- * agent's main thread sends the routes and certificates; a replica on this node is dialled
- * directly, one elsewhere through the main thread's streams (dial-bridge.ts).
+ * of their own. Requests share neither the event loop of Raft, gossip, DNS and the control API
+ * (a flood of them holds none of those up) nor their heap, and the ingress gets a core of its own
+ * where the machine has one to spare. The agent's main thread sends the routes and
+ * certificates; a replica on this node is dialled directly, one elsewhere through the main
+ * thread's streams (dial-bridge.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
 import { contains, parseCidr } from '../../mesh/api/network.js';
-import { dialLocal } from '../l4/forwarder.js';
+import { dialEndpoint } from '../l4/forwarder.js';
 import type { Endpoint } from '../routing-table.js';
 import { dialThroughBridge } from './dial-bridge.js';
 import { HttpIngress } from './ingress.js';
@@ -46,12 +47,7 @@ const keyPairOf: KeyPairOf = (host) =>
 /** A connection to an endpoint's port: dialled here when on this node, else through the bridge. */
 function connectTo(relay: boolean) {
   return (endpoint: Endpoint, target: number) => {
-    if (endpoint.nodeId === settings.nodeId) {
-      const local = endpoint.ports.get(target);
-      if (local === undefined)
-        return Promise.reject(new Error(`task ${endpoint.taskId} has no port ${target}`));
-      return dialLocal(endpoint.host, local);
-    }
+    if (endpoint.nodeId === settings.nodeId) return dialEndpoint(endpoint, target);
     const name = `${relay ? settings.relayPrefix : ''}${endpoint.taskId}/${target}`;
     return dialThroughBridge(settings.bridge, endpoint.nodeId, name);
   };

@@ -39,6 +39,15 @@ export function dialLocal(host: string, port: number): Promise<Socket> {
   });
 }
 
+/** A connection to an endpoint's port on this node (where its node dials it). */
+export function dialEndpoint(endpoint: Endpoint, target: number): Promise<Socket> {
+  const port = endpoint.ports.get(target);
+  // A rejection, never a throw: callers (the pools' connect among them) wait on the promise.
+  if (port === undefined)
+    return Promise.reject(new Error(`task ${endpoint.taskId} has no port ${target}`));
+  return dialLocal(endpoint.host, port);
+}
+
 /**
  * Sends a connection to a ready endpoint of a service: one on this node directly, one elsewhere
  * through its node's agent. A failed connect marks the endpoint and moves on to another.
@@ -47,15 +56,6 @@ export class Forwarder {
   readonly counters = new EndpointCounters();
 
   constructor(private readonly options: ForwarderOptions) {}
-
-  /** The stream to an endpoint of this node, for a connection another node's agent forwarded. */
-  dialOwn(endpoint: Endpoint, target: number): Promise<Socket> {
-    const port = endpoint.ports.get(target);
-    // A rejection, never a throw: callers (the pools' connect among them) wait on the promise.
-    if (port === undefined)
-      return Promise.reject(new Error(`task ${endpoint.taskId} has no port ${target}`));
-    return dialLocal(endpoint.host, port);
-  }
 
   async forward(client: Socket, service: ServiceRoute, target: number): Promise<void> {
     client.setNoDelay(true);
@@ -113,7 +113,7 @@ export class Forwarder {
 
   /** A connection to an endpoint's port: directly when it runs here, through its node's agent else. */
   connect(endpoint: Endpoint, target: number): Promise<Duplex> {
-    if (endpoint.nodeId === this.options.nodeId) return this.dialOwn(endpoint, target);
+    if (endpoint.nodeId === this.options.nodeId) return dialEndpoint(endpoint, target);
     return this.options.dialRemote(endpoint.nodeId, endpoint.taskId, target);
   }
 }

@@ -5,7 +5,11 @@
  * replica on the same node. The peers are Debian packages, installed when missing. Everything
  * stays on 127.0.42.0/24.
  *
- *   npm run bench:proxy [-- --seconds 10] [-- --json]
+ * Every target is first warmed (untimed: a JIT-compiled proxy, and the Node backend, reach their
+ * steady speed only after some requests), then measured in rounds that take the targets in turn;
+ * each target's best round is kept, so a moment of noise on a shared machine decides no ratio.
+ *
+ *   npm run bench:proxy [-- --seconds 10] [-- --rounds 3] [-- --warmup 5] [-- --json]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
@@ -87,6 +91,8 @@ function answers(url: string, host?: string): Promise<true | undefined> {
 
 async function main(): Promise<void> {
   const seconds = option('seconds', 10);
+  const rounds = option('rounds', 3);
+  const warmup = option('warmup', 5);
   await ensureTool('wrk', 'wrk');
   await ensureTool('nginx', 'nginx');
   await ensureTool('haproxy', 'haproxy');
@@ -148,12 +154,14 @@ async function main(): Promise<void> {
     };
     for (const [name, { url, host }] of Object.entries(targets))
       await until(`${name} answering`, 20_000, () => answers(url, host));
-    // Two rounds, each over every target in turn, the better of each target's two kept: a
-    // moment of noise on this shared machine does not decide a ratio.
+    for (const [name, { url, host }] of Object.entries(targets)) {
+      note(`warming ${name} for ${warmup}s`);
+      await wrk(url, warmup, host);
+    }
     const results: Record<string, WrkResult> = {};
-    for (let round = 1; round <= 2; round++)
+    for (let round = 1; round <= rounds; round++)
       for (const [name, { url, host }] of Object.entries(targets)) {
-        note(`round ${round}: wrk -t1 -c32 -d${seconds}s ${url} (${name})`);
+        note(`round ${round}/${rounds}: wrk -t1 -c32 -d${seconds}s ${url} (${name})`);
         const result = await wrk(url, seconds, host);
         if (result.rps > (results[name]?.rps ?? 0)) results[name] = result;
       }
@@ -162,6 +170,8 @@ async function main(): Promise<void> {
       ratioVsNginx: ratio(results.mesh, results.nginx),
       ratioVsCaddy: ratio(results.mesh, results.caddy),
       seconds,
+      rounds,
+      warmup,
     });
   } finally {
     for (const peer of peers) peer.kill();
