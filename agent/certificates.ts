@@ -147,7 +147,7 @@ export class Certificates {
 
   private async serveKey(host: string, asker: string): Promise<KeyPair> {
     const pair = await this.open(host);
-    this.options.log.debug({ host, node: asker }, 'opened a certificate key for a node');
+    this.options.log.debug({ host, asker }, 'opened a certificate key for a node');
     return pair;
   }
 

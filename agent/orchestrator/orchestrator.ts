@@ -119,7 +119,7 @@ export class Orchestrator {
         {
           task: write.id,
           op: task ? (task.desired === 'shutdown' ? 'stop' : 'create') : 'forget',
-          node: task?.nodeId ?? undefined,
+          onNode: task?.nodeId ?? undefined,
           reason: task?.reason,
         },
         'task planned',

@@ -163,10 +163,7 @@ export class TaskFiles {
       ?.value.versions.find((v) => v.version === version)?.sealed;
     if (!sealed) throw new Error(`${kind}/${source} has no version ${version}`);
     if (asker !== this.options.nodeId)
-      log.info(
-        { task: taskId, node: asker, value: `${kind}/${source}` },
-        'opened a value for a task',
-      );
+      log.info({ task: taskId, asker, value: `${kind}/${source}` }, 'opened a value for a task');
     return keyring.open(sealed);
   }
 }

@@ -81,12 +81,12 @@ export class MembershipSync {
       if (known.has(id) || id === this.raft.raft.id || this.inFlight.has(id)) continue;
       if (value.status !== 'ready' && value.status !== 'suspect') continue;
       this.inFlight.add(id);
-      this.log.warn({ node: id }, 'node recorded up but unknown to gossip: marking it down');
+      this.log.warn({ member: id }, 'node recorded up but unknown to gossip: marking it down');
       const down: NodeRecord = { ...value, status: 'down', since: Date.now() };
       this.raft
         .propose({ op: 'put', kind: 'nodes', id, value: down, ifVersion: version })
         .catch((error: Error) =>
-          this.log.debug({ node: id, reason: error.message }, 'node record not written'),
+          this.log.debug({ member: id, reason: error.message }, 'node record not written'),
         )
         .finally(() => this.inFlight.delete(id));
     }
@@ -140,7 +140,7 @@ export class MembershipSync {
     this.raft
       .propose({ op: 'put', kind: 'nodes', id: member.id, value: wanted, ifVersion })
       .catch((error: Error) =>
-        this.log.debug({ node: member.id, reason: error.message }, 'node record not written'),
+        this.log.debug({ member: member.id, reason: error.message }, 'node record not written'),
       )
       .finally(() => this.inFlight.delete(member.id));
   }

@@ -71,7 +71,7 @@ export class IngressThread {
   ) {
     const path = `\0mesh-ingress-${options.settings.nodeId}-${randomBytes(4).toString('hex')}`;
     this.bridge = new DialBridge(path, options.openRemote, (nodeId, target, reason) =>
-      options.log.debug({ node: nodeId, target, reason }, 'no stream for the ingress'),
+      options.log.debug({ peer: nodeId, target, reason }, 'no stream for the ingress'),
     );
   }
 

@@ -170,7 +170,7 @@ export class HttpIngress {
   private failed(endpoint: Endpoint, error: Error): void {
     this.counters.get(endpoint.taskId).failedUntil = Date.now() + FAIL_TIMEOUT_MS;
     this.options.log.warn(
-      { task: endpoint.taskId, node: endpoint.nodeId, reason: error.message },
+      { task: endpoint.taskId, onNode: endpoint.nodeId, reason: error.message },
       'replica did not take the request; trying another',
     );
   }

@@ -87,7 +87,7 @@ export class Forwarder {
           {
             service: service.id,
             task: endpoint.taskId,
-            node: endpoint.nodeId,
+            onNode: endpoint.nodeId,
             reason: (error as Error).message,
           },
           'endpoint did not take the connection; trying another',

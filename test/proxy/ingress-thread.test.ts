@@ -87,11 +87,11 @@ test('the ingress thread serves the routes it is sent, here and through the main
     const gone = await get('gone.s.mesh');
     t.is(gone.status, 502);
     t.regex(gone.body, /node n3 is not a member/);
-    // The thread's log lines come out of the agent's logger.
+    // The thread's log lines come out of the agent's logger, named by the node that wrote them.
     const line = await logs.waitFor(
       (l) => l.msg === 'replica did not take the request; trying another',
     );
-    t.like(line, { task: 't3', level: 40 });
+    t.like(line, { node: 'n1', task: 't3', onNode: 'n3', level: 40 });
     t.like(await thread.stats('s.here'), { requests: 1, statuses: { '2xx': 1 } });
     t.like(await thread.stats('s.gone'), { requests: 1, statuses: { '5xx': 1 } });
   } finally {
