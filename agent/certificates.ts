@@ -73,6 +73,8 @@ export class Certificates {
   async add(
     request: Untrusted<{ host: string; certPem: string; keyPem: string }>,
   ): Promise<CertificateRow> {
+    // Only a manager changes certificates, and only a voter seals: say which nodes to ask.
+    this.access.requireManager();
     const host = String(request.host ?? '').toLowerCase();
     if (!HOST.test(host)) throw new InvalidError(`"${host}" is not a host name (or *.domain)`);
     const certPem = String(request.certPem ?? '');

@@ -220,6 +220,16 @@ dockerTest('HTTPS with a certificate chosen by SNI, added with mesh cert add', a
   );
   t.not(wrong.code, 0);
   t.regex(wrong.stderr, /does not cover other\.test/);
+  const onWorker = await meshOn(
+    agents[1] as AgentProcess,
+    'cert',
+    'add',
+    'shop.test',
+    certFile,
+    keyFile,
+  );
+  t.not(onWorker.code, 0, 'a worker adds no certificate');
+  t.regex(onWorker.stderr, /manager/);
   const added = await meshOn(
     agents[0] as AgentProcess,
     'cert',
