@@ -9,6 +9,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
 import { splice } from '../l4/splice.js';
 
 const MAX_LINE = 1024;
@@ -52,7 +53,7 @@ export class DialBridge {
   constructor(
     readonly path: string,
     open: (nodeId: string, target: string) => Promise<Duplex>,
-    onRefused: (nodeId: string, target: string, reason: string) => void,
+    log: Logger,
   ) {
     this.server = createServer({ allowHalfOpen: true }, (socket) => {
       socket.on('error', () => socket.destroy());
@@ -60,7 +61,10 @@ export class DialBridge {
         .then(async (line) => {
           const [secret = '', nodeId = '', target = ''] = line.split(' ');
           if (!this.knows(secret)) {
-            onRefused(nodeId, target, 'the asker does not know the bridge secret');
+            log.warn(
+              { peer: nodeId, target },
+              'ingress bridge: refused a local process that does not know its secret',
+            );
             socket.destroy();
             return;
           }
@@ -69,7 +73,8 @@ export class DialBridge {
             stream = await open(nodeId, target);
           } catch (error) {
             const reason = (error as Error).message;
-            onRefused(nodeId, target, reason);
+            // The ingress thread logs what it makes of it (another replica, or a 502).
+            log.debug({ peer: nodeId, target, reason }, 'no stream for the ingress');
             socket.end(`refused ${reason.replace(/\n/g, ' ')}\n`);
             return;
           }

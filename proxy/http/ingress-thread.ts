@@ -70,9 +70,7 @@ export class IngressThread {
     },
   ) {
     const path = `\0mesh-ingress-${options.settings.nodeId}-${randomBytes(4).toString('hex')}`;
-    this.bridge = new DialBridge(path, options.openRemote, (nodeId, target, reason) =>
-      options.log.debug({ peer: nodeId, target, reason }, 'no stream for the ingress'),
-    );
+    this.bridge = new DialBridge(path, options.openRemote, options.log);
   }
 
   /** Starts the thread; resolves once it listens (a port it cannot take is logged by it). */
