@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import type { Logger } from 'pino';
+import type { Level, Logger } from 'pino';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
 import { DialBridge } from './dial-bridge.js';
 import type { ServiceStats } from './metrics.js';
@@ -37,14 +37,6 @@ export type ToMain =
 
 /** A worker that dies is started again after this. */
 const RESTART_MS = 1000;
-const LEVEL_NAMES: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
-  10: 'trace',
-  20: 'debug',
-  30: 'info',
-  40: 'warn',
-  50: 'error',
-  60: 'fatal',
-};
 
 /**
  * The agent's side of the ingress thread (ingress-worker.ts): starts it, keeps it told of the
@@ -185,6 +177,7 @@ export class IngressThread {
       level: number;
       msg?: string;
     };
-    this.options.log[LEVEL_NAMES[level] ?? 'info'](fields, msg);
+    const { log } = this.options;
+    log[(log.levels.labels[level] ?? 'info') as Level](fields, msg);
   }
 }
