@@ -45,7 +45,7 @@ export interface NodeRow {
   version: string;
   labels: Record<string, string>;
   capacity?: { cpus: number; memoryBytes: number };
-  /** Whether the cluster's replicated registry holds this node. */
+  /** Whether the cluster's replicated registry holds this node as gossip showed it (not joining). */
   recorded: boolean;
   self: boolean;
   raft: 'voter' | 'learner' | 'none';

@@ -54,7 +54,8 @@ export class Nodes {
         version: member?.meta.version ?? record?.version ?? '',
         labels: member?.meta.labels ?? record?.labels ?? {},
         capacity: member?.meta.capacity ?? record?.capacity,
-        recorded: record !== undefined,
+        // A node admitted but not yet seen by gossip has a bare record: no labels nor address.
+        recorded: record !== undefined && record.status !== 'joining',
         self: id === this.self,
         raft: voters.includes(id) ? 'voter' : learners.includes(id) ? 'learner' : 'none',
         certExpires: member?.meta.certExpires ?? null,

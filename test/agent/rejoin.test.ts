@@ -59,6 +59,14 @@ test('nodes off past their certificate’s expiry come back as themselves: a vot
   await waitForControl(worker, 30_000);
   const workerId = await nodeIdOf(worker);
   const voterId = await nodeIdOf(voter);
+  // Until the cluster records the worker as gossip shows it, no node has the label to deploy to.
+  await eventually(
+    async () =>
+      (await meshJson<NodeRow[]>(first, 'node', 'ls')).some(
+        (n) => n.id === workerId && n.recorded && n.labels.disk === 'ssd',
+      ),
+    { what: 'the worker recorded with its label', timeoutMs: 30_000, intervalMs: 300 },
+  );
   const deployed = await meshOn(first, 'deploy', '-c', cluster.file('pinned.yml', STACK));
   t.is(deployed.code, 0, deployed.stderr);
   const [task] = (await eventually(
