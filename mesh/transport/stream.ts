@@ -3,6 +3,7 @@ import { splitHostPort } from './address.js';
 import { REFUSAL_HEADER } from './dial.js';
 import { TransportError } from './errors.js';
 import { STREAM_PATH } from './listener.js';
+import { OversizeHead, readHead } from './read-head.js';
 
 const UPGRADE = 'mesh-stream';
 /** The answer header is small; a peer that sends more without finishing it is not a member. */
@@ -34,46 +35,38 @@ export function openStream(
         fail(new TransportError('unreachable', `no stream from ${address} within ${timeoutMs} ms`)),
       timeoutMs,
     );
-    let header = Buffer.alloc(0);
     const fail = (error: Error) => {
       clearTimeout(timer);
       socket.destroy();
       reject(error);
     };
-    const onError = (error: Error) => fail(new TransportError('unreachable', error.message));
-    const onData = (chunk: Buffer) => {
-      header = Buffer.concat([header, chunk]);
-      const end = header.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (header.length > MAX_HEADER_BYTES)
-          fail(new TransportError('refused', 'oversize answer'));
-        return;
-      }
-      socket.off('data', onData);
-      socket.off('error', onError);
-      clearTimeout(timer);
-      const lines = header.subarray(0, end).toString('latin1').split('\r\n');
-      const status = Number(lines[0]?.split(' ')[1]);
-      if (status !== 101) {
+    readHead(socket, '\r\n\r\n', MAX_HEADER_BYTES).then(
+      (header) => {
+        clearTimeout(timer);
+        const lines = header.toString('latin1').split('\r\n');
+        const status = Number(lines[0]?.split(' ')[1]);
+        if (status === 101) {
+          resolve(socket);
+          return;
+        }
         const refusal = lines
           .find((l) => l.toLowerCase().startsWith(`${REFUSAL_HEADER}:`))
           ?.slice(REFUSAL_HEADER.length + 1)
           .trim();
         fail(new TransportError('refused', `refused by peer: ${refusal ?? `HTTP ${status}`}`));
-        return;
-      }
-      const rest = header.subarray(end + 4);
-      socket.pause();
-      if (rest.length > 0) socket.unshift(rest);
-      resolve(socket);
-    };
+      },
+      (error: Error) =>
+        fail(
+          error instanceof OversizeHead
+            ? new TransportError('refused', 'oversize answer')
+            : new TransportError('unreachable', error.message),
+        ),
+    );
     socket.once('secureConnect', () => {
       socket.write(
         `GET ${STREAM_PATH}?target=${encodeURIComponent(target)} HTTP/1.1\r\nHost: ${address}\r\nConnection: Upgrade\r\nUpgrade: ${UPGRADE}\r\n\r\n`,
       );
     });
-    socket.on('data', onData);
-    socket.on('error', onError);
   });
 }
 

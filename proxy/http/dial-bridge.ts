@@ -10,38 +10,14 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { readHead } from '../../mesh/transport/read-head.js';
 import { splice } from '../l4/splice.js';
 
 const MAX_LINE = 1024;
 
 /** Reads one line from a socket; the bytes after it are put back for whoever reads next. */
-function readLine(socket: Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffered = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const end = buffered.indexOf('\n');
-      if (end < 0) {
-        if (buffered.length > MAX_LINE) done(new Error('no line within 1 KiB'));
-        return;
-      }
-      done(undefined, buffered.subarray(0, end).toString());
-      const rest = buffered.subarray(end + 1);
-      if (rest.length > 0) socket.unshift(rest);
-    };
-    const onEnd = () => done(new Error('closed before its line'));
-    const done = (error: Error | undefined, line?: string) => {
-      socket.off('data', onData);
-      socket.off('error', done);
-      socket.off('end', onEnd);
-      socket.pause();
-      if (error) reject(error);
-      else resolve(line as string);
-    };
-    socket.on('data', onData);
-    socket.once('error', done);
-    socket.once('end', onEnd);
-  });
+async function readLine(socket: Socket): Promise<string> {
+  return (await readHead(socket, '\n', MAX_LINE)).toString();
 }
 
 /** The main thread's side: opens what the ingress thread asks for and splices it through. */
@@ -122,7 +98,7 @@ export async function dialThroughBridge(
   socket.write(`${bridge.secret} ${nodeId} ${target}\n`);
   const answer = await readLine(socket).catch((error: Error) => {
     socket.destroy();
-    throw error;
+    throw new Error(`the agent's ingress bridge gave no answer: ${error.message}`);
   });
   if (answer !== 'ok') {
     socket.destroy();

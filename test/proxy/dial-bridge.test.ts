@@ -70,7 +70,10 @@ test('a process that does not know the secret is served nothing', async (t) => {
   const { bridge, asked, logs } = await bridgeTo(port);
   const wrong = { path: bridge.path, secret: 'f'.repeat(bridge.secret.length) };
   const error = await t.throwsAsync(dialThroughBridge(wrong, 'n2', 'task1/80'));
-  t.regex(error?.message ?? '', /closed before its line/);
+  t.regex(
+    error?.message ?? '',
+    /^the agent's ingress bridge gave no answer: closed before the end of its head$/,
+  );
   t.deepEqual(asked, [], 'nothing was opened for it');
   t.like(await logs.waitFor((l) => /does not know its secret/.test(l.msg)), { level: 40 });
   bridge.close();
