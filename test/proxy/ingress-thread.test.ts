@@ -1,15 +1,18 @@
 import { once } from 'node:events';
 import { createServer, request } from 'node:http';
 import { connect } from 'node:net';
+import type { Worker } from 'node:worker_threads';
 import test from 'ava';
 import { IngressThread } from '../../proxy/http/ingress-thread.js';
 import type { HttpRoute } from '../../proxy/http/routes.js';
 import type { Endpoint, ServiceRoute } from '../../proxy/routing-table.js';
 import { captureLogs } from '../helpers/logs.js';
+import { eventually } from '../helpers/poll.js';
 
-// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress thread on .2; the
-// hosts of the endpoints elsewhere, .8 and .9, are never dialled: they go through the bridge).
+// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress threads on .2 and .3;
+// the hosts of the endpoints elsewhere, .8 and .9, are never dialled: they go through the bridge).
 const INGRESS = { host: '127.0.52.2', port: 18_052 };
+const RESTARTED = { host: '127.0.52.3', port: 18_052 };
 
 function route(host: string, endpoint: Endpoint): [string, HttpRoute[]] {
   const service: ServiceRoute = {
@@ -25,9 +28,12 @@ function route(host: string, endpoint: Endpoint): [string, HttpRoute[]] {
   return [host, [{ host, prefix: '/', stripPrefix: false, service, target: 80 }]];
 }
 
-function get(host: string): Promise<{ status: number; body: string }> {
+function get(
+  host: string,
+  ingress: { host: string; port: number } = INGRESS,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ ...INGRESS, path: '/', headers: { host }, agent: false }, (res) => {
+    const req = request({ ...ingress, path: '/', headers: { host }, agent: false }, (res) => {
       let body = '';
       res.on('data', (chunk) => {
         body += String(chunk);
@@ -39,24 +45,31 @@ function get(host: string): Promise<{ status: number; body: string }> {
   });
 }
 
-test('the ingress thread serves the routes it is sent, here and through the main thread', async (t) => {
-  const backend = createServer((_req, res) => res.end('ok\n'));
-  backend.listen(0, '127.0.52.1');
-  await once(backend, 'listening');
-  const backendPort = (backend.address() as { port: number }).port;
-  const opened: string[] = [];
+async function backend() {
+  const server = createServer((_req, res) => res.end('ok\n'));
+  server.listen(0, '127.0.52.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/** An ingress thread of node n1 on `ingress`; node n2's relay is stood in for by the backend. */
+function ingressThread(
+  ingress: { host: string; port: number },
+  backendPort: number,
+  opened: string[] = [],
+) {
   const logs = captureLogs('n1');
   const thread = new IngressThread({
     settings: {
       nodeId: 'n1',
-      advertise: INGRESS.host,
-      httpPort: INGRESS.port,
+      advertise: ingress.host,
+      httpPort: ingress.port,
       httpsPort: 0,
       trustedProxies: [],
       responseTimeoutMs: 5000,
       relayPrefix: 'http/',
     },
-    // Node n2's relay, stood in for by the backend itself; node n3 cannot be reached.
+    // Node n3 cannot be reached.
     openRemote: async (nodeId, target) => {
       opened.push(`${nodeId} ${target}`);
       if (nodeId !== 'n2') throw new Error(`node ${nodeId} is not a member`);
@@ -67,6 +80,13 @@ test('the ingress thread serves the routes it is sent, here and through the main
     keyPairOf: () => Promise.reject(new Error('no certificates here')),
     log: logs.log,
   });
+  return { thread, logs };
+}
+
+test('the ingress thread serves the routes it is sent, here and through the main thread', async (t) => {
+  const { server, port: backendPort } = await backend();
+  const opened: string[] = [];
+  const { thread, logs } = ingressThread(INGRESS, backendPort, opened);
   const ports = new Map([[80, backendPort]]);
   thread.setRoutes(
     new Map([
@@ -96,7 +116,35 @@ test('the ingress thread serves the routes it is sent, here and through the main
     t.like(await thread.stats('s.gone'), { requests: 1, statuses: { '5xx': 1 } });
   } finally {
     await thread.close();
-    backend.close();
+    server.close();
   }
   await t.throwsAsync(get('here.s.mesh'), { code: 'ECONNREFUSED' }, 'closed with the thread');
+});
+
+test('a thread that stops is started again, with the routes it had, and says so', async (t) => {
+  const { server, port: backendPort } = await backend();
+  const { thread, logs } = ingressThread(RESTARTED, backendPort);
+  const ports = new Map([[80, backendPort]]);
+  thread.setRoutes(
+    new Map([route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports })]),
+  );
+  await thread.start();
+  try {
+    t.deepEqual(await get('here.s.mesh', RESTARTED), { status: 200, body: 'ok\n' });
+    // Nothing from outside makes the thread fail: it is stopped as a crash would stop it.
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    t.like(await logs.waitFor((l) => /ingress thread stopped: restarting it/.test(l.msg)), {
+      level: 50,
+      restartInMs: 1000,
+    });
+    const back = await eventually(() => get('here.s.mesh', RESTARTED).catch(() => undefined), {
+      what: 'the restarted thread answering',
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
+    t.deepEqual(back, { status: 200, body: 'ok\n' });
+  } finally {
+    await thread.close();
+    server.close();
+  }
 });
