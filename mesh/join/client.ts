@@ -16,6 +16,7 @@ import {
   type ChallengeResponse,
   JOIN_CERTIFICATE,
   JOIN_CHALLENGE,
+  JOIN_LIMITS,
 } from './messages.js';
 import { joinProof, rejoinPayload } from './proof.js';
 
@@ -126,7 +127,7 @@ async function requestCertificate(
     ws,
     { nodeId: String(seedCert.subject?.CN), serial: seedCert.serialNumber, remote: seed },
     new Map(),
-    { maxFrameBytes: 64 * 1024, maxBufferedBytes: 256 * 1024 },
+    JOIN_LIMITS,
     options.log,
   );
   try {

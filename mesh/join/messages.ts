@@ -2,6 +2,13 @@
 export const JOIN_CHALLENGE = 'join.challenge';
 export const JOIN_CERTIFICATE = 'join.certificate';
 
+/** A join session's messages are small, and its peer not yet a member: no message in parts. */
+export const JOIN_LIMITS = {
+  maxFrameBytes: 64 * 1024,
+  maxMessageBytes: 64 * 1024,
+  maxBufferedBytes: 256 * 1024,
+};
+
 export interface ChallengeResponse {
   nonce: Buffer;
 }

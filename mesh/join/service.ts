@@ -13,6 +13,7 @@ import {
   type ChallengeResponse,
   JOIN_CERTIFICATE,
   JOIN_CHALLENGE,
+  JOIN_LIMITS,
   type RejoinProof,
 } from './messages.js';
 import { joinProof, proofMatches, rejoinPayload } from './proof.js';
@@ -50,7 +51,6 @@ export interface JoinServiceOptions {
   issuers?: () => string[];
 }
 
-const JOIN_LIMITS = { maxFrameBytes: 64 * 1024, maxBufferedBytes: 256 * 1024 };
 const DEFAULT_RATE_LIMIT = { burst: 10, refillPerSecond: 1 / 6 };
 
 interface ReceivedRequest {

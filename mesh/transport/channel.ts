@@ -8,6 +8,9 @@ import {
   type Frame,
   FrameError,
   MESSAGE,
+  PART,
+  PART_OVERHEAD_BYTES,
+  type Part,
   REQUEST,
   RESPONSE,
 } from './frame.js';
@@ -19,6 +22,8 @@ export type Handlers = ReadonlyMap<string, Handler>;
 
 export interface ChannelLimits {
   maxFrameBytes: number;
+  /** A message larger than a frame goes in parts; larger than this, it is refused. */
+  maxMessageBytes: number;
   /** Above this many bytes waiting in the socket, sends are refused rather than buffered. */
   maxBufferedBytes: number;
   /** How the channel notices a dead peer; the defaults suit SWIM's timings. */
@@ -60,6 +65,9 @@ export class Channel {
   private closedReason: string | undefined;
   private lastHeard = Date.now();
   private readonly heartbeat: NodeJS.Timeout;
+  /** The parts of a message too big for one frame received so far, until its last. */
+  private parts: Buffer[] = [];
+  private partBytes = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -139,16 +147,27 @@ export class Channel {
       throw new TransportError('closed', `connection to node ${this.peer.nodeId} is closed`);
     }
     const data = encodeFrame(frame);
-    if (data.length > this.limits.maxFrameBytes) {
+    const { maxFrameBytes, maxMessageBytes, maxBufferedBytes } = this.limits;
+    if (data.length > maxMessageBytes) {
       throw new TransportError(
         'too_large',
-        `frame of ${data.length} bytes exceeds the ${this.limits.maxFrameBytes}-byte limit`,
+        `message of ${data.length} bytes exceeds the ${maxMessageBytes}-byte limit`,
       );
     }
-    if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) {
+    if (this.ws.bufferedAmount > maxBufferedBytes) {
       throw new TransportError('queue_full', `send buffer to node ${this.peer.nodeId} is full`);
     }
-    this.ws.send(data);
+    if (data.length <= maxFrameBytes) {
+      this.ws.send(data);
+      return;
+    }
+    // Too big for one frame (a Raft snapshot, a backup): in parts, back to back, so that nothing
+    // is sent between them.
+    const size = maxFrameBytes - PART_OVERHEAD_BYTES;
+    for (let at = 0; at < data.length; at += size) {
+      const bytes = data.subarray(at, at + size);
+      this.ws.send(encodeFrame({ kind: PART, more: at + size < data.length, bytes }));
+    }
   }
 
   /** The peer has said nothing for too long: drop the connection at once, no closing handshake. */
@@ -181,7 +200,9 @@ export class Channel {
     let frame: Frame;
     try {
       if (!isBinary || !Buffer.isBuffer(data)) throw new FrameError('text frame');
-      frame = decodeFrame(data);
+      const whole = this.assemble(decodeFrame(data));
+      if (!whole) return;
+      frame = whole;
     } catch (error) {
       this.log.warn(
         { peer: this.peer.nodeId, remote: this.peer.remote, reason: (error as Error).message },
@@ -202,6 +223,24 @@ export class Channel {
         this.settle(frame);
         return;
     }
+  }
+
+  /** A whole frame, or undefined while the parts of one are still arriving. */
+  private assemble(received: Frame | Part): Frame | undefined {
+    if (received.kind !== PART) {
+      if (this.parts.length > 0) throw new FrameError('a frame between the parts of another');
+      return received;
+    }
+    this.partBytes += received.bytes.length;
+    if (this.partBytes > this.limits.maxMessageBytes)
+      throw new FrameError(`parts of more than ${this.limits.maxMessageBytes} bytes`);
+    this.parts.push(received.bytes);
+    if (received.more) return undefined;
+    const whole = decodeFrame(Buffer.concat(this.parts));
+    this.parts = [];
+    this.partBytes = 0;
+    if (whole.kind === PART) throw new FrameError('parts within parts');
+    return whole;
   }
 
   private settle(frame: Frame & { id: number }): void {

@@ -6,17 +6,30 @@ import { Packr } from 'msgpackr';
  *   [REQUEST, id, type, body]  expects a RESPONSE or a FAILURE with the same id
  *   [RESPONSE, id, body]
  *   [FAILURE, id, message]
+ *   [PART, more, bytes]        a piece of one of the above too big for a frame: the pieces come
+ *                              one after another, the last with more = false
  */
 export const MESSAGE = 0;
 export const REQUEST = 1;
 export const RESPONSE = 2;
 export const FAILURE = 3;
+export const PART = 4;
 
 export type Frame =
   | { kind: typeof MESSAGE; type: string; body: unknown }
   | { kind: typeof REQUEST; id: number; type: string; body: unknown }
   | { kind: typeof RESPONSE; id: number; body: unknown }
   | { kind: typeof FAILURE; id: number; message: string };
+
+/** A piece of an encoded frame; a frame of pieces holds no further pieces. */
+export interface Part {
+  kind: typeof PART;
+  more: boolean;
+  bytes: Buffer;
+}
+
+/** What a part frame adds to its bytes: the array, tag, flag and binary headers, with room. */
+export const PART_OVERHEAD_BYTES = 16;
 
 /** A frame this node refuses to read; the connection that carried it is closed. */
 export class FrameError extends Error {
@@ -28,8 +41,10 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 
 const MAX_TYPE_LENGTH = 64;
 
-export function encodeFrame(frame: Frame): Buffer {
+export function encodeFrame(frame: Frame | Part): Buffer {
   switch (frame.kind) {
+    case PART:
+      return packr.pack([PART, frame.more, frame.bytes]);
     case MESSAGE:
       return packr.pack([MESSAGE, frame.type, frame.body]);
     case REQUEST:
@@ -49,7 +64,7 @@ function isType(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_TYPE_LENGTH;
 }
 
-export function decodeFrame(data: Buffer): Frame {
+export function decodeFrame(data: Buffer): Frame | Part {
   let value: unknown;
   try {
     value = packr.unpack(data);
@@ -65,6 +80,9 @@ export function decodeFrame(data: Buffer): Frame {
   if (kind === RESPONSE && value.length === 3 && isId(a)) return { kind, id: a, body: b };
   if (kind === FAILURE && value.length === 3 && isId(a) && typeof b === 'string') {
     return { kind, id: a, message: b };
+  }
+  if (kind === PART && value.length === 3 && typeof a === 'boolean' && b instanceof Uint8Array) {
+    return { kind, more: a, bytes: Buffer.from(b.buffer, b.byteOffset, b.byteLength) };
   }
   throw new FrameError(`frame of unknown shape (tag ${String(kind)}, ${value.length} elements)`);
 }

@@ -30,6 +30,8 @@ export interface TransportOptions {
    */
   admits?: (nodeId: string) => boolean;
   maxFrameBytes?: number;
+  /** Messages larger than a frame go in parts, up to this size. */
+  maxMessageBytes?: number;
   maxBufferedBytes?: number;
   /** How a connection notices a dead peer (ping interval, silence before closing). */
   liveness?: Liveness;
@@ -43,6 +45,8 @@ export interface TransportOptions {
 export type PeerAddress = string | { address: string; nodeId?: string };
 
 const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/** Room for the whole cluster state in one Raft snapshot, or a backup, on a small team's cluster. */
+const DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024;
 
 /**
  * The node-to-node channel: one mTLS WebSocket port in, one link per peer out. Messages are
@@ -183,6 +187,7 @@ export class Transport {
   private get limits() {
     return {
       maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      maxMessageBytes: this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       maxBufferedBytes: this.options.maxBufferedBytes ?? 16 * 1024 * 1024,
       liveness: this.options.liveness,
     };

@@ -14,6 +14,7 @@ import { type CapturedLogs, captureLogs } from '../helpers/logs.js';
 // This file's loopback block: 127.0.11.0/24.
 const SERVER = '127.0.11.1';
 const MAX_FRAME = 64 * 1024;
+const MAX_MESSAGE = 256 * 1024;
 
 const cluster = await testCluster();
 /** The node IDs the cluster recorded (as the join service does): the server admits only them. */
@@ -27,6 +28,7 @@ const serverIdentity = await member();
 const serverLogs: CapturedLogs = captureLogs(serverIdentity.nodeId);
 const server: Transport = await startTransport(serverIdentity, SERVER, serverLogs.log, {
   maxFrameBytes: MAX_FRAME,
+  maxMessageBytes: MAX_MESSAGE,
   admits: (id) => recorded.has(id),
 });
 server.handle('echo', (body) => body);
@@ -261,6 +263,28 @@ test.serial('an oversize frame closes that connection', async (t) => {
   );
   await stillServesHonestPeer(t);
 });
+
+test.serial(
+  'parts of a message are refused past the message limit, or with a frame between them',
+  async (t) => {
+    const piece = randomBytes(MAX_FRAME / 2);
+    for (const [frames, reason] of [
+      [Array.from({ length: 9 }, () => pack([4, true, piece])), 'parts of more than'],
+      [[pack([4, true, piece]), pack([0, 'echo', null])], 'a frame between the parts of another'],
+    ] as const) {
+      const ws = await authenticatedRawSocket();
+      const done = closed(ws);
+      for (const frame of frames) ws.send(frame);
+      t.is((await done).code, 1008);
+      await serverLogs.waitFor(
+        (line) =>
+          line.msg === 'malformed frame refused, closing the connection' &&
+          String(line.reason).startsWith(reason),
+      );
+    }
+    await stillServesHonestPeer(t);
+  },
+);
 
 test.serial('a plain HTTP request on the TLS port gets no service', async (t) => {
   const { request } = await import('node:https');

@@ -82,15 +82,27 @@ test('a failing handler, an unknown type and a slow handler each fail only their
   t.is(await alice.request(bob.address, 'ok', null), 'fine');
 });
 
-test('a frame over the size limit is refused by the sender and the link stays up', async (t) => {
-  const { alice, bob } = await pair('127.0.10.7', '127.0.10.8', { maxFrameBytes: 1024 });
+test('a message larger than a frame arrives whole, in parts; one over the message limit is refused by the sender and the link stays up', async (t) => {
+  const { alice, bob } = await pair('127.0.10.7', '127.0.10.8', {
+    maxFrameBytes: 1024,
+    maxMessageBytes: 16 * 1024,
+  });
   t.teardown(() => Promise.all([alice.close(), bob.close()]));
   bob.handle('echo', (body) => body);
   t.is(await alice.request(bob.address, 'echo', 'warm'), 'warm');
+  // Ten frames' worth each way (the answer is as large), with small messages around it in order.
+  const large = 'x'.repeat(10_000);
+  const answers = await Promise.all([
+    alice.request(bob.address, 'echo', 'before'),
+    alice.request(bob.address, 'echo', large),
+    alice.request(bob.address, 'echo', 'after'),
+  ]);
+  t.deepEqual(answers, ['before', large, 'after']);
   const error = await t.throwsAsync<TransportError>(
-    alice.request(bob.address, 'echo', 'x'.repeat(2048)),
+    alice.request(bob.address, 'echo', 'x'.repeat(20_000)),
   );
   t.is(error?.code, 'too_large');
+  t.regex(error?.message ?? '', /exceeds the 16384-byte limit/);
   t.is(await alice.request(bob.address, 'echo', 'still'), 'still');
 });
 
