@@ -232,22 +232,30 @@ test.serial('a garbage frame from an authenticated peer closes only that connect
   await stillServesHonestPeer(t);
 });
 
+/** Frames sent on a member connection close it as malformed, logged with the reason. */
+async function refusedAsMalformed(
+  t: import('ava').ExecutionContext,
+  frames: readonly Buffer[],
+  reason: string,
+): Promise<void> {
+  const ws = await authenticatedRawSocket();
+  const done = closed(ws);
+  for (const frame of frames) ws.send(frame);
+  t.is((await done).code, 1008);
+  await serverLogs.waitFor(
+    (line) =>
+      line.msg === 'malformed frame refused, closing the connection' &&
+      String(line.reason).startsWith(reason),
+  );
+}
+
 test.serial('well-formed msgpack of the wrong shape is refused', async (t) => {
   for (const [value, reason] of [
     [{ hello: 'world' }, 'expected an array frame'],
     [[1, -5, 'echo', null], 'frame of unknown shape'],
     [[9, 'echo', null], 'frame of unknown shape'],
-  ] as const) {
-    const ws = await authenticatedRawSocket();
-    const done = closed(ws);
-    ws.send(pack(value));
-    t.is((await done).code, 1008);
-    await serverLogs.waitFor(
-      (line) =>
-        line.msg === 'malformed frame refused, closing the connection' &&
-        String(line.reason).startsWith(reason),
-    );
-  }
+  ] as const)
+    await refusedAsMalformed(t, [pack(value)], reason);
   await stillServesHonestPeer(t);
 });
 
@@ -271,17 +279,8 @@ test.serial(
     for (const [frames, reason] of [
       [Array.from({ length: 9 }, () => pack([4, true, piece])), 'parts of more than'],
       [[pack([4, true, piece]), pack([0, 'echo', null])], 'a frame between the parts of another'],
-    ] as const) {
-      const ws = await authenticatedRawSocket();
-      const done = closed(ws);
-      for (const frame of frames) ws.send(frame);
-      t.is((await done).code, 1008);
-      await serverLogs.waitFor(
-        (line) =>
-          line.msg === 'malformed frame refused, closing the connection' &&
-          String(line.reason).startsWith(reason),
-      );
-    }
+    ] as const)
+      await refusedAsMalformed(t, frames, reason);
     await stillServesHonestPeer(t);
   },
 );
