@@ -18,6 +18,8 @@ export interface RaftConfig {
   electionTicks: number;
   heartbeatTicks: number;
   maxEntriesPerMessage: number;
+  /** An append holds entries up to about this size (at least one, however large). */
+  maxBytesPerMessage: number;
 }
 
 /** etcd's ratio: with a 100 ms tick, heartbeats every 100 ms and elections after 1-2 s. */
@@ -25,6 +27,9 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = {
   electionTicks: 10,
   heartbeatTicks: 1,
   maxEntriesPerMessage: 64,
+  // A follower far behind gets its entries in messages of a size the transport carries at once,
+  // whatever large deploys it missed.
+  maxBytesPerMessage: 1024 * 1024,
 };
 
 export interface RaftOptions {
@@ -90,6 +95,8 @@ export class Raft {
   private reads: ReadState[] = [];
   private received: Snapshot | undefined;
   private persisted: HardState;
+  /** Estimated sizes of entries already measured for an append. */
+  private readonly entrySizes = new WeakMap<Entry, number>();
 
   constructor(options: RaftOptions) {
     this.id = options.id;
@@ -442,8 +449,8 @@ export class Raft {
       this.send(to, 'snapshot', { snapshot: this.snapshot, seq });
       return;
     }
-    const last = Math.min(this.log.lastIndex, p.next + this.config.maxEntriesPerMessage - 1);
-    const entries = p.next <= last ? this.log.slice(p.next, last) : [];
+    const entries = this.entriesFrom(p.next);
+    const last = p.next + entries.length - 1;
     this.send(to, 'append', {
       prevIndex: p.next - 1,
       prevTerm: this.log.term(p.next - 1) ?? 0,
@@ -453,6 +460,28 @@ export class Raft {
     });
     if (p.probing) p.paused = true;
     else if (entries.length > 0) p.next = last + 1;
+  }
+
+  /** The entries of an append from `next`: within the count and byte budgets, but at least one. */
+  private entriesFrom(next: number): Entry[] {
+    const last = Math.min(this.log.lastIndex, next + this.config.maxEntriesPerMessage - 1);
+    const entries = next <= last ? this.log.slice(next, last) : [];
+    let bytes = 0;
+    for (const [i, entry] of entries.entries()) {
+      bytes += this.sizeOf(entry);
+      if (i > 0 && bytes > this.config.maxBytesPerMessage) return entries.slice(0, i);
+    }
+    return entries;
+  }
+
+  /** An entry's size as JSON: near enough to its encoded size for a budget, and deterministic. */
+  private sizeOf(entry: Entry): number {
+    let size = this.entrySizes.get(entry);
+    if (size === undefined) {
+      size = JSON.stringify(entry.data ?? null).length;
+      this.entrySizes.set(entry, size);
+    }
+    return size;
   }
 
   private handleAppend(m: Extract<Message, { type: 'append' }>): void {

@@ -10,6 +10,8 @@ export class Cluster {
   readonly nodes = new Map<NodeId, Raft>();
   readonly applied = new Map<NodeId, Entry[]>();
   readonly reads = new Map<NodeId, ReadState[]>();
+  /** Every message delivered, in order. */
+  readonly delivered: Message[] = [];
   private readonly cut = new Set<string>();
   private queue: Message[] = [];
 
@@ -93,6 +95,7 @@ export class Cluster {
       const message = this.queue.shift();
       if (!message) return;
       if (this.cut.has(`${message.from}>${message.to}`)) continue;
+      this.delivered.push(message);
       this.nodes.get(message.to)?.step(message);
     }
     throw new Error('messages did not settle');

@@ -30,6 +30,25 @@ test('commands are committed once a quorum holds them, and applied everywhere in
   t.deepEqual(commands(c.applied.get('c') ?? []), ['x=1', 'x=2'], 'the straggler catches up');
 });
 
+test('a straggler gets what it missed in appends of about 1 MiB at most, a larger entry alone', (t) => {
+  const c = new Cluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.isolate('c');
+  // Six deploys of 400 KiB each, then one larger than the budget by itself.
+  const missed = [1, 2, 3, 4, 5, 6].map((n) => String(n).repeat(400 * 1024));
+  missed.push('7'.repeat(3 * 1024 * 1024));
+  for (const command of missed) c.node('a').propose(command);
+  c.settle();
+  c.heal();
+  c.heartbeat();
+  t.deepEqual(commands(c.applied.get('c') ?? []), missed, 'the straggler caught up, in order');
+  const sent = c.delivered
+    .flatMap((m) => (m.type === 'append' && m.to === 'c' ? [commands(m.entries)] : []))
+    .filter((batch) => batch.length > 0)
+    .map((batch) => batch.map((command) => (command as string)[0]));
+  t.deepEqual(sent, [['1', '2'], ['3', '4'], ['5', '6'], ['7']]);
+});
+
 test('followers refuse proposals and name the leader', (t) => {
   const c = new Cluster(['a', 'b', 'c']);
   c.elect('a');
