@@ -226,9 +226,14 @@ export class Agent {
       throw listenError(error, cluster.advertise, cluster.port);
     });
     refuseRemovedNodes(state, transport, identity.nodeId, log);
-    // What this node gossips about itself; a renewed certificate or an unserved port changes it.
+    // What this node gossips about itself; a renewed certificate, an unserved port or an engine
+    // that came up after the agent changes it.
     let meta = nodeMeta(this.address, cluster.labels, identity, runtimes.kinds());
     const membership = new Membership({ transport, log, meta });
+    runtimes.onAdded(() => {
+      meta = { ...meta, runtimes: runtimes.kinds() };
+      membership.updateMeta(meta);
+    });
     const raft: RaftNode = new RaftNode({
       transport,
       storage,

@@ -94,16 +94,16 @@ export class Reconciler {
   }
 
   async start(): Promise<void> {
-    // An event may be about a container already replaced (one this agent stopped for a
-    // restart): it only prompts a fresh look at the task's current container, in its queue.
-    await Promise.all(
-      this.options.runtimes.entries().map(([, runtime]) =>
-        runtime.onChange((taskId) => {
-          if (this.current && !this.stopping.has(taskId))
-            this.enqueue(taskId, () => this.inspect(taskId, runtime));
-        }),
-      ),
-    );
+    const { runtimes, log } = this.options;
+    await Promise.all(runtimes.entries().map(([, runtime]) => this.follow(runtime)));
+    // An engine that answers only now: its tasks (placed here once the node offers it) start.
+    runtimes.onAdded((kind, runtime) => {
+      this.follow(runtime).then(
+        () => this.poke(),
+        (error: Error) =>
+          log.warn({ runtime: kind, reason: error.message }, 'runtime events not followed'),
+      );
+    });
     // Only changes that concern this node: a deploy elsewhere must not make it list its containers.
     this.unwatch = this.options.state.watch(({ kind, object }) => {
       const task = kind === 'tasks' ? (object?.value as TaskRecord | undefined) : undefined;
@@ -119,6 +119,17 @@ export class Reconciler {
       if (this.cutOff() && this.mine().some((t) => this.serviceOf(t)?.atMostOnce)) this.poke();
     }, CUT_OFF_CHECK_MS);
     this.catchUp();
+  }
+
+  /**
+   * A runtime's events prompt a fresh look at the task's current container, in its queue: an
+   * event may be about a container already replaced (one this agent stopped for a restart).
+   */
+  private follow(runtime: Runtime): Promise<void> {
+    return runtime.onChange((taskId) => {
+      if (this.current && !this.stopping.has(taskId))
+        this.enqueue(taskId, () => this.inspect(taskId, runtime));
+    });
   }
 
   stop(): void {

@@ -15,17 +15,27 @@ export interface RuntimesOptions {
   log: Logger;
 }
 
+/** How often a node without an engine looks for one again (dockerd may start after the agent). */
+export const ENGINE_RETRY_MS = 5000;
+
 /** The task runtimes this node offers, by kind, and why a kind it lacks is missing. */
 export class Runtimes {
+  private readonly added = new Set<(kind: RuntimeKind, runtime: Runtime) => void>();
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
+
   private constructor(
+    private readonly options: RuntimesOptions,
     private readonly offered: Map<RuntimeKind, Runtime>,
-    private readonly docker: DockerRuntime | undefined,
+    private docker: DockerRuntime | undefined,
     /** Why each kind this node lacks is missing, in words for the tasks that need it. */
-    readonly missing: ReadonlyMap<RuntimeKind, string>,
+    private readonly lacking: Map<RuntimeKind, string>,
   ) {}
 
   /**
    * Processes always; Docker through the engine's socket (or $DOCKER_HOST) when an engine answers.
+   * Without one, the engine is looked for again every few seconds: a machine whose agent starts
+   * before dockerd offers Docker once it answers, with no restart.
    */
   static async open(options: RuntimesOptions): Promise<Runtimes> {
     const offered = new Map<RuntimeKind, Runtime>([
@@ -34,25 +44,61 @@ export class Runtimes {
         new ProcessRuntime({ dir: options.tasksDir, hostIp: options.hostIp, log: options.log }),
       ],
     ]);
-    const missing = new Map<RuntimeKind, string>();
+    const runtimes = new Runtimes(options, offered, undefined, new Map());
+    const reason = await runtimes.reachEngine();
+    if (reason !== undefined) {
+      options.log.warn(
+        { reason, retryMs: ENGINE_RETRY_MS },
+        'Docker Engine not reachable: docker services cannot run on this node until it is',
+      );
+      runtimes.lookForEngine();
+    }
+    return runtimes;
+  }
+
+  /** Why each kind this node lacks is missing, in words for the tasks that need it. */
+  get missing(): ReadonlyMap<RuntimeKind, string> {
+    return this.lacking;
+  }
+
+  /** Told of a runtime this node offers from now on (an engine that came up after the agent). */
+  onAdded(listener: (kind: RuntimeKind, runtime: Runtime) => void): void {
+    this.added.add(listener);
+  }
+
+  /** Offers Docker when the engine answers; else records why not and returns it. */
+  private async reachEngine(): Promise<string | undefined> {
     const docker = new Docker();
-    let runtime: DockerRuntime | undefined;
     try {
       await pingEngine(docker);
-      runtime = new DockerRuntime({ docker, ...options });
-      offered.set('docker', runtime);
     } catch (error) {
       const reason = (error as Error).message;
-      missing.set(
+      this.lacking.set(
         'docker',
-        `no Docker Engine reachable on node ${options.nodeId} (${reason}); only x-mesh runtime: process services run here`,
+        `no Docker Engine reachable on node ${this.options.nodeId} (${reason}); only x-mesh runtime: process services run here`,
       );
-      options.log.warn(
-        { reason },
-        'Docker Engine not reachable: docker services cannot run on this node',
-      );
+      return reason;
     }
-    return new Runtimes(offered, runtime, missing);
+    this.docker = new DockerRuntime({ docker, ...this.options });
+    this.offered.set('docker', this.docker);
+    this.lacking.delete('docker');
+    return undefined;
+  }
+
+  private lookForEngine(): void {
+    this.retry = setTimeout(async () => {
+      const reason = await this.reachEngine();
+      if (this.closed) return;
+      if (reason !== undefined) {
+        this.lookForEngine();
+        return;
+      }
+      this.retry = undefined;
+      const docker = this.docker as DockerRuntime;
+      this.options.log.info('Docker Engine reachable now: docker services can run on this node');
+      for (const listener of this.added) listener('docker', docker);
+    }, ENGINE_RETRY_MS);
+    this.retry.unref();
   }
 
   /** The cluster's bridges on this node's engine (none without one). */
@@ -74,6 +120,8 @@ export class Runtimes {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retry);
     await Promise.all([...this.offered.values()].map((r) => r.close()));
   }
 }

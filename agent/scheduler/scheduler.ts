@@ -185,7 +185,7 @@ function unplaceable(
   if (ready.length === 0) return 'no node is ready';
   if (!ready.some((n) => n.runtimes.includes(service.runtime)))
     return service.runtime === 'docker'
-      ? 'no ready node has a Docker Engine (mesh agent found none when it started)'
+      ? 'no ready node has a Docker Engine (each agent looks for one every few seconds)'
       : `no ready node runs ${service.runtime} tasks`;
   if (eligible.length === 0)
     return `no node satisfies the constraints: ${service.constraints.join(', ')}`;

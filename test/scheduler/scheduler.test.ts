@@ -265,7 +265,7 @@ test('tasks go only to nodes offering their runtime; with none, they wait and sa
   t.is(none.create[0]?.nodeId, null);
   t.is(
     none.create[0]?.reason,
-    'no ready node has a Docker Engine (mesh agent found none when it started)',
+    'no ready node has a Docker Engine (each agent looks for one every few seconds)',
   );
   const processes = schedule(
     [service('job', { runtime: 'process' })],
