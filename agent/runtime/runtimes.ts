@@ -28,7 +28,6 @@ export class Runtimes {
     private readonly options: RuntimesOptions,
     private readonly offered: Map<RuntimeKind, Runtime>,
     private docker: DockerRuntime | undefined,
-    /** Why each kind this node lacks is missing, in words for the tasks that need it. */
     private readonly lacking: Map<RuntimeKind, string>,
   ) {}
 
