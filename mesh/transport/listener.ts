@@ -9,6 +9,7 @@ import type { NodeIdentity } from '../pki/identity.js';
 import { Channel, type ChannelLimits, type Handlers } from './channel.js';
 import { REFUSAL_HEADER } from './dial.js';
 import { MEMBER_PATH } from './link.js';
+import { RefusalLog } from './refusal-log.js';
 import {
   certificateRefusal,
   type Peer,
@@ -40,6 +41,8 @@ export interface ListenerContext {
   admits?: (nodeId: string) => boolean;
   adopt: (channel: Channel) => void;
   streams?: () => StreamHandler | undefined;
+  /** Refused connections logged per remote address and minute; past that, only counted. */
+  refusalLogsPerMinute: number;
 }
 
 /** host:port of every TCP connection, noted when it arrives: a failed handshake forgets it. */
@@ -74,6 +77,7 @@ export function refuseUpgrade(socket: Duplex, status: number, reason: string): v
 export class Listener {
   private readonly server: Server;
   private readonly wss: WebSocketServer;
+  private readonly refusals: RefusalLog;
 
   /** A renewed certificate: new handshakes present it; connections made before go on. */
   setIdentity(identity: NodeIdentity): void {
@@ -91,15 +95,18 @@ export class Listener {
     this.server.on('connection', (socket: Socket) =>
       remotes.set(socket, `${socket.remoteAddress}:${socket.remotePort}`),
     );
+    this.refusals = new RefusalLog(ctx.log, ctx.refusalLogsPerMinute);
     this.server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
-      ctx.log.warn(
-        { remote: remoteOf(socket), reason: handshakeReason(error) },
+      this.refusals.warn(
+        remoteOf(socket),
+        { reason: handshakeReason(error) },
         'TLS handshake refused',
       );
     });
     this.server.on('request', (request, response) => {
-      ctx.log.warn(
-        { remote: remoteOf(request.socket), url: request.url },
+      this.refusals.warn(
+        remoteOf(request.socket),
+        { url: request.url },
         'plain HTTP request refused',
       );
       response.writeHead(426, { [REFUSAL_HEADER]: 'this port speaks WebSocket only' }).end();
@@ -124,7 +131,7 @@ export class Listener {
   }
 
   private refuse(socket: Duplex, status: number, reason: string): void {
-    this.ctx.log.warn({ remote: remoteOf(socket), reason }, 'connection refused');
+    this.refusals.warn(remoteOf(socket), { reason }, 'connection refused');
     refuseUpgrade(socket, status, reason);
   }
 

@@ -36,6 +36,8 @@ export interface TransportOptions {
   /** How a connection notices a dead peer (ping interval, silence before closing). */
   liveness?: Liveness;
   maxQueue?: number;
+  /** Refused connections logged per remote address and minute (10); past that, only counted. */
+  refusalLogsPerMinute?: number;
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
   backoff?: { initialMs: number; maxMs: number };
@@ -82,6 +84,7 @@ export class Transport {
       admits: options.admits && ((id) => this.dialled.has(id) || options.admits?.(id) === true),
       adopt: (channel) => this.adopt(channel),
       streams: () => this.streamHandler,
+      refusalLogsPerMinute: options.refusalLogsPerMinute ?? 10,
     });
     this.stopWatchingRevocations = this.revocations.onRevoked((serial) => this.dropRevoked(serial));
   }

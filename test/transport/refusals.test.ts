@@ -29,6 +29,8 @@ const serverLogs: CapturedLogs = captureLogs(serverIdentity.nodeId);
 const server: Transport = await startTransport(serverIdentity, SERVER, serverLogs.log, {
   maxFrameBytes: MAX_FRAME,
   maxMessageBytes: MAX_MESSAGE,
+  // Every refusal these tests make is looked for in the log.
+  refusalLogsPerMinute: 1000,
   admits: (id) => recorded.has(id),
 });
 server.handle('echo', (body) => body);
@@ -184,16 +186,21 @@ test.serial('a revoked certificate is refused and its live connection dropped', 
   await stillServesHonestPeer(t);
 });
 
-test.serial('garbage bytes instead of a TLS handshake are refused', async (t) => {
+/** Sends garbage instead of a TLS handshake from `from`; resolves once the server hung up. */
+async function garbageHandshake(to: Transport, from: string): Promise<void> {
   const socket = connect({
-    host: SERVER,
-    port: Number(server.address.split(':')[1]),
-    localAddress: '127.0.11.10',
+    host: to.address.split(':')[0],
+    port: Number(to.address.split(':')[1]),
+    localAddress: from,
   });
   socket.on('error', () => {}); // the server may reset; either way it must hang up
   await new Promise((resolve) => socket.once('connect', resolve));
   socket.write(randomBytes(2048));
   await new Promise((resolve) => socket.once('close', resolve));
+}
+
+test.serial('garbage bytes instead of a TLS handshake are refused', async (t) => {
+  await garbageHandshake(server, '127.0.11.10');
   t.pass();
   await serverLogs.waitFor(
     (line) =>
@@ -201,6 +208,26 @@ test.serial('garbage bytes instead of a TLS handshake are refused', async (t) =>
   );
   await stillServesHonestPeer(t);
 });
+
+test.serial(
+  'refusals are logged a few a minute per address; past that they are only counted',
+  async (t) => {
+    const logs = captureLogs('scanned');
+    const scanned = await startTransport(await member(), '127.0.11.12', logs.log, {
+      refusalLogsPerMinute: 2,
+    });
+    t.teardown(() => scanned.close());
+    for (let n = 0; n < 6; n++) await garbageHandshake(scanned, '127.0.11.13');
+    // Another address still gets its line; once it is in, every line before it is too.
+    await garbageHandshake(scanned, '127.0.11.14');
+    await logs.waitFor((l) => String(l.remote).startsWith('127.0.11.14:'));
+    const fromScanner = logs.lines.filter((l) => String(l.remote).startsWith('127.0.11.13:'));
+    t.deepEqual(
+      fromScanner.map((l) => l.msg),
+      ['TLS handshake refused', 'TLS handshake refused'],
+    );
+  },
+);
 
 test.serial('a handshake cut off by the client is logged with its address and why', async (t) => {
   const socket = connect({
