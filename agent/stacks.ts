@@ -1,5 +1,9 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { ServiceAddress } from '../mesh/api/network.js';
+import {
+  type NetworkSettings,
+  type ServiceAddress,
+  serviceAddressCount,
+} from '../mesh/api/network.js';
 import type { NodeRecord } from '../mesh/api/nodes.js';
 import {
   definitionOf,
@@ -99,6 +103,7 @@ export class Stacks {
     this.checkPlacement(request.services);
     this.checkPorts(request);
     this.checkHosts(request);
+    this.checkAddresses(request);
     const response: DeployResponse = { stack: request.stack, services: [] };
     // Values are sealed first (sealing waits on the keyring; a write's plan may not).
     if (!request.dryRun) this.access.requireManager();
@@ -405,6 +410,26 @@ export class Stacks {
             .join('; ')})`,
         );
     }
+  }
+
+  /**
+   * Every service gets an address from the cluster's service range: a deploy that would leave one
+   * without (so nothing reaches it by name) is refused, saying how many the range holds.
+   */
+  private checkAddresses(request: DeployRequest): void {
+    const range = this.state.get<NetworkSettings>('settings', 'network')?.value.serviceRange;
+    if (!range) return; // written by the first leader; until then no service has an address
+    const ids = new Set(this.state.list<ServiceRecord>('services').map((s) => s.id));
+    const declared = new Set(request.services.map((s) => s.name));
+    for (const name of declared) ids.add(`${request.stack}.${name}`);
+    if (request.prune)
+      for (const name of this.state.get<StackRecord>('stacks', request.stack)?.value.services ?? [])
+        if (!declared.has(name)) ids.delete(`${request.stack}.${name}`);
+    const capacity = serviceAddressCount(range);
+    if (ids.size > capacity)
+      throw new InvalidError(
+        `the cluster's service range ${range} holds ${capacity} service addresses, and this deploy would make ${ids.size} services: remove services or stacks first (the range is chosen at mesh init, --service-range)`,
+      );
   }
 
   /** A host name of x-mesh routes belongs to one stack (its services may split it by path). */

@@ -29,7 +29,9 @@ export function allocateAddresses(view: ClusterView, preferred: NetworkSettings)
   for (const id of [...services].sort()) {
     if (view.addresses.has(id)) continue;
     const address = freeServiceAddress(settings.serviceRange, taken);
-    if (!address) break; // the range is full: `mesh ls` shows the service without an address
+    // Full (a deploy that would overfill it is refused; this is a cluster from before that check):
+    // `mesh ls` shows the service's address as pending.
+    if (!address) break;
     taken.add(address);
     const value: ServiceAddress = { address };
     writes.push({ op: 'put', kind: 'addresses', id, value, ifVersion: 0 });

@@ -78,15 +78,27 @@ export function dnsAddress(serviceRange: string): string {
 }
 
 /**
- * The lowest address of the range that is neither taken nor reserved (the network and broadcast
- * addresses, and the DNS address), or undefined when the range is full.
+ * The addresses services get from the range, as numbers: all but the reserved ones (the network
+ * and broadcast addresses, and the DNS address).
  */
+function serviceAddresses(serviceRange: string): { first: number; last: number } {
+  const { base, size } = parseCidr(serviceRange);
+  return { first: base + 2, last: base + size - 2 };
+}
+
+/** How many services the range gives an address to. */
+export function serviceAddressCount(serviceRange: string): number {
+  const { first, last } = serviceAddresses(serviceRange);
+  return Math.max(0, last - first + 1);
+}
+
+/** The lowest address of the range that is neither taken nor reserved, or undefined when full. */
 export function freeServiceAddress(
   serviceRange: string,
   taken: ReadonlySet<string>,
 ): string | undefined {
-  const { base, size } = parseCidr(serviceRange);
-  for (let n = base + 2; n < base + size - 1; n++) {
+  const { first, last } = serviceAddresses(serviceRange);
+  for (let n = first; n <= last; n++) {
     const ip = numberToIp(n);
     if (!taken.has(ip)) return ip;
   }

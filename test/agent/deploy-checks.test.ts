@@ -1,0 +1,60 @@
+import test from 'ava';
+import { Stacks } from '../../agent/stacks.js';
+import { StateAccess } from '../../agent/state-access.js';
+import type { RaftNode } from '../../mesh/raft/node.js';
+import { ClusterState } from '../../mesh/state/cluster-state.js';
+import { captureLogs } from '../helpers/logs.js';
+import { serviceRecord } from '../helpers/records.js';
+
+/** A replica whose service range holds 5 addresses, 3 of them taken by stack a's services. */
+function nearlyFull(): Stacks {
+  const state = new ClusterState();
+  const names = ['x', 'y', 'z'];
+  state.restore({
+    appliedIndex: 5,
+    objects: [
+      [
+        'settings',
+        [
+          {
+            id: 'network',
+            version: 1,
+            value: { serviceRange: '10.250.99.0/29', bridgeRange: '10.240.99.0/24' },
+          },
+        ],
+      ],
+      ['stacks', [{ id: 'a', version: 2, value: { name: 'a', services: names, deployedAt: '' } }]],
+      [
+        'services',
+        names.map((name) => ({
+          id: `a.${name}`,
+          version: 3,
+          value: serviceRecord({ stack: 'a', name }),
+        })),
+      ],
+    ],
+  });
+  // A dry run: the checks, and nothing proposed.
+  return new Stacks(new StateAccess(state, {} as RaftNode, captureLogs('n1').log));
+}
+
+function deploy(stacks: Stacks, stack: string, names: string[], prune = false) {
+  const services = names.map((name) => {
+    const { version: _v, updatedAt: _u, ...definition } = serviceRecord({ stack, name });
+    return definition;
+  });
+  return stacks.deploy({ stack, services, prune, dryRun: true });
+}
+
+test('a deploy that would leave a service without an address is refused, saying how many the range holds', async (t) => {
+  const stacks = nearlyFull();
+  await t.notThrowsAsync(deploy(stacks, 'b', ['p', 'q']), 'five services fit');
+  const error = await t.throwsAsync(deploy(stacks, 'b', ['p', 'q', 'r']));
+  t.is(
+    error?.message,
+    "the cluster's service range 10.250.99.0/29 holds 5 service addresses, and this deploy would make 6 services: remove services or stacks first (the range is chosen at mesh init, --service-range)",
+  );
+  // Stack a again: what it no longer declares keeps its address unless pruned.
+  await t.throwsAsync(deploy(stacks, 'a', ['x', 'p', 'q', 'r']), { message: /make 6 services/ });
+  await t.notThrowsAsync(deploy(stacks, 'a', ['x', 'p', 'q', 'r'], true), 'pruned: 4 services');
+});
