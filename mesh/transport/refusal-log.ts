@@ -36,6 +36,10 @@ export class RefusalLog {
     const host = hostOf(remote);
     const key = this.windows.has(host) || this.windows.size < MAX_TRACKED ? host : OTHERS;
     let window = this.windows.get(key);
+    if (window && now - window.start >= WINDOW_MS) {
+      this.ended(key, window);
+      window = undefined;
+    }
     if (!window) {
       window = { start: now, logged: 0, leftOut: 0 };
       this.windows.set(key, window);
@@ -46,18 +50,21 @@ export class RefusalLog {
     } else window.leftOut += 1;
   }
 
-  /** Ends the windows that are over, logging how many refusals each left out. */
+  /** Ends the windows that are over. */
   private sweep(now: number): void {
     this.lastSweep = now;
-    for (const [host, window] of this.windows) {
-      if (now - window.start < WINDOW_MS) continue;
-      this.windows.delete(host);
-      if (window.leftOut > 0)
-        this.log.warn(
-          { host, leftOut: window.leftOut, perMinute: this.perMinute },
-          'more refused connections from this address were left out of the log',
-        );
-    }
+    for (const [host, window] of this.windows)
+      if (now - window.start >= WINDOW_MS) this.ended(host, window);
+  }
+
+  /** A window is over: how many refusals it left out is logged. */
+  private ended(host: string, window: Window): void {
+    this.windows.delete(host);
+    if (window.leftOut > 0)
+      this.log.warn(
+        { host, leftOut: window.leftOut, perMinute: this.perMinute },
+        'more refused connections from this address were left out of the log',
+      );
   }
 }
 

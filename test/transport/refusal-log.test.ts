@@ -40,3 +40,18 @@ test('past the addresses it tracks, new ones share one count', async (t) => {
   for (let n = 0; n < 4100; n++) refusals.warn(`127.1.${n >> 8}.${n & 255}:1`, {}, 'refused');
   t.is((await written()).length, 4097, 'one line per tracked address, one for all the others');
 });
+
+test('an address gets its lines again a minute after its first, whenever that was', async (t) => {
+  const { refusals, written, later } = refusalLog(1);
+  later(30_000);
+  refusals.warn('127.0.0.7:1', {}, 'refused');
+  refusals.warn('127.0.0.7:2', {}, 'refused');
+  later(31_000);
+  refusals.warn('127.0.0.8:1', {}, 'refused');
+  later(30_000);
+  refusals.warn('127.0.0.7:3', {}, 'refused');
+  t.deepEqual(
+    (await written()).map((l) => l.remote ?? `${l.host} left out ${l.leftOut}`),
+    ['127.0.0.7:1', '127.0.0.8:1', '127.0.0.7 left out 1', '127.0.0.7:3'],
+  );
+});
