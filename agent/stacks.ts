@@ -391,10 +391,16 @@ export class Stacks {
 
   /** A constraint no node of the cluster satisfies would leave the service pending forever. */
   private checkPlacement(services: ServiceDefinition[]): void {
-    const nodes = this.state
-      .list<NodeRecord>('nodes')
+    const records = this.state.list<NodeRecord>('nodes');
+    const nodes = records
       .filter((n) => !['left', 'removed', 'joining'].includes(n.value.status))
       .map((node) => nodeInfoOf(node, this.access.voters));
+    // Admitted but not yet seen by gossip: its labels are not known, so it may be the one.
+    const joining = records.filter((n) => n.value.status === 'joining').map((n) => n.id);
+    const wait =
+      joining.length > 0
+        ? `; node ${joining.join(', ')} is still joining and its labels are not known yet: try again in a moment`
+        : '';
     for (const service of services) {
       const constraints = service.placement?.constraints ?? [];
       try {
@@ -407,7 +413,7 @@ export class Stacks {
         throw new InvalidError(
           `service ${service.name}: no node satisfies ${constraints.join(' and ')} (${nodes
             .map((n) => `${n.id} ${JSON.stringify(n.labels)}`)
-            .join('; ')})`,
+            .join('; ')})${wait}`,
         );
     }
   }

@@ -4,7 +4,13 @@ import { StateAccess } from '../../agent/state-access.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import { ClusterState } from '../../mesh/state/cluster-state.js';
 import { captureLogs } from '../helpers/logs.js';
-import { serviceRecord } from '../helpers/records.js';
+import { nodeRecord, serviceRecord } from '../helpers/records.js';
+
+/** Stacks over a replica (read only: the deploys below are dry runs, nothing is proposed). */
+function stacksOver(state: ClusterState): Stacks {
+  const raft = { membership: { voters: ['n1'], learners: [] } } as unknown as RaftNode;
+  return new Stacks(new StateAccess(state, raft, captureLogs('n1').log));
+}
 
 /** A replica whose service range holds 5 addresses, 3 of them taken by stack a's services. */
 function nearlyFull(): Stacks {
@@ -34,13 +40,26 @@ function nearlyFull(): Stacks {
       ],
     ],
   });
-  // A dry run: the checks, and nothing proposed.
-  return new Stacks(new StateAccess(state, {} as RaftNode, captureLogs('n1').log));
+  return stacksOver(state);
 }
 
-function deploy(stacks: Stacks, stack: string, names: string[], prune = false) {
+function deploy(
+  stacks: Stacks,
+  stack: string,
+  names: string[],
+  prune = false,
+  constraints: string[] = [],
+) {
   const services = names.map((name) => {
-    const { version: _v, updatedAt: _u, ...definition } = serviceRecord({ stack, name });
+    const {
+      version: _v,
+      updatedAt: _u,
+      ...definition
+    } = serviceRecord({
+      stack,
+      name,
+      placement: { constraints },
+    });
     return definition;
   });
   return stacks.deploy({ stack, services, prune, dryRun: true });
@@ -57,4 +76,27 @@ test('a deploy that would leave a service without an address is refused, saying 
   // Stack a again: what it no longer declares keeps its address unless pruned.
   await t.throwsAsync(deploy(stacks, 'a', ['x', 'p', 'q', 'r']), { message: /make 6 services/ });
   await t.notThrowsAsync(deploy(stacks, 'a', ['x', 'p', 'q', 'r'], true), 'pruned: 4 services');
+});
+
+test('a constraint no node satisfies is refused; with a node still joining, the message says to try again', async (t) => {
+  const state = new ClusterState();
+  state.restore({
+    appliedIndex: 2,
+    objects: [
+      [
+        'nodes',
+        [
+          { id: 'n1', version: 1, value: nodeRecord('n1', { labels: { disk: 'hdd' } }) },
+          { id: 'n2', version: 2, value: nodeRecord('n2', { status: 'joining' }) },
+        ],
+      ],
+    ],
+  });
+  const error = await t.throwsAsync(
+    deploy(stacksOver(state), 'b', ['db'], false, ['node.labels.disk == ssd']),
+  );
+  t.is(
+    error?.message,
+    'service db: no node satisfies node.labels.disk == ssd (n1 {"disk":"hdd"}); node n2 is still joining and its labels are not known yet: try again in a moment',
+  );
 });
