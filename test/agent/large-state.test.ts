@@ -81,15 +81,22 @@ test('a voter that missed megabytes of deploys catches up, and a worker backs up
   t.deepEqual(stacks.map((s) => s.name).sort(), ['large1', 'large2', 'large3']);
 
   // A worker's backup is taken on a voter and comes back over the transport, in parts. Which
-  // node is the worker now: the leader may have given the stopped voter's seat to the fourth.
-  const { learners } = (await view(first)).raft;
-  const workers: AgentProcess[] = [];
-  for (const agent of [worker, back])
-    if (learners.includes(await nodeIdOf(agent))) workers.push(agent);
-  t.is(workers.length, 1, 'one of the two is a worker');
+  // node is the worker: the leader may give the stopped voter's seat to the fourth (one change
+  // at a time, so wait until exactly one of the two is a learner).
+  const ids = new Map([
+    [await nodeIdOf(worker), worker],
+    [await nodeIdOf(back), back],
+  ]);
+  const learner = await eventually(
+    async () => {
+      const learners = (await view(first)).raft.learners.filter((id) => ids.has(id));
+      return learners.length === 1 ? ids.get(learners[0] as string) : undefined;
+    },
+    { what: 'one of the two a learner', timeoutMs: 60_000, intervalMs: 300 },
+  );
   const file = join(cluster.root, 'large.backup');
   const taken = await meshJson<{ counts: Record<string, number> }>(
-    workers[0] as AgentProcess,
+    learner as AgentProcess,
     'backup',
     file,
   );
