@@ -95,8 +95,8 @@ export class Reconciler {
 
   async start(): Promise<void> {
     const { runtimes, log } = this.options;
-    await Promise.all(runtimes.entries().map(([, runtime]) => this.follow(runtime)));
     // An engine that answers only now: its tasks (placed here once the node offers it) start.
+    // Told before the runtimes are listed, so that one added meanwhile is followed all the same.
     runtimes.onAdded((kind, runtime) => {
       this.follow(runtime).then(
         () => this.poke(),
@@ -104,6 +104,7 @@ export class Reconciler {
           log.warn({ runtime: kind, reason: error.message }, 'runtime events not followed'),
       );
     });
+    await Promise.all(runtimes.entries().map(([, runtime]) => this.follow(runtime)));
     // Only changes that concern this node: a deploy elsewhere must not make it list its containers.
     this.unwatch = this.options.state.watch(({ kind, object }) => {
       const task = kind === 'tasks' ? (object?.value as TaskRecord | undefined) : undefined;
