@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { splitHostPort } from './address.js';
 
 const WINDOW_MS = 60_000;
 /** Past this many addresses in a window, new ones share one count (a scan from many addresses). */
@@ -33,7 +34,7 @@ export class RefusalLog {
   warn(remote: string, fields: Record<string, unknown>, message: string): void {
     const now = this.now();
     if (now - this.lastSweep >= WINDOW_MS) this.sweep(now);
-    const host = hostOf(remote);
+    const { host } = splitHostPort(remote);
     const key = this.windows.has(host) || this.windows.size < MAX_TRACKED ? host : OTHERS;
     let window = this.windows.get(key);
     if (window && now - window.start >= WINDOW_MS) {
@@ -66,10 +67,4 @@ export class RefusalLog {
         'more refused connections from this address were left out of the log',
       );
   }
-}
-
-/** The address of host:port ([v6]:port too). */
-function hostOf(remote: string): string {
-  const colon = remote.lastIndexOf(':');
-  return colon > 0 ? remote.slice(0, colon).replace(/^\[|\]$/g, '') : remote;
 }
