@@ -10,18 +10,22 @@ import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/ingress.js';
-import { admitted, readmissionRefusal, refuseRemovedNodes } from './admission.js';
-import { Authority } from './authority.js';
-import { Backups } from './backup.js';
-import { CaRotation } from './ca-rotation.js';
-import { Certificates } from './certificates.js';
-import { clusterRoutes } from './cluster-routes.js';
-import { ControlServer } from './control.js';
-import { ClusterLogs } from './logs.js';
-import { certificateMeta, nodeMeta, VERSION } from './meta.js';
-import { Nodes } from './nodes.js';
-import { Orchestrator } from './orchestrator/orchestrator.js';
-import { PeerCache } from './peer-cache.js';
+import { Backups } from './cluster/backup.js';
+import { Certificates } from './cluster/ingress-certificates.js';
+import { ClusterLogs } from './cluster/logs.js';
+import { Nodes } from './cluster/nodes.js';
+import { PeerCache } from './cluster/peer-cache.js';
+import { Stacks } from './cluster/stacks.js';
+import { StateAccess } from './cluster/state-access.js';
+import { clusterRoutes } from './control/cluster-routes.js';
+import { routesRoute } from './control/data-plane-routes.js';
+import { ControlServer } from './control/server.js';
+import { stackRoutes } from './control/stack-routes.js';
+import { valueRoutes } from './control/value-routes.js';
+import { admitted, readmissionRefusal, refuseRemovedNodes } from './identity/admission.js';
+import { Authority } from './identity/authority.js';
+import { CaRotation } from './identity/ca-rotation.js';
+import { certificateMeta, nodeMeta, VERSION } from './identity/meta.js';
 import {
   AgentError,
   type AgentOptions,
@@ -30,19 +34,15 @@ import {
   listenError,
   type Provisioned,
   reopen,
-} from './provision.js';
+} from './identity/provision.js';
+import { CertificateRenewal, checkCertificateLife } from './identity/renewal.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
 import { Reconciler } from './reconciler/reconciler.js';
-import { CertificateRenewal, checkCertificateLife } from './renewal.js';
-import { routesRoute } from './routes.js';
 import { Runtimes } from './runtime/runtimes.js';
 import { DEFAULT_SCHEDULER_OPTIONS } from './scheduler/scheduler.js';
 import { TaskFiles } from './secrets/files.js';
 import { Keyring } from './secrets/keyring.js';
-import { valueRoutes } from './secrets/routes.js';
 import { StoredValues } from './secrets/values.js';
-import { stackRoutes } from './stack-routes.js';
-import { Stacks } from './stacks.js';
-import { StateAccess } from './state-access.js';
 
 export const DEFAULT_PORT = 7946;
 export const DEFAULT_DNS_PORT = 53;

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { NetworkSettings } from '../mesh/api/network.js';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
-import { controlSocketPath } from './control-api.js';
+import { controlSocketPath } from './control/api.js';
 
 /** This node's own data plane settings (`mesh init|join` flags), kept in its cluster file. */
 export interface DataPlaneSettings {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { writeAtomic } from '../agent/datadir.js';
-import type { Restore } from '../agent/restore.js';
+import type { Restore } from '../agent/identity/restore.js';
 import type { NetworkSettings } from '../mesh/api/network.js';
 import { type BackupFile, openBackup, parseBackup, settingIn } from '../mesh/state/backup.js';
 import { DATA_DIR, dataDirOf, JSON_OUTPUT, type Options, parse, UsageError } from './args.js';

@@ -1,4 +1,4 @@
-import type { CaStatus } from '../agent/control-api.js';
+import type { CaStatus } from '../agent/control/api.js';
 import { DATA_DIR, dataDirOf, durationOf, JSON_OUTPUT, parse, runSubcommand } from './args.js';
 import { CA_COMMANDS } from './commands.js';
 import { callAgent } from './control-client.js';

@@ -1,4 +1,4 @@
-import type { NodeUpdateRequest } from '../agent/control-api.js';
+import type { NodeUpdateRequest } from '../agent/control/api.js';
 import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, runSubcommand, UsageError } from './args.js';
 import { NODE_COMMANDS } from './commands.js';
 import { callAgent } from './control-client.js';

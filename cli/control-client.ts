@@ -4,7 +4,7 @@ import {
   type RequestOf,
   type ResponseOf,
   type RouteName,
-} from '../agent/control-api.js';
+} from '../agent/control/api.js';
 import { UsageError } from './args.js';
 
 /** The agent cannot answer now (no leader, or its replica is behind): worth asking again. */

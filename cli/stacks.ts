@@ -1,4 +1,4 @@
-import type { DeployRequest, DeployResponse, StackRow, TaskRow } from '../agent/control-api.js';
+import type { DeployRequest, DeployResponse, StackRow, TaskRow } from '../agent/control/api.js';
 import { serviceId } from '../mesh/api/services.js';
 import {
   DATA_DIR,

@@ -9,7 +9,7 @@ import type { TaskRecord } from '../../mesh/api/tasks.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
-import { askVoters } from '../ask-voters.js';
+import { askVoters } from '../cluster/ask-voters.js';
 import type { TaskFile } from '../runtime/runtime.js';
 import type { Keyring } from './keyring.js';
 

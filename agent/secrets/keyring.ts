@@ -7,9 +7,9 @@ import type { RaftNode } from '../../mesh/raft/node.js';
 import { KEY_BYTES, keyId, newKey, open, seal } from '../../mesh/secrets/sealing.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
+import type { StateAccess } from '../cluster/state-access.js';
 import { writeAtomic } from '../datadir.js';
 import { UnavailableError } from '../errors.js';
-import type { StateAccess } from '../state-access.js';
 
 const FETCH = 'keys.fetch';
 // A voter demoted (rare) drops the key within this.

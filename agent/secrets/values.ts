@@ -6,9 +6,9 @@ import {
 } from '../../mesh/api/secrets.js';
 import { type ServiceRecord, serviceId } from '../../mesh/api/services.js';
 import type { ClusterState, StoredObject, Write } from '../../mesh/state/cluster-state.js';
+import { updatedRecord } from '../cluster/stacks.js';
+import type { StateAccess } from '../cluster/state-access.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
-import { updatedRecord } from '../stacks.js';
-import type { StateAccess } from '../state-access.js';
 import type { Keyring } from './keyring.js';
 
 /** The most a secret or config may hold: they are files for configuration, not data. */

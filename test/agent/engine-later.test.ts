@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { StatusResponse, TaskRow } from '../../agent/control-api.js';
+import type { StatusResponse, TaskRow } from '../../agent/control/api.js';
 import { removeLabelled } from '../helpers/containers.js';
 import { dockerTest, TEST_IMAGE } from '../helpers/docker.js';
 import { LocalCluster, meshJson, meshOn, nodeIdOf } from '../helpers/local-cluster.js';

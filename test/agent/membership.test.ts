@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import type { NodeRow } from '../../agent/control-api.js';
+import type { NodeRow } from '../../agent/control/api.js';
 import {
   type AgentProcess,
   LocalCluster,

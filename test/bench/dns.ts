@@ -9,7 +9,7 @@ import { execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { StackRow } from '../../agent/control-api.js';
+import type { StackRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { ensureTool, note, option, report, until } from './harness.js';

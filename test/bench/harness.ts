@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { RequestOf } from '../../agent/control-api.js';
+import type { RequestOf } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { TEST_IMAGE } from '../../examples/test-image.js';
 import type { AgentProcess } from '../helpers/local-cluster.js';

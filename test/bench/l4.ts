@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StackRow, TaskRow } from '../../agent/control-api.js';
+import type { StackRow, TaskRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { ensureTool, note, option, report, until } from './harness.js';

@@ -15,7 +15,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import type { TaskRow } from '../../agent/control-api.js';
+import type { TaskRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { ensureTool, note, option, report, until } from './harness.js';

@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import type { NodeRow, RaftStatus, StatusResponse } from '../../agent/control-api.js';
+import type { NodeRow, RaftStatus, StatusResponse } from '../../agent/control/api.js';
 import { DataDir } from '../../agent/datadir.js';
 import { ProcessRuntime } from '../../agent/runtime/process.js';
 import { filesRoot } from '../../agent/secrets/files.js';

@@ -1,0 +1,498 @@
+import { isDeepStrictEqual } from 'node:util';
+import {
+  type NetworkSettings,
+  type ServiceAddress,
+  serviceAddressCount,
+} from '../../mesh/api/network.js';
+import type { NodeRecord } from '../../mesh/api/nodes.js';
+import {
+  definitionOf,
+  rolledBack,
+  type ServiceDefinition,
+  type ServiceRecord,
+  serviceId,
+} from '../../mesh/api/services.js';
+import { isValidName, type StackRecord } from '../../mesh/api/stacks.js';
+import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
+import type { VolumeRecord } from '../../mesh/api/volumes.js';
+import type { ClusterState, StoredObject, Write } from '../../mesh/state/cluster-state.js';
+import type {
+  DeployRequest,
+  DeployResponse,
+  RequestOf,
+  StackRow,
+  TaskRow,
+  Untrusted,
+  VolumeRow,
+} from '../control/api.js';
+import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
+import { ConstraintError, parseConstraint, satisfies } from '../scheduler/constraints.js';
+import { nodeInfoOf } from '../scheduler/model.js';
+import type { StoredValues } from '../secrets/values.js';
+import type { StateAccess } from './state-access.js';
+
+/** The task template: everything but the replica count (scaling replaces no task). */
+function template(definition: ServiceDefinition): ServiceDefinition {
+  return { ...definition, replicas: 0 };
+}
+
+/**
+ * A service's record after a deploy of this definition: a changed template is a new version (the
+ * one before kept for rollback, a rollout started); a changed replica count only scales.
+ */
+export function updatedRecord(
+  stored: StoredObject<ServiceRecord> | undefined,
+  definition: ServiceDefinition,
+  now: string,
+): { record: ServiceRecord; change: DeployResponse['services'][number]['change'] } {
+  // What the cluster keeps beside a definition (versions, rollout) is not part of it.
+  const next = definitionOf(definition as ServiceRecord);
+  const before = stored && definitionOf(stored.value);
+  const changed = !before || !isDeepStrictEqual(template(before), template(next));
+  const version = (stored?.value.version ?? 0) + (changed ? 1 : 0);
+  const change = !before
+    ? 'created'
+    : changed
+      ? 'updated'
+      : before.replicas !== next.replicas
+        ? 'scaled'
+        : 'unchanged';
+  const record: ServiceRecord =
+    stored && !changed
+      ? { ...stored.value, replicas: next.replicas, updatedAt: now }
+      : { ...next, version, updatedAt: now };
+  if (stored && changed)
+    Object.assign(record, {
+      previous: before,
+      previousVersion: stored.value.version,
+      rollout: { state: 'updating', startedAt: now },
+    });
+  return { record, change };
+}
+
+function checkRequest(body: unknown): DeployRequest {
+  const request = body as DeployRequest;
+  if (!isValidName(request?.stack))
+    throw new InvalidError(
+      `stack name "${String(request?.stack)}" must be lowercase letters, digits, - and _`,
+    );
+  if (!Array.isArray(request.services) || request.services.length === 0)
+    throw new InvalidError(`stack ${request.stack} declares no services`);
+  for (const service of request.services) {
+    if (!isValidName(service?.name))
+      throw new InvalidError(`service name "${String(service?.name)}" is not valid`);
+    if (service.stack !== request.stack)
+      throw new InvalidError(`service ${service.name} names stack ${service.stack}`);
+  }
+  return request;
+}
+
+/** Stacks and services as the control API reads and writes them. */
+export class Stacks {
+  constructor(
+    private readonly access: StateAccess,
+    private readonly values?: StoredValues,
+  ) {}
+
+  private get state(): ClusterState {
+    return this.access.state;
+  }
+
+  async deploy(body: unknown): Promise<DeployResponse> {
+    const request = checkRequest(body);
+    this.checkPlacement(request.services);
+    this.checkPorts(request);
+    this.checkHosts(request);
+    this.checkAddresses(request);
+    const response: DeployResponse = { stack: request.stack, services: [] };
+    // Values are sealed first (sealing waits on the keyring; a write's plan may not).
+    if (!request.dryRun) this.access.requireManager();
+    // A dry run seals nothing (sealing may create the cluster's data key): a value the file
+    // brings counts as there.
+    const brought = (request.values ?? []).filter((v) => v.data !== undefined);
+    const values = request.dryRun
+      ? []
+      : await Promise.all(
+          brought.map((v) => this.requireValues().sealNext(v.kind, v.name, v.data)),
+        );
+    const assumed = new Set(request.dryRun ? brought.map((v) => `${v.kind}/${v.name}`) : []);
+    const plan = () => {
+      response.services = [];
+      const now = new Date().toISOString();
+      const writes: Write[] = [];
+      for (const sealed of values) {
+        const write = this.values?.storeWrite(sealed);
+        if (write) writes.push(write);
+      }
+      for (const declared of request.services) {
+        const definition = this.withVersions(declared, writes, assumed);
+        const id = serviceId(definition);
+        const stored = this.state.get<ServiceRecord>('services', id);
+        const { record, change } = updatedRecord(stored, definition, now);
+        response.services.push({ id, version: record.version, change });
+        if (change === 'unchanged') continue;
+        writes.push({
+          op: 'put',
+          kind: 'services',
+          id,
+          value: record,
+          ifVersion: stored?.version ?? 0,
+        });
+      }
+      const declared = new Set(request.services.map((s) => s.name));
+      const stack = this.state.get<StackRecord>('stacks', request.stack);
+      const kept = (stack?.value.services ?? []).filter((name) => !declared.has(name));
+      for (const name of request.prune ? kept : []) {
+        const id = `${request.stack}.${name}`;
+        writes.push({ op: 'delete', kind: 'services', id });
+        response.services.push({ id, version: 0, change: 'removed' });
+      }
+      const services = [...declared, ...(request.prune ? [] : kept)].sort();
+      const value: StackRecord = { name: request.stack, services, deployedAt: now };
+      if (writes.length > 0 || !isDeepStrictEqual(stack?.value.services, services))
+        writes.push({
+          op: 'put',
+          kind: 'stacks',
+          id: request.stack,
+          value,
+          ifVersion: stack?.version ?? 0,
+        });
+      return writes;
+    };
+    if (request.dryRun) plan();
+    else await this.access.writeConditionally(plan);
+    return response;
+  }
+
+  private requireValues(): StoredValues {
+    if (!this.values) throw new InvalidError('secrets and configs are not available on this node');
+    return this.values;
+  }
+
+  /** The definition with each secret and config reference at the value's latest version. */
+  private withVersions(
+    definition: ServiceDefinition,
+    writes: Write[],
+    assumed: ReadonlySet<string>,
+  ): ServiceDefinition {
+    const resolved = { ...definition };
+    for (const kind of ['secrets', 'configs'] as const) {
+      if (!definition[kind]) continue;
+      resolved[kind] = definition[kind].map((ref) => {
+        const version =
+          this.values?.latestVersion(kind, ref.source, writes) ??
+          (assumed.has(`${kind}/${ref.source}`) ? 1 : undefined);
+        if (version === undefined)
+          throw new InvalidError(
+            `service ${definition.name}: ${kind === 'secrets' ? 'secret' : 'config'} ${ref.source} does not exist: create it with "mesh ${kind === 'secrets' ? 'secret' : 'config'} create ${ref.source}"`,
+          );
+        return { ...ref, version };
+      });
+    }
+    return resolved;
+  }
+
+  async scale(name: string, replicas: unknown): Promise<{ service: string; replicas: number }> {
+    if (!Number.isSafeInteger(replicas) || (replicas as number) < 0)
+      throw new InvalidError(`replicas must be a whole number >= 0, got ${String(replicas)}`);
+    const id = this.resolveService(name);
+    await this.access.writeConditionally(() => {
+      const stored = this.state.get<ServiceRecord>('services', id);
+      if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
+      if (stored.value.mode === 'global')
+        throw new InvalidError(`service ${id} is global: one task per node, nothing to scale`);
+      const value = { ...stored.value, replicas: replicas as number };
+      return [{ op: 'put', kind: 'services', id, value, ifVersion: stored.version }];
+    });
+    return { service: id, replicas: replicas as number };
+  }
+
+  /** Goes back to the definition before the last update, rolled out per rollback_config. */
+  async rollback(name: string): Promise<{ service: string; version: number }> {
+    const id = this.resolveService(name);
+    let version = 0;
+    await this.access.writeConditionally(() => {
+      const stored = this.state.get<ServiceRecord>('services', id);
+      if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
+      if (!stored.value.previous)
+        throw new ConflictError(`service ${id} has no earlier version to roll back to`);
+      const value = rolledBack(stored.value, new Date().toISOString());
+      version = value.version;
+      return [{ op: 'put', kind: 'services', id, value, ifVersion: stored.version }];
+    });
+    return { service: id, version };
+  }
+
+  async remove(name: string): Promise<{ stack: string; services: string[] }> {
+    const stack = this.state.get<StackRecord>('stacks', name);
+    if (!stack) throw new NotFoundError(`no stack named "${name}"; see "mesh ls"`);
+    const services = stack.value.services.map((s) => `${name}.${s}`);
+    await this.access.writeConditionally(() => [
+      { op: 'delete', kind: 'stacks', id: name },
+      ...services.map((id): Write => ({ op: 'delete', kind: 'services', id })),
+    ]);
+    return { stack: name, services };
+  }
+
+  list(): StackRow[] {
+    const tasks = this.state.list<TaskRecord>('tasks').map((t) => t.value);
+    const nodes = this.state.list<NodeRecord>('nodes');
+    const damaged = new Map(this.state.damaged('services').map((d) => [d.id, d.reason]));
+    return this.state
+      .list<StackRecord>('stacks')
+      .map(({ value: stack }) => ({
+        name: stack.name,
+        services: stack.services.flatMap((name): StackRow['services'] => {
+          const id = `${stack.name}.${name}`;
+          const service = this.state.get<ServiceRecord>('services', id)?.value;
+          const reason = damaged.get(id);
+          if (reason) return [{ id, damaged: reason }];
+          if (!service) return [];
+          const own = tasks.filter((t) => t.serviceId === id && t.desired === 'running');
+          const running = own
+            .filter((t) => t.serviceVersion === service.version)
+            .map((t) => this.status(t.id))
+            .filter((s) => s?.state === 'running');
+          return [
+            {
+              id,
+              mode: service.mode,
+              desired: service.mode === 'global' ? own.length : service.replicas,
+              running: running.length,
+              ready: running.filter((s) => s?.ready).length,
+              image:
+                service.runtime === 'process' ? (service.command ?? []).join(' ') : service.image,
+              runtime: service.runtime,
+              ports: service.ports.map(
+                (p) =>
+                  `${p.published ?? '*'}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`,
+              ),
+              version: service.version,
+              address: this.state.get<ServiceAddress>('addresses', id)?.value.address ?? null,
+              dnsName: `${name}.${stack.name}.mesh`,
+              unserved: unservedPorts(service, nodes),
+              rollout: service.rollout ?? null,
+              rollingBack: service.rollingBack === true,
+            },
+          ];
+        }),
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Tasks of a stack (?stack=), a service (?service=), or either by name (?name=), or all. */
+  tasks(query: Untrusted<RequestOf<'GET /v1/tasks'>>): TaskRow[] {
+    const name = typeof query.name === 'string' ? query.name : undefined;
+    const isStack = name !== undefined && this.state.get('stacks', name) !== undefined;
+    const stack = isStack ? name : (query.stack as string | undefined);
+    const service =
+      name && !isStack ? this.resolveService(name) : (query.service as string | undefined);
+    const nodes = new Map(this.state.list<NodeRecord>('nodes').map((n) => [n.id, n.value]));
+    return this.state
+      .list<TaskRecord>('tasks')
+      .map((t) => t.value)
+      .filter(
+        (t) =>
+          (!stack || t.serviceId.startsWith(`${stack}.`)) && (!service || t.serviceId === service),
+      )
+      .map((t): TaskRow => {
+        const status = this.status(t.id);
+        const current = this.state.get<ServiceRecord>('services', t.serviceId)?.value.version;
+        return {
+          id: t.id,
+          service: t.serviceId,
+          slot: t.slot,
+          node: t.nodeId,
+          nodeAddress: t.nodeId ? (nodes.get(t.nodeId)?.address ?? null) : null,
+          desired: t.desired,
+          state: status?.state ?? (t.nodeId ? 'assigned' : 'pending'),
+          reason: status?.reason ?? t.reason ?? null,
+          since: status?.since ?? t.createdAt ?? null,
+          restarts: status?.restarts ?? 0,
+          serviceVersion: t.serviceVersion,
+          currentVersion: current ?? null,
+          ready: status?.state === 'running' ? status.ready === true : null,
+          probe: status?.probe ?? null,
+          pinnedBy: this.pinOf(t.serviceId),
+          ports: (status?.ports ?? []).map(
+            (p) => `${p.hostIp}:${p.hostPort}->${p.target}/${p.protocol}`,
+          ),
+        };
+      })
+      .concat(name || stack || service ? [] : this.damagedTasks())
+      .sort((a, b) => a.service.localeCompare(b.service) || a.slot - b.slot);
+  }
+
+  /** Tasks a snapshot held in a shape no check accepts: listed so that nobody wonders where. */
+  private damagedTasks(): TaskRow[] {
+    return this.state.damaged('tasks').map((d) => ({
+      id: d.id,
+      service: '',
+      slot: 0,
+      node: null,
+      nodeAddress: null,
+      desired: 'running',
+      state: 'damaged',
+      reason: d.reason,
+      since: null,
+      restarts: 0,
+      serviceVersion: 0,
+      currentVersion: null,
+      ready: null,
+      probe: null,
+      pinnedBy: null,
+      ports: [],
+    }));
+  }
+
+  /** The pinning volume that keeps a service on its node, in words. */
+  private pinOf(id: string): string | null {
+    const service = this.state.get<ServiceRecord>('services', id)?.value;
+    for (const volume of service?.namedVolumes ?? []) {
+      const record = volume.pinned && this.state.get<VolumeRecord>('volumes', volume.name);
+      if (record) return `volume ${volume.name} on ${record.value.nodeId}`;
+    }
+    return null;
+  }
+
+  volumes(): VolumeRow[] {
+    const services = this.state.list<ServiceRecord>('services');
+    return this.state.list<VolumeRecord>('volumes').map(({ value }) => {
+      const node = this.state.get<NodeRecord>('nodes', value.nodeId)?.value;
+      return {
+        name: value.name,
+        node: value.nodeId,
+        nodeAddress: node?.address ?? null,
+        nodeStatus: node?.status ?? 'gone',
+        services: services
+          .filter((s) => (s.value.namedVolumes ?? []).some((v) => v.name === value.name))
+          .map((s) => s.id),
+        pinnedAt: value.pinnedAt,
+      };
+    });
+  }
+
+  /** `web` when only one stack has it, or `shop.web`. */
+  resolveService(name: string): string {
+    if (this.state.get('services', name)) return name;
+    const matches = this.state
+      .list<ServiceRecord>('services')
+      .filter((s) => s.value.name === name)
+      .map((s) => s.id);
+    if (matches.length === 1) return matches[0] as string;
+    if (matches.length > 1)
+      throw new InvalidError(`"${name}" is in several stacks: say which (${matches.join(', ')})`);
+    throw new NotFoundError(`no service named "${name}"; see "mesh ls"`);
+  }
+
+  private status(taskId: string): TaskStatus | undefined {
+    return this.state.get<TaskStatus>('statuses', taskId)?.value;
+  }
+
+  /** A constraint no node of the cluster satisfies would leave the service pending forever. */
+  private checkPlacement(services: ServiceDefinition[]): void {
+    const records = this.state.list<NodeRecord>('nodes');
+    const nodes = records
+      .filter((n) => !['left', 'removed', 'joining'].includes(n.value.status))
+      .map((node) => nodeInfoOf(node, this.access.voters));
+    // Admitted but not yet seen by gossip: its labels are not known, so it may be the one.
+    const joining = records.filter((n) => n.value.status === 'joining').map((n) => n.id);
+    const wait =
+      joining.length > 0
+        ? `; node ${joining.join(', ')} is still joining and its labels are not known yet: try again in a moment`
+        : '';
+    for (const service of services) {
+      const constraints = service.placement?.constraints ?? [];
+      try {
+        for (const c of constraints) parseConstraint(c);
+      } catch (error) {
+        if (!(error instanceof ConstraintError)) throw error;
+        throw new InvalidError(`service ${service.name}: ${error.message}`);
+      }
+      if (constraints.length > 0 && !nodes.some((n) => satisfies(n, constraints)))
+        throw new InvalidError(
+          `service ${service.name}: no node satisfies ${constraints.join(' and ')} (${nodes
+            .map((n) => `${n.id} ${JSON.stringify(n.labels)}`)
+            .join('; ')})${wait}`,
+        );
+    }
+  }
+
+  /**
+   * Every service gets an address from the cluster's service range: a deploy that would leave one
+   * without (so nothing reaches it by name) is refused, saying how many the range holds.
+   */
+  private checkAddresses(request: DeployRequest): void {
+    const range = this.state.get<NetworkSettings>('settings', 'network')?.value.serviceRange;
+    if (!range) return; // written by the first leader; until then no service has an address
+    const ids = new Set(this.state.list<ServiceRecord>('services').map((s) => s.id));
+    const declared = new Set(request.services.map((s) => s.name));
+    for (const name of declared) ids.add(`${request.stack}.${name}`);
+    if (request.prune)
+      for (const name of this.state.get<StackRecord>('stacks', request.stack)?.value.services ?? [])
+        if (!declared.has(name)) ids.delete(`${request.stack}.${name}`);
+    const capacity = serviceAddressCount(range);
+    if (ids.size > capacity)
+      throw new InvalidError(
+        `the cluster's service range ${range} holds ${capacity} service addresses, and this deploy would make ${ids.size} services: remove services or stacks first (the range is chosen at mesh init, --service-range)`,
+      );
+  }
+
+  /** A host name of x-mesh routes belongs to one stack (its services may split it by path). */
+  private checkHosts(request: DeployRequest): void {
+    const owner = new Map<string, string>();
+    for (const { value } of this.state.list<ServiceRecord>('services'))
+      if (value.stack !== request.stack)
+        for (const route of value.routes ?? []) owner.set(route.host, value.stack);
+    const paths = new Map<string, string>();
+    for (const service of request.services)
+      for (const route of service.routes ?? []) {
+        const stack = owner.get(route.host);
+        if (stack)
+          throw new ConflictError(
+            `service ${service.name}: host ${route.host} is already routed by stack ${stack} (stack ${request.stack} asks for it too)`,
+          );
+        const key = `${route.host}${route.path}`;
+        const other = paths.get(key);
+        if (other && other !== service.name)
+          throw new InvalidError(
+            `service ${service.name}: ${key} is already routed to service ${other}`,
+          );
+        paths.set(key, service.name);
+      }
+  }
+
+  /** A published port belongs to one service in the whole cluster (the routing mesh serves it). */
+  private checkPorts(request: DeployRequest): void {
+    const owner = new Map<string, string>();
+    for (const { value } of this.state.list<ServiceRecord>('services')) {
+      if (value.stack === request.stack) continue;
+      for (const p of value.ports)
+        if (p.published) owner.set(`${p.published}/${p.protocol}`, serviceId(value));
+    }
+    for (const service of request.services)
+      for (const p of service.ports) {
+        const key = `${p.published}/${p.protocol}`;
+        const taken = p.published ? owner.get(key) : undefined;
+        if (taken)
+          throw new ConflictError(
+            `service ${service.name}: port ${key} is already published by ${taken}`,
+          );
+        if (p.published) owner.set(key, serviceId(service));
+      }
+  }
+}
+
+/** The service's published ports (ingress mode) that a node reports it cannot serve, and why. */
+function unservedPorts(service: ServiceRecord, nodes: Array<StoredObject<NodeRecord>>): string[] {
+  const published = new Set(
+    service.ports.flatMap((p) =>
+      p.published !== undefined && p.mode !== 'host' ? [p.published] : [],
+    ),
+  );
+  return nodes.flatMap(({ id, value }) =>
+    (value.unserved ?? [])
+      .filter((u) => published.has(u.port))
+      .map((u) => `${u.port} on ${id}: ${u.reason}`),
+  );
+}

@@ -1,0 +1,296 @@
+/**
+ * The control API's contract: every route the agent answers on its unix socket, what it is asked
+ * and what it answers, shared by the agent and the CLI (and anything else that speaks to an
+ * agent). A GET is asked through its query string, a POST through a JSON body.
+ */
+import { join } from 'node:path';
+import type { NodeRecord } from '../../mesh/api/nodes.js';
+import type { ValueKind } from '../../mesh/api/secrets.js';
+import type { RolloutStatus, ServiceDefinition } from '../../mesh/api/services.js';
+import type { BackupFile } from '../../mesh/state/backup.js';
+import type { DeployValue, ValueRow } from '../secrets/values.js';
+
+export interface RaftStatus {
+  role: string;
+  term: number;
+  leader: string | null;
+  commit: number;
+  applied: number;
+  voters: string[];
+  learners: string[];
+  /** How many voters may fail with the cluster still committing. */
+  tolerates: number;
+  /** The voters the live nodes allow (the largest odd count, at most 5). */
+  targetVoters: number;
+  /** Equal on two replicas when they hold the same state. */
+  stateDigest: string;
+}
+
+/** GET /v1/status */
+export interface StatusResponse {
+  nodeId: string;
+  clusterId: string;
+  address: string;
+  version: string;
+  raft: RaftStatus;
+  members: { alive: number; suspect: number; dead: number; left: number };
+}
+
+export interface NodeRow {
+  id: string;
+  address: string;
+  /** What gossip sees now (alive, suspect, dead, left), or the recorded status of an unseen node. */
+  status: string;
+  since: string | null;
+  version: string;
+  labels: Record<string, string>;
+  capacity?: { cpus: number; memoryBytes: number };
+  /** Whether the cluster's replicated registry holds this node as gossip showed it (not joining). */
+  recorded: boolean;
+  self: boolean;
+  raft: 'voter' | 'learner' | 'none';
+  /** When its certificate expires, as it gossips; null for a node not seen. */
+  certExpires: string | null;
+}
+
+/** GET /v1/nodes: consistent is false when no quorum confirmed the read. */
+export interface NodesResponse {
+  consistent: boolean;
+  nodes: NodeRow[];
+}
+
+/** GET /v1/ca: the cluster CA, and a rotation under way. Pins are SHA-256 of the CA certificate. */
+export interface CaStatus {
+  current: string;
+  next: string | null;
+  startedAt: string | null;
+  /** How many CAs earlier rotations retired. */
+  retired: number;
+  /** Live nodes, and the pin of the CA that issued each one's certificate. */
+  nodes: Array<{ id: string; caPin: string | null }>;
+  /** Live nodes not yet renewed under the next CA. */
+  waitingFor: string[];
+}
+
+/** GET /v1/token */
+export interface TokenResponse {
+  token: string;
+}
+
+/** POST /v1/stacks: deploy (create or update) a stack's services. */
+export interface DeployRequest {
+  stack: string;
+  services: ServiceDefinition[];
+  /** Remove services of the stack that the file no longer declares. */
+  prune?: boolean;
+  /** Check everything and say what would change, writing nothing. */
+  dryRun?: boolean;
+  /** Secrets and configs the stack file declares: values to store, or external names. */
+  values?: DeployValue[];
+}
+
+export interface DeployResponse {
+  stack: string;
+  services: Array<{
+    id: string;
+    version: number;
+    change: 'created' | 'updated' | 'scaled' | 'unchanged' | 'removed';
+  }>;
+}
+
+/** A service of GET /v1/stacks. */
+export interface ServiceRow {
+  id: string;
+  mode: 'replicated' | 'global';
+  /** Replicated: the count asked for; global: the tasks planned. */
+  desired: number;
+  /** Tasks of the current version that run, and of those the ones ready (taking traffic). */
+  running: number;
+  ready: number;
+  image: string;
+  runtime: 'docker' | 'process';
+  ports: string[];
+  version: number;
+  /** Its service address; null until the leader allocated one. */
+  address: string | null;
+  /** Its DNS name: `<service>.<stack>.mesh`. */
+  dnsName: string;
+  /** Nodes that cannot serve one of its published ports: `<port> on <node>: <why>`. */
+  unserved: string[];
+  /** The rollout of its current version; null for a service never updated. */
+  rollout: RolloutStatus | null;
+  /** The current version undoes an update (a rollback). */
+  rollingBack: boolean;
+}
+
+/** GET /v1/stacks */
+export interface StackRow {
+  name: string;
+  /** A service whose stored record fails its checks is listed by ID with why. */
+  services: Array<ServiceRow | { id: string; damaged: string }>;
+}
+
+/** GET /v1/tasks?stack=S&service=S */
+export interface TaskRow {
+  id: string;
+  service: string;
+  slot: number;
+  node: string | null;
+  nodeAddress: string | null;
+  desired: 'running' | 'shutdown';
+  state: string;
+  reason: string | null;
+  since: string | null;
+  restarts: number;
+  serviceVersion: number;
+  /** The service's version now: a task behind it is being replaced. */
+  currentVersion: number | null;
+  /** Whether it takes traffic; null unless running. */
+  ready: boolean | null;
+  /** Its readiness probe's latest outcome. */
+  probe: string | null;
+  /** The volume that keeps it on its node, if any. */
+  pinnedBy: string | null;
+  /** host:port each published container port is reachable at. */
+  ports: string[];
+}
+
+/** GET /v1/volumes: the volumes that pin their services, each on its node. */
+export interface VolumeRow {
+  name: string;
+  node: string;
+  nodeAddress: string | null;
+  /** The node's status as the cluster records it. */
+  nodeStatus: string;
+  services: string[];
+  pinnedAt: string;
+}
+
+/** GET /v1/logs?service=S&cursors=JSON */
+export interface LogsResponse {
+  lines: Array<{ task: string; line: string }>;
+  /** Pass back to get only what came after. */
+  cursors: Record<string, string>;
+  /** Tasks whose node did not answer, and why. */
+  unreachable: Array<{ task: string; reason: string }>;
+}
+
+/** GET /v1/node: a node's record and the tasks assigned to it. */
+export interface NodeDetail extends Omit<NodeRecord, 'since'> {
+  id: string;
+  since: string;
+  tasks: Array<{ id: string; desired: 'running' | 'shutdown'; state: string }>;
+}
+
+/** POST /v1/node: availability and labels (KEY=VALUE adds, KEY- removes). */
+export interface NodeUpdateRequest {
+  node: string;
+  availability?: 'active' | 'drain';
+  labels?: string[];
+}
+
+/** A service as this node's routing table holds it. */
+export interface RouteRow {
+  id: string;
+  dnsName: string;
+  address: string | null;
+  /** Container ports served on the service address. */
+  ports: number[];
+  /** Ports published on every node (ingress mode). */
+  published: number[];
+  networks: string[];
+  /** Host names and path prefixes of its x-mesh routes (beside `<service>.<stack>.mesh`). */
+  hosts: string[];
+  endpoints: Array<{ task: string; node: string; host: string; local: boolean }>;
+  /** What this node's HTTP ingress saw of it since the agent started. */
+  http: {
+    requests: number;
+    statuses: Record<string, number>;
+    latency: number[];
+  } | null;
+}
+
+/** GET /v1/routes?service=S: this node's routing table, or one service of it (ID or name). */
+export interface RoutesResponse {
+  node: string;
+  services: RouteRow[];
+  /** Ports the table does not route, and why (UDP). */
+  notRouted: string[];
+  /** Addresses this node should serve but cannot (a port taken), and why. */
+  notServed: Array<{ address: string; reason: string }>;
+}
+
+/** A certificate of the HTTPS ingress, without its key. */
+export interface CertificateRow {
+  host: string;
+  subject: string;
+  notAfter: string;
+  addedAt: string;
+}
+
+/** A route: what it is asked (query or body) and what it answers. */
+interface Route<Request, Response> {
+  request: Request;
+  response: Response;
+}
+
+type Nothing = Record<string, never>;
+
+export interface ControlApi {
+  'GET /v1/status': Route<Nothing, StatusResponse>;
+  'GET /v1/nodes': Route<Nothing, NodesResponse>;
+  'GET /v1/token': Route<Nothing, TokenResponse>;
+  /** A new join secret: earlier tokens stop working. */
+  'POST /v1/token/rotate': Route<Nothing, TokenResponse>;
+  'GET /v1/ca': Route<Nothing, CaStatus>;
+  /** Starts a CA rotation (a manager only). */
+  'POST /v1/ca/rotate': Route<Nothing, CaStatus>;
+  /** A backup of the cluster state: with a passphrase (on a manager), or the voters' key. */
+  'POST /v1/backup': Route<{ passphrase?: string }, BackupFile>;
+  'POST /v1/stacks': Route<DeployRequest, DeployResponse>;
+  'GET /v1/stacks': Route<Nothing, StackRow[]>;
+  'POST /v1/stacks/rm': Route<{ stack: string }, { stack: string; services: string[] }>;
+  'POST /v1/services/scale': Route<
+    { service: string; replicas: number },
+    { service: string; replicas: number }
+  >;
+  'POST /v1/services/rollback': Route<{ service: string }, { service: string; version: number }>;
+  /** Tasks of a stack or a service by name, of a stack, of a service (its ID), or all. */
+  'GET /v1/tasks': Route<{ name?: string; stack?: string; service?: string }, TaskRow[]>;
+  'GET /v1/logs': Route<{ service: string; tail?: string; cursors?: string }, LogsResponse>;
+  'GET /v1/node': Route<{ node: string }, NodeDetail>;
+  'GET /v1/routes': Route<{ service?: string }, RoutesResponse>;
+  'POST /v1/certs': Route<{ host: string; certPem: string; keyPem: string }, CertificateRow>;
+  'GET /v1/certs': Route<Nothing, CertificateRow[]>;
+  'POST /v1/certs/rm': Route<{ host: string }, { host: string }>;
+  /** Secrets and configs (kind: secrets or configs); data is base64. */
+  'POST /v1/values': Route<{ kind: ValueKind; name: string; data: string }, ValueRow>;
+  'POST /v1/values/update': Route<
+    { kind: ValueKind; name: string; data: string },
+    ValueRow & { rolled: string[]; changed: boolean }
+  >;
+  'POST /v1/values/rm': Route<{ kind: ValueKind; name: string }, { name: string }>;
+  'GET /v1/values': Route<{ kind: ValueKind }, ValueRow[]>;
+  'GET /v1/value': Route<{ kind: ValueKind; name: string }, ValueRow>;
+  'GET /v1/volumes': Route<Nothing, VolumeRow[]>;
+  'POST /v1/node': Route<NodeUpdateRequest, { id: string; node: NodeRecord }>;
+  /** Removes a node for good; a node still alive only with force. */
+  'POST /v1/node/rm': Route<{ node: string; force?: boolean }, { id: string }>;
+}
+
+export type RouteName = keyof ControlApi;
+export type RequestOf<R extends RouteName> = ControlApi[R]['request'];
+export type ResponseOf<R extends RouteName> = ControlApi[R]['response'];
+
+/** A request's fields as they arrive: any may be missing or of any type until checked. */
+export type Untrusted<T> = { [K in keyof T]?: unknown };
+
+/** What the agent answers each route with, given the request as sent (the handler checks it). */
+export type ControlHandlers = {
+  [R in RouteName]: (request: Untrusted<RequestOf<R>>) => ResponseOf<R> | Promise<ResponseOf<R>>;
+};
+
+/** The agent's socket, in its data dir. */
+export function controlSocketPath(dataDir: string): string {
+  return join(dataDir, 'control.sock');
+}

@@ -1,0 +1,232 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { AuthoritySetting, NextAuthority } from '../../mesh/api/authority.js';
+import type { NodeRecord } from '../../mesh/api/nodes.js';
+import { ClusterCA } from '../../mesh/pki/ca.js';
+import { encodeJoinToken, newJoinSecret } from '../../mesh/pki/token.js';
+import type { RaftNode } from '../../mesh/raft/node.js';
+import type { ClusterState, Outcome } from '../../mesh/state/cluster-state.js';
+import type { Transport } from '../../mesh/transport/transport.js';
+import { askVoters } from '../cluster/ask-voters.js';
+import type { StateAccess } from '../cluster/state-access.js';
+import type { ClusterFile, DataDir } from '../datadir.js';
+import { ForbiddenError, UnavailableError } from '../errors.js';
+import { repeatOneAtATime } from '../repeat.js';
+import type { Keyring } from '../secrets/keyring.js';
+
+const TOKEN = 'authority.token';
+const SETTING = 'ca';
+// How often the node that made the cluster tries to hand its CA to the cluster state.
+const PUBLISH_RETRY_MS = 1000;
+
+/**
+ * The cluster CA and the join secret, held by every voter: kept in the replicated state sealed
+ * with the voters' key, so any voter signs joiners' certificates and makes tokens, and no other
+ * node can. The node that ran `mesh init` starts with them on its disk; once the state holds
+ * them, it removes its copy. A worker asked for a token gets it from a voter over mTLS.
+ */
+export class Authority {
+  private local: { ca: ClusterCA; secret: string } | undefined;
+  private opened: { rotatedAt: string; ca: ClusterCA; secret: string } | undefined;
+  private openedNext: { startedAt: string; ca: ClusterCA } | undefined;
+  private stopPublishing: (() => void) | undefined;
+
+  constructor(
+    private readonly options: {
+      dir: DataDir;
+      cluster: ClusterFile;
+      /** The CA, on the node that made the cluster until the state holds it. */
+      ca: ClusterCA | undefined;
+      address: string;
+      state: ClusterState;
+      raft: RaftNode;
+      access: StateAccess;
+      keyring: Keyring;
+      transport: Transport;
+      log: Logger;
+    },
+  ) {
+    const { ca, cluster } = options;
+    if (ca && cluster.joinSecret) this.local = { ca, secret: cluster.joinSecret };
+    options.transport.handle(TOKEN, () => this.token());
+  }
+
+  start(): void {
+    if (!this.local) return;
+    this.stopPublishing = repeatOneAtATime(
+      PUBLISH_RETRY_MS,
+      () => this.publish(),
+      (error) =>
+        this.options.log.debug({ reason: error.message }, 'the CA is not in the state yet'),
+    );
+  }
+
+  stop(): void {
+    this.stopPublishing?.();
+  }
+
+  private isVoter(): boolean {
+    return this.options.raft.membership.voters.includes(this.options.raft.raft.id);
+  }
+
+  setting() {
+    return this.options.state.get<AuthoritySetting>('settings', SETTING);
+  }
+
+  /** The node that made the cluster puts its CA into the state, then forgets its own copy. */
+  private async publish(): Promise<void> {
+    const local = this.local;
+    if (!local || !this.isVoter()) return;
+    if (!this.setting()) {
+      const { keyring, access } = this.options;
+      const key = await keyring.voterSeal(Buffer.from(local.ca.exportKeyPem()));
+      const secret = await keyring.voterSeal(Buffer.from(local.secret));
+      const value: AuthoritySetting = {
+        certPem: local.ca.certPem,
+        keyId: key.keyId,
+        sealedKey: key.sealed,
+        sealedSecret: secret.sealed,
+        rotatedAt: new Date().toISOString(),
+        ...(this.options.cluster.certValidityMs
+          ? { certValidityMs: this.options.cluster.certValidityMs }
+          : {}),
+      };
+      const outcome = (await access.propose({
+        op: 'put',
+        kind: 'settings',
+        id: SETTING,
+        value,
+        ifVersion: 0,
+      })) as Outcome;
+      if (!outcome.ok) throw new Error(outcome.reason);
+    }
+    // The state holds it (this write or an earlier one): the disk copy goes.
+    const { dir, cluster, log } = this.options;
+    await rm(join(dir.path, 'pki', 'ca.key'), { force: true });
+    delete cluster.joinSecret;
+    await dir.writeCluster(cluster);
+    this.local = undefined;
+    this.stop();
+    log.info('the cluster CA and join secret are now held by every voter, sealed in the state');
+  }
+
+  /** The CA and secret: this node's own (before publishing), or opened from the state. */
+  private async open(): Promise<{ ca: ClusterCA; secret: string }> {
+    if (this.local) return this.local;
+    const stored = this.setting()?.value;
+    if (!stored) throw new UnavailableError('the cluster CA is not in the cluster state yet');
+    if (this.opened?.rotatedAt === stored.rotatedAt) return this.opened;
+    const { keyring, cluster } = this.options;
+    const keyPem = (
+      await keyring.voterOpen({ keyId: stored.keyId, sealed: stored.sealedKey })
+    ).toString();
+    const secret = (
+      await keyring.voterOpen({ keyId: stored.keyId, sealed: stored.sealedSecret })
+    ).toString();
+    this.opened = {
+      rotatedAt: stored.rotatedAt,
+      ca: ClusterCA.load(cluster.clusterId, stored.certPem, keyPem),
+      secret,
+    };
+    return this.opened;
+  }
+
+  /** For joins: only a voter signs. */
+  async ca(): Promise<ClusterCA> {
+    return (await this.open()).ca;
+  }
+
+  /** How long the certificates this cluster issues last (days; undefined: the default). */
+  validDays(): number | undefined {
+    const ms = this.setting()?.value.certValidityMs ?? this.options.cluster.certValidityMs;
+    return ms && ms / 86_400_000;
+  }
+
+  /** The next CA of a rotation under way, opened (a voter only). */
+  private async openNext(next: NextAuthority): Promise<ClusterCA> {
+    if (this.openedNext?.startedAt === next.startedAt) return this.openedNext.ca;
+    const stored = this.setting()?.value as AuthoritySetting;
+    const keyPem = (
+      await this.options.keyring.voterOpen({ keyId: stored.keyId, sealed: next.sealedKey })
+    ).toString();
+    const ca = ClusterCA.load(this.options.cluster.clusterId, next.certPem, keyPem);
+    this.openedNext = { startedAt: next.startedAt, ca };
+    return ca;
+  }
+
+  /** CA certificates whose nodes may come back as themselves: current, next and retired ones. */
+  issuers(): string[] {
+    const stored = this.setting()?.value;
+    if (!stored) return this.local ? [this.local.ca.certPem] : [];
+    return [
+      stored.certPem,
+      ...(stored.next ? [stored.next.certPem] : []),
+      ...(stored.retired ?? []),
+    ];
+  }
+
+  /**
+   * A renewed certificate for a node, for its new key: same node ID, a fresh validity; during a
+   * CA rotation, issued by the next CA.
+   */
+  async sign(csrPem: string, nodeId: string): Promise<string> {
+    const next = this.setting()?.value.next;
+    const ca = next ? await this.openNext(next) : await this.ca();
+    const issued = ca.issueFromCsr(csrPem, nodeId, this.validDays());
+    this.options.log.info({ renewed: nodeId, serial: issued.serial }, 'certificate renewed');
+    return issued.certPem;
+  }
+
+  async secret(): Promise<string> {
+    return (await this.open()).secret;
+  }
+
+  /** A join token whose seeds are this node and the other voters. */
+  private encode(ca: ClusterCA, secret: string): string {
+    const { state, raft, address, cluster } = this.options;
+    const voters = raft.membership.voters
+      .map((id) => state.get<NodeRecord>('nodes', id)?.value)
+      .filter((n) => n && n.status !== 'down' && n.status !== 'left' && n.status !== 'removed')
+      .map((n) => n?.address as string);
+    const seeds = [...new Set([address, ...voters])];
+    return encodeJoinToken({ clusterId: cluster.clusterId, seeds, caPin: ca.pin, secret });
+  }
+
+  /** `mesh token`: on a voter, made here; on a worker, asked of a voter. */
+  async token(): Promise<string> {
+    if (!this.isVoter()) return askVoters<string>(this.options, TOKEN, {}, 'answered for a token');
+    const { ca, secret } = await this.open();
+    return this.encode(ca, secret);
+  }
+
+  /** `mesh token --rotate`, on a voter: a new join secret for the whole cluster. */
+  async rotate(): Promise<string> {
+    if (!this.isVoter())
+      throw new ForbiddenError(
+        `node ${this.options.raft.raft.id} is a worker: rotate the join secret on a manager (a voter)`,
+      );
+    const { ca } = await this.open();
+    const secret = newJoinSecret();
+    if (this.local) {
+      this.local.secret = secret;
+      this.options.cluster.joinSecret = secret;
+      await this.options.dir.writeCluster(this.options.cluster);
+    } else {
+      const stored = this.setting();
+      if (!stored) throw new UnavailableError('the cluster CA is not in the cluster state yet');
+      const sealed = await this.options.keyring.voterSeal(Buffer.from(secret));
+      const value: AuthoritySetting = {
+        ...stored.value,
+        sealedSecret: sealed.sealed,
+        rotatedAt: new Date().toISOString(),
+      };
+      if (sealed.keyId !== stored.value.keyId) throw new Error('the voters’ key changed meanwhile');
+      await this.options.access.writeConditionally(() => [
+        { op: 'put', kind: 'settings', id: SETTING, value, ifVersion: stored.version },
+      ]);
+    }
+    this.options.log.info('join secret rotated: earlier tokens no longer admit anyone');
+    return this.encode(ca, secret);
+  }
+}

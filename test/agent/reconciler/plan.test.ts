@@ -1,0 +1,202 @@
+import test from 'ava';
+import { type NodeView, type Observed, reconcile } from '../../../agent/reconciler/plan.js';
+import type { TaskObservation } from '../../../agent/runtime/runtime.js';
+import type { RuntimeKind, ServiceRecord } from '../../../mesh/api/services.js';
+import type { TaskRecord, TaskStatus } from '../../../mesh/api/tasks.js';
+import { serviceRecord, taskRecord, taskStatus } from '../../helpers/records.js';
+
+const NOW = 1_000_000;
+const web = serviceRecord();
+const task = taskRecord(1, 1, 'n1');
+
+function seen(
+  taskId: string,
+  state: TaskObservation['state'],
+  health?: TaskObservation['health'],
+  runtime: RuntimeKind = 'docker',
+): [string, Observed] {
+  return [taskId, { runtime, seen: { taskId, state, ports: [], health } }];
+}
+
+/** This node (n1) with the given tasks and containers; everything else quiet. */
+function view(overrides: Partial<NodeView> = {}): NodeView {
+  return {
+    tasks: [task],
+    services: new Map([['s.web', web]]),
+    statuses: new Map(),
+    observed: new Map(),
+    probed: new Set(),
+    busy: new Set(),
+    restartAt: new Map(),
+    runningServices: new Set(),
+    missingRuntimes: new Map(),
+    cutOff: false,
+    now: NOW,
+    ...overrides,
+  };
+}
+
+const statuses = (entries: Record<string, TaskStatus['state']>) =>
+  new Map(Object.entries(entries).map(([id, state]) => [id, taskStatus(state)]));
+
+test('an assigned task without a container is started', (t) => {
+  t.deepEqual(reconcile(view()), [{ type: 'start', task, service: web }]);
+});
+
+test('a task that ended for good (failed or complete) is not started again', (t) => {
+  t.deepEqual(reconcile(view({ statuses: statuses({ [task.id]: 'failed' }) })), []);
+  t.deepEqual(reconcile(view({ statuses: statuses({ [task.id]: 'complete' }) })), []);
+});
+
+test('a running, healthy task that the cluster knows runs is left alone', (t) => {
+  const actions = reconcile(
+    view({
+      observed: new Map([seen(task.id, 'running', { status: 'healthy' })]),
+      statuses: statuses({ [task.id]: 'running' }),
+    }),
+  );
+  t.deepEqual(actions, []);
+});
+
+test('a container of a task no longer assigned here is removed, from the runtime that runs it', (t) => {
+  const stray = 'other.web.1.abc';
+  const actions = reconcile(
+    view({ tasks: [], observed: new Map([seen(stray, 'running', undefined, 'process')]) }),
+  );
+  t.deepEqual(actions, [
+    { type: 'remove', taskId: stray, runtime: 'process', because: 'unassigned' },
+  ]);
+});
+
+test('a task with an operation in flight is left to it', (t) => {
+  const stray = 'other.web.1.abc';
+  const actions = reconcile(
+    view({ observed: new Map([seen(stray, 'running')]), busy: new Set([task.id, stray]) }),
+  );
+  t.deepEqual(actions, []);
+});
+
+test('a task told to shut down is stopped where it runs, or reported shut down once', (t) => {
+  const stopping: TaskRecord = { ...task, desired: 'shutdown', reason: 'scaled down' };
+  t.deepEqual(
+    reconcile(view({ tasks: [stopping], observed: new Map([seen(task.id, 'running')]) })),
+    [{ type: 'shutdown', task: stopping, runtime: 'docker' }],
+  );
+  t.deepEqual(reconcile(view({ tasks: [stopping] })), [
+    { type: 'report', taskId: task.id, status: { state: 'shutdown', reason: 'scaled down' } },
+  ]);
+  t.deepEqual(
+    reconcile(view({ tasks: [stopping], statuses: statuses({ [task.id]: 'shutdown' }) })),
+    [],
+    'already reported',
+  );
+});
+
+test('a task whose container ended unseen, came up, or turned unhealthy is looked at again', (t) => {
+  const ended = reconcile(
+    view({
+      observed: new Map([seen(task.id, 'exited')]),
+      statuses: statuses({ [task.id]: 'running' }),
+    }),
+  );
+  t.deepEqual(ended, [{ type: 'inspect', taskId: task.id, runtime: 'docker' }]);
+  const up = reconcile(
+    view({
+      observed: new Map([seen(task.id, 'running')]),
+      statuses: statuses({ [task.id]: 'starting' }),
+    }),
+  );
+  t.deepEqual(up, [{ type: 'inspect', taskId: task.id, runtime: 'docker' }]);
+  const unhealthy = reconcile(
+    view({
+      observed: new Map([seen(task.id, 'running', { status: 'unhealthy' })]),
+      statuses: statuses({ [task.id]: 'running' }),
+    }),
+  );
+  t.deepEqual(unhealthy, [{ type: 'inspect', taskId: task.id, runtime: 'docker' }]);
+  const over = reconcile(
+    view({
+      observed: new Map([seen(task.id, 'exited')]),
+      statuses: statuses({ [task.id]: 'failed' }),
+    }),
+  );
+  t.deepEqual(over, [], 'an ended container of a failed task stays for its logs');
+});
+
+test('a task waits while a service it depends on runs nowhere, naming it, then starts', (t) => {
+  const api: ServiceRecord = { ...web, dependsOn: ['db', 'cache'] };
+  const services = new Map([['s.web', api]]);
+  t.deepEqual(reconcile(view({ services, runningServices: new Set(['s.cache']) })), [
+    {
+      type: 'report',
+      taskId: task.id,
+      status: { state: 'waiting', reason: 'waiting for db to run (depends_on)' },
+    },
+  ]);
+  t.deepEqual(reconcile(view({ services, runningServices: new Set(['s.db', 's.cache']) })), [
+    { type: 'start', task, service: api },
+  ]);
+});
+
+test('a task whose runtime this node lacks fails with the reason', (t) => {
+  const missingRuntimes = new Map([['docker', 'no Docker Engine reachable on node n1'] as const]);
+  t.deepEqual(reconcile(view({ missingRuntimes })), [
+    {
+      type: 'report',
+      taskId: task.id,
+      status: { state: 'failed', reason: 'no Docker Engine reachable on node n1' },
+    },
+  ]);
+});
+
+test('a task of a service removed meanwhile is not started', (t) => {
+  t.deepEqual(reconcile(view({ services: new Map() })), []);
+});
+
+test('a restart waits out its delay, then removes what is left so the next round starts it', (t) => {
+  const restarting = {
+    observed: new Map([seen(task.id, 'exited')]),
+    statuses: statuses({ [task.id]: 'restarting' }),
+  };
+  t.deepEqual(reconcile(view({ ...restarting, restartAt: new Map([[task.id, NOW + 1]]) })), []);
+  t.deepEqual(reconcile(view({ ...restarting, restartAt: new Map([[task.id, NOW]]) })), [
+    { type: 'restart', taskId: task.id, runtime: 'docker' },
+  ]);
+  t.deepEqual(
+    reconcile(view({ statuses: restarting.statuses, restartAt: new Map([[task.id, NOW - 5]]) })),
+    [{ type: 'restart', taskId: task.id, runtime: undefined }],
+    'its container already gone',
+  );
+  t.deepEqual(reconcile(view({ statuses: restarting.statuses })), [
+    { type: 'start', task, service: web },
+  ]);
+});
+
+test('cut off from the leader, at-most-once tasks stop and do not start; others run on', (t) => {
+  const once: ServiceRecord = { ...web, atMostOnce: true };
+  const running = {
+    observed: new Map([seen(task.id, 'running')]),
+    statuses: statuses({ [task.id]: 'running' }),
+  };
+  const cutOff = reconcile(
+    view({ ...running, services: new Map([['s.web', once]]), cutOff: true }),
+  );
+  t.is(cutOff.length, 1);
+  t.deepEqual(cutOff[0], {
+    type: 'remove',
+    taskId: task.id,
+    runtime: 'docker',
+    because: 'cut-off',
+  });
+  t.deepEqual(
+    reconcile(view({ services: new Map([['s.web', once]]), cutOff: true })),
+    [],
+    'not started',
+  );
+  t.deepEqual(reconcile(view({ ...running, cutOff: true })), [], 'a service without it runs on');
+  t.deepEqual(
+    reconcile(view({ services: new Map([['s.web', once]]) })),
+    [{ type: 'start', task, service: once }],
+    'heard again: started',
+  );
+});

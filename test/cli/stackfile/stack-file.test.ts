@@ -1,0 +1,571 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { readStackFile, StackFileError } from '../../../cli/stackfile/stack-file.js';
+import { parseBytes, parseDuration, splitCommand } from '../../../cli/stackfile/values.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mesh-stackfile-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function problems(name: string, text: string, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    readStackFile(file(name, text), 'app', env);
+  } catch (e) {
+    if (e instanceof StackFileError) return e.message;
+    throw e;
+  }
+  throw new Error(`${name} was accepted`);
+}
+
+test('a compose file becomes service definitions with compose defaults filled in', (t) => {
+  file('web.env', '# comment\nFROM_FILE=1\nexport QUOTED="two words"\n');
+  const stack = readStackFile(
+    file(
+      'ok.yml',
+      `name: shop
+services:
+  web:
+    image: nginx:\${TAG:-1.27}
+    command: nginx -g "daemon off;"
+    env_file: web.env
+    environment: [A=1, FROM_ENV]
+    ports: ["8080:80", "9000-9001:90-91/udp", { target: 443 }]
+    volumes: ["data:/var/lib", "./site:/www:ro"]
+    restart: on-failure:3
+    stop_grace_period: 1m30s
+    deploy:
+      replicas: 2
+      resources: { limits: { cpus: "0.5", memory: 128m }, reservations: { memory: 1g } }
+      placement: { constraints: ["node.labels.zone==a"], max_replicas_per_node: 1 }
+  db:
+    image: postgres
+    deploy: { mode: global }
+`,
+    ),
+    undefined,
+    { FROM_ENV: 'x' },
+  );
+  t.is(stack.stack, 'shop');
+  const [web, db] = stack.services;
+  t.deepEqual(web?.command, ['nginx', '-g', 'daemon off;']);
+  t.is(web?.image, 'nginx:1.27');
+  t.deepEqual(web?.env, { FROM_FILE: '1', QUOTED: 'two words', A: '1', FROM_ENV: 'x' });
+  t.deepEqual(web?.ports, [
+    { target: 80, protocol: 'tcp', published: 8080 },
+    { target: 90, protocol: 'udp', published: 9000 },
+    { target: 91, protocol: 'udp', published: 9001 },
+    { target: 443, protocol: 'tcp' },
+  ]);
+  t.deepEqual(web?.volumes, ['shop_data:/var/lib', `${dir}/site:/www:ro`], 'named per stack');
+  t.deepEqual(web?.namedVolumes, [{ name: 'shop_data', pinned: true }]);
+  t.deepEqual(web?.restartPolicy, {
+    condition: 'on-failure',
+    delayMs: 5000,
+    maxAttempts: 3,
+    windowMs: 0,
+  });
+  t.is(web?.stopGracePeriodMs, 90_000);
+  t.deepEqual(web?.resources, {
+    limits: { cpus: 0.5, memoryBytes: 128 * 2 ** 20 },
+    reservations: { cpus: 0, memoryBytes: 2 ** 30 },
+  });
+  t.deepEqual(web?.placement, { constraints: ['node.labels.zone==a'], maxReplicasPerNode: 1 });
+  t.is(db?.mode, 'global');
+});
+
+test('unsupported keys are listed as ignored with a reason and their line, never dropped silently', (t) => {
+  const stack = readStackFile(
+    file(
+      'ignored.yml',
+      'version: "3.8"\nservices:\n  web:\n    image: a\n    build: .\n    privileged: true\n    develop: {}\nnetworks:\n  front:\n    driver: overlay\n',
+    ),
+    'app',
+  );
+  t.deepEqual(
+    stack.ignored.map((i) => `${i.path}@${i.line}`),
+    [
+      'version@1',
+      'networks.front.driver@10',
+      'services.web.build@5',
+      'services.web.privileged@6',
+      'services.web.develop@7',
+    ],
+  );
+  t.true(stack.ignored.every((i) => i.reason.length > 0));
+});
+
+test('errors name file, line, column and key path', (t) => {
+  t.regex(problems('yaml.yml', 'services:\n  web: [\n'), /yaml\.yml:\d+:\d+: .*invalid YAML/);
+  t.regex(
+    problems('unknown.yml', 'services:\n  web:\n    image: a\n    imagee: b\n'),
+    /unknown\.yml:4:5: services\.web\.imagee: unknown key "imagee"/,
+  );
+  t.regex(
+    problems('type.yml', 'services:\n  web:\n    image: a\n    deploy:\n      replicas: many\n'),
+    /type\.yml:5:17: services\.web\.deploy\.replicas: must be a whole number/,
+  );
+  t.regex(
+    problems('duration.yml', 'services:\n  web:\n    image: a\n    stop_grace_period: soon\n'),
+    /duration\.yml:4:24: services\.web\.stop_grace_period: "soon" is not a duration \(like 10s, 1m30s, 500ms\)/,
+  );
+  t.regex(
+    problems(
+      'health.yml',
+      'services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, "true"]\n      interval: fast\n',
+    ),
+    /health\.yml:6:17: services\.web\.healthcheck\.interval: "fast" is not a duration/,
+  );
+  t.regex(
+    problems(
+      'clash.yml',
+      'services:\n  a:\n    image: a\n    ports: ["80:80"]\n  b:\n    image: a\n    ports: ["80:81"]\n',
+    ),
+    /clash\.yml:7:13: services\.b\.ports\.0: port 80\/tcp is already published by service a/,
+  );
+  t.regex(
+    problems('deps.yml', 'services:\n  web:\n    image: a\n    depends_on: [db]\n'),
+    /deps\.yml:4:17: services\.web\.depends_on: depends on "db", which this file does not declare/,
+  );
+  t.regex(
+    problems('var.yml', 'services:\n  web:\n    image: "$' + '{IMAGE:?set IMAGE}"\n'),
+    /var\.yml:3:12: services\.web\.image: variable IMAGE is required: set IMAGE/,
+  );
+  t.regex(
+    problems('noimage.yml', 'services:\n  web:\n    command: run\n'),
+    /noimage\.yml:3:5: services\.web: missing "image"/,
+  );
+});
+
+test('compose value syntaxes: durations, sizes, commands', (t) => {
+  t.is(parseDuration('1h2m3s'), 3_723_000);
+  t.is(parseDuration('250ms'), 250);
+  t.is(parseDuration(2), 2000);
+  t.throws(() => parseDuration('2 minutes'));
+  t.is(parseBytes('512m'), 512 * 2 ** 20);
+  t.is(parseBytes('1.5GB'), 1.5 * 2 ** 30);
+  t.throws(() => parseBytes('lots'));
+  t.deepEqual(splitCommand(`sh -c 'echo "hi there"' a\\ b`), [
+    'sh',
+    '-c',
+    'echo "hi there"',
+    'a b',
+  ]);
+  t.throws(() => splitCommand('echo "open'));
+});
+
+test('networks become keys: the stack default, a stack network, an external one by its name', (t) => {
+  const stack = readStackFile(
+    file(
+      'networks.yml',
+      [
+        'services:',
+        '  web: { image: a, networks: [front, shared] }',
+        '  db: { image: a }',
+        '  dns: { image: a, ports: ["53:53/udp"], networks: { front: { aliases: [ns] } } }',
+        'networks:',
+        '  front: {}',
+        '  shared: { external: true, name: common }',
+      ].join('\n'),
+    ),
+    'shop',
+  );
+  const byName = new Map(stack.services.map((s) => [s.name, s]));
+  t.deepEqual(byName.get('web')?.networks, ['shop_front', 'common']);
+  t.is(byName.get('db')?.networks, undefined, 'the default network');
+  t.deepEqual(
+    stack.ignored.map((i) => `${i.path}: ${i.reason}`),
+    [
+      'services.dns.ports.0: not routed: the mesh forwards TCP only; publish a UDP port with mode: host to reach it on its node',
+      'services.dns.networks.front.aliases: services are reached by their name and service address',
+    ],
+  );
+  const error = t.throws(() =>
+    readStackFile(
+      file('undeclared.yml', 'services:\n  web: { image: a, networks: [back] }\n'),
+      'shop',
+    ),
+  );
+  t.regex(
+    error?.message ?? '',
+    /undeclared\.yml:2:\d+: services\.web\.networks\.back: network "back" is not declared/,
+  );
+});
+
+test('the example stacks read cleanly, nothing ignored', (t) => {
+  const examples = fileURLToPath(new URL('../../../../examples/stacks/', import.meta.url));
+  const files = readdirSync(examples).filter((f) => f.endsWith('.yml'));
+  t.true(files.length >= 3);
+  for (const name of files) {
+    const stack = readStackFile(join(examples, name), 'example', {});
+    t.deepEqual(stack.ignored, [], name);
+    t.true(stack.services.length >= 2, name);
+  }
+});
+
+test('x-mesh at_most_once is read as a flag, and anything but true or false is refused', (t) => {
+  const stack = readStackFile(
+    file(
+      'once.yml',
+      'services:\n  job:\n    command: ["sleep", "1"]\n    x-mesh: { runtime: process, at_most_once: true }\n  web:\n    image: nginx\n',
+    ),
+    'app',
+    {},
+  );
+  t.true(stack.services.find((s) => s.name === 'job')?.atMostOnce);
+  t.false('atMostOnce' in (stack.services.find((s) => s.name === 'web') ?? {}));
+  t.regex(
+    problems(
+      'once-bad.yml',
+      'services:\n  job:\n    image: x\n    x-mesh: { at_most_once: "yes" }\n',
+    ),
+    /services\.job\.x-mesh\.at_most_once: must be true or false/,
+  );
+});
+
+test('YAML anchors and merge keys resolve as Compose does: local keys win', (t) => {
+  const stack = readStackFile(
+    file(
+      'merge.yml',
+      `x-defaults: &defaults
+  image: busybox
+  restart: always
+  environment: { LEVEL: info }
+services:
+  web:
+    <<: *defaults
+    command: httpd
+  db:
+    <<: [*defaults]
+    image: postgres
+    deploy:
+      placement: { constraints: ["node.role == manager", "node.platform.os == linux"] }
+`,
+    ),
+    'app',
+    {},
+  );
+  const web = stack.services.find((s) => s.name === 'web');
+  const db = stack.services.find((s) => s.name === 'db');
+  t.like(web, { image: 'busybox', command: ['httpd'], env: { LEVEL: 'info' } });
+  t.like(web?.restartPolicy, { condition: 'any' });
+  t.is(db?.image, 'postgres');
+  t.deepEqual(db?.placement.constraints, ['node.role == manager', 'node.platform.os == linux']);
+  t.deepEqual(stack.ignored, []);
+});
+
+test('x-mesh readiness and update_config are read with their defaults; mistakes name their key', (t) => {
+  const stack = readStackFile(
+    file(
+      'ready.yml',
+      `services:
+  api:
+    image: api
+    expose: ["8080"]
+    x-mesh: { readiness: { http: /ready, start_period: 10s } }
+    deploy:
+      update_config: { order: stop-first, monitor: 2s, max_failure_ratio: 0.5 }
+  db:
+    image: db
+    x-mesh: { readiness: { tcp: 5432, interval: 500ms, failure_threshold: 5 } }
+`,
+    ),
+    'app',
+    {},
+  );
+  const [api, db] = stack.services;
+  t.deepEqual(api?.readiness, {
+    kind: 'http',
+    port: 8080,
+    path: '/ready',
+    intervalMs: 2000,
+    timeoutMs: 1000,
+    failureThreshold: 3,
+    successThreshold: 1,
+    startPeriodMs: 10_000,
+  });
+  t.like(db?.readiness, { kind: 'tcp', port: 5432, intervalMs: 500, failureThreshold: 5 });
+  t.deepEqual(api?.update, {
+    parallelism: 1,
+    delayMs: 0,
+    order: 'stop-first',
+    failureAction: 'rollback',
+    monitorMs: 2000,
+    maxFailureRatio: 0.5,
+  });
+  t.like(db?.update, { order: 'start-first', failureAction: 'rollback', monitorMs: 5000 });
+  t.like(db?.rollback, { order: 'start-first', failureAction: 'pause' });
+  t.regex(
+    problems(
+      'ready-both.yml',
+      'services:\n  a:\n    image: x\n    x-mesh: { readiness: { http: /, tcp: 80 } }\n',
+    ),
+    /ready-both\.yml:4:\d+: services\.a\.x-mesh\.readiness: needs one of http: PATH or tcp: PORT/,
+  );
+  t.regex(
+    problems(
+      'ready-port.yml',
+      'services:\n  a:\n    image: x\n    x-mesh: { readiness: { http: /ok } }\n',
+    ),
+    /services\.a\.x-mesh\.readiness: the service has no TCP port/,
+  );
+  t.regex(
+    problems(
+      'ready-key.yml',
+      'services:\n  a:\n    image: x\n    x-mesh: { readiness: { tcp: 80, treshold: 2 } }\n',
+    ),
+    /services\.a\.x-mesh\.readiness\.treshold: unknown readiness setting/,
+  );
+  t.regex(
+    problems(
+      'order.yml',
+      'services:\n  a:\n    image: x\n    deploy: { update_config: { order: random } }\n',
+    ),
+    /order\.yml:4:\d+: services\.a\.deploy\.update_config\.order: must be one of "start-first", "stop-first"/,
+  );
+});
+
+test('per-container keys are applied to Docker tasks, and reported as unused for process ones', (t) => {
+  const stack = readStackFile(
+    file(
+      'container.yml',
+      `services:
+  app:
+    image: app
+    user: "1000"
+    working_dir: /srv
+    init: true
+    read_only: true
+    tmpfs: /run
+    ulimits: { nproc: 65535, nofile: { soft: 20000, hard: 40000 } }
+    cap_add: [NET_ADMIN]
+    sysctls: [net.core.somaxconn=1024]
+    shm_size: 64m
+    extra_hosts: ["somehost=162.242.195.82", "otherhost:50.31.209.229"]
+    stop_signal: SIGQUIT
+    logging: { driver: local, options: { max-size: 10m } }
+    deploy: { resources: { limits: { pids: 100 } } }
+  job:
+    command: ["true"]
+    user: "1000"
+    x-mesh: { runtime: process }
+`,
+    ),
+    'app',
+    {},
+  );
+  t.deepEqual(stack.services[0]?.container, {
+    user: '1000',
+    workingDir: '/srv',
+    init: true,
+    readOnly: true,
+    tmpfs: ['/run'],
+    ulimits: { nproc: { soft: 65535, hard: 65535 }, nofile: { soft: 20000, hard: 40000 } },
+    capAdd: ['NET_ADMIN'],
+    sysctls: { 'net.core.somaxconn': '1024' },
+    shmSizeBytes: 64 * 2 ** 20,
+    extraHosts: ['somehost:162.242.195.82', 'otherhost:50.31.209.229'],
+    stopSignal: 'SIGQUIT',
+    logging: { driver: 'local', options: { 'max-size': '10m' } },
+    pidsLimit: 100,
+  });
+  t.false('container' in (stack.services[1] ?? {}));
+  t.deepEqual(
+    stack.ignored.filter((i) => i.path.startsWith('services.job')).map((i) => i.reason),
+    ['not used by the process runtime'],
+  );
+  t.regex(
+    problems(
+      'ulimit.yml',
+      'services:\n  a:\n    image: x\n    ulimits: { nofile: { soft: 10, hard: 5 } }\n',
+    ),
+    /services\.a\.ulimits: nofile: soft limit 10 is above hard limit 5/,
+  );
+});
+
+test('keys the specification added after the schema snapshot validate, typos in them are still caught', (t) => {
+  const stack = readStackFile(
+    file(
+      'newer.yml',
+      `name: newer
+services:
+  app:
+    image: app
+    env_file: [{ path: missing.env, required: false }]
+    healthcheck: { test: ["CMD", "true"], start_interval: 1s }
+    depends_on: { db: { condition: service_started, required: true, restart: true } }
+    ports: [{ target: 80, name: web, app_protocol: http }]
+    develop: { watch: [{ path: ./src, action: sync, target: /src }] }
+  db:
+    image: db
+    devices: [{ source: /dev/fuse, target: /dev/fuse, permissions: rwm }]
+    build: { context: ., dockerfile_inline: "FROM scratch" }
+`,
+    ),
+    undefined,
+    {},
+  );
+  t.is(stack.stack, 'newer');
+  t.deepEqual(stack.services[0]?.env, {}, 'a missing env file that is not required is skipped');
+  t.deepEqual(stack.ignored.map((i) => i.path).sort(), [
+    'services.app.depends_on.db.restart',
+    'services.app.develop',
+    'services.app.healthcheck.start_interval',
+    'services.app.ports.0.app_protocol',
+    'services.app.ports.0.name',
+    'services.db.build',
+    'services.db.devices',
+  ]);
+  t.regex(
+    problems(
+      'typo.yml',
+      'services:\n  a:\n    image: x\n    healthcheck: { test: ["CMD", "true"], start_intervall: 1s }\n',
+    ),
+    /services\.a\.healthcheck\.start_intervall: unknown key "start_intervall"/,
+  );
+  t.regex(
+    problems('inline.yml', 'services:\n  a:\n    image: x\n    env_file: [{ required: false }]\n'),
+    /services\.a\.env_file/,
+  );
+});
+
+test('placement preferences spread by node labels; engine labels are reported, not refused', (t) => {
+  const stack = readStackFile(
+    file(
+      'spread.yml',
+      `services:
+  web:
+    image: web
+    deploy:
+      placement:
+        constraints: [node.role == worker, engine.labels.operatingsystem == ubuntu]
+        preferences: [{ spread: node.labels.zone }, { spread: engine.labels.rack }]
+`,
+    ),
+    'app',
+    {},
+  );
+  t.deepEqual(stack.services[0]?.placement, {
+    constraints: ['node.role == worker'],
+    preferences: ['node.labels.zone'],
+  });
+  t.deepEqual(
+    stack.ignored.map((i) => i.path),
+    [
+      'services.web.deploy.placement.constraints.1',
+      'services.web.deploy.placement.preferences.1.spread',
+    ],
+  );
+  t.regex(
+    problems(
+      'spread-bad.yml',
+      'services:\n  a:\n    image: x\n    deploy: { placement: { preferences: [{ spread: node.hostname }] } }\n',
+    ),
+    /services\.a\.deploy\.placement\.preferences\.0\.spread: "node\.hostname" is not node\.labels\.KEY/,
+  );
+});
+
+test('secrets and configs: declared values named per stack, references short and long', (t) => {
+  file('pw.txt', 's3cret');
+  const stack = readStackFile(
+    file(
+      'values.yml',
+      `services:
+  db:
+    image: db
+    secrets: [db_password, { source: api_key, target: key, uid: "999", mode: 0400 }]
+    configs: [{ source: conf, target: /etc/app.conf }]
+secrets:
+  db_password: { file: ./pw.txt }
+  api_key: { environment: API_KEY }
+configs:
+  conf: { content: "a = 1" }
+  shared: { external: true }
+`,
+    ),
+    'app',
+    { API_KEY: 'k-123' },
+  );
+  const plain = (data?: string) => Buffer.from(data ?? '', 'base64').toString();
+  t.deepEqual(
+    stack.values.map((v) => [v.kind, v.name, v.data === undefined ? null : plain(v.data)]),
+    [
+      ['secrets', 'app_db_password', 's3cret'],
+      ['secrets', 'app_api_key', 'k-123'],
+      ['configs', 'app_conf', 'a = 1'],
+      ['configs', 'shared', null],
+    ],
+  );
+  t.deepEqual(stack.services[0]?.secrets, [
+    {
+      source: 'app_db_password',
+      version: 0,
+      target: '/run/secrets/db_password',
+      uid: '0',
+      gid: '0',
+      mode: 0o444,
+    },
+    {
+      source: 'app_api_key',
+      version: 0,
+      target: '/run/secrets/key',
+      uid: '999',
+      gid: '0',
+      mode: 0o400,
+    },
+  ]);
+  t.like(stack.services[0]?.configs?.[0], { source: 'app_conf', target: '/etc/app.conf' });
+  t.regex(
+    problems(
+      'values-missing.yml',
+      'services:\n  a:\n    image: x\n    secrets: [nope]\nsecrets:\n  pw: { file: ./absent.txt }\n',
+    ),
+    /values-missing\.yml:6:\d+: secrets\.pw\.file: cannot read \.\/absent\.txt: ENOENT/,
+  );
+  t.regex(
+    problems('values-undeclared.yml', 'services:\n  a:\n    image: x\n    secrets: [nope]\n'),
+    /services\.a\.secrets\.0: secret "nope" is not declared under the top-level secrets/,
+  );
+});
+
+test('named volumes: named per stack, with their driver; external and scratch ones do not pin', (t) => {
+  const stack = readStackFile(
+    file(
+      'volumes.yml',
+      `services:
+  db:
+    image: db
+    volumes: [data:/var/lib/db, cache:/cache, shared:/shared:ro, ./conf:/etc/db]
+volumes:
+  data: { driver: local, driver_opts: { type: tmpfs, device: tmpfs } }
+  cache: { x-mesh: { scratch: true } }
+  shared: { external: true }
+`,
+    ),
+    'app',
+    {},
+  );
+  const [db] = stack.services;
+  t.deepEqual(db?.volumes.slice(0, 3), [
+    'app_data:/var/lib/db',
+    'app_cache:/cache',
+    'shared:/shared:ro',
+  ]);
+  t.deepEqual(db?.namedVolumes, [
+    {
+      name: 'app_data',
+      pinned: true,
+      driver: 'local',
+      driverOpts: { type: 'tmpfs', device: 'tmpfs' },
+    },
+    { name: 'app_cache', pinned: false },
+    { name: 'shared', pinned: false },
+  ]);
+});

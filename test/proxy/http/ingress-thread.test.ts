@@ -1,0 +1,150 @@
+import { once } from 'node:events';
+import { createServer, request } from 'node:http';
+import { connect } from 'node:net';
+import type { Worker } from 'node:worker_threads';
+import test from 'ava';
+import { IngressThread } from '../../../proxy/http/ingress-thread.js';
+import type { HttpRoute } from '../../../proxy/http/routes.js';
+import type { Endpoint, ServiceRoute } from '../../../proxy/routing-table.js';
+import { captureLogs } from '../../helpers/logs.js';
+import { eventually } from '../../helpers/poll.js';
+
+// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress threads on .2 and .3;
+// the hosts of the endpoints elsewhere, .8 and .9, are never dialled: they go through the bridge).
+const INGRESS = { host: '127.0.52.2', port: 18_052 };
+const RESTARTED = { host: '127.0.52.3', port: 18_052 };
+
+function route(host: string, endpoint: Endpoint): [string, HttpRoute[]] {
+  const service: ServiceRoute = {
+    id: `s.${host.split('.')[0]}`,
+    stack: 's',
+    name: host.split('.')[0] as string,
+    address: undefined,
+    ports: [{ target: 80, protocol: 'tcp' }],
+    networks: [],
+    routes: [],
+    endpoints: [endpoint],
+  };
+  return [host, [{ host, prefix: '/', stripPrefix: false, service, target: 80 }]];
+}
+
+function get(
+  host: string,
+  ingress: { host: string; port: number } = INGRESS,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ ...ingress, path: '/', headers: { host }, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => {
+        body += String(chunk);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function backend() {
+  const server = createServer((_req, res) => res.end('ok\n'));
+  server.listen(0, '127.0.52.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/** An ingress thread of node n1 on `ingress`; node n2's relay is stood in for by the backend. */
+function ingressThread(
+  ingress: { host: string; port: number },
+  backendPort: number,
+  opened: string[] = [],
+) {
+  const logs = captureLogs('n1');
+  const thread = new IngressThread({
+    settings: {
+      nodeId: 'n1',
+      advertise: ingress.host,
+      httpPort: ingress.port,
+      httpsPort: 0,
+      trustedProxies: [],
+      responseTimeoutMs: 5000,
+      relayPrefix: 'http/',
+    },
+    // Node n3 cannot be reached.
+    openRemote: async (nodeId, target) => {
+      opened.push(`${nodeId} ${target}`);
+      if (nodeId !== 'n2') throw new Error(`node ${nodeId} is not a member`);
+      const socket = connect({ host: '127.0.52.1', port: backendPort });
+      await once(socket, 'connect');
+      return socket;
+    },
+    keyPairOf: () => Promise.reject(new Error('no certificates here')),
+    log: logs.log,
+  });
+  return { thread, logs };
+}
+
+test('the ingress thread serves the routes it is sent, here and through the main thread', async (t) => {
+  const { server, port: backendPort } = await backend();
+  const opened: string[] = [];
+  const { thread, logs } = ingressThread(INGRESS, backendPort, opened);
+  const ports = new Map([[80, backendPort]]);
+  thread.setRoutes(
+    new Map([
+      route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports }),
+      route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports }),
+      route('gone.s.mesh', { taskId: 't3', nodeId: 'n3', host: '127.0.52.9', ports }),
+    ]),
+  );
+  await thread.start();
+  try {
+    t.deepEqual(await get('here.s.mesh'), { status: 200, body: 'ok\n' });
+    t.deepEqual(await get('far.s.mesh'), { status: 200, body: 'ok\n' });
+    t.deepEqual(
+      opened,
+      ['n2 http/t2/80'],
+      'a replica elsewhere: its node relay, by the main thread',
+    );
+    const gone = await get('gone.s.mesh');
+    t.is(gone.status, 502);
+    t.regex(gone.body, /node n3 is not a member/);
+    // The thread's log lines come out of the agent's logger, named by the node that wrote them.
+    const line = await logs.waitFor(
+      (l) => l.msg === 'replica did not take the request; trying another',
+    );
+    t.like(line, { node: 'n1', task: 't3', onNode: 'n3', level: 40 });
+    t.like(await thread.stats('s.here'), { requests: 1, statuses: { '2xx': 1 } });
+    t.like(await thread.stats('s.gone'), { requests: 1, statuses: { '5xx': 1 } });
+  } finally {
+    await thread.close();
+    server.close();
+  }
+  await t.throwsAsync(get('here.s.mesh'), { code: 'ECONNREFUSED' }, 'closed with the thread');
+});
+
+test('a thread that stops is started again, with the routes it had, and says so', async (t) => {
+  const { server, port: backendPort } = await backend();
+  const { thread, logs } = ingressThread(RESTARTED, backendPort);
+  const ports = new Map([[80, backendPort]]);
+  thread.setRoutes(
+    new Map([route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports })]),
+  );
+  await thread.start();
+  try {
+    t.deepEqual(await get('here.s.mesh', RESTARTED), { status: 200, body: 'ok\n' });
+    // Nothing from outside makes the thread fail: it is stopped as a crash would stop it.
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    t.like(await logs.waitFor((l) => /ingress thread stopped: restarting it/.test(l.msg)), {
+      level: 50,
+      restartInMs: 1000,
+    });
+    const back = await eventually(() => get('here.s.mesh', RESTARTED).catch(() => undefined), {
+      what: 'the restarted thread answering',
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
+    t.deepEqual(back, { status: 200, body: 'ok\n' });
+  } finally {
+    await thread.close();
+    server.close();
+  }
+});

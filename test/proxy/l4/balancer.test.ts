@@ -1,0 +1,63 @@
+import test from 'ava';
+import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../../../proxy/l4/balancer.js';
+import type { Endpoint } from '../../../proxy/routing-table.js';
+
+const endpoint = (taskId: string): Endpoint => ({
+  taskId,
+  nodeId: 'n1',
+  host: '10.0.0.1',
+  ports: new Map([[80, 80]]),
+});
+const endpoints = [endpoint('a'), endpoint('b'), endpoint('c')];
+
+test('the endpoint with the fewest connections is picked', (t) => {
+  const counters = new EndpointCounters();
+  counters.get('a').active = 2;
+  counters.get('b').active = 0;
+  counters.get('c').active = 1;
+  t.is(pick(endpoints, (id) => counters.get(id), 0, new Set(), 0)?.taskId, 'b');
+});
+
+test('equals are picked in turn', (t) => {
+  const counters = new EndpointCounters();
+  const picked = [0, 1, 2, 3].map(
+    () => pick(endpoints, (id) => counters.get(id), 0, new Set(), counters.nextTurn())?.taskId,
+  );
+  t.deepEqual([...new Set(picked)].sort(), ['a', 'b', 'c']);
+});
+
+test('an endpoint that failed to connect is passed over until its timeout', (t) => {
+  const counters = new EndpointCounters();
+  counters.get('a').failedUntil = 1000 + FAIL_TIMEOUT_MS;
+  counters.get('b').active = 5;
+  counters.get('c').active = 5;
+  t.not(pick(endpoints, (id) => counters.get(id), 1000, new Set(), 0)?.taskId, 'a');
+  t.is(
+    pick(endpoints, (id) => counters.get(id), 1000 + FAIL_TIMEOUT_MS, new Set(), 0)?.taskId,
+    'a',
+  );
+});
+
+test('when every endpoint failed recently, one is tried still', (t) => {
+  const counters = new EndpointCounters();
+  for (const e of endpoints) counters.get(e.taskId).failedUntil = 10_000;
+  t.truthy(pick(endpoints, (id) => counters.get(id), 0, new Set(), 0));
+});
+
+test('endpoints tried for this connection are not tried again', (t) => {
+  const counters = new EndpointCounters();
+  t.is(pick(endpoints, (id) => counters.get(id), 0, new Set(['a', 'b']), 0)?.taskId, 'c');
+  t.is(
+    pick(endpoints, (id) => counters.get(id), 0, new Set(['a', 'b', 'c']), 0),
+    undefined,
+  );
+});
+
+test('counters of tasks gone from the table are forgotten once idle', (t) => {
+  const counters = new EndpointCounters();
+  counters.get('a').active = 1;
+  counters.get('b').failedUntil = 5;
+  counters.retain(new Set(['c']));
+  t.is(counters.get('a').active, 1, 'a connection still open keeps its count');
+  t.is(counters.get('b').failedUntil, 0);
+});
