@@ -3,7 +3,6 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { NetworkSettings } from '../mesh/api/network.js';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
-import { controlSocketPath } from './control/api.js';
 
 /** This node's own data plane settings (`mesh init|join` flags), kept in its cluster file. */
 export interface DataPlaneSettings {
@@ -41,6 +40,11 @@ export interface ClusterFile extends DataPlaneSettings {
 
 export class DataDirError extends Error {
   override name = 'DataDirError';
+}
+
+/** The agent's control socket, in its data dir: the CLI finds the agent by its data dir alone. */
+export function controlSocketPath(dataDir: string): string {
+  return join(dataDir, 'control.sock');
 }
 
 export function defaultDataDir(): string {

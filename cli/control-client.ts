@@ -1,10 +1,6 @@
 import { request } from 'node:http';
-import {
-  controlSocketPath,
-  type RequestOf,
-  type ResponseOf,
-  type RouteName,
-} from '../agent/control/api.js';
+import type { RequestOf, ResponseOf, RouteName } from '../agent/control/api.js';
+import { controlSocketPath } from '../agent/datadir.js';
 import { UsageError } from './args.js';
 
 /** The agent cannot answer now (no leader, or its replica is behind): worth asking again. */

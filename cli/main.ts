@@ -1,7 +1,39 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { closest, UsageError } from './args.js';
-import { COMMANDS, type Command } from './commands.js';
+import { COMMANDS, type CommandName } from './commands.js';
+
+// Each command loads only what it uses: the CLI starts fast, the agent's libraries stay unloaded.
+const cluster = () => import('./cluster.js');
+const daemon = () => import('./daemon.js');
+const stacks = () => import('./stacks.js');
+const certs = () => import('./certs.js');
+const values = () => import('./values.js');
+const backups = () => import('./backup.js');
+const caCommands = () => import('./ca.js');
+
+const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
+  init: async (args) => (await daemon()).init(args),
+  join: async (args) => (await daemon()).join(args),
+  agent: async (args) => (await daemon()).agent(args),
+  token: async (args) => (await cluster()).token(args),
+  ca: async (args) => (await caCommands()).ca(args),
+  backup: async (args) => (await backups()).backup(args),
+  node: async (args) => (await cluster()).node(args),
+  cert: async (args) => (await certs()).cert(args),
+  secret: async (args) => (await values()).value('secret', args),
+  config: async (args) => (await values()).value('config', args),
+  volume: async (args) => (await stacks()).volume(args),
+  status: async (args) => (await cluster()).status(args),
+  deploy: async (args) => (await stacks()).deploy(args),
+  ls: async (args) => (await stacks()).ls(args),
+  inspect: async (args) => (await stacks()).inspect(args),
+  ps: async (args) => (await stacks()).ps(args),
+  scale: async (args) => (await stacks()).scale(args),
+  rollback: async (args) => (await stacks()).rollback(args),
+  rm: async (args) => (await stacks()).rm(args),
+  logs: async (args) => (await stacks()).logs(args),
+};
 
 /**
  * Failures the user can act on: one line, no stack trace. Known by name, so that reporting one
@@ -63,10 +95,10 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${version}\n`);
     return 0;
   }
-  const command: Command | undefined = COMMANDS.find((c) => c.name === name);
+  const command = COMMANDS.find((c) => c.name === name);
   if (!command)
     throw new UsageError(`unknown command "${name}"${suggestion(name)}; see "mesh --help"`);
-  return command.run(args);
+  return RUN[command.name as CommandName](args);
 }
 
 run(process.argv.slice(2)).then(

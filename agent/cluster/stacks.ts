@@ -6,11 +6,11 @@ import {
 } from '../../mesh/api/network.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import {
-  definitionOf,
   rolledBack,
   type ServiceDefinition,
   type ServiceRecord,
   serviceId,
+  updatedRecord,
 } from '../../mesh/api/services.js';
 import { isValidName, type StackRecord } from '../../mesh/api/stacks.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
@@ -30,45 +30,6 @@ import { ConstraintError, parseConstraint, satisfies } from '../scheduler/constr
 import { nodeInfoOf } from '../scheduler/model.js';
 import type { StoredValues } from '../secrets/values.js';
 import type { StateAccess } from './state-access.js';
-
-/** The task template: everything but the replica count (scaling replaces no task). */
-function template(definition: ServiceDefinition): ServiceDefinition {
-  return { ...definition, replicas: 0 };
-}
-
-/**
- * A service's record after a deploy of this definition: a changed template is a new version (the
- * one before kept for rollback, a rollout started); a changed replica count only scales.
- */
-export function updatedRecord(
-  stored: StoredObject<ServiceRecord> | undefined,
-  definition: ServiceDefinition,
-  now: string,
-): { record: ServiceRecord; change: DeployResponse['services'][number]['change'] } {
-  // What the cluster keeps beside a definition (versions, rollout) is not part of it.
-  const next = definitionOf(definition as ServiceRecord);
-  const before = stored && definitionOf(stored.value);
-  const changed = !before || !isDeepStrictEqual(template(before), template(next));
-  const version = (stored?.value.version ?? 0) + (changed ? 1 : 0);
-  const change = !before
-    ? 'created'
-    : changed
-      ? 'updated'
-      : before.replicas !== next.replicas
-        ? 'scaled'
-        : 'unchanged';
-  const record: ServiceRecord =
-    stored && !changed
-      ? { ...stored.value, replicas: next.replicas, updatedAt: now }
-      : { ...next, version, updatedAt: now };
-  if (stored && changed)
-    Object.assign(record, {
-      previous: before,
-      previousVersion: stored.value.version,
-      rollout: { state: 'updating', startedAt: now },
-    });
-  return { record, change };
-}
 
 function checkRequest(body: unknown): DeployRequest {
   const request = body as DeployRequest;
@@ -128,7 +89,7 @@ export class Stacks {
         const definition = this.withVersions(declared, writes, assumed);
         const id = serviceId(definition);
         const stored = this.state.get<ServiceRecord>('services', id);
-        const { record, change } = updatedRecord(stored, definition, now);
+        const { record, change } = updatedRecord(stored?.value, definition, now);
         response.services.push({ id, version: record.version, change });
         if (change === 'unchanged') continue;
         writes.push({

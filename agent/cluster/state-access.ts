@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import { RaftError } from '../../mesh/raft/raft.js';
-import type { ClusterState, Kind, Outcome, Write } from '../../mesh/state/cluster-state.js';
+import type { ClusterState, Outcome, Write } from '../../mesh/state/cluster-state.js';
+import type { Kind } from '../../mesh/state/kinds.js';
 import { TransportError } from '../../mesh/transport/errors.js';
 import { ConflictError, ForbiddenError, UnavailableError, UnknownOutcomeError } from '../errors.js';
 

@@ -3,12 +3,10 @@
  * and what it answers, shared by the agent and the CLI (and anything else that speaks to an
  * agent). A GET is asked through its query string, a POST through a JSON body.
  */
-import { join } from 'node:path';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ValueKind } from '../../mesh/api/secrets.js';
-import type { RolloutStatus, ServiceDefinition } from '../../mesh/api/services.js';
+import type { RolloutStatus, ServiceChange, ServiceDefinition } from '../../mesh/api/services.js';
 import type { BackupFile } from '../../mesh/state/backup.js';
-import type { DeployValue, ValueRow } from '../secrets/values.js';
 
 export interface RaftStatus {
   role: string;
@@ -77,6 +75,22 @@ export interface TokenResponse {
   token: string;
 }
 
+/** A secret or config as `mesh secret|config ls|inspect` shows it. */
+export interface ValueRow {
+  name: string;
+  versions: Array<{ version: number; size: number; createdAt: string }>;
+  /** Services that use it, with the version each runs. */
+  services: Array<{ service: string; version: number }>;
+}
+
+/** A value a deploy brings (from the stack file), or names as existing (external). */
+export interface DeployValue {
+  kind: ValueKind;
+  name: string;
+  /** base64; absent for an external one. */
+  data?: string;
+}
+
 /** POST /v1/stacks: deploy (create or update) a stack's services. */
 export interface DeployRequest {
   stack: string;
@@ -94,7 +108,7 @@ export interface DeployResponse {
   services: Array<{
     id: string;
     version: number;
-    change: 'created' | 'updated' | 'scaled' | 'unchanged' | 'removed';
+    change: ServiceChange | 'removed';
   }>;
 }
 
@@ -289,8 +303,3 @@ export type Untrusted<T> = { [K in keyof T]?: unknown };
 export type ControlHandlers = {
   [R in RouteName]: (request: Untrusted<RequestOf<R>>) => ResponseOf<R> | Promise<ResponseOf<R>>;
 };
-
-/** The agent's socket, in its data dir. */
-export function controlSocketPath(dataDir: string): string {
-  return join(dataDir, 'control.sock');
-}

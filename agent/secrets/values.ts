@@ -4,30 +4,15 @@ import {
   type SecretRecord,
   type ValueKind,
 } from '../../mesh/api/secrets.js';
-import { type ServiceRecord, serviceId } from '../../mesh/api/services.js';
+import { type ServiceRecord, serviceId, updatedRecord } from '../../mesh/api/services.js';
 import type { ClusterState, StoredObject, Write } from '../../mesh/state/cluster-state.js';
-import { updatedRecord } from '../cluster/stacks.js';
 import type { StateAccess } from '../cluster/state-access.js';
+import type { ValueRow } from '../control/api.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
 import type { Keyring } from './keyring.js';
 
 /** The most a secret or config may hold: they are files for configuration, not data. */
 const MAX_BYTES = 512 * 1024;
-
-export interface ValueRow {
-  name: string;
-  versions: Array<{ version: number; size: number; createdAt: string }>;
-  /** Services that use it, with the version each runs. */
-  services: Array<{ service: string; version: number }>;
-}
-
-/** A value a deploy brings (from the stack file), or names as existing (external). */
-export interface DeployValue {
-  kind: ValueKind;
-  name: string;
-  /** base64; absent for an external one. */
-  data?: string;
-}
 
 /** A version sealed ahead of the write that stores it (sealing is asynchronous, a write's plan is not). */
 export interface SealedValue {
@@ -159,7 +144,7 @@ export class StoredValues {
             ref.source === id ? { ...ref, version } : ref,
           ),
         };
-        const { record } = updatedRecord(stored, definition, now);
+        const { record } = updatedRecord(stored.value, definition, now);
         writes.push({
           op: 'put',
           kind: 'services',

@@ -3,6 +3,7 @@
  * them. Every node holds all of them in its replica.
  */
 
+import { isDeepStrictEqual } from 'node:util';
 import {
   amount,
   boolean,
@@ -249,6 +250,48 @@ export function definitionOf(record: ServiceRecord): ServiceDefinition {
     ...definition
   } = record;
   return definition;
+}
+
+/** What a deploy did to a service it declares. */
+export type ServiceChange = 'created' | 'updated' | 'scaled' | 'unchanged';
+
+/** The task template: everything but the replica count (scaling replaces no task). */
+function template(definition: ServiceDefinition): ServiceDefinition {
+  return { ...definition, replicas: 0 };
+}
+
+/**
+ * A service's record after a deploy of this definition: a changed template is a new version (the
+ * one before kept for rollback, a rollout started); a changed replica count only scales.
+ */
+export function updatedRecord(
+  stored: ServiceRecord | undefined,
+  definition: ServiceDefinition,
+  now: string,
+): { record: ServiceRecord; change: ServiceChange } {
+  // What the cluster keeps beside a definition (versions, rollout) is not part of it.
+  const next = definitionOf(definition as ServiceRecord);
+  const before = stored && definitionOf(stored);
+  const changed = !before || !isDeepStrictEqual(template(before), template(next));
+  const version = (stored?.version ?? 0) + (changed ? 1 : 0);
+  const change = !before
+    ? 'created'
+    : changed
+      ? 'updated'
+      : before.replicas !== next.replicas
+        ? 'scaled'
+        : 'unchanged';
+  const record: ServiceRecord =
+    stored && !changed
+      ? { ...stored, replicas: next.replicas, updatedAt: now }
+      : { ...next, version, updatedAt: now };
+  if (stored && changed)
+    Object.assign(record, {
+      previous: before,
+      previousVersion: stored.version,
+      rollout: { state: 'updating', startedAt: now },
+    });
+  return { record, change };
 }
 
 /**

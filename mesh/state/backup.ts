@@ -9,7 +9,8 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import type { Sealed } from '../api/secrets.js';
 import { keyId, open, SealError, seal } from '../secrets/sealing.js';
-import { ClusterState, KINDS, type Kind, type StoredObject } from './cluster-state.js';
+import { ClusterState, type StoredObject } from './cluster-state.js';
+import { KINDS, type Kind } from './kinds.js';
 
 export const BACKUP_FORMAT = 'mesh-backup/1';
 

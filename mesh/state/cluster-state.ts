@@ -1,21 +1,6 @@
 import { createHash } from 'node:crypto';
+import { KINDS, type Kind } from './kinds.js';
 import { checkObject, checkPut } from './validation.js';
-
-/** The kinds of object the cluster keeps; each has its own namespace of IDs. */
-export const KINDS = [
-  'nodes',
-  'stacks',
-  'services',
-  'tasks',
-  'statuses',
-  'secrets',
-  'configs',
-  'settings',
-  'addresses',
-  'certificates',
-  'volumes',
-] as const;
-export type Kind = (typeof KINDS)[number];
 
 export interface StoredObject<T = unknown> {
   id: string;

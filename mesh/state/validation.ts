@@ -15,7 +15,7 @@ import { checkService, type ServiceRecord, serviceId } from '../api/services.js'
 import { checkStack, type StackRecord } from '../api/stacks.js';
 import { checkStatus, checkTask, type TaskRecord, type TaskStatus } from '../api/tasks.js';
 import { checkVolume, type VolumeRecord } from '../api/volumes.js';
-import type { Kind } from './cluster-state.js';
+import type { Kind } from './kinds.js';
 
 const SHAPES: Record<Kind, Check> = {
   nodes: checkNode,

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { ClusterState, KINDS, type Write } from '../../../mesh/state/cluster-state.js';
+import { ClusterState, type Write } from '../../../mesh/state/cluster-state.js';
+import { KINDS } from '../../../mesh/state/kinds.js';
 import { nodeRecord, serviceRecord, taskRecord, taskStatus } from '../../helpers/records.js';
 
 const stack = (services: string[] = ['web']) => ({ name: 'shop', services, deployedAt: '' });

@@ -1,0 +1,15 @@
+/** The kinds of object the cluster keeps; each has its own namespace of IDs. */
+export const KINDS = [
+  'nodes',
+  'stacks',
+  'services',
+  'tasks',
+  'statuses',
+  'secrets',
+  'configs',
+  'settings',
+  'addresses',
+  'certificates',
+  'volumes',
+] as const;
+export type Kind = (typeof KINDS)[number];
