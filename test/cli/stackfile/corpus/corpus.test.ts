@@ -1,7 +1,7 @@
 /**
- * Compose and stack files of the kinds users bring (test/corpus/files, each saying what it is
+ * Compose and stack files of the kinds users bring (test/cli/stackfile/corpus/files, each saying what it is
  * modelled on), each read as `mesh deploy` reads it: what is supported, what is ignored and why,
- * what is refused. The outcome is compared with test/corpus/expected.json; after a deliberate
+ * what is refused. The outcome is compared with test/cli/stackfile/corpus/expected.json; after a deliberate
  * change, MESH_UPDATE_CORPUS=1 rewrites it (review the diff). A refusal of a valid file is a bug
  * unless the README says why.
  */
