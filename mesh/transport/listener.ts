@@ -5,11 +5,12 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import { LimitedLog } from '../limited-log.js';
 import type { NodeIdentity } from '../pki/identity.js';
+import { splitHostPort } from './address.js';
 import { Channel, type ChannelLimits, type Handlers } from './channel.js';
 import { REFUSAL_HEADER } from './dial.js';
 import { MEMBER_PATH } from './link.js';
-import { RefusalLog } from './refusal-log.js';
 import {
   certificateRefusal,
   type Peer,
@@ -77,7 +78,7 @@ export function refuseUpgrade(socket: Duplex, status: number, reason: string): v
 export class Listener {
   private readonly server: Server;
   private readonly wss: WebSocketServer;
-  private readonly refusals: RefusalLog;
+  private readonly refusals: LimitedLog;
 
   /** A renewed certificate: new handshakes present it; connections made before go on. */
   setIdentity(identity: NodeIdentity): void {
@@ -95,20 +96,12 @@ export class Listener {
     this.server.on('connection', (socket: Socket) =>
       remotes.set(socket, `${socket.remoteAddress}:${socket.remotePort}`),
     );
-    this.refusals = new RefusalLog(ctx.log, ctx.refusalLogsPerMinute);
+    this.refusals = new LimitedLog(ctx.log, ctx.refusalLogsPerMinute);
     this.server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
-      this.refusals.warn(
-        remoteOf(socket),
-        { reason: handshakeReason(error) },
-        'TLS handshake refused',
-      );
+      this.warnRefused(socket, { reason: handshakeReason(error) }, 'TLS handshake refused');
     });
     this.server.on('request', (request, response) => {
-      this.refusals.warn(
-        remoteOf(request.socket),
-        { url: request.url },
-        'plain HTTP request refused',
-      );
+      this.warnRefused(request.socket, { url: request.url }, 'plain HTTP request refused');
       response.writeHead(426, { [REFUSAL_HEADER]: 'this port speaks WebSocket only' }).end();
     });
     this.server.on('upgrade', (request, socket, head) => this.upgrade(request, socket, head));
@@ -130,8 +123,14 @@ export class Listener {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
+  /** A refusal's line, a few a minute per address and kind (see LimitedLog). */
+  private warnRefused(socket: Duplex, fields: Record<string, unknown>, message: string): void {
+    const remote = remoteOf(socket);
+    this.refusals.warn(splitHostPort(remote).host, { remote, ...fields }, message);
+  }
+
   private refuse(socket: Duplex, status: number, reason: string): void {
-    this.refusals.warn(remoteOf(socket), { reason }, 'connection refused');
+    this.warnRefused(socket, { reason }, 'connection refused');
     refuseUpgrade(socket, status, reason);
   }
 
