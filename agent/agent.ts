@@ -168,7 +168,11 @@ export class Agent {
     const { dir, cluster, identity, ca, log, seeds } = this.provisioned;
     const state = new ClusterState();
     // First: a damaged log refuses to start before this node answers anyone.
-    const storage = RaftStorage.open(dir.raftDir, { voters: [], learners: [] }, log);
+    const storage = RaftStorage.open(
+      dir.raftDir,
+      { voters: cluster.joinedVoters ?? [], learners: [] },
+      log,
+    );
     if (forceNewCluster) {
       const before = storage.voters;
       if (!before.includes(identity.nodeId))
@@ -192,7 +196,12 @@ export class Agent {
       log,
     });
     // Joins and inbound connections may arrive before the rest is wired: they see it once it is.
-    const late: { access?: StateAccess; membership?: Membership; authority?: Authority } = {};
+    const late: {
+      access?: StateAccess;
+      membership?: Membership;
+      authority?: Authority;
+      raft?: RaftNode;
+    } = {};
     const authority = () => {
       if (!late.authority) throw new Error('this node is still starting');
       return late.authority;
@@ -209,6 +218,7 @@ export class Agent {
         await late.access.create('nodes', nodeId, joiningNode(serial, Date.now()));
       },
       issuers: () => late.authority?.issuers() ?? [],
+      voters: () => late.raft?.membership.voters ?? [],
       readmit: async ({ nodeId }) => {
         const refusal = readmissionRefusal(nodeId, state);
         if (refusal) throw new Error(refusal);
@@ -247,7 +257,7 @@ export class Agent {
       authorize: (sender, command) => writeRefusal(sender, command, state, raft.membership.voters),
     });
     const access = new StateAccess(state, raft, log);
-    Object.assign(late, { access, membership });
+    Object.assign(late, { access, membership, raft });
     const keyring = new Keyring({
       nodeId: identity.nodeId,
       dataDir: dir.path,

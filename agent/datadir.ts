@@ -30,6 +30,8 @@ export interface ClusterFile extends DataPlaneSettings {
   labels: Record<string, string>;
   /** Seeds from the join token, tried again at every start. */
   seeds: string[];
+  /** The voters when this node joined: its Raft follows only them until its log names the voters. */
+  joinedVoters?: string[];
   /** Only on a node that holds the CA: the current join secret. */
   joinSecret?: string;
   /** How long a node may be unreachable before its tasks are placed elsewhere (--reschedule-after). */

@@ -120,7 +120,10 @@ export async function joinWithToken(
   await dir.create();
   await checkListenable(options.advertise, options.port);
   const bootLog = agentLogger('(joining)', options);
-  const identity = await joinCluster(token, { log: bootLog, bindAddress: options.advertise });
+  const { identity, voters } = await joinCluster(token, {
+    log: bootLog,
+    bindAddress: options.advertise,
+  });
   const cluster: ClusterFile = {
     clusterId: identity.clusterId,
     nodeId: identity.nodeId,
@@ -128,6 +131,7 @@ export async function joinWithToken(
     port: options.port,
     labels: options.labels,
     seeds: token.seeds,
+    joinedVoters: voters,
     rescheduleAfterMs: options.rescheduleAfterMs,
     ...nodeSettings(options),
   };
@@ -152,11 +156,12 @@ async function comeBack(
   await checkListenable(cluster.advertise, cluster.port);
   const { identity: old } = await dir.readIdentity(cluster);
   const log = agentLogger(cluster.nodeId, options);
-  const identity = await joinCluster(token, {
+  const { identity, voters } = await joinCluster(token, {
     log,
     bindAddress: cluster.advertise,
     returning: old,
   });
+  cluster.joinedVoters = voters;
   await dir.writeIdentity(identity);
   cluster.seeds = [...new Set([...token.seeds, ...cluster.seeds])];
   await dir.writeCluster(cluster);

@@ -170,13 +170,22 @@ function checkIssued(
   if (returning && issued.nodeId !== returning) {
     throw new JoinError(`asked to come back as node ${returning}, issued node ${issued.nodeId}`);
   }
+  if (!Array.isArray(issued.voters) || !issued.voters.every((id) => typeof id === 'string')) {
+    throw new JoinError('the seed named no Raft voters');
+  }
+}
+
+/** What a join gives: this node's identity, and the voters whose Raft messages it follows first. */
+export interface Joined {
+  identity: NodeIdentity;
+  voters: string[];
 }
 
 /**
  * Joins the cluster a token describes: tries its seeds in order until one issues a certificate.
  * A seed that refuses (wrong secret, other cluster) ends the attempt; an unreachable one does not.
  */
-export async function joinCluster(token: JoinToken, options: JoinOptions): Promise<NodeIdentity> {
+export async function joinCluster(token: JoinToken, options: JoinOptions): Promise<Joined> {
   const keys = options.keys ?? (await generateKeyPair());
   const failures: string[] = [];
   for (const seed of token.seeds) {
@@ -195,13 +204,14 @@ export async function joinCluster(token: JoinToken, options: JoinOptions): Promi
         { seed, nodeId: issued.nodeId },
         options.returning ? 'rejoined the cluster' : 'joined the cluster',
       );
-      return {
+      const identity: NodeIdentity = {
         clusterId: token.clusterId,
         nodeId: issued.nodeId,
         keyPem: keys.privateKeyPem,
         certPem: issued.certPem,
         caCertPem,
       };
+      return { identity, voters: issued.voters };
     } catch (error) {
       const message = `seed ${seed}: ${(error as Error).message}`;
       failures.push(message);

@@ -34,4 +34,9 @@ export interface CertificateResponse {
   nodeId: string;
   certPem: string;
   caCertPem: string;
+  /**
+   * The Raft voters as the seed (a voter: only voters sign) knows them. A new node, whose log
+   * names no voters yet, takes Raft messages only from these until its log names them itself.
+   */
+  voters: string[];
 }

@@ -49,6 +49,8 @@ export interface JoinServiceOptions {
   readmit: (node: IssuedNode) => Promise<void>;
   /** CA certificates whose node certificates may come back: the current CA and retired ones. */
   issuers?: () => string[];
+  /** The Raft voters now, told to the joiner (see CertificateResponse). */
+  voters: () => string[];
 }
 
 const DEFAULT_RATE_LIMIT = { burst: 10, refillPerSecond: 1 / 6 };
@@ -204,6 +206,11 @@ class JoinSession {
       { remote: this.remote, [body.rejoin ? 'rejoined' : 'joined']: nodeId, serial: issued.serial },
       'certificate issued',
     );
-    return { nodeId, certPem: issued.certPem, caCertPem: ca.certPem };
+    return {
+      nodeId,
+      certPem: issued.certPem,
+      caCertPem: ca.certPem,
+      voters: this.options.voters(),
+    };
   }
 }

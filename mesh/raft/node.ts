@@ -1,6 +1,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { LimitedLog } from '../limited-log.js';
 import { seededRandom } from '../random.js';
 import type { Transport } from '../transport/transport.js';
 import { parseRaftMessage } from './messages.js';
@@ -11,6 +12,7 @@ import {
   RaftError,
   type RaftErrorCode,
 } from './raft.js';
+import { roleRefusal } from './roles.js';
 import type { RaftStorage } from './storage.js';
 import type { Membership, Message, NodeId, ReadState } from './types.js';
 
@@ -84,6 +86,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly readIndexes = new Map<string, Waiter<number>>();
   private readonly appliedWaiters: Array<{ index: number } & Waiter<void>> = [];
   private lastLeader: NodeId | null = null;
+  /** Refused Raft messages: a line per peer and message type a minute. */
+  private readonly refusals: LimitedLog;
   /** When this node last heard the leader and held all the leader had committed. */
   private leaderHeard = Date.now();
   private stopped = false;
@@ -91,6 +95,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   constructor(private readonly options: RaftNodeOptions) {
     super();
     this.log = options.log;
+    this.refusals = new LimitedLog(options.log, 1);
     const stored = options.storage.state;
     options.machine.restore(stored.snapshot.data);
     this.raft = new Raft({
@@ -107,14 +112,16 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       let message: Message;
       try {
         message = parseRaftMessage(body, peer.nodeId, transport.nodeId);
-        this.raft.step(message);
       } catch (error) {
-        this.log.warn(
-          { peer: peer.nodeId, reason: (error as Error).message },
-          'Raft message refused',
-        );
+        this.refused(peer.nodeId, 'malformed', (error as Error).message);
         return;
       }
+      const refusal = roleRefusal(message, this.raft.membership, this.raft.term);
+      if (refusal) {
+        this.refused(peer.nodeId, message.type, refusal, message.term);
+        return;
+      }
+      this.raft.step(message);
       this.process();
       // In touch with the leader only once this replica holds all the leader had committed:
       // right after a heal it is still behind, and acting on what it holds would be stale.
@@ -124,6 +131,14 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     transport.handle(FORWARD_PROPOSE, (body, peer) => settle(this.proposeFor(peer.nodeId, body)));
     transport.handle(FORWARD_READ, () =>
       settle(this.leaderReadIndex(this.options.timeoutMs ?? 5000)),
+    );
+  }
+
+  private refused(peer: NodeId, type: string, reason: string, term?: number): void {
+    this.refusals.warn(
+      `${peer} ${type}`,
+      { peer, type, ...(term !== undefined && { term, ourTerm: this.raft.term }), reason },
+      'Raft message refused',
     );
   }
 

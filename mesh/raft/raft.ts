@@ -533,7 +533,8 @@ export class Raft {
 
   private handleAppendResponse(m: Extract<Message, { type: 'append-resp' }>): void {
     const p = this.progress.get(m.from);
-    if (!p) return;
+    // An answer that claims entries past our log answers nothing we sent.
+    if (!p || m.index > this.log.lastIndex) return;
     p.recentActive = true;
     p.ackedSeq = Math.max(p.ackedSeq, m.seq);
     if (m.reject) {

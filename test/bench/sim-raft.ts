@@ -2,7 +2,9 @@
  * Raft under the deterministic storm of test/sim/raft-sim.ts, seed after seed, with every safety
  * invariant checked on every step and each run's client history checked for linearizability.
  *
- *   npm run sim:raft -- --seeds 5000 [--first 1] [--duration-ms 20000] [--json]
+ *   npm run sim:raft -- --seeds 5000 [--first 1] [--duration-ms 20000] [--adversary] [--json]
+ *
+ * --adversary: the learner also forges Raft messages of every type (see RaftSim).
  */
 import { checkLinearizable } from '../sim/linearizability.js';
 import { RaftSim } from '../sim/raft-sim.js';
@@ -30,7 +32,12 @@ export interface SimRaftSummary {
 }
 
 /** Runs seeds [first, first + seeds), three- and five-node clusters alternately. */
-export function simulateRaft(first: number, seeds: number, durationMs: number): SimRaftSummary {
+export function simulateRaft(
+  first: number,
+  seeds: number,
+  durationMs: number,
+  adversary = false,
+): SimRaftSummary {
   const summary: SimRaftSummary = {
     seeds,
     steps: 0,
@@ -45,7 +52,12 @@ export function simulateRaft(first: number, seeds: number, durationMs: number): 
     firstViolation: null,
   };
   for (let seed = first; seed < first + seeds; seed++) {
-    const report = new RaftSim({ seed, nodes: seed % 2 === 0 ? 5 : 3, durationMs }).run();
+    const report = new RaftSim({
+      seed,
+      nodes: seed % 2 === 0 ? 5 : 3,
+      durationMs,
+      adversary,
+    }).run();
     summary.steps += report.steps;
     summary.invariantViolations += report.violations.length;
     summary.elections += report.elections;
@@ -72,6 +84,7 @@ if (process.argv[1]?.endsWith('sim-raft.js')) {
     option('first', 1),
     option('seeds', 100),
     option('duration-ms', 20_000),
+    process.argv.includes('--adversary'),
   );
   const result = { ...summary, wallMs: Date.now() - started };
   console.log(

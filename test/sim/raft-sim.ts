@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_RAFT_CONFIG, Raft, RaftError, type RaftOptions } from '../../mesh/raft/raft.js';
-import type { Entry, HardState, Message, NodeId, Snapshot } from '../../mesh/raft/types.js';
+import { roleRefusal } from '../../mesh/raft/roles.js';
+import type {
+  Entry,
+  HardState,
+  Membership,
+  Message,
+  NodeId,
+  Snapshot,
+} from '../../mesh/raft/types.js';
 import { type Random, seededRandom } from '../../mesh/random.js';
 import { EventLoop } from './events.js';
 import type { Operation } from './linearizability.js';
@@ -13,7 +21,17 @@ export interface RaftSimOptions {
   durationMs: number;
   /** A Raft with a deliberately broken rule, to show the checks can fail. */
   factory?: (options: RaftOptions) => Raft;
+  /**
+   * The learner also misbehaves: it sends the voters Raft messages of every type, made up, in
+   * terms above theirs, with entries and snapshots of its own writing.
+   */
+  adversary?: boolean;
+  /** Whether receivers check the sender's role first (roles.ts), as the agent does; default on. */
+  roleCheck?: boolean;
 }
+
+/** What the adversary writes: no node may ever apply it. */
+const FORGED = 'forged';
 
 const TICK_MS = 100;
 const CLIENTS = 3;
@@ -71,6 +89,8 @@ export interface RaftSimReport {
   operations: number;
   unknownOutcomes: number;
   snapshotsInstalled: number;
+  /** Messages receivers refused for their sender's role. */
+  refused: number;
   history: Operation[];
 }
 
@@ -100,6 +120,7 @@ export class RaftSim {
   private steps = 0;
   private elections = 0;
   private snapshotsInstalled = 0;
+  private refused = 0;
   private nextRequest = 0;
   private lossyCrashes = false;
   private clientsStopped = false;
@@ -142,6 +163,7 @@ export class RaftSim {
     this.lossyCrashes = this.random.next() < 0.5;
     for (let c = 0; c < CLIENTS; c++) this.loop.at(this.random.int(500), () => this.clientStep(c));
     this.scheduleFaults(durationMs);
+    if (this.options.adversary) this.loop.at(200, () => this.forge(durationMs));
     const broken = () => this.violations.length > 0;
     this.loop.run(durationMs, broken);
     // Calm: heal, restart everyone, and let the clients' last operations settle.
@@ -161,6 +183,7 @@ export class RaftSim {
       operations: this.history.length,
       unknownOutcomes: unknown,
       snapshotsInstalled: this.snapshotsInstalled,
+      refused: this.refused,
       history: this.history,
     };
   }
@@ -214,7 +237,12 @@ export class RaftSim {
   private deliver(message: Message): void {
     const node = this.nodes.get(message.to);
     if (!node?.up) return;
-    node.raft.step(message);
+    const { raft } = node;
+    if (this.options.roleCheck !== false && roleRefusal(message, raft.membership, raft.term)) {
+      this.refused += 1;
+      return;
+    }
+    raft.step(message);
     this.handleReady(node);
   }
 
@@ -295,7 +323,11 @@ export class RaftSim {
     if (!leader) return;
     const target = leader.raft.log.committed;
     this.loop.run(now + CATCH_UP_MS, () => this.violations.length > 0);
-    for (const node of this.nodes.values())
+    // A learner that lies about its log only keeps itself behind.
+    const honest = [...this.nodes.values()].filter(
+      (n) => !(this.options.adversary && n.id === this.learner),
+    );
+    for (const node of honest)
       if (node.raft.log.committed < target)
         this.violate(
           `${node.id} stuck at commit ${node.raft.log.committed}, ${CATCH_UP_MS} ms after the leader had ${target}`,
@@ -347,8 +379,12 @@ export class RaftSim {
     }
     if (entry.kind === 'command') {
       const command = entry.data as Command;
+      if (command.value.startsWith(FORGED))
+        this.violate(`${node.id} applied entry ${entry.index}, which the learner wrote`);
       node.kv.set(command.key, command.value);
     }
+    if (entry.kind === 'config' && (entry.data as Membership).voters.includes(this.learner))
+      this.violate(`${node.id} applied a configuration the learner wrote, seating itself`);
     const waiter = node.writes.get(`${entry.index}:${entry.term}`);
     node.writes.delete(`${entry.index}:${entry.term}`);
     waiter?.();
@@ -356,6 +392,8 @@ export class RaftSim {
 
   private install(node: SimNode, snapshot: Snapshot): void {
     this.snapshotsInstalled += 1;
+    if ((snapshot.data as SnapshotData).chain === FORGED)
+      this.violate(`${node.id} installed a snapshot the learner made`);
     node.kv = new Map((snapshot.data as SnapshotData).kv);
   }
 
@@ -444,6 +482,79 @@ export class RaftSim {
     s.entries = s.entries.filter((e) => e.index <= kept);
     for (const index of [...s.chain.keys()]) if (index > kept) s.chain.delete(index);
     s.hardState = { ...s.hardState, commit: Math.min(s.hardState.commit, kept) };
+  }
+
+  // ---- the adversary ----
+
+  /**
+   * The learner, holding only its own identity, sends a voter a message of a random type made up
+   * to do harm: a term above any seen, entries and a commit index that would make a command or a
+   * configuration of its own committed, a snapshot of its own state, votes it has no right to.
+   */
+  private forge(untilMs: number): void {
+    if (this.loop.now >= untilMs) return;
+    this.loop.at(this.loop.now + 20 + this.random.int(200), () => this.forge(untilMs));
+    const learner = this.nodes.get(this.learner) as SimNode;
+    if (!learner.up) return;
+    const voters = this.ids.filter((id) => id !== this.learner);
+    const to = voters[this.random.int(voters.length)] as NodeId;
+    const target = this.nodes.get(to) as SimNode;
+    const term = target.raft.term + this.random.int(3) - 1 + (this.random.next() < 0.7 ? 1 : 0);
+    const prevIndex = Math.max(0, target.raft.log.lastIndex - this.random.int(3));
+    const prevTerm = target.raft.log.term(prevIndex) ?? 0;
+    const seat: Membership = { voters: [...voters, this.learner], learners: [] };
+    const entries: Entry[] = [
+      {
+        index: prevIndex + 1,
+        term,
+        kind: 'command',
+        data: { key: 'a', value: `${FORGED}-${this.steps}` },
+      },
+      { index: prevIndex + 2, term, kind: 'config', data: seat },
+    ].slice(0, this.random.int(3)) as Entry[];
+    const envelope = { from: this.learner, to, term };
+    const forged: Message[] = [
+      {
+        ...envelope,
+        type: 'append',
+        prevIndex,
+        prevTerm,
+        entries,
+        commit: prevIndex + entries.length,
+        seq: 1,
+      },
+      {
+        ...envelope,
+        type: 'snapshot',
+        seq: 1,
+        snapshot: {
+          index: target.raft.log.lastIndex + 5,
+          term,
+          membership: seat,
+          data: { kv: [['a', FORGED]], chain: FORGED } satisfies SnapshotData,
+        },
+      },
+      {
+        ...envelope,
+        type: this.random.next() < 0.5 ? 'prevote' : 'vote',
+        lastIndex: 1e6,
+        lastTerm: term,
+        transfer: true,
+      },
+      { ...envelope, type: this.random.next() < 0.5 ? 'prevote-resp' : 'vote-resp', reject: false },
+      { ...envelope, type: 'timeout-now' },
+      {
+        ...envelope,
+        type: 'append-resp',
+        reject: this.random.next() < 0.5,
+        index: 1e6,
+        hintIndex: 0,
+        hintTerm: 0,
+        seq: 1e6,
+      },
+    ];
+    const message = forged[this.random.int(forged.length)] as Message;
+    this.network.send(this.learner, to, () => this.deliver(message));
   }
 
   // ---- clients ----

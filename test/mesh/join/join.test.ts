@@ -31,6 +31,7 @@ const join = new JoinService({
     if (removed.has(node.nodeId)) throw new Error(`node ${node.nodeId} was removed`);
     readmitted.push(node);
   },
+  voters: () => ['n-seed', 'n-other'],
 });
 const seed = await startTransport(await cluster.identity(), '127.0.12.1', seedLogs.log, { join });
 seed.handle('echo', (body) => body);
@@ -50,7 +51,7 @@ function token(overrides: Partial<JoinToken> = {}): JoinToken {
 
 /** The seed still admits an honest joiner, whose new identity then works as a member. */
 async function stillAdmitsHonestJoiner(t: ExecutionContext, from: string): Promise<void> {
-  const identity = await joinCluster(token(), { log: joinerLog, bindAddress: from });
+  const { identity } = await joinCluster(token(), { log: joinerLog, bindAddress: from });
   const member = await startTransport(identity, from, joinerLog);
   t.teardown(() => member.close());
   t.is(await member.request(seed.address, 'echo', 'hello'), 'hello');
@@ -62,7 +63,11 @@ function linesFrom(address: string) {
 
 test.serial('a node joins with the token and speaks mTLS with its new certificate', async (t) => {
   const before = issued.length;
-  const identity = await joinCluster(token(), { log: joinerLog, bindAddress: '127.0.12.2' });
+  const { identity, voters } = await joinCluster(token(), {
+    log: joinerLog,
+    bindAddress: '127.0.12.2',
+  });
+  t.deepEqual(voters, ['n-seed', 'n-other'], 'the joiner learns whose Raft messages to follow');
   const facts = describeCertificate(identity.certPem);
   t.is(facts.nodeId, identity.nodeId);
   t.is(facts.clusterId, cluster.ca.clusterId);
@@ -184,7 +189,7 @@ test.serial('rotating the secret invalidates tokens made before', async (t) => {
 });
 
 test.serial('an unreachable seed is skipped for the next one', async (t) => {
-  const identity = await joinCluster(token({ seeds: ['127.0.12.13:1', seed.address] }), {
+  const { identity } = await joinCluster(token({ seeds: ['127.0.12.13:1', seed.address] }), {
     log: joinerLog,
     bindAddress: '127.0.12.13',
   });
@@ -201,7 +206,7 @@ test.serial(
   async (t) => {
     const old = await expiredMember();
     const before = issued.length;
-    const identity = await joinCluster(token(), {
+    const { identity } = await joinCluster(token(), {
       log: joinerLog,
       bindAddress: '127.0.12.30',
       returning: old,

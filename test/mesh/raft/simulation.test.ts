@@ -36,3 +36,36 @@ test('the simulator catches a Raft without the election restriction', (t) => {
   t.truthy(caught, 'some seed breaks an invariant');
   t.log(caught);
 });
+
+test('a learner that forges Raft messages of every type: no violation, nothing it wrote applied', (t) => {
+  let refused = 0;
+  for (let seed = 1; seed <= 100; seed++) {
+    const report = new RaftSim({
+      seed,
+      nodes: seed % 2 === 0 ? 5 : 3,
+      durationMs: 15_000,
+      adversary: true,
+    }).run();
+    t.deepEqual(report.violations, [], `seed ${seed}`);
+    t.true(checkLinearizable(report.history).ok, `seed ${seed}: linearizable`);
+    t.true(report.committed > 0, `seed ${seed}: the cluster made progress`);
+    refused += report.refused;
+  }
+  t.true(refused > 1000, `the voters refused the learner's messages (${refused})`);
+});
+
+test('without the role check, the simulator catches the forging learner', (t) => {
+  let caught: string | undefined;
+  for (let seed = 1; seed <= 20 && !caught; seed++) {
+    const report = new RaftSim({
+      seed,
+      nodes: 3,
+      durationMs: 15_000,
+      adversary: true,
+      roleCheck: false,
+    }).run();
+    caught = report.violations[0];
+  }
+  t.truthy(caught, 'some seed lets the learner write');
+  t.log(caught);
+});
