@@ -1,18 +1,16 @@
-import { createSocket, type Socket } from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { LimitedLog } from '../../mesh/limited-log.js';
 import { splitHostPort } from '../../mesh/transport/address.js';
+import { UpstreamHealth } from './upstream-health.js';
+import type { Question } from './wire.js';
 
 /** An upstream that does not answer within this is given up on: the client gets SERVFAIL. */
 export const FORWARD_TIMEOUT_MS = 2000;
-/** Queries waiting for upstreams at once; more are answered SERVFAIL rather than queued. */
-const MAX_PENDING = 4096;
-
-interface Pending {
-  id: number;
-  resolve: (answer: Buffer | undefined) => void;
-  timer: NodeJS.Timeout;
-}
+/** Queries waiting for upstreams at once (a socket each); more are answered SERVFAIL, not queued. */
+const MAX_PENDING = 1024;
 
 /** The host's resolvers (`nameserver` lines of /etc/resolv.conf), as host:port, but not these. */
 export function hostResolvers(exclude: ReadonlySet<string>, path = '/etc/resolv.conf'): string[] {
@@ -28,73 +26,120 @@ export function hostResolvers(exclude: ReadonlySet<string>, path = '/etc/resolv.
     .map((ip) => `${ip}:53`);
 }
 
+/** Whether a datagram is the answer to this query: our ID, a response, the same one question. */
+function answers(answer: Buffer, id: number, query: Buffer, question: Question): boolean {
+  if (answer.length < question.end || answer.readUInt16BE(0) !== id) return false;
+  if (!(answer.readUInt16BE(2) & 0x8000) || answer.readUInt16BE(4) !== 1) return false;
+  for (let i = 12; i < question.end; i++) {
+    const a = answer[i] as number;
+    const q = query[i] as number;
+    // Letters compare without regard to case (RFC 1035 §2.3.3; some resolvers echo 0x20 case).
+    const letter = (a | 0x20) >= 0x61 && (a | 0x20) <= 0x7a;
+    if (a !== q && !(letter && (a | 0x20) === (q | 0x20))) return false;
+  }
+  return true;
+}
+
 /**
- * Sends queries for names outside the zone to upstream resolvers over UDP, one socket for all,
- * each query under an ID of its own; an answer comes back with the client's ID. No answer in
- * time (or no upstream at all) resolves undefined, for the caller to answer SERVFAIL.
+ * Sends queries for names outside the zone to upstream resolvers over UDP, as RFC 5452 asks:
+ * each attempt from a socket of its own on a port the system picks, connected to the upstream
+ * asked (the kernel drops datagrams from any other address or port), under an ID from node:crypto;
+ * only a response with that ID to the same question is taken, so an off-path sender must guess
+ * both. An upstream that does not answer in time is left for the next one within the deadline
+ * and tried last for a while (upstream-health.ts). No answer in time (or no upstream at all)
+ * resolves undefined, for the caller to answer SERVFAIL.
  */
 export class UpstreamResolvers {
-  private socket: Socket | undefined;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = Math.floor(Math.random() * 65_536);
-  private turn = 0;
+  private readonly health: UpstreamHealth;
+  private readonly attempts = new Set<() => void>();
+  private readonly ignored: LimitedLog;
+  private pending = 0;
 
   constructor(
     private readonly upstreams: string[],
     private readonly log: Logger,
     private readonly timeoutMs = FORWARD_TIMEOUT_MS,
-  ) {}
+  ) {
+    this.health = new UpstreamHealth(upstreams);
+    this.ignored = new LimitedLog(log, 1);
+  }
 
-  resolve(query: Buffer): Promise<Buffer | undefined> {
-    const upstream = this.upstreams[this.turn++ % Math.max(1, this.upstreams.length)];
-    if (!upstream || this.pending.size >= MAX_PENDING) return Promise.resolve(undefined);
-    const socket = this.open();
-    let id = this.nextId;
-    while (this.pending.has(id)) id = (id + 1) & 0xffff;
-    this.nextId = (id + 1) & 0xffff;
-    const outgoing = Buffer.from(query);
-    outgoing.writeUInt16BE(id, 0);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        this.log.debug({ upstream }, 'upstream resolver did not answer in time');
-        resolve(undefined);
-      }, this.timeoutMs);
-      this.pending.set(id, { id: query.readUInt16BE(0), resolve, timer });
-      const { host, port } = splitHostPort(upstream);
-      socket.send(outgoing, port, host, (error) => {
-        if (!error) return;
-        this.settle(id, undefined);
-        this.log.debug({ upstream, reason: error.message }, 'query not sent upstream');
-      });
-    });
+  async resolve(query: Buffer, question: Question): Promise<Buffer | undefined> {
+    if (this.upstreams.length === 0 || this.pending >= MAX_PENDING) return undefined;
+    this.pending += 1;
+    try {
+      const deadline = Date.now() + this.timeoutMs;
+      const order = this.health.order(Date.now());
+      for (const [i, upstream] of order.entries()) {
+        const left = deadline - Date.now();
+        if (left <= 0) break;
+        // The time left is shared among the upstreams still to try.
+        const answer = await this.ask(upstream, query, question, left / (order.length - i));
+        if (answer) {
+          this.health.answered(upstream);
+          return answer;
+        }
+        this.health.failed(upstream, Date.now());
+      }
+      return undefined;
+    } finally {
+      this.pending -= 1;
+    }
   }
 
   close(): void {
-    for (const id of [...this.pending.keys()]) this.settle(id, undefined);
-    this.socket?.close();
-    this.socket = undefined;
+    for (const stop of [...this.attempts]) stop();
   }
 
-  private settle(id: number, answer: Buffer | undefined): void {
-    const pending = this.pending.get(id);
-    if (!pending) return;
-    this.pending.delete(id);
-    clearTimeout(pending.timer);
-    if (answer) answer.writeUInt16BE(pending.id, 0);
-    pending.resolve(answer);
-  }
-
-  private open(): Socket {
-    if (this.socket) return this.socket;
-    const socket = createSocket('udp4');
-    socket.on('message', (answer) => {
-      if (answer.length >= 12) this.settle(answer.readUInt16BE(0), answer);
+  /** One attempt at one upstream; undefined when it gave no answer to this query in time. */
+  private ask(
+    upstream: string,
+    query: Buffer,
+    question: Question,
+    timeoutMs: number,
+  ): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const { host, port } = splitHostPort(upstream);
+      const id = randomInt(65_536);
+      const outgoing = Buffer.from(query);
+      outgoing.writeUInt16BE(id, 0);
+      const socket = createSocket('udp4');
+      let settled = false;
+      const done = (answer?: Buffer) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.attempts.delete(stop);
+        socket.close();
+        if (answer) answer.writeUInt16BE(question.id, 0);
+        resolve(answer);
+      };
+      const stop = () => done();
+      const timer = setTimeout(() => {
+        this.log.debug({ upstream }, 'upstream resolver did not answer in time');
+        done();
+      }, timeoutMs);
+      this.attempts.add(stop);
+      socket.on('error', (error) => {
+        this.log.debug({ upstream, reason: error.message }, 'upstream resolver failed');
+        done();
+      });
+      socket.on('message', (answer) => {
+        if (answers(answer, id, query, question)) done(answer);
+        else
+          this.ignored.warn(
+            upstream,
+            { upstream, name: question.name },
+            'DNS answer ignored: not the answer to the query sent (wrong ID or question)',
+          );
+      });
+      socket.connect(port, host, () =>
+        socket.send(outgoing, (error) => {
+          if (!error) return;
+          this.log.debug({ upstream, reason: error.message }, 'query not sent upstream');
+          done();
+        }),
+      );
     });
-    socket.on('error', (error) =>
-      this.log.warn({ reason: error.message }, 'upstream socket failed'),
-    );
-    this.socket = socket;
-    return socket;
   }
 }

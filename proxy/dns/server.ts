@@ -112,7 +112,7 @@ export class DnsServer {
     const found = lookup(this.options.zone(), question.name, question.type);
     if (found !== 'forward') return respond(query, question, found, maxBytes);
     return this.options.upstreams
-      .resolve(query)
+      .resolve(query, question)
       .then((answer) => answer ?? failure(query, question.id, RCODE.SERVFAIL, question));
   }
 
