@@ -22,7 +22,7 @@ import { routesRoute } from './control/data-plane-routes.js';
 import { ControlServer } from './control/server.js';
 import { stackRoutes } from './control/stack-routes.js';
 import { valueRoutes } from './control/value-routes.js';
-import { admitted, readmissionRefusal, refuseRemovedNodes } from './identity/admission.js';
+import { admission, followAdmission, readmissionRefusal } from './identity/admission.js';
 import { Authority } from './identity/authority.js';
 import { CaRotation } from './identity/ca-rotation.js';
 import { certificateMeta, nodeMeta, VERSION } from './identity/meta.js';
@@ -67,6 +67,8 @@ interface Parts {
   renewal: CertificateRenewal;
   rotation: CaRotation;
   certificates: Certificates;
+  /** Stops following the replica's admission (followAdmission). */
+  stopAdmission: () => void;
 }
 
 /**
@@ -147,6 +149,7 @@ export class Agent {
   async stop(): Promise<void> {
     const parts = this.parts;
     if (!parts) return;
+    parts.stopAdmission();
     parts.peers.stop();
     parts.keyring.stop();
     parts.authority.stop();
@@ -213,15 +216,17 @@ export class Agent {
       secret: () => authority().secret(),
       validDays: () => late.authority?.validDays(),
       log,
-      register: async ({ nodeId, serial }) => {
+      register: async ({ nodeId, serial, notAfter }) => {
         if (!late.access) throw new Error('this node is still starting');
-        await late.access.create('nodes', nodeId, joiningNode(serial, Date.now()));
+        await late.access.create('nodes', nodeId, joiningNode(serial, notAfter, Date.now()));
       },
       issuers: () => late.authority?.issuers() ?? [],
       voters: () => late.raft?.membership.voters ?? [],
-      readmit: async ({ nodeId }) => {
+      readmit: async ({ nodeId, serial, notAfter }) => {
         const refusal = readmissionRefusal(nodeId, state);
         if (refusal) throw new Error(refusal);
+        // The certificate it came back without is retired at once.
+        await authority().recordIssued(nodeId, { serial, notAfter }, 0);
       },
     });
     const transport = new Transport({
@@ -230,16 +235,16 @@ export class Agent {
       port: cluster.port,
       log,
       join,
-      admits: (id) => admitted(id, state, late.membership),
+      admission: admission(state, () => late.raft?.isCurrent() ?? false),
     });
     await transport.listen().catch((error: Error) => {
       throw listenError(error, cluster.advertise, cluster.port);
     });
-    refuseRemovedNodes(state, transport, identity.nodeId, log);
     // What this node gossips about itself; a renewed certificate, an unserved port or an engine
     // that came up after the agent changes it.
     let meta = nodeMeta(this.address, cluster.labels, identity, runtimes.kinds());
     const membership = new Membership({ transport, log, meta });
+    const stopAdmission = followAdmission(state, transport, membership, identity.nodeId, log);
     runtimes.onAdded(() => {
       meta = { ...meta, runtimes: runtimes.kinds() };
       membership.updateMeta(meta);
@@ -340,6 +345,7 @@ export class Agent {
       log,
     });
     const parts: Parts = {
+      stopAdmission,
       renewal,
       rotation,
       certificates,
@@ -407,6 +413,8 @@ export class Agent {
     parts.peers.start();
     membership.start(seeds.filter((seed) => seed !== this.address));
     raft.start();
+    // The replica is restored now: what was admitted before it was is looked at again.
+    transport.recheck();
     parts.sync.start();
     parts.orchestrator.start();
     keyring.start();

@@ -1,44 +1,71 @@
-/** Which nodes may connect to this one, and which are refused for good. */
+/** Which certificates this node honours, and what a removal or a retirement closes. */
 import type { Logger } from 'pino';
-import type { NodeRecord } from '../../mesh/api/nodes.js';
+import { certificateRefusal, issuedCertificates, type NodeRecord } from '../../mesh/api/nodes.js';
 import type { Membership } from '../../mesh/membership/runtime.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
+import type { Admission } from '../../mesh/transport/tls.js';
 import type { Transport } from '../../mesh/transport/transport.js';
 
 /**
- * Removed nodes stay refused: the transport revokes the certificate of every node the replicated
- * records mark removed, replayed at every start. Returns the way to stop watching.
+ * How long a certificate stays honoured once a newer one is issued to its node: connections made
+ * with it just before go on for a while, then are dropped and made again with the new one.
  */
-export function refuseRemovedNodes(
+export const RETIRE_GRACE_MS = 10 * 60_000;
+/** How often live connections are looked at again, for certificates retired meanwhile. */
+const RECHECK_MS = 10_000;
+
+/**
+ * The transport's admission, from this node's replica: a certificate is honoured only with a
+ * serial the cluster recorded for its node and did not retire, and never once the node was
+ * removed. A replica that is not current (it has not heard the leader lately: a node just joined
+ * or started, or cut off) cannot know what was issued meanwhile: there, a node or serial it has no
+ * record of is honoured, so that it can catch up from a leader renewed while it was away; what it
+ * knows to be removed or retired is refused all the same, and once it is current every connection
+ * is looked at again (followAdmission).
+ */
+export function admission(
   state: ClusterState,
-  transport: Transport,
-  self: string,
-  log: Logger,
-): () => void {
-  return state.watch(({ kind, id, object }) => {
-    const node = object?.value as NodeRecord | undefined;
-    if (kind !== 'nodes' || node?.status !== 'removed' || !node.serial) return;
-    if (transport.revocations.has(node.serial)) return;
-    if (id === self)
-      log.error('this node was removed from the cluster (mesh node rm): it is refused everywhere');
-    else log.info({ removed: id, serial: node.serial }, 'node removed: its certificate is refused');
-    transport.revoke(node.serial);
-  });
+  current: () => boolean,
+  now: () => number = Date.now,
+): Admission {
+  return ({ nodeId, serial }) => {
+    const record = state.get<NodeRecord>('nodes', nodeId)?.value;
+    const refusal = certificateRefusal(nodeId, serial, record, now());
+    if (!refusal) return undefined;
+    const unknown = !record || !issuedCertificates(record).some((c) => c.serial === serial);
+    return unknown && record?.status !== 'removed' && !current() ? undefined : refusal;
+  };
 }
 
 /**
- * Whether a node may connect to this one: the cluster recorded it (and did not remove it), or,
- * for a node this replica does not know yet (it is behind, or new), a member vouches for it in
- * gossip: gossip only ever comes from nodes some member admitted.
+ * Live connections follow the replica: a node record that changes (a removal, a renewal that
+ * retires a certificate) and the passing of time make the transport look again at every
+ * connection, and drop those no longer honoured, at once, on every node. A removed node is also
+ * forgotten by gossip, so nobody redials it. Returns the stop.
  */
-export function admitted(
-  id: string,
+export function followAdmission(
   state: ClusterState,
-  membership: Membership | undefined,
-): boolean {
-  const record = state.get<NodeRecord>('nodes', id)?.value;
-  if (record) return record.status !== 'removed';
-  return membership?.members().some((m) => m.id === id) ?? false;
+  transport: Transport,
+  gossip: Pick<Membership, 'forget'>,
+  self: string,
+  log: Logger,
+): () => void {
+  let removed = false;
+  const stopWatching = state.watch(({ kind, id, object }) => {
+    if (kind !== 'nodes') return;
+    const node = object?.value as NodeRecord | undefined;
+    if (id === self && node?.status === 'removed' && !removed) {
+      removed = true;
+      log.error('this node was removed from the cluster (mesh node rm): it is refused everywhere');
+    } else if (node?.status === 'removed') gossip.forget(id);
+    transport.recheck();
+  });
+  const timer = setInterval(() => transport.recheck(), RECHECK_MS);
+  timer.unref();
+  return () => {
+    stopWatching();
+    clearInterval(timer);
+  };
 }
 
 /** Why a node coming back with its own data dir may not have its identity again, if it may not. */

@@ -2,8 +2,9 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AuthoritySetting, NextAuthority } from '../../mesh/api/authority.js';
-import type { NodeRecord } from '../../mesh/api/nodes.js';
+import { type NodeRecord, withIssued } from '../../mesh/api/nodes.js';
 import { ClusterCA } from '../../mesh/pki/ca.js';
+import { describeCertificate } from '../../mesh/pki/certificate.js';
 import { encodeJoinToken, newJoinSecret } from '../../mesh/pki/token.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState, Outcome } from '../../mesh/state/cluster-state.js';
@@ -14,6 +15,7 @@ import type { ClusterFile, DataDir } from '../datadir.js';
 import { ForbiddenError, UnavailableError } from '../errors.js';
 import { repeatOneAtATime } from '../repeat.js';
 import type { Keyring } from '../secrets/keyring.js';
+import { RETIRE_GRACE_MS } from './admission.js';
 
 const TOKEN = 'authority.token';
 const SETTING = 'ca';
@@ -168,14 +170,51 @@ export class Authority {
 
   /**
    * A renewed certificate for a node, for its new key: same node ID, a fresh validity; during a
-   * CA rotation, issued by the next CA.
+   * CA rotation, issued by the next CA. It is recorded before it is handed over (a node is
+   * admitted only with a recorded serial); the ones issued before are retired after a grace.
    */
   async sign(csrPem: string, nodeId: string): Promise<string> {
     const next = this.setting()?.value.next;
     const ca = next ? await this.openNext(next) : await this.ca();
     const issued = ca.issueFromCsr(csrPem, nodeId, this.validDays());
+    const notAfter = describeCertificate(issued.certPem).notAfter.getTime();
+    await this.recordIssued(nodeId, { serial: issued.serial, notAfter }, RETIRE_GRACE_MS);
     this.options.log.info({ renewed: nodeId, serial: issued.serial }, 'certificate renewed');
     return issued.certPem;
+  }
+
+  /**
+   * This voter's own certificate, expired while it was off, issued again for its new key under
+   * the serial the cluster recorded for it: the other voters' replicas can honour it at once,
+   * before any write (with every voter's certificate expired, none could be recorded).
+   */
+  async reissueExpired(csrPem: string, expired: string): Promise<string> {
+    const { nodeId, serial } = describeCertificate(expired);
+    const ca = await this.ca();
+    const issued = ca.issueFromCsr(csrPem, nodeId, this.validDays(), serial);
+    this.options.log.info({ serial }, 'expired certificate issued again under its recorded serial');
+    return issued.certPem;
+  }
+
+  /**
+   * Writes a certificate issued to a node into its record, the ones before it retired in
+   * `graceMs` (0: at once); refuses when the node is not recorded or was removed.
+   */
+  async recordIssued(
+    nodeId: string,
+    issued: { serial: string; notAfter: number },
+    graceMs: number,
+  ): Promise<void> {
+    const { state, access } = this.options;
+    await access.writeConditionally(() => {
+      const stored = state.get<NodeRecord>('nodes', nodeId);
+      if (!stored) throw new ForbiddenError(`node ${nodeId} is not a member of this cluster`);
+      if (stored.value.status === 'removed')
+        throw new ForbiddenError(`node ${nodeId} was removed (mesh node rm)`);
+      const now = Date.now();
+      const value = withIssued(stored.value, issued, now + graceMs, now);
+      return [{ op: 'put', kind: 'nodes', id: nodeId, value, ifVersion: stored.version }];
+    });
   }
 
   async secret(): Promise<string> {

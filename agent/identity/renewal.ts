@@ -160,9 +160,12 @@ export class CertificateRenewal {
     const { identity, raft, authority, transport, log } = this.options;
     const keys = await generateKeyPair();
     const csrPem = createCsr(keys);
-    const certPem = raft.membership.voters.includes(identity.nodeId)
-      ? await authority.sign(csrPem, identity.nodeId)
-      : await askVoters<string>(this.options, RENEW, { csrPem }, 'renewed the certificate');
+    const expired = Date.parse(new X509Certificate(identity.certPem).validTo) <= Date.now();
+    const certPem = !raft.membership.voters.includes(identity.nodeId)
+      ? await askVoters<string>(this.options, RENEW, { csrPem }, 'renewed the certificate')
+      : expired
+        ? await authority.reissueExpired(csrPem, identity.certPem)
+        : await authority.sign(csrPem, identity.nodeId);
     const renewed = this.withTrust({ ...identity, keyPem: keys.privateKeyPem, certPem });
     await this.persist(renewed);
     this.options.identity = renewed;

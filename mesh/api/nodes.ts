@@ -17,8 +17,14 @@ export interface NodeRecord {
   labels: Record<string, string>;
   capacity: { cpus: number; memoryBytes: number };
   version: string;
-  /** Its certificate's serial (normalized), revoked when the node is removed. */
+  /** The serial (normalized) of the certificate the cluster issued it last. */
   serial: string;
+  /**
+   * Every certificate the cluster issued it that is still honoured: a connection is admitted only
+   * with one of these serials, not retired. Absent on a record from before this was kept: its
+   * `serial` alone is honoured then.
+   */
+  certificates?: IssuedCertificate[];
   /** The task runtimes it offers. */
   runtimes: string[];
   /** `mesh node drain|activate`: a drained node runs nothing. */
@@ -31,6 +37,61 @@ export interface NodeRecord {
   unserved?: UnservedPort[];
 }
 
+/** A certificate the cluster issued to a node (join, renewal, rejoin), as the node record keeps it. */
+export interface IssuedCertificate {
+  serial: string;
+  /** When it expires (ms since the epoch): past that no handshake accepts it, and it is dropped. */
+  notAfter: number;
+  /** From when it is refused (ms since the epoch): set when a newer one is issued to the node. */
+  retireAt?: number;
+}
+
+/** A record from before certificates were kept honours its one serial until it is renewed. */
+const LEGACY_NOT_AFTER = Number.MAX_SAFE_INTEGER;
+
+/** The certificates honoured for a node, by its record. */
+export function issuedCertificates(record: NodeRecord): IssuedCertificate[] {
+  if (record.certificates) return record.certificates;
+  return record.serial ? [{ serial: record.serial, notAfter: LEGACY_NOT_AFTER }] : [];
+}
+
+/**
+ * The record with a newly issued certificate: it becomes the node's serial, and every one issued
+ * before is retired at `retireOthersAt` (sooner, if it already was); expired and retired ones go.
+ */
+export function withIssued(
+  record: NodeRecord,
+  issued: { serial: string; notAfter: number },
+  retireOthersAt: number,
+  now: number,
+): NodeRecord {
+  const kept = issuedCertificates(record)
+    .filter((c) => c.serial !== issued.serial && c.notAfter > now && (c.retireAt ?? now + 1) > now)
+    .map((c) => ({ ...c, retireAt: Math.min(c.retireAt ?? retireOthersAt, retireOthersAt) }));
+  return { ...record, serial: issued.serial, certificates: [...kept, issued] };
+}
+
+/**
+ * Why a connection with this certificate is not admitted, by the node's record (undefined: it
+ * is): a node the cluster never recorded, one removed, a serial never issued to it or retired.
+ */
+export function certificateRefusal(
+  nodeId: string,
+  serial: string,
+  record: NodeRecord | undefined,
+  now: number,
+): string | undefined {
+  if (!record) return `node ${nodeId} is not a member of this cluster: no join recorded it`;
+  if (record.status === 'removed')
+    return `certificate ${serial} of node ${nodeId} is revoked: the node was removed (mesh node rm)`;
+  const issued = issuedCertificates(record).find((c) => c.serial === serial);
+  if (!issued)
+    return `certificate ${serial} was never issued to node ${nodeId} by this cluster (not recorded)`;
+  if (issued.retireAt !== undefined && issued.retireAt <= now)
+    return `certificate ${serial} of node ${nodeId} is retired: a newer one was issued to it`;
+  return undefined;
+}
+
 export interface UnservedPort {
   port: number;
   reason: string;
@@ -40,7 +101,7 @@ export interface UnservedPort {
  * The record of a node the join service admitted, before gossip has seen it: members accept its
  * certificate from then on, and the leader fills in the rest once it shows up.
  */
-export function joiningNode(serial: string, since: number): NodeRecord {
+export function joiningNode(serial: string, notAfter: number, since: number): NodeRecord {
   return {
     address: '',
     hostname: '',
@@ -50,6 +111,7 @@ export function joiningNode(serial: string, since: number): NodeRecord {
     capacity: { cpus: 0, memoryBytes: 0 },
     version: '',
     serial,
+    certificates: [{ serial, notAfter }],
     runtimes: [],
     availability: 'active',
     userLabels: {},
@@ -88,5 +150,8 @@ export const checkNode: Check = object({
   optional: {
     platform: object({ required: { os: string, arch: string } }),
     unserved: checkUnserved,
+    certificates: listOf(
+      object({ required: { serial: string, notAfter: amount }, optional: { retireAt: amount } }),
+    ),
   },
 });

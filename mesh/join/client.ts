@@ -2,6 +2,7 @@ import { createPrivateKey, sign, X509Certificate } from 'node:crypto';
 import type { ConnectionOptions, DetailedPeerCertificate } from 'node:tls';
 import { connect } from 'node:tls';
 import type { Logger } from 'pino';
+import { LimitedLog } from '../limited-log.js';
 import { certificatePin, describeCertificate } from '../pki/certificate.js';
 import type { NodeIdentity } from '../pki/identity.js';
 import { createCsr, generateKeyPair, type KeyPair } from '../pki/keys.js';
@@ -128,7 +129,7 @@ async function requestCertificate(
     { nodeId: String(seedCert.subject?.CN), serial: seedCert.serialNumber, remote: seed },
     new Map(),
     JOIN_LIMITS,
-    options.log,
+    new LimitedLog(options.log, 1),
   );
   try {
     const { nonce } = (await channel.request(JOIN_CHALLENGE, {}, timeoutMs)) as ChallengeResponse;

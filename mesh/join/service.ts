@@ -3,9 +3,11 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import { LimitedLog } from '../limited-log.js';
 import type { ClusterCA } from '../pki/ca.js';
 import { describeCertificate, ROLE_NODE } from '../pki/certificate.js';
 import { newNodeId } from '../pki/identity.js';
+import { splitHostPort } from '../transport/address.js';
 import { Channel, type Handler } from '../transport/channel.js';
 import { type AnonymousRoute, refuseUpgrade } from '../transport/listener.js';
 import {
@@ -22,6 +24,8 @@ import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
 export interface IssuedNode {
   nodeId: string;
   serial: string;
+  /** When the certificate expires (ms since the epoch). */
+  notAfter: number;
   /** host:port the joiner came from. */
   remote: string;
 }
@@ -44,7 +48,8 @@ export interface JoinServiceOptions {
   register: (node: IssuedNode) => Promise<void>;
   /**
    * A returning node (see `rejoin` in the request) gets its own ID back only if the cluster still
-   * counts it as a member; this refuses, saying why, when it does not (unknown, or removed).
+   * counts it as a member; this refuses, saying why, when it does not (unknown, or removed), and
+   * records its new certificate before it is handed over.
    */
   readmit: (node: IssuedNode) => Promise<void>;
   /** CA certificates whose node certificates may come back: the current CA and retired ones. */
@@ -115,27 +120,30 @@ export class JoinService implements AnonymousRoute {
     perMessageDeflate: false,
   });
   private readonly limiter: RateLimiter;
+  /** Refusals and what joiners' frames cause, a line a minute per source and kind. */
+  private readonly warnings: LimitedLog;
 
   constructor(private readonly options: JoinServiceOptions) {
     this.limiter = new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
+    this.warnings = new LimitedLog(options.log, 1);
   }
 
   accept(request: IncomingMessage, socket: TLSSocket, head: Buffer, remote: string): void {
     const source = socket.remoteAddress ?? remote;
     if (!this.limiter.take(source)) {
       const reason = `too many join attempts from ${source}; wait and retry`;
-      this.options.log.warn({ remote, reason }, 'join refused');
+      this.warnings.warn(source, { remote, reason }, 'join refused: too many attempts');
       refuseUpgrade(socket, 429, reason);
       return;
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => {
-      const session = new JoinSession(this.options, remote);
+      const session = new JoinSession(this.options, remote, this.warnings);
       const channel = new Channel(
         ws,
         { nodeId: '(joining)', serial: '', remote },
         session.handlers,
         JOIN_LIMITS,
-        this.options.log,
+        this.warnings,
       );
       const timer = setTimeout(
         () => channel.close(1008, 'join session timed out'),
@@ -154,6 +162,7 @@ class JoinSession {
   constructor(
     private readonly options: JoinServiceOptions,
     private readonly remote: string,
+    private readonly warnings: LimitedLog,
   ) {
     this.handlers = new Map<string, Handler>([
       [JOIN_CHALLENGE, () => this.challenge()],
@@ -172,7 +181,9 @@ class JoinSession {
     try {
       return await this.issue(body, nonce);
     } catch (error) {
-      this.options.log.warn(
+      const { host } = splitHostPort(this.remote);
+      this.warnings.warn(
+        host,
         { remote: this.remote, reason: (error as Error).message },
         'join refused',
       );
@@ -196,7 +207,12 @@ class JoinSession {
       ? returningNode(body.rejoin, ca.clusterId, issuers, nonce, body.csrPem)
       : newNodeId();
     const issued = ca.issueFromCsr(body.csrPem, nodeId, this.options.validDays?.());
-    const node = { nodeId, serial: issued.serial, remote: this.remote };
+    const node: IssuedNode = {
+      nodeId,
+      serial: issued.serial,
+      notAfter: describeCertificate(issued.certPem).notAfter.getTime(),
+      remote: this.remote,
+    };
     if (body.rejoin) await this.options.readmit(node);
     else
       await this.options.register(node).catch((error: Error) => {

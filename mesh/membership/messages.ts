@@ -11,7 +11,7 @@ export interface NodeMeta {
   raftRole: string;
   version: string;
   hostname?: string;
-  /** The serial of the node's certificate, so that `mesh node rm` can revoke it everywhere. */
+  /** The serial of the certificate the node presents (honoured only if the cluster recorded it). */
   serial?: string;
   /** When its certificate expires (ISO 8601): `mesh node ls` shows it. */
   certExpires?: string;

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { LimitedLog } from '../limited-log.js';
 import { seededRandom } from '../random.js';
 import { TransportError } from '../transport/errors.js';
 import type { Transport } from '../transport/transport.js';
@@ -31,6 +32,8 @@ interface MembershipEvents {
 export class Membership extends EventEmitter<MembershipEvents> {
   private readonly swim: Swim;
   private readonly log: Logger;
+  /** Malformed SWIM messages, a line per peer a minute. */
+  private readonly refusals: LimitedLog;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private drained: (() => void) | undefined;
@@ -38,6 +41,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   constructor(private readonly options: MembershipOptions) {
     super();
     this.log = options.log;
+    this.refusals = new LimitedLog(options.log, 1);
     this.swim = new Swim({
       config: { ...LAN_DEFAULTS, ...options.config },
       id: options.transport.nodeId,
@@ -51,7 +55,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       try {
         message = parseSwimMessage(body);
       } catch (error) {
-        this.log.warn(
+        this.refusals.warn(
+          peer.nodeId,
           { peer: peer.nodeId, reason: (error as Error).message },
           'SWIM message refused',
         );
@@ -80,6 +85,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   updateMeta(meta: NodeMeta): void {
     this.swim.updateMeta(meta);
+    this.flush();
+  }
+
+  /** The cluster removed this member: gossip counts it as left, and passes that on. */
+  forget(id: string): void {
+    this.swim.forget(id, this.now());
     this.flush();
   }
 

@@ -110,6 +110,19 @@ export class Swim {
     this.gossip(now, Math.max(this.config.gossipNodes, 5));
   }
 
+  /**
+   * Counts another member as gone for good (the cluster removed it) and says so: nobody probes
+   * or redials it from then on, and a later rumour of it alive at that incarnation changes nothing.
+   */
+  forget(id: string, now: number): void {
+    const member = this.state.members.get(id);
+    if (!member || member.status === 'left') return;
+    this.state.apply(
+      { status: 'left', id, inc: member.incarnation, from: this.state.self.id },
+      now,
+    );
+  }
+
   /** Announces new metadata (a new incarnation, so it overrides what others hold). */
   updateMeta(meta: NodeMeta): void {
     this.state.setMeta(meta);

@@ -13,6 +13,8 @@ export interface IssueOptions {
   /** Defaults to now; tests move it to mint certificates that are already expired. */
   validFrom?: Date;
   validDays?: number;
+  /** A serial the cluster recorded (normalized hex), to issue a certificate again under it. */
+  serial?: string;
 }
 
 export interface IssuedCertificate {
@@ -25,6 +27,12 @@ function randomSerialHex(): string {
   const bytes = randomBytes(16);
   bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x01;
   return bytes.toString('hex');
+}
+
+/** A normalized serial as DER wants it: whole bytes, and a leading zero byte where the top bit is set. */
+function serialHex(normalized: string): string {
+  const even = normalized.length % 2 === 1 ? `0${normalized}` : normalized;
+  return Number.parseInt(even.slice(0, 2), 16) >= 0x80 ? `00${even}` : even;
 }
 
 /** forge throws on some bad signatures instead of returning false; both mean "does not verify". */
@@ -101,7 +109,7 @@ export class ClusterCA {
     // Valid a little before now, for clocks a little behind (a tenth of a short life at most).
     const validFrom = options.validFrom ?? new Date(Date.now() - Math.min(60_000, validMs / 10));
     cert.publicKey = forge.pki.publicKeyFromPem(options.publicKeyPem);
-    cert.serialNumber = randomSerialHex();
+    cert.serialNumber = options.serial ? serialHex(options.serial) : randomSerialHex();
     cert.validity.notBefore = validFrom;
     cert.validity.notAfter = new Date(validFrom.getTime() + validMs);
     cert.setSubject(subject(this.clusterId, options.nodeId, ROLE_NODE));
@@ -143,14 +151,27 @@ export class ClusterCA {
     return forge.pki.certificateToPem(cert);
   }
 
-  /** Issues a certificate for the key inside a CSR, after checking the CSR's own signature. */
-  issueFromCsr(csrPem: string, nodeId: string, validDays?: number): IssuedCertificate {
+  /**
+   * Issues a certificate for the key inside a CSR, after checking the CSR's own signature; under
+   * a new random serial unless one is given.
+   */
+  issueFromCsr(
+    csrPem: string,
+    nodeId: string,
+    validDays?: number,
+    serial?: string,
+  ): IssuedCertificate {
     const csr = forge.pki.certificationRequestFromPem(csrPem);
     if (!verifies(csr)) throw new Error('certificate request signature does not verify');
     const publicKey = csr.publicKey as forge.pki.rsa.PublicKey | null;
     if (!publicKey || publicKey.n.bitLength() < 2048) {
       throw new Error('certificate request must carry an RSA key of at least 2048 bits');
     }
-    return this.issue({ nodeId, publicKeyPem: forge.pki.publicKeyToPem(publicKey), validDays });
+    return this.issue({
+      nodeId,
+      publicKeyPem: forge.pki.publicKeyToPem(publicKey),
+      validDays,
+      serial,
+    });
   }
 }

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import type { NodeRecord } from '../api/nodes.js';
+import { joiningNode, type NodeRecord } from '../api/nodes.js';
 import type { Membership as Gossip } from '../membership/runtime.js';
 import type { Member } from '../membership/state.js';
 import type { ClusterState } from '../state/cluster-state.js';
@@ -15,24 +15,35 @@ const STATUS_OF = { alive: 'ready', suspect: 'suspect', dead: 'down', left: 'lef
  */
 const UNSEEN_GRACE_MS = 10_000;
 
-/** What the record should say now: gossip's view, and what users set kept as it was. */
-function record(member: Member, current: NodeRecord | undefined): NodeRecord {
+/**
+ * What the record should say now: gossip's view, and what users set and the cluster issued kept
+ * as it was (a node's gossip names its certificate, but only a signer records one).
+ */
+function record(member: Member, current: NodeRecord): NodeRecord {
   const status = STATUS_OF[member.status];
   return {
     address: member.address,
     hostname: member.meta.hostname ?? '',
     status,
-    since: current?.status === status ? current.since : member.since,
+    since: current.status === status ? current.since : member.since,
     labels: member.meta.labels,
     capacity: member.meta.capacity,
     version: member.meta.version,
-    serial: member.meta.serial ?? current?.serial ?? '',
+    serial: current.serial,
+    ...(current.certificates && { certificates: current.certificates }),
     runtimes: member.meta.runtimes ?? [],
-    availability: current?.availability ?? 'active',
-    userLabels: current?.userLabels ?? {},
+    availability: current.availability,
+    userLabels: current.userLabels,
     ...(member.meta.platform ? { platform: member.meta.platform } : {}),
     ...(member.meta.unserved?.length ? { unserved: member.meta.unserved } : {}),
   };
+}
+
+/** The first record of the node that made the cluster, with its certificate as it gossips it. */
+function selfRecord(member: Member): NodeRecord {
+  const serial = member.meta.serial ?? '';
+  const notAfter = Date.parse(member.meta.certExpires ?? '') || 0;
+  return { ...joiningNode(serial, notAfter, member.since), status: STATUS_OF[member.status] };
 }
 
 /**
@@ -131,7 +142,11 @@ export class MembershipSync {
   private recordNode(member: Member): void {
     const current = this.state.get<NodeRecord>('nodes', member.id);
     if (current?.value.status === 'removed') return;
-    const wanted = record(member, current?.value);
+    // Only a join records a node; the leader records itself (the first node joined no one).
+    const base =
+      current?.value ?? (member.id === this.raft.raft.id ? selfRecord(member) : undefined);
+    if (!base) return;
+    const wanted = record(member, base);
     if ((current && isDeepStrictEqual(current.value, wanted)) || this.inFlight.has(member.id))
       return;
     this.inFlight.add(member.id);

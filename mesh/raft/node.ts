@@ -60,6 +60,9 @@ async function settle(work: Promise<unknown>): Promise<Settled> {
   }
 }
 
+/** A replica that heard the leader within this (heartbeats come every tick) counts as current. */
+const CURRENT_WITHIN_MS = 3000;
+
 const RAFT_MESSAGE = 'raft';
 const FORWARD_PROPOSE = 'raft.propose';
 const FORWARD_READ = 'raft.read-index';
@@ -86,10 +89,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly readIndexes = new Map<string, Waiter<number>>();
   private readonly appliedWaiters: Array<{ index: number } & Waiter<void>> = [];
   private lastLeader: NodeId | null = null;
-  /** Refused Raft messages: a line per peer and message type a minute. */
+  /** Refused Raft messages and proposals: a line per peer and message type a minute. */
   private readonly refusals: LimitedLog;
   /** When this node last heard the leader and held all the leader had committed. */
   private leaderHeard = Date.now();
+  /** Whether this run has heard the leader at all (leaderHeard starts at the start). */
+  private heardLeader = false;
   private stopped = false;
 
   constructor(private readonly options: RaftNodeOptions) {
@@ -126,7 +131,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       // In touch with the leader only once this replica holds all the leader had committed:
       // right after a heal it is still behind, and acting on what it holds would be stale.
       const current = message.type === 'append' && this.raft.log.applied >= message.commit;
-      if (current && this.raft.leader === message.from) this.leaderHeard = Date.now();
+      if (current && this.raft.leader === message.from) {
+        this.leaderHeard = Date.now();
+        this.heardLeader = true;
+      }
     });
     transport.handle(FORWARD_PROPOSE, (body, peer) => settle(this.proposeFor(peer.nodeId, body)));
     transport.handle(FORWARD_READ, () =>
@@ -159,6 +167,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     return this.raft.role === 'leader' ? 0 : Date.now() - this.leaderHeard;
   }
 
+  /** Whether this replica is known to hold all the leader committed, as of a moment ago. */
+  isCurrent(): boolean {
+    if (this.raft.role === 'leader') return true;
+    return this.heardLeader && this.leaderSilenceMs() < CURRENT_WITHIN_MS;
+  }
+
   start(): void {
     this.timer = setInterval(() => {
       this.raft.tick();
@@ -189,7 +203,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       );
     const refusal = this.options.authorize?.(sender, data);
     if (refusal) {
-      this.log.warn({ peer: sender, reason: refusal }, 'proposal refused');
+      this.refusals.warn(
+        `${sender} propose`,
+        { peer: sender, reason: refusal },
+        'proposal refused',
+      );
       throw new RaftError('forbidden', refusal);
     }
     return this.propose(data);

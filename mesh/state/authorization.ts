@@ -9,7 +9,7 @@ import { type ClusterState, parseCommand, type Write } from './cluster-state.js'
  * - a voter (a "manager", as Swarm says) may write anything: operator actions run on voters;
  * - any other node (a "worker") may write only the statuses of tasks assigned to it, and the
  *   self-reported facts of its own node record (never its status, availability, operator labels
- *   or certificate serial).
+ *   or the certificates issued to it).
  * The leader's own proposals are its own to make.
  */
 export function writeRefusal(
@@ -46,9 +46,9 @@ function workerRefusal(sender: string, write: Write, state: ClusterState): strin
     const stored = state.get<NodeRecord>('nodes', sender)?.value;
     const value = write.value as Partial<NodeRecord> | null;
     const kept = (key: keyof NodeRecord) => isDeepStrictEqual(value?.[key], stored?.[key]);
-    if (stored && kept('status') && kept('availability') && kept('userLabels') && kept('serial'))
-      return undefined;
-    return `${worker}: of its own node record it may change only what it reports of itself, not its status, availability, labels set by an operator or serial`;
+    const own = ['status', 'availability', 'userLabels', 'serial', 'certificates'] as const;
+    if (stored && own.every(kept)) return undefined;
+    return `${worker}: of its own node record it may change only what it reports of itself, not its status, availability, labels set by an operator or the certificates issued to it`;
   }
   return `${worker}: it may write only its own task statuses and node record, not ${what}; desired state changes on a manager`;
 }

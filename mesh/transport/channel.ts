@@ -1,5 +1,6 @@
-import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
+import type { LimitedLog } from '../limited-log.js';
+import { splitHostPort } from './address.js';
 import { TransportError } from './errors.js';
 import {
   decodeFrame,
@@ -42,7 +43,7 @@ export interface Liveness {
 const DEFAULT_LIVENESS: Liveness = { heartbeatMs: 1000, silenceMs: 5000 };
 
 export const CLOSE_MALFORMED = 1008;
-export const CLOSE_REVOKED = 4003;
+export const CLOSE_REFUSED = 4003;
 export const CLOSE_SHUTDOWN = 1001;
 // A peer that does not answer our close frame is cut off after this long.
 const CLOSE_GRACE_MS = 1000;
@@ -74,7 +75,8 @@ export class Channel {
     readonly peer: Peer,
     private readonly handlers: Handlers,
     private readonly limits: ChannelLimits,
-    private readonly log: Logger,
+    /** What the peer can cause is logged a line a minute per peer and kind (LimitedLog). */
+    private readonly warnings: LimitedLog,
   ) {
     const liveness = limits.liveness ?? DEFAULT_LIVENESS;
     const heard = () => {
@@ -92,9 +94,14 @@ export class Channel {
     }, liveness.heartbeatMs);
     this.heartbeat.unref();
     ws.on('error', (error) => {
-      this.log.warn({ peer: peer.nodeId, remote: peer.remote, err: error }, 'connection error');
+      this.warn({ remote: peer.remote, err: error }, 'connection error');
     });
     ws.on('close', (code, reason) => this.closed(`closed by ${code} ${reason.toString()}`.trim()));
+  }
+
+  private warn(fields: Record<string, unknown>, message: string): void {
+    const source = `${this.peer.nodeId} ${splitHostPort(this.peer.remote).host}`;
+    this.warnings.warn(source, { peer: this.peer.nodeId, ...fields }, message);
   }
 
   get isOpen(): boolean {
@@ -174,10 +181,7 @@ export class Channel {
   private silent(forMs: number): void {
     if (this.closedReason !== undefined) return;
     const reason = `nothing heard for ${forMs} ms`;
-    this.log.warn(
-      { peer: this.peer.nodeId, remote: this.peer.remote, reason },
-      'connection dead, closing',
-    );
+    this.warn({ remote: this.peer.remote, reason }, 'connection dead, closing');
     this.ws.terminate();
     this.closed(reason);
   }
@@ -204,8 +208,8 @@ export class Channel {
       if (!whole) return;
       frame = whole;
     } catch (error) {
-      this.log.warn(
-        { peer: this.peer.nodeId, remote: this.peer.remote, reason: (error as Error).message },
+      this.warn(
+        { remote: this.peer.remote, reason: (error as Error).message },
         'malformed frame refused, closing the connection',
       );
       this.close(CLOSE_MALFORMED, 'malformed frame');
@@ -255,13 +259,13 @@ export class Channel {
   private dispatchMessage(type: string, body: unknown): void {
     const handler = this.handlers.get(type);
     if (!handler) {
-      this.log.warn({ peer: this.peer.nodeId, type }, 'message of unknown type dropped');
+      this.warn({ type }, 'message of unknown type dropped');
       return;
     }
     Promise.resolve()
       .then(() => handler(body, this.peer))
       .catch((error: unknown) => {
-        this.log.warn({ peer: this.peer.nodeId, type, err: error }, 'message handler failed');
+        this.warn({ type, err: error }, 'message handler failed');
       });
   }
 
@@ -276,7 +280,7 @@ export class Channel {
         this.reply({ kind: FAILURE, id, message: (error as Error).message }),
       )
       .catch((error: unknown) => {
-        this.log.warn({ peer: this.peer.nodeId, type, err: error }, 'could not send response');
+        this.warn({ type, err: error }, 'could not send response');
       });
   }
 

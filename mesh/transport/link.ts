@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { LimitedLog } from '../limited-log.js';
 import type { NodeIdentity } from '../pki/identity.js';
 import { Channel, type ChannelLimits, CLOSE_SHUTDOWN, type Handlers } from './channel.js';
 import { type Dialled, dial } from './dial.js';
@@ -19,12 +20,14 @@ export interface LinkContext {
   handlers: Handlers;
   limits: ChannelLimits;
   log: Logger;
+  /** Warnings a peer can cause, limited (shared by the transport's channels). */
+  warnings: LimitedLog;
   /** Local address outbound connections leave from, so peers see our own address. */
   bindAddress?: string;
   maxQueue: number;
   backoff: { initialMs: number; maxMs: number };
   connectTimeoutMs: number;
-  /** Told of every channel the link opens, so revocations can reach it. */
+  /** Told of every channel the link opens, so that recheck() reaches it. */
   adopt: (channel: Channel) => void;
   /** A dial to a known node failed. */
   unreachable: (nodeId: string) => void;
@@ -141,7 +144,7 @@ export class PeerLink {
     this.dialing = false;
     this.failures = 0;
     const peer = peerFromCertificate(socket.getPeerCertificate(), this.address);
-    const channel = new Channel(ws, peer, this.ctx.handlers, this.ctx.limits, this.ctx.log);
+    const channel = new Channel(ws, peer, this.ctx.handlers, this.ctx.limits, this.ctx.warnings);
     if (this.shut) {
       channel.close(CLOSE_SHUTDOWN, 'shutting down');
       return;

@@ -37,9 +37,9 @@ export interface ListenerContext {
   handlers: Handlers;
   limits: ChannelLimits;
   log: Logger;
+  /** Warnings a peer can cause, limited (shared by the transport's channels). */
+  warnings: LimitedLog;
   join?: AnonymousRoute;
-  /** Whether a node (by the ID its certificate names) may connect; without it, any member may. */
-  admits?: (nodeId: string) => boolean;
   adopt: (channel: Channel) => void;
   streams?: () => StreamHandler | undefined;
   /** Refused connections logged per remote address and minute; past that, only counted. */
@@ -150,16 +150,7 @@ export class Listener {
       this.refuse(tls, 403, refusal);
       return undefined;
     }
-    const peer = peerFromCertificate(cert, remote);
-    if (this.ctx.admits && !this.ctx.admits(peer.nodeId)) {
-      this.refuse(
-        tls,
-        403,
-        `node ${peer.nodeId} is not a member of this cluster: no join recorded it`,
-      );
-      return undefined;
-    }
-    return peer;
+    return peerFromCertificate(cert, remote);
   }
 
   private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -185,7 +176,7 @@ export class Listener {
       return;
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => {
-      const channel = new Channel(ws, peer, this.ctx.handlers, this.ctx.limits, this.ctx.log);
+      const channel = new Channel(ws, peer, this.ctx.handlers, this.ctx.limits, this.ctx.warnings);
       this.ctx.log.debug({ peer: peer.nodeId, remote }, 'peer connected');
       this.ctx.adopt(channel);
     });

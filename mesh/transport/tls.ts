@@ -2,7 +2,6 @@ import type { ServerOptions } from 'node:https';
 import type { ConnectionOptions, PeerCertificate } from 'node:tls';
 import { bundlePem, normalizeSerial, ROLE_NODE, splitPem } from '../pki/certificate.js';
 import type { NodeIdentity } from '../pki/identity.js';
-import type { RevocationList } from './revocation.js';
 
 /** The authenticated identity of the node at the other end of a connection. */
 export interface Peer {
@@ -12,9 +11,17 @@ export interface Peer {
   remote: string;
 }
 
+/**
+ * Why a certificate the CA signed is not honoured now (its node was removed, its serial was never
+ * recorded for that node or was retired), or undefined when it is. The transport asks it of every
+ * handshake, both ways, and of every live connection when told to look again (recheck).
+ */
+export type Admission = (peer: Pick<Peer, 'nodeId' | 'serial'>) => string | undefined;
+
 export interface PeerPolicy {
   clusterId: string;
-  revocations: RevocationList;
+  /** Without it, any certificate of the cluster CA with the node role is honoured. */
+  admission?: Admission;
 }
 
 function field(value: string | string[] | undefined): string {
@@ -39,13 +46,10 @@ export function certificateRefusal(
   const nodeId = field(cert.subject?.CN);
   if (cluster !== policy.clusterId) return `certificate of cluster "${cluster}", not ours`;
   if (role !== ROLE_NODE) return `certificate role "${role}" is not a node`;
-  if (policy.revocations.has(cert.serialNumber)) {
-    return `certificate ${normalizeSerial(cert.serialNumber)} of node ${nodeId} is revoked`;
-  }
   if (expectedNodeId !== undefined && nodeId !== expectedNodeId) {
     return `expected node ${expectedNodeId}, found node ${nodeId}`;
   }
-  return undefined;
+  return policy.admission?.({ nodeId, serial: normalizeSerial(cert.serialNumber) });
 }
 
 /**

@@ -1,18 +1,24 @@
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { LimitedLog } from '../limited-log.js';
 import type { NodeIdentity } from '../pki/identity.js';
 import {
   type Channel,
-  CLOSE_REVOKED,
+  CLOSE_REFUSED,
   CLOSE_SHUTDOWN,
   type Handler,
   type Liveness,
 } from './channel.js';
 import { PeerLink } from './link.js';
 import { type AnonymousRoute, Listener, type StreamHandler } from './listener.js';
-import { RevocationList } from './revocation.js';
 import { openStream } from './stream.js';
-import { clientTlsOptions, type PeerPolicy } from './tls.js';
+import {
+  type Admission,
+  clientTlsOptions,
+  type Peer,
+  type PeerPolicy,
+  peerFromCertificate,
+} from './tls.js';
 
 export interface TransportOptions {
   identity: NodeIdentity;
@@ -21,14 +27,12 @@ export interface TransportOptions {
   /** 0 lets the system choose; listen() returns the real one. */
   port: number;
   log: Logger;
-  revocations?: RevocationList;
   join?: AnonymousRoute;
   /**
-   * Whether an inbound member connection from this node ID is accepted (the cluster recorded the
-   * node). Outbound ones go to addresses this node chose, and their certificate is checked as is;
-   * a node reached that way may also connect back (a seed answers a new node on its own link).
+   * Which certificates are honoured, beyond the CA's signature: asked of every connection, inbound
+   * and outbound, and of every live one at recheck().
    */
-  admits?: (nodeId: string) => boolean;
+  admission?: Admission;
   maxFrameBytes?: number;
   /** Messages larger than a frame go in parts, up to this size. */
   maxMessageBytes?: number;
@@ -55,38 +59,51 @@ const DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024;
  * dispatched to handlers by type, whichever direction the connection was dialled in.
  */
 export class Transport {
-  readonly revocations: RevocationList;
   private readonly handlers = new Map<string, Handler>();
   private readonly links = new Map<string, PeerLink>();
   private readonly channels = new Set<Channel>();
   private readonly listener: Listener;
   private readonly requestTimeoutMs: number;
-  private readonly stopWatchingRevocations: () => void;
+  /** What a peer can make its channels warn about, a line a minute per peer and kind. */
+  private readonly warnings: LimitedLog;
   private listening: string | undefined;
   private readonly peerLost = new Set<(nodeId: string) => void>();
-  /** Nodes this node dialled itself and found there. */
-  private readonly dialled = new Set<string>();
+  /** Open streams, both ways, with the peer at their other end: recheck() reaches them too. */
+  private readonly streams = new Map<TLSSocket, Peer>();
   private streamHandler: StreamHandler | undefined;
   private streamContext: SecureContext | undefined;
   /** The last TLS session ticket of each peer's streams, by address. */
   private readonly streamSessions = new Map<string, Buffer>();
+  /**
+   * The peer each address's streams reached on their last full handshake: a resumed session
+   * shows the client no certificate, so the one its session began with stands for it.
+   */
+  private readonly streamPeers = new Map<string, Peer>();
 
   constructor(private readonly options: TransportOptions) {
-    this.revocations = options.revocations ?? new RevocationList();
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+    this.warnings = new LimitedLog(options.log, 1);
     this.listener = new Listener({
       identity: options.identity,
       policy: this.policy,
       handlers: this.handlers,
       limits: this.limits,
       log: options.log,
+      warnings: this.warnings,
       join: options.join,
-      admits: options.admits && ((id) => this.dialled.has(id) || options.admits?.(id) === true),
       adopt: (channel) => this.adopt(channel),
-      streams: () => this.streamHandler,
+      streams: () => {
+        const handler = this.streamHandler;
+        return (
+          handler &&
+          ((peer, target, socket, head) => {
+            this.track(socket, peer);
+            handler(peer, target, socket, head);
+          })
+        );
+      },
       refusalLogsPerMinute: options.refusalLogsPerMinute ?? 10,
     });
-    this.stopWatchingRevocations = this.revocations.onRevoked((serial) => this.dropRevoked(serial));
   }
 
   get nodeId(): string {
@@ -134,13 +151,13 @@ export class Transport {
    * A byte stream to what the node at `address` serves under `target`, on a TLS connection of its
    * own (so a busy stream never holds up gossip or Raft), checked to be that node.
    */
-  openStream(to: { address: string; nodeId: string }, target: string): Promise<TLSSocket> {
+  async openStream(to: { address: string; nodeId: string }, target: string): Promise<TLSSocket> {
     const tls = clientTlsOptions(this.options.identity, this.policy, to.nodeId);
     // Parsing the keys for every stream costs more than its handshake: one context serves all;
     // and a stream resumes the last TLS session with the node, sparing both sides the
     // certificate signatures (the session still names the certificates it began with).
     this.streamContext ??= createSecureContext(tls);
-    return openStream(
+    const socket = await openStream(
       to.address,
       target,
       {
@@ -152,6 +169,11 @@ export class Transport {
       this.options.connectTimeoutMs ?? 3000,
       (session) => this.streamSessions.set(to.address, session),
     );
+    const cert = socket.getPeerCertificate();
+    if (cert?.serialNumber) this.streamPeers.set(to.address, peerFromCertificate(cert, to.address));
+    const peer = this.streamPeers.get(to.address);
+    if (peer) this.track(socket, peer);
+    return socket;
   }
 
   /** Called with the peer's node ID whenever a connection to it closes or a dial to it fails. */
@@ -159,7 +181,6 @@ export class Transport {
     this.peerLost.add(listener);
   }
 
-  /** Refuses the certificate from now on and drops every live connection that used it. */
   /**
    * This node's certificate was renewed: new connections (accepted and dialled) present the new
    * one; connections already open go on, as their handshakes are done.
@@ -171,12 +192,39 @@ export class Transport {
     for (const link of this.links.values()) link.setIdentity(identity);
   }
 
-  revoke(serial: string): void {
-    this.revocations.add(serial);
+  /**
+   * Asks the admission again of every live connection (a node was removed, a certificate retired)
+   * and drops those it refuses now, with the reason logged; the peer has to handshake again.
+   */
+  recheck(): void {
+    const refusal = (peer: Peer) => this.options.admission?.(peer);
+    for (const channel of this.channels) {
+      const reason = refusal(channel.peer);
+      if (!reason) continue;
+      this.options.log.warn(
+        { peer: channel.peer.nodeId, serial: channel.peer.serial, reason },
+        'certificate no longer honoured: dropping its live connection',
+      );
+      channel.close(CLOSE_REFUSED, reason);
+    }
+    // A session of a peer no longer honoured must not be resumed: no certificate is checked then.
+    for (const [address, peer] of this.streamPeers)
+      if (refusal(peer)) {
+        this.streamPeers.delete(address);
+        this.streamSessions.delete(address);
+      }
+    for (const [socket, peer] of this.streams) {
+      const reason = refusal(peer);
+      if (!reason) continue;
+      this.options.log.warn(
+        { peer: peer.nodeId, serial: peer.serial, reason },
+        'certificate no longer honoured: dropping its stream',
+      );
+      socket.destroy();
+    }
   }
 
   async close(): Promise<void> {
-    this.stopWatchingRevocations();
     for (const link of this.links.values()) link.close();
     this.links.clear();
     for (const channel of this.channels) channel.close(CLOSE_SHUTDOWN, 'shutting down');
@@ -184,7 +232,7 @@ export class Transport {
   }
 
   private get policy(): PeerPolicy {
-    return { clusterId: this.options.identity.clusterId, revocations: this.revocations };
+    return { clusterId: this.options.identity.clusterId, admission: this.options.admission };
   }
 
   private get limits() {
@@ -207,16 +255,14 @@ export class Transport {
         handlers: this.handlers,
         limits: this.limits,
         log: this.options.log,
+        warnings: this.warnings,
         bindAddress: this.options.host,
         maxQueue: this.options.maxQueue ?? 1024,
         // A dial into a cut link hangs until its timeout, then waits out the backoff: together
         // they bound how long a healed link stays unnoticed (about 5 s at worst).
         backoff: this.options.backoff ?? { initialMs: 100, maxMs: 2000 },
         connectTimeoutMs: this.options.connectTimeoutMs ?? 3000,
-        adopt: (channel) => {
-          this.dialled.add(channel.peer.nodeId);
-          this.adopt(channel);
-        },
+        adopt: (channel) => this.adopt(channel),
         unreachable: (nodeId) => this.lost(nodeId),
       });
       this.links.set(key, link);
@@ -225,10 +271,6 @@ export class Transport {
   }
 
   private adopt(channel: Channel): void {
-    if (this.revocations.has(channel.peer.serial)) {
-      channel.close(CLOSE_REVOKED, 'certificate revoked');
-      return;
-    }
     this.channels.add(channel);
     channel.onClose(() => {
       this.channels.delete(channel);
@@ -240,14 +282,8 @@ export class Transport {
     for (const listener of this.peerLost) listener(nodeId);
   }
 
-  private dropRevoked(serial: string): void {
-    for (const channel of this.channels) {
-      if (channel.peer.serial !== serial) continue;
-      this.options.log.warn(
-        { peer: channel.peer.nodeId, serial },
-        'certificate revoked, dropping live connection',
-      );
-      channel.close(CLOSE_REVOKED, 'certificate revoked');
-    }
+  private track(socket: TLSSocket, peer: Peer): void {
+    this.streams.set(socket, peer);
+    socket.once('close', () => this.streams.delete(socket));
   }
 }

@@ -1,18 +1,27 @@
 /**
- * A member that misbehaves on the wire with nothing but its own valid certificate: real agents on
- * this file's loopback block (127.0.57.0/24), and frames packed by hand with msgpackr, sent over a
- * WebSocket the test opens itself (none of the project's transport code on the sending side).
+ * A member that misbehaves on the wire with nothing but its own valid certificate, and a thief with
+ * the CA key: real agents on this file's loopback block (127.0.57.0/24), frames packed by hand with
+ * msgpackr and sent over a WebSocket the test opens itself, certificates made by openssl (none of
+ * the project's transport or signing code on the sending side).
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 import type { NodeRow, StackRow } from '../../agent/control/api.js';
+import type { AuthoritySetting } from '../../mesh/api/authority.js';
+import { open } from '../../mesh/secrets/sealing.js';
+import { openBackup, parseBackup, settingIn } from '../../mesh/state/backup.js';
 import {
   type AgentProcess,
   LocalCluster,
   meshJson,
+  meshOn,
   nodeIdOf,
   type RaftView,
   view,
@@ -64,30 +73,97 @@ test.before(async () => {
   };
 });
 
-/** A WebSocket to the agent's cluster port with the learner's own key and certificate. */
-async function asTheLearner(to: AgentProcess): Promise<WebSocket> {
+interface Credentials {
+  key: string;
+  cert: string;
+}
+
+/** The learner's own key and certificate, from its data dir. */
+function learnerCredentials(): Credentials {
   const pki = (file: string) => readFileSync(join(roles.learnerAgent.dataDir, 'pki', file), 'utf8');
-  const cluster = JSON.parse(readFileSync(join(to.dataDir, 'cluster.json'), 'utf8')) as {
-    advertise: string;
-    port: number;
-  };
+  return { key: pki('node.key'), cert: pki('node.crt') };
+}
+
+/**
+ * A WebSocket to the agent's cluster port with these credentials; resolves once open, or with the
+ * refusal the agent answered.
+ */
+async function connectAs(to: AgentProcess, credentials: Credentials): Promise<WebSocket | string> {
+  const { advertise, port } = JSON.parse(readFileSync(join(to.dataDir, 'cluster.json'), 'utf8'));
   // ws passes these to tls.connect; its typings know only its own options.
   const tls = {
-    key: pki('node.key'),
-    cert: pki('node.crt'),
-    ca: pki('ca.crt'),
+    ...credentials,
+    ca: readFileSync(join(to.dataDir, 'pki', 'ca.crt'), 'utf8'),
     localAddress: '127.0.57.4',
     checkServerIdentity: () => undefined,
   };
   const ws = new WebSocket(
-    `wss://${cluster.advertise}:${cluster.port}/mesh/v1`,
+    `wss://${advertise}:${port}/mesh/v1`,
     tls as unknown as ConstructorParameters<typeof WebSocket>[1],
   );
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_request, response) =>
+      resolve(String(response.headers['x-mesh-refused'] ?? response.statusCode)),
+    );
     ws.once('error', reject);
   });
+}
+
+async function asTheLearner(to: AgentProcess): Promise<WebSocket> {
+  const ws = await connectAs(to, learnerCredentials());
+  if (typeof ws === 'string') throw new Error(`the learner was refused: ${ws}`);
   return ws;
+}
+
+const REQUEST = 1;
+const RESPONSE = 2;
+
+/** Sends a request frame and resolves with the answer's body (or rejects with the failure). */
+function ask(ws: WebSocket, id: number, type: string, body: unknown): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (data: Buffer) => {
+      const [kind, answered, answer] = packr.unpack(data) as [number, number, unknown];
+      if (answered !== id) return;
+      ws.off('message', onMessage);
+      if (kind === RESPONSE) resolve(answer);
+      else reject(new Error(String(answer)));
+    };
+    ws.on('message', onMessage);
+    ws.send(packr.pack([REQUEST, id, type, body]));
+  });
+}
+
+/** A scratch directory for openssl's files, removed with the cluster's. */
+const scratch = mkdtempSync(join(tmpdir(), 'mesh-hostile-pki-'));
+test.after.always(() => execFileSync('rm', ['-rf', scratch]));
+
+function openssl(...args: string[]): void {
+  execFileSync('openssl', args, { cwd: scratch, stdio: 'pipe' });
+}
+
+/** A new RSA key and a CSR for it, made by openssl. */
+function opensslRequest(
+  name: string,
+  subject = '/CN=anything',
+): { keyPem: string; csrPem: string } {
+  openssl(
+    'req',
+    '-new',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-subj',
+    subject,
+    '-out',
+    `${name}.csr`,
+  );
+  return {
+    keyPem: readFileSync(join(scratch, `${name}.key`), 'utf8'),
+    csrPem: readFileSync(join(scratch, `${name}.csr`), 'utf8'),
+  };
 }
 
 const leaderLog = () => readFileSync(`${roles.leaderAgent.dataDir}.log`, 'utf8');
@@ -168,5 +244,182 @@ test.serial(
       (await meshJson<StackRow[]>(learnerAgent, 'ls')).some((s) => s.name === 'evil'),
       'not even on the learner',
     );
+  },
+);
+
+test.serial(
+  'random and mutated frames from a member never crash the agent nor change desired state',
+  async (t) => {
+    const { leaderAgent, learner } = roles;
+    const types = [
+      'raft',
+      'raft.propose',
+      'raft.read-index',
+      'swim',
+      'keys.fetch',
+      'authority.renew',
+      'logs',
+      'ingress.open-key',
+      'no.such.type',
+    ];
+    const body = fc.oneof(fc.jsonValue(), fc.uint8Array({ maxLength: 64 }));
+    const raftMessage = fc.record({
+      type: fc.constantFrom(
+        'append',
+        'snapshot',
+        'vote',
+        'prevote',
+        'vote-resp',
+        'append-resp',
+        'timeout-now',
+      ),
+      from: fc.constantFrom(learner.nodeId, 'n-somebody-else'),
+      to: fc.constant(roles.leader.nodeId),
+      term: fc.oneof(fc.nat(), fc.constant(-1), fc.double()),
+      prevIndex: fc.oneof(fc.nat(), fc.jsonValue()),
+      entries: fc.oneof(fc.array(fc.jsonValue(), { maxLength: 3 }), fc.jsonValue()),
+      commit: fc.oneof(fc.nat(), fc.jsonValue()),
+      snapshot: fc.jsonValue(),
+    });
+    const frame = fc.oneof(
+      fc.uint8Array({ minLength: 1, maxLength: 256 }).map((bytes) => Buffer.from(bytes)),
+      fc.tuple(fc.constant(MESSAGE), fc.constantFrom(...types), body).map((f) => packr.pack(f)),
+      fc
+        .tuple(
+          fc.constant(REQUEST),
+          fc.integer({ min: -1, max: 5 }),
+          fc.constantFrom(...types),
+          body,
+        )
+        .map((f) => packr.pack(f)),
+      fc.tuple(fc.constant(MESSAGE), fc.constant('raft'), raftMessage).map((f) => packr.pack(f)),
+      fc
+        .tuple(fc.constant(4), fc.boolean(), fc.uint8Array({ maxLength: 64 }))
+        .map((f) => packr.pack(f)),
+      fc.jsonValue().map((v) => packr.pack(v)),
+    );
+    const before = await view(leaderAgent);
+    const from = leaderLog().length;
+    let probe = 1000;
+    await fc.assert(
+      fc.asyncProperty(fc.array(frame, { minLength: 1, maxLength: 20 }), async (frames) => {
+        const ws = await asTheLearner(leaderAgent);
+        try {
+          for (const bytes of frames) if (ws.readyState === WebSocket.OPEN) ws.send(bytes);
+        } finally {
+          ws.close();
+        }
+        // The agent still answers a well-formed request of the same member.
+        const fresh = await asTheLearner(leaderAgent);
+        try {
+          const index = await ask(fresh, probe++, 'raft.read-index', null);
+          return typeof (index as { value?: unknown }).value === 'number';
+        } finally {
+          fresh.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+    const after = await view(leaderAgent);
+    t.is(after.raft.term, before.raft.term, 'no forged term taken');
+    t.is(after.raft.role, 'leader');
+    t.deepEqual(await meshJson<StackRow[]>(leaderAgent, 'ls'), [], 'no desired state written');
+    // What the member caused is logged a line a minute per kind, not a line per frame.
+    const lines = leaderLog()
+      .slice(from)
+      .split('\n')
+      .filter((l) => l.includes(learner.nodeId) && l.includes('"level":40'));
+    const perKind = new Map<string, number>();
+    for (const line of lines) {
+      const msg = (JSON.parse(line) as { msg: string; type?: string }).msg;
+      perKind.set(msg, (perKind.get(msg) ?? 0) + 1);
+    }
+    t.log(Object.fromEntries(perKind));
+    for (const [msg, count] of perKind) t.true(count <= 12, `${count} lines of "${msg}"`);
+  },
+);
+
+/** The cluster CA's key, as a thief of a voter's data dir gets it: a backup and pki/secrets.key. */
+async function stolenCa(): Promise<{ keyPem: string; certPem: string }> {
+  const { leaderAgent } = roles;
+  const file = join(scratch, 'stolen.backup');
+  const made = await meshOn(leaderAgent, 'backup', file);
+  if (made.code !== 0) throw new Error(`backup failed: ${made.stderr}`);
+  const votersKey = Buffer.from(
+    readFileSync(join(leaderAgent.dataDir, 'pki', 'secrets.key'), 'utf8').trim(),
+    'hex',
+  );
+  const contents = openBackup(parseBackup(readFileSync(file, 'utf8'), file), file, { votersKey });
+  const ca = settingIn<AuthoritySetting>(contents.objects, 'ca') as AuthoritySetting;
+  return { keyPem: open(votersKey, ca.sealedKey).toString(), certPem: ca.certPem };
+}
+
+test.serial(
+  'a certificate made with the CA key for a live member, under a serial never issued, is refused',
+  async (t) => {
+    const { leaderAgent, learner } = roles;
+    const ca = await stolenCa();
+    writeFileSync(join(scratch, 'ca.key'), ca.keyPem);
+    writeFileSync(join(scratch, 'ca.crt'), ca.certPem);
+    writeFileSync(
+      join(scratch, 'node.ext'),
+      'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n',
+    );
+    const clusterId = (await view(leaderAgent)).clusterId;
+    const { keyPem } = opensslRequest('forged', `/O=${clusterId}/OU=node/CN=${learner.nodeId}`);
+    const serial = `7${randomBytes(15).toString('hex')}`;
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      'forged.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-set_serial',
+      `0x${serial}`,
+      '-days',
+      '1',
+      '-extfile',
+      'node.ext',
+      '-out',
+      'forged.crt',
+    );
+    const cert = readFileSync(join(scratch, 'forged.crt'), 'utf8');
+    const refusal = await connectAs(leaderAgent, { key: keyPem, cert });
+    t.is(typeof refusal, 'string', 'refused');
+    t.regex(
+      String(refusal),
+      new RegExp(`certificate ${serial} was never issued to node ${learner.nodeId}`),
+    );
+    t.true(
+      typeof (await connectAs(leaderAgent, learnerCredentials())) !== 'string',
+      'the real one is still honoured',
+    );
+  },
+);
+
+test.serial(
+  'node rm cuts a member off for good: every certificate it holds, its live connections',
+  async (t) => {
+    const { leaderAgent, learnerAgent, learner } = roles;
+    // Before it is removed, the member asks for a second certificate, with a key of its own.
+    const ws = await asTheLearner(leaderAgent);
+    const second = opensslRequest('second');
+    const certPem = String(await ask(ws, 1, 'authority.renew', { csrPem: second.csrPem }));
+    const other = await connectAs(leaderAgent, { key: second.keyPem, cert: certPem });
+    if (typeof other === 'string') throw new Error(`the second certificate was refused: ${other}`);
+    const closed = new Promise<number>((resolve) => other.once('close', (code) => resolve(code)));
+
+    const removed = await meshOn(leaderAgent, 'node', 'rm', learner.nodeId, '--force');
+    t.is(removed.code, 0, removed.stderr);
+    t.is(await closed, 4003, 'its live connection is closed at once');
+    for (const credentials of [learnerCredentials(), { key: second.keyPem, cert: certPem }]) {
+      const refusal = await connectAs(leaderAgent, credentials);
+      t.regex(String(refusal), /is revoked: the node was removed/);
+    }
+    const token = await meshOn(learnerAgent, 'token');
+    t.not(token.code, 0, 'and it gets no token');
   },
 );

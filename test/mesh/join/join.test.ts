@@ -173,7 +173,8 @@ test.serial('join attempts are rate limited per source address', async (t) => {
   t.regex(limited?.message ?? '', /too many join attempts from 127\.0\.12\.9/);
   await seedLogs.waitFor(
     (line) =>
-      line.msg === 'join refused' && String(line.reason).startsWith('too many join attempts'),
+      line.msg === 'join refused: too many attempts' &&
+      String(line.reason).startsWith('too many join attempts'),
   );
   await stillAdmitsHonestJoiner(t, '127.0.12.10');
 });
