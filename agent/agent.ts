@@ -40,7 +40,9 @@ import { Orchestrator } from './orchestrator/orchestrator.js';
 import { Reconciler } from './reconciler/reconciler.js';
 import { Runtimes } from './runtime/runtimes.js';
 import { DEFAULT_SCHEDULER_OPTIONS } from './scheduler/scheduler.js';
+import { Autolock } from './secrets/autolock.js';
 import { TaskFiles } from './secrets/files.js';
+import { encodeUnlockKey } from './secrets/key-file.js';
 import { Keyring } from './secrets/keyring.js';
 import { StoredValues } from './secrets/values.js';
 
@@ -69,6 +71,7 @@ interface Parts {
   certificates: Certificates;
   /** Stops following the replica's admission (followAdmission). */
   stopAdmission: () => void;
+  autolock: Autolock;
 }
 
 /**
@@ -122,6 +125,12 @@ export class Agent {
     return this.parts?.authority.token();
   }
 
+  /** `mesh init --autolock`: the unlock key, as a person types it. */
+  get unlockKey(): string | undefined {
+    const key = this.provisioned.unlockKey;
+    return key && encodeUnlockKey(key);
+  }
+
   /** What this node lacks to serve service addresses and DNS, when it does. */
   get hostPrivilegesMissing(): string | undefined {
     return this.parts?.dataPlane.privilegesMissing;
@@ -152,6 +161,7 @@ export class Agent {
     parts.stopAdmission();
     parts.peers.stop();
     parts.keyring.stop();
+    parts.autolock.stop();
     parts.authority.stop();
     parts.renewal.stop();
     parts.rotation.stop();
@@ -213,12 +223,13 @@ export class Agent {
     // the token's next seed).
     const join = new JoinService({
       ca: () => authority().ca(),
-      secret: () => authority().secret(),
+      secrets: () => authority().secrets(),
       validDays: () => late.authority?.validDays(),
       log,
-      register: async ({ nodeId, serial, notAfter }) => {
+      register: async ({ nodeId, serial, notAfter, workerOnly }) => {
         if (!late.access) throw new Error('this node is still starting');
-        await late.access.create('nodes', nodeId, joiningNode(serial, notAfter, Date.now()));
+        const record = joiningNode(serial, notAfter, Date.now(), workerOnly);
+        await late.access.create('nodes', nodeId, record);
       },
       issuers: () => late.authority?.issuers() ?? [],
       voters: () => late.raft?.membership.voters ?? [],
@@ -271,7 +282,16 @@ export class Agent {
       access,
       transport,
       log,
+      mayHold: () =>
+        !cluster.workerOnly &&
+        state.get<NodeRecord>('nodes', identity.nodeId)?.value.status !== 'removed',
+      onHeld: (votersKey) => {
+        meta = { ...meta, votersKey };
+        membership.updateMeta(meta);
+      },
+      ...(this.provisioned.unlockKey && { unlockKey: this.provisioned.unlockKey }),
     });
+    const autolock = new Autolock({ keyring, state, raft, access, transport, log });
     const values = new StoredValues(access, keyring);
     late.authority = new Authority({
       dir,
@@ -346,6 +366,7 @@ export class Agent {
     });
     const parts: Parts = {
       stopAdmission,
+      autolock,
       renewal,
       rotation,
       certificates,
@@ -356,7 +377,14 @@ export class Agent {
       membership,
       raft,
       runtimes,
-      sync: new MembershipSync(raft, membership, state, log),
+      sync: new MembershipSync(
+        raft,
+        membership,
+        state,
+        log,
+        (member) =>
+          member.meta.votersKey !== undefined && member.meta.votersKey === keyring.wantedKeyId(),
+      ),
       orchestrator: new Orchestrator(
         raft,
         state,
@@ -387,6 +415,7 @@ export class Agent {
             nodes,
             tokens: late.authority,
             rotation,
+            autolock,
             backups: new Backups({
               clusterId: cluster.clusterId,
               state,
@@ -418,6 +447,7 @@ export class Agent {
     parts.sync.start();
     parts.orchestrator.start();
     keyring.start();
+    autolock.start();
     late.authority.start();
     renewal.start();
     rotation.start();

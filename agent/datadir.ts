@@ -32,6 +32,8 @@ export interface ClusterFile extends DataPlaneSettings {
   seeds: string[];
   /** The voters when this node joined: its Raft follows only them until its log names the voters. */
   joinedVoters?: string[];
+  /** It joined with a worker token: it never holds the voters' key, nor is seated. */
+  workerOnly?: boolean;
   /** Only on a node that holds the CA: the current join secret. */
   joinSecret?: string;
   /** How long a node may be unreachable before its tasks are placed elsewhere (--reschedule-after). */
@@ -64,7 +66,8 @@ export async function writeAtomic(path: string, text: string, mode: number): Pro
   await rename(temporary, path);
 }
 
-async function readIfPresent(path: string): Promise<string | undefined> {
+/** A file's text, or undefined when there is no such file. */
+export async function readIfPresent(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {

@@ -3,6 +3,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultDataDir } from '../agent/datadir.js';
 import {
   CERT_COMMANDS,
+  CLUSTER_COMMANDS,
   COMMANDS,
   NODE_COMMANDS,
   VOLUME_COMMANDS,
@@ -53,12 +54,17 @@ const FLAG_HELP: Record<string, string> = {
   follow: 'keep printing new output',
   tail: 'how many lines of each task to start with (default 100)',
   force: 'remove a node that is still alive',
-  rotate: 'make a new join secret: earlier tokens stop working',
+  rotate: 'make a new join secret: earlier tokens (of the kind asked) stop working',
+  worker:
+    'a worker token: its node runs tasks but is never seated as a voter nor holds the voters’ key',
   restore: 'start the cluster from a backup file (mesh backup)',
   'passphrase-file':
     'a file whose first line is the backup passphrase (12+ characters; "-": standard input)',
   'voters-key': "pki/secrets.key of a voter, for a backup sealed with the voters' key",
   'keep-ca': "with --restore: keep the backup's CA and cluster ID (default: a new CA)",
+  autolock:
+    'wrap every copy of the voters’ key with an unlock key no disk holds: a restarted manager stays locked until mesh unlock',
+  'key-file': 'a file whose first line is the unlock key ("-": standard input; default: asked for)',
 };
 
 /** A command's usage: what it takes and each option, with what it is for. */
@@ -68,6 +74,7 @@ function usage(command: string, options: Options): string {
     ...NODE_COMMANDS,
     ...CERT_COMMANDS,
     ...VOLUME_COMMANDS,
+    ...CLUSTER_COMMANDS,
     ...valueCommands('secret'),
     ...valueCommands('config'),
   ].find((c) => c.name === command);

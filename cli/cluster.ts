@@ -77,12 +77,13 @@ async function nodeList(args: string[]): Promise<number> {
   nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
   print(Boolean(values.json), nodes, () =>
     table(
-      ['ID', 'ADDRESS', 'STATUS', 'RAFT', 'SINCE', 'VERSION', 'CERT EXPIRES', 'LABELS'],
+      ['ID', 'ADDRESS', 'STATUS', 'RAFT', 'TOKEN', 'SINCE', 'VERSION', 'CERT EXPIRES', 'LABELS'],
       nodes.map((n) => [
         n.self ? `${n.id} *` : n.id,
         n.address,
         n.status,
         n.raft,
+        n.token,
         n.since ? ago(n.since) : '-',
         n.version,
         n.certExpires?.slice(0, 10) ?? '-',
@@ -122,15 +123,19 @@ export async function token(args: string[]): Promise<number> {
     ...DATA_DIR,
     ...JSON_OUTPUT,
     rotate: { type: 'boolean' },
+    worker: { type: 'boolean' },
   });
   const rotate = Boolean(values.rotate);
+  const kind = values.worker ? 'worker' : 'manager';
   const { token: text } = await callAgent(
     dataDirOf(values),
     rotate ? 'POST /v1/token/rotate' : 'GET /v1/token',
-    {},
+    { kind },
   );
   if (rotate && !values.json)
-    process.stderr.write('mesh: join secret rotated; earlier tokens no longer work\n');
+    process.stderr.write(
+      `mesh: ${kind} join secret rotated; earlier ${kind} tokens no longer work\n`,
+    );
   print(Boolean(values.json), { token: text }, () => text);
   return 0;
 }

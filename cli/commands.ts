@@ -47,6 +47,15 @@ export const CA_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
   },
 ];
 
+/** The subcommands of `mesh cluster`, for their --help. */
+export const CLUSTER_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
+  {
+    name: 'cluster autolock',
+    args: 'on|off',
+    summary: 'wrap every copy of the voters’ key with an unlock key no disk holds (or stop)',
+  },
+];
+
 /** The subcommands of `mesh volume`, for their --help. */
 export const VOLUME_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
   { name: 'volume ls', summary: 'each pinning volume: its node, the node status, its services' },
@@ -96,15 +105,33 @@ const COMMAND_LIST = [
   },
   {
     name: 'token',
-    args: '[--rotate]',
+    args: '[--worker] [--rotate]',
     group: 'Cluster',
-    summary: 'print the join token; --rotate invalidates earlier ones',
+    summary: 'print a join token (--worker: never seated); --rotate invalidates earlier ones',
   },
   {
     name: 'ca',
     args: 'status|rotate',
     group: 'Cluster',
     summary: 'the cluster CA; rotate it to a new one, with no connection dropped',
+  },
+  {
+    name: 'cluster',
+    args: 'autolock on|off',
+    group: 'Cluster',
+    summary: 'cluster-wide settings: autolock (a restarted manager stays locked until unlocked)',
+  },
+  {
+    name: 'unlock',
+    args: '[--key-file F]',
+    group: 'Cluster',
+    summary: 'give a locked manager the unlock key (asked for, or read from a file or stdin)',
+  },
+  {
+    name: 'unlock-key',
+    args: '[--rotate]',
+    group: 'Cluster',
+    summary: 'print the unlock key of autolock; --rotate makes a new one',
   },
   {
     name: 'backup',

@@ -36,6 +36,7 @@ const INIT_FLAGS: Options = {
   'cert-validity': { type: 'string' },
   'service-range': { type: 'string' },
   'bridge-range': { type: 'string' },
+  autolock: { type: 'boolean' },
   ...RESTORE_FLAGS,
 };
 
@@ -88,6 +89,7 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
       httpTimeoutMs: durationOf(values['http-timeout'], '--http-timeout'),
       network: command === 'init' ? networkOf(values) : undefined,
       certValidityMs: certValidityOf(values),
+      autolock: values.autolock === true,
     },
   };
 }
@@ -167,6 +169,12 @@ export async function init(args: string[]): Promise<number> {
       ? `Join other machines with:\n  npx mesh join ${await agent.joinToken()}\n("mesh token" prints it again)\n`
       : 'mesh: the join token is not printed here (not a terminal); "mesh token" prints it\n',
   );
+  if (options.autolock)
+    process.stdout.write(
+      process.stdout.isTTY
+        ? `Autolock is on. Keep this unlock key safe: a manager that restarts stays locked until "mesh unlock" is given it:\n  ${agent.unlockKey}\n("mesh unlock-key" prints it again)\n`
+        : 'mesh: autolock is on; the unlock key is not printed here (not a terminal): run "mesh unlock-key" now and keep it safe\n',
+    );
   return runUntilSignalled(agent);
 }
 

@@ -11,6 +11,7 @@ const certs = () => import('./certs.js');
 const values = () => import('./values.js');
 const backups = () => import('./backup.js');
 const caCommands = () => import('./ca.js');
+const autolocks = () => import('./autolock.js');
 
 const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
   init: async (args) => (await daemon()).init(args),
@@ -18,6 +19,9 @@ const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
   agent: async (args) => (await daemon()).agent(args),
   token: async (args) => (await cluster()).token(args),
   ca: async (args) => (await caCommands()).ca(args),
+  cluster: async (args) => (await autolocks()).cluster(args),
+  unlock: async (args) => (await autolocks()).unlock(args),
+  'unlock-key': async (args) => (await autolocks()).unlockKey(args),
   backup: async (args) => (await backups()).backup(args),
   node: async (args) => (await cluster()).node(args),
   cert: async (args) => (await certs()).cert(args),

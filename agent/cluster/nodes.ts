@@ -58,6 +58,7 @@ export class Nodes {
         recorded: record !== undefined && record.status !== 'joining',
         self: id === this.self,
         raft: voters.includes(id) ? 'voter' : learners.includes(id) ? 'learner' : 'none',
+        token: record?.workerOnly ? 'worker' : 'manager',
         certExpires: member?.meta.certExpires ?? null,
       };
     });

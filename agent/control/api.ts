@@ -18,7 +18,7 @@ export interface RaftStatus {
   learners: string[];
   /** How many voters may fail with the cluster still committing. */
   tolerates: number;
-  /** The voters the live nodes allow (the largest odd count, at most 5). */
+  /** The voters the live nodes that may be seated allow (the largest odd count, at most 5). */
   targetVoters: number;
   /** Equal on two replicas when they hold the same state. */
   stateDigest: string;
@@ -32,6 +32,8 @@ export interface StatusResponse {
   version: string;
   raft: RaftStatus;
   members: { alive: number; suspect: number; dead: number; left: number };
+  /** Autolock as this node is: off, or on and this node's voters' key opened (unlocked) or not. */
+  lock: 'off' | 'locked' | 'unlocked';
 }
 
 export interface NodeRow {
@@ -47,6 +49,8 @@ export interface NodeRow {
   recorded: boolean;
   self: boolean;
   raft: 'voter' | 'learner' | 'none';
+  /** The token it joined with: a manager token's node may be seated, a worker token's never. */
+  token: 'manager' | 'worker';
   /** When its certificate expires, as it gossips; null for a node not seen. */
   certExpires: string | null;
 }
@@ -68,6 +72,11 @@ export interface CaStatus {
   nodes: Array<{ id: string; caPin: string | null }>;
   /** Live nodes not yet renewed under the next CA. */
   waitingFor: string[];
+}
+
+/** The unlock key of autolock, as a person types it (MESH-UNLOCK-1-…). */
+export interface UnlockKeyResponse {
+  unlockKey: string;
 }
 
 /** GET /v1/token */
@@ -253,10 +262,18 @@ type Nothing = Record<string, never>;
 export interface ControlApi {
   'GET /v1/status': Route<Nothing, StatusResponse>;
   'GET /v1/nodes': Route<Nothing, NodesResponse>;
-  'GET /v1/token': Route<Nothing, TokenResponse>;
-  /** A new join secret: earlier tokens stop working. */
-  'POST /v1/token/rotate': Route<Nothing, TokenResponse>;
+  /** A manager token (default: a node that may be seated), or a worker token (never seated). */
+  'GET /v1/token': Route<{ kind?: 'manager' | 'worker' }, TokenResponse>;
+  /** A new join secret of that kind: earlier tokens of it stop working. */
+  'POST /v1/token/rotate': Route<{ kind?: 'manager' | 'worker' }, TokenResponse>;
   'GET /v1/ca': Route<Nothing, CaStatus>;
+  /** `mesh unlock`: opens this node's copy of the voters' key (autolock). */
+  'POST /v1/unlock': Route<{ key: string }, { unlocked: true }>;
+  /** `mesh unlock-key`: the cluster's unlock key, from a node that knows it. */
+  'GET /v1/unlock-key': Route<Nothing, UnlockKeyResponse>;
+  'POST /v1/unlock-key/rotate': Route<Nothing, UnlockKeyResponse>;
+  /** `mesh cluster autolock on|off`: with on, the new unlock key. */
+  'POST /v1/autolock': Route<{ on: boolean }, Partial<UnlockKeyResponse>>;
   /** Starts a CA rotation (a manager only). */
   'POST /v1/ca/rotate': Route<Nothing, CaStatus>;
   /** A backup of the cluster state: with a passphrase (on a manager), or the voters' key. */

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AuthoritySetting, NextAuthority } from '../../mesh/api/authority.js';
 import { type NodeRecord, withIssued } from '../../mesh/api/nodes.js';
+import type { Sealed } from '../../mesh/api/secrets.js';
+import type { JoinSecrets } from '../../mesh/join/service.js';
 import { ClusterCA } from '../../mesh/pki/ca.js';
 import { describeCertificate } from '../../mesh/pki/certificate.js';
 import { encodeJoinToken, newJoinSecret } from '../../mesh/pki/token.js';
@@ -18,6 +20,9 @@ import type { Keyring } from '../secrets/keyring.js';
 import { RETIRE_GRACE_MS } from './admission.js';
 
 const TOKEN = 'authority.token';
+
+/** A manager token admits a node that may be seated; a worker token, one that never is. */
+export type TokenKind = 'manager' | 'worker';
 const SETTING = 'ca';
 // How often the node that made the cluster tries to hand its CA to the cluster state.
 const PUBLISH_RETRY_MS = 1000;
@@ -30,7 +35,9 @@ const PUBLISH_RETRY_MS = 1000;
  */
 export class Authority {
   private local: { ca: ClusterCA; secret: string } | undefined;
-  private opened: { rotatedAt: string; ca: ClusterCA; secret: string } | undefined;
+  private opened:
+    | { rotatedAt: string; ca: ClusterCA; secret: string; workerSecret?: string }
+    | undefined;
   private openedNext: { startedAt: string; ca: ClusterCA } | undefined;
   private stopPublishing: (() => void) | undefined;
 
@@ -51,7 +58,7 @@ export class Authority {
   ) {
     const { ca, cluster } = options;
     if (ca && cluster.joinSecret) this.local = { ca, secret: cluster.joinSecret };
-    options.transport.handle(TOKEN, () => this.token());
+    options.transport.handle(TOKEN, (body, from) => this.tokenFor(from.nodeId, body));
   }
 
   start(): void {
@@ -114,7 +121,7 @@ export class Authority {
   }
 
   /** The CA and secret: this node's own (before publishing), or opened from the state. */
-  private async open(): Promise<{ ca: ClusterCA; secret: string }> {
+  private async open(): Promise<{ ca: ClusterCA; secret: string; workerSecret?: string }> {
     if (this.local) return this.local;
     const stored = this.setting()?.value;
     if (!stored) throw new UnavailableError('the cluster CA is not in the cluster state yet');
@@ -123,13 +130,15 @@ export class Authority {
     const keyPem = (
       await keyring.voterOpen({ keyId: stored.keyId, sealed: stored.sealedKey })
     ).toString();
-    const secret = (
-      await keyring.voterOpen({ keyId: stored.keyId, sealed: stored.sealedSecret })
-    ).toString();
+    const openText = async (sealed: Sealed) =>
+      (await keyring.voterOpen({ keyId: stored.keyId, sealed })).toString();
     this.opened = {
       rotatedAt: stored.rotatedAt,
       ca: ClusterCA.load(cluster.clusterId, stored.certPem, keyPem),
-      secret,
+      secret: await openText(stored.sealedSecret),
+      ...(stored.sealedWorkerSecret && {
+        workerSecret: await openText(stored.sealedWorkerSecret),
+      }),
     };
     return this.opened;
   }
@@ -217,8 +226,10 @@ export class Authority {
     });
   }
 
-  async secret(): Promise<string> {
-    return (await this.open()).secret;
+  /** For joins: the secrets a token may prove, the worker one once it exists. */
+  async secrets(): Promise<JoinSecrets> {
+    const { secret, workerSecret } = await this.open();
+    return { manager: secret, ...(workerSecret && { worker: workerSecret }) };
   }
 
   /** A join token whose seeds are this node and the other voters. */
@@ -232,40 +243,75 @@ export class Authority {
     return encodeJoinToken({ clusterId: cluster.clusterId, seeds, caPin: ca.pin, secret });
   }
 
-  /** `mesh token`: on a voter, made here; on a worker, asked of a voter. */
-  async token(): Promise<string> {
-    if (!this.isVoter()) return askVoters<string>(this.options, TOKEN, {}, 'answered for a token');
-    const { ca, secret } = await this.open();
-    return this.encode(ca, secret);
+  /**
+   * `mesh token [--worker]`: on a voter, made here; on another node, asked of a voter. A node that
+   * joined with a worker token hands out none.
+   */
+  async token(kind: TokenKind = 'manager'): Promise<string> {
+    this.refuseWorkerOnly(this.options.raft.raft.id);
+    if (!this.isVoter())
+      return askVoters<string>(this.options, TOKEN, { kind }, 'answered for a token');
+    const { ca } = await this.open();
+    return this.encode(ca, await this.secretOf(kind));
   }
 
-  /** `mesh token --rotate`, on a voter: a new join secret for the whole cluster. */
-  async rotate(): Promise<string> {
+  /** A token asked over mTLS by another node: not by one that joined with a worker token. */
+  private tokenFor(requester: string, body: unknown): Promise<string> {
+    this.refuseWorkerOnly(requester);
+    const kind = (body as { kind?: unknown } | null)?.kind === 'worker' ? 'worker' : 'manager';
+    return this.token(kind);
+  }
+
+  private refuseWorkerOnly(nodeId: string): void {
+    if (this.options.state.get<NodeRecord>('nodes', nodeId)?.value.workerOnly)
+      throw new ForbiddenError(
+        `node ${nodeId} joined with a worker token: it hands out no tokens; run mesh token on a manager`,
+      );
+  }
+
+  /** The join secret of a kind, the worker one made the first time it is asked for. */
+  private async secretOf(kind: TokenKind): Promise<string> {
+    const opened = await this.open();
+    if (kind === 'manager') return opened.secret;
+    return opened.workerSecret ?? this.storeSecret('worker', newJoinSecret());
+  }
+
+  /**
+   * `mesh token --rotate [--worker]`, on a voter: a new join secret of that kind for the whole
+   * cluster; tokens of the other kind go on working.
+   */
+  async rotate(kind: TokenKind = 'manager'): Promise<string> {
     if (!this.isVoter())
       throw new ForbiddenError(
         `node ${this.options.raft.raft.id} is a worker: rotate the join secret on a manager (a voter)`,
       );
     const { ca } = await this.open();
     const secret = newJoinSecret();
-    if (this.local) {
+    if (this.local && kind === 'manager') {
       this.local.secret = secret;
       this.options.cluster.joinSecret = secret;
       await this.options.dir.writeCluster(this.options.cluster);
-    } else {
-      const stored = this.setting();
-      if (!stored) throw new UnavailableError('the cluster CA is not in the cluster state yet');
-      const sealed = await this.options.keyring.voterSeal(Buffer.from(secret));
-      const value: AuthoritySetting = {
-        ...stored.value,
-        sealedSecret: sealed.sealed,
-        rotatedAt: new Date().toISOString(),
-      };
-      if (sealed.keyId !== stored.value.keyId) throw new Error('the voters’ key changed meanwhile');
-      await this.options.access.writeConditionally(() => [
-        { op: 'put', kind: 'settings', id: SETTING, value, ifVersion: stored.version },
-      ]);
-    }
-    this.options.log.info('join secret rotated: earlier tokens no longer admit anyone');
+    } else await this.storeSecret(kind, secret);
+    this.options.log.info({ kind }, 'join secret rotated: earlier tokens of its kind admit no one');
     return this.encode(ca, secret);
+  }
+
+  /** Seals a join secret of a kind into the CA setting, so every voter answers with it. */
+  private async storeSecret(kind: TokenKind, secret: string): Promise<string> {
+    const stored = this.setting();
+    if (!stored) throw new UnavailableError('the cluster CA is not in the cluster state yet');
+    const sealed = await this.options.keyring.voterSeal(Buffer.from(secret));
+    if (sealed.keyId !== stored.value.keyId) throw new Error('the voters’ key changed meanwhile');
+    const value: AuthoritySetting = {
+      ...stored.value,
+      ...(kind === 'manager'
+        ? { sealedSecret: sealed.sealed }
+        : { sealedWorkerSecret: sealed.sealed }),
+      rotatedAt: new Date().toISOString(),
+    };
+    await this.options.access.writeConditionally(() => [
+      { op: 'put', kind: 'settings', id: SETTING, value, ifVersion: stored.version },
+    ]);
+    return secret;
   }
 }

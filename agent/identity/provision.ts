@@ -8,8 +8,9 @@ import { type NodeIdentity, newClusterId, newNodeId } from '../../mesh/pki/ident
 import { generateKeyPair } from '../../mesh/pki/keys.js';
 import { decodeJoinToken, type JoinToken, newJoinSecret } from '../../mesh/pki/token.js';
 import { RaftStorage } from '../../mesh/raft/storage.js';
-import { type ClusterFile, DataDir, type DataPlaneSettings, writeAtomic } from '../datadir.js';
-import { votersKeyPath } from '../secrets/keyring.js';
+import { newKey } from '../../mesh/secrets/sealing.js';
+import { type ClusterFile, DataDir, type DataPlaneSettings } from '../datadir.js';
+import { VotersKeyFile } from '../secrets/key-file.js';
 import { type Restore, restoredStart } from './restore.js';
 
 export interface AgentOptions extends DataPlaneSettings {
@@ -29,6 +30,8 @@ export interface AgentOptions extends DataPlaneSettings {
   network?: NetworkSettings;
   /** `mesh init --restore FILE`: the cluster starts from a backup. */
   restore?: Restore;
+  /** `mesh init --autolock`: every copy of the voters' key on a disk is wrapped (see key-file.ts). */
+  autolock?: boolean;
 }
 
 export class AgentError extends Error {
@@ -47,6 +50,8 @@ export interface Provisioned {
   seeds: string[];
   /** `mesh join` with the data dir of a node the cluster knows: it came back as itself. */
   returned?: boolean;
+  /** `mesh init --autolock`: the unlock key, in memory only, until an operator asks for it. */
+  unlockKey?: Buffer;
 }
 
 /** Creates a cluster: its CA, this node's identity, a join secret, and Raft with one voter. */
@@ -83,12 +88,9 @@ export async function createCluster(options: AgentOptions): Promise<Provisioned>
     ...(options.certValidityMs ? { certValidityMs: options.certValidityMs } : {}),
   };
   await dir.writeIdentity(identity, restored?.kept ? undefined : ca.exportKeyPem());
+  const unlockKey = options.autolock ? newKey() : undefined;
   if (options.restore)
-    await writeAtomic(
-      votersKeyPath(dir.path),
-      `${options.restore.votersKey.toString('hex')}\n`,
-      0o600,
-    );
+    await new VotersKeyFile(dir.path, unlockKey).write(options.restore.votersKey);
   const log = agentLogger(nodeId, options);
   // The first node is the cluster's only voter until the leader (itself) seats others.
   const bootstrap = { voters: [nodeId], learners: [] };
@@ -105,7 +107,15 @@ export async function createCluster(options: AgentOptions): Promise<Provisioned>
     { clusterId, dataDir: dir.path, ...(restored && { restoredAt: restored.snapshot.index }) },
     restored ? 'cluster created from a backup' : 'cluster created',
   );
-  return { dir, cluster, identity, ca: restored?.kept ? undefined : ca, log, seeds: [] };
+  return {
+    dir,
+    cluster,
+    identity,
+    ca: restored?.kept ? undefined : ca,
+    log,
+    seeds: [],
+    ...(unlockKey && { unlockKey }),
+  };
 }
 
 /** Joins the cluster a token names: pins its CA, proves the secret, receives a certificate. */
@@ -120,7 +130,7 @@ export async function joinWithToken(
   await dir.create();
   await checkListenable(options.advertise, options.port);
   const bootLog = agentLogger('(joining)', options);
-  const { identity, voters } = await joinCluster(token, {
+  const { identity, voters, workerOnly } = await joinCluster(token, {
     log: bootLog,
     bindAddress: options.advertise,
   });
@@ -132,6 +142,7 @@ export async function joinWithToken(
     labels: options.labels,
     seeds: token.seeds,
     joinedVoters: voters,
+    ...(workerOnly && { workerOnly: true }),
     rescheduleAfterMs: options.rescheduleAfterMs,
     ...nodeSettings(options),
   };

@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AuthoritySetting } from '../../mesh/api/authority.js';
 import { bundlePem, signedBy, splitPem } from '../../mesh/pki/certificate.js';
@@ -10,7 +9,7 @@ import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
 import { askVoters } from '../cluster/ask-voters.js';
 import type { DataDir } from '../datadir.js';
-import { votersKeyPath } from '../secrets/keyring.js';
+import { holdsVotersKey } from '../secrets/key-file.js';
 import type { Authority } from './authority.js';
 import { AgentError } from './provision.js';
 
@@ -197,7 +196,7 @@ export function checkCertificateLife(
   if (Date.parse(validTo) > Date.now()) return;
   // Without the voters' key (a voter seated just before it went off) it cannot open the CA, and
   // with an expired certificate no other voter hands the key over.
-  if (voters.includes(identity.nodeId) && existsSync(votersKeyPath(dataDir))) {
+  if (voters.includes(identity.nodeId) && holdsVotersKey(dataDir)) {
     log.warn({ validTo }, 'this node’s certificate expired; as a voter it renews it itself now');
     return;
   }

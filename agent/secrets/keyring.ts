@@ -1,37 +1,45 @@
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { Sealed, SecretsKeySetting } from '../../mesh/api/secrets.js';
+import { LimitedLog } from '../../mesh/limited-log.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
-import { KEY_BYTES, keyId, newKey, open, seal } from '../../mesh/secrets/sealing.js';
+import { keyId, newKey, open, seal } from '../../mesh/secrets/sealing.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
 import type { StateAccess } from '../cluster/state-access.js';
-import { writeAtomic } from '../datadir.js';
 import { UnavailableError } from '../errors.js';
+import { LockedError, VotersKeyFile } from './key-file.js';
 
 const FETCH = 'keys.fetch';
-// A voter demoted (rare) drops the key within this.
-const ROLE_CHECK_MS = 5000;
+// A new learner holds the key (and may be seated) within about this.
+const HOLD_CHECK_MS = 1000;
 export const SECRETS_KEY_SETTING = 'secrets-key';
+export const AUTOLOCK_SETTING = 'autolock';
 
-/** Where a voter keeps the voters' key (owner-only). */
-export function votersKeyPath(dataDir: string): string {
-  return join(dataDir, 'pki', 'secrets.key');
+/** What a voter answers a node it hands the voters' key to. */
+interface HandedKey {
+  key: string;
+  /** With autolock on: the unlock key, so that the new holder wraps its copy too. */
+  unlockKey?: string;
 }
 
 /**
  * The keys that protect secrets. The data key seals every secret and config; it is kept in the
- * replicated state only sealed with the voters' key, which lives on the voters alone (in their
- * data dirs, 0600): a voter that lacks it asks another voter over the cluster's mTLS, and a node
- * that stops being a voter deletes its copy. So a log, a snapshot or a worker's disk never holds
- * anything that opens a secret.
+ * replicated state only sealed with the voters' key, which lives only on the nodes that may be
+ * seated as voters (in their data dirs, 0600, wrapped with autolock): each asks a voter for it
+ * over the cluster's mTLS as soon as it is a member, and says so in gossip, and the leader seats a
+ * learner only once it has (so the key outlives any one voter). Only a voter uses it; a node that
+ * joined with a worker token never holds it, and a removed one deletes its copy. So a log, a
+ * snapshot or a worker's disk never holds anything that opens a secret.
  */
 export class Keyring {
-  private voterKey: Buffer | undefined;
+  /** The voters' key on this node's disk, plain or wrapped (autolock). */
+  readonly keyFile: VotersKeyFile;
   private dataKey: { id: string; key: Buffer } | undefined;
   private opening: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private held: string | undefined;
+  private readonly failures: LimitedLog;
 
   constructor(
     private readonly options: {
@@ -42,35 +50,66 @@ export class Keyring {
       access: StateAccess;
       transport: Transport;
       log: Logger;
+      /** Whether this node may hold the voters' key: it joined with a manager token, is not removed. */
+      mayHold: () => boolean;
+      /** Told the ID of the voters' key this node holds and may use (undefined: none), to gossip it. */
+      onHeld: (keyId: string | undefined) => void;
+      /** `mesh init --autolock`: the unlock key this node's copy is wrapped with from the start. */
+      unlockKey?: Buffer;
     },
   ) {
+    this.keyFile = new VotersKeyFile(options.dataDir, options.unlockKey);
+    this.failures = new LimitedLog(options.log, 1);
     options.transport.handle(FETCH, (_body, from) => this.serveVoterKey(from.nodeId));
   }
 
-  private timer: NodeJS.Timeout | undefined;
-
-  /** Watches this node's role: a node that stops being a voter drops the voters' key. */
+  /** Holds the voters' key while this node may, and says so; drops it when it may not. */
   start(): void {
     this.timer = setInterval(() => {
-      this.followRole().catch((error: Error) =>
-        this.options.log.warn({ reason: error.message }, 'could not follow this node’s role'),
+      this.followSeat().catch((error: Error) =>
+        this.failures.warn(
+          this.options.nodeId,
+          { reason: error.message },
+          'could not take the voters’ key yet',
+        ),
       );
-    }, ROLE_CHECK_MS);
+    }, HOLD_CHECK_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 
   /**
-   * A voter holds the voters' key as soon as it can (while another voter that has it is still
-   * there); a node that is no longer a voter drops it.
+   * A node that may be seated holds the voters' key as soon as it is a member (while a voter that
+   * has it is there), and tells the cluster; one that may not drops it. A locked one (autolock)
+   * holds it but may not use it, and fetches none, until mesh unlock.
    */
-  private async followRole(): Promise<void> {
-    if (!this.isVoter()) return this.forgetUnlessVoter();
+  private async followSeat(): Promise<void> {
+    if (!this.options.mayHold()) return this.forget();
     const wanted = this.wantedKeyId();
-    const own = await this.ownVoterKey();
-    if (wanted && (!own || keyId(own) !== wanted)) await this.voterKeyFor(wanted);
+    let own: Buffer | undefined;
+    try {
+      own = await this.keyFile.read();
+    } catch (error) {
+      if (!(error instanceof LockedError)) throw error;
+      return this.report(undefined);
+    }
+    const { raft, nodeId } = this.options;
+    const member = this.isVoter() || raft.membership.learners.includes(nodeId);
+    if (wanted && member && (!own || keyId(own) !== wanted)) own = await this.voterKeyFor(wanted);
+    this.report(own && (wanted === undefined || keyId(own) === wanted) ? keyId(own) : undefined);
+  }
+
+  /** Tells the cluster (once per change) which voters' key this node holds and may use. */
+  report(held: string | undefined): void {
+    if (held === this.held) return;
+    this.held = held;
+    this.options.onHeld(held);
   }
 
   /** The ID of the voters' key the state's sealed values name, if any. */
-  private wantedKeyId(): string | undefined {
+  wantedKeyId(): string | undefined {
     const { state } = this.options;
     return (
       state.get<{ keyId: string }>('settings', 'ca')?.value.keyId ??
@@ -82,8 +121,8 @@ export class Keyring {
   private async currentVoterKey(): Promise<Buffer> {
     const wanted = this.wantedKeyId();
     if (wanted) return this.voterKeyFor(wanted);
-    const key = (await this.ownVoterKey()) ?? newKey();
-    await this.keepVoterKey(key);
+    const key = (await this.keyFile.read()) ?? newKey();
+    await this.keyFile.write(key);
     return key;
   }
 
@@ -104,57 +143,60 @@ export class Keyring {
     return open(await this.voterKeyFor(sealed.keyId), sealed.sealed);
   }
 
-  stop(): void {
-    clearInterval(this.timer);
-  }
-
-  private get path(): string {
-    return votersKeyPath(this.options.dataDir);
-  }
-
   private isVoter(id = this.options.nodeId): boolean {
     return this.options.raft.membership.voters.includes(id);
   }
 
-  private async forgetUnlessVoter(): Promise<void> {
-    // Until it knows the voters (starting), a node cannot tell: it keeps what it has.
-    if (this.isVoter() || this.options.raft.membership.voters.length === 0) return;
-    if (this.voterKey) this.options.log.info('no longer a voter: dropping the secrets key');
-    this.voterKey = undefined;
+  /** A node that may not hold the voters' key (removed) deletes its copy. */
+  private async forget(): Promise<void> {
+    if ((await this.keyFile.lock()) === 'off' && !(await this.keyFile.read())) return;
+    this.options.log.info('this node may not hold the voters’ key: dropping it');
     this.dataKey = undefined;
-    await rm(this.path, { force: true });
+    await this.keyFile.remove();
+    this.report(undefined);
   }
 
-  private async serveVoterKey(requester: string): Promise<{ key: string }> {
-    if (!this.isVoter(requester))
-      throw new Error(`node ${requester} is not a voter: the secrets key is for voters only`);
-    const key = await this.ownVoterKey();
+  /**
+   * Who is handed the voters' key: a voter, or a learner that may be seated (it joined with a
+   * manager token and was not removed), so that it holds the key before its seat. With autolock
+   * on, a node is handed it once: from then on it opens its own copy with mesh unlock, so a copy
+   * of its data dir cannot ask for the key again.
+   */
+  private async serveVoterKey(requester: string): Promise<HandedKey> {
+    const { state, raft, access } = this.options;
+    const record = state.get<NodeRecord>('nodes', requester)?.value;
+    const learner = raft.membership.learners.includes(requester);
+    const seatable = learner && record && !record.workerOnly && record.status !== 'removed';
+    if (!this.isVoter(requester) && !seatable)
+      throw new Error(
+        record?.workerOnly
+          ? `node ${requester} joined with a worker token: the voters' key is never handed to it`
+          : `node ${requester} may not be seated: the voters' key is for voters and their successors`,
+      );
+    const key = await this.keyFile.read();
     if (!key) throw new Error(`node ${this.options.nodeId} does not hold the secrets key`);
-    this.options.log.info({ voter: requester }, 'handed the secrets key to a voter');
-    return { key: key.toString('hex') };
-  }
-
-  private async ownVoterKey(): Promise<Buffer | undefined> {
-    if (this.voterKey) return this.voterKey;
-    const text = await readFile(this.path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
-      throw error;
-    });
-    const key = text === undefined ? undefined : Buffer.from(text.trim(), 'hex');
-    if (key && key.length !== KEY_BYTES)
-      throw new Error(`${this.path} is damaged: not a ${KEY_BYTES}-byte key`);
-    this.voterKey = key;
-    return key;
-  }
-
-  private async keepVoterKey(key: Buffer): Promise<void> {
-    await writeAtomic(this.path, `${key.toString('hex')}\n`, 0o600);
-    this.voterKey = key;
+    const autolocked = state.get('settings', AUTOLOCK_SETTING) !== undefined;
+    const unlockKey = autolocked ? this.keyFile.currentUnlockKey : undefined;
+    if (autolocked) {
+      if (!unlockKey) throw new Error(`node ${this.options.nodeId} is locked (autolock)`);
+      if (this.isVoter(requester) || record?.votersKeyGiven === keyId(key))
+        throw new Error(
+          `node ${requester} holds the voters' key already: with autolock on, it opens its own copy with "mesh unlock"`,
+        );
+      await access.writeConditionally(() => {
+        const stored = state.get<NodeRecord>('nodes', requester);
+        if (!stored) return [];
+        const value: NodeRecord = { ...stored.value, votersKeyGiven: keyId(key) };
+        return [{ op: 'put', kind: 'nodes', id: requester, value, ifVersion: stored.version }];
+      });
+    }
+    this.options.log.info({ to: requester }, 'handed the voters’ key over');
+    return { key: key.toString('hex'), ...(unlockKey && { unlockKey: unlockKey.toString('hex') }) };
   }
 
   /** The voters' key with this ID: this node's own, or asked of the other voters. */
   private async voterKeyFor(id: string): Promise<Buffer> {
-    const own = await this.ownVoterKey();
+    const own = await this.keyFile.read();
     if (own && keyId(own) === id) return own;
     const { raft, state, transport, nodeId } = this.options;
     const reasons: string[] = [];
@@ -162,12 +204,17 @@ export class Keyring {
       const address = state.get<NodeRecord>('nodes', voter)?.value.address;
       if (!address) continue;
       try {
-        const { key } = (await transport.request({ address, nodeId: voter }, FETCH, {})) as {
-          key: string;
-        };
-        const fetched = Buffer.from(key, 'hex');
+        const handed = (await transport.request(
+          { address, nodeId: voter },
+          FETCH,
+          {},
+        )) as HandedKey;
+        const fetched = Buffer.from(handed.key, 'hex');
         if (keyId(fetched) !== id) throw new Error('it holds another key');
-        await this.keepVoterKey(fetched);
+        this.keyFile.adoptUnlockKey(
+          handed.unlockKey ? Buffer.from(handed.unlockKey, 'hex') : undefined,
+        );
+        await this.keyFile.write(fetched);
         this.options.log.info({ from: voter }, 'received the secrets key from a voter');
         return fetched;
       } catch (error) {

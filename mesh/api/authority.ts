@@ -10,6 +10,9 @@ export interface AuthoritySetting {
   keyId: string;
   sealedKey: Sealed;
   sealedSecret: Sealed;
+  /** The join secret of worker tokens (`mesh token --worker`), once one was asked for. */
+  sealedWorkerSecret?: Sealed;
+  /** When the secrets last changed (a rotation, a worker secret made): caches follow it. */
   rotatedAt: string;
   /** How long node certificates last; absent: 90 days. */
   certValidityMs?: number;
@@ -39,6 +42,7 @@ export const checkAuthority: Check = object({
     rotatedAt: string,
   },
   optional: {
+    sealedWorkerSecret: checkSealed,
     certValidityMs: integer(1000),
     next: object({
       required: { certPem: string, crossPem: string, sealedKey: checkSealed, startedAt: string },

@@ -1,5 +1,15 @@
 /** Nodes: what the leader records of each member, and what operators set on it. */
-import { amount, type Check, integer, listOf, mapOf, object, oneOf, string } from './schema.js';
+import {
+  amount,
+  boolean,
+  type Check,
+  integer,
+  listOf,
+  mapOf,
+  object,
+  oneOf,
+  string,
+} from './schema.js';
 
 /** A node as the replicated state records it, for the scheduler and for `mesh node ls`. */
 export interface NodeRecord {
@@ -25,6 +35,16 @@ export interface NodeRecord {
    * `serial` alone is honoured then.
    */
   certificates?: IssuedCertificate[];
+  /**
+   * It joined with a worker token (`mesh token --worker`): it is never seated as a voter and never
+   * holds the voters' key, whatever the cluster's size.
+   */
+  workerOnly?: boolean;
+  /**
+   * The ID of the voters' key a voter handed it while autolock was on: it is not handed again (a
+   * copy of the node's data dir must open its own copy with the unlock key).
+   */
+  votersKeyGiven?: string;
   /** The task runtimes it offers. */
   runtimes: string[];
   /** `mesh node drain|activate`: a drained node runs nothing. */
@@ -101,8 +121,14 @@ export interface UnservedPort {
  * The record of a node the join service admitted, before gossip has seen it: members accept its
  * certificate from then on, and the leader fills in the rest once it shows up.
  */
-export function joiningNode(serial: string, notAfter: number, since: number): NodeRecord {
+export function joiningNode(
+  serial: string,
+  notAfter: number,
+  since: number,
+  workerOnly = false,
+): NodeRecord {
   return {
+    ...(workerOnly && { workerOnly: true }),
     address: '',
     hostname: '',
     status: 'joining',
@@ -153,5 +179,7 @@ export const checkNode: Check = object({
     certificates: listOf(
       object({ required: { serial: string, notAfter: amount }, optional: { retireAt: amount } }),
     ),
+    workerOnly: boolean,
+    votersKeyGiven: string,
   },
 });

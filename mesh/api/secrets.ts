@@ -90,6 +90,17 @@ export const checkSecret: Check = object({
 
 export const checkSecretsKey: Check = object({ required: { keyId: string, sealed: checkSealed } });
 
+/**
+ * settings/autolock, present while autolock is on: every copy of the voters' key on a disk is
+ * wrapped with an unlock key the operator keeps (its ID only is stored here).
+ */
+export interface AutolockSetting {
+  unlockKeyId: string;
+  since: string;
+}
+
+export const checkAutolock: Check = object({ required: { unlockKeyId: string, since: string } });
+
 export const checkFileRef: Check = object({
   required: {
     source: validName,

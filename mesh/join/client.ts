@@ -180,6 +180,8 @@ function checkIssued(
 export interface Joined {
   identity: NodeIdentity;
   voters: string[];
+  /** It joined with a worker token. */
+  workerOnly: boolean;
 }
 
 /**
@@ -212,7 +214,7 @@ export async function joinCluster(token: JoinToken, options: JoinOptions): Promi
         certPem: issued.certPem,
         caCertPem,
       };
-      return { identity, voters: issued.voters };
+      return { identity, voters: issued.voters, workerOnly: issued.workerOnly === true };
     } catch (error) {
       const message = `seed ${seed}: ${(error as Error).message}`;
       failures.push(message);

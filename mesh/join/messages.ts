@@ -39,4 +39,6 @@ export interface CertificateResponse {
    * names no voters yet, takes Raft messages only from these until its log names them itself.
    */
   voters: string[];
+  /** It joined with a worker token: never seated as a voter, never given the voters' key. */
+  workerOnly: boolean;
 }

@@ -26,15 +26,24 @@ export interface IssuedNode {
   serial: string;
   /** When the certificate expires (ms since the epoch). */
   notAfter: number;
+  /** Its token was a worker token. */
+  workerOnly: boolean;
   /** host:port the joiner came from. */
   remote: string;
+}
+
+/** A token proves one of these: a manager token's (default), or a worker token's. */
+export interface JoinSecrets {
+  manager: string;
+  /** Absent until a worker token was first asked for. */
+  worker?: string;
 }
 
 export interface JoinServiceOptions {
   /** The CA that signs joiners' certificates (a node that cannot sign refuses, saying why). */
   ca: () => Promise<ClusterCA>;
-  /** The current join secret; rotating it invalidates every token made before. */
-  secret: () => Promise<string>;
+  /** The current join secrets; rotating one invalidates every token of its kind made before. */
+  secrets: () => Promise<JoinSecrets>;
   /** How long a joiner's certificate lasts (days); undefined: the default. */
   validDays?: () => number | undefined;
   log: Logger;
@@ -198,8 +207,11 @@ class JoinSession {
     if (body.clusterId !== ca.clusterId) {
       throw new Error(`token is for cluster ${body.clusterId}, this is cluster ${ca.clusterId}`);
     }
-    const expected = joinProof(await this.options.secret(), nonce, body.csrPem);
-    if (!proofMatches(expected, body.proof)) {
+    const secrets = await this.options.secrets();
+    const proves = (secret: string | undefined) =>
+      secret !== undefined && proofMatches(joinProof(secret, nonce, body.csrPem), body.proof);
+    const manager = proves(secrets.manager);
+    if (!manager && !proves(secrets.worker)) {
       throw new Error('wrong join secret (a rotated token is no longer valid)');
     }
     const issuers = this.options.issuers?.() ?? [ca.certPem];
@@ -211,6 +223,7 @@ class JoinSession {
       nodeId,
       serial: issued.serial,
       notAfter: describeCertificate(issued.certPem).notAfter.getTime(),
+      workerOnly: !manager,
       remote: this.remote,
     };
     if (body.rejoin) await this.options.readmit(node);
@@ -219,7 +232,12 @@ class JoinSession {
         throw new Error(`the cluster could not record the new node: ${error.message}`);
       });
     this.options.log.info(
-      { remote: this.remote, [body.rejoin ? 'rejoined' : 'joined']: nodeId, serial: issued.serial },
+      {
+        remote: this.remote,
+        [body.rejoin ? 'rejoined' : 'joined']: nodeId,
+        serial: issued.serial,
+        ...(node.workerOnly && { workerOnly: true }),
+      },
       'certificate issued',
     );
     return {
@@ -227,6 +245,7 @@ class JoinSession {
       certPem: issued.certPem,
       caCertPem: ca.certPem,
       voters: this.options.voters(),
+      workerOnly: node.workerOnly,
     };
   }
 }

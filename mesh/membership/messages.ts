@@ -23,6 +23,8 @@ export interface NodeMeta {
   platform?: Platform;
   /** Published ports it cannot serve, and why. */
   unserved?: UnservedPort[];
+  /** The ID of the voters' key it holds: the leader seats a learner only once it says so. */
+  votersKey?: string;
 }
 
 export interface Platform {

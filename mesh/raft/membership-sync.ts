@@ -31,6 +31,8 @@ function record(member: Member, current: NodeRecord): NodeRecord {
     version: member.meta.version,
     serial: current.serial,
     ...(current.certificates && { certificates: current.certificates }),
+    ...(current.workerOnly && { workerOnly: true }),
+    ...(current.votersKeyGiven && { votersKeyGiven: current.votersKeyGiven }),
     runtimes: member.meta.runtimes ?? [],
     availability: current.availability,
     userLabels: current.userLabels,
@@ -62,6 +64,8 @@ export class MembershipSync {
     private readonly gossip: Gossip,
     private readonly state: ClusterState,
     private readonly log: Logger,
+    /** Whether the member says it holds the voters' key the state's sealed values name. */
+    private readonly holdsKey: (member: Member) => boolean,
     private readonly policy: VoterPolicy = DEFAULT_VOTER_POLICY,
   ) {}
 
@@ -112,6 +116,8 @@ export class MembershipSync {
           status: this.isRemoved(m.id) ? 'left' : m.status,
           since: this.isRemoved(m.id) ? 0 : m.since,
           caughtUp: this.raft.raft.caughtUp(m.id),
+          workerOnly: this.state.get<NodeRecord>('nodes', m.id)?.value.workerOnly === true,
+          holdsKey: this.holdsKey(m),
         },
       ]),
     );

@@ -7,6 +7,13 @@ export interface Health {
   since: number;
   /** Its log holds everything the leader committed (the leader's replication progress). */
   caughtUp: boolean;
+  /** It joined with a worker token: it is never seated, and does not count toward the target. */
+  workerOnly: boolean;
+  /**
+   * It says it holds the voters' key: only then is it seated, so that every voter can hand the
+   * key on and it survives the loss of any one voter.
+   */
+  holdsKey: boolean;
 }
 
 export interface VoterPolicy {
@@ -40,8 +47,10 @@ export function targetVoters(healthy: number, policy: VoterPolicy = DEFAULT_VOTE
 /**
  * The leader's voter placement, one change at a time: every live node is at least a learner (so
  * every node holds the whole state); voters are kept at an odd count (1, 3 or 5) of healthy
- * nodes; a voter that left, or has been dead for minutes, gives its seat to a healthy learner; a
- * learner is seated only once it is stable and caught up, so that the change never waits on it.
+ * nodes that may be seated (not joined with a worker token); a voter that left, or has been dead
+ * for minutes, gives its seat to a healthy learner; a learner is seated only once it is stable,
+ * caught up and holds the voters' key, so that the change never waits on it and the key is never
+ * held by fewer nodes than the voters.
  * Returns the next membership, or undefined when nothing should change.
  */
 export function nextMembership(
@@ -55,6 +64,7 @@ export function nextMembership(
   const learners = [...current.learners];
   const statusOf = (id: NodeId) => health.get(id)?.status;
   const healthy = (id: NodeId) => id === leader || statusOf(id) === 'alive';
+  const mayBeSeated = (id: NodeId) => id === leader || health.get(id)?.workerOnly === false;
   const goneForGood = (id: NodeId) => {
     const h = health.get(id);
     return (
@@ -78,10 +88,19 @@ export function nextMembership(
   if (newcomer) return { voters, learners: [...learners, newcomer] };
 
   // 3. Seat healthy learners until the voters are the largest odd number the healthy nodes allow.
-  const target = targetVoters([...members].filter(healthy).length, policy);
+  const target = targetVoters(
+    [...members].filter((id) => healthy(id) && mayBeSeated(id)).length,
+    policy,
+  );
   const ready = (id: NodeId) => {
     const h = health.get(id);
-    return healthy(id) && h?.caughtUp === true && now - h.since >= policy.stableAfterMs;
+    return (
+      healthy(id) &&
+      mayBeSeated(id) &&
+      h?.holdsKey === true &&
+      h.caughtUp &&
+      now - h.since >= policy.stableAfterMs
+    );
   };
   if (voters.length < target) {
     const candidates = learners.filter(ready).sort();
@@ -98,7 +117,7 @@ export function nextMembership(
   // preferring an unhealthy one, so the quorum does not need every remaining voter. (It never
   // lowers the failures tolerated: 2k and 2k-1 voters both tolerate k-1.) Not while a learner
   // is about to be seated instead.
-  const seatable = learners.some(healthy);
+  const seatable = learners.some((id) => healthy(id) && mayBeSeated(id));
   if (voters.length % 2 === 0 && voters.length > 1 && !seatable) {
     const demoted = voters
       .filter((id) => id !== leader)

@@ -46,9 +46,16 @@ function workerRefusal(sender: string, write: Write, state: ClusterState): strin
     const stored = state.get<NodeRecord>('nodes', sender)?.value;
     const value = write.value as Partial<NodeRecord> | null;
     const kept = (key: keyof NodeRecord) => isDeepStrictEqual(value?.[key], stored?.[key]);
-    const own = ['status', 'availability', 'userLabels', 'serial', 'certificates'] as const;
+    const own = [
+      'status',
+      'availability',
+      'userLabels',
+      'serial',
+      'certificates',
+      'workerOnly',
+    ] as const;
     if (stored && own.every(kept)) return undefined;
-    return `${worker}: of its own node record it may change only what it reports of itself, not its status, availability, labels set by an operator or the certificates issued to it`;
+    return `${worker}: of its own node record it may change only what it reports of itself, not its status, availability, labels set by an operator, the certificates issued to it or the token it joined with`;
   }
   return `${worker}: it may write only its own task statuses and node record, not ${what}; desired state changes on a manager`;
 }

@@ -10,12 +10,19 @@ import {
 } from '../api/network.js';
 import { checkNode } from '../api/nodes.js';
 import type { Check } from '../api/schema.js';
-import { checkSecret, checkSecretsKey, type SecretRecord } from '../api/secrets.js';
+import { checkAutolock, checkSecret, checkSecretsKey, type SecretRecord } from '../api/secrets.js';
 import { checkService, type ServiceRecord, serviceId } from '../api/services.js';
 import { checkStack, type StackRecord } from '../api/stacks.js';
 import { checkStatus, checkTask, type TaskRecord, type TaskStatus } from '../api/tasks.js';
 import { checkVolume, type VolumeRecord } from '../api/volumes.js';
 import type { Kind } from './kinds.js';
+
+const SETTINGS: Record<string, Check> = {
+  'settings/network': checkNetworkSettings,
+  'settings/secrets-key': checkSecretsKey,
+  'settings/ca': checkAuthority,
+  'settings/autolock': checkAutolock,
+};
 
 const SHAPES: Record<Kind, Check> = {
   nodes: checkNode,
@@ -25,14 +32,12 @@ const SHAPES: Record<Kind, Check> = {
   statuses: checkStatus,
   secrets: checkSecret,
   configs: checkSecret,
-  settings: (value, path) =>
-    path === 'settings/network'
-      ? checkNetworkSettings(value, path)
-      : path === 'settings/secrets-key'
-        ? checkSecretsKey(value, path)
-        : path === 'settings/ca'
-          ? checkAuthority(value, path)
-          : `${path}: no such setting (settings/network, settings/secrets-key, settings/ca)`,
+  settings: (value, path) => {
+    const check = SETTINGS[path];
+    return check
+      ? check(value, path)
+      : `${path}: no such setting (${Object.keys(SETTINGS).join(', ')})`;
+  },
   addresses: checkServiceAddress,
   certificates: checkCertificate,
   volumes: checkVolume,

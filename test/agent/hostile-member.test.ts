@@ -6,12 +6,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
-import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 import type { NodeRow, StackRow } from '../../agent/control/api.js';
 import type { AuthoritySetting } from '../../mesh/api/authority.js';
@@ -25,14 +24,24 @@ import {
   nodeIdOf,
   type RaftView,
   view,
+  waitForControl,
 } from '../helpers/local-cluster.js';
+import {
+  ask,
+  type Credentials,
+  connected,
+  connectAs as connectFrom,
+  credentialsOf,
+  MESSAGE,
+  packr,
+  REQUEST,
+} from '../helpers/member-socket.js';
 import { eventually } from '../helpers/poll.js';
 
 const HOSTS = ['127.0.57.1', '127.0.57.2', '127.0.57.3', '127.0.57.4'];
+const LEARNER = '127.0.57.4';
 const cluster = await LocalCluster.create('hostile');
 test.after.always(() => cluster.close());
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-const MESSAGE = 0;
 
 interface Roles {
   agents: AgentProcess[];
@@ -43,9 +52,24 @@ interface Roles {
 }
 let roles: Roles;
 
-/** The cluster settled: four nodes recorded, three voters, one learner, one leader. */
+/**
+ * The cluster settled: three nodes joined with the manager token and seated, a fourth with a worker
+ * token (a learner for good), all recorded, one leader.
+ */
 test.before(async () => {
-  const agents = await cluster.start(HOSTS, 'h');
+  const agents = await cluster.start(HOSTS.slice(0, 3), 'h');
+  const worker = await meshOn(agents[0] as AgentProcess, 'token', '--worker');
+  if (worker.code !== 0) throw new Error(`no worker token: ${worker.stderr}`);
+  const joining = cluster.spawn('h4', [
+    'join',
+    worker.stdout.trim(),
+    '--advertise',
+    HOSTS[3] as string,
+    '--dns-upstream',
+    'none',
+  ]);
+  await waitForControl(joining);
+  agents.push(joining);
   const found = await eventually(
     async () => {
       const views = await Promise.all(agents.map(view));
@@ -57,7 +81,7 @@ test.before(async () => {
         ? { leader, learner }
         : undefined;
     },
-    { what: 'three voters and a learner', timeoutMs: 40_000, intervalMs: 250 },
+    { what: 'three voters and a worker', timeoutMs: 40_000, intervalMs: 250 },
   );
   const { leader, learner } = found as NonNullable<typeof found>;
   const agentOf = async (nodeId: string) => {
@@ -73,66 +97,11 @@ test.before(async () => {
   };
 });
 
-interface Credentials {
-  key: string;
-  cert: string;
-}
-
 /** The learner's own key and certificate, from its data dir. */
-function learnerCredentials(): Credentials {
-  const pki = (file: string) => readFileSync(join(roles.learnerAgent.dataDir, 'pki', file), 'utf8');
-  return { key: pki('node.key'), cert: pki('node.crt') };
-}
-
-/**
- * A WebSocket to the agent's cluster port with these credentials; resolves once open, or with the
- * refusal the agent answered.
- */
-async function connectAs(to: AgentProcess, credentials: Credentials): Promise<WebSocket | string> {
-  const { advertise, port } = JSON.parse(readFileSync(join(to.dataDir, 'cluster.json'), 'utf8'));
-  // ws passes these to tls.connect; its typings know only its own options.
-  const tls = {
-    ...credentials,
-    ca: readFileSync(join(to.dataDir, 'pki', 'ca.crt'), 'utf8'),
-    localAddress: '127.0.57.4',
-    checkServerIdentity: () => undefined,
-  };
-  const ws = new WebSocket(
-    `wss://${advertise}:${port}/mesh/v1`,
-    tls as unknown as ConstructorParameters<typeof WebSocket>[1],
-  );
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('unexpected-response', (_request, response) =>
-      resolve(String(response.headers['x-mesh-refused'] ?? response.statusCode)),
-    );
-    ws.once('error', reject);
-  });
-}
-
-async function asTheLearner(to: AgentProcess): Promise<WebSocket> {
-  const ws = await connectAs(to, learnerCredentials());
-  if (typeof ws === 'string') throw new Error(`the learner was refused: ${ws}`);
-  return ws;
-}
-
-const REQUEST = 1;
-const RESPONSE = 2;
-
-/** Sends a request frame and resolves with the answer's body (or rejects with the failure). */
-function ask(ws: WebSocket, id: number, type: string, body: unknown): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (data: Buffer) => {
-      const [kind, answered, answer] = packr.unpack(data) as [number, number, unknown];
-      if (answered !== id) return;
-      ws.off('message', onMessage);
-      if (kind === RESPONSE) resolve(answer);
-      else reject(new Error(String(answer)));
-    };
-    ws.on('message', onMessage);
-    ws.send(packr.pack([REQUEST, id, type, body]));
-  });
-}
+const learnerCredentials = () => credentialsOf(roles.learnerAgent);
+const connectAs = (to: AgentProcess, credentials: Credentials) =>
+  connectFrom(to, credentials, LEARNER);
+const asTheLearner = (to: AgentProcess) => connected(to, learnerCredentials(), LEARNER);
 
 /** A scratch directory for openssl's files, removed with the cluster's. */
 const scratch = mkdtempSync(join(tmpdir(), 'mesh-hostile-pki-'));
@@ -244,6 +213,43 @@ test.serial(
       (await meshJson<StackRow[]>(learnerAgent, 'ls')).some((s) => s.name === 'evil'),
       'not even on the learner',
     );
+  },
+);
+
+test.serial(
+  'a node that joined with a worker token is never seated, never holds the voters’ key, hands out no token',
+  async (t) => {
+    const { agents, learnerAgent, learner } = roles;
+    const nodes = await meshJson<NodeRow[]>(agents[0] as AgentProcess, 'node', 'ls');
+    t.like(
+      nodes.find((n) => n.id === learner.nodeId),
+      { token: 'worker', raft: 'learner' },
+    );
+    t.deepEqual(
+      nodes.filter((n) => n.token === 'manager').map((n) => n.raft),
+      ['voter', 'voter', 'voter'],
+    );
+    const status = await view(learnerAgent);
+    t.is(status.raft.targetVoters, 3, 'the worker counts for no seat');
+    for (const agent of agents) {
+      const holds = existsSync(join(agent.dataDir, 'pki', 'secrets.key'));
+      t.is(
+        holds,
+        agent !== learnerAgent,
+        `${agent.dataDir}: voters' key ${holds ? 'held' : 'absent'}`,
+      );
+    }
+    const token = await meshOn(learnerAgent, 'token');
+    t.not(token.code, 0);
+    t.regex(token.stderr, /joined with a worker token: it hands out no tokens/);
+    const ws = await asTheLearner(roles.leaderAgent);
+    t.teardown(() => ws.close());
+    await t.throwsAsync(ask(ws, 11, 'keys.fetch', {}), {
+      message: /joined with a worker token: the voters' key is never handed to it/,
+    });
+    await t.throwsAsync(ask(ws, 12, 'authority.token', { kind: 'manager' }), {
+      message: /hands out no tokens/,
+    });
   },
 );
 

@@ -123,7 +123,10 @@ test.serial(
     const old = (await mesh('token', '--data-dir', first.dataDir)).stdout.trim();
     const rotated = await mesh('token', '--rotate', '--data-dir', first.dataDir);
     t.is(rotated.code, 0);
-    t.is(rotated.stderr, 'mesh: join secret rotated; earlier tokens no longer work\n');
+    t.is(
+      rotated.stderr,
+      'mesh: manager join secret rotated; earlier manager tokens no longer work\n',
+    );
     const fresh = rotated.stdout.trim();
     t.not(fresh, old);
 

@@ -12,6 +12,7 @@ import { captureLogs } from '../../helpers/logs.js';
 const cluster = await testCluster();
 const seedLogs = captureLogs('seed');
 let secret = newJoinSecret();
+const workerSecret = newJoinSecret();
 const issued: IssuedNode[] = [];
 /** Whether the cluster can record a new node now (it cannot without a leader). */
 let recordable = true;
@@ -20,7 +21,7 @@ const readmitted: IssuedNode[] = [];
 const removed = new Set<string>();
 const join = new JoinService({
   ca: async () => cluster.ca,
-  secret: async () => secret,
+  secrets: async () => ({ manager: secret, worker: workerSecret }),
   log: seedLogs.log,
   rateLimit: { burst: 3, refillPerSecond: 0.001 },
   register: async (node) => {
@@ -76,6 +77,8 @@ test.serial('a node joins with the token and speaks mTLS with its new certificat
   t.true(days > 89 && days <= 90, `certificate valid for ${days} days`);
   t.is(issued.length, before + 1);
   t.is(issued.at(-1)?.nodeId, identity.nodeId);
+  t.is(issued.at(-1)?.workerOnly, false, 'a manager token: it may be seated');
+  t.is(issued.at(-1)?.notAfter, facts.notAfter.getTime(), 'recorded with its expiry');
 
   const member = await startTransport(identity, '127.0.12.2', joinerLog);
   t.teardown(() => member.close());
@@ -86,6 +89,15 @@ test.serial('a node joins with the token and speaks mTLS with its new certificat
   });
   t.is(await member.request(seed.address, 'whoami', null), identity.nodeId);
   t.is(from, identity.nodeId);
+});
+
+test.serial('a worker token admits a node that is recorded and told as never seated', async (t) => {
+  const joined = await joinCluster(token({ secret: workerSecret }), {
+    log: joinerLog,
+    bindAddress: '127.0.12.34',
+  });
+  t.true(joined.workerOnly, 'the joiner knows it is a worker');
+  t.like(issued.at(-1), { nodeId: joined.identity.nodeId, workerOnly: true });
 });
 
 test.serial('a wrong join secret is refused and nothing is issued', async (t) => {

@@ -7,7 +7,13 @@ import {
   targetVoters,
 } from '../../../mesh/raft/voters.js';
 
-const alive = (since = 0, caughtUp = true): Health => ({ status: 'alive', since, caughtUp });
+const alive = (since = 0, caughtUp = true): Health => ({
+  status: 'alive',
+  since,
+  caughtUp,
+  workerOnly: false,
+  holdsKey: true,
+});
 const health = (entries: Record<string, Health>) => new Map(Object.entries(entries));
 
 /** Applies the policy until it is satisfied, as the leader does one committed change at a time. */
@@ -49,7 +55,7 @@ test('a voter dead for minutes is replaced by a healthy learner; a partitioned o
   const h = health({
     a: alive(),
     b: alive(),
-    c: { status: 'dead', since: 1000, caughtUp: false },
+    c: { ...alive(1000, false), status: 'dead' },
     d: alive(),
   });
   t.is(nextMembership(start, h, 'a', 1000 + 60_000), undefined, 'dead for a minute: a partition');
@@ -58,7 +64,7 @@ test('a voter dead for minutes is replaced by a healthy learner; a partitioned o
 });
 
 test('a partitioned voter of three keeps its seat: the two left are not cut down to one', (t) => {
-  const h = health({ a: alive(), b: alive(), c: { status: 'dead', since: 0, caughtUp: false } });
+  const h = health({ a: alive(), b: alive(), c: { ...alive(0, false), status: 'dead' } });
   t.deepEqual(settle({ voters: ['a', 'b', 'c'], learners: [] }, h, 45_000), {
     voters: ['a', 'b', 'c'],
     learners: [],
@@ -86,7 +92,7 @@ test('a node that left is removed at once', (t) => {
   const start = { voters: ['a', 'b', 'c'], learners: [] };
   const m = settle(
     start,
-    health({ a: alive(), b: alive(), c: { status: 'left', since: 0, caughtUp: false } }),
+    health({ a: alive(), b: alive(), c: { ...alive(0, false), status: 'left' } }),
     1,
   );
   t.deepEqual(m, { voters: ['a'], learners: ['b'] });
@@ -98,4 +104,31 @@ test('fault tolerance and the voter target', (t) => {
     [0, 1, 2, 3, 4, 5, 6, 9].map((n) => targetVoters(n)),
     [1, 1, 1, 3, 3, 5, 5, 5],
   );
+});
+
+test('a learner is seated only once it says it holds the voters’ key', (t) => {
+  const start = { voters: ['a'], learners: ['b', 'c'] };
+  const keyless = { ...alive(), holdsKey: false };
+  t.is(
+    nextMembership(start, health({ a: alive(), b: keyless, c: keyless }), 'a', 10_000),
+    undefined,
+  );
+  const m = settle(start, health({ a: alive(), b: alive(), c: keyless }));
+  t.deepEqual(m, start, 'from one voter, two must be ready: c lacks the key');
+  t.deepEqual(settle(start, health({ a: alive(), b: alive(), c: alive() })), {
+    voters: ['a', 'b', 'c'],
+    learners: [],
+  });
+});
+
+test('a node that joined with a worker token is never seated, nor counted toward the target', (t) => {
+  const worker = { ...alive(), workerOnly: true };
+  const start = { voters: ['a'], learners: ['b', 'w1', 'w2'] };
+  const h = health({ a: alive(), b: alive(), w1: worker, w2: worker });
+  t.deepEqual(settle(start, h), start, 'two nodes may be seated: one voter is the odd count');
+  const three = { voters: ['a'], learners: ['b', 'c', 'w1'] };
+  t.deepEqual(settle(three, health({ a: alive(), b: alive(), c: alive(), w1: worker })), {
+    voters: ['a', 'b', 'c'],
+    learners: ['w1'],
+  });
 });
