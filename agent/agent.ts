@@ -9,7 +9,9 @@ import { writeRefusal } from '../mesh/state/authorization.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
 import { DataPlane } from '../proxy/data-plane.js';
+import { connectionBudget, raiseFdLimit } from '../proxy/host/fd-limit.js';
 import { DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/ingress.js';
+import { DEFAULT_HTTP_LIMITS } from '../proxy/http/limits.js';
 import { Backups } from './cluster/backup.js';
 import { Certificates } from './cluster/ingress-certificates.js';
 import { ClusterLogs } from './cluster/logs.js';
@@ -199,6 +201,10 @@ export class Agent {
       );
     }
     checkCertificateLife(identity, storage.voters, dir.path, log);
+    const fds = await raiseFdLimit();
+    if (fds.failure)
+      log.warn({ limit: fds.limit, reason: fds.failure }, 'could not raise the open-files limit');
+    else log.info({ limit: fds.limit }, 'open-files limit');
     // Before listening, so that peers never meet a node that answers but does not gossip yet.
     // Gossiped with the node's metadata: the scheduler gives Docker tasks only to nodes with an engine.
     const runtimes = await Runtimes.open({
@@ -328,6 +334,8 @@ export class Agent {
       keyPairOf: (host) => certificates.keyPair(host),
       trustedProxies: cluster.trustedProxies ?? [],
       responseTimeoutMs: cluster.httpTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
+      httpLimits: { ...DEFAULT_HTTP_LIMITS, ...cluster.httpLimits },
+      maxConnections: connectionBudget(fds.limit),
       upstreams: cluster.dnsUpstreams,
       state,
       members: () => membership.members(),

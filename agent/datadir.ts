@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { NetworkSettings } from '../mesh/api/network.js';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
+import type { HttpLimits } from '../proxy/http/limits.js';
 
 /** This node's own data plane settings (`mesh init|join` flags), kept in its cluster file. */
 export interface DataPlaneSettings {
@@ -17,6 +18,8 @@ export interface DataPlaneSettings {
   trustedProxies?: string[];
   /** --http-timeout: how long a replica may take to start its answer. */
   httpTimeoutMs?: number;
+  /** --http-limit KEY=VALUE: what a client of the ingress may hold, and for how long. */
+  httpLimits?: Partial<HttpLimits>;
 }
 
 /** What a node remembers between runs besides its keys. */

@@ -43,6 +43,8 @@ const FLAG_HELP: Record<string, string> = {
     'a load balancer (IPv4 CIDR) whose X-Forwarded-* headers are believed (repeatable)',
   'http-timeout':
     'how long a replica may take to start its answer before the client gets 504 (default 5m)',
+  'http-limit':
+    'KEY=VALUE (repeatable): header-timeout, body-timeout, send-timeout (60s), keepalive-timeout (75s), body-buffer (1m), client-connections (256)',
   'service-range': 'the range service addresses come from (default 10.250.0.0/16)',
   'bridge-range': "the range each node's stack bridges take a /24 of (default 10.251.0.0/16)",
   'compose-file': 'the compose or stack file to deploy',
@@ -64,6 +66,7 @@ const FLAG_HELP: Record<string, string> = {
   'keep-ca': "with --restore: keep the backup's CA and cluster ID (default: a new CA)",
   autolock:
     'wrap every copy of the voters’ key with an unlock key no disk holds: a restarted manager stays locked until mesh unlock',
+  'token-file': 'a file whose first line is the join token ("-": standard input), kept out of ps',
   'key-file': 'a file whose first line is the unlock key ("-": standard input; default: asked for)',
 };
 

@@ -94,7 +94,7 @@ const COMMAND_LIST = [
   },
   {
     name: 'join',
-    args: 'TOKEN',
+    args: 'TOKEN | --token-file F',
     group: 'Cluster',
     summary: 'join this machine to the cluster a token names',
   },

@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import { Agent, DEFAULT_PORT } from '../agent/agent.js';
 import { DEFAULT_NETWORK_SETTINGS, type NetworkSettings, parseCidr } from '../mesh/api/network.js';
 import type { LogFormat } from '../mesh/log.js';
+import { HTTP_LIMIT_KEYS, type HttpLimits } from '../proxy/http/limits.js';
 import {
   DATA_DIR,
   dataDirOf,
@@ -13,6 +15,7 @@ import {
   UsageError,
 } from './args.js';
 import { RESTORE_FLAGS, restoreOf } from './backup.js';
+import { parseBytes, parseDuration } from './stackfile/values.js';
 
 const AGENT_FLAGS: Options = {
   ...DATA_DIR,
@@ -28,7 +31,11 @@ const AGENT_FLAGS: Options = {
   'https-port': { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
   'http-timeout': { type: 'string' },
+  'http-limit': { type: 'string', multiple: true },
 };
+
+/** The token can come from a file instead of the command line (see hideTokens in main.ts). */
+const JOIN_FLAGS: Options = { ...AGENT_FLAGS, 'token-file': { type: 'string' } };
 
 /** Cluster-wide settings: chosen once, by the node that creates the cluster. */
 const INIT_FLAGS: Options = {
@@ -68,7 +75,7 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
   const { values, positionals } = parse(
     command,
     args,
-    command === 'init' ? INIT_FLAGS : AGENT_FLAGS,
+    command === 'init' ? INIT_FLAGS : JOIN_FLAGS,
   );
   return {
     positionals,
@@ -87,6 +94,7 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
       httpsPort: values['https-port'] === undefined ? undefined : portOf(values, 443, 'https-port'),
       trustedProxies: trustedOf(values['trusted-proxy'] as string[] | undefined),
       httpTimeoutMs: durationOf(values['http-timeout'], '--http-timeout'),
+      httpLimits: httpLimitsOf(values['http-limit'] as string[] | undefined),
       network: command === 'init' ? networkOf(values) : undefined,
       certValidityMs: certValidityOf(values),
       autolock: values.autolock === true,
@@ -125,6 +133,35 @@ function networkOf(values: Record<string, unknown>): NetworkSettings {
     settings[key] = text;
   }
   return settings;
+}
+
+/** --http-limit KEY=VALUE (repeatable): the ingress's timeouts and limits, each by name. */
+function httpLimitsOf(values: string[] | undefined): Partial<HttpLimits> | undefined {
+  if (!values) return undefined;
+  const limits: Partial<HttpLimits> = {};
+  const keys = Object.keys(HTTP_LIMIT_KEYS).join(', ');
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    const known = HTTP_LIMIT_KEYS[value.slice(0, eq)];
+    if (eq <= 0 || !known)
+      throw new UsageError(`--http-limit takes KEY=VALUE with KEY one of ${keys}, not "${value}"`);
+    const text = value.slice(eq + 1);
+    let amount: number;
+    try {
+      amount =
+        known.kind === 'duration'
+          ? parseDuration(text)
+          : known.kind === 'bytes'
+            ? parseBytes(text)
+            : Number(text);
+    } catch (error) {
+      throw new UsageError(`--http-limit ${value}: ${(error as Error).message}`);
+    }
+    if (!Number.isSafeInteger(amount) || amount < 1)
+      throw new UsageError(`--http-limit ${value}: needs a positive ${known.kind}`);
+    limits[known.field] = amount;
+  }
+  return limits;
 }
 
 /** --trusted-proxy CIDR (repeatable); a bare address is a /32. */
@@ -178,10 +215,30 @@ export async function init(args: string[]): Promise<number> {
   return runUntilSignalled(agent);
 }
 
+/** The join token: the argument, --token-file F (its first line; "-": stdin), or $MESH_JOIN_TOKEN. */
+async function joinTokenOf(
+  argument: string | undefined,
+  file: string | undefined,
+): Promise<string> {
+  if (file !== undefined) {
+    const text = await readFile(file === '-' ? '/dev/stdin' : file, 'utf8').catch(
+      (error: Error) => {
+        throw new UsageError(`--token-file: ${error.message}`);
+      },
+    );
+    return text.split('\n')[0]?.trim() ?? '';
+  }
+  const token = argument ?? process.env.MESH_JOIN_TOKEN;
+  if (!token)
+    throw new UsageError(
+      'join needs the token printed by "mesh init" or "mesh token": as the argument, --token-file F, or $MESH_JOIN_TOKEN',
+    );
+  return token;
+}
+
 export async function join(args: string[]): Promise<number> {
-  const { options, positionals } = agentOptions('join', args);
-  const [token] = positionals;
-  if (!token) throw new UsageError('join needs the token printed by "mesh init" or "mesh token"');
+  const { options, positionals, values } = agentOptions('join', args);
+  const token = await joinTokenOf(positionals[0], values['token-file'] as string | undefined);
   const agent = await Agent.join(token, options);
   process.stdout.write(
     agent.returned

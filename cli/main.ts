@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { closest, UsageError } from './args.js';
+
+const TOKEN_PREFIX = 'MESH-1-';
+
 import { COMMANDS, type CommandName } from './commands.js';
 
 // Each command loads only what it uses: the CLI starts fast, the agent's libraries stay unloaded.
@@ -89,7 +92,21 @@ function suggestion(name: string): string {
   return best ? ` (did you mean "${best}"?)` : '';
 }
 
+/**
+ * A join token in the arguments is seen by every local user in `ps` for as long as the agent runs:
+ * it is blanked out of the process's command line at once (the title overwrites it on Linux).
+ * `mesh join` also takes it from --token-file or $MESH_JOIN_TOKEN, never shown at all.
+ */
+function hideTokens(argv: string[]): void {
+  if (!argv.some((arg) => arg.startsWith(TOKEN_PREFIX))) return;
+  process.title = [
+    'mesh',
+    ...argv.map((arg) => (arg.startsWith(TOKEN_PREFIX) ? '(token)' : arg)),
+  ].join(' ');
+}
+
 async function run(argv: string[]): Promise<number> {
+  hideTokens(argv);
   const [name, ...args] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(`${help()}\n`);

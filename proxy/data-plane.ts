@@ -18,6 +18,7 @@ import { HostAddresses, PRIVILEGE_HINT } from './host/addresses.js';
 import { HostOwnership } from './host/ownership.js';
 import { privilegesMissing } from './host/privileges.js';
 import { IngressThread } from './http/ingress-thread.js';
+import type { HttpLimits } from './http/limits.js';
 import { HttpRelay } from './http/relay.js';
 import { hostRoutes } from './http/routes.js';
 import type { KeyPairOf } from './http/servers.js';
@@ -50,6 +51,10 @@ export interface DataPlaneOptions {
   trustedProxies: string[];
   /** How long a replica may take to start an answer. */
   responseTimeoutMs: number;
+  /** What a client of the ingress may hold, and for how long. */
+  httpLimits: HttpLimits;
+  /** Connections each public listener holds at most (see connectionBudget). */
+  maxConnections: number;
   /** host:port of upstream resolvers; undefined: the host's (/etc/resolv.conf). */
   upstreams: string[] | undefined;
   state: ClusterState;
@@ -115,9 +120,10 @@ export class DataPlane {
         options.upstreams ?? hostResolvers(new Set([options.advertise])),
         options.log,
       ),
+      maxConnections: options.maxConnections,
       log: options.log,
     });
-    this.listeners = new Listeners(options.log);
+    this.listeners = new Listeners(options.log, options.maxConnections);
     // The HTTP ingress runs in a thread of its own; a replica elsewhere is reached through that
     // node's relay, over streams this thread opens for it.
     this.ingress = new IngressThread({
@@ -128,6 +134,8 @@ export class DataPlane {
         httpsPort: options.httpsPort,
         trustedProxies: options.trustedProxies,
         responseTimeoutMs: options.responseTimeoutMs,
+        limits: options.httpLimits,
+        maxConnections: options.maxConnections,
         relayPrefix: RELAY_PREFIX,
       },
       openRemote: (nodeId, target) => this.streamTo(nodeId, target),

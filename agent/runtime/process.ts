@@ -195,8 +195,22 @@ export class ProcessRuntime implements Runtime {
     };
   }
 
-  /** Processes started by an earlier agent run have no exit event for us: look for them. */
+  /**
+   * Processes started by an earlier agent run have no exit event for us: look for them. Each
+   * round on its own: one that fails (out of file descriptors) is logged, the next one tries.
+   */
   private checkAdopted(): void {
+    try {
+      this.lookForEnded();
+    } catch (error) {
+      this.options.log.warn(
+        { reason: (error as Error).message },
+        'could not look at adopted tasks',
+      );
+    }
+  }
+
+  private lookForEnded(): void {
     for (const state of readdirSync(this.options.dir).filter((n) => n.endsWith('.json'))) {
       const taskId = state.slice(0, -'.json'.length);
       if (this.children.has(taskId) || this.exits.has(taskId)) continue;

@@ -162,7 +162,9 @@ export class PeerLink {
   private dialFailed(error: TransportError): void {
     this.dialing = false;
     this.failures += 1;
-    this.ctx.log.warn(
+    // A peer that stays away is dialled again and again: a line a minute per address says so.
+    this.ctx.warnings.warn(
+      this.address,
       {
         address: this.address,
         reason: error.message,

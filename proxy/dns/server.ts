@@ -1,6 +1,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { LimitedLog } from '../../mesh/limited-log.js';
 import type { UpstreamResolvers } from './forward.js';
 import { failure, parseQuery, type Question, RCODE, respond, UDP_MAX } from './wire.js';
 import { lookup, type Zone } from './zone.js';
@@ -8,6 +9,8 @@ import { lookup, type Zone } from './zone.js';
 /** A TCP client idle this long between queries is closed (RFC 7766 suggests seconds). */
 const TCP_IDLE_MS = 10_000;
 const TCP_MAX_QUERY = 65_535;
+/** Queries of one TCP connection answered at once (forwarded ones wait for upstream). */
+const TCP_MAX_IN_FLIGHT = 16;
 
 export interface DnsServerOptions {
   zone: () => Zone;
@@ -16,6 +19,8 @@ export interface DnsServerOptions {
   /** Asked when `allowed` said no: whether it does after looking again (a container just started). */
   recheck: (ip: string) => Promise<boolean>;
   upstreams: UpstreamResolvers;
+  /** TCP connections held at most per address: past that they are refused at accept. */
+  maxConnections: number;
   log: Logger;
 }
 
@@ -26,9 +31,12 @@ export interface DnsServerOptions {
 export class DnsServer {
   private readonly udp = new Map<string, UdpSocket>();
   private readonly tcp = new Map<string, Server>();
-  private refusedLogged = 0;
+  /** What a client can make this server warn about, a line a minute per source and kind. */
+  private readonly warnings: LimitedLog;
 
-  constructor(private readonly options: DnsServerOptions) {}
+  constructor(private readonly options: DnsServerOptions) {
+    this.warnings = new LimitedLog(options.log, 1);
+  }
 
   /** The addresses (host:port) served now. */
   get addresses(): string[] {
@@ -51,6 +59,7 @@ export class DnsServer {
       });
     });
     const tcp = createServer((socket) => this.onConnection(socket));
+    tcp.maxConnections = this.options.maxConnections;
     tcp.on('error', (error) =>
       this.options.log.warn({ address: key, reason: error.message }, 'DNS TCP error'),
     );
@@ -82,6 +91,27 @@ export class DnsServer {
     this.options.upstreams.close();
   }
 
+  /**
+   * As answer(), but a query that makes it fail is dropped and logged (a line a minute per
+   * source): a bug it finds must not stop the agent, which serves every node's names.
+   */
+  private safely(
+    query: Buffer,
+    source: string,
+    maxBytes: number,
+  ): Buffer | Promise<Buffer | undefined> | undefined {
+    const failed = (error: Error) => {
+      this.warnings.warn(source, { source, err: error }, 'DNS query failed; dropped');
+      return undefined;
+    };
+    try {
+      const out = this.answer(query, source, maxBytes);
+      return out instanceof Promise ? out.catch(failed) : out;
+    } catch (error) {
+      return failed(error as Error);
+    }
+  }
+
   /** The answer to one query, or undefined to send nothing. */
   private answer(
     query: Buffer,
@@ -95,11 +125,11 @@ export class DnsServer {
     if (this.options.allowed(source)) return this.resolve(query, question, maxBytes);
     return this.options.recheck(source).then((allowed) => {
       if (allowed) return this.resolve(query, question, maxBytes);
-      if (this.refusedLogged++ % 1000 === 0)
-        this.options.log.warn(
-          { source, name: question.name },
-          'DNS query from outside the cluster refused',
-        );
+      this.warnings.warn(
+        source,
+        { source, name: question.name },
+        'DNS query from outside the cluster refused',
+      );
       return failure(query, question.id, RCODE.REFUSED, question);
     });
   }
@@ -117,39 +147,59 @@ export class DnsServer {
   }
 
   private onDatagram(socket: UdpSocket, query: Buffer, address: string, port: number): void {
-    const out = this.answer(query, address, UDP_MAX);
+    const out = this.safely(query, address, UDP_MAX);
     if (!out) return;
     if (out instanceof Promise)
       void out.then((answer) => answer && socket.send(answer, port, address));
     else socket.send(out, port, address);
   }
 
-  /** DNS over TCP: each message behind its two-byte length (RFC 1035 §4.2.2). */
+  /**
+   * DNS over TCP: each message behind its two-byte length (RFC 1035 §4.2.2). A client that sends
+   * faster than it reads is held back: at most a few queries are answered at once, and nothing
+   * more is read while the answers wait to be sent (RFC 7766 §6.2.2), so one connection holds a
+   * bounded amount of memory whatever it sends; an idle one is closed.
+   */
   private onConnection(socket: Socket): void {
     let buffered = Buffer.alloc(0);
+    let inFlight = 0;
     socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
     socket.on('error', () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 2) {
+    const mayRead = () => inFlight < TCP_MAX_IN_FLIGHT && !socket.writableNeedDrain;
+    const send = (answer: Buffer | undefined) => {
+      inFlight -= 1;
+      if (!answer || socket.destroyed) return;
+      const prefix = Buffer.alloc(2);
+      prefix.writeUInt16BE(answer.length);
+      socket.write(Buffer.concat([prefix, answer]));
+    };
+    const take = () => {
+      while (buffered.length >= 2 && mayRead() && !socket.destroyed) {
         const length = buffered.readUInt16BE(0);
         if (length > TCP_MAX_QUERY || length < 12) {
           socket.destroy();
           return;
         }
-        if (buffered.length < 2 + length) return;
+        if (buffered.length < 2 + length) break;
         const query = buffered.subarray(2, 2 + length);
         buffered = buffered.subarray(2 + length);
-        const send = (answer: Buffer | undefined) => {
-          if (!answer || socket.destroyed) return;
-          const prefix = Buffer.alloc(2);
-          prefix.writeUInt16BE(answer.length);
-          socket.write(Buffer.concat([prefix, answer]));
-        };
-        const out = this.answer(query, socket.remoteAddress ?? '', Number.POSITIVE_INFINITY);
-        if (out instanceof Promise) void out.then(send);
+        inFlight += 1;
+        const out = this.safely(query, socket.remoteAddress ?? '', Number.POSITIVE_INFINITY);
+        // A forwarded answer comes later, and takes up the reading again when it is sent.
+        if (out instanceof Promise)
+          void out.then((answer) => {
+            send(answer);
+            take();
+          });
         else send(out);
       }
+      if (mayRead()) socket.resume();
+      else socket.pause();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      take();
     });
+    socket.on('drain', take);
   }
 }

@@ -34,6 +34,23 @@ export function withoutHopByHop(raw: string[], keepUpgrade = false): string[] {
 }
 
 /**
+ * A request line in absolute form (`GET http://host/path`, as proxies send it) made origin form,
+ * as RFC 9112 §3.2.2 asks of a server: the target's authority is the Host, whatever the Host field
+ * said, and only the path and query go on. A request in origin form is left as it is.
+ */
+export function toOriginForm(req: IncomingMessage): void {
+  const url = req.url ?? '/';
+  if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) return;
+  const target = new URL(url);
+  req.url = `${target.pathname}${target.search}`;
+  req.headers.host = target.host;
+  const raw = req.rawHeaders;
+  const at = raw.findIndex((name, i) => i % 2 === 0 && name.toLowerCase() === 'host');
+  if (at >= 0) raw[at + 1] = target.host;
+  else raw.push('Host', target.host);
+}
+
+/**
  * The request's headers as the replica gets them: hop-by-hop ones dropped (but Connection and
  * Upgrade of an upgrade), and X-Forwarded-For, -Proto and -Host saying who asked and how. A
  * trusted peer's own X-Forwarded-* are kept and extended; anyone else's are replaced.

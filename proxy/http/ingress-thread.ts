@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { Level, Logger } from 'pino';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
 import { DialBridge } from './dial-bridge.js';
+import type { HttpLimits } from './limits.js';
 import type { ServiceStats } from './metrics.js';
 import type { HostRoutes } from './routes.js';
 import type { KeyPairOf } from './servers.js';
@@ -16,6 +17,9 @@ export interface IngressSettings {
   httpsPort: number;
   trustedProxies: string[];
   responseTimeoutMs: number;
+  limits: HttpLimits;
+  /** Connections each listener holds at most (see connectionBudget). */
+  maxConnections: number;
   logLevel: string;
   /** The main thread's dial bridge: its abstract Unix socket and the secret it asks for. */
   bridge: { path: string; secret: string };

@@ -60,9 +60,17 @@ const ingress = new HttpIngress({
   connectRaw: connectTo(false),
   trusted: (ip) => trusted.some((range) => contains(range, ip)),
   responseTimeoutMs: settings.responseTimeoutMs,
+  limits: settings.limits,
   log,
 });
-const servers = new IngressServers(ingress, () => certificates, keyPairOf, log);
+const servers = new IngressServers(
+  ingress,
+  () => certificates,
+  keyPairOf,
+  settings.limits,
+  settings.maxConnections,
+  log,
+);
 
 port.on('message', (message: ToWorker) => {
   switch (message.type) {

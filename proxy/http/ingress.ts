@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { type Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../l4/balancer.js';
 import { splice } from '../l4/splice.js';
 import type { Endpoint } from '../routing-table.js';
-import { forwardHeaders, withoutHopByHop } from './headers.js';
+import { forwardHeaders, toOriginForm, withoutHopByHop } from './headers.js';
+import type { HttpLimits } from './limits.js';
 import { IngressMetrics } from './metrics.js';
 import { type Connect, ReplicaUnreachable, UpstreamPools } from './pools.js';
 import { RELAY_UNREACHABLE_HEADER } from './relay.js';
@@ -28,8 +30,12 @@ export interface IngressOptions {
   /** Whether a peer's own X-Forwarded-* headers are believed (a load balancer in front). */
   trusted: (ip: string) => boolean;
   responseTimeoutMs: number;
+  limits: HttpLimits;
   log: Logger;
 }
+
+/** What a request sends on: nothing, its whole body, or the part read and the rest as it comes. */
+type RequestBody = Buffer | AsyncIterable<Buffer> | null;
 
 class Refusal extends Error {
   constructor(
@@ -51,6 +57,8 @@ export class HttpIngress {
   private readonly pools: UpstreamPools;
   /** The access log is at debug level: without it, nothing is built for it per request. */
   private readonly accessLog: boolean;
+  /** Per client connection: when its last request so far is over (see handle). */
+  private readonly turns = new WeakMap<Socket, Promise<void>>();
 
   constructor(private readonly options: IngressOptions) {
     this.pools = new UpstreamPools(options.connect, options.responseTimeoutMs);
@@ -67,7 +75,25 @@ export class HttpIngress {
     this.pools.close();
   }
 
+  /**
+   * A request of a client connection. Pipelined ones wait their turn, one at a time per
+   * connection (as a client that does not pipeline would send them): one connection costs one
+   * request to a replica at most, and what is queued when the client goes is never sent.
+   */
   handle(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
+    const { socket } = req;
+    const turn = this.turns.get(socket);
+    const over = ended(res, socket);
+    this.turns.set(socket, turn ? turn.then(() => over) : over);
+    if (!turn) this.serve(req, res, scheme);
+    else
+      void turn.then(() => {
+        if (!socket.destroyed) this.serve(req, res, scheme);
+      });
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
+    toOriginForm(req);
     const started = performance.now();
     // Read now: by the time the answer is finished the socket may be gone from the request.
     const client = req.socket.remoteAddress;
@@ -94,12 +120,68 @@ export class HttpIngress {
           'request',
         );
     });
-    this.attempt(req, res, route, path, headers, new Set(), 1);
+    if (!hasBody(req)) {
+      this.attempt(req, res, route, path, headers, null, new Set(), 1);
+      return;
+    }
+    void this.bodyOf(req, res).then((body) => {
+      if (body) this.attempt(req, res, route, path, headers, body, new Set(), 1);
+    });
+  }
+
+  /**
+   * Reads a request's body before any replica is asked, up to the buffer's size, so that a slow
+   * upload holds no replica's connection; a larger body streams from there, the client having
+   * shown it sends. A client silent for the body timeout is answered 408; undefined then.
+   */
+  private bodyOf(req: IncomingMessage, res: ServerResponse): Promise<RequestBody | undefined> {
+    const { bodyBufferBytes, bodyTimeoutMs } = this.options.limits;
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let timer: NodeJS.Timeout;
+      const stop = () => {
+        clearTimeout(timer);
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('close', onClose);
+      };
+      const idle = () => {
+        stop();
+        this.refuse(res, new Refusal(408, `no request body for ${bodyTimeoutMs / 1000} s`), true);
+        resolve(undefined);
+      };
+      const onData = (chunk: Buffer) => {
+        clearTimeout(timer);
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size <= bodyBufferBytes) {
+          timer = setTimeout(idle, bodyTimeoutMs);
+          return;
+        }
+        req.pause();
+        stop();
+        resolve(streamed(chunks, req, bodyTimeoutMs));
+      };
+      const onEnd = () => {
+        stop();
+        resolve(Buffer.concat(chunks));
+      };
+      const onClose = () => {
+        stop();
+        resolve(undefined);
+      };
+      timer = setTimeout(idle, bodyTimeoutMs);
+      req.on('data', onData);
+      req.once('end', onEnd);
+      req.once('close', onClose);
+    });
   }
 
   /** A WebSocket (or other) upgrade: the request head is sent on, then both sides are spliced. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https'): void {
     socket.on('error', () => socket.destroy());
+    toOriginForm(req);
     const route = this.route(req);
     if (route instanceof Refusal) {
       socket.end(rawResponse(route.status, route.message));
@@ -181,6 +263,7 @@ export class HttpIngress {
     route: HttpRoute,
     path: string,
     headers: string[],
+    body: RequestBody,
     tried: Set<string>,
     attempt: number,
     lastFailure?: Error,
@@ -197,12 +280,13 @@ export class HttpIngress {
     tried.add(endpoint.taskId);
     const live = this.counters.get(endpoint.taskId);
     live.active += 1;
-    const body = hasBody(req);
     let relayUnreachable = false;
     let finished = false;
+    let slowReader: NodeJS.Timeout | undefined;
     const settle = (error: Error | undefined) => {
       if (finished) return;
       finished = true;
+      clearTimeout(slowReader);
       live.active -= 1;
       if (!error && !relayUnreachable) return;
       const failure =
@@ -224,9 +308,11 @@ export class HttpIngress {
       const broken =
         (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_DESTROYED') &&
         IDEMPOTENT.has(req.method ?? '');
-      const again = notSent || ((relayUnreachable || broken) && !body);
+      // A body read whole can be sent again; one still streaming from the client cannot.
+      const resendable = body === null || Buffer.isBuffer(body);
+      const again = notSent || ((relayUnreachable || broken) && resendable);
       if (again && attempt < MAX_ATTEMPTS) {
-        this.attempt(req, res, route, path, headers, tried, attempt + 1, failure);
+        this.attempt(req, res, route, path, headers, body, tried, attempt + 1, failure);
         return;
       }
       const timeout = code === 'UND_ERR_HEADERS_TIMEOUT';
@@ -247,7 +333,7 @@ export class HttpIngress {
         path,
         method: req.method as Dispatcher.HttpMethod,
         headers,
-        body: body ? Readable.from(unread(req)) : null,
+        body: body === null || Buffer.isBuffer(body) ? body : Readable.from(body),
       },
       {
         onConnect: (abort) => {
@@ -265,10 +351,19 @@ export class HttpIngress {
             return true;
           }
           res.writeHead(statusCode, statusText, answer);
-          res.on('drain', resume);
+          res.on('drain', () => {
+            clearTimeout(slowReader);
+            resume();
+          });
           return true;
         },
-        onData: (chunk) => relayUnreachable || res.write(chunk),
+        onData: (chunk) => {
+          if (relayUnreachable || res.write(chunk)) return true;
+          // The client is slow to take the answer: it has the send timeout to take some.
+          clearTimeout(slowReader);
+          slowReader = setTimeout(() => res.destroy(), this.options.limits.sendTimeoutMs);
+          return false;
+        },
         onComplete: () => {
           if (!relayUnreachable) res.end();
           settle(undefined);
@@ -279,24 +374,56 @@ export class HttpIngress {
     );
   }
 
-  private refuse(res: ServerResponse, refusal: Refusal): void {
+  /** Answers the refusal; `close`: the connection goes too (its request was not read whole). */
+  private refuse(res: ServerResponse, refusal: Refusal, close = false): void {
     const body = `${refusal.message}\n`;
     res.writeHead(refusal.status, {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
       ...(refusal.status === 503 ? { 'retry-after': '1' } : {}),
+      ...(close ? { connection: 'close' } : {}),
     });
-    res.end(body);
+    res.end(body, () => {
+      if (close) res.socket?.destroy();
+    });
   }
 }
 
-/**
- * The request's body as the client library pulls it, read from the client only once the library
- * starts sending it, after the connect: a refused connect leaves it untouched for another replica
- * (the library destroys a stream body it was given on any failure).
- */
-async function* unread(req: IncomingMessage): AsyncGenerator<Buffer> {
-  for await (const chunk of req) yield chunk as Buffer;
+/** Resolves once the answer is over: sent, abandoned, or its client connection gone. */
+function ended(res: ServerResponse, socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('finish', done);
+      res.off('close', done);
+      socket.off('close', done);
+      resolve();
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    socket.once('close', done);
+  });
+}
+
+/** A body already read in part, then the rest from the client, each wait at most `idleMs`. */
+async function* streamed(
+  head: Buffer[],
+  req: IncomingMessage,
+  idleMs: number,
+): AsyncGenerator<Buffer> {
+  yield* head;
+  const rest = req[Symbol.asyncIterator]();
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        req.destroy();
+        reject(new Error(`no request body for ${idleMs / 1000} s`));
+      }, idleMs);
+    });
+    const next = await Promise.race([rest.next(), silent]).finally(() => clearTimeout(timer));
+    if (next.done) return;
+    yield next.value as Buffer;
+  }
 }
 
 /** What fieldsOf answers for a relay's "its replica did not take the connection". */

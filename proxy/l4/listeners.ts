@@ -14,7 +14,11 @@ export class Listeners {
   private readonly opening = new Set<string>();
   private readonly failures = new Map<string, string>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** Connections one listener holds at most: past that it refuses at accept (fd headroom). */
+    private readonly maxConnections: number,
+  ) {}
 
   /** host:port → why it is not served. */
   get failed(): ReadonlyMap<string, string> {
@@ -46,6 +50,7 @@ export class Listeners {
     const port = Number(key.slice(colon + 1));
     // Half-open: a client that finished sending still gets the whole answer.
     const server = createServer({ allowHalfOpen: true }, accept);
+    server.maxConnections = this.maxConnections;
     this.opening.add(key);
     try {
       await new Promise<void>((resolve, reject) => {

@@ -1,10 +1,12 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { encodeJoinToken } from '../../mesh/pki/token.js';
+import { eventually } from '../helpers/poll.js';
 
 const main = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
@@ -47,7 +49,7 @@ test('--help works on every command and subcommand, with its options', (t) => {
     ],
     [
       ['join', '-h'],
-      [/^Usage: mesh join TOKEN \[options\]$/m, /--reschedule-after VALUE/],
+      [/^Usage: mesh join TOKEN \| --token-file F \[options\]$/m, /--reschedule-after VALUE/],
     ],
     [
       ['deploy', '--help'],
@@ -93,6 +95,56 @@ test('a mangled join token gets one clear line and no stack trace', (t) => {
   const { code, stderr } = mesh('join', good.slice(0, -3));
   t.is(code, 2);
   t.is(stderr, 'mesh: join token is damaged (its checksum does not match): copy it again, whole\n');
+});
+
+test('the join token is also read from --token-file or $MESH_JOIN_TOKEN', (t) => {
+  const damaged =
+    'mesh: join token is damaged (its checksum does not match): copy it again, whole\n';
+  const good = encodeJoinToken({
+    clusterId: 'c1',
+    seeds: ['127.0.0.1:7946'],
+    caPin: '0'.repeat(64),
+    secret: 'A'.repeat(43),
+  }).slice(0, -3);
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-cli-token-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'token'), `${good}\n`);
+  t.is(mesh('join', '--token-file', join(dir, 'token')).stderr, damaged, 'read from the file');
+  const fromEnv = spawnSync(process.execPath, [main, 'join'], {
+    encoding: 'utf8',
+    env: { ...process.env, MESH_JOIN_TOKEN: good },
+  });
+  t.is(fromEnv.stderr, damaged, 'read from the environment');
+  t.regex(mesh('join', '--token-file', join(dir, 'none')).stderr, /^mesh: --token-file: ENOENT/);
+});
+
+test('a join token given as an argument is blanked out of the command line at once', async (t) => {
+  // A seed that takes the connection and never answers: the join waits, and the test looks.
+  const silent = createServer(() => {});
+  // This test's loopback address: 127.0.61.1.
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.61.1', resolve));
+  t.teardown(() => silent.close());
+  const token = encodeJoinToken({
+    clusterId: 'c1',
+    seeds: [`127.0.61.1:${(silent.address() as { port: number }).port}`],
+    caPin: '0'.repeat(64),
+    secret: 'B'.repeat(43),
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-cli-title-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const child = spawn(process.execPath, [main, 'join', token, '--data-dir', dir], {
+    stdio: 'ignore',
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  const shown = (await eventually(
+    () => {
+      const line = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8');
+      return line.startsWith('mesh join') ? line : undefined;
+    },
+    { what: 'the title set', timeoutMs: 5000, intervalMs: 10 },
+  )) as string;
+  t.false(shown.includes(token), 'the token is not in the command line');
+  t.regex(shown, /^mesh join \(token\) --data-dir /);
 });
 
 test('a typo gets a suggestion', (t) => {

@@ -106,6 +106,17 @@ test('a new agent run adopts tasks still running, and sees them end', async (t) 
   t.regex((await again.inspect('p5'))?.reason ?? '', /exit code unknown/);
 });
 
+test('a round that cannot look at its tasks (no descriptors, no directory) is logged, not fatal', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mesh-process-'));
+  const logs = captureLogs('n1');
+  const r = new ProcessRuntime({ dir, hostIp: HOST, log: logs.log, pollMs: 20 });
+  t.teardown(() => r.close());
+  await r.onChange(() => undefined);
+  rmSync(dir, { recursive: true, force: true }); // readdir fails now, as it does at EMFILE
+  const line = await logs.waitFor((l) => l.msg === 'could not look at adopted tasks');
+  t.regex(String(line.reason), /ENOENT/);
+});
+
 test('a spec without a command is refused', async (t) => {
   const { r } = runtime(t);
   await t.throwsAsync(r.start(spec('p6', [])), {

@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import type { Worker } from 'node:worker_threads';
 import test from 'ava';
 import { IngressThread } from '../../../proxy/http/ingress-thread.js';
+import { DEFAULT_HTTP_LIMITS } from '../../../proxy/http/limits.js';
 import type { HttpRoute } from '../../../proxy/http/routes.js';
 import type { Endpoint, ServiceRoute } from '../../../proxy/routing-table.js';
 import { captureLogs } from '../../helpers/logs.js';
@@ -67,6 +68,8 @@ function ingressThread(
       httpsPort: 0,
       trustedProxies: [],
       responseTimeoutMs: 5000,
+      limits: DEFAULT_HTTP_LIMITS,
+      maxConnections: 512,
       relayPrefix: 'http/',
     },
     // Node n3 cannot be reached.

@@ -1,10 +1,15 @@
+import { readdirSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import test from 'ava';
 import { HttpIngress } from '../../../proxy/http/ingress.js';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../../../proxy/http/limits.js';
 import type { HostRoutes } from '../../../proxy/http/routes.js';
+import { IngressServers } from '../../../proxy/http/servers.js';
 import { dialLocal } from '../../../proxy/l4/forwarder.js';
 import type { Endpoint, ServiceRoute } from '../../../proxy/routing-table.js';
 import { captureLogs } from '../../helpers/logs.js';
+import { eventually } from '../../helpers/poll.js';
 
 // This file's loopback block: 127.0.33.0/24 (shared with the forwarder test: .3 and up here).
 const HOST = '127.0.33.3';
@@ -39,7 +44,10 @@ function endpoint(taskId: string, port: number): Endpoint {
   return { taskId, nodeId: 'n1', host: HOST, ports: new Map([[80, port]]) };
 }
 
-async function ingressFor(endpoints: Endpoint[], options: { responseTimeoutMs?: number } = {}) {
+async function ingressFor(
+  endpoints: Endpoint[],
+  options: { responseTimeoutMs?: number; limits?: Partial<HttpLimits> } = {},
+) {
   const service: ServiceRoute = {
     id: 's.web',
     stack: 's',
@@ -60,6 +68,7 @@ async function ingressFor(endpoints: Endpoint[], options: { responseTimeoutMs?: 
     connectRaw: connect,
     trusted: () => false,
     responseTimeoutMs: options.responseTimeoutMs ?? 60_000,
+    limits: { ...DEFAULT_HTTP_LIMITS, ...options.limits },
     log: captureLogs('ingress').log,
   });
   const server = createServer((req, res) => ingress.handle(req, res, 'http'));
@@ -140,4 +149,179 @@ test('the ingress counts requests per service by status class', async (t) => {
   await send(port, 'GET');
   await send(port, 'GET');
   t.like(ingress.metrics.of('s.web'), { requests: 2, statuses: { '2xx': 2 } });
+});
+
+/** The file descriptors this process holds now. */
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+test('pipelined requests reach the replica one at a time; a client that goes leaves nothing open', async (t) => {
+  let active = 0;
+  let most = 0;
+  let served = 0;
+  const page = Buffer.alloc(1024 * 1024, 'x');
+  const big = createServer((_req, res) => {
+    active += 1;
+    served += 1;
+    most = Math.max(most, active);
+    res.once('close', () => {
+      active -= 1;
+    });
+    res.end(page);
+  });
+  const bigPort = await listen(big);
+  t.teardown(() => big.close());
+  const { port, close } = await ingressFor([endpoint('big', bigPort)]);
+  t.teardown(close);
+  const before = openFds();
+  const client = connect(port, HOST);
+  await new Promise((resolve) => client.once('connect', resolve));
+  client.write('GET /page HTTP/1.1\r\nHost: web.s.mesh\r\n\r\n'.repeat(200));
+  // It reads a little of the first answer, then goes.
+  await new Promise((resolve) => client.once('data', resolve));
+  client.destroy();
+  await eventually(() => active === 0 && openFds() <= before + 2, {
+    what: 'every upstream request ended and its descriptors back',
+    timeoutMs: 10_000,
+  });
+  t.is(most, 1, 'never more than one request of the connection at the replica');
+  t.true(served <= 2, `${served} of 200 requests reached the replica before the client went`);
+});
+
+test('an absolute-form request line goes by its authority, on in origin form', async (t) => {
+  const live = await replica('live');
+  t.teardown(() => live.server.close());
+  const { port, close } = await ingressFor([endpoint('live', live.port)]);
+  t.teardown(close);
+  const client = connect(port, HOST);
+  t.teardown(() => client.destroy());
+  client.write(
+    'GET http://web.s.mesh/x?y=1 HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n',
+  );
+  let text = '';
+  for await (const chunk of client) text += String(chunk);
+  t.regex(text, /^HTTP\/1\.1 200 /);
+  t.regex(text, /live got GET \/x\?y=1 $/);
+});
+
+/** Sends a request head and part of its body, then nothing. */
+async function stalledUpload(port: number, sent: string): Promise<Socket> {
+  const client = connect(port, HOST);
+  await new Promise((resolve) => client.once('connect', resolve));
+  client.write(
+    `POST /x HTTP/1.1\r\nHost: web.s.mesh\r\nContent-Length: 100\r\nConnection: close\r\n\r\n${sent}`,
+  );
+  return client;
+}
+
+test('a slow upload never reaches a replica: 408 once the body stalls past its timeout', async (t) => {
+  let asked = 0;
+  const live = createServer((_req, res) => {
+    asked += 1;
+    res.end('ok');
+  });
+  const livePort = await listen(live);
+  t.teardown(() => live.close());
+  const { port, close } = await ingressFor([endpoint('live', livePort)], {
+    limits: { bodyTimeoutMs: 300 },
+  });
+  t.teardown(close);
+  const client = await stalledUpload(port, 'part of it');
+  let text = '';
+  for await (const chunk of client) text += String(chunk);
+  t.regex(text, /^HTTP\/1\.1 408 /);
+  t.regex(text, /no request body for 0\.3 s/);
+  t.is(asked, 0, 'the replica never saw it');
+});
+
+test('a body is read whole before a replica is asked, however slowly it comes', async (t) => {
+  const seen: Array<{ at: number; body: string }> = [];
+  const live = createServer((req, res) => {
+    const at = Date.now();
+    let body = '';
+    req.on('data', (chunk) => {
+      body += String(chunk);
+    });
+    req.on('end', () => {
+      seen.push({ at, body });
+      res.end('ok');
+    });
+  });
+  const livePort = await listen(live);
+  t.teardown(() => live.close());
+  const { port, close } = await ingressFor([endpoint('live', livePort)]);
+  t.teardown(close);
+  const client = await stalledUpload(port, 'a'.repeat(50));
+  await new Promise((resolve) => setTimeout(resolve, 200)); // the client is slow on purpose
+  t.is(seen.length, 0, 'no replica asked while the body is still coming');
+  const last = Date.now();
+  client.write('b'.repeat(50));
+  let text = '';
+  for await (const chunk of client) text += String(chunk);
+  t.regex(text, /^HTTP\/1\.1 200 /);
+  t.is(seen[0]?.body, `${'a'.repeat(50)}${'b'.repeat(50)}`);
+  t.true((seen[0]?.at ?? 0) >= last, 'asked only once the body was whole');
+});
+
+test('a client that does not read its answer is cut off after the send timeout', async (t) => {
+  const page = Buffer.alloc(16 * 1024 * 1024, 'y');
+  let upstreamGone = false;
+  const big = createServer((_req, res) => {
+    res.once('close', () => {
+      upstreamGone = true;
+    });
+    res.end(page);
+  });
+  const bigPort = await listen(big);
+  t.teardown(() => big.close());
+  const { port, close } = await ingressFor([endpoint('big', bigPort)], {
+    limits: { sendTimeoutMs: 300 },
+  });
+  t.teardown(close);
+  const client = connect(port, HOST);
+  client.pause(); // it does not read
+  await new Promise((resolve) => client.once('connect', resolve));
+  client.write('GET /page HTTP/1.1\r\nHost: web.s.mesh\r\n\r\n');
+  await eventually(() => upstreamGone, { what: 'the replica let go', timeoutMs: 10_000 });
+  // What it reads afterwards is what was on its way; then the connection ends, the page unsent.
+  let received = 0;
+  for await (const chunk of client) received += (chunk as Buffer).length;
+  t.true(received < page.length, `${received} of ${page.length} bytes`);
+});
+
+test('a client over its connection limit is answered 429 and closed; others are served', async (t) => {
+  const live = await replica('live');
+  t.teardown(() => live.server.close());
+  const { ingress, close } = await ingressFor([endpoint('live', live.port)]);
+  t.teardown(close);
+  const limits = { ...DEFAULT_HTTP_LIMITS, connectionsPerClient: 2 };
+  const servers = new IngressServers(
+    ingress,
+    () => new Map(),
+    async () => {
+      throw new Error('no certificates here');
+    },
+    limits,
+    512,
+    captureLogs('servers').log,
+  );
+  // An ephemeral port of this file's own address.
+  const probe = createServer();
+  const port = await listen(probe);
+  await new Promise((resolve) => probe.close(resolve));
+  await servers.listen(HOST, port, 0);
+  t.teardown(() => servers.close());
+  const held = [connect(port, HOST), connect(port, HOST)];
+  t.teardown(() => {
+    for (const socket of held) socket.destroy();
+  });
+  await Promise.all(held.map((s) => new Promise((resolve) => s.once('connect', resolve))));
+  const third = connect(port, HOST);
+  let text = '';
+  for await (const chunk of third) text += String(chunk);
+  t.regex(text, /^HTTP\/1\.1 429 Too Many Requests/);
+  for (const socket of held) socket.destroy();
+  await eventually(async () => (await send(port, 'GET').catch(() => undefined))?.status === 200, {
+    what: 'served again once the others went',
+    timeoutMs: 5000,
+  });
 });

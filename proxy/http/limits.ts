@@ -1,0 +1,41 @@
+/**
+ * What a client of the HTTP ingress may hold, and for how long: nginx's defaults where it has one
+ * (client_header_timeout, client_body_timeout, send_timeout 60 s), so that a slow client costs
+ * the node a connection for a minute at most and never holds a replica's.
+ */
+export interface HttpLimits {
+  /** To send a request's headers. */
+  headerTimeoutMs: number;
+  /** Between two reads of a request's body. */
+  bodyTimeoutMs: number;
+  /** Between two writes of an answer the client is slow to take. */
+  sendTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** A request body up to this is read whole before any replica is asked; a larger one streams. */
+  bodyBufferBytes: number;
+  /** Connections one client address may hold at once; past that it is answered 429 and closed. */
+  connectionsPerClient: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headerTimeoutMs: 60_000,
+  bodyTimeoutMs: 60_000,
+  sendTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 75_000,
+  bodyBufferBytes: 1024 * 1024,
+  connectionsPerClient: 256,
+};
+
+/** The keys of `--http-limit KEY=VALUE`, and whether each takes a duration or a count. */
+export const HTTP_LIMIT_KEYS: Record<
+  string,
+  { field: keyof HttpLimits; kind: 'duration' | 'bytes' | 'count' }
+> = {
+  'header-timeout': { field: 'headerTimeoutMs', kind: 'duration' },
+  'body-timeout': { field: 'bodyTimeoutMs', kind: 'duration' },
+  'send-timeout': { field: 'sendTimeoutMs', kind: 'duration' },
+  'keepalive-timeout': { field: 'keepAliveTimeoutMs', kind: 'duration' },
+  'body-buffer': { field: 'bodyBufferBytes', kind: 'bytes' },
+  'client-connections': { field: 'connectionsPerClient', kind: 'count' },
+};
