@@ -12,7 +12,7 @@
  * attacks, for a run of a couple of minutes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ import { callAgent } from '../../cli/control-client.js';
 import { encodeName } from '../../proxy/dns/wire.js';
 import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { ensureTool, note, report, until } from './harness.js';
+import { nginxConfig } from './nginx.js';
 
 const MESH = '127.0.63.1';
 const NGINX = '127.0.63.2';
@@ -41,33 +42,6 @@ const stack = `services:
     ports: ["8080"]
     x-mesh: { runtime: process }
 `;
-
-function nginxConfig(root: string, backend: string): string {
-  mkdirSync(join(root, 'nginx'), { recursive: true });
-  return `worker_processes 1;
-daemon off;
-pid ${root}/nginx/nginx.pid;
-error_log ${root}/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_timeout ${TIMEOUT_S}s;
-  client_header_timeout ${TIMEOUT_S}s;
-  send_timeout ${TIMEOUT_S}s;
-  client_body_temp_path ${root}/nginx;
-  proxy_temp_path ${root}/nginx;
-  upstream backend { server ${backend}; keepalive 64; }
-  server {
-    listen ${NGINX}:${PORT};
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-`;
-}
 
 /** What the serving processes hold now: open files and resident memory (MiB), summed. */
 function usage(pids: number[]): { fds: number; rssMiB: number } {
@@ -259,7 +233,15 @@ async function main(): Promise<void> {
     })) as TaskRow[];
     const backend = task?.ports[0]?.split('->')[0];
     if (!backend) throw new Error('the backend reports no port');
-    writeFileSync(join(cluster.root, 'nginx.conf'), nginxConfig(cluster.root, backend));
+    writeFileSync(
+      join(cluster.root, 'nginx.conf'),
+      nginxConfig(
+        cluster.root,
+        `${NGINX}:${PORT}`,
+        backend,
+        `client_body_timeout ${TIMEOUT_S}s; client_header_timeout ${TIMEOUT_S}s; send_timeout ${TIMEOUT_S}s;`,
+      ),
+    );
     nginx = spawn('nginx', ['-c', join(cluster.root, 'nginx.conf'), '-p', cluster.root], {
       stdio: 'ignore',
     });

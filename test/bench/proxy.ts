@@ -12,44 +12,20 @@
  *   npm run bench:proxy [-- --seconds 10] [-- --rounds 3] [-- --warmup 5] [-- --json]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { openSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import type { TaskRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { ensureTool, note, option, report, until } from './harness.js';
+import { nginxConfig } from './nginx.js';
 import { backendService, ratio, type WrkResult, wrk } from './wrk.js';
 
 const MESH = '127.0.42.1';
 const PORT = 18_042;
 const PEERS = { nginx: '127.0.42.2', haproxy: '127.0.42.3', caddy: '127.0.42.4' };
 const HOST = 'web.bench.mesh';
-
-function nginxConfig(root: string, backend: string): string {
-  mkdirSync(join(root, 'nginx'), { recursive: true });
-  return `worker_processes 1;
-daemon off;
-pid ${root}/nginx/nginx.pid;
-error_log ${root}/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${root}/nginx;
-  proxy_temp_path ${root}/nginx;
-  upstream backend { server ${backend}; keepalive 64; }
-  server {
-    listen ${PEERS.nginx}:${PORT};
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For $remote_addr;
-    }
-  }
-}
-`;
-}
 
 const haproxyConfig = (backend: string) => `global
   nbthread 1
@@ -128,7 +104,7 @@ async function main(): Promise<void> {
     if (!backend) throw new Error('the backend reports no port');
 
     const root = cluster.root;
-    writeFileSync(join(root, 'nginx.conf'), nginxConfig(root, backend));
+    writeFileSync(join(root, 'nginx.conf'), nginxConfig(root, `${PEERS.nginx}:${PORT}`, backend));
     writeFileSync(join(root, 'haproxy.cfg'), haproxyConfig(backend));
     writeFileSync(join(root, 'Caddyfile'), caddyConfig(backend));
     peers.push(

@@ -1,0 +1,32 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * nginx with one worker proxying `listen` to `backend` over upstream keep-alive, its files under
+ * `root`, with `extra` directives in its http block: the peer the HTTP benchmarks compare with.
+ */
+export function nginxConfig(root: string, listen: string, backend: string, extra = ''): string {
+  mkdirSync(join(root, 'nginx'), { recursive: true });
+  return `worker_processes 1;
+daemon off;
+pid ${root}/nginx/nginx.pid;
+error_log ${root}/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${root}/nginx;
+  proxy_temp_path ${root}/nginx;
+  ${extra}
+  upstream backend { server ${backend}; keepalive 64; }
+  server {
+    listen ${listen};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }
+  }
+}
+`;
+}
