@@ -43,6 +43,19 @@ export class DnsServer {
     return [...this.udp.keys()];
   }
 
+  /** TCP clients connected now, on every address. */
+  async tcpClients(): Promise<number> {
+    const counts = await Promise.all(
+      [...this.tcp.values()].map(
+        (server) =>
+          new Promise<number>((resolve, reject) =>
+            server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+          ),
+      ),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
   async listen(host: string, port: number): Promise<void> {
     const key = `${host}:${port}`;
     if (this.udp.has(key)) return;

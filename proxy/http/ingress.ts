@@ -3,12 +3,14 @@ import type { Socket } from 'node:net';
 import { type Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
+import { LimitedLog } from '../../mesh/limited-log.js';
 import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../l4/balancer.js';
 import { splice } from '../l4/splice.js';
 import type { Endpoint } from '../routing-table.js';
 import { forwardHeaders, toOriginForm, withoutHopByHop } from './headers.js';
 import type { HttpLimits } from './limits.js';
 import { IngressMetrics } from './metrics.js';
+import { Pipeline } from './pipeline.js';
 import { type Connect, ReplicaUnreachable, UpstreamPools } from './pools.js';
 import { RELAY_UNREACHABLE_HEADER } from './relay.js';
 import { forwardedPath, type HostRoutes, type HttpRoute, hostOnly, matchRoute } from './routes.js';
@@ -17,6 +19,8 @@ import { forwardedPath, type HostRoutes, type HttpRoute, hostOnly, matchRoute } 
 export const DEFAULT_RESPONSE_TIMEOUT_MS = 300_000;
 /** Attempts per request: a connect failure moves on to another replica once (nothing was sent). */
 const MAX_ATTEMPTS = 2;
+/** Pipelined requests of one connection that may wait their turn (browsers send a few at most). */
+const MAX_PIPELINED = 64;
 
 /** Methods a replica may see twice: retried when a reused connection broke before any answer. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -57,12 +61,15 @@ export class HttpIngress {
   private readonly pools: UpstreamPools;
   /** The access log is at debug level: without it, nothing is built for it per request. */
   private readonly accessLog: boolean;
-  /** Per client connection: when its last request so far is over (see handle). */
-  private readonly turns = new WeakMap<Socket, Promise<void>>();
+  /** Per client connection: its requests in turn (see handle). */
+  private readonly pipelines = new WeakMap<Socket, Pipeline>();
+  /** What a client can make the ingress warn about, a line a minute per client. */
+  private readonly warnings: LimitedLog;
 
   constructor(private readonly options: IngressOptions) {
     this.pools = new UpstreamPools(options.connect, options.responseTimeoutMs);
     this.accessLog = options.log.isLevelEnabled('debug');
+    this.warnings = new LimitedLog(options.log, 1);
   }
 
   /** Keeps the pools of the replicas still listed. */
@@ -82,14 +89,25 @@ export class HttpIngress {
    */
   handle(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
     const { socket } = req;
-    const turn = this.turns.get(socket);
-    const over = ended(res, socket);
-    this.turns.set(socket, turn ? turn.then(() => over) : over);
-    if (!turn) this.serve(req, res, scheme);
-    else
-      void turn.then(() => {
-        if (!socket.destroyed) this.serve(req, res, scheme);
-      });
+    let pipeline = this.pipelines.get(socket);
+    if (!pipeline) {
+      const created = new Pipeline(MAX_PIPELINED);
+      socket.once('close', () => created.clear());
+      this.pipelines.set(socket, created);
+      pipeline = created;
+    }
+    const queued = pipeline.add((over) => {
+      res.once('finish', over);
+      res.once('close', over);
+      this.serve(req, res, scheme);
+    });
+    if (queued) return;
+    this.warnings.warn(
+      socket.remoteAddress ?? 'client',
+      { client: socket.remoteAddress, waiting: MAX_PIPELINED },
+      'a client pipelined more requests than are served in turn: its connection is closed',
+    );
+    socket.destroy();
   }
 
   private serve(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
@@ -387,21 +405,6 @@ export class HttpIngress {
       if (close) res.socket?.destroy();
     });
   }
-}
-
-/** Resolves once the answer is over: sent, abandoned, or its client connection gone. */
-function ended(res: ServerResponse, socket: Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('finish', done);
-      res.off('close', done);
-      socket.off('close', done);
-      resolve();
-    };
-    res.once('finish', done);
-    res.once('close', done);
-    socket.once('close', done);
-  });
 }
 
 /** A body already read in part, then the rest from the client, each wait at most `idleMs`. */
