@@ -23,14 +23,27 @@ export interface Endpoint {
   ports: ReadonlyMap<number, number>;
 }
 
+/**
+ * Where a port of a service address comes from: the stack file (`ports:`, `expose:`), the
+ * image's EXPOSE as a replica's container config has it, or a replica seen listening on it.
+ */
+export type PortSource = 'declared' | 'image' | 'listening';
+
+export interface ServicePort extends PortSpec {
+  source: PortSource;
+}
+
 export interface ServiceRoute {
   id: string;
   stack: string;
   name: string;
   /** Its virtual address; undefined until the leader allocated one. */
   address: string | undefined;
-  /** TCP ports it answers on: its published and exposed ones, each with its container port. */
-  ports: PortSpec[];
+  /**
+   * TCP ports its address answers on: the declared ones (published ones keeping what they
+   * publish), then those its replicas' images expose, then those they were seen listening on.
+   */
+  ports: ServicePort[];
   networks: string[];
   /** Host names and path prefixes the HTTP ingress sends here (x-mesh routes). */
   routes: HttpRouteSpec[];
@@ -82,7 +95,13 @@ function endpointOf(
     return undefined;
   if (service.runtime === 'docker') {
     if (!status.address) return undefined;
-    const ports = new Map(portsOf(service).map((p) => [p.target, p.target]));
+    // A declared port is every replica's; a discovered one only theirs who showed it.
+    const targets = [
+      ...declaredPorts(service).map((p) => p.target),
+      ...(status.exposed ?? []),
+      ...(status.listening ?? []),
+    ];
+    const ports = new Map(targets.map((target) => [target, target]));
     return { taskId: task.id, nodeId: task.nodeId, host: status.address, ports };
   }
   const published = status.ports.filter((p) => p.protocol === 'tcp');
@@ -96,14 +115,47 @@ function endpointOf(
   };
 }
 
-/** A service's TCP ports: each declared port once, published ones keeping what they publish. */
-function portsOf(service: ServiceRecord): PortSpec[] {
-  const ports = new Map<number, PortSpec>();
+/** A service's declared TCP ports: each once, published ones keeping what they publish. */
+function declaredPorts(service: ServiceRecord): ServicePort[] {
+  const ports = new Map<number, ServicePort>();
   for (const p of service.ports)
-    if (p.protocol === 'tcp' && !ports.has(p.target)) ports.set(p.target, p);
+    if (p.protocol === 'tcp' && !ports.has(p.target))
+      ports.set(p.target, { ...p, source: 'declared' });
   for (const target of service.expose)
-    if (!ports.has(target)) ports.set(target, { target, protocol: 'tcp' });
+    if (!ports.has(target)) ports.set(target, { target, protocol: 'tcp', source: 'declared' });
   return [...ports.values()];
+}
+
+/**
+ * Every port the service address answers on: the declared ones, then what the statuses of its
+ * tasks meant to run report (whatever their state: a replica restarting keeps its ports served,
+ * a connection meanwhile finds no endpoint and is closed, as for a declared one).
+ */
+function portsOf(service: ServiceRecord, statuses: Array<TaskStatus | undefined>): ServicePort[] {
+  const ports = declaredPorts(service);
+  if (service.runtime !== 'docker') return ports;
+  const known = new Set(ports.map((p) => p.target));
+  const add = (source: PortSource, found: Array<number[] | undefined>) => {
+    for (const target of [...new Set(found.flatMap((list) => list ?? []))].sort((a, b) => a - b))
+      if (!known.has(target)) {
+        known.add(target);
+        ports.push({ target, protocol: 'tcp', source });
+      }
+  };
+  add(
+    'image',
+    statuses.map((s) => s?.exposed),
+  );
+  add(
+    'listening',
+    statuses.map((s) => s?.listening),
+  );
+  return ports;
+}
+
+/** The endpoints of a service that serve a port of its address. */
+export function servingPort(service: ServiceRoute, target: number): Endpoint[] {
+  return service.endpoints.filter((e) => e.ports.has(target));
 }
 
 export function routingTable(view: ReplicaView): RoutingTable {
@@ -122,9 +174,12 @@ export function routingTable(view: ReplicaView): RoutingTable {
   )) {
     const id = serviceId(service);
     const endpoints: Endpoint[] = [];
+    const reported: Array<TaskStatus | undefined> = [];
     for (const task of byService.get(id) ?? []) {
-      const endpoint = endpointOf(task, view.statuses.get(task.id), service, view.alive);
+      const status = view.statuses.get(task.id);
+      const endpoint = endpointOf(task, status, service, view.alive);
       if (endpoint) endpoints.push(endpoint);
+      if (task.desired === 'running' && status?.nodeId === task.nodeId) reported.push(status);
     }
     endpoints.sort((a, b) => a.taskId.localeCompare(b.taskId));
     const route: ServiceRoute = {
@@ -132,7 +187,7 @@ export function routingTable(view: ReplicaView): RoutingTable {
       stack: service.stack,
       name: service.name,
       address: view.addresses.get(id)?.address,
-      ports: portsOf(service),
+      ports: portsOf(service, reported),
       networks: networksOf(service),
       routes: service.routes ?? [],
       endpoints,

@@ -217,14 +217,18 @@ export interface RouteRow {
   id: string;
   dnsName: string;
   address: string | null;
-  /** Container ports served on the service address. */
-  ports: number[];
+  /**
+   * Container ports served on the service address, and where each comes from: the stack file,
+   * the image's EXPOSE, or a replica seen listening on it.
+   */
+  ports: Array<{ port: number; source: 'declared' | 'image' | 'listening' }>;
   /** Ports published on every node (ingress mode). */
   published: number[];
   networks: string[];
   /** Host names and path prefixes of its x-mesh routes (beside `<service>.<stack>.mesh`). */
   hosts: string[];
-  endpoints: Array<{ task: string; node: string; host: string; local: boolean }>;
+  /** Its ready replicas, each with the ports it serves. */
+  endpoints: Array<{ task: string; node: string; host: string; local: boolean; ports: number[] }>;
   /** What this node's HTTP ingress saw of it since the agent started. */
   http: {
     requests: number;

@@ -27,7 +27,7 @@ export function routesRoute(
         id: s.id,
         dnsName: `${s.name}.${s.stack}.mesh`,
         address: s.address ?? null,
-        ports: s.ports.map((p) => p.target),
+        ports: s.ports.map((p) => ({ port: p.target, source: p.source })),
         published: table.ingress.filter((i) => i.service.id === s.id).map((i) => i.port),
         networks: s.networks,
         hosts: s.routes.map((r) => `${r.host}${r.path}`),
@@ -37,6 +37,7 @@ export function routesRoute(
           node: e.nodeId,
           host: e.host,
           local: e.nodeId === nodeId,
+          ports: [...e.ports.keys()].sort((a, b) => a - b),
         })),
       }));
       const wanted = typeof service === 'string' && service !== '' ? service : undefined;

@@ -19,6 +19,8 @@ export interface NodeView {
   observed: ReadonlyMap<string, Observed>;
   /** Tasks whose readiness probe this agent runs. */
   probed: ReadonlySet<string>;
+  /** When each task's container was last looked at (ms). */
+  lookedAt: ReadonlyMap<string, number>;
   /** Tasks with an operation in flight: a round leaves them to it. */
   busy: ReadonlySet<string>;
   /** When each task waiting out its restart delay may start again (ms). */
@@ -49,6 +51,12 @@ export type Action =
   | { type: 'inspect'; taskId: string; runtime: RuntimeKind }
   /** Tell the cluster about the task, with nothing to do to it. */
   | { type: 'report'; taskId: string; status: Pick<TaskStatus, 'state' | 'reason'> };
+
+/**
+ * A running container is looked at again this often: the ports its processes listen on (which
+ * its service address answers on) follow what the app does.
+ */
+export const LOOK_AGAIN_MS = 2000;
 
 const isFinal = (status: TaskStatus | undefined) =>
   status !== undefined && FINAL_STATES.has(status.state);
@@ -103,7 +111,8 @@ export function reconcile(view: NodeView): Action[] {
       status?.state !== 'running' ||
       here.seen.health?.status === 'unhealthy' ||
       // Running, but nobody probes it (this agent restarted): a look starts its probe.
-      (view.services.get(task.serviceId)?.readiness && !view.probed.has(task.id))
+      (view.services.get(task.serviceId)?.readiness && !view.probed.has(task.id)) ||
+      (here.runtime === 'docker' && view.now - (view.lookedAt.get(task.id) ?? 0) >= LOOK_AGAIN_MS)
     ) {
       actions.push({ type: 'inspect', taskId: task.id, runtime: here.runtime });
     }

@@ -60,6 +60,8 @@ export class Reconciler {
   private readonly queues = new Map<string, Promise<void>>();
   /** Tasks this agent is stopping: their exits are expected, not crashes. */
   private readonly stopping = new Set<string>();
+  /** When each task's container was last looked at (ms), for the plan's LOOK_AGAIN_MS. */
+  private readonly lookedAt = new Map<string, number>();
   /** Tasks whose container this agent started and has not removed since. */
   private readonly started = new Set<string>();
   private readonly status: StatusReporter;
@@ -239,6 +241,7 @@ export class Reconciler {
       statuses,
       observed,
       probed: this.probes.watched(),
+      lookedAt: this.lookedAt,
       busy: new Set(this.queues.keys()),
       restartAt,
       runningServices: this.runningServices(),
@@ -356,11 +359,18 @@ export class Reconciler {
    * treated as a crash: its restart policy decides.
    */
   private settle(seen: TaskObservation): void {
-    const { taskId, ports, health, address } = seen;
+    const { taskId, ports, health, address, exposed, listening } = seen;
+    this.lookedAt.set(taskId, Date.now());
     if (health?.status === 'unhealthy') {
       this.exited({ taskId, exitCode: -1, reason: `health check failing (${health.detail})` });
     } else if (health?.status === 'starting') {
-      this.report(taskId, { state: 'starting', reason: 'waiting for its health check', ports });
+      this.report(taskId, {
+        state: 'starting',
+        reason: 'waiting for its health check',
+        ports,
+        exposed,
+        listening,
+      });
     } else {
       const task = this.options.state.get<TaskRecord>('tasks', taskId)?.value;
       const probe = task && this.serviceOf(task)?.readiness;
@@ -371,6 +381,8 @@ export class Reconciler {
         reason: undefined,
         ports,
         address,
+        exposed,
+        listening,
         ...(probe ? {} : { ready: true }),
       });
       if (probe && target) this.probes.watch(taskId, probe, target);
@@ -413,6 +425,7 @@ export class Reconciler {
     try {
       await runtime.remove(taskId, graceMs);
       this.started.delete(taskId);
+      this.lookedAt.delete(taskId);
       await this.options.files?.release(taskId);
     } finally {
       this.stopping.delete(taskId);

@@ -38,6 +38,9 @@ export class StatusReporter {
       since: before?.state === state ? before.since : new Date().toISOString(),
       ports: change.ports ?? (state === 'running' ? (before?.ports ?? []) : []),
       address: change.address ?? (state === 'running' ? before?.address : undefined),
+      // Kept through a restart: the service address keeps answering on them meanwhile.
+      exposed: change.exposed ?? before?.exposed,
+      listening: change.listening ?? before?.listening,
     };
     // Readiness belongs to a running task: it starts not ready, and keeps what it was told since.
     if (state === 'running') {
@@ -49,6 +52,8 @@ export class StatusReporter {
       if (status.ready) delete status.neverReady;
     }
     if (status.address === undefined) delete status.address;
+    if (status.exposed === undefined) delete status.exposed;
+    if (status.listening === undefined) delete status.listening;
     if (status.reason === undefined) delete status.reason;
     if (status.exitCode === undefined) delete status.exitCode;
     this.pending.set(taskId, status);

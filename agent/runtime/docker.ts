@@ -2,9 +2,11 @@ import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { ContainerSettings, NamedVolume } from '../../mesh/api/services.js';
+import { LimitedLog } from '../../mesh/limited-log.js';
 import { LABEL } from './docker-labels.js';
 import { DockerNetworks } from './docker-networks.js';
 import { engineHas } from './engine-has.js';
+import { listeningIn } from './listening.js';
 import {
   type LogPage,
   type Runtime,
@@ -55,6 +57,11 @@ function observe(taskId: string, info: ContainerInfo): TaskObservation {
     startedAt: State.StartedAt,
   };
   if (State.Running && address) observation.address = address;
+  const exposed = Object.keys(info.Config?.ExposedPorts ?? {})
+    .filter((key) => key.endsWith('/tcp'))
+    .map((key) => Number.parseInt(key, 10))
+    .sort((a, b) => a - b);
+  if (exposed.length > 0) observation.exposed = exposed;
   const health = State.Health as
     | { Status: string; FailingStreak: number; Log?: Array<{ ExitCode: number; Output: string }> }
     | undefined;
@@ -125,11 +132,13 @@ export class DockerRuntime implements Runtime {
   /** Images known to be on this engine: a start does not ask again (a removed one is noticed). */
   private readonly images = new Set<string>();
   private events: Promise<Readable> | undefined;
+  private readonly unseen: LimitedLog;
 
   private readonly networks: DockerNetworks;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.networks = new DockerNetworks(options);
+    this.unseen = new LimitedLog(options.log, 1);
   }
 
   private get ownLabels(): string[] {
@@ -209,7 +218,7 @@ export class DockerRuntime implements Runtime {
         `task ${spec.taskId}: container did not start: ${(error as Error).message}`,
       );
     }
-    return observe(spec.taskId, await container.inspect());
+    return this.observed(spec.taskId, await container.inspect());
   }
 
   async remove(taskId: string, graceMs: number): Promise<void> {
@@ -231,7 +240,25 @@ export class DockerRuntime implements Runtime {
   async inspect(taskId: string): Promise<TaskObservation | undefined> {
     const [c] = await this.containers(taskId);
     if (!c) return undefined;
-    return observe(taskId, await this.options.docker.getContainer(c.Id).inspect());
+    return this.observed(taskId, await this.options.docker.getContainer(c.Id).inspect());
+  }
+
+  /** What inspect says, with the ports the running container's processes listen on. */
+  private async observed(taskId: string, info: ContainerInfo): Promise<TaskObservation> {
+    const observation = observe(taskId, info);
+    if (!info.State.Running || !info.State.Pid) return observation;
+    try {
+      observation.listening = await listeningIn(info.State.Pid);
+    } catch (error) {
+      // An agent in a PID namespace of its own, or without the rights: declared and image ports
+      // still route.
+      this.unseen.warn(
+        'listening',
+        { task: taskId, pid: info.State.Pid, reason: (error as Error).message },
+        'the ports a container listens on cannot be read',
+      );
+    }
+    return observation;
   }
 
   /**

@@ -69,6 +69,10 @@ export interface TaskObservation {
   ports: PublishedPort[];
   /** Where this node reaches the container: its address on its first network. */
   address?: string;
+  /** Docker: TCP ports the container's config exposes (its image's EXPOSE and the declared). */
+  exposed?: number[];
+  /** Docker, while running: TCP ports listened on in its network namespace, not loopback only. */
+  listening?: number[];
   startedAt?: string;
   /** Only for tasks with a health check, while running. */
   health?: { status: 'starting' | 'healthy' | 'unhealthy'; detail?: string };

@@ -54,6 +54,10 @@ export interface TaskStatus {
   ports: PublishedPort[];
   /** The container's address on its stack network: where its node reaches it (Docker tasks). */
   address?: string;
+  /** TCP ports its container's config exposes: the image's EXPOSE and the declared ones. */
+  exposed?: number[];
+  /** TCP ports its processes were last seen listening on (not on loopback only), while it runs. */
+  listening?: number[];
   /**
    * While running: whether it takes traffic. Ready once it runs (and its healthcheck passes),
    * or, with an x-mesh readiness probe, once the probe passes.
@@ -109,6 +113,8 @@ export const checkStatus: Check = object({
     reason: string,
     exitCode: integer(Number.MIN_SAFE_INTEGER),
     address: string,
+    exposed: listOf(integer(1)),
+    listening: listOf(integer(1)),
     ready: boolean,
     probe: string,
     neverReady: boolean,

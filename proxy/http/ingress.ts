@@ -6,7 +6,7 @@ import type { Dispatcher } from 'undici';
 import { LimitedLog } from '../../mesh/limited-log.js';
 import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../l4/balancer.js';
 import { splice } from '../l4/splice.js';
-import type { Endpoint } from '../routing-table.js';
+import { type Endpoint, servingPort } from '../routing-table.js';
 import { forwardHeaders, toOriginForm, withoutHopByHop } from './headers.js';
 import type { HttpLimits } from './limits.js';
 import { IngressMetrics } from './metrics.js';
@@ -259,7 +259,7 @@ export class HttpIngress {
   private pickFor(route: HttpRoute, tried: ReadonlySet<string>): Endpoint | undefined {
     const { counters } = this;
     return pick(
-      route.service.endpoints,
+      servingPort(route.service, route.target),
       (id) => counters.get(id),
       Date.now(),
       tried,

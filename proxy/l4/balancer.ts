@@ -3,6 +3,7 @@
  * connect skipped for a while (passive health). The live counters are kept apart from the
  * endpoints the routing table lists, so a new table keeps what was learnt about a task.
  */
+import { randomInt } from 'node:crypto';
 import type { Endpoint } from '../routing-table.js';
 
 /** After a failed connect, an endpoint is passed over this long unless nothing else is left. */
@@ -16,7 +17,11 @@ export interface Live {
 /** What is known of each task's endpoint beyond the table: its open connections, its last failure. */
 export class EndpointCounters {
   private readonly live = new Map<string, Live>();
-  private turn = 0;
+  /**
+   * Where the turn starts: at random, so that the first connection through each node does not go
+   * to the same replica (every node's table lists the endpoints in the same order).
+   */
+  constructor(private turn = randomInt(2 ** 31)) {}
 
   get(taskId: string): Live {
     let live = this.live.get(taskId);

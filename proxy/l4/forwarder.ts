@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Endpoint, ServiceRoute } from '../routing-table.js';
+import { type Endpoint, type ServiceRoute, servingPort } from '../routing-table.js';
 import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from './balancer.js';
 import { splice } from './splice.js';
 
@@ -67,7 +67,7 @@ export class Forwarder {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const { counters } = this;
       const endpoint = pick(
-        service.endpoints,
+        servingPort(service, target),
         (id) => counters.get(id),
         Date.now(),
         tried,
@@ -105,7 +105,7 @@ export class Forwarder {
       return;
     }
     this.options.log.warn(
-      { service: service.id, port: target, endpoints: service.endpoints.length },
+      { service: service.id, port: target, endpoints: servingPort(service, target).length },
       'no endpoint took the connection: closed',
     );
     client.destroy();

@@ -194,3 +194,36 @@ export async function agreed(
   );
   return views as RaftView[]; // eventually() resolves only with a truthy value
 }
+
+/** Resolves once the agent lists `count` nodes, each alive and recorded by a join. */
+export async function nodesRecorded(agent: AgentProcess, count: number): Promise<void> {
+  await eventually(
+    async () => {
+      const nodes = await meshJson<NodeRow[]>(agent, 'node', 'ls');
+      return nodes.length === count && nodes.every((n) => n.status === 'alive' && n.recorded);
+    },
+    { what: `${count} nodes alive and recorded`, timeoutMs: 30_000, intervalMs: 200 },
+  );
+}
+
+/** `mesh deploy` of a stack file written to the cluster's directory; throws when refused. */
+export async function deployStack(
+  cluster: LocalCluster,
+  agent: AgentProcess,
+  stack: string,
+  text: string,
+): Promise<void> {
+  const deployed = await meshOn(agent, 'deploy', '-c', cluster.file(`${stack}.yml`, text), stack);
+  if (deployed.code !== 0) throw new Error(`mesh deploy ${stack}: ${deployed.stderr}`);
+}
+
+/**
+ * Resolves once the agents routed the range unreachable here (nothing may send to it before),
+ * and throws if they do not within 20 s.
+ */
+export async function checkUnreachable(range: string): Promise<void> {
+  await eventually(
+    async () => (await run('ip', ['route', 'show', 'type', 'unreachable'])).stdout.includes(range),
+    { what: `${range} routed unreachable`, timeoutMs: 20_000, intervalMs: 200 },
+  );
+}

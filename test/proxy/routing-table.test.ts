@@ -127,3 +127,71 @@ test('UDP ports and a published port claimed twice are reported as not routed', 
     's.web: port 53/udp (only TCP is routed; mode: host publishes UDP)',
   ]);
 });
+
+/** Two replicas of `db`, declaring no port, whose statuses report what they expose and listen on. */
+function discovered(reports: Array<Pick<TaskStatus, 'exposed' | 'listening'>>): ReplicaView {
+  const base = view();
+  const statuses = new Map(
+    [...base.statuses].map(([id, status], i) => [id, { ...status, ...reports[i] }]),
+  );
+  return { ...base, services: [serviceRecord({ replicas: 2 })], statuses };
+}
+
+test('a service address answers on its image ports and the ports seen listening, each named', (t) => {
+  const [db] = routingTable(
+    discovered([
+      { exposed: [5432], listening: [5432, 9187] },
+      { exposed: [5432], listening: [5432] },
+    ]),
+  ).services;
+  t.deepEqual(
+    db?.ports.map((p) => [p.target, p.source]),
+    [
+      [5432, 'image'],
+      [9187, 'listening'],
+    ],
+  );
+  // Only the replica seen listening on 9187 takes connections to it.
+  t.deepEqual(
+    db?.endpoints.map((e) => [e.taskId, [...e.ports.keys()].sort()]),
+    [
+      ['s.web.1.v1', [5432, 9187]],
+      ['s.web.2.v1', [5432]],
+    ],
+  );
+});
+
+test('a declared port stays declared when the image exposes it too; every replica serves it', (t) => {
+  const base = discovered([{ exposed: [80, 443] }, {}]);
+  const [web] = routingTable({
+    ...base,
+    services: [serviceRecord({ expose: [80], replicas: 2 })],
+  }).services;
+  t.deepEqual(
+    web?.ports.map((p) => [p.target, p.source]),
+    [
+      [80, 'declared'],
+      [443, 'image'],
+    ],
+  );
+  t.deepEqual(
+    web?.endpoints.map((e) => e.ports.has(80)),
+    [true, true],
+  );
+});
+
+test('a replica restarting keeps its discovered ports on the address; a shut-down one does not', (t) => {
+  const base = discovered([{ listening: [6379] }, {}]);
+  const [first] = base.tasks;
+  const restarting = new Map(base.statuses);
+  restarting.set(first?.id as string, {
+    ...(base.statuses.get(first?.id as string) as TaskStatus),
+    state: 'restarting',
+  });
+  const portsOf = (v: ReplicaView) => routingTable(v).services[0]?.ports.map((p) => p.target);
+  t.deepEqual(portsOf({ ...base, statuses: restarting }), [6379]);
+  const tasks = base.tasks.map((task, i) =>
+    i === 0 ? { ...task, desired: 'shutdown' as const } : task,
+  );
+  t.deepEqual(portsOf({ ...base, tasks }), []);
+});

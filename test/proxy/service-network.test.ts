@@ -4,10 +4,9 @@ import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import test from 'ava';
 import DNS from 'dns2';
-import type Docker from 'dockerode';
 import type { RoutesResponse, StatusResponse, TaskRow } from '../../agent/control/api.js';
 import { dnsAddress } from '../../mesh/api/network.js';
-import { removeLabelled } from '../helpers/containers.js';
+import { containerOf, httpGet, removeLabelled, sh } from '../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
 import {
   type AgentProcess,
@@ -15,6 +14,7 @@ import {
   meshJson,
   meshOn,
   nodeIdOf,
+  nodesRecorded,
   testRanges,
 } from '../helpers/local-cluster.js';
 import { bodyOnceAnswering, eventually } from '../helpers/poll.js';
@@ -95,38 +95,6 @@ networks:
     name: net-shared
 `;
 
-/** The container of the (one) running task of a service. */
-async function containerOf(docker: Docker, service: string): Promise<Docker.Container> {
-  const [found] = await docker.listContainers({
-    filters: {
-      label: [`mesh.cluster=${clusterId}`, `mesh.service=${service}`],
-      status: ['running'],
-    },
-  });
-  if (!found) throw new Error(`no running container of ${service}`);
-  return docker.getContainer(found.Id);
-}
-
-/** Runs a shell command in the container; its output (stdout and stderr) and exit code. */
-async function sh(
-  container: Docker.Container,
-  script: string,
-): Promise<{ out: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run('docker', ['exec', container.id, 'sh', '-c', script], {
-      timeout: 15_000,
-    });
-    return { out: stdout + stderr, code: 0 };
-  } catch (error) {
-    const e = error as { stdout?: string; stderr?: string; code?: number };
-    return { out: (e.stdout ?? '') + (e.stderr ?? ''), code: e.code ?? -1 };
-  }
-}
-
-/** An HTTP GET through busybox nc (busybox wget crashes in a static build without NSS). */
-const httpGet = (host: string, port: number, path = '/') =>
-  `printf 'GET ${path} HTTP/1.0\\r\\nHost: ${host}\\r\\n\\r\\n' | nc -w 3 ${host} ${port}`;
-
 const running = (tasks: TaskRow[]) => tasks.length > 0 && tasks.every((t) => t.state === 'running');
 
 test.before(async () => {
@@ -152,17 +120,7 @@ test.before(async () => {
       ]),
     );
   clusterId = (await meshJson<StatusResponse>(seed, 'status')).clusterId;
-  await eventually(
-    async () => {
-      const nodes = await meshJson<Array<{ status: string; recorded: boolean }>>(
-        seed,
-        'node',
-        'ls',
-      );
-      return nodes.length === 3 && nodes.every((n) => n.status === 'alive' && n.recorded);
-    },
-    { what: 'three nodes alive and recorded', timeoutMs: 30_000, intervalMs: 200 },
-  );
+  await nodesRecorded(seed, 3);
   const deployed = await meshOn(seed, 'deploy', '-c', cluster.file('app.yml', APP), 'app');
   if (deployed.code !== 0) throw new Error(deployed.stderr);
   const other = await meshOn(seed, 'deploy', '-c', cluster.file('other.yml', OTHER), 'other');
@@ -201,7 +159,7 @@ dockerTest(
 dockerTest(
   'a client on another node reaches web by short name, by full name, and db over TCP',
   async (t, docker) => {
-    const client = await containerOf(docker, 'client');
+    const client = await containerOf(docker, clusterId, 'client');
     const short = await eventually(
       async () => {
         const { out } = await sh(client, httpGet('web', 8080));
@@ -269,8 +227,8 @@ dockerTest(
 );
 
 dockerTest('another stack reaches web only from a shared external network', async (t, docker) => {
-  const outsider = await containerOf(docker, 'outsider');
-  const friend = await containerOf(docker, 'friend');
+  const outsider = await containerOf(docker, clusterId, 'outsider');
+  const friend = await containerOf(docker, clusterId, 'friend');
   const resolved = await sh(outsider, 'nslookup web.app.mesh');
   t.regex(resolved.out, /Address:?\s+10\.250\./, 'the name resolves for everyone');
   const refused = await sh(outsider, httpGet('web.app.mesh', 8080));
@@ -282,7 +240,7 @@ dockerTest('another stack reaches web only from a shared external network', asyn
 dockerTest(
   'a killed replica leaves every routing table and takes no new connection',
   async (t, docker) => {
-    const client = await containerOf(docker, 'client');
+    const client = await containerOf(docker, clusterId, 'client');
     const seed = agents[0] as AgentProcess;
     const before = await meshJson<RoutesResponse>(seed, 'inspect', 'web');
     const victim = before.services[0]?.endpoints[0];

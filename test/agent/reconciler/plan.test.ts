@@ -1,5 +1,10 @@
 import test from 'ava';
-import { type NodeView, type Observed, reconcile } from '../../../agent/reconciler/plan.js';
+import {
+  LOOK_AGAIN_MS,
+  type NodeView,
+  type Observed,
+  reconcile,
+} from '../../../agent/reconciler/plan.js';
 import type { TaskObservation } from '../../../agent/runtime/runtime.js';
 import type { RuntimeKind, ServiceRecord } from '../../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../../mesh/api/tasks.js';
@@ -26,6 +31,7 @@ function view(overrides: Partial<NodeView> = {}): NodeView {
     statuses: new Map(),
     observed: new Map(),
     probed: new Set(),
+    lookedAt: new Map([[task.id, NOW]]),
     busy: new Set(),
     restartAt: new Map(),
     runningServices: new Set(),
@@ -56,6 +62,23 @@ test('a running, healthy task that the cluster knows runs is left alone', (t) =>
     }),
   );
   t.deepEqual(actions, []);
+});
+
+test('a running container is looked at again every LOOK_AGAIN_MS: its listening ports follow', (t) => {
+  const running = {
+    observed: new Map([seen(task.id, 'running')]),
+    statuses: statuses({ [task.id]: 'running' }),
+  };
+  const look = [{ type: 'inspect', taskId: task.id, runtime: 'docker' }];
+  t.deepEqual(reconcile(view({ ...running, now: NOW + LOOK_AGAIN_MS - 1 })), []);
+  t.deepEqual(reconcile(view({ ...running, now: NOW + LOOK_AGAIN_MS })), look);
+  t.deepEqual(reconcile(view({ ...running, lookedAt: new Map() })), look, 'never looked at');
+  // A process shares the node's network: its ports are the ones it was given.
+  const process = {
+    ...running,
+    observed: new Map([seen(task.id, 'running', undefined, 'process')]),
+  };
+  t.deepEqual(reconcile(view({ ...process, now: NOW + LOOK_AGAIN_MS })), []);
 });
 
 test('a container of a task no longer assigned here is removed, from the runtime that runs it', (t) => {

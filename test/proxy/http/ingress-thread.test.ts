@@ -21,7 +21,7 @@ function route(host: string, endpoint: Endpoint): [string, HttpRoute[]] {
     stack: 's',
     name: host.split('.')[0] as string,
     address: undefined,
-    ports: [{ target: 80, protocol: 'tcp' }],
+    ports: [{ target: 80, protocol: 'tcp', source: 'declared' }],
     networks: [],
     routes: [],
     endpoints: [endpoint],

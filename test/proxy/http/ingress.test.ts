@@ -53,7 +53,7 @@ async function ingressFor(
     stack: 's',
     name: 'web',
     address: undefined,
-    ports: [{ target: 80, protocol: 'tcp' }],
+    ports: [{ target: 80, protocol: 'tcp', source: 'declared' }],
     networks: [],
     routes: [],
     endpoints,

@@ -26,6 +26,17 @@ test('equals are picked in turn', (t) => {
   t.deepEqual([...new Set(picked)].sort(), ['a', 'b', 'c']);
 });
 
+test('each node starts its turn at random: first connections through fresh nodes spread', (t) => {
+  const first = new Set(
+    Array.from({ length: 30 }, () => {
+      const counters = new EndpointCounters();
+      return pick(endpoints, (id) => counters.get(id), 0, new Set(), counters.nextTurn())?.taskId;
+    }),
+  );
+  // The same one 30 times in a row from a random start: (1/3)^29.
+  t.true(first.size > 1, `the first pick of 30 nodes: ${[...first].join(', ')}`);
+});
+
 test('an endpoint that failed to connect is passed over until its timeout', (t) => {
   const counters = new EndpointCounters();
   counters.get('a').failedUntil = 1000 + FAIL_TIMEOUT_MS;

@@ -22,7 +22,7 @@ function route(endpoints: Endpoint[]): ServiceRoute {
     stack: 's',
     name: 'web',
     address: '10.77.0.2',
-    ports: [{ target: 80, protocol: 'tcp' }],
+    ports: [{ target: 80, protocol: 'tcp', source: 'declared' }],
     networks: ['s_default'],
     routes: [],
     endpoints,
