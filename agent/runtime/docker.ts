@@ -466,6 +466,7 @@ function hostOptions(c: ContainerSettings) {
     GroupAdd: c.groupAdd,
     PidsLimit: c.pidsLimit,
     OomScoreAdj: c.oomScoreAdj,
-    LogConfig: c.logging && { Type: c.logging.driver, Config: c.logging.options },
+    // An empty Type is the engine's default driver.
+    LogConfig: c.logging && { Type: c.logging.driver ?? '', Config: c.logging.options },
   };
 }

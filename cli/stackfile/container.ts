@@ -57,9 +57,9 @@ function extraHosts(value: unknown): string[] {
 
 function logging(value: unknown): ContainerSettings['logging'] {
   const { driver, options } = value as { driver?: string; options?: Record<string, unknown> };
-  if (!driver) throw new Error('logging needs a driver (json-file, local, journald, none, ...)');
+  // Without a driver the engine's default one takes the options (as docker run --log-opt does).
   return {
-    driver,
+    ...(driver ? { driver } : {}),
     options: Object.fromEntries(Object.entries(options ?? {}).map(([k, o]) => [k, text(o)])),
   };
 }

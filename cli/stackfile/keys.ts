@@ -80,8 +80,12 @@ export const SUPPORTED_NOTES: Record<string, string> = {
     'named <stack>_<key>; driver and driver_opts go to the engine; `x-mesh: {scratch: true}` does not pin',
   'services.*.ports':
     'published on every node through the routing mesh (TCP); `mode: host` on the task node only',
-  'services.*.expose': 'ports the service address answers on',
-  'services.*.networks': 'services reach each other only through a shared network',
+  'services.*.expose':
+    "ports the service address answers on, besides the image's and those seen listening",
+  'services.*.logging':
+    "applied to the container (Docker tasks); options without a driver go to the engine's default",
+  'services.*.networks':
+    'services reach each other only through a shared network; aliases, addresses and the other entry keys are reported as ignored',
   'services.*.volumes':
     'a named volume pins its service to the node it was made on; bind mounts pass through',
   'services.*.restart': 'mapped onto deploy.restart_policy',

@@ -180,6 +180,31 @@ export const SCHEMA_ADDITIONS: Addition[] = [
       spec: `long-syntax port \`${key}\` (2023)`,
     }),
   ),
+  ...(
+    [
+      ['mac_address', string],
+      ['driver_opts', { type: 'object', additionalProperties: { type: ['string', 'number'] } }],
+      ['gw_priority', { type: 'number' }],
+      ['interface_name', string],
+    ] as const
+  ).map(
+    ([key, shape]): Addition => ({
+      at: [
+        ...SERVICE,
+        'networks',
+        'oneOf',
+        1,
+        'patternProperties',
+        '^[a-zA-Z0-9._-]+$',
+        'oneOf',
+        0,
+        'properties',
+      ],
+      key,
+      shape,
+      spec: `a service's network entry \`${key}\` (2023-2025)`,
+    }),
+  ),
   {
     at: ['definitions', 'secret', 'properties'],
     key: 'environment',

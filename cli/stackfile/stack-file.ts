@@ -19,7 +19,13 @@ import { IGNORED_DEPLOY, IGNORED_SERVICE, IGNORED_TOP } from './keys.js';
 import { checkSchema } from './schema.js';
 import { type KeyPath, type Problem, Source, StackFileError } from './source.js';
 import { interpolate, parseBytes, parseDuration, splitCommand } from './values.js';
-import { declaredValues, type FileValue, serviceRefs, ValueError } from './values-of-file.js';
+import {
+  type DeclaredValues,
+  declaredValues,
+  type FileValue,
+  serviceRefs,
+  ValueError,
+} from './values-of-file.js';
 import { declaredVolumes, serviceVolumes } from './volumes.js';
 
 export { StackFileError } from './source.js';
@@ -106,14 +112,11 @@ export function readStackFile(
   const problems: Problem[] = [];
   const networks = networksOfFile(stack, (data.networks ?? {}) as Raw, ignore);
   const dir = dirname(resolve(file));
-  const values = { secrets: new Map<string, FileValue>(), configs: new Map<string, FileValue>() };
-  for (const kind of ['secrets', 'configs'] as const)
-    try {
-      values[kind] = declaredValues(kind, data[kind] as Raw, stack, dir, env, ignore);
-    } catch (error) {
-      if (!(error instanceof ValueError)) throw error;
-      problems.push(source.problem(error.path, error.message));
-    }
+  const refuse = (error: ValueError) => problems.push(source.problem(error.path, error.message));
+  const values = {
+    secrets: declaredValues('secrets', data.secrets as Raw, stack, dir, env, ignore, refuse),
+    configs: declaredValues('configs', data.configs as Raw, stack, dir, env, ignore, refuse),
+  };
   const volumes = declaredVolumes(stack, data.volumes as Raw | undefined, ignore);
   const context = { source, dir, ignore, problems, env, networks, values, volumes };
   const definitions = Object.entries(services).flatMap(([name, raw]) => {
@@ -137,7 +140,7 @@ export function readStackFile(
   return {
     stack,
     services: definitions,
-    values: [...values.secrets.values(), ...values.configs.values()],
+    values: [...values.secrets.values.values(), ...values.configs.values.values()],
     ignored,
   };
 }
@@ -161,7 +164,7 @@ interface Context {
   /** The file's networks by the name its services use, each as its key. */
   networks: Map<string, string>;
   /** The file's secrets and configs by the key its services use. */
-  values: Record<ValueKind, Map<string, FileValue>>;
+  values: Record<ValueKind, DeclaredValues>;
   /** The file's named volumes by the key its services use. */
   volumes: Map<string, NamedVolume>;
 }
@@ -528,6 +531,19 @@ function routesOf(value: unknown, path: KeyPath, service: ServiceDefinition): Ht
 const UDP_NOT_ROUTED =
   'not routed: the mesh forwards TCP only; publish a UDP port with mode: host to reach it on its node';
 
+/** Why each key of a service's network entry is not applied: never a refusal. */
+const NETWORK_ENTRY_IGNORED: Record<string, string> = {
+  aliases: 'other services reach it by its service name (through its service address)',
+  ipv4_address: "each node's bridge has its own subnet: the engine assigns container addresses",
+  ipv6_address: "each node's bridge has its own subnet: the engine assigns container addresses",
+  link_local_ips: 'the engine assigns container addresses',
+  mac_address: 'the engine assigns MAC addresses',
+  driver_opts: 'the bridges mesh makes take no per-container driver options',
+  priority: 'the networks are joined in the order listed',
+  gw_priority: 'the engine picks the default gateway itself',
+  interface_name: 'the engine names the interfaces',
+};
+
 /** A service's `networks:` (a list, or a map whose values say aliases and addresses) as keys. */
 function serviceNetworks(value: unknown, path: KeyPath, context: Context): string[] {
   const names = Array.isArray(value) ? (value as string[]) : Object.keys(value as Raw);
@@ -542,7 +558,7 @@ function serviceNetworks(value: unknown, path: KeyPath, context: Context): strin
       for (const setting of Object.keys(((value as Raw)[name] ?? {}) as Raw))
         context.ignore(
           [...path, 'networks', name, setting],
-          'services are reached by their name and service address',
+          NETWORK_ENTRY_IGNORED[setting] ?? 'not applied by mesh',
         );
     return key;
   });

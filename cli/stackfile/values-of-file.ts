@@ -44,51 +44,71 @@ export function declaredValues(
   dir: string,
   env: NodeJS.ProcessEnv,
   ignore: (path: KeyPath, reason: string) => void,
-): Map<string, FileValue> {
+  refuse: (error: ValueError) => void,
+): DeclaredValues {
   const values = new Map<string, FileValue>();
-  for (const [key, raw] of Object.entries(declared ?? {})) {
-    const spec = (raw ?? {}) as Raw;
-    const path: KeyPath = [kind, key];
-    const external = spec.external === true || typeof spec.external === 'object';
-    const name = typeof spec.name === 'string' ? spec.name : external ? key : `${stack}_${key}`;
-    if (!isValidValueName(name))
-      throw new ValueError(
-        path,
-        `${noun(kind)} name "${name}" must be letters, digits, _, . and -`,
-      );
-    for (const setting of ['driver', 'driver_opts', 'template_driver', 'labels'])
-      if (spec[setting] !== undefined)
-        ignore([...path, setting], 'values are kept by mesh, sealed, as they are');
-    if (external) {
-      values.set(key, { kind, name });
-      continue;
+  const broken = new Set<string>();
+  for (const [key, raw] of Object.entries(declared ?? {}))
+    try {
+      const value = declaredValue(kind, key, (raw ?? {}) as Raw, stack, dir, env, ignore);
+      values.set(key, value);
+    } catch (error) {
+      if (!(error instanceof ValueError)) throw error;
+      // Reported here, once: the services that use it say nothing more of it.
+      refuse(error);
+      broken.add(key);
     }
-    let data: Buffer;
-    if (typeof spec.file === 'string') {
-      try {
-        data = readFileSync(resolve(dir, spec.file));
-      } catch (error) {
-        throw new ValueError(
-          [...path, 'file'],
-          `cannot read ${spec.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        );
-      }
-    } else if (typeof spec.environment === 'string') {
-      const value = env[spec.environment];
-      if (value === undefined)
-        throw new ValueError([...path, 'environment'], `$${spec.environment} is not set`);
-      data = Buffer.from(value);
-    } else if (kind === 'configs' && typeof spec.content === 'string') {
-      data = Buffer.from(spec.content);
-    } else {
+  return { values, broken };
+}
+
+/** The values a file declares, and those it declares that are refused (reported already). */
+export interface DeclaredValues {
+  values: Map<string, FileValue>;
+  broken: Set<string>;
+}
+
+function declaredValue(
+  kind: ValueKind,
+  key: string,
+  spec: Raw,
+  stack: string,
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  ignore: (path: KeyPath, reason: string) => void,
+): FileValue {
+  const path: KeyPath = [kind, key];
+  const external = spec.external === true || typeof spec.external === 'object';
+  const name = typeof spec.name === 'string' ? spec.name : external ? key : `${stack}_${key}`;
+  if (!isValidValueName(name))
+    throw new ValueError(path, `${noun(kind)} name "${name}" must be letters, digits, _, . and -`);
+  for (const setting of ['driver', 'driver_opts', 'template_driver', 'labels'])
+    if (spec[setting] !== undefined)
+      ignore([...path, setting], 'values are kept by mesh, sealed, as they are');
+  if (external) return { kind, name };
+  let data: Buffer;
+  if (typeof spec.file === 'string') {
+    try {
+      data = readFileSync(resolve(dir, spec.file));
+    } catch (error) {
       throw new ValueError(
-        path,
-        `needs file, environment${kind === 'configs' ? ', content' : ''} or external: true`,
+        [...path, 'file'],
+        `cannot read ${spec.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
       );
     }
-    values.set(key, { kind, name, data: data.toString('base64') });
+  } else if (typeof spec.environment === 'string') {
+    const value = env[spec.environment];
+    if (value === undefined)
+      throw new ValueError([...path, 'environment'], `$${spec.environment} is not set`);
+    data = Buffer.from(value);
+  } else if (kind === 'configs' && typeof spec.content === 'string') {
+    data = Buffer.from(spec.content);
+  } else {
+    throw new ValueError(
+      path,
+      `needs file, environment${kind === 'configs' ? ', content' : ''} or external: true`,
+    );
   }
-  return values;
+  return { kind, name, data: data.toString('base64') };
 }
 
 /** A service's references of one kind, each to a value the file declares. */
@@ -96,12 +116,13 @@ export function serviceRefs(
   kind: ValueKind,
   refs: unknown,
   path: KeyPath,
-  declared: Map<string, FileValue>,
+  declared: DeclaredValues,
 ): FileRef[] {
-  return ((refs ?? []) as unknown[]).map((entry, i) => {
+  return ((refs ?? []) as unknown[]).flatMap((entry, i) => {
     const long = (typeof entry === 'string' ? { source: entry } : entry) as Raw;
     const key = String(long.source);
-    const value = declared.get(key);
+    if (declared.broken.has(key)) return [];
+    const value = declared.values.get(key);
     if (!value)
       throw new ValueError(
         [...path, kind, i],

@@ -128,7 +128,8 @@ export interface ContainerSettings {
   oomScoreAdj?: number;
   /** `os[/arch[/variant]]` the image is run for. */
   platform?: string;
-  logging?: { driver: string; options: Record<string, string> };
+  /** Without a driver: the engine's default one, with these options. */
+  logging?: { driver?: string; options: Record<string, string> };
 }
 
 /** A named volume a service mounts. */
@@ -424,7 +425,7 @@ const definitionFields: Fields = {
         pidsLimit: integer(-1),
         oomScoreAdj: integer(-1000),
         platform: string,
-        logging: shape({ driver: string, options: mapOf(string) }),
+        logging: object({ required: { options: mapOf(string) }, optional: { driver: string } }),
       },
     }),
     readiness: object({

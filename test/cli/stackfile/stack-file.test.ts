@@ -184,7 +184,7 @@ test('networks become keys: the stack default, a stack network, an external one 
     stack.ignored.map((i) => `${i.path}: ${i.reason}`),
     [
       'services.dns.ports.0: not routed: the mesh forwards TCP only; publish a UDP port with mode: host to reach it on its node',
-      'services.dns.networks.front.aliases: services are reached by their name and service address',
+      'services.dns.networks.front.aliases: other services reach it by its service name (through its service address)',
     ],
   );
   const error = t.throws(() =>
@@ -568,4 +568,68 @@ volumes:
     { name: 'app_cache', pinned: false },
     { name: 'shared', pinned: false },
   ]);
+});
+
+test('a secret whose file cannot be read is reported once, not again at each service using it', (t) => {
+  const message = problems(
+    'secret-cascade.yml',
+    'services:\n  a:\n    image: x\n    secrets: [pw]\n  b:\n    image: x\n    secrets: [pw]\nsecrets:\n  pw: { file: ./absent.txt }\n',
+  );
+  t.regex(message, /secrets\.pw\.file: cannot read \.\/absent\.txt: ENOENT/);
+  t.notRegex(message, /not declared/);
+  t.is(message.match(/absent\.txt/g)?.length, 1);
+});
+
+test('logging with options and no driver: the engine default driver takes the options', (t) => {
+  const stack = readStackFile(
+    file(
+      'logging-options.yml',
+      'services:\n  a:\n    image: x\n    logging:\n      options: { max-size: 10m, max-file: "3" }\n',
+    ),
+    'app',
+  );
+  t.deepEqual(stack.services[0]?.container?.logging, {
+    options: { 'max-size': '10m', 'max-file': '3' },
+  });
+});
+
+test("every key the specification allows in a service's network entry is accepted, each ignored with its reason", (t) => {
+  const stack = readStackFile(
+    file(
+      'network-entry.yml',
+      `services:
+  a:
+    image: x
+    networks:
+      back:
+        aliases: [database]
+        ipv4_address: 172.30.0.5
+        ipv6_address: "fd00::5"
+        link_local_ips: ["169.254.0.5"]
+        mac_address: "02:42:ac:11:00:05"
+        driver_opts: { com.docker.network.endpoint.sysctls: "net.ipv4.conf.IFNAME.log_martians=1" }
+        priority: 100
+        gw_priority: 1
+        interface_name: eth5
+networks:
+  back: {}
+`,
+    ),
+    'app',
+  );
+  const keys = stack.ignored
+    .filter((i) => i.path.startsWith('services.a.networks.back.'))
+    .map((i) => i.path.split('.').at(-1));
+  t.deepEqual(keys, [
+    'aliases',
+    'ipv4_address',
+    'ipv6_address',
+    'link_local_ips',
+    'mac_address',
+    'driver_opts',
+    'priority',
+    'gw_priority',
+    'interface_name',
+  ]);
+  t.true(stack.ignored.every((i) => i.reason !== 'not applied by mesh'));
 });
