@@ -3,7 +3,7 @@ import DNS from 'dns2';
 import { failure, parseQuery, RCODE, respond, TYPE, UDP_MAX } from '../../../proxy/dns/wire.js';
 import { buildZone, lookup } from '../../../proxy/dns/zone.js';
 import { routingTable } from '../../../proxy/routing-table.js';
-import { serviceRecord } from '../../helpers/records.js';
+import { serviceRecord, taskRecord, taskStatus } from '../../helpers/records.js';
 
 const table = routingTable({
   settings: { serviceRange: '10.77.0.0/24', bridgeRange: '10.78.0.0/16' },
@@ -61,6 +61,26 @@ test('SRV for each port, pointing at the service name, with its address as addit
   t.is(srv?.port, 443);
   t.is(srv?.target, 'web.s.mesh');
   t.is((answer.additionals[0] as { address?: string } | undefined)?.address, '10.77.0.2');
+});
+
+test("SRV follows the ports a service's replicas report: the image's and those seen listening", (t) => {
+  const cache = serviceRecord({ name: 'cache' });
+  const task = taskRecord(1, 1, 'n1');
+  const discovered = routingTable({
+    settings: { serviceRange: '10.77.0.0/24', bridgeRange: '10.78.0.0/16' },
+    services: [cache],
+    addresses: new Map([['s.cache', { address: '10.77.0.4' }]]),
+    tasks: [{ ...task, serviceId: 's.cache' }],
+    statuses: new Map([
+      [task.id, { ...taskStatus('running'), exposed: [6379], listening: [16379] }],
+    ]),
+    alive: new Set(['n1']),
+  });
+  const srvZone = buildZone(discovered, 1);
+  for (const port of [6379, 16379]) {
+    const found = lookup(srvZone, `_${port}._tcp.cache.s.mesh`, TYPE.SRV);
+    t.true(found !== srvZone.nxdomain && found !== srvZone.nodata, `SRV for ${port}`);
+  }
 });
 
 test('NXDOMAIN for a name not in the zone, NODATA for a name without that type', (t) => {
