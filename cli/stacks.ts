@@ -169,6 +169,9 @@ export async function deploy(args: string[]): Promise<number> {
   const timeoutMs = durationOf(values.timeout, '--timeout') ?? 300_000;
   const stackFile = readStackFile(file, positionals[0]);
   if (stackFile.ignored.length > 0) process.stderr.write(ignoredReport(file, stackFile.ignored));
+  // As Compose does: one warning per use of a variable that is not set.
+  for (const u of stackFile.unset)
+    process.stderr.write(`mesh: warning: ${file}:${u.line}: ${u.path}: ${u.reason}\n`);
   const dataDir = dataDirOf(values);
   const request = {
     stack: stackFile.stack,
@@ -233,6 +236,7 @@ async function dryRun(
     services,
     removed,
     ignored: stackFile.ignored,
+    unset: stackFile.unset,
   };
   print(json, result, () =>
     [

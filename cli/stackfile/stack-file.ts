@@ -18,7 +18,13 @@ import { CONTAINER_KEYS } from './container.js';
 import { IGNORED_DEPLOY, IGNORED_SERVICE, IGNORED_TOP } from './keys.js';
 import { checkSchema } from './schema.js';
 import { type KeyPath, type Problem, Source, StackFileError } from './source.js';
-import { interpolate, parseBytes, parseDuration, splitCommand } from './values.js';
+import {
+  interpolate,
+  parseBytes,
+  parseDuration,
+  splitCommand,
+  type UnsetVariable,
+} from './values.js';
 import {
   type DeclaredValues,
   declaredValues,
@@ -43,6 +49,8 @@ export interface StackFile {
   /** The secrets and configs it declares, to be stored (or found, external ones) at deploy. */
   values: FileValue[];
   ignored: Ignored[];
+  /** Variables the file uses that are not set (an empty string was used), where each is used. */
+  unset: Ignored[];
 }
 
 type Raw = Record<string, unknown>;
@@ -76,8 +84,9 @@ export function readStackFile(
 ): StackFile {
   const source = Source.read(file);
   let data: Raw;
+  const unsetVariables: UnsetVariable[] = [];
   try {
-    data = interpolate(source.data ?? {}, env) as Raw;
+    data = interpolate(source.data ?? {}, env, unsetVariables) as Raw;
   } catch (error) {
     const path = (error as { path?: KeyPath }).path ?? [];
     throw new StackFileError([source.problem(path, (error as Error).message)]);
@@ -87,6 +96,11 @@ export function readStackFile(
   const ignored: Ignored[] = [];
   const ignore = (path: KeyPath, reason: string) =>
     ignored.push({ path: path.join('.'), line: source.locate(path, true).line, reason });
+  const unset = unsetVariables.map(({ path, name }) => ({
+    path: path.join('.'),
+    line: source.locate(path, true).line,
+    reason: `${name} is not set: an empty string is used`,
+  }));
 
   const schemaProblems = checkSchema(source, data);
   if (schemaProblems.length > 0) throw new StackFileError(schemaProblems);
@@ -142,6 +156,7 @@ export function readStackFile(
     services: definitions,
     values: [...values.secrets.values.values(), ...values.configs.values.values()],
     ignored,
+    unset,
   };
 }
 
@@ -226,6 +241,8 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
   const entrypoint = at([...path, 'entrypoint'], () => commandOf(raw.entrypoint));
   if (runtime === 'docker' && typeof raw.image !== 'string')
     throw new Located(path, 'missing "image" (or x-mesh: {runtime: process} with a command)');
+  if (runtime === 'docker' && raw.image === '')
+    throw new Located([...path, 'image'], 'is empty (an unset variable?), as Compose refuses it');
   if (runtime === 'process' && !command && !entrypoint)
     throw new Located(path, 'a process service needs a command');
   if (runtime === 'process')
@@ -614,6 +631,9 @@ function volumeOf(value: unknown, dir: string): string {
   }
   const parts = String(value).split(':');
   if (parts.length === 1) return parts[0] as string;
+  // Compose refuses it too: `${DATA}:/data` with DATA unset would mount nothing named.
+  if (parts[0] === '')
+    throw new Error(`"${String(value)}" has an empty source (an unset variable?)`);
   return [hostPath(parts[0] as string, dir), ...parts.slice(1)].join(':');
 }
 

@@ -1,5 +1,7 @@
 /** Compose's small value languages: durations, byte sizes, shell-like commands, ${VAR}. */
 
+import { typedValue } from './typed-keys.js';
+
 const UNIT_MS: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
@@ -55,31 +57,45 @@ export function splitCommand(text: string): string[] {
   return words;
 }
 
+/** A variable the file uses that is not set, and where (an empty string is used). */
+export interface UnsetVariable {
+  path: Array<string | number>;
+  name: string;
+}
+
 /**
  * Compose's interpolation in every string of the file: $VAR, ${VAR}, ${VAR:-default},
- * ${VAR-default}, ${VAR:?message}, ${VAR?message}; $$ is a literal $.
+ * ${VAR-default}, ${VAR:?message}, ${VAR?message}; $$ is a literal $. A substituted value takes
+ * the type of its key (typedValue); each variable used but not set is added to `unset`.
  */
 export function interpolate(
   value: unknown,
   env: NodeJS.ProcessEnv,
+  unset: UnsetVariable[] = [],
   path: Array<string | number> = [],
 ): unknown {
   if (typeof value === 'string') {
+    if (!value.includes('$')) return value;
     try {
-      return interpolateString(value, env);
+      const text = interpolateString(value, env, (name) => unset.push({ path, name }));
+      return typedValue(path, text);
     } catch (error) {
       throw Object.assign(error as Error, { path });
     }
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, [...path, i]));
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, unset, [...path, i]));
   if (value && typeof value === 'object')
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, [...path, k])]),
+      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, unset, [...path, k])]),
     );
   return value;
 }
 
-function interpolateString(text: string, env: NodeJS.ProcessEnv): string {
+function interpolateString(
+  text: string,
+  env: NodeJS.ProcessEnv,
+  notSet: (name: string) => void,
+): string {
   return text.replace(
     /\$(\$|([A-Za-z_]\w*)|\{([A-Za-z_]\w*)(?:(:?)([-?])([^}]*))?\})/g,
     (_match, _all, bare, name, colon, op, arg) => {
@@ -90,6 +106,7 @@ function interpolateString(text: string, env: NodeJS.ProcessEnv): string {
       if (op === '-' && missing) return arg as string;
       if (op === '?' && missing)
         throw new Error(`variable ${key} is required: ${arg || 'not set'}`);
+      if (value === undefined && op !== '-') notSet(key);
       return value ?? '';
     },
   );

@@ -633,3 +633,70 @@ networks:
   ]);
   t.true(stack.ignored.every((i) => i.reason !== 'not applied by mesh'));
 });
+
+test('interpolated values take the type of their key, as Compose converts them', (t) => {
+  const stack = readStackFile(
+    file(
+      'typed.yml',
+      `services:
+  web:
+    image: x
+    read_only: \${RO}
+    deploy:
+      replicas: \${REPLICAS:-3}
+      update_config: { parallelism: "\${PARALLEL}" }
+    ports:
+      - target: \${PORT}
+        published: 8080
+networks:
+  back:
+    enable_ipv6: \${IPV6:-true}
+`,
+    ),
+    'app',
+    { RO: 'false', PARALLEL: '2', PORT: '80' },
+  );
+  const [web] = stack.services;
+  t.is(web?.replicas, 3);
+  t.is(web?.update.parallelism, 2);
+  t.like(web?.ports[0], { target: 80, published: 8080 });
+  t.falsy(web?.container?.readOnly);
+  // A value that is not of the key's type is still refused, naming the file, line and key.
+  t.regex(
+    problems(
+      'typed-bad.yml',
+      `services:\n  web:\n    image: x\n    deploy:\n      replicas: \${N}\n`,
+      { N: 'many' },
+    ),
+    /typed-bad\.yml:5:\d+: .*services\.web\.deploy\.replicas/,
+  );
+});
+
+test('each use of an unset variable is a warning naming file and line; an empty source or image is refused', (t) => {
+  const stack = readStackFile(
+    file(
+      'unset.yml',
+      `services:\n  web:\n    image: x\n    environment:\n      - ROOT=\${MEDIA_PATH}/media\n    command: echo \${GREETING:-hi}\n`,
+    ),
+    'app',
+    {},
+  );
+  t.deepEqual(stack.unset, [
+    {
+      path: 'services.web.environment.0',
+      line: 5,
+      reason: 'MEDIA_PATH is not set: an empty string is used',
+    },
+  ]);
+  t.regex(
+    problems(
+      'unset-volume.yml',
+      `services:\n  web:\n    image: x\n    volumes: ["\${DATA}:/data"]\n`,
+    ),
+    /unset-volume\.yml:4:\d+: services\.web\.volumes\.0: ":\/data" has an empty source/,
+  );
+  t.regex(
+    problems('unset-image.yml', `services:\n  web:\n    image: \${IMAGE}\n`),
+    /unset-image\.yml:3:\d+: services\.web\.image: is empty/,
+  );
+});
