@@ -132,24 +132,36 @@ export function readStackFile(
     configs: declaredValues('configs', data.configs as Raw, stack, dir, env, ignore, refuse),
   };
   const volumes = declaredVolumes(stack, data.volumes as Raw | undefined, ignore);
-  const context = { source, dir, ignore, problems, env, networks, values, volumes };
-  const definitions = Object.entries(services).flatMap(([name, raw]) => {
-    const at: KeyPath = ['services', name];
+  const serviceKeys = new Map<string, string>();
+  const context = { source, dir, ignore, problems, env, networks, values, volumes, serviceKeys };
+  const definitions = Object.entries(services).flatMap(([key, raw]) => {
+    const at: KeyPath = ['services', key];
+    // The Compose schema allows capitals (`initContainer`); Swarm takes them and lower-cases the
+    // name, as DNS does. Dots would split the service's ID.
+    const name = key.toLowerCase();
     if (!isValidName(name)) {
       problems.push(
-        source.problem(at, 'a service name is lowercase letters, digits, - and _', true),
+        source.problem(at, 'a service name is letters, digits, - and _ (no dots)', true),
       );
       return [];
     }
+    const taken = serviceKeys.get(name);
+    if (taken !== undefined) {
+      problems.push(
+        source.problem(at, `is the same name as service ${taken} (names are lower-cased)`, true),
+      );
+      return [];
+    }
+    serviceKeys.set(name, key);
     try {
-      return [serviceOf(stack, name, raw ?? {}, context)];
+      return [serviceOf(stack, key, raw ?? {}, context)];
     } catch (error) {
       if (!(error instanceof Located)) throw error;
       problems.push(source.problem(error.path, error.message));
       return [];
     }
   });
-  checkReferences(definitions, context);
+  checkReferences(definitions, Object.keys(services), context);
   if (problems.length > 0) throw new StackFileError(problems);
   return {
     stack,
@@ -172,6 +184,8 @@ class Located extends Error {
 
 interface Context {
   source: Source;
+  /** Each service's name (its key lower-cased, as Swarm names it in DNS) → its key in the file. */
+  serviceKeys: Map<string, string>;
   dir: string;
   ignore: (path: KeyPath, reason: string) => void;
   problems: Problem[];
@@ -221,8 +235,9 @@ function at<T>(path: KeyPath, read: () => T): T {
 
 const X_MESH_KEYS = ['runtime', 'at_most_once', 'routes', 'readiness'];
 
-function serviceOf(stack: string, name: string, raw: Raw, context: Context): ServiceDefinition {
-  const path: KeyPath = ['services', name];
+function serviceOf(stack: string, key: string, raw: Raw, context: Context): ServiceDefinition {
+  const path: KeyPath = ['services', key];
+  const name = key.toLowerCase();
   for (const key of Object.keys(raw))
     if (IGNORED_SERVICE[key]) context.ignore([...path, key], IGNORED_SERVICE[key] as string);
   const mesh = (raw['x-mesh'] ?? {}) as Raw;
@@ -283,9 +298,10 @@ function serviceOf(stack: string, name: string, raw: Raw, context: Context): Ser
       healthcheckOf(raw.healthcheck as Raw, [...path, 'healthcheck']),
     ),
     stopGracePeriodMs: durationAt([...path, 'stop_grace_period'], raw.stop_grace_period, 10_000),
-    dependsOn: Array.isArray(raw.depends_on)
+    dependsOn: (Array.isArray(raw.depends_on)
       ? (raw.depends_on as string[])
-      : Object.keys((raw.depends_on ?? {}) as Raw),
+      : Object.keys((raw.depends_on ?? {}) as Raw)
+    ).map((dep) => dep.toLowerCase()),
     mode: deploy.mode === 'global' ? 'global' : 'replicated',
     replicas: deploy.mode === 'global' ? 0 : ((deploy.replicas as number | undefined) ?? 1),
     resources: at([...path, 'deploy', 'resources'], () => resourcesOf(deploy.resources as Raw)),
@@ -407,8 +423,14 @@ function preferencesOf(placement: Raw | undefined, path: KeyPath, context: Conte
       context.ignore(at, ENGINE_LABELS);
       return [];
     }
-    if (!/^node\.labels\.[\w.-]+$/.test(spread))
-      throw new Located(at, `"${spread}" is not node.labels.KEY (tasks spread across its values)`);
+    if (!/^node\.labels\.[\w.-]+$/.test(spread)) {
+      // Swarm accepts it too, and spreads across nodes as it does by default.
+      context.ignore(
+        at,
+        'tasks spread across nodes by default; only node.labels.KEY spreads further',
+      );
+      return [];
+    }
     return [spread];
   });
 }
@@ -786,15 +808,22 @@ function readinessOf(value: unknown, path: KeyPath, service: ServiceDefinition):
 }
 
 /** depends_on names services of this file; published ports are not claimed twice. */
-function checkReferences(services: ServiceDefinition[], context: Context): void {
-  const names = new Set(services.map((s) => s.name));
+function checkReferences(
+  services: ServiceDefinition[],
+  declared: readonly string[],
+  context: Context,
+): void {
+  // Every name the file declares, valid or not: one refused is reported once, where it is.
+  const names = new Set(declared.map((key) => key.toLowerCase()));
   const claimed = new Map<string, string>();
+  const keyOf = (service: ServiceDefinition) =>
+    context.serviceKeys.get(service.name) ?? service.name;
   for (const service of services) {
     service.dependsOn.forEach((dep) => {
       if (!names.has(dep))
         context.problems.push(
           context.source.problem(
-            ['services', service.name, 'depends_on'],
+            ['services', keyOf(service), 'depends_on'],
             `depends on "${dep}", which this file does not declare`,
           ),
         );
@@ -806,7 +835,7 @@ function checkReferences(services: ServiceDefinition[], context: Context): void 
       if (owner)
         context.problems.push(
           context.source.problem(
-            ['services', service.name, 'ports', i],
+            ['services', keyOf(service), 'ports', i],
             `port ${key} is already published by service ${owner}`,
           ),
         );
@@ -815,7 +844,7 @@ function checkReferences(services: ServiceDefinition[], context: Context): void 
     if (service.placement.maxReplicasPerNode === 0)
       context.problems.push(
         context.source.problem(
-          ['services', service.name, 'deploy', 'placement', 'max_replicas_per_node'],
+          ['services', keyOf(service), 'deploy', 'placement', 'max_replicas_per_node'],
           'must be at least 1',
         ),
       );

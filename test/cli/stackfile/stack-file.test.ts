@@ -436,7 +436,7 @@ services:
   );
 });
 
-test('placement preferences spread by node labels; engine labels are reported, not refused', (t) => {
+test('placement preferences spread by node labels; engine labels and node.id are reported, not refused', (t) => {
   const stack = readStackFile(
     file(
       'spread.yml',
@@ -446,7 +446,7 @@ test('placement preferences spread by node labels; engine labels are reported, n
     deploy:
       placement:
         constraints: [node.role == worker, engine.labels.operatingsystem == ubuntu]
-        preferences: [{ spread: node.labels.zone }, { spread: engine.labels.rack }]
+        preferences: [{ spread: node.labels.zone }, { spread: engine.labels.rack }, { spread: node.id }]
 `,
     ),
     'app',
@@ -461,15 +461,38 @@ test('placement preferences spread by node labels; engine labels are reported, n
     [
       'services.web.deploy.placement.constraints.1',
       'services.web.deploy.placement.preferences.1.spread',
+      'services.web.deploy.placement.preferences.2.spread',
     ],
   );
-  t.regex(
-    problems(
-      'spread-bad.yml',
-      'services:\n  a:\n    image: x\n    deploy: { placement: { preferences: [{ spread: node.hostname }] } }\n',
+  t.regex(stack.ignored[2]?.reason ?? '', /spread across nodes by default/);
+});
+
+test('a service name with capitals is taken, lower-cased as Swarm names it; depends_on follows', (t) => {
+  const stack = readStackFile(
+    file(
+      'capitals.yml',
+      'services:\n  initContainer:\n    image: x\n  app:\n    image: x\n    depends_on: [initContainer]\n',
     ),
-    /services\.a\.deploy\.placement\.preferences\.0\.spread: "node\.hostname" is not node\.labels\.KEY/,
+    'app',
+    {},
   );
+  t.deepEqual(
+    stack.services.map((s) => [s.name, s.dependsOn]),
+    [
+      ['initcontainer', []],
+      ['app', ['initcontainer']],
+    ],
+  );
+  const refused = problems(
+    'dotted.yml',
+    'services:\n  my.app:\n    image: x\n  web:\n    image: x\n    depends_on: [my.app]\n  Web:\n    image: x\n',
+  );
+  t.regex(
+    refused,
+    /dotted\.yml:2:\d+: services\.my\.app: a service name is letters, digits, - and _ \(no dots\)/,
+  );
+  t.regex(refused, /services\.Web: is the same name as service web/);
+  t.notRegex(refused, /does not declare/, 'the refused name does not cascade to depends_on');
 });
 
 test('secrets and configs: declared values named per stack, references short and long', (t) => {
