@@ -25,7 +25,7 @@ import type { KeyPairOf } from './http/servers.js';
 import { dialEndpoint, Forwarder } from './l4/forwarder.js';
 import { type Accept, Listeners } from './l4/listeners.js';
 import { splice } from './l4/splice.js';
-import { type RoutingTable, routingTable } from './routing-table.js';
+import { publishedAddress, type RoutingTable, routingTable } from './routing-table.js';
 import { type Bridge, mayReach, SourcePolicy } from './source-policy.js';
 
 /** A stream target for the HTTP relay of a task's port: `http/<task>/<port>`. */
@@ -87,6 +87,8 @@ export class DataPlane {
   private readonly dns: DnsServer;
   private readonly forwarder: Forwarder;
   private readonly listeners: Listeners;
+  /** The published ports' listeners (host:port) this node wants, each to its port. */
+  private readonly publishedKeys = new Map<string, number>();
   private readonly host = new HostAddresses();
   private readonly ownership: HostOwnership;
   private readonly ingress: IngressThread;
@@ -282,10 +284,14 @@ export class DataPlane {
     const { advertise } = this.options;
     const table = this.table;
     const wanted = new Map<string, Accept>();
-    for (const ingress of table.ingress)
-      wanted.set(`${advertise}:${ingress.port}`, (socket) =>
-        this.acceptPublished(socket, ingress.port),
-      );
+    this.publishedKeys.clear();
+    for (const ingress of table.ingress) {
+      const address = publishedAddress(ingress, advertise);
+      if (!address) continue; // another node's address: published there only
+      const key = `${address}:${ingress.port}`;
+      this.publishedKeys.set(key, ingress.port);
+      wanted.set(key, (socket) => this.acceptPublished(socket, ingress.port));
+    }
     if (this.ownership.owned && table.settings && !this.hostRefusal) {
       const served = await this.serveHost(table, table.settings);
       if (served) for (const [key, accept] of served) wanted.set(key, accept);
@@ -297,10 +303,11 @@ export class DataPlane {
   }
 
   private reportUnserved(): void {
-    const prefix = `${this.options.advertise}:`;
     const unserved = [...this.listeners.failed]
-      .filter(([address]) => address.startsWith(prefix))
-      .map(([address, reason]) => ({ port: Number(address.slice(prefix.length)), reason }))
+      .flatMap(([address, reason]) => {
+        const port = this.publishedKeys.get(address);
+        return port === undefined ? [] : [{ port, reason }];
+      })
       .sort((a, b) => a.port - b.port);
     const text = JSON.stringify(unserved);
     if (text === this.unservedReported) return;

@@ -53,6 +53,8 @@ export interface ServiceRoute {
 /** A port published in ingress mode: served on every node's address. */
 export interface IngressPort {
   port: number;
+  /** Published on this address only (PortSpec.hostIp); absent: each node's address. */
+  hostIp?: string;
   service: ServiceRoute;
   target: number;
 }
@@ -153,6 +155,17 @@ function portsOf(service: ServiceRecord, statuses: Array<TaskStatus | undefined>
   return ports;
 }
 
+/**
+ * Where this node listens for a published port: its address; a loopback host IP on the node's
+ * loopback (each node's own, as Compose binds it); another host IP only on the node it is.
+ */
+export function publishedAddress(ingress: IngressPort, advertise: string): string | undefined {
+  const { hostIp } = ingress;
+  if (!hostIp || hostIp === advertise) return advertise;
+  if (hostIp.startsWith('127.') || hostIp === '::1') return hostIp;
+  return undefined;
+}
+
 /** The endpoints of a service that serve a port of its address. */
 export function servingPort(service: ServiceRoute, target: number): Endpoint[] {
   return service.endpoints.filter((e) => e.ports.has(target));
@@ -207,7 +220,12 @@ export function routingTable(view: ReplicaView): RoutingTable {
         continue;
       }
       claimed.set(p.published, id);
-      ingress.push({ port: p.published, service: route, target: p.target });
+      ingress.push({
+        port: p.published,
+        service: route,
+        target: p.target,
+        ...(p.hostIp ? { hostIp: p.hostIp } : {}),
+      });
     }
   }
   return {

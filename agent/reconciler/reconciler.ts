@@ -496,6 +496,7 @@ function taskSpec(
       target: p.target,
       protocol: p.protocol,
       hostPort: p.mode === 'host' ? p.published : undefined,
+      hostIp: p.mode === 'host' ? p.hostIp : undefined,
     })),
     network: settings && {
       keys: networksOf(service),

@@ -155,7 +155,8 @@ export class DockerRuntime implements Runtime {
         .filter((p) => p.hostPort !== undefined)
         .map((p) => [
           `${p.target}/${p.protocol}`,
-          [{ HostIp: hostIp, HostPort: String(p.hostPort) }],
+          // A host IP in the stack file narrows it (127.0.0.1: the node itself only).
+          [{ HostIp: p.hostIp ?? hostIp, HostPort: String(p.hostPort) }],
         ]),
     );
     const networks = spec.network

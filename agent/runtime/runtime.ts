@@ -15,7 +15,7 @@ export interface TaskSpec {
    * published port); the routing mesh reaches the others at the container's address. A process
    * gets a free host port for each.
    */
-  ports: Array<{ target: number; protocol: 'tcp' | 'udp'; hostPort?: number }>;
+  ports: Array<{ target: number; protocol: 'tcp' | 'udp'; hostPort?: number; hostIp?: string }>;
   /** Docker: the networks (by key) the container joins, and the cluster DNS it uses. */
   network?: TaskNetwork;
   labels: Record<string, string>;

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { networkKey } from '../../mesh/api/network.js';
 import type { ValueKind } from '../../mesh/api/secrets.js';
@@ -281,7 +282,7 @@ function serviceOf(stack: string, key: string, raw: Raw, context: Context): Serv
       ...at([...path, 'environment'], () => mapping(raw.environment, context.env)),
     },
     ports: ((raw.ports ?? []) as unknown[]).flatMap((p, i) => {
-      const ports = at([...path, 'ports', i], () => portsOf(p, [...path, 'ports', i], context));
+      const ports = at([...path, 'ports', i], () => portsOf(p));
       if (ports.some((port) => port.protocol === 'udp' && port.mode !== 'host'))
         context.ignore([...path, 'ports', i], UDP_NOT_ROUTED);
       return ports;
@@ -604,16 +605,17 @@ function serviceNetworks(value: unknown, path: KeyPath, context: Context): strin
 }
 
 /** "80", "8080:80", "127.0.0.1:8080:80/udp", "8000-8001:80-81", or the long form. */
-function portsOf(value: unknown, path: KeyPath, context: Context): PortSpec[] {
+function portsOf(value: unknown): PortSpec[] {
   if (typeof value === 'object' && value !== null) {
     const p = value as Raw;
-    if (p.host_ip) context.ignore([...path, 'host_ip'], 'ports are published on each node address');
+    const hostIp = p.host_ip === undefined ? undefined : hostIpOf(String(p.host_ip));
     return [
       {
         target: portNumber(String(p.target)),
         protocol: protocolOf(p.protocol),
         ...(p.published !== undefined ? { published: portNumber(String(p.published)) } : {}),
         ...(p.mode === 'host' ? { mode: 'host' as const } : {}),
+        ...(hostIp ? { hostIp } : {}),
       },
     ];
   }
@@ -622,8 +624,7 @@ function portsOf(value: unknown, path: KeyPath, context: Context): PortSpec[] {
   const protocol = protocolOf(protocolText);
   const parts = (spec as string).split(':');
   if (parts.length > 3) throw new Error(`"${text}" is not a port mapping (HOST:CONTAINER)`);
-  if (parts.length === 3)
-    context.ignore(path, 'the host IP is ignored: ports are published on each node address');
+  const hostIp = parts.length === 3 ? hostIpOf(parts[0] as string) : undefined;
   const targets = range(parts[parts.length - 1] as string);
   const published = parts.length > 1 ? range(parts[parts.length - 2] as string) : undefined;
   if (published && published.length !== targets.length)
@@ -632,7 +633,15 @@ function portsOf(value: unknown, path: KeyPath, context: Context): PortSpec[] {
     target,
     protocol,
     ...(published ? { published: published[i] as number } : {}),
+    ...(hostIp ? { hostIp } : {}),
   }));
+}
+
+/** A published port's host IP: where it is published (PortSpec.hostIp); "every address" is none. */
+function hostIpOf(text: string): string | undefined {
+  if (text === '' || text === '0.0.0.0' || text === '::') return undefined;
+  if (!isIP(text)) throw new Error(`"${text}" is not an IP address`);
+  return text;
 }
 
 function protocolOf(value: unknown): 'tcp' | 'udp' {

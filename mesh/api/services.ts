@@ -29,6 +29,11 @@ export interface PortSpec {
   published?: number;
   /** Compose's `mode: host`: the engine publishes the port on the task's node; absent: ingress (the routing mesh). */
   mode?: 'host';
+  /**
+   * Published on this address only: a loopback one on each node's loopback (reachable from the
+   * node itself), another only on the node whose address it is. Absent: each node's address.
+   */
+  hostIp?: string;
 }
 
 /** x-mesh routes: a hostname (and path prefix) the HTTP ingress sends to this service. */
@@ -351,7 +356,7 @@ const definitionFields: Fields = {
     ports: listOf(
       object({
         required: { target: integer(1), protocol: oneOf('tcp', 'udp') },
-        optional: { published: integer(1), mode: oneOf('host') },
+        optional: { published: integer(1), mode: oneOf('host'), hostIp: string },
       }),
     ),
     expose: listOf(integer(1)),

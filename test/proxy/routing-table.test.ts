@@ -2,7 +2,12 @@ import test from 'ava';
 import type { NetworkSettings } from '../../mesh/api/network.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
-import { type ReplicaView, routingTable } from '../../proxy/routing-table.js';
+import {
+  publishedAddress,
+  type ReplicaView,
+  routingTable,
+  type ServiceRoute,
+} from '../../proxy/routing-table.js';
 import { serviceRecord, taskRecord, taskStatus } from '../helpers/records.js';
 
 const settings: NetworkSettings = { serviceRange: '10.77.0.0/24', bridgeRange: '10.78.0.0/16' };
@@ -194,4 +199,17 @@ test('a replica restarting keeps its discovered ports on the address; a shut-dow
     i === 0 ? { ...task, desired: 'shutdown' as const } : task,
   );
   t.deepEqual(portsOf({ ...base, tasks }), []);
+});
+
+test("a published port's host IP says where each node listens for it", (t) => {
+  const ingress = (hostIp?: string) => ({
+    port: 3306,
+    target: 3306,
+    service: routingTable(view()).services[0] as ServiceRoute,
+    ...(hostIp ? { hostIp } : {}),
+  });
+  t.is(publishedAddress(ingress(), '10.1.0.1'), '10.1.0.1', 'every node, on its address');
+  t.is(publishedAddress(ingress('127.0.0.1'), '10.1.0.1'), '127.0.0.1', "each node's loopback");
+  t.is(publishedAddress(ingress('10.1.0.1'), '10.1.0.1'), '10.1.0.1', 'the node it is');
+  t.is(publishedAddress(ingress('10.1.0.2'), '10.1.0.1'), undefined, 'not on another node');
 });

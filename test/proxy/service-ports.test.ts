@@ -27,6 +27,8 @@ const HOSTS = ['127.0.64.1', '127.0.64.2'];
 const RANGES = testRanges(HOSTS[0] as string);
 /** postgres' shape: a server on 5432, declared by the image only. */
 const DB_IMAGE = 'mesh-test/expose-5432:latest';
+/** Published on loopback only ("127.0.0.1:PORT:8080"), as Compose binds it. */
+const LOCAL_ONLY = 18_064;
 
 // The file declares neither ports: nor expose: (as most public stack files do for db and cache).
 const APP = `
@@ -43,6 +45,11 @@ services:
     stop_grace_period: 1s
     deploy:
       placement: { constraints: [node.labels.zone == a] }
+  admin:
+    image: ${TEST_IMAGE}
+    command: httpd -f -p 8080 -h /www
+    ports: ["127.0.0.1:${LOCAL_ONLY}:8080"]
+    stop_grace_period: 1s
   client:
     image: ${TEST_IMAGE}
     command: sleep 100000
@@ -95,7 +102,7 @@ dockerTest(
   'from another node: db by its image port, cache by the port it listens on, 9999 refused at once',
   async (t, docker) => {
     const seed = agents[0] as AgentProcess;
-    for (const service of ['app.db', 'app.cache', 'app.client'])
+    for (const service of ['app.db', 'app.cache', 'app.admin', 'app.client'])
       await eventually(
         async () => {
           const tasks = await meshJson<TaskRow[]>(seed, 'ps', service);
@@ -123,5 +130,26 @@ dockerTest(
       (await meshJson<RoutesResponse>(seed, 'inspect', id)).services[0]?.ports;
     t.deepEqual(await portsOf('app.db'), [{ port: 5432, source: 'image' }]);
     t.deepEqual(await portsOf('app.cache'), [{ port: 6379, source: 'listening' }]);
+  },
+);
+
+dockerTest(
+  'a port published on 127.0.0.1 answers on the loopback only, not on the node address',
+  async (t) => {
+    const page = await eventually(
+      async () => {
+        const answer = await fetch(`http://127.0.0.1:${LOCAL_ONLY}/`).catch(() => undefined);
+        return answer?.ok && (await answer.text());
+      },
+      { what: `127.0.0.1:${LOCAL_ONLY} answering`, timeoutMs: 30_000, intervalMs: 250 },
+    );
+    t.regex(page as string, /mesh test page/);
+    for (const host of HOSTS) {
+      const refused = await fetch(`http://${host}:${LOCAL_ONLY}/`).then(
+        () => 'answered',
+        (error: Error) => String((error.cause as { code?: string } | undefined)?.code),
+      );
+      t.is(refused, 'ECONNREFUSED', `${host}:${LOCAL_ONLY}`);
+    }
   },
 );

@@ -723,3 +723,34 @@ test('each use of an unset variable is a warning naming file and line; an empty 
     /unset-image\.yml:3:\d+: services\.web\.image: is empty/,
   );
 });
+
+test('a host IP on a published port is kept: 127.0.0.1 publishes on each node loopback only', (t) => {
+  const stack = readStackFile(
+    file(
+      'host-ip.yml',
+      `services:
+  db:
+    image: x
+    ports:
+      - "127.0.0.1:3306:3306"
+      - "0.0.0.0:8080:80"
+      - { target: 9000, published: 9000, host_ip: "10.0.0.5" }
+`,
+    ),
+    'app',
+    {},
+  );
+  t.deepEqual(stack.services[0]?.ports, [
+    { target: 3306, protocol: 'tcp', published: 3306, hostIp: '127.0.0.1' },
+    { target: 80, protocol: 'tcp', published: 8080 },
+    { target: 9000, protocol: 'tcp', published: 9000, hostIp: '10.0.0.5' },
+  ]);
+  t.deepEqual(stack.ignored, [], 'no warning: the host IP is honoured');
+  t.regex(
+    problems(
+      'host-ip-bad.yml',
+      'services:\n  db:\n    image: x\n    ports: ["localhost:3306:3306"]\n',
+    ),
+    /services\.db\.ports\.0: "localhost" is not an IP address/,
+  );
+});
