@@ -102,11 +102,22 @@ export async function startCluster(
   }
 }
 
-/** Signals every agent and waits for each to exit. */
+/**
+ * Signals every agent and waits for each to exit. A graceful stop goes one agent after another:
+ * agents stopping at once each leave the host's service addresses to another that is stopping
+ * too, and none of them removes them.
+ */
 export async function stopAgents(
   agents: AgentProcess[],
   signal: NodeJS.Signals = 'SIGKILL',
 ): Promise<void> {
-  for (const agent of agents) agent.child.kill(signal);
-  await Promise.all(agents.map((a) => a.exited));
+  if (signal === 'SIGKILL') {
+    for (const agent of agents) agent.child.kill(signal);
+    await Promise.all(agents.map((a) => a.exited));
+    return;
+  }
+  for (const agent of agents) {
+    agent.child.kill(signal);
+    await agent.exited;
+  }
 }
