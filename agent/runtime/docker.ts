@@ -132,13 +132,14 @@ export class DockerRuntime implements Runtime {
   /** Images known to be on this engine: a start does not ask again (a removed one is noticed). */
   private readonly images = new Set<string>();
   private events: Promise<Readable> | undefined;
-  private readonly unseen: LimitedLog;
+  /** Why listening ports cannot be read, a line a minute. */
+  private readonly listeningWarnings: LimitedLog;
 
   private readonly networks: DockerNetworks;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.networks = new DockerNetworks(options);
-    this.unseen = new LimitedLog(options.log, 1);
+    this.listeningWarnings = new LimitedLog(options.log, 1);
   }
 
   private get ownLabels(): string[] {
@@ -253,7 +254,7 @@ export class DockerRuntime implements Runtime {
     } catch (error) {
       // An agent in a PID namespace of its own, or without the rights: declared and image ports
       // still route.
-      this.unseen.warn(
+      this.listeningWarnings.warn(
         'listening',
         { task: taskId, pid: info.State.Pid, reason: (error as Error).message },
         'the ports a container listens on cannot be read',
