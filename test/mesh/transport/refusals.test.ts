@@ -202,8 +202,12 @@ async function garbageHandshake(to: Transport, from: string): Promise<void> {
     localAddress: from,
   });
   socket.on('error', () => {}); // the server may reset; either way it must hang up
+  // Read what the server sends (a TLS alert, at times): a socket nobody reads never sees the end.
+  socket.resume();
   await new Promise((resolve) => socket.once('connect', resolve));
-  socket.write(randomBytes(2048));
+  // Not random: a random first byte can read as the start of an SSLv2 hello that claims more
+  // bytes, which the server then waits for until its handshake timeout.
+  socket.write(Buffer.alloc(2048, 'not a TLS handshake '));
   await new Promise((resolve) => socket.once('close', resolve));
 }
 
