@@ -51,6 +51,8 @@ const FLAG_HELP: Record<string, string> = {
   detach: 'return once the change is accepted, without following the rollout',
   prune: 'remove services of the stack that the file no longer declares',
   'dry-run': 'check everything and show what would be deployed; change nothing',
+  strict:
+    'refuse the deploy when a placement constraint fits no node yet (default: deploy; it waits, pending)',
   timeout: 'how long to follow the rollout before giving up (default 5m)',
   all: 'with stopped tasks too',
   follow: 'keep printing new output',

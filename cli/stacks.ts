@@ -163,6 +163,7 @@ export async function deploy(args: string[]): Promise<number> {
     prune: { type: 'boolean' },
     timeout: { type: 'string' },
     'dry-run': { type: 'boolean' },
+    strict: { type: 'boolean' },
   });
   const file = values['compose-file'] as string | undefined;
   if (!file) throw new UsageError('deploy needs a compose file: mesh deploy -c FILE [STACK]');
@@ -178,6 +179,7 @@ export async function deploy(args: string[]): Promise<number> {
     services: stackFile.services,
     values: stackFile.values,
     prune: Boolean(values.prune),
+    strict: Boolean(values.strict),
   };
   if (values['dry-run']) return dryRun(dataDir, request, stackFile, Boolean(values.json));
   const response = await callAgent(dataDir, 'POST /v1/stacks', request);
@@ -187,10 +189,27 @@ export async function deploy(args: string[]): Promise<number> {
       process.stderr.write(
         `mesh: ${s.change} ${s.id}${s.version ? ` (version ${s.version})` : ''}\n`,
       );
+  warnUnplaceable(response.unplaceable);
   if (values.detach) return 0;
-  const live = response.services.filter((s) => s.change !== 'removed');
+  // A service no node fits cannot converge now: the rollout follows the others.
+  const waiting = new Set(response.unplaceable.map((u) => u.id));
+  const live = response.services.filter((s) => s.change !== 'removed' && !waiting.has(s.id));
   const deployed = new Map(live.map((s) => [s.id, s.version]));
-  return followRollout(dataDir, stackFile.stack, deployed, timeoutMs);
+  const code =
+    deployed.size > 0 ? await followRollout(dataDir, stackFile.stack, deployed, timeoutMs) : 0;
+  if (code === 0 && waiting.size > 0)
+    process.stderr.write(
+      `mesh: ${[...waiting].join(', ')} ${waiting.size === 1 ? 'waits' : 'wait'} for a node that fits; see "mesh ps ${stackFile.stack}"\n`,
+    );
+  return code;
+}
+
+/** As Swarm does, a service no node fits yet is deployed and waits; the user is told which. */
+function warnUnplaceable(unplaceable: DeployResponse['unplaceable']): void {
+  for (const u of unplaceable)
+    process.stderr.write(
+      `mesh: warning: ${u.reason}: its tasks stay pending until a node fits (--strict refuses such a deploy)\n`,
+    );
 }
 
 /**
@@ -204,8 +223,11 @@ async function dryRun(
   json: boolean,
 ): Promise<number> {
   let changes: DeployResponse['services'] | undefined;
+  let unplaceable: DeployResponse['unplaceable'] = [];
   try {
-    changes = (await callAgent(dataDir, 'POST /v1/stacks', { ...request, dryRun: true })).services;
+    const answer = await callAgent(dataDir, 'POST /v1/stacks', { ...request, dryRun: true });
+    changes = answer.services;
+    unplaceable = answer.unplaceable;
   } catch (error) {
     if (!(error instanceof NoAgentError)) throw error;
     process.stderr.write(
@@ -237,7 +259,9 @@ async function dryRun(
     removed,
     ignored: stackFile.ignored,
     unset: stackFile.unset,
+    unplaceable,
   };
+  if (!json) warnUnplaceable(unplaceable);
   print(json, result, () =>
     [
       `dry run of stack ${stackFile.stack}: nothing was changed`,

@@ -61,11 +61,12 @@ export class Stacks {
 
   async deploy(body: unknown): Promise<DeployResponse> {
     const request = checkRequest(body);
-    this.checkPlacement(request.services);
+    const unplaceable = this.unplaceable(request.services);
+    if (request.strict && unplaceable[0]) throw new InvalidError(unplaceable[0].reason);
     this.checkPorts(request);
     this.checkHosts(request);
     this.checkAddresses(request);
-    const response: DeployResponse = { stack: request.stack, services: [] };
+    const response: DeployResponse = { stack: request.stack, services: [], unplaceable };
     // Values are sealed first (sealing waits on the keyring; a write's plan may not).
     if (!request.dryRun) this.access.requireManager();
     // A dry run seals nothing (sealing may create the cluster's data key): a value the file
@@ -350,8 +351,12 @@ export class Stacks {
     return this.state.get<TaskStatus>('statuses', taskId)?.value;
   }
 
-  /** A constraint no node of the cluster satisfies would leave the service pending forever. */
-  private checkPlacement(services: ServiceDefinition[]): void {
+  /**
+   * The services whose constraints no node of the cluster satisfies today. As in Swarm, they are
+   * deployed all the same and wait, pending, until a node fits (a label added, a node joining);
+   * the deploy says so, and a strict one is refused. A constraint that cannot be read is refused.
+   */
+  private unplaceable(services: ServiceDefinition[]): DeployResponse['unplaceable'] {
     const records = this.state.list<NodeRecord>('nodes');
     const nodes = records
       .filter((n) => !['left', 'removed', 'joining'].includes(n.value.status))
@@ -360,8 +365,9 @@ export class Stacks {
     const joining = records.filter((n) => n.value.status === 'joining').map((n) => n.id);
     const wait =
       joining.length > 0
-        ? `; node ${joining.join(', ')} is still joining and its labels are not known yet: try again in a moment`
+        ? `; node ${joining.join(', ')} is still joining, its labels not known yet`
         : '';
+    const found: DeployResponse['unplaceable'] = [];
     for (const service of services) {
       const constraints = service.placement?.constraints ?? [];
       try {
@@ -371,12 +377,14 @@ export class Stacks {
         throw new InvalidError(`service ${service.name}: ${error.message}`);
       }
       if (constraints.length > 0 && !nodes.some((n) => satisfies(n, constraints)))
-        throw new InvalidError(
-          `service ${service.name}: no node satisfies ${constraints.join(' and ')} (${nodes
+        found.push({
+          id: serviceId(service),
+          reason: `service ${service.name}: no node satisfies ${constraints.join(' and ')} (${nodes
             .map((n) => `${n.id} ${JSON.stringify(n.labels)}`)
             .join('; ')})${wait}`,
-        );
+        });
     }
+    return found;
   }
 
   /**

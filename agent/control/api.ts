@@ -110,6 +110,8 @@ export interface DeployRequest {
   dryRun?: boolean;
   /** Secrets and configs the stack file declares: values to store, or external names. */
   values?: DeployValue[];
+  /** Refuse the deploy when a service's constraints fit no node today (else it waits, pending). */
+  strict?: boolean;
 }
 
 export interface DeployResponse {
@@ -119,6 +121,8 @@ export interface DeployResponse {
     version: number;
     change: ServiceChange | 'removed';
   }>;
+  /** Services whose constraints no node satisfies yet: deployed, their tasks pending until one does. */
+  unplaceable: Array<{ id: string; reason: string }>;
 }
 
 /** A service of GET /v1/stacks. */

@@ -73,7 +73,21 @@ test('without an engine, an x-mesh process stack runs across agents; a worker ma
     'impossible.yml',
     'name: demo\nservices:\n  web:\n    command: ["true"]\n    x-mesh: { runtime: process }\n    deploy: { placement: { constraints: [node.labels.zone == mars] } }\n',
   );
-  const refusedDry = await mesh('deploy', '-c', impossible, '--dry-run', '--data-dir', a.dataDir);
+  const waitingDry = await mesh('deploy', '-c', impossible, '--dry-run', '--data-dir', a.dataDir);
+  t.is(waitingDry.code, 0, 'a service no node fits yet is deployed to wait, as in Swarm');
+  t.regex(
+    waitingDry.stderr,
+    /mesh: warning: service web: no node satisfies node\.labels\.zone == mars \(.*\): its tasks stay pending until a node fits/,
+  );
+  const refusedDry = await mesh(
+    'deploy',
+    '-c',
+    impossible,
+    '--dry-run',
+    '--strict',
+    '--data-dir',
+    a.dataDir,
+  );
   t.is(refusedDry.code, 2, 'a refusal of the agent fails the dry run');
   t.regex(refusedDry.stderr, /no node satisfies node\.labels\.zone == mars/);
 

@@ -288,9 +288,6 @@ dockerTest('a node label set with mesh node label steers a placement constraint'
     await meshOn(a, 'rm', 'edge');
   });
   const edge = await nodeIdOf(c);
-  const labelled = await meshOn(a, 'node', 'label', edge, 'zone=edge', 'tier=2');
-  t.is(labelled.code, 0, labelled.stderr);
-  t.regex(labelled.stdout, /labels \{"zone":"edge","tier":"2"\}/);
   const file = cluster.file(
     'edge.yml',
     `
@@ -304,8 +301,21 @@ services:
       placement: { constraints: ["node.labels.zone == edge"] }
 `,
   );
+  // Before any node has the label: deployed all the same, as Swarm does; the tasks wait, saying why.
   const deployed = await meshOn(a, 'deploy', '-c', file, 'edge');
   t.is(deployed.code, 0, deployed.stderr);
+  t.regex(deployed.stderr, /warning: service cache: no node satisfies node\.labels\.zone == edge/);
+  t.regex(deployed.stderr, /edge\.cache waits for a node that fits/);
+  const pending = await tasksWhen(
+    a,
+    'cache',
+    (all) => all.length === 2 && all.every((task) => task.state === 'pending'),
+    'both cache tasks pending before the label',
+  );
+  t.regex(pending[0]?.reason ?? '', /^no node satisfies the constraints/);
+  const labelled = await meshOn(a, 'node', 'label', edge, 'zone=edge', 'tier=2');
+  t.is(labelled.code, 0, labelled.stderr);
+  t.regex(labelled.stdout, /labels \{"zone":"edge","tier":"2"\}/);
   const tasks = await tasksWhen(a, 'cache', allRunning(2), 'both cache tasks running');
   t.deepEqual(
     tasks.map((task) => task.node),
@@ -461,7 +471,7 @@ dockerTest('invalid stack files are refused with their place, and nothing change
     ],
   ];
   for (const [name, text, expected] of cases) {
-    const result = await meshOn(a, 'deploy', '-c', cluster.file(name, text), 'bad');
+    const result = await meshOn(a, 'deploy', '--strict', '-c', cluster.file(name, text), 'bad');
     t.not(result.code, 0, `${name} refused`);
     t.regex(result.stderr, expected, name);
   }
