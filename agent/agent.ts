@@ -342,7 +342,7 @@ export class Agent {
       onMembersChange: (listener) => membership.on('change', listener),
       openStream: (to, target) => transport.openStream(to, target),
       serveStreams: (handler) => transport.serveStreams(handler),
-      bridges: () => runtimes.bridges(),
+      hostNetworks: () => runtimes.hostNetworks(),
       onUnserved: (unserved) => {
         meta = { ...meta, unserved };
         membership.updateMeta(meta);

@@ -6,6 +6,7 @@ import { dnsAddress, type NetworkSettings, type ServiceAddress } from '../mesh/a
 import type { UnservedPort } from '../mesh/api/nodes.js';
 import type { ServiceRecord } from '../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
+import { LimitedLog } from '../mesh/limited-log.js';
 import type { Member } from '../mesh/membership/state.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
 import { refuseUpgrade } from '../mesh/transport/listener.js';
@@ -26,7 +27,7 @@ import { dialEndpoint, Forwarder } from './l4/forwarder.js';
 import { type Accept, Listeners } from './l4/listeners.js';
 import { splice } from './l4/splice.js';
 import { publishedAddress, type RoutingTable, routingTable } from './routing-table.js';
-import { type Bridge, mayReach, SourcePolicy } from './source-policy.js';
+import { type HostNetworks, mayReach, plainAddress, SourcePolicy } from './source-policy.js';
 
 /** A stream target for the HTTP relay of a task's port: `http/<task>/<port>`. */
 const RELAY_PREFIX = 'http/';
@@ -66,8 +67,11 @@ export interface DataPlaneOptions {
   serveStreams: (
     handler: (peer: Peer, target: string, socket: TLSSocket, head: Buffer) => void,
   ) => void;
-  /** The cluster's bridges on this host (every node's, when several share the engine). */
-  bridges: () => Promise<Bridge[]>;
+  /**
+   * The cluster's bridges on this host and the containers on them (every node's, when several
+   * share the engine).
+   */
+  hostNetworks: () => Promise<HostNetworks>;
   /** Told which published ports this node cannot serve whenever that changes (for `mesh ls`). */
   onUnserved: (ports: UnservedPort[]) => void;
   log: Logger;
@@ -103,9 +107,12 @@ export class DataPlane {
   private unservedReported = '[]';
   private lastListingAt = 0;
   private nextListing: Promise<void> | undefined;
+  /** Refused sources, a line a minute each: a container may retry a connection in a loop. */
+  private readonly refusals: LimitedLog;
 
   constructor(private readonly options: DataPlaneOptions) {
     this.policy = new SourcePolicy(new Set([options.advertise]));
+    this.refusals = new LimitedLog(options.log, 1);
     this.table = this.build();
     this.zone = buildZone(this.table, this.serial);
     this.policy.setServiceRange(this.table.settings?.serviceRange);
@@ -298,8 +305,8 @@ export class DataPlane {
     }
     await this.listeners.sync(wanted);
     this.reportUnserved();
-    // New bridges come with new tasks.
-    await this.relistBridges();
+    // New bridges and containers come with new tasks.
+    await this.relistHostNetworks();
   }
 
   private reportUnserved(): void {
@@ -363,14 +370,22 @@ export class DataPlane {
   /** A connection to a service address: from a source that shares a network with it. */
   private async acceptService(socket: Socket, address: string, target: number): Promise<void> {
     socket.on('error', () => socket.destroy());
-    const source = await this.sourceOf(socket.remoteAddress ?? '');
+    const remote = plainAddress(socket.remoteAddress ?? '');
+    let source = await this.sourceOf(remote);
     const service = this.table.byAddress.get(address);
+    if (service && source.kind === 'container' && !mayReach(source, service)) {
+      // The container may have joined another network since the last listing: look again.
+      await this.relistHostNetworks();
+      source = this.policy.classify(remote);
+    }
     if (!service || !mayReach(source, service)) {
-      this.options.log.warn(
+      this.refusals.warn(
+        remote,
         {
           service: service?.id,
-          source: socket.remoteAddress,
-          network: 'network' in source ? source.network : source.kind,
+          source: remote,
+          sourceNetworks: source.kind === 'container' ? source.networks : source.kind,
+          serviceNetworks: service?.networks,
         },
         'connection refused: the source shares no network with the service',
       );
@@ -394,24 +409,24 @@ export class DataPlane {
   private async sourceOf(address: string) {
     const source = this.policy.classify(address);
     if (source.kind !== 'outside') return source;
-    await this.relistBridges();
+    await this.relistHostNetworks();
     return this.policy.classify(address);
   }
 
   /**
-   * Resolves once a listing of the bridges that started after this call is in: a container that
-   * just started on a new bridge is known by then. Listings start at least
+   * Resolves once a listing of the bridges and containers that started after this call is in: a
+   * container that just started on a new bridge is known by then. Listings start at least
    * BRIDGE_LISTING_SPACING_MS apart, each shared by everyone who waits for it.
    */
-  private relistBridges(): Promise<void> {
+  private relistHostNetworks(): Promise<void> {
     this.nextListing ??= new Promise<void>((resolve) =>
       setTimeout(resolve, Math.max(0, this.lastListingAt + BRIDGE_LISTING_SPACING_MS - Date.now())),
     ).then(() => {
       this.nextListing = undefined;
       this.lastListingAt = Date.now();
       return this.options
-        .bridges()
-        .then((bridges) => this.policy.setBridges(bridges))
+        .hostNetworks()
+        .then((listed) => this.policy.setHostNetworks(listed))
         .catch((error: Error) =>
           this.options.log.warn({ reason: error.message }, 'bridges not listed'),
         );

@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { ContainerSettings, NamedVolume } from '../../mesh/api/services.js';
 import { LimitedLog } from '../../mesh/limited-log.js';
+import type { HostNetworks } from '../../proxy/source-policy.js';
 import { LABEL } from './docker-labels.js';
 import { DockerNetworks } from './docker-networks.js';
 import { engineHas } from './engine-has.js';
@@ -319,9 +320,9 @@ export class DockerRuntime implements Runtime {
     return { lines: out, cursor: next };
   }
 
-  /** The cluster's bridges on this engine: subnet and network. */
-  bridges(): Promise<Array<{ subnet: string; network: string }>> {
-    return this.networks.bridges();
+  /** The cluster's bridges on this engine and the containers on them. */
+  hostNetworks(): Promise<HostNetworks> {
+    return this.networks.onHost();
   }
 
   async onChange(listener: (taskId: string) => void): Promise<void> {

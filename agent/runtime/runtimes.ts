@@ -1,6 +1,7 @@
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { RuntimeKind } from '../../mesh/api/services.js';
+import type { HostNetworks } from '../../proxy/source-policy.js';
 import { DockerRuntime, pingEngine } from './docker.js';
 import { ProcessRuntime } from './process.js';
 import type { Runtime } from './runtime.js';
@@ -100,9 +101,9 @@ export class Runtimes {
     this.retry.unref();
   }
 
-  /** The cluster's bridges on this node's engine (none without one). */
-  async bridges(): Promise<Array<{ subnet: string; network: string }>> {
-    return (await this.docker?.bridges()) ?? [];
+  /** The cluster's bridges on this node's engine and the containers on them (none without one). */
+  async hostNetworks(): Promise<HostNetworks> {
+    return (await this.docker?.hostNetworks()) ?? { bridges: [], containers: [] };
   }
 
   get(kind: RuntimeKind): Runtime | undefined {

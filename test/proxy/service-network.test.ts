@@ -77,18 +77,27 @@ networks:
     name: net-shared
 `;
 
-/** Another stack: one service on its own default network only, one on the shared network. */
+/**
+ * Another stack: one service on its own default network only, one on the shared network, and one
+ * on both (its traffic leaves by one of them, whichever the engine made its default route).
+ */
 const OTHER = `
 services:
   outsider:
     image: ${TEST_IMAGE}
-    command: sleep 100000
+    command: nc -ll -p 7000 -e cat
+    expose: ["7000"]
     stop_grace_period: 1s
   friend:
     image: ${TEST_IMAGE}
     command: sleep 100000
     stop_grace_period: 1s
     networks: [shared]
+  both:
+    image: ${TEST_IMAGE}
+    command: sleep 100000
+    stop_grace_period: 1s
+    networks: [default, shared]
 networks:
   shared:
     external: true
@@ -125,7 +134,14 @@ test.before(async () => {
   if (deployed.code !== 0) throw new Error(deployed.stderr);
   const other = await meshOn(seed, 'deploy', '-c', cluster.file('other.yml', OTHER), 'other');
   if (other.code !== 0) throw new Error(other.stderr);
-  for (const service of ['app.web', 'app.db', 'app.client', 'other.outsider', 'other.friend'])
+  for (const service of [
+    'app.web',
+    'app.db',
+    'app.client',
+    'other.outsider',
+    'other.friend',
+    'other.both',
+  ])
     await eventually(async () => running(await meshJson<TaskRow[]>(seed, 'ps', service)), {
       what: `${service} running`,
       timeoutMs: 60_000,
@@ -236,6 +252,38 @@ dockerTest('another stack reaches web only from a shared external network', asyn
   const allowed = await sh(friend, httpGet('web.app.mesh', 8080));
   t.regex(allowed.out, /mesh test page/, 'a service on the shared external network gets through');
 });
+
+dockerTest(
+  'a container on two networks reaches the services of both; one on either alone does not reach the other',
+  async (t, docker) => {
+    const both = await containerOf(docker, clusterId, 'both');
+    const friend = await containerOf(docker, clusterId, 'friend');
+    const routes = (await sh(both, 'ip route')).out;
+    t.log(`both's routes: ${routes.replace(/\n/g, '; ')}`);
+    const web = await sh(both, httpGet('web.app.mesh', 8080));
+    t.regex(web.out, /mesh test page/, 'web, on the shared network only, is reached');
+    const echo = await sh(both, 'echo over-two-networks | nc -w 3 outsider 7000');
+    t.regex(echo.out, /over-two-networks/, 'outsider, on the default network only, is reached');
+    const refused = await sh(friend, 'echo from-friend | nc -w 3 outsider 7000');
+    t.notRegex(refused.out, /from-friend/, 'friend (shared only) is refused by outsider');
+    const logged = () =>
+      agents.some((agent) =>
+        readFileSync(`${agent.dataDir}.log`, 'utf8')
+          .split('\n')
+          .some(
+            (line) =>
+              line.includes('connection refused: the source shares no network with the service') &&
+              line.includes('"service":"other.outsider"') &&
+              line.includes('"serviceNetworks":["other_default"]'),
+          ),
+      );
+    await eventually(logged, {
+      what: 'the refusal logged with both sides networks',
+      timeoutMs: 5000,
+    });
+    t.pass();
+  },
+);
 
 dockerTest(
   'a killed replica leaves every routing table and takes no new connection',
