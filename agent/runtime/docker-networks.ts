@@ -166,6 +166,7 @@ export class DockerNetworks {
       .filter(
         (u) => u.cidr.base < range.base + range.size && range.base < u.cidr.base + u.cidr.size,
       )
+      .sort((a, b) => a.cidr.base - b.cidr.base)
       .map((u) => ({ cidr: u.text, network: u.network }));
     return { free, taken };
   }
