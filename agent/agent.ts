@@ -149,6 +149,7 @@ export class Agent {
    */
   async shutdown(): Promise<void> {
     this.log.info('leaving the cluster');
+    this.parts?.dataPlane.withdraw();
     await this.parts?.raft.handOver();
     await this.parts?.membership.leave();
     await this.parts?.reconciler.removeAll();

@@ -88,15 +88,23 @@ async function workerLines(first: AgentProcess): Promise<string[]> {
 async function main(): Promise<void> {
   const root = await scratchDirectory('demo');
   const agents: AgentProcess[] = [];
-  const stop = async () => {
-    const first = agents[0];
-    if (first) {
-      say('\nmesh demo: removing the stack, then stopping the agents (each leaves gracefully)');
-      await mesh('rm', 'demo', '--data-dir', first.dataDir);
-    }
-    await stopAgents(agents, 'SIGTERM');
-    await rm(root, { recursive: true, force: true });
-  };
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      const first = agents[0];
+      if (first) {
+        say('\nmesh demo: removing the stack, then stopping the agents (each leaves gracefully)');
+        await mesh('rm', 'demo', '--data-dir', first.dataDir);
+      }
+      await stopAgents(agents, 'SIGTERM');
+      await rm(root, { recursive: true, force: true });
+    })());
+  // Ctrl-C at any moment, while the agents start or the stack deploys too, cleans up the same way.
+  const interrupted = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  void interrupted.then(async () => {
+    await stop();
+    process.exit(130);
+  });
   try {
     say(`mesh demo: starting 3 agents on ${HOSTS.join(', ')} (data and logs in ${root})`);
     agents.push(...(await startCluster(root, HOSTS, 'node', ['--label', 'role=seed'])));
@@ -150,7 +158,7 @@ async function main(): Promise<void> {
       await stop();
       return;
     }
-    await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    await interrupted;
     await stop();
   } catch (error) {
     await stop();

@@ -103,21 +103,14 @@ export async function startCluster(
 }
 
 /**
- * Signals every agent and waits for each to exit. A graceful stop goes one agent after another:
- * agents stopping at once each leave the host's service addresses to another that is stopping
- * too, and none of them removes them.
+ * Signals every agent at once and waits for each to exit. Stopping together is safe: an agent
+ * that is leaving takes nothing over from another of the host, so the last holder removes the
+ * host's service addresses and routes.
  */
 export async function stopAgents(
   agents: AgentProcess[],
   signal: NodeJS.Signals = 'SIGKILL',
 ): Promise<void> {
-  if (signal === 'SIGKILL') {
-    for (const agent of agents) agent.child.kill(signal);
-    await Promise.all(agents.map((a) => a.exited));
-    return;
-  }
-  for (const agent of agents) {
-    agent.child.kill(signal);
-    await agent.exited;
-  }
+  for (const agent of agents) agent.child.kill(signal);
+  await Promise.all(agents.map((a) => a.exited));
 }

@@ -207,6 +207,14 @@ export class DataPlane {
     this.apply();
   }
 
+  /**
+   * The agent is leaving: it keeps serving what it serves until it stops, but takes nothing over
+   * from another agent of this host meanwhile, so the last one to stop removes the addresses.
+   */
+  withdraw(): void {
+    this.ownership.withdraw();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.unwatch?.();

@@ -35,6 +35,18 @@ export class HostOwnership {
     this.attempt();
   }
 
+  /**
+   * This agent is leaving: it never takes over from here on (a holder that stops while this one
+   * waits would hand it the host's part, and this one would leave it behind when it exits). A
+   * holder keeps serving until it stops.
+   */
+  withdraw(): void {
+    if (this.owned) return;
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.waiting?.destroy();
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retry);

@@ -391,3 +391,39 @@ dockerTest(
     t.is(page, 'mesh test page\n');
   },
 );
+
+// After the handover: the two agents left stop together, as a host shutting down stops them.
+dockerTest(
+  'agents of one host stopped at once: none takes over while leaving, the last removes the addresses and routes',
+  async (t) => {
+    const rest = agents.slice(1) as AgentProcess[];
+    const routes = () => run('ip', ['-o', 'route', 'show', 'type', 'unreachable']);
+    t.true((await routes()).stdout.includes(RANGES.serviceRange), 'routed while they run');
+    const signalledAt = Date.now();
+    for (const agent of rest) agent.child.kill('SIGTERM');
+    const codes = await Promise.all(
+      rest.map((agent) => agent.exited.then((code) => [code, Date.now() - signalledAt])),
+    );
+    t.log(`exit after SIGTERM (ms): ${codes.map(([, ms]) => ms).join(', ')}`);
+    t.deepEqual(
+      codes.map(([code]) => code),
+      [0, 0],
+    );
+    const { stdout: lo } = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'lo']);
+    const prefix = RANGES.serviceRange.split('.').slice(0, 3).join('.');
+    t.false(lo.includes(` ${prefix}.`), `no service address left on lo: ${lo}`);
+    const left = (await routes()).stdout;
+    for (const range of [RANGES.serviceRange, RANGES.bridgeRange])
+      t.false(left.includes(range), `no unreachable route left for ${range}: ${left}`);
+    for (const agent of rest)
+      t.notRegex(
+        readFileSync(`${agent.dataDir}.log`, 'utf8')
+          .split('\n')
+          .filter((line) => line.includes('"signal"') || line.includes('serving the host'))
+          .map((line) => (line.includes('"signal"') ? 'S' : 'O'))
+          .join(''),
+        /SO/,
+        'no agent took the host data plane over after its signal',
+      );
+  },
+);
