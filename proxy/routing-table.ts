@@ -118,7 +118,7 @@ function endpointOf(
 }
 
 /** A service's declared TCP ports: each once, published ones keeping what they publish. */
-function declaredPorts(service: ServiceRecord): ServicePort[] {
+export function declaredPorts(service: ServiceRecord): ServicePort[] {
   const ports = new Map<number, ServicePort>();
   for (const p of service.ports)
     if (p.protocol === 'tcp' && !ports.has(p.target))

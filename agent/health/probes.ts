@@ -9,14 +9,37 @@ export interface ProbeTarget {
   port: number;
 }
 
+type Outcome = { ok: boolean; detail: string };
+
 interface Watch {
   probe: ReadinessProbe;
-  target: ProbeTarget;
+  /** Where it checks, in words: a watch of the same task at the same place goes on as it is. */
+  place: string;
+  check: () => Promise<Outcome>;
+  /** Checked until ready only, then left as it is. */
+  untilReady: boolean;
   startedAt: number;
   readiness: Readiness;
   timer?: NodeJS.Timeout;
   stopped: boolean;
 }
+
+/**
+ * The check of a replica with neither a healthcheck nor an x-mesh probe: ready once it accepts a
+ * TCP connection on each port it is known to serve, as a Consul TCP check would. A port that
+ * never opens makes it never ready past a minute (a rollout then stops, as for a failing
+ * healthcheck). Checked until ready only: every connection may cost the app a line in its log
+ * (postgres: "incomplete startup packet"). `port` is unused: the ports are the task's.
+ */
+export const PORTS_CHECK: ReadinessProbe = {
+  kind: 'tcp',
+  port: 0,
+  intervalMs: 1000,
+  timeoutMs: 1000,
+  failureThreshold: 3,
+  successThreshold: 1,
+  startPeriodMs: 60_000,
+};
 
 /**
  * Runs the readiness probes of the tasks on this node, one timer per task, and says when a
@@ -28,21 +51,18 @@ export class ReadinessProbes {
 
   constructor(private readonly listener: (taskId: string, readiness: Readiness) => void) {}
 
-  /** Starts probing a task, unless it is probed already (at the same place). */
+  /** Starts probing a task with its x-mesh probe, unless it is probed already at the same place. */
   watch(taskId: string, probe: ReadinessProbe, target: ProbeTarget): void {
-    const existing = this.watches.get(taskId);
-    if (existing && existing.target.host === target.host && existing.target.port === target.port)
-      return;
-    this.unwatch(taskId);
-    const watch: Watch = {
-      probe,
-      target,
-      startedAt: Date.now(),
-      readiness: NOT_YET_PROBED,
-      stopped: false,
-    };
-    this.watches.set(taskId, watch);
-    this.run(taskId, watch);
+    this.start(taskId, probe, `${target.host}:${target.port}`, false, () =>
+      probeOnce(probe, target),
+    );
+  }
+
+  /** Starts checking that a task accepts connections on each of its ports (PORTS_CHECK). */
+  watchPorts(taskId: string, host: string, ports: readonly number[]): void {
+    this.start(taskId, PORTS_CHECK, `${host}:${ports.join(',')}`, true, () =>
+      portsAccept(host, ports, PORTS_CHECK.timeoutMs),
+    );
   }
 
   watched(): ReadonlySet<string> {
@@ -61,8 +81,30 @@ export class ReadinessProbes {
     for (const taskId of [...this.watches.keys()]) this.unwatch(taskId);
   }
 
+  private start(
+    taskId: string,
+    probe: ReadinessProbe,
+    place: string,
+    untilReady: boolean,
+    check: () => Promise<Outcome>,
+  ): void {
+    if (this.watches.get(taskId)?.place === place) return;
+    this.unwatch(taskId);
+    const watch: Watch = {
+      probe,
+      place,
+      check,
+      untilReady,
+      startedAt: Date.now(),
+      readiness: NOT_YET_PROBED,
+      stopped: false,
+    };
+    this.watches.set(taskId, watch);
+    this.run(taskId, watch);
+  }
+
   private run(taskId: string, watch: Watch): void {
-    probeOnce(watch.probe, watch.target).then((outcome) => {
+    watch.check().then((outcome) => {
       if (watch.stopped) return;
       const before = watch.readiness;
       watch.readiness = afterProbe(before, watch.probe, outcome, Date.now() - watch.startedAt);
@@ -73,23 +115,35 @@ export class ReadinessProbes {
         after.detail !== before.detail
       )
         this.listener(taskId, after);
+      if (watch.untilReady && after.ready) return;
       watch.timer = setTimeout(() => this.run(taskId, watch), watch.probe.intervalMs);
     });
   }
 }
 
-/** One probe run: never rejects; the outcome says what happened in words. */
-export function probeOnce(
-  probe: ReadinessProbe,
-  target: ProbeTarget,
-): Promise<{ ok: boolean; detail: string }> {
-  return probe.kind === 'http' ? httpProbe(probe, target) : tcpProbe(probe, target);
+/** Whether the host accepts a TCP connection on each port, in turn; the first that does not says why. */
+export async function portsAccept(
+  host: string,
+  ports: readonly number[],
+  timeoutMs: number,
+): Promise<Outcome> {
+  for (const port of ports) {
+    const refused = await tcpRefusal({ host, port }, timeoutMs);
+    if (refused !== undefined)
+      return { ok: false, detail: `waiting for port ${port} (${refused})` };
+  }
+  return {
+    ok: true,
+    detail: `${ports.length === 1 ? 'port' : 'ports'} ${ports.join(', ')} ${ports.length === 1 ? 'accepts' : 'accept'} connections`,
+  };
 }
 
-function httpProbe(
-  probe: ReadinessProbe,
-  target: ProbeTarget,
-): Promise<{ ok: boolean; detail: string }> {
+/** One probe run: never rejects; the outcome says what happened in words. */
+export function probeOnce(probe: ReadinessProbe, target: ProbeTarget): Promise<Outcome> {
+  return probe.kind === 'http' ? httpProbe(probe, target) : tcpProbe(probe.timeoutMs, target);
+}
+
+function httpProbe(probe: ReadinessProbe, target: ProbeTarget): Promise<Outcome> {
   const path = probe.path ?? '/';
   return new Promise((resolve) => {
     const req = request(
@@ -110,21 +164,24 @@ function httpProbe(
   });
 }
 
-function tcpProbe(
-  probe: ReadinessProbe,
-  target: ProbeTarget,
-): Promise<{ ok: boolean; detail: string }> {
+async function tcpProbe(timeoutMs: number, target: ProbeTarget): Promise<Outcome> {
+  const refused = await tcpRefusal(target, timeoutMs);
+  return refused === undefined
+    ? { ok: true, detail: `TCP ${target.port}: connected` }
+    : { ok: false, detail: `TCP ${target.port}: ${refused}` };
+}
+
+/** Why a TCP connection to the target failed, or undefined once one was accepted (and closed). */
+function tcpRefusal(target: ProbeTarget, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = connect({ host: target.host, port: target.port });
-    socket.setTimeout(probe.timeoutMs, () =>
-      socket.destroy(new Error(`no answer within ${probe.timeoutMs} ms`)),
+    socket.setTimeout(timeoutMs, () =>
+      socket.destroy(new Error(`no answer within ${timeoutMs} ms`)),
     );
     socket.once('connect', () => {
       socket.destroy();
-      resolve({ ok: true, detail: `TCP ${target.port}: connected` });
+      resolve(undefined);
     });
-    socket.once('error', (error: NodeJS.ErrnoException) =>
-      resolve({ ok: false, detail: `TCP ${target.port}: ${error.code ?? error.message}` }),
-    );
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
   });
 }

@@ -3,6 +3,7 @@ import { dnsAddress, type NetworkSettings, networksOf } from '../../mesh/api/net
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
+import { declaredPorts } from '../../proxy/routing-table.js';
 import { type ProbeTarget, ReadinessProbes } from '../health/probes.js';
 import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
 import type { Runtimes } from '../runtime/runtimes.js';
@@ -373,9 +374,12 @@ export class Reconciler {
       });
     } else {
       const task = this.options.state.get<TaskRecord>('tasks', taskId)?.value;
-      const probe = task && this.serviceOf(task)?.readiness;
+      const service = task && this.serviceOf(task);
+      const probe = service?.readiness;
       const target = probe && probeTarget(seen, probe.port);
-      // Without a probe a running task is ready; with one, its probe says (from not ready).
+      // A container without a healthcheck nor a probe is ready once its ports accept connections.
+      const waitFor = !probe && !health && address && service ? portsToCheck(service, seen) : [];
+      // Ready once running when nothing is checked; else the check says (from not ready).
       this.report(taskId, {
         state: 'running',
         reason: undefined,
@@ -383,11 +387,12 @@ export class Reconciler {
         address,
         exposed,
         listening,
-        ...(probe ? {} : { ready: true }),
+        ...(probe || waitFor.length > 0 ? {} : { ready: true }),
       });
       if (probe && target) this.probes.watch(taskId, probe, target);
       else if (probe)
         this.report(taskId, { ready: false, probe: `no address to probe port ${probe.port} at` });
+      else if (address && waitFor.length > 0) this.probes.watchPorts(taskId, address, waitFor);
     }
   }
 
@@ -470,6 +475,17 @@ export class Reconciler {
   private report(taskId: string, change: Partial<TaskStatus>): void {
     this.status.report(taskId, change, this.local.get(taskId)?.restarts.length);
   }
+}
+
+/**
+ * The ports a container is known to serve and must accept connections on to be ready: those the
+ * stack file declares or, when it declares none, those its image exposes (an image may expose
+ * ports that only some settings open; a file that names its ports says which matter). Ports
+ * seen listening are open by then.
+ */
+function portsToCheck(service: ServiceRecord, seen: TaskObservation): number[] {
+  const declared = declaredPorts(service).map((p) => p.target);
+  return declared.length > 0 ? declared : (seen.exposed ?? []);
 }
 
 /** Where this node reaches a task's port: the container's address, or where a process published it. */

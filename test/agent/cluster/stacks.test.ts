@@ -173,6 +173,28 @@ services:
     );
     t.regex(deployed.stderr, /stack health converged/);
 
+    // Without a healthcheck: ready once its port accepts connections, not once its process runs.
+    const slow = cluster.file(
+      'slow.yml',
+      `
+services:
+  slow:
+    image: ${TEST_IMAGE}
+    command: ["sh", "-c", "sleep 3; exec nc -ll -p 5432 -e cat"]
+    expose: ["5432"]
+    stop_grace_period: 1s
+`,
+    );
+    const listening = await meshOn(a, 'deploy', '-c', slow, 'health');
+    t.is(listening.code, 0, listening.stderr);
+    t.regex(
+      listening.stderr,
+      /health\.slow: 0\/1 ready \(.*not ready: waiting for port 5432 \(ECONNREFUSED\)\)/,
+    );
+    t.regex(listening.stderr, /stack health converged/);
+    const [ready] = await meshJson<TaskRow[]>(a, 'ps', 'slow');
+    t.like(ready, { state: 'running', ready: true, probe: 'port 5432 accepts connections' });
+
     const sick = cluster.file(
       'sick.yml',
       `

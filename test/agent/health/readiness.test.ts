@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
-import { probeOnce } from '../../../agent/health/probes.js';
+import { PORTS_CHECK, portsAccept, probeOnce } from '../../../agent/health/probes.js';
 import { afterProbe, NOT_YET_PROBED, type Readiness } from '../../../agent/health/readiness.js';
 import type { ReadinessProbe } from '../../../mesh/api/services.js';
 
@@ -73,4 +73,33 @@ test('a probe that gets no answer within its timeout fails saying so', async (t)
   t.deepEqual(outcome, { ok: false, detail: 'GET /ready: no answer within 100 ms' });
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
+});
+
+test('the ports check passes once every port accepts; it names the first that does not', async (t) => {
+  const servers = [createServer(), createServer()];
+  for (const server of servers)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const [open, other] = servers.map((s) => (s.address() as AddressInfo).port) as [number, number];
+  t.deepEqual(await portsAccept('127.0.0.1', [open, other], 500), {
+    ok: true,
+    detail: `ports ${open}, ${other} accept connections`,
+  });
+  await new Promise((resolve) => servers[1]?.close(resolve));
+  t.deepEqual(await portsAccept('127.0.0.1', [open, other], 500), {
+    ok: false,
+    detail: `waiting for port ${other} (ECONNREFUSED)`,
+  });
+  await new Promise((resolve) => servers[0]?.close(resolve));
+});
+
+test('a port that never opens makes a task never ready only past the ports check’s start period', (t) => {
+  const refused = { ok: false, detail: 'waiting for port 5432 (ECONNREFUSED)' };
+  const after = (sinceStartMs: number) =>
+    [1, 2, 3].reduce((r) => afterProbe(r, PORTS_CHECK, refused, sinceStartMs), NOT_YET_PROBED);
+  t.false(after(30_000).neverReady, 'a database may take half a minute to open its port');
+  t.true(after(PORTS_CHECK.startPeriodMs + 3000).neverReady);
+  t.true(
+    afterProbe(NOT_YET_PROBED, PORTS_CHECK, { ok: true, detail: 'port 5432 accept' }, 100).ready,
+    'one accepted connection makes it ready',
+  );
 });
