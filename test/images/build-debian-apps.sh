@@ -1,40 +1,38 @@
 #!/usr/bin/env bash
 # Builds real Redis and PostgreSQL images from this machine's Debian packages (redis-server,
-# postgresql), with `docker import`: no registry is ever contacted. Each image is the static
-# busybox, the program's files and the shared libraries ldd names; EXPOSE is set as the upstream
-# images set it (redis 6379, postgres 5432).
+# postgresql), with `docker import`: no registry is ever contacted. Each image is the busybox test
+# image's file system, the program's files and the shared libraries ldd names; EXPOSE is set as
+# the upstream images set it (redis 6379, postgres 5432).
 #   mesh-test/redis:latest     redis-server, no persistence, open to the container networks
 #   mesh-test/postgres:latest  initdb on first start (trust auth), then postgres as user postgres
 #   mesh-test/pg-redis-clients:latest  busybox httpd/sh with redis-cli and psql (the app tiers)
 set -euo pipefail
-busybox=${BUSYBOX:-/bin/busybox}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-for need in "$busybox" /usr/bin/redis-server /usr/bin/redis-cli "$pgbin/postgres" "$pgbin/initdb" "$pgbin/psql"; do
+for need in /usr/bin/redis-server /usr/bin/redis-cli "$pgbin/postgres" "$pgbin/initdb" "$pgbin/psql"; do
   if ! [ -x "$need" ]; then
-    echo "build-debian-apps: $need is missing; install Debian's busybox-static, redis-server and postgresql" >&2
+    echo "build-debian-apps: $need is missing; install Debian's redis-server and postgresql" >&2
     exit 1
   fi
 done
+docker image inspect mesh-test/busybox:latest >/dev/null 2>&1 || bash "$(dirname "$0")/build-busybox.sh"
 pgdir=$(dirname "$pgbin")
 pgshare=/usr/share/postgresql/$(basename "$pgdir")
 
 roots=()
 trap 'rm -rf "${roots[@]}"' EXIT
 
-# A root file system with busybox, /etc and the given programs with every library they load.
+# A new root file system: the busybox test image's, with a postgres user.
 base() {
-  local root
+  local root cid
   root=$(mktemp -d)
   roots+=("$root")
-  mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev,www/cgi-bin}
+  cid=$(docker create mesh-test/busybox:latest)
+  docker export "$cid" | tar -C "$root" -x
+  docker rm "$cid" >/dev/null
   chmod 1777 "$root/tmp"
-  cp "$busybox" "$root/bin/busybox"
-  for applet in $("$root/bin/busybox" --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:postgres:/data:/bin/sh\n' >"$root/etc/passwd"
-  printf 'root:x:0:\npostgres:x:999:\n' >"$root/etc/group"
-  echo "$root"
+  echo 'postgres:x:999:999:postgres:/data:/bin/sh' >>"$root/etc/passwd"
+  echo 'postgres:x:999:' >>"$root/etc/group"
+  made=$root
 }
 
 with_libraries() {
@@ -56,12 +54,14 @@ import() {
   echo "built $image"
 }
 
-redis=$(base)
+base
+redis=$made
 with_libraries "$redis" /usr/bin/redis-server
 import "$redis" mesh-test/redis:latest 'EXPOSE 6379' \
   'CMD ["/usr/bin/redis-server", "--protected-mode", "no", "--save", "", "--appendonly", "no"]'
 
-postgres=$(base)
+base
+postgres=$made
 with_libraries "$postgres" "$pgbin/postgres" "$pgbin/initdb" "$pgbin/pg_ctl"
 cp -r --parents "$pgdir/lib" "$pgshare" /usr/share/zoneinfo "$postgres"
 # The JIT (llvmjit, with LLVM behind it) is most of the size and off unless asked for.
@@ -84,7 +84,8 @@ chmod 755 "$postgres/bin/postgres-start"
 import "$postgres" mesh-test/postgres:latest 'EXPOSE 5432' 'USER postgres' 'ENV TZ=UTC' \
   'CMD ["/bin/postgres-start"]'
 
-clients=$(base)
+base
+clients=$made
 with_libraries "$clients" /usr/bin/redis-cli "$pgbin/psql"
 ln -s "$pgbin/psql" "$clients/bin/psql"
 import "$clients" mesh-test/pg-redis-clients:latest 'CMD ["/bin/sh"]'
