@@ -15,6 +15,7 @@ import {
   UsageError,
 } from './args.js';
 import { RESTORE_FLAGS, restoreOf } from './backup.js';
+import { invocation, joinInstructions } from './invocation.js';
 import { parseBytes, parseDuration } from './stackfile/values.js';
 
 const AGENT_FLAGS: Options = {
@@ -203,7 +204,10 @@ export async function init(args: string[]): Promise<number> {
   // The token admits machines to the cluster: shown to a person, never written into a service log.
   process.stdout.write(
     process.stdout.isTTY
-      ? `Join other machines with:\n  npx mesh join ${await agent.joinToken()}\n("mesh token" prints it again)\n`
+      ? joinInstructions(
+          (await agent.joinToken()) ?? '(not ready yet: run "mesh token")',
+          invocation(process.argv[1] ?? '', process.env.PATH),
+        )
       : 'mesh: the join token is not printed here (not a terminal); "mesh token" prints it\n',
   );
   if (options.autolock)
