@@ -1,4 +1,5 @@
 import type { NodeUpdateRequest } from '../agent/control/api.js';
+import { nodeLabels } from '../mesh/api/nodes.js';
 import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, runSubcommand, UsageError } from './args.js';
 import { NODE_COMMANDS } from './commands.js';
 import { callAgent } from './control-client.js';
@@ -60,7 +61,7 @@ async function nodeUpdate(sub: 'drain' | 'activate' | 'label', args: string[]): 
   const result = await callAgent(dataDirOf(values), 'POST /v1/node', { node: name, ...change });
   print(Boolean(values.json), result, () =>
     sub === 'label'
-      ? `${result.id}: labels ${JSON.stringify(result.node.userLabels)}`
+      ? `${result.id}: labels ${JSON.stringify(nodeLabels(result.node))}`
       : `${result.id}: ${result.node.availability}${sub === 'drain' ? ' (its tasks move to other nodes)' : ''}`,
   );
   return 0;

@@ -132,7 +132,13 @@ export class Nodes {
       if (!stored) throw new NotFoundError(`node ${id} was removed meanwhile`);
       const userLabels = { ...stored.value.userLabels };
       for (const label of labels as string[]) {
-        if (label.endsWith('-')) delete userLabels[label.slice(0, -1)];
+        const removed = label.endsWith('-') ? label.slice(0, -1) : undefined;
+        // The agent's own (--label at init or join) is not the operator's to remove: say so.
+        if (removed !== undefined && !(removed in userLabels) && removed in stored.value.labels)
+          throw new InvalidError(
+            `node ${id}'s label ${removed} was given by its agent (--label ${removed}=${stored.value.labels[removed]} at mesh init or join): mesh node label can override it (${removed}=VALUE), not remove it`,
+          );
+        if (removed !== undefined) delete userLabels[removed];
         else {
           const eq = label.indexOf('=');
           userLabels[label.slice(0, eq)] = label.slice(eq + 1);
