@@ -16,7 +16,7 @@ export interface RaftStatus {
   applied: number;
   voters: string[];
   learners: string[];
-  /** How many voters may fail with the cluster still committing. */
+  /** How many more voters may fail with the cluster still committing (dead ones counted). */
   tolerates: number;
   /** The voters the live nodes that may be seated allow (the largest odd count, at most 5). */
   targetVoters: number;

@@ -54,7 +54,7 @@ export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandle
       return {
         ...self,
         version: VERSION,
-        raft: raftStatus(options.raft, options.state, seatable(members, options.state)),
+        raft: raftStatus(options.raft, options.state, members),
         members: {
           alive: count('alive'),
           suspect: count('suspect'),
@@ -88,7 +88,9 @@ function seatable(members: Member[], state: ClusterState): number {
   ).length;
 }
 
-function raftStatus({ raft }: RaftNode, state: ClusterState, alive: number): RaftStatus {
+function raftStatus({ raft }: RaftNode, state: ClusterState, members: Member[]): RaftStatus {
+  const { voters } = raft.membership;
+  const live = members.filter((m) => m.status === 'alive' && voters.includes(m.id)).length;
   return {
     role: raft.role,
     term: raft.term,
@@ -97,8 +99,8 @@ function raftStatus({ raft }: RaftNode, state: ClusterState, alive: number): Raf
     applied: raft.log.applied,
     voters: raft.membership.voters,
     learners: raft.membership.learners,
-    tolerates: faultTolerance(raft.membership.voters.length),
-    targetVoters: targetVoters(alive),
+    tolerates: faultTolerance(voters.length, live),
+    targetVoters: targetVoters(seatable(members, state)),
     stateDigest: state.digest(),
   };
 }

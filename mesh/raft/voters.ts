@@ -33,9 +33,12 @@ export const DEFAULT_VOTER_POLICY: VoterPolicy = {
   stableAfterMs: 3000,
 };
 
-/** How many voters may fail with the cluster still able to commit. */
-export function faultTolerance(voters: number): number {
-  return Math.max(0, Math.floor((voters - 1) / 2));
+/**
+ * How many more voters may fail with the cluster still able to commit: the live ones past the
+ * quorum of all of them (a voter already dead has used up one).
+ */
+export function faultTolerance(voters: number, live = voters): number {
+  return Math.max(0, live - (Math.floor(voters / 2) + 1));
 }
 
 /** The voter count the policy aims at with this many healthy nodes: the largest odd one allowed. */

@@ -99,7 +99,14 @@ test('a node that left is removed at once', (t) => {
 });
 
 test('fault tolerance and the voter target', (t) => {
-  t.deepEqual([1, 2, 3, 4, 5].map(faultTolerance), [0, 0, 1, 1, 2]);
+  t.deepEqual(
+    [1, 2, 3, 4, 5].map((n) => faultTolerance(n)),
+    [0, 0, 1, 1, 2],
+  );
+  // A voter already dead has used up one: three voters with one down tolerate no more.
+  t.is(faultTolerance(3, 2), 0);
+  t.is(faultTolerance(5, 4), 1);
+  t.is(faultTolerance(5, 2), 0);
   t.deepEqual(
     [0, 1, 2, 3, 4, 5, 6, 9].map((n) => targetVoters(n)),
     [1, 1, 1, 3, 3, 5, 5, 5],
