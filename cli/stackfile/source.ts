@@ -24,8 +24,18 @@ export function formatPath(path: KeyPath): string {
   return path.map(String).join('.') || '(top level)';
 }
 
+/** `file:line:column: key.path: what`; a problem with the file as a whole (line 0) names it alone. */
 export function formatProblem(p: Problem): string {
+  if (p.line === 0) return `${p.file}: ${p.message}`;
   return `${p.file}:${p.line}:${p.column}: ${formatPath(p.path)}: ${p.message}`;
+}
+
+/** Why a file could not be read, in plain words. */
+function unreadable(error: NodeJS.ErrnoException): string {
+  if (error.code === 'ENOENT') return 'no such file';
+  if (error.code === 'EACCES') return 'not allowed to read it (permission denied)';
+  if (error.code === 'EISDIR') return 'a directory, not a compose file';
+  return error.message;
 }
 
 /** A parsed YAML file that can say where any key path is. */
@@ -43,7 +53,7 @@ export class Source {
       text = readFileSync(file, 'utf8');
     } catch (error) {
       throw new StackFileError([
-        { file, line: 0, column: 0, path: [], message: (error as Error).message },
+        { file, line: 0, column: 0, path: [], message: unreadable(error as NodeJS.ErrnoException) },
       ]);
     }
     return Source.parse(file, text);

@@ -754,3 +754,13 @@ test('a host IP on a published port is kept: 127.0.0.1 publishes on each node lo
     /services\.db\.ports\.0: "localhost" is not an IP address/,
   );
 });
+
+test('a file that cannot be read is named with why, in plain words, not at line 0', (t) => {
+  const missing = join(dir, 'nope.yml');
+  const error = t.throws(() => readStackFile(missing, undefined), { instanceOf: StackFileError });
+  t.is(error?.message, `${missing}: no such file`);
+  t.is(
+    t.throws(() => readStackFile(dir, undefined), { instanceOf: StackFileError })?.message,
+    `${dir}: a directory, not a compose file`,
+  );
+});
