@@ -436,7 +436,7 @@ export class DataPlane {
         .hostNetworks()
         .then((listed) => this.policy.setHostNetworks(listed))
         .catch((error: Error) =>
-          this.options.log.warn({ reason: error.message }, 'bridges not listed'),
+          this.options.log.warn({ reason: error.message }, 'bridges and containers not listed'),
         );
     });
     return this.nextListing;

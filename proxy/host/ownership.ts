@@ -71,6 +71,11 @@ export class HostOwnership {
       this.wait();
     });
     server.listen(`\0${this.name}`, () => {
+      // Withdrawn or stopped while the name was being taken: let it go again at once.
+      if (this.stopped) {
+        server.close();
+        return;
+      }
       this.server = server;
       this.log.info(
         { lock: this.name },
