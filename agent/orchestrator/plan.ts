@@ -91,12 +91,13 @@ export function orchestrate(
   const plan = keepUntilReplaced(view, scheduled);
   const writes: Write[] = [];
   const createdAt = new Date(now).toISOString();
+  const graceOf = new Map(view.services.map((s) => [s.id, s.value.stopGracePeriodMs]));
   for (const task of plan.create)
     writes.push({
       op: 'put',
       kind: 'tasks',
       id: task.id,
-      value: { ...task, createdAt },
+      value: { ...task, createdAt, stopGracePeriodMs: graceOf.get(task.serviceId) },
       ifVersion: 0,
     });
   writes.push(...pinWrites(view, plan.create, createdAt));

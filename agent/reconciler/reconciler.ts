@@ -154,9 +154,8 @@ export class Reconciler {
     const { runtimes, state, log } = this.options;
     const stop = async (runtime: Runtime, taskId: string) => {
       const task = state.get<TaskRecord>('tasks', taskId)?.value;
-      const service = task && this.serviceOf(task);
       log.info({ task: taskId }, 'stopping a task: this node is leaving');
-      await this.stopTask(runtime, taskId, service?.stopGracePeriodMs ?? ORPHAN_GRACE_MS);
+      await this.stopTask(runtime, taskId, this.graceOf(task, ORPHAN_GRACE_MS));
     };
     const listed = await Promise.all(
       runtimes.entries().map(async ([, runtime]) => ({ runtime, tasks: await runtime.list() })),
@@ -405,11 +404,20 @@ export class Reconciler {
       this.exited({ taskId, exitCode: seen.exitCode ?? -1, reason: seen.reason ?? 'ended' });
   }
 
+  /**
+   * How long a task may take to stop: its service's stop_grace_period, or, once the service is
+   * removed (mesh rm), the one the task was made with.
+   */
+  private graceOf(task: TaskRecord | undefined, fallbackMs: number): number {
+    return (
+      (task && this.serviceOf(task)?.stopGracePeriodMs) ?? task?.stopGracePeriodMs ?? fallbackMs
+    );
+  }
+
   private async shutdown(task: TaskRecord, runtime: Runtime): Promise<void> {
     const seen = await runtime.inspect(task.id);
     if (!seen) return; // already gone: the next round reports it
-    const service = this.serviceOf(task);
-    const graceMs = service?.stopGracePeriodMs ?? 10_000;
+    const graceMs = this.graceOf(task, 10_000);
     // Draining: the write that told it to stop took it out of every node's routing table as
     // each node applied it; a moment for the last of them, and for requests in flight, before
     // the signal (within the stop grace period).

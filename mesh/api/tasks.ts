@@ -28,6 +28,8 @@ export interface TaskRecord {
   /** Why it is pending or being shut down, in words a user can act on. */
   reason?: string;
   createdAt?: string;
+  /** Its service's stop_grace_period when it was made: it still holds once the service is removed. */
+  stopGracePeriodMs?: number;
 }
 
 const TASK_STATES = [
@@ -91,7 +93,7 @@ export const checkTask: Check = object({
     desired: oneOf('running', 'shutdown'),
     reservations: object({ required: { cpus: amount, memoryBytes: amount } }),
   },
-  optional: { forNode: string, reason: string, createdAt: string },
+  optional: { forNode: string, reason: string, createdAt: string, stopGracePeriodMs: integer(0) },
 });
 
 const protocol = oneOf('tcp', 'udp');

@@ -164,3 +164,11 @@ test('a pinning volume is placed with its first task; the service then runs ther
   const onN1 = created(plan(pinnedTo('n1')))[0] as { value: TaskRecord } | undefined;
   t.is(onN1?.value.nodeId, 'n1');
 });
+
+test('a task carries its service’s stop grace period, for when the service is removed before it stops', (t) => {
+  const writes = plan(view([{ ...service(1, 1), stopGracePeriodMs: 1500 }], []));
+  t.deepEqual(
+    created(writes).map((w) => (w.op === 'put' ? (w.value as TaskRecord).stopGracePeriodMs : 0)),
+    [1500],
+  );
+});
