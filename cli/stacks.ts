@@ -158,14 +158,20 @@ export async function deploy(args: string[]): Promise<number> {
   const { values, positionals } = parse('deploy', args, {
     ...DATA_DIR,
     ...JSON_OUTPUT,
-    'compose-file': { type: 'string', short: 'c' },
+    'compose-file': { type: 'string', short: 'c', multiple: true },
     detach: { type: 'boolean', short: 'd' },
     prune: { type: 'boolean' },
     timeout: { type: 'string' },
     'dry-run': { type: 'boolean' },
     strict: { type: 'boolean' },
   });
-  const file = values['compose-file'] as string | undefined;
+  const files = (values['compose-file'] as string[] | undefined) ?? [];
+  // Compose merges several files; mesh does not yet, and must not take the last one silently.
+  if (files.length > 1)
+    throw new UsageError(
+      `deploy takes one compose file, got ${files.join(', ')}: merge them first (docker compose -f ${files.join(' -f ')} config > stack.yml)`,
+    );
+  const [file] = files;
   if (!file) throw new UsageError('deploy needs a compose file: mesh deploy -c FILE [STACK]');
   const timeoutMs = durationOf(values.timeout, '--timeout') ?? 300_000;
   const stackFile = readStackFile(file, positionals[0]);
@@ -471,9 +477,14 @@ export async function rm(args: string[]): Promise<number> {
     else process.stderr.write(`mesh: removing ${result.services.join(', ')}\n`);
     if (values.detach) continue;
     const deadline = Date.now() + 120_000;
+    let shown = '';
     for (;;) {
       const left = await readDuring(() => callAgent(dataDir, 'GET /v1/tasks', { stack }), deadline);
       if (left.length === 0) break;
+      // Progress, as each task takes up to its stop_grace_period.
+      const line = `  ${plural(left.length, 'task')} still stopping`;
+      if (line !== shown && !values.json) process.stderr.write(`${line}\n`);
+      shown = line;
       if (Date.now() > deadline) {
         process.stderr.write(
           `mesh: ${left.length} tasks of ${stack} still stopping; see "mesh ps -a ${stack}"\n`,

@@ -174,6 +174,12 @@ test('a stack file is checked before any agent is asked, and a bad flag is named
   const flag = mesh('deploy', '-c', file, '--timeout', 'soon', '--data-dir', join(dir, 'no-agent'));
   t.is(flag.code, 2);
   t.regex(flag.stderr, /^mesh: --timeout: "soon" is not a duration/);
+  const two = mesh('deploy', '-c', file, '-c', 'override.yml', '--data-dir', join(dir, 'no-agent'));
+  t.is(two.code, 2, 'several files are refused, not the last one taken');
+  t.regex(
+    two.stderr,
+    /deploy takes one compose file, got .*stack\.yml, override\.yml: merge them first/,
+  );
 });
 
 test('deploy lists the keys it ignores once, grouped by why, with the count', (t) => {
