@@ -54,8 +54,15 @@ async function containersByTask(): Promise<Record<string, string>> {
   });
   const started: Record<string, string> = {};
   for (const c of listed) {
-    const info = await engine.docker.getContainer(c.Id).inspect();
-    started[c.Labels['mesh.task'] as string] = info.State.StartedAt;
+    // One of a replaced version may be removed between the listing and this look: not running.
+    const info = await engine.docker
+      .getContainer(c.Id)
+      .inspect()
+      .catch((error: { statusCode?: number }) => {
+        if (error.statusCode === 404) return undefined;
+        throw error;
+      });
+    if (info?.State.Running) started[c.Labels['mesh.task'] as string] = info.State.StartedAt;
   }
   return started;
 }
