@@ -78,12 +78,27 @@ async function nodeList(args: string[]): Promise<number> {
   nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
   print(Boolean(values.json), nodes, () =>
     table(
-      ['ID', 'ADDRESS', 'STATUS', 'RAFT', 'TOKEN', 'SINCE', 'VERSION', 'CERT EXPIRES', 'LABELS'],
+      [
+        'ID',
+        'HOSTNAME',
+        'ADDRESS',
+        'STATUS',
+        'AVAILABILITY',
+        'MANAGER STATUS',
+        'TOKEN',
+        'SINCE',
+        'VERSION',
+        'CERT EXPIRES',
+        'LABELS',
+      ],
       nodes.map((n) => [
         n.self ? `${n.id} *` : n.id,
+        n.hostname || '-',
         n.address,
         n.status,
-        n.raft,
+        n.availability,
+        // As Swarm says it; a learner that is not seated yet is a worker here.
+        n.manager ?? (n.raft === 'learner' ? '-' : n.raft),
         n.token,
         n.since ? ago(n.since) : '-',
         n.version,

@@ -11,6 +11,7 @@ import { rm } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
+import type { NodeRow } from '../agent/control/api.js';
 import { pingEngine } from '../agent/runtime/docker.js';
 import {
   type AgentProcess,
@@ -110,15 +111,15 @@ async function main(): Promise<void> {
     agents.push(...(await startCluster(root, HOSTS, 'node', ['--label', 'role=seed'])));
     const first = agents[0] as AgentProcess;
     const deadline = Date.now() + 20_000;
-    let listing = '';
     while (Date.now() < deadline) {
-      listing = (await mesh('node', 'ls', '--data-dir', first.dataDir)).stdout;
-      const count = (word: string) =>
-        (listing.match(new RegExp(`\\b${word}\\b`, 'g')) ?? []).length;
+      const { stdout } = await mesh('node', 'ls', '--json', '--data-dir', first.dataDir);
+      const nodes = stdout ? (JSON.parse(stdout) as NodeRow[]) : [];
       // Wait until gossip sees everyone and the leader has seated all three as Raft voters.
-      if (count('alive') === HOSTS.length && count('voter') === HOSTS.length) break;
+      const seated = nodes.filter((n) => n.status === 'alive' && n.raft === 'voter');
+      if (seated.length === HOSTS.length) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    const listing = (await mesh('node', 'ls', '--data-dir', first.dataDir)).stdout;
     say(`\n${listing}`);
 
     const stack = await chooseStack();

@@ -1,4 +1,4 @@
-import type { NodeRecord } from '../../mesh/api/nodes.js';
+import { type NodeRecord, nodeLabels } from '../../mesh/api/nodes.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 import type { Membership } from '../../mesh/membership/runtime.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
@@ -39,11 +39,20 @@ export class Nodes {
     );
     const ids = [...new Set([...recorded.keys(), ...live.keys()])];
     const { voters, learners } = this.raft.membership;
+    const { leader } = this.raft.raft;
     const nodes = ids.map((id): NodeRow => {
       const member = live.get(id);
       const record = recorded.get(id);
+      const manager = !voters.includes(id)
+        ? null
+        : id === leader
+          ? 'leader'
+          : member?.status === 'alive'
+            ? 'reachable'
+            : 'unreachable';
       return {
         id,
+        hostname: record?.hostname ?? '',
         address: member?.address ?? record?.address ?? '',
         // What gossip sees now; for a node it has never seen, what the cluster recorded.
         status:
@@ -52,12 +61,17 @@ export class Nodes {
             : (member?.status ?? record?.status ?? 'unknown'),
         since: member ? new Date(member.since).toISOString() : null,
         version: member?.meta.version ?? record?.version ?? '',
-        labels: member?.meta.labels ?? record?.labels ?? {},
+        labels: nodeLabels({
+          labels: member?.meta.labels ?? record?.labels ?? {},
+          userLabels: record?.userLabels ?? {},
+        }),
         capacity: member?.meta.capacity ?? record?.capacity,
         // A node admitted but not yet seen by gossip has a bare record: no labels nor address.
         recorded: record !== undefined && record.status !== 'joining',
         self: id === this.self,
         raft: voters.includes(id) ? 'voter' : learners.includes(id) ? 'learner' : 'none',
+        manager,
+        availability: record?.availability ?? 'active',
         token: record?.workerOnly ? 'worker' : 'manager',
         certExpires: member?.meta.certExpires ?? null,
       };

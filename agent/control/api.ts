@@ -38,17 +38,24 @@ export interface StatusResponse {
 
 export interface NodeRow {
   id: string;
+  /** The machine's host name, as its agent reported it at join. */
+  hostname: string;
   address: string;
   /** What gossip sees now (alive, suspect, dead, left), or the recorded status of an unseen node. */
   status: string;
   since: string | null;
   version: string;
+  /** The labels constraints see: its agent's own, and those set with mesh node label over them. */
   labels: Record<string, string>;
   capacity?: { cpus: number; memoryBytes: number };
   /** Whether the cluster's replicated registry holds this node as gossip showed it (not joining). */
   recorded: boolean;
   self: boolean;
   raft: 'voter' | 'learner' | 'none';
+  /** A voter (a manager): leader, reachable (alive) or unreachable, as Swarm says; null for others. */
+  manager: 'leader' | 'reachable' | 'unreachable' | null;
+  /** mesh node drain|activate: a drained node runs nothing. */
+  availability: 'active' | 'drain';
   /** The token it joined with: a manager token's node may be seated, a worker token's never. */
   token: 'manager' | 'worker';
   /** When its certificate expires, as it gossips; null for a node not seen. */

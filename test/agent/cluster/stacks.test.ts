@@ -338,6 +338,18 @@ services:
   const labelled = await meshOn(a, 'node', 'label', edge, 'zone=edge', 'tier=2');
   t.is(labelled.code, 0, labelled.stderr);
   t.regex(labelled.stdout, /labels \{"zone":"edge","tier":"2"\}/);
+  // node ls shows what a Swarm user reads there: host name, availability, manager status, and
+  // the labels just set.
+  const listed = await meshJson<NodeRow[]>(a, 'node', 'ls');
+  t.like(
+    listed.find((n) => n.id === edge),
+    { labels: { zone: 'edge', tier: '2' }, availability: 'active' },
+  );
+  t.true(listed.every((n) => n.hostname !== ''));
+  t.deepEqual(listed.map((n) => n.manager).sort(), ['leader', 'reachable', 'reachable']);
+  const table = (await meshOn(a, 'node', 'ls')).stdout;
+  t.regex(table, /^ID\s+HOSTNAME\s+ADDRESS\s+STATUS\s+AVAILABILITY\s+MANAGER STATUS/);
+  t.regex(table, /zone=edge/);
   const tasks = await tasksWhen(a, 'cache', allRunning(2), 'both cache tasks running');
   t.deepEqual(
     tasks.map((task) => task.node),
