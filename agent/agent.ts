@@ -76,6 +76,9 @@ interface Parts {
   autolock: Autolock;
 }
 
+/** How long one step of leaving the cluster may take (each has tighter timers of its own). */
+const LEAVE_STEP_MS = 20_000;
+
 /**
  * The node daemon, wired together: identity and transport, membership and Raft over it, the
  * replicated state they keep, the orchestrator and reconciler that act on it, and the control
@@ -149,12 +152,34 @@ export class Agent {
    */
   async shutdown(): Promise<void> {
     this.log.info('leaving the cluster');
-    this.parts?.dataPlane.withdraw();
-    await this.parts?.raft.handOver();
-    await this.parts?.membership.leave();
-    await this.parts?.reconciler.removeAll();
-    await this.parts?.files.unmount();
-    await this.stop();
+    const parts = this.parts;
+    if (!parts) return;
+    parts.dataPlane.withdraw();
+    await this.leaveStep('handing Raft leadership over', parts.raft.handOver());
+    await this.leaveStep('telling the members', parts.membership.leave());
+    // Bounded by the tasks' own stop grace periods, which may be long (a database's).
+    await parts.reconciler.removeAll();
+    await this.leaveStep('unmounting the secrets', parts.files.unmount());
+    await this.leaveStep('closing listeners and connections', this.stop());
+  }
+
+  /**
+   * A step of leaving, bounded: each is meant to end by itself within its own timers; one that
+   * does not is logged and left behind, so that a stop always ends.
+   */
+  private async leaveStep(step: string, work: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.error(
+          { step, afterMs: LEAVE_STEP_MS },
+          'leaving: a step takes too long, going on',
+        );
+        resolve();
+      }, LEAVE_STEP_MS);
+    });
+    await Promise.race([work, late]);
+    clearTimeout(timer);
   }
 
   /** Stops without a word to the cluster, as a crash would. */

@@ -48,6 +48,9 @@ const INIT_FLAGS: Options = {
   ...RESTORE_FLAGS,
 };
 
+/** How long the process may go on after the agent left and closed everything. */
+const LINGER_MS = 5000;
+
 /** Runs until SIGINT or SIGTERM, then leaves the cluster gracefully; a second signal exits at once. */
 function runUntilSignalled(agent: Agent): Promise<number> {
   if (agent.dockerMissing) process.stdout.write(`mesh: note: ${agent.dockerMissing}\n`);
@@ -59,13 +62,27 @@ function runUntilSignalled(agent: Agent): Promise<number> {
       if (stopping) process.exit(130);
       stopping = true;
       agent.log.info({ signal }, 'signal received');
-      agent.shutdown().then(
-        () => resolve(0),
-        (error: Error) => {
-          agent.log.error({ err: error }, 'shutdown failed');
-          resolve(1);
-        },
-      );
+      agent
+        .shutdown()
+        .then(
+          () => 0,
+          (error: Error) => {
+            agent.log.error({ err: error }, 'shutdown failed');
+            return 1;
+          },
+        )
+        .then((code) => {
+          // Everything is closed: the process ends by itself. If something still holds it, say
+          // what, and end anyway: a stopped agent must not linger.
+          setTimeout(() => {
+            agent.log.warn(
+              { holding: process.getActiveResourcesInfo() },
+              'the agent left, but something still holds the process: exiting',
+            );
+            process.exit(code);
+          }, LINGER_MS).unref();
+          resolve(code);
+        });
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));

@@ -42,14 +42,32 @@ export function spawnAgent(root: string, name: string, args: string[]): AgentPro
 }
 
 /** Runs a CLI command to completion. */
-export async function mesh(
+export function mesh(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return meshWithin(0, ...args);
+}
+
+/**
+ * Runs a CLI command to completion, or kills it after timeoutMs (0: no limit): then its code is
+ * 124 and stderr says which command gave no answer, so a test fails naming it instead of hanging.
+ */
+export async function meshWithin(
+  timeoutMs: number,
   ...args: string[]
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args]);
+    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], {
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
+    const e = error as { code: number; killed?: boolean; stdout: string; stderr: string };
+    if (e.killed)
+      return {
+        code: 124,
+        stdout: e.stdout,
+        stderr: `${e.stderr}mesh ${args.join(' ')}: no answer within ${timeoutMs} ms, killed\n`,
+      };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
@@ -57,7 +75,7 @@ export async function mesh(
 /** Waits until the agent's control API answers, or fails at the deadline. */
 export async function waitForControl(agent: AgentProcess, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while ((await mesh('status', '--data-dir', agent.dataDir)).code !== 0) {
+  while ((await meshWithin(timeoutMs, 'status', '--data-dir', agent.dataDir)).code !== 0) {
     if (Date.now() > deadline)
       throw new Error(`agent with ${agent.dataDir} not answering after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));

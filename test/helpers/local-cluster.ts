@@ -10,7 +10,7 @@ import { ProcessRuntime } from '../../agent/runtime/process.js';
 import { filesRoot } from '../../agent/secrets/files.js';
 import {
   type AgentProcess,
-  mesh,
+  meshWithin,
   scratchDirectory,
   spawnAgent,
   startCluster,
@@ -138,9 +138,15 @@ export async function removeRange(range: string): Promise<void> {
   await run('ip', ['route', 'del', 'unreachable', range]).catch(() => undefined);
 }
 
+/**
+ * How long a CLI command of a test may take: longer than any --timeout a test gives, and shorter
+ * than ava's (2 min without a test ending), so a command that hangs fails its test by name.
+ */
+const CLI_DEADLINE_MS = 90_000;
+
 /** A CLI command run against the agent. */
 export function meshOn(agent: AgentProcess, ...args: string[]) {
-  return mesh(...args, '--data-dir', agent.dataDir);
+  return meshWithin(CLI_DEADLINE_MS, ...args, '--data-dir', agent.dataDir);
 }
 
 /** A CLI command's --json output, parsed; a failed command throws with its stderr. */
@@ -152,7 +158,14 @@ export async function meshJson<T>(agent: AgentProcess, ...args: string[]): Promi
 
 /** `mesh node ls --json` as the agent with this data dir sees it. */
 export async function nodesSeenBy(dataDir: string): Promise<NodeRow[]> {
-  const { code, stdout, stderr } = await mesh('node', 'ls', '--json', '--data-dir', dataDir);
+  const { code, stdout, stderr } = await meshWithin(
+    CLI_DEADLINE_MS,
+    'node',
+    'ls',
+    '--json',
+    '--data-dir',
+    dataDir,
+  );
   if (code !== 0) throw new Error(`node ls failed: ${stderr}`);
   return JSON.parse(stdout) as NodeRow[];
 }
@@ -166,7 +179,7 @@ export type RaftView = StatusResponse & { raft: RaftStatus };
 
 /** `mesh status --json` of the agent. */
 export async function view(agent: AgentProcess): Promise<RaftView> {
-  const { code, stdout, stderr } = await mesh('status', '--json', '--data-dir', agent.dataDir);
+  const { code, stdout, stderr } = await meshOn(agent, 'status', '--json');
   if (code !== 0) throw new Error(`status failed: ${stderr}`);
   return JSON.parse(stdout) as RaftView;
 }
