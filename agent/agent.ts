@@ -12,6 +12,7 @@ import { DataPlane } from '../proxy/data-plane.js';
 import { connectionBudget, raiseFdLimit } from '../proxy/host/fd-limit.js';
 import { DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/ingress.js';
 import { DEFAULT_HTTP_LIMITS } from '../proxy/http/limits.js';
+import { DEFAULT_UDP_IDLE_MS } from '../proxy/l4/udp-flows.js';
 import { Backups } from './cluster/backup.js';
 import { Certificates } from './cluster/ingress-certificates.js';
 import { ClusterLogs } from './cluster/logs.js';
@@ -360,6 +361,7 @@ export class Agent {
       keyPairOf: (host) => certificates.keyPair(host),
       trustedProxies: cluster.trustedProxies ?? [],
       responseTimeoutMs: cluster.httpTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
+      udpIdleMs: cluster.udpTimeoutMs ?? DEFAULT_UDP_IDLE_MS,
       httpLimits: { ...DEFAULT_HTTP_LIMITS, ...cluster.httpLimits },
       maxConnections: connectionBudget(fds.limit),
       upstreams: cluster.dnsUpstreams,

@@ -18,6 +18,8 @@ export interface DataPlaneSettings {
   trustedProxies?: string[];
   /** --http-timeout: how long a replica may take to start its answer. */
   httpTimeoutMs?: number;
+  /** --udp-timeout: how long a UDP flow keeps its replica without a datagram either way. */
+  udpTimeoutMs?: number;
   /** --http-limit KEY=VALUE: what a client of the ingress may hold, and for how long. */
   httpLimits?: Partial<HttpLimits>;
 }

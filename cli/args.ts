@@ -43,6 +43,8 @@ const FLAG_HELP: Record<string, string> = {
     'a load balancer (IPv4 CIDR) whose X-Forwarded-* headers are believed (repeatable)',
   'http-timeout':
     'how long a replica may take to start its answer before the client gets 504 (default 5m)',
+  'udp-timeout':
+    'how long a UDP flow (a client address and port) keeps its replica without a datagram either way (default 5m)',
   'http-limit':
     'KEY=VALUE (repeatable): header-timeout, body-timeout, send-timeout (60s), keepalive-timeout (75s), body-buffer (1m), client-connections (256)',
   'service-range': 'the range service addresses come from (default 10.250.0.0/16)',

@@ -32,6 +32,7 @@ const AGENT_FLAGS: Options = {
   'https-port': { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
   'http-timeout': { type: 'string' },
+  'udp-timeout': { type: 'string' },
   'http-limit': { type: 'string', multiple: true },
 };
 
@@ -112,6 +113,7 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
       httpsPort: values['https-port'] === undefined ? undefined : portOf(values, 443, 'https-port'),
       trustedProxies: trustedOf(values['trusted-proxy'] as string[] | undefined),
       httpTimeoutMs: durationOf(values['http-timeout'], '--http-timeout'),
+      udpTimeoutMs: durationOf(values['udp-timeout'], '--udp-timeout'),
       httpLimits: httpLimitsOf(values['http-limit'] as string[] | undefined),
       network: command === 'init' ? networkOf(values) : undefined,
       certValidityMs: certValidityOf(values),

@@ -24,17 +24,38 @@ import { HttpRelay } from './http/relay.js';
 import { hostRoutes } from './http/routes.js';
 import type { KeyPairOf } from './http/servers.js';
 import { dialEndpoint, Forwarder } from './l4/forwarder.js';
-import { type Accept, Listeners } from './l4/listeners.js';
+import {
+  type Accept,
+  type Listeners,
+  type Receive,
+  tcpListeners,
+  udpListeners,
+} from './l4/listeners.js';
 import { splice } from './l4/splice.js';
-import { publishedAddress, type RoutingTable, routingTable } from './routing-table.js';
+import { type DatagramSource, serveRemoteFlow, UdpForwarder } from './l4/udp-forwarder.js';
+import {
+  type IngressPort,
+  publishedAddress,
+  type RoutingTable,
+  routingTable,
+  type ServiceRoute,
+} from './routing-table.js';
 import { type HostNetworks, mayReach, plainAddress, SourcePolicy } from './source-policy.js';
 
 /** A stream target for the HTTP relay of a task's port: `http/<task>/<port>`. */
 const RELAY_PREFIX = 'http/';
+/** A stream target for a UDP flow to a task's port: `udp/<task>/<port>`. */
+const UDP_PREFIX = 'udp/';
 /** Containers send DNS queries to the DNS address on the standard port. */
 const CONTAINER_DNS_PORT = 53;
 /** Bridges are listed again (for a new task, an unknown source) at most this often. */
 const BRIDGE_LISTING_SPACING_MS = 100;
+
+/** The listeners one pass of the data plane wants, by host:port. */
+interface Wanted {
+  tcp: Map<string, Accept>;
+  udp: Map<string, Receive>;
+}
 
 export interface DataPlaneOptions {
   nodeId: string;
@@ -52,6 +73,8 @@ export interface DataPlaneOptions {
   trustedProxies: string[];
   /** How long a replica may take to start an answer. */
   responseTimeoutMs: number;
+  /** How long a UDP flow is kept without a datagram either way. */
+  udpIdleMs: number;
   /** What a client of the ingress may hold, and for how long. */
   httpLimits: HttpLimits;
   /** Connections each public listener holds at most (see connectionBudget). */
@@ -90,8 +113,10 @@ export class DataPlane {
   private readonly policy: SourcePolicy;
   private readonly dns: DnsServer;
   private readonly forwarder: Forwarder;
-  private readonly listeners: Listeners;
-  /** The published ports' listeners (host:port) this node wants, each to its port. */
+  private readonly udpForwarder: UdpForwarder;
+  private readonly listeners: Listeners<Accept>;
+  private readonly udpListeners: Listeners<Receive>;
+  /** The published ports' listeners (host:port, and host:port/udp) this node wants, each to its port. */
   private readonly publishedKeys = new Map<string, number>();
   private readonly host = new HostAddresses();
   private readonly ownership: HostOwnership;
@@ -121,6 +146,12 @@ export class DataPlane {
       log: options.log,
       dialRemote: (nodeId, taskId, port) => this.streamTo(nodeId, `${taskId}/${port}`),
     });
+    this.udpForwarder = new UdpForwarder({
+      nodeId: options.nodeId,
+      idleMs: options.udpIdleMs,
+      log: options.log,
+      dialRemote: (nodeId, taskId, port) => this.streamTo(nodeId, `${UDP_PREFIX}${taskId}/${port}`),
+    });
     this.dns = new DnsServer({
       zone: () => this.zone,
       allowed: (ip) => this.policy.classify(ip).kind !== 'outside',
@@ -132,7 +163,8 @@ export class DataPlane {
       maxConnections: options.maxConnections,
       log: options.log,
     });
-    this.listeners = new Listeners(options.log, options.maxConnections);
+    this.listeners = tcpListeners(options.log, options.maxConnections);
+    this.udpListeners = udpListeners(options.log);
     // The HTTP ingress runs in a thread of its own; a replica elsewhere is reached through that
     // node's relay, over streams this thread opens for it.
     this.ingress = new IngressThread({
@@ -178,7 +210,13 @@ export class DataPlane {
 
   /** Addresses this node should serve but cannot (a port taken), with the reason. */
   get notServed(): ReadonlyMap<string, string> {
-    return this.listeners.failed;
+    return new Map([
+      ...this.listeners.failed,
+      ...[...this.udpListeners.failed].map(([key, reason]): [string, string] => [
+        `${key}/udp`,
+        reason,
+      ]),
+    ]);
   }
 
   async start(): Promise<void> {
@@ -220,6 +258,8 @@ export class DataPlane {
     this.unwatch?.();
     await this.applying;
     this.listeners.close();
+    this.udpListeners.close();
+    this.udpForwarder.close();
     await this.ingress.close();
     this.relay.close();
     this.dns.close();
@@ -270,6 +310,7 @@ export class DataPlane {
       this.ingress.setRoutes(hostRoutes(this.table));
       const listed = new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId)));
       this.forwarder.counters.retain(listed);
+      this.udpForwarder.retain(listed);
       this.relay.retain(listed);
       this.apply();
     });
@@ -298,30 +339,36 @@ export class DataPlane {
   private async applyOnce(): Promise<void> {
     const { advertise } = this.options;
     const table = this.table;
-    const wanted = new Map<string, Accept>();
+    const wanted: Wanted = { tcp: new Map(), udp: new Map() };
     this.publishedKeys.clear();
     for (const ingress of table.ingress) {
       const address = publishedAddress(ingress, advertise);
       if (!address) continue; // another node's address: published there only
       const key = `${address}:${ingress.port}`;
-      this.publishedKeys.set(key, ingress.port);
-      wanted.set(key, (socket) => this.acceptPublished(socket, ingress.port));
+      if (ingress.protocol === 'udp') {
+        this.publishedKeys.set(`${key}/udp`, ingress.port);
+        wanted.udp.set(key, (payload, from, reply) =>
+          this.receivePublished(key, ingress.port, { ...from, reply }, payload),
+        );
+      } else {
+        this.publishedKeys.set(key, ingress.port);
+        wanted.tcp.set(key, (socket) => this.acceptPublished(socket, ingress.port));
+      }
     }
-    if (this.ownership.owned && table.settings && !this.hostRefusal) {
-      const served = await this.serveHost(table, table.settings);
-      if (served) for (const [key, accept] of served) wanted.set(key, accept);
-    }
-    await this.listeners.sync(wanted);
+    if (this.ownership.owned && table.settings && !this.hostRefusal)
+      await this.serveHost(table, table.settings, wanted);
+    await Promise.all([this.listeners.sync(wanted.tcp), this.udpListeners.sync(wanted.udp)]);
     this.reportUnserved();
     // New bridges and containers come with new tasks.
     await this.relistHostNetworks();
   }
 
   private reportUnserved(): void {
-    const unserved = [...this.listeners.failed]
+    const unserved = [...this.notServed]
       .flatMap(([address, reason]) => {
         const port = this.publishedKeys.get(address);
-        return port === undefined ? [] : [{ port, reason }];
+        if (port === undefined) return [];
+        return [{ port, reason: address.endsWith('/udp') ? `UDP: ${reason}` : reason }];
       })
       .sort((a, b) => a.port - b.port);
     const text = JSON.stringify(unserved);
@@ -332,12 +379,14 @@ export class DataPlane {
 
   /**
    * This host's part: the ranges routed unreachable first (before anything listens on or sends to
-   * a service address), then the service addresses and the DNS address on lo, then listeners.
+   * a service address), then the service addresses and the DNS address on lo, then listeners
+   * (added to those wanted).
    */
   private async serveHost(
     table: RoutingTable,
     settings: NetworkSettings,
-  ): Promise<Map<string, Accept> | undefined> {
+    wanted: Wanted,
+  ): Promise<void> {
     const dns = dnsAddress(settings.serviceRange);
     try {
       await this.host.blackhole(settings.serviceRange);
@@ -353,7 +402,7 @@ export class DataPlane {
         { reason: this.hostRefusal, fix: PRIVILEGE_HINT },
         'service addresses cannot be made local: services are reachable only through published ports',
       );
-      return undefined;
+      return;
     }
     if (!this.dns.addresses.includes(`${dns}:${CONTAINER_DNS_PORT}`))
       await this.dns
@@ -364,21 +413,59 @@ export class DataPlane {
             'DNS not served to containers',
           ),
         );
-    const wanted = new Map<string, Accept>();
     for (const service of table.services) {
-      if (!service.address) continue;
+      const { address } = service;
+      if (!address) continue;
       for (const port of service.ports)
-        wanted.set(`${service.address}:${port.target}`, (socket) =>
-          this.acceptService(socket, service.address as string, port.target),
+        wanted.tcp.set(`${address}:${port.target}`, (socket) =>
+          this.acceptService(socket, address, port.target),
         );
+      for (const target of service.udpPorts) {
+        const key = `${address}:${target}`;
+        wanted.udp.set(key, (payload, from, reply) =>
+          this.receiveService(key, address, target, { ...from, reply }, payload),
+        );
+      }
     }
-    return wanted;
   }
 
   /** A connection to a service address: from a source that shares a network with it. */
   private async acceptService(socket: Socket, address: string, target: number): Promise<void> {
     socket.on('error', () => socket.destroy());
-    const remote = plainAddress(socket.remoteAddress ?? '');
+    const service = await this.admitted(plainAddress(socket.remoteAddress ?? ''), address, 'tcp');
+    if (!service) {
+      socket.destroy();
+      return;
+    }
+    await this.forwarder.forward(socket, service, target);
+  }
+
+  /**
+   * A datagram to a UDP port of a service address: on its flow, or, from a source that shares a
+   * network with the service, on a new one.
+   */
+  private async receiveService(
+    listener: string,
+    address: string,
+    target: number,
+    source: DatagramSource,
+    payload: Buffer,
+  ): Promise<void> {
+    const service = this.udpForwarder.has(listener, source)
+      ? this.table.byAddress.get(address)
+      : await this.admitted(plainAddress(source.address), address, 'udp');
+    if (service) this.udpForwarder.forward(listener, source, payload, service, target);
+  }
+
+  /**
+   * The service at the address when the source may reach it (it shares a network with it, the
+   * bridges listed again when the source is not known yet); undefined, logged, when it may not.
+   */
+  private async admitted(
+    remote: string,
+    address: string,
+    protocol: 'tcp' | 'udp',
+  ): Promise<ServiceRoute | undefined> {
     let source = await this.sourceOf(remote);
     const service = this.table.byAddress.get(address);
     if (service && source.kind === 'container' && !mayReach(source, service)) {
@@ -386,31 +473,45 @@ export class DataPlane {
       await this.relistHostNetworks();
       source = this.policy.classify(remote);
     }
-    if (!service || !mayReach(source, service)) {
-      this.refusals.warn(
-        remote,
-        {
-          service: service?.id,
-          source: remote,
-          sourceNetworks: source.kind === 'container' ? source.networks : source.kind,
-          serviceNetworks: service?.networks,
-        },
-        'connection refused: the source shares no network with the service',
-      );
-      socket.destroy();
-      return;
-    }
-    await this.forwarder.forward(socket, service, target);
+    if (service && mayReach(source, service)) return service;
+    this.refusals.warn(
+      remote,
+      {
+        service: service?.id,
+        protocol,
+        source: remote,
+        sourceNetworks: source.kind === 'container' ? source.networks : source.kind,
+        serviceNetworks: service?.networks,
+      },
+      'connection refused: the source shares no network with the service',
+    );
+    return undefined;
   }
 
   /** A connection to a published port (ingress mode): open to anyone who reaches the node. */
   private async acceptPublished(socket: Socket, port: number): Promise<void> {
-    const ingress = this.table.ingress.find((i) => i.port === port);
+    const ingress = this.publishedPort(port, 'tcp');
     if (!ingress) {
       socket.destroy();
       return;
     }
     await this.forwarder.forward(socket, ingress.service, ingress.target);
+  }
+
+  /** A datagram to a published UDP port: open to anyone who reaches the node. */
+  private receivePublished(
+    listener: string,
+    port: number,
+    source: DatagramSource,
+    payload: Buffer,
+  ): void {
+    const ingress = this.publishedPort(port, 'udp');
+    if (ingress)
+      this.udpForwarder.forward(listener, source, payload, ingress.service, ingress.target);
+  }
+
+  private publishedPort(port: number, protocol: 'tcp' | 'udp'): IngressPort | undefined {
+    return this.table.ingress.find((i) => i.port === port && i.protocol === protocol);
   }
 
   /** How the source is classified, listing the bridges again first when it is not known. */
@@ -449,15 +550,16 @@ export class DataPlane {
     return this.options.openStream({ address: member.address, nodeId }, target);
   }
 
-  /** Another node's agent forwards a connection to one of this node's tasks. */
+  /** Another node's agent forwards a connection (or a UDP flow) to one of this node's tasks. */
   private serveStream(peer: Peer, target: string, socket: TLSSocket, head: Buffer): void {
-    const relayed = target.startsWith(RELAY_PREFIX);
-    const [taskId, portText] = target.slice(relayed ? RELAY_PREFIX.length : 0).split('/');
+    const prefix = [RELAY_PREFIX, UDP_PREFIX].find((p) => target.startsWith(p)) ?? '';
+    const [taskId, portText] = target.slice(prefix.length).split('/');
     const endpoint = this.table.services
       .flatMap((s) => s.endpoints)
       .find((e) => e.taskId === taskId && e.nodeId === this.options.nodeId);
     const port = Number(portText);
-    if (!endpoint?.ports.has(port)) {
+    const ports = prefix === UDP_PREFIX ? endpoint?.udpPorts : endpoint?.ports;
+    if (!endpoint || !ports?.has(port)) {
       this.options.log.warn(
         { peer: peer.nodeId, target },
         'stream refused: no such ready task here',
@@ -466,8 +568,17 @@ export class DataPlane {
       return;
     }
     socket.on('error', () => socket.destroy());
-    if (relayed) {
+    if (prefix === RELAY_PREFIX) {
       this.relay.accept(acceptStream(socket, head), endpoint, port);
+      return;
+    }
+    if (prefix === UDP_PREFIX) {
+      serveRemoteFlow(
+        acceptStream(socket, head),
+        endpoint.host,
+        ports.get(port) as number,
+        this.options.log,
+      );
       return;
     }
     dialEndpoint(endpoint, port)

@@ -21,6 +21,8 @@ export interface Endpoint {
   host: string;
   /** Container port → the port its node dials for it. */
   ports: ReadonlyMap<number, number>;
+  /** The same for its UDP ports. */
+  udpPorts: ReadonlyMap<number, number>;
 }
 
 /**
@@ -44,6 +46,8 @@ export interface ServiceRoute {
    * publish), then those its replicas' images expose, then those they were seen listening on.
    */
   ports: ServicePort[];
+  /** UDP ports its address answers on: the declared ones. */
+  udpPorts: number[];
   networks: string[];
   /** Host names and path prefixes the HTTP ingress sends here (x-mesh routes). */
   routes: HttpRouteSpec[];
@@ -53,6 +57,7 @@ export interface ServiceRoute {
 /** A port published in ingress mode: served on every node's address. */
 export interface IngressPort {
   port: number;
+  protocol: 'tcp' | 'udp';
   /** Published on this address only (PortSpec.hostIp); absent: each node's address. */
   hostIp?: string;
   service: ServiceRoute;
@@ -68,7 +73,7 @@ export interface RoutingTable {
   /** `<service>.<stack>`, lower case. */
   byName: ReadonlyMap<string, ServiceRoute>;
   ingress: IngressPort[];
-  /** Ports the table cannot route, in words (UDP, a published port claimed twice). */
+  /** Ports the table cannot route, in words (a published port claimed twice). */
   notRouted: string[];
 }
 
@@ -104,17 +109,26 @@ function endpointOf(
       ...(status.listening ?? []),
     ];
     const ports = new Map(targets.map((target) => [target, target]));
-    return { taskId: task.id, nodeId: task.nodeId, host: status.address, ports };
+    const udpPorts = new Map(udpTargets(service).map((target) => [target, target]));
+    return { taskId: task.id, nodeId: task.nodeId, host: status.address, ports, udpPorts };
   }
-  const published = status.ports.filter((p) => p.protocol === 'tcp');
-  const host = published[0]?.hostIp;
+  const host = status.ports[0]?.hostIp;
   if (!host) return undefined;
+  const reported = (protocol: 'tcp' | 'udp') =>
+    new Map(status.ports.filter((p) => p.protocol === protocol).map((p) => [p.target, p.hostPort]));
   return {
     taskId: task.id,
     nodeId: task.nodeId,
     host,
-    ports: new Map(published.map((p) => [p.target, p.hostPort])),
+    ports: reported('tcp'),
+    udpPorts: reported('udp'),
   };
+}
+
+/** A service's declared UDP ports, each once, in order. */
+function udpTargets(service: ServiceRecord): number[] {
+  const targets = service.ports.filter((p) => p.protocol === 'udp').map((p) => p.target);
+  return [...new Set(targets)].sort((a, b) => a - b);
 }
 
 /** A service's declared TCP ports: each once, published ones keeping what they publish. */
@@ -171,6 +185,11 @@ export function servingPort(service: ServiceRoute, target: number): Endpoint[] {
   return service.endpoints.filter((e) => e.ports.has(target));
 }
 
+/** The endpoints of a service that serve a UDP port of its address. */
+export function servingUdpPort(service: ServiceRoute, target: number): Endpoint[] {
+  return service.endpoints.filter((e) => e.udpPorts.has(target));
+}
+
 export function routingTable(view: ReplicaView): RoutingTable {
   const byService = new Map<string, TaskRecord[]>();
   for (const task of view.tasks) {
@@ -181,7 +200,7 @@ export function routingTable(view: ReplicaView): RoutingTable {
   const services: ServiceRoute[] = [];
   const notRouted: string[] = [];
   const ingress: IngressPort[] = [];
-  const claimed = new Map<number, string>();
+  const claimed = new Map<string, string>();
   for (const service of [...view.services].sort((a, b) =>
     serviceId(a).localeCompare(serviceId(b)),
   )) {
@@ -201,27 +220,25 @@ export function routingTable(view: ReplicaView): RoutingTable {
       name: service.name,
       address: view.addresses.get(id)?.address,
       ports: portsOf(service, reported),
+      udpPorts: udpTargets(service),
       networks: networksOf(service),
       routes: service.routes ?? [],
       endpoints,
     };
     services.push(route);
     for (const p of service.ports) {
-      if (p.protocol === 'udp') {
-        notRouted.push(
-          `${id}: port ${p.target}/udp (only TCP is routed; mode: host publishes UDP)`,
-        );
-        continue;
-      }
       if (p.published === undefined || p.mode === 'host') continue;
-      const owner = claimed.get(p.published);
+      // TCP and UDP ports of one number are two ports (DNS publishes 53 on both).
+      const claim = `${p.published}/${p.protocol}`;
+      const owner = claimed.get(claim);
       if (owner) {
-        notRouted.push(`${id}: published port ${p.published} is already published by ${owner}`);
+        notRouted.push(`${id}: published port ${claim} is already published by ${owner}`);
         continue;
       }
-      claimed.set(p.published, id);
+      claimed.set(claim, id);
       ingress.push({
         port: p.published,
+        protocol: p.protocol,
         service: route,
         target: p.target,
         ...(p.hostIp ? { hostIp: p.hostIp } : {}),

@@ -221,6 +221,7 @@ function nodeSettings(options: AgentOptions): DataPlaneSettings {
     httpsPort: options.httpsPort,
     trustedProxies: options.trustedProxies,
     httpTimeoutMs: options.httpTimeoutMs,
+    udpTimeoutMs: options.udpTimeoutMs,
     httpLimits: options.httpLimits,
   };
 }

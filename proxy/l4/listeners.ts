@@ -1,23 +1,34 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { createSocket, type RemoteInfo } from 'node:dgram';
+import { createServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 
 /** What to do with a connection accepted on host:port. */
 export type Accept = (socket: Socket) => void;
 
+/** What to do with a datagram received on host:port; `reply` answers from that address. */
+export type Receive = (payload: Buffer, from: RemoteInfo, reply: (payload: Buffer) => void) => void;
+
+/** A listener, open. */
+interface Open {
+  close(): void;
+}
+
+/** Opens a listener on host:port that hands what arrives to the handler; rejects when it cannot. */
+type Opener<H> = (host: string, port: number, handler: H) => Promise<Open>;
+
 /**
- * TCP listeners kept in line with a wanted set of host:port: new ones opened, gone ones closed
- * (their open connections go on). One that cannot open (the port is taken) is remembered with
+ * Listeners kept in line with a wanted set of host:port: new ones opened, gone ones closed (a TCP
+ * listener's open connections go on). One that cannot open (the port is taken) is remembered with
  * the reason and tried again on the next sync.
  */
-export class Listeners {
-  private readonly servers = new Map<string, Server>();
+export class Listeners<H> {
+  private readonly open = new Map<string, Open>();
   private readonly opening = new Set<string>();
   private readonly failures = new Map<string, string>();
 
   constructor(
     private readonly log: Logger,
-    /** Connections one listener holds at most: past that it refuses at accept (fd headroom). */
-    private readonly maxConnections: number,
+    private readonly opener: Opener<H>,
   ) {}
 
   /** host:port → why it is not served. */
@@ -25,45 +36,33 @@ export class Listeners {
     return this.failures;
   }
 
-  async sync(wanted: ReadonlyMap<string, Accept>): Promise<void> {
-    for (const [key, server] of this.servers)
+  async sync(wanted: ReadonlyMap<string, H>): Promise<void> {
+    for (const [key, listener] of this.open)
       if (!wanted.has(key)) {
-        server.close();
-        this.servers.delete(key);
+        listener.close();
+        this.open.delete(key);
       }
     for (const key of this.failures.keys()) if (!wanted.has(key)) this.failures.delete(key);
     await Promise.all(
       [...wanted]
-        .filter(([key]) => !this.servers.has(key) && !this.opening.has(key))
-        .map(([key, accept]) => this.open(key, accept)),
+        .filter(([key]) => !this.open.has(key) && !this.opening.has(key))
+        .map(([key, handler]) => this.openOne(key, handler)),
     );
   }
 
   close(): void {
-    for (const server of this.servers.values()) server.close();
-    this.servers.clear();
+    for (const listener of this.open.values()) listener.close();
+    this.open.clear();
   }
 
-  private async open(key: string, accept: Accept): Promise<void> {
+  private async openOne(key: string, handler: H): Promise<void> {
     const colon = key.lastIndexOf(':');
-    const host = key.slice(0, colon);
-    const port = Number(key.slice(colon + 1));
-    // Half-open: a client that finished sending still gets the whole answer.
-    const server = createServer({ allowHalfOpen: true }, accept);
-    server.maxConnections = this.maxConnections;
     this.opening.add(key);
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host, port, backlog: 1024 }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      server.on('error', (error) =>
-        this.log.warn({ address: key, reason: error.message }, 'listener error'),
+      this.open.set(
+        key,
+        await this.opener(key.slice(0, colon), Number(key.slice(colon + 1)), handler),
       );
-      this.servers.set(key, server);
       if (this.failures.delete(key)) this.log.info({ address: key }, 'listening now');
     } catch (error) {
       const reason =
@@ -77,4 +76,58 @@ export class Listeners {
       this.opening.delete(key);
     }
   }
+}
+
+/**
+ * TCP listeners holding at most `maxConnections` each (past that they refuse at accept: fd
+ * headroom), half-open: a client that finished sending still gets the whole answer.
+ */
+export function tcpListeners(log: Logger, maxConnections: number): Listeners<Accept> {
+  return new Listeners<Accept>(
+    log,
+    (host, port, accept) =>
+      new Promise((resolve, reject) => {
+        const server = createServer({ allowHalfOpen: true }, accept);
+        server.maxConnections = maxConnections;
+        server.once('error', reject);
+        server.listen({ host, port, backlog: 1024 }, () => {
+          server.off('error', reject);
+          server.on('error', (error) =>
+            log.warn({ address: `${host}:${port}`, reason: error.message }, 'listener error'),
+          );
+          resolve(server);
+        });
+      }),
+  );
+}
+
+/** UDP listeners: each datagram to the handler, with a way to answer from the listener's address. */
+export function udpListeners(log: Logger): Listeners<Receive> {
+  return new Listeners<Receive>(
+    log,
+    (host, port, receive) =>
+      new Promise((resolve, reject) => {
+        const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+        socket.once('error', reject);
+        socket.bind({ address: host, port, exclusive: true }, () => {
+          socket.off('error', reject);
+          socket.on('error', (error) =>
+            log.warn({ address: `${host}:${port}/udp`, reason: error.message }, 'listener error'),
+          );
+          // Flows may outlive their listener by a datagram: their answers then go nowhere.
+          let open = true;
+          socket.on('message', (payload, from) =>
+            receive(payload, from, (answer) => {
+              if (open) socket.send(answer, from.port, from.address);
+            }),
+          );
+          resolve({
+            close: () => {
+              open = false;
+              socket.close();
+            },
+          });
+        });
+      }),
+  );
 }

@@ -101,21 +101,27 @@ test('a status from another node than the task is assigned to is not trusted', (
   ]);
 });
 
-test('a process task is reached at the host port its node gave it', (t) => {
+test('a process task is reached at the host ports its node gave it, TCP and UDP', (t) => {
   const v = view();
   const service: ServiceRecord = { ...(v.services[0] as ServiceRecord), runtime: 'process' };
   const statuses = new Map(v.statuses);
   statuses.set('s.web.1.v1', {
     ...taskStatus('running'),
     nodeId: 'n1',
-    ports: [{ target: 80, protocol: 'tcp', hostIp: '127.0.0.5', hostPort: 40_001 }],
+    ports: [
+      { target: 80, protocol: 'tcp', hostIp: '127.0.0.5', hostPort: 40_001 },
+      { target: 53, protocol: 'udp', hostIp: '127.0.0.5', hostPort: 40_002 },
+    ],
   });
   const [endpoint] =
     routingTable({ ...v, services: [service], statuses }).services[0]?.endpoints ?? [];
-  t.deepEqual([endpoint?.host, endpoint?.ports.get(80)], ['127.0.0.5', 40_001]);
+  t.deepEqual(
+    [endpoint?.host, endpoint?.ports.get(80), endpoint?.udpPorts.get(53)],
+    ['127.0.0.5', 40_001, 40_002],
+  );
 });
 
-test('UDP ports and a published port claimed twice are reported as not routed', (t) => {
+test('a published port claimed twice is reported as not routed; its TCP and UDP are two ports', (t) => {
   const web = serviceRecord({
     ports: [
       { target: 80, protocol: 'tcp', published: 8080 },
@@ -124,13 +130,45 @@ test('UDP ports and a published port claimed twice are reported as not routed', 
   });
   const api = serviceRecord({
     name: 'api',
-    ports: [{ target: 81, protocol: 'tcp', published: 8080 }],
+    ports: [
+      { target: 81, protocol: 'tcp', published: 8080 },
+      { target: 53, protocol: 'tcp', published: 53 },
+    ],
   });
   const table = routingTable(view({ services: [web, api] }));
-  t.deepEqual(table.notRouted, [
-    's.web: published port 8080 is already published by s.api',
-    's.web: port 53/udp (only TCP is routed; mode: host publishes UDP)',
-  ]);
+  t.deepEqual(table.notRouted, ['s.web: published port 8080/tcp is already published by s.api']);
+  t.deepEqual(
+    table.ingress.map((i) => `${i.port}/${i.protocol} ${i.service.id}`),
+    ['8080/tcp s.api', '53/tcp s.api', '53/udp s.web'],
+  );
+});
+
+test('UDP ports: the service address answers on the declared ones; each replica serves them', (t) => {
+  const base = view({
+    services: [
+      serviceRecord({
+        ports: [
+          { target: 51820, protocol: 'udp', published: 51820 },
+          { target: 53, protocol: 'udp' },
+          { target: 53, protocol: 'tcp' },
+        ],
+      }),
+    ],
+  });
+  const [web] = routingTable(base).services;
+  t.deepEqual(web?.udpPorts, [53, 51820]);
+  t.deepEqual(
+    web?.ports.map((p) => p.target),
+    [53],
+    'TCP ports apart',
+  );
+  t.deepEqual(
+    [...(web?.endpoints[0]?.udpPorts ?? [])],
+    [
+      [53, 53],
+      [51820, 51820],
+    ],
+  );
 });
 
 /** Two replicas of `db`, declaring no port, whose statuses report what they expose and listen on. */
@@ -204,6 +242,7 @@ test('a replica restarting keeps its discovered ports on the address; a shut-dow
 test("a published port's host IP says where each node listens for it", (t) => {
   const ingress = (hostIp?: string) => ({
     port: 3306,
+    protocol: 'tcp' as const,
     target: 3306,
     service: routingTable(view()).services[0] as ServiceRoute,
     ...(hostIp ? { hostIp } : {}),

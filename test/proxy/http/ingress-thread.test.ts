@@ -22,6 +22,7 @@ function route(host: string, endpoint: Endpoint): [string, HttpRoute[]] {
     name: host.split('.')[0] as string,
     address: undefined,
     ports: [{ target: 80, protocol: 'tcp', source: 'declared' }],
+    udpPorts: [],
     networks: [],
     routes: [],
     endpoints: [endpoint],
@@ -91,11 +92,12 @@ test('the ingress thread serves the routes it is sent, here and through the main
   const opened: string[] = [];
   const { thread, logs } = ingressThread(INGRESS, backendPort, opened);
   const ports = new Map([[80, backendPort]]);
+  const udpPorts = new Map<number, number>();
   thread.setRoutes(
     new Map([
-      route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports }),
-      route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports }),
-      route('gone.s.mesh', { taskId: 't3', nodeId: 'n3', host: '127.0.52.9', ports }),
+      route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
+      route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports, udpPorts }),
+      route('gone.s.mesh', { taskId: 't3', nodeId: 'n3', host: '127.0.52.9', ports, udpPorts }),
     ]),
   );
   await thread.start();
@@ -128,8 +130,11 @@ test('a thread that stops is started again, with the routes it had, and says so'
   const { server, port: backendPort } = await backend();
   const { thread, logs } = ingressThread(RESTARTED, backendPort);
   const ports = new Map([[80, backendPort]]);
+  const udpPorts = new Map<number, number>();
   thread.setRoutes(
-    new Map([route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports })]),
+    new Map([
+      route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
+    ]),
   );
   await thread.start();
   try {

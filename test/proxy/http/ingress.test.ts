@@ -41,7 +41,7 @@ async function refusingPort(): Promise<number> {
 }
 
 function endpoint(taskId: string, port: number): Endpoint {
-  return { taskId, nodeId: 'n1', host: HOST, ports: new Map([[80, port]]) };
+  return { taskId, nodeId: 'n1', host: HOST, ports: new Map([[80, port]]), udpPorts: new Map() };
 }
 
 async function ingressFor(
@@ -54,6 +54,7 @@ async function ingressFor(
     name: 'web',
     address: undefined,
     ports: [{ target: 80, protocol: 'tcp', source: 'declared' }],
+    udpPorts: [],
     networks: [],
     routes: [],
     endpoints,

@@ -7,6 +7,7 @@ const endpoint = (taskId: string): Endpoint => ({
   nodeId: 'n1',
   host: '10.0.0.1',
   ports: new Map([[80, 80]]),
+  udpPorts: new Map(),
 });
 const endpoints = [endpoint('a'), endpoint('b'), endpoint('c')];
 

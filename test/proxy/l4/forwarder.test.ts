@@ -13,7 +13,7 @@ function listen(host: string, onConnection: (socket: Socket) => void): Promise<S
 
 function endpoint(taskId: string, server: Server | { port: number }, nodeId = 'n1'): Endpoint {
   const port = 'address' in server ? (server.address() as { port: number }).port : server.port;
-  return { taskId, nodeId, host: '127.0.33.1', ports: new Map([[80, port]]) };
+  return { taskId, nodeId, host: '127.0.33.1', ports: new Map([[80, port]]), udpPorts: new Map() };
 }
 
 function route(endpoints: Endpoint[]): ServiceRoute {
@@ -23,6 +23,7 @@ function route(endpoints: Endpoint[]): ServiceRoute {
     name: 'web',
     address: '10.77.0.2',
     ports: [{ target: 80, protocol: 'tcp', source: 'declared' }],
+    udpPorts: [],
     networks: ['s_default'],
     routes: [],
     endpoints,
