@@ -188,6 +188,7 @@ export class UdpForwarder {
         opened.on('data', (chunk: Buffer) => {
           for (const payload of reader.push(chunk)) answered(payload);
         });
+        opened.resume(); // a stream comes paused, for pipe()
         opened.on('error', () => opened.destroy());
         opened.once('close', () => this.closed(flow));
       })
@@ -243,6 +244,7 @@ export function serveRemoteFlow(stream: Duplex, host: string, port: number, log:
   stream.on('data', (chunk: Buffer) => {
     for (const payload of reader.push(chunk)) socket.send(payload, port, host);
   });
+  stream.resume(); // a stream comes paused, for pipe()
   stream.on('error', () => stream.destroy());
   stream.once('close', () => socket.close());
 }

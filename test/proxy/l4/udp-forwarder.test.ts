@@ -201,14 +201,17 @@ test('without a ready replica the datagram is dropped, and that is logged once a
 test('a replica on another node is reached over a stream, both ways, framed', async (t) => {
   const a = await replica('far');
   const { log } = captureLogs('n2');
-  // The stream the other node's agent serves, as a TCP connection here (mTLS in the agent).
-  const peer: Server = createServer((socket) => serveRemoteFlow(socket, REPLICA_HOST, a.port, log));
+  // The stream the other node's agent serves, as a TCP connection here (mTLS in the agent),
+  // handed over paused both ends, as the transport hands its streams over.
+  const peer: Server = createServer((socket) =>
+    serveRemoteFlow(socket.pause(), REPLICA_HOST, a.port, log),
+  );
   await new Promise<void>((resolve) => peer.listen(0, '127.0.67.3', resolve));
   const dialled: string[] = [];
   const { forwarder } = forwarderFor(60_000, (nodeId, taskId, target) => {
     dialled.push(`${nodeId} ${taskId} ${target}`);
     const { port } = peer.address() as { port: number };
-    return Promise.resolve(connect({ host: '127.0.67.3', port }));
+    return Promise.resolve(connect({ host: '127.0.67.3', port }).pause());
   });
   const route = service([endpoint('tfar', a.port, 'n2')]);
   const port = await listener('127.0.67.15', forwarder, () => route);
