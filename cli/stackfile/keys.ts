@@ -79,7 +79,7 @@ export const SUPPORTED_NOTES: Record<string, string> = {
   volumes:
     'named <stack>_<key>; driver and driver_opts go to the engine; `x-mesh: {scratch: true}` does not pin',
   'services.*.ports':
-    'published on every node through the routing mesh (TCP); `mode: host` on the task node only; a host IP (127.0.0.1) narrows where',
+    'published on every node through the routing mesh (TCP and UDP); `mode: host` on the task node only; a host IP (127.0.0.1) narrows where',
   'services.*.expose':
     "ports the service address answers on, besides the image's and those seen listening",
   'services.*.logging':

@@ -281,12 +281,9 @@ function serviceOf(stack: string, key: string, raw: Raw, context: Context): Serv
       ...at([...path, 'env_file'], () => envFiles(raw.env_file, context.dir)),
       ...at([...path, 'environment'], () => mapping(raw.environment, context.env)),
     },
-    ports: ((raw.ports ?? []) as unknown[]).flatMap((p, i) => {
-      const ports = at([...path, 'ports', i], () => portsOf(p));
-      if (ports.some((port) => port.protocol === 'udp' && port.mode !== 'host'))
-        context.ignore([...path, 'ports', i], UDP_NOT_ROUTED);
-      return ports;
-    }),
+    ports: ((raw.ports ?? []) as unknown[]).flatMap((p, i) =>
+      at([...path, 'ports', i], () => portsOf(p)),
+    ),
     expose: ((raw.expose ?? []) as unknown[]).map((e, i) =>
       at([...path, 'expose', i], () => portNumber(String(e).split('/')[0] as string)),
     ),
@@ -567,9 +564,6 @@ function routesOf(value: unknown, path: KeyPath, service: ServiceDefinition): Ht
     return { host, path: prefix, port, stripPrefix: spec.strip_prefix === true };
   });
 }
-
-const UDP_NOT_ROUTED =
-  'not routed: the mesh forwards TCP only; publish a UDP port with mode: host to reach it on its node';
 
 /** Why each key of a service's network entry is not applied: never a refusal. */
 const NETWORK_ENTRY_IGNORED: Record<string, string> = {

@@ -99,7 +99,7 @@ let deployedInMs = 0;
 
 test.before(async () => {
   if ('skip' in engine) return;
-  await run('bash', ['test/images/build-debian-apps.sh']);
+  await run('bash', ['test/images/build-debian-apps.sh', 'redis', 'postgres', 'clients']);
   await buildImage(
     APP_IMAGE,
     [

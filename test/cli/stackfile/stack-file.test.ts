@@ -183,7 +183,6 @@ test('networks become keys: the stack default, a stack network, an external one 
   t.deepEqual(
     stack.ignored.map((i) => `${i.path}: ${i.reason}`),
     [
-      'services.dns.ports.0: not routed: the mesh forwards TCP only; publish a UDP port with mode: host to reach it on its node',
       'services.dns.networks.front.aliases: other services reach it by its service name (through its service address)',
     ],
   );
