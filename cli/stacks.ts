@@ -336,7 +336,12 @@ export async function inspect(args: string[]): Promise<number> {
         [
           `${s.id}  ${s.dnsName}  ${s.address ?? '(no address yet)'}`,
           ...pinsOf(s.id),
-          `  ports: ${s.ports.map((p) => `${p.port} (${p.source})`).join(', ') || '-'}; published on every node: ${s.published.join(', ') || '-'}`,
+          `  ports: ${
+            [
+              ...s.ports.map((p) => `${p.port} (${p.source})`),
+              ...s.udpPorts.map((p) => `${p}/udp (declared)`),
+            ].join(', ') || '-'
+          }; published on every node: ${s.published.join(', ') || '-'}`,
           `  networks: ${s.networks.join(', ')}`,
           `  HTTP hosts: ${[`${s.dnsName}/`, ...s.hosts].join(', ')}${
             s.http
@@ -349,7 +354,7 @@ export async function inspect(args: string[]): Promise<number> {
           `  endpoints seen from node ${routes.node}: ${s.endpoints.length === 0 ? 'none ready' : ''}`,
           ...s.endpoints.map(
             (e) =>
-              `    ${e.task}  node ${e.node}  ${e.host}  ports ${e.ports.join(', ') || '-'}${e.local ? '  (this node)' : ''}`,
+              `    ${e.task}  node ${e.node}  ${e.host}  ports ${[...e.ports, ...e.udpPorts.map((p) => `${p}/udp`)].join(', ') || '-'}${e.local ? '  (this node)' : ''}`,
           ),
         ].join('\n'),
       ),

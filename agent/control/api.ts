@@ -233,13 +233,22 @@ export interface RouteRow {
    * the image's EXPOSE, or a replica seen listening on it.
    */
   ports: Array<{ port: number; source: 'declared' | 'image' | 'listening' }>;
-  /** Ports published on every node (ingress mode). */
-  published: number[];
+  /** UDP ports served on the service address (the declared ones). */
+  udpPorts: number[];
+  /** Ports published on every node (ingress mode): `8080`, and `53/udp` for a UDP one. */
+  published: string[];
   networks: string[];
   /** Host names and path prefixes of its x-mesh routes (beside `<service>.<stack>.mesh`). */
   hosts: string[];
   /** Its ready replicas, each with the ports it serves. */
-  endpoints: Array<{ task: string; node: string; host: string; local: boolean; ports: number[] }>;
+  endpoints: Array<{
+    task: string;
+    node: string;
+    host: string;
+    local: boolean;
+    ports: number[];
+    udpPorts: number[];
+  }>;
   /** What this node's HTTP ingress saw of it since the agent started. */
   http: {
     requests: number;

@@ -28,7 +28,10 @@ export function routesRoute(
         dnsName: `${s.name}.${s.stack}.mesh`,
         address: s.address ?? null,
         ports: s.ports.map((p) => ({ port: p.target, source: p.source })),
-        published: table.ingress.filter((i) => i.service.id === s.id).map((i) => i.port),
+        udpPorts: s.udpPorts,
+        published: table.ingress
+          .filter((i) => i.service.id === s.id)
+          .map((i) => (i.protocol === 'udp' ? `${i.port}/udp` : String(i.port))),
         networks: s.networks,
         hosts: s.routes.map((r) => `${r.host}${r.path}`),
         http: stats[i] ?? null,
@@ -38,6 +41,7 @@ export function routesRoute(
           host: e.host,
           local: e.nodeId === nodeId,
           ports: [...e.ports.keys()].sort((a, b) => a - b),
+          udpPorts: [...e.udpPorts.keys()].sort((a, b) => a - b),
         })),
       }));
       const wanted = typeof service === 'string' && service !== '' ? service : undefined;

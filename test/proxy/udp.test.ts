@@ -147,6 +147,17 @@ dockerTest('a DNS server behind a published UDP port answers through every node'
     );
   const routes = await meshJson<RoutesResponse>(agents[0] as AgentProcess, 'inspect', 'udp.dns');
   t.deepEqual(routes.notRouted, []);
+  const [dns] = routes.services;
+  t.like(dns, { udpPorts: [53], published: [`${DNS_PORT}/udp`] });
+  t.deepEqual(
+    dns?.endpoints.map((e) => [e.udpPorts, e.local]),
+    [[[53], false]],
+  );
+  const shown = await meshOn(agents[0] as AgentProcess, 'inspect', 'udp.dns');
+  t.regex(
+    shown.stdout,
+    new RegExp(`53/udp \\(declared\\); published on every node: ${DNS_PORT}/udp`),
+  );
 });
 
 dockerTest('a container asks the DNS server by its service name, over UDP', async (t, docker) => {
