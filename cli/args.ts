@@ -6,6 +6,7 @@ import {
   CLUSTER_COMMANDS,
   COMMANDS,
   NODE_COMMANDS,
+  SERVICE_COMMANDS,
   VOLUME_COMMANDS,
   valueCommands,
 } from './commands.js';
@@ -59,7 +60,13 @@ const FLAG_HELP: Record<string, string> = {
   all: 'with stopped tasks too',
   follow: 'keep printing new output',
   tail: 'how many lines of each task to start with (default 100)',
-  force: 'remove a node that is still alive',
+  force:
+    'node rm: remove a node that is still alive; service update: replace every task even when nothing else changes',
+  image: 'the image tasks run from now on',
+  'env-add': 'NAME=VALUE: set a variable (repeatable)',
+  'env-rm': 'NAME: remove a variable (repeatable)',
+  replicas: 'how many tasks to run',
+  pull: 'when nodes pull the image: always (before each task), missing (the default) or never',
   rotate: 'make a new join secret: earlier tokens (of the kind asked) stop working',
   worker:
     'a worker token: its node runs tasks but is never seated as a voter nor holds the voters’ key',
@@ -81,6 +88,7 @@ function usage(command: string, options: Options): string {
     ...NODE_COMMANDS,
     ...CERT_COMMANDS,
     ...VOLUME_COMMANDS,
+    ...SERVICE_COMMANDS,
     ...CLUSTER_COMMANDS,
     ...valueCommands('secret'),
     ...valueCommands('config'),

@@ -61,6 +61,16 @@ export const VOLUME_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> 
   { name: 'volume ls', summary: 'each pinning volume: its node, the node status, its services' },
 ];
 
+/** The subcommands of `mesh service`, for their --help. */
+export const SERVICE_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
+  {
+    name: 'service update',
+    args: 'SERVICE',
+    summary:
+      'change a running service (--image, --env-add, --env-rm, --replicas, --pull, --force), rolled out as a deploy',
+  },
+];
+
 /** The subcommands of `mesh secret` and `mesh config`, for their --help. */
 export function valueCommands(
   noun: 'secret' | 'config',
@@ -197,6 +207,12 @@ const COMMAND_LIST = [
     args: '[STACK|SERVICE]',
     group: 'Stacks',
     summary: 'list tasks: node, state, reason, since (-a: with stopped ones)',
+  },
+  {
+    name: 'service',
+    args: 'update SERVICE',
+    group: 'Stacks',
+    summary: 'change a running service without its file: image, environment, replicas, a restart',
   },
   {
     name: 'scale',

@@ -36,6 +36,7 @@ const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
   ls: async (args) => (await stacks()).ls(args),
   inspect: async (args) => (await stacks()).inspect(args),
   ps: async (args) => (await stacks()).ps(args),
+  service: async (args) => (await stacks()).service(args),
   scale: async (args) => (await stacks()).scale(args),
   rollback: async (args) => (await stacks()).rollback(args),
   rm: async (args) => (await stacks()).rm(args),

@@ -29,3 +29,8 @@ export function print(json: boolean, value: unknown, human: () => string): void 
 export function plural(count: number, noun: string): string {
   return count === 0 ? `no ${noun}` : `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
+
+/** A long cell (a process service's whole command) cut to `max` characters, marked with "…". */
+export function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}

@@ -1,5 +1,5 @@
 import type { DeployRequest, DeployResponse, StackRow, TaskRow } from '../agent/control/api.js';
-import { serviceId } from '../mesh/api/services.js';
+import { type PullPolicy, serviceId } from '../mesh/api/services.js';
 import {
   DATA_DIR,
   dataDirOf,
@@ -9,9 +9,9 @@ import {
   runSubcommand,
   UsageError,
 } from './args.js';
-import { VOLUME_COMMANDS } from './commands.js';
+import { SERVICE_COMMANDS, VOLUME_COMMANDS } from './commands.js';
 import { AgentUnavailableError, callAgent, NoAgentError } from './control-client.js';
-import { ago, plural, print, table } from './output.js';
+import { ago, plural, print, shorten, table } from './output.js';
 import { type Ignored, readStackFile, type StackFile } from './stackfile/stack-file.js';
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
@@ -305,7 +305,7 @@ export async function ls(args: string[]): Promise<number> {
                 s.id,
                 s.mode,
                 `${s.ready}/${s.desired}${s.rollout && s.rollout.state !== 'completed' ? ` (${s.rollingBack && s.rollout.state === 'updating' ? 'rolling back' : s.rollout.state})` : ''}`,
-                s.runtime === 'process' ? `(process) ${s.image}` : s.image,
+                shorten(s.runtime === 'process' ? `(process) ${s.image}` : s.image, 50),
                 [s.ports.join(', ') || '-', ...s.unserved.map((u) => `(not served: ${u})`)].join(
                   ' ',
                 ),
@@ -377,10 +377,26 @@ export async function ps(args: string[]): Promise<number> {
   );
   print(Boolean(values.json), tasks, () =>
     table(
-      ['TASK', 'SERVICE', 'NODE', 'DESIRED', 'STATE', 'READY', 'SINCE', 'PORTS', 'REASON'],
+      [
+        'TASK',
+        'SERVICE',
+        'IMAGE',
+        'VERSION',
+        'NODE',
+        'DESIRED',
+        'STATE',
+        'READY',
+        'SINCE',
+        'PORTS',
+        'REASON',
+      ],
       tasks.map((t) => [
         t.id,
         t.service,
+        shorten(t.image ?? '-', 40),
+        t.currentVersion !== null && t.serviceVersion !== t.currentVersion
+          ? `${t.serviceVersion} (now ${t.currentVersion})`
+          : String(t.serviceVersion),
         (t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-')) +
           (t.pinnedBy ? ` [${t.pinnedBy.split(' on ')[0]}]` : ''),
         t.desired,
@@ -393,6 +409,74 @@ export async function ps(args: string[]): Promise<number> {
     ),
   );
   return 0;
+}
+
+export function service(args: string[]): Promise<number> {
+  return runSubcommand('service', args, { update: serviceUpdate }, SERVICE_COMMANDS);
+}
+
+/** `mesh service update SERVICE`: as `docker service update`, rolled out with progress. */
+async function serviceUpdate(args: string[]): Promise<number> {
+  const { values, positionals } = parse('service update', args, {
+    ...DATA_DIR,
+    ...JSON_OUTPUT,
+    image: { type: 'string' },
+    'env-add': { type: 'string', multiple: true },
+    'env-rm': { type: 'string', multiple: true },
+    replicas: { type: 'string' },
+    pull: { type: 'string' },
+    force: { type: 'boolean' },
+    detach: { type: 'boolean', short: 'd' },
+    timeout: { type: 'string' },
+  });
+  const [name] = positionals;
+  if (!name)
+    throw new UsageError('service update needs a service: mesh service update SERVICE --image I');
+  const envAdd: Record<string, string> = {};
+  for (const item of (values['env-add'] as string[] | undefined) ?? []) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--env-add takes NAME=VALUE, got "${item}"`);
+    envAdd[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  const replicas = values.replicas === undefined ? undefined : Number(values.replicas);
+  if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 0))
+    throw new UsageError(`--replicas takes a whole number, got "${values.replicas}"`);
+  const pull = values.pull as PullPolicy | undefined;
+  if (pull !== undefined && !['always', 'missing', 'never'].includes(pull))
+    throw new UsageError(`--pull takes always, missing or never, got "${pull}"`);
+  const changes = {
+    image: values.image as string | undefined,
+    envAdd,
+    envRm: (values['env-rm'] as string[] | undefined) ?? [],
+    replicas,
+    pull,
+    force: Boolean(values.force),
+  };
+  if (
+    changes.image === undefined &&
+    Object.keys(envAdd).length === 0 &&
+    changes.envRm.length === 0 &&
+    replicas === undefined &&
+    pull === undefined &&
+    !changes.force
+  )
+    throw new UsageError(
+      'service update: nothing to change; give --image, --env-add, --env-rm, --replicas, --pull or --force',
+    );
+  const timeoutMs = durationOf(values.timeout, '--timeout') ?? 300_000;
+  const dataDir = dataDirOf(values);
+  const result = await callAgent(dataDir, 'POST /v1/services/update', {
+    service: name,
+    ...changes,
+  });
+  if (values.json) print(true, result, () => '');
+  else
+    process.stderr.write(
+      `mesh: ${result.change} ${result.id}${result.version ? ` (version ${result.version})` : ''}\n`,
+    );
+  if (values.detach || result.change === 'unchanged') return 0;
+  const stack = result.id.split('.')[0] as string;
+  return followRollout(dataDir, stack, new Map([[result.id, result.version]]), timeoutMs);
 }
 
 export function volume(args: string[]): Promise<number> {

@@ -6,6 +6,7 @@ import {
 } from '../../mesh/api/network.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import {
+  definitionOf,
   rolledBack,
   type ServiceDefinition,
   type ServiceRecord,
@@ -20,6 +21,8 @@ import type {
   DeployRequest,
   DeployResponse,
   RequestOf,
+  ServiceUpdateRequest,
+  ServiceUpdateResponse,
   StackRow,
   TaskRow,
   Untrusted,
@@ -46,6 +49,44 @@ function checkRequest(body: unknown): DeployRequest {
       throw new InvalidError(`service ${service.name} names stack ${service.stack}`);
   }
   return request;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function checkUpdate(body: unknown): ServiceUpdateRequest {
+  const request = body as ServiceUpdateRequest;
+  if (typeof request?.service !== 'string' || request.service === '')
+    throw new InvalidError('service update needs a service');
+  const { image, envAdd, envRm, replicas, pull } = request;
+  if (image !== undefined && (typeof image !== 'string' || image.trim() === ''))
+    throw new InvalidError('--image needs an image reference');
+  for (const name of [...Object.keys(envAdd ?? {}), ...(envRm ?? [])])
+    if (!ENV_NAME.test(name)) throw new InvalidError(`"${name}" is not a variable name`);
+  if (replicas !== undefined && (!Number.isSafeInteger(replicas) || replicas < 0))
+    throw new InvalidError(`replicas must be a whole number >= 0, got ${String(replicas)}`);
+  if (pull !== undefined && !['always', 'missing', 'never'].includes(pull))
+    throw new InvalidError(`--pull is always, missing or never, not "${String(pull)}"`);
+  return request;
+}
+
+/** The definition with an update's changes; --force raises forceUpdate, so the template differs. */
+function changedDefinition(
+  definition: ServiceDefinition,
+  request: ServiceUpdateRequest,
+): ServiceDefinition {
+  const env = { ...definition.env, ...request.envAdd };
+  for (const name of request.envRm ?? []) delete env[name];
+  const next: ServiceDefinition = {
+    ...definition,
+    env,
+    ...(request.image === undefined ? {} : { image: request.image }),
+    ...(request.replicas === undefined ? {} : { replicas: request.replicas }),
+    ...(request.force ? { forceUpdate: (definition.forceUpdate ?? 0) + 1 } : {}),
+  };
+  // missing is the default: kept as absent, so that it compares equal to a file that omits it.
+  if (request.pull === 'missing') delete next.pull;
+  else if (request.pull) next.pull = request.pull;
+  return next;
 }
 
 /** Stacks and services as the control API reads and writes them. */
@@ -87,9 +128,14 @@ export class Stacks {
         if (write) writes.push(write);
       }
       for (const declared of request.services) {
-        const definition = this.withVersions(declared, writes, assumed);
-        const id = serviceId(definition);
+        const id = serviceId(declared);
         const stored = this.state.get<ServiceRecord>('services', id);
+        // A forced update is not undone by the next deploy of the same file.
+        const forced = stored?.value.forceUpdate;
+        const definition = {
+          ...this.withVersions(declared, writes, assumed),
+          ...(forced ? { forceUpdate: forced } : {}),
+        };
         const { record, change } = updatedRecord(stored?.value, definition, now);
         response.services.push({ id, version: record.version, change });
         if (change === 'unchanged') continue;
@@ -169,6 +215,31 @@ export class Stacks {
     return { service: id, replicas: replicas as number };
   }
 
+  /**
+   * `mesh service update`: the stored definition with the request's changes, a new version when
+   * the task template changed (or --force), rolled out as a deploy's is.
+   */
+  async update(body: unknown): Promise<ServiceUpdateResponse> {
+    const request = checkUpdate(body);
+    const id = this.resolveService(request.service);
+    let response: ServiceUpdateResponse = { id, version: 0, change: 'unchanged' };
+    await this.access.writeConditionally(() => {
+      const stored = this.state.get<ServiceRecord>('services', id);
+      if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
+      if (request.replicas !== undefined && stored.value.mode === 'global')
+        throw new InvalidError(`service ${id} is global: one task per node, no replicas to set`);
+      const { record, change } = updatedRecord(
+        stored.value,
+        changedDefinition(definitionOf(stored.value), request),
+        new Date().toISOString(),
+      );
+      response = { id, version: record.version, change };
+      if (change === 'unchanged') return [];
+      return [{ op: 'put', kind: 'services', id, value: record, ifVersion: stored.version }];
+    });
+    return response;
+  }
+
   /** Goes back to the definition before the last update, rolled out per rollback_config. */
   async rollback(name: string): Promise<{ service: string; version: number }> {
     const id = this.resolveService(name);
@@ -222,8 +293,7 @@ export class Stacks {
               desired: service.mode === 'global' ? own.length : service.replicas,
               running: running.length,
               ready: running.filter((s) => s?.ready).length,
-              image:
-                service.runtime === 'process' ? (service.command ?? []).join(' ') : service.image,
+              image: shownImage(service),
               runtime: service.runtime,
               ports: service.ports.map(
                 (p) =>
@@ -259,7 +329,8 @@ export class Stacks {
       )
       .map((t): TaskRow => {
         const status = this.status(t.id);
-        const current = this.state.get<ServiceRecord>('services', t.serviceId)?.value.version;
+        const service = this.state.get<ServiceRecord>('services', t.serviceId)?.value;
+        const current = service?.version;
         return {
           id: t.id,
           service: t.serviceId,
@@ -279,6 +350,7 @@ export class Stacks {
           ports: (status?.ports ?? []).map(
             (p) => `${p.hostIp}:${p.hostPort}->${p.target}/${p.protocol}`,
           ),
+          image: service ? imageOf(service, t.serviceVersion) : null,
         };
       })
       .concat(name || stack || service ? [] : this.damagedTasks())
@@ -299,6 +371,7 @@ export class Stacks {
       since: null,
       restarts: 0,
       serviceVersion: 0,
+      image: null,
       currentVersion: null,
       ready: null,
       probe: null,
@@ -450,6 +523,18 @@ export class Stacks {
         if (p.published) owner.set(key, serviceId(service));
       }
   }
+}
+
+/** What a listing shows as a service's image: a process service's command instead. */
+function shownImage(definition: ServiceDefinition): string {
+  return definition.runtime === 'process' ? (definition.command ?? []).join(' ') : definition.image;
+}
+
+/** The image a version of the service ran: the current one's, or the one before the last update. */
+function imageOf(service: ServiceRecord, version: number): string | null {
+  if (version === service.version) return shownImage(service);
+  if (service.previous && version === service.previousVersion) return shownImage(service.previous);
+  return null;
 }
 
 /** The service's published ports (ingress mode) that a node reports it cannot serve, and why. */

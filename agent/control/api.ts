@@ -5,7 +5,12 @@
  */
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ValueKind } from '../../mesh/api/secrets.js';
-import type { RolloutStatus, ServiceChange, ServiceDefinition } from '../../mesh/api/services.js';
+import type {
+  PullPolicy,
+  RolloutStatus,
+  ServiceChange,
+  ServiceDefinition,
+} from '../../mesh/api/services.js';
 import type { BackupFile } from '../../mesh/state/backup.js';
 
 export interface RaftStatus {
@@ -121,6 +126,25 @@ export interface DeployRequest {
   strict?: boolean;
 }
 
+export interface ServiceUpdateRequest {
+  service: string;
+  image?: string;
+  /** Variables set (added or changed). */
+  envAdd?: Record<string, string>;
+  /** Variables removed. */
+  envRm?: string[];
+  replicas?: number;
+  /** A new version even when nothing else changes: every task is replaced. */
+  force?: boolean;
+  pull?: PullPolicy;
+}
+
+export interface ServiceUpdateResponse {
+  id: string;
+  version: number;
+  change: ServiceChange;
+}
+
 export interface DeployResponse {
   stack: string;
   services: Array<{
@@ -187,6 +211,8 @@ export interface TaskRow {
   pinnedBy: string | null;
   /** host:port each published container port is reachable at. */
   ports: string[];
+  /** The image of its version (a process task: its command); null once that version is forgotten. */
+  image: string | null;
 }
 
 /** GET /v1/volumes: the volumes that pin their services, each on its node. */
@@ -310,6 +336,8 @@ export interface ControlApi {
     { service: string; replicas: number }
   >;
   'POST /v1/services/rollback': Route<{ service: string }, { service: string; version: number }>;
+  /** `mesh service update`: the stored service with these changes, rolled out as a deploy is. */
+  'POST /v1/services/update': Route<ServiceUpdateRequest, ServiceUpdateResponse>;
   /** Tasks of a stack or a service by name, of a stack, of a service (its ID), or all. */
   'GET /v1/tasks': Route<{ name?: string; stack?: string; service?: string }, TaskRow[]>;
   'GET /v1/logs': Route<{ service: string; tail?: string; cursors?: string }, LogsResponse>;

@@ -513,6 +513,7 @@ function taskSpec(
     stack: service.stack,
     service: service.name,
     image: service.image,
+    ...(service.pull ? { pull: service.pull } : {}),
     command: service.command,
     entrypoint: service.entrypoint,
     env: service.env,

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { ContainerSettings, NamedVolume } from '../../mesh/api/services.js';
+import type { ContainerSettings, NamedVolume, PullPolicy } from '../../mesh/api/services.js';
 import { LimitedLog } from '../../mesh/limited-log.js';
 import type { HostNetworks } from '../../proxy/source-policy.js';
 import { LABEL } from './docker-labels.js';
@@ -149,7 +149,7 @@ export class DockerRuntime implements Runtime {
 
   async start(spec: TaskSpec): Promise<TaskObservation> {
     const { hostIp, clusterId, nodeId } = this.options;
-    await this.ensureImage(spec.image);
+    await this.ensureImage(spec.image, spec.pull ?? 'missing');
     const exposed = Object.fromEntries(spec.ports.map((p) => [`${p.target}/${p.protocol}`, {}]));
     // Only mode-host ports go through the engine; the routing mesh reaches the others directly.
     const bindings = Object.fromEntries(
@@ -360,16 +360,46 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  private async ensureImage(image: string): Promise<void> {
-    const { docker } = this.options;
-    if (this.images.has(image)) return;
+  /**
+   * The image on this node, per the pull policy: pulled when missing; pulled before each task
+   * (`always`: a pull that fails falls back to the image already here, as Swarm's agent does);
+   * never pulled.
+   */
+  private async ensureImage(image: string, pull: PullPolicy): Promise<void> {
+    const { log } = this.options;
+    if (pull === 'always') {
+      try {
+        await this.pull(image);
+        return;
+      } catch (error) {
+        if (!(await this.present(image))) throw error;
+        log.warn(
+          { image, reason: (error as Error).message },
+          'pull_policy always: the pull failed, using the image already on this node',
+        );
+        return;
+      }
+    }
+    if (this.images.has(image) || (await this.present(image))) return;
+    if (pull === 'never')
+      throw new RuntimeError(`image ${image} is not on this node, and pull_policy is never`);
+    await this.pull(image, 'is not on this node and could not be pulled');
+  }
+
+  /** Whether the engine holds the image (remembered once it did). */
+  private async present(image: string): Promise<boolean> {
     try {
-      await docker.getImage(image).inspect();
+      await this.options.docker.getImage(image).inspect();
       this.images.add(image);
-      return;
+      return true;
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+      return false;
     }
+  }
+
+  private async pull(image: string, failure = 'could not be pulled'): Promise<void> {
+    const { docker } = this.options;
     try {
       const stream = await docker.pull(image);
       await new Promise((resolve, reject) =>
@@ -377,9 +407,7 @@ export class DockerRuntime implements Runtime {
       );
       this.images.add(image);
     } catch (error) {
-      throw new RuntimeError(
-        `image ${image} is not on this node and could not be pulled: ${(error as Error).message}`,
-      );
+      throw new RuntimeError(`image ${image} ${failure}: ${(error as Error).message}`);
     }
   }
 

@@ -1,4 +1,9 @@
-import type { ContainerSettings, Healthcheck, NamedVolume } from '../../mesh/api/services.js';
+import type {
+  ContainerSettings,
+  Healthcheck,
+  NamedVolume,
+  PullPolicy,
+} from '../../mesh/api/services.js';
 import type { PublishedPort } from '../../mesh/api/tasks.js';
 
 /** What a runtime needs to run one task of a service. */
@@ -7,6 +12,8 @@ export interface TaskSpec {
   stack: string;
   service: string;
   image: string;
+  /** Docker: when to pull the image (absent: when it is missing). */
+  pull?: PullPolicy;
   command?: string[];
   entrypoint?: string[];
   env: Record<string, string>;

@@ -34,7 +34,6 @@ export const IGNORED_SERVICE: Record<string, string> = {
   profiles: 'every service of the file is deployed',
   scale: 'use deploy.replicas',
   extends: 'merge the files first',
-  pull_policy: 'images are pulled when missing',
   storage_opt: NOT_YET,
   isolation: NOT_YET,
   runtime: NOT_YET,
@@ -93,6 +92,8 @@ export const SUPPORTED_NOTES: Record<string, string> = {
   'services.*.healthcheck': 'liveness: a task is running once healthy; an unhealthy one restarts',
   'services.*.env_file': 'read by mesh deploy; long syntax with `required: false` too',
   'services.*.stop_grace_period': 'drain, then SIGTERM, this long, then SIGKILL',
+  'services.*.pull_policy':
+    'missing (the default), always (before each task; a failed pull falls back to the image on the node, as Swarm), never',
   'services.*.labels': 'on each container',
   'services.*.deploy.labels': 'on the service',
   'services.*.deploy.mode': 'replicated or global; jobs are refused (not supported yet)',

@@ -9,6 +9,7 @@ import type {
   HttpRouteSpec,
   NamedVolume,
   PortSpec,
+  PullPolicy,
   ReadinessProbe,
   RestartPolicy,
   ServiceDefinition,
@@ -262,7 +263,13 @@ function serviceOf(stack: string, key: string, raw: Raw, context: Context): Serv
   if (runtime === 'process' && !command && !entrypoint)
     throw new Located(path, 'a process service needs a command');
   if (runtime === 'process')
-    for (const key of ['image', 'volumes', 'healthcheck', ...Object.keys(CONTAINER_KEYS)])
+    for (const key of [
+      'image',
+      'volumes',
+      'healthcheck',
+      'pull_policy',
+      ...Object.keys(CONTAINER_KEYS),
+    ])
       if (raw[key] !== undefined) context.ignore([...path, key], 'not used by the process runtime');
   const deploy = (raw.deploy ?? {}) as Raw;
   if (deploy.mode === 'replicated-job' || deploy.mode === 'global-job')
@@ -343,6 +350,8 @@ function serviceOf(stack: string, key: string, raw: Raw, context: Context): Serv
   if (runtime === 'docker') {
     const container = containerSettingsOf(raw, deploy, path);
     if (Object.keys(container).length > 0) definition.container = container;
+    const pull = pullOf(raw.pull_policy, [...path, 'pull_policy'], context);
+    if (pull) definition.pull = pull;
   }
   if (mesh.at_most_once === true) definition.atMostOnce = true;
   if (mesh.routes !== undefined)
@@ -596,6 +605,17 @@ function serviceNetworks(value: unknown, path: KeyPath, context: Context): strin
         );
     return key;
   });
+}
+
+/**
+ * pull_policy as the nodes apply it: always and never as they say; missing and if_not_present
+ * are the default (absent); build (mesh builds nothing) is noted and pulls when missing.
+ */
+function pullOf(value: unknown, path: KeyPath, context: Context): PullPolicy | undefined {
+  if (value === undefined || value === 'missing' || value === 'if_not_present') return undefined;
+  if (value === 'always' || value === 'never') return value;
+  context.ignore(path, `"${String(value)}" is not acted on: the image is pulled when missing`);
+  return undefined;
 }
 
 /** "80", "8080:80", "127.0.0.1:8080:80/udp", "8000-8001:80-81", or the long form. */

@@ -22,6 +22,9 @@ import { name } from './stacks.js';
 /** Where a service's tasks run: Docker containers, or plain processes (x-mesh runtime: process). */
 export type RuntimeKind = 'docker' | 'process';
 
+/** When a node pulls a task's image (pull_policy): before each task, only when missing, never. */
+export type PullPolicy = 'always' | 'missing' | 'never';
+
 export interface PortSpec {
   target: number;
   protocol: 'tcp' | 'udp';
@@ -157,6 +160,13 @@ export interface ServiceDefinition {
   name: string;
   runtime: RuntimeKind;
   image: string;
+  /** pull_policy; absent: pulled when missing. */
+  pull?: PullPolicy;
+  /**
+   * Raised by `mesh service update --force`: a new version with the same spec, so every task is
+   * replaced (as Swarm's ForceUpdate). A deploy keeps it.
+   */
+  forceUpdate?: number;
   command?: string[];
   entrypoint?: string[];
   env: Record<string, string>;
@@ -385,6 +395,8 @@ const definitionFields: Fields = {
     rollback: updatePolicy,
   },
   optional: {
+    pull: oneOf('always', 'missing', 'never'),
+    forceUpdate: integer(1),
     atMostOnce: boolean,
     networks: listOf(string),
     routes: listOf(shape({ host: string, path: string, port: integer(1), stripPrefix: boolean })),

@@ -763,3 +763,34 @@ test('a file that cannot be read is named with why, in plain words, not at line 
     `${dir}: a directory, not a compose file`,
   );
 });
+
+test('pull_policy: always and never as written, missing and if_not_present the default, others noted', (t) => {
+  const stack = readStackFile(
+    file(
+      'pull.yml',
+      [
+        'services:',
+        '  a: { image: x, pull_policy: always }',
+        '  b: { image: x, pull_policy: never }',
+        '  c: { image: x, pull_policy: if_not_present }',
+        '  d: { image: x, pull_policy: missing }',
+        '  e: { image: x, pull_policy: build }',
+      ].join('\n'),
+    ),
+    'app',
+  );
+  t.deepEqual(
+    stack.services.map((s) => [s.name, s.pull]),
+    [
+      ['a', 'always'],
+      ['b', 'never'],
+      ['c', undefined],
+      ['d', undefined],
+      ['e', undefined],
+    ],
+  );
+  t.deepEqual(
+    stack.ignored.map((i) => `${i.path}: ${i.reason}`),
+    ['services.e.pull_policy: "build" is not acted on: the image is pulled when missing'],
+  );
+});

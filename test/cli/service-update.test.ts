@@ -1,0 +1,163 @@
+/**
+ * `mesh service update`: day two without editing the file. One agent on a real engine, loopback
+ * block 127.0.70.0/24; images are built or tagged here, and the only registry ever named is a
+ * loopback port nobody listens on, so a pull fails at once and nothing leaves the host.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import test from 'ava';
+import type { StatusResponse, TaskRow } from '../../agent/control/api.js';
+import { buildImage, containerOf, removeLabelled } from '../helpers/containers.js';
+import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
+import { type AgentProcess, LocalCluster, meshJson, meshOn } from '../helpers/local-cluster.js';
+
+const run = promisify(execFile);
+const HOST = '127.0.70.1';
+const V2 = 'mesh-test/service-update:v2';
+/** The test image under a name whose registry is a loopback port nobody listens on. */
+const UNPULLABLE = '127.0.70.250:9/mesh-test/service-update:local';
+const ABSENT = '127.0.70.250:9/mesh-test/service-update:absent';
+
+const cluster = await LocalCluster.create('service-update');
+let agent: AgentProcess;
+let clusterId = '';
+
+const stack = (name: string, image = TEST_IMAGE) =>
+  cluster.file(
+    `${name}.yml`,
+    `
+services:
+  web:
+    image: ${image}
+    command: sleep 100000
+    environment: { GREETING: hello, OLD: "1" }
+    stop_grace_period: 1s
+    deploy:
+      restart_policy: { delay: 100ms, max_attempts: 2 }
+      update_config: { failure_action: rollback }
+`,
+  );
+
+test.before(async () => {
+  if ('skip' in engine) return;
+  await buildImage(V2, ['LABEL version=2']);
+  await run('docker', ['tag', TEST_IMAGE, UNPULLABLE]);
+  [agent] = (await cluster.start([HOST], 'su')) as [AgentProcess];
+  clusterId = (await meshJson<StatusResponse>(agent, 'status')).clusterId;
+});
+
+test.after.always(async () => {
+  await cluster.close();
+  if ('skip' in engine) return;
+  if (clusterId) await removeLabelled(engine.docker, `mesh.cluster=${clusterId}`);
+  await run('docker', ['rmi', '-f', V2, UNPULLABLE]).catch(() => undefined);
+});
+
+const running = async (service: string) =>
+  (await meshJson<TaskRow[]>(agent, 'ps', service)).filter((t) => t.state === 'running');
+
+dockerTest('--image, --env-add and --env-rm roll out a new version', async (t, docker) => {
+  t.is((await meshOn(agent, 'deploy', '-c', stack('img'), 'img')).code, 0);
+  const updated = await meshOn(
+    agent,
+    'service',
+    'update',
+    'img.web',
+    '--image',
+    V2,
+    '--env-add',
+    'GREETING=hi',
+    '--env-add',
+    'EXTRA=a=b',
+    '--env-rm',
+    'OLD',
+  );
+  t.is(updated.code, 0, updated.stderr);
+  t.regex(updated.stderr, /mesh: updated img\.web \(version 2\)/);
+  const [task] = await running('img.web');
+  t.is(task?.serviceVersion, 2);
+  const seen = await (await containerOf(docker, clusterId, 'web')).inspect();
+  t.is(seen.Config.Image, V2);
+  t.true(seen.Config.Env.includes('GREETING=hi'));
+  t.true(seen.Config.Env.includes('EXTRA=a=b'), 'a value may hold =');
+  t.false(
+    seen.Config.Env.some((e) => e.startsWith('OLD=')),
+    'removed',
+  );
+  // The same change again changes nothing.
+  const again = await meshOn(agent, 'service', 'update', 'img.web', '--image', V2);
+  t.regex(again.stderr, /mesh: unchanged img\.web/);
+  await meshOn(agent, 'rm', 'img');
+});
+
+dockerTest(
+  '--force replaces every task with the same spec; the next deploy of the file keeps it',
+  async (t) => {
+    const file = stack('forced');
+    t.is((await meshOn(agent, 'deploy', '-c', file, 'forced')).code, 0);
+    const [before] = await running('forced.web');
+    const forced = await meshOn(agent, 'service', 'update', 'forced.web', '--force');
+    t.is(forced.code, 0, forced.stderr);
+    t.regex(forced.stderr, /mesh: updated forced\.web \(version 2\)/);
+    const [after] = await running('forced.web');
+    t.not(after?.id, before?.id, 'a new task');
+    t.is(after?.serviceVersion, 2);
+    const redeployed = await meshOn(agent, 'deploy', '-c', file, 'forced');
+    t.regex(redeployed.stderr, /mesh: unchanged forced\.web/);
+    await meshOn(agent, 'rm', 'forced');
+  },
+);
+
+dockerTest('--pull never refuses an image the node lacks; the update rolls back', async (t) => {
+  t.is((await meshOn(agent, 'deploy', '-c', stack('never'), 'never')).code, 0);
+  const updated = await meshOn(
+    agent,
+    'service',
+    'update',
+    'never.web',
+    '--image',
+    ABSENT,
+    '--pull',
+    'never',
+  );
+  t.not(updated.code, 0);
+  t.regex(updated.stderr, /is not on this node, and pull_policy is never/);
+  const [task] = await running('never.web');
+  t.is(task?.serviceVersion, 3, 'the rollback is a version of its own');
+  await meshOn(agent, 'rm', 'never');
+});
+
+dockerTest(
+  '--pull always tries the registry before each task, and falls back to the image here',
+  async (t) => {
+    t.is((await meshOn(agent, 'deploy', '-c', stack('always', UNPULLABLE), 'always')).code, 0);
+    const updated = await meshOn(agent, 'service', 'update', 'always.web', '--pull', 'always');
+    t.is(updated.code, 0, updated.stderr);
+    t.is((await running('always.web'))[0]?.serviceVersion, 2);
+    t.regex(
+      readFileSync(`${agent.dataDir}.log`, 'utf8'),
+      /"image":"127\.0\.70\.250:9\/mesh-test\/service-update:local".*pull_policy always: the pull failed, using the image already on this node/,
+    );
+    await meshOn(agent, 'rm', 'always');
+  },
+);
+
+test('bad input gets one line naming what is wrong, and changes nothing', async (t) => {
+  if ('skip' in engine) return t.pass();
+  const cases: Array<[string[], RegExp]> = [
+    [['img.web'], /nothing to change; give --image/],
+    [['nope', '--force'], /no service/],
+    [['img.web', '--env-add', 'NOEQUALS'], /--env-add takes NAME=VALUE, got "NOEQUALS"/],
+    [['img.web', '--replicas', 'two'], /--replicas takes a whole number, got "two"/],
+    [['img.web', '--pull', 'sometimes'], /--pull takes always, missing or never/],
+    [['img.web', '--imag', 'x'], /unknown option --imag \(did you mean --image\?\)/],
+  ];
+  for (const [args, message] of cases) {
+    const answer = await meshOn(agent, 'service', 'update', ...args);
+    t.is(answer.code, 2, args.join(' '));
+    t.regex(answer.stderr, message, args.join(' '));
+  }
+  const help = await meshOn(agent, 'service', 'update', '--help');
+  t.regex(help.stdout, /--env-add VALUE +NAME=VALUE: set a variable \(repeatable\)/);
+});
