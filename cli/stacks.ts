@@ -164,6 +164,7 @@ export async function deploy(args: string[]): Promise<number> {
     timeout: { type: 'string' },
     'dry-run': { type: 'boolean' },
     strict: { type: 'boolean' },
+    pull: { type: 'string' },
   });
   const files = (values['compose-file'] as string[] | undefined) ?? [];
   // Compose merges several files; mesh does not yet, and must not take the last one silently.
@@ -186,6 +187,7 @@ export async function deploy(args: string[]): Promise<number> {
     values: stackFile.values,
     prune: Boolean(values.prune),
     strict: Boolean(values.strict),
+    pull: pullOption(values.pull),
   };
   if (values['dry-run']) return dryRun(dataDir, request, stackFile, Boolean(values.json));
   const response = await callAgent(dataDir, 'POST /v1/stacks', request);
@@ -415,6 +417,12 @@ export function service(args: string[]): Promise<number> {
   return runSubcommand('service', args, { update: serviceUpdate }, SERVICE_COMMANDS);
 }
 
+function pullOption(value: unknown): PullPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'always' || value === 'missing' || value === 'never') return value;
+  throw new UsageError(`--pull takes always, missing or never, got "${String(value)}"`);
+}
+
 /** `mesh service update SERVICE`: as `docker service update`, rolled out with progress. */
 async function serviceUpdate(args: string[]): Promise<number> {
   const { values, positionals } = parse('service update', args, {
@@ -441,9 +449,7 @@ async function serviceUpdate(args: string[]): Promise<number> {
   const replicas = values.replicas === undefined ? undefined : Number(values.replicas);
   if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 0))
     throw new UsageError(`--replicas takes a whole number, got "${values.replicas}"`);
-  const pull = values.pull as PullPolicy | undefined;
-  if (pull !== undefined && !['always', 'missing', 'never'].includes(pull))
-    throw new UsageError(`--pull takes always, missing or never, got "${pull}"`);
+  const pull = pullOption(values.pull);
   const changes = {
     image: values.image as string | undefined,
     envAdd,

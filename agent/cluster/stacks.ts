@@ -48,6 +48,7 @@ function checkRequest(body: unknown): DeployRequest {
     if (service.stack !== request.stack)
       throw new InvalidError(`service ${service.name} names stack ${service.stack}`);
   }
+  checkPull(request.pull);
   return request;
 }
 
@@ -64,9 +65,13 @@ function checkUpdate(body: unknown): ServiceUpdateRequest {
     if (!ENV_NAME.test(name)) throw new InvalidError(`"${name}" is not a variable name`);
   if (replicas !== undefined && (!Number.isSafeInteger(replicas) || replicas < 0))
     throw new InvalidError(`replicas must be a whole number >= 0, got ${String(replicas)}`);
-  if (pull !== undefined && !['always', 'missing', 'never'].includes(pull))
-    throw new InvalidError(`--pull is always, missing or never, not "${String(pull)}"`);
+  checkPull(pull);
   return request;
+}
+
+function checkPull(pull: unknown): void {
+  if (pull !== undefined && !['always', 'missing', 'never'].includes(pull as string))
+    throw new InvalidError(`--pull is always, missing or never, not "${String(pull)}"`);
 }
 
 /** The definition with an update's changes; --force raises forceUpdate, so the template differs. */
@@ -130,12 +135,18 @@ export class Stacks {
       for (const declared of request.services) {
         const id = serviceId(declared);
         const stored = this.state.get<ServiceRecord>('services', id);
-        // A forced update is not undone by the next deploy of the same file.
-        const forced = stored?.value.forceUpdate;
-        const definition = {
+        // A forced update is not undone by the next deploy of the same file; --pull always
+        // forces one, so that running tasks pull their tag again.
+        const forced =
+          request.pull === 'always' && stored
+            ? (stored.value.forceUpdate ?? 0) + 1
+            : stored?.value.forceUpdate;
+        const definition: ServiceDefinition = {
           ...this.withVersions(declared, writes, assumed),
           ...(forced ? { forceUpdate: forced } : {}),
         };
+        if (request.pull === 'missing') delete definition.pull;
+        else if (request.pull) definition.pull = request.pull;
         const { record, change } = updatedRecord(stored?.value, definition, now);
         response.services.push({ id, version: record.version, change });
         if (change === 'unchanged') continue;

@@ -124,6 +124,11 @@ export interface DeployRequest {
   values?: DeployValue[];
   /** Refuse the deploy when a service's constraints fit no node today (else it waits, pending). */
   strict?: boolean;
+  /**
+   * Every service's pull_policy, over the file's; `always` also replaces the running tasks, so
+   * that a moved tag (`:latest`) is pulled again.
+   */
+  pull?: PullPolicy;
 }
 
 export interface ServiceUpdateRequest {

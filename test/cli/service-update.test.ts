@@ -139,6 +139,16 @@ dockerTest(
       readFileSync(`${agent.dataDir}.log`, 'utf8'),
       /"image":"127\.0\.70\.250:9\/mesh-test\/service-update:local".*pull_policy always: the pull failed, using the image already on this node/,
     );
+    // A deploy of the unchanged file with --pull always replaces the tasks, each pulling again.
+    const pulls = () =>
+      readFileSync(`${agent.dataDir}.log`, 'utf8').split('pull_policy always: the pull failed')
+        .length - 1;
+    const before = pulls();
+    const file = stack('always', UNPULLABLE);
+    const redeployed = await meshOn(agent, 'deploy', '-c', file, 'always', '--pull', 'always');
+    t.is(redeployed.code, 0, redeployed.stderr);
+    t.regex(redeployed.stderr, /mesh: updated always\.web \(version 3\)/);
+    t.is(pulls(), before + 1, 'the new task pulled again');
     await meshOn(agent, 'rm', 'always');
   },
 );
