@@ -113,6 +113,25 @@ function progressOf(
   };
 }
 
+/**
+ * A converged stack whose published port no node serves (each reports it taken) is not what the
+ * user asked for: said, naming the holders, and the deploy fails.
+ */
+function servedSomewhere(rows: StackRow['services']): number {
+  let code = 0;
+  for (const row of rows) {
+    if ('damaged' in row) continue;
+    for (const port of row.servedNowhere) {
+      const why = row.unserved.filter((u) => u.startsWith(`${port} on `));
+      process.stderr.write(
+        `mesh: published port ${port} of ${row.id} is served on no node (${why.join('; ')}): free it there, or publish another port\n`,
+      );
+      code = 1;
+    }
+  }
+  return code;
+}
+
 /** Prints each service's progress as it changes, until all converged, one failed, or timeout. */
 async function followRollout(
   dataDir: string,
@@ -141,7 +160,7 @@ async function followRollout(
     }
     if (progress.every((p) => p.done)) {
       process.stderr.write(`mesh: stack ${stack} converged\n`);
-      return 0;
+      return servedSomewhere(rows);
     }
     if (Date.now() > deadline) {
       const waiting = progress.filter((p) => !p.done).map((p) => p.line);

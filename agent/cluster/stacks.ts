@@ -314,6 +314,7 @@ export class Stacks {
               address: this.state.get<ServiceAddress>('addresses', id)?.value.address ?? null,
               dnsName: `${name}.${stack.name}.mesh`,
               unserved: unservedPorts(service, nodes),
+              servedNowhere: servedNowhere(service, nodes),
               rollout: service.rollout ?? null,
               rollingBack: service.rollingBack === true,
             },
@@ -546,6 +547,24 @@ function imageOf(service: ServiceRecord, version: number): string | null {
   if (version === service.version) return shownImage(service);
   if (service.previous && version === service.previousVersion) return shownImage(service.previous);
   return null;
+}
+
+/**
+ * The service's published ports that no node serves: every ready node that should listen for one
+ * (each node; the node its host IP names) reports it taken.
+ */
+function servedNowhere(service: ServiceRecord, nodes: Array<StoredObject<NodeRecord>>): number[] {
+  const ready = nodes.filter((n) => n.value.status === 'ready');
+  const ports = new Set<number>();
+  for (const p of service.ports) {
+    if (p.published === undefined || p.mode === 'host') continue;
+    const own = !p.hostIp || p.hostIp.startsWith('127.') || p.hostIp === '::1';
+    const should = ready.filter((n) => own || n.value.address.split(':')[0] === p.hostIp);
+    const taken = (n: StoredObject<NodeRecord>) =>
+      (n.value.unserved ?? []).some((u) => u.port === p.published);
+    if (should.length > 0 && should.every(taken)) ports.add(p.published);
+  }
+  return [...ports].sort((a, b) => a - b);
 }
 
 /** The service's published ports (ingress mode) that a node reports it cannot serve, and why. */

@@ -180,6 +180,8 @@ export interface ServiceRow {
   dnsName: string;
   /** Nodes that cannot serve one of its published ports: `<port> on <node>: <why>`. */
   unserved: string[];
+  /** Its published ports that no node serves: each node that should reports it taken. */
+  servedNowhere: number[];
   /** The rollout of its current version; null for a service never updated. */
   rollout: RolloutStatus | null;
   /** The current version undoes an update (a rollback). */

@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { createServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { portHolder } from '../host/port-holder.js';
 
 /** What to do with a connection accepted on host:port. */
 export type Accept = (socket: Socket) => void;
@@ -28,6 +29,7 @@ export class Listeners<H> {
 
   constructor(
     private readonly log: Logger,
+    private readonly protocol: 'tcp' | 'udp',
     private readonly opener: Opener<H>,
   ) {}
 
@@ -57,17 +59,16 @@ export class Listeners<H> {
 
   private async openOne(key: string, handler: H): Promise<void> {
     const colon = key.lastIndexOf(':');
+    const port = Number(key.slice(colon + 1));
     this.opening.add(key);
     try {
-      this.open.set(
-        key,
-        await this.opener(key.slice(0, colon), Number(key.slice(colon + 1)), handler),
-      );
+      this.open.set(key, await this.opener(key.slice(0, colon), port, handler));
       if (this.failures.delete(key)) this.log.info({ address: key }, 'listening now');
     } catch (error) {
+      // Who holds it is what a person needs to act: "nginx (pid 812)".
       const reason =
         (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
-          ? 'the port is taken on this node'
+          ? `the port is taken on this node by ${portHolder(port, this.protocol) ?? 'a process not seen from here'}`
           : (error as Error).message;
       if (this.failures.get(key) !== reason)
         this.log.warn({ address: key, reason }, 'cannot listen');
@@ -85,6 +86,7 @@ export class Listeners<H> {
 export function tcpListeners(log: Logger, maxConnections: number): Listeners<Accept> {
   return new Listeners<Accept>(
     log,
+    'tcp',
     (host, port, accept) =>
       new Promise((resolve, reject) => {
         const server = createServer({ allowHalfOpen: true }, accept);
@@ -105,6 +107,7 @@ export function tcpListeners(log: Logger, maxConnections: number): Listeners<Acc
 export function udpListeners(log: Logger): Listeners<Receive> {
   return new Listeners<Receive>(
     log,
+    'udp',
     (host, port, receive) =>
       new Promise((resolve, reject) => {
         const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');

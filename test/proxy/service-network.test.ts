@@ -231,7 +231,13 @@ dockerTest(
       },
       { what: 'the taken port reported', timeoutMs: 20_000, intervalMs: 250 },
     );
-    t.is(unserved, `${taken} on ${third}: the port is taken on this node`);
+    // The squatter is this test's own process: named, with its pid.
+    t.regex(
+      unserved ?? '',
+      new RegExp(
+        `^${taken} on ${third}: the port is taken on this node by \\S+ \\(pid ${process.pid}\\)$`,
+      ),
+    );
     const { stdout } = await meshOn(agents[1] as AgentProcess, 'ls');
     t.regex(stdout, new RegExp(`not served: ${taken} on ${third}`), 'mesh ls says so');
     t.is(

@@ -1,0 +1,44 @@
+/**
+ * A published port that no node can serve fails the deploy, naming who holds it, instead of
+ * "converged" with nothing answering. One agent, loopback block 127.0.72.0/24, a process task.
+ */
+import { createServer } from 'node:net';
+import test from 'ava';
+import { type AgentProcess, LocalCluster, meshOn } from '../helpers/local-cluster.js';
+import { bodyOnceAnswering } from '../helpers/poll.js';
+
+const HOST = '127.0.72.1';
+const TAKEN = 18_072;
+const FREE = 18_073;
+const cluster = await LocalCluster.create('published-taken');
+test.after.always(() => cluster.close());
+
+const SERVER =
+  "require('node:http').createServer((q, s) => s.end('ok')).listen(process.env.PORT, process.env.MESH_HOST)";
+const stack = (published: number) =>
+  `services:\n  web:\n    command: ${JSON.stringify([process.execPath, '-e', SERVER])}\n    ports: ["${published}:8080"]\n    x-mesh: { runtime: process }\n`;
+
+test('a deploy whose published port is taken on every node fails, naming the holder', async (t) => {
+  const squatter = createServer((socket) => socket.end('squatter\n'));
+  await new Promise<void>((resolve) => squatter.listen(TAKEN, HOST, resolve));
+  t.teardown(() => squatter.close());
+  const [agent] = (await cluster.start([HOST], 'taken')) as [AgentProcess];
+  const deployed = await meshOn(
+    agent,
+    'deploy',
+    '-c',
+    cluster.file('taken.yml', stack(TAKEN)),
+    'taken',
+  );
+  t.is(deployed.code, 1, deployed.stderr);
+  t.regex(
+    deployed.stderr,
+    new RegExp(
+      `mesh: published port ${TAKEN} of taken\\.web is served on no node \\(${TAKEN} on n[0-9a-f]+: the port is taken on this node by \\S+ \\(pid ${process.pid}\\)\\): free it there, or publish another port`,
+    ),
+  );
+  // Published elsewhere, it converges and answers.
+  const moved = await meshOn(agent, 'deploy', '-c', cluster.file('free.yml', stack(FREE)), 'taken');
+  t.is(moved.code, 0, moved.stderr);
+  t.is(await bodyOnceAnswering(`http://${HOST}:${FREE}/`, 'the free port'), 'ok');
+});
