@@ -25,6 +25,11 @@ export class HelpRequest extends Error {
 const FLAG_HELP: Record<string, string> = {
   'data-dir': "the agent's data dir (default $MESH_DATA_DIR, /var/lib/mesh as root, else ~/.mesh)",
   json: 'print JSON instead of a table or text',
+  quiet: 'print only the IDs, one a line',
+  filter:
+    'KEY=VALUE: only rows whose field KEY is VALUE (a list holding it; labels: KEY or KEY=VALUE); repeatable: all keys, any value of one key',
+  format:
+    "each row through a template: '{{.Name}}\t{{.State}}' ({{json .}}: the whole row); the fields are those of --json",
   advertise: 'the address other nodes reach this one at (default: the first non-loopback IPv4)',
   port: 'the TLS port for the other nodes (default 7946)',
   label: 'a node label KEY=VALUE for placement constraints (repeatable)',

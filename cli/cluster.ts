@@ -3,6 +3,7 @@ import { nodeLabels } from '../mesh/api/nodes.js';
 import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, runSubcommand, UsageError } from './args.js';
 import { NODE_COMMANDS } from './commands.js';
 import { callAgent } from './control-client.js';
+import { LISTING_OPTIONS, printListing } from './listing.js';
 import { ago, plural, print, table } from './output.js';
 
 export function node(args: string[]): Promise<number> {
@@ -68,7 +69,7 @@ async function nodeUpdate(sub: 'drain' | 'activate' | 'label', args: string[]): 
 }
 
 async function nodeList(args: string[]): Promise<number> {
-  const { values } = parse('node ls', args, { ...DATA_DIR, ...JSON_OUTPUT });
+  const { values } = parse('node ls', args, { ...DATA_DIR, ...JSON_OUTPUT, ...LISTING_OPTIONS });
   const { consistent, nodes } = await callAgent(dataDirOf(values), 'GET /v1/nodes', {});
   if (!consistent) {
     process.stderr.write(
@@ -76,39 +77,41 @@ async function nodeList(args: string[]): Promise<number> {
     );
   }
   nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
-  print(Boolean(values.json), nodes, () =>
-    table(
-      [
-        'ID',
-        'HOSTNAME',
-        'ADDRESS',
-        'STATUS',
-        'AVAILABILITY',
-        'MANAGER STATUS',
-        'TOKEN',
-        'SINCE',
-        'VERSION',
-        'CERT EXPIRES',
-        'LABELS',
-      ],
-      nodes.map((n) => [
-        n.self ? `${n.id} *` : n.id,
-        n.hostname || '-',
-        n.address,
-        n.status,
-        n.availability,
-        // As Swarm says it; a learner that is not seated yet is a worker here.
-        n.manager ?? (n.raft === 'learner' ? '-' : n.raft),
-        n.token,
-        n.since ? ago(n.since) : '-',
-        n.version,
-        n.certExpires?.slice(0, 10) ?? '-',
-        Object.entries(n.labels)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(',') || '-',
-      ]),
-    ),
-  );
+  printListing(values, nodes, {
+    id: (n) => n.id,
+    table: (nodes) =>
+      table(
+        [
+          'ID',
+          'HOSTNAME',
+          'ADDRESS',
+          'STATUS',
+          'AVAILABILITY',
+          'MANAGER STATUS',
+          'TOKEN',
+          'SINCE',
+          'VERSION',
+          'CERT EXPIRES',
+          'LABELS',
+        ],
+        nodes.map((n) => [
+          n.self ? `${n.id} *` : n.id,
+          n.hostname || '-',
+          n.address,
+          n.status,
+          n.availability,
+          // As Swarm says it; a learner that is not seated yet is a worker here.
+          n.manager ?? (n.raft === 'learner' ? '-' : n.raft),
+          n.token,
+          n.since ? ago(n.since) : '-',
+          n.version,
+          n.certExpires?.slice(0, 10) ?? '-',
+          Object.entries(n.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',') || '-',
+        ]),
+      ),
+  });
   return 0;
 }
 

@@ -11,6 +11,7 @@ import {
 } from './args.js';
 import { SERVICE_COMMANDS, VOLUME_COMMANDS } from './commands.js';
 import { AgentUnavailableError, callAgent, NoAgentError } from './control-client.js';
+import { LISTING_OPTIONS, printListing } from './listing.js';
 import { ago, plural, print, shorten, table } from './output.js';
 import { type Ignored, readStackFile, type StackFile } from './stackfile/stack-file.js';
 
@@ -312,17 +313,28 @@ async function dryRun(
 }
 
 export async function ls(args: string[]): Promise<number> {
-  const { values } = parse('ls', args, { ...DATA_DIR, ...JSON_OUTPUT });
+  const { values } = parse('ls', args, { ...DATA_DIR, ...JSON_OUTPUT, ...LISTING_OPTIONS });
   const stacks = await callAgent(dataDirOf(values), 'GET /v1/stacks', {});
-  print(Boolean(values.json), stacks, () =>
-    table(
-      ['STACK', 'SERVICE', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS', 'ADDRESS', 'NAME'],
-      stacks.flatMap((stack) =>
-        stack.services.map((s) =>
+  // A row per service, its stack named in it: what -q, --filter and --format see.
+  const rows = stacks.flatMap((stack) => stack.services.map((s) => ({ stack: stack.name, ...s })));
+  printListing(values, rows, {
+    id: (s) => s.id,
+    // --json keeps its shape: the stacks, each with the services kept.
+    json: (kept) =>
+      stacks
+        .map((stack) => ({
+          ...stack,
+          services: stack.services.filter((s) => kept.some((k) => k.id === s.id)),
+        }))
+        .filter((stack) => stack.services.length > 0 || kept.length === rows.length),
+    table: (kept) =>
+      table(
+        ['STACK', 'SERVICE', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS', 'ADDRESS', 'NAME'],
+        kept.map((s) =>
           'damaged' in s
-            ? [stack.name, s.id, '-', '-', `damaged: ${s.damaged}`, '-', '-', '-']
+            ? [s.stack, s.id, '-', '-', `damaged: ${s.damaged}`, '-', '-', '-']
             : [
-                stack.name,
+                s.stack,
                 s.id,
                 s.mode,
                 `${s.ready}/${s.desired}${s.rollout && s.rollout.state !== 'completed' ? ` (${s.rollingBack && s.rollout.state === 'updating' ? 'rolling back' : s.rollout.state})` : ''}`,
@@ -335,8 +347,7 @@ export async function ls(args: string[]): Promise<number> {
               ],
         ),
       ),
-    ),
-  );
+  });
   return 0;
 }
 
@@ -389,6 +400,7 @@ export async function ps(args: string[]): Promise<number> {
   const { values, positionals } = parse('ps', args, {
     ...DATA_DIR,
     ...JSON_OUTPUT,
+    ...LISTING_OPTIONS,
     all: { type: 'boolean', short: 'a' },
   });
   const dataDir = dataDirOf(values);
@@ -396,39 +408,41 @@ export async function ps(args: string[]): Promise<number> {
   const tasks = (await callAgent(dataDir, 'GET /v1/tasks', { name })).filter(
     (t) => values.all || t.desired === 'running',
   );
-  print(Boolean(values.json), tasks, () =>
-    table(
-      [
-        'TASK',
-        'SERVICE',
-        'IMAGE',
-        'VERSION',
-        'NODE',
-        'DESIRED',
-        'STATE',
-        'READY',
-        'SINCE',
-        'PORTS',
-        'REASON',
-      ],
-      tasks.map((t) => [
-        t.id,
-        t.service,
-        shorten(t.image ?? '-', 40),
-        t.currentVersion !== null && t.serviceVersion !== t.currentVersion
-          ? `${t.serviceVersion} (now ${t.currentVersion})`
-          : String(t.serviceVersion),
-        (t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-')) +
-          (t.pinnedBy ? ` [${t.pinnedBy.split(' on ')[0]}]` : ''),
-        t.desired,
-        t.restarts > 0 ? `${t.state} (${t.restarts} restarts)` : t.state,
-        t.ready === null ? '-' : t.ready ? 'ready' : 'not ready',
-        t.since ? ago(t.since) : '-',
-        t.ports.join(', ') || '-',
-        [t.reason, t.probe && `probe: ${t.probe}`].filter(Boolean).join('; '),
-      ]),
-    ),
-  );
+  printListing(values, tasks, {
+    id: (t) => t.id,
+    table: (tasks) =>
+      table(
+        [
+          'TASK',
+          'SERVICE',
+          'IMAGE',
+          'VERSION',
+          'NODE',
+          'DESIRED',
+          'STATE',
+          'READY',
+          'SINCE',
+          'PORTS',
+          'REASON',
+        ],
+        tasks.map((t) => [
+          t.id,
+          t.service,
+          shorten(t.image ?? '-', 40),
+          t.currentVersion !== null && t.serviceVersion !== t.currentVersion
+            ? `${t.serviceVersion} (now ${t.currentVersion})`
+            : String(t.serviceVersion),
+          (t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-')) +
+            (t.pinnedBy ? ` [${t.pinnedBy.split(' on ')[0]}]` : ''),
+          t.desired,
+          t.restarts > 0 ? `${t.state} (${t.restarts} restarts)` : t.state,
+          t.ready === null ? '-' : t.ready ? 'ready' : 'not ready',
+          t.since ? ago(t.since) : '-',
+          t.ports.join(', ') || '-',
+          [t.reason, t.probe && `probe: ${t.probe}`].filter(Boolean).join('; '),
+        ]),
+      ),
+  });
   return 0;
 }
 

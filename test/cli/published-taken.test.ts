@@ -1,6 +1,7 @@
 /**
  * A published port that no node can serve fails the deploy, naming who holds it, instead of
- * "converged" with nothing answering. One agent, loopback block 127.0.72.0/24, a process task.
+ * "converged" with nothing answering; then the listings' -q, --filter and --format on the stack
+ * that runs. One agent, loopback block 127.0.72.0/24, a process task.
  */
 import { createServer } from 'node:net';
 import test from 'ava';
@@ -18,27 +19,53 @@ const SERVER =
 const stack = (published: number) =>
   `services:\n  web:\n    command: ${JSON.stringify([process.execPath, '-e', SERVER])}\n    ports: ["${published}:8080"]\n    x-mesh: { runtime: process }\n`;
 
-test('a deploy whose published port is taken on every node fails, naming the holder', async (t) => {
-  const squatter = createServer((socket) => socket.end('squatter\n'));
-  await new Promise<void>((resolve) => squatter.listen(TAKEN, HOST, resolve));
-  t.teardown(() => squatter.close());
-  const [agent] = (await cluster.start([HOST], 'taken')) as [AgentProcess];
-  const deployed = await meshOn(
-    agent,
-    'deploy',
-    '-c',
-    cluster.file('taken.yml', stack(TAKEN)),
-    'taken',
-  );
-  t.is(deployed.code, 1, deployed.stderr);
-  t.regex(
-    deployed.stderr,
-    new RegExp(
-      `mesh: published port ${TAKEN} of taken\\.web is served on no node \\(${TAKEN} on n[0-9a-f]+: the port is taken on this node by \\S+ \\(pid ${process.pid}\\)\\): free it there, or publish another port`,
-    ),
-  );
-  // Published elsewhere, it converges and answers.
-  const moved = await meshOn(agent, 'deploy', '-c', cluster.file('free.yml', stack(FREE)), 'taken');
-  t.is(moved.code, 0, moved.stderr);
-  t.is(await bodyOnceAnswering(`http://${HOST}:${FREE}/`, 'the free port'), 'ok');
+let agent: AgentProcess;
+
+test.serial(
+  'a deploy whose published port is taken on every node fails, naming the holder',
+  async (t) => {
+    const squatter = createServer((socket) => socket.end('squatter\n'));
+    await new Promise<void>((resolve) => squatter.listen(TAKEN, HOST, resolve));
+    t.teardown(() => squatter.close());
+    [agent] = (await cluster.start([HOST], 'taken')) as [AgentProcess];
+    const deployed = await meshOn(
+      agent,
+      'deploy',
+      '-c',
+      cluster.file('taken.yml', stack(TAKEN)),
+      'taken',
+    );
+    t.is(deployed.code, 1, deployed.stderr);
+    t.regex(
+      deployed.stderr,
+      new RegExp(
+        `mesh: published port ${TAKEN} of taken\\.web is served on no node \\(${TAKEN} on n[0-9a-f]+: the port is taken on this node by \\S+ \\(pid ${process.pid}\\)\\): free it there, or publish another port`,
+      ),
+    );
+    // Published elsewhere, it converges and answers.
+    const moved = await meshOn(
+      agent,
+      'deploy',
+      '-c',
+      cluster.file('free.yml', stack(FREE)),
+      'taken',
+    );
+    t.is(moved.code, 0, moved.stderr);
+    t.is(await bodyOnceAnswering(`http://${HOST}:${FREE}/`, 'the free port'), 'ok');
+  },
+);
+
+test.serial('listings print IDs with -q, keep rows with --filter, and fill --format', async (t) => {
+  const ids = (await meshOn(agent, 'ps', 'taken', '-q')).stdout.trim().split('\n');
+  t.is(ids.length, 1);
+  t.regex(ids[0] ?? '', /^taken\.web\.1\.[0-9a-f]+$/);
+  const formatted = await meshOn(agent, 'ls', '--format', '{{.ID}} {{.Ports}} {{.Stack}}');
+  t.is(formatted.stdout, `taken.web ${FREE}->8080/tcp taken\n`);
+  const none = await meshOn(agent, 'ps', 'taken', '--filter', 'state=failed');
+  t.is(none.stdout.trim().split('\n').length, 1, 'the header alone');
+  const nodes = await meshOn(agent, 'node', 'ls', '-q', '--filter', 'status=alive');
+  t.regex(nodes.stdout, /^n[0-9a-f]+\n$/);
+  const bad = await meshOn(agent, 'ps', '--filter', 'colour=red');
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--filter: no field "colour"; the fields are id, service,/);
 });
