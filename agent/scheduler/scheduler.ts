@@ -89,7 +89,14 @@ export function schedule(
           (u.perService.get(service.id) ?? 0) < service.maxReplicasPerNode)
       );
     };
-    const mineOn = (node: NodeInfo) => usage.get(node.id)?.perService.get(service.id) ?? 0;
+    /**
+     * The task the next one replaces: it leaves its node, so it does not count there when spreading
+     * (the replacement stays where it was, and a rollout keeps the spread it found).
+     */
+    let replacing: Task | undefined;
+    const mineOn = (node: NodeInfo) =>
+      (usage.get(node.id)?.perService.get(service.id) ?? 0) -
+      (replacing?.nodeId === node.id ? 1 : 0);
     /** This service's tasks on the eligible nodes that share the node's value of a field. */
     const mineIn = (node: NodeInfo, field: string) =>
       eligible
@@ -128,7 +135,9 @@ export function schedule(
     const settle = (task: Task | undefined, slot: number, only?: NodeInfo) => {
       const current = task?.serviceVersion === service.version;
       if (task && current && task.nodeId !== null) return;
+      replacing = task && !current ? task : undefined;
       const node = pick(only);
+      replacing = undefined;
       if (task && current && !node) return; // still pending, for the same reason
       if (task && current) stop(task, 'placed now that a node fits');
       else if (task) stop(task, `service updated to version ${service.version}`, true);

@@ -309,3 +309,36 @@ test('placement preferences spread tasks across label values first, then across 
   const plain = converge([service('p', { replicas: 6 })], nodes);
   t.deepEqual(countBy(plain), { n1: 2, n2: 2, n3: 1, n4: 1 });
 });
+
+test('a replacement stays on the node of the task it replaces: a rollout keeps the spread', (t) => {
+  const nodes = [node('a'), node('b'), node('c')];
+  const old = (slot: number, nodeId: string, version: number): Task => ({
+    id: `old${slot}`,
+    serviceId: 's.w',
+    slot,
+    serviceVersion: version,
+    nodeId,
+    desired: 'running',
+    reservations: { cpus: 0, memoryBytes: 0 },
+  });
+  // One slot at a time, as a rollout with parallelism 1 asks: the others count as current.
+  let tasks = [old(1, 'c', 1), old(2, 'a', 2), old(3, 'b', 2)];
+  const plan = schedule(
+    [service('s.w', { replicas: 3, version: 2 })],
+    nodes,
+    tasks,
+    0,
+    undefined,
+    ids,
+  );
+  t.deepEqual(
+    plan.create.map((x) => [x.slot, x.nodeId]),
+    [[1, 'c']],
+  );
+  // Five versions in a row, each replacing every slot: one task per node throughout.
+  tasks = converge([service('s.w', { replicas: 3, version: 2 })], nodes, tasks);
+  for (let version = 3; version <= 7; version++) {
+    tasks = converge([service('s.w', { replicas: 3, version })], nodes, tasks);
+    t.deepEqual(countBy(tasks), { a: 1, b: 1, c: 1 }, `version ${version}`);
+  }
+});
