@@ -7,6 +7,7 @@ import { removeLabelled } from '../../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../../helpers/docker.js';
 import {
   type AgentProcess,
+  agreed,
   LocalCluster,
   meshJson,
   meshOn,
@@ -62,6 +63,8 @@ dockerTest(
         intervalMs: 500,
       },
     );
+    // The volume's node is killed below: the two others must hold a quorum without it.
+    await agreed(agents, (v) => v.raft.voters.length === 3, 60_000);
     const [volume] = await meshJson<VolumeRow[]>(first, 'volume', 'ls');
     t.like(volume, { name: 'vol_data', services: ['vol.store'] });
     const ids = await Promise.all(agents.map(nodeIdOf));
