@@ -62,11 +62,12 @@ const FLAG_HELP: Record<string, string> = {
   strict:
     'refuse the deploy when a placement constraint fits no node yet (default: deploy; it waits, pending)',
   timeout: 'how long to follow the rollout before giving up (default 5m)',
-  all: 'with stopped tasks too',
+  all: 'with stopped tasks too (the last 5 finished of each slot)',
   follow: 'keep printing new output',
   tail: 'how many lines of each task to start with (default 100)',
-  force:
-    'node rm: remove a node that is still alive; service update: replace every task even when nothing else changes',
+  task: 'one task, by its ID: a finished one too, while it is kept (mesh ps -a lists them)',
+  force: 'remove a node that is still alive',
+  'service update --force': 'replace every task, even when nothing else changes',
   image: 'the image tasks run from now on',
   'env-add': 'NAME=VALUE: set a variable (repeatable)',
   'env-rm': 'NAME: remove a variable (repeatable)',
@@ -103,7 +104,11 @@ function usage(command: string, options: Options): string {
   lines.push('', 'Options:');
   const flags = Object.entries(options).map(([name, option]) => {
     const short = option.short ? `-${option.short}, ` : '    ';
-    return [`${short}--${name}${option.type === 'string' ? ' VALUE' : ''}`, FLAG_HELP[name] ?? ''];
+    return [
+      `${short}--${name}${option.type === 'string' ? ' VALUE' : ''}`,
+      // A flag that means something else for one command says so there.
+      FLAG_HELP[`${command} --${name}`] ?? FLAG_HELP[name] ?? '',
+    ];
   });
   flags.push(['-h, --help', 'this text']);
   const width = Math.max(...flags.map(([flag]) => (flag as string).length));

@@ -234,7 +234,7 @@ const COMMAND_LIST = [
   },
   {
     name: 'logs',
-    args: 'SERVICE [-f]',
+    args: 'SERVICE [-f] | --task TASK',
     group: 'Stacks',
     summary: 'logs from every node, prefixed by task',
   },

@@ -435,7 +435,13 @@ export async function ps(args: string[]): Promise<number> {
           (t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-')) +
             (t.pinnedBy ? ` [${t.pinnedBy.split(' on ')[0]}]` : ''),
           t.desired,
-          t.restarts > 0 ? `${t.state} (${t.restarts} restarts)` : t.state,
+          [
+            t.state,
+            t.exitCode !== null && t.state !== 'running' ? `(exit ${t.exitCode})` : '',
+            t.restarts > 0 ? `(${t.restarts} restarts)` : '',
+          ]
+            .filter(Boolean)
+            .join(' '),
           t.ready === null ? '-' : t.ready ? 'ready' : 'not ready',
           t.since ? ago(t.since) : '-',
           t.ports.join(', ') || '-',
@@ -631,15 +637,20 @@ export async function logs(args: string[]): Promise<number> {
     ...DATA_DIR,
     follow: { type: 'boolean', short: 'f' },
     tail: { type: 'string', short: 'n' },
+    task: { type: 'string' },
   });
   const [service] = positionals;
-  if (!service) throw new UsageError('logs needs a service: mesh logs SERVICE [-f]');
+  const task = values.task as string | undefined;
+  if (!service && !task)
+    throw new UsageError(
+      'logs needs a service or a task: mesh logs SERVICE [-f], mesh logs --task T',
+    );
   const dataDir = dataDirOf(values);
   let cursors: Record<string, string> = {};
   const warned = new Set<string>();
   for (;;) {
     const page = await callAgent(dataDir, 'GET /v1/logs', {
-      service,
+      ...(task ? { task } : { service }),
       tail: String(values.tail ?? 100),
       cursors: JSON.stringify(cursors),
     });

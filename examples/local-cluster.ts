@@ -72,10 +72,15 @@ export async function meshWithin(
   }
 }
 
+/** How long one `mesh status` of waitForControl may take before it is taken for a hang. */
+const STATUS_TRY_MS = 60_000;
+
 /** Waits until the agent's control API answers, or fails at the deadline. */
 export async function waitForControl(agent: AgentProcess, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while ((await meshWithin(timeoutMs, 'status', '--data-dir', agent.dataDir)).code !== 0) {
+  // Each try may wait on an agent busy starting (its keys made on a loaded machine): it is the
+  // loop's deadline that counts, a try is only cut off when it hangs for good.
+  while ((await meshWithin(STATUS_TRY_MS, 'status', '--data-dir', agent.dataDir)).code !== 0) {
     if (Date.now() > deadline)
       throw new Error(`agent with ${agent.dataDir} not answering after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));

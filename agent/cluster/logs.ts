@@ -4,7 +4,8 @@ import type { TaskRecord } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
 import type { LogsResponse, RequestOf, Untrusted } from '../control/api.js';
-import { InvalidError } from '../errors.js';
+import { InvalidError, NotFoundError } from '../errors.js';
+import { HISTORY_PER_SLOT } from '../orchestrator/plan.js';
 import type { LogPage } from '../runtime/runtime.js';
 import type { Runtimes } from '../runtime/runtimes.js';
 import type { Stacks } from './stacks.js';
@@ -56,7 +57,7 @@ export class ClusterLogs {
   }
 
   async gather(query: Untrusted<RequestOf<'GET /v1/logs'>>): Promise<LogsResponse> {
-    const service = this.stacks.resolveService(String(query.service ?? ''));
+    const tasks = this.tasksOf(query);
     const tail = Number(query.tail ?? 100);
     if (!Number.isSafeInteger(tail) || tail < 0)
       throw new InvalidError(`--tail must be a whole number, got "${String(query.tail)}"`);
@@ -66,11 +67,6 @@ export class ClusterLogs {
     } catch (error) {
       throw new InvalidError(`cursors is not JSON: ${(error as Error).message}`);
     }
-    const tasks = this.state
-      .list<TaskRecord>('tasks')
-      .map((t) => t.value)
-      .filter((t) => t.serviceId === service && t.nodeId !== null)
-      .sort((a, b) => a.slot - b.slot);
     const response: LogsResponse = { lines: [], cursors: {}, unreachable: [] };
     const pages = await Promise.allSettled(
       tasks.map((t) => this.page(t, { taskId: t.id, cursor: cursors[t.id], tail })),
@@ -86,6 +82,28 @@ export class ClusterLogs {
       for (const line of page.value.lines) response.lines.push({ task: task.id, line });
     });
     return response;
+  }
+
+  /**
+   * The tasks asked for: one by its ID (a finished one of the history too, while its node keeps
+   * it), or a service's tasks meant to run, by slot.
+   */
+  private tasksOf(query: Untrusted<RequestOf<'GET /v1/logs'>>): TaskRecord[] {
+    if (typeof query.task === 'string' && query.task !== '') {
+      const task = this.state.get<TaskRecord>('tasks', query.task)?.value;
+      if (!task)
+        throw new NotFoundError(
+          `no task ${query.task} (a finished task is kept with the last ${HISTORY_PER_SLOT} of its slot); see "mesh ps -a"`,
+        );
+      if (task.nodeId === null) throw new InvalidError(`task ${task.id} never had a node`);
+      return [task];
+    }
+    const service = this.stacks.resolveService(String(query.service ?? ''));
+    return this.state
+      .list<TaskRecord>('tasks')
+      .map((t) => t.value)
+      .filter((t) => t.serviceId === service && t.nodeId !== null && t.desired === 'running')
+      .sort((a, b) => a.slot - b.slot);
   }
 
   private async page(task: TaskRecord, query: LogsQuery): Promise<LogPage> {

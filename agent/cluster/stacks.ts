@@ -363,6 +363,7 @@ export class Stacks {
             (p) => `${p.hostIp}:${p.hostPort}->${p.target}/${p.protocol}`,
           ),
           image: service ? imageOf(service, t.serviceVersion) : null,
+          exitCode: status?.exitCode ?? null,
         };
       })
       .concat(name || stack || service ? [] : this.damagedTasks())
@@ -384,6 +385,7 @@ export class Stacks {
       restarts: 0,
       serviceVersion: 0,
       image: null,
+      exitCode: null,
       currentVersion: null,
       ready: null,
       probe: null,

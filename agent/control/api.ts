@@ -220,6 +220,8 @@ export interface TaskRow {
   ports: string[];
   /** The image of its version (a process task: its command); null once that version is forgotten. */
   image: string | null;
+  /** How its process last ended, when it did. */
+  exitCode: number | null;
 }
 
 /** GET /v1/volumes: the volumes that pin their services, each on its node. */
@@ -347,7 +349,11 @@ export interface ControlApi {
   'POST /v1/services/update': Route<ServiceUpdateRequest, ServiceUpdateResponse>;
   /** Tasks of a stack or a service by name, of a stack, of a service (its ID), or all. */
   'GET /v1/tasks': Route<{ name?: string; stack?: string; service?: string }, TaskRow[]>;
-  'GET /v1/logs': Route<{ service: string; tail?: string; cursors?: string }, LogsResponse>;
+  /** A service's running tasks' output, or one task's (`task`: a finished one of its history too). */
+  'GET /v1/logs': Route<
+    { service?: string; task?: string; tail?: string; cursors?: string },
+    LogsResponse
+  >;
   'GET /v1/node': Route<{ node: string }, NodeDetail>;
   'GET /v1/routes': Route<{ service?: string }, RoutesResponse>;
   'POST /v1/certs': Route<{ host: string; certPem: string; keyPem: string }, CertificateRow>;

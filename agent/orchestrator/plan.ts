@@ -14,6 +14,9 @@ import {
   progressOf,
 } from './rollout.js';
 
+/** Finished tasks kept per slot for `mesh ps -a` and `mesh logs --task` (Swarm keeps 5). */
+export const HISTORY_PER_SLOT = 5;
+
 /** The replicated state the leader plans from. */
 export interface ClusterView {
   services: Array<StoredObject<ServiceRecord>>;
@@ -114,22 +117,50 @@ export function orchestrate(
     });
   }
   const stopping = new Set(plan.stop.map((s) => s.taskId));
-  const ready = new Set(view.nodes.filter((n) => n.value.status === 'ready').map((n) => n.id));
-  for (const { id, value, version } of view.tasks) {
-    if (value.desired !== 'shutdown' || stopping.has(id)) continue;
-    const status = view.statuses.get(id);
-    // Gone for good once its node confirmed it stopped, or its node cannot (down, left, none).
-    const done =
-      (status !== undefined && FINAL_STATES.has(status.state)) ||
-      value.nodeId === null ||
-      !ready.has(value.nodeId);
-    if (!done) continue;
+  for (const { id, version } of pastHistory(view, stopping)) {
     writes.push({ op: 'delete', kind: 'tasks', id, ifVersion: version });
-    if (status) writes.push({ op: 'delete', kind: 'statuses', id });
+    if (view.statuses.has(id)) writes.push({ op: 'delete', kind: 'statuses', id });
   }
   for (const id of view.statuses.keys())
     if (!byId.has(id)) writes.push({ op: 'delete', kind: 'statuses', id });
   return writes;
+}
+
+/**
+ * Tasks that are finished with are kept as the slot's history, the last HISTORY_PER_SLOT of each
+ * (Swarm's task history limit): `mesh ps -a` shows how they ended and `mesh logs --task` reads
+ * them, while their node keeps what they left. Older ones go, and every finished task of a
+ * service that is gone, or of a node that cannot keep it (down, left, none).
+ */
+function pastHistory(view: ClusterView, stopping: ReadonlySet<string>): StoredObject<TaskRecord>[] {
+  const ready = new Set(view.nodes.filter((n) => n.value.status === 'ready').map((n) => n.id));
+  const services = new Set(view.services.map((s) => s.id));
+  const slots = new Map<string, StoredObject<TaskRecord>[]>();
+  const gone: StoredObject<TaskRecord>[] = [];
+  for (const task of view.tasks) {
+    const { id, value } = task;
+    if (value.desired !== 'shutdown' || stopping.has(id)) continue;
+    const status = view.statuses.get(id);
+    const kept = value.nodeId !== null && ready.has(value.nodeId);
+    if (!kept || !services.has(value.serviceId)) {
+      // Its node cannot confirm it stopped: gone at once. Its service is gone: once its node
+      // says nothing of it is kept (so that once the tasks are gone, nothing is left).
+      const done = status !== undefined && FINAL_STATES.has(status.state) && !status.kept;
+      if (!kept || done) gone.push(task);
+      continue;
+    }
+    if (status === undefined || !FINAL_STATES.has(status.state)) continue; // still stopping
+    // A global service's slot is its node.
+    const slot = `${value.serviceId}/${value.slot}/${value.slot === 0 ? value.nodeId : ''}`;
+    slots.set(slot, [...(slots.get(slot) ?? []), task]);
+  }
+  for (const tasks of slots.values()) {
+    const newestFirst = tasks.sort((a, b) =>
+      (b.value.createdAt ?? '').localeCompare(a.value.createdAt ?? ''),
+    );
+    gone.push(...newestFirst.slice(HISTORY_PER_SLOT));
+  }
+  return gone;
 }
 
 /**

@@ -50,7 +50,11 @@ export type Action =
   /** Look at the container now: it may have ended, come up, turned unhealthy, or need its probe. */
   | { type: 'inspect'; taskId: string; runtime: RuntimeKind }
   /** Tell the cluster about the task, with nothing to do to it. */
-  | { type: 'report'; taskId: string; status: Pick<TaskStatus, 'state' | 'reason'> };
+  | {
+      type: 'report';
+      taskId: string;
+      status: Partial<Pick<TaskStatus, 'state' | 'reason' | 'kept'>>;
+    };
 
 /**
  * A running container is looked at again this often: the ports its processes listen on (which
@@ -86,8 +90,15 @@ export function reconcile(view: NodeView): Action[] {
       continue;
     }
     if (task.desired === 'shutdown') {
-      if (here) actions.push({ type: 'shutdown', task, runtime: here.runtime });
-      else if (!isFinal(status))
+      // Stopped and reported: kept as history until the leader removes the task, unless its
+      // service is gone (then nothing of it stays).
+      const letGo = status?.kept === true && !view.services.has(task.serviceId);
+      if (here && (here.seen.state === 'running' || !isFinal(status) || letGo))
+        actions.push({ type: 'shutdown', task, runtime: here.runtime });
+      else if (!here && status?.kept)
+        // Removed behind our back: nothing is kept any more.
+        actions.push({ type: 'report', taskId: task.id, status: { kept: false } });
+      else if (!here && !isFinal(status))
         actions.push({
           type: 'report',
           taskId: task.id,
@@ -120,10 +131,25 @@ export function reconcile(view: NodeView): Action[] {
   return actions;
 }
 
+/**
+ * The definition a task runs: its own version's. A task of the version before the last update
+ * (being replaced) runs that one; a task of an older version than that runs nothing, the leader
+ * replaces it.
+ */
+export function definitionFor(task: TaskRecord, service: ServiceRecord): ServiceRecord | undefined {
+  if (task.serviceVersion === service.version || task.serviceVersion === service.restores)
+    return service;
+  if (service.previous && task.serviceVersion === service.previousVersion)
+    return { ...service, ...service.previous };
+  return undefined;
+}
+
 /** Starts a task, unless its runtime is missing here or a service it depends on runs nowhere. */
 function startOrWait(task: TaskRecord, view: NodeView): Action | undefined {
-  const service = view.services.get(task.serviceId);
-  if (!service) return undefined; // removed meanwhile: the leader shuts its tasks down
+  const current = view.services.get(task.serviceId);
+  // Removed meanwhile, or the task's version is forgotten: the leader shuts it down.
+  const service = current && definitionFor(task, current);
+  if (!service) return undefined;
   const missing = view.missingRuntimes.get(service.runtime);
   if (missing)
     return { type: 'report', taskId: task.id, status: { state: 'failed', reason: missing } };

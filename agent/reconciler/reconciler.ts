@@ -425,18 +425,31 @@ export class Reconciler {
       this.stopping.add(task.id);
       await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_MS, graceMs / 2)));
     }
-    await this.stopTask(runtime, task.id, graceMs);
+    // Kept, stopped, as the slot's history (its logs readable) until the leader lets it go; a
+    // removed service keeps no history: the leader forgets its tasks once nothing is kept.
+    const kept = this.serviceOf(task) !== undefined;
+    await this.stopTask(runtime, task.id, graceMs, kept ? 'keep' : 'remove');
     clearTimeout(this.local.get(task.id)?.timer);
     this.local.delete(task.id);
-    this.report(task.id, { state: 'shutdown', reason: task.reason });
+    const before = this.status.latest(task.id);
+    if (seen.state !== 'running' && before && FINAL_STATES.has(before.state))
+      // Ended before it was told to stop (failed, complete): that is how it ended.
+      this.report(task.id, { kept });
+    else this.report(task.id, { state: 'shutdown', reason: task.reason, kept });
     this.options.log.info({ task: task.id, reason: task.reason }, 'task shut down');
   }
 
-  private async stopTask(runtime: Runtime, taskId: string, graceMs: number): Promise<void> {
+  private async stopTask(
+    runtime: Runtime,
+    taskId: string,
+    graceMs: number,
+    what: 'keep' | 'remove' = 'remove',
+  ): Promise<void> {
     this.probes.unwatch(taskId);
     this.stopping.add(taskId);
     try {
-      await runtime.remove(taskId, graceMs);
+      if (what === 'keep') await runtime.stop(taskId, graceMs);
+      else await runtime.remove(taskId, graceMs);
       this.started.delete(taskId);
       this.lookedAt.delete(taskId);
       await this.options.files?.release(taskId);

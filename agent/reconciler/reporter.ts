@@ -33,7 +33,8 @@ export class StatusReporter {
       nodeId: this.nodeId,
       state,
       reason: 'reason' in change ? change.reason : before?.reason,
-      exitCode: state === 'running' ? undefined : (change.exitCode ?? before?.exitCode),
+      // How its process last ended: kept through a restart, and once it is stopped for good.
+      exitCode: change.exitCode ?? before?.exitCode,
       restarts: restarts ?? before?.restarts ?? 0,
       since: before?.state === state ? before.since : new Date().toISOString(),
       ports: change.ports ?? (state === 'running' ? (before?.ports ?? []) : []),
@@ -41,6 +42,7 @@ export class StatusReporter {
       // Kept through a restart: the service address keeps answering on them meanwhile.
       exposed: change.exposed ?? before?.exposed,
       listening: change.listening ?? before?.listening,
+      kept: change.kept ?? before?.kept,
     };
     // Readiness belongs to a running task: it starts not ready, and keeps what it was told since.
     if (state === 'running') {
@@ -56,6 +58,7 @@ export class StatusReporter {
     if (status.listening === undefined) delete status.listening;
     if (status.reason === undefined) delete status.reason;
     if (status.exitCode === undefined) delete status.exitCode;
+    if (!status.kept) delete status.kept;
     this.pending.set(taskId, status);
     this.flush();
   }

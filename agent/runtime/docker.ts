@@ -224,15 +224,22 @@ export class DockerRuntime implements Runtime {
     return this.observed(spec.taskId, await container.inspect());
   }
 
-  async remove(taskId: string, graceMs: number): Promise<void> {
-    for (const c of await this.containers(taskId)) {
-      const container = this.options.docker.getContainer(c.Id);
+  async stop(taskId: string, graceMs: number): Promise<void> {
+    for (const c of await this.containers(taskId))
       if (c.State === 'running')
-        await container
+        await this.options.docker
+          .getContainer(c.Id)
           .stop({ t: Math.ceil(graceMs / 1000) })
           .catch((error: Error) => this.notGone(taskId, error));
-      await container.remove({ force: true }).catch((error: Error) => this.notGone(taskId, error));
-    }
+  }
+
+  async remove(taskId: string, graceMs: number): Promise<void> {
+    await this.stop(taskId, graceMs);
+    for (const c of await this.containers(taskId))
+      await this.options.docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch((error: Error) => this.notGone(taskId, error));
     await this.networks
       .prune()
       .catch((error: Error) =>

@@ -132,15 +132,17 @@ export class ProcessRuntime implements Runtime {
     return { taskId: spec.taskId, state: 'running', ports, startedAt: state.startedAt };
   }
 
-  async remove(taskId: string, graceMs: number): Promise<void> {
+  async stop(taskId: string, graceMs: number): Promise<void> {
     const state = this.read(taskId);
-    if (state && this.alive(state)) {
-      this.signal(state, 'SIGTERM');
-      const deadline = Date.now() + graceMs;
-      while (this.alive(state) && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
-      if (this.alive(state)) this.signal(state, 'SIGKILL');
-    }
+    if (!state || !this.alive(state)) return;
+    this.signal(state, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (this.alive(state) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (this.alive(state)) this.signal(state, 'SIGKILL');
+  }
+
+  async remove(taskId: string, graceMs: number): Promise<void> {
+    await this.stop(taskId, graceMs);
     rmSync(this.stateFile(taskId), { force: true });
     rmSync(this.logFile(taskId), { force: true });
     this.exits.delete(taskId);

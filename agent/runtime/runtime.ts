@@ -101,6 +101,11 @@ export interface Runtime {
   start(spec: TaskSpec): Promise<TaskObservation>;
   /** Stops within the grace period (then kills) and removes what the task left behind. */
   remove(taskId: string, graceMs: number): Promise<void>;
+  /**
+   * Stops within the grace period (then kills), keeping what it left (its container, its logs)
+   * until remove: a finished task's history.
+   */
+  stop(taskId: string, graceMs: number): Promise<void>;
   inspect(taskId: string): Promise<TaskObservation | undefined>;
   /**
    * Every task this runtime runs for this node, including ones left by an earlier agent run: a

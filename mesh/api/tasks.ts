@@ -69,6 +69,11 @@ export interface TaskStatus {
   probe?: string;
   /** Its probe failed failure_threshold times in a row past its start period, and it never was ready. */
   neverReady?: boolean;
+  /**
+   * Stopped for good, its container (or process's files) kept on its node as the slot's history:
+   * removed when the leader lets the task go, or at once when its service is removed.
+   */
+  kept?: boolean;
 }
 
 /** The states a task ends in: nothing more happens to it unless the leader replaces it. */
@@ -120,5 +125,6 @@ export const checkStatus: Check = object({
     ready: boolean,
     probe: string,
     neverReady: boolean,
+    kept: boolean,
   },
 });

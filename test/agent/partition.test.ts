@@ -65,8 +65,15 @@ function label(on: AgentProcess, target: string, key: string) {
 }
 
 async function labelsOf(on: AgentProcess, target: string): Promise<Record<string, string>> {
-  const { stdout } = await mesh('node', 'inspect', target, '--data-dir', on.dataDir);
-  return (JSON.parse(stdout) as { userLabels: Record<string, string> }).userLabels;
+  // Right after healing, a read may still be refused for a moment (no confirmed leader yet).
+  const stdout = await eventually(
+    async () => {
+      const answer = await mesh('node', 'inspect', target, '--data-dir', on.dataDir);
+      return answer.code === 0 ? answer.stdout : undefined;
+    },
+    { what: `node inspect ${target} answering`, timeoutMs: 10_000, intervalMs: 200 },
+  );
+  return (JSON.parse(stdout as string) as { userLabels: Record<string, string> }).userLabels;
 }
 
 /** The fewest voters an agent reported while `during` ran. */

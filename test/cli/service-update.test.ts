@@ -170,4 +170,56 @@ test('bad input gets one line naming what is wrong, and changes nothing', async 
   }
   const help = await meshOn(agent, 'service', 'update', '--help');
   t.regex(help.stdout, /--env-add VALUE +NAME=VALUE: set a variable \(repeatable\)/);
+  t.regex(help.stdout, /--force +replace every task, even when nothing else changes/);
 });
+
+dockerTest(
+  'a failed update leaves its task in ps -a with its exit code and logs; history keeps five per slot',
+  async (t, docker) => {
+    const file = cluster.file(
+      'hist.yml',
+      `
+services:
+  job:
+    image: ${TEST_IMAGE}
+    command: ["sh", "-c", "echo \\"fail=$$FAIL\\"; [ -z \\"$$FAIL\\" ] || exit 3; exec sleep 100000"]
+    stop_grace_period: 1s
+    deploy:
+      restart_policy: { delay: 100ms, max_attempts: 1 }
+      update_config: { failure_action: rollback }
+`,
+    );
+    t.is((await meshOn(agent, 'deploy', '-c', file, 'hist')).code, 0);
+    const [first] = await running('hist.job');
+    const failed = await meshOn(agent, 'service', 'update', 'hist.job', '--env-add', 'FAIL=1');
+    t.not(failed.code, 0);
+    const all = async () => meshJson<TaskRow[]>(agent, 'ps', 'hist', '-a');
+    const broken = (await all()).find((task) => task.serviceVersion === 2);
+    // Failed for good, or stopped by the rollback while it restarted: either way, how it ended.
+    t.like(broken, { exitCode: 3, desired: 'shutdown' });
+    t.true(['failed', 'shutdown'].includes(broken?.state as string), broken?.state);
+    const table = (await meshOn(agent, 'ps', 'hist', '-a')).stdout;
+    t.regex(table, /(failed|shutdown) \(exit 3\)/, 'the table says how it ended');
+    const logs = await meshOn(agent, 'logs', '--task', broken?.id as string);
+    t.is(logs.code, 0, logs.stderr);
+    t.regex(logs.stdout, /\| fail=1$/m, 'its output, read from its stopped container');
+    // Five more versions: the slot keeps its last five finished tasks, the oldest goes.
+    for (let i = 0; i < 5; i++)
+      t.is((await meshOn(agent, 'service', 'update', 'hist.job', '--force')).code, 0);
+    const kept = await all();
+    t.is(kept.length, 6, 'one running, five finished');
+    t.false(
+      kept.some((task) => task.id === first?.id),
+      'the oldest finished task is gone',
+    );
+    const containers = await docker.listContainers({
+      all: true,
+      filters: { label: [`mesh.cluster=${clusterId}`, 'mesh.service=job'] },
+    });
+    t.is(containers.length, 6, 'its container went with it; the others are kept');
+    const gone = await meshOn(agent, 'logs', '--task', first?.id as string);
+    t.is(gone.code, 2);
+    t.regex(gone.stderr, /no task .* is kept with the last 5 of its slot/);
+    await meshOn(agent, 'rm', 'hist');
+  },
+);

@@ -97,7 +97,7 @@ test('a node suspect past the grace loses its tasks; within it, keeps them', (t)
   t.is(created(past).length, 1);
 });
 
-test('a stopped task is forgotten once its node confirms, or at once when its node is down', (t) => {
+test('a stopped task of a removed service is forgotten once its node confirms, or at once when its node is down', (t) => {
   const stopping = { ...task(1, 1, 'n1'), desired: 'shutdown' as const };
   const unconfirmed = plan(view([], [stopping]));
   t.false(unconfirmed.some((w) => w.op === 'delete'));
@@ -111,6 +111,34 @@ test('a stopped task is forgotten once its node confirms, or at once when its no
     down.map((w) => `${w.op} ${w.kind}/${w.id}`),
     [`delete tasks/${stopping.id}`],
   );
+});
+
+test('finished tasks stay as history, the last five of each slot, newest kept', (t) => {
+  const finished = Array.from({ length: 7 }, (_, i) => ({
+    ...task(1, i + 1, 'n1'),
+    desired: 'shutdown' as const,
+    createdAt: new Date(NOW - (7 - i) * 1000).toISOString(),
+  }));
+  const current = task(1, 8, 'n1');
+  const states = Object.fromEntries(finished.map((f) => [f.id, 'shutdown' as const]));
+  const writes = plan(
+    view([service(1, 8)], [...finished, current], undefined, {
+      ...states,
+      [current.id]: 'running',
+    }),
+  );
+  t.deepEqual(
+    writes.filter((w) => w.op === 'delete').map((w) => `${w.kind}/${w.id}`),
+    ['tasks/s.web.1.v2', 'statuses/s.web.1.v2', 'tasks/s.web.1.v1', 'statuses/s.web.1.v1'],
+    'the two oldest go, with their statuses',
+  );
+  // One still stopping is not history yet; one on a node that is down goes at once.
+  const stopping = plan(view([service(1, 8)], [...finished.slice(0, 1), current]));
+  t.false(stopping.some((w) => w.op === 'delete' && w.kind === 'tasks'));
+  const down = plan(
+    view([service(1, 8)], finished.slice(0, 1), [node('n1', 'down', 0), node('n2')], states),
+  );
+  t.true(down.some((w) => w.op === 'delete' && w.id === 's.web.1.v1'));
 });
 
 test('failure_action rollback: a failed task of the new version brings the previous one back', (t) => {

@@ -115,6 +115,21 @@ test('a task told to shut down is stopped where it runs, or reported shut down o
   );
 });
 
+test('a task shut down and stopped is kept as it is: history, until the leader removes it', (t) => {
+  const done: TaskRecord = { ...task, desired: 'shutdown', reason: 'replaced' };
+  const kept = view({
+    tasks: [done],
+    observed: new Map([seen(task.id, 'exited')]),
+    statuses: statuses({ [task.id]: 'shutdown' }),
+  });
+  t.deepEqual(reconcile(kept), [], 'no second stop');
+  t.deepEqual(
+    reconcile({ ...kept, tasks: [] }),
+    [{ type: 'remove', taskId: task.id, runtime: 'docker', because: 'unassigned' }],
+    'removed with its record',
+  );
+});
+
 test('a task whose container ended unseen, came up, or turned unhealthy is looked at again', (t) => {
   const ended = reconcile(
     view({
@@ -222,4 +237,25 @@ test('cut off from the leader, at-most-once tasks stop and do not start; others 
     [{ type: 'start', task, service: once }],
     'heard again: started',
   );
+});
+
+test("a task starts with its own version's definition: the previous one while it is replaced, none older", (t) => {
+  const updated: ServiceRecord = {
+    ...web,
+    image: 'img:3',
+    version: 3,
+    previous: { ...web, image: 'img:2' },
+    previousVersion: 2,
+  };
+  const startOf = (version: number) =>
+    reconcile(
+      view({
+        tasks: [{ ...task, serviceVersion: version }],
+        services: new Map([['s.web', updated]]),
+      }),
+    ).find((a) => a.type === 'start');
+  t.is(startOf(3)?.type === 'start' && startOf(3)?.service.image, 'img:3');
+  const previous = startOf(2);
+  t.is(previous?.type === 'start' && previous.service.image, 'img:2', 'being replaced');
+  t.is(startOf(1), undefined, 'forgotten: the leader replaces it');
 });
