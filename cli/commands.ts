@@ -238,6 +238,12 @@ const COMMAND_LIST = [
     group: 'Stacks',
     summary: 'logs from every node, prefixed by task',
   },
+  {
+    name: 'completion',
+    args: 'bash|zsh',
+    group: 'Other',
+    summary: 'a completion script: source <(mesh completion bash)',
+  },
 ] as const satisfies readonly Command[];
 
 export const COMMANDS: readonly Command[] = COMMAND_LIST;

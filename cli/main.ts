@@ -41,6 +41,7 @@ const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
   rollback: async (args) => (await stacks()).rollback(args),
   rm: async (args) => (await stacks()).rm(args),
   logs: async (args) => (await stacks()).logs(args),
+  completion: async (args) => (await import('./completion.js')).completion(args),
 };
 
 /**
@@ -69,19 +70,25 @@ function help(): string {
     '',
     'Usage: mesh <command> [options]',
   ];
-  for (const group of ['Cluster', 'Stacks'] as const) {
+  const other = [
+    { name: 'help', summary: 'this text' },
+    { name: 'version', summary: 'print the version' },
+  ];
+  for (const group of ['Cluster', 'Stacks', 'Other'] as const) {
     lines.push('', `${group}:`);
-    for (const c of COMMANDS.filter((command) => command.group === group)) {
-      const usage = `${c.name} ${c.args ?? ''}`.padEnd(width);
+    for (const c of [
+      ...COMMANDS.filter((command) => command.group === group),
+      ...(group === 'Other' ? other : []),
+    ]) {
+      const usage = `${c.name} ${'args' in c ? (c.args ?? '') : ''}`.padEnd(width);
       lines.push(`  ${usage}  ${c.summary}`);
     }
   }
-  lines.push('', 'Other:', '  help       this text', '  version    print the version');
   lines.push(
     '',
     'Most commands take --data-dir (default $MESH_DATA_DIR, /var/lib/mesh as root, else ~/.mesh);',
   );
-  lines.push('listings take --json.');
+  lines.push('listings take --json, -q, --filter KEY=VALUE and --format TEMPLATE.');
   return lines.join('\n');
 }
 
