@@ -1,5 +1,5 @@
 import type { DeployRequest, DeployResponse, StackRow, TaskRow } from '../agent/control/api.js';
-import { type PullPolicy, serviceId } from '../mesh/api/services.js';
+import { type PullPolicy, type ServiceRecord, serviceId } from '../mesh/api/services.js';
 import {
   DATA_DIR,
   dataDirOf,
@@ -351,6 +351,22 @@ export async function ls(args: string[]): Promise<number> {
   return 0;
 }
 
+/** What `mesh inspect` says of a service's definition, a line per concern. */
+function specLines(spec: ServiceRecord | undefined): string[] {
+  if (!spec) return [];
+  const seconds = (ms: number) => `${ms / 1000}s`;
+  const { update, restartPolicy: restart } = spec;
+  const env = Object.entries(spec.env).map(([k, v]) => `${k}=${v}`);
+  return [
+    `  ${spec.runtime === 'process' ? 'process' : `image: ${spec.image}`}${spec.pull ? ` (pull ${spec.pull})` : ''}; version ${spec.version}, updated ${ago(spec.updatedAt)}${spec.rollout ? `; rollout ${spec.rollout.state}` : ''}`,
+    ...(spec.entrypoint ? [`  entrypoint: ${JSON.stringify(spec.entrypoint)}`] : []),
+    ...(spec.command ? [`  command: ${JSON.stringify(spec.command)}`] : []),
+    `  env: ${env.join(' ') || '-'}`,
+    `  ${spec.mode === 'global' ? 'global: one task per node' : `replicas: ${spec.replicas}`}; constraints: ${spec.placement.constraints.join(', ') || '-'}`,
+    `  update: parallelism ${update.parallelism}, delay ${seconds(update.delayMs)}, ${update.order}, on failure ${update.failureAction}, monitor ${seconds(update.monitorMs)}; restart: ${restart.condition}, delay ${seconds(restart.delayMs)}${restart.maxAttempts ? `, at most ${restart.maxAttempts}` : ''}; stop grace ${seconds(spec.stopGracePeriodMs)}`,
+  ];
+}
+
 /** A service's address, name, ports and endpoints as this node routes them. */
 export async function inspect(args: string[]): Promise<number> {
   const { values, positionals } = parse('inspect', args, { ...DATA_DIR, ...JSON_OUTPUT });
@@ -358,40 +374,52 @@ export async function inspect(args: string[]): Promise<number> {
   if (!service) throw new UsageError('inspect needs a service: STACK.SERVICE or SERVICE');
   const routes = await callAgent(dataDirOf(values), 'GET /v1/routes', { service });
   const volumes = await callAgent(dataDirOf(values), 'GET /v1/volumes', {});
+  const specs = new Map(
+    await Promise.all(
+      routes.services.map(
+        async (s) =>
+          [s.id, await callAgent(dataDirOf(values), 'GET /v1/service', { service: s.id })] as const,
+      ),
+    ),
+  );
   const pinsOf = (id: string) =>
     volumes
       .filter((v) => v.services.includes(id))
       .map((v) => `  pinned to node ${v.node} (${v.nodeStatus}) by volume ${v.name}`);
-  print(Boolean(values.json), { ...routes, volumes }, () =>
-    [
-      ...routes.services.map((s) =>
-        [
-          `${s.id}  ${s.dnsName}  ${s.address ?? '(no address yet)'}`,
-          ...pinsOf(s.id),
-          `  ports: ${
-            [
-              ...s.ports.map((p) => `${p.port} (${p.source})`),
-              ...s.udpPorts.map((p) => `${p}/udp (declared)`),
-            ].join(', ') || '-'
-          }; published on every node: ${s.published.join(', ') || '-'}`,
-          `  networks: ${s.networks.join(', ')}`,
-          `  HTTP hosts: ${[`${s.dnsName}/`, ...s.hosts].join(', ')}${
-            s.http
-              ? `; ${s.http.requests} requests here (${Object.entries(s.http.statuses)
-                  .filter(([, n]) => n > 0)
-                  .map(([k, n]) => `${k} ${n}`)
-                  .join(', ')})`
-              : ''
-          }`,
-          `  endpoints seen from node ${routes.node}: ${s.endpoints.length === 0 ? 'none ready' : ''}`,
-          ...s.endpoints.map(
-            (e) =>
-              `    ${e.task}  node ${e.node}  ${e.host}  ports ${[...e.ports, ...e.udpPorts.map((p) => `${p}/udp`)].join(', ') || '-'}${e.local ? '  (this node)' : ''}`,
-          ),
-        ].join('\n'),
-      ),
-      ...routes.notServed.map((n) => `not served here: ${n.address}: ${n.reason}`),
-    ].join('\n'),
+  print(
+    Boolean(values.json),
+    { ...routes, services: routes.services.map((s) => ({ ...s, spec: specs.get(s.id) })), volumes },
+    () =>
+      [
+        ...routes.services.map((s) =>
+          [
+            `${s.id}  ${s.dnsName}  ${s.address ?? '(no address yet)'}`,
+            ...specLines(specs.get(s.id)),
+            ...pinsOf(s.id),
+            `  ports: ${
+              [
+                ...s.ports.map((p) => `${p.port} (${p.source})`),
+                ...s.udpPorts.map((p) => `${p}/udp (declared)`),
+              ].join(', ') || '-'
+            }; published on every node: ${s.published.join(', ') || '-'}`,
+            `  networks: ${s.networks.join(', ')}`,
+            `  HTTP hosts: ${[`${s.dnsName}/`, ...s.hosts].join(', ')}${
+              s.http
+                ? `; ${s.http.requests} requests here (${Object.entries(s.http.statuses)
+                    .filter(([, n]) => n > 0)
+                    .map(([k, n]) => `${k} ${n}`)
+                    .join(', ')})`
+                : ''
+            }`,
+            `  endpoints seen from node ${routes.node}: ${s.endpoints.length === 0 ? 'none ready' : ''}`,
+            ...s.endpoints.map(
+              (e) =>
+                `    ${e.task}  node ${e.node}  ${e.host}  ports ${[...e.ports, ...e.udpPorts.map((p) => `${p}/udp`)].join(', ') || '-'}${e.local ? '  (this node)' : ''}`,
+            ),
+          ].join('\n'),
+        ),
+        ...routes.notServed.map((n) => `not served here: ${n.address}: ${n.reason}`),
+      ].join('\n'),
   );
   return 0;
 }

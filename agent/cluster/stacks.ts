@@ -251,6 +251,14 @@ export class Stacks {
     return response;
   }
 
+  /** A service as the cluster holds it, by ID or name. */
+  service(name: string): ServiceRecord {
+    const id = this.resolveService(name);
+    const stored = this.state.get<ServiceRecord>('services', id);
+    if (!stored) throw new NotFoundError(`no service ${name}; see "mesh ls"`);
+    return stored.value;
+  }
+
   /** Goes back to the definition before the last update, rolled out per rollback_config. */
   async rollback(name: string): Promise<{ service: string; version: number }> {
     const id = this.resolveService(name);

@@ -10,6 +10,7 @@ import type {
   RolloutStatus,
   ServiceChange,
   ServiceDefinition,
+  ServiceRecord,
 } from '../../mesh/api/services.js';
 import type { BackupFile } from '../../mesh/state/backup.js';
 
@@ -345,6 +346,8 @@ export interface ControlApi {
     { service: string; replicas: number }
   >;
   'POST /v1/services/rollback': Route<{ service: string }, { service: string; version: number }>;
+  /** A service as the cluster holds it: its definition, version and rollout (`mesh inspect`). */
+  'GET /v1/service': Route<{ service: string }, ServiceRecord>;
   /** `mesh service update`: the stored service with these changes, rolled out as a deploy is. */
   'POST /v1/services/update': Route<ServiceUpdateRequest, ServiceUpdateResponse>;
   /** Tasks of a stack or a service by name, of a stack, of a service (its ID), or all. */

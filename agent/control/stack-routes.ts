@@ -11,6 +11,7 @@ type StackRoutes =
   | 'POST /v1/services/scale'
   | 'POST /v1/services/rollback'
   | 'POST /v1/services/update'
+  | 'GET /v1/service'
   | 'GET /v1/tasks'
   | 'GET /v1/volumes'
   | 'GET /v1/logs'
@@ -39,6 +40,7 @@ export function stackRoutes(
     'POST /v1/services/scale': ({ service, replicas }) => stacks.scale(String(service), replicas),
     'POST /v1/services/rollback': ({ service }) => stacks.rollback(String(service)),
     'POST /v1/services/update': (request) => stacks.update(request),
+    'GET /v1/service': fresh(({ service }) => stacks.service(String(service ?? ''))),
     'GET /v1/tasks': fresh((query) => stacks.tasks(query)),
     'GET /v1/volumes': fresh(() => stacks.volumes()),
     'GET /v1/logs': (query) => logs.gather(query),

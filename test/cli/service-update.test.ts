@@ -85,6 +85,17 @@ dockerTest('--image, --env-add and --env-rm roll out a new version', async (t, d
     seen.Config.Env.some((e) => e.startsWith('OLD=')),
     'removed',
   );
+  // mesh inspect shows the spec as it is now.
+  const inspected = (await meshOn(agent, 'inspect', 'img.web')).stdout;
+  t.regex(inspected, new RegExp(`image: ${V2}; version 2, updated`));
+  t.regex(inspected, /env: GREETING=hi EXTRA=a=b$/m);
+  t.regex(inspected, /replicas: 1; constraints: -/);
+  t.regex(inspected, /update: parallelism 1, delay 0s, start-first, on failure rollback/);
+  t.like(
+    (await meshJson<{ services: Array<{ spec: { image: string } }> }>(agent, 'inspect', 'img.web'))
+      .services[0]?.spec,
+    { image: V2 },
+  );
   // The same change again changes nothing.
   const again = await meshOn(agent, 'service', 'update', 'img.web', '--image', V2);
   t.regex(again.stderr, /mesh: unchanged img\.web/);
