@@ -1,5 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import {
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+  type YAMLError,
+} from 'yaml';
 
 export type KeyPath = Array<string | number>;
 
@@ -28,6 +36,32 @@ export function formatPath(path: KeyPath): string {
 export function formatProblem(p: Problem): string {
   if (p.line === 0) return `${p.file}: ${p.message}`;
   return `${p.file}:${p.line}:${p.column}: ${formatPath(p.path)}: ${p.message}`;
+}
+
+const indentOf = (line: string) => line.length - line.trimStart().length;
+
+/**
+ * A YAML parser's complaint in the words of someone fixing a compose file: what is wrong with the
+ * line it names, and what the lines around it do.
+ */
+function yamlTrouble(error: YAMLError, lines: string[], line: number): string {
+  const text = lines[line - 1] ?? '';
+  const first = error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? '';
+  if (error.code === 'TAB_AS_INDENT')
+    return 'a tab indents this line: YAML indents with spaces only';
+  if (error.code === 'DUPLICATE_KEY')
+    return `${text.trim().split(':')[0]} is given twice in the same mapping: keep one`;
+  if (error.code === 'BAD_INDENT' && /same column/.test(first)) {
+    // The nearest line above with content: the key this one should line up with, or its parent.
+    const above = lines
+      .slice(0, line - 1)
+      .map((l, i) => ({ text: l, number: i + 1 }))
+      .filter((l) => l.text.trim() !== '' && !l.text.trim().startsWith('#'))
+      .at(-1);
+    const sibling = above && indentOf(above.text);
+    return `${text.trim()} is indented ${indentOf(text)} spaces, but the key above it (line ${above?.number}) is indented ${sibling}: keys of one mapping line up (YAML nests by indentation)`;
+  }
+  return `invalid YAML: ${first}`;
 }
 
 /** Why a file could not be read, in plain words. */
@@ -64,10 +98,11 @@ export class Source {
     // merge: YAML 1.1's `<<: *defaults`, which Compose resolves and stack files use everywhere.
     const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
     if (document.errors.length > 0) {
+      const textLines = text.split('\n');
       throw new StackFileError(
         document.errors.map((e) => {
           const { line, col } = lines.linePos(e.pos[0]);
-          return { file, line, column: col, path: [], message: `invalid YAML: ${e.message}` };
+          return { file, line, column: col, path: [], message: yamlTrouble(e, textLines, line) };
         }),
       );
     }

@@ -794,3 +794,18 @@ test('pull_policy: always and never as written, missing and if_not_present the d
     ['services.e.pull_policy: "build" is not acted on: the image is pulled when missing'],
   );
 });
+
+test('bad YAML is said in plain words at its line: a key out of line, a tab, a key given twice', (t) => {
+  t.is(
+    problems('indent.yml', 'services:\n  web:\n    image: nginx\n   ports: ["80:80"]\n'),
+    `${join(dir, 'indent.yml')}:4:1: (top level): ports: ["80:80"] is indented 3 spaces, but the key above it (line 3) is indented 4: keys of one mapping line up (YAML nests by indentation)`,
+  );
+  t.regex(
+    problems('tab.yml', 'services:\n\tweb:\n    image: nginx\n'),
+    /tab\.yml:2:1: \(top level\): a tab indents this line: YAML indents with spaces only$/,
+  );
+  t.regex(
+    problems('twice.yml', 'services:\n  web:\n    image: a\n  web:\n    image: b\n'),
+    /twice\.yml:4:3: \(top level\): web is given twice in the same mapping: keep one$/,
+  );
+});
