@@ -15,6 +15,20 @@ function mesh(...args: string[]) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+test('in a checkout, npx mesh runs this mesh, as the demo and the README say', (t) => {
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  // --no-install: nothing is fetched; it is the package's own bin or nothing.
+  const result = spawnSync('npx', ['--no-install', 'mesh', 'version'], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  t.is(result.stdout.trim(), version, result.stderr);
+});
+
 test('--help lists every command', (t) => {
   const { code, stdout } = mesh('--help');
   t.is(code, 0);
