@@ -55,7 +55,8 @@ const FLAG_HELP: Record<string, string> = {
     'KEY=VALUE (repeatable): header-timeout, body-timeout, send-timeout (60s), keepalive-timeout (75s), body-buffer (1m), client-connections (256)',
   'service-range': 'the range service addresses come from (default 10.250.0.0/16)',
   'bridge-range': "the range each node's stack bridges take a /24 of (default 10.251.0.0/16)",
-  'compose-file': 'the compose or stack file to deploy',
+  'compose-file':
+    'the compose or stack file to deploy (repeatable: merged in order, as Compose does)',
   detach: 'return once the change is accepted, without following the rollout',
   prune: 'remove services of the stack that the file no longer declares',
   'dry-run': 'check everything and show what would be deployed; change nothing',

@@ -41,12 +41,14 @@ async function readDuring<T>(read: () => Promise<T>, deadline: number): Promise<
 }
 
 /** The keys a deploy ignores, once, grouped by why: each group names its keys and lines. */
-function ignoredReport(file: string, ignored: Ignored[]): string {
+function ignoredReport(files: string[], ignored: Ignored[]): string {
   const byReason = new Map<string, string[]>();
+  // With several files, each key says which one sets it.
+  const where = (i: Ignored) => (files.length > 1 ? `${i.file} line ${i.line}` : `line ${i.line}`);
   for (const i of ignored)
-    byReason.set(i.reason, [...(byReason.get(i.reason) ?? []), `${i.path} (line ${i.line})`]);
+    byReason.set(i.reason, [...(byReason.get(i.reason) ?? []), `${i.path} (${where(i)})`]);
   const lines = [...byReason].map(([reason, keys]) => `  ${keys.join(', ')}: ${reason}`);
-  return `mesh: ignoring ${plural(ignored.length, 'key')} of ${file}:\n${lines.join('\n')}\n`;
+  return `mesh: ignoring ${plural(ignored.length, 'key')} of ${files.join(' + ')}:\n${lines.join('\n')}\n`;
 }
 
 /** Where a service stands in a rollout, and whether it is done or cannot get there. */
@@ -186,20 +188,18 @@ export async function deploy(args: string[]): Promise<number> {
     strict: { type: 'boolean' },
     pull: { type: 'string' },
   });
+  // Several files are merged in order, as Compose and docker stack deploy merge them.
   const files = (values['compose-file'] as string[] | undefined) ?? [];
-  // Compose merges several files; mesh does not yet, and must not take the last one silently.
-  if (files.length > 1)
+  if (files.length === 0)
     throw new UsageError(
-      `deploy takes one compose file, got ${files.join(', ')}: merge them first (docker compose -f ${files.join(' -f ')} config > stack.yml)`,
+      'deploy needs a compose file: mesh deploy -c FILE [-c OVERRIDE...] [STACK]',
     );
-  const [file] = files;
-  if (!file) throw new UsageError('deploy needs a compose file: mesh deploy -c FILE [STACK]');
   const timeoutMs = durationOf(values.timeout, '--timeout') ?? 300_000;
-  const stackFile = readStackFile(file, positionals[0]);
-  if (stackFile.ignored.length > 0) process.stderr.write(ignoredReport(file, stackFile.ignored));
+  const stackFile = readStackFile(files, positionals[0]);
+  if (stackFile.ignored.length > 0) process.stderr.write(ignoredReport(files, stackFile.ignored));
   // As Compose does: one warning per use of a variable that is not set.
   for (const u of stackFile.unset)
-    process.stderr.write(`mesh: warning: ${file}:${u.line}: ${u.path}: ${u.reason}\n`);
+    process.stderr.write(`mesh: warning: ${u.file}:${u.line}: ${u.path}: ${u.reason}\n`);
   const dataDir = dataDirOf(values);
   const request = {
     stack: stackFile.stack,

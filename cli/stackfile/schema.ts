@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { ErrorObject } from 'ajv';
-import type { KeyPath, Problem, Source } from './source.js';
+import type { KeyPath, Problem, StackSource } from './source.js';
 
 interface Validator {
   (data: unknown): boolean;
@@ -32,7 +32,7 @@ const ARTICLE: Record<string, string> = {
  * Checks the file against the Compose schema. Of ajv's errors, only those at the deepest key path
  * of each branch are kept, and alternatives (oneOf) are merged into one sentence.
  */
-export function checkSchema(source: Source, data: unknown): Problem[] {
+export function checkSchema(source: StackSource, data: unknown): Problem[] {
   if (validate(data)) return [];
   const errors = validate.errors ?? [];
   const byPath = new Map<string, { path: KeyPath; errors: ErrorObject[] }>();

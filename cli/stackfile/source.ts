@@ -8,6 +8,7 @@ import {
   parseDocument,
   type YAMLError,
 } from 'yaml';
+import { mergeCompose } from './merge.js';
 
 export type KeyPath = Array<string | number>;
 
@@ -73,7 +74,7 @@ function unreadable(error: NodeJS.ErrnoException): string {
 }
 
 /** A parsed YAML file that can say where any key path is. */
-export class Source {
+export class Source implements StackSource {
   private constructor(
     readonly file: string,
     readonly data: unknown,
@@ -110,7 +111,7 @@ export class Source {
   }
 
   /** Where the value at `path` starts, or for a missing key the nearest enclosing node. */
-  locate(path: KeyPath, atKey = false): { line: number; column: number } {
+  locate(path: KeyPath, atKey = false): { file: string; line: number; column: number } {
     let node: Node | null | undefined = this.document.contents as Node | null;
     let keyNode: Node | undefined;
     for (const step of path) {
@@ -129,10 +130,68 @@ export class Source {
     const at = (atKey ? keyNode : undefined) ?? node ?? keyNode;
     const offset = at?.range?.[0] ?? 0;
     const { line, col } = this.lines.linePos(offset);
-    return { line, column: col };
+    return { file: this.file, line, column: col };
   }
 
   problem(path: KeyPath, message: string, atKey = false): Problem {
-    return { file: this.file, ...this.locate(path, atKey), path, message };
+    return { ...this.locate(path, atKey), path, message };
+  }
+
+  /** Whether the file sets the key path itself (not only an enclosing key). */
+  has(path: KeyPath): boolean {
+    let node: unknown = this.document.contents;
+    for (const step of path) {
+      if (isMap(node)) {
+        const pair = node.items.find(
+          (p) => isScalar(p.key) && String(p.key.value) === String(step),
+        );
+        if (!pair) return false;
+        node = pair.value;
+      } else if (isSeq(node) && typeof step === 'number' && node.items[step]) {
+        node = node.items[step];
+      } else return false;
+    }
+    return true;
+  }
+}
+
+/** Where a stack's data came from: one file, or several merged as Compose merges them. */
+export interface StackSource {
+  /** The first file: relative paths are relative to its directory, as Compose has it. */
+  readonly file: string;
+  readonly data: unknown;
+  locate(path: KeyPath, atKey?: boolean): { file: string; line: number; column: number };
+  problem(path: KeyPath, message: string, atKey?: boolean): Problem;
+}
+
+/**
+ * Several files read as one (`-c base.yml -c override.yml`): the data merged in order, and a key
+ * located in the last file that sets it (else the first), so that a problem names that file.
+ */
+export class MergedSource implements StackSource {
+  readonly data: unknown;
+
+  constructor(private readonly sources: Source[]) {
+    this.data = mergeCompose(sources.map((s) => s.data));
+  }
+
+  get file(): string {
+    return (this.sources[0] as Source).file;
+  }
+
+  locate(path: KeyPath, atKey = false): { file: string; line: number; column: number } {
+    return this.holderOf(path).locate(path, atKey);
+  }
+
+  problem(path: KeyPath, message: string, atKey = false): Problem {
+    return this.holderOf(path).problem(path, message, atKey);
+  }
+
+  private holderOf(path: KeyPath): Source {
+    for (let k = path.length; k >= 0; k--) {
+      const holder = [...this.sources].reverse().find((s) => s.has(path.slice(0, k)));
+      if (holder && k > 0) return holder;
+    }
+    return this.sources[0] as Source;
   }
 }

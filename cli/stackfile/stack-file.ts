@@ -19,7 +19,14 @@ import { isValidName } from '../../mesh/api/stacks.js';
 import { CONTAINER_KEYS } from './container.js';
 import { IGNORED_DEPLOY, IGNORED_SERVICE, IGNORED_TOP } from './keys.js';
 import { checkSchema } from './schema.js';
-import { type KeyPath, type Problem, Source, StackFileError } from './source.js';
+import {
+  type KeyPath,
+  MergedSource,
+  type Problem,
+  Source,
+  StackFileError,
+  type StackSource,
+} from './source.js';
 import {
   interpolate,
   parseBytes,
@@ -41,6 +48,8 @@ export { StackFileError } from './source.js';
 /** A key the file sets that mesh does not act on, and why. */
 export interface Ignored {
   path: string;
+  /** The file that sets it (one of several merged). */
+  file: string;
   line: number;
   reason: string;
 }
@@ -75,16 +84,20 @@ const DEFAULT_RESTART: RestartPolicy = {
 };
 
 /**
- * Reads a compose file as a stack: YAML with positions, ${VAR} interpolation, the Compose JSON
- * schema, then meaning (durations, ports, constraints, references between services). Every
- * problem names file:line:column and the key path; nothing is sent anywhere before all is well.
+ * Reads a compose file as a stack (several: merged in order, as Compose merges them): YAML with
+ * positions, ${VAR} interpolation, the Compose JSON schema, then meaning (durations, ports,
+ * constraints, references between services). Every problem names file:line:column and the key
+ * path; nothing is sent anywhere before all is well.
  */
 export function readStackFile(
-  file: string,
+  files: string | string[],
   stackName: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): StackFile {
-  const source = Source.read(file);
+  const all = typeof files === 'string' ? [files] : files;
+  const source: StackSource =
+    all.length === 1 ? Source.read(all[0] as string) : new MergedSource(all.map(Source.read));
+  const file = source.file;
   let data: Raw;
   const unsetVariables: UnsetVariable[] = [];
   try {
@@ -96,13 +109,19 @@ export function readStackFile(
   if (typeof data !== 'object' || Array.isArray(data))
     throw new StackFileError([source.problem([], 'a compose file is a mapping with "services"')]);
   const ignored: Ignored[] = [];
-  const ignore = (path: KeyPath, reason: string) =>
-    ignored.push({ path: path.join('.'), line: source.locate(path, true).line, reason });
-  const unset = unsetVariables.map(({ path, name }) => ({
-    path: path.join('.'),
-    line: source.locate(path, true).line,
-    reason: `${name} is not set: an empty string is used`,
-  }));
+  const ignore = (path: KeyPath, reason: string) => {
+    const at = source.locate(path, true);
+    ignored.push({ path: path.join('.'), file: at.file, line: at.line, reason });
+  };
+  const unset = unsetVariables.map(({ path, name }): Ignored => {
+    const at = source.locate(path, true);
+    return {
+      path: path.join('.'),
+      file: at.file,
+      line: at.line,
+      reason: `${name} is not set: an empty string is used`,
+    };
+  });
 
   const schemaProblems = checkSchema(source, data);
   if (schemaProblems.length > 0) throw new StackFileError(schemaProblems);
@@ -185,7 +204,7 @@ class Located extends Error {
 }
 
 interface Context {
-  source: Source;
+  source: StackSource;
   /** Each service's name (its key lower-cased, as Swarm names it in DNS) → its key in the file. */
   serviceKeys: Map<string, string>;
   dir: string;

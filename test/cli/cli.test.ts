@@ -188,12 +188,22 @@ test('a stack file is checked before any agent is asked, and a bad flag is named
   const flag = mesh('deploy', '-c', file, '--timeout', 'soon', '--data-dir', join(dir, 'no-agent'));
   t.is(flag.code, 2);
   t.regex(flag.stderr, /^mesh: --timeout: "soon" is not a duration/);
-  const two = mesh('deploy', '-c', file, '-c', 'override.yml', '--data-dir', join(dir, 'no-agent'));
-  t.is(two.code, 2, 'several files are refused, not the last one taken');
-  t.regex(
-    two.stderr,
-    /deploy takes one compose file, got .*stack\.yml, override\.yml: merge them first/,
+  // Several files are merged: a problem is said in the file that sets the key.
+  const override = join(dir, 'override.yml');
+  writeFileSync(override, 'services:\n  web:\n    image: b\n    ports: ["8081:80"]\n');
+  writeFileSync(file, 'services:\n  web:\n    image: a\n    stop_grace_period: soon\n');
+  const two = mesh(
+    'deploy',
+    '-c',
+    file,
+    '-c',
+    override,
+    'app',
+    '--data-dir',
+    join(dir, 'no-agent'),
   );
+  t.is(two.code, 2);
+  t.regex(two.stderr, new RegExp(`^mesh: ${file}:4:\\d+: services\\.web\\.stop_grace_period: `));
 });
 
 test('deploy lists the keys it ignores once, grouped by why, with the count', (t) => {

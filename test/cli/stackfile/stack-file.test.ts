@@ -706,6 +706,7 @@ test('each use of an unset variable is a warning naming file and line; an empty 
   t.deepEqual(stack.unset, [
     {
       path: 'services.web.environment.0',
+      file: join(dir, 'unset.yml'),
       line: 5,
       reason: 'MEDIA_PATH is not set: an empty string is used',
     },
@@ -808,4 +809,55 @@ test('bad YAML is said in plain words at its line: a key out of line, a tab, a k
     problems('twice.yml', 'services:\n  web:\n    image: a\n  web:\n    image: b\n'),
     /twice\.yml:4:3: \(top level\): web is given twice in the same mapping: keep one$/,
   );
+});
+
+test('several files merge as Compose merges them: scalars replaced, lists appended, keyed lists by key', (t) => {
+  const base = file(
+    'base.yml',
+    [
+      'services:',
+      '  web:',
+      '    image: web:1',
+      '    command: ["serve", "--port", "80"]',
+      '    environment: ["A=1", "B=2"]',
+      '    ports: ["80:80"]',
+      '  db:',
+      '    image: postgres',
+    ].join('\n'),
+  );
+  const override = file(
+    'override.yml',
+    [
+      'services:',
+      '  web:',
+      '    image: web:2',
+      '    command: ["serve"]',
+      '    environment: { B: three, C: "4" }',
+      '    ports: ["80:80", "443:443"]',
+      '    deploy: { replicas: 3 }',
+    ].join('\n'),
+  );
+  const stack = readStackFile([base, override], 'app');
+  const web = stack.services.find((s) => s.name === 'web');
+  t.like(web, { image: 'web:2', command: ['serve'], replicas: 3 });
+  t.deepEqual(web?.env, { A: '1', B: 'three', C: '4' });
+  t.deepEqual(
+    web?.ports.map((p) => p.published),
+    [80, 443],
+    'appended, the repeated one once',
+  );
+  t.truthy(
+    stack.services.find((s) => s.name === 'db'),
+    'the base file’s other services stay',
+  );
+});
+
+test('a problem in merged files is said where the key is set, in the later file when both set it', (t) => {
+  const base = file('b2.yml', 'services:\n  web:\n    image: a\n    stop_grace_period: 1s\n');
+  const override = file('o2.yml', 'services:\n  web:\n    stop_grace_period: soon\n');
+  t.throws(() => readStackFile([base, override], 'app'), {
+    message: new RegExp(
+      `^${override.replace(/[.]/g, '\\.')}:3:\\d+: services\\.web\\.stop_grace_period: `,
+    ),
+  });
 });
