@@ -10,6 +10,7 @@ import {
   view,
   waitForControl,
 } from '../helpers/local-cluster.js';
+import { eventually } from '../helpers/poll.js';
 
 // Loopback blocks: 127.0.15.0/24 (three nodes), 127.0.16.0/24 (five), 127.0.17.0/24 (two),
 // 127.0.27.0/24 (damaged storage).
@@ -46,7 +47,20 @@ test.serial(
     const caughtUp = await agreed(agents);
     t.is(new Set(caughtUp.map((v) => v.raft.stateDigest)).size, 1, 'the old leader caught up');
 
-    const committed = caughtUp[0]?.raft;
+    // The restarted node's own record may still be committing: the state to keep is one that
+    // stayed the same between two agreements a second apart.
+    let last = '';
+    const settled = await eventually(
+      async () => {
+        const [view] = await agreed(agents);
+        const digest = `${view?.raft.applied}/${view?.raft.stateDigest}`;
+        const same = digest === last;
+        last = digest;
+        return same ? view : undefined;
+      },
+      { what: 'the state settled', timeoutMs: 30_000, intervalMs: 1000 },
+    );
+    const committed = settled?.raft;
     for (const agent of agents) agent.child.kill('SIGKILL');
     await Promise.all(agents.map((a) => a.exited));
     const again = agents.map((_, i) => local.spawn(`c${i + 1}`, ['agent']));

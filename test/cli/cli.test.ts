@@ -173,7 +173,7 @@ test('a typo gets a suggestion', (t) => {
   );
   t.is(
     mesh('deploy', '-c').stderr,
-    'mesh: deploy: --compose-file takes a value: the compose or stack file to deploy\n',
+    'mesh: deploy: --compose-file takes a value: the compose or stack file to deploy (repeatable: merged in order, as Compose does)\n',
   );
 });
 
