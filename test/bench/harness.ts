@@ -1,13 +1,19 @@
 /** What the multi-process benchmarks share: options, polling, percentiles, agent calls. */
 
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { RequestOf } from '../../agent/control/api.js';
+import type { RequestOf, StackRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { TEST_IMAGE } from '../../examples/test-image.js';
-import type { AgentProcess } from '../helpers/local-cluster.js';
+import {
+  type AgentProcess,
+  checkUnreachable,
+  type LocalCluster,
+  meshOn,
+  testRanges,
+} from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
 const run = promisify(execFile);
@@ -105,4 +111,95 @@ export async function ensureTool(command: string, pkg: string): Promise<void> {
 /** Progress for a person; silent under --json. */
 export function note(text: string): void {
   if (!jsonOutput) console.error(text);
+}
+
+/**
+ * Two agents for a side-by-side benchmark: the first on hosts[0] labelled side=local, the second
+ * joined on hosts[1] labelled side=remote; the stack deployed as `bench` once both take tasks
+ * (--strict: refused until a node fits each service). Resolves with the first agent, the
+ * services' addresses and where `bench.local`'s task listens (host:port, for the direct peer),
+ * once the cluster's service range is routed unreachable here (nothing is sent to a service
+ * address before).
+ */
+export async function sideBySide(
+  cluster: LocalCluster,
+  hosts: [string, string],
+  prefix: string,
+  services: string,
+): Promise<{ first: AgentProcess; address: (id: string) => string; direct: string }> {
+  const [first] = await cluster.start([hosts[0]], prefix, ['--label', 'side=local']);
+  if (!first) throw new Error('no agent');
+  const token = (await meshOn(first, 'token')).stdout.trim();
+  cluster.spawn(`${prefix}2`, [
+    'join',
+    token,
+    '--advertise',
+    hosts[1],
+    '--label',
+    'side=remote',
+    '--dns-upstream',
+    'none',
+  ]);
+  const file = cluster.file(`${prefix}.yml`, `services:\n${services}`);
+  await until('both nodes able to take tasks', 30_000, async () => {
+    const deployed = await meshOn(
+      first,
+      'deploy',
+      '-c',
+      file,
+      'bench',
+      '--strict',
+      '--timeout',
+      '20s',
+    );
+    return deployed.code === 0 ? true : undefined;
+  });
+  await checkUnreachable(testRanges(hosts[0]).serviceRange);
+  const [stack] = (await callAgent(first.dataDir, 'GET /v1/stacks', {})) as StackRow[];
+  const address = (id: string) => {
+    const row = stack?.services.find((s) => s.id === id);
+    if (!row || !('address' in row) || !row.address) throw new Error(`${id} has no address`);
+    return row.address;
+  };
+  const [task] = await tasks(first, { service: 'bench.local' });
+  const direct = task?.ports[0]?.split('->')[0];
+  if (!direct) throw new Error('bench.local reports no port');
+  return { first, address, direct };
+}
+
+/**
+ * Makes `cleanup` run when the benchmark ends, and on Ctrl-C or SIGTERM too (then the run exits
+ * 130): nothing it started (agents, their tasks, addresses, routes, peers) is left behind. Returns
+ * the cleanup, to await in the benchmark's own `finally`; it runs once whichever comes first.
+ */
+export function cleanupOnSignal(cleanup: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  const once = () => {
+    done ??= cleanup();
+    return done;
+  };
+  const stop = (signal: NodeJS.Signals) => {
+    note(`${signal}: stopping what the benchmark started`);
+    once().then(
+      () => process.exit(130),
+      (error: Error) => {
+        console.error(`cleanup failed: ${error.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return once;
+}
+
+/** Stops a peer started in a process group of its own, with every process it forked. */
+export function stopGroup(child: ChildProcess | undefined): void {
+  if (child?.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch (error) {
+    // Gone already, forks and all: nothing to stop.
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
 }

@@ -11,13 +11,11 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StackRow, TaskRow } from '../../agent/control/api.js';
-import { callAgent } from '../../cli/control-client.js';
-import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
-import { ensureTool, note, option, report, until } from './harness.js';
+import { LocalCluster } from '../helpers/local-cluster.js';
+import { cleanupOnSignal, ensureTool, note, option, report, sideBySide, until } from './harness.js';
 import { backendService, ratio, type WrkResult, wrk } from './wrk.js';
 
-const HOSTS = ['127.0.41.1', '127.0.41.2'];
+const HOSTS: [string, string] = ['127.0.41.1', '127.0.41.2'];
 const HAPROXY = '127.0.41.3:18041';
 async function main(): Promise<void> {
   const seconds = option('seconds', 10);
@@ -25,39 +23,17 @@ async function main(): Promise<void> {
   await ensureTool('haproxy', 'haproxy');
   const cluster = await LocalCluster.create('bench-l4');
   let haproxy: ReturnType<typeof spawn> | undefined;
+  const cleanup = cleanupOnSignal(async () => {
+    haproxy?.kill();
+    await cluster.close();
+  });
   try {
-    const [first] = await cluster.start([HOSTS[0] as string], 'l4', ['--label', 'side=local']);
-    if (!first) throw new Error('no agent');
-    const token = (await meshOn(first, 'token')).stdout.trim();
-    cluster.spawn('l42', [
-      'join',
-      token,
-      '--advertise',
-      HOSTS[1] as string,
-      '--label',
-      'side=remote',
-      '--dns-upstream',
-      'none',
-    ]);
-    const file = cluster.file(
-      'l4.yml',
-      `services:\n${backendService('local', 'local')}${backendService('remote', 'remote')}`,
+    const { address, direct } = await sideBySide(
+      cluster,
+      HOSTS,
+      'l4',
+      `${backendService('local', 'local')}${backendService('remote', 'remote')}`,
     );
-    await until('both nodes able to take tasks', 30_000, async () => {
-      const deployed = await meshOn(first, 'deploy', '-c', file, 'bench', '--timeout', '20s');
-      return deployed.code === 0 ? true : undefined;
-    });
-    const [stack] = (await callAgent(first.dataDir, 'GET /v1/stacks', {})) as StackRow[];
-    const address = (id: string) => {
-      const row = stack?.services.find((s) => s.id === id);
-      if (!row || !('address' in row) || !row.address) throw new Error(`${id} has no address`);
-      return row.address;
-    };
-    const tasks = (await callAgent(first.dataDir, 'GET /v1/tasks', {
-      service: 'bench.local',
-    })) as TaskRow[];
-    const direct = tasks[0]?.ports[0]?.split('->')[0];
-    if (!direct) throw new Error('the local backend reports no port');
     const config = join(cluster.root, 'haproxy.cfg');
     writeFileSync(
       config,
@@ -92,8 +68,7 @@ async function main(): Promise<void> {
       seconds,
     });
   } finally {
-    haproxy?.kill();
-    await cluster.close();
+    await cleanup();
   }
 }
 

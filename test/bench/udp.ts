@@ -12,12 +12,19 @@
  */
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import type { StackRow, TaskRow } from '../../agent/control/api.js';
-import { callAgent } from '../../cli/control-client.js';
-import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
-import { ensureTool, note, option, report, until } from './harness.js';
+import { LocalCluster } from '../helpers/local-cluster.js';
+import {
+  cleanupOnSignal,
+  ensureTool,
+  note,
+  option,
+  report,
+  sideBySide,
+  stopGroup,
+  until,
+} from './harness.js';
 
-const HOSTS = ['127.0.69.1', '127.0.69.2'];
+const HOSTS: [string, string] = ['127.0.69.1', '127.0.69.2'];
 const CLIENT_HOST = '127.0.69.10';
 const SOCAT = { host: '127.0.69.3', port: 18_069 };
 /** A datagram without its answer after this long counts as lost. */
@@ -121,45 +128,23 @@ async function main(): Promise<void> {
   await ensureTool('socat', 'socat');
   const cluster = await LocalCluster.create('bench-udp');
   let socat: ReturnType<typeof spawn> | undefined;
+  const cleanup = cleanupOnSignal(async () => {
+    stopGroup(socat);
+    await cluster.close();
+  });
   try {
-    const [first] = await cluster.start([HOSTS[0] as string], 'udp', ['--label', 'side=local']);
-    if (!first) throw new Error('no agent');
-    const token = (await meshOn(first, 'token')).stdout.trim();
-    cluster.spawn('udp2', [
-      'join',
-      token,
-      '--advertise',
-      HOSTS[1] as string,
-      '--label',
-      'side=remote',
-      '--dns-upstream',
-      'none',
-    ]);
-    const file = cluster.file(
-      'udp.yml',
-      `services:\n${echoService('local', 'local')}${echoService('remote', 'remote')}`,
+    const { address, direct } = await sideBySide(
+      cluster,
+      HOSTS,
+      'udp',
+      `${echoService('local', 'local')}${echoService('remote', 'remote')}`,
     );
-    await until('both nodes able to take tasks', 30_000, async () => {
-      const deployed = await meshOn(first, 'deploy', '-c', file, 'bench', '--timeout', '20s');
-      return deployed.code === 0 ? true : undefined;
-    });
-    const [stack] = (await callAgent(first.dataDir, 'GET /v1/stacks', {})) as StackRow[];
-    const address = (id: string) => {
-      const row = stack?.services.find((s) => s.id === id);
-      if (!row || !('address' in row) || !row.address) throw new Error(`${id} has no address`);
-      return row.address;
-    };
-    const direct = await until('the local echo running, on its port', 30_000, async () => {
-      const [task] = (await callAgent(first.dataDir, 'GET /v1/tasks', {
-        service: 'bench.local',
-      })) as TaskRow[];
-      return task?.state === 'running' ? task.ports[0]?.split('->')[0] : undefined;
-    });
     const [directHost, directPort] = direct.split(':') as [string, string];
     socat = spawn(
       'socat',
       [`UDP4-LISTEN:${SOCAT.port},bind=${SOCAT.host},fork,reuseaddr`, `UDP4:${direct}`],
-      { stdio: 'ignore' },
+      // A group of its own: socat forks a process per client, all stopped with it.
+      { stdio: 'ignore', detached: true },
     );
     const targets: Record<string, { host: string; port: number }> = {
       direct: { host: directHost, port: Number(directPort) },
@@ -192,8 +177,7 @@ async function main(): Promise<void> {
       payloadBytes: PAYLOAD_BYTES,
     });
   } finally {
-    socat?.kill();
-    await cluster.close();
+    await cleanup();
   }
 }
 
