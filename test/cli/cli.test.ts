@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,13 +20,22 @@ test('in a checkout, npx mesh runs this mesh, as the demo and the README say', (
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
     version: string;
   };
+  // npx installs the checkout into its cache the first time, which runs the prepare script: with
+  // a cache of its own, this test is always that first time. Rebuilding there would take dist away
+  // from every agent running from it (as it did to the other tests in one CI run).
+  const cache = mkdtempSync(join(tmpdir(), 'mesh-npx-cache-'));
+  t.teardown(() => rmSync(cache, { recursive: true, force: true }));
+  const built = statSync(main);
   // --no-install: nothing is fetched; it is the package's own bin or nothing.
   const result = spawnSync('npx', ['--no-install', 'mesh', 'version'], {
     cwd: root,
     encoding: 'utf8',
     timeout: 60_000,
+    env: { ...process.env, npm_config_cache: cache },
   });
   t.is(result.stdout.trim(), version, result.stderr);
+  const after = statSync(main);
+  t.deepEqual([after.ino, after.mtimeMs], [built.ino, built.mtimeMs], 'dist was not rebuilt');
 });
 
 test('--help lists every command', (t) => {
