@@ -18,10 +18,12 @@ import { Certificates } from './cluster/ingress-certificates.js';
 import { ClusterLogs } from './cluster/logs.js';
 import { Nodes } from './cluster/nodes.js';
 import { PeerCache } from './cluster/peer-cache.js';
+import { RegistryLogins } from './cluster/registry-logins.js';
 import { Stacks } from './cluster/stacks.js';
 import { StateAccess } from './cluster/state-access.js';
 import { clusterRoutes } from './control/cluster-routes.js';
 import { routesRoute } from './control/data-plane-routes.js';
+import { registryRoutes } from './control/registry-routes.js';
 import { ControlServer } from './control/server.js';
 import { stackRoutes } from './control/stack-routes.js';
 import { valueRoutes } from './control/value-routes.js';
@@ -351,6 +353,15 @@ export class Agent {
       transport,
       log,
     });
+    const registries = new RegistryLogins({
+      nodeId: identity.nodeId,
+      access,
+      keyring,
+      raft,
+      transport,
+      checkLogin: () => runtimes.loginCheck(),
+      log,
+    });
     const dataPlane = new DataPlane({
       nodeId: identity.nodeId,
       clusterId: cluster.clusterId,
@@ -438,6 +449,7 @@ export class Agent {
         leaderSilenceMs: () => raft.leaderSilenceMs(),
         cutOffAfterMs: rescheduleAfterMs / 2,
         files,
+        registryAuth: (task, service) => registries.authFor(task, service),
         log,
       }),
       peers: new PeerCache(dir, membership, identity.nodeId, log),
@@ -469,6 +481,7 @@ export class Agent {
           ),
           ...routesRoute(identity.nodeId, dataPlane, certificates),
           ...valueRoutes(values),
+          ...registryRoutes(registries),
         },
         log,
       ),

@@ -68,6 +68,10 @@ const FLAG_HELP: Record<string, string> = {
   tail: 'how many lines of each task to start with (default 100)',
   task: 'one task, by its ID: a finished one too, while it is kept (mesh ps -a lists them)',
   force: 'remove a node that is still alive',
+  'registry login --username': 'the user to log in as',
+  'registry login --password':
+    'the password or token (stays in the shell history: prefer --password-stdin)',
+  'registry login --password-stdin': 'read the password or token from standard input',
   'service update --force': 'replace every task, even when nothing else changes',
   image: 'the image tasks run from now on',
   'env-add': 'NAME=VALUE: set a variable (repeatable)',

@@ -37,6 +37,18 @@ export const CERT_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = 
   { name: 'cert rm', args: 'HOST', summary: 'stop serving a certificate' },
 ];
 
+/** The subcommands of `mesh registry`, for their --help. */
+export const REGISTRY_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
+  {
+    name: 'registry login',
+    args: 'HOST -u USER',
+    summary:
+      'store a login for a private registry (checked with it first), sealed; nodes pulling from HOST use it',
+  },
+  { name: 'registry ls', summary: 'the logins: host, user, the services pulling from there' },
+  { name: 'registry logout', args: 'HOST', summary: 'remove the login for HOST' },
+];
+
 /** The subcommands of `mesh ca`, for their --help. */
 export const CA_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
   { name: 'ca status', summary: 'the cluster CA, and how far a rotation has come' },
@@ -173,6 +185,12 @@ const COMMAND_LIST = [
     args: 'create|ls|inspect|update|rm',
     group: 'Stacks',
     summary: 'configs: files at their target in the tasks that use them',
+  },
+  {
+    name: 'registry',
+    args: 'login|ls|logout',
+    group: 'Stacks',
+    summary: 'logins for private registries, used by the nodes that pull from them',
   },
   {
     name: 'volume',

@@ -10,6 +10,7 @@ import {
   CLUSTER_COMMANDS,
   COMMANDS,
   NODE_COMMANDS,
+  REGISTRY_COMMANDS,
   SERVICE_COMMANDS,
   VOLUME_COMMANDS,
   valueCommands,
@@ -24,6 +25,7 @@ function subcommands(): Map<string, string[]> {
     CLUSTER_COMMANDS,
     VOLUME_COMMANDS,
     SERVICE_COMMANDS,
+    REGISTRY_COMMANDS,
     valueCommands('secret'),
     valueCommands('config'),
   ];

@@ -30,6 +30,7 @@ const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
   cert: async (args) => (await certs()).cert(args),
   secret: async (args) => (await values()).value('secret', args),
   config: async (args) => (await values()).value('config', args),
+  registry: async (args) => (await import('./registry.js')).registry(args),
   volume: async (args) => (await stacks()).volume(args),
   status: async (args) => (await cluster()).status(args),
   deploy: async (args) => (await stacks()).deploy(args),

@@ -311,6 +311,15 @@ export interface CertificateRow {
   addedAt: string;
 }
 
+/** A registry login, without its password. */
+export interface RegistryRow {
+  host: string;
+  username: string;
+  addedAt: string;
+  /** Services whose images come from that registry. */
+  services: string[];
+}
+
 /** A route: what it is asked (query or body) and what it answers. */
 interface Route<Request, Response> {
   request: Request;
@@ -362,6 +371,13 @@ export interface ControlApi {
   'POST /v1/certs': Route<{ host: string; certPem: string; keyPem: string }, CertificateRow>;
   'GET /v1/certs': Route<Nothing, CertificateRow[]>;
   'POST /v1/certs/rm': Route<{ host: string }, { host: string }>;
+  /** A login checked with the registry (checked: false when this node has no engine to ask). */
+  'POST /v1/registries': Route<
+    { host: string; username: string; password: string },
+    RegistryRow & { checked: boolean }
+  >;
+  'GET /v1/registries': Route<Nothing, RegistryRow[]>;
+  'POST /v1/registries/rm': Route<{ host: string }, { host: string }>;
   /** Secrets and configs (kind: secrets or configs); data is base64. */
   'POST /v1/values': Route<{ kind: ValueKind; name: string; data: string }, ValueRow>;
   'POST /v1/values/update': Route<

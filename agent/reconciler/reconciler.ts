@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { dnsAddress, type NetworkSettings, networksOf } from '../../mesh/api/network.js';
+import type { RegistryAuth } from '../../mesh/api/registries.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
@@ -38,6 +39,8 @@ export interface ReconcilerOptions {
   cutOffAfterMs: number;
   /** Secrets and configs as files for the tasks that use them. */
   files?: TaskFiles;
+  /** The login to pull a Docker task's image with, when its registry has one. */
+  registryAuth?: (task: TaskRecord, service: ServiceRecord) => Promise<RegistryAuth | undefined>;
   log: Logger;
 }
 
@@ -314,7 +317,13 @@ export class Reconciler {
     try {
       const settings = this.options.state.get<NetworkSettings>('settings', 'network')?.value;
       const files = (await this.options.files?.prepare(task, service)) ?? [];
-      const seen = await runtime.start({ ...taskSpec(task, service, settings), files });
+      const registryAuth =
+        service.runtime === 'docker' ? await this.options.registryAuth?.(task, service) : undefined;
+      const seen = await runtime.start({
+        ...taskSpec(task, service, settings),
+        files,
+        ...(registryAuth ? { registryAuth } : {}),
+      });
       this.started.add(task.id);
       this.settle(seen);
       this.options.log.info({ task: task.id, ports: seen.ports }, 'task started');

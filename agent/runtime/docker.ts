@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
+import { type RegistryAuth, registryHost } from '../../mesh/api/registries.js';
 import type { ContainerSettings, NamedVolume, PullPolicy } from '../../mesh/api/services.js';
 import { LimitedLog } from '../../mesh/limited-log.js';
 import type { HostNetworks } from '../../proxy/source-policy.js';
@@ -149,7 +150,7 @@ export class DockerRuntime implements Runtime {
 
   async start(spec: TaskSpec): Promise<TaskObservation> {
     const { hostIp, clusterId, nodeId } = this.options;
-    await this.ensureImage(spec.image, spec.pull ?? 'missing');
+    await this.ensureImage(spec.image, spec.pull ?? 'missing', spec.registryAuth);
     const exposed = Object.fromEntries(spec.ports.map((p) => [`${p.target}/${p.protocol}`, {}]));
     // Only mode-host ports go through the engine; the routing mesh reaches the others directly.
     const bindings = Object.fromEntries(
@@ -372,11 +373,15 @@ export class DockerRuntime implements Runtime {
    * (`always`: a pull that fails falls back to the image already here, as Swarm's agent does);
    * never pulled.
    */
-  private async ensureImage(image: string, pull: PullPolicy): Promise<void> {
+  private async ensureImage(
+    image: string,
+    pull: PullPolicy,
+    auth: RegistryAuth | undefined,
+  ): Promise<void> {
     const { log } = this.options;
     if (pull === 'always') {
       try {
-        await this.pull(image);
+        await this.pull(image, auth);
         return;
       } catch (error) {
         if (!(await this.present(image))) throw error;
@@ -390,7 +395,7 @@ export class DockerRuntime implements Runtime {
     if (this.images.has(image) || (await this.present(image))) return;
     if (pull === 'never')
       throw new RuntimeError(`image ${image} is not on this node, and pull_policy is never`);
-    await this.pull(image, 'is not on this node and could not be pulled');
+    await this.pull(image, auth, 'is not on this node and could not be pulled');
   }
 
   /** Whether the engine holds the image (remembered once it did). */
@@ -405,16 +410,39 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  private async pull(image: string, failure = 'could not be pulled'): Promise<void> {
+  private async pull(
+    image: string,
+    auth: RegistryAuth | undefined,
+    failure = 'could not be pulled',
+  ): Promise<void> {
     const { docker } = this.options;
     try {
-      const stream = await docker.pull(image);
+      const stream = await docker.pull(image, auth ? { authconfig: auth } : {});
       await new Promise((resolve, reject) =>
         docker.modem.followProgress(stream, (e) => (e ? reject(e) : resolve(undefined))),
       );
       this.images.add(image);
     } catch (error) {
-      throw new RuntimeError(`image ${image} ${failure}: ${(error as Error).message}`);
+      const reason = (error as Error).message;
+      // The engine's words for a registry that wants a login; say how to give it one.
+      const hint =
+        !auth && /unauthorized|no basic auth|authentication required|denied/i.test(reason)
+          ? ` (a private registry? log in with: mesh registry login ${registryHost(image)})`
+          : '';
+      throw new RuntimeError(`image ${image} ${failure}: ${reason}${hint}`);
+    }
+  }
+
+  /**
+   * Throws the registry's refusal, in the engine's words, unless it takes this login (the
+   * engine asks it, as `docker login` does).
+   */
+  async checkLogin(auth: RegistryAuth): Promise<void> {
+    try {
+      await this.options.docker.checkAuth(auth);
+    } catch (error) {
+      const { json, message } = error as { json?: { message?: string }; message: string };
+      throw new Error(json?.message ?? message);
     }
   }
 

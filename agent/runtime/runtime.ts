@@ -1,3 +1,4 @@
+import type { RegistryAuth } from '../../mesh/api/registries.js';
 import type {
   ContainerSettings,
   Healthcheck,
@@ -14,6 +15,8 @@ export interface TaskSpec {
   image: string;
   /** Docker: when to pull the image (absent: when it is missing). */
   pull?: PullPolicy;
+  /** Docker: the login for the image's registry, when one is stored (`mesh registry login`). */
+  registryAuth?: RegistryAuth;
   command?: string[];
   entrypoint?: string[];
   env: Record<string, string>;

@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
+import type { RegistryAuth } from '../../mesh/api/registries.js';
 import type { RuntimeKind } from '../../mesh/api/services.js';
 import type { HostNetworks } from '../../proxy/source-policy.js';
 import { DockerRuntime, pingEngine } from './docker.js';
@@ -104,6 +105,12 @@ export class Runtimes {
   /** The cluster's bridges on this node's engine and the containers on them (none without one). */
   async hostNetworks(): Promise<HostNetworks> {
     return (await this.docker?.hostNetworks()) ?? { bridges: [], containers: [] };
+  }
+
+  /** Asks a registry whether it takes a login, through the engine (undefined without one). */
+  loginCheck(): ((auth: RegistryAuth) => Promise<void>) | undefined {
+    const docker = this.docker;
+    return docker && ((auth) => docker.checkLogin(auth));
   }
 
   get(kind: RuntimeKind): Runtime | undefined {

@@ -11,5 +11,6 @@ export const KINDS = [
   'addresses',
   'certificates',
   'volumes',
+  'registries',
 ] as const;
 export type Kind = (typeof KINDS)[number];

@@ -9,6 +9,7 @@ import {
   type ServiceAddress,
 } from '../api/network.js';
 import { checkNode } from '../api/nodes.js';
+import { checkRegistryLogin, type RegistryLogin } from '../api/registries.js';
 import type { Check } from '../api/schema.js';
 import { checkAutolock, checkSecret, checkSecretsKey, type SecretRecord } from '../api/secrets.js';
 import { checkService, type ServiceRecord, serviceId } from '../api/services.js';
@@ -41,6 +42,7 @@ const SHAPES: Record<Kind, Check> = {
   addresses: checkServiceAddress,
   certificates: checkCertificate,
   volumes: checkVolume,
+  registries: checkRegistryLogin,
 };
 
 /** What is wrong with a stored object on its own (its shape, and that its ID names it). */
@@ -56,6 +58,7 @@ export function checkObject(kind: Kind, id: string, value: unknown): string | un
   if (kind === 'certificates') return named((value as CertificateRecord).host);
   if (kind === 'secrets' || kind === 'configs') return named((value as SecretRecord).name);
   if (kind === 'volumes') return named((value as VolumeRecord).name);
+  if (kind === 'registries') return named((value as RegistryLogin).host);
   return undefined;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The README's day-two walkthrough, run as written: its stack file and its commands, in bash
- * with `set -e`, against one agent on a real engine (loopback block 127.0.73.0/24). A README that
- * drifts from what mesh does fails here.
+ * with `set -e`, against one agent on a real engine and a private registry with a login
+ * (loopback block 127.0.73.0/24). A README that drifts from what mesh does fails here.
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import type { StatusResponse } from '../../agent/control/api.js';
 import { removeLabelled } from '../helpers/containers.js';
 import { dockerTest } from '../helpers/docker.js';
 import { type AgentProcess, LocalCluster, meshJson } from '../helpers/local-cluster.js';
+import { startRegistry } from '../helpers/registry.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -28,10 +29,17 @@ function block(name: string): string {
 
 dockerTest('the README day-two walkthrough runs as written', async (t, docker) => {
   let clusterId = '';
+  const token = 'team-Token-9a7f31';
+  const registry = await startRegistry(join(cluster.root, 'registry'), '127.0.73.9', 5000, {
+    username: 'team',
+    password: token,
+  });
   t.teardown(async () => {
     await cluster.close();
     if (clusterId) await removeLabelled(docker, `mesh.cluster=${clusterId}`);
+    await registry.close();
   });
+  await registry.push('mesh-test/busybox:latest', 'team/web:2');
   const [agent] = (await cluster.start(['127.0.73.1'], 'day')) as [AgentProcess];
   clusterId = (await meshJson<StatusResponse>(agent, 'status')).clusterId;
   writeFileSync(join(cluster.root, 'shop.yml'), block('file'));
@@ -45,7 +53,13 @@ dockerTest('the README day-two walkthrough runs as written', async (t, docker) =
   chmodSync(join(bin, 'mesh'), 0o755);
   const { stdout, stderr } = await run('bash', ['-e', '-c', block('commands')], {
     cwd: cluster.root,
-    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, MESH_DATA_DIR: agent.dataDir },
+    env: {
+      ...process.env,
+      PATH: `${bin}:${process.env.PATH}`,
+      MESH_DATA_DIR: agent.dataDir,
+      REGISTRY: registry.host,
+      TOKEN: token,
+    },
     timeout: 100_000,
   });
   const said = `${stdout}\n${stderr}`;
@@ -60,6 +74,9 @@ dockerTest('the README day-two walkthrough runs as written', async (t, docker) =
   t.regex(said, /refused on every node: rolled back by itself/);
   t.regex(said, /^shop\.web\.\d\.[0-9a-f]+ (failed|shutdown): /m, 'the failed version 3 in ps -a');
   t.regex(said, /version 4, updated/, 'inspect: the rollback');
+  t.regex(said, /mesh: login for 127\.0\.73\.9:5000 stored sealed, as team/);
+  t.regex(said, /mesh: updated shop\.web \(version 5\)/, 'the private image pulled and running');
+  t.regex(said, /^127\.0\.73\.9:5000\s+team\s+.*shop\.web$/m, 'registry ls');
   t.regex(said, /mesh: stack shop removed/);
   t.deepEqual(
     await docker.listContainers({ all: true, filters: { label: [`mesh.cluster=${clusterId}`] } }),
