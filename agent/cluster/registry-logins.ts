@@ -6,14 +6,13 @@ import {
   registryHost,
   serverAddress,
 } from '../../mesh/api/registries.js';
-import { type ServiceRecord, serviceId } from '../../mesh/api/services.js';
+import { definitionFor, type ServiceRecord, serviceId } from '../../mesh/api/services.js';
 import type { TaskRecord } from '../../mesh/api/tasks.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
 import type { RegistryRow, Untrusted } from '../control/api.js';
 import { InvalidError, NotFoundError } from '../errors.js';
-import { definitionFor } from '../reconciler/plan.js';
 import type { Keyring } from '../secrets/keyring.js';
 import { askVoters } from './ask-voters.js';
 import type { StateAccess } from './state-access.js';

@@ -1,4 +1,4 @@
-import type { RuntimeKind, ServiceRecord } from '../../mesh/api/services.js';
+import { definitionFor, type RuntimeKind, type ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { TaskObservation } from '../runtime/runtime.js';
 
@@ -129,19 +129,6 @@ export function reconcile(view: NodeView): Action[] {
     }
   }
   return actions;
-}
-
-/**
- * The definition a task runs: its own version's. A task of the version before the last update
- * (being replaced) runs that one; a task of an older version than that runs nothing, the leader
- * replaces it.
- */
-export function definitionFor(task: TaskRecord, service: ServiceRecord): ServiceRecord | undefined {
-  if (task.serviceVersion === service.version || task.serviceVersion === service.restores)
-    return service;
-  if (service.previous && task.serviceVersion === service.previousVersion)
-    return { ...service, ...service.previous };
-  return undefined;
 }
 
 /** Starts a task, unless its runtime is missing here or a service it depends on runs nowhere. */

@@ -18,6 +18,7 @@ import {
 } from './schema.js';
 import { checkFileRef, type FileRef } from './secrets.js';
 import { name } from './stacks.js';
+import type { TaskRecord } from './tasks.js';
 
 /** Where a service's tasks run: Docker containers, or plain processes (x-mesh runtime: process). */
 export type RuntimeKind = 'docker' | 'process';
@@ -481,3 +482,16 @@ export const checkService: Check = object({
     }),
   },
 });
+
+/**
+ * The definition a task runs: its own version's. A task of the version before the last update
+ * (being replaced) runs that one; a task of an older version than that runs nothing, the leader
+ * replaces it.
+ */
+export function definitionFor(task: TaskRecord, service: ServiceRecord): ServiceRecord | undefined {
+  if (task.serviceVersion === service.version || task.serviceVersion === service.restores)
+    return service;
+  if (service.previous && task.serviceVersion === service.previousVersion)
+    return { ...service, ...service.previous };
+  return undefined;
+}
