@@ -852,6 +852,48 @@ test('several files merge as Compose merges them: scalars replaced, lists append
   );
 });
 
+test('merged files: a later volume, secret, config or port for the same target replaces the earlier', (t) => {
+  file('s.txt', 'x');
+  const base = file(
+    'uniq-base.yml',
+    [
+      'services:',
+      '  web:',
+      '    image: web:1',
+      '    volumes: ["data:/var/lib/web", "/etc/web:/etc/web:ro"]',
+      '    secrets: [token]',
+      '    ports: ["8080:80", { target: 443, published: 8443 }]',
+      'volumes: { data: {}, cache: {} }',
+      'secrets: { token: { file: ./s.txt }, other: { file: ./s.txt } }',
+    ].join('\n'),
+  );
+  const override = file(
+    'uniq-over.yml',
+    [
+      'services:',
+      '  web:',
+      '    volumes: ["cache:/var/lib/web", "/tmp/web:/tmp/web"]',
+      '    secrets: [{ source: other, target: token }]',
+      '    ports: ["9090:90", { target: 443, published: 8443, mode: host }]',
+    ].join('\n'),
+  );
+  const web = readStackFile([base, override], 'app').services.find((s) => s.name === 'web');
+  t.deepEqual(web?.volumes, [
+    'app_cache:/var/lib/web',
+    '/etc/web:/etc/web:ro',
+    '/tmp/web:/tmp/web',
+  ]);
+  t.deepEqual(
+    web?.secrets?.map((ref) => [ref.source, ref.target]),
+    [['app_other', '/run/secrets/token']],
+  );
+  t.deepEqual(
+    web?.ports.map((p) => `${p.published}:${p.target}${p.mode ? ` ${p.mode}` : ''}`),
+    ['8080:80', '8443:443 host', '9090:90'],
+    'a port is unique by address, published port, target and protocol',
+  );
+});
+
 test('a problem in merged files is said where the key is set, in the later file when both set it', (t) => {
   const base = file('b2.yml', 'services:\n  web:\n    image: a\n    stop_grace_period: 1s\n');
   const override = file('o2.yml', 'services:\n  web:\n    stop_grace_period: soon\n');
