@@ -1,4 +1,4 @@
-import { joiningNode, type NodeRecord } from '../mesh/api/nodes.js';
+import { joiningNode } from '../mesh/api/nodes.js';
 import { JoinService } from '../mesh/join/service.js';
 import type { Logger } from '../mesh/log.js';
 import { Membership } from '../mesh/membership/runtime.js';
@@ -304,7 +304,7 @@ export class Agent {
       // not (re)learned yet, just after a restart, still goes out rather than being dropped.
       addressOf: (id) =>
         membership.members().find((m) => m.id === id)?.address ??
-        (state.get<NodeRecord>('nodes', id)?.value.address || undefined),
+        (state.get('nodes', id)?.value.address || undefined),
       authorize: (sender, command) => writeRefusal(sender, command, state, raft.membership.voters),
     });
     const access = new StateAccess(state, raft, log);
@@ -318,8 +318,7 @@ export class Agent {
       transport,
       log,
       mayHold: () =>
-        !cluster.workerOnly &&
-        state.get<NodeRecord>('nodes', identity.nodeId)?.value.status !== 'removed',
+        !cluster.workerOnly && state.get('nodes', identity.nodeId)?.value.status !== 'removed',
       onHeld: (votersKey) => {
         meta = { ...meta, votersKey };
         membership.updateMeta(meta);

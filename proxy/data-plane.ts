@@ -2,10 +2,8 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CertificateRecord } from '../mesh/api/certificates.js';
-import { dnsAddress, type NetworkSettings, type ServiceAddress } from '../mesh/api/network.js';
+import { dnsAddress, type NetworkSettings } from '../mesh/api/network.js';
 import type { UnservedPort } from '../mesh/api/nodes.js';
-import type { ServiceRecord } from '../mesh/api/services.js';
-import type { TaskRecord, TaskStatus } from '../mesh/api/tasks.js';
 import { LimitedLog } from '../mesh/limited-log.js';
 import type { Member } from '../mesh/membership/state.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
@@ -274,9 +272,7 @@ export class DataPlane {
   }
 
   private certificatesNow(): ReadonlyMap<string, CertificateRecord> {
-    return new Map(
-      this.options.state.list<CertificateRecord>('certificates').map((c) => [c.id, c.value]),
-    );
+    return new Map(this.options.state.list('certificates').map((c) => [c.id, c.value]));
   }
 
   /** The table from the replica and membership as they are now (pure: routing-table.ts). */
@@ -289,11 +285,11 @@ export class DataPlane {
     );
     alive.add(nodeId);
     return routingTable({
-      settings: state.get<NetworkSettings>('settings', 'network')?.value,
-      services: state.list<ServiceRecord>('services').map((s) => s.value),
-      addresses: new Map(state.list<ServiceAddress>('addresses').map((a) => [a.id, a.value])),
-      tasks: state.list<TaskRecord>('tasks').map((t) => t.value),
-      statuses: new Map(state.list<TaskStatus>('statuses').map((s) => [s.id, s.value])),
+      settings: state.setting('network')?.value,
+      services: state.list('services').map((s) => s.value),
+      addresses: new Map(state.list('addresses').map((a) => [a.id, a.value])),
+      tasks: state.list('tasks').map((t) => t.value),
+      statuses: new Map(state.list('statuses').map((s) => [s.id, s.value])),
       alive,
     });
   }

@@ -1,4 +1,3 @@
-import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
@@ -16,7 +15,7 @@ export async function askVoters<T>(
 ): Promise<T> {
   const reasons: string[] = [];
   for (const voter of from.raft.membership.voters) {
-    const address = from.state.get<NodeRecord>('nodes', voter)?.value.address;
+    const address = from.state.get('nodes', voter)?.value.address;
     if (!address) continue;
     try {
       return (await from.transport.request({ address, nodeId: voter }, type, body)) as T;

@@ -118,7 +118,7 @@ export class Certificates {
 
   list(): CertificateRow[] {
     return this.access.state
-      .list<CertificateRecord>('certificates')
+      .list('certificates')
       .map((c) => rowOf(c.value))
       .sort((a, b) => a.host.localeCompare(b.host));
   }
@@ -155,7 +155,7 @@ export class Certificates {
 
   /** On a voter: the stored certificate for a host, its key opened. */
   private async open(host: string): Promise<KeyPair> {
-    const record = this.access.state.get<CertificateRecord>('certificates', host)?.value;
+    const record = this.access.state.get('certificates', host)?.value;
     if (!record) throw new NotFoundError(`no certificate for ${host}`);
     const keyPem = record.sealedKey
       ? (await this.options.keyring.open(record.sealedKey)).toString()
@@ -166,12 +166,12 @@ export class Certificates {
 
   private async sealPlainKeys(): Promise<void> {
     if (this.options.raft.raft.role !== 'leader') return;
-    for (const { id, value } of this.access.state.list<CertificateRecord>('certificates')) {
+    for (const { id, value } of this.access.state.list('certificates')) {
       if (value.keyPem === undefined) continue;
       const { keyPem, ...rest } = value;
       const sealedKey = await this.options.keyring.seal(Buffer.from(keyPem));
       await this.access.writeConditionally(() => {
-        const now = this.access.state.get<CertificateRecord>('certificates', id);
+        const now = this.access.state.get('certificates', id);
         // Replaced or removed meanwhile: that write decided.
         if (now?.value.keyPem !== keyPem) return [];
         return [

@@ -1,5 +1,3 @@
-import type { NodeRecord } from '../../mesh/api/nodes.js';
-import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
@@ -48,8 +46,8 @@ export class ClusterLogs {
 
   /** Output of one of this node's tasks, from the runtime that runs it. */
   private local({ taskId, cursor, tail }: LogsQuery): Promise<LogPage> {
-    const task = this.state.get<TaskRecord>('tasks', taskId)?.value;
-    const service = task && this.state.get<ServiceRecord>('services', task.serviceId)?.value;
+    const task = this.state.get('tasks', taskId)?.value;
+    const service = task && this.state.get('services', task.serviceId)?.value;
     const runtime = service && this.runtimes.get(service.runtime);
     return runtime
       ? runtime.logs(taskId, cursor, tail)
@@ -90,7 +88,7 @@ export class ClusterLogs {
    */
   private tasksOf(query: Untrusted<RequestOf<'GET /v1/logs'>>): TaskRecord[] {
     if (typeof query.task === 'string' && query.task !== '') {
-      const task = this.state.get<TaskRecord>('tasks', query.task)?.value;
+      const task = this.state.get('tasks', query.task)?.value;
       if (!task)
         throw new NotFoundError(
           `no task ${query.task} (a finished task is kept with the last ${HISTORY_PER_SLOT} of its slot); see "mesh ps -a"`,
@@ -100,7 +98,7 @@ export class ClusterLogs {
     }
     const service = this.stacks.resolveService(String(query.service ?? ''));
     return this.state
-      .list<TaskRecord>('tasks')
+      .list('tasks')
       .map((t) => t.value)
       .filter((t) => t.serviceId === service && t.nodeId !== null && t.desired === 'running')
       .sort((a, b) => a.slot - b.slot);
@@ -108,7 +106,7 @@ export class ClusterLogs {
 
   private async page(task: TaskRecord, query: LogsQuery): Promise<LogPage> {
     if (task.nodeId === this.nodeId) return this.local(query);
-    const node = this.state.get<NodeRecord>('nodes', task.nodeId as string)?.value;
+    const node = this.state.get('nodes', task.nodeId as string)?.value;
     if (!node) throw new Error(`node ${task.nodeId} is not known`);
     const page = await this.transport.request(
       { address: node.address, nodeId: task.nodeId as string },

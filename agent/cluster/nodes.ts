@@ -1,5 +1,4 @@
 import { type NodeRecord, nodeLabels } from '../../mesh/api/nodes.js';
-import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
 import type { Membership } from '../../mesh/membership/runtime.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type {
@@ -34,9 +33,7 @@ export class Nodes {
   async list(): Promise<NodesResponse> {
     const consistent = await this.access.caughtUp();
     const live = new Map(this.membership.members().map((m) => [m.id, m]));
-    const recorded = new Map(
-      this.access.state.list<NodeRecord>('nodes').map((o) => [o.id, o.value]),
-    );
+    const recorded = new Map(this.access.state.list('nodes').map((o) => [o.id, o.value]));
     const ids = [...new Set([...recorded.keys(), ...live.keys()])];
     const { voters, learners } = this.raft.membership;
     const { leader } = this.raft.raft;
@@ -81,7 +78,7 @@ export class Nodes {
 
   /** A node by ID, unique ID prefix, or address. */
   resolve(name: string): string {
-    const nodes = this.access.state.list<NodeRecord>('nodes');
+    const nodes = this.access.state.list('nodes');
     const exact = nodes.find((n) => n.id === name || n.value.address.split(':')[0] === name);
     if (exact) return exact.id;
     const prefixed = nodes.filter((n) => n.id.startsWith(name));
@@ -91,14 +88,14 @@ export class Nodes {
 
   inspect(name: string): NodeDetail {
     const id = this.resolve(name);
-    const record = this.access.state.get<NodeRecord>('nodes', id)?.value as NodeRecord;
+    const record = this.access.state.get('nodes', id)?.value as NodeRecord;
     const tasks = this.access.state
-      .list<TaskRecord>('tasks')
+      .list('tasks')
       .filter((t) => t.value.nodeId === id)
       .map((t) => ({
         id: t.id,
         desired: t.value.desired,
-        state: this.access.state.get<TaskStatus>('statuses', t.id)?.value.state ?? 'assigned',
+        state: this.access.state.get('statuses', t.id)?.value.state ?? 'assigned',
       }));
     return { id, ...record, since: new Date(record.since).toISOString(), tasks };
   }
@@ -113,7 +110,7 @@ export class Nodes {
     if (id === this.self)
       throw new InvalidError(`node ${id} is the one answering: run "mesh node rm" on another`);
     await this.access.writeConditionally(() => {
-      const stored = this.access.state.get<NodeRecord>('nodes', id);
+      const stored = this.access.state.get('nodes', id);
       if (!stored) throw new NotFoundError(`node ${id} was removed meanwhile`);
       if (stored.value.status === 'removed') return [];
       if ((stored.value.status === 'ready' || stored.value.status === 'suspect') && !force)
@@ -142,7 +139,7 @@ export class Nodes {
     }
     let updated: NodeRecord | undefined;
     await this.access.writeConditionally(() => {
-      const stored = this.access.state.get<NodeRecord>('nodes', id);
+      const stored = this.access.state.get('nodes', id);
       if (!stored) throw new NotFoundError(`node ${id} was removed meanwhile`);
       const userLabels = { ...stored.value.userLabels };
       for (const label of labels as string[]) {

@@ -90,7 +90,7 @@ export class RegistryLogins {
 
   list(): RegistryRow[] {
     return this.access.state
-      .list<RegistryLogin>('registries')
+      .list('registries')
       .map((r) => this.rowOf(r.value))
       .sort((a, b) => a.host.localeCompare(b.host));
   }
@@ -139,7 +139,7 @@ export class RegistryLogins {
     const { state } = this.access;
     const refusal = loginRefusal(state, request, asker);
     if (refusal) throw new Error(refusal);
-    const login = state.get<RegistryLogin>('registries', request.host)?.value;
+    const login = state.get('registries', request.host)?.value;
     if (!login) throw new NotFoundError(`no login for ${request.host}`);
     const password = (await this.options.keyring.open(login.sealedPassword)).toString();
     return { username: login.username, password, serveraddress: serverAddress(login.host) };
@@ -148,7 +148,7 @@ export class RegistryLogins {
   /** A login as listed: never its password; the services whose images come from there. */
   private rowOf({ host, username, addedAt }: RegistryLogin): RegistryRow {
     const services = this.access.state
-      .list<ServiceRecord>('services')
+      .list('services')
       .filter((s) => registryHost(s.value.image) === host)
       .map((s) => serviceId(s.value))
       .sort();
@@ -165,8 +165,8 @@ export function loginRefusal(
   { taskId, host }: OpenRequest,
   asker: string,
 ): string | undefined {
-  const task = state.get<TaskRecord>('tasks', String(taskId))?.value;
-  const current = task && state.get<ServiceRecord>('services', task.serviceId)?.value;
+  const task = state.get('tasks', String(taskId))?.value;
+  const current = task && state.get('services', task.serviceId)?.value;
   const definition = current && definitionFor(task, current);
   if (!task || task.nodeId !== asker || task.desired !== 'running')
     return `task ${String(taskId)} is not one node ${asker} is to run`;

@@ -1,9 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import {
-  type NetworkSettings,
-  type ServiceAddress,
-  serviceAddressCount,
-} from '../../mesh/api/network.js';
+import { serviceAddressCount } from '../../mesh/api/network.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import {
   definitionOf,
@@ -14,8 +10,7 @@ import {
   updatedRecord,
 } from '../../mesh/api/services.js';
 import { isValidName, type StackRecord } from '../../mesh/api/stacks.js';
-import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
-import type { VolumeRecord } from '../../mesh/api/volumes.js';
+import type { TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState, StoredObject, Write } from '../../mesh/state/cluster-state.js';
 import type {
   DeployRequest,
@@ -134,7 +129,7 @@ export class Stacks {
       }
       for (const declared of request.services) {
         const id = serviceId(declared);
-        const stored = this.state.get<ServiceRecord>('services', id);
+        const stored = this.state.get('services', id);
         // A forced update is not undone by the next deploy of the same file; --pull always
         // forces one, so that running tasks pull their tag again.
         const forced =
@@ -159,7 +154,7 @@ export class Stacks {
         });
       }
       const declared = new Set(request.services.map((s) => s.name));
-      const stack = this.state.get<StackRecord>('stacks', request.stack);
+      const stack = this.state.get('stacks', request.stack);
       const kept = (stack?.value.services ?? []).filter((name) => !declared.has(name));
       for (const name of request.prune ? kept : []) {
         const id = `${request.stack}.${name}`;
@@ -216,7 +211,7 @@ export class Stacks {
       throw new InvalidError(`replicas must be a whole number >= 0, got ${String(replicas)}`);
     const id = this.resolveService(name);
     await this.access.writeConditionally(() => {
-      const stored = this.state.get<ServiceRecord>('services', id);
+      const stored = this.state.get('services', id);
       if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
       if (stored.value.mode === 'global')
         throw new InvalidError(`service ${id} is global: one task per node, nothing to scale`);
@@ -235,7 +230,7 @@ export class Stacks {
     const id = this.resolveService(request.service);
     let response: ServiceUpdateResponse = { id, version: 0, change: 'unchanged' };
     await this.access.writeConditionally(() => {
-      const stored = this.state.get<ServiceRecord>('services', id);
+      const stored = this.state.get('services', id);
       if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
       if (request.replicas !== undefined && stored.value.mode === 'global')
         throw new InvalidError(`service ${id} is global: one task per node, no replicas to set`);
@@ -254,7 +249,7 @@ export class Stacks {
   /** A service as the cluster holds it, by ID or name. */
   service(name: string): ServiceRecord {
     const id = this.resolveService(name);
-    const stored = this.state.get<ServiceRecord>('services', id);
+    const stored = this.state.get('services', id);
     if (!stored) throw new NotFoundError(`no service ${name}; see "mesh ls"`);
     return stored.value;
   }
@@ -264,7 +259,7 @@ export class Stacks {
     const id = this.resolveService(name);
     let version = 0;
     await this.access.writeConditionally(() => {
-      const stored = this.state.get<ServiceRecord>('services', id);
+      const stored = this.state.get('services', id);
       if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
       if (!stored.value.previous)
         throw new ConflictError(`service ${id} has no earlier version to roll back to`);
@@ -276,7 +271,7 @@ export class Stacks {
   }
 
   async remove(name: string): Promise<{ stack: string; services: string[] }> {
-    const stack = this.state.get<StackRecord>('stacks', name);
+    const stack = this.state.get('stacks', name);
     if (!stack) throw new NotFoundError(`no stack named "${name}"; see "mesh ls"`);
     const services = stack.value.services.map((s) => `${name}.${s}`);
     await this.access.writeConditionally(() => [
@@ -287,16 +282,16 @@ export class Stacks {
   }
 
   list(): StackRow[] {
-    const tasks = this.state.list<TaskRecord>('tasks').map((t) => t.value);
-    const nodes = this.state.list<NodeRecord>('nodes');
+    const tasks = this.state.list('tasks').map((t) => t.value);
+    const nodes = this.state.list('nodes');
     const damaged = new Map(this.state.damaged('services').map((d) => [d.id, d.reason]));
     return this.state
-      .list<StackRecord>('stacks')
+      .list('stacks')
       .map(({ value: stack }) => ({
         name: stack.name,
         services: stack.services.flatMap((name): StackRow['services'] => {
           const id = `${stack.name}.${name}`;
-          const service = this.state.get<ServiceRecord>('services', id)?.value;
+          const service = this.state.get('services', id)?.value;
           const reason = damaged.get(id);
           if (reason) return [{ id, damaged: reason }];
           if (!service) return [];
@@ -319,7 +314,7 @@ export class Stacks {
                   `${p.published ?? '*'}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`,
               ),
               version: service.version,
-              address: this.state.get<ServiceAddress>('addresses', id)?.value.address ?? null,
+              address: this.state.get('addresses', id)?.value.address ?? null,
               dnsName: `${name}.${stack.name}.mesh`,
               unserved: unservedPorts(service, nodes),
               servedNowhere: servedNowhere(service, nodes),
@@ -339,9 +334,9 @@ export class Stacks {
     const stack = isStack ? name : (query.stack as string | undefined);
     const service =
       name && !isStack ? this.resolveService(name) : (query.service as string | undefined);
-    const nodes = new Map(this.state.list<NodeRecord>('nodes').map((n) => [n.id, n.value]));
+    const nodes = new Map(this.state.list('nodes').map((n) => [n.id, n.value]));
     return this.state
-      .list<TaskRecord>('tasks')
+      .list('tasks')
       .map((t) => t.value)
       .filter(
         (t) =>
@@ -349,7 +344,7 @@ export class Stacks {
       )
       .map((t): TaskRow => {
         const status = this.status(t.id);
-        const service = this.state.get<ServiceRecord>('services', t.serviceId)?.value;
+        const service = this.state.get('services', t.serviceId)?.value;
         const current = service?.version;
         return {
           id: t.id,
@@ -404,18 +399,18 @@ export class Stacks {
 
   /** The pinning volume that keeps a service on its node, in words. */
   private pinOf(id: string): string | null {
-    const service = this.state.get<ServiceRecord>('services', id)?.value;
+    const service = this.state.get('services', id)?.value;
     for (const volume of service?.namedVolumes ?? []) {
-      const record = volume.pinned && this.state.get<VolumeRecord>('volumes', volume.name);
+      const record = volume.pinned && this.state.get('volumes', volume.name);
       if (record) return `volume ${volume.name} on ${record.value.nodeId}`;
     }
     return null;
   }
 
   volumes(): VolumeRow[] {
-    const services = this.state.list<ServiceRecord>('services');
-    return this.state.list<VolumeRecord>('volumes').map(({ value }) => {
-      const node = this.state.get<NodeRecord>('nodes', value.nodeId)?.value;
+    const services = this.state.list('services');
+    return this.state.list('volumes').map(({ value }) => {
+      const node = this.state.get('nodes', value.nodeId)?.value;
       return {
         name: value.name,
         node: value.nodeId,
@@ -433,7 +428,7 @@ export class Stacks {
   resolveService(name: string): string {
     if (this.state.get('services', name)) return name;
     const matches = this.state
-      .list<ServiceRecord>('services')
+      .list('services')
       .filter((s) => s.value.name === name)
       .map((s) => s.id);
     if (matches.length === 1) return matches[0] as string;
@@ -443,7 +438,7 @@ export class Stacks {
   }
 
   private status(taskId: string): TaskStatus | undefined {
-    return this.state.get<TaskStatus>('statuses', taskId)?.value;
+    return this.state.get('statuses', taskId)?.value;
   }
 
   /**
@@ -452,7 +447,7 @@ export class Stacks {
    * the deploy says so, and a strict one is refused. A constraint that cannot be read is refused.
    */
   private unplaceable(services: ServiceDefinition[]): DeployResponse['unplaceable'] {
-    const records = this.state.list<NodeRecord>('nodes');
+    const records = this.state.list('nodes');
     const nodes = records
       .filter((n) => !['left', 'removed', 'joining'].includes(n.value.status))
       .map((node) => nodeInfoOf(node, this.access.voters));
@@ -487,13 +482,13 @@ export class Stacks {
    * without (so nothing reaches it by name) is refused, saying how many the range holds.
    */
   private checkAddresses(request: DeployRequest): void {
-    const range = this.state.get<NetworkSettings>('settings', 'network')?.value.serviceRange;
+    const range = this.state.setting('network')?.value.serviceRange;
     if (!range) return; // written by the first leader; until then no service has an address
-    const ids = new Set(this.state.list<ServiceRecord>('services').map((s) => s.id));
+    const ids = new Set(this.state.list('services').map((s) => s.id));
     const declared = new Set(request.services.map((s) => s.name));
     for (const name of declared) ids.add(`${request.stack}.${name}`);
     if (request.prune)
-      for (const name of this.state.get<StackRecord>('stacks', request.stack)?.value.services ?? [])
+      for (const name of this.state.get('stacks', request.stack)?.value.services ?? [])
         if (!declared.has(name)) ids.delete(`${request.stack}.${name}`);
     const capacity = serviceAddressCount(range);
     if (ids.size > capacity)
@@ -505,7 +500,7 @@ export class Stacks {
   /** A host name of x-mesh routes belongs to one stack (its services may split it by path). */
   private checkHosts(request: DeployRequest): void {
     const owner = new Map<string, string>();
-    for (const { value } of this.state.list<ServiceRecord>('services'))
+    for (const { value } of this.state.list('services'))
       if (value.stack !== request.stack)
         for (const route of value.routes ?? []) owner.set(route.host, value.stack);
     const paths = new Map<string, string>();
@@ -529,7 +524,7 @@ export class Stacks {
   /** A published port belongs to one service in the whole cluster (the routing mesh serves it). */
   private checkPorts(request: DeployRequest): void {
     const owner = new Map<string, string>();
-    for (const { value } of this.state.list<ServiceRecord>('services')) {
+    for (const { value } of this.state.list('services')) {
       if (value.stack === request.stack) continue;
       for (const p of value.ports)
         if (p.published) owner.set(`${p.published}/${p.protocol}`, serviceId(value));

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import { RaftError } from '../../mesh/raft/raft.js';
 import type { ClusterState, Outcome, Write } from '../../mesh/state/cluster-state.js';
@@ -91,7 +90,7 @@ export class StateAccess {
     const self = this.raft.raft.id;
     if (voters.includes(self)) return;
     const managers = voters.map((id) => {
-      const address = this.state.get<NodeRecord>('nodes', id)?.value.address;
+      const address = this.state.get('nodes', id)?.value.address;
       return address ? `${id} (${address.split(':')[0]})` : id;
     });
     throw new ForbiddenError(

@@ -1,4 +1,3 @@
-import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { Membership } from '../../mesh/membership/runtime.js';
 import type { Member } from '../../mesh/membership/state.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
@@ -83,9 +82,8 @@ export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandle
 
 /** Live members that may be seated: those that did not join with a worker token. */
 function seatable(members: Member[], state: ClusterState): number {
-  return members.filter(
-    (m) => m.status === 'alive' && !state.get<NodeRecord>('nodes', m.id)?.value.workerOnly,
-  ).length;
+  return members.filter((m) => m.status === 'alive' && !state.get('nodes', m.id)?.value.workerOnly)
+    .length;
 }
 
 function raftStatus({ raft }: RaftNode, state: ClusterState, members: Member[]): RaftStatus {

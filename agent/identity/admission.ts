@@ -29,7 +29,7 @@ export function admission(
   now: () => number = Date.now,
 ): Admission {
   return ({ nodeId, serial }) => {
-    const record = state.get<NodeRecord>('nodes', nodeId)?.value;
+    const record = state.get('nodes', nodeId)?.value;
     const refusal = certificateRefusal(nodeId, serial, record, now());
     if (!refusal) return undefined;
     const unknown = !record || !issuedCertificates(record).some((c) => c.serial === serial);
@@ -70,7 +70,7 @@ export function followAdmission(
 
 /** Why a node coming back with its own data dir may not have its identity again, if it may not. */
 export function readmissionRefusal(id: string, state: ClusterState): string | undefined {
-  const record = state.get<NodeRecord>('nodes', id)?.value;
+  const record = state.get('nodes', id)?.value;
   if (!record) return `node ${id} is not a member of this cluster; join with an empty data dir`;
   if (record.status === 'removed')
     return `node ${id} was removed (mesh node rm) and cannot come back; join with an empty data dir as a new node`;

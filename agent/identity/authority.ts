@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AuthoritySetting, NextAuthority } from '../../mesh/api/authority.js';
-import { type NodeRecord, withIssued } from '../../mesh/api/nodes.js';
+import { withIssued } from '../../mesh/api/nodes.js';
 import type { Sealed } from '../../mesh/api/secrets.js';
 import type { JoinSecrets } from '../../mesh/join/service.js';
 import { ClusterCA } from '../../mesh/pki/ca.js';
@@ -80,7 +80,7 @@ export class Authority {
   }
 
   setting() {
-    return this.options.state.get<AuthoritySetting>('settings', SETTING);
+    return this.options.state.setting(SETTING);
   }
 
   /** The node that made the cluster puts its CA into the state, then forgets its own copy. */
@@ -216,7 +216,7 @@ export class Authority {
   ): Promise<void> {
     const { state, access } = this.options;
     await access.writeConditionally(() => {
-      const stored = state.get<NodeRecord>('nodes', nodeId);
+      const stored = state.get('nodes', nodeId);
       if (!stored) throw new ForbiddenError(`node ${nodeId} is not a member of this cluster`);
       if (stored.value.status === 'removed')
         throw new ForbiddenError(`node ${nodeId} was removed (mesh node rm)`);
@@ -236,7 +236,7 @@ export class Authority {
   private encode(ca: ClusterCA, secret: string): string {
     const { state, raft, address, cluster } = this.options;
     const voters = raft.membership.voters
-      .map((id) => state.get<NodeRecord>('nodes', id)?.value)
+      .map((id) => state.get('nodes', id)?.value)
       .filter((n) => n && n.status !== 'down' && n.status !== 'left' && n.status !== 'removed')
       .map((n) => n?.address as string);
     const seeds = [...new Set([address, ...voters])];
@@ -263,7 +263,7 @@ export class Authority {
   }
 
   private refuseWorkerOnly(nodeId: string): void {
-    if (this.options.state.get<NodeRecord>('nodes', nodeId)?.value.workerOnly)
+    if (this.options.state.get('nodes', nodeId)?.value.workerOnly)
       throw new ForbiddenError(
         `node ${nodeId} joined with a worker token: it hands out no tokens; run mesh token on a manager`,
       );

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import type { AuthoritySetting, NextAuthority } from '../../mesh/api/authority.js';
-import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { Membership } from '../../mesh/membership/runtime.js';
 import { ClusterCA } from '../../mesh/pki/ca.js';
 import { certificatePin } from '../../mesh/pki/certificate.js';
@@ -106,7 +105,7 @@ export class CaRotation {
     return membership
       .members()
       .filter((m) => m.status === 'alive' || m.status === 'suspect')
-      .filter((m) => state.get<NodeRecord>('nodes', m.id)?.value.status !== 'removed');
+      .filter((m) => state.get('nodes', m.id)?.value.status !== 'removed');
   }
 
   private waitingFor(next: NextAuthority): string[] {

@@ -72,7 +72,7 @@ export class CertificateRenewal {
   }
 
   private setting(): AuthoritySetting | undefined {
-    return this.options.state.get<AuthoritySetting>('settings', 'ca')?.value;
+    return this.options.state.setting('ca')?.value;
   }
 
   /** A CA rotation is under way and this node's certificate is not the next CA's yet. */

@@ -1,14 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  DEFAULT_NETWORK_SETTINGS,
-  type NetworkSettings,
-  type ServiceAddress,
-} from '../../mesh/api/network.js';
-import type { NodeRecord } from '../../mesh/api/nodes.js';
+import { DEFAULT_NETWORK_SETTINGS, type NetworkSettings } from '../../mesh/api/network.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
-import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
-import type { VolumeRecord } from '../../mesh/api/volumes.js';
+import type { TaskRecord } from '../../mesh/api/tasks.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from '../scheduler/scheduler.js';
@@ -20,14 +14,14 @@ const TICK_MS = 250;
 
 export function viewOf(state: ClusterState, voters: readonly string[]): ClusterView {
   return {
-    services: state.list<ServiceRecord>('services'),
-    nodes: state.list<NodeRecord>('nodes'),
-    tasks: state.list<TaskRecord>('tasks'),
-    statuses: new Map(state.list<TaskStatus>('statuses').map((s) => [s.id, s.value])),
+    services: state.list('services'),
+    nodes: state.list('nodes'),
+    tasks: state.list('tasks'),
+    statuses: new Map(state.list('statuses').map((s) => [s.id, s.value])),
     voters,
-    settings: state.get<NetworkSettings>('settings', 'network')?.value,
-    addresses: new Map(state.list<ServiceAddress>('addresses').map((a) => [a.id, a])),
-    volumes: new Map(state.list<VolumeRecord>('volumes').map((v) => [v.id, v.value])),
+    settings: state.setting('network')?.value,
+    addresses: new Map(state.list('addresses').map((a) => [a.id, a])),
+    volumes: new Map(state.list('volumes').map((v) => [v.id, v.value])),
   };
 }
 

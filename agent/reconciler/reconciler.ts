@@ -156,7 +156,7 @@ export class Reconciler {
     this.stop();
     const { runtimes, state, log } = this.options;
     const stop = async (runtime: Runtime, taskId: string) => {
-      const task = state.get<TaskRecord>('tasks', taskId)?.value;
+      const task = state.get('tasks', taskId)?.value;
       log.info({ task: taskId }, 'stopping a task: this node is leaving');
       await this.stopTask(runtime, taskId, this.graceOf(task, ORPHAN_GRACE_MS));
     };
@@ -203,13 +203,13 @@ export class Reconciler {
 
   private mine(): TaskRecord[] {
     return this.options.state
-      .list<TaskRecord>('tasks')
+      .list('tasks')
       .map((t) => t.value)
       .filter((t) => t.nodeId === this.options.nodeId);
   }
 
   private serviceOf(task: TaskRecord): ServiceRecord | undefined {
-    return this.options.state.get<ServiceRecord>('services', task.serviceId)?.value;
+    return this.options.state.get('services', task.serviceId)?.value;
   }
 
   private runtime(kind: ServiceRecord['runtime']): Runtime {
@@ -229,7 +229,7 @@ export class Reconciler {
     const observed = new Map<string, Observed>();
     for (const [runtime, instance] of runtimes.entries())
       for (const seen of await instance.list()) observed.set(seen.taskId, { runtime, seen });
-    const services = new Map(state.list<ServiceRecord>('services').map((s) => [s.id, s.value]));
+    const services = new Map(state.list('services').map((s) => [s.id, s.value]));
     const statuses = new Map<string, TaskStatus>();
     for (const task of tasks) {
       const status = this.status.latest(task.id);
@@ -315,7 +315,7 @@ export class Reconciler {
     if (!this.local.has(task.id)) this.local.set(task.id, { restarts: [] });
     this.report(task.id, { state: 'starting', reason: undefined });
     try {
-      const settings = this.options.state.get<NetworkSettings>('settings', 'network')?.value;
+      const settings = this.options.state.setting('network')?.value;
       const files = (await this.options.files?.prepare(task, service)) ?? [];
       const registryAuth =
         service.runtime === 'docker' ? await this.options.registryAuth?.(task, service) : undefined;
@@ -357,8 +357,8 @@ export class Reconciler {
     const { state } = this.options;
     return new Set(
       state
-        .list<TaskRecord>('tasks')
-        .filter((t) => state.get<TaskStatus>('statuses', t.id)?.value.state === 'running')
+        .list('tasks')
+        .filter((t) => state.get('statuses', t.id)?.value.state === 'running')
         .map((t) => t.value.serviceId),
     );
   }
@@ -381,7 +381,7 @@ export class Reconciler {
         listening,
       });
     } else {
-      const task = this.options.state.get<TaskRecord>('tasks', taskId)?.value;
+      const task = this.options.state.get('tasks', taskId)?.value;
       const service = task && this.serviceOf(task);
       const probe = service?.readiness;
       const target = probe && probeTarget(seen, probe.port);
@@ -471,7 +471,7 @@ export class Reconciler {
   private exited(exit: TaskExit): void {
     // Before catching up, the first round after it looks at every task anyway.
     if (!this.current || this.stopping.has(exit.taskId)) return;
-    const task = this.options.state.get<TaskRecord>('tasks', exit.taskId)?.value;
+    const task = this.options.state.get('tasks', exit.taskId)?.value;
     const service = task && this.serviceOf(task);
     if (!task || !service || task.desired !== 'running' || task.nodeId !== this.options.nodeId)
       return;

@@ -22,7 +22,7 @@ export class StatusReporter {
 
   /** What this node last said about the task, or else what the cluster holds. */
   latest(taskId: string): TaskStatus | undefined {
-    return this.pending.get(taskId) ?? this.state.get<TaskStatus>('statuses', taskId)?.value;
+    return this.pending.get(taskId) ?? this.state.get('statuses', taskId)?.value;
   }
 
   /** A change to what is known of a task: `since` moves only when the state does. */
@@ -65,7 +65,7 @@ export class StatusReporter {
 
   flush(): void {
     for (const [taskId, status] of this.pending) {
-      const known = this.state.get<TaskStatus>('statuses', taskId)?.value;
+      const known = this.state.get('statuses', taskId)?.value;
       if (!this.state.get('tasks', taskId) || isDeepStrictEqual(known, status)) {
         // Known to the cluster, or the task is forgotten: nothing left to tell.
         this.pending.delete(taskId);

@@ -64,7 +64,7 @@ export class Autolock {
   }
 
   private setting() {
-    return this.options.state.get<AutolockSetting>('settings', AUTOLOCK_SETTING);
+    return this.options.state.setting(AUTOLOCK_SETTING);
   }
 
   /** `mesh init --autolock`: the setting is written once the cluster can write. */
@@ -164,11 +164,11 @@ export class Autolock {
     const { raft, state, transport } = this.options;
     const self = raft.raft.id;
     const others = [...raft.membership.voters, ...raft.membership.learners].filter((id) => {
-      const record = state.get<NodeRecord>('nodes', id)?.value;
+      const record = state.get('nodes', id)?.value;
       return id !== self && record && !record.workerOnly && record.status !== 'removed';
     });
     const at = (id: string) => ({
-      address: state.get<NodeRecord>('nodes', id)?.value.address ?? '',
+      address: state.get('nodes', id)?.value.address ?? '',
       nodeId: id,
     });
     const blocked: string[] = [];
@@ -200,7 +200,7 @@ export class Autolock {
     const { state, access } = this.options;
     await access.writeConditionally(() =>
       holders.flatMap((id) => {
-        const stored = state.get<NodeRecord>('nodes', id);
+        const stored = state.get('nodes', id);
         if (!stored || stored.value.votersKeyGiven === given) return [];
         const value: NodeRecord = { ...stored.value, votersKeyGiven: given };
         return [

@@ -3,7 +3,7 @@ import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import type { FileRef, SecretRecord, ValueKind } from '../../mesh/api/secrets.js';
+import type { FileRef, ValueKind } from '../../mesh/api/secrets.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord } from '../../mesh/api/tasks.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
@@ -149,8 +149,8 @@ export class TaskFiles {
     asker: string,
   ): Promise<Buffer> {
     const { state, keyring, log } = this.options;
-    const task = state.get<TaskRecord>('tasks', String(taskId))?.value;
-    const service = task && state.get<ServiceRecord>('services', task.serviceId)?.value;
+    const task = state.get('tasks', String(taskId))?.value;
+    const service = task && state.get('services', task.serviceId)?.value;
     const uses =
       (kind === 'secrets' || kind === 'configs') &&
       (service?.[kind] ?? []).some((r) => r.source === source && r.version === version);
@@ -159,7 +159,7 @@ export class TaskFiles {
         `task ${taskId} of node ${asker} does not use ${kind}/${source} version ${version}`,
       );
     const sealed = state
-      .get<SecretRecord>(kind, source)
+      .get(kind, source)
       ?.value.versions.find((v) => v.version === version)?.sealed;
     if (!sealed) throw new Error(`${kind}/${source} has no version ${version}`);
     if (asker !== this.options.nodeId)

@@ -111,10 +111,7 @@ export class Keyring {
   /** The ID of the voters' key the state's sealed values name, if any. */
   wantedKeyId(): string | undefined {
     const { state } = this.options;
-    return (
-      state.get<{ keyId: string }>('settings', 'ca')?.value.keyId ??
-      state.get<SecretsKeySetting>('settings', SECRETS_KEY_SETTING)?.value.keyId
-    );
+    return state.setting('ca')?.value.keyId ?? state.setting(SECRETS_KEY_SETTING)?.value.keyId;
   }
 
   /** The voters' key to seal with: the one the state names, else this voter's own (or a new one). */
@@ -164,7 +161,7 @@ export class Keyring {
    */
   private async serveVoterKey(requester: string): Promise<HandedKey> {
     const { state, raft, access } = this.options;
-    const record = state.get<NodeRecord>('nodes', requester)?.value;
+    const record = state.get('nodes', requester)?.value;
     const learner = raft.membership.learners.includes(requester);
     const seatable = learner && record && !record.workerOnly && record.status !== 'removed';
     if (!this.isVoter(requester) && !seatable)
@@ -175,7 +172,7 @@ export class Keyring {
       );
     const key = await this.keyFile.read();
     if (!key) throw new Error(`node ${this.options.nodeId} does not hold the secrets key`);
-    const autolocked = state.get('settings', AUTOLOCK_SETTING) !== undefined;
+    const autolocked = state.setting(AUTOLOCK_SETTING) !== undefined;
     const unlockKey = autolocked ? this.keyFile.currentUnlockKey : undefined;
     if (autolocked) {
       if (!unlockKey) throw new Error(`node ${this.options.nodeId} is locked (autolock)`);
@@ -184,7 +181,7 @@ export class Keyring {
           `node ${requester} holds the voters' key already: with autolock on, it opens its own copy with "mesh unlock"`,
         );
       await access.writeConditionally(() => {
-        const stored = state.get<NodeRecord>('nodes', requester);
+        const stored = state.get('nodes', requester);
         if (!stored) return [];
         const value: NodeRecord = { ...stored.value, votersKeyGiven: keyId(key) };
         return [{ op: 'put', kind: 'nodes', id: requester, value, ifVersion: stored.version }];
@@ -201,7 +198,7 @@ export class Keyring {
     const { raft, state, transport, nodeId } = this.options;
     const reasons: string[] = [];
     for (const voter of raft.membership.voters.filter((v) => v !== nodeId)) {
-      const address = state.get<NodeRecord>('nodes', voter)?.value.address;
+      const address = state.get('nodes', voter)?.value.address;
       if (!address) continue;
       try {
         const handed = (await transport.request(
@@ -245,7 +242,7 @@ export class Keyring {
       throw new UnavailableError(
         `node ${this.options.nodeId} is not a voter: only voters open secrets`,
       );
-    const setting = this.options.state.get<SecretsKeySetting>('settings', SECRETS_KEY_SETTING);
+    const setting = this.options.state.setting(SECRETS_KEY_SETTING);
     if (setting) {
       if (this.dataKey?.id === setting.value.keyId + setting.version) return this.dataKey.key;
       const key = open(await this.voterKeyFor(setting.value.keyId), setting.value.sealed);

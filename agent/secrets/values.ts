@@ -46,7 +46,7 @@ export class StoredValues {
 
   private usersOf(kind: ValueKind, name: string): Array<StoredObject<ServiceRecord>> {
     return this.state
-      .list<ServiceRecord>('services')
+      .list('services')
       .filter((s) => (s.value[kind] ?? []).some((ref) => ref.source === name));
   }
 
@@ -58,7 +58,7 @@ export class StoredValues {
     if (!isValidValueName(name))
       throw new InvalidError(`${noun(kind)} name "${name}" must be letters, digits, _, . and -`);
     const plain = decode(kind, name, data);
-    const latest = this.state.get<SecretRecord>(kind, name)?.value.versions.at(-1);
+    const latest = this.state.get(kind, name)?.value.versions.at(-1);
     if (latest && (await this.keyring.open(latest.sealed)).equals(plain))
       return { kind, name, version: undefined };
     return {
@@ -76,7 +76,7 @@ export class StoredValues {
   /** The write that stores a sealed version (numbered after what the state holds now). */
   storeWrite(sealed: SealedValue): Write | undefined {
     if (!sealed.version) return undefined;
-    const stored = this.state.get<SecretRecord>(sealed.kind, sealed.name);
+    const stored = this.state.get(sealed.kind, sealed.name);
     const versions = stored?.value.versions ?? [];
     const version = { ...sealed.version, version: (versions.at(-1)?.version ?? 0) + 1 };
     const value: SecretRecord = {
@@ -96,9 +96,9 @@ export class StoredValues {
   /** The latest version of a value, given writes about to be made. */
   latestVersion(kind: ValueKind, name: string, writes: Write[]): number | undefined {
     const pending = writes.find((w) => w.op === 'put' && w.kind === kind && w.id === name);
-    const record = (
-      pending?.op === 'put' ? pending.value : this.state.get<SecretRecord>(kind, name)?.value
-    ) as SecretRecord | undefined;
+    const record = (pending?.op === 'put' ? pending.value : this.state.get(kind, name)?.value) as
+      | SecretRecord
+      | undefined;
     return record?.versions.at(-1)?.version;
   }
 
@@ -171,12 +171,12 @@ export class StoredValues {
   }
 
   list(kind: ValueKind): ValueRow[] {
-    return this.state.list<SecretRecord>(kind).map((s) => this.inspect(kind, s.id));
+    return this.state.list(kind).map((s) => this.inspect(kind, s.id));
   }
 
   inspect(kind: ValueKind, name: unknown): ValueRow {
     const id = this.existing(kind, name);
-    const record = this.state.get<SecretRecord>(kind, id)?.value as SecretRecord;
+    const record = this.state.get(kind, id)?.value as SecretRecord;
     return {
       name: id,
       versions: record.versions.map(({ version, size, createdAt }) => ({

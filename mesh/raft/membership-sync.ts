@@ -92,7 +92,7 @@ export class MembershipSync {
 
   private markUnseen(members: Member[]): void {
     const known = new Set(members.map((m) => m.id));
-    for (const { id, value, version } of this.state.list<NodeRecord>('nodes')) {
+    for (const { id, value, version } of this.state.list('nodes')) {
       if (known.has(id) || id === this.raft.raft.id || this.inFlight.has(id)) continue;
       if (value.status !== 'ready' && value.status !== 'suspect') continue;
       this.inFlight.add(id);
@@ -116,7 +116,7 @@ export class MembershipSync {
           status: this.isRemoved(m.id) ? 'left' : m.status,
           since: this.isRemoved(m.id) ? 0 : m.since,
           caughtUp: this.raft.raft.caughtUp(m.id),
-          workerOnly: this.state.get<NodeRecord>('nodes', m.id)?.value.workerOnly === true,
+          workerOnly: this.state.get('nodes', m.id)?.value.workerOnly === true,
           holdsKey: this.holdsKey(m),
         },
       ]),
@@ -142,11 +142,11 @@ export class MembershipSync {
   }
 
   private isRemoved(id: string): boolean {
-    return this.state.get<NodeRecord>('nodes', id)?.value.status === 'removed';
+    return this.state.get('nodes', id)?.value.status === 'removed';
   }
 
   private recordNode(member: Member): void {
-    const current = this.state.get<NodeRecord>('nodes', member.id);
+    const current = this.state.get('nodes', member.id);
     if (current?.value.status === 'removed') return;
     // Only a join records a node; the leader records itself (the first node joined no one).
     const base =

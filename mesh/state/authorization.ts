@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { NodeRecord } from '../api/nodes.js';
-import type { TaskRecord, TaskStatus } from '../api/tasks.js';
+import type { TaskStatus } from '../api/tasks.js';
 import { type ClusterState, parseCommand, type Write } from './cluster-state.js';
 
 /**
@@ -37,13 +37,13 @@ function workerRefusal(sender: string, write: Write, state: ClusterState): strin
   const what = `${write.op} ${write.kind}/${write.id}`;
   const worker = `node ${sender} is a worker (not a Raft voter)`;
   if (write.kind === 'statuses' && write.op === 'put') {
-    const task = state.get<TaskRecord>('tasks', write.id)?.value;
+    const task = state.get('tasks', write.id)?.value;
     if (task?.nodeId === sender && (write.value as TaskStatus | null)?.nodeId === sender)
       return undefined;
     return `${worker}: it may report only the statuses of its own tasks, not ${what}`;
   }
   if (write.kind === 'nodes' && write.op === 'put' && write.id === sender) {
-    const stored = state.get<NodeRecord>('nodes', sender)?.value;
+    const stored = state.get('nodes', sender)?.value;
     const value = write.value as Partial<NodeRecord> | null;
     const kept = (key: keyof NodeRecord) => isDeepStrictEqual(value?.[key], stored?.[key]);
     const own = [

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { KINDS, type Kind } from './kinds.js';
+import { KINDS, type Kind, type KindTypes, type SettingTypes } from './kinds.js';
 import { checkObject, checkPut } from './validation.js';
 
 export interface StoredObject<T = unknown> {
@@ -75,12 +75,17 @@ export class ClusterState {
   private listeners = new Set<(change: Change) => void>();
   appliedIndex = 0;
 
-  get<T>(kind: Kind, id: string): StoredObject<T> | undefined {
-    return this.objects.get(kind)?.get(id) as StoredObject<T> | undefined;
+  get<K extends Kind>(kind: K, id: string): StoredObject<KindTypes[K]> | undefined {
+    return this.objects.get(kind)?.get(id) as StoredObject<KindTypes[K]> | undefined;
   }
 
-  list<T>(kind: Kind): StoredObject<T>[] {
-    return [...(this.objects.get(kind)?.values() ?? [])] as StoredObject<T>[];
+  list<K extends Kind>(kind: K): StoredObject<KindTypes[K]>[] {
+    return [...(this.objects.get(kind)?.values() ?? [])] as StoredObject<KindTypes[K]>[];
+  }
+
+  /** A setting, as the type its ID names. */
+  setting<K extends keyof SettingTypes>(id: K): StoredObject<SettingTypes[K]> | undefined {
+    return this.objects.get('settings')?.get(id) as StoredObject<SettingTypes[K]> | undefined;
   }
 
   /** Objects of this kind that a snapshot held but that fail their checks. */
