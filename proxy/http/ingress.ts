@@ -4,7 +4,7 @@ import { type Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { LimitedLog } from '../../mesh/limited-log.js';
-import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../l4/balancer.js';
+import { EndpointCounters, tryEndpoints } from '../l4/balancer.js';
 import { splice } from '../l4/splice.js';
 import { type Endpoint, servingPort } from '../routing-table.js';
 import { forwardHeaders, toOriginForm, withoutHopByHop } from './headers.js';
@@ -13,6 +13,7 @@ import { IngressMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { type Connect, ReplicaUnreachable, UpstreamPools } from './pools.js';
 import { RELAY_UNREACHABLE_HEADER } from './relay.js';
+import { causeOf, type FailureCause, retryable } from './retry.js';
 import { forwardedPath, type HostRoutes, type HttpRoute, hostOnly, matchRoute } from './routes.js';
 
 /** How long a replica may take to start its answer (after that, 504); the body has no limit. */
@@ -21,9 +22,6 @@ export const DEFAULT_RESPONSE_TIMEOUT_MS = 300_000;
 const MAX_ATTEMPTS = 2;
 /** Pipelined requests of one connection that may wait their turn (browsers send a few at most). */
 const MAX_PIPELINED = 64;
-
-/** Methods a replica may see twice: retried when a reused connection broke before any answer. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export interface IngressOptions {
   routes: () => HostRoutes;
@@ -40,6 +38,15 @@ export interface IngressOptions {
 
 /** What a request sends on: nothing, its whole body, or the part read and the rest as it comes. */
 type RequestBody = Buffer | AsyncIterable<Buffer> | null;
+
+/** How an exchange with a replica failed. */
+interface ExchangeFailure {
+  taskId: string;
+  error: Error;
+  cause: FailureCause;
+  /** The replica (or its node's relay) did not take the connection: it is passed over a while. */
+  unreachable: boolean;
+}
 
 class Refusal extends Error {
   constructor(
@@ -139,11 +146,11 @@ export class HttpIngress {
         );
     });
     if (!hasBody(req)) {
-      this.attempt(req, res, route, path, headers, null, new Set(), 1);
+      void this.forward(req, res, route, path, headers, null);
       return;
     }
     void this.bodyOf(req, res).then((body) => {
-      if (body) this.attempt(req, res, route, path, headers, body, new Set(), 1);
+      if (body) void this.forward(req, res, route, path, headers, body);
     });
   }
 
@@ -209,38 +216,36 @@ export class HttpIngress {
     const lines = [`${req.method} ${forwardedPath(route, req.url ?? '/')} HTTP/1.1`];
     for (let i = 0; i < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
     const requestHead = `${lines.join('\r\n')}\r\n\r\n`;
-    const tried = new Set<string>();
-    const next = (attempt: number): void => {
-      const endpoint = this.pickFor(route, tried);
-      if (!endpoint) {
-        socket.end(rawResponse(503, `service ${route.service.id} has no ready replica`));
+    void tryEndpoints<Duplex>(
+      this.counters,
+      servingPort(route.service, route.target),
+      MAX_ATTEMPTS,
+      async (lease) => {
+        try {
+          return { done: await this.options.connectRaw(lease.endpoint, route.target) };
+        } catch (error) {
+          lease.failed();
+          this.warnNotTaken(lease.endpoint, error as Error);
+          return { again: error as Error };
+        }
+      },
+    ).then((taken) => {
+      if ('lastFailure' in taken) {
+        socket.end(
+          taken.lastFailure
+            ? rawResponse(
+                502,
+                `no replica of ${route.service.id} took the connection: ${taken.lastFailure.message}`,
+              )
+            : rawResponse(503, `service ${route.service.id} has no ready replica`),
+        );
         return;
       }
-      tried.add(endpoint.taskId);
-      this.options.connectRaw(endpoint, route.target).then(
-        (upstream) => {
-          const live = this.counters.get(endpoint.taskId);
-          live.active += 1;
-          upstream.write(requestHead);
-          if (head.length > 0) upstream.write(head);
-          void splice(socket, upstream).then(() => {
-            live.active -= 1;
-          });
-        },
-        (error: Error) => {
-          this.failed(endpoint, error);
-          if (attempt < MAX_ATTEMPTS) next(attempt + 1);
-          else
-            socket.end(
-              rawResponse(
-                502,
-                `no replica of ${route.service.id} took the connection: ${error.message}`,
-              ),
-            );
-        },
-      );
-    };
-    next(1);
+      const { lease, value: upstream } = taken;
+      upstream.write(requestHead);
+      if (head.length > 0) upstream.write(head);
+      void splice(socket, upstream).then(() => lease.release());
+    });
   }
 
   private route(req: IncomingMessage): HttpRoute | Refusal {
@@ -256,140 +261,160 @@ export class HttpIngress {
     return route;
   }
 
-  private pickFor(route: HttpRoute, tried: ReadonlySet<string>): Endpoint | undefined {
-    const { counters } = this;
-    return pick(
-      servingPort(route.service, route.target),
-      (id) => counters.get(id),
-      Date.now(),
-      tried,
-      counters.nextTurn(),
-    );
-  }
-
-  private failed(endpoint: Endpoint, error: Error): void {
-    this.counters.get(endpoint.taskId).failedUntil = Date.now() + FAIL_TIMEOUT_MS;
+  private warnNotTaken(endpoint: Endpoint, error: Error): void {
     this.options.log.warn(
       { task: endpoint.taskId, onNode: endpoint.nodeId, reason: error.message },
       'replica did not take the request; trying another',
     );
   }
 
-  private attempt(
+  /** Sends a request to a replica, and to another when the first failed so (see retryable). */
+  private async forward(
     req: IncomingMessage,
     res: ServerResponse,
     route: HttpRoute,
     path: string,
     headers: string[],
     body: RequestBody,
-    tried: Set<string>,
-    attempt: number,
-    lastFailure?: Error,
-  ): void {
-    const endpoint = this.pickFor(route, tried);
-    if (!endpoint) {
-      const last = lastFailure ? ` (last: ${lastFailure.message})` : '';
+  ): Promise<void> {
+    // A body read whole can be sent again; one still streaming from the client cannot.
+    const resendable = body === null || Buffer.isBuffer(body);
+    const taken = await tryEndpoints<ExchangeFailure | undefined>(
+      this.counters,
+      servingPort(route.service, route.target),
+      MAX_ATTEMPTS,
+      async (lease, n) => {
+        const failure = await this.exchange(
+          lease.endpoint,
+          route.target,
+          req,
+          res,
+          path,
+          headers,
+          body,
+        );
+        if (!failure || res.headersSent) return { done: failure };
+        if (failure.unreachable) {
+          lease.failed();
+          this.warnNotTaken(lease.endpoint, failure.error);
+        }
+        const again = n < MAX_ATTEMPTS && retryable(failure.cause, req.method ?? '', resendable);
+        return again ? { again: failure.error } : { done: failure };
+      },
+    );
+    if ('lastFailure' in taken) {
+      const last = taken.lastFailure ? ` (last: ${taken.lastFailure.message})` : '';
       this.refuse(
         res,
         new Refusal(502, `no replica of ${route.service.id} took the request${last}`),
       );
       return;
     }
-    tried.add(endpoint.taskId);
-    const live = this.counters.get(endpoint.taskId);
-    live.active += 1;
-    let relayUnreachable = false;
-    let finished = false;
-    let slowReader: NodeJS.Timeout | undefined;
-    const settle = (error: Error | undefined) => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(slowReader);
-      live.active -= 1;
-      if (!error && !relayUnreachable) return;
-      const failure =
-        error ??
-        new ReplicaUnreachable(
-          `replica ${endpoint.taskId} on node ${endpoint.nodeId} did not take the connection`,
-        );
-      if (res.headersSent) {
-        res.destroy(failure);
-        return;
-      }
-      const code = (failure as { code?: string }).code;
-      // Refused at connect, or the replica's pool closed as it left the table: nothing of the
-      // request was read, its body included.
-      const notSent = error instanceof ReplicaUnreachable || code === 'UND_ERR_CLOSED';
-      if (error instanceof ReplicaUnreachable || relayUnreachable) this.failed(endpoint, failure);
-      // The connection broke (the replica died, or its pool was torn down) before any answer: a
-      // request without a body that may be seen twice goes to another replica.
-      const broken =
-        (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_DESTROYED') &&
-        IDEMPOTENT.has(req.method ?? '');
-      // A body read whole can be sent again; one still streaming from the client cannot.
-      const resendable = body === null || Buffer.isBuffer(body);
-      const again = notSent || ((relayUnreachable || broken) && resendable);
-      if (again && attempt < MAX_ATTEMPTS) {
-        this.attempt(req, res, route, path, headers, body, tried, attempt + 1, failure);
-        return;
-      }
-      const timeout = code === 'UND_ERR_HEADERS_TIMEOUT';
-      this.refuse(
-        res,
-        timeout
-          ? new Refusal(
-              504,
-              `gateway timeout: no answer from ${endpoint.taskId} within ${this.options.responseTimeoutMs / 1000} s`,
-            )
-          : new Refusal(502, `bad gateway: ${failure.message}`),
-      );
-    };
-    // The dispatcher's handler API: the answer is written straight into the response, with
-    // backpressure (a full response pauses the replica's connection until it drains).
-    this.pools.poolFor(endpoint, route.target).dispatch(
-      {
-        path,
-        method: req.method as Dispatcher.HttpMethod,
-        headers,
-        body: body === null || Buffer.isBuffer(body) ? body : Readable.from(body),
-      },
-      {
-        onConnect: (abort) => {
-          // The client went away: so does the request to the replica.
-          res.once('close', () => {
-            if (!res.writableFinished) abort();
-          });
-        },
-        onHeaders: (statusCode, raw, resume, statusText) => {
-          const answer = fieldsOf(raw);
-          if (statusCode < 200) return true;
-          if (answer === RELAY_REFUSED) {
-            // The replica's node could not reach it: as good as a failed connect.
-            relayUnreachable = true;
-            return true;
-          }
-          res.writeHead(statusCode, statusText, answer);
-          res.on('drain', () => {
-            clearTimeout(slowReader);
-            resume();
-          });
-          return true;
-        },
-        onData: (chunk) => {
-          if (relayUnreachable || res.write(chunk)) return true;
-          // The client is slow to take the answer: it has the send timeout to take some.
-          clearTimeout(slowReader);
-          slowReader = setTimeout(() => res.destroy(), this.options.limits.sendTimeoutMs);
-          return false;
-        },
-        onComplete: () => {
-          if (!relayUnreachable) res.end();
-          settle(undefined);
-        },
-        onError: (error) => settle(error),
-        onUpgrade: () => settle(new Error('an upgrade answer to a plain request')),
-      },
+    taken.lease.release();
+    const failure = taken.value;
+    if (!failure) return;
+    if (res.headersSent) {
+      res.destroy(failure.error);
+      return;
+    }
+    this.refuse(
+      res,
+      failure.cause === 'timeout'
+        ? new Refusal(
+            504,
+            `gateway timeout: no answer from ${failure.taskId} within ${this.options.responseTimeoutMs / 1000} s`,
+          )
+        : new Refusal(502, `bad gateway: ${failure.error.message}`),
     );
+  }
+
+  /**
+   * One exchange with a replica, over its pool: the answer written straight into the response,
+   * with backpressure (a full response pauses the replica's connection until it drains).
+   * Resolves with how it failed, if it did.
+   */
+  private exchange(
+    endpoint: Endpoint,
+    target: number,
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    headers: string[],
+    body: RequestBody,
+  ): Promise<ExchangeFailure | undefined> {
+    return new Promise((resolve) => {
+      let relayRefused = false;
+      let finished = false;
+      let slowReader: NodeJS.Timeout | undefined;
+      const settle = (error: Error | undefined) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(slowReader);
+        if (!error && !relayRefused) {
+          resolve(undefined);
+          return;
+        }
+        const unreachable = error instanceof ReplicaUnreachable || relayRefused;
+        resolve({
+          taskId: endpoint.taskId,
+          error:
+            error ??
+            new ReplicaUnreachable(
+              `replica ${endpoint.taskId} on node ${endpoint.nodeId} did not take the connection`,
+            ),
+          cause: causeOf(
+            (error as { code?: string } | undefined)?.code,
+            error instanceof ReplicaUnreachable,
+            relayRefused,
+          ),
+          unreachable,
+        });
+      };
+      this.pools.poolFor(endpoint, target).dispatch(
+        {
+          path,
+          method: req.method as Dispatcher.HttpMethod,
+          headers,
+          body: body === null || Buffer.isBuffer(body) ? body : Readable.from(body),
+        },
+        {
+          onConnect: (abort) => {
+            // The client went away: so does the request to the replica.
+            res.once('close', () => {
+              if (!res.writableFinished) abort();
+            });
+          },
+          onHeaders: (statusCode, raw, resume, statusText) => {
+            const answer = fieldsOf(raw);
+            if (statusCode < 200) return true;
+            if (answer === RELAY_REFUSED) {
+              // The replica's node could not reach it: as good as a failed connect.
+              relayRefused = true;
+              return true;
+            }
+            res.writeHead(statusCode, statusText, answer);
+            res.on('drain', () => {
+              clearTimeout(slowReader);
+              resume();
+            });
+            return true;
+          },
+          onData: (chunk) => {
+            if (relayRefused || res.write(chunk)) return true;
+            // The client is slow to take the answer: it has the send timeout to take some.
+            clearTimeout(slowReader);
+            slowReader = setTimeout(() => res.destroy(), this.options.limits.sendTimeoutMs);
+            return false;
+          },
+          onComplete: () => {
+            if (!relayRefused) res.end();
+            settle(undefined);
+          },
+          onError: (error) => settle(error),
+          onUpgrade: () => settle(new Error('an upgrade answer to a plain request')),
+        },
+      );
+    });
   }
 
   /** Answers the refusal; `close`: the connection goes too (its request was not read whole). */

@@ -14,6 +14,43 @@ export interface Live {
   failedUntil: number;
 }
 
+/** An endpoint taken for one connection or request. */
+export interface Lease {
+  readonly endpoint: Endpoint;
+  /** It did not take the work: passed over for FAIL_TIMEOUT_MS, unless nothing else is left. */
+  failed(): void;
+  /** The work is over: it counts no more. A second call changes nothing (never below zero). */
+  release(): void;
+}
+
+/** What an attempt gives: the work done by this endpoint, or passed on to another (and why). */
+export type Attempt<T> = { done: T } | { again: Error };
+
+/**
+ * The attempt loop of every proxy here (TCP, UDP streams, HTTP, upgrades), as caddy's tryAgain:
+ * an endpoint at a time, each at most once, until one does the work or `maxAttempts` are spent.
+ * The lease of the one that did stays the caller's to release; the others are released here. It
+ * is the attempt that says whether its endpoint failed (lease.failed()).
+ */
+export async function tryEndpoints<T>(
+  counters: EndpointCounters,
+  endpoints: readonly Endpoint[],
+  maxAttempts: number,
+  attempt: (lease: Lease, n: number) => Promise<Attempt<T>>,
+): Promise<{ lease: Lease; value: T } | { lastFailure: Error | undefined }> {
+  const tried = new Set<string>();
+  let lastFailure: Error | undefined;
+  for (let n = 1; n <= maxAttempts; n++) {
+    const lease = counters.acquire(endpoints, tried);
+    if (!lease) break;
+    const outcome = await attempt(lease, n).catch((error: Error) => ({ again: error }));
+    if ('done' in outcome) return { lease, value: outcome.done };
+    lease.release();
+    lastFailure = outcome.again;
+  }
+  return { lastFailure };
+}
+
 /** What is known of each task's endpoint beyond the table: its open connections, its last failure. */
 export class EndpointCounters {
   private readonly live = new Map<string, Live>();
@@ -36,6 +73,30 @@ export class EndpointCounters {
   nextTurn(): number {
     this.turn = (this.turn + 1) % Number.MAX_SAFE_INTEGER;
     return this.turn;
+  }
+
+  /**
+   * The endpoint for the next attempt (see pick), marked tried and counted as active until its
+   * lease is released; undefined when every endpoint was tried.
+   */
+  acquire(endpoints: readonly Endpoint[], tried: Set<string>): Lease | undefined {
+    const endpoint = pick(endpoints, (id) => this.get(id), Date.now(), tried, this.nextTurn());
+    if (!endpoint) return undefined;
+    tried.add(endpoint.taskId);
+    const live = this.get(endpoint.taskId);
+    live.active += 1;
+    let held = true;
+    return {
+      endpoint,
+      failed: () => {
+        live.failedUntil = Date.now() + FAIL_TIMEOUT_MS;
+      },
+      release: () => {
+        if (!held) return;
+        held = false;
+        live.active -= 1;
+      },
+    };
   }
 
   /** Forgets tasks the table no longer lists (and that hold no connection). */

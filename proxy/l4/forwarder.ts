@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type Endpoint, type ServiceRoute, servingPort } from '../routing-table.js';
-import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from './balancer.js';
+import { EndpointCounters, tryEndpoints } from './balancer.js';
 import { splice } from './splice.js';
 
 /** Connect attempts per connection: each to another endpoint. */
@@ -63,52 +63,41 @@ export class Forwarder {
     const early = (error: Error) =>
       this.options.log.debug({ reason: error.message }, 'client gone');
     client.on('error', early);
-    const tried = new Set<string>();
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const { counters } = this;
-      const endpoint = pick(
-        servingPort(service, target),
-        (id) => counters.get(id),
-        Date.now(),
-        tried,
-        counters.nextTurn(),
+    const taken = await tryEndpoints<Duplex>(
+      this.counters,
+      servingPort(service, target),
+      MAX_ATTEMPTS,
+      async ({ endpoint, failed }) => {
+        try {
+          return { done: await this.connect(endpoint, target) };
+        } catch (error) {
+          failed();
+          this.options.log.warn(
+            {
+              service: service.id,
+              task: endpoint.taskId,
+              onNode: endpoint.nodeId,
+              reason: (error as Error).message,
+            },
+            'endpoint did not take the connection; trying another',
+          );
+          return { again: error as Error };
+        }
+      },
+    );
+    if ('lastFailure' in taken) {
+      this.options.log.warn(
+        { service: service.id, port: target, endpoints: servingPort(service, target).length },
+        'no endpoint took the connection: closed',
       );
-      if (!endpoint) break;
-      tried.add(endpoint.taskId);
-      const live = counters.get(endpoint.taskId);
-      live.active += 1;
-      let upstream: Duplex;
-      try {
-        upstream = await this.connect(endpoint, target);
-      } catch (error) {
-        live.active -= 1;
-        live.failedUntil = Date.now() + FAIL_TIMEOUT_MS;
-        this.options.log.warn(
-          {
-            service: service.id,
-            task: endpoint.taskId,
-            onNode: endpoint.nodeId,
-            reason: (error as Error).message,
-          },
-          'endpoint did not take the connection; trying another',
-        );
-        continue;
-      }
-      client.off('error', early);
-      if (client.destroyed) {
-        upstream.destroy();
-        live.active -= 1;
-        return;
-      }
-      await splice(client, upstream);
-      live.active -= 1;
+      client.destroy();
       return;
     }
-    this.options.log.warn(
-      { service: service.id, port: target, endpoints: servingPort(service, target).length },
-      'no endpoint took the connection: closed',
-    );
-    client.destroy();
+    const { lease, value: upstream } = taken;
+    client.off('error', early);
+    if (client.destroyed) upstream.destroy();
+    else await splice(client, upstream);
+    lease.release();
   }
 
   /** A connection to an endpoint's port: directly when it runs here, through its node's agent else. */

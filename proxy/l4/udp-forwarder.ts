@@ -2,8 +2,8 @@ import { createSocket, type Socket as DatagramSocket } from 'node:dgram';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { LimitedLog } from '../../mesh/limited-log.js';
-import { type Endpoint, type ServiceRoute, servingUdpPort } from '../routing-table.js';
-import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from './balancer.js';
+import { type ServiceRoute, servingUdpPort } from '../routing-table.js';
+import { EndpointCounters, type Lease } from './balancer.js';
 import { DatagramReader, frameDatagram } from './datagram-frames.js';
 import { type Flow, FlowTable } from './udp-flows.js';
 
@@ -80,15 +80,8 @@ export class UdpForwarder {
     const now = Date.now();
     let flow = this.flows.get(key);
     if (!flow) {
-      const { counters } = this;
-      const endpoint = pick(
-        servingUdpPort(service, target),
-        (id) => counters.get(id),
-        now,
-        new Set(),
-        counters.nextTurn(),
-      );
-      if (!endpoint) {
+      const lease = this.counters.acquire(servingUdpPort(service, target), new Set());
+      if (!lease) {
         this.drops.warn(
           `${service.id}:${target}`,
           { service: service.id, port: `${target}/udp` },
@@ -96,9 +89,8 @@ export class UdpForwarder {
         );
         return;
       }
-      flow = this.open(key, endpoint, target, source);
+      flow = this.open(key, lease, target, source);
       this.flows.add(key, flow);
-      counters.get(endpoint.taskId).active += 1;
     }
     this.flows.touch(flow, now);
     flow.send(payload);
@@ -125,17 +117,10 @@ export class UdpForwarder {
     flow.close();
   }
 
-  private open(key: string, endpoint: Endpoint, target: number, source: DatagramSource): UdpFlow {
+  /** A flow to the leased replica: it counts on the replica until the flow closes. */
+  private open(key: string, lease: Lease, target: number, source: DatagramSource): UdpFlow {
+    const { endpoint } = lease;
     const base = { key, taskId: endpoint.taskId, lastSeen: Date.now() };
-    const counted = (close: () => void) => {
-      let open = true;
-      return () => {
-        if (!open) return;
-        open = false;
-        this.counters.get(endpoint.taskId).active -= 1;
-        close();
-      };
-    };
     const answered = (payload: Buffer) => {
       const flow = this.flows.get(key);
       if (flow) this.flows.touch(flow, Date.now());
@@ -147,20 +132,23 @@ export class UdpForwarder {
       return {
         ...base,
         send: (payload) => socket.send(payload, port, endpoint.host),
-        close: counted(() => socket.close()),
+        close: () => {
+          lease.release();
+          socket.close();
+        },
       };
     }
-    return this.remoteFlow(base, endpoint, target, answered, counted);
+    return this.remoteFlow(base, lease, target, answered);
   }
 
   /** A flow to a replica on another node: datagrams framed on a stream, queued until it opens. */
   private remoteFlow(
     base: { key: string; taskId: string; lastSeen: number },
-    endpoint: Endpoint,
+    lease: Lease,
     target: number,
     answered: (payload: Buffer) => void,
-    counted: (close: () => void) => () => void,
   ): UdpFlow {
+    const { endpoint } = lease;
     let stream: Duplex | undefined;
     let queued: Buffer[] | undefined = [];
     const flow: UdpFlow = {
@@ -169,10 +157,11 @@ export class UdpForwarder {
         if (stream) sendFramed(stream, payload);
         else if (queued && queued.length < MAX_QUEUED) queued.push(payload);
       },
-      close: counted(() => {
+      close: () => {
+        lease.release();
         queued = undefined;
         stream?.destroy();
-      }),
+      },
     };
     this.options
       .dialRemote(endpoint.nodeId, endpoint.taskId, target)
@@ -193,7 +182,7 @@ export class UdpForwarder {
         opened.once('close', () => this.closed(flow));
       })
       .catch((error: Error) => {
-        this.counters.get(endpoint.taskId).failedUntil = Date.now() + FAIL_TIMEOUT_MS;
+        lease.failed();
         this.options.log.warn(
           { task: endpoint.taskId, onNode: endpoint.nodeId, reason: error.message },
           'UDP flow to a replica on another node not opened: its datagrams are dropped',

@@ -1,5 +1,10 @@
 import test from 'ava';
-import { EndpointCounters, FAIL_TIMEOUT_MS, pick } from '../../../proxy/l4/balancer.js';
+import {
+  EndpointCounters,
+  FAIL_TIMEOUT_MS,
+  pick,
+  tryEndpoints,
+} from '../../../proxy/l4/balancer.js';
 import type { Endpoint } from '../../../proxy/routing-table.js';
 
 const endpoint = (taskId: string): Endpoint => ({
@@ -72,4 +77,43 @@ test('counters of tasks gone from the table are forgotten once idle', (t) => {
   counters.retain(new Set(['c']));
   t.is(counters.get('a').active, 1, 'a connection still open keeps its count');
   t.is(counters.get('b').failedUntil, 0);
+});
+
+test('a lease counts its endpoint until released, once: a count never goes below zero', (t) => {
+  const counters = new EndpointCounters(0);
+  const lease = counters.acquire([endpoint('a')], new Set());
+  t.is(counters.get('a').active, 1);
+  lease?.release();
+  lease?.release();
+  t.is(counters.get('a').active, 0);
+});
+
+test('the attempt loop moves on from an endpoint that passes, marked or not, and stops at the limit', async (t) => {
+  const counters = new EndpointCounters(0);
+  const seen: string[] = [];
+  const taken = await tryEndpoints(counters, endpoints, 2, async (lease, n) => {
+    seen.push(`${n}:${lease.endpoint.taskId}`);
+    if (n === 1) lease.failed();
+    return { again: new Error(`no ${lease.endpoint.taskId}`) };
+  });
+  t.is(seen.length, 2, 'two attempts, as asked');
+  t.not(seen[0]?.slice(2), seen[1]?.slice(2), 'each at another endpoint');
+  t.like(taken, { lastFailure: { message: `no ${seen[1]?.slice(2)}` } });
+  const first = seen[0]?.slice(2) as string;
+  t.true(counters.get(first).failedUntil > Date.now(), 'the one the attempt marked is passed over');
+  for (const e of endpoints) t.is(counters.get(e.taskId).active, 0, 'every lease released');
+});
+
+test('the endpoint that does the work stays leased to the caller; a throw counts as passing', async (t) => {
+  const counters = new EndpointCounters(0);
+  const taken = await tryEndpoints(counters, endpoints, 3, async (lease, n) => {
+    if (n === 1) throw new Error('connect refused');
+    return { done: lease.endpoint.taskId };
+  });
+  if (!('lease' in taken)) return t.fail('an endpoint took it');
+  t.is(counters.get(taken.value).active, 1);
+  taken.lease.release();
+  t.is(counters.get(taken.value).active, 0);
+  const none = await tryEndpoints(counters, [], 3, async () => ({ done: 1 }));
+  t.deepEqual(none, { lastFailure: undefined }, 'no endpoint: nothing tried');
 });
