@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { NetworkSettings } from '../mesh/api/network.js';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
+import { UserError } from '../mesh/user-error.js';
 import type { HttpLimits } from '../proxy/http/limits.js';
 
 /** This node's own data plane settings (`mesh init|join` flags), kept in its cluster file. */
@@ -47,7 +48,7 @@ export interface ClusterFile extends DataPlaneSettings {
   network?: NetworkSettings;
 }
 
-export class DataDirError extends Error {
+export class DataDirError extends UserError {
   override name = 'DataDirError';
 }
 

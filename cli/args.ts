@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultDataDir } from '../agent/datadir.js';
+import { EXIT, UserError } from '../mesh/user-error.js';
 import {
   CERT_COMMANDS,
   CLUSTER_COMMANDS,
@@ -12,14 +13,16 @@ import {
 } from './commands.js';
 import { parseDuration } from './stackfile/values.js';
 
-/** A mistake of the user's: printed as one line, without a stack trace. */
-export class UsageError extends Error {
+/** A mistake on the command line: printed as one line, without a stack trace. */
+export class UsageError extends UserError {
   override name = 'UsageError';
+  override readonly exitCode: number = EXIT.usage;
 }
 
 /** --help or -h on a command: its usage goes to stdout, and mesh exits 0. */
-export class HelpRequest extends Error {
+export class HelpRequest extends UserError {
   override name = 'HelpRequest';
+  override readonly exitCode: number = 0;
 }
 
 const FLAG_HELP: Record<string, string> = {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { closest, UsageError } from './args.js';
+import { EXIT, UserError } from '../mesh/user-error.js';
+import { closest, HelpRequest, UsageError } from './args.js';
 
 const TOKEN_PREFIX = 'MESH-1-';
 
@@ -45,21 +46,6 @@ const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
   completion: async (args) => (await import('./completion.js')).completion(args),
 };
 
-/**
- * Failures the user can act on: one line, no stack trace. Known by name, so that reporting one
- * does not load the modules that define them.
- */
-const EXPECTED = new Set([
-  'UsageError',
-  'JoinTokenError',
-  'JoinError',
-  'DataDirError',
-  'AgentError',
-  'StackFileError',
-  'StorageDamageError',
-  'BackupError',
-]);
-
 const { version } = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
 ) as { version: string };
@@ -90,6 +76,12 @@ function help(): string {
     'Most commands take --data-dir (default $MESH_DATA_DIR, /var/lib/mesh as root, else ~/.mesh);',
   );
   lines.push('listings take --json, -q, --filter KEY=VALUE and --format TEMPLATE.');
+  lines.push(
+    '',
+    'Exit codes: 0 done; 1 refused (by the cluster, or a file or token checked), or a rollout failed;',
+    '2 usage (the command line); 3 sent, but whether it was applied is unknown (look with mesh ps/ls);',
+    '4 the agent could not be reached, could not answer now, or failed; 70 a bug in mesh.',
+  );
   return lines.join('\n');
 }
 
@@ -136,16 +128,16 @@ run(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: Error) => {
-    if (error.name === 'HelpRequest') {
+    if (error instanceof HelpRequest) {
       process.stdout.write(`${error.message}\n`);
       return;
     }
-    if (EXPECTED.has(error.name)) {
+    if (error instanceof UserError) {
       process.stderr.write(`mesh: ${error.message}\n`);
-      process.exitCode = 2;
+      process.exitCode = error.exitCode;
       return;
     }
     process.stderr.write(`mesh: unexpected failure: ${error.stack ?? error.message}\n`);
-    process.exitCode = 70;
+    process.exitCode = EXIT.bug;
   },
 );

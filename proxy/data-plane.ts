@@ -320,9 +320,7 @@ export class DataPlane {
       return;
     }
     this.applying = this.applyOnce()
-      .catch((error: Error) =>
-        this.options.log.warn({ reason: error.message }, 'data plane not updated'),
-      )
+      .catch((error: Error) => this.options.log.warn({ err: error }, 'data plane not updated'))
       .finally(() => {
         this.applying = undefined;
         if (this.applyAgain) {

@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { serviceAddressCount } from '../../mesh/api/network.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import {
+  checkDefinition,
   definitionOf,
   rolledBack,
   type ServiceDefinition,
@@ -37,12 +38,24 @@ function checkRequest(body: unknown): DeployRequest {
     );
   if (!Array.isArray(request.services) || request.services.length === 0)
     throw new InvalidError(`stack ${request.stack} declares no services`);
-  for (const service of request.services) {
+  request.services.forEach((service, i) => {
     if (!isValidName(service?.name))
       throw new InvalidError(`service name "${String(service?.name)}" is not valid`);
     if (service.stack !== request.stack)
       throw new InvalidError(`service ${service.name} names stack ${service.stack}`);
-  }
+    // The checks a stored service passes, before anything is planned: a malformed request is
+    // refused naming the key, never met later as a TypeError or a store refusal. The versions
+    // of its secrets and configs are the agent's to fill in.
+    const problem = checkDefinition(
+      {
+        ...service,
+        secrets: service.secrets?.map((ref) => ({ ...ref, version: 1 })),
+        configs: service.configs?.map((ref) => ({ ...ref, version: 1 })),
+      },
+      `services[${i}]`,
+    );
+    if (problem) throw new InvalidError(`the deploy request is malformed: ${problem}`);
+  });
   checkPull(request.pull);
   return request;
 }

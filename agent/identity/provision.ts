@@ -9,6 +9,7 @@ import { generateKeyPair } from '../../mesh/pki/keys.js';
 import { decodeJoinToken, type JoinToken, newJoinSecret } from '../../mesh/pki/token.js';
 import { RaftStorage } from '../../mesh/raft/storage.js';
 import { newKey } from '../../mesh/secrets/sealing.js';
+import { UserError } from '../../mesh/user-error.js';
 import { type ClusterFile, DataDir, type DataPlaneSettings } from '../datadir.js';
 import { VotersKeyFile } from '../secrets/key-file.js';
 import { type Restore, restoredStart } from './restore.js';
@@ -34,7 +35,7 @@ export interface AgentOptions extends DataPlaneSettings {
   autolock?: boolean;
 }
 
-export class AgentError extends Error {
+export class AgentError extends UserError {
   override name = 'AgentError';
 }
 

@@ -66,7 +66,7 @@ export class Orchestrator {
     this.running = true;
     this.round()
       .catch((error: Error) =>
-        this.log.warn({ reason: error.message }, 'orchestration round failed; retrying'),
+        this.log.warn({ err: error }, 'orchestration round failed; retrying'),
       )
       .finally(() => {
         this.running = false;

@@ -192,7 +192,7 @@ export class Reconciler {
     setImmediate(() => {
       this.scheduled = false;
       this.round().catch((error: Error) =>
-        this.options.log.warn({ reason: error.message }, 'reconcile round failed'),
+        this.options.log.warn({ err: error }, 'reconcile round failed'),
       );
     });
   }
@@ -299,7 +299,7 @@ export class Reconciler {
     const next = previous
       .then(work)
       .catch((error: Error) =>
-        this.options.log.warn({ task: taskId, reason: error.message }, 'task operation failed'),
+        this.options.log.warn({ task: taskId, err: error }, 'task operation failed'),
       )
       .finally(() => {
         if (this.queues.get(taskId) === next) this.queues.delete(taskId);

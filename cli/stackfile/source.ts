@@ -8,6 +8,7 @@ import {
   parseDocument,
   type YAMLError,
 } from 'yaml';
+import { UserError } from '../../mesh/user-error.js';
 import { mergeCompose } from './merge.js';
 
 export type KeyPath = Array<string | number>;
@@ -21,7 +22,7 @@ export interface Problem {
   message: string;
 }
 
-export class StackFileError extends Error {
+export class StackFileError extends UserError {
   override name = 'StackFileError';
 
   constructor(readonly problems: Problem[]) {

@@ -462,7 +462,7 @@ const definitionFields: Fields = {
 };
 
 /** A service as declared: what a deploy request carries, and a record's `previous`. */
-const checkDefinition: Check = object(definitionFields);
+export const checkDefinition: Check = object(definitionFields);
 
 /** services/<stack>.<name> */
 export const checkService: Check = object({

@@ -11,6 +11,7 @@ import { splitHostPort } from '../transport/address.js';
 import { Channel } from '../transport/channel.js';
 import { dial } from '../transport/dial.js';
 import { JOIN_PATH } from '../transport/listener.js';
+import { UserError } from '../user-error.js';
 import {
   type CertificateRequest,
   type CertificateResponse,
@@ -21,7 +22,7 @@ import {
 } from './messages.js';
 import { joinProof, rejoinPayload } from './proof.js';
 
-export class JoinError extends Error {
+export class JoinError extends UserError {
   override name = 'JoinError';
 }
 

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { UserError } from '../user-error.js';
 
 const PREFIX = 'MESH-';
 const VERSION = 1;
@@ -14,7 +15,7 @@ export interface JoinToken {
   secret: string;
 }
 
-export class JoinTokenError extends Error {
+export class JoinTokenError extends UserError {
   override name = 'JoinTokenError';
 }
 

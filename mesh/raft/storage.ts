@@ -14,6 +14,7 @@ import {
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import type { Logger } from 'pino';
+import { UserError } from '../user-error.js';
 import { crc32 } from './crc32.js';
 import type { Entry, HardState, Membership, Snapshot } from './types.js';
 
@@ -28,7 +29,7 @@ type Record = { kind: 'hard'; state: HardState } | { kind: 'entry'; entry: Entry
  * Raft's files are damaged somewhere other than a torn tail: acknowledged entries may be gone, so
  * the node must not start on them (it could vote for, or become, a leader without them).
  */
-export class StorageDamageError extends Error {
+export class StorageDamageError extends UserError {
   override name = 'StorageDamageError';
 }
 

@@ -9,6 +9,7 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import type { Sealed } from '../api/secrets.js';
 import { keyId, open, SealError, seal } from '../secrets/sealing.js';
+import { UserError } from '../user-error.js';
 import { ClusterState, type StoredObject } from './cluster-state.js';
 import { KINDS, type Kind } from './kinds.js';
 
@@ -39,7 +40,7 @@ export interface BackupContents {
   votersKey?: string;
 }
 
-export class BackupError extends Error {
+export class BackupError extends UserError {
   override name = 'BackupError';
 }
 

@@ -166,7 +166,7 @@ test.serial('without a quorum, node ls still answers and says the view may be st
   // Listings that must be current say that they cannot be, instead of an empty answer.
   for (const command of ['ls', 'ps']) {
     const refused = await mesh(command, '--data-dir', lonely.dataDir);
-    t.is(refused.code, 2, `mesh ${command} fails`);
+    t.is(refused.code, 4, `mesh ${command} fails: the agent cannot answer now`);
     t.regex(
       refused.stderr,
       /^mesh: this node cannot confirm that its copy of the cluster state is current \(.+\): no leader is reachable, or this node is behind/,

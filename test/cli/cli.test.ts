@@ -116,7 +116,7 @@ test('a mangled join token gets one clear line and no stack trace', (t) => {
     secret: 'A'.repeat(43),
   });
   const { code, stderr } = mesh('join', good.slice(0, -3));
-  t.is(code, 2);
+  t.is(code, 1);
   t.is(stderr, 'mesh: join token is damaged (its checksum does not match): copy it again, whole\n');
 });
 
@@ -192,7 +192,7 @@ test('a stack file is checked before any agent is asked, and a bad flag is named
   const file = join(dir, 'stack.yml');
   writeFileSync(file, 'services:\n  web:\n    image: a\n    ports: ["http"]\n');
   const bad = mesh('deploy', '-c', file, 'app', '--data-dir', join(dir, 'no-agent'));
-  t.is(bad.code, 2);
+  t.is(bad.code, 1);
   t.is(bad.stderr, `mesh: ${file}:4:13: services.web.ports.0: "http" is not a port (1-65535)\n`);
   const flag = mesh('deploy', '-c', file, '--timeout', 'soon', '--data-dir', join(dir, 'no-agent'));
   t.is(flag.code, 2);
@@ -211,7 +211,7 @@ test('a stack file is checked before any agent is asked, and a bad flag is named
     '--data-dir',
     join(dir, 'no-agent'),
   );
-  t.is(two.code, 2);
+  t.is(two.code, 1);
   t.regex(two.stderr, new RegExp(`^mesh: ${file}:4:\\d+: services\\.web\\.stop_grace_period: `));
 });
 
@@ -224,7 +224,7 @@ test('deploy lists the keys it ignores once, grouped by why, with the count', (t
     'services:\n  web:\n    image: a\n    build: .\n    privileged: true\n  api:\n    image: b\n    build: ./api\n',
   );
   const { code, stderr } = mesh('deploy', '-c', file, 'app', '--data-dir', join(dir, 'no-agent'));
-  t.is(code, 2, 'no agent to deploy to');
+  t.is(code, 4, 'no agent to deploy to');
   const [head, ...rest] = stderr.trimEnd().split('\n');
   t.is(head, `mesh: ignoring 3 keys of ${file}:`);
   t.regex(

@@ -118,3 +118,17 @@ test('a constraint no node satisfies yet is deployed to wait, saying why; --stri
     message: /^service db: /,
   });
 });
+
+test('a malformed deploy request is refused naming the key, before anything is planned', async (t) => {
+  const stacks = nearlyFull();
+  const { version: _v, updatedAt: _u, ...definition } = serviceRecord({ stack: 'b', name: 'web' });
+  const { ports: _p, ...withoutPorts } = definition;
+  await t.throwsAsync(stacks.deploy({ stack: 'b', services: [withoutPorts], dryRun: true }), {
+    name: 'InvalidError',
+    message: 'the deploy request is malformed: services[0].ports is missing',
+  });
+  await t.throwsAsync(
+    stacks.deploy({ stack: 'b', services: [{ ...definition, replicas: 'two' }], dryRun: true }),
+    { name: 'InvalidError', message: /services\[0\]\.replicas must be a whole number/ },
+  );
+});

@@ -101,12 +101,12 @@ dockerTest(
 
     // A wrong password is refused by the registry itself, and nothing is stored.
     const wrong = await login(voter, reg.host, 'not-the-password');
-    t.is(wrong.code, 2);
+    t.is(wrong.code, 1);
     t.regex(wrong.stderr, new RegExp(`${reg.host} did not take the login of team, nothing stored`));
     t.deepEqual(await meshJson<RegistryRow[]>(voter, 'registry', 'ls'), []);
     // Only a manager stores a login.
     const fromWorker = await login(worker, reg.host, LOGIN.password);
-    t.is(fromWorker.code, 2);
+    t.is(fromWorker.code, 1);
     t.regex(fromWorker.stderr, /is a worker/);
 
     const stored = await login(voter, `http://${reg.host}/`, LOGIN.password);

@@ -157,7 +157,7 @@ dockerTest(
     t.regex(shown.stdout, /used by: sec\.db \(version 1\), sec\.client \(version 1\)/);
     t.false(shown.stdout.includes(FIRST), 'inspect never shows the value');
     const refused = await meshOn(voter, 'secret', 'rm', 'sec_db_password');
-    t.is(refused.code, 2);
+    t.is(refused.code, 1);
     t.regex(refused.stderr, /secret sec_db_password is in use by sec\.db, sec\.client/);
 
     // An update: a new version, and both services roll to it.
@@ -181,7 +181,7 @@ dockerTest(
     const same = await meshOn(voter, 'secret', 'update', 'sec_db_password', next);
     t.regex(same.stdout, /unchanged \(version 2 holds that value already\)/);
     const fromWorker = await meshOn(worker, 'secret', 'create', 'other', next);
-    t.is(fromWorker.code, 2);
+    t.is(fromWorker.code, 1);
     t.regex(fromWorker.stderr, /is a worker: desired state changes on a manager/);
   },
 );
