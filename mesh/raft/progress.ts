@@ -24,7 +24,3 @@ export function newProgress(lastIndex: number): Progress {
     ackedSeq: 0,
   };
 }
-
-export function quorum(voters: number): number {
-  return Math.floor(voters / 2) + 1;
-}

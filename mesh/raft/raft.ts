@@ -1,6 +1,7 @@
 import type { Random } from '../random.js';
 import { RaftLog } from './log.js';
-import { newProgress, type Progress, quorum } from './progress.js';
+import { newProgress, type Progress } from './progress.js';
+import { committedIndex, hasMajority, voteResult } from './quorum.js';
 import type {
   Entry,
   HardState,
@@ -308,7 +309,7 @@ export class Raft {
       this.term += 1;
       this.vote = this.id;
     }
-    if (this.votes.size >= quorum(this.membership.voters.length)) {
+    if (voteResult(this.membership.voters, this.votes) === 'won') {
       if (kind === 'pre') this.campaign('real');
       else this.becomeLeader();
       return;
@@ -358,13 +359,11 @@ export class Raft {
     if (this.role !== (pre ? 'pre-candidate' : 'candidate')) return;
     if (m.term !== (pre ? this.term + 1 : this.term)) return;
     this.votes.set(m.from, !m.reject);
-    const granted = [...this.votes.values()].filter(Boolean).length;
-    const rejected = this.votes.size - granted;
-    const needed = quorum(this.membership.voters.length);
-    if (granted >= needed) {
+    const result = voteResult(this.membership.voters, this.votes);
+    if (result === 'won') {
       if (pre) this.campaign('real');
       else this.becomeLeader();
-    } else if (rejected >= needed) {
+    } else if (result === 'lost') {
       this.becomeFollower(this.term, null);
     }
   }
@@ -402,12 +401,13 @@ export class Raft {
   }
 
   private checkQuorum(): void {
-    const active = this.membership.voters.filter(
-      (v) => v === this.id || this.progress.get(v)?.recentActive,
+    const active = hasMajority(
+      this.membership.voters,
+      (v) => v === this.id || this.progress.get(v)?.recentActive === true,
     );
     for (const p of this.progress.values()) p.recentActive = false;
     this.transferee = null;
-    if (active.length < quorum(this.membership.voters.length)) this.becomeFollower(this.term, null);
+    if (!active) this.becomeFollower(this.term, null);
   }
 
   // ---- replication ----
@@ -576,10 +576,9 @@ export class Raft {
   }
 
   private maybeCommit(): void {
-    const matches = this.membership.voters
-      .map((v) => (v === this.id ? this.log.lastIndex : (this.progress.get(v)?.match ?? 0)))
-      .sort((a, b) => b - a);
-    const candidate = matches[quorum(matches.length) - 1] ?? 0;
+    const candidate = committedIndex(this.membership.voters, (v) =>
+      v === this.id ? this.log.lastIndex : (this.progress.get(v)?.match ?? 0),
+    );
     // Only entries of our own term are committed by counting; earlier ones ride along (Raft §5.4.2).
     if (candidate <= this.log.committed || this.log.term(candidate) !== this.term) return;
     this.log.committed = candidate;
@@ -591,13 +590,12 @@ export class Raft {
 
   private releaseReads(): void {
     if (this.role !== 'leader' || this.pendingReads.length === 0) return;
-    const voters = this.membership.voters;
-    const needed = quorum(voters.length);
     this.pendingReads = this.pendingReads.filter((read) => {
-      const acks = voters.filter(
+      const confirmed = hasMajority(
+        this.membership.voters,
         (v) => v === this.id || (this.progress.get(v)?.ackedSeq ?? 0) >= read.seq,
-      ).length;
-      if (acks < needed) return true;
+      );
+      if (!confirmed) return true;
       this.reads.push({ requestId: read.requestId, index: read.index });
       return false;
     });
