@@ -1,5 +1,12 @@
-import { definitionFor, type RuntimeKind, type ServiceRecord } from '../../mesh/api/services.js';
+import {
+  definitionFor,
+  type ReadinessProbe,
+  type RuntimeKind,
+  type ServiceRecord,
+} from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
+import { declaredPorts } from '../../proxy/routing-table.js';
+import type { ProbeTarget } from '../health/probes.js';
 import type { TaskObservation } from '../runtime/runtime.js';
 
 /** A task's container or process as one of the node's runtimes sees it. */
@@ -153,4 +160,78 @@ function startOrWait(task: TaskRecord, view: NodeView): Action | undefined {
       },
     };
   return { type: 'start', task, service };
+}
+
+/** What is watched of a running task until it is ready. */
+export type ReadinessCheck =
+  | { type: 'probe'; probe: ReadinessProbe; target: ProbeTarget }
+  /** A probe with no address to reach the task at: not ready, saying so. */
+  | { type: 'unprobeable'; port: number }
+  /** No healthcheck nor probe: ready once these ports accept connections. */
+  | { type: 'ports'; address: string; ports: number[] };
+
+/** What a container seen running means: ended (its health check fails), or what to report. */
+export type RunningVerdict =
+  | { type: 'ended'; reason: string }
+  | { type: 'report'; status: Partial<TaskStatus>; check?: ReadinessCheck };
+
+/**
+ * A running task is running once its health check (if it has one) passes; a failing one is
+ * treated as a crash (its restart policy decides). Then it is ready at once when nothing is
+ * checked, else once its probe, or its ports, say so.
+ */
+export function runningVerdict(
+  seen: TaskObservation,
+  service: ServiceRecord | undefined,
+): RunningVerdict {
+  const { ports, health, address, exposed, listening } = seen;
+  if (health?.status === 'unhealthy')
+    return { type: 'ended', reason: `health check failing (${health.detail})` };
+  if (health?.status === 'starting')
+    return {
+      type: 'report',
+      status: {
+        state: 'starting',
+        reason: 'waiting for its health check',
+        ports,
+        exposed,
+        listening,
+      },
+    };
+  const probe = service?.readiness;
+  const target = probe && probeTarget(seen, probe.port);
+  // A container without a healthcheck nor a probe is ready once its ports accept connections.
+  const waitFor = !probe && !health && address && service ? portsToCheck(service, seen) : [];
+  const status: Partial<TaskStatus> = {
+    state: 'running',
+    reason: undefined,
+    ports,
+    address,
+    exposed,
+    listening,
+    ...(probe || waitFor.length > 0 ? {} : { ready: true }),
+  };
+  if (probe && target) return { type: 'report', status, check: { type: 'probe', probe, target } };
+  if (probe) return { type: 'report', status, check: { type: 'unprobeable', port: probe.port } };
+  if (address && waitFor.length > 0)
+    return { type: 'report', status, check: { type: 'ports', address, ports: waitFor } };
+  return { type: 'report', status };
+}
+
+/**
+ * The ports a container is known to serve and must accept connections on to be ready: those the
+ * stack file declares or, when it declares none, those its image exposes (an image may expose
+ * ports that only some settings open; a file that names its ports says which matter). Ports
+ * seen listening are open by then.
+ */
+function portsToCheck(service: ServiceRecord, seen: TaskObservation): number[] {
+  const declared = declaredPorts(service).map((p) => p.target);
+  return declared.length > 0 ? declared : (seen.exposed ?? []);
+}
+
+/** Where this node reaches a task's port: the container's address, or where a process published it. */
+function probeTarget(seen: TaskObservation, port: number): ProbeTarget | undefined {
+  if (seen.address) return { host: seen.address, port };
+  const published = seen.ports.find((p) => p.target === port && p.protocol === 'tcp');
+  return published && { host: published.hostIp, port: published.hostPort };
 }

@@ -4,12 +4,11 @@ import type { RegistryAuth } from '../../mesh/api/registries.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
-import { declaredPorts } from '../../proxy/routing-table.js';
-import { type ProbeTarget, ReadinessProbes } from '../health/probes.js';
+import { ReadinessProbes } from '../health/probes.js';
 import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
 import type { Runtimes } from '../runtime/runtimes.js';
 import type { TaskFiles } from '../secrets/files.js';
-import { type Action, type NodeView, type Observed, reconcile } from './plan.js';
+import { type Action, type NodeView, type Observed, reconcile, runningVerdict } from './plan.js';
 import { StatusReporter } from './reporter.js';
 import { afterExit } from './restart.js';
 
@@ -363,45 +362,22 @@ export class Reconciler {
     );
   }
 
-  /**
-   * A running task is running once its health check (if it has one) passes; a failing one is
-   * treated as a crash: its restart policy decides.
-   */
+  /** A container seen running: what that means (plan.ts), then the report and the checks it asks. */
   private settle(seen: TaskObservation): void {
-    const { taskId, ports, health, address, exposed, listening } = seen;
+    const { taskId } = seen;
     this.lookedAt.set(taskId, Date.now());
-    if (health?.status === 'unhealthy') {
-      this.exited({ taskId, exitCode: -1, reason: `health check failing (${health.detail})` });
-    } else if (health?.status === 'starting') {
-      this.report(taskId, {
-        state: 'starting',
-        reason: 'waiting for its health check',
-        ports,
-        exposed,
-        listening,
-      });
-    } else {
-      const task = this.options.state.get('tasks', taskId)?.value;
-      const service = task && this.serviceOf(task);
-      const probe = service?.readiness;
-      const target = probe && probeTarget(seen, probe.port);
-      // A container without a healthcheck nor a probe is ready once its ports accept connections.
-      const waitFor = !probe && !health && address && service ? portsToCheck(service, seen) : [];
-      // Ready once running when nothing is checked; else the check says (from not ready).
-      this.report(taskId, {
-        state: 'running',
-        reason: undefined,
-        ports,
-        address,
-        exposed,
-        listening,
-        ...(probe || waitFor.length > 0 ? {} : { ready: true }),
-      });
-      if (probe && target) this.probes.watch(taskId, probe, target);
-      else if (probe)
-        this.report(taskId, { ready: false, probe: `no address to probe port ${probe.port} at` });
-      else if (address && waitFor.length > 0) this.probes.watchPorts(taskId, address, waitFor);
+    const task = this.options.state.get('tasks', taskId)?.value;
+    const verdict = runningVerdict(seen, task && this.serviceOf(task));
+    if (verdict.type === 'ended') {
+      this.exited({ taskId, exitCode: -1, reason: verdict.reason });
+      return;
     }
+    this.report(taskId, verdict.status);
+    const { check } = verdict;
+    if (check?.type === 'probe') this.probes.watch(taskId, check.probe, check.target);
+    else if (check?.type === 'unprobeable')
+      this.report(taskId, { ready: false, probe: `no address to probe port ${check.port} at` });
+    else if (check?.type === 'ports') this.probes.watchPorts(taskId, check.address, check.ports);
   }
 
   /** Looks at the task's container now: running (and how healthy), or ended. */
@@ -505,24 +481,6 @@ export class Reconciler {
   private report(taskId: string, change: Partial<TaskStatus>): void {
     this.status.report(taskId, change, this.local.get(taskId)?.restarts.length);
   }
-}
-
-/**
- * The ports a container is known to serve and must accept connections on to be ready: those the
- * stack file declares or, when it declares none, those its image exposes (an image may expose
- * ports that only some settings open; a file that names its ports says which matter). Ports
- * seen listening are open by then.
- */
-function portsToCheck(service: ServiceRecord, seen: TaskObservation): number[] {
-  const declared = declaredPorts(service).map((p) => p.target);
-  return declared.length > 0 ? declared : (seen.exposed ?? []);
-}
-
-/** Where this node reaches a task's port: the container's address, or where a process published it. */
-function probeTarget(seen: TaskObservation, port: number): ProbeTarget | undefined {
-  if (seen.address) return { host: seen.address, port };
-  const published = seen.ports.find((p) => p.target === port && p.protocol === 'tcp');
-  return published && { host: published.hostIp, port: published.hostPort };
 }
 
 function taskSpec(

@@ -4,9 +4,10 @@ import {
   type NodeView,
   type Observed,
   reconcile,
+  runningVerdict,
 } from '../../../agent/reconciler/plan.js';
 import type { TaskObservation } from '../../../agent/runtime/runtime.js';
-import type { RuntimeKind, ServiceRecord } from '../../../mesh/api/services.js';
+import type { ReadinessProbe, RuntimeKind, ServiceRecord } from '../../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../../mesh/api/tasks.js';
 import { serviceRecord, taskRecord, taskStatus } from '../../helpers/records.js';
 
@@ -258,4 +259,65 @@ test("a task starts with its own version's definition: the previous one while it
   const previous = startOf(2);
   t.is(previous?.type === 'start' && previous.service.image, 'img:2', 'being replaced');
   t.is(startOf(1), undefined, 'forgotten: the leader replaces it');
+});
+
+/** What a running container looks like to runningVerdict. */
+function running(overrides: Partial<TaskObservation> = {}): TaskObservation {
+  return { taskId: task.id, state: 'running', ports: [], ...overrides };
+}
+
+test('running, seen: a failing health check ends it; a starting one waits, saying so', (t) => {
+  t.deepEqual(
+    runningVerdict(
+      running({ health: { status: 'unhealthy', detail: '3 failures in a row' } }),
+      web,
+    ),
+    { type: 'ended', reason: 'health check failing (3 failures in a row)' },
+  );
+  t.like(runningVerdict(running({ health: { status: 'starting' } }), web), {
+    type: 'report',
+    status: { state: 'starting', reason: 'waiting for its health check' },
+    check: undefined,
+  });
+});
+
+test('running, seen: ready at once when nothing is checked; else its ports or its probe decide', (t) => {
+  const healthy = runningVerdict(
+    running({ health: { status: 'healthy' }, address: '10.1.0.2' }),
+    web,
+  );
+  t.like(healthy, { type: 'report', status: { state: 'running', ready: true }, check: undefined });
+  const withPorts = serviceRecord({ expose: [8080] });
+  const ports = runningVerdict(running({ address: '10.1.0.2' }), withPorts);
+  t.like(ports, { check: { type: 'ports', address: '10.1.0.2', ports: [8080] } });
+  t.false('ready' in (ports.type === 'report' ? ports.status : {}), 'not ready until they answer');
+  const exposedOnly = runningVerdict(running({ address: '10.1.0.2', exposed: [5432] }), web);
+  t.like(
+    exposedOnly,
+    { check: { type: 'ports', ports: [5432] } },
+    "the image's ports, when the file names none",
+  );
+  const readiness: ReadinessProbe = {
+    kind: 'http',
+    path: '/ready',
+    port: 8080,
+    intervalMs: 1,
+    timeoutMs: 1,
+    failureThreshold: 1,
+    successThreshold: 1,
+    startPeriodMs: 0,
+  };
+  const probed = serviceRecord({ readiness });
+  t.like(runningVerdict(running({ address: '10.1.0.2' }), probed), {
+    check: { type: 'probe', target: { host: '10.1.0.2', port: 8080 } },
+  });
+  t.like(
+    runningVerdict(
+      running({ ports: [{ target: 8080, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 31000 }] }),
+      probed,
+    ),
+    { check: { type: 'probe', target: { host: '127.0.0.1', port: 31000 } } },
+    'a process task: where it published the port',
+  );
+  t.like(runningVerdict(running(), probed), { check: { type: 'unprobeable', port: 8080 } });
 });
