@@ -1,4 +1,10 @@
-import type { DeployRequest, DeployResponse, StackRow, TaskRow } from '../agent/control/api.js';
+import type {
+  DeployRequest,
+  DeployResponse,
+  ServiceRow,
+  StackRow,
+  TaskRow,
+} from '../agent/control/api.js';
 import { type PullPolicy, type ServiceRecord, serviceId } from '../mesh/api/services.js';
 import {
   DATA_DIR,
@@ -17,8 +23,6 @@ import { type Ignored, readStackFile, type StackFile } from './stackfile/stack-f
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
 const POLL_MS = 100;
-// A task that restarted this often while a rollout waits for it is crash-looping.
-const CRASH_LOOP_RESTARTS = 3;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -106,14 +110,16 @@ function progressOf(
   if (rollout && rollout.state !== 'updating') return { line, done: true };
   if (rollout) return { line, done: false };
   // A service that was just created: it runs once every task is ready, unless one cannot start.
-  const bad = current.find(
-    (t) => t.state === 'failed' || (t.restarts >= CRASH_LOOP_RESTARTS && t.state !== 'running'),
-  );
   return {
     line,
     done: service.ready === service.desired && current.length === service.desired && outdated === 0,
-    failure: bad ? `${bad.id} ${bad.state}: ${bad.reason ?? 'no reason given'}` : undefined,
+    failure: service.failing ?? undefined,
   };
+}
+
+/** A port a node cannot serve, in words: `<port> on <node>: <why>`. */
+function unservedText(u: ServiceRow['unserved'][number]): string {
+  return `${u.port} on ${u.node}: ${u.reason}`;
 }
 
 /**
@@ -125,7 +131,7 @@ function servedSomewhere(rows: StackRow['services']): number {
   for (const row of rows) {
     if ('damaged' in row) continue;
     for (const port of row.servedNowhere) {
-      const why = row.unserved.filter((u) => u.startsWith(`${port} on `));
+      const why = row.unserved.filter((u) => u.port === port).map(unservedText);
       process.stderr.write(
         `mesh: published port ${port} of ${row.id} is served on no node (${why.join('; ')}): free it there, or publish another port\n`,
       );
@@ -339,9 +345,10 @@ export async function ls(args: string[]): Promise<number> {
                 s.mode,
                 `${s.ready}/${s.desired}${s.rollout && s.rollout.state !== 'completed' ? ` (${s.rollingBack && s.rollout.state === 'updating' ? 'rolling back' : s.rollout.state})` : ''}`,
                 shorten(s.runtime === 'process' ? `(process) ${s.image}` : s.image, 50),
-                [s.ports.join(', ') || '-', ...s.unserved.map((u) => `(not served: ${u})`)].join(
-                  ' ',
-                ),
+                [
+                  s.ports.join(', ') || '-',
+                  ...s.unserved.map((u) => `(not served: ${unservedText(u)})`),
+                ].join(' '),
                 s.address ?? '(pending)',
                 s.dnsName,
               ],
@@ -461,7 +468,7 @@ export async function ps(args: string[]): Promise<number> {
             ? `${t.serviceVersion} (now ${t.currentVersion})`
             : String(t.serviceVersion),
           (t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-')) +
-            (t.pinnedBy ? ` [${t.pinnedBy.split(' on ')[0]}]` : ''),
+            (t.pinnedBy ? ` [volume ${t.pinnedBy.volume}]` : ''),
           t.desired,
           [
             t.state,

@@ -17,6 +17,7 @@ import type {
   DeployRequest,
   DeployResponse,
   RequestOf,
+  ServiceRow,
   ServiceUpdateRequest,
   ServiceUpdateResponse,
   StackRow,
@@ -309,10 +310,13 @@ export class Stacks {
           if (reason) return [{ id, damaged: reason }];
           if (!service) return [];
           const own = tasks.filter((t) => t.serviceId === id && t.desired === 'running');
-          const running = own
-            .filter((t) => t.serviceVersion === service.version)
+          const current = own.filter((t) => t.serviceVersion === service.version);
+          const running = current
             .map((t) => this.status(t.id))
             .filter((s) => s?.state === 'running');
+          const failing = current
+            .map((t) => ({ id: t.id, status: this.status(t.id) }))
+            .find(({ status }) => status !== undefined && cannotStart(status));
           return [
             {
               id,
@@ -333,6 +337,9 @@ export class Stacks {
               servedNowhere: servedNowhere(service, nodes),
               rollout: service.rollout ?? null,
               rollingBack: service.rollingBack === true,
+              failing: failing
+                ? `${failing.id} ${failing.status?.state}: ${failing.status?.reason ?? 'no reason given'}`
+                : null,
             },
           ];
         }),
@@ -411,11 +418,11 @@ export class Stacks {
   }
 
   /** The pinning volume that keeps a service on its node, in words. */
-  private pinOf(id: string): string | null {
+  private pinOf(id: string): TaskRow['pinnedBy'] {
     const service = this.state.get('services', id)?.value;
     for (const volume of service?.namedVolumes ?? []) {
       const record = volume.pinned && this.state.get('volumes', volume.name);
-      if (record) return `volume ${volume.name} on ${record.value.nodeId}`;
+      if (record) return { volume: volume.name, node: record.value.nodeId };
     }
     return null;
   }
@@ -585,8 +592,22 @@ function servedNowhere(service: ServiceRecord, nodes: Array<StoredObject<NodeRec
   return [...ports].sort((a, b) => a - b);
 }
 
+/** Restarts of a task that is not running, past which it is crash-looping. */
+const CRASH_LOOP_RESTARTS = 3;
+
+/** A task of the current version that failed, or keeps restarting without running. */
+function cannotStart(status: TaskStatus): boolean {
+  return (
+    status.state === 'failed' ||
+    (status.restarts >= CRASH_LOOP_RESTARTS && status.state !== 'running')
+  );
+}
+
 /** The service's published ports (ingress mode) that a node reports it cannot serve, and why. */
-function unservedPorts(service: ServiceRecord, nodes: Array<StoredObject<NodeRecord>>): string[] {
+function unservedPorts(
+  service: ServiceRecord,
+  nodes: Array<StoredObject<NodeRecord>>,
+): ServiceRow['unserved'] {
   const published = new Set(
     service.ports.flatMap((p) =>
       p.published !== undefined && p.mode !== 'host' ? [p.published] : [],
@@ -595,6 +616,6 @@ function unservedPorts(service: ServiceRecord, nodes: Array<StoredObject<NodeRec
   return nodes.flatMap(({ id, value }) =>
     (value.unserved ?? [])
       .filter((u) => published.has(u.port))
-      .map((u) => `${u.port} on ${id}: ${u.reason}`),
+      .map((u) => ({ port: u.port, node: id, reason: u.reason })),
   );
 }

@@ -179,14 +179,19 @@ export interface ServiceRow {
   address: string | null;
   /** Its DNS name: `<service>.<stack>.mesh`. */
   dnsName: string;
-  /** Nodes that cannot serve one of its published ports: `<port> on <node>: <why>`. */
-  unserved: string[];
+  /** Nodes that cannot serve one of its published ports, and why. */
+  unserved: Array<{ port: number; node: string; reason: string }>;
   /** Its published ports that no node serves: each node that should reports it taken. */
   servedNowhere: number[];
   /** The rollout of its current version; null for a service never updated. */
   rollout: RolloutStatus | null;
   /** The current version undoes an update (a rollback). */
   rollingBack: boolean;
+  /**
+   * A task of the current version that cannot start (failed, or restarting again and again
+   * without running), in words: what a deploy of a new service stops on. Null when none.
+   */
+  failing: string | null;
 }
 
 /** GET /v1/stacks */
@@ -216,7 +221,7 @@ export interface TaskRow {
   /** Its readiness probe's latest outcome. */
   probe: string | null;
   /** The volume that keeps it on its node, if any. */
-  pinnedBy: string | null;
+  pinnedBy: { volume: string; node: string } | null;
   /** host:port each published container port is reachable at. */
   ports: string[];
   /** The image of its version (a process task: its command); null once that version is forgotten. */

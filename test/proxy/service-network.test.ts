@@ -4,7 +4,12 @@ import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import test from 'ava';
 import DNS from 'dns2';
-import type { RoutesResponse, StatusResponse, TaskRow } from '../../agent/control/api.js';
+import type {
+  RoutesResponse,
+  ServiceRow,
+  StatusResponse,
+  TaskRow,
+} from '../../agent/control/api.js';
 import { dnsAddress } from '../../mesh/api/network.js';
 import { containerOf, httpGet, removeLabelled, sh } from '../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../helpers/docker.js';
@@ -225,18 +230,17 @@ dockerTest(
     const unserved = await eventually(
       async () => {
         const stacks = await meshJson<
-          Array<{ services: Array<{ id: string; unserved?: string[] }> }>
+          Array<{ services: Array<{ id: string; unserved?: ServiceRow['unserved'] }> }>
         >(agents[0] as AgentProcess, 'ls');
         return stacks.flatMap((s) => s.services).find((s) => s.id === 'taken.api')?.unserved?.[0];
       },
       { what: 'the taken port reported', timeoutMs: 20_000, intervalMs: 250 },
     );
     // The squatter is this test's own process: named, with its pid.
+    t.like(unserved, { port: taken, node: third });
     t.regex(
-      unserved ?? '',
-      new RegExp(
-        `^${taken} on ${third}: the port is taken on this node by \\S+ \\(pid ${process.pid}\\)$`,
-      ),
+      unserved?.reason ?? '',
+      new RegExp(`^the port is taken on this node by \\S+ \\(pid ${process.pid}\\)$`),
     );
     const { stdout } = await meshOn(agents[1] as AgentProcess, 'ls');
     t.regex(stdout, new RegExp(`not served: ${taken} on ${third}`), 'mesh ls says so');

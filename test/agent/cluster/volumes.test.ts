@@ -72,7 +72,7 @@ dockerTest(
     t.truthy(host, 'the volume is on one of the nodes');
     const [task] = await meshJson<TaskRow[]>(first, 'ps', 'vol');
     t.is(task?.node, volume?.node, 'the task runs where its volume is');
-    t.is(task?.pinnedBy, `volume vol_data on ${volume?.node}`);
+    t.deepEqual(task?.pinnedBy, { volume: 'vol_data', node: volume?.node });
     t.regex(
       (await meshOn(first, 'inspect', 'store')).stdout,
       new RegExp(`pinned to node ${volume?.node} \\(ready\\) by volume vol_data`),
