@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CaStatus } from '../agent/control/api.js';
 import { DATA_DIR, dataDirOf, durationOf, JSON_OUTPUT, parse, runSubcommand } from './args.js';
 import { CA_COMMANDS } from './commands.js';
@@ -73,6 +74,6 @@ async function rotate(args: string[]): Promise<number> {
       );
       return 1;
     }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    await sleep(POLL_MS);
   }
 }

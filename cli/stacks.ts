@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   DeployRequest,
   DeployResponse,
@@ -6,6 +7,7 @@ import type {
   TaskRow,
 } from '../agent/control/api.js';
 import { type PullPolicy, type ServiceRecord, serviceId } from '../mesh/api/services.js';
+import { hostOf } from '../mesh/transport/address.js';
 import {
   DATA_DIR,
   dataDirOf,
@@ -23,8 +25,6 @@ import { type Ignored, readStackFile, type StackFile } from './stackfile/stack-f
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
 const POLL_MS = 100;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A read during a wait: while the agent cannot answer (an election, a moment behind), asks again
@@ -467,7 +467,7 @@ export async function ps(args: string[]): Promise<number> {
           t.currentVersion !== null && t.serviceVersion !== t.currentVersion
             ? `${t.serviceVersion} (now ${t.currentVersion})`
             : String(t.serviceVersion),
-          (t.nodeAddress ? `${t.node} (${t.nodeAddress.split(':')[0]})` : (t.node ?? '-')) +
+          (t.nodeAddress ? `${t.node} (${hostOf(t.nodeAddress)})` : (t.node ?? '-')) +
             (t.pinnedBy ? ` [volume ${t.pinnedBy.volume}]` : ''),
           t.desired,
           [
@@ -571,7 +571,7 @@ async function volumes(args: string[]): Promise<number> {
       ['VOLUME', 'NODE', 'NODE STATUS', 'SERVICES', 'SINCE'],
       rows.map((r) => [
         r.name,
-        r.nodeAddress ? `${r.node} (${r.nodeAddress.split(':')[0]})` : r.node,
+        r.nodeAddress ? `${r.node} (${hostOf(r.nodeAddress)})` : r.node,
         r.nodeStatus,
         r.services.join(', ') || '-',
         ago(r.pinnedAt),

@@ -9,6 +9,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import type { NodeRow } from '../agent/control/api.js';
@@ -68,7 +69,7 @@ async function pageOf(url: string, host?: string): Promise<string> {
       return await get(url, host);
     } catch (error) {
       if (Date.now() > deadline) return `(no answer: ${(error as Error).message})`;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
   }
 }
@@ -81,7 +82,7 @@ async function workerLines(first: AgentProcess): Promise<string[]> {
     const { stdout } = await mesh('logs', 'worker', '--data-dir', first.dataDir);
     lines = stdout.split('\n').filter((line) => line.includes('web answered'));
     if (lines.length >= 2) break;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
   }
   return lines.length > 0 ? lines.slice(0, 4) : ['(nothing yet: try mesh logs worker -f)'];
 }
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
       // Wait until gossip sees everyone and the leader has seated all three as Raft voters.
       const seated = nodes.filter((n) => n.status === 'alive' && n.raft === 'voter');
       if (seated.length === HOSTS.length) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
     const listing = (await mesh('node', 'ls', '--data-dir', first.dataDir)).stdout;
     say(`\n${listing}`);

@@ -3,6 +3,7 @@ import { openSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -83,7 +84,7 @@ export async function waitForControl(agent: AgentProcess, timeoutMs = 15_000): P
   while ((await meshWithin(STATUS_TRY_MS, 'status', '--data-dir', agent.dataDir)).code !== 0) {
     if (Date.now() > deadline)
       throw new Error(`agent with ${agent.dataDir} not answering after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CertificateRecord } from '../mesh/api/certificates.js';
@@ -6,6 +7,7 @@ import { dnsAddress, type NetworkSettings } from '../mesh/api/network.js';
 import type { UnservedPort } from '../mesh/api/nodes.js';
 import { LimitedLog } from '../mesh/limited-log.js';
 import type { Member } from '../mesh/membership/state.js';
+import { RunAgain } from '../mesh/run-again.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
 import { refuseUpgrade } from '../mesh/transport/listener.js';
 import { acceptStream } from '../mesh/transport/stream.js';
@@ -122,8 +124,10 @@ export class DataPlane {
   private readonly relay: HttpRelay;
   private unwatch: (() => void) | undefined;
   private rebuildQueued = false;
-  private applying: Promise<void> | undefined;
-  private applyAgain = false;
+  private readonly passes = new RunAgain(
+    () => (this.stopped ? Promise.resolve() : this.applyOnce()),
+    (error) => this.options.log.warn({ err: error }, 'data plane not updated'),
+  );
   private stopped = false;
   /** Why this host's part is not served, once found out (no privileges): said once, not retried. */
   private hostRefusal: string | undefined;
@@ -254,7 +258,7 @@ export class DataPlane {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unwatch?.();
-    await this.applying;
+    await this.passes.idle();
     this.listeners.close();
     this.udpListeners.close();
     this.udpForwarder.close();
@@ -314,20 +318,7 @@ export class DataPlane {
 
   /** Brings listeners and host addresses in line with the table, one pass at a time. */
   private apply(): void {
-    if (this.stopped) return;
-    if (this.applying) {
-      this.applyAgain = true;
-      return;
-    }
-    this.applying = this.applyOnce()
-      .catch((error: Error) => this.options.log.warn({ err: error }, 'data plane not updated'))
-      .finally(() => {
-        this.applying = undefined;
-        if (this.applyAgain) {
-          this.applyAgain = false;
-          this.apply();
-        }
-      });
+    this.passes.request();
   }
 
   private async applyOnce(): Promise<void> {
@@ -522,8 +513,8 @@ export class DataPlane {
    * BRIDGE_LISTING_SPACING_MS apart, each shared by everyone who waits for it.
    */
   private relistHostNetworks(): Promise<void> {
-    this.nextListing ??= new Promise<void>((resolve) =>
-      setTimeout(resolve, Math.max(0, this.lastListingAt + BRIDGE_LISTING_SPACING_MS - Date.now())),
+    this.nextListing ??= sleep(
+      Math.max(0, this.lastListingAt + BRIDGE_LISTING_SPACING_MS - Date.now()),
     ).then(() => {
       this.nextListing = undefined;
       this.lastListingAt = Date.now();

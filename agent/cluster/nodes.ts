@@ -1,6 +1,7 @@
 import { type NodeRecord, nodeLabels } from '../../mesh/api/nodes.js';
 import type { Membership } from '../../mesh/membership/runtime.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
+import { hostOf } from '../../mesh/transport/address.js';
 import type {
   NodeDetail,
   NodeRow,
@@ -79,7 +80,7 @@ export class Nodes {
   /** A node by ID, unique ID prefix, or address. */
   resolve(name: string): string {
     const nodes = this.access.state.list('nodes');
-    const exact = nodes.find((n) => n.id === name || n.value.address.split(':')[0] === name);
+    const exact = nodes.find((n) => n.id === name || hostOf(n.value.address) === name);
     if (exact) return exact.id;
     const prefixed = nodes.filter((n) => n.id.startsWith(name));
     if (prefixed.length === 1) return (prefixed[0] as { id: string }).id;

@@ -13,6 +13,7 @@ import {
 import { isValidName, type StackRecord } from '../../mesh/api/stacks.js';
 import type { TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState, StoredObject, Write } from '../../mesh/state/cluster-state.js';
+import { hostOf } from '../../mesh/transport/address.js';
 import type {
   DeployRequest,
   DeployResponse,
@@ -584,7 +585,7 @@ function servedNowhere(service: ServiceRecord, nodes: Array<StoredObject<NodeRec
   for (const p of service.ports) {
     if (p.published === undefined || p.mode === 'host') continue;
     const own = !p.hostIp || p.hostIp.startsWith('127.') || p.hostIp === '::1';
-    const should = ready.filter((n) => own || n.value.address.split(':')[0] === p.hostIp);
+    const should = ready.filter((n) => own || hostOf(n.value.address) === p.hostIp);
     const taken = (n: StoredObject<NodeRecord>) =>
       (n.value.unserved ?? []).some((u) => u.port === p.published);
     if (should.length > 0 && should.every(taken)) ports.add(p.published);

@@ -1,8 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import { RaftError } from '../../mesh/raft/raft.js';
 import type { ClusterState, Outcome, Write } from '../../mesh/state/cluster-state.js';
 import type { Kind } from '../../mesh/state/kinds.js';
+import { hostOf } from '../../mesh/transport/address.js';
 import { TransportError } from '../../mesh/transport/errors.js';
 import { ConflictError, ForbiddenError, UnavailableError, UnknownOutcomeError } from '../errors.js';
 
@@ -46,7 +48,7 @@ export class StateAccess {
         const leaderless =
           (error instanceof RaftError && code === 'not-leader') || error instanceof TransportError;
         if (leaderless && Date.now() <= deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          await sleep(100);
           continue;
         }
         if (leaderless || error instanceof TransportError)
@@ -91,7 +93,7 @@ export class StateAccess {
     if (voters.includes(self)) return;
     const managers = voters.map((id) => {
       const address = this.state.get('nodes', id)?.value.address;
-      return address ? `${id} (${address.split(':')[0]})` : id;
+      return address ? `${id} (${hostOf(address)})` : id;
     });
     throw new ForbiddenError(
       `node ${self} is a worker: desired state changes on a manager (${managers.join(', ') || 'none known yet'}); run the command there`,

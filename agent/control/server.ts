@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { chmod, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -45,13 +46,8 @@ export class ControlServer {
   async listen(path: string): Promise<void> {
     // A socket file left by a crashed agent would make listen fail; the data dir is ours alone.
     await rm(path, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(path, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    this.server.listen(path);
+    await once(this.server, 'listening');
     await chmod(path, 0o660);
   }
 

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { NetworkSettings } from '../../mesh/api/network.js';
 import { joinCluster } from '../../mesh/join/client.js';
@@ -242,12 +243,16 @@ export function listenError(error: Error, host: string, port: number): Error {
 }
 
 /** Fails before anything is written or issued, so a retry with other flags starts clean. */
-function checkListenable(host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', (error) => reject(listenError(error, host, port)));
-    probe.listen(port, host, () => probe.close(() => resolve()));
-  });
+async function checkListenable(host: string, port: number): Promise<void> {
+  const probe = createServer();
+  try {
+    probe.listen(port, host);
+    await once(probe, 'listening');
+  } catch (error) {
+    throw listenError(error as NodeJS.ErrnoException, host, port);
+  }
+  probe.close();
+  await once(probe, 'close');
 }
 
 function agentLogger(

@@ -4,6 +4,7 @@ import { DEFAULT_NETWORK_SETTINGS, type NetworkSettings } from '../../mesh/api/n
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord } from '../../mesh/api/tasks.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
+import { RunAgain } from '../../mesh/run-again.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from '../scheduler/scheduler.js';
 import { allocateAddresses } from './addresses.js';
@@ -33,8 +34,10 @@ export function viewOf(state: ClusterState, voters: readonly string[]): ClusterV
 export class Orchestrator {
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
-  private running = false;
-  private again = false;
+  private readonly rounds = new RunAgain(
+    () => this.round(),
+    (error) => this.log.warn({ err: error }, 'orchestration round failed; retrying'),
+  );
 
   constructor(
     private readonly raft: RaftNode,
@@ -58,23 +61,7 @@ export class Orchestrator {
   }
 
   private poke(): void {
-    if (this.raft.raft.role !== 'leader') return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    this.round()
-      .catch((error: Error) =>
-        this.log.warn({ err: error }, 'orchestration round failed; retrying'),
-      )
-      .finally(() => {
-        this.running = false;
-        if (this.again) {
-          this.again = false;
-          setImmediate(() => this.poke());
-        }
-      });
+    if (this.raft.raft.role === 'leader') this.rounds.request();
   }
 
   private async round(): Promise<void> {
@@ -91,7 +78,7 @@ export class Orchestrator {
     if (!outcome.ok) {
       // Someone wrote in between (a deploy, a node's report): plan again from the new state.
       this.log.debug({ reason: outcome.reason }, 'orchestration batch refused; planning again');
-      this.again = true;
+      this.rounds.request();
       return;
     }
     for (const write of writes) {

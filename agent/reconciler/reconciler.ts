@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { dnsAddress, type NetworkSettings, networksOf } from '../../mesh/api/network.js';
 import type { RegistryAuth } from '../../mesh/api/registries.js';
@@ -408,7 +409,7 @@ export class Reconciler {
     // the signal (within the stop grace period).
     if (seen.state === 'running') {
       this.stopping.add(task.id);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_MS, graceMs / 2)));
+      await sleep(Math.min(DRAIN_MS, graceMs / 2));
     }
     // Kept, stopped, as the slot's history (its logs readable) until the leader lets it go; a
     // removed service keeps no history: the leader forgets its tasks once nothing is kept.

@@ -7,3 +7,8 @@ export function splitHostPort(address: string): { host: string; port: number } {
     port: Number(address.slice(colon + 1)),
   };
 }
+
+/** The host part of "host:port" (what `mesh node ls` and listings show of a node's address). */
+export function hostOf(address: string): string {
+  return splitHostPort(address).host;
+}

@@ -1,4 +1,5 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { LimitedLog } from '../../mesh/limited-log.js';
@@ -64,26 +65,16 @@ export class DnsServer {
     udp.on('error', (error) =>
       this.options.log.warn({ address: key, reason: error.message }, 'DNS socket error'),
     );
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(port, host, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    });
+    udp.bind(port, host);
+    await once(udp, 'listening');
     const tcp = createServer((socket) => this.onConnection(socket));
     tcp.maxConnections = this.options.maxConnections;
     tcp.on('error', (error) =>
       this.options.log.warn({ address: key, reason: error.message }, 'DNS TCP error'),
     );
     try {
-      await new Promise<void>((resolve, reject) => {
-        tcp.once('error', reject);
-        tcp.listen(port, host, () => {
-          tcp.off('error', reject);
-          resolve();
-        });
-      });
+      tcp.listen(port, host);
+      await once(tcp, 'listening');
     } catch (error) {
       udp.close();
       throw error;

@@ -7,6 +7,7 @@
  * to the thread at its start) is served, so nobody else reaches other nodes' tasks through it.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -67,14 +68,9 @@ export class DialBridge {
     return given.length === own.length && timingSafeEqual(given, own);
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.path, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    this.server.listen(this.path);
+    await once(this.server, 'listening');
   }
 
   close(): void {

@@ -9,6 +9,9 @@ import type { ServiceStats } from './metrics.js';
 import type { HostRoutes } from './routes.js';
 import type { KeyPairOf } from './servers.js';
 
+/** How long the thread may take to say what it saw of a service. */
+const STATS_TIMEOUT_MS = 5000;
+
 /** What the ingress thread is started with. */
 export interface IngressSettings {
   nodeId: string;
@@ -90,7 +93,16 @@ export class IngressThread {
     if (!this.worker) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const id = ++this.nextAsk;
-      this.asked.set(id, resolve);
+      // A thread that does not answer in time (busy, or stopping) has seen nothing, as far as
+      // the asker knows: nothing waits on it for good.
+      const timer = setTimeout(() => {
+        this.asked.delete(id);
+        resolve(undefined);
+      }, STATS_TIMEOUT_MS);
+      this.asked.set(id, (stats) => {
+        clearTimeout(timer);
+        resolve(stats);
+      });
       this.post({ type: 'stats', id, serviceId });
     });
   }

@@ -37,10 +37,29 @@ const asked = new Map<
 >();
 let nextAsk = 0;
 
+/** How long the main thread may take to open a certificate's key (it may ask a voter for it). */
+const KEY_PAIR_TIMEOUT_MS = 15_000;
+
 const keyPairOf: KeyPairOf = (host) =>
   new Promise((resolve, reject) => {
     const id = ++nextAsk;
-    asked.set(id, { resolve, reject });
+    const timer = setTimeout(() => {
+      asked.delete(id);
+      reject(
+        new Error(`no key for ${host} from the main thread within ${KEY_PAIR_TIMEOUT_MS / 1000} s`),
+      );
+    }, KEY_PAIR_TIMEOUT_MS);
+    const settled = () => clearTimeout(timer);
+    asked.set(id, {
+      resolve: (pair) => {
+        settled();
+        resolve(pair);
+      },
+      reject: (error) => {
+        settled();
+        reject(error);
+      },
+    });
     send({ type: 'keyPair', id, host });
   });
 

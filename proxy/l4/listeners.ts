@@ -1,4 +1,5 @@
 import { createSocket, type RemoteInfo } from 'node:dgram';
+import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { portHolder } from '../host/port-holder.js';
@@ -84,53 +85,39 @@ export class Listeners<H> {
  * headroom), half-open: a client that finished sending still gets the whole answer.
  */
 export function tcpListeners(log: Logger, maxConnections: number): Listeners<Accept> {
-  return new Listeners<Accept>(
-    log,
-    'tcp',
-    (host, port, accept) =>
-      new Promise((resolve, reject) => {
-        const server = createServer({ allowHalfOpen: true }, accept);
-        server.maxConnections = maxConnections;
-        server.once('error', reject);
-        server.listen({ host, port, backlog: 1024 }, () => {
-          server.off('error', reject);
-          server.on('error', (error) =>
-            log.warn({ address: `${host}:${port}`, reason: error.message }, 'listener error'),
-          );
-          resolve(server);
-        });
-      }),
-  );
+  return new Listeners<Accept>(log, 'tcp', async (host, port, accept) => {
+    const server = createServer({ allowHalfOpen: true }, accept);
+    server.maxConnections = maxConnections;
+    server.listen({ host, port, backlog: 1024 });
+    await once(server, 'listening');
+    server.on('error', (error) =>
+      log.warn({ address: `${host}:${port}`, reason: error.message }, 'listener error'),
+    );
+    return server;
+  });
 }
 
 /** UDP listeners: each datagram to the handler, with a way to answer from the listener's address. */
 export function udpListeners(log: Logger): Listeners<Receive> {
-  return new Listeners<Receive>(
-    log,
-    'udp',
-    (host, port, receive) =>
-      new Promise((resolve, reject) => {
-        const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-        socket.once('error', reject);
-        socket.bind({ address: host, port, exclusive: true }, () => {
-          socket.off('error', reject);
-          socket.on('error', (error) =>
-            log.warn({ address: `${host}:${port}/udp`, reason: error.message }, 'listener error'),
-          );
-          // Flows may outlive their listener by a datagram: their answers then go nowhere.
-          let open = true;
-          socket.on('message', (payload, from) =>
-            receive(payload, from, (answer) => {
-              if (open) socket.send(answer, from.port, from.address);
-            }),
-          );
-          resolve({
-            close: () => {
-              open = false;
-              socket.close();
-            },
-          });
-        });
+  return new Listeners<Receive>(log, 'udp', async (host, port, receive) => {
+    const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    socket.bind({ address: host, port, exclusive: true });
+    await once(socket, 'listening');
+    socket.on('error', (error) =>
+      log.warn({ address: `${host}:${port}/udp`, reason: error.message }, 'listener error'),
+    );
+    // Flows may outlive their listener by a datagram: their answers then go nowhere.
+    let open = true;
+    socket.on('message', (payload, from) =>
+      receive(payload, from, (answer) => {
+        if (open) socket.send(answer, from.port, from.address);
       }),
-  );
+    );
+    return {
+      close: () => {
+        open = false;
+        socket.close();
+      },
+    };
+  });
 }
