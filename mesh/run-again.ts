@@ -18,7 +18,10 @@ export class RunAgain {
       this.again = true;
       return;
     }
-    this.running = this.pass()
+    // Marked running before the pass begins: a pass that causes a request as it starts (a write
+    // applied at once, whose watcher asks again) is then run once more, not entered twice.
+    this.running = Promise.resolve()
+      .then(() => this.pass())
       .catch(this.onError)
       .finally(() => {
         this.running = undefined;

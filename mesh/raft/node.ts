@@ -185,8 +185,16 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   async propose(data: unknown): Promise<unknown> {
     if (this.raft.role !== 'leader') return this.forward(FORWARD_PROPOSE, data);
     const { index, term } = this.raft.propose(data);
-    const result = this.wait(this.writes, `${index}:${term}`, 'write');
-    this.process();
+    const key = `${index}:${term}`;
+    const result = this.wait(this.writes, key, 'write');
+    try {
+      this.process();
+    } catch (error) {
+      // Not stored (the entry could not be written): the proposer hears why now, instead of a
+      // waiter timing out later with nobody listening, which would end the process.
+      this.writes.get(key)?.reject(error as Error);
+      this.writes.delete(key);
+    }
     return result;
   }
 
