@@ -4,7 +4,6 @@ import type { Logger } from '../mesh/log.js';
 import { Membership } from '../mesh/membership/runtime.js';
 import { MembershipSync } from '../mesh/raft/membership-sync.js';
 import { RaftNode } from '../mesh/raft/node.js';
-import { RaftStorage } from '../mesh/raft/storage.js';
 import { writeRefusal } from '../mesh/state/authorization.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
 import { Transport } from '../mesh/transport/transport.js';
@@ -30,17 +29,18 @@ import { valueRoutes } from './control/value-routes.js';
 import { admission, followAdmission, readmissionRefusal } from './identity/admission.js';
 import { Authority } from './identity/authority.js';
 import { CaRotation } from './identity/ca-rotation.js';
-import { certificateMeta, nodeMeta, VERSION } from './identity/meta.js';
+import { certificateMeta, GossipedMeta, nodeMeta, VERSION } from './identity/meta.js';
 import {
-  AgentError,
   type AgentOptions,
   createCluster,
   joinWithToken,
   listenError,
+  openRaftStorage,
   type Provisioned,
   reopen,
 } from './identity/provision.js';
 import { CertificateRenewal, checkCertificateLife } from './identity/renewal.js';
+import { Lifecycle } from './lifecycle.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { Reconciler } from './reconciler/reconciler.js';
 import { Runtimes } from './runtime/runtimes.js';
@@ -56,27 +56,15 @@ export const DEFAULT_DNS_PORT = 53;
 export const DEFAULT_HTTP_PORT = 80;
 export const DEFAULT_HTTPS_PORT = 443;
 
-/** What a started agent runs, stopped in reverse order. */
+/** The parts a started agent's own methods use (leaving, tokens, what it lacks). */
 interface Parts {
-  transport: Transport;
   membership: Membership;
   raft: RaftNode;
-  sync: MembershipSync;
-  orchestrator: Orchestrator;
   reconciler: Reconciler;
   runtimes: Runtimes;
-  peers: PeerCache;
-  control: ControlServer;
   dataPlane: DataPlane;
-  keyring: Keyring;
   files: TaskFiles;
   authority: Authority;
-  renewal: CertificateRenewal;
-  rotation: CaRotation;
-  certificates: Certificates;
-  /** Stops following the replica's admission (followAdmission). */
-  stopAdmission: () => void;
-  autolock: Autolock;
 }
 
 /** How long one step of leaving the cluster may take (each has tighter timers of its own). */
@@ -92,12 +80,15 @@ export class Agent {
   readonly nodeId: string;
   readonly address: string;
   private parts: Parts | undefined;
+  /** Everything started, to stop in reverse order. */
+  private readonly lifecycle: Lifecycle;
 
   private constructor(private readonly provisioned: Provisioned) {
     const { cluster, identity, log } = provisioned;
     this.log = log;
     this.nodeId = identity.nodeId;
     this.address = `${cluster.advertise}:${cluster.port}`;
+    this.lifecycle = new Lifecycle(log);
   }
 
   /** Creates a cluster: its CA, this node's identity, and a join secret. */
@@ -185,50 +176,30 @@ export class Agent {
     clearTimeout(timer);
   }
 
-  /** Stops without a word to the cluster, as a crash would. */
+  /** Stops without a word to the cluster, as a crash would: every part, last started first. */
   async stop(): Promise<void> {
-    const parts = this.parts;
-    if (!parts) return;
-    parts.stopAdmission();
-    parts.peers.stop();
-    parts.keyring.stop();
-    parts.autolock.stop();
-    parts.authority.stop();
-    parts.renewal.stop();
-    parts.rotation.stop();
-    parts.certificates.stop();
-    await parts.dataPlane.stop();
-    parts.orchestrator.stop();
-    parts.reconciler.stop();
-    await parts.runtimes.close();
-    parts.sync.stop();
-    parts.raft.stop();
-    parts.membership.stop();
-    await parts.control.close();
-    await parts.transport.close();
+    await this.lifecycle.stopAll();
   }
 
+  /** Starts every part in order; one that fails stops those started before it. */
   private async start(forceNewCluster: boolean): Promise<Parts> {
-    const { dir, cluster, identity, ca, log, seeds } = this.provisioned;
-    const state = new ClusterState();
-    // First: a damaged log refuses to start before this node answers anyone.
-    const storage = RaftStorage.open(
-      dir.raftDir,
-      { voters: cluster.joinedVoters ?? [], learners: [] },
-      log,
-    );
-    if (forceNewCluster) {
-      const before = storage.voters;
-      if (!before.includes(identity.nodeId))
-        throw new AgentError(
-          `--force-new-cluster: node ${identity.nodeId} was not a voter (voters: ${before.join(', ')}); run it on a surviving voter`,
-        );
-      storage.forceSoleVoter(identity.nodeId);
-      log.warn(
-        { formerVoters: before },
-        'forced a new cluster: this node is the only voter, with the state it holds',
-      );
+    try {
+      return await this.startParts(forceNewCluster);
+    } catch (error) {
+      await this.lifecycle.stopAll();
+      throw error;
     }
+  }
+
+  /**
+   * The node's link to its cluster: its Raft storage and runtimes, the transport listening, and
+   * membership and Raft over it (not started yet), with the replica they keep.
+   */
+  private async connect(forceNewCluster: boolean) {
+    const { lifecycle } = this;
+    const { dir, cluster, identity, log } = this.provisioned;
+    const state = new ClusterState();
+    const storage = openRaftStorage(this.provisioned, forceNewCluster);
     checkCertificateLife(identity, storage.voters, dir.path, log);
     const fds = await raiseFdLimit();
     if (fds.failure)
@@ -243,38 +214,10 @@ export class Agent {
       tasksDir: dir.tasksDir,
       log,
     });
+    lifecycle.add('runtimes', () => runtimes.close());
     // Joins and inbound connections may arrive before the rest is wired: they see it once it is.
-    const late: {
-      access?: StateAccess;
-      membership?: Membership;
-      authority?: Authority;
-      raft?: RaftNode;
-    } = {};
-    const authority = () => {
-      if (!late.authority) throw new Error('this node is still starting');
-      return late.authority;
-    };
-    // Every node answers joiners; only a voter can sign, the others say so (the joiner tries
-    // the token's next seed).
-    const join = new JoinService({
-      ca: () => authority().ca(),
-      secrets: () => authority().secrets(),
-      validDays: () => late.authority?.validDays(),
-      log,
-      register: async ({ nodeId, serial, notAfter, workerOnly }) => {
-        if (!late.access) throw new Error('this node is still starting');
-        const record = joiningNode(serial, notAfter, Date.now(), workerOnly);
-        await late.access.create('nodes', nodeId, record);
-      },
-      issuers: () => late.authority?.issuers() ?? [],
-      voters: () => late.raft?.membership.voters ?? [],
-      readmit: async ({ nodeId, serial, notAfter }) => {
-        const refusal = readmissionRefusal(nodeId, state);
-        if (refusal) throw new Error(refusal);
-        // The certificate it came back without is retired at once.
-        await authority().recordIssued(nodeId, { serial, notAfter }, 0);
-      },
-    });
+    const late: LateParts = {};
+    const join = joinService(state, late, log);
     const transport = new Transport({
       identity,
       host: cluster.advertise,
@@ -283,18 +226,23 @@ export class Agent {
       join,
       admission: admission(state, () => late.raft?.isCurrent() ?? false),
     });
-    await transport.listen().catch((error: Error) => {
-      throw listenError(error, cluster.advertise, cluster.port);
-    });
+    await lifecycle.start(
+      'transport',
+      () =>
+        transport.listen().catch((error: Error) => {
+          throw listenError(error, cluster.advertise, cluster.port);
+        }),
+      () => transport.close(),
+    );
     // What this node gossips about itself; a renewed certificate, an unserved port or an engine
     // that came up after the agent changes it.
-    let meta = nodeMeta(this.address, cluster.labels, identity, runtimes.kinds());
-    const membership = new Membership({ transport, log, meta });
-    const stopAdmission = followAdmission(state, transport, membership, identity.nodeId, log);
-    runtimes.onAdded(() => {
-      meta = { ...meta, runtimes: runtimes.kinds() };
-      membership.updateMeta(meta);
-    });
+    const meta = new GossipedMeta(
+      nodeMeta(this.address, cluster.labels, identity, runtimes.kinds()),
+    );
+    const membership = new Membership({ transport, log, meta: meta.current });
+    meta.publishTo((changed) => membership.updateMeta(changed));
+    lifecycle.add('admission', followAdmission(state, transport, membership, identity.nodeId, log));
+    runtimes.onAdded(() => meta.update({ runtimes: runtimes.kinds() }));
     const raft: RaftNode = new RaftNode({
       transport,
       storage,
@@ -309,6 +257,14 @@ export class Agent {
     });
     const access = new StateAccess(state, raft, log);
     Object.assign(late, { access, membership, raft });
+    return { state, fds, runtimes, late, transport, meta, membership, raft, access };
+  }
+
+  private async startParts(forceNewCluster: boolean): Promise<Parts> {
+    const { lifecycle } = this;
+    const { dir, cluster, identity, ca, log, seeds } = this.provisioned;
+    const { state, fds, runtimes, late, transport, meta, membership, raft, access } =
+      await this.connect(forceNewCluster);
     const keyring = new Keyring({
       nodeId: identity.nodeId,
       dataDir: dir.path,
@@ -319,10 +275,7 @@ export class Agent {
       log,
       mayHold: () =>
         !cluster.workerOnly && state.get('nodes', identity.nodeId)?.value.status !== 'removed',
-      onHeld: (votersKey) => {
-        meta = { ...meta, votersKey };
-        membership.updateMeta(meta);
-      },
+      onHeld: (votersKey) => meta.update({ votersKey }),
       ...(this.provisioned.unlockKey && { unlockKey: this.provisioned.unlockKey }),
     });
     const autolock = new Autolock({ keyring, state, raft, access, transport, log });
@@ -340,8 +293,6 @@ export class Agent {
       log,
     });
     const files = new TaskFiles({ nodeId: identity.nodeId, state, raft, transport, keyring, log });
-    const stacks = new Stacks(access, values);
-    const nodes = new Nodes(access, identity.nodeId, membership, raft);
     const rescheduleAfterMs =
       cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs;
     const certificates = new Certificates({
@@ -361,31 +312,14 @@ export class Agent {
       checkLogin: () => runtimes.loginCheck(),
       log,
     });
-    const dataPlane = new DataPlane({
-      nodeId: identity.nodeId,
-      clusterId: cluster.clusterId,
-      advertise: cluster.advertise,
-      dnsPort: cluster.dnsPort ?? DEFAULT_DNS_PORT,
-      httpPort: cluster.httpPort ?? DEFAULT_HTTP_PORT,
-      httpsPort: cluster.httpsPort ?? DEFAULT_HTTPS_PORT,
-      keyPairOf: (host) => certificates.keyPair(host),
-      trustedProxies: cluster.trustedProxies ?? [],
-      responseTimeoutMs: cluster.httpTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
-      udpIdleMs: cluster.udpTimeoutMs ?? DEFAULT_UDP_IDLE_MS,
-      httpLimits: { ...DEFAULT_HTTP_LIMITS, ...cluster.httpLimits },
+    const dataPlane = dataPlaneOf(this.provisioned, {
       maxConnections: connectionBudget(fds.limit),
-      upstreams: cluster.dnsUpstreams,
       state,
-      members: () => membership.members(),
-      onMembersChange: (listener) => membership.on('change', listener),
-      openStream: (to, target) => transport.openStream(to, target),
-      serveStreams: (handler) => transport.serveStreams(handler),
-      hostNetworks: () => runtimes.hostNetworks(),
-      onUnserved: (unserved) => {
-        meta = { ...meta, unserved };
-        membership.updateMeta(meta);
-      },
-      log,
+      membership,
+      transport,
+      runtimes,
+      certificates,
+      meta,
     });
     const renewal = new CertificateRenewal({
       identity,
@@ -394,10 +328,7 @@ export class Agent {
       raft,
       state,
       transport,
-      onRenewed: (renewed) => {
-        meta = { ...meta, ...certificateMeta(renewed) };
-        membership.updateMeta(meta);
-      },
+      onRenewed: (renewed) => meta.update(certificateMeta(renewed)),
       log,
     });
     const rotation = new CaRotation({
@@ -410,98 +341,230 @@ export class Agent {
       membership,
       log,
     });
-    const parts: Parts = {
-      stopAdmission,
-      autolock,
-      renewal,
-      rotation,
-      certificates,
-      authority: late.authority,
-      keyring,
+    const authorityPart = late.authority;
+    const sync = new MembershipSync(
+      raft,
+      membership,
+      state,
+      log,
+      (member) =>
+        member.meta.votersKey !== undefined && member.meta.votersKey === keyring.wantedKeyId(),
+    );
+    const orchestrator = new Orchestrator(
+      raft,
+      state,
+      log,
+      { ...DEFAULT_SCHEDULER_OPTIONS, rescheduleAfterMs },
+      cluster.network,
+    );
+    const reconciler = new Reconciler({
+      nodeId: identity.nodeId,
+      state,
+      propose: (command) => access.propose(command),
+      runtimes,
+      caughtUp: () => raft.linearizableRead(5000),
+      leaderSilenceMs: () => raft.leaderSilenceMs(),
+      cutOffAfterMs: rescheduleAfterMs / 2,
       files,
+      registryAuth: (task, service) => registries.authFor(task, service),
+      log,
+    });
+    const peers = new PeerCache(dir, membership, identity.nodeId, log);
+    const control = controlServer({
+      self: { nodeId: identity.nodeId, clusterId: cluster.clusterId, address: this.address },
+      state,
+      raft,
+      access,
+      keyring,
+      membership,
       transport,
+      runtimes,
+      authority: authorityPart,
+      autolock,
+      rotation,
+      values,
+      registries,
+      certificates,
+      dataPlane,
+      log,
+    });
+    // Started in this order, stopped in the reverse one.
+    const ordered: Array<[string, { start(): unknown; stop(): unknown }]> = [
+      [
+        'control API',
+        { start: () => control.listen(dir.controlSocket), stop: () => control.close() },
+      ],
+      ['data plane', dataPlane],
+      ['peer cache', peers],
+      [
+        'membership',
+        {
+          start: () => membership.start(seeds.filter((seed) => seed !== this.address)),
+          stop: () => membership.stop(),
+        },
+      ],
+      [
+        'raft',
+        {
+          start: () => {
+            raft.start();
+            // The replica is restored now: what was admitted before it was is looked at again.
+            transport.recheck();
+          },
+          stop: () => raft.stop(),
+        },
+      ],
+      ['membership sync', sync],
+      ['orchestrator', orchestrator],
+      ['keyring', keyring],
+      ['autolock', autolock],
+      ['authority', authorityPart],
+      ['certificate renewal', renewal],
+      ['CA rotation', rotation],
+      ['ingress certificates', certificates],
+      ['reconciler', reconciler],
+    ];
+    for (const [name, part] of ordered)
+      await lifecycle.start(
+        name,
+        () => part.start(),
+        () => part.stop(),
+      );
+    log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
+    return {
       membership,
       raft,
+      reconciler,
       runtimes,
-      sync: new MembershipSync(
-        raft,
-        membership,
-        state,
-        log,
-        (member) =>
-          member.meta.votersKey !== undefined && member.meta.votersKey === keyring.wantedKeyId(),
-      ),
-      orchestrator: new Orchestrator(
-        raft,
-        state,
-        log,
-        { ...DEFAULT_SCHEDULER_OPTIONS, rescheduleAfterMs },
-        cluster.network,
-      ),
       dataPlane,
-      reconciler: new Reconciler({
-        nodeId: identity.nodeId,
-        state,
-        propose: (command) => access.propose(command),
-        runtimes,
-        caughtUp: () => raft.linearizableRead(5000),
-        leaderSilenceMs: () => raft.leaderSilenceMs(),
-        cutOffAfterMs: rescheduleAfterMs / 2,
-        files,
-        registryAuth: (task, service) => registries.authFor(task, service),
-        log,
-      }),
-      peers: new PeerCache(dir, membership, identity.nodeId, log),
-      control: new ControlServer(
-        {
-          ...clusterRoutes({
-            self: { nodeId: identity.nodeId, clusterId: cluster.clusterId, address: this.address },
-            membership,
-            raft,
-            state,
-            nodes,
-            tokens: late.authority,
-            rotation,
-            autolock,
-            backups: new Backups({
-              clusterId: cluster.clusterId,
-              state,
-              raft,
-              keyring,
-              transport,
-              log,
-            }),
-          }),
-          ...stackRoutes(
-            stacks,
-            nodes,
-            new ClusterLogs(identity.nodeId, state, transport, runtimes, stacks),
-            access,
-          ),
-          ...routesRoute(identity.nodeId, dataPlane, certificates),
-          ...valueRoutes(values),
-          ...registryRoutes(registries),
-        },
-        log,
-      ),
+      files,
+      authority: authorityPart,
     };
-    await parts.control.listen(dir.controlSocket);
-    await parts.dataPlane.start();
-    parts.peers.start();
-    membership.start(seeds.filter((seed) => seed !== this.address));
-    raft.start();
-    // The replica is restored now: what was admitted before it was is looked at again.
-    transport.recheck();
-    parts.sync.start();
-    parts.orchestrator.start();
-    keyring.start();
-    autolock.start();
-    late.authority.start();
-    renewal.start();
-    rotation.start();
-    certificates.start();
-    await parts.reconciler.start();
-    log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
-    return parts;
   }
+}
+
+/** What joiners meet before the rest of the node is wired: parts filled in as they exist. */
+interface LateParts {
+  access?: StateAccess;
+  membership?: Membership;
+  authority?: Authority;
+  raft?: RaftNode;
+}
+
+/**
+ * Every node answers joiners; only a voter can sign, the others say so (the joiner tries the
+ * token's next seed).
+ */
+function joinService(state: ClusterState, late: LateParts, log: Logger): JoinService {
+  const authority = () => {
+    if (!late.authority) throw new Error('this node is still starting');
+    return late.authority;
+  };
+  return new JoinService({
+    ca: () => authority().ca(),
+    secrets: () => authority().secrets(),
+    validDays: () => late.authority?.validDays(),
+    log,
+    register: async ({ nodeId, serial, notAfter, workerOnly }) => {
+      if (!late.access) throw new Error('this node is still starting');
+      const record = joiningNode(serial, notAfter, Date.now(), workerOnly);
+      await late.access.create('nodes', nodeId, record);
+    },
+    issuers: () => late.authority?.issuers() ?? [],
+    voters: () => late.raft?.membership.voters ?? [],
+    readmit: async ({ nodeId, serial, notAfter }) => {
+      const refusal = readmissionRefusal(nodeId, state);
+      if (refusal) throw new Error(refusal);
+      // The certificate it came back without is retired at once.
+      await authority().recordIssued(nodeId, { serial, notAfter }, 0);
+    },
+  });
+}
+
+/** The data plane (DNS, service addresses, L4, the HTTP ingress) with the node's settings. */
+function dataPlaneOf(
+  { cluster, identity, log }: Provisioned,
+  parts: {
+    maxConnections: number;
+    state: ClusterState;
+    membership: Membership;
+    transport: Transport;
+    runtimes: Runtimes;
+    certificates: Certificates;
+    meta: GossipedMeta;
+  },
+): DataPlane {
+  const { state, membership, transport, runtimes, certificates, meta } = parts;
+  return new DataPlane({
+    nodeId: identity.nodeId,
+    clusterId: cluster.clusterId,
+    advertise: cluster.advertise,
+    dnsPort: cluster.dnsPort ?? DEFAULT_DNS_PORT,
+    httpPort: cluster.httpPort ?? DEFAULT_HTTP_PORT,
+    httpsPort: cluster.httpsPort ?? DEFAULT_HTTPS_PORT,
+    keyPairOf: (host) => certificates.keyPair(host),
+    trustedProxies: cluster.trustedProxies ?? [],
+    responseTimeoutMs: cluster.httpTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
+    udpIdleMs: cluster.udpTimeoutMs ?? DEFAULT_UDP_IDLE_MS,
+    httpLimits: { ...DEFAULT_HTTP_LIMITS, ...cluster.httpLimits },
+    maxConnections: parts.maxConnections,
+    upstreams: cluster.dnsUpstreams,
+    state,
+    members: () => membership.members(),
+    onMembersChange: (listener) => membership.on('change', listener),
+    openStream: (to, target) => transport.openStream(to, target),
+    serveStreams: (handler) => transport.serveStreams(handler),
+    hostNetworks: () => runtimes.hostNetworks(),
+    onUnserved: (unserved) => meta.update({ unserved }),
+    log,
+  });
+}
+
+/** The control API for the CLI: every route, by subject. */
+function controlServer(parts: {
+  self: { nodeId: string; clusterId: string; address: string };
+  state: ClusterState;
+  raft: RaftNode;
+  access: StateAccess;
+  keyring: Keyring;
+  membership: Membership;
+  transport: Transport;
+  runtimes: Runtimes;
+  authority: Authority;
+  autolock: Autolock;
+  rotation: CaRotation;
+  values: StoredValues;
+  registries: RegistryLogins;
+  certificates: Certificates;
+  dataPlane: DataPlane;
+  log: Logger;
+}): ControlServer {
+  const { self, state, raft, access, keyring, membership, transport, log } = parts;
+  const stacks = new Stacks(access, parts.values);
+  const nodes = new Nodes(access, self.nodeId, membership, raft);
+  return new ControlServer(
+    {
+      ...clusterRoutes({
+        self,
+        membership,
+        raft,
+        state,
+        nodes,
+        tokens: parts.authority,
+        rotation: parts.rotation,
+        autolock: parts.autolock,
+        backups: new Backups({ clusterId: self.clusterId, state, raft, keyring, transport, log }),
+      }),
+      ...stackRoutes(
+        stacks,
+        nodes,
+        new ClusterLogs(self.nodeId, state, transport, parts.runtimes, stacks),
+        access,
+      ),
+      ...routesRoute(self.nodeId, parts.dataPlane, parts.certificates),
+      ...valueRoutes(parts.values),
+      ...registryRoutes(parts.registries),
+    },
+    log,
+  );
 }

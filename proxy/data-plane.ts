@@ -41,11 +41,8 @@ import {
   type ServiceRoute,
 } from './routing-table.js';
 import { type HostNetworks, mayReach, plainAddress, SourcePolicy } from './source-policy.js';
+import { formatStreamTarget, parseStreamTarget, type StreamTarget } from './stream-target.js';
 
-/** A stream target for the HTTP relay of a task's port: `http/<task>/<port>`. */
-const RELAY_PREFIX = 'http/';
-/** A stream target for a UDP flow to a task's port: `udp/<task>/<port>`. */
-const UDP_PREFIX = 'udp/';
 /** Containers send DNS queries to the DNS address on the standard port. */
 const CONTAINER_DNS_PORT = 53;
 /** Bridges are listed again (for a new task, an unknown source) at most this often. */
@@ -146,13 +143,13 @@ export class DataPlane {
     this.forwarder = new Forwarder({
       nodeId: options.nodeId,
       log: options.log,
-      dialRemote: (nodeId, taskId, port) => this.streamTo(nodeId, `${taskId}/${port}`),
+      dialRemote: (nodeId, taskId, port) => this.streamTo(nodeId, { kind: 'tcp', taskId, port }),
     });
     this.udpForwarder = new UdpForwarder({
       nodeId: options.nodeId,
       idleMs: options.udpIdleMs,
       log: options.log,
-      dialRemote: (nodeId, taskId, port) => this.streamTo(nodeId, `${UDP_PREFIX}${taskId}/${port}`),
+      dialRemote: (nodeId, taskId, port) => this.streamTo(nodeId, { kind: 'udp', taskId, port }),
     });
     this.dns = new DnsServer({
       zone: () => this.zone,
@@ -179,9 +176,8 @@ export class DataPlane {
         responseTimeoutMs: options.responseTimeoutMs,
         limits: options.httpLimits,
         maxConnections: options.maxConnections,
-        relayPrefix: RELAY_PREFIX,
       },
-      openRemote: (nodeId, target) => this.streamTo(nodeId, target),
+      openRemote: (nodeId, target) => this.openStreamTo(nodeId, target),
       keyPairOf: options.keyPairOf,
       log: options.log,
     });
@@ -528,8 +524,12 @@ export class DataPlane {
     return this.nextListing;
   }
 
-  /** A stream to another node's agent: to a task's port (`<task>/<port>`), or its HTTP relay (`http/...`). */
-  private streamTo(nodeId: string, target: string) {
+  /** A stream to a task's port on another node, through its agent (see stream-target.ts). */
+  private streamTo(nodeId: string, target: StreamTarget) {
+    return this.openStreamTo(nodeId, formatStreamTarget(target));
+  }
+
+  private openStreamTo(nodeId: string, target: string) {
     const member = this.options.members().find((m) => m.id === nodeId);
     if (!member) return Promise.reject(new Error(`node ${nodeId} is not a member`));
     return this.options.openStream({ address: member.address, nodeId }, target);
@@ -537,14 +537,13 @@ export class DataPlane {
 
   /** Another node's agent forwards a connection (or a UDP flow) to one of this node's tasks. */
   private serveStream(peer: Peer, target: string, socket: TLSSocket, head: Buffer): void {
-    const prefix = [RELAY_PREFIX, UDP_PREFIX].find((p) => target.startsWith(p)) ?? '';
-    const [taskId, portText] = target.slice(prefix.length).split('/');
+    const named = parseStreamTarget(target);
+    const { kind, taskId, port } = named ?? { kind: 'tcp', taskId: target, port: 0 };
     const endpoint = this.table.services
       .flatMap((s) => s.endpoints)
       .find((e) => e.taskId === taskId && e.nodeId === this.options.nodeId);
-    const port = Number(portText);
-    const ports = prefix === UDP_PREFIX ? endpoint?.udpPorts : endpoint?.ports;
-    if (!endpoint || !ports?.has(port)) {
+    const ports = kind === 'udp' ? endpoint?.udpPorts : endpoint?.ports;
+    if (!named || !endpoint || !ports?.has(port)) {
       this.options.log.warn(
         { peer: peer.nodeId, target },
         'stream refused: no such ready task here',
@@ -553,11 +552,11 @@ export class DataPlane {
       return;
     }
     socket.on('error', () => socket.destroy());
-    if (prefix === RELAY_PREFIX) {
+    if (kind === 'http') {
       this.relay.accept(acceptStream(socket, head), endpoint, port);
       return;
     }
-    if (prefix === UDP_PREFIX) {
+    if (kind === 'udp') {
       serveRemoteFlow(
         acceptStream(socket, head),
         endpoint.host,

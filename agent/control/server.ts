@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { chmod, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { UserError } from '../../mesh/user-error.js';
 import {
   ConflictError,
   ForbiddenError,
@@ -44,10 +45,16 @@ export class ControlServer {
   }
 
   async listen(path: string): Promise<void> {
-    // A socket file left by a crashed agent would make listen fail; the data dir is ours alone.
-    await rm(path, { force: true });
-    this.server.listen(path);
-    await once(this.server, 'listening');
+    try {
+      // A socket file left by a crashed agent would make listen fail; the data dir is ours alone.
+      await rm(path, { force: true });
+      this.server.listen(path);
+      await once(this.server, 'listening');
+    } catch (error) {
+      throw new UserError(
+        `the control socket ${path} cannot be served (${(error as Error).message}): the CLI reaches the agent there`,
+      );
+    }
     await chmod(path, 0o660);
   }
 

@@ -52,3 +52,28 @@ export function nodeMeta(
     platform: thisPlatform(),
   };
 }
+
+/**
+ * What this node gossips about itself, changed from one place: each change (an engine that came
+ * up, the voters' key held, a port it cannot serve, a renewed certificate) is merged in and
+ * published to the members once gossip runs.
+ */
+export class GossipedMeta {
+  private published: ((meta: NodeMeta) => void) | undefined;
+
+  constructor(private meta: NodeMeta) {}
+
+  get current(): NodeMeta {
+    return this.meta;
+  }
+
+  /** Where changes go from now on (membership, once it exists). */
+  publishTo(publish: (meta: NodeMeta) => void): void {
+    this.published = publish;
+  }
+
+  update(change: Partial<NodeMeta>): void {
+    this.meta = { ...this.meta, ...change };
+    this.published?.(this.meta);
+  }
+}

@@ -195,6 +195,32 @@ async function comeBack(
 }
 
 /** Reads a data dir written before: same identity, rejoining through known peers and seeds. */
+/**
+ * The node's Raft storage, opened first: a damaged log refuses to start before this node answers
+ * anyone. With --force-new-cluster (quorum lost for good), this surviving voter becomes the only
+ * one, keeping the state it holds.
+ */
+export function openRaftStorage(provisioned: Provisioned, forceNewCluster: boolean): RaftStorage {
+  const { dir, cluster, identity, log } = provisioned;
+  const storage = RaftStorage.open(
+    dir.raftDir,
+    { voters: cluster.joinedVoters ?? [], learners: [] },
+    log,
+  );
+  if (!forceNewCluster) return storage;
+  const before = storage.voters;
+  if (!before.includes(identity.nodeId))
+    throw new AgentError(
+      `--force-new-cluster: node ${identity.nodeId} was not a voter (voters: ${before.join(', ')}); run it on a surviving voter`,
+    );
+  storage.forceSoleVoter(identity.nodeId);
+  log.warn(
+    { formerVoters: before },
+    'forced a new cluster: this node is the only voter, with the state it holds',
+  );
+  return storage;
+}
+
 export async function reopen(
   options: Pick<AgentOptions, 'dataDir' | 'logLevel' | 'logFormat'>,
 ): Promise<Provisioned> {

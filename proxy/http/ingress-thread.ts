@@ -26,8 +26,6 @@ export interface IngressSettings {
   logLevel: string;
   /** The main thread's dial bridge: its abstract Unix socket and the secret it asks for. */
   bridge: { path: string; secret: string };
-  /** Stream targets for another node's HTTP relay start with this. */
-  relayPrefix: string;
 }
 
 export type ToWorker =

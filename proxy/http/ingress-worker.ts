@@ -12,6 +12,7 @@ import type { CertificateRecord } from '../../mesh/api/certificates.js';
 import { contains, parseCidr } from '../../mesh/api/network.js';
 import { dialEndpoint } from '../l4/forwarder.js';
 import type { Endpoint } from '../routing-table.js';
+import { formatStreamTarget } from '../stream-target.js';
 import { dialThroughBridge } from './dial-bridge.js';
 import { HttpIngress } from './ingress.js';
 import type { IngressSettings, ToMain, ToWorker } from './ingress-thread.js';
@@ -67,7 +68,11 @@ const keyPairOf: KeyPairOf = (host) =>
 function connectTo(relay: boolean) {
   return (endpoint: Endpoint, target: number) => {
     if (endpoint.nodeId === settings.nodeId) return dialEndpoint(endpoint, target);
-    const name = `${relay ? settings.relayPrefix : ''}${endpoint.taskId}/${target}`;
+    const name = formatStreamTarget({
+      kind: relay ? 'http' : 'tcp',
+      taskId: endpoint.taskId,
+      port: target,
+    });
     return dialThroughBridge(settings.bridge, endpoint.nodeId, name);
   };
 }

@@ -71,7 +71,6 @@ function ingressThread(
       responseTimeoutMs: 5000,
       limits: DEFAULT_HTTP_LIMITS,
       maxConnections: 512,
-      relayPrefix: 'http/',
     },
     // Node n3 cannot be reached.
     openRemote: async (nodeId, target) => {
