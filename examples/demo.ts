@@ -17,6 +17,7 @@ import { pingEngine } from '../agent/runtime/docker.js';
 import {
   type AgentProcess,
   mesh,
+  outliveClosedStdout,
   scratchDirectory,
   startCluster,
   stopAgents,
@@ -102,6 +103,7 @@ async function main(): Promise<void> {
       await rm(root, { recursive: true, force: true });
     })());
   // Ctrl-C at any moment, while the agents start or the stack deploys too, cleans up the same way.
+  outliveClosedStdout();
   const interrupted = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   void interrupted.then(async () => {
     await stop();

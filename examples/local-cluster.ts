@@ -23,6 +23,20 @@ export interface AgentProcess {
 }
 
 /** A fresh directory for a cluster's data dirs and logs. */
+/**
+ * Output that nobody reads any more is not worth dying for: Ctrl-C in `npm run demo | tee log`
+ * also ends tee, and the next line written would end this process (an unhandled EPIPE) before it
+ * stopped the agents it started, which run in process groups of their own. Lines written to a
+ * closed pipe are dropped (there is no one left to tell, stderr may be that pipe too); any other
+ * output error still ends the process.
+ */
+export function outliveClosedStdout(): void {
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
+}
+
 export async function scratchDirectory(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `mesh-${label}-`));
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { RequestOf, StackRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
+import { outliveClosedStdout } from '../../examples/local-cluster.js';
 import { TEST_IMAGE } from '../../examples/test-image.js';
 import {
   type AgentProcess,
@@ -178,6 +179,7 @@ export function cleanupOnSignal(cleanup: () => Promise<void>): () => Promise<voi
     done ??= cleanup();
     return done;
   };
+  outliveClosedStdout();
   const stop = (signal: NodeJS.Signals) => {
     note(`${signal}: stopping what the benchmark started`);
     once().then(
