@@ -32,6 +32,8 @@ export interface NodeView {
   busy: ReadonlySet<string>;
   /** When each task waiting out its restart delay may start again (ms). */
   restartAt: ReadonlyMap<string, number>;
+  /** How each task waiting out its restart delay last ended, in words. */
+  lastExit: ReadonlyMap<string, string>;
   /** Services with a running task anywhere in the cluster, by ID (for depends_on). */
   runningServices: ReadonlySet<string>;
   /** Why a runtime kind this node lacks is missing; a kind not here is offered. */
@@ -109,7 +111,7 @@ export function reconcile(view: NodeView): Action[] {
         actions.push({
           type: 'report',
           taskId: task.id,
-          status: { state: 'shutdown', reason: task.reason },
+          status: stoppedStatus(status, view.lastExit.get(task.id), task.reason),
         });
       continue;
     }
@@ -136,6 +138,20 @@ export function reconcile(view: NodeView): Action[] {
     }
   }
   return actions;
+}
+
+/**
+ * How a task told to stop ended: failed, when it was waiting to start again after failing (a
+ * rollout gave up on it; ps -a should say why it failed, not that a newer task took its slot);
+ * else shut down, for the leader's reason.
+ */
+export function stoppedStatus(
+  status: TaskStatus | undefined,
+  lastExit: string | undefined,
+  reason: string | undefined,
+): Partial<TaskStatus> {
+  if (status?.state === 'restarting' && lastExit) return { state: 'failed', reason: lastExit };
+  return { state: 'shutdown', reason };
 }
 
 /** Starts a task, unless its runtime is missing here or a service it depends on runs nowhere. */

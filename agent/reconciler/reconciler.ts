@@ -9,7 +9,14 @@ import { ReadinessProbes } from '../health/probes.js';
 import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
 import type { Runtimes } from '../runtime/runtimes.js';
 import type { TaskFiles } from '../secrets/files.js';
-import { type Action, type NodeView, type Observed, reconcile, runningVerdict } from './plan.js';
+import {
+  type Action,
+  type NodeView,
+  type Observed,
+  reconcile,
+  runningVerdict,
+  stoppedStatus,
+} from './plan.js';
 import { StatusReporter } from './reporter.js';
 import { afterExit } from './restart.js';
 
@@ -50,6 +57,8 @@ interface Local {
   /** While it waits out its restart delay: when it may start again (ms). */
   restartAt?: number;
   timer?: NodeJS.Timeout;
+  /** How it last ended on its own (while it waits to start again). */
+  lastExit?: string;
 }
 
 /**
@@ -236,8 +245,11 @@ export class Reconciler {
       if (status) statuses.set(task.id, status);
     }
     const restartAt = new Map<string, number>();
-    for (const [taskId, local] of this.local)
+    const lastExit = new Map<string, string>();
+    for (const [taskId, local] of this.local) {
       if (local.restartAt !== undefined) restartAt.set(taskId, local.restartAt);
+      if (local.lastExit !== undefined) lastExit.set(taskId, local.lastExit);
+    }
     const view: NodeView = {
       tasks,
       services,
@@ -247,6 +259,7 @@ export class Reconciler {
       lookedAt: this.lookedAt,
       busy: new Set(this.queues.keys()),
       restartAt,
+      lastExit,
       runningServices: this.runningServices(),
       missingRuntimes: runtimes.missing,
       cutOff: this.cutOff(),
@@ -415,13 +428,14 @@ export class Reconciler {
     // removed service keeps no history: the leader forgets its tasks once nothing is kept.
     const kept = this.serviceOf(task) !== undefined;
     await this.stopTask(runtime, task.id, graceMs, kept ? 'keep' : 'remove');
-    clearTimeout(this.local.get(task.id)?.timer);
+    const local = this.local.get(task.id);
+    clearTimeout(local?.timer);
     this.local.delete(task.id);
     const before = this.status.latest(task.id);
     if (seen.state !== 'running' && before && FINAL_STATES.has(before.state))
       // Ended before it was told to stop (failed, complete): that is how it ended.
       this.report(task.id, { kept });
-    else this.report(task.id, { state: 'shutdown', reason: task.reason, kept });
+    else this.report(task.id, { ...stoppedStatus(before, local?.lastExit, task.reason), kept });
     this.options.log.info({ task: task.id, reason: task.reason }, 'task shut down');
   }
 
@@ -464,6 +478,7 @@ export class Reconciler {
       return;
     }
     this.report(task.id, { state: 'restarting', reason: next.reason, exitCode: exit.exitCode });
+    local.lastExit = exit.reason;
     local.restartAt = now + next.delayMs;
     this.pokeAt(local);
   }

@@ -72,7 +72,11 @@ dockerTest('the README day-two walkthrough runs as written', async (t, docker) =
   );
   t.regex(said, /\| serving, GREETING=hello$/m, "a replaced task's output");
   t.regex(said, /refused on every node: rolled back by itself/);
-  t.regex(said, /^shop\.web\.\d\.[0-9a-f]+ (failed|shutdown): /m, 'the failed version 3 in ps -a');
+  t.regex(
+    said,
+    /^shop\.web\.\d\.[0-9a-f]+ failed: image mesh-test\/busybox:missing is not on this node, and pull_policy is never$/m,
+    'the failed version 3 in ps -a, with why',
+  );
   t.regex(said, /version 4, updated/, 'inspect: the rollback');
   t.regex(said, /mesh: login for 127\.0\.73\.9:5000 stored sealed, as team/);
   t.regex(said, /mesh: updated shop\.web \(version 5\)/, 'the private image pulled and running');

@@ -35,6 +35,7 @@ function view(overrides: Partial<NodeView> = {}): NodeView {
     lookedAt: new Map([[task.id, NOW]]),
     busy: new Set(),
     restartAt: new Map(),
+    lastExit: new Map(),
     runningServices: new Set(),
     missingRuntimes: new Map(),
     cutOff: false,
@@ -320,4 +321,35 @@ test('running, seen: ready at once when nothing is checked; else its ports or it
     'a process task: where it published the port',
   );
   t.like(runningVerdict(running(), probed), { check: { type: 'unprobeable', port: 8080 } });
+});
+
+test('a task told to stop while it waited to start again ended failed, saying why', (t) => {
+  const stopped = { ...task, desired: 'shutdown' as const, reason: 'a newer task holds its slot' };
+  const restarting = {
+    ...taskStatus('restarting', 'n1'),
+    reason: 'no such image; restart 1/1 in 1s',
+  };
+  t.deepEqual(
+    reconcile(
+      view({
+        tasks: [stopped],
+        statuses: new Map([[task.id, restarting]]),
+        lastExit: new Map([[task.id, 'no such image']]),
+      }),
+    ),
+    [{ type: 'report', taskId: task.id, status: { state: 'failed', reason: 'no such image' } }],
+  );
+  t.deepEqual(
+    reconcile(
+      view({ tasks: [stopped], statuses: new Map([[task.id, taskStatus('running', 'n1')]]) }),
+    ),
+    [
+      {
+        type: 'report',
+        taskId: task.id,
+        status: { state: 'shutdown', reason: 'a newer task holds its slot' },
+      },
+    ],
+    'one that was running was shut down',
+  );
 });
