@@ -76,23 +76,25 @@ async function labelsOf(on: AgentProcess, target: string): Promise<Record<string
   return (JSON.parse(stdout as string) as { userLabels: Record<string, string> }).userLabels;
 }
 
-/** The fewest voters an agent reported while `during` ran. */
-async function fewestVoters<T>(agent: AgentProcess, during: () => Promise<T>) {
-  let fewest = Number.POSITIVE_INFINITY;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      const seen = await view(agent).catch(() => undefined);
-      if (seen) fewest = Math.min(fewest, seen.raft.voters.length);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    }
-  })();
-  try {
-    return { result: await during(), fewest: () => fewest };
-  } finally {
-    sampling = false;
-    await sampler;
-  }
+/**
+ * The fewest voters the cluster had while `during` ran: its configuration before, and every change
+ * any leader proposed meanwhile, read from all the agents' logs (each proposal is logged with its
+ * voters), so that no change is missed between two looks.
+ */
+async function fewestVoters<T>(agents: AgentProcess[], during: () => Promise<T>) {
+  const before = (await view(agents[0] as AgentProcess)).raft.voters.length;
+  const from = Date.now();
+  const result = await during();
+  const to = Date.now();
+  const proposed = agents
+    .flatMap((agent) => readFileSync(`${agent.dataDir}.log`, 'utf8').split('\n'))
+    .filter((line) => line.includes('"raft membership change proposed"'))
+    .map((line) => JSON.parse(line) as { time: number; voters: string[] })
+    .filter((line) => line.time >= from && line.time <= to);
+  return {
+    result,
+    fewest: () => Math.min(before, ...proposed.map((change) => change.voters.length)),
+  };
 }
 
 /**
@@ -153,7 +155,7 @@ test.serial(
     const { leader } = await leaderOf(three);
     const others = three.filter((a) => a !== leader);
     const [stay] = others as [AgentProcess];
-    const { result: writes, fewest } = await fewestVoters(stay, async () => {
+    const { result: writes, fewest } = await fewestVoters(three, async () => {
       await firewall.split(
         [hostOf(leader, THREE, three)],
         others.map((a) => hostOf(a, THREE, three)),
@@ -176,7 +178,7 @@ test.serial(
   async (t) => {
     const { leader } = await leaderOf(three);
     const [cut] = three.filter((a) => a !== leader) as [AgentProcess];
-    const { result: writes, fewest } = await fewestVoters(leader, async () => {
+    const { result: writes, fewest } = await fewestVoters(three, async () => {
       await firewall.split(
         [hostOf(cut, THREE, three)],
         three.filter((a) => a !== cut).map((a) => hostOf(a, THREE, three)),
@@ -289,7 +291,7 @@ test.serial(
     const small = [leader, five.find((a) => a !== leader) as AgentProcess];
     const large = five.filter((a) => !small.includes(a));
     const [stay] = large as [AgentProcess];
-    const { result: writes, fewest } = await fewestVoters(stay, async () => {
+    const { result: writes, fewest } = await fewestVoters(five, async () => {
       await firewall.split(
         small.map((a) => hostOf(a, FIVE, five)),
         large.map((a) => hostOf(a, FIVE, five)),
