@@ -1,0 +1,155 @@
+/**
+ * The reconciler's shell over a fake runtime: what it asks a runtime to do, and what it reports,
+ * as the plan (tested on its own) decides. No engine, no timers of a real container.
+ */
+import test from 'ava';
+import { Reconciler } from '../../../agent/reconciler/reconciler.js';
+import type {
+  LogPage,
+  Runtime,
+  TaskObservation,
+  TaskSpec,
+} from '../../../agent/runtime/runtime.js';
+import type { Runtimes } from '../../../agent/runtime/runtimes.js';
+import type { TaskRecord } from '../../../mesh/api/tasks.js';
+import { ClusterState } from '../../../mesh/state/cluster-state.js';
+import { captureLogs } from '../../helpers/logs.js';
+import { eventually } from '../../helpers/poll.js';
+import { serviceRecord, taskRecord } from '../../helpers/records.js';
+
+/** A runtime that runs nothing: it remembers what it was asked and says so when inspected. */
+class FakeRuntime implements Runtime {
+  readonly started: TaskSpec[] = [];
+  readonly stopped: string[] = [];
+  private readonly tasks = new Map<string, TaskObservation>();
+  private listener: ((taskId: string) => void) | undefined;
+
+  async start(spec: TaskSpec): Promise<TaskObservation> {
+    this.started.push(spec);
+    const seen: TaskObservation = { taskId: spec.taskId, state: 'running', ports: [] };
+    this.tasks.set(spec.taskId, seen);
+    return seen;
+  }
+
+  async stop(taskId: string): Promise<void> {
+    this.stopped.push(taskId);
+    const seen = this.tasks.get(taskId);
+    if (seen) this.tasks.set(taskId, { ...seen, state: 'exited', exitCode: 0 });
+  }
+
+  async remove(taskId: string): Promise<void> {
+    this.tasks.delete(taskId);
+  }
+
+  async inspect(taskId: string): Promise<TaskObservation | undefined> {
+    return this.tasks.get(taskId);
+  }
+
+  async list(): Promise<TaskObservation[]> {
+    return [...this.tasks.values()];
+  }
+
+  async logs(): Promise<LogPage> {
+    return { lines: [], cursor: '' };
+  }
+
+  async onChange(listener: (taskId: string) => void): Promise<void> {
+    this.listener = listener;
+  }
+
+  async close(): Promise<void> {}
+
+  /** The task's process ends on its own, as an engine's event says. */
+  exit(taskId: string, exitCode: number): void {
+    const seen = this.tasks.get(taskId);
+    if (seen)
+      this.tasks.set(taskId, {
+        ...seen,
+        state: 'exited',
+        exitCode,
+        reason: `exited with ${exitCode}`,
+      });
+    this.listener?.(taskId);
+  }
+}
+
+/** Node n1 running one task of s.web (restarted at once when it ends), on a fake docker. */
+function setUp(t: { teardown: (f: () => void) => void }) {
+  const state = new ClusterState();
+  let index = 0;
+  const apply = (command: unknown) => state.apply(++index, command);
+  const web = serviceRecord({ image: 'registry.example.com/team/web:2' });
+  const task: TaskRecord = taskRecord(1, 1, 'n1');
+  apply({
+    op: 'batch',
+    writes: [
+      { op: 'put', kind: 'services', id: 's.web', value: web },
+      { op: 'put', kind: 'tasks', id: task.id, value: task },
+    ],
+  });
+  const runtime = new FakeRuntime();
+  const runtimes = {
+    onAdded: () => undefined,
+    entries: () => [['docker', runtime]],
+    get: (kind: string) => (kind === 'docker' ? runtime : undefined),
+    missing: new Map(),
+  } as unknown as Runtimes;
+  const reconciler = new Reconciler({
+    nodeId: 'n1',
+    state,
+    propose: async (command) => apply(command),
+    runtimes,
+    caughtUp: async () => undefined,
+    leaderSilenceMs: () => 0,
+    cutOffAfterMs: 60_000,
+    registryAuth: async () => ({
+      username: 'team',
+      password: 'p',
+      serveraddress: 'registry.example.com',
+    }),
+    log: captureLogs('n1').log,
+  });
+  t.teardown(() => reconciler.stop());
+  const status = () => state.get('statuses', task.id)?.value;
+  return { state, apply, runtime, reconciler, task, status };
+}
+
+test('an assigned task is started with its spec and its registry login, and reported running', async (t) => {
+  const { runtime, reconciler, task, status } = setUp(t);
+  await reconciler.start();
+  await eventually(() => status()?.state === 'running', { what: 'the task reported running' });
+  t.is(runtime.started.length, 1);
+  t.like(runtime.started[0], {
+    taskId: task.id,
+    image: 'registry.example.com/team/web:2',
+    registryAuth: { username: 'team', serveraddress: 'registry.example.com' },
+  });
+  t.true(status()?.ready, 'nothing to check: ready at once');
+});
+
+test('a task that ends on its own is restarted per its policy, and the restart counted', async (t) => {
+  const { runtime, reconciler, task, status } = setUp(t);
+  await reconciler.start();
+  await eventually(() => status()?.state === 'running', { what: 'the task running' });
+  runtime.exit(task.id, 3);
+  await eventually(() => runtime.started.length === 2 && status()?.state === 'running', {
+    what: 'the task started again',
+  });
+  t.is(status()?.restarts, 1);
+  t.is(status()?.exitCode, 3, 'how it last ended is kept through the restart');
+});
+
+test('a task told to stop is stopped and kept as history, reported shut down with why', async (t) => {
+  const { apply, runtime, reconciler, task, status } = setUp(t);
+  await reconciler.start();
+  await eventually(() => status()?.state === 'running', { what: 'the task running' });
+  apply({
+    op: 'put',
+    kind: 'tasks',
+    id: task.id,
+    value: { ...task, desired: 'shutdown', reason: 'scaled down' },
+  });
+  await eventually(() => status()?.state === 'shutdown', { what: 'the task shut down' });
+  t.deepEqual(runtime.stopped, [task.id], 'stopped, not removed: its logs stay readable');
+  t.like(status(), { reason: 'scaled down', kept: true });
+});
