@@ -1,13 +1,9 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import type { Logger } from 'pino';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
-import type { RaftNode } from '../../mesh/raft/node.js';
-import type { Transport } from '../../mesh/transport/transport.js';
 import type { CertificateRow, Untrusted } from '../control/api.js';
 import { InvalidError, NotFoundError } from '../errors.js';
 import { repeatOneAtATime } from '../repeat.js';
-import type { Keyring } from '../secrets/keyring.js';
-import { askVoters } from './ask-voters.js';
+import { askVoters, type SealedStoreParts } from './ask-voters.js';
 import type { StateAccess } from './state-access.js';
 
 const OPEN_KEY = 'certificates.key';
@@ -37,16 +33,7 @@ function rowOf({ host, subject, notAfter, addedAt }: CertificateRecord): Certifi
 export class Certificates {
   private stopSealing: (() => void) | undefined;
 
-  constructor(
-    private readonly options: {
-      nodeId: string;
-      access: StateAccess;
-      keyring: Keyring;
-      raft: RaftNode;
-      transport: Transport;
-      log: Logger;
-    },
-  ) {
+  constructor(private readonly options: SealedStoreParts) {
     options.transport.handle(OPEN_KEY, (body, from) =>
       this.serveKey(String((body as { host?: unknown }).host), from.nodeId),
     );

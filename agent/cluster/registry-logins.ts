@@ -1,4 +1,3 @@
-import type { Logger } from 'pino';
 import {
   normalRegistryHost,
   type RegistryAuth,
@@ -8,13 +7,10 @@ import {
 } from '../../mesh/api/registries.js';
 import { definitionFor, type ServiceRecord, serviceId } from '../../mesh/api/services.js';
 import type { TaskRecord } from '../../mesh/api/tasks.js';
-import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
-import type { Transport } from '../../mesh/transport/transport.js';
 import type { RegistryRow, Untrusted } from '../control/api.js';
 import { InvalidError, NotFoundError } from '../errors.js';
-import type { Keyring } from '../secrets/keyring.js';
-import { askVoters } from './ask-voters.js';
+import { askVoters, type SealedStoreParts } from './ask-voters.js';
 import type { StateAccess } from './state-access.js';
 
 const OPEN = 'registries.open';
@@ -34,15 +30,9 @@ export interface OpenRequest {
  */
 export class RegistryLogins {
   constructor(
-    private readonly options: {
-      nodeId: string;
-      access: StateAccess;
-      keyring: Keyring;
-      raft: RaftNode;
-      transport: Transport;
+    private readonly options: SealedStoreParts & {
       /** Asks the registry whether it takes a login; undefined: this node has no engine to ask. */
       checkLogin: () => ((auth: RegistryAuth) => Promise<void>) | undefined;
-      log: Logger;
     },
   ) {
     options.transport.handle(OPEN, (body, from) => this.serve(body as OpenRequest, from.nodeId));
