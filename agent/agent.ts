@@ -256,7 +256,7 @@ export class Agent {
       authorize: (sender, command) => writeRefusal(sender, command, state, raft.membership.voters),
     });
     const access = new StateAccess(state, raft, log);
-    Object.assign(late, { access, membership, raft });
+    Object.assign(late, { access, raft });
     return { state, fds, runtimes, late, transport, meta, membership, raft, access };
   }
 
@@ -280,7 +280,7 @@ export class Agent {
     });
     const autolock = new Autolock({ keyring, state, raft, access, transport, log });
     const values = new StoredValues(access, keyring);
-    late.authority = new Authority({
+    const authority = new Authority({
       dir,
       cluster,
       ca,
@@ -292,6 +292,7 @@ export class Agent {
       transport,
       log,
     });
+    late.authority = authority;
     const files = new TaskFiles({ nodeId: identity.nodeId, state, raft, transport, keyring, log });
     const rescheduleAfterMs =
       cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs;
@@ -324,7 +325,7 @@ export class Agent {
     const renewal = new CertificateRenewal({
       identity,
       dir,
-      authority: late.authority,
+      authority,
       raft,
       state,
       transport,
@@ -333,7 +334,7 @@ export class Agent {
     });
     const rotation = new CaRotation({
       clusterId: cluster.clusterId,
-      authority: late.authority,
+      authority,
       keyring,
       access,
       state,
@@ -341,7 +342,6 @@ export class Agent {
       membership,
       log,
     });
-    const authorityPart = late.authority;
     const sync = new MembershipSync(
       raft,
       membership,
@@ -379,7 +379,7 @@ export class Agent {
       membership,
       transport,
       runtimes,
-      authority: authorityPart,
+      authority,
       autolock,
       rotation,
       values,
@@ -418,7 +418,7 @@ export class Agent {
       ['orchestrator', orchestrator],
       ['keyring', keyring],
       ['autolock', autolock],
-      ['authority', authorityPart],
+      ['authority', authority],
       ['certificate renewal', renewal],
       ['CA rotation', rotation],
       ['ingress certificates', certificates],
@@ -438,7 +438,7 @@ export class Agent {
       runtimes,
       dataPlane,
       files,
-      authority: authorityPart,
+      authority,
     };
   }
 }
@@ -446,7 +446,6 @@ export class Agent {
 /** What joiners meet before the rest of the node is wired: parts filled in as they exist. */
 interface LateParts {
   access?: StateAccess;
-  membership?: Membership;
   authority?: Authority;
   raft?: RaftNode;
 }

@@ -41,7 +41,6 @@ type RequestBody = Buffer | AsyncIterable<Buffer> | null;
 
 /** How an exchange with a replica failed. */
 interface ExchangeFailure {
-  taskId: string;
   error: Error;
   cause: FailureCause;
   /** The replica (or its node's relay) did not take the connection: it is passed over a while. */
@@ -322,7 +321,7 @@ export class HttpIngress {
       failure.cause === 'timeout'
         ? new Refusal(
             504,
-            `gateway timeout: no answer from ${failure.taskId} within ${this.options.responseTimeoutMs / 1000} s`,
+            `gateway timeout: no answer from ${taken.lease.endpoint.taskId} within ${this.options.responseTimeoutMs / 1000} s`,
           )
         : new Refusal(502, `bad gateway: ${failure.error.message}`),
     );
@@ -356,7 +355,6 @@ export class HttpIngress {
         }
         const unreachable = error instanceof ReplicaUnreachable || relayRefused;
         resolve({
-          taskId: endpoint.taskId,
           error:
             error ??
             new ReplicaUnreachable(

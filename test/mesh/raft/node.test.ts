@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { RaftNode } from '../../../mesh/raft/node.js';
 import { RaftStorage } from '../../../mesh/raft/storage.js';
 import { ClusterState } from '../../../mesh/state/cluster-state.js';
@@ -11,24 +11,34 @@ import type { Transport } from '../../../mesh/transport/transport.js';
 import { captureLogs } from '../../helpers/logs.js';
 import { eventually } from '../../helpers/poll.js';
 
-test('a stopped node ignores the Raft messages still arriving while the transport closes', (t) => {
+/**
+ * Node `a` of the given voters over a data dir of its own (removed after the test; stopping the
+ * node is the test's), with only
+ * the part of the transport the node uses: handlers are kept for the test to hand messages in.
+ */
+function nodeA(t: ExecutionContext, voters: string[], options: { timeoutMs?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'mesh-raft-node-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const logs = captureLogs('a');
   const handlers = new Map<string, Handler>();
-  // Only the part of the transport the node uses; messages are handed in directly.
   const transport = {
     nodeId: 'a',
     handle: (type: string, h: Handler) => handlers.set(type, h),
   } as unknown as Transport;
-  const storage = RaftStorage.open(dir, { voters: ['a', 'b'], learners: [] }, logs.log);
+  const storage = RaftStorage.open(dir, { voters, learners: [] }, logs.log);
   const node = new RaftNode({
     transport,
     storage,
     machine: new ClusterState(),
     log: logs.log,
     addressOf: () => undefined,
+    ...options,
   });
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return { node, storage, logs, handlers };
+}
+
+test('a stopped node ignores the Raft messages still arriving while the transport closes', (t) => {
+  const { node, logs, handlers } = nodeA(t, ['a', 'b']);
   node.stop(); // closes the storage
   const vote = {
     from: 'b',
@@ -45,22 +55,8 @@ test('a stopped node ignores the Raft messages still arriving while the transpor
 });
 
 test('a write that cannot be stored is refused to its proposer at once, saying why', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mesh-raft-node-'));
-  const logs = captureLogs('a');
-  const transport = { nodeId: 'a', handle: () => undefined } as unknown as Transport;
-  const storage = RaftStorage.open(dir, { voters: ['a'], learners: [] }, logs.log);
-  const node = new RaftNode({
-    transport,
-    storage,
-    machine: new ClusterState(),
-    log: logs.log,
-    addressOf: () => undefined,
-    timeoutMs: 100,
-  });
-  t.teardown(() => {
-    node.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { node, storage } = nodeA(t, ['a'], { timeoutMs: 100 });
+  t.teardown(() => node.stop()); // before the data dir goes (teardowns run last first)
   node.start();
   await eventually(() => node.raft.role === 'leader', { what: 'the only voter leading' });
   // The next save fails (a full disk, for a moment).
