@@ -10,8 +10,8 @@ export class Cluster {
   readonly nodes = new Map<NodeId, Raft>();
   readonly applied = new Map<NodeId, Entry[]>();
   readonly reads = new Map<NodeId, ReadState[]>();
-  /** Every message delivered, in order. */
-  readonly delivered: Message[] = [];
+  /** Every message sent, in order, and whether a cut link dropped it. */
+  readonly trace: Array<{ message: Message; dropped: boolean }> = [];
   private readonly cut = new Set<string>();
   private queue: Message[] = [];
 
@@ -58,6 +58,11 @@ export class Cluster {
     return raft;
   }
 
+  /** Every message delivered, in order. */
+  get delivered(): Message[] {
+    return this.trace.filter((sent) => !sent.dropped).map((sent) => sent.message);
+  }
+
   node(id: NodeId): Raft {
     return this.nodes.get(id) as Raft;
   }
@@ -94,8 +99,9 @@ export class Cluster {
       for (const [id, raft] of this.nodes) this.collect(id, raft);
       const message = this.queue.shift();
       if (!message) return;
-      if (this.cut.has(`${message.from}>${message.to}`)) continue;
-      this.delivered.push(message);
+      const dropped = this.cut.has(`${message.from}>${message.to}`);
+      this.trace.push({ message, dropped });
+      if (dropped) continue;
       this.nodes.get(message.to)?.step(message);
     }
     throw new Error('messages did not settle');
