@@ -17,6 +17,8 @@ interface Usage {
   perService: Map<string, number>;
 }
 
+type NewTaskId = (service: ServiceSpec, slot: number, nodeId: string | null) => string;
+
 /**
  * The scheduler as a pure function (it runs on the leader): desired services, nodes and existing
  * tasks in; tasks to create and tasks to stop out. Deterministic: ties go to the lower node ID.
@@ -27,49 +29,89 @@ export function schedule(
   tasks: Task[],
   now: number,
   options: SchedulerOptions = DEFAULT_SCHEDULER_OPTIONS,
-  newTaskId: (service: ServiceSpec, slot: number, nodeId: string | null) => string = (s, slot, n) =>
-    `${s.id}.${slot || n}.${now}`,
+  newTaskId: NewTaskId = (s, slot, n) => `${s.id}.${slot || n}.${now}`,
 ): Plan {
-  const plan: Plan = { create: [], stop: [] };
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  const live = tasks.filter((t) => t.desired === 'running');
-  const stop = (task: Task, reason: string, replaced = false) =>
-    plan.stop.push({ taskId: task.id, reason, ...(replaced ? { replaced } : {}) });
+  const round = new Round(nodes, newTaskId);
+  const healthy = tasks
+    .filter((t) => t.desired === 'running')
+    .filter((task) => round.keepsNode(task, now, options));
+  for (const task of healthy) if (task.nodeId) round.use(task.nodeId, task);
+  const wanted = new Set(services.map((s) => s.id));
+  for (const task of healthy)
+    if (!wanted.has(task.serviceId)) round.stop(task, 'its service was removed');
+  for (const service of [...services].sort((a, b) => a.id.localeCompare(b.id))) {
+    const placement = new Placement(round, service);
+    const own = healthy
+      .filter((t) => t.serviceId === service.id)
+      .sort((a, b) => b.serviceVersion - a.serviceVersion);
+    if (service.mode === 'replicated') placement.replicated(own);
+    else placement.global(own);
+  }
+  return round.plan;
+}
 
-  // Tasks that must go whatever their service says: the node is drained, gone, or down too long.
-  const healthy: Task[] = [];
-  for (const task of live) {
-    const node = task.nodeId ? byId.get(task.nodeId) : undefined;
-    if (task.nodeId && !node) stop(task, `node ${task.nodeId} left the cluster`);
-    else if (node?.status === 'left') stop(task, `node ${node.id} left the cluster`);
-    else if (
-      node?.status === 'down' &&
-      now - (node.downSince ?? now) >= options.rescheduleAfterMs
-    ) {
-      stop(task, `node ${node.id} is down`);
-    } else if (node?.availability === 'drain') stop(task, `node ${node.id} is drained`);
-    else healthy.push(task);
+/** One scheduling round: the plan it writes, and what each node holds as tasks are placed. */
+class Round {
+  readonly plan: Plan = { create: [], stop: [] };
+  readonly byId: Map<string, NodeInfo>;
+  readonly usage: Map<string, Usage>;
+
+  constructor(
+    readonly nodes: NodeInfo[],
+    readonly newTaskId: NewTaskId,
+  ) {
+    this.byId = new Map(nodes.map((n) => [n.id, n]));
+    this.usage = new Map(
+      nodes.map((n) => [n.id, { cpus: 0, memoryBytes: 0, tasks: 0, perService: new Map() }]),
+    );
   }
 
-  const usage = new Map<string, Usage>(
-    nodes.map((n) => [n.id, { cpus: 0, memoryBytes: 0, tasks: 0, perService: new Map() }]),
-  );
-  const use = (nodeId: string, task: Pick<Task, 'serviceId' | 'reservations'>) => {
-    const u = usage.get(nodeId) as Usage;
+  stop(task: Task, reason: string, replaced = false): void {
+    this.plan.stop.push({ taskId: task.id, reason, ...(replaced ? { replaced } : {}) });
+  }
+
+  /** Whatever its service says, a task goes when its node is gone, down too long, or drained. */
+  keepsNode(task: Task, now: number, options: SchedulerOptions): boolean {
+    const why = this.leaving(task, now, options);
+    if (why) this.stop(task, why);
+    return why === undefined;
+  }
+
+  private leaving(task: Task, now: number, options: SchedulerOptions): string | undefined {
+    const node = task.nodeId ? this.byId.get(task.nodeId) : undefined;
+    if (task.nodeId && !node) return `node ${task.nodeId} left the cluster`;
+    if (!node) return undefined;
+    if (node.status === 'left') return `node ${node.id} left the cluster`;
+    if (node.status === 'down' && now - (node.downSince ?? now) >= options.rescheduleAfterMs)
+      return `node ${node.id} is down`;
+    if (node.availability === 'drain') return `node ${node.id} is drained`;
+    return undefined;
+  }
+
+  use(nodeId: string, task: Pick<Task, 'serviceId' | 'reservations'>): void {
+    const u = this.usage.get(nodeId) as Usage;
     u.cpus += task.reservations.cpus;
     u.memoryBytes += task.reservations.memoryBytes;
     u.tasks += 1;
     u.perService.set(task.serviceId, (u.perService.get(task.serviceId) ?? 0) + 1);
-  };
-  for (const task of healthy) if (task.nodeId) use(task.nodeId, task);
+  }
+}
 
-  const wanted = new Set(services.map((s) => s.id));
-  for (const task of healthy)
-    if (!wanted.has(task.serviceId)) stop(task, 'its service was removed');
+/** Where the tasks of one service go in a round. */
+class Placement {
+  /** The nodes it may run on, by ID. */
+  private readonly eligible: NodeInfo[];
+  /**
+   * The task the next one replaces: it leaves its node, so it does not count there when spreading
+   * (the replacement stays where it was, and a rollout keeps the spread it found).
+   */
+  private replacing: Task | undefined;
 
-  for (const service of [...services].sort((a, b) => a.id.localeCompare(b.id))) {
-    const own = healthy.filter((t) => t.serviceId === service.id);
-    const eligible = nodes
+  constructor(
+    private readonly round: Round,
+    private readonly service: ServiceSpec,
+  ) {
+    this.eligible = round.nodes
       .filter(
         (n) =>
           n.status === 'ready' &&
@@ -79,95 +121,112 @@ export function schedule(
           (!service.pinned || n.id === service.pinned.nodeId),
       )
       .sort((a, b) => a.id.localeCompare(b.id));
+  }
 
-    const fits = (node: NodeInfo) => {
-      const u = usage.get(node.id) as Usage;
-      return (
-        u.cpus + service.reservations.cpus <= node.capacity.cpus + 1e-9 &&
-        u.memoryBytes + service.reservations.memoryBytes <= node.capacity.memoryBytes &&
-        (service.maxReplicasPerNode === undefined ||
-          (u.perService.get(service.id) ?? 0) < service.maxReplicasPerNode)
-      );
-    };
-    /**
-     * The task the next one replaces: it leaves its node, so it does not count there when spreading
-     * (the replacement stays where it was, and a rollout keeps the spread it found).
-     */
-    let replacing: Task | undefined;
-    const mineOn = (node: NodeInfo) =>
-      (usage.get(node.id)?.perService.get(service.id) ?? 0) -
-      (replacing?.nodeId === node.id ? 1 : 0);
-    /** This service's tasks on the eligible nodes that share the node's value of a field. */
-    const mineIn = (node: NodeInfo, field: string) =>
-      eligible
-        .filter((n) => fieldOf(n, field) === fieldOf(node, field))
-        .reduce((sum, n) => sum + mineOn(n), 0);
-    /**
-     * The best node for one more task: fewest of this service in its group of each spread
-     * preference in turn, then on the node, then fewest overall, then lower ID.
-     */
-    const pick = (only?: NodeInfo): NodeInfo | undefined =>
-      (only ? [only] : eligible).filter(fits).sort((a, b) => {
-        for (const field of service.spread ?? []) {
-          const spread = mineIn(a, field) - mineIn(b, field);
+  /** A task a slot; the newest of a slot is kept, the rest stopped. */
+  replicated(own: Task[]): void {
+    const { service, round } = this;
+    const bySlot = new Map<number, Task>();
+    for (const task of own) {
+      const node = task.nodeId ? round.byId.get(task.nodeId) : undefined;
+      // As Swarm's constraint enforcer: a label changed since, so the task goes elsewhere.
+      if (node && !satisfies(node, service.constraints))
+        round.stop(task, `node ${node.id} no longer satisfies ${service.constraints.join(', ')}`);
+      else if (task.slot > service.replicas) round.stop(task, `scaled down to ${service.replicas}`);
+      else if (bySlot.has(task.slot)) round.stop(task, 'a newer task holds its slot', true);
+      else bySlot.set(task.slot, task);
+    }
+    for (let slot = 1; slot <= service.replicas; slot++) this.settle(bySlot.get(slot), slot);
+  }
+
+  /** A task on each eligible node. */
+  global(own: Task[]): void {
+    const { round } = this;
+    const onNode = new Map<string, Task>();
+    for (const task of own) {
+      const node = round.byId.get(task.nodeId ?? task.forNode ?? '');
+      if (!node || !this.eligible.includes(node))
+        round.stop(task, 'its node no longer fits the service');
+      else if (onNode.has(node.id)) round.stop(task, 'one task per node in global mode', true);
+      else onNode.set(node.id, task);
+    }
+    for (const node of this.eligible) this.settle(onNode.get(node.id), 0, node);
+  }
+
+  /** Keeps a current task, places a pending one once something fits, replaces an outdated one. */
+  private settle(task: Task | undefined, slot: number, only?: NodeInfo): void {
+    const { service, round } = this;
+    const current = task?.serviceVersion === service.version;
+    if (task && current && task.nodeId !== null) return;
+    this.replacing = task && !current ? task : undefined;
+    const node = this.pick(only);
+    this.replacing = undefined;
+    if (task && current && !node) return; // still pending, for the same reason
+    if (task && current) round.stop(task, 'placed now that a node fits');
+    else if (task) round.stop(task, `service updated to version ${service.version}`, true);
+    this.create(slot, node, only?.id);
+  }
+
+  /**
+   * The best node for one more task: fewest of this service in its group of each spread
+   * preference in turn, then on the node, then fewest overall, then lower ID.
+   */
+  private pick(only?: NodeInfo): NodeInfo | undefined {
+    const { usage } = this.round;
+    return (only ? [only] : this.eligible)
+      .filter((n) => this.fits(n))
+      .sort((a, b) => {
+        for (const field of this.service.spread ?? []) {
+          const spread = this.mineIn(a, field) - this.mineIn(b, field);
           if (spread) return spread;
         }
-        const ua = usage.get(a.id) as Usage;
-        const ub = usage.get(b.id) as Usage;
-        return mineOn(a) - mineOn(b) || ua.tasks - ub.tasks || a.id.localeCompare(b.id);
+        const tasksOn = (n: NodeInfo) => (usage.get(n.id) as Usage).tasks;
+        return (
+          this.mineOn(a) - this.mineOn(b) || tasksOn(a) - tasksOn(b) || a.id.localeCompare(b.id)
+        );
       })[0];
-    const create = (slot: number, node: NodeInfo | undefined, forNode?: string) => {
-      const task: Task = {
-        id: newTaskId(service, slot, forNode ?? null),
-        serviceId: service.id,
-        slot,
-        serviceVersion: service.version,
-        nodeId: node?.id ?? null,
-        forNode,
-        desired: 'running',
-        reservations: service.reservations,
-      };
-      if (node) use(node.id, task);
-      else task.reason = unplaceable(service, nodes, eligible, usage);
-      plan.create.push(task);
-    };
-    /** Keeps a current task, places a pending one once something fits, replaces an outdated one. */
-    const settle = (task: Task | undefined, slot: number, only?: NodeInfo) => {
-      const current = task?.serviceVersion === service.version;
-      if (task && current && task.nodeId !== null) return;
-      replacing = task && !current ? task : undefined;
-      const node = pick(only);
-      replacing = undefined;
-      if (task && current && !node) return; // still pending, for the same reason
-      if (task && current) stop(task, 'placed now that a node fits');
-      else if (task) stop(task, `service updated to version ${service.version}`, true);
-      create(slot, node, only?.id);
-    };
-
-    if (service.mode === 'replicated') {
-      const bySlot = new Map<number, Task>();
-      for (const task of own.sort((a, b) => b.serviceVersion - a.serviceVersion)) {
-        const node = task.nodeId ? byId.get(task.nodeId) : undefined;
-        // As Swarm's constraint enforcer: a label changed since, so the task goes elsewhere.
-        if (node && !satisfies(node, service.constraints))
-          stop(task, `node ${node.id} no longer satisfies ${service.constraints.join(', ')}`);
-        else if (task.slot > service.replicas) stop(task, `scaled down to ${service.replicas}`);
-        else if (bySlot.has(task.slot)) stop(task, 'a newer task holds its slot', true);
-        else bySlot.set(task.slot, task);
-      }
-      for (let slot = 1; slot <= service.replicas; slot++) settle(bySlot.get(slot), slot);
-    } else {
-      const onNode = new Map<string, Task>();
-      for (const task of own.sort((a, b) => b.serviceVersion - a.serviceVersion)) {
-        const node = byId.get(task.nodeId ?? task.forNode ?? '');
-        if (!node || !eligible.includes(node)) stop(task, 'its node no longer fits the service');
-        else if (onNode.has(node.id)) stop(task, 'one task per node in global mode', true);
-        else onNode.set(node.id, task);
-      }
-      for (const node of eligible) settle(onNode.get(node.id), 0, node);
-    }
   }
-  return plan;
+
+  private fits(node: NodeInfo): boolean {
+    const { service } = this;
+    const u = this.round.usage.get(node.id) as Usage;
+    return (
+      u.cpus + service.reservations.cpus <= node.capacity.cpus + 1e-9 &&
+      u.memoryBytes + service.reservations.memoryBytes <= node.capacity.memoryBytes &&
+      (service.maxReplicasPerNode === undefined ||
+        (u.perService.get(service.id) ?? 0) < service.maxReplicasPerNode)
+    );
+  }
+
+  /** This service's tasks on the node, less the one being replaced there. */
+  private mineOn(node: NodeInfo): number {
+    const here = this.round.usage.get(node.id)?.perService.get(this.service.id) ?? 0;
+    return here - (this.replacing?.nodeId === node.id ? 1 : 0);
+  }
+
+  /** This service's tasks on the eligible nodes that share the node's value of a field. */
+  private mineIn(node: NodeInfo, field: string): number {
+    return this.eligible
+      .filter((n) => fieldOf(n, field) === fieldOf(node, field))
+      .reduce((sum, n) => sum + this.mineOn(n), 0);
+  }
+
+  private create(slot: number, node: NodeInfo | undefined, forNode?: string): void {
+    const { service, round } = this;
+    const task: Task = {
+      id: round.newTaskId(service, slot, forNode ?? null),
+      serviceId: service.id,
+      slot,
+      serviceVersion: service.version,
+      nodeId: node?.id ?? null,
+      forNode,
+      desired: 'running',
+      reservations: service.reservations,
+    };
+    if (node) round.use(node.id, task);
+    else task.reason = unplaceable(service, round.nodes, this.eligible, round.usage);
+    round.plan.create.push(task);
+  }
 }
 
 /** Why a task of this service fits nowhere, naming what is short. */
