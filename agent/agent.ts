@@ -195,7 +195,7 @@ export class Agent {
    * The node's link to its cluster: its Raft storage and runtimes, the transport listening, and
    * membership and Raft over it (not started yet), with the replica they keep.
    */
-  private async connect(forceNewCluster: boolean) {
+  private async connect(forceNewCluster: boolean): Promise<Connected> {
     const { lifecycle } = this;
     const { dir, cluster, identity, log } = this.provisioned;
     const state = new ClusterState();
@@ -261,115 +261,13 @@ export class Agent {
   }
 
   private async startParts(forceNewCluster: boolean): Promise<Parts> {
-    const { lifecycle } = this;
-    const { dir, cluster, identity, ca, log, seeds } = this.provisioned;
-    const { state, fds, runtimes, late, transport, meta, membership, raft, access } =
-      await this.connect(forceNewCluster);
-    const keyring = new Keyring({
-      nodeId: identity.nodeId,
-      dataDir: dir.path,
-      state,
-      raft,
-      access,
-      transport,
-      log,
-      mayHold: () =>
-        !cluster.workerOnly && state.get('nodes', identity.nodeId)?.value.status !== 'removed',
-      onHeld: (votersKey) => meta.update({ votersKey }),
-      ...(this.provisioned.unlockKey && { unlockKey: this.provisioned.unlockKey }),
-    });
-    const autolock = new Autolock({ keyring, state, raft, access, transport, log });
-    const values = new StoredValues(access, keyring);
-    const authority = new Authority({
-      dir,
-      cluster,
-      ca,
-      address: this.address,
-      state,
-      raft,
-      access,
-      keyring,
-      transport,
-      log,
-    });
-    late.authority = authority;
-    const files = new TaskFiles({ nodeId: identity.nodeId, state, raft, transport, keyring, log });
-    const rescheduleAfterMs =
-      cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs;
-    const certificates = new Certificates({
-      nodeId: identity.nodeId,
-      access,
-      keyring,
-      raft,
-      transport,
-      log,
-    });
-    const registries = new RegistryLogins({
-      nodeId: identity.nodeId,
-      access,
-      keyring,
-      raft,
-      transport,
-      checkLogin: () => runtimes.loginCheck(),
-      log,
-    });
-    const dataPlane = dataPlaneOf(this.provisioned, {
-      maxConnections: connectionBudget(fds.limit),
-      state,
-      membership,
-      transport,
-      runtimes,
-      certificates,
-      meta,
-    });
-    const renewal = new CertificateRenewal({
-      identity,
-      dir,
-      authority,
-      raft,
-      state,
-      transport,
-      onRenewed: (renewed) => meta.update(certificateMeta(renewed)),
-      log,
-    });
-    const rotation = new CaRotation({
-      clusterId: cluster.clusterId,
-      authority,
-      keyring,
-      access,
-      state,
-      raft,
-      membership,
-      log,
-    });
-    const sync = new MembershipSync(
-      raft,
-      membership,
-      state,
-      log,
-      (member) =>
-        member.meta.votersKey !== undefined && member.meta.votersKey === keyring.wantedKeyId(),
-    );
-    const orchestrator = new Orchestrator(
-      raft,
-      state,
-      log,
-      { ...DEFAULT_SCHEDULER_OPTIONS, rescheduleAfterMs },
-      cluster.network,
-    );
-    const reconciler = new Reconciler({
-      nodeId: identity.nodeId,
-      state,
-      propose: (command) => access.propose(command),
-      runtimes,
-      caughtUp: () => raft.linearizableRead(5000),
-      leaderSilenceMs: () => raft.leaderSilenceMs(),
-      cutOffAfterMs: rescheduleAfterMs / 2,
-      files,
-      registryAuth: (task, service) => registries.authFor(task, service),
-      log,
-    });
-    const peers = new PeerCache(dir, membership, identity.nodeId, log);
+    const { dir, cluster, identity, log, seeds } = this.provisioned;
+    const connected = await this.connect(forceNewCluster);
+    const { state, runtimes, transport, membership, raft, access } = connected;
+    const keys = this.keyParts(connected);
+    const work = this.workParts(connected, keys);
+    const { keyring, autolock, authority, renewal, rotation } = keys;
+    const { dataPlane, certificates, registries, sync, orchestrator, reconciler } = work;
     const control = controlServer({
       self: { nodeId: identity.nodeId, clusterId: cluster.clusterId, address: this.address },
       state,
@@ -382,7 +280,7 @@ export class Agent {
       authority,
       autolock,
       rotation,
-      values,
+      values: keys.values,
       registries,
       certificates,
       dataPlane,
@@ -395,7 +293,7 @@ export class Agent {
         { start: () => control.listen(dir.controlSocket), stop: () => control.close() },
       ],
       ['data plane', dataPlane],
-      ['peer cache', peers],
+      ['peer cache', work.peers],
       [
         'membership',
         {
@@ -425,22 +323,140 @@ export class Agent {
       ['reconciler', reconciler],
     ];
     for (const [name, part] of ordered)
-      await lifecycle.start(
+      await this.lifecycle.start(
         name,
         () => part.start(),
         () => part.stop(),
       );
     log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
-    return {
-      membership,
-      raft,
-      reconciler,
-      runtimes,
-      dataPlane,
-      files,
-      authority,
-    };
+    const { files } = work;
+    return { membership, raft, reconciler, runtimes, dataPlane, files, authority };
   }
+
+  /** The keys the node holds and what they sign and seal: none started yet. */
+  private keyParts({ state, late, transport, meta, membership, raft, access }: Connected) {
+    const { dir, cluster, identity, ca, log } = this.provisioned;
+    const keyring = new Keyring({
+      nodeId: identity.nodeId,
+      dataDir: dir.path,
+      state,
+      raft,
+      access,
+      transport,
+      log,
+      mayHold: () =>
+        !cluster.workerOnly && state.get('nodes', identity.nodeId)?.value.status !== 'removed',
+      onHeld: (votersKey) => meta.update({ votersKey }),
+      ...(this.provisioned.unlockKey && { unlockKey: this.provisioned.unlockKey }),
+    });
+    const autolock = new Autolock({ keyring, state, raft, access, transport, log });
+    const values = new StoredValues(access, keyring);
+    const authority = new Authority({
+      dir,
+      cluster,
+      ca,
+      address: this.address,
+      state,
+      raft,
+      access,
+      keyring,
+      transport,
+      log,
+    });
+    late.authority = authority;
+    const renewal = new CertificateRenewal({
+      identity,
+      dir,
+      authority,
+      raft,
+      state,
+      transport,
+      onRenewed: (renewed) => meta.update(certificateMeta(renewed)),
+      log,
+    });
+    const rotation = new CaRotation({
+      clusterId: cluster.clusterId,
+      authority,
+      keyring,
+      access,
+      state,
+      raft,
+      membership,
+      log,
+    });
+    return { keyring, autolock, values, authority, renewal, rotation };
+  }
+
+  /** What the node runs and serves, and the leader's loops: none started yet. */
+  private workParts(connected: Connected, { keyring }: ReturnType<Agent['keyParts']>) {
+    const { state, fds, runtimes, transport, meta, membership, raft, access } = connected;
+    const { dir, cluster, identity, log } = this.provisioned;
+    const nodeId = identity.nodeId;
+    const files = new TaskFiles({ nodeId, state, raft, transport, keyring, log });
+    const rescheduleAfterMs =
+      cluster.rescheduleAfterMs ?? DEFAULT_SCHEDULER_OPTIONS.rescheduleAfterMs;
+    const certificates = new Certificates({ nodeId, access, keyring, raft, transport, log });
+    const registries = new RegistryLogins({
+      nodeId,
+      access,
+      keyring,
+      raft,
+      transport,
+      checkLogin: () => runtimes.loginCheck(),
+      log,
+    });
+    const dataPlane = dataPlaneOf(this.provisioned, {
+      maxConnections: connectionBudget(fds.limit),
+      state,
+      membership,
+      transport,
+      runtimes,
+      certificates,
+      meta,
+    });
+    const sync = new MembershipSync(
+      raft,
+      membership,
+      state,
+      log,
+      (member) =>
+        member.meta.votersKey !== undefined && member.meta.votersKey === keyring.wantedKeyId(),
+    );
+    const orchestrator = new Orchestrator(
+      raft,
+      state,
+      log,
+      { ...DEFAULT_SCHEDULER_OPTIONS, rescheduleAfterMs },
+      cluster.network,
+    );
+    const reconciler = new Reconciler({
+      nodeId,
+      state,
+      propose: (command) => access.propose(command),
+      runtimes,
+      caughtUp: () => raft.linearizableRead(5000),
+      leaderSilenceMs: () => raft.leaderSilenceMs(),
+      cutOffAfterMs: rescheduleAfterMs / 2,
+      files,
+      registryAuth: (task, service) => registries.authFor(task, service),
+      log,
+    });
+    const peers = new PeerCache(dir, membership, nodeId, log);
+    return { files, certificates, registries, dataPlane, sync, orchestrator, reconciler, peers };
+  }
+}
+
+/** The node linked to its cluster (see Agent.connect). */
+interface Connected {
+  state: ClusterState;
+  fds: Awaited<ReturnType<typeof raiseFdLimit>>;
+  runtimes: Runtimes;
+  late: LateParts;
+  transport: Transport;
+  meta: GossipedMeta;
+  membership: Membership;
+  raft: RaftNode;
+  access: StateAccess;
 }
 
 /** What joiners meet before the rest of the node is wired: parts filled in as they exist. */
