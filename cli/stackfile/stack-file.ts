@@ -258,9 +258,24 @@ const X_MESH_KEYS = ['runtime', 'at_most_once', 'routes', 'readiness'];
 
 function serviceOf(stack: string, key: string, raw: Raw, context: Context): ServiceDefinition {
   const path: KeyPath = ['services', key];
-  const name = key.toLowerCase();
   for (const key of Object.keys(raw))
     if (IGNORED_SERVICE[key]) context.ignore([...path, key], IGNORED_SERVICE[key] as string);
+  const launch = launchOf(raw, path, context);
+  const deploy = (raw.deploy ?? {}) as Raw;
+  if (deploy.mode === 'replicated-job' || deploy.mode === 'global-job')
+    throw new Located(
+      [...path, 'deploy', 'mode'],
+      `${deploy.mode} is not supported yet: run it as a service with restart_policy condition none`,
+    );
+  const definition = requiredSettings(stack, key.toLowerCase(), launch, raw, path, context);
+  optionalSettings(definition, launch.mesh, raw, path, context);
+  reportDeployKeys(deploy, [...path, 'deploy'], context);
+  reportNestedKeys(raw, path, context);
+  return definition;
+}
+
+/** How the service's tasks are started: the runtime, its x-mesh settings, command and entrypoint. */
+function launchOf(raw: Raw, path: KeyPath, context: Context) {
   const mesh = (raw['x-mesh'] ?? {}) as Raw;
   const runtime = mesh.runtime ?? 'docker';
   if (runtime !== 'docker' && runtime !== 'process')
@@ -290,13 +305,20 @@ function serviceOf(stack: string, key: string, raw: Raw, context: Context): Serv
       ...Object.keys(CONTAINER_KEYS),
     ])
       if (raw[key] !== undefined) context.ignore([...path, key], 'not used by the process runtime');
+  return { runtime: runtime as 'docker' | 'process', mesh, command, entrypoint };
+}
+
+/** The settings every definition has, with their defaults. */
+function requiredSettings(
+  stack: string,
+  name: string,
+  { runtime, command, entrypoint }: ReturnType<typeof launchOf>,
+  raw: Raw,
+  path: KeyPath,
+  context: Context,
+): ServiceDefinition {
   const deploy = (raw.deploy ?? {}) as Raw;
-  if (deploy.mode === 'replicated-job' || deploy.mode === 'global-job')
-    throw new Located(
-      [...path, 'deploy', 'mode'],
-      `${deploy.mode} is not supported yet: run it as a service with restart_policy condition none`,
-    );
-  const definition: ServiceDefinition = {
+  return {
     stack,
     name,
     runtime,
@@ -351,6 +373,18 @@ function serviceOf(stack: string, key: string, raw: Raw, context: Context): Serv
       DEFAULT_ROLLBACK,
     ),
   };
+}
+
+/** The settings a definition has only when the file gives them. */
+function optionalSettings(
+  definition: ServiceDefinition,
+  mesh: Raw,
+  raw: Raw,
+  path: KeyPath,
+  context: Context,
+): void {
+  const { stack, runtime } = definition;
+  const deploy = (raw.deploy ?? {}) as Raw;
   if (raw.networks !== undefined)
     definition.networks = at([...path, 'networks'], () =>
       serviceNetworks(raw.networks, path, context),
@@ -388,9 +422,6 @@ function serviceOf(stack: string, key: string, raw: Raw, context: Context): Serv
     delete definition.placement.maxReplicasPerNode;
   const preferences = preferencesOf(deploy.placement as Raw | undefined, path, context);
   if (preferences.length > 0) definition.placement.preferences = preferences;
-  reportDeployKeys(deploy, [...path, 'deploy'], context);
-  reportNestedKeys(raw, path, context);
-  return definition;
 }
 
 /** Settings inside supported keys that mesh does not act on. */
