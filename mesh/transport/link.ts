@@ -14,7 +14,8 @@ const UNTRUSTED_HINT =
 
 export const MEMBER_PATH = '/mesh/v1';
 
-export interface LinkContext {
+/** What both ends of a connection need: who we are, whom we accept, and what a channel runs. */
+export interface ChannelContext {
   identity: NodeIdentity;
   policy: PeerPolicy;
   handlers: Handlers;
@@ -22,6 +23,9 @@ export interface LinkContext {
   log: Logger;
   /** Warnings a peer can cause, limited (shared by the transport's channels). */
   warnings: LimitedLog;
+}
+
+export interface LinkContext extends ChannelContext {
   /** Local address outbound connections leave from, so peers see our own address. */
   bindAddress?: string;
   maxQueue: number;

@@ -4,21 +4,14 @@ import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { LimitedLog } from '../limited-log.js';
 import type { NodeIdentity } from '../pki/identity.js';
 import { splitHostPort } from './address.js';
-import { Channel, type ChannelLimits, type Handlers } from './channel.js';
+import { Channel } from './channel.js';
 import { REFUSAL_HEADER } from './dial.js';
-import { MEMBER_PATH } from './link.js';
-import {
-  certificateRefusal,
-  type Peer,
-  type PeerPolicy,
-  peerFromCertificate,
-  serverTlsOptions,
-} from './tls.js';
+import { type ChannelContext, MEMBER_PATH } from './link.js';
+import { certificateRefusal, type Peer, peerFromCertificate, serverTlsOptions } from './tls.js';
 
 export const JOIN_PATH = '/join/v1';
 /** A byte stream to something the node serves (a task's port), asked for by another member. */
@@ -32,14 +25,7 @@ export interface AnonymousRoute {
   accept(request: IncomingMessage, socket: TLSSocket, head: Buffer, remote: string): void;
 }
 
-export interface ListenerContext {
-  identity: NodeIdentity;
-  policy: PeerPolicy;
-  handlers: Handlers;
-  limits: ChannelLimits;
-  log: Logger;
-  /** Warnings a peer can cause, limited (shared by the transport's channels). */
-  warnings: LimitedLog;
+export interface ListenerContext extends ChannelContext {
   join?: AnonymousRoute;
   adopt: (channel: Channel) => void;
   streams?: () => StreamHandler | undefined;
