@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { CaStatus } from '../agent/control/api.js';
 import { DATA_DIR, dataDirOf, durationOf, JSON_OUTPUT, parse, runSubcommand } from './args.js';
 import { CA_COMMANDS } from './commands.js';
 import { callAgent } from './control-client.js';
+import { follow } from './follow.js';
 import { print } from './output.js';
 
 const POLL_MS = 500;
@@ -51,29 +51,25 @@ async function rotate(args: string[]): Promise<number> {
     print(Boolean(values.json), started, () => describe(started));
     return 0;
   }
-  const deadline = Date.now() + timeoutMs;
-  let shown = '';
-  for (;;) {
-    const now = await callAgent(dataDir, 'GET /v1/ca', {});
-    if (now.current === target && now.next === null) {
-      print(Boolean(values.json), now, () =>
-        [
-          `mesh: the cluster CA is now ${short(target)}; the old one is retired.`,
-          'Earlier join tokens no longer work ("mesh token" prints a new one); a node that was away',
-          'comes back with "mesh join TOKEN --data-dir DIR", keeping its ID.',
-        ].join('\n'),
-      );
-      return 0;
-    }
-    const line = describe(now);
-    if (!values.json && line !== shown) process.stderr.write(`${line}\n`);
-    shown = line;
-    if (Date.now() > deadline) {
-      process.stderr.write(
-        `mesh: still rotating after ${timeoutMs / 1000} s (waiting for ${now.waitingFor.join(', ') || 'the leader'}); it goes on by itself, "mesh ca status" follows it\n`,
-      );
-      return 1;
-    }
-    await sleep(POLL_MS);
-  }
+  const retired = await follow(
+    async () => {
+      const now = await callAgent(dataDir, 'GET /v1/ca', {});
+      const done = now.current === target && now.next === null;
+      return {
+        lines: done ? [] : [describe(now)],
+        outcome: done ? now : undefined,
+        late: `mesh: still rotating after ${timeoutMs / 1000} s (waiting for ${now.waitingFor.join(', ') || 'the leader'}); it goes on by itself, "mesh ca status" follows it`,
+      };
+    },
+    { timeoutMs, intervalMs: POLL_MS, quiet: Boolean(values.json) },
+  );
+  if (!retired) return 1;
+  print(Boolean(values.json), retired, () =>
+    [
+      `mesh: the cluster CA is now ${short(target)}; the old one is retired.`,
+      'Earlier join tokens no longer work ("mesh token" prints a new one); a node that was away',
+      'comes back with "mesh join TOKEN --data-dir DIR", keeping its ID.',
+    ].join('\n'),
+  );
+  return 0;
 }

@@ -36,7 +36,11 @@ function matches(value: unknown, wanted: string): boolean {
  * The rows every --filter keeps (several of one key: any of them, as docker's filters). A key no
  * row has is refused, naming the keys there are.
  */
-export function filterRows<T extends object>(rows: T[], filters: string[]): T[] {
+export function filterRows<T extends object>(
+  rows: T[],
+  filters: string[],
+  shown: (row: T) => object = (row) => row,
+): T[] {
   const wanted = new Map<string, string[]>();
   for (const filter of filters) {
     const eq = filter.indexOf('=');
@@ -44,7 +48,7 @@ export function filterRows<T extends object>(rows: T[], filters: string[]): T[] 
     const key = filter.slice(0, eq);
     wanted.set(key, [...(wanted.get(key) ?? []), filter.slice(eq + 1)]);
   }
-  const [first] = rows;
+  const [first] = rows.map(shown);
   if (first)
     for (const key of wanted.keys())
       if (field(first as Row, key) === undefined)
@@ -53,7 +57,7 @@ export function filterRows<T extends object>(rows: T[], filters: string[]): T[] 
         );
   return rows.filter((row) =>
     [...wanted].every(([key, values]) =>
-      values.some((value) => matches(field(row as Row, key), value)),
+      values.some((value) => matches(field(shown(row) as Row, key), value)),
     ),
   );
 }
@@ -85,19 +89,27 @@ export function formatRow(template: string, row: object): string {
 
 /**
  * Prints a listing: as JSON (--json), IDs (-q), each row through --format, or the table; after
- * --filter. `json` is what --json prints of the kept rows (ls nests them in their stacks).
+ * --filter. `json` is what --json prints of the kept rows (ls nests them in their stacks); `shown`
+ * is a row as --filter and --format see it, where a field is shown as text (ports) but is an
+ * object in JSON.
  */
 export function printListing<T extends object>(
   values: Record<string, unknown>,
   rows: T[],
-  options: { id: (row: T) => string; table: (rows: T[]) => string; json?: (rows: T[]) => unknown },
+  options: {
+    id: (row: T) => string;
+    table: (rows: T[]) => string;
+    json?: (rows: T[]) => unknown;
+    shown?: (row: T) => object;
+  },
 ): void {
-  const kept = filterRows(rows, (values.filter as string[] | undefined) ?? []);
+  const shown = options.shown ?? ((row: T) => row);
+  const kept = filterRows(rows, (values.filter as string[] | undefined) ?? [], shown);
   let out: string;
   if (values.json) out = JSON.stringify(options.json ? options.json(kept) : kept, null, 2);
   else if (values.quiet) out = kept.map(options.id).join('\n');
   else if (typeof values.format === 'string')
-    out = kept.map((row) => formatRow(values.format as string, row)).join('\n');
+    out = kept.map((row) => formatRow(values.format as string, shown(row))).join('\n');
   else out = options.table(kept);
   if (out !== '') process.stdout.write(`${out}\n`);
 }

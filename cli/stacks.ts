@@ -6,7 +6,13 @@ import type {
   StackRow,
   TaskRow,
 } from '../agent/control/api.js';
-import { type PullPolicy, type ServiceRecord, serviceId } from '../mesh/api/services.js';
+import {
+  type PortSpec,
+  type PullPolicy,
+  type ServiceRecord,
+  serviceId,
+} from '../mesh/api/services.js';
+import type { PublishedPort } from '../mesh/api/tasks.js';
 import { hostOf } from '../mesh/transport/address.js';
 import {
   DATA_DIR,
@@ -18,30 +24,26 @@ import {
   UsageError,
 } from './args.js';
 import { SERVICE_COMMANDS, VOLUME_COMMANDS } from './commands.js';
-import { AgentUnavailableError, callAgent, NoAgentError } from './control-client.js';
+import { callAgent, NoAgentError } from './control-client.js';
+import { follow } from './follow.js';
 import { LISTING_OPTIONS, printListing } from './listing.js';
 import { ago, plural, print, shorten, table } from './output.js';
 import { type Ignored, readStackFile, type StackFile } from './stackfile/stack-file.js';
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
 const POLL_MS = 100;
+/** How long `mesh rm` waits for the tasks to stop (each within its stop_grace_period). */
+const RM_TIMEOUT_MS = 120_000;
 
-/**
- * A read during a wait: while the agent cannot answer (an election, a moment behind), asks again
- * until the deadline, saying once why it waits.
- */
-async function readDuring<T>(read: () => Promise<T>, deadline: number): Promise<T> {
-  let said = false;
-  for (;;) {
-    try {
-      return await read();
-    } catch (error) {
-      if (!(error instanceof AgentUnavailableError) || Date.now() > deadline) throw error;
-      if (!said) process.stderr.write(`mesh: waiting: ${error.message}\n`);
-      said = true;
-      await sleep(POLL_MS);
-    }
-  }
+/** A port a service publishes: [IP:]8080->80/tcp, `*` when any port will do, (host) for mode host. */
+function portSpecText(p: PortSpec): string {
+  const published = `${p.hostIp ? `${p.hostIp}:` : ''}${p.published ?? '*'}`;
+  return `${published}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`;
+}
+
+/** Where a task's container port is reachable: 127.0.0.1:8080->80/tcp. */
+function taskPortText(p: PublishedPort): string {
+  return `${p.hostIp}:${p.hostPort}->${p.target}/${p.protocol}`;
 }
 
 /** The keys a deploy ignores, once, grouped by why: each group names its keys and lines. */
@@ -148,38 +150,31 @@ async function followRollout(
   deployed: ReadonlyMap<string, number | undefined>,
   timeoutMs: number,
 ): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  const shown = new Map<string, string>();
-  for (;;) {
-    const stacks = await readDuring(() => callAgent(dataDir, 'GET /v1/stacks', {}), deadline);
-    const rows = (stacks.find((s) => s.name === stack)?.services ?? []).filter((s) =>
-      deployed.has(s.id),
-    );
-    const tasks = await readDuring(() => callAgent(dataDir, 'GET /v1/tasks', { stack }), deadline);
-    const progress = rows.map((row) => progressOf(row, tasks, deployed.get(row.id)));
-    for (const [i, p] of progress.entries()) {
-      const id = (rows[i] as { id: string }).id;
-      if (shown.get(id) !== p.line) process.stderr.write(`  ${p.line}\n`);
-      shown.set(id, p.line);
-    }
-    const failure = progress.find((p) => p.failure)?.failure;
-    if (failure) {
-      process.stderr.write(`mesh: rollout of ${stack} failed: ${failure}\n`);
-      return 1;
-    }
-    if (progress.every((p) => p.done)) {
-      process.stderr.write(`mesh: stack ${stack} converged\n`);
-      return servedSomewhere(rows);
-    }
-    if (Date.now() > deadline) {
-      const waiting = progress.filter((p) => !p.done).map((p) => p.line);
-      process.stderr.write(
-        `mesh: stack ${stack} did not converge within ${timeoutMs / 1000}s, still waiting: ${waiting.join('; ')}; see "mesh ps ${stack}"\n`,
+  const outcome = await follow(
+    async () => {
+      const stacks = await callAgent(dataDir, 'GET /v1/stacks', {});
+      const rows = (stacks.find((s) => s.name === stack)?.services ?? []).filter((s) =>
+        deployed.has(s.id),
       );
-      return 1;
-    }
-    await sleep(POLL_MS);
+      const tasks = await callAgent(dataDir, 'GET /v1/tasks', { stack });
+      const progress = rows.map((row) => progressOf(row, tasks, deployed.get(row.id)));
+      const failure = progress.find((p) => p.failure)?.failure;
+      const waiting = progress.filter((p) => !p.done).map((p) => p.line);
+      return {
+        lines: progress.map((p) => `  ${p.line}`),
+        outcome: failure ? { failure } : waiting.length === 0 ? { rows } : undefined,
+        late: `mesh: stack ${stack} did not converge within ${timeoutMs / 1000}s, still waiting: ${waiting.join('; ')}; see "mesh ps ${stack}"`,
+      };
+    },
+    { timeoutMs, intervalMs: POLL_MS },
+  );
+  if (!outcome) return 1;
+  if ('failure' in outcome) {
+    process.stderr.write(`mesh: rollout of ${stack} failed: ${outcome.failure}\n`);
+    return 1;
   }
+  process.stderr.write(`mesh: stack ${stack} converged\n`);
+  return servedSomewhere(outcome.rows);
 }
 
 export async function deploy(args: string[]): Promise<number> {
@@ -279,9 +274,7 @@ async function dryRun(
       runtime: s.runtime,
       image: s.runtime === 'docker' ? s.image : (s.command ?? []).join(' '),
       constraints: s.placement.constraints,
-      ports: s.ports.map(
-        (p) => `${p.published ?? '*'}->${p.target}/${p.protocol}${p.mode ? ` (${p.mode})` : ''}`,
-      ),
+      ports: s.ports,
       routes: (s.routes ?? []).map((r) => `${r.host}${r.path}`),
     };
   });
@@ -308,7 +301,7 @@ async function dryRun(
           s.replicas === null ? '-' : String(s.replicas),
           s.image,
           s.constraints.join(', ') || '-',
-          s.ports.join(', ') || '-',
+          s.ports.map(portSpecText).join(', ') || '-',
           s.routes.join(', ') || '-',
         ]),
       ),
@@ -333,6 +326,7 @@ export async function ls(args: string[]): Promise<number> {
           services: stack.services.filter((s) => kept.some((k) => k.id === s.id)),
         }))
         .filter((stack) => stack.services.length > 0 || kept.length === rows.length),
+    shown: (s) => ('ports' in s ? { ...s, ports: s.ports.map(portSpecText) } : s),
     table: (kept) =>
       table(
         ['STACK', 'SERVICE', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS', 'ADDRESS', 'NAME'],
@@ -346,7 +340,7 @@ export async function ls(args: string[]): Promise<number> {
                 `${s.ready}/${s.desired}${s.rollout && s.rollout.state !== 'completed' ? ` (${s.rollingBack && s.rollout.state === 'updating' ? 'rolling back' : s.rollout.state})` : ''}`,
                 shorten(s.runtime === 'process' ? `(process) ${s.image}` : s.image, 50),
                 [
-                  s.ports.join(', ') || '-',
+                  s.ports.map(portSpecText).join(', ') || '-',
                   ...s.unserved.map((u) => `(not served: ${unservedText(u)})`),
                 ].join(' '),
                 s.address ?? '(pending)',
@@ -445,6 +439,7 @@ export async function ps(args: string[]): Promise<number> {
   );
   printListing(values, tasks, {
     id: (t) => t.id,
+    shown: (t) => ({ ...t, ports: t.ports.map(taskPortText) }),
     table: (tasks) =>
       table(
         [
@@ -479,7 +474,7 @@ export async function ps(args: string[]): Promise<number> {
             .join(' '),
           t.ready === null ? '-' : t.ready ? 'ready' : 'not ready',
           t.since ? ago(t.since) : '-',
-          t.ports.join(', ') || '-',
+          t.ports.map(taskPortText).join(', ') || '-',
           [t.reason, t.probe && `probe: ${t.probe}`].filter(Boolean).join('; '),
         ]),
       ),
@@ -645,23 +640,19 @@ export async function rm(args: string[]): Promise<number> {
     if (values.json) print(true, result, () => '');
     else process.stderr.write(`mesh: removing ${result.services.join(', ')}\n`);
     if (values.detach) continue;
-    const deadline = Date.now() + 120_000;
-    let shown = '';
-    for (;;) {
-      const left = await readDuring(() => callAgent(dataDir, 'GET /v1/tasks', { stack }), deadline);
-      if (left.length === 0) break;
-      // Progress, as each task takes up to its stop_grace_period.
-      const line = `  ${plural(left.length, 'task')} still stopping`;
-      if (line !== shown && !values.json) process.stderr.write(`${line}\n`);
-      shown = line;
-      if (Date.now() > deadline) {
-        process.stderr.write(
-          `mesh: ${left.length} tasks of ${stack} still stopping; see "mesh ps -a ${stack}"\n`,
-        );
-        return 1;
-      }
-      await sleep(POLL_MS);
-    }
+    const removed = await follow(
+      async () => {
+        const left = await callAgent(dataDir, 'GET /v1/tasks', { stack });
+        return {
+          // Progress, as each task takes up to its stop_grace_period.
+          lines: left.length > 0 ? [`  ${plural(left.length, 'task')} still stopping`] : [],
+          outcome: left.length === 0 || undefined,
+          late: `mesh: ${left.length} tasks of ${stack} still stopping; see "mesh ps -a ${stack}"`,
+        };
+      },
+      { timeoutMs: RM_TIMEOUT_MS, intervalMs: POLL_MS, quiet: Boolean(values.json) },
+    );
+    if (!removed) return 1;
     process.stderr.write(`mesh: stack ${stack} removed\n`);
   }
   return 0;

@@ -9,11 +9,11 @@
  */
 import { rm } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import type { NodeRow } from '../agent/control/api.js';
 import { pingEngine } from '../agent/runtime/docker.js';
+import { pollUntil } from '../mesh/poll.js';
 import {
   type AgentProcess,
   mesh,
@@ -64,28 +64,44 @@ function get(url: string, host?: string): Promise<string> {
 
 /** The page at the URL, retrying while the listener comes up (an error says why, not a crash). */
 async function pageOf(url: string, host?: string): Promise<string> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      return await get(url, host);
-    } catch (error) {
-      if (Date.now() > deadline) return `(no answer: ${(error as Error).message})`;
-      await sleep(200);
-    }
-  }
+  let failure = '';
+  const page = await pollUntil(
+    () =>
+      get(url, host).catch((error: Error) => {
+        failure = error.message;
+        return undefined;
+      }),
+    { timeoutMs: 10_000, intervalMs: 200 },
+  );
+  return page ?? `(no answer: ${failure})`;
 }
 
 /** The worker's first lines about web, once it logged some (it asks every 5 s). */
 async function workerLines(first: AgentProcess): Promise<string[]> {
-  const deadline = Date.now() + 20_000;
   let lines: string[] = [];
-  while (Date.now() < deadline) {
-    const { stdout } = await mesh('logs', 'worker', '--data-dir', first.dataDir);
-    lines = stdout.split('\n').filter((line) => line.includes('web answered'));
-    if (lines.length >= 2) break;
-    await sleep(500);
-  }
+  await pollUntil(
+    async () => {
+      const { stdout } = await mesh('logs', 'worker', '--data-dir', first.dataDir);
+      lines = stdout.split('\n').filter((line) => line.includes('web answered'));
+      return lines.length >= 2;
+    },
+    { timeoutMs: 20_000, intervalMs: 500 },
+  );
   return lines.length > 0 ? lines.slice(0, 4) : ['(nothing yet: try mesh logs worker -f)'];
+}
+
+/** Waits (20 s at most) until gossip sees everyone and the leader has seated all as voters. */
+async function allSeated(first: AgentProcess): Promise<void> {
+  await pollUntil(
+    async () => {
+      const { stdout } = await mesh('node', 'ls', '--json', '--data-dir', first.dataDir);
+      const nodes = stdout ? (JSON.parse(stdout) as NodeRow[]) : [];
+      return (
+        nodes.filter((n) => n.status === 'alive' && n.raft === 'voter').length === HOSTS.length
+      );
+    },
+    { timeoutMs: 20_000, intervalMs: 200 },
+  );
 }
 
 async function main(): Promise<void> {
@@ -113,15 +129,7 @@ async function main(): Promise<void> {
     say(`mesh demo: starting 3 agents on ${HOSTS.join(', ')} (data and logs in ${root})`);
     agents.push(...(await startCluster(root, HOSTS, 'node', ['--label', 'role=seed'])));
     const first = agents[0] as AgentProcess;
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      const { stdout } = await mesh('node', 'ls', '--json', '--data-dir', first.dataDir);
-      const nodes = stdout ? (JSON.parse(stdout) as NodeRow[]) : [];
-      // Wait until gossip sees everyone and the leader has seated all three as Raft voters.
-      const seated = nodes.filter((n) => n.status === 'alive' && n.raft === 'voter');
-      if (seated.length === HOSTS.length) break;
-      await sleep(200);
-    }
+    await allSeated(first);
     const listing = (await mesh('node', 'ls', '--data-dir', first.dataDir)).stdout;
     say(`\n${listing}`);
 

@@ -3,9 +3,9 @@ import { openSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { pollUntil } from '../mesh/poll.js';
 
 const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const run = promisify(execFile);
@@ -92,14 +92,13 @@ const STATUS_TRY_MS = 60_000;
 
 /** Waits until the agent's control API answers, or fails at the deadline. */
 export async function waitForControl(agent: AgentProcess, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   // Each try may wait on an agent busy starting (its keys made on a loaded machine): it is the
-  // loop's deadline that counts, a try is only cut off when it hangs for good.
-  while ((await meshWithin(STATUS_TRY_MS, 'status', '--data-dir', agent.dataDir)).code !== 0) {
-    if (Date.now() > deadline)
-      throw new Error(`agent with ${agent.dataDir} not answering after ${timeoutMs} ms`);
-    await sleep(100);
-  }
+  // wait's deadline that counts, a try is only cut off when it hangs for good.
+  const answered = await pollUntil(
+    async () => (await meshWithin(STATUS_TRY_MS, 'status', '--data-dir', agent.dataDir)).code === 0,
+    { timeoutMs, intervalMs: 100 },
+  );
+  if (!answered) throw new Error(`agent with ${agent.dataDir} not answering after ${timeoutMs} ms`);
 }
 
 /**

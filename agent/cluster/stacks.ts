@@ -327,10 +327,7 @@ export class Stacks {
               ready: running.filter((s) => s?.ready).length,
               image: shownImage(service),
               runtime: service.runtime,
-              ports: service.ports.map(
-                (p) =>
-                  `${p.published ?? '*'}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`,
-              ),
+              ports: service.ports,
               version: service.version,
               address: this.state.get('addresses', id)?.value.address ?? null,
               dnsName: `${name}.${stack.name}.mesh`,
@@ -383,9 +380,7 @@ export class Stacks {
           ready: status?.state === 'running' ? status.ready === true : null,
           probe: status?.probe ?? null,
           pinnedBy: this.pinOf(t.serviceId),
-          ports: (status?.ports ?? []).map(
-            (p) => `${p.hostIp}:${p.hostPort}->${p.target}/${p.protocol}`,
-          ),
+          ports: status?.ports ?? [],
           image: service ? imageOf(service, t.serviceVersion) : null,
           exitCode: status?.exitCode ?? null,
         };

@@ -6,12 +6,14 @@
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ValueKind } from '../../mesh/api/secrets.js';
 import type {
+  PortSpec,
   PullPolicy,
   RolloutStatus,
   ServiceChange,
   ServiceDefinition,
   ServiceRecord,
 } from '../../mesh/api/services.js';
+import type { PublishedPort } from '../../mesh/api/tasks.js';
 import type { BackupFile } from '../../mesh/state/backup.js';
 
 export interface RaftStatus {
@@ -173,7 +175,7 @@ export interface ServiceRow {
   ready: number;
   image: string;
   runtime: 'docker' | 'process';
-  ports: string[];
+  ports: PortSpec[];
   version: number;
   /** Its service address; null until the leader allocated one. */
   address: string | null;
@@ -222,8 +224,8 @@ export interface TaskRow {
   probe: string | null;
   /** The volume that keeps it on its node, if any. */
   pinnedBy: { volume: string; node: string } | null;
-  /** host:port each published container port is reachable at. */
-  ports: string[];
+  /** Where each published container port is reachable. */
+  ports: PublishedPort[];
   /** The image of its version (a process task: its command); null once that version is forgotten. */
   image: string | null;
   /** How its process last ended, when it did. */

@@ -12,6 +12,7 @@ import {
 import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
+import { pollUntil } from '../../mesh/poll.js';
 import {
   type LogPage,
   type Runtime,
@@ -136,9 +137,8 @@ export class ProcessRuntime implements Runtime {
     const state = this.read(taskId);
     if (!state || !this.alive(state)) return;
     this.signal(state, 'SIGTERM');
-    const deadline = Date.now() + graceMs;
-    while (this.alive(state) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    if (this.alive(state)) this.signal(state, 'SIGKILL');
+    const ended = await pollUntil(() => !this.alive(state), { timeoutMs: graceMs, intervalMs: 50 });
+    if (!ended) this.signal(state, 'SIGKILL');
   }
 
   async remove(taskId: string, graceMs: number): Promise<void> {

@@ -181,6 +181,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.process();
   }
 
+  /** Writes and reads waiting for their confirmation, each with a timer that will end it. */
+  get waiting(): number {
+    return this.writes.size + this.readIndexes.size;
+  }
+
   /** Replicates a command and resolves with what the state machine returned for it. */
   async propose(data: unknown): Promise<unknown> {
     if (this.raft.role !== 'leader') return this.forward(FORWARD_PROPOSE, data);

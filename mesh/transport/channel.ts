@@ -40,7 +40,7 @@ export interface Liveness {
 
 // Inside SWIM's suspicion timeout (4-6 s on small clusters): a cut link is closed, and so noticed
 // and redialled, before the member is declared dead; long enough that a busy event loop is not.
-const DEFAULT_LIVENESS: Liveness = { heartbeatMs: 1000, silenceMs: 5000 };
+export const DEFAULT_LIVENESS: Liveness = { heartbeatMs: 1000, silenceMs: 5000 };
 
 export const CLOSE_MALFORMED = 1008;
 export const CLOSE_REFUSED = 4003;

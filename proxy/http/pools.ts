@@ -12,7 +12,7 @@ export class ReplicaUnreachable extends Error {
 }
 
 /** Idle pooled connections are closed after this (replicas often close theirs at 5 s). */
-const KEEP_ALIVE_MS = 4000;
+export const KEEP_ALIVE_MS = 4000;
 const KEEPALIVE_PROBE_MS = 60_000;
 /**
  * A replica that has not taken the connection by then is passed over (the request, nothing of

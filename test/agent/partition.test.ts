@@ -1,11 +1,13 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
 import { Firewall } from '../helpers/firewall.js';
 import {
   type AgentProcess,
   agreed,
   LocalCluster,
+  logged,
   mesh,
   nodeIdOf,
   type RaftView,
@@ -20,6 +22,8 @@ process.env.DOCKER_HOST = 'unix:///nonexistent/docker.sock';
 const THREE = ['127.0.28.1', '127.0.28.2', '127.0.28.3'];
 const FIVE = ['127.0.29.1', '127.0.29.2', '127.0.29.3', '127.0.29.4', '127.0.29.5'];
 const REPLICAS = 3;
+/** How long a dead voter kept its seat before it was replaced, in older versions. */
+const OLD_REPLACEMENT_MS = 30_000;
 
 const cluster = await LocalCluster.create('partition');
 const firewall = await Firewall.open('partition');
@@ -34,14 +38,15 @@ test.after.always(async () => {
 const hostOf = (agent: AgentProcess, hosts: string[], agents: AgentProcess[]) =>
   hosts[agents.indexOf(agent)] as string;
 
-/** Processes of the stack's worker service running on this machine, from /proc. */
+/** The `sleep` processes of the stack's worker service on this machine, from /proc. */
 function workerProcesses(stack: string): number[] {
   return readdirSync('/proc')
     .filter((name) => /^\d+$/.test(name))
     .filter((pid) => {
       try {
-        return readFileSync(`/proc/${pid}/environ`, 'latin1').includes(
-          `MESH_TASK=${stack}.worker.`,
+        return (
+          readFileSync(`/proc/${pid}/comm`, 'latin1') === 'sleep\n' &&
+          readFileSync(`/proc/${pid}/environ`, 'latin1').includes(`MESH_TASK=${stack}.worker.`)
         );
       } catch {
         return false; // gone meanwhile
@@ -50,11 +55,25 @@ function workerProcesses(stack: string): number[] {
     .map(Number);
 }
 
+/** The exit code of a worker that found its slot's lock taken: that slot was running already. */
+const SLOT_TAKEN = 75;
+
+/**
+ * Three workers of a process stack. An at-most-once worker holds a lock of its replica slot (the
+ * third part of its task ID) while it runs, so that two copies of one slot can never overlap
+ * unseen; flock(1) is util-linux, on every machine these tests run on.
+ */
 function deployWorkers(agent: AgentProcess, stack: string, atMostOnce = false) {
   const file = join(cluster.root, `${stack}.yml`);
+  const script = join(cluster.root, 'slot-locked.sh');
+  writeFileSync(
+    script,
+    `slot=$(echo "$MESH_TASK" | cut -d. -f3)\nexec flock -n -E ${SLOT_TAKEN} "${cluster.root}/slot-$slot.lock" sleep 100000\n`,
+  );
+  const command = atMostOnce ? `["sh", "${script}"]` : '["sleep", "100000"]';
   writeFileSync(
     file,
-    `name: ${stack}\nservices:\n  worker:\n    command: ["sleep", "100000"]\n    deploy: { replicas: ${REPLICAS} }\n    x-mesh: { runtime: process, at_most_once: ${atMostOnce} }\n`,
+    `name: ${stack}\nservices:\n  worker:\n    command: ${command}\n    deploy: { replicas: ${REPLICAS} }\n    x-mesh: { runtime: process, at_most_once: ${atMostOnce} }\n`,
   );
   return mesh('deploy', '-c', file, '--data-dir', agent.dataDir);
 }
@@ -87,13 +106,11 @@ async function fewestVoters<T>(agents: AgentProcess[], during: () => Promise<T>)
   const result = await during();
   const to = Date.now();
   const proposed = agents
-    .flatMap((agent) => readFileSync(`${agent.dataDir}.log`, 'utf8').split('\n'))
-    .filter((line) => line.includes('"raft membership change proposed"'))
-    .map((line) => JSON.parse(line) as { time: number; voters: string[] })
-    .filter((line) => line.time >= from && line.time <= to);
+    .flatMap((agent) => logged(agent, 'raft membership change proposed', from))
+    .filter((change) => change.time <= to);
   return {
     result,
-    fewest: () => Math.min(before, ...proposed.map((change) => change.voters.length)),
+    fewest: () => Math.min(before, ...proposed.map((change) => (change.voters as string[]).length)),
   };
 }
 
@@ -178,19 +195,34 @@ test.serial(
   async (t) => {
     const { leader } = await leaderOf(three);
     const [cut] = three.filter((a) => a !== leader) as [AgentProcess];
+    const [leaderId, cutId] = [await nodeIdOf(leader), await nodeIdOf(cut)];
     const { result: writes, fewest } = await fewestVoters(three, async () => {
+      const cutAt = Date.now();
       await firewall.split(
         [hostOf(cut, THREE, three)],
         three.filter((a) => a !== cut).map((a) => hostOf(a, THREE, three)),
       );
       const refused = await minorityWrite(t, cut, target, 'isolated-follower-minority');
       t.is((await label(leader, target, 'isolated-follower')).code, 0);
-      await new Promise((resolve) => setTimeout(resolve, 10_000)); // the partition lasts, by design
-      // By now its link to the leader is known dead: a write cannot even leave, and says so.
+      await eventually(
+        () =>
+          logged(cut, 'connection dead, closing', cutAt).some((event) => event.peer === leaderId),
+        { what: 'the cut node closing its silent link to the leader', timeoutMs: 20_000 },
+      );
+      // Its link to the leader is known dead: a write cannot even leave, and says so.
       const unsent = await label(cut, target, 'isolated-follower-unsent');
       t.not(unsent.code, 0);
       t.regex(unsent.stderr, /^mesh: the write was not applied: /);
-      await new Promise((resolve) => setTimeout(resolve, 25_000));
+      const dead = await eventually(
+        () =>
+          logged(leader, 'member changed', cutAt).find(
+            (event) => event.member === cutId && event.status === 'dead',
+          ),
+        { what: 'the leader declaring the cut node dead', timeoutMs: 30_000 },
+      );
+      // How long it stays away is the scenario: past the old replacement time, counted from when
+      // it was declared dead.
+      await sleep(dead.time + OLD_REPLACEMENT_MS + 2000 - Date.now());
       return {
         acknowledged: ['isolated-follower'],
         refused: [...refused, 'isolated-follower-unsent'],
@@ -207,9 +239,18 @@ test.serial(
   async (t) => {
     const { leader, term } = await leaderOf(three);
     const [deaf] = three.filter((a) => a !== leader) as [AgentProcess];
+    const cutAt = Date.now();
     await firewall.cut(hostOf(leader, THREE, three), hostOf(deaf, THREE, three), true);
     t.is((await label(leader, target, 'one-way')).code, 0);
-    await new Promise((resolve) => setTimeout(resolve, 8000)); // the drop lasts, by design
+    // The drop lasts until the deaf follower's election timeout has fired: it stops following
+    // the leader and asks the others for a pre-vote, which they must not grant.
+    await eventually(
+      () =>
+        logged(deaf, 'raft leader changed', cutAt).some(
+          (event) => event.leader === null && event.role === 'pre-candidate',
+        ),
+      { what: 'the deaf follower campaigning', timeoutMs: 20_000 },
+    );
     const views = await healed(
       t,
       three,
@@ -243,40 +284,34 @@ test.serial(
 );
 
 test.serial('an at-most-once service never runs twice, even while a node is cut off', async (t) => {
+  const since = Date.now();
   const deployed = await deployWorkers(three[0] as AgentProcess, 'once', true);
   t.is(deployed.code, 0, deployed.stderr);
   const { leader } = await leaderOf(three);
   const [cut] = three.filter((a) => a !== leader) as [AgentProcess];
-  let most = 0;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      most = Math.max(most, workerProcesses('once').length);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  })();
-  try {
-    await firewall.split(
-      [hostOf(cut, THREE, three)],
-      three.filter((a) => a !== cut).map((a) => hostOf(a, THREE, three)),
-    );
-    // The cut node's copy stops by itself, and only then may the leader start a replacement.
-    await eventually(() => workerProcesses('once').length === REPLICAS - 1, {
-      what: 'the cut-off copy stopped',
-      timeoutMs: 10_000,
-      intervalMs: 50,
-    });
-    await eventually(() => workerProcesses('once').length === REPLICAS, {
-      what: 'a replacement started on the connected side',
-      timeoutMs: 20_000,
-      intervalMs: 100,
-    });
-    await healed(t, three, target, { acknowledged: [], refused: [] }, 'once');
-  } finally {
-    sampling = false;
-    await sampler;
-  }
-  t.is(most, REPLICAS, `never more than ${REPLICAS} copies`);
+  await firewall.split(
+    [hostOf(cut, THREE, three)],
+    three.filter((a) => a !== cut).map((a) => hostOf(a, THREE, three)),
+  );
+  // The cut node's copy stops by itself, and only then may the leader start a replacement.
+  await eventually(() => workerProcesses('once').length === REPLICAS - 1, {
+    what: 'the cut-off copy stopped',
+    timeoutMs: 10_000,
+    intervalMs: 50,
+  });
+  await eventually(() => workerProcesses('once').length === REPLICAS, {
+    what: 'a replacement started on the connected side',
+    timeoutMs: 20_000,
+    intervalMs: 100,
+  });
+  await healed(t, three, target, { acknowledged: [], refused: [] }, 'once');
+  // Every copy holds its slot's lock for as long as it runs: a second copy of a slot started
+  // while the first still ran, even for a moment, found the lock taken and ended with SLOT_TAKEN.
+  const overlapping = three
+    .flatMap((agent) => logged(agent, 'task ended', since))
+    .filter((event) => String(event.task).startsWith('once.worker.'))
+    .filter((event) => event.exitCode === SLOT_TAKEN);
+  t.deepEqual(overlapping, [], 'no slot ever ran twice at once');
 });
 
 test.serial(

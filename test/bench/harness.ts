@@ -11,6 +11,7 @@ import { TEST_IMAGE } from '../../examples/test-image.js';
 import {
   type AgentProcess,
   checkUnreachable,
+  firstPortOf,
   type LocalCluster,
   meshOn,
   testRanges,
@@ -163,7 +164,7 @@ export async function sideBySide(
     return row.address;
   };
   const [task] = await tasks(first, { service: 'bench.local' });
-  const direct = task?.ports[0]?.split('->')[0];
+  const direct = task && firstPortOf(task);
   if (!direct) throw new Error('bench.local reports no port');
   return { first, address, direct };
 }

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { TaskRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { encodeName } from '../../proxy/dns/wire.js';
-import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
+import { firstPortOf, LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { ensureTool, note, report, until } from './harness.js';
 import { nginxConfig } from './nginx.js';
 
@@ -231,7 +231,7 @@ async function main(): Promise<void> {
     const [task] = (await callAgent(agent.dataDir, 'GET /v1/tasks', {
       service: 'hostile.web',
     })) as TaskRow[];
-    const backend = task?.ports[0]?.split('->')[0];
+    const backend = task && firstPortOf(task);
     if (!backend) throw new Error('the backend reports no port');
     writeFileSync(
       join(cluster.root, 'nginx.conf'),

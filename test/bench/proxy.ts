@@ -17,7 +17,7 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import type { TaskRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
-import { LocalCluster, meshOn } from '../helpers/local-cluster.js';
+import { firstPortOf, LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { ensureTool, note, option, report, until } from './harness.js';
 import { nginxConfig } from './nginx.js';
 import { backendService, ratio, type WrkResult, wrk } from './wrk.js';
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     const [task] = (await callAgent(agent.dataDir, 'GET /v1/tasks', {
       service: 'bench.web',
     })) as TaskRow[];
-    const backend = task?.ports[0]?.split('->')[0];
+    const backend = task && firstPortOf(task);
     if (!backend) throw new Error('the backend reports no port');
 
     const root = cluster.root;

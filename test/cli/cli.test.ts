@@ -264,7 +264,7 @@ test('a dry run without an agent checks the file only, says so, and shows what i
         change: null,
         replicas: 2,
         constraints: ['node.role == worker'],
-        ports: ['8080->80/tcp'],
+        ports: [{ published: 8080, target: 80, protocol: 'tcp' }],
       },
     ],
     ignored: [{ path: 'services.web.privileged', line: 5 }],

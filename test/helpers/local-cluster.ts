@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import type { NodeRow, RaftStatus, StatusResponse } from '../../agent/control/api.js';
+import type { NodeRow, RaftStatus, StatusResponse, TaskRow } from '../../agent/control/api.js';
 import { DataDir } from '../../agent/datadir.js';
 import { ProcessRuntime } from '../../agent/runtime/process.js';
 import { filesRoot } from '../../agent/secrets/files.js';
@@ -173,6 +173,24 @@ export async function nodesSeenBy(dataDir: string): Promise<NodeRow[]> {
 /** The node ID an agent's data dir holds. */
 export async function nodeIdOf(agent: AgentProcess): Promise<string> {
   return (await new DataDir(agent.dataDir).readCluster()).nodeId;
+}
+
+/** host:port where the task's first published port is reachable, if it has one. */
+export function firstPortOf(task: TaskRow): string | undefined {
+  const [port] = task.ports;
+  return port && `${port.hostIp}:${port.hostPort}`;
+}
+
+/** One line of an agent's log (pino: one JSON event a line, its time in ms). */
+export type LogEvent = Record<string, unknown> & { time: number; msg: string };
+
+/** The events of the agent's log with this message, from `since` (ms) on, oldest first. */
+export function logged(agent: AgentProcess, message: string, since = 0): LogEvent[] {
+  return readFileSync(`${agent.dataDir}.log`, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(`"msg":${JSON.stringify(message)}`))
+    .map((line) => JSON.parse(line) as LogEvent)
+    .filter((event) => event.time >= since);
 }
 
 export type RaftView = StatusResponse & { raft: RaftStatus };

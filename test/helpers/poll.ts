@@ -1,17 +1,22 @@
+import { pollUntil } from '../../mesh/poll.js';
+
 /** Polls until the check returns a truthy value, or fails at the deadline with what was last seen. */
 export async function eventually<T>(
   check: () => T | Promise<T>,
   options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
-): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 5000);
+): Promise<NonNullable<T>> {
+  const timeoutMs = options.timeoutMs ?? 5000;
   let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await check();
-    if (last) return last;
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 25));
-  }
+  const value = await pollUntil(
+    async () => {
+      last = await check();
+      return last;
+    },
+    { timeoutMs, intervalMs: options.intervalMs ?? 25 },
+  );
+  if (value !== undefined) return value;
   throw new Error(
-    `${options.what ?? 'condition'} not reached within ${options.timeoutMs ?? 5000} ms (last: ${String(last)})`,
+    `${options.what ?? 'condition'} not reached within ${timeoutMs} ms (last: ${String(last)})`,
   );
 }
 

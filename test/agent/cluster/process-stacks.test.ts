@@ -4,7 +4,13 @@ import test from 'ava';
 import type { TaskRow } from '../../../agent/control/api.js';
 import { DataDir } from '../../../agent/datadir.js';
 import { Transport } from '../../../mesh/transport/transport.js';
-import { type AgentProcess, LocalCluster, mesh, nodesSeenBy } from '../../helpers/local-cluster.js';
+import {
+  type AgentProcess,
+  firstPortOf,
+  LocalCluster,
+  mesh,
+  nodesSeenBy,
+} from '../../helpers/local-cluster.js';
 import { captureLogs } from '../../helpers/logs.js';
 import { bodyOnceAnswering, eventually } from '../../helpers/poll.js';
 
@@ -98,7 +104,7 @@ test('without an engine, an x-mesh process stack runs across agents; a worker ma
   t.is(web.length, 3);
   t.is(new Set(web.map((task) => task.node)).size, 2, 'spread over both nodes');
   for (const task of web) {
-    const address = (task.ports[0] as string).split('->')[0] as string;
+    const address = firstPortOf(task) as string;
     t.is(address.split(':')[0], task.nodeAddress?.split(':')[0], 'listening on its node address');
     t.is(await bodyOnceAnswering(`http://${address}/`, task.id), `host=${task.id}\n`);
   }
@@ -121,7 +127,7 @@ test('without an engine, an x-mesh process stack runs across agents; a worker ma
   // and its replicas run on the other node.
   b.child.kill('SIGTERM');
   t.is(await b.exited, 0);
-  const ports = (tasks: TaskRow[]) => tasks.map((task) => (task.ports[0] as string).split('->')[0]);
+  const ports = (tasks: TaskRow[]) => tasks.map(firstPortOf);
   for (const address of ports(web.filter((task) => task.nodeAddress?.startsWith('127.0.26.2'))))
     await eventually(
       () =>
@@ -155,7 +161,7 @@ test('without an engine, an x-mesh process stack runs across agents; a worker ma
       { what: `${address} stopped`, timeoutMs: 10_000 },
     );
   for (const task of web) {
-    const address = (task.ports[0] as string).split('->')[0] as string;
+    const address = firstPortOf(task) as string;
     await eventually(
       () =>
         fetch(`http://${address}/`).then(

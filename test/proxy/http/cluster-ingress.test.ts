@@ -2,11 +2,14 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { WebSocket } from 'ws';
 import type { StatusResponse, TaskRow } from '../../../agent/control/api.js';
+import { DEFAULT_LIVENESS } from '../../../mesh/transport/channel.js';
+import { KEEP_ALIVE_MS } from '../../../proxy/http/pools.js';
 import { removeLabelled } from '../../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../../helpers/docker.js';
 import { filesHolding } from '../../helpers/files-holding.js';
@@ -21,6 +24,8 @@ const run = promisify(execFile);
 const HOSTS = ['127.0.34.1', '127.0.34.2'];
 const CLIENT = '127.0.34.77';
 const PORTS = { http: 18_034, https: 18_434 };
+/** The agents' --http-timeout: shorter than the default, so an idle tunnel outlasts it soon. */
+const HTTP_TIMEOUT_MS = 2000;
 const ECHO = fileURLToPath(new URL('../../helpers/echo-server.js', import.meta.url));
 const cluster = await LocalCluster.create('ingress');
 let agents: AgentProcess[] = [];
@@ -97,7 +102,7 @@ test.before(async () => {
     '--https-port',
     String(PORTS.https),
     '--http-timeout',
-    '2s',
+    `${HTTP_TIMEOUT_MS}ms`,
   ];
   agents = await cluster.start([HOSTS[0] as string], 'ing', ['--label', 'zone=b'], nodeFlags);
   const seed = agents[0] as AgentProcess;
@@ -191,9 +196,10 @@ dockerTest(
         ws.send(text);
       });
     t.is(await echo('first'), 'first');
-    // Longer than the agents' --http-timeout (2 s), HTTP keep-alive (5 s) and the transport's
-    // silence limit (5 s): an idle tunnel is never cut on a timer.
-    await new Promise((resolve) => setTimeout(resolve, 6500));
+    // The idle time is what is under test: longer than every timer that could cut the tunnel —
+    // the agents' --http-timeout, the pools' keep-alive, the transport's silence limit, and
+    // Node's own HTTP keep-alive (5 s).
+    await sleep(Math.max(HTTP_TIMEOUT_MS, KEEP_ALIVE_MS, DEFAULT_LIVENESS.silenceMs, 5000) + 1500);
     t.is(await echo('after idling'), 'after idling');
   },
 );
