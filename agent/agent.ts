@@ -41,6 +41,8 @@ import {
 } from './identity/provision.js';
 import { CertificateRenewal, checkCertificateLife } from './identity/renewal.js';
 import { Lifecycle } from './lifecycle.js';
+import { NodeMetrics } from './metrics/metrics.js';
+import { MetricsServer, metricsAddress } from './metrics/server.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { Reconciler } from './reconciler/reconciler.js';
 import { Runtimes } from './runtime/runtimes.js';
@@ -268,6 +270,7 @@ export class Agent {
     const work = this.workParts(connected, keys);
     const { keyring, autolock, authority, renewal, rotation } = keys;
     const { dataPlane, certificates, registries, sync, orchestrator, reconciler } = work;
+    const stacks = new Stacks(access, keys.values);
     const control = controlServer({
       self: { nodeId: identity.nodeId, clusterId: cluster.clusterId, address: this.address },
       state,
@@ -281,17 +284,28 @@ export class Agent {
       autolock,
       rotation,
       values: keys.values,
+      stacks,
       registries,
       certificates,
       dataPlane,
       log,
     });
+    const metricsAt = metricsAddress(cluster.metricsAddress, cluster.advertise);
+    const { files } = work;
+    const metrics =
+      metricsAt &&
+      new MetricsServer(
+        metricsAt,
+        new NodeMetrics({ ...connected, stacks, orchestrator, dataPlane, files }),
+        log,
+      );
     // Started in this order, stopped in the reverse one.
-    const ordered: Array<[string, { start(): unknown; stop(): unknown }]> = [
+    const ordered: Part[] = [
       [
         'control API',
         { start: () => control.listen(dir.controlSocket), stop: () => control.close() },
       ],
+      ...(metrics ? [['metrics', metrics] satisfies Part] : []),
       ['data plane', dataPlane],
       ['peer cache', work.peers],
       [
@@ -328,8 +342,10 @@ export class Agent {
         () => part.start(),
         () => part.stop(),
       );
-    log.info({ address: this.address, seeds, version: VERSION }, 'agent started');
-    const { files } = work;
+    log.info(
+      { address: this.address, seeds, metrics: metricsAt, version: VERSION },
+      'agent started',
+    );
     return { membership, raft, reconciler, runtimes, dataPlane, files, authority };
   }
 
@@ -446,6 +462,9 @@ export class Agent {
   }
 }
 
+/** A part of the agent, by name, as the start-up list holds it. */
+type Part = [string, { start(): unknown; stop(): unknown }];
+
 /** The node linked to its cluster (see Agent.connect). */
 interface Connected {
   state: ClusterState;
@@ -549,13 +568,13 @@ function controlServer(parts: {
   autolock: Autolock;
   rotation: CaRotation;
   values: StoredValues;
+  stacks: Stacks;
   registries: RegistryLogins;
   certificates: Certificates;
   dataPlane: DataPlane;
   log: Logger;
 }): ControlServer {
-  const { self, state, raft, access, keyring, membership, transport, log } = parts;
-  const stacks = new Stacks(access, parts.values);
+  const { self, state, raft, access, keyring, membership, transport, stacks, log } = parts;
   const nodes = new Nodes(access, self.nodeId, membership, raft);
   return new ControlServer(
     {

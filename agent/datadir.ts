@@ -6,8 +6,13 @@ import type { NodeIdentity } from '../mesh/pki/identity.js';
 import { UserError } from '../mesh/user-error.js';
 import type { HttpLimits } from '../proxy/http/limits.js';
 
-/** This node's own data plane settings (`mesh init|join` flags), kept in its cluster file. */
+/**
+ * This node's own listeners and data plane settings (`mesh init|join` flags), kept in its
+ * cluster file.
+ */
 export interface DataPlaneSettings {
+  /** --metrics-addr: where Prometheus scrapes /metrics; null: nowhere; absent: advertise:9464. */
+  metricsAddress?: string | null;
   /** DNS on the node address (--dns-port); 0: none; absent: 53. */
   dnsPort?: number;
   /** --dns-upstream; absent: the host's resolvers. */

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { Agent, DEFAULT_PORT } from '../agent/agent.js';
 import { DEFAULT_NETWORK_SETTINGS, type NetworkSettings, parseCidr } from '../mesh/api/network.js';
 import type { LogFormat } from '../mesh/log.js';
+import { splitHostPort } from '../mesh/transport/address.js';
 import { HTTP_LIMIT_KEYS, type HttpLimits } from '../proxy/http/limits.js';
 import {
   DATA_DIR,
@@ -34,6 +36,7 @@ const AGENT_FLAGS: Options = {
   'http-timeout': { type: 'string' },
   'udp-timeout': { type: 'string' },
   'http-limit': { type: 'string', multiple: true },
+  'metrics-addr': { type: 'string' },
 };
 
 /** The token can come from a file instead of the command line (see hideTokens in main.ts). */
@@ -115,6 +118,7 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
       httpTimeoutMs: durationOf(values['http-timeout'], '--http-timeout'),
       udpTimeoutMs: durationOf(values['udp-timeout'], '--udp-timeout'),
       httpLimits: httpLimitsOf(values['http-limit'] as string[] | undefined),
+      metricsAddress: metricsAddressOf(values['metrics-addr'] as string | undefined),
       network: command === 'init' ? networkOf(values) : undefined,
       certValidityMs: certValidityOf(values),
       autolock: values.autolock === true,
@@ -128,6 +132,16 @@ function certValidityOf(values: Record<string, unknown>): number | undefined {
   if (ms !== undefined && ms < 60_000)
     throw new UsageError(`--cert-validity: at least 1m (certificates renew at two thirds of it)`);
   return ms;
+}
+
+/** --metrics-addr HOST:PORT or none; unset: the advertise address on 9464. */
+function metricsAddressOf(given: string | undefined): string | null | undefined {
+  if (given === undefined) return undefined;
+  if (given === 'none') return null;
+  const { host, port } = splitHostPort(given);
+  if (!isIP(host) || !Number.isInteger(port) || port < 1 || port > 65_535)
+    throw new UsageError(`--metrics-addr: "${given}" is not HOST:PORT (an IP address) or none`);
+  return given;
 }
 
 /** --log-format json|pretty; unset: pretty on a terminal, JSON otherwise. */

@@ -203,6 +203,16 @@ export class DataPlane {
     return this.ingress.stats(serviceId);
   }
 
+  /** The HTTP ingress's metrics, in the Prometheus text format (it keeps them in its thread). */
+  ingressMetrics(): Promise<string> {
+    return this.ingress.metrics();
+  }
+
+  /** What DNS answered and L4 forwarded since the agent started. */
+  get counts() {
+    return { dns: this.dns.counts, l4: this.forwarder.counts };
+  }
+
   /** What this process lacks to serve service addresses and DNS (checked at start). */
   readonly privilegesMissing = privilegesMissing();
 

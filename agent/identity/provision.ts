@@ -243,6 +243,7 @@ function readPeers(dir: DataDir, log: Logger): Promise<string[]> {
 /** This node's own data plane settings, kept in its cluster file. */
 function nodeSettings(options: AgentOptions): DataPlaneSettings {
   return {
+    metricsAddress: options.metricsAddress,
     dnsPort: options.dnsPort,
     dnsUpstreams: options.dnsUpstreams,
     httpPort: options.httpPort,
@@ -254,16 +255,21 @@ function nodeSettings(options: AgentOptions): DataPlaneSettings {
   };
 }
 
-/** Why we cannot listen, in words a user can act on. */
-export function listenError(error: Error, host: string, port: number): Error {
+/**
+ * Why we cannot listen, in words a user can act on; `flag` is the one that chose the address
+ * (the cluster port's comes from --advertise and --port).
+ */
+export function listenError(error: Error, host: string, port: number, flag?: string): Error {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'EADDRINUSE') {
     return new AgentError(
-      `port ${port} on ${host} is taken (another mesh agent?); choose one with --port`,
+      `port ${port} on ${host} is taken (another mesh agent?); choose one with ${flag ?? '--port'}`,
     );
   }
   if (code === 'EADDRNOTAVAIL') {
-    return new AgentError(`${host} is not an address of this machine; check --advertise`);
+    return new AgentError(
+      `${host} is not an address of this machine; check ${flag ?? '--advertise'}`,
+    );
   }
   return error;
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_NETWORK_SETTINGS, type NetworkSettings } from '../../mesh/api/network.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord } from '../../mesh/api/tasks.js';
+import { Counts } from '../../mesh/counts.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import { RunAgain } from '../../mesh/run-again.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
@@ -32,6 +33,11 @@ export function viewOf(state: ClusterState, voters: readonly string[]): ClusterV
  * always made from a state that already holds the previous one.
  */
 export class Orchestrator {
+  /**
+   * Tasks this node, as leader, told to stop: because of their node (it left, is down or is
+   * drained: the task is rescheduled) or because of their service (updated, scaled, removed).
+   */
+  readonly stopped = new Counts<{ cause: 'node' | 'service' }>();
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private readonly rounds = new RunAgain(
@@ -96,6 +102,7 @@ export class Orchestrator {
       }
       if (write.kind !== 'tasks') continue;
       const task = write.op === 'put' ? (write.value as TaskRecord) : undefined;
+      if (task?.desired === 'shutdown') this.stopped.add({ cause: stopCauseOf(this.state, task) });
       this.log.info(
         {
           task: write.id,
@@ -107,6 +114,14 @@ export class Orchestrator {
       );
     }
   }
+}
+
+/** Whether the task was stopped for its node's sake (a reschedule) or its service's. */
+function stopCauseOf(state: ClusterState, task: TaskRecord): 'node' | 'service' {
+  if (!task.nodeId) return 'service'; // it never had a node
+  const node = state.get('nodes', task.nodeId)?.value;
+  const away = !node || ['down', 'left', 'removed'].includes(node.status);
+  return away || node.availability === 'drain' ? 'node' : 'service';
 }
 
 function newTaskId(serviceId: string, slot: number, nodeId: string | null): string {

@@ -229,6 +229,32 @@ class Placement {
   }
 }
 
+/** Why a task waits for a node, as a metric label: what unplaceable() found short. */
+export type PendingCause =
+  | 'volume'
+  | 'no-node'
+  | 'runtime'
+  | 'constraints'
+  | 'max-per-node'
+  | 'memory'
+  | 'cpu'
+  | 'other';
+
+/** Each reason unplaceable() gives, by how it starts (its test checks every one is here). */
+const PENDING_CAUSES: Array<[RegExp, PendingCause]> = [
+  [/^its volume /, 'volume'],
+  [/^no node is ready/, 'no-node'],
+  [/^no ready node (has a Docker Engine|runs )/, 'runtime'],
+  [/^no node satisfies the constraints/, 'constraints'],
+  [/^max_replicas_per_node /, 'max-per-node'],
+  [/^insufficient memory/, 'memory'],
+  [/^insufficient CPU/, 'cpu'],
+];
+
+export function pendingCause(reason: string): PendingCause {
+  return PENDING_CAUSES.find(([pattern]) => pattern.test(reason))?.[1] ?? 'other';
+}
+
 /** Why a task of this service fits nowhere, naming what is short. */
 function unplaceable(
   service: ServiceSpec,

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { FileRef, ValueKind } from '../../mesh/api/secrets.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord } from '../../mesh/api/tasks.js';
+import { Counts } from '../../mesh/counts.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
@@ -36,6 +37,8 @@ interface OpenRequest {
  */
 export class TaskFiles {
   private mounted: Promise<void> | undefined;
+  /** Tasks given their secrets and configs, or not (a voter unreachable, a value gone). */
+  readonly deliveries = new Counts<{ outcome: 'delivered' | 'failed' }>();
 
   constructor(
     private readonly options: {
@@ -85,6 +88,20 @@ export class TaskFiles {
       (service[kind] ?? []).map((ref) => ({ kind, ref })),
     );
     if (refs.length === 0) return [];
+    try {
+      const files = await this.write(task, refs);
+      this.deliveries.add({ outcome: 'delivered' });
+      return files;
+    } catch (error) {
+      this.deliveries.add({ outcome: 'failed' });
+      throw error;
+    }
+  }
+
+  private async write(
+    task: TaskRecord,
+    refs: Array<{ kind: ValueKind; ref: FileRef }>,
+  ): Promise<TaskFile[]> {
     await this.ensureMounted();
     const files: TaskFile[] = [];
     for (const { kind, ref } of refs) {

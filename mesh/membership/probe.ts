@@ -37,6 +37,8 @@ interface Relay {
  * suspected. Also relays other members' indirect probes.
  */
 export class Prober {
+  /** Probe rounds that ended with no ack, direct or indirect: each made its target suspect. */
+  failedRounds = 0;
   private order: string[] = [];
   private cursor = 0;
   private round: Round | undefined;
@@ -171,6 +173,7 @@ export class Prober {
 
   private fail(round: Round, now: number): void {
     this.round = undefined;
+    this.failedRounds += 1;
     // Missing nacks mean our own links or our own slowness may be to blame: back off.
     this.awareness.apply(Math.max(0, round.expectedNacks - round.nacks));
     this.state.suspectMember(round.target, now);

@@ -78,6 +78,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.flush();
   }
 
+  /** Probes of other members that got no ack at all since this node started. */
+  get failedProbes(): number {
+    return this.swim.failedProbes;
+  }
+
   members(): Member[] {
     const offset = Date.now() - this.now();
     return this.swim.members().map((m) => ({ ...m, since: Math.round(m.since + offset) }));

@@ -91,6 +91,11 @@ export class Swim {
     return out;
   }
 
+  /** Probes of other members that got no ack at all since this node started. */
+  get failedProbes(): number {
+    return this.prober.failedRounds;
+  }
+
   takeEvents(): MemberEvent[] {
     return this.state.takeEvents();
   }

@@ -1,6 +1,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { Counts } from '../counts.js';
 import { LimitedLog } from '../limited-log.js';
 import { seededRandom } from '../random.js';
 import type { Transport } from '../transport/transport.js';
@@ -89,6 +90,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly readIndexes = new Map<string, Waiter<number>>();
   private readonly appliedWaiters: Array<{ index: number } & Waiter<void>> = [];
   private lastLeader: NodeId | null = null;
+  /** What became of the writes this node took as leader, and how often its leader changed. */
+  readonly counts = {
+    proposals: new Counts<{ outcome: 'committed' | 'unconfirmed' | 'refused' | 'failed' }>(),
+    leaderChanges: new Counts<Record<string, never>>(),
+  };
   /** Refused Raft messages and proposals: a line per peer and message type a minute. */
   private readonly refusals: LimitedLog;
   /** When this node last heard the leader and held all the leader had committed. */
@@ -192,6 +198,13 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const { index, term } = this.raft.propose(data);
     const key = `${index}:${term}`;
     const result = this.wait(this.writes, key, 'write');
+    result.then(
+      () => this.counts.proposals.add({ outcome: 'committed' }),
+      (error: RaftError) =>
+        this.counts.proposals.add({
+          outcome: error.code === 'unconfirmed' ? 'unconfirmed' : 'failed',
+        }),
+    );
     try {
       this.process();
     } catch (error) {
@@ -221,6 +234,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         { peer: sender, reason: refusal },
         'proposal refused',
       );
+      this.counts.proposals.add({ outcome: 'refused' });
       throw new RaftError('forbidden', refusal);
     }
     return this.propose(data);
@@ -394,6 +408,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const leader = this.raft.leader;
     if (leader === this.lastLeader) return;
     this.lastLeader = leader;
+    this.counts.leaderChanges.add({});
     this.log.info({ leader, term: this.raft.term, role: this.raft.role }, 'raft leader changed');
     if (this.raft.role !== 'leader') {
       // Writes we proposed as leader may still commit under the next leader, or may not.

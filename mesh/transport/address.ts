@@ -12,3 +12,8 @@ export function splitHostPort(address: string): { host: string; port: number } {
 export function hostOf(address: string): string {
   return splitHostPort(address).host;
 }
+
+/** host and port as "host:port", an IPv6 host in brackets. */
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

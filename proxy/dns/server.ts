@@ -2,9 +2,10 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { Counts } from '../../mesh/counts.js';
 import { LimitedLog } from '../../mesh/limited-log.js';
 import type { UpstreamResolvers } from './forward.js';
-import { failure, parseQuery, type Question, RCODE, respond, UDP_MAX } from './wire.js';
+import { answerKind, failure, parseQuery, type Question, RCODE, respond, UDP_MAX } from './wire.js';
 import { lookup, type Zone } from './zone.js';
 
 /** A TCP client idle this long between queries is closed (RFC 7766 suggests seconds). */
@@ -34,6 +35,11 @@ export class DnsServer {
   private readonly tcp = new Map<string, Server>();
   /** What a client can make this server warn about, a line a minute per source and kind. */
   private readonly warnings: LimitedLog;
+  /** Answers sent, by question type and response code; questions sent upstream, by outcome. */
+  readonly counts = {
+    answers: new Counts<{ type: string; rcode: string }>(),
+    forwarded: new Counts<{ outcome: 'answered' | 'failed' }>(),
+  };
 
   constructor(private readonly options: DnsServerOptions) {
     this.warnings = new LimitedLog(options.log, 1);
@@ -108,9 +114,13 @@ export class DnsServer {
       this.warnings.warn(source, { source, err: error }, 'DNS query failed; dropped');
       return undefined;
     };
+    const counted = (answer: Buffer | undefined) => {
+      if (answer) this.counts.answers.add(answerKind(answer));
+      return answer;
+    };
     try {
       const out = this.answer(query, source, maxBytes);
-      return out instanceof Promise ? out.catch(failed) : out;
+      return out instanceof Promise ? out.then(counted, failed) : counted(out);
     } catch (error) {
       return failed(error as Error);
     }
@@ -145,9 +155,10 @@ export class DnsServer {
   ): Buffer | Promise<Buffer | undefined> {
     const found = lookup(this.options.zone(), question.name, question.type);
     if (found !== 'forward') return respond(query, question, found, maxBytes);
-    return this.options.upstreams
-      .resolve(query, question)
-      .then((answer) => answer ?? failure(query, question.id, RCODE.SERVFAIL, question));
+    return this.options.upstreams.resolve(query, question).then((answer) => {
+      this.counts.forwarded.add({ outcome: answer ? 'answered' : 'failed' });
+      return answer ?? failure(query, question.id, RCODE.SERVFAIL, question);
+    });
   }
 
   private onDatagram(socket: UdpSocket, query: Buffer, address: string, port: number): void {

@@ -65,6 +65,21 @@ export function parseQuery(query: Buffer): Parsed {
   };
 }
 
+const TYPE_NAMES = new Map<number, string>(Object.entries(TYPE).map(([name, n]) => [n, name]));
+const RCODE_NAMES = new Map<number, string>(Object.entries(RCODE).map(([name, n]) => [n, name]));
+
+/**
+ * What an answer was, in names a metric may carry (a bounded set, `other` for the rest): the
+ * type of its question and its response code. Answers echo the question uncompressed at 12.
+ */
+export function answerKind(answer: Buffer): { type: string; rcode: string } {
+  let offset = 12;
+  while (offset < answer.length && answer[offset] !== 0) offset += (answer[offset] as number) + 1;
+  const type = offset + 3 <= answer.length ? answer.readUInt16BE(offset + 1) : -1;
+  const rcode = (answer[3] ?? 0) & 0x0f;
+  return { type: TYPE_NAMES.get(type) ?? 'other', rcode: RCODE_NAMES.get(rcode) ?? 'other' };
+}
+
 /** Records after the question, as bytes, and how many of each section they hold. */
 export interface Sections {
   rcode: number;

@@ -9,8 +9,8 @@ import type { ServiceStats } from './metrics.js';
 import type { HostRoutes } from './routes.js';
 import type { KeyPairOf } from './servers.js';
 
-/** How long the thread may take to say what it saw of a service. */
-const STATS_TIMEOUT_MS = 5000;
+/** How long the thread may take to answer a question (what it saw of a service, its metrics). */
+const ASK_TIMEOUT_MS = 5000;
 
 /** What the ingress thread is started with. */
 export interface IngressSettings {
@@ -32,13 +32,22 @@ export type ToWorker =
   | { type: 'routes'; routes: HostRoutes }
   | { type: 'certificates'; certificates: ReadonlyMap<string, CertificateRecord> }
   | { type: 'keyPair'; id: number; pair?: { certPem: string; keyPem: string }; error?: string }
-  | { type: 'stats'; id: number; serviceId: string };
+  | { type: 'ask'; id: number; question: Question };
+
+/** What the agent asks the thread, and what each question is answered with. */
+export type Question = { what: 'stats'; serviceId: string } | { what: 'metrics' };
+export interface Answers {
+  /** What the ingress saw of a service (undefined: nothing yet). */
+  stats: ServiceStats | undefined;
+  /** The thread's metrics, in the Prometheus text format. */
+  metrics: string;
+}
 
 export type ToMain =
   | { type: 'listening' }
   | { type: 'log'; line: string }
   | { type: 'keyPair'; id: number; host: string }
-  | { type: 'stats'; id: number; stats: ServiceStats | undefined };
+  | { type: 'answer'; id: number; value: unknown };
 
 /** A worker that dies is started again after this. */
 const RESTART_MS = 1000;
@@ -53,7 +62,7 @@ export class IngressThread {
   private readonly bridge: DialBridge;
   private routes: HostRoutes = new Map();
   private certificates: ReadonlyMap<string, CertificateRecord> = new Map();
-  private readonly asked = new Map<number, (stats: ServiceStats | undefined) => void>();
+  private readonly asked = new Map<number, (value: unknown) => void>();
   private nextAsk = 0;
   private closed = false;
 
@@ -88,20 +97,32 @@ export class IngressThread {
 
   /** What the ingress saw of a service (undefined: nothing yet, or the thread is not running). */
   stats(serviceId: string): Promise<ServiceStats | undefined> {
-    if (!this.worker) return Promise.resolve(undefined);
+    return this.ask({ what: 'stats', serviceId }, undefined);
+  }
+
+  /** The thread's metrics in the Prometheus text format ('' while it is not running). */
+  metrics(): Promise<string> {
+    return this.ask({ what: 'metrics' }, '');
+  }
+
+  private ask<Q extends Question>(
+    question: Q,
+    otherwise: Answers[Q['what']],
+  ): Promise<Answers[Q['what']]> {
+    if (!this.worker) return Promise.resolve(otherwise);
     return new Promise((resolve) => {
       const id = ++this.nextAsk;
-      // A thread that does not answer in time (busy, or stopping) has seen nothing, as far as
+      // A thread that does not answer in time (busy, or stopping) has nothing to say, as far as
       // the asker knows: nothing waits on it for good.
       const timer = setTimeout(() => {
         this.asked.delete(id);
-        resolve(undefined);
-      }, STATS_TIMEOUT_MS);
-      this.asked.set(id, (stats) => {
+        resolve(otherwise);
+      }, ASK_TIMEOUT_MS);
+      this.asked.set(id, (value) => {
         clearTimeout(timer);
-        resolve(stats);
+        resolve(value as Answers[Q['what']]);
       });
-      this.post({ type: 'stats', id, serviceId });
+      this.post({ type: 'ask', id, question });
     });
   }
 
@@ -178,8 +199,8 @@ export class IngressThread {
             } satisfies ToWorker),
         );
         break;
-      case 'stats':
-        this.asked.get(message.id)?.(message.stats);
+      case 'answer':
+        this.asked.get(message.id)?.(message.value);
         this.asked.delete(message.id);
         break;
     }

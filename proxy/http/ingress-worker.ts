@@ -15,7 +15,7 @@ import type { Endpoint } from '../routing-table.js';
 import { formatStreamTarget } from '../stream-target.js';
 import { dialThroughBridge } from './dial-bridge.js';
 import { HttpIngress } from './ingress.js';
-import type { IngressSettings, ToMain, ToWorker } from './ingress-thread.js';
+import type { IngressSettings, Question, ToMain, ToWorker } from './ingress-thread.js';
 import type { HostRoutes } from './routes.js';
 import { IngressServers, type KeyPairOf } from './servers.js';
 
@@ -117,11 +117,19 @@ port.on('message', (message: ToWorker) => {
       else waiting?.reject(new Error(message.error ?? 'no key'));
       break;
     }
-    case 'stats':
-      send({ type: 'stats', id: message.id, stats: ingress.metrics.of(message.serviceId) });
+    case 'ask':
+      void answer(message.question).then((value) =>
+        send({ type: 'answer', id: message.id, value }),
+      );
       break;
   }
 });
+
+function answer(question: Question): Promise<unknown> {
+  return question.what === 'stats'
+    ? ingress.metrics.of(question.serviceId)
+    : ingress.metrics.text();
+}
 
 await servers.listen(settings.advertise, settings.httpPort, settings.httpsPort);
 servers.warm();

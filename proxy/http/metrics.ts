@@ -1,41 +1,70 @@
+import { Counter, Histogram, Registry } from 'prom-client';
+
 /** Latency bucket bounds (ms) of the per-service histograms; the last bucket is everything above. */
 export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
+
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+type StatusClass = (typeof STATUS_CLASSES)[number];
 
 export interface ServiceStats {
   requests: number;
   /** Responses by status class: 1xx .. 5xx. */
-  statuses: Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>;
+  statuses: Record<StatusClass, number>;
   /** Counts per LATENCY_BUCKETS_MS bound, and one more for slower. */
   latency: number[];
 }
 
 /**
- * What the ingress saw per service since the agent started, kept in memory: request counts,
- * status classes and a latency histogram (they will feed metrics and autoscaling).
+ * What the ingress saw per service since the thread started, in prom-client metrics of the
+ * thread's own registry: requests by status class and a latency histogram, labelled by service
+ * only (never a client or a path, so the label sets stay bounded). The agent's /metrics adds the
+ * thread's exposition to its own; `mesh routes` and autoscaling read one service's stats.
  */
 export class IngressMetrics {
-  private readonly services = new Map<string, ServiceStats>();
+  private readonly registry = new Registry();
+  private readonly requests = new Counter({
+    name: 'mesh_http_requests_total',
+    help: 'Requests the HTTP ingress of this node answered, by service and status class',
+    labelNames: ['service', 'code'],
+    registers: [this.registry],
+  });
+  private readonly duration = new Histogram({
+    name: 'mesh_http_request_duration_seconds',
+    help: 'Time from a request reaching the ingress of this node to its answer being sent',
+    labelNames: ['service'],
+    buckets: LATENCY_BUCKETS_MS.map((ms) => ms / 1000),
+    registers: [this.registry],
+  });
 
   record(serviceId: string, status: number, ms: number): void {
-    let stats = this.services.get(serviceId);
-    if (!stats) {
-      stats = {
-        requests: 0,
-        statuses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
-        latency: new Array(LATENCY_BUCKETS_MS.length + 1).fill(0),
-      };
-      this.services.set(serviceId, stats);
-    }
-    stats.requests += 1;
-    const klass =
-      `${Math.min(5, Math.max(1, Math.floor(status / 100)))}xx` as keyof ServiceStats['statuses'];
-    stats.statuses[klass] += 1;
-    const bucket = LATENCY_BUCKETS_MS.findIndex((bound) => ms <= bound);
-    const at = bucket < 0 ? LATENCY_BUCKETS_MS.length : bucket;
-    stats.latency[at] = (stats.latency[at] ?? 0) + 1;
+    const code = STATUS_CLASSES[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))];
+    this.requests.inc({ service: serviceId, code });
+    this.duration.observe({ service: serviceId }, ms / 1000);
   }
 
-  of(serviceId: string): ServiceStats | undefined {
-    return this.services.get(serviceId);
+  /** The metrics in the Prometheus text format. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  async of(serviceId: string): Promise<ServiceStats | undefined> {
+    const requests = (await this.requests.get()).values.filter(
+      (v) => v.labels.service === serviceId,
+    );
+    if (requests.length === 0) return undefined;
+    const statuses = Object.fromEntries(
+      STATUS_CLASSES.map((c) => [c, 0]),
+    ) as ServiceStats['statuses'];
+    for (const v of requests) statuses[v.labels.code as StatusClass] += v.value;
+    // The histogram's buckets are cumulative (le): each bound's own count is the difference.
+    const cumulative = (await this.duration.get()).values
+      .filter((v) => v.labels.service === serviceId && v.metricName?.endsWith('_bucket'))
+      .map((v) => v.value);
+    const latency = cumulative.map((n, i) => n - (i === 0 ? 0 : (cumulative[i - 1] as number)));
+    return {
+      requests: requests.reduce((sum, v) => sum + v.value, 0),
+      statuses,
+      latency,
+    };
   }
 }

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { Counts } from '../../mesh/counts.js';
 import { type Endpoint, type ServiceRoute, servingPort } from '../routing-table.js';
 import { EndpointCounters, tryEndpoints } from './balancer.js';
 import { splice } from './splice.js';
@@ -54,6 +55,11 @@ export function dialEndpoint(endpoint: Endpoint, target: number): Promise<Socket
  */
 export class Forwarder {
   readonly counters = new EndpointCounters();
+  /** Connections by service: taken by an endpoint or by none, and open now. */
+  readonly counts = {
+    connections: new Counts<{ service: string; outcome: 'forwarded' | 'failed' }>(),
+    open: new Counts<{ service: string }>(),
+  };
 
   constructor(private readonly options: ForwarderOptions) {}
 
@@ -90,14 +96,18 @@ export class Forwarder {
         { service: service.id, port: target, endpoints: servingPort(service, target).length },
         'no endpoint took the connection: closed',
       );
+      this.counts.connections.add({ service: service.id, outcome: 'failed' });
       client.destroy();
       return;
     }
     const { lease, value: upstream } = taken;
+    this.counts.connections.add({ service: service.id, outcome: 'forwarded' });
+    this.counts.open.add({ service: service.id });
     client.off('error', early);
     if (client.destroyed) upstream.destroy();
     else await splice(client, upstream);
     lease.release();
+    this.counts.open.add({ service: service.id }, -1);
   }
 
   /** A connection to an endpoint's port: directly when it runs here, through its node's agent else. */

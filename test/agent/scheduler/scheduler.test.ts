@@ -5,7 +5,7 @@ import {
   satisfies,
 } from '../../../agent/scheduler/constraints.js';
 import type { NodeInfo, Plan, ServiceSpec, Task } from '../../../agent/scheduler/model.js';
-import { schedule } from '../../../agent/scheduler/scheduler.js';
+import { pendingCause, schedule } from '../../../agent/scheduler/scheduler.js';
 import { seededRandom } from '../../../mesh/random.js';
 
 const GiB = 2 ** 30;
@@ -341,4 +341,27 @@ test('a replacement stays on the node of the task it replaces: a rollout keeps t
     tasks = converge([service('s.w', { replicas: 3, version })], nodes, tasks);
     t.deepEqual(countBy(tasks), { a: 1, b: 1, c: 1 }, `version ${version}`);
   }
+});
+
+test('every reason a task waits for a node has its cause, for the pending-tasks metric', (t) => {
+  const one = [node('a')];
+  const pendingOn = (nodes: NodeInfo[], overrides: Partial<ServiceSpec>) => {
+    const reason = schedule([service('s.x', overrides)], nodes, [], 0, undefined, ids).create.find(
+      (task) => task.nodeId === null,
+    )?.reason;
+    return pendingCause(reason ?? '(placed)');
+  };
+  t.deepEqual(
+    [
+      pendingOn([node('a', { status: 'down' })], { pinned: { nodeId: 'a', volume: 'db' } }),
+      pendingOn([node('a', { status: 'down' })], {}),
+      pendingOn([node('a', { runtimes: ['process'] })], {}),
+      pendingOn(one, { constraints: ['node.labels.zone==c'] }),
+      pendingOn(one, { replicas: 2, maxReplicasPerNode: 1 }),
+      pendingOn(one, { reservations: { cpus: 0, memoryBytes: 8 * GiB } }),
+      pendingOn(one, { reservations: { cpus: 4, memoryBytes: 0 } }),
+    ],
+    ['volume', 'no-node', 'runtime', 'constraints', 'max-per-node', 'memory', 'cpu'],
+  );
+  t.is(pendingCause('something new'), 'other');
 });

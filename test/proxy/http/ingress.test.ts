@@ -152,7 +152,7 @@ test('the ingress counts requests per service by status class', async (t) => {
   t.teardown(close);
   await send(port, 'GET');
   await send(port, 'GET');
-  t.like(ingress.metrics.of('s.web'), { requests: 2, statuses: { '2xx': 2 } });
+  t.like(await ingress.metrics.of('s.web'), { requests: 2, statuses: { '2xx': 2 } });
 });
 
 test('pipelined requests reach the replica one at a time; a client that goes leaves nothing open', async (t) => {
