@@ -22,10 +22,12 @@ import { Stacks } from './cluster/stacks.js';
 import { StateAccess } from './cluster/state-access.js';
 import { clusterRoutes } from './control/cluster-routes.js';
 import { routesRoute } from './control/data-plane-routes.js';
+import { eventRoutes } from './control/event-routes.js';
 import { registryRoutes } from './control/registry-routes.js';
 import { ControlServer } from './control/server.js';
 import { stackRoutes } from './control/stack-routes.js';
 import { valueRoutes } from './control/value-routes.js';
+import { EventFeed } from './events/feed.js';
 import { admission, followAdmission, readmissionRefusal } from './identity/admission.js';
 import { Authority } from './identity/authority.js';
 import { CaRotation } from './identity/ca-rotation.js';
@@ -271,6 +273,7 @@ export class Agent {
     const { keyring, autolock, authority, renewal, rotation } = keys;
     const { dataPlane, certificates, registries, sync, orchestrator, reconciler } = work;
     const stacks = new Stacks(access, keys.values);
+    const events = new EventFeed({ state, raft, log });
     const control = controlServer({
       self: { nodeId: identity.nodeId, clusterId: cluster.clusterId, address: this.address },
       state,
@@ -285,6 +288,7 @@ export class Agent {
       rotation,
       values: keys.values,
       stacks,
+      events,
       registries,
       certificates,
       dataPlane,
@@ -306,6 +310,7 @@ export class Agent {
         { start: () => control.listen(dir.controlSocket), stop: () => control.close() },
       ],
       ...(metrics ? [['metrics', metrics] satisfies Part] : []),
+      ['events', events],
       ['data plane', dataPlane],
       ['peer cache', work.peers],
       [
@@ -569,6 +574,7 @@ function controlServer(parts: {
   rotation: CaRotation;
   values: StoredValues;
   stacks: Stacks;
+  events: EventFeed;
   registries: RegistryLogins;
   certificates: Certificates;
   dataPlane: DataPlane;
@@ -598,6 +604,7 @@ function controlServer(parts: {
       ...routesRoute(self.nodeId, parts.dataPlane, parts.certificates),
       ...valueRoutes(parts.values),
       ...registryRoutes(parts.registries),
+      ...eventRoutes(parts.events),
     },
     log,
   );

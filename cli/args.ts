@@ -70,6 +70,9 @@ const FLAG_HELP: Record<string, string> = {
   timeout: 'how long to follow the rollout before giving up (default 5m)',
   all: 'with stopped tasks too (the last 5 finished of each slot)',
   follow: 'keep printing new output',
+  'events --since': 'only events this recent (a duration: 10m, 1h)',
+  'events --type':
+    'only events of this type (repeatable, or comma-separated): task, service, node, raft, certificate, ca, write',
   tail: 'how many lines of each task to start with (default 100)',
   task: 'one task, by its ID: a finished one too, while it is kept (mesh ps -a lists them)',
   force: 'remove a node that is still alive',

@@ -257,6 +257,12 @@ const COMMAND_LIST = [
     summary: 'logs from every node, prefixed by task',
   },
   {
+    name: 'events',
+    args: '[-f] [--since D] [--type T]',
+    group: 'Cluster',
+    summary: 'what happened: tasks, rollouts, nodes, leaders, certificates (-f: as it happens)',
+  },
+  {
     name: 'completion',
     args: 'bash|zsh',
     group: 'Other',

@@ -43,6 +43,7 @@ const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
   rollback: async (args) => (await stacks()).rollback(args),
   rm: async (args) => (await stacks()).rm(args),
   logs: async (args) => (await stacks()).logs(args),
+  events: async (args) => (await import('./events.js')).events(args),
   completion: async (args) => (await import('./completion.js')).completion(args),
 };
 

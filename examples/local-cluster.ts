@@ -22,7 +22,6 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
-/** A fresh directory for a cluster's data dirs and logs. */
 /**
  * Output that nobody reads any more is not worth dying for: Ctrl-C in `npm run demo | tee log`
  * also ends tee, and the next line written would end this process (an unhandled EPIPE) before it
@@ -37,6 +36,7 @@ export function outliveClosedStdout(): void {
     });
 }
 
+/** A fresh directory for a cluster's data dirs and logs. */
 export async function scratchDirectory(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `mesh-${label}-`));
 }

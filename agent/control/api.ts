@@ -203,6 +203,34 @@ export interface StackRow {
   services: Array<ServiceRow | { id: string; damaged: string }>;
 }
 
+export const EVENT_TYPES = [
+  'task',
+  'service',
+  'node',
+  'raft',
+  'certificate',
+  'ca',
+  'write',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** Something that happened in the cluster, as `mesh events` shows it. */
+export interface ClusterEvent {
+  /** Its place in this node's feed: later events have larger numbers. */
+  seq: number;
+  time: string;
+  type: EventType;
+  /** What happened to it: `running`, `failed`, `rollout-paused`, `suspect`, `leader`, … */
+  action: string;
+  /** What it happened to: a task, service or node ID. */
+  subject: string;
+  /** Why, or what else to know, when there is something. */
+  reason?: string;
+  /** The service and node it concerns, where that is not the subject. */
+  service?: string;
+  node?: string;
+}
+
 /** GET /v1/tasks?stack=S&service=S */
 export interface TaskRow {
   id: string;
@@ -374,6 +402,11 @@ export interface ControlApi {
     LogsResponse
   >;
   'GET /v1/node': Route<{ node: string }, NodeDetail>;
+  /** This node's events feed: after a place in it (-f), from a time (ms), of some types. */
+  'GET /v1/events': Route<
+    { after?: string; since?: string; types?: string },
+    { events: ClusterEvent[]; last: number }
+  >;
   'GET /v1/routes': Route<{ service?: string }, RoutesResponse>;
   'POST /v1/certs': Route<{ host: string; certPem: string; keyPem: string }, CertificateRow>;
   'GET /v1/certs': Route<Nothing, CertificateRow[]>;

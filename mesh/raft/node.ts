@@ -75,6 +75,10 @@ interface Waiter<T> {
 
 interface RaftNodeEvents {
   leader: [NodeId | null];
+  /** A new configuration committed: its voters. */
+  voters: [NodeId[]];
+  /** This node, as leader, refused a write of another node: who sent it, and why. */
+  refused: [{ sender: NodeId; reason: string }];
 }
 
 /**
@@ -235,6 +239,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         'proposal refused',
       );
       this.counts.proposals.add({ outcome: 'refused' });
+      this.emit('refused', { sender, reason: refusal });
       throw new RaftError('forbidden', refusal);
     }
     return this.propose(data);
@@ -382,6 +387,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       const key = `${entry.index}:${entry.term}`;
       this.writes.get(key)?.resolve(result);
       this.writes.delete(key);
+      if (entry.kind === 'config') this.emit('voters', [...(entry.data as Membership).voters]);
     }
     for (const read of ready.reads) this.answerRead(read);
     this.releaseApplied();

@@ -27,6 +27,10 @@ export interface Change {
   id: string;
   /** Undefined when the object was deleted. */
   object: StoredObject | undefined;
+  /** What it was before this write; undefined when it is new (or the state was restored). */
+  previous?: StoredObject;
+  /** The whole state was replaced by a snapshot: every object is told again, none is new. */
+  restored?: true;
 }
 
 /** An object a snapshot held that does not pass its kind's checks: set aside, not stored. */
@@ -146,12 +150,13 @@ export class ClusterState {
 
   private write(index: number, write: Write): void {
     const table = this.objects.get(write.kind) as Map<string, StoredObject>;
+    const previous = table.get(write.id);
     if (write.op === 'put') {
       const object = { id: write.id, version: index, value: write.value };
       table.set(write.id, object);
-      this.notify({ kind: write.kind, id: write.id, object });
+      this.notify({ kind: write.kind, id: write.id, object, previous });
     } else if (table.delete(write.id)) {
-      this.notify({ kind: write.kind, id: write.id, object: undefined });
+      this.notify({ kind: write.kind, id: write.id, object: undefined, previous });
     }
   }
 
@@ -176,7 +181,8 @@ export class ClusterState {
     }
     this.appliedIndex = snapshot.appliedIndex;
     for (const kind of KINDS)
-      for (const object of this.list(kind)) this.notify({ kind, id: object.id, object });
+      for (const object of this.list(kind))
+        this.notify({ kind, id: object.id, object, restored: true });
   }
 
   /** A digest of every object: two replicas with the same digest hold the same state. */
