@@ -112,6 +112,25 @@ export class Agent {
     return Agent.run(await reopen(options), options.forceNewCluster === true);
   }
 
+  /**
+   * `mesh init|join --install`: the node made in its data dir (a cluster created, or joined), not
+   * started: its service unit starts it with `mesh agent`, as a restart from the data dir.
+   */
+  static async prepare(
+    how: { init: AgentOptions } | { join: AgentOptions; token: string },
+  ): Promise<Prepared> {
+    const provisioned =
+      'init' in how ? await createCluster(how.init) : await joinWithToken(how.token, how.join);
+    const { cluster, dir, unlockKey } = provisioned;
+    return {
+      nodeId: cluster.nodeId,
+      clusterId: cluster.clusterId,
+      address: `${cluster.advertise}:${cluster.port}`,
+      dataDir: dir.path,
+      ...(unlockKey && { unlockKey: encodeUnlockKey(unlockKey) }),
+    };
+  }
+
   private static async run(provisioned: Provisioned, forceNewCluster = false): Promise<Agent> {
     const agent = new Agent(provisioned);
     agent.parts = await agent.start(forceNewCluster);
@@ -465,6 +484,16 @@ export class Agent {
     const peers = new PeerCache(dir, membership, nodeId, log);
     return { files, certificates, registries, dataPlane, sync, orchestrator, reconciler, peers };
   }
+}
+
+/** A node made in its data dir and not started (Agent.prepare). */
+export interface Prepared {
+  nodeId: string;
+  clusterId: string;
+  address: string;
+  dataDir: string;
+  /** `--autolock`: the unlock key, as a person types it. */
+  unlockKey?: string;
 }
 
 /** A part of the agent, by name, as the start-up list holds it. */

@@ -56,6 +56,8 @@ const FLAG_HELP: Record<string, string> = {
     'how long a UDP flow (a client address and port) keeps its replica without a datagram either way (default 5m)',
   'http-limit':
     'KEY=VALUE (repeatable): header-timeout, body-timeout, send-timeout (60s), keepalive-timeout (75s), body-buffer (1m), client-connections (256)',
+  install:
+    'make the node, then write a systemd unit that runs it (enabled and started where systemd runs)',
   'metrics-addr':
     'where Prometheus scrapes GET /metrics, HOST:PORT (default: the advertise address, port 9464; "none": nowhere)',
   'service-range': 'the range service addresses come from (default 10.250.0.0/16)',

@@ -257,6 +257,11 @@ const COMMAND_LIST = [
     summary: 'logs from every node, prefixed by task',
   },
   {
+    name: 'uninstall',
+    group: 'Cluster',
+    summary: 'this node leaves the cluster gracefully, and its service unit (--install) goes',
+  },
+  {
     name: 'events',
     args: '[-f] [--since D] [--type T]',
     group: 'Cluster',

@@ -17,6 +17,7 @@ import {
   UsageError,
 } from './args.js';
 import { RESTORE_FLAGS, restoreOf } from './backup.js';
+import { checkInstallable, installService } from './install.js';
 import { invocation, joinInstructions } from './invocation.js';
 import { parseBytes, parseDuration } from './stackfile/values.js';
 
@@ -37,6 +38,7 @@ const AGENT_FLAGS: Options = {
   'udp-timeout': { type: 'string' },
   'http-limit': { type: 'string', multiple: true },
   'metrics-addr': { type: 'string' },
+  install: { type: 'boolean' },
 };
 
 /** The token can come from a file instead of the command line (see hideTokens in main.ts). */
@@ -230,6 +232,10 @@ export async function init(args: string[]): Promise<number> {
   const explicitRanges =
     values['service-range'] !== undefined || values['bridge-range'] !== undefined;
   const restore = await restoreOf(values, options.network as NetworkSettings, explicitRanges);
+  if (values.install) {
+    checkInstallable();
+    return installService(await Agent.prepare({ init: { ...options, restore } }));
+  }
   const agent = await Agent.init({ ...options, restore });
   process.stdout.write(
     `mesh: created a cluster${restore ? ' from the backup' : ''}; this node is ${agent.nodeId} at ${agent.address}\n`,
@@ -276,6 +282,10 @@ async function joinTokenOf(
 export async function join(args: string[]): Promise<number> {
   const { options, positionals, values } = agentOptions('join', args);
   const token = await joinTokenOf(positionals[0], values['token-file'] as string | undefined);
+  if (values.install) {
+    checkInstallable();
+    return installService(await Agent.prepare({ join: options, token }));
+  }
   const agent = await Agent.join(token, options);
   process.stdout.write(
     agent.returned

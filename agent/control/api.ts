@@ -42,6 +42,8 @@ export interface StatusResponse {
   members: { alive: number; suspect: number; dead: number; left: number };
   /** Autolock as this node is: off, or on and this node's voters' key opened (unlocked) or not. */
   lock: 'off' | 'locked' | 'unlocked';
+  /** The agent's process: `mesh uninstall` stops it where no init system runs it. */
+  pid: number;
 }
 
 export interface NodeRow {

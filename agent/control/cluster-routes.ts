@@ -61,6 +61,7 @@ export function clusterRoutes(options: ClusterRoutesOptions): Pick<ControlHandle
           left: count('left'),
         },
         lock,
+        pid: process.pid,
       };
     },
     'GET /v1/nodes': () => nodes.list(),
