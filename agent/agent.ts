@@ -6,6 +6,7 @@ import { MembershipSync } from '../mesh/raft/membership-sync.js';
 import { RaftNode } from '../mesh/raft/node.js';
 import { writeRefusal } from '../mesh/state/authorization.js';
 import { ClusterState } from '../mesh/state/cluster-state.js';
+import type { RequestRoute } from '../mesh/transport/listener.js';
 import { Transport } from '../mesh/transport/transport.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { connectionBudget, raiseFdLimit } from '../proxy/host/fd-limit.js';
@@ -16,6 +17,7 @@ import { Backups } from './cluster/backup.js';
 import { Certificates } from './cluster/ingress-certificates.js';
 import { ClusterLogs } from './cluster/logs.js';
 import { Nodes } from './cluster/nodes.js';
+import { Operators } from './cluster/operators.js';
 import { PeerCache } from './cluster/peer-cache.js';
 import { RegistryLogins } from './cluster/registry-logins.js';
 import { Stacks } from './cluster/stacks.js';
@@ -23,7 +25,9 @@ import { StateAccess } from './cluster/state-access.js';
 import { clusterRoutes } from './control/cluster-routes.js';
 import { routesRoute } from './control/data-plane-routes.js';
 import { eventRoutes } from './control/event-routes.js';
+import { operatorRoutes } from './control/operator-routes.js';
 import { registryRoutes } from './control/registry-routes.js';
+import { REMOTE_PREFIX, remoteControl } from './control/remote.js';
 import { ControlServer } from './control/server.js';
 import { stackRoutes } from './control/stack-routes.js';
 import { valueRoutes } from './control/value-routes.js';
@@ -247,6 +251,13 @@ export class Agent {
       port: cluster.port,
       log,
       join,
+      requests: {
+        prefix: `${REMOTE_PREFIX}/`,
+        accept: (request, response) =>
+          late.remote
+            ? late.remote.accept(request, response)
+            : response.writeHead(503).end('{"error":"this node is starting"}'),
+      },
       admission: admission(state, () => late.raft?.isCurrent() ?? false),
     });
     await lifecycle.start(
@@ -293,6 +304,13 @@ export class Agent {
     const { dataPlane, certificates, registries, sync, orchestrator, reconciler } = work;
     const stacks = new Stacks(access, keys.values);
     const events = new EventFeed({ state, raft, log });
+    const operators = new Operators({
+      nodeId: identity.nodeId,
+      clusterId: cluster.clusterId,
+      state,
+      access,
+      authority,
+    });
     const control = controlServer({
       self: { nodeId: identity.nodeId, clusterId: cluster.clusterId, address: this.address },
       state,
@@ -308,11 +326,13 @@ export class Agent {
       values: keys.values,
       stacks,
       events,
+      operators,
       registries,
       certificates,
       dataPlane,
       log,
     });
+    connected.late.remote = remoteControl(control, operators, log);
     const metricsAt = metricsAddress(cluster.metricsAddress, cluster.advertise);
     const { files } = work;
     const metrics =
@@ -517,6 +537,8 @@ interface LateParts {
   access?: StateAccess;
   authority?: Authority;
   raft?: RaftNode;
+  /** The operators' control API (remote.ts), once the control server exists. */
+  remote?: RequestRoute;
 }
 
 /**
@@ -604,6 +626,7 @@ function controlServer(parts: {
   values: StoredValues;
   stacks: Stacks;
   events: EventFeed;
+  operators: Operators;
   registries: RegistryLogins;
   certificates: Certificates;
   dataPlane: DataPlane;
@@ -634,6 +657,7 @@ function controlServer(parts: {
       ...valueRoutes(parts.values),
       ...registryRoutes(parts.registries),
       ...eventRoutes(parts.events),
+      ...operatorRoutes(parts.operators),
     },
     log,
   );

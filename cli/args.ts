@@ -72,6 +72,8 @@ const FLAG_HELP: Record<string, string> = {
   timeout: 'how long to follow the rollout before giving up (default 5m)',
   all: 'with stopped tasks too (the last 5 finished of each slot)',
   follow: 'keep printing new output',
+  'operator add --expires': 'how long its certificate lasts (default 90d)',
+  'operator add --output': 'write the context to this new file (mode 0600) instead of printing it',
   'events --since': 'only events this recent (a duration: 10m, 1h)',
   'events --type':
     'only events of this type (repeatable, or comma-separated): task, service, node, raft, certificate, ca, write',

@@ -49,6 +49,22 @@ export const REGISTRY_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>
   { name: 'registry logout', args: 'HOST', summary: 'remove the login for HOST' },
 ];
 
+/** The subcommands of `mesh operator`, for their --help. */
+export const OPERATOR_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
+  {
+    name: 'operator add',
+    args: 'NAME [--expires D] [-o FILE]',
+    summary:
+      'a certificate for a person to run mesh from elsewhere: prints the context file (mesh --context FILE …)',
+  },
+  { name: 'operator ls', summary: 'the operators: state, expiry, who added them' },
+  {
+    name: 'operator revoke',
+    args: 'NAME',
+    summary: 'refuse its certificate on every node, at once',
+  },
+];
+
 /** The subcommands of `mesh ca`, for their --help. */
 export const CA_COMMANDS: Array<Pick<Command, 'name' | 'args' | 'summary'>> = [
   { name: 'ca status', summary: 'the cluster CA, and how far a rotation has come' },
@@ -255,6 +271,12 @@ const COMMAND_LIST = [
     args: 'SERVICE [-f] | --task TASK',
     group: 'Stacks',
     summary: 'logs from every node, prefixed by task',
+  },
+  {
+    name: 'operator',
+    args: 'add|ls|revoke',
+    group: 'Cluster',
+    summary: 'people who run mesh from elsewhere: mesh --context FILE <command>',
   },
   {
     name: 'uninstall',

@@ -45,6 +45,7 @@ const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
   logs: async (args) => (await stacks()).logs(args),
   events: async (args) => (await import('./events.js')).events(args),
   uninstall: async (args) => (await import('./install.js')).uninstall(args),
+  operator: async (args) => (await import('./operator.js')).operator(args),
   completion: async (args) => (await import('./completion.js')).completion(args),
 };
 
@@ -79,6 +80,10 @@ function help(): string {
   );
   lines.push('listings take --json, -q, --filter KEY=VALUE and --format TEMPLATE.');
   lines.push(
+    'mesh --context FILE <command> (or $MESH_CONTEXT) runs it on the cluster a context names',
+    '(mesh operator add prints one), over mTLS, as that operator.',
+  );
+  lines.push(
     '',
     'Exit codes: 0 done; 1 refused (by the cluster, or a file or token checked), or a rollout failed;',
     '2 usage (the command line); 3 sent, but whether it was applied is unknown (look with mesh ps/ls);',
@@ -108,8 +113,25 @@ function hideTokens(argv: string[]): void {
   ].join(' ');
 }
 
-async function run(argv: string[]): Promise<number> {
-  hideTokens(argv);
+/**
+ * `mesh --context FILE <command>`: every command goes to a manager of the context's cluster, as
+ * its operator, instead of the local agent ($MESH_CONTEXT says the same).
+ */
+function takeContext(argv: string[]): string[] {
+  const [first, file, ...rest] = argv;
+  if (first?.startsWith('--context=')) {
+    process.env.MESH_CONTEXT = first.slice('--context='.length);
+    return argv.slice(1);
+  }
+  if (first !== '--context') return argv;
+  if (!file) throw new UsageError('--context takes the FILE "mesh operator add" printed');
+  process.env.MESH_CONTEXT = file;
+  return rest;
+}
+
+async function run(given: string[]): Promise<number> {
+  hideTokens(given);
+  const argv = takeContext(given);
   const [name, ...args] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(`${help()}\n`);

@@ -233,6 +233,31 @@ export interface ClusterEvent {
   node?: string;
 }
 
+/** An operator of GET /v1/operators: never the certificate's key. */
+export interface OperatorRow {
+  name: string;
+  serial: string;
+  expires: string;
+  addedAt: string;
+  addedBy: string;
+  state: 'valid' | 'expired' | 'revoked';
+}
+
+/**
+ * What `mesh operator add` prints: everything a CLI elsewhere needs to reach the cluster as this
+ * operator (`mesh --context FILE …`). It holds a private key: keep it as a password is kept.
+ */
+export interface OperatorContext {
+  cluster: string;
+  operator: string;
+  /** host:port of the managers, tried in turn. */
+  endpoints: string[];
+  /** The cluster CA certificates a node may present a chain to. */
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 /** GET /v1/tasks?stack=S&service=S */
 export interface TaskRow {
   id: string;
@@ -404,6 +429,9 @@ export interface ControlApi {
     LogsResponse
   >;
   'GET /v1/node': Route<{ node: string }, NodeDetail>;
+  'POST /v1/operators': Route<{ name: string; expiresMs?: number }, OperatorContext>;
+  'GET /v1/operators': Route<Nothing, OperatorRow[]>;
+  'POST /v1/operators/revoke': Route<{ name: string }, OperatorRow>;
   /** This node's events feed: after a place in it (-f), from a time (ms), of some types. */
   'GET /v1/events': Route<
     { after?: string; since?: string; types?: string },

@@ -63,7 +63,8 @@ export class ControlServer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private async answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  /** Answers one request, from the unix socket or (for an operator, see remote.ts) over mTLS. */
+  async answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://agent');
     const key = `${request.method} ${url.pathname}`;
     let status = 200;

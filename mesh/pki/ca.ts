@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import forge from 'node-forge';
-import { certificatePin, normalizeSerial, ROLE_CA, ROLE_NODE } from './certificate.js';
+import {
+  certificatePin,
+  normalizeSerial,
+  ROLE_CA,
+  ROLE_NODE,
+  ROLE_OPERATOR,
+} from './certificate.js';
 import { generateKeyPair } from './keys.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -15,6 +21,8 @@ export interface IssueOptions {
   validDays?: number;
   /** A serial the cluster recorded (normalized hex), to issue a certificate again under it. */
   serial?: string;
+  /** An operator's certificate (a client only; CN is the operator's name) instead of a node's. */
+  operator?: boolean;
 }
 
 export interface IssuedCertificate {
@@ -112,13 +120,17 @@ export class ClusterCA {
     cert.serialNumber = options.serial ? serialHex(options.serial) : randomSerialHex();
     cert.validity.notBefore = validFrom;
     cert.validity.notAfter = new Date(validFrom.getTime() + validMs);
-    cert.setSubject(subject(this.clusterId, options.nodeId, ROLE_NODE));
+    const role = options.operator ? ROLE_OPERATOR : ROLE_NODE;
+    cert.setSubject(subject(this.clusterId, options.nodeId, role));
     cert.setIssuer(caCert.subject.attributes);
     cert.setExtensions([
       { name: 'basicConstraints', cA: false, critical: true },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 6, value: `mesh://node/${options.nodeId}` }] },
+      { name: 'extKeyUsage', serverAuth: !options.operator, clientAuth: true },
+      {
+        name: 'subjectAltName',
+        altNames: [{ type: 6, value: `mesh://${role}/${options.nodeId}` }],
+      },
     ]);
     cert.sign(forge.pki.privateKeyFromPem(this.keyPem), forge.md.sha256.create());
     return {

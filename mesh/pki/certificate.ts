@@ -9,9 +9,13 @@ export interface CertificateFacts {
   notAfter: Date;
 }
 
-/** Subject attributes: CN = node ID, O = cluster ID, OU = role ("node" or "ca"). */
+/**
+ * Subject attributes: CN = node ID (an operator's name), O = cluster ID, OU = role: "node", "ca",
+ * or "operator" (a person's remote CLI: never accepted where a node is).
+ */
 export const ROLE_NODE = 'node';
 export const ROLE_CA = 'ca';
+export const ROLE_OPERATOR = 'operator';
 
 /** Serial numbers are compared as lower-case hex without leading zeros, whoever printed them. */
 export function normalizeSerial(serial: string): string {

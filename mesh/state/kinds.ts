@@ -2,6 +2,7 @@ import type { AuthoritySetting } from '../api/authority.js';
 import type { CertificateRecord } from '../api/certificates.js';
 import type { NetworkSettings, ServiceAddress } from '../api/network.js';
 import type { NodeRecord } from '../api/nodes.js';
+import type { OperatorRecord } from '../api/operators.js';
 import type { RegistryLogin } from '../api/registries.js';
 import type { AutolockSetting, SecretRecord, SecretsKeySetting } from '../api/secrets.js';
 import type { ServiceRecord } from '../api/services.js';
@@ -23,6 +24,7 @@ export const KINDS = [
   'certificates',
   'volumes',
   'registries',
+  'operators',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -48,4 +50,5 @@ export interface KindTypes {
   certificates: CertificateRecord;
   volumes: VolumeRecord;
   registries: RegistryLogin;
+  operators: OperatorRecord;
 }

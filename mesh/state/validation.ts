@@ -9,6 +9,7 @@ import {
   type ServiceAddress,
 } from '../api/network.js';
 import { checkNode } from '../api/nodes.js';
+import { checkOperator, type OperatorRecord } from '../api/operators.js';
 import { checkRegistryLogin, type RegistryLogin } from '../api/registries.js';
 import type { Check } from '../api/schema.js';
 import { checkAutolock, checkSecret, checkSecretsKey, type SecretRecord } from '../api/secrets.js';
@@ -43,6 +44,7 @@ const SHAPES: Record<Kind, Check> = {
   certificates: checkCertificate,
   volumes: checkVolume,
   registries: checkRegistryLogin,
+  operators: checkOperator,
 };
 
 /** What is wrong with a stored object on its own (its shape, and that its ID names it). */
@@ -59,6 +61,7 @@ export function checkObject(kind: Kind, id: string, value: unknown): string | un
   if (kind === 'secrets' || kind === 'configs') return named((value as SecretRecord).name);
   if (kind === 'volumes') return named((value as VolumeRecord).name);
   if (kind === 'registries') return named((value as RegistryLogin).host);
+  if (kind === 'operators') return named((value as OperatorRecord).name);
   return undefined;
 }
 

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -20,6 +20,15 @@ export const STREAM_PATH = '/stream/v1';
 /** Takes an authenticated member's stream; `target` is what it asked for, in the handler's terms. */
 export type StreamHandler = (peer: Peer, target: string, socket: TLSSocket, head: Buffer) => void;
 
+/**
+ * Plain HTTPS requests under a path (not WebSocket upgrades): the operators' control API. The
+ * route checks the client certificate itself: it is not a member's.
+ */
+export interface RequestRoute {
+  prefix: string;
+  accept(request: IncomingMessage, response: ServerResponse): void;
+}
+
 /** A route reachable without a client certificate; only the join service is one. */
 export interface AnonymousRoute {
   accept(request: IncomingMessage, socket: TLSSocket, head: Buffer, remote: string): void;
@@ -27,6 +36,7 @@ export interface AnonymousRoute {
 
 export interface ListenerContext extends ChannelContext {
   join?: AnonymousRoute;
+  requests?: RequestRoute;
   adopt: (channel: Channel) => void;
   streams?: () => StreamHandler | undefined;
   /** Refused connections logged per remote address and minute; past that, only counted. */
@@ -88,6 +98,11 @@ export class Listener {
       this.warnRefused(socket, { reason: handshakeReason(error) }, 'TLS handshake refused');
     });
     this.server.on('request', (request, response) => {
+      const route = this.ctx.requests;
+      if (route && (request.url ?? '').startsWith(route.prefix)) {
+        route.accept(request, response);
+        return;
+      }
       this.warnRefused(request.socket, { url: request.url }, 'plain HTTP request refused');
       response.writeHead(426, { [REFUSAL_HEADER]: 'this port speaks WebSocket only' }).end();
     });

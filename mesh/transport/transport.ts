@@ -10,7 +10,12 @@ import {
   type Liveness,
 } from './channel.js';
 import { PeerLink } from './link.js';
-import { type AnonymousRoute, Listener, type StreamHandler } from './listener.js';
+import {
+  type AnonymousRoute,
+  Listener,
+  type RequestRoute,
+  type StreamHandler,
+} from './listener.js';
 import { openStream } from './stream.js';
 import {
   type Admission,
@@ -28,6 +33,8 @@ export interface TransportOptions {
   port: number;
   log: Logger;
   join?: AnonymousRoute;
+  /** Plain HTTPS requests under a path: the operators' control API. */
+  requests?: RequestRoute;
   /**
    * Which certificates are honoured, beyond the CA's signature: asked of every connection, inbound
    * and outbound, and of every live one at recheck().
@@ -91,6 +98,7 @@ export class Transport {
       log: options.log,
       warnings: this.warnings,
       join: options.join,
+      requests: options.requests,
       adopt: (channel) => this.adopt(channel),
       streams: () => {
         const handler = this.streamHandler;

@@ -1,10 +1,10 @@
-import { pollUntil } from '../../mesh/poll.js';
+import { pollUntil, type Truthy } from '../../mesh/poll.js';
 
 /** Polls until the check returns a truthy value, or fails at the deadline with what was last seen. */
 export async function eventually<T>(
   check: () => T | Promise<T>,
   options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
-): Promise<NonNullable<T>> {
+): Promise<Truthy<T>> {
   const timeoutMs = options.timeoutMs ?? 5000;
   let last: T | undefined;
   const value = await pollUntil(
