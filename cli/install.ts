@@ -119,7 +119,7 @@ export async function uninstall(args: string[]): Promise<number> {
     });
     if (!status && !unit)
       throw new UserError(`nothing to uninstall: no ${path}, and no agent runs with ${dataDir}`);
-    if (status) await leave(dataDir, status.pid, status.nodeId);
+    if (status) await leave(status.pid, status.nodeId);
   }
   if (unit) {
     await rm(path);
@@ -130,20 +130,26 @@ export async function uninstall(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Whether a process of this pid is there (one not ours to signal is there too). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 /** Stops the agent with SIGTERM (it leaves gracefully) and waits until it is gone. */
-async function leave(dataDir: string, pid: number, nodeId: string): Promise<void> {
+async function leave(pid: number, nodeId: string): Promise<void> {
   process.stdout.write(
     `mesh: node ${nodeId} is leaving the cluster (its tasks stop within their grace)\n`,
   );
   process.kill(pid, 'SIGTERM');
-  const gone = await pollUntil(
-    () =>
-      callAgent(dataDir, 'GET /v1/status', {}).then(
-        () => false,
-        (error: Error) => error instanceof NoAgentError,
-      ),
-    { timeoutMs: LEAVE_TIMEOUT_MS, intervalMs: 200 },
-  );
+  const gone = await pollUntil(() => !running(pid), {
+    timeoutMs: LEAVE_TIMEOUT_MS,
+    intervalMs: 200,
+  });
   if (!gone)
     throw new UserError(
       `the agent (pid ${pid}) is still running after ${LEAVE_TIMEOUT_MS / 1000} s`,

@@ -147,7 +147,9 @@ test.serial(
     t.regex(gone.stdout, /removed .*machine2\/mesh\.service/);
     t.regex(gone.stdout, /the data dir .*node2 is kept/);
     t.false(existsSync(join(units2, 'mesh.service')));
-    t.not(second.exitCode ?? second.signalCode, null, 'the agent process ended');
+    await eventually(() => second.exitCode !== null || second.signalCode !== null, {
+      what: 'the agent process ended',
+    });
     // The other node saw it leave, not die.
     await eventually(
       async () => {
@@ -158,7 +160,9 @@ test.serial(
     );
 
     t.is((await meshWith(units1, 'uninstall', '--data-dir', dataDir1)).code, 0);
-    t.not(first.exitCode ?? first.signalCode, null);
+    await eventually(() => first.exitCode !== null || first.signalCode !== null, {
+      what: 'the first agent process ended',
+    });
     const nothing = await meshWith(units1, 'uninstall', '--data-dir', dataDir1);
     t.is(nothing.code, 1);
     t.regex(nothing.stderr, /nothing to uninstall/);
