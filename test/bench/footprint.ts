@@ -1,0 +1,115 @@
+/**
+ * What an idle agent costs its machine: resident memory and CPU of each agent process of a local
+ * cluster that runs nothing, measured from /proc over an idle window, at each cluster size asked.
+ * Agents on 127.0.80.1-N, DNS and the ingress on as by default, no upstream resolver.
+ *
+ *   npm run bench:footprint -- [--nodes 3,12] [--idle-s 30] [--json]
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { type AgentProcess, LocalCluster } from '../helpers/local-cluster.js';
+import { agreement, cleanupOnSignal, note, option, report, status, until } from './harness.js';
+
+const run = promisify(execFile);
+/** The goals the issue set (#26): per agent, at 3 nodes. */
+const GOALS = { rssMb: 60, cpuPercent: 0.5 };
+
+/** CPU time (user + system) of a process so far, in clock ticks, from /proc/PID/stat. */
+function cpuTicks(pid: number): number {
+  // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+}
+
+/**
+ * Resident memory of a process now, in MiB, from /proc/PID/status: all of it, and its parts —
+ * anonymous (heaps, stacks: the agent's own) and file-backed (the node binary and libraries,
+ * shared with any other node process on the machine).
+ */
+function memoryMb(pid: number): { rss: number; anon: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) =>
+    Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm'))?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
+}
+
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+/** The clusters started, each stopped when measured, or all on Ctrl-C. */
+const clusters: LocalCluster[] = [];
+const stopAll = cleanupOnSignal(async () => {
+  for (const cluster of clusters) await cluster.close();
+});
+
+async function measure(nodes: number, idleMs: number, ticksPerSecond: number) {
+  const hosts = Array.from({ length: nodes }, (_, i) => `127.0.80.${i + 1}`);
+  const cluster = await LocalCluster.create(`footprint-${nodes}`);
+  clusters.push(cluster);
+  try {
+    note(`footprint: starting ${nodes} agents`);
+    const agents = await cluster.start(hosts, 'f');
+    await until(`${nodes} members alive`, 120_000, async () =>
+      (await status(agents[0] as AgentProcess)).members.alive === nodes ? true : undefined,
+    );
+    await agreement(agents, 60_000);
+    // Joining and seating are over; what follows is the cost of being a member.
+    await sleep(10_000);
+    const pids = agents.map((a) => a.child.pid as number);
+    const before = pids.map(cpuTicks);
+    note(`footprint: ${nodes} agents idle for ${idleMs / 1000} s`);
+    await sleep(idleMs);
+    const cpuPercent = pids.map(
+      (pid, i) =>
+        ((cpuTicks(pid) - (before[i] as number)) / ticksPerSecond / (idleMs / 1000)) * 100,
+    );
+    const memory = pids.map(memoryMb);
+    const rss = memory.map((m) => m.rss);
+    return {
+      nodes,
+      anonMb: round(median(memory.map((m) => m.anon))),
+      fileMb: round(median(memory.map((m) => m.file))),
+      rssMb: {
+        median: round(median(rss)),
+        max: round(Math.max(...rss)),
+        each: rss.map((r) => round(r)),
+      },
+      cpuPercent: {
+        median: round(median(cpuPercent), 2),
+        max: round(Math.max(...cpuPercent), 2),
+        each: cpuPercent.map((c) => round(c, 2)),
+      },
+    };
+  } finally {
+    await cluster.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const at = process.argv.indexOf('--nodes');
+  const sizes = (at >= 0 ? (process.argv[at + 1] ?? '') : '3,12').split(',').map(Number);
+  const idleMs = option('idle-s', 30) * 1000;
+  const ticksPerSecond = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
+  const results = [];
+  try {
+    for (const nodes of sizes) results.push(await measure(nodes, idleMs, ticksPerSecond));
+  } finally {
+    await stopAll();
+  }
+  report({
+    idleSeconds: idleMs / 1000,
+    goals: GOALS,
+    results: results.map((r) => ({
+      ...r,
+      // Above 1: over the goal by that ratio.
+      rssToGoal: round(r.rssMb.median / GOALS.rssMb, 2),
+      cpuToGoal: round(r.cpuPercent.median / GOALS.cpuPercent, 2),
+    })),
+  });
+}
+
+await main();
