@@ -23,10 +23,15 @@ export interface RaftConfig {
   maxBytesPerMessage: number;
 }
 
-/** etcd's ratio: with a 100 ms tick, heartbeats every 100 ms and elections after 1-2 s. */
+/**
+ * With a 100 ms tick: elections after 1-2 s of silence, as etcd's; heartbeats every 300 ms, so a
+ * follower hears at least three within the shortest election timeout, at a third of etcd's idle
+ * traffic (each heartbeat is a message and an answer to every follower, over TLS; Swarm sends
+ * one a second).
+ */
 export const DEFAULT_RAFT_CONFIG: RaftConfig = {
   electionTicks: 10,
-  heartbeatTicks: 1,
+  heartbeatTicks: 3,
   maxEntriesPerMessage: 64,
   // A follower far behind gets its entries in messages of a size the transport carries at once,
   // whatever large deploys it missed.

@@ -2,6 +2,9 @@ import { DEFAULT_RAFT_CONFIG, Raft } from '../../../mesh/raft/raft.js';
 import type { Entry, Membership, Message, NodeId, ReadState } from '../../../mesh/raft/types.js';
 import { seededRandom } from '../../../mesh/random.js';
 
+/** The agent's timing, but a leader's every tick is a heartbeat round: scenarios count rounds. */
+const CONFIG = { ...DEFAULT_RAFT_CONFIG, heartbeatTicks: 1 };
+
 /**
  * Raft nodes wired directly together: messages are delivered in order until none are left, and
  * links can be cut. Small, exact scenarios; the randomized storm lives in test/sim/raft-sim.ts.
@@ -26,7 +29,7 @@ export class Cluster {
   ): Raft {
     const raft = new Raft({
       id,
-      config: DEFAULT_RAFT_CONFIG,
+      config: CONFIG,
       random: seededRandom(seed + 1),
       hardState: { term: 0, vote: null, commit: 0 },
       snapshot: { index: 0, term: 0, membership, data: null },
@@ -47,7 +50,7 @@ export class Cluster {
     const entries = before.log.slice(1, kept);
     const raft = new Raft({
       id,
-      config: DEFAULT_RAFT_CONFIG,
+      config: CONFIG,
       random: seededRandom(this.nodes.size + 100),
       hardState: { term: before.term, vote: null, commit: Math.min(before.log.committed, kept) },
       snapshot: { index: 0, term: 0, membership: before.log.membershipAt(0), data: null },
