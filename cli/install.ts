@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Prepared } from '../agent/agent.js';
 import { pollUntil } from '../mesh/poll.js';
 import { UserError } from '../mesh/user-error.js';
-import { DATA_DIR, dataDirOf, parse } from './args.js';
+import { DATA_DIR, dataDirOf, parse, UsageError } from './args.js';
 import { callAgent, NoAgentError } from './control-client.js';
 
 const run = promisify(execFile);
@@ -105,6 +105,11 @@ export async function installService(node: Prepared): Promise<number> {
  */
 export async function uninstall(args: string[]): Promise<number> {
   const { values } = parse('uninstall', args, { ...DATA_DIR });
+  // It stops a process of this machine: never one a context's node named.
+  if (process.env.MESH_CONTEXT)
+    throw new UsageError(
+      'uninstall acts on the node of this machine: run it there, without a context',
+    );
   const dataDir = dataDirOf(values);
   const path = unitPath();
   const unit = existsSync(path);

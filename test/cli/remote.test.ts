@@ -149,3 +149,13 @@ test.serial('a context that is not one is named, before anything is sent', async
   writeFileSync(broken, 'not json');
   t.is((await remote(broken, 'status')).code, 2);
 });
+
+test.serial(
+  'uninstall never acts through a context: it stops a process of this machine',
+  async (t) => {
+    const refused = await remote(alice, 'uninstall');
+    t.is(refused.code, 2);
+    t.regex(refused.stderr, /uninstall acts on the node of this machine/);
+    t.is((await meshJson<StatusResponse>(manager, 'status')).members.alive, 2, 'nothing stopped');
+  },
+);
