@@ -31,6 +31,7 @@ import { REMOTE_PREFIX, remoteControl } from './control/remote.js';
 import { ControlServer } from './control/server.js';
 import { stackRoutes } from './control/stack-routes.js';
 import { valueRoutes } from './control/value-routes.js';
+import { metricsAddress } from './datadir.js';
 import { EventFeed } from './events/feed.js';
 import { admission, followAdmission, readmissionRefusal } from './identity/admission.js';
 import { Authority } from './identity/authority.js';
@@ -48,7 +49,7 @@ import {
 import { CertificateRenewal, checkCertificateLife } from './identity/renewal.js';
 import { Lifecycle } from './lifecycle.js';
 import { NodeMetrics } from './metrics/metrics.js';
-import { MetricsServer, metricsAddress } from './metrics/server.js';
+import { MetricsServer } from './metrics/server.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { Reconciler } from './reconciler/reconciler.js';
 import { Runtimes } from './runtime/runtimes.js';
@@ -333,7 +334,7 @@ export class Agent {
       log,
     });
     connected.late.remote = remoteControl(control, operators, log);
-    const metricsAt = metricsAddress(cluster.metricsAddress, cluster.advertise);
+    const metricsAt = metricsAddress(cluster);
     const { files } = work;
     const metrics =
       metricsAt &&

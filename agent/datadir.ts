@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { NetworkSettings } from '../mesh/api/network.js';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
+import { joinHostPort } from '../mesh/transport/address.js';
 import { UserError } from '../mesh/user-error.js';
 import type { HttpLimits } from '../proxy/http/limits.js';
 
@@ -28,6 +29,17 @@ export interface DataPlaneSettings {
   udpTimeoutMs?: number;
   /** --http-limit KEY=VALUE: what a client of the ingress may hold, and for how long. */
   httpLimits?: Partial<HttpLimits>;
+}
+
+/** Where Prometheus scrapes a node when --metrics-addr is not given: its advertise address. */
+export const DEFAULT_METRICS_PORT = 9464;
+
+/** Where /metrics listens: as --metrics-addr said (null: nowhere), else advertise:9464. */
+export function metricsAddress(
+  settings: Pick<DataPlaneSettings, 'metricsAddress'> & { advertise: string },
+): string | null {
+  const given = settings.metricsAddress;
+  return given === undefined ? joinHostPort(settings.advertise, DEFAULT_METRICS_PORT) : given;
 }
 
 /** What a node remembers between runs besides its keys. */

@@ -10,8 +10,9 @@ import { generateKeyPair } from '../../mesh/pki/keys.js';
 import { decodeJoinToken, type JoinToken, newJoinSecret } from '../../mesh/pki/token.js';
 import { RaftStorage } from '../../mesh/raft/storage.js';
 import { newKey } from '../../mesh/secrets/sealing.js';
+import { splitHostPort } from '../../mesh/transport/address.js';
 import { UserError } from '../../mesh/user-error.js';
-import { type ClusterFile, DataDir, type DataPlaneSettings } from '../datadir.js';
+import { type ClusterFile, DataDir, type DataPlaneSettings, metricsAddress } from '../datadir.js';
 import { VotersKeyFile } from '../secrets/key-file.js';
 import { type Restore, restoredStart } from './restore.js';
 
@@ -60,7 +61,7 @@ export interface Provisioned {
 export async function createCluster(options: AgentOptions): Promise<Provisioned> {
   const dir = new DataDir(options.dataDir);
   await dir.create();
-  await checkListenable(options.advertise, options.port);
+  await checkListenable(options);
   const restored = options.restore && restoredStart(options.restore);
   const clusterId = restored?.kept?.clusterId ?? newClusterId();
   const ca = restored?.kept?.ca ?? (await ClusterCA.create(clusterId));
@@ -130,7 +131,7 @@ export async function joinWithToken(
   const existing = await dir.readClusterIfAny();
   if (existing?.clusterId === token.clusterId) return comeBack(token, dir, existing, options);
   await dir.create();
-  await checkListenable(options.advertise, options.port);
+  await checkListenable(options);
   const bootLog = agentLogger('(joining)', options);
   const { identity, voters, workerOnly } = await joinCluster(token, {
     log: bootLog,
@@ -166,7 +167,7 @@ async function comeBack(
   cluster: ClusterFile,
   options: AgentOptions,
 ): Promise<Provisioned> {
-  await checkListenable(cluster.advertise, cluster.port);
+  await checkListenable(cluster);
   const { identity: old } = await dir.readIdentity(cluster);
   const log = agentLogger(cluster.nodeId, options);
   const { identity, voters } = await joinCluster(token, {
@@ -275,16 +276,25 @@ export function listenError(error: Error, host: string, port: number, flag?: str
 }
 
 /** Fails before anything is written or issued, so a retry with other flags starts clean. */
-async function checkListenable(host: string, port: number): Promise<void> {
-  const probe = createServer();
-  try {
-    probe.listen(port, host);
-    await once(probe, 'listening');
-  } catch (error) {
-    throw listenError(error as NodeJS.ErrnoException, host, port);
+async function checkListenable(
+  settings: Pick<ClusterFile, 'advertise' | 'port' | 'metricsAddress'>,
+): Promise<void> {
+  const metrics = metricsAddress(settings);
+  const wanted = [
+    { host: settings.advertise, port: settings.port, flag: undefined },
+    ...(metrics ? [{ ...splitHostPort(metrics), flag: '--metrics-addr' }] : []),
+  ];
+  for (const { host, port, flag } of wanted) {
+    const probe = createServer();
+    try {
+      probe.listen(port, host);
+      await once(probe, 'listening');
+    } catch (error) {
+      throw listenError(error as NodeJS.ErrnoException, host, port, flag);
+    }
+    probe.close();
+    await once(probe, 'close');
   }
-  probe.close();
-  await once(probe, 'close');
 }
 
 function agentLogger(

@@ -1,12 +1,9 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import { joinHostPort, splitHostPort } from '../../mesh/transport/address.js';
+import { splitHostPort } from '../../mesh/transport/address.js';
 import { listenError } from '../identity/provision.js';
 import type { NodeMetrics } from './metrics.js';
-
-/** Where Prometheus scrapes a node when --metrics-addr is not given: its advertise address. */
-export const DEFAULT_METRICS_PORT = 9464;
 
 /**
  * The node's /metrics, on a listener of its own (--metrics-addr): plain HTTP, as Prometheus
@@ -49,9 +46,4 @@ export class MetricsServer {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
-}
-
-/** Where /metrics listens: as --metrics-addr said (null: nowhere), else advertise:9464. */
-export function metricsAddress(given: string | null | undefined, advertise: string): string | null {
-  return given === undefined ? joinHostPort(advertise, DEFAULT_METRICS_PORT) : given;
 }

@@ -6,11 +6,13 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { DEFAULT_METRICS_PORT } from '../../agent/metrics/server.js';
+import { DEFAULT_METRICS_PORT } from '../../agent/datadir.js';
 import { type AgentProcess, deployStack, LocalCluster, mesh } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
@@ -163,6 +165,28 @@ scrape_configs:
     t.is(await query('sum(mesh_raft_leader)'), 1, 'one leader');
   },
 );
+
+test('a --metrics-addr taken is refused before the node is made', async (t) => {
+  const squatter = createServer();
+  await new Promise<void>((resolve) => squatter.listen(19_176, '127.0.76.50', resolve));
+  t.teardown(() => squatter.close());
+  const dataDir = join(cluster.root, 'taken');
+  const refused = await mesh(
+    'init',
+    '--advertise',
+    '127.0.76.50',
+    '--metrics-addr',
+    '127.0.76.50:19176',
+    '--data-dir',
+    dataDir,
+  );
+  t.is(refused.code, 1);
+  t.is(
+    refused.stderr,
+    'mesh: port 19176 on 127.0.76.50 is taken (another mesh agent?); choose one with --metrics-addr\n',
+  );
+  t.false(existsSync(join(dataDir, 'cluster.json')), 'no node made');
+});
 
 test('--metrics-addr takes HOST:PORT or none, and says so otherwise', async (t) => {
   const refused = await mesh(
