@@ -296,53 +296,14 @@ export class Agent {
   }
 
   private async startParts(forceNewCluster: boolean): Promise<Parts> {
-    const { dir, cluster, identity, log, seeds } = this.provisioned;
+    const { dir, log, seeds } = this.provisioned;
     const connected = await this.connect(forceNewCluster);
-    const { state, runtimes, transport, membership, raft, access } = connected;
+    const { runtimes, transport, membership, raft } = connected;
     const keys = this.keyParts(connected);
     const work = this.workParts(connected, keys);
     const { keyring, autolock, authority, renewal, rotation } = keys;
-    const { dataPlane, certificates, registries, sync, orchestrator, reconciler } = work;
-    const stacks = new Stacks(access, keys.values);
-    const events = new EventFeed({ state, raft, log });
-    const operators = new Operators({
-      nodeId: identity.nodeId,
-      clusterId: cluster.clusterId,
-      state,
-      access,
-      authority,
-    });
-    const control = controlServer({
-      self: { nodeId: identity.nodeId, clusterId: cluster.clusterId, address: this.address },
-      state,
-      raft,
-      access,
-      keyring,
-      membership,
-      transport,
-      runtimes,
-      authority,
-      autolock,
-      rotation,
-      values: keys.values,
-      stacks,
-      events,
-      operators,
-      registries,
-      certificates,
-      dataPlane,
-      log,
-    });
-    connected.late.remote = remoteControl(control, operators, log);
-    const metricsAt = metricsAddress(cluster);
-    const { files } = work;
-    const metrics =
-      metricsAt &&
-      new MetricsServer(
-        metricsAt,
-        new NodeMetrics({ ...connected, stacks, orchestrator, dataPlane, files }),
-        log,
-      );
+    const { dataPlane, certificates, sync, orchestrator, reconciler } = work;
+    const { control, events, metrics, metricsAt } = this.operatorParts(connected, keys, work);
     // Started in this order, stopped in the reverse one.
     const ordered: Part[] = [
       [
@@ -391,7 +352,41 @@ export class Agent {
       { address: this.address, seeds, metrics: metricsAt, version: VERSION },
       'agent started',
     );
-    return { membership, raft, reconciler, runtimes, dataPlane, files, authority };
+    return { membership, raft, reconciler, runtimes, dataPlane, files: work.files, authority };
+  }
+
+  /**
+   * What operators reach: the control API (on the local socket, and over mTLS for operators
+   * elsewhere), the events feed and /metrics. None started yet.
+   */
+  private operatorParts(connected: Connected, keys: KeyParts, work: WorkParts) {
+    const { cluster, identity, log } = this.provisioned;
+    const { state, raft, access } = connected;
+    const stacks = new Stacks(access, keys.values);
+    const events = new EventFeed({ state, raft, log });
+    const operators = new Operators({
+      nodeId: identity.nodeId,
+      clusterId: cluster.clusterId,
+      state,
+      access,
+      authority: keys.authority,
+    });
+    const control = controlServer({
+      ...connected,
+      ...keys,
+      ...work,
+      self: { nodeId: identity.nodeId, clusterId: cluster.clusterId, address: this.address },
+      stacks,
+      events,
+      operators,
+      log,
+    });
+    connected.late.remote = remoteControl(control, operators, log);
+    const metricsAt = metricsAddress(cluster);
+    const metrics = metricsAt
+      ? new MetricsServer(metricsAt, new NodeMetrics({ ...connected, ...work, stacks }), log)
+      : undefined;
+    return { control, events, metrics, metricsAt };
   }
 
   /** The keys the node holds and what they sign and seal: none started yet. */
@@ -449,7 +444,7 @@ export class Agent {
   }
 
   /** What the node runs and serves, and the leader's loops: none started yet. */
-  private workParts(connected: Connected, { keyring }: ReturnType<Agent['keyParts']>) {
+  private workParts(connected: Connected, { keyring }: KeyParts) {
     const { state, fds, runtimes, transport, meta, membership, raft, access } = connected;
     const { dir, cluster, identity, log } = this.provisioned;
     const nodeId = identity.nodeId;
@@ -516,6 +511,9 @@ export interface Prepared {
   /** `--autolock`: the unlock key, as a person types it. */
   unlockKey?: string;
 }
+
+type KeyParts = ReturnType<Agent['keyParts']>;
+type WorkParts = ReturnType<Agent['workParts']>;
 
 /** A part of the agent, by name, as the start-up list holds it. */
 type Part = [string, { start(): unknown; stop(): unknown }];
