@@ -10,12 +10,12 @@ import { DATA_DIR, dataDirOf, parse, UsageError } from './args.js';
 import { callAgent, NoAgentError } from './control-client.js';
 
 const run = promisify(execFile);
-export const UNIT = 'mesh.service';
+const UNIT = 'mesh.service';
 /** How long `mesh uninstall` waits for the agent to leave: its tasks stop within their grace. */
 const LEAVE_TIMEOUT_MS = 150_000;
 
 /** Where the unit goes: /etc/systemd/system, or $MESH_SYSTEMD_DIR (a package's, a test's). */
-export function unitPath(): string {
+function unitPath(): string {
   return join(process.env.MESH_SYSTEMD_DIR ?? '/etc/systemd/system', UNIT);
 }
 
@@ -34,7 +34,7 @@ function execWord(word: string): string {
  * it fails, stopped with SIGTERM to the agent alone (it leaves the cluster and stops its own
  * tasks within their grace periods) before anything else of the unit is killed.
  */
-export function serviceUnit(node: {
+function serviceUnit(node: {
   command: string[];
   nodeId: string;
   clusterId: string;

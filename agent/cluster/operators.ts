@@ -11,7 +11,7 @@ import type { StateAccess } from './state-access.js';
 
 const DAY_MS = 86_400_000;
 /** How long an operator's certificate lasts unless --expires says otherwise. */
-export const OPERATOR_VALID_MS = 90 * DAY_MS;
+const OPERATOR_VALID_MS = 90 * DAY_MS;
 
 /**
  * `mesh operator add|ls|revoke`: the people who run the CLI from elsewhere. Each gets a key and a
