@@ -34,11 +34,7 @@ function execWord(word: string): string {
  * it fails, stopped with SIGTERM to the agent alone (it leaves the cluster and stops its own
  * tasks within their grace periods) before anything else of the unit is killed.
  */
-function serviceUnit(node: {
-  command: string[];
-  nodeId: string;
-  clusterId: string;
-}): string {
+function serviceUnit(node: { command: string[]; nodeId: string; clusterId: string }): string {
   return [
     '[Unit]',
     `Description=mesh agent (node ${node.nodeId} of cluster ${node.clusterId})`,
