@@ -13,6 +13,7 @@ import {
   serviceId,
 } from '../mesh/api/services.js';
 import type { PublishedPort } from '../mesh/api/tasks.js';
+import { pollUntil } from '../mesh/poll.js';
 import { hostOf } from '../mesh/transport/address.js';
 import {
   DATA_DIR,
@@ -32,6 +33,8 @@ import { type Ignored, readStackFile, type StackFile } from './stackfile/stack-f
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
 const POLL_MS = 100;
+/** How long a deploy that publishes ports waits for nodes to report one they cannot serve. */
+const PORT_REPORTS_MS = 3000;
 /** How long `mesh rm` waits for the tasks to stop (each within its stop_grace_period). */
 const RM_TIMEOUT_MS = 120_000;
 
@@ -150,12 +153,13 @@ async function followRollout(
   deployed: ReadonlyMap<string, number | undefined>,
   timeoutMs: number,
 ): Promise<number> {
+  const rowsNow = async () =>
+    (
+      (await callAgent(dataDir, 'GET /v1/stacks', {})).find((s) => s.name === stack)?.services ?? []
+    ).filter((s) => deployed.has(s.id));
   const outcome = await follow(
     async () => {
-      const stacks = await callAgent(dataDir, 'GET /v1/stacks', {});
-      const rows = (stacks.find((s) => s.name === stack)?.services ?? []).filter((s) =>
-        deployed.has(s.id),
-      );
+      const rows = await rowsNow();
       const tasks = await callAgent(dataDir, 'GET /v1/tasks', { stack });
       const progress = rows.map((row) => progressOf(row, tasks, deployed.get(row.id)));
       const failure = progress.find((p) => p.failure)?.failure;
@@ -174,7 +178,25 @@ async function followRollout(
     return 1;
   }
   process.stderr.write(`mesh: stack ${stack} converged\n`);
-  return servedSomewhere(outcome.rows);
+  // A node that cannot serve a published port says so through gossip and its record, which may
+  // come a moment after the replicas are ready: give the reports that long to arrive.
+  let rows = outcome.rows;
+  if (rows.some(publishesIngressPorts))
+    await pollUntil(
+      async () => {
+        rows = await rowsNow();
+        return rows.some((row) => !('damaged' in row) && row.servedNowhere.length > 0);
+      },
+      { timeoutMs: PORT_REPORTS_MS, intervalMs: POLL_MS },
+    );
+  return servedSomewhere(rows);
+}
+
+/** Whether a service publishes a port through the routing mesh (on every node). */
+function publishesIngressPorts(row: StackRow['services'][number]): boolean {
+  return (
+    !('damaged' in row) && row.ports.some((p) => p.published !== undefined && p.mode !== 'host')
+  );
 }
 
 export async function deploy(args: string[]): Promise<number> {
