@@ -6,7 +6,6 @@ import {
   type MetricConfiguration,
   Registry,
 } from 'prom-client';
-import type { Counts } from '../../mesh/counts.js';
 import type { MemberStatus } from '../../mesh/membership/messages.js';
 import type { Membership } from '../../mesh/membership/runtime.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
@@ -109,13 +108,13 @@ export class NodeMetrics {
       'mesh_raft_leader_changes_total',
       'Times the leader this node knows changed (a new one, or none for a while)',
       [],
-      () => fromCounts(raft.counts.leaderChanges),
+      () => raft.counts.leaderChanges.entries(),
     );
     this.counter(
       'mesh_raft_proposals_total',
       'Writes this node took as leader, by outcome (committed, unconfirmed, refused, failed)',
       ['outcome'],
-      () => fromCounts(raft.counts.proposals),
+      () => raft.counts.proposals.entries(),
     );
   }
 
@@ -193,7 +192,7 @@ export class NodeMetrics {
       'mesh_tasks_stopped_total',
       'Tasks this node told to stop as leader: for their node (rescheduled) or their service',
       ['cause'],
-      () => fromCounts(orchestrator.stopped),
+      () => orchestrator.stopped.entries(),
     );
   }
 
@@ -204,25 +203,25 @@ export class NodeMetrics {
       'mesh_dns_answers_total',
       'DNS answers this node sent, by question type and response code',
       ['type', 'rcode'],
-      () => fromCounts(dns.answers),
+      () => dns.answers.entries(),
     );
     this.counter(
       'mesh_dns_forwarded_total',
       'Questions for names outside the cluster sent upstream, by outcome',
       ['outcome'],
-      () => fromCounts(dns.forwarded),
+      () => dns.forwarded.entries(),
     );
     this.counter(
       'mesh_l4_connections_total',
       'Connections to a service address or published port, by service: forwarded or failed',
       ['service', 'outcome'],
-      () => fromCounts(l4.connections),
+      () => l4.connections.entries(),
     );
     this.gauge(
       'mesh_l4_open_connections',
       'Connections forwarded to a service now open, by service',
       ['service'],
-      () => fromCounts(l4.open),
+      () => l4.open.entries(),
     );
   }
 
@@ -232,7 +231,7 @@ export class NodeMetrics {
       'mesh_secret_deliveries_total',
       'Tasks of this node given their secrets and configs, by outcome',
       ['outcome'],
-      () => fromCounts(files.deliveries),
+      () => files.deliveries.entries(),
     );
     this.gauge(
       'mesh_certificate_expiry_seconds',
@@ -268,8 +267,4 @@ export class NodeMetrics {
   private config(name: string, help: string, labelNames: string[]): MetricConfiguration<string> {
     return { name, help, labelNames, registers: [this.registry] };
   }
-}
-
-function fromCounts<L extends Record<string, string>>(counts: Counts<L>): Reading {
-  return counts.entries();
 }
