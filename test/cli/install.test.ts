@@ -14,11 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import type { NodeRow } from '../../agent/control/api.js';
+import { removeRange } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
 const run = promisify(execFile);
 const MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const HOSTS = ['127.0.78.1', '127.0.78.2'];
+const RANGES = ['10.250.78.0/24', '10.240.78.0/24'] as const;
 const root = await mkdtemp(join(tmpdir(), 'mesh-install-'));
 const started: ChildProcess[] = [];
 test.after.always(async () => {
@@ -27,6 +29,8 @@ test.after.always(async () => {
       child.kill('SIGKILL');
       await once(child, 'exit');
     }
+  // A killed agent leaves its ranges routed: they go with the test.
+  for (const range of RANGES) await removeRange(range);
   await rm(root, { recursive: true, force: true });
 });
 
@@ -64,9 +68,9 @@ const flags = (host: string) => [
   '--https-port',
   '0',
   '--service-range',
-  '10.250.78.0/24',
+  RANGES[0],
   '--bridge-range',
-  '10.240.78.0/24',
+  RANGES[1],
 ];
 
 test.serial(
