@@ -37,7 +37,11 @@ async function add(args: string[]): Promise<number> {
   if (file) await writeFile(file, text, { mode: 0o600, flag: 'wx' });
   else process.stdout.write(text);
   process.stderr.write(
-    `mesh: operator ${name} added${file ? `: its context is in ${file}` : ''}; keep the context as a password is kept. Elsewhere: mesh --context FILE <command> (or MESH_CONTEXT=FILE)\n`,
+    [
+      `mesh: operator ${name} added${file ? `: its context is in ${file}` : ''}; keep it as a password is kept`,
+      '  elsewhere: mesh --context FILE <command>, or MESH_CONTEXT=FILE',
+      '',
+    ].join('\n'),
   );
   return 0;
 }
@@ -54,7 +58,7 @@ async function list(args: string[]): Promise<number> {
     table: (kept) =>
       table(
         ['NAME', 'STATE', 'EXPIRES', 'ADDED', 'BY'],
-        kept.map((r) => [r.name, r.state, r.expires, ago(r.addedAt), r.addedBy]),
+        kept.map((r) => [r.name, r.state, minuteOf(r.expires), ago(r.addedAt), r.addedBy]),
       ),
   });
   return 0;
@@ -71,4 +75,9 @@ async function revoke(args: string[]): Promise<number> {
     () => `mesh: operator ${row.name} revoked: every node refuses its certificate from now on`,
   );
   return 0;
+}
+
+/** An ISO time to the minute, as a table shows it: 2027-03-06 03:40 (UTC). */
+function minuteOf(iso: string): string {
+  return iso.replace('T', ' ').slice(0, 16);
 }
