@@ -1,5 +1,7 @@
+import { everyShared } from '../mesh/shared-interval.js';
+
 /**
- * Runs a task every intervalMs, never two runs at once (a slow run makes the next tick wait);
+ * Runs a task every intervalMs (on the timer every loop of that period shares), never two runs at once (a slow run makes the next tick wait);
  * a failure goes to onError and the task is tried again at the next tick. Returns the stop.
  */
 export function repeatOneAtATime(
@@ -8,7 +10,7 @@ export function repeatOneAtATime(
   onError: (error: Error) => void,
 ): () => void {
   let running = false;
-  const timer = setInterval(() => {
+  return everyShared(intervalMs, () => {
     if (running) return;
     running = true;
     task()
@@ -16,6 +18,5 @@ export function repeatOneAtATime(
       .finally(() => {
         running = false;
       });
-  }, intervalMs);
-  return () => clearInterval(timer);
+  });
 }

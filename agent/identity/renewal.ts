@@ -5,6 +5,7 @@ import { bundlePem, signedBy, splitPem } from '../../mesh/pki/certificate.js';
 import type { NodeIdentity } from '../../mesh/pki/identity.js';
 import { createCsr, generateKeyPair } from '../../mesh/pki/keys.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
+import { everyShared } from '../../mesh/shared-interval.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
 import { askVoters } from '../cluster/ask-voters.js';
@@ -30,7 +31,7 @@ export function renewalTime(certPem: string): number {
  * transport so that new connections present it while open ones go on.
  */
 export class CertificateRenewal {
-  private timer: NodeJS.Timeout | undefined;
+  private stopChecking: (() => void) | undefined;
   private stopWatching: (() => void) | undefined;
   private renewing = false;
   private renewsAt: { certPem: string; at: number } | undefined;
@@ -57,7 +58,7 @@ export class CertificateRenewal {
   start(): void {
     // Each second: cheap (the renewal time is worked out once per certificate), and a rotation's
     // renewal is retried soon after a failure.
-    this.timer = setInterval(() => this.check(), CHECK_MS);
+    this.stopChecking = everyShared(CHECK_MS, () => this.check());
     this.stopWatching = this.options.state.watch(({ kind, id }) => {
       if (kind === 'settings' && id === 'ca') this.followTrust();
     });
@@ -67,7 +68,7 @@ export class CertificateRenewal {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopChecking?.();
     this.stopWatching?.();
   }
 

@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { pollUntil } from '../../mesh/poll.js';
+import { everyShared } from '../../mesh/shared-interval.js';
 import {
   type LogPage,
   type Runtime,
@@ -73,7 +74,7 @@ export class ProcessRuntime implements Runtime {
   /** Exit codes of the processes we spawned; adopted ones are only seen to be gone. */
   private readonly exits = new Map<string, TaskExit>();
   private readonly children = new Set<string>();
-  private poll: NodeJS.Timeout | undefined;
+  private stopPolling: (() => void) | undefined;
 
   constructor(private readonly options: ProcessRuntimeOptions) {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
@@ -178,11 +179,11 @@ export class ProcessRuntime implements Runtime {
 
   async onChange(listener: (taskId: string) => void): Promise<void> {
     this.listeners.add(listener);
-    this.poll ??= setInterval(() => this.checkAdopted(), this.options.pollMs ?? 1000);
+    this.stopPolling ??= everyShared(this.options.pollMs ?? 1000, () => this.checkAdopted());
   }
 
   async close(): Promise<void> {
-    clearInterval(this.poll);
+    this.stopPolling?.();
   }
 
   private observe(state: TaskFile): TaskObservation {

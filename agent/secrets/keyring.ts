@@ -4,6 +4,7 @@ import type { Sealed, SecretsKeySetting } from '../../mesh/api/secrets.js';
 import { LimitedLog } from '../../mesh/limited-log.js';
 import type { RaftNode } from '../../mesh/raft/node.js';
 import { keyId, newKey, open, seal } from '../../mesh/secrets/sealing.js';
+import { everyShared } from '../../mesh/shared-interval.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
 import type { StateAccess } from '../cluster/state-access.js';
@@ -37,7 +38,7 @@ export class Keyring {
   readonly keyFile: VotersKeyFile;
   private dataKey: { id: string; key: Buffer } | undefined;
   private opening: Promise<unknown> = Promise.resolve();
-  private timer: NodeJS.Timeout | undefined;
+  private stopHolding: (() => void) | undefined;
   private held: string | undefined;
   private readonly failures: LimitedLog;
 
@@ -65,7 +66,7 @@ export class Keyring {
 
   /** Holds the voters' key while this node may, and says so; drops it when it may not. */
   start(): void {
-    this.timer = setInterval(() => {
+    this.stopHolding = everyShared(HOLD_CHECK_MS, () => {
       this.followSeat().catch((error: Error) =>
         this.failures.warn(
           this.options.nodeId,
@@ -73,11 +74,11 @@ export class Keyring {
           'could not take the voters’ key yet',
         ),
       );
-    }, HOLD_CHECK_MS);
+    });
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopHolding?.();
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { joiningNode, type NodeRecord } from '../api/nodes.js';
 import type { Membership as Gossip } from '../membership/runtime.js';
 import type { Member } from '../membership/state.js';
+import { everyShared } from '../shared-interval.js';
 import type { ClusterState } from '../state/cluster-state.js';
 import type { RaftNode } from './node.js';
 import { RaftError } from './raft.js';
@@ -54,7 +55,7 @@ function selfRecord(member: Member): NodeRecord {
  * here; the next leader picks up where this one stopped.
  */
 export class MembershipSync {
-  private timer: NodeJS.Timeout | undefined;
+  private stopReconciling: (() => void) | undefined;
   private readonly inFlight = new Set<string>();
   /** When this node last became leader (undefined while it is not). */
   private leaderSince: number | undefined;
@@ -70,12 +71,12 @@ export class MembershipSync {
   ) {}
 
   start(intervalMs = 1000): void {
-    this.timer = setInterval(() => this.reconcile(), intervalMs);
+    this.stopReconciling = everyShared(intervalMs, () => this.reconcile());
     this.gossip.on('change', () => this.reconcile());
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopReconciling?.();
   }
 
   private reconcile(): void {

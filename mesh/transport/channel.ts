@@ -1,5 +1,6 @@
 import type { RawData, WebSocket } from 'ws';
 import type { LimitedLog } from '../limited-log.js';
+import { everyShared } from '../shared-interval.js';
 import { splitHostPort } from './address.js';
 import { TransportError } from './errors.js';
 import {
@@ -32,7 +33,10 @@ export interface ChannelLimits {
 }
 
 export interface Liveness {
-  /** A ping this often; the peer's WebSocket answers it without its application. */
+  /**
+   * Looked at this often: a ping when nothing was heard for as long (the peer's WebSocket answers
+   * it without its application).
+   */
   heartbeatMs: number;
   /** Nothing heard for this long (not even a pong): the connection is dead, and closed. */
   silenceMs: number;
@@ -56,7 +60,7 @@ interface Pending {
 
 /**
  * One authenticated WebSocket speaking the frame protocol: requests, responses, messages. It pings
- * its peer and closes itself after a silence, so that a cut link (which TCP would keep open for
+ * a peer it has not heard from within a beat and closes itself after a silence, so that a cut link (which TCP would keep open for
  * many minutes of retransmissions) is noticed in seconds.
  */
 export class Channel {
@@ -65,7 +69,7 @@ export class Channel {
   private readonly closeListeners: Array<(reason: string) => void> = [];
   private closedReason: string | undefined;
   private lastHeard = Date.now();
-  private readonly heartbeat: NodeJS.Timeout;
+  private readonly stopBeats: () => void;
   /** The parts of a message too big for one frame received so far, until its last. */
   private parts: Buffer[] = [];
   private partBytes = 0;
@@ -88,11 +92,13 @@ export class Channel {
       heard();
       this.receive(data, isBinary);
     });
-    this.heartbeat = setInterval(() => {
-      if (Date.now() - this.lastHeard > liveness.silenceMs) this.silent(liveness.silenceMs);
-      else ws.ping();
-    }, liveness.heartbeatMs);
-    this.heartbeat.unref();
+    this.stopBeats = everyShared(liveness.heartbeatMs, () => {
+      const quietMs = Date.now() - this.lastHeard;
+      if (quietMs > liveness.silenceMs) this.silent(liveness.silenceMs);
+      // A peer heard within the last beat is known alive; a ping would cost both ends a frame
+      // (an idle agent's Raft and SWIM traffic makes most pings moot).
+      else if (quietMs >= liveness.heartbeatMs) ws.ping();
+    });
     ws.on('error', (error) => {
       this.warn({ remote: peer.remote, err: error }, 'connection error');
     });
@@ -189,7 +195,7 @@ export class Channel {
   private closed(reason: string): void {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
-    clearInterval(this.heartbeat);
+    this.stopBeats();
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(

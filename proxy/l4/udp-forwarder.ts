@@ -2,6 +2,7 @@ import { createSocket, type Socket as DatagramSocket } from 'node:dgram';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { LimitedLog } from '../../mesh/limited-log.js';
+import { everyShared } from '../../mesh/shared-interval.js';
 import { type ServiceRoute, servingUdpPort } from '../routing-table.js';
 import { EndpointCounters, type Lease } from './balancer.js';
 import { DatagramReader, frameDatagram } from './datagram-frames.js';
@@ -45,17 +46,15 @@ interface UdpFlow extends Flow {
 export class UdpForwarder {
   readonly counters = new EndpointCounters();
   private readonly flows: FlowTable<UdpFlow>;
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly stopSweeping: () => void;
   private readonly drops: LimitedLog;
 
   constructor(private readonly options: UdpForwarderOptions) {
     this.flows = new FlowTable(options.idleMs);
     this.drops = new LimitedLog(options.log, 1);
-    this.sweeper = setInterval(
-      () => this.end(this.flows.expire(Date.now())),
-      Math.max(10, Math.min(1000, options.idleMs / 4)),
+    this.stopSweeping = everyShared(Math.max(10, Math.min(1000, options.idleMs / 4)), () =>
+      this.end(this.flows.expire(Date.now())),
     );
-    this.sweeper.unref();
   }
 
   /** Flows open now. */
@@ -103,7 +102,7 @@ export class UdpForwarder {
   }
 
   close(): void {
-    clearInterval(this.sweeper);
+    this.stopSweeping();
     this.end(this.flows.clear());
   }
 
