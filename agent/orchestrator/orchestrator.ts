@@ -58,13 +58,28 @@ export class Orchestrator {
     this.unwatch = this.state.watch((change) => {
       if (change.kind !== 'secrets') this.poke();
     });
-    this.timer = setInterval(() => this.poke(), TICK_MS);
+    this.raft.on('leader', this.leadershipChanged);
+    this.leadershipChanged();
   }
 
   stop(): void {
+    this.raft.off('leader', this.leadershipChanged);
     clearInterval(this.timer);
+    this.timer = undefined;
     this.unwatch?.();
   }
+
+  /** Only the leader orchestrates: the tick runs while this node leads (an idle follower sleeps). */
+  private readonly leadershipChanged = (): void => {
+    const leads = this.raft.raft.role === 'leader';
+    if (leads && !this.timer) {
+      this.timer = setInterval(() => this.poke(), TICK_MS);
+      this.poke();
+    } else if (!leads && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  };
 
   private poke(): void {
     if (this.raft.raft.role === 'leader') this.rounds.request();

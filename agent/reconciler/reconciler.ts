@@ -131,9 +131,6 @@ export class Reconciler {
         this.poke();
     });
     this.timer = setInterval(() => this.poke(), RESYNC_MS);
-    this.cutOffCheck = setInterval(() => {
-      if (this.cutOff() && this.mine().some((t) => this.serviceOf(t)?.atMostOnce)) this.poke();
-    }, CUT_OFF_CHECK_MS);
     this.catchUp();
   }
 
@@ -267,6 +264,22 @@ export class Reconciler {
     };
     for (const action of reconcile(view)) this.act(action);
     this.status.flush();
+    this.watchCutOff(tasks.some((t) => services.get(t.serviceId)?.atMostOnce));
+  }
+
+  /**
+   * While at-most-once tasks run here, the leader's silence is looked at often, so that they stop
+   * soon after this node is cut off; without any, nothing wakes the agent for it.
+   */
+  private watchCutOff(needed: boolean): void {
+    if (needed && !this.cutOffCheck && !this.stopped)
+      this.cutOffCheck = setInterval(() => {
+        if (this.cutOff()) this.poke();
+      }, CUT_OFF_CHECK_MS);
+    else if (!needed && this.cutOffCheck) {
+      clearInterval(this.cutOffCheck);
+      this.cutOffCheck = undefined;
+    }
   }
 
   private act(action: Action): void {
