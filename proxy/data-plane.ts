@@ -20,7 +20,7 @@ import { HostOwnership } from './host/ownership.js';
 import { privilegesMissing } from './host/privileges.js';
 import { IngressThread } from './http/ingress-thread.js';
 import type { HttpLimits } from './http/limits.js';
-import { HttpRelay } from './http/relay.js';
+import type { HttpRelay } from './http/relay.js';
 import { hostRoutes } from './http/routes.js';
 import type { KeyPairOf } from './http/servers.js';
 import { dialEndpoint, Forwarder } from './l4/forwarder.js';
@@ -118,7 +118,11 @@ export class DataPlane {
   private readonly host = new HostAddresses();
   private readonly ownership: HostOwnership;
   private readonly ingress: IngressThread;
-  private readonly relay: HttpRelay;
+  /**
+   * This node's end of other nodes' ingress, made at its first stream: it holds undici (10 MB),
+   * which a node that no other node's ingress reaches never needs.
+   */
+  private relay: Promise<HttpRelay> | undefined;
   private unwatch: (() => void) | undefined;
   private rebuildQueued = false;
   private readonly passes = new RunAgain(
@@ -181,11 +185,6 @@ export class DataPlane {
       keyPairOf: options.keyPairOf,
       log: options.log,
     });
-    this.relay = new HttpRelay(
-      (endpoint, target) => dialEndpoint(endpoint, target),
-      options.responseTimeoutMs,
-      options.log,
-    );
     this.ingress.setRoutes(hostRoutes(this.table));
     this.ingress.setCertificates(this.certificatesNow());
     this.ownership = new HostOwnership(`mesh-data-plane-${options.clusterId}`, options.log, () =>
@@ -196,6 +195,18 @@ export class DataPlane {
   /** The routing table as this node sees it now. */
   get routes(): RoutingTable {
     return this.table;
+  }
+
+  private httpRelay(): Promise<HttpRelay> {
+    this.relay ??= import('./http/relay.js').then(
+      ({ HttpRelay }) =>
+        new HttpRelay(
+          (endpoint, target) => dialEndpoint(endpoint, target),
+          this.options.responseTimeoutMs,
+          this.options.log,
+        ),
+    );
+    return this.relay;
   }
 
   /** What this node's HTTP ingress saw of a service. */
@@ -269,7 +280,7 @@ export class DataPlane {
     this.udpListeners.close();
     this.udpForwarder.close();
     await this.ingress.close();
-    this.relay.close();
+    (await this.relay)?.close();
     this.dns.close();
     // The next agent of this host takes the addresses over as they are; the last one removes them.
     if (this.ownership.owned && !this.ownership.othersWaiting && !this.hostRefusal)
@@ -317,7 +328,7 @@ export class DataPlane {
       const listed = new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId)));
       this.forwarder.counters.retain(listed);
       this.udpForwarder.retain(listed);
-      this.relay.retain(listed);
+      void this.relay?.then((relay) => relay.retain(listed));
       this.apply();
     });
   }
@@ -563,7 +574,14 @@ export class DataPlane {
     }
     socket.on('error', () => socket.destroy());
     if (kind === 'http') {
-      this.relay.accept(acceptStream(socket, head), endpoint, port);
+      const stream = acceptStream(socket, head);
+      this.httpRelay().then(
+        (relay) => relay.accept(stream, endpoint, port),
+        (error: Error) => {
+          this.options.log.error({ err: error }, 'the HTTP relay could not be made');
+          stream.destroy();
+        },
+      );
       return;
     }
     if (kind === 'udp') {

@@ -64,6 +64,7 @@ export class IngressThread {
   private certificates: ReadonlyMap<string, CertificateRecord> = new Map();
   private readonly asked = new Map<number, (value: unknown) => void>();
   private nextAsk = 0;
+  private started = false;
   private closed = false;
 
   constructor(
@@ -79,15 +80,21 @@ export class IngressThread {
     this.bridge = new DialBridge(path, options.openRemote, options.log);
   }
 
-  /** Starts the thread; resolves once it listens (a port it cannot take is logged by it). */
+  /**
+   * Starts the thread once there is something to route, now or with the first route: an idle
+   * agent saves the 12 MB a thread holds. Resolves once it listens, if it was started (a port it
+   * cannot take is logged by it).
+   */
   async start(): Promise<void> {
     await this.bridge.listen();
-    await this.spawn();
+    this.started = true;
+    if (this.routes.size > 0) await this.spawn();
   }
 
   setRoutes(routes: HostRoutes): void {
     this.routes = routes;
-    this.post({ type: 'routes', routes });
+    if (this.worker) this.post({ type: 'routes', routes });
+    else if (this.started && !this.closed && routes.size > 0) void this.spawn();
   }
 
   setCertificates(certificates: ReadonlyMap<string, CertificateRecord>): void {
@@ -170,7 +177,8 @@ export class IngressThread {
         'the HTTP ingress thread stopped: restarting it',
       );
       setTimeout(() => {
-        if (!this.closed) void this.spawn();
+        // New routes may have started it again already.
+        if (!this.closed && !this.worker) void this.spawn();
       }, RESTART_MS);
     });
     return new Promise((resolve) => {

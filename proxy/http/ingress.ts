@@ -16,8 +16,6 @@ import { RELAY_UNREACHABLE_HEADER } from './relay.js';
 import { causeOf, type FailureCause, retryable } from './retry.js';
 import { forwardedPath, type HostRoutes, type HttpRoute, hostOnly, matchRoute } from './routes.js';
 
-/** How long a replica may take to start its answer (after that, 504); the body has no limit. */
-export const DEFAULT_RESPONSE_TIMEOUT_MS = 300_000;
 /** Attempts per request: a connect failure moves on to another replica once (nothing was sent). */
 const MAX_ATTEMPTS = 2;
 /** Pipelined requests of one connection that may wait their turn (browsers send a few at most). */

@@ -18,6 +18,9 @@ export interface HttpLimits {
   connectionsPerClient: number;
 }
 
+/** How long a replica may take to start its answer (after that, 504); the body has no limit. */
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 300_000;
+
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   headerTimeoutMs: 60_000,
   bodyTimeoutMs: 60_000,
