@@ -81,25 +81,34 @@ export class IngressThread {
   }
 
   /**
-   * Starts the thread once there is something to route, now or with the first route: an idle
-   * agent saves the 12 MB a thread holds. Resolves once it listens, if it was started (a port it
-   * cannot take is logged by it).
+   * Starts the thread once it has something to serve (a route, a certificate), now or with the
+   * first: an idle agent saves the 12 MB a thread holds. Resolves once it listens, if it was
+   * started (a port it cannot take is logged by it).
    */
   async start(): Promise<void> {
     await this.bridge.listen();
     this.started = true;
-    if (this.routes.size > 0) await this.spawn();
+    if (this.hasWork()) await this.spawn();
   }
 
   setRoutes(routes: HostRoutes): void {
     this.routes = routes;
-    if (this.worker) this.post({ type: 'routes', routes });
-    else if (this.started && !this.closed && routes.size > 0) void this.spawn();
+    this.post({ type: 'routes', routes });
+    this.startWhenNeeded();
   }
 
   setCertificates(certificates: ReadonlyMap<string, CertificateRecord>): void {
     this.certificates = certificates;
     this.post({ type: 'certificates', certificates });
+    this.startWhenNeeded();
+  }
+
+  private hasWork(): boolean {
+    return this.routes.size > 0 || this.certificates.size > 0;
+  }
+
+  private startWhenNeeded(): void {
+    if (!this.worker && this.started && !this.closed && this.hasWork()) void this.spawn();
   }
 
   /** What the ingress saw of a service (undefined: nothing yet, or the thread is not running). */
