@@ -74,7 +74,10 @@ test.before(async () => {
     async () => {
       const views = await Promise.all(agents.map(view));
       const leader = views.find((v) => v.raft.role === 'leader');
-      const learner = views.find((v) => v.raft.learners.includes(v.nodeId));
+      // The node that joined with the worker token, as the leader sees it (a manager's own view
+      // may still show it a learner for a moment after the leader seated it).
+      const worker = views[3];
+      const learner = worker && leader?.raft.learners.includes(worker.nodeId) ? worker : undefined;
       const nodes = await meshJson<NodeRow[]>(agents[0] as AgentProcess, 'node', 'ls');
       const ready = nodes.length === 4 && nodes.every((n) => n.status === 'alive' && n.recorded);
       return leader && learner && ready && leader.raft.voters.length === 3
