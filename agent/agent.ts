@@ -603,7 +603,7 @@ function dataPlaneOf(
     openStream: (to, target) => transport.openStream(to, target),
     serveStreams: (handler) => transport.serveStreams(handler),
     hostNetworks: () => runtimes.hostNetworks(),
-    onUnserved: (unserved) => meta.update({ unserved }),
+    onPorts: (ports) => meta.update(ports),
     log,
   });
 }

@@ -33,8 +33,11 @@ import { type Ignored, readStackFile, type StackFile } from './stackfile/stack-f
 
 // The local socket answers in a millisecond or two: poll often, so the rollout ends when it is done.
 const POLL_MS = 100;
-/** How long a deploy that publishes ports waits for nodes to report one they cannot serve. */
-const PORT_REPORTS_MS = 3000;
+/**
+ * How long a deploy that publishes ports waits for every node's word on them (served, or taken
+ * by something else there); it goes on as soon as the last node's is in.
+ */
+const PORT_REPORTS_MS = 15_000;
 /** How long `mesh rm` waits for the tasks to stop (each within its stop_grace_period). */
 const RM_TIMEOUT_MS = 120_000;
 
@@ -178,17 +181,22 @@ async function followRollout(
     return 1;
   }
   process.stderr.write(`mesh: stack ${stack} converged\n`);
-  // A node that cannot serve a published port says so through gossip and its record, which may
-  // come a moment after the replicas are ready: give the reports that long to arrive.
+  // Each node reports the published ports it took up, served or not, through gossip and its
+  // record, which may come a moment after the replicas are ready: wait for every node's word.
   let rows = outcome.rows;
-  if (rows.some(publishesIngressPorts))
-    await pollUntil(
+  if (rows.some(publishesIngressPorts)) {
+    const reported = await pollUntil(
       async () => {
         rows = await rowsNow();
-        return rows.some((row) => !('damaged' in row) && row.servedNowhere.length > 0);
+        return rows.every((row) => 'damaged' in row || row.portsUnreported.length === 0);
       },
       { timeoutMs: PORT_REPORTS_MS, intervalMs: POLL_MS },
     );
+    if (!reported)
+      process.stderr.write(
+        `mesh: warning: not every node reported on the published ports of ${stack} within ${PORT_REPORTS_MS / 1000}s; see "mesh ls"\n`,
+      );
+  }
   return servedSomewhere(rows);
 }
 

@@ -92,8 +92,11 @@ export interface DataPlaneOptions {
    * share the engine).
    */
   hostNetworks: () => Promise<HostNetworks>;
-  /** Told which published ports this node cannot serve whenever that changes (for `mesh ls`). */
-  onUnserved: (ports: UnservedPort[]) => void;
+  /**
+   * Told which published ports this node has taken up, and which of them it cannot serve,
+   * whenever that changes (for `mesh ls`, and a deploy waiting for every node's word).
+   */
+  onPorts: (ports: { published: number[]; unserved: UnservedPort[] }) => void;
   log: Logger;
 }
 
@@ -132,7 +135,7 @@ export class DataPlane {
   private stopped = false;
   /** Why this host's part is not served, once found out (no privileges): said once, not retried. */
   private hostRefusal: string | undefined;
-  private unservedReported = '[]';
+  private portsReported = JSON.stringify({ published: [], unserved: [] });
   private lastListingAt = 0;
   private nextListing: Promise<void> | undefined;
   /** Refused sources, a line a minute each: a container may retry a connection in a loop. */
@@ -360,12 +363,12 @@ export class DataPlane {
     if (this.ownership.owned && table.settings && !this.hostRefusal)
       await this.serveHost(table, table.settings, wanted);
     await Promise.all([this.listeners.sync(wanted.tcp), this.udpListeners.sync(wanted.udp)]);
-    this.reportUnserved();
+    this.reportPorts();
     // New bridges and containers come with new tasks.
     await this.relistHostNetworks();
   }
 
-  private reportUnserved(): void {
+  private reportPorts(): void {
     const unserved = [...this.notServed]
       .flatMap(([address, reason]) => {
         const port = this.publishedKeys.get(address);
@@ -373,10 +376,11 @@ export class DataPlane {
         return [{ port, reason: address.endsWith('/udp') ? `UDP: ${reason}` : reason }];
       })
       .sort((a, b) => a.port - b.port);
-    const text = JSON.stringify(unserved);
-    if (text === this.unservedReported) return;
-    this.unservedReported = text;
-    this.options.onUnserved(unserved);
+    const published = [...new Set(this.publishedKeys.values())].sort((a, b) => a - b);
+    const text = JSON.stringify({ published, unserved });
+    if (text === this.portsReported) return;
+    this.portsReported = text;
+    this.options.onPorts({ published, unserved });
   }
 
   /**

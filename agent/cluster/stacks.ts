@@ -332,7 +332,8 @@ export class Stacks {
               address: this.state.get('addresses', id)?.value.address ?? null,
               dnsName: `${name}.${stack.name}.mesh`,
               unserved: unservedPorts(service, nodes),
-              servedNowhere: servedNowhere(service, nodes),
+              servedNowhere: portsWhere(service, nodes, 'all taken'),
+              portsUnreported: portsWhere(service, nodes, 'some silent'),
               rollout: service.rollout ?? null,
               rollingBack: service.rollingBack === true,
               failing: failing
@@ -571,19 +572,27 @@ function imageOf(service: ServiceRecord, version: number): string | null {
 }
 
 /**
- * The service's published ports that no node serves: every ready node that should listen for one
- * (each node; the node its host IP names) reports it taken.
+ * The service's published ports (routing mesh) whose every ready node that should listen for
+ * one (each node; the node its host IP names) says this of it: the ports that no node serves
+ * (each reports it taken), or that some node has not taken up yet.
  */
-function servedNowhere(service: ServiceRecord, nodes: Array<StoredObject<NodeRecord>>): number[] {
+function portsWhere(
+  service: ServiceRecord,
+  nodes: Array<StoredObject<NodeRecord>>,
+  says: 'all taken' | 'some silent',
+): number[] {
   const ready = nodes.filter((n) => n.value.status === 'ready');
   const ports = new Set<number>();
   for (const p of service.ports) {
-    if (p.published === undefined || p.mode === 'host') continue;
+    const port = p.published;
+    if (port === undefined || p.mode === 'host') continue;
     const own = !p.hostIp || p.hostIp.startsWith('127.') || p.hostIp === '::1';
     const should = ready.filter((n) => own || hostOf(n.value.address) === p.hostIp);
     const taken = (n: StoredObject<NodeRecord>) =>
-      (n.value.unserved ?? []).some((u) => u.port === p.published);
-    if (should.length > 0 && should.every(taken)) ports.add(p.published);
+      (n.value.unserved ?? []).some((u) => u.port === port);
+    const silent = (n: StoredObject<NodeRecord>) => !(n.value.published ?? []).includes(port);
+    if (says === 'all taken' ? should.length > 0 && should.every(taken) : should.some(silent))
+      ports.add(port);
   }
   return [...ports].sort((a, b) => a - b);
 }

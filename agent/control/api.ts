@@ -187,6 +187,8 @@ export interface ServiceRow {
   unserved: Array<{ port: number; node: string; reason: string }>;
   /** Its published ports that no node serves: each node that should reports it taken. */
   servedNowhere: number[];
+  /** Its published ports that a node which should take them up has not reported on yet. */
+  portsUnreported: number[];
   /** The rollout of its current version; null for a service never updated. */
   rollout: RolloutStatus | null;
   /** The current version undoes an update (a rollback). */

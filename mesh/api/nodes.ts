@@ -55,6 +55,11 @@ export interface NodeRecord {
   platform?: { os: string; arch: string };
   /** Published ports it cannot serve (taken by something else there), with why: shown by `mesh ls`. */
   unserved?: UnservedPort[];
+  /**
+   * The published ports its data plane has taken up, served or not (then in unserved): a deploy
+   * waits for each node's word on the ports it publishes.
+   */
+  published?: number[];
 }
 
 /** A certificate the cluster issued to a node (join, renewal, rejoin), as the node record keeps it. */
@@ -158,6 +163,9 @@ export const checkUnserved: Check = listOf(
   object({ required: { port: integer(1), reason: string } }),
 );
 
+/** A node's published ports, as it reports them. */
+export const checkPublished: Check = listOf(integer(1));
+
 /** nodes/<id>: the shape every replica checks before it stores one. */
 export const checkNode: Check = object({
   required: {
@@ -176,6 +184,7 @@ export const checkNode: Check = object({
   optional: {
     platform: object({ required: { os: string, arch: string } }),
     unserved: checkUnserved,
+    published: checkPublished,
     certificates: listOf(
       object({ required: { serial: string, notAfter: amount }, optional: { retireAt: amount } }),
     ),

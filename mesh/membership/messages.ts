@@ -1,4 +1,4 @@
-import { checkUnserved, type UnservedPort } from '../api/nodes.js';
+import { checkPublished, checkUnserved, type UnservedPort } from '../api/nodes.js';
 
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
 
@@ -23,6 +23,8 @@ export interface NodeMeta {
   platform?: Platform;
   /** Published ports it cannot serve, and why. */
   unserved?: UnservedPort[];
+  /** The published ports its data plane has taken up, served or not. */
+  published?: number[];
   /** The ID of the voters' key it holds: the leader seats a learner only once it says so. */
   votersKey?: string;
 }
@@ -73,6 +75,9 @@ function checkMeta(meta: unknown): void {
   const unserved =
     meta.unserved === undefined ? undefined : checkUnserved(meta.unserved, 'meta.unserved');
   if (unserved) throw new SwimMessageError(`alive update: ${unserved}`);
+  const published =
+    meta.published === undefined ? undefined : checkPublished(meta.published, 'meta.published');
+  if (published) throw new SwimMessageError(`alive update: ${published}`);
 }
 
 function checkUpdates(value: unknown, field: string): void {

@@ -39,6 +39,7 @@ function record(member: Member, current: NodeRecord): NodeRecord {
     userLabels: current.userLabels,
     ...(member.meta.platform ? { platform: member.meta.platform } : {}),
     ...(member.meta.unserved?.length ? { unserved: member.meta.unserved } : {}),
+    ...(member.meta.published?.length ? { published: member.meta.published } : {}),
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { createServer } from 'node:net';
 import test from 'ava';
-import { type AgentProcess, LocalCluster, meshOn } from '../helpers/local-cluster.js';
+import { type AgentProcess, LocalCluster, meshJson, meshOn } from '../helpers/local-cluster.js';
 import { bodyOnceAnswering } from '../helpers/poll.js';
 
 const HOST = '127.0.72.1';
@@ -51,6 +51,16 @@ test.serial(
       'taken',
     );
     t.is(moved.code, 0, moved.stderr);
+    // The deploy went on once the node had its word on the port, not at the end of a wait.
+    t.notRegex(moved.stderr, /not every node reported/);
+    const stacks = await meshJson<Array<{ services: Array<{ portsUnreported: number[] }> }>>(
+      agent,
+      'ls',
+    );
+    t.deepEqual(
+      stacks.flatMap((s) => s.services.map((v) => v.portsUnreported)),
+      [[]],
+    );
     t.is(await bodyOnceAnswering(`http://${HOST}:${FREE}/`, 'the free port'), 'ok');
   },
 );
