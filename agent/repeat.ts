@@ -1,8 +1,9 @@
 import { everyShared } from '../mesh/shared-interval.js';
 
 /**
- * Runs a task every intervalMs (on the timer every loop of that period shares), never two runs at once (a slow run makes the next tick wait);
- * a failure goes to onError and the task is tried again at the next tick. Returns the stop.
+ * Runs a task every intervalMs (on the timer every loop of that period shares), never two runs
+ * at once (a slow run makes the next tick wait); a failure goes to onError and the task is tried
+ * again at the next tick. Returns the stop.
  */
 export function repeatOneAtATime(
   intervalMs: number,

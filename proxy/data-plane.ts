@@ -125,7 +125,7 @@ export class DataPlane {
    * This node's end of other nodes' ingress, made at its first stream: it holds undici (10 MB),
    * which a node that no other node's ingress reaches never needs.
    */
-  private relay: Promise<HttpRelay> | undefined;
+  private relay: Promise<HttpRelay | undefined> | undefined;
   private unwatch: (() => void) | undefined;
   private rebuildQueued = false;
   private readonly passes = new RunAgain(
@@ -200,7 +200,7 @@ export class DataPlane {
     return this.table;
   }
 
-  private httpRelay(): Promise<HttpRelay> {
+  private httpRelay(): Promise<HttpRelay | undefined> {
     this.relay ??= import('./http/relay.js').then(
       ({ HttpRelay }) =>
         new HttpRelay(
@@ -208,6 +208,12 @@ export class DataPlane {
           this.options.responseTimeoutMs,
           this.options.log,
         ),
+      (error: Error) => {
+        // A broken install: this stream is refused, and the next one tries again.
+        this.relay = undefined;
+        this.options.log.error({ err: error }, 'the HTTP relay could not be loaded');
+        return undefined;
+      },
     );
     return this.relay;
   }
@@ -331,7 +337,7 @@ export class DataPlane {
       const listed = new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId)));
       this.forwarder.counters.retain(listed);
       this.udpForwarder.retain(listed);
-      void this.relay?.then((relay) => relay.retain(listed));
+      void this.relay?.then((relay) => relay?.retain(listed));
       this.apply();
     });
   }
@@ -579,12 +585,8 @@ export class DataPlane {
     socket.on('error', () => socket.destroy());
     if (kind === 'http') {
       const stream = acceptStream(socket, head);
-      this.httpRelay().then(
-        (relay) => relay.accept(stream, endpoint, port),
-        (error: Error) => {
-          this.options.log.error({ err: error }, 'the HTTP relay could not be made');
-          stream.destroy();
-        },
+      void this.httpRelay().then((relay) =>
+        relay ? relay.accept(stream, endpoint, port) : stream.destroy(),
       );
       return;
     }

@@ -60,8 +60,8 @@ interface Pending {
 
 /**
  * One authenticated WebSocket speaking the frame protocol: requests, responses, messages. It pings
- * a peer it has not heard from within a beat and closes itself after a silence, so that a cut link (which TCP would keep open for
- * many minutes of retransmissions) is noticed in seconds.
+ * a peer it has not heard from within a beat and closes itself after a silence, so that a cut
+ * link (which TCP would keep open for many minutes of retransmissions) is noticed in seconds.
  */
 export class Channel {
   private nextId = 1;
