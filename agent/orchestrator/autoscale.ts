@@ -188,50 +188,30 @@ export function decide(
   const recommendations = [...kept, { at: now, replicas: recommended }];
   const why = proposals.map((p) => p.why).join(', ');
 
-  if (recommended > current) {
-    const allowed = scaleUp.maxStep ?? Math.max(UP_STEP_FLOOR, current);
-    const room = Math.max(0, allowed - movedWithin(history, now, scaleUp.periodMs, true));
-    const next = Math.min(recommended, current + room);
-    if (next === current)
-      return finish(
-        current,
-        `held at ${current}: up to ${recommended} waits for the scale-up period (${why})`,
-        recommendations,
-      );
-    const limited =
-      next < recommended ? ` (limited to ${allowed} per ${scaleUp.periodMs / 1000}s)` : '';
-    return finish(next, `scaled ${current}→${next}${limited}: ${why}`, recommendations);
-  }
-  if (recommended < current) {
+  if (recommended === current)
+    return finish(current, `held at ${current}: ${why}`, recommendations);
+  const held = (what: string) =>
+    finish(current, `held at ${current}: ${what} (${why})`, recommendations);
+  const up = recommended > current;
+  let goal = recommended;
+  if (!up) {
     // Replicas still starting carry no load yet: fewer would look enough until they do.
     if (observation.ready < current)
-      return finish(
-        current,
-        `held at ${current}: down to ${recommended} waits for every replica to be ready (${why})`,
-        recommendations,
-      );
+      return held(`down to ${recommended} waits for every replica to be ready`);
     // The highest recommendation of the window: a dip shorter than it changes nothing.
-    const floor = Math.max(...recommendations.map((r) => r.replicas));
-    if (floor >= current)
-      return finish(
-        current,
-        `held at ${current}: down to ${recommended} waits for the stabilization window (${why})`,
-        recommendations,
-      );
-    const room =
-      scaleDown.maxStep === undefined
-        ? Number.POSITIVE_INFINITY
-        : Math.max(0, scaleDown.maxStep - movedWithin(history, now, scaleDown.periodMs, false));
-    const next = Math.max(floor, current - room);
-    if (next === current)
-      return finish(
-        current,
-        `held at ${current}: down to ${floor} waits for the scale-down period (${why})`,
-        recommendations,
-      );
-    const limited =
-      next > floor ? ` (limited to ${scaleDown.maxStep} per ${scaleDown.periodMs / 1000}s)` : '';
-    return finish(next, `scaled ${current}→${next}${limited}: ${why}`, recommendations);
+    goal = Math.max(...recommendations.map((r) => r.replicas));
+    if (goal >= current) return held(`down to ${recommended} waits for the stabilization window`);
   }
-  return finish(current, `held at ${current}: ${why}`, recommendations);
+  const limit = up ? scaleUp : scaleDown;
+  const maxStep = up ? (scaleUp.maxStep ?? Math.max(UP_STEP_FLOOR, current)) : scaleDown.maxStep;
+  const room =
+    maxStep === undefined
+      ? Number.POSITIVE_INFINITY
+      : Math.max(0, maxStep - movedWithin(history, now, limit.periodMs, up));
+  const next = up ? Math.min(goal, current + room) : Math.max(goal, current - room);
+  const direction = up ? 'up' : 'down';
+  if (next === current)
+    return held(`${direction} to ${goal} waits for the scale-${direction} period`);
+  const limited = next !== goal ? ` (limited to ${maxStep} per ${limit.periodMs / 1000}s)` : '';
+  return finish(next, `scaled ${current}→${next}${limited}: ${why}`, recommendations);
 }
