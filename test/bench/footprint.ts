@@ -1,7 +1,8 @@
 /**
  * What an idle agent costs its machine: resident memory and CPU of each agent process of a local
  * cluster that runs nothing, measured from /proc over an idle window, at each cluster size asked.
- * Agents on 127.0.80.1-N, DNS and the ingress on as by default, no upstream resolver.
+ * Agents on 127.0.80.1-N, DNS and the ingress on as by default, no upstream resolver; then the
+ * same while they serve a small stack (process tasks, a published port, an ingress route).
  *
  *   npm run bench:footprint -- [--nodes 3,12] [--idle-s 30] [--json]
  */
@@ -9,7 +10,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { type AgentProcess, LocalCluster } from '../helpers/local-cluster.js';
+import { requestOnce } from '../helpers/load.js';
+import { type AgentProcess, LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { agreement, cleanupOnSignal, note, option, report, status, until } from './harness.js';
 
 const run = promisify(execFile);
@@ -48,6 +50,42 @@ const stopAll = cleanupOnSignal(async () => {
   for (const cluster of clusters) await cluster.close();
 });
 
+/** A stack that wakes every part of an agent: replicas, a published port, an ingress route. */
+const SERVER =
+  "require('node:http').createServer((q, s) => s.end('ok')).listen(process.env.PORT, process.env.MESH_HOST)";
+const SERVING_STACK = `services:\n  web:\n    command: ${JSON.stringify([process.execPath, '-e', SERVER])}\n    ports: ["18080:8080"]\n    x-mesh: { runtime: process }\n    deploy: { replicas: 3 }\n`;
+/** Requests sent through one node's ingress before the second window: a few reach other nodes. */
+const SERVING_REQUESTS = 20;
+
+/** Each agent's memory at the end of an idle window, and its CPU over it. */
+async function window(pids: number[], idleMs: number, ticksPerSecond: number) {
+  const before = pids.map(cpuTicks);
+  await sleep(idleMs);
+  const cpuPercent = pids.map(
+    (pid, i) => ((cpuTicks(pid) - (before[i] as number)) / ticksPerSecond / (idleMs / 1000)) * 100,
+  );
+  const memory = pids.map(memoryMb);
+  const rss = memory.map((m) => m.rss);
+  return {
+    anonMb: round(median(memory.map((m) => m.anon))),
+    fileMb: round(median(memory.map((m) => m.file))),
+    rssMb: {
+      median: round(median(rss)),
+      max: round(Math.max(...rss)),
+      each: rss.map((r) => round(r)),
+    },
+    cpuPercent: {
+      median: round(median(cpuPercent), 2),
+      max: round(Math.max(...cpuPercent), 2),
+      each: cpuPercent.map((c) => round(c, 2)),
+    },
+  };
+}
+
+/**
+ * A cluster of this many agents, measured twice: running nothing, then serving a stack of three
+ * replicas that a few requests went through (its tasks' own processes not counted).
+ */
 async function measure(nodes: number, idleMs: number, ticksPerSecond: number) {
   const hosts = Array.from({ length: nodes }, (_, i) => `127.0.80.${i + 1}`);
   const cluster = await LocalCluster.create(`footprint-${nodes}`);
@@ -55,8 +93,9 @@ async function measure(nodes: number, idleMs: number, ticksPerSecond: number) {
   try {
     note(`footprint: starting ${nodes} agents`);
     const agents = await cluster.start(hosts, 'f');
+    const first = agents[0] as AgentProcess;
     await until(`${nodes} members alive`, 120_000, async () =>
-      (await status(agents[0] as AgentProcess)).members.alive === nodes ? true : undefined,
+      (await status(first)).members.alive === nodes ? true : undefined,
     );
     await agreement(agents, 60_000);
     // Joining and seating are over, and the code the idle loop runs is compiled (during the
@@ -64,30 +103,28 @@ async function measure(nodes: number, idleMs: number, ticksPerSecond: number) {
     // of being a member.
     await sleep(SETTLE_MS);
     const pids = agents.map((a) => a.child.pid as number);
-    const before = pids.map(cpuTicks);
     note(`footprint: ${nodes} agents idle for ${idleMs / 1000} s`);
-    await sleep(idleMs);
-    const cpuPercent = pids.map(
-      (pid, i) =>
-        ((cpuTicks(pid) - (before[i] as number)) / ticksPerSecond / (idleMs / 1000)) * 100,
+    const idle = await window(pids, idleMs, ticksPerSecond);
+    const deployed = await meshOn(
+      first,
+      'deploy',
+      '-c',
+      cluster.file('web.yml', SERVING_STACK),
+      'fp',
     );
-    const memory = pids.map(memoryMb);
-    const rss = memory.map((m) => m.rss);
-    return {
-      nodes,
-      anonMb: round(median(memory.map((m) => m.anon))),
-      fileMb: round(median(memory.map((m) => m.file))),
-      rssMb: {
-        median: round(median(rss)),
-        max: round(Math.max(...rss)),
-        each: rss.map((r) => round(r)),
-      },
-      cpuPercent: {
-        median: round(median(cpuPercent), 2),
-        max: round(Math.max(...cpuPercent), 2),
-        each: cpuPercent.map((c) => round(c, 2)),
-      },
-    };
+    if (deployed.code !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
+    for (let i = 0; i < SERVING_REQUESTS; i++) {
+      const answer = await requestOnce({
+        host: hosts[0] as string,
+        port: 80,
+        hostHeader: 'web.fp.mesh',
+      });
+      if (answer.body !== 'ok') throw new Error(`the ingress answered ${answer.status}`);
+    }
+    await sleep(SETTLE_MS);
+    note(`footprint: ${nodes} agents serving a stack, idle for ${idleMs / 1000} s`);
+    const serving = await window(pids, idleMs, ticksPerSecond);
+    return { nodes, ...idle, serving };
   } finally {
     await cluster.close();
   }

@@ -37,7 +37,11 @@ export interface Load {
   stop(): Promise<LoadResult>;
 }
 
-function once(target: LoadTarget, agent: Agent): Promise<{ status: number; body: string }> {
+/** One request to the target (through the agent's pool, or a connection of its own). */
+export function requestOnce(
+  target: LoadTarget,
+  agent?: Agent,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -80,7 +84,7 @@ export function startLoad(target: LoadTarget, bounds: LoadBounds): Load {
       result.requests++;
       const started = performance.now();
       try {
-        const { status, body } = await once(target, agent);
+        const { status, body } = await requestOnce(target, agent);
         latencies.push(performance.now() - started);
         if (status < 200 || status >= 300) fail(`${status} ${body.slice(0, 200)}`);
         else result.bodies[body] = (result.bodies[body] ?? 0) + 1;
