@@ -7,6 +7,7 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { text } from 'node:stream/consumers';
 import test from 'ava';
 import type { OperatorContext, OperatorRow, StatusResponse } from '../../agent/control/api.js';
 import {
@@ -81,11 +82,7 @@ test.serial('a client without a certificate is refused, saying what it needs', a
         agent: false,
       },
       (res) => {
-        let body = '';
-        res.on('data', (chunk) => {
-          body += String(chunk);
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        text(res).then((body) => resolve({ status: res.statusCode ?? 0, body }), reject);
       },
     );
     req.on('error', reject);
