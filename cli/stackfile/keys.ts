@@ -110,5 +110,5 @@ export const SUPPORTED_NOTES: Record<string, string> = {
   'services.*.secrets': 'files on a tmpfs, /run/secrets/<name> unless target says (uid, gid, mode)',
   'services.*.configs': 'files at their target (uid, gid, mode)',
   'services.*.x-mesh':
-    "mesh's own settings: runtime (process), at_most_once, routes (HTTP ingress), readiness",
+    "mesh's own settings: runtime (process), at_most_once, routes (HTTP ingress), readiness, autoscale",
 };

@@ -30,6 +30,16 @@ export class StackFileError extends UserError {
   }
 }
 
+/** A problem found while reading one value, and the key path it is at. */
+export class Located extends Error {
+  constructor(
+    readonly path: KeyPath,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export function formatPath(path: KeyPath): string {
   return path.map(String).join('.') || '(top level)';
 }

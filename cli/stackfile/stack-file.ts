@@ -16,11 +16,13 @@ import type {
   UpdatePolicy,
 } from '../../mesh/api/services.js';
 import { isValidName } from '../../mesh/api/stacks.js';
+import { autoscaleOf } from './autoscale.js';
 import { CONTAINER_KEYS } from './container.js';
 import { IGNORED_DEPLOY, IGNORED_SERVICE, IGNORED_TOP } from './keys.js';
 import { checkSchema } from './schema.js';
 import {
   type KeyPath,
+  Located,
   MergedSource,
   type Problem,
   Source,
@@ -39,7 +41,6 @@ import {
   declaredValues,
   type FileValue,
   serviceRefs,
-  ValueError,
 } from './values-of-file.js';
 import { declaredVolumes, serviceVolumes } from './volumes.js';
 
@@ -147,7 +148,7 @@ export function readStackFile(
   const problems: Problem[] = [];
   const networks = networksOfFile(stack, (data.networks ?? {}) as Raw, ignore);
   const dir = dirname(resolve(file));
-  const refuse = (error: ValueError) => problems.push(source.problem(error.path, error.message));
+  const refuse = (error: Located) => problems.push(source.problem(error.path, error.message));
   const values = {
     secrets: declaredValues('secrets', data.secrets as Raw, stack, dir, env, ignore, refuse),
     configs: declaredValues('configs', data.configs as Raw, stack, dir, env, ignore, refuse),
@@ -191,16 +192,6 @@ export function readStackFile(
     ignored,
     unset,
   };
-}
-
-/** A problem found while reading one value, and the key path it is at. */
-class Located extends Error {
-  constructor(
-    readonly path: KeyPath,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 interface Context {
@@ -254,7 +245,7 @@ function at<T>(path: KeyPath, read: () => T): T {
   }
 }
 
-const X_MESH_KEYS = ['runtime', 'at_most_once', 'routes', 'readiness'];
+const X_MESH_KEYS = ['runtime', 'at_most_once', 'routes', 'readiness', 'autoscale'];
 
 function serviceOf(stack: string, key: string, raw: Raw, context: Context): ServiceDefinition {
   const path: KeyPath = ['services', key];
@@ -394,12 +385,7 @@ function optionalSettings(
   if (runtime === 'docker' && named.length > 0) definition.namedVolumes = named;
   for (const kind of ['secrets', 'configs'] as const)
     if (raw[kind] !== undefined)
-      try {
-        definition[kind] = serviceRefs(kind, raw[kind], path, context.values[kind]);
-      } catch (error) {
-        if (!(error instanceof ValueError)) throw error;
-        throw new Located(error.path, error.message);
-      }
+      definition[kind] = serviceRefs(kind, raw[kind], path, context.values[kind]);
   if (runtime === 'docker') {
     const container = containerSettingsOf(raw, deploy, path);
     if (Object.keys(container).length > 0) definition.container = container;
@@ -415,6 +401,15 @@ function optionalSettings(
       [...path, 'x-mesh', 'readiness'],
       definition,
     );
+  if (mesh.autoscale !== undefined) {
+    definition.autoscale = autoscaleOf(
+      mesh.autoscale,
+      [...path, 'x-mesh', 'autoscale'],
+      definition,
+      deploy.replicas,
+    );
+    if (deploy.replicas === undefined) definition.replicas = definition.autoscale.min;
+  }
   if (definition.healthcheck === undefined) delete definition.healthcheck;
   if (definition.command === undefined) delete definition.command;
   if (definition.entrypoint === undefined) delete definition.entrypoint;

@@ -11,7 +11,7 @@ import {
   isValidValueName,
   type ValueKind,
 } from '../../mesh/api/secrets.js';
-import type { KeyPath } from './source.js';
+import { type KeyPath, Located } from './source.js';
 
 type Raw = Record<string, unknown>;
 
@@ -20,15 +20,6 @@ export interface FileValue {
   kind: ValueKind;
   name: string;
   data?: string;
-}
-
-export class ValueError extends Error {
-  constructor(
-    readonly path: KeyPath,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 const noun = (kind: ValueKind) => (kind === 'secrets' ? 'secret' : 'config');
@@ -44,7 +35,7 @@ export function declaredValues(
   dir: string,
   env: NodeJS.ProcessEnv,
   ignore: (path: KeyPath, reason: string) => void,
-  refuse: (error: ValueError) => void,
+  refuse: (error: Located) => void,
 ): DeclaredValues {
   const values = new Map<string, FileValue>();
   const broken = new Set<string>();
@@ -53,7 +44,7 @@ export function declaredValues(
       const value = declaredValue(kind, key, (raw ?? {}) as Raw, stack, dir, env, ignore);
       values.set(key, value);
     } catch (error) {
-      if (!(error instanceof ValueError)) throw error;
+      if (!(error instanceof Located)) throw error;
       // Reported here, once: the services that use it say nothing more of it.
       refuse(error);
       broken.add(key);
@@ -80,7 +71,7 @@ function declaredValue(
   const external = spec.external === true || typeof spec.external === 'object';
   const name = typeof spec.name === 'string' ? spec.name : external ? key : `${stack}_${key}`;
   if (!isValidValueName(name))
-    throw new ValueError(path, `${noun(kind)} name "${name}" must be letters, digits, _, . and -`);
+    throw new Located(path, `${noun(kind)} name "${name}" must be letters, digits, _, . and -`);
   for (const setting of ['driver', 'driver_opts', 'template_driver', 'labels'])
     if (spec[setting] !== undefined)
       ignore([...path, setting], 'values are kept by mesh, sealed, as they are');
@@ -90,7 +81,7 @@ function declaredValue(
     try {
       data = readFileSync(resolve(dir, spec.file));
     } catch (error) {
-      throw new ValueError(
+      throw new Located(
         [...path, 'file'],
         `cannot read ${spec.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
       );
@@ -98,12 +89,12 @@ function declaredValue(
   } else if (typeof spec.environment === 'string') {
     const value = env[spec.environment];
     if (value === undefined)
-      throw new ValueError([...path, 'environment'], `$${spec.environment} is not set`);
+      throw new Located([...path, 'environment'], `$${spec.environment} is not set`);
     data = Buffer.from(value);
   } else if (kind === 'configs' && typeof spec.content === 'string') {
     data = Buffer.from(spec.content);
   } else {
-    throw new ValueError(
+    throw new Located(
       path,
       `needs file, environment${kind === 'configs' ? ', content' : ''} or external: true`,
     );
@@ -124,7 +115,7 @@ export function serviceRefs(
     if (declared.broken.has(key)) return [];
     const value = declared.values.get(key);
     if (!value)
-      throw new ValueError(
+      throw new Located(
         [...path, kind, i],
         `${noun(kind)} "${key}" is not declared under the top-level ${kind}`,
       );
@@ -140,7 +131,7 @@ export function serviceRefs(
     const digits = String(long.mode ?? '444');
     const mode = /^[0-7]+$/.test(digits) ? Number.parseInt(digits, 8) : Number(long.mode);
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o777)
-      throw new ValueError([...path, kind, i, 'mode'], 'must be a file mode (0400, 0444, ...)');
+      throw new Located([...path, kind, i, 'mode'], 'must be a file mode (0400, 0444, ...)');
     return {
       source: value.name,
       version: 0,

@@ -4,6 +4,7 @@
  */
 
 import { isDeepStrictEqual } from 'node:util';
+import { type AutoscalePolicy, checkAutoscalePolicy, withinBounds } from './autoscale.js';
 import {
   amount,
   boolean,
@@ -209,6 +210,11 @@ export interface ServiceDefinition {
   atMostOnce?: boolean;
   /** x-mesh routes: hostnames and path prefixes served by the HTTP ingress on every node. */
   routes?: HttpRouteSpec[];
+  /**
+   * x-mesh autoscale: the leader sets the replica count between min and max from what the
+   * replicas use and serve. Like the replica count, it is not part of the task template.
+   */
+  autoscale?: AutoscalePolicy;
   container?: ContainerSettings;
   /** Secrets (files under /run/secrets, by default) and configs it reads, each at a version. */
   secrets?: FileRef[];
@@ -272,9 +278,19 @@ export function definitionOf(record: ServiceRecord): ServiceDefinition {
 /** What a deploy did to a service it declares. */
 export type ServiceChange = 'created' | 'updated' | 'scaled' | 'unchanged';
 
-/** The task template: everything but the replica count (scaling replaces no task). */
+/** The task template: everything but how many replicas run (scaling replaces no task). */
 function template(definition: ServiceDefinition): ServiceDefinition {
-  return { ...definition, replicas: 0 };
+  const { autoscale: _autoscale, ...rest } = definition;
+  return { ...rest, replicas: 0 };
+}
+
+/**
+ * How many replicas a deploy asks for: the file's count, except that an autoscaled service keeps
+ * the count its autoscaler reached (within the new bounds): a deploy does not undo its work.
+ */
+function replicasAfterDeploy(stored: ServiceRecord | undefined, next: ServiceDefinition): number {
+  if (!next.autoscale) return next.replicas;
+  return withinBounds(next.autoscale, stored?.autoscale ? stored.replicas : next.replicas);
 }
 
 /**
@@ -288,6 +304,7 @@ export function updatedRecord(
 ): { record: ServiceRecord; change: ServiceChange } {
   // What the cluster keeps beside a definition (versions, rollout) is not part of it.
   const next = definitionOf(definition as ServiceRecord);
+  next.replicas = replicasAfterDeploy(stored, next);
   const before = stored && definitionOf(stored);
   const changed = !before || !isDeepStrictEqual(template(before), template(next));
   const version = (stored?.version ?? 0) + (changed ? 1 : 0);
@@ -295,12 +312,12 @@ export function updatedRecord(
     ? 'created'
     : changed
       ? 'updated'
-      : before.replicas !== next.replicas
+      : before.replicas !== next.replicas || !isDeepStrictEqual(before.autoscale, next.autoscale)
         ? 'scaled'
         : 'unchanged';
   const record: ServiceRecord =
     stored && !changed
-      ? { ...stored, replicas: next.replicas, updatedAt: now }
+      ? withAutoscale({ ...stored, replicas: next.replicas, updatedAt: now }, next.autoscale)
       : { ...next, version, updatedAt: now };
   if (stored && changed)
     Object.assign(record, {
@@ -311,6 +328,12 @@ export function updatedRecord(
   return { record, change };
 }
 
+function withAutoscale(record: ServiceRecord, policy: AutoscalePolicy | undefined): ServiceRecord {
+  if (policy) record.autoscale = policy;
+  else delete record.autoscale;
+  return record;
+}
+
 /**
  * The service as it was before its last update, as a new version that rolls out per
  * rollback_config and replaces only the tasks of the version it undoes.
@@ -318,17 +341,20 @@ export function updatedRecord(
 export function rolledBack(service: ServiceRecord, updatedAt: string, why?: string): ServiceRecord {
   const { previous, previousVersion } = service;
   if (!previous) throw new Error(`service ${serviceId(service)} has no earlier version`);
-  const record: ServiceRecord = {
-    ...previous,
-    // Scaling since then stays: a rollback restores the task template, not the replica count.
-    replicas: service.replicas,
-    version: service.version + 1,
-    updatedAt,
-    previous: definitionOf(service),
-    previousVersion: service.version,
-    rollingBack: true,
-    rollout: { state: 'updating', startedAt: updatedAt, ...(why ? { message: why } : {}) },
-  };
+  const record: ServiceRecord = withAutoscale(
+    {
+      ...previous,
+      // Scaling since then stays: a rollback restores the task template, not the replica count.
+      replicas: service.replicas,
+      version: service.version + 1,
+      updatedAt,
+      previous: definitionOf(service),
+      previousVersion: service.version,
+      rollingBack: true,
+      rollout: { state: 'updating', startedAt: updatedAt, ...(why ? { message: why } : {}) },
+    },
+    service.autoscale,
+  );
   if (previousVersion !== undefined) record.restores = previousVersion;
   return record;
 }
@@ -401,6 +427,7 @@ const definitionFields: Fields = {
     atMostOnce: boolean,
     networks: listOf(string),
     routes: listOf(shape({ host: string, path: string, port: integer(1), stripPrefix: boolean })),
+    autoscale: checkAutoscalePolicy,
     command: listOf(string),
     entrypoint: listOf(string),
     healthcheck: shape({
@@ -461,27 +488,76 @@ const definitionFields: Fields = {
   },
 };
 
+/**
+ * What an autoscaled service lacks: replicas to count (not global), and for a CPU or memory
+ * target, the reservation or limit its percentage is of.
+ */
+export function autoscaleMisfit(
+  service: ServiceDefinition,
+): { key: 'autoscale' | 'cpu' | 'memory'; message: string } | undefined {
+  const { autoscale, resources } = service;
+  if (!autoscale) return undefined;
+  if (service.mode === 'global')
+    return {
+      key: 'autoscale',
+      message: 'a global service runs one task per node: it cannot autoscale (make it replicated)',
+    };
+  const { reservations, limits } = resources;
+  const bases = {
+    cpu: { has: reservations.cpus > 0 || (limits.cpus ?? 0) > 0, name: 'CPU', key: 'cpus' },
+    memory: {
+      has: reservations.memoryBytes > 0 || (limits.memoryBytes ?? 0) > 0,
+      name: 'memory',
+      key: 'memory',
+    },
+  };
+  for (const metric of ['cpu', 'memory'] as const) {
+    const base = bases[metric];
+    if (autoscale.targets[metric] !== undefined && !base.has)
+      return {
+        key: metric,
+        message: `is a percentage of the ${base.name} reservation or limit, and the service has neither: set deploy.resources.reservations.${base.key} (or limits.${base.key})`,
+      };
+  }
+  return undefined;
+}
+
+/** A shape check, then the autoscale policy against the rest of the service. */
+const withAutoscaleFit =
+  (shape: Check): Check =>
+  (value, path) => {
+    const problem = shape(value, path);
+    if (problem) return problem;
+    const misfit = autoscaleMisfit(value as ServiceDefinition);
+    if (!misfit) return undefined;
+    return misfit.key === 'autoscale'
+      ? `${path}.autoscale: ${misfit.message}`
+      : `${path}.autoscale.targets.${misfit.key} ${misfit.message}`;
+  };
+
 /** A service as declared: what a deploy request carries, and a record's `previous`. */
-export const checkDefinition: Check = object(definitionFields);
+export const checkDefinition: Check = withAutoscaleFit(object(definitionFields));
 
 /** services/<stack>.<name> */
-export const checkService: Check = object({
-  required: { ...definitionFields.required, version: integer(1), updatedAt: string },
-  optional: {
-    ...definitionFields.optional,
-    previous: checkDefinition,
-    previousVersion: integer(1),
-    rollingBack: boolean,
-    restores: integer(1),
-    rollout: object({
-      required: {
-        state: oneOf('updating', 'completed', 'paused', 'rolled-back'),
-        startedAt: string,
-      },
-      optional: { readyAt: string, message: string },
-    }),
-  },
-});
+export const checkService: Check = withAutoscaleFit(
+  object({
+    required: { ...definitionFields.required, version: integer(1), updatedAt: string },
+    optional: {
+      ...definitionFields.optional,
+      previous: checkDefinition,
+      previousVersion: integer(1),
+      rollingBack: boolean,
+      restores: integer(1),
+      rollout: object({
+        required: {
+          state: oneOf('updating', 'completed', 'paused', 'rolled-back'),
+          startedAt: string,
+        },
+        optional: { readyAt: string, message: string },
+      }),
+    },
+  }),
+);
 
 /**
  * The definition a task runs: its own version's. A task of the version before the last update

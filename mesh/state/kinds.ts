@@ -1,4 +1,5 @@
 import type { AuthoritySetting } from '../api/authority.js';
+import type { AutoscaleRecord } from '../api/autoscale.js';
 import type { CertificateRecord } from '../api/certificates.js';
 import type { NetworkSettings, ServiceAddress } from '../api/network.js';
 import type { NodeRecord } from '../api/nodes.js';
@@ -25,6 +26,7 @@ export const KINDS = [
   'volumes',
   'registries',
   'operators',
+  'autoscaling',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -51,4 +53,5 @@ export interface KindTypes {
   volumes: VolumeRecord;
   registries: RegistryLogin;
   operators: OperatorRecord;
+  autoscaling: AutoscaleRecord;
 }

@@ -1,4 +1,5 @@
 import { checkAuthority } from '../api/authority.js';
+import { type AutoscaleRecord, checkAutoscaleRecord } from '../api/autoscale.js';
 import { type CertificateRecord, checkCertificate } from '../api/certificates.js';
 import {
   checkNetworkSettings,
@@ -45,6 +46,7 @@ const SHAPES: Record<Kind, Check> = {
   volumes: checkVolume,
   registries: checkRegistryLogin,
   operators: checkOperator,
+  autoscaling: checkAutoscaleRecord,
 };
 
 /** What is wrong with a stored object on its own (its shape, and that its ID names it). */
@@ -62,6 +64,7 @@ export function checkObject(kind: Kind, id: string, value: unknown): string | un
   if (kind === 'volumes') return named((value as VolumeRecord).name);
   if (kind === 'registries') return named((value as RegistryLogin).host);
   if (kind === 'operators') return named((value as OperatorRecord).name);
+  if (kind === 'autoscaling') return named((value as AutoscaleRecord).service);
   return undefined;
 }
 

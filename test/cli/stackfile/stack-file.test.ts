@@ -903,3 +903,98 @@ test('a problem in merged files is said where the key is set, in the later file 
     ),
   });
 });
+
+test('x-mesh autoscale is read with HPA defaults; the service starts at min without replicas', (t) => {
+  const stack = readStackFile(
+    file(
+      'autoscale.yml',
+      `services:
+  web:
+    image: web
+    deploy: { resources: { reservations: { cpus: "0.5" } } }
+    x-mesh: { autoscale: { min: 2, max: 10, cpu: 60%, rps: 50 } }
+  api:
+    image: api
+    deploy: { replicas: 3, resources: { limits: { memory: 256m } } }
+    x-mesh:
+      autoscale:
+        max: 4
+        memory: 80
+        tolerance: 5%
+        scale_up: { max_step: 1, period: 30s }
+        scale_down: { stabilization: 1m, period: 10s, max_step: 2 }
+`,
+    ),
+    'app',
+    {},
+  );
+  const [web, api] = stack.services;
+  t.is(web?.replicas, 2);
+  t.deepEqual(web?.autoscale, {
+    min: 2,
+    max: 10,
+    targets: { cpu: 60, rps: 50 },
+    tolerance: 0.1,
+    scaleUp: { periodMs: 15_000 },
+    scaleDown: { periodMs: 15_000, stabilizationMs: 300_000 },
+  });
+  t.is(api?.replicas, 3);
+  t.deepEqual(api?.autoscale, {
+    min: 1,
+    max: 4,
+    targets: { memory: 80 },
+    tolerance: 0.05,
+    scaleUp: { periodMs: 30_000, maxStep: 1 },
+    scaleDown: { periodMs: 10_000, maxStep: 2, stabilizationMs: 60_000 },
+  });
+});
+
+test('x-mesh autoscale mistakes are refused naming file, line and key', (t) => {
+  const refused = (name: string, service: string, autoscale: string) =>
+    problems(
+      name,
+      `services:\n  a:\n    image: x\n${service}    x-mesh:\n      autoscale: ${autoscale}\n`,
+    );
+  const cpu = '    deploy: { resources: { reservations: { cpus: "1" } } }\n';
+  t.regex(
+    refused('as-minmax.yml', cpu, '{ min: 5, max: 2, cpu: 50 }'),
+    /as-minmax\.yml:6:\d+: services\.a\.x-mesh\.autoscale\.min: \(5\) must not be above max \(2\)/,
+  );
+  t.regex(
+    refused('as-max0.yml', cpu, '{ max: 0, cpu: 50 }'),
+    /autoscale\.max: must be a whole number >= 1/,
+  );
+  t.regex(refused('as-nomax.yml', cpu, '{ cpu: 50 }'), /autoscale: needs max/);
+  t.regex(
+    refused('as-pct.yml', cpu, '{ max: 3, cpu: 0 }'),
+    /autoscale\.cpu: must be a percentage above 0/,
+  );
+  t.regex(
+    refused('as-none.yml', cpu, '{ max: 3 }'),
+    /autoscale: needs a target: at least one of cpu, memory, rps/,
+  );
+  t.regex(
+    refused('as-key.yml', cpu, '{ max: 3, cpu: 50, cooldown: 1m }'),
+    /autoscale\.cooldown: unknown autoscale setting \(min, max, cpu, memory, rps, tolerance, scale_up, scale_down\)/,
+  );
+  t.regex(
+    refused('as-down.yml', cpu, '{ max: 3, cpu: 50, scale_down: { stabilization: soon } }'),
+    /autoscale\.scale_down\.stabilization: "soon" is not a duration/,
+  );
+  t.regex(
+    refused('as-global.yml', '    deploy: { mode: global }\n', '{ max: 3, rps: 5 }'),
+    /services\.a\.x-mesh\.autoscale: a global service runs one task per node: it cannot autoscale/,
+  );
+  t.regex(
+    refused('as-res.yml', '', '{ max: 3, cpu: 50 }'),
+    /as-res\.yml:\d+:\d+: services\.a\.x-mesh\.autoscale\.cpu: is a percentage of the CPU reservation or limit, and the service has neither/,
+  );
+  t.regex(
+    refused('as-mem.yml', cpu, '{ max: 3, memory: 50 }'),
+    /autoscale\.memory: is a percentage of the memory reservation or limit/,
+  );
+  t.regex(
+    refused('as-replicas.yml', '    deploy: { replicas: 7 }\n', '{ max: 3, rps: 5 }'),
+    /autoscale: deploy\.replicas \(7\) is outside min 1 and max 3/,
+  );
+});

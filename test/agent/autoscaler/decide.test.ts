@@ -3,14 +3,13 @@
  * what the replicas used at each 15 s step; replicas added at a step are ready at the next.
  */
 import test from 'ava';
+import { decide, type Observation } from '../../../agent/autoscaler/decide.js';
 import {
   type AutoscaleHistory,
   type AutoscalePolicy,
   DEFAULT_BEHAVIOUR,
-  decide,
   NO_HISTORY,
-  type Observation,
-} from '../../../agent/orchestrator/autoscale.js';
+} from '../../../mesh/api/autoscale.js';
 
 const STEP_MS = 15_000;
 
@@ -189,6 +188,25 @@ test('requests per second are shared over the ready replicas; the largest metric
   );
 });
 
+test('the history keeps of the window only what can still be its highest', (t) => {
+  const window = policy({ scaleDown: { periodMs: STEP_MS, stabilizationMs: 4 * STEP_MS } });
+  const at = (i: number, cpu: number): Observation => ({
+    now: i * STEP_MS,
+    replicas: 6,
+    ready: 6,
+    usage: Array.from({ length: 6 }, () => ({ cpu })),
+  });
+  let history = NO_HISTORY;
+  for (const [i, cpu] of [30, 50, 40, 20].entries())
+    history = decide(window, at(i, cpu), history).history;
+  // 3 (30%), then 5 (50%) replaces it, then 4 and 2 follow it, each lower than the one before.
+  t.deepEqual(history.recommendations, [
+    { at: 1 * STEP_MS, replicas: 5 },
+    { at: 2 * STEP_MS, replicas: 4 },
+    { at: 3 * STEP_MS, replicas: 2 },
+  ]);
+});
+
 test('the history keeps the window, and a new leader that takes it over holds as the old would', (t) => {
   const window = policy({ scaleDown: { periodMs: STEP_MS, stabilizationMs: 2 * STEP_MS } });
   const at = (i: number, cpu: number, replicas = 6): Observation => ({
@@ -199,10 +217,10 @@ test('the history keeps the window, and a new leader that takes it over holds as
   });
   let history = NO_HISTORY;
   for (let i = 0; i < 10; i++) history = decide(window, at(i, 60), history).history;
-  // The window's recommendations only, and no change made.
+  // Of equal recommendations only the latest is kept (it leaves the window last); no change made.
   t.deepEqual(
     history.recommendations.map((r) => r.at / STEP_MS),
-    [8, 9],
+    [9],
   );
   t.deepEqual(history.changes, []);
   // The load falls as the leader changes: with the history the window holds; without, it would not.

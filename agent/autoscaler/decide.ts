@@ -8,44 +8,12 @@
  * state: samples are not cluster state, decisions are.
  */
 
-/** The targets a service scales on: at least one. */
-export interface AutoscaleTargets {
-  /** CPU, in percent of the replica's reservation (or of its limit without one). */
-  cpu?: number;
-  /** Memory, in percent of the replica's reservation (or of its limit without one). */
-  memory?: number;
-  /** Requests per second per ready replica (connections per second for a TCP-only service). */
-  rps?: number;
-}
-
-/** How far one direction may move: at most maxStep replicas per periodMs. */
-export interface StepLimit {
-  /** Unset: as many as the recommendation asks for. */
-  maxStep?: number;
-  periodMs: number;
-}
-
-/** `x-mesh: {autoscale: …}` of a replicated service, times in milliseconds. */
-export interface AutoscalePolicy {
-  min: number;
-  max: number;
-  targets: AutoscaleTargets;
-  /** Observed within target × (1 ± tolerance): no change. */
-  tolerance: number;
-  scaleUp: StepLimit;
-  scaleDown: StepLimit & { stabilizationMs: number };
-}
-
-/**
- * HPA's defaults where it has one: a tolerance of 10 %; up by 4 replicas per 15 s (HPA allows the
- * larger of 4 and 100 %: maxStep unset here means the same larger of the two); down as far as
- * asked per 15 s, once the 5 minutes' window allows it.
- */
-export const DEFAULT_BEHAVIOUR: Pick<AutoscalePolicy, 'tolerance' | 'scaleUp' | 'scaleDown'> = {
-  tolerance: 0.1,
-  scaleUp: { periodMs: 15_000 },
-  scaleDown: { periodMs: 15_000, stabilizationMs: 300_000 },
-};
+import {
+  type AutoscaleHistory,
+  type AutoscalePolicy,
+  type AutoscaleTargets,
+  withinBounds,
+} from '../../mesh/api/autoscale.js';
 
 /** Replicas HPA may add per period at least, whatever the percentage allows. */
 const UP_STEP_FLOOR = 4;
@@ -65,16 +33,6 @@ export interface Observation {
   /** Requests (or connections) per second to the service, summed over every node; unset: none heard yet. */
   rps?: number;
 }
-
-/** What the autoscaler keeps of the past, in the replicated state. */
-export interface AutoscaleHistory {
-  /** The recommendations of the scale-down window, oldest first. */
-  recommendations: Array<{ at: number; replicas: number }>;
-  /** The changes it made within the longer of the two periods, oldest first. */
-  changes: Array<{ at: number; from: number; to: number }>;
-}
-
-export const NO_HISTORY: AutoscaleHistory = { recommendations: [], changes: [] };
 
 export interface Decision {
   replicas: number;
@@ -168,7 +126,7 @@ export function decide(
 
   // Out of bounds (the policy changed): straight to the bound, whatever the limits.
   if (current < min || current > max) {
-    const bounded = Math.min(max, Math.max(min, current));
+    const bounded = withinBounds(policy, current);
     return finish(bounded, `scaled ${current}→${bounded}: outside min ${min}, max ${max}`, []);
   }
 
@@ -184,8 +142,12 @@ export function decide(
   const kept = history.recommendations.filter((r) => r.at > windowStart);
   if (proposals.length === 0) return finish(current, `held at ${current}: no metrics yet`, kept);
   const largest = proposals.reduce((a, b) => (b.replicas > a.replicas ? b : a));
-  const recommended = Math.min(max, Math.max(min, largest.replicas));
-  const recommendations = [...kept, { at: now, replicas: recommended }];
+  const recommended = withinBounds(policy, largest.replicas);
+  // Only the window's highest counts: an older one no higher than this one never will again.
+  const recommendations = [
+    ...kept.filter((r) => r.replicas > recommended),
+    { at: now, replicas: recommended },
+  ];
   const why = proposals.map((p) => p.why).join(', ');
 
   if (recommended === current)
