@@ -12,6 +12,8 @@ import { DataPlane } from '../proxy/data-plane.js';
 import { connectionBudget, raiseFdLimit } from '../proxy/host/fd-limit.js';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/limits.js';
 import { DEFAULT_UDP_IDLE_MS } from '../proxy/l4/udp-flows.js';
+import { Autoscaler } from './autoscaler/autoscaler.js';
+import { UsageSampler } from './autoscaler/usage-sampler.js';
 import { Backups } from './cluster/backup.js';
 import { Certificates } from './cluster/ingress-certificates.js';
 import { ClusterLogs } from './cluster/logs.js';
@@ -301,7 +303,7 @@ export class Agent {
     const keys = this.keyParts(connected);
     const work = this.workParts(connected, keys);
     const { keyring, autolock, authority, renewal, rotation } = keys;
-    const { dataPlane, certificates, sync, orchestrator, reconciler } = work;
+    const { dataPlane, certificates, sync, orchestrator, autoscaler, sampler, reconciler } = work;
     const { control, events, metrics, metricsAt } = this.operatorParts(connected, keys, work);
     // Started in this order, stopped in the reverse one.
     const ordered: Part[] = [
@@ -340,6 +342,8 @@ export class Agent {
       ['CA rotation', rotation],
       ['ingress certificates', certificates],
       ['reconciler', reconciler],
+      ['autoscaler', autoscaler],
+      ['usage sampler', sampler],
     ];
     for (const [name, part] of ordered)
       await this.lifecycle.start(
@@ -497,7 +501,27 @@ export class Agent {
       log,
     });
     const peers = new PeerCache(dir, membership, nodeId, log);
-    return { files, certificates, registries, dataPlane, sync, orchestrator, reconciler, peers };
+    const autoscaler = new Autoscaler({ nodeId, raft, state, transport, log });
+    const sampler = new UsageSampler({
+      nodeId,
+      state,
+      runtimes,
+      served: () => dataPlane.servedByService(),
+      deliver: (report) => autoscaler.deliver(report),
+      log,
+    });
+    return {
+      files,
+      certificates,
+      registries,
+      dataPlane,
+      sync,
+      orchestrator,
+      autoscaler,
+      sampler,
+      reconciler,
+      peers,
+    };
   }
 }
 

@@ -2,16 +2,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   DeployRequest,
   DeployResponse,
+  ServiceDetail,
   ServiceRow,
   StackRow,
   TaskRow,
 } from '../agent/control/api.js';
-import {
-  type PortSpec,
-  type PullPolicy,
-  type ServiceRecord,
-  serviceId,
-} from '../mesh/api/services.js';
+import { type PortSpec, type PullPolicy, serviceId } from '../mesh/api/services.js';
 import type { PublishedPort } from '../mesh/api/tasks.js';
 import { pollUntil } from '../mesh/poll.js';
 import { hostOf } from '../mesh/transport/address.js';
@@ -24,6 +20,7 @@ import {
   runSubcommand,
   UsageError,
 } from './args.js';
+import { autoscaleLines, autoscaleShort } from './autoscale-text.js';
 import { SERVICE_COMMANDS, VOLUME_COMMANDS } from './commands.js';
 import { callAgent, NoAgentError } from './control-client.js';
 import { follow } from './follow.js';
@@ -367,7 +364,7 @@ export async function ls(args: string[]): Promise<number> {
                 s.stack,
                 s.id,
                 s.mode,
-                `${s.ready}/${s.desired}${s.rollout && s.rollout.state !== 'completed' ? ` (${s.rollingBack && s.rollout.state === 'updating' ? 'rolling back' : s.rollout.state})` : ''}`,
+                replicasText(s),
                 shorten(s.runtime === 'process' ? `(process) ${s.image}` : s.image, 50),
                 [
                   s.ports.map(portSpecText).join(', ') || '-',
@@ -382,8 +379,21 @@ export async function ls(args: string[]): Promise<number> {
   return 0;
 }
 
+/** `3/3`, with the rollout under way and the autoscaling: `3/5 (updating; auto 2–10, cpu 84%/60%)`. */
+function replicasText(s: ServiceRow): string {
+  const notes = [
+    s.rollout && s.rollout.state !== 'completed'
+      ? s.rollingBack && s.rollout.state === 'updating'
+        ? 'rolling back'
+        : s.rollout.state
+      : '',
+    s.autoscale ? autoscaleShort(s.autoscale) : '',
+  ].filter(Boolean);
+  return `${s.ready}/${s.desired}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`;
+}
+
 /** What `mesh inspect` says of a service's definition, a line per concern. */
-function specLines(spec: ServiceRecord | undefined): string[] {
+function specLines(spec: ServiceDetail | undefined): string[] {
   if (!spec) return [];
   const seconds = (ms: number) => `${ms / 1000}s`;
   const { update, restartPolicy: restart } = spec;
@@ -394,6 +404,7 @@ function specLines(spec: ServiceRecord | undefined): string[] {
     ...(spec.command ? [`  command: ${JSON.stringify(spec.command)}`] : []),
     `  env: ${env.join(' ') || '-'}`,
     `  ${spec.mode === 'global' ? 'global: one task per node' : `replicas: ${spec.replicas}`}; constraints: ${spec.placement.constraints.join(', ') || '-'}`,
+    ...autoscaleLines(spec),
     `  update: parallelism ${update.parallelism}, delay ${seconds(update.delayMs)}, ${update.order}, on failure ${update.failureAction}, monitor ${seconds(update.monitorMs)}; restart: ${restart.condition}, delay ${seconds(restart.delayMs)}${restart.maxAttempts ? `, at most ${restart.maxAttempts}` : ''}; stop grace ${seconds(spec.stopGracePeriodMs)}`,
   ];
 }

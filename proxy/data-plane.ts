@@ -223,6 +223,19 @@ export class DataPlane {
     return this.ingress.stats(serviceId);
   }
 
+  /**
+   * What this node served per service since it started (or its ingress thread last did):
+   * requests through the HTTP ingress plus connections through the routing mesh. Autoscaling
+   * turns it into a rate.
+   */
+  async servedByService(): Promise<Map<string, number>> {
+    const served = new Map(Object.entries(await this.ingress.requests()));
+    for (const { labels, value } of this.forwarder.counts.connections.entries())
+      if (labels.outcome === 'forwarded')
+        served.set(labels.service, (served.get(labels.service) ?? 0) + value);
+    return served;
+  }
+
   /** The HTTP ingress's metrics, in the Prometheus text format (it keeps them in its thread). */
   ingressMetrics(): Promise<string> {
     return this.ingress.metrics();
@@ -252,7 +265,7 @@ export class DataPlane {
     if (this.privilegesMissing) log.error(this.privilegesMissing);
     this.unwatch = state.watch((change) => {
       if (change.kind === 'certificates') this.ingress.setCertificates(this.certificatesNow());
-      else if (change.kind !== 'nodes' && change.kind !== 'stacks' && change.kind !== 'secrets')
+      else if (!['nodes', 'stacks', 'secrets', 'autoscaling'].includes(change.kind))
         this.rebuildSoon();
     });
     this.options.onMembersChange(() => this.rebuildSoon());

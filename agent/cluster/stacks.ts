@@ -18,6 +18,7 @@ import type {
   DeployRequest,
   DeployResponse,
   RequestOf,
+  ServiceDetail,
   ServiceRow,
   ServiceUpdateRequest,
   ServiceUpdateResponse,
@@ -105,6 +106,18 @@ function changedDefinition(
 }
 
 /** Stacks and services as the control API reads and writes them. */
+/**
+ * An autoscaled service's count is its autoscaler's: a count set by hand would last until the next
+ * decision, a silent fight. The bounds are what an operator sets, in the stack file.
+ */
+function refuseScalingByHand(service: ServiceRecord): void {
+  const { autoscale } = service;
+  if (autoscale)
+    throw new ConflictError(
+      `service ${serviceId(service)} is autoscaled between ${autoscale.min} and ${autoscale.max} replicas: change min and max under x-mesh.autoscale in its stack file and deploy it, or take x-mesh.autoscale out to set the count by hand`,
+    );
+}
+
 export class Stacks {
   constructor(
     private readonly access: StateAccess,
@@ -230,6 +243,7 @@ export class Stacks {
       if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
       if (stored.value.mode === 'global')
         throw new InvalidError(`service ${id} is global: one task per node, nothing to scale`);
+      refuseScalingByHand(stored.value);
       const value = { ...stored.value, replicas: replicas as number };
       return [{ op: 'put', kind: 'services', id, value, ifVersion: stored.version }];
     });
@@ -249,6 +263,7 @@ export class Stacks {
       if (!stored) throw new NotFoundError(`service ${id} was removed meanwhile`);
       if (request.replicas !== undefined && stored.value.mode === 'global')
         throw new InvalidError(`service ${id} is global: one task per node, no replicas to set`);
+      if (request.replicas !== undefined) refuseScalingByHand(stored.value);
       const { record, change } = updatedRecord(
         stored.value,
         changedDefinition(definitionOf(stored.value), request),
@@ -261,12 +276,12 @@ export class Stacks {
     return response;
   }
 
-  /** A service as the cluster holds it, by ID or name. */
-  service(name: string): ServiceRecord {
+  /** A service as the cluster holds it, by ID or name, with its autoscaler's record. */
+  service(name: string): ServiceDetail {
     const id = this.resolveService(name);
     const stored = this.state.get('services', id);
     if (!stored) throw new NotFoundError(`no service ${name}; see "mesh ls"`);
-    return stored.value;
+    return { ...stored.value, autoscaling: this.state.get('autoscaling', id)?.value ?? null };
   }
 
   /** Goes back to the definition before the last update, rolled out per rollback_config. */
@@ -311,6 +326,7 @@ export class Stacks {
           if (reason) return [{ id, damaged: reason }];
           if (!service) return [];
           const own = tasks.filter((t) => t.serviceId === id && t.desired === 'running');
+          const autoscaling = this.state.get('autoscaling', id)?.value;
           const current = own.filter((t) => t.serviceVersion === service.version);
           const running = current
             .map((t) => this.status(t.id))
@@ -338,6 +354,14 @@ export class Stacks {
               rollingBack: service.rollingBack === true,
               failing: failing
                 ? `${failing.id} ${failing.status?.state}: ${failing.status?.reason ?? 'no reason given'}`
+                : null,
+              autoscale: service.autoscale
+                ? {
+                    min: service.autoscale.min,
+                    max: service.autoscale.max,
+                    targets: service.autoscale.targets,
+                    ...(autoscaling && { observed: autoscaling.observed }),
+                  }
                 : null,
             },
           ];

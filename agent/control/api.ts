@@ -3,6 +3,7 @@
  * and what it answers, shared by the agent and the CLI (and anything else that speaks to an
  * agent). A GET is asked through its query string, a POST through a JSON body.
  */
+import type { AutoscalePolicy, AutoscaleRecord, Observed } from '../../mesh/api/autoscale.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ValueKind } from '../../mesh/api/secrets.js';
 import type {
@@ -198,7 +199,12 @@ export interface ServiceRow {
    * without running), in words: what a deploy of a new service stops on. Null when none.
    */
   failing: string | null;
+  /** Its autoscaling bounds and targets, and what the leader last saw; null when not autoscaled. */
+  autoscale: (Pick<AutoscalePolicy, 'min' | 'max' | 'targets'> & { observed?: Observed }) | null;
 }
+
+/** GET /v1/service: the stored service, and its autoscaler's record (null: none yet). */
+export type ServiceDetail = ServiceRecord & { autoscaling: AutoscaleRecord | null };
 
 /** GET /v1/stacks */
 export interface StackRow {
@@ -420,7 +426,7 @@ export interface ControlApi {
   >;
   'POST /v1/services/rollback': Route<{ service: string }, { service: string; version: number }>;
   /** A service as the cluster holds it: its definition, version and rollout (`mesh inspect`). */
-  'GET /v1/service': Route<{ service: string }, ServiceRecord>;
+  'GET /v1/service': Route<{ service: string }, ServiceDetail>;
   /** `mesh service update`: the stored service with these changes, rolled out as a deploy is. */
   'POST /v1/services/update': Route<ServiceUpdateRequest, ServiceUpdateResponse>;
   /** Tasks of a stack or a service by name, of a stack, of a service (its ID), or all. */

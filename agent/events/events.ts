@@ -1,4 +1,5 @@
 import type { AuthoritySetting } from '../../mesh/api/authority.js';
+import type { AutoscaleRecord } from '../../mesh/api/autoscale.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
@@ -33,6 +34,7 @@ const TELLERS: { [K in Kind]?: Teller<K> } = {
   tasks: (id, before, after) => taskEvents(id, before, after),
   services: (id, before, after) => serviceEvents(id, before, after),
   nodes: (id, before, after) => nodeEvents(id, before, after),
+  autoscaling: (id, before, after) => autoscaleEvents(id, before, after),
   settings: (id, before, after) =>
     id === 'ca' ? caEvents(before as AuthoritySetting, after as AuthoritySetting) : [],
 };
@@ -105,6 +107,17 @@ function serviceEvents(id: string, before?: ServiceRecord, after?: ServiceRecord
       ...(after.rollout?.message && { reason: after.rollout.message }),
     });
   return events;
+}
+
+/** The autoscaler changed a service's replica count: the decision, and why. */
+function autoscaleEvents(
+  id: string,
+  before?: AutoscaleRecord,
+  after?: AutoscaleRecord,
+): Happening[] {
+  const last = after?.decisions.at(-1);
+  if (!last || last.at === before?.decisions.at(-1)?.at) return [];
+  return [{ type: 'service', action: 'autoscaled', subject: id, reason: last.reason }];
 }
 
 function nodeEvents(id: string, before?: NodeRecord, after?: NodeRecord): Happening[] {

@@ -56,7 +56,8 @@ export class Orchestrator {
 
   start(): void {
     this.unwatch = this.state.watch((change) => {
-      if (change.kind !== 'secrets') this.poke();
+      // The autoscaler's bookkeeping changes nothing to plan: its scaling writes the service.
+      if (change.kind !== 'secrets' && change.kind !== 'autoscaling') this.poke();
     });
     this.raft.on('leader', this.leadershipChanged);
     this.leadershipChanged();

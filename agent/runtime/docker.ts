@@ -17,6 +17,7 @@ import {
   type TaskNetwork,
   type TaskObservation,
   type TaskSpec,
+  type TaskUsage,
 } from './runtime.js';
 
 export interface DockerRuntimeOptions {
@@ -245,6 +246,43 @@ export class DockerRuntime implements Runtime {
       filters: { label: this.ownLabels },
     });
     return containers.map(summarize);
+  }
+
+  /**
+   * The engine's one-shot stats of each task's running container: its cgroup's CPU time, and its
+   * memory less the inactive page cache (as `docker stats` shows it).
+   */
+  async usage(taskIds: readonly string[]): Promise<Map<string, TaskUsage>> {
+    const wanted = new Set(taskIds);
+    const running = await this.options.docker.listContainers({
+      filters: { label: this.ownLabels, status: ['running'] },
+    });
+    const usage = new Map<string, TaskUsage>();
+    await Promise.all(
+      running.map(async (c) => {
+        const taskId = c.Labels[LABEL.task];
+        if (!taskId || !wanted.has(taskId)) return;
+        const stats = await this.options.docker
+          .getContainer(c.Id)
+          .stats({ stream: false, 'one-shot': true })
+          .catch((error: Error) => {
+            // Gone since the listing, or the engine busy: this sample goes without it.
+            this.options.log.debug({ task: taskId, reason: error.message }, 'no stats');
+            return undefined;
+          });
+        if (!stats?.cpu_stats?.cpu_usage) return;
+        const memory = stats.memory_stats;
+        const cache =
+          (memory.stats as Record<string, number> | undefined)?.inactive_file ??
+          memory.stats?.total_inactive_file ??
+          0;
+        usage.set(taskId, {
+          cpuNs: stats.cpu_stats.cpu_usage.total_usage,
+          memoryBytes: Math.max(0, (memory.usage ?? 0) - cache),
+        });
+      }),
+    );
+    return usage;
   }
 
   async logs(taskId: string, cursor: string | undefined, tail: number): Promise<LogPage> {

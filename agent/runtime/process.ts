@@ -21,6 +21,7 @@ import {
   type TaskExit,
   type TaskObservation,
   type TaskSpec,
+  type TaskUsage,
 } from './runtime.js';
 
 export interface ProcessRuntimeOptions {
@@ -43,15 +44,37 @@ interface TaskFile {
   ports: TaskObservation['ports'];
 }
 
-function startTicks(pid: number): string | undefined {
+/** /proc/PID/stat from its fourth field (state) on; undefined when there is no such process. */
+function procStat(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces) start after the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // no such process
     throw error;
   }
+}
+
+function startTicks(pid: number): string | undefined {
+  return procStat(pid)?.[19];
+}
+
+/** The kernel's clock ticks per second for /proc times (USER_HZ: 100 on every Linux port). */
+const NS_PER_TICK = 1e9 / 100;
+
+/**
+ * What the task's process has used: its CPU time and its children's that it waited for (utime,
+ * stime, cutime, cstime), and its resident memory. Children still running are not counted: a
+ * process runtime has no cgroup to sum them in.
+ */
+function processUsage(state: { pid: number; startTicks: string }): TaskUsage | undefined {
+  const fields = procStat(state.pid);
+  if (!fields || fields[19] !== state.startTicks) return undefined;
+  const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  const status = readFileSync(`/proc/${state.pid}/status`, 'utf8');
+  const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
+  return { cpuNs: ticks * NS_PER_TICK, memoryBytes: rssKb * 1024 };
 }
 
 async function freePort(host: string): Promise<number> {
@@ -167,6 +190,16 @@ export class ProcessRuntime implements Runtime {
   async inspect(taskId: string): Promise<TaskObservation | undefined> {
     const state = this.read(taskId);
     return state && this.observe(state);
+  }
+
+  async usage(taskIds: readonly string[]): Promise<Map<string, TaskUsage>> {
+    const usage = new Map<string, TaskUsage>();
+    for (const taskId of taskIds) {
+      const state = this.read(taskId);
+      const used = state && !this.exits.has(taskId) ? processUsage(state) : undefined;
+      if (used) usage.set(taskId, used);
+    }
+    return usage;
   }
 
   async list(): Promise<TaskObservation[]> {

@@ -88,6 +88,14 @@ export interface TaskObservation {
   health?: { status: 'starting' | 'healthy' | 'unhealthy'; detail?: string };
 }
 
+/** What a running task has used: for autoscaling, which turns the CPU time into a rate. */
+export interface TaskUsage {
+  /** CPU time since it started, in nanoseconds. */
+  cpuNs: number;
+  /** Memory in use now (without the page cache it could give back), in bytes. */
+  memoryBytes: number;
+}
+
 /** Something ended: the reconciler decides what the restart policy says. */
 export interface TaskExit {
   taskId: string;
@@ -115,6 +123,8 @@ export interface Runtime {
    * summary of each (inspect has the details, such as why it ended).
    */
   list(): Promise<TaskObservation[]>;
+  /** What each of these tasks uses; one that is not running here is left out. */
+  usage(taskIds: readonly string[]): Promise<Map<string, TaskUsage>>;
   /** Output since the cursor of an earlier page; without one, the last `tail` lines. */
   logs(taskId: string, cursor: string | undefined, tail: number): Promise<LogPage>;
   /**

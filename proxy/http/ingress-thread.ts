@@ -35,10 +35,15 @@ export type ToWorker =
   | { type: 'ask'; id: number; question: Question };
 
 /** What the agent asks the thread, and what each question is answered with. */
-export type Question = { what: 'stats'; serviceId: string } | { what: 'metrics' };
+export type Question =
+  | { what: 'stats'; serviceId: string }
+  | { what: 'metrics' }
+  | { what: 'requests' };
 export interface Answers {
   /** What the ingress saw of a service (undefined: nothing yet). */
   stats: ServiceStats | undefined;
+  /** Requests answered per service since the thread started. */
+  requests: Record<string, number>;
   /** The thread's metrics, in the Prometheus text format. */
   metrics: string;
 }
@@ -114,6 +119,11 @@ export class IngressThread {
   /** What the ingress saw of a service (undefined: nothing yet, or the thread is not running). */
   stats(serviceId: string): Promise<ServiceStats | undefined> {
     return this.ask({ what: 'stats', serviceId }, undefined);
+  }
+
+  /** Requests answered per service since the thread started (none while it is not running). */
+  requests(): Promise<Record<string, number>> {
+    return this.ask({ what: 'requests' }, {});
   }
 
   /** The thread's metrics in the Prometheus text format ('' while it is not running). */

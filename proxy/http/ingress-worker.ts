@@ -126,9 +126,9 @@ port.on('message', (message: ToWorker) => {
 });
 
 function answer(question: Question): Promise<unknown> {
-  return question.what === 'stats'
-    ? ingress.metrics.of(question.serviceId)
-    : ingress.metrics.text();
+  if (question.what === 'stats') return ingress.metrics.of(question.serviceId);
+  if (question.what === 'requests') return ingress.metrics.requestsByService();
+  return ingress.metrics.text();
 }
 
 await servers.listen(settings.advertise, settings.httpPort, settings.httpsPort);

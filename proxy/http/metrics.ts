@@ -47,6 +47,16 @@ export class IngressMetrics {
     return this.registry.metrics();
   }
 
+  /** Requests answered per service. */
+  async requestsByService(): Promise<Record<string, number>> {
+    const totals: Record<string, number> = {};
+    for (const v of (await this.requests.get()).values) {
+      const service = String(v.labels.service);
+      totals[service] = (totals[service] ?? 0) + v.value;
+    }
+    return totals;
+  }
+
   async of(serviceId: string): Promise<ServiceStats | undefined> {
     const requests = (await this.requests.get()).values.filter(
       (v) => v.labels.service === serviceId,

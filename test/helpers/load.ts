@@ -4,6 +4,7 @@
  * or time bound is reached, whichever comes first.
  */
 import { Agent, request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface LoadTarget {
   host: string;
@@ -19,6 +20,8 @@ export interface LoadBounds {
   clients: number;
   maxRequests: number;
   maxMs: number;
+  /** Each client waits this long after each answer (a trickle); unset: none. */
+  pauseMs?: number;
 }
 
 export interface LoadResult {
@@ -91,6 +94,7 @@ export function startLoad(target: LoadTarget, bounds: LoadBounds): Load {
       } catch (error) {
         fail((error as Error).message);
       }
+      if (bounds.pauseMs) await sleep(bounds.pauseMs);
     }
   };
   const clients = Array.from({ length: bounds.clients }, client);

@@ -9,6 +9,7 @@ import type {
   Runtime,
   TaskObservation,
   TaskSpec,
+  TaskUsage,
 } from '../../../agent/runtime/runtime.js';
 import type { Runtimes } from '../../../agent/runtime/runtimes.js';
 import type { TaskRecord } from '../../../mesh/api/tasks.js';
@@ -51,6 +52,10 @@ class FakeRuntime implements Runtime {
 
   async logs(): Promise<LogPage> {
     return { lines: [], cursor: '' };
+  }
+
+  async usage(): Promise<Map<string, TaskUsage>> {
+    return new Map();
   }
 
   async onChange(listener: (taskId: string) => void): Promise<void> {
