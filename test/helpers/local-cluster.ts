@@ -4,7 +4,15 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import type { NodeRow, RaftStatus, StatusResponse, TaskRow } from '../../agent/control/api.js';
+import type {
+  NodeRow,
+  RaftStatus,
+  ServiceDetail,
+  ServiceRow,
+  StackRow,
+  StatusResponse,
+  TaskRow,
+} from '../../agent/control/api.js';
 import { DataDir } from '../../agent/datadir.js';
 import { ProcessRuntime } from '../../agent/runtime/process.js';
 import { filesRoot } from '../../agent/secrets/files.js';
@@ -257,4 +265,24 @@ export async function checkUnreachable(range: string): Promise<void> {
     async () => (await run('ip', ['route', 'show', 'type', 'unreachable'])).stdout.includes(range),
     { what: `${range} routed unreachable`, timeoutMs: 20_000, intervalMs: 200 },
   );
+}
+
+/** The first service of the first stack, as `mesh ls --json` on the agent lists it. */
+export async function firstServiceRow(agent: AgentProcess): Promise<ServiceRow> {
+  const [stack] = await meshJson<StackRow[]>(agent, 'ls');
+  const row = stack?.services[0];
+  if (!row || 'damaged' in row) throw new Error(`no service listed: ${JSON.stringify(stack)}`);
+  return row;
+}
+
+/** The service as `mesh inspect --json` on the agent shows its definition and autoscaling. */
+export async function serviceDetail(agent: AgentProcess, service: string): Promise<ServiceDetail> {
+  const shown = await meshJson<{ services: Array<{ spec: ServiceDetail }> }>(
+    agent,
+    'inspect',
+    service,
+  );
+  const detail = shown.services[0]?.spec;
+  if (!detail) throw new Error(`mesh inspect ${service} showed no service`);
+  return detail;
 }

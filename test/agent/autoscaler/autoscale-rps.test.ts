@@ -6,16 +6,17 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import test from 'ava';
-import type { ClusterEvent, ServiceDetail, StackRow } from '../../../agent/control/api.js';
+import type { ClusterEvent } from '../../../agent/control/api.js';
 import { startLoad } from '../../helpers/load.js';
 import {
   type AgentProcess,
   deployStack,
+  firstServiceRow,
   LocalCluster,
-  meshJson,
   meshOn,
   nodeIdOf,
   nodesRecorded,
+  serviceDetail,
 } from '../../helpers/local-cluster.js';
 import { eventually } from '../../helpers/poll.js';
 
@@ -58,11 +59,6 @@ services:
         scale_down: { stabilization: 8s, period: 2s }
 `;
 
-const serviceRow = async (agent: AgentProcess) => {
-  const [row] = await meshJson<StackRow[]>(agent, 'ls');
-  return row?.services[0] as Extract<StackRow['services'][number], { ready: number }>;
-};
-
 test('a service scaled on rps follows load sent through the ingress of a node that runs none of it', async (t) => {
   const agents = await cluster.start(
     HOSTS,
@@ -73,7 +69,7 @@ test('a service scaled on rps follows load sent through the ingress of a node th
   const [first, , third] = agents as [AgentProcess, AgentProcess, AgentProcess];
   await nodesRecorded(first, 3);
   await deployStack(cluster, first, 'auto', stack(await nodeIdOf(third)));
-  const started = await serviceRow(first);
+  const started = await firstServiceRow(first);
   t.like(started, { desired: 1, autoscale: { min: 1, max: 4, targets: { rps: 20 } } });
 
   // mesh scale would fight the autoscaler: it is refused, and says how to change the bounds.
@@ -93,7 +89,7 @@ test('a service scaled on rps follows load sent through the ingress of a node th
   const load = startLoad(target, { clients: 2, maxRequests: 1_000_000, maxMs: 90_000 });
   const grown = await eventually(
     async () => {
-      const row = await serviceRow(first);
+      const row = await firstServiceRow(first);
       return row.desired === 4 && row.ready === 4 && row;
     },
     { what: 'auto.api grown to 4 ready replicas', timeoutMs: 80_000, intervalMs: 500 },
@@ -111,7 +107,7 @@ test('a service scaled on rps follows load sent through the ingress of a node th
     maxMs: 90_000,
     pauseMs: 200,
   });
-  await eventually(async () => (await serviceRow(first)).desired === 1, {
+  await eventually(async () => (await firstServiceRow(first)).desired === 1, {
     what: 'auto.api shrunk to 1 replica',
     timeoutMs: 80_000,
     intervalMs: 500,
@@ -123,10 +119,7 @@ test('a service scaled on rps follows load sent through the ingress of a node th
     `${down.failed} of ${down.requests} requests failed while shrinking`,
   );
 
-  const detail = await meshJson<ServiceDetail>(first, 'inspect', 'auto.api').then(
-    (d) => (d as unknown as { services: Array<{ spec: ServiceDetail }> }).services[0]?.spec,
-  );
-  const decisions = detail?.autoscaling?.decisions ?? [];
+  const decisions = (await serviceDetail(first, 'auto.api')).autoscaling?.decisions ?? [];
   t.true(decisions.length >= 2, JSON.stringify(decisions));
   t.regex(decisions[0]?.reason ?? '', /^scaled 1→\d: rps [\d.]+\/replica > target 20/);
   const last = decisions.at(-1);
