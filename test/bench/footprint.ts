@@ -7,38 +7,27 @@
  *   npm run bench:footprint -- [--nodes 3,12] [--idle-s 30] [--json]
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { requestOnce } from '../helpers/load.js';
 import { type AgentProcess, LocalCluster, meshOn } from '../helpers/local-cluster.js';
-import { agreement, cleanupOnSignal, note, option, report, status, until } from './harness.js';
+import {
+  agreement,
+  cleanupOnSignal,
+  cpuPercentOver,
+  memoryMb,
+  note,
+  option,
+  report,
+  status,
+  until,
+} from './harness.js';
 
 const run = promisify(execFile);
 /** The goals the issue set (#26): per agent, at 3 nodes. */
 const GOALS = { rssMb: 60, cpuPercent: 0.5 };
 /** From the agents' agreement to the start of the idle window. */
 const SETTLE_MS = 30_000;
-
-/** CPU time (user + system) of a process so far, in clock ticks, from /proc/PID/stat. */
-function cpuTicks(pid: number): number {
-  // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-}
-
-/**
- * Resident memory of a process now, in MiB, from /proc/PID/status: all of it, and its parts —
- * anonymous (heaps, stacks: the agent's own) and file-backed (the node binary and libraries,
- * shared with any other node process on the machine).
- */
-function memoryMb(pid: number): { rss: number; anon: number; file: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) =>
-    Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm'))?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
-}
 
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 const median = (values: number[]) =>
@@ -59,11 +48,7 @@ const SERVING_REQUESTS = 20;
 
 /** Each agent's memory at the end of an idle window, and its CPU over it. */
 async function window(pids: number[], idleMs: number, ticksPerSecond: number) {
-  const before = pids.map(cpuTicks);
-  await sleep(idleMs);
-  const cpuPercent = pids.map(
-    (pid, i) => ((cpuTicks(pid) - (before[i] as number)) / ticksPerSecond / (idleMs / 1000)) * 100,
-  );
+  const cpuPercent = await cpuPercentOver(pids, idleMs, ticksPerSecond);
   const memory = pids.map(memoryMb);
   const rss = memory.map((m) => m.rss);
   return {

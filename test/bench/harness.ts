@@ -1,8 +1,9 @@
 /** What the multi-process benchmarks share: options, polling, percentiles, agent calls. */
 
 import { type ChildProcess, execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { RequestOf, StackRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
@@ -94,6 +95,39 @@ export function summary(samples: number[]) {
     minMs: Math.round(sorted[0] ?? 0),
     samples: samples.map(Math.round),
   };
+}
+
+/** CPU time (user + system) of a process so far, in clock ticks, from /proc/PID/stat. */
+export function cpuTicks(pid: number): number {
+  // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+}
+
+/**
+ * Resident memory of a process now, in MiB, from /proc/PID/status: all of it, and its parts —
+ * anonymous (heaps, stacks: the agent's own) and file-backed (the node binary and libraries,
+ * shared with any other node process on the machine).
+ */
+export function memoryMb(pid: number): { rss: number; anon: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) =>
+    Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm'))?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
+}
+
+/** Each process's CPU over a window of `ms` from now, in percent of a core. */
+export async function cpuPercentOver(
+  pids: number[],
+  ms: number,
+  ticksPerSecond: number,
+): Promise<number[]> {
+  const before = pids.map(cpuTicks);
+  await sleep(ms);
+  return pids.map(
+    (pid, i) => ((cpuTicks(pid) - (before[i] as number)) / ticksPerSecond / (ms / 1000)) * 100,
+  );
 }
 
 export function report(result: unknown): void {

@@ -7,8 +7,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { StatusResponse } from '../../../agent/control/api.js';
+import { burnStack } from '../../helpers/burn.js';
 import { removeLabelled } from '../../helpers/containers.js';
-import { dockerTest, engine, TEST_IMAGE } from '../../helpers/docker.js';
+import { dockerTest, engine } from '../../helpers/docker.js';
 import { startLoad } from '../../helpers/load.js';
 import {
   type AgentProcess,
@@ -33,36 +34,7 @@ const WINDOW_MS = 30_000;
 const cluster = await LocalCluster.create('autoscale-cpu');
 let clusterId = '';
 
-/**
- * burn: busybox httpd whose /cgi-bin/burn spends about 20 ms of CPU a request; a tenth of a CPU
- * reserved per replica, scaled to keep each at half of it.
- */
-const STACK = `
-services:
-  burn:
-    image: ${TEST_IMAGE}
-    command:
-      - sh
-      - -c
-      - |
-        mkdir -p /tmp/www/cgi-bin
-        echo ok > /tmp/www/index.html
-        printf '#!/bin/sh\\nprintf "Content-Type: text/plain\\\\r\\\\n\\\\r\\\\n"\\ni=0\\nwhile [ $$i -lt 5000 ]; do i=$$((i+1)); done\\necho burnt\\n' > /tmp/www/cgi-bin/burn
-        chmod 755 /tmp/www/cgi-bin/burn
-        exec httpd -f -p 8080 -h /tmp/www
-    expose: ["8080"]
-    stop_grace_period: 2s
-    deploy:
-      resources: { reservations: { cpus: "0.1" } }
-    x-mesh:
-      routes: [burn.auto.test]
-      readiness: { http: /, interval: 200ms }
-      autoscale:
-        max: 3
-        cpu: 50
-        scale_up: { period: 2s }
-        scale_down: { stabilization: ${WINDOW_MS / 1000}s, period: 2s }
-`;
+const STACK = burnStack({ route: 'burn.auto.test', max: 3, windowS: WINDOW_MS / 1000 });
 
 dockerTest(
   'a CPU-bound service grows to its max under load and shrinks after the window, which a new leader keeps; no request fails',
