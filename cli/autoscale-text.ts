@@ -24,11 +24,11 @@ export function autoscaleLines(spec: ServiceDetail): string[] {
   if (!policy) return [];
   const record = spec.autoscaling;
   const seconds = (ms: number) => `${ms / 1000}s`;
-  const step = (s: { maxStep?: number; periodMs: number }) =>
-    `${s.maxStep === undefined ? 'any' : `≤${s.maxStep}`} per ${seconds(s.periodMs)}`;
+  const step = (s: { maxStep?: number; periodMs: number }, unset: string) =>
+    `${s.maxStep === undefined ? unset : `≤${s.maxStep}`} per ${seconds(s.periodMs)}`;
   const at = (ms: number) => ago(new Date(ms).toISOString());
   return [
-    `  autoscale: ${policy.min}–${policy.max} replicas on ${targetsText(policy.targets, record?.observed)} (per replica); tolerance ${Math.round(policy.tolerance * 100)}%; up ${step(policy.scaleUp)}; down ${step(policy.scaleDown)} after a ${seconds(policy.scaleDown.stabilizationMs)} window`,
+    `  autoscale: ${policy.min}–${policy.max} replicas on ${targetsText(policy.targets, record?.observed)} (per replica); tolerance ${Math.round(policy.tolerance * 100)}%; up ${step(policy.scaleUp, '4 or double')}; down ${step(policy.scaleDown, 'any')} after a ${seconds(policy.scaleDown.stabilizationMs)} window`,
     record
       ? `  last decision ${at(record.decidedAt)}: ${record.reason}`
       : '  last decision: none yet (the leader decides every 5s once replicas report)',

@@ -252,7 +252,8 @@ const COMMAND_LIST = [
     name: 'scale',
     args: 'SERVICE=N',
     group: 'Stacks',
-    summary: 'change the number of replicas',
+    summary:
+      'change the number of replicas (not of an autoscaled service: its bounds are in its file)',
   },
   {
     name: 'rollback',

@@ -109,8 +109,8 @@ export interface AutoscaleBatch {
 /**
  * The writes of one round, a batch per service (one refused leaves the others be): for each
  * autoscaled replicated service not in the middle of a rollout, its new replica count when the
- * decision changes it, and its record when it scaled or the record is older than RECORD_EVERY_MS;
- * the record of a service no longer autoscaled goes.
+ * decision changes it, and its record when it scaled, when metrics appeared or went, or when the
+ * record is older than RECORD_EVERY_MS; the record of a service no longer autoscaled goes.
  */
 export function autoscaleRound(
   view: AutoscaleView,
@@ -131,14 +131,17 @@ export function autoscaleRound(
     const decision = decide(policy, observation, stored?.history ?? NO_HISTORY);
     const from = service.replicas;
     const to = decision.replicas;
-    if (to === from && stored && now - stored.decidedAt < RECORD_EVERY_MS) continue;
+    const observed = averages(observation);
+    // Metrics that appear (or go) are worth telling at once: `no metrics yet` is not news for long.
+    const sameMetrics = Object.keys(observed).join() === Object.keys(stored?.observed ?? {}).join();
+    if (to === from && stored && sameMetrics && now - stored.decidedAt < RECORD_EVERY_MS) continue;
     const decisions = stored?.decisions ?? [];
     const { reason } = decision;
     const record: AutoscaleRecord = {
       service: id,
       history: decision.history,
       decidedAt: now,
-      observed: averages(observation),
+      observed,
       reason,
       decisions:
         to === from

@@ -89,7 +89,7 @@ test('a decision that changes the count writes the service (at its version) and 
   });
 });
 
-test('without a change the record is written when it is older than 15 s, not every round', (t) => {
+test('without a change the record is written when it is older than 15 s or metrics appeared, not every round', (t) => {
   const calm = [heard('n1', 's.web.1.v1', 50), heard('n2', 's.web.2.v1', 50)];
   const [first] = autoscaleRound(view(autoscaled()), calm, NOW);
   t.is(first?.scaling, undefined);
@@ -98,6 +98,9 @@ test('without a change the record is written when it is older than 15 s, not eve
   const records = new Map([['s.web', write.value as AutoscaleRecord]]);
   t.deepEqual(autoscaleRound(view(autoscaled(), records), calm, NOW + 5000), []);
   t.is(autoscaleRound(view(autoscaled(), records), calm, NOW + 15_000).length, 1);
+  // Written before metrics came: the first ones are told at once.
+  const blind = new Map([['s.web', { ...(write.value as AutoscaleRecord), observed: {} }]]);
+  t.is(autoscaleRound(view(autoscaled(), blind), calm, NOW + 5000).length, 1);
 });
 
 test('a service in a rollout is left alone; the record of one no longer autoscaled goes', (t) => {
