@@ -33,6 +33,7 @@ import { ControlServer } from './control/server.js';
 import { stackRoutes } from './control/stack-routes.js';
 import { valueRoutes } from './control/value-routes.js';
 import { metricsAddress } from './datadir.js';
+import { Changes } from './events/changes.js';
 import { EventFeed } from './events/feed.js';
 import { admission, followAdmission, readmissionRefusal } from './identity/admission.js';
 import { Authority } from './identity/authority.js';
@@ -304,7 +305,11 @@ export class Agent {
     const work = this.workParts(connected, keys);
     const { keyring, autolock, authority, renewal, rotation } = keys;
     const { dataPlane, certificates, sync, orchestrator, autoscaler, sampler, reconciler } = work;
-    const { control, events, metrics, metricsAt } = this.operatorParts(connected, keys, work);
+    const { control, events, changes, metrics, metricsAt } = this.operatorParts(
+      connected,
+      keys,
+      work,
+    );
     // Started in this order, stopped in the reverse one.
     const ordered: Part[] = [
       [
@@ -313,6 +318,7 @@ export class Agent {
       ],
       ...(metrics ? [['metrics', metrics] satisfies Part] : []),
       ['events', events],
+      ['changes', changes],
       ['data plane', dataPlane],
       ['peer cache', work.peers],
       [
@@ -367,6 +373,7 @@ export class Agent {
     const { state, raft, access } = connected;
     const stacks = new Stacks(access, keys.values);
     const events = new EventFeed({ state, raft, log });
+    const changes = new Changes({ state, feed: events, membership: connected.membership });
     const operators = new Operators({
       nodeId: identity.nodeId,
       clusterId: cluster.clusterId,
@@ -381,6 +388,7 @@ export class Agent {
       self: { nodeId: identity.nodeId, clusterId: cluster.clusterId, address: this.address },
       stacks,
       events,
+      changes,
       operators,
       log,
     });
@@ -389,7 +397,7 @@ export class Agent {
     const metrics = metricsAt
       ? new MetricsServer(metricsAt, new NodeMetrics({ ...connected, ...work, stacks }), log)
       : undefined;
-    return { control, events, metrics, metricsAt };
+    return { control, events, changes, metrics, metricsAt };
   }
 
   /** The keys the node holds and what they sign and seal: none started yet. */
@@ -648,6 +656,7 @@ function controlServer(parts: {
   values: StoredValues;
   stacks: Stacks;
   events: EventFeed;
+  changes: Changes;
   operators: Operators;
   registries: RegistryLogins;
   certificates: Certificates;
@@ -678,7 +687,7 @@ function controlServer(parts: {
       ...routesRoute(self.nodeId, parts.dataPlane, parts.certificates),
       ...valueRoutes(parts.values),
       ...registryRoutes(parts.registries),
-      ...eventRoutes(parts.events),
+      ...eventRoutes(parts.events, parts.changes),
       ...operatorRoutes(parts.operators),
     },
     log,

@@ -74,6 +74,8 @@ const FLAG_HELP: Record<string, string> = {
   follow: 'keep printing new output',
   'operator add --expires': 'how long its certificate lasts (default 90d)',
   'operator add --output': 'write the context to this new file (mode 0600) instead of printing it',
+  'dashboard --port': 'the port on 127.0.0.1 (default: one the system picks)',
+  'dashboard --no-open': 'only print the link; do not open it in a browser of this desktop',
   'events --since': 'only events this recent (a duration: 10m, 1h)',
   'events --type':
     'only events of this type (repeatable, or comma-separated): task, service, node, raft, certificate, ca, write',

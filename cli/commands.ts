@@ -291,6 +291,12 @@ const COMMAND_LIST = [
     summary: 'what happened: tasks, rollouts, nodes, leaders, certificates (-f: as it happens)',
   },
   {
+    name: 'dashboard',
+    args: '[--port N] [--no-open]',
+    group: 'Cluster',
+    summary: 'the cluster in a browser, on 127.0.0.1 only, through a link that logs in once',
+  },
+  {
     name: 'completion',
     args: 'bash|zsh',
     group: 'Other',

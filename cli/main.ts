@@ -44,6 +44,7 @@ const RUN: Record<CommandName, (args: string[]) => Promise<number>> = {
   rm: async (args) => (await stacks()).rm(args),
   logs: async (args) => (await stacks()).logs(args),
   events: async (args) => (await import('./events.js')).events(args),
+  dashboard: async (args) => (await import('./dashboard/command.js')).dashboard(args),
   uninstall: async (args) => (await import('./install.js')).uninstall(args),
   operator: async (args) => (await import('./operator.js')).operator(args),
   completion: async (args) => (await import('./completion.js')).completion(args),

@@ -390,6 +390,16 @@ export interface RegistryRow {
   services: string[];
 }
 
+/** Where a node's view stands: past any of these, a page that shows it has something to re-read. */
+export interface ChangeMark {
+  /** The replicated state's applied index. */
+  index: number;
+  /** The events feed's last event. */
+  events: number;
+  /** Membership changes seen since the agent started (a member suspect, dead, back). */
+  members: number;
+}
+
 /** A route: what it is asked (query or body) and what it answers. */
 interface Route<Request, Response> {
   request: Request;
@@ -444,6 +454,14 @@ export interface ControlApi {
   'GET /v1/events': Route<
     { after?: string; since?: string; types?: string },
     { events: ClusterEvent[]; last: number }
+  >;
+  /**
+   * A blocking query: this node's mark once its state, events feed or membership moves past the
+   * one given (each part optional), or when `wait` (ms, at most 30 s) is over.
+   */
+  'GET /v1/changes': Route<
+    { index?: string; events?: string; members?: string; wait?: string },
+    ChangeMark
   >;
   'GET /v1/routes': Route<{ service?: string }, RoutesResponse>;
   'POST /v1/certs': Route<{ host: string; certPem: string; keyPem: string }, CertificateRow>;

@@ -25,8 +25,20 @@ export class EventFeed {
   private readonly events: ClusterEvent[] = [];
   private seq = 0;
   private readonly stops: Array<() => void> = [];
+  private readonly listeners = new Set<() => void>();
 
   constructor(private readonly options: { state: ClusterState; raft: RaftNode; log: Logger }) {}
+
+  /** The number of the last event added (0: none yet). */
+  get last(): number {
+    return this.seq;
+  }
+
+  /** Calls the listener after each event added; returns the unsubscribe. */
+  onEvent(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   start(): void {
     const { state, raft } = this.options;
@@ -79,6 +91,7 @@ export class EventFeed {
   private add(happening: Happening): void {
     this.events.push({ seq: ++this.seq, time: new Date().toISOString(), ...happening });
     if (this.events.length > EVENTS_KEPT) this.events.shift();
+    for (const listener of this.listeners) listener();
   }
 }
 

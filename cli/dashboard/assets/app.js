@@ -1,0 +1,409 @@
+// The dashboard's page: Preact with htm, no bundler. Every view reads the control API through the
+// dashboard server (/api/...), re-reads when the server-sent stream says the cluster moved, and
+// shows the `mesh` command that gives the same.
+import { html, render, useEffect, useState } from '/vendor/preact.js';
+
+/** A refusal or failure of the API, with its HTTP status. */
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(path, body) {
+  const response = await fetch(`/api/${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw new ApiError(response.status, answer.error);
+  return answer;
+}
+
+const query = (params) =>
+  new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined)).toString();
+
+/** What the page knows of the cluster's moves: a counter the views re-read on, and the feed. */
+const live = { version: 0, events: [], down: null, listeners: new Set() };
+function tell() {
+  for (const listener of live.listeners) listener();
+}
+function connect() {
+  const stream = new EventSource('/api/stream');
+  stream.addEventListener('change', () => {
+    live.version++;
+    live.down = null;
+    tell();
+  });
+  stream.addEventListener('event', (message) => {
+    live.events = [JSON.parse(message.data), ...live.events].slice(0, 200);
+    tell();
+  });
+  stream.addEventListener('down', (message) => {
+    live.down = JSON.parse(message.data).error;
+    tell();
+  });
+}
+
+function useLive() {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    const listener = () => setTick((n) => n + 1);
+    live.listeners.add(listener);
+    return () => live.listeners.delete(listener);
+  }, []);
+  return live;
+}
+
+/** The API's answer at `path`, read again whenever the cluster moves; kept while a re-read fails. */
+function useApi(path) {
+  const { version } = useLive();
+  const [state, setState] = useState({ data: undefined, error: undefined, at: undefined });
+  useEffect(() => {
+    let current = true;
+    api(path).then(
+      (data) => current && setState({ data, error: undefined, at: new Date() }),
+      (error) => current && setState((s) => ({ ...s, error })),
+    );
+    return () => {
+      current = false;
+    };
+  }, [path, version]);
+  return state;
+}
+
+function useRoute() {
+  const [hash, setHash] = useState(location.hash || '#/');
+  useEffect(() => {
+    const changed = () => setHash(location.hash || '#/');
+    addEventListener('hashchange', changed);
+    return () => removeEventListener('hashchange', changed);
+  }, []);
+  return hash.slice(1).split('/').filter(Boolean).map(decodeURIComponent);
+}
+
+const ago = (iso) => {
+  if (!iso) return '-';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  return `${Math.floor(s / 3600)}h ago`;
+};
+const clock = (date) => date?.toTimeString().slice(0, 8);
+
+/** A view's frame: its title, its `mesh` command, its data greyed with a banner when a re-read failed. */
+function View({ title, command, state, children }) {
+  const { error, at, data } = state;
+  return html`<section class=${error && data ? 'stale' : ''}>
+    <h1>${title}</h1>
+    <div class="command">$ <code>${command}</code></div>
+    ${error && html`<${Failure} error=${error} at=${data ? at : undefined} />`}
+    ${data === undefined ? !error && html`<p>Loading…</p>` : children(data)}
+  </section>`;
+}
+
+function Failure({ error, at }) {
+  const since = at ? ` (showing what was true at ${clock(at)})` : '';
+  if (error.status === 503)
+    return html`<div class="banner">No leader or a replica behind: retrying${since}. ${error.message}</div>`;
+  if (error.status === 502) return html`<div class="banner error">${error.message}${since}</div>`;
+  return html`<div class="banner error">${error.message}${since}</div>`;
+}
+
+/** An action's outcome, said where it was done: 504 is not retried, it may have been applied. */
+function useAction() {
+  const [said, setSaid] = useState(null);
+  const run = async (what, call) => {
+    setSaid({ busy: true, text: `${what}…` });
+    try {
+      await call();
+      setSaid({ ok: true, text: `${what}: done` });
+    } catch (error) {
+      const text =
+        error.status === 504
+          ? `${what}: may or may not have been applied: look before trying again`
+          : `${what}: ${error.message}`;
+      setSaid({ ok: false, text });
+    }
+  };
+  const note =
+    said &&
+    html`<span class=${said.ok ? 'ok' : said.busy ? '' : 'bad'} data-said>${said.text}</span>`;
+  return [run, note];
+}
+
+function Overview() {
+  const state = useApi('status');
+  return html`<${View} title="Overview" command="mesh status" state=${state}>
+    ${(s) => html`<div class="cards">
+      <div class="card"><div>Leader</div><div class="value" data-leader>${s.raft.leader ?? 'none'}</div></div>
+      <div class="card"><div>Voters</div><div class="value">${s.raft.voters.length}</div>
+        <div>tolerates ${s.raft.tolerates} failure${s.raft.tolerates === 1 ? '' : 's'}</div></div>
+      <div class="card"><div>Members</div><div class="value" data-members>${s.members.alive} alive</div>
+        <div>${s.members.suspect} suspect, ${s.members.dead} dead, ${s.members.left} left</div></div>
+      <div class="card"><div>This node</div><div class="value">${s.nodeId}</div><div>${s.address}, mesh ${s.version}</div></div>
+    </div>
+    ${
+      s.raft.voters.length < s.raft.targetVoters &&
+      html`<p class="warn">${s.raft.voters.length} voters where the live nodes allow ${s.raft.targetVoters}: the cluster tolerates ${s.raft.tolerates} failures until the leader seats more.</p>`
+    }
+    ${s.lock === 'locked' && html`<p class="warn">This node is locked: run mesh unlock.</p>`}`}
+  <//>`;
+}
+
+function Nodes() {
+  const state = useApi('nodes');
+  const [run, note] = useAction();
+  const set = (node, availability) =>
+    run(`${availability === 'drain' ? 'drain' : 'activate'} ${node}`, () =>
+      api('node', { node, availability }),
+    );
+  return html`<${View} title="Nodes" command="mesh node ls" state=${state}>
+    ${({ nodes }) => html`${note}<table>
+      <tr><th>Node</th><th>Address</th><th>Status</th><th>Since</th><th>Role</th><th>Availability</th><th>Labels</th><th>Capacity</th><th>Certificate</th><th></th></tr>
+      ${nodes.map(
+        (n) => html`<tr data-node=${n.id}>
+          <td>${n.id}${n.self ? ' (this node)' : ''}<br /><small>${n.hostname}</small></td>
+          <td>${n.address}</td>
+          <td class=${n.status === 'alive' ? 'ok' : n.status === 'suspect' ? 'warn' : 'bad'} data-status>${n.status}</td>
+          <td>${ago(n.since)}</td>
+          <td>${n.manager === 'leader' ? 'leader' : n.raft}</td>
+          <td data-availability>${n.availability}</td>
+          <td>${
+            Object.entries(n.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ') || '-'
+          }</td>
+          <td>${n.capacity ? `${n.capacity.cpus} CPU, ${Math.round(n.capacity.memoryBytes / 2 ** 30)} GiB` : '-'}</td>
+          <td>${n.certExpires ? `expires ${n.certExpires.slice(0, 10)}` : '-'}</td>
+          <td>${
+            n.availability === 'drain'
+              ? html`<button onClick=${() => set(n.id, 'active')}>Activate</button>`
+              : html`<button onClick=${() => set(n.id, 'drain')}>Drain</button>`
+          }</td>
+        </tr>`,
+      )}
+    </table>`}
+  <//>`;
+}
+
+const replicas = (s) => {
+  const notes = [];
+  if (s.rollout && s.rollout.state !== 'completed') notes.push(s.rollout.state);
+  if (s.autoscale) notes.push(`auto ${s.autoscale.min}–${s.autoscale.max}`);
+  return `${s.ready}/${s.desired}${notes.length ? ` (${notes.join('; ')})` : ''}`;
+};
+
+function Stacks() {
+  const state = useApi('stacks');
+  const [run, note] = useAction();
+  const remove = (stack) => {
+    const typed = prompt(`Remove stack ${stack} and all its containers? Type its name to confirm.`);
+    if (typed === stack) run(`rm ${stack}`, () => api('stacks/rm', { stack }));
+  };
+  return html`<${View} title="Stacks" command="mesh ls" state=${state}>
+    ${(stacks) =>
+      stacks.length === 0
+        ? html`<p>No stack yet: <a href="#/deploy">deploy one</a>.</p>`
+        : html`${note}<table>
+      <tr><th>Stack</th><th>Service</th><th>Replicas</th><th>Image</th><th>Ports</th><th>Name</th></tr>
+      ${stacks.flatMap((stack) =>
+        stack.services.map(
+          (s, i) => html`<tr data-service=${s.id}>
+            <td>${i === 0 && html`${stack.name} <button onClick=${() => remove(stack.name)}>Remove</button>`}</td>
+            <td><a href=${`#/service/${encodeURIComponent(s.id)}`}>${s.id}</a></td>
+            <td data-replicas>${'damaged' in s ? `damaged: ${s.damaged}` : replicas(s)}</td>
+            <td>${s.image ?? '-'}</td>
+            <td>${(s.ports ?? []).map((p) => `${p.published ?? '*'}->${p.target}/${p.protocol}`).join(', ') || '-'}</td>
+            <td>${s.dnsName ?? '-'}</td>
+          </tr>`,
+        ),
+      )}
+    </table>`}
+  <//>`;
+}
+
+function Logs({ service }) {
+  const [lines, setLines] = useState([]);
+  const [filter, setFilter] = useState('');
+  useEffect(() => {
+    let cursors = {};
+    let stopped = false;
+    let timer;
+    const read = async () => {
+      try {
+        const page = await api(
+          `logs?${query({ service, tail: '100', cursors: JSON.stringify(cursors) })}`,
+        );
+        cursors = page.cursors;
+        if (page.lines.length > 0) setLines((old) => [...old, ...page.lines].slice(-1000));
+      } catch {
+        // The next read tries again: a node restarting is not worth a banner here.
+      }
+      if (!stopped) timer = setTimeout(read, 1500);
+    };
+    read();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [service]);
+  const shown = lines.filter((l) => !filter || `${l.task} ${l.line}`.includes(filter));
+  return html`<h2>Logs</h2>
+    <div class="command">$ <code>mesh logs ${service} -f</code></div>
+    <div class="row">Filter <input value=${filter} onInput=${(e) => setFilter(e.target.value)} /></div>
+    <div class="logs" data-logs>${shown.map((l) => html`<div><span class="task">${l.task}</span> ${l.line}</div>`)}</div>`;
+}
+
+function Service({ id }) {
+  const state = useApi(`tasks?${query({ service: id })}`);
+  const service = useApi(`service?${query({ service: id })}`);
+  const [count, setCount] = useState('');
+  const [run, note] = useAction();
+  const spec = service.data;
+  return html`<${View} title=${id} command=${`mesh ps ${id}`} state=${state}>
+    ${(tasks) => html`
+      ${spec && html`<p>${spec.runtime === 'process' ? 'process' : spec.image}; version ${spec.version}; ${spec.mode === 'global' ? 'global' : `${spec.replicas} replicas`}${spec.autoscale ? `, autoscaled ${spec.autoscale.min}–${spec.autoscale.max}` : ''}${spec.rollout ? `; rollout ${spec.rollout.state}` : ''}</p>`}
+      ${spec?.autoscaling && html`<p>Autoscaler: ${spec.autoscaling.reason}</p>`}
+      <div class="row">
+        <input type="number" min="0" placeholder="replicas" value=${count} onInput=${(e) => setCount(e.target.value)} data-scale-input />
+        <button disabled=${count === '' || Number(count) < 0} onClick=${() =>
+          run(`scale ${id}=${count}`, () =>
+            api('services/scale', { service: id, replicas: Number(count) }),
+          )}>Scale</button>
+        <button disabled=${!spec?.previous} onClick=${() => run(`rollback ${id}`, () => api('services/rollback', { service: id }))}>Rollback</button>
+        ${note}
+      </div>
+      <table>
+        <tr><th>Task</th><th>Node</th><th>State</th><th>Ready</th><th>Since</th><th>Reason</th><th>Restarts</th><th>Probe</th></tr>
+        ${tasks
+          .filter((t) => t.desired === 'running')
+          .map(
+            (t) => html`<tr data-task=${t.id}>
+              <td>${t.id}</td><td data-task-node>${t.node ?? '-'}</td><td data-state>${t.state}</td>
+              <td>${t.ready === null ? '-' : t.ready ? 'yes' : 'no'}</td><td>${ago(t.since)}</td>
+              <td>${t.reason ?? ''}</td><td>${t.restarts}</td><td>${t.probe ?? ''}</td>
+            </tr>`,
+          )}
+      </table>
+      <${Logs} service=${id} />`}
+  <//>`;
+}
+
+function Values() {
+  const secrets = useApi('values?kind=secrets');
+  const configs = useApi('values?kind=configs');
+  const table = (rows) => html`<table>
+    <tr><th>Name</th><th>Versions</th><th>Used by</th></tr>
+    ${rows.map(
+      (v) => html`<tr><td>${v.name}</td><td>${v.versions.map((x) => x.version).join(', ')}</td>
+        <td>${v.services.map((s) => `${s.service} (v${s.version})`).join(', ') || '-'}</td></tr>`,
+    )}
+  </table>`;
+  return html`<${View} title="Secrets" command="mesh secret ls" state=${secrets}>${table}<//>
+    <${View} title="Configs" command="mesh config ls" state=${configs}>${table}<//>`;
+}
+
+function Volumes() {
+  const state = useApi('volumes');
+  return html`<${View} title="Volumes" command="mesh volume ls" state=${state}>
+    ${(rows) => html`<table>
+      <tr><th>Volume</th><th>Node</th><th>Node status</th><th>Services</th><th>Pinned</th></tr>
+      ${rows.map((v) => html`<tr><td>${v.name}</td><td>${v.node}</td><td>${v.nodeStatus}</td><td>${v.services.join(', ')}</td><td>${ago(v.pinnedAt)}</td></tr>`)}
+    </table>`}
+  <//>`;
+}
+
+/** Paste a compose file, see its problems (by line) or what would change, then deploy it. */
+function Deploy() {
+  const [stack, setStack] = useState('');
+  const [text, setText] = useState('');
+  const [checked, setChecked] = useState(null);
+  const [run, note] = useAction();
+  const ask = (dryRun) => api('deploy', { stack, text, dryRun });
+  const check = () =>
+    run('check', async () => {
+      setChecked({ text, stack, answer: await ask(true) });
+    });
+  const deploy = () =>
+    run(`deploy ${stack}`, async () => {
+      setChecked({ text, stack, answer: await ask(false), deployed: true });
+    });
+  const answer = checked?.answer;
+  const clean = answer && !answer.problems && checked.text === text && checked.stack === stack;
+  return html`<section>
+    <h1>Deploy</h1>
+    <div class="command">$ <code>mesh deploy -c compose.yml ${stack || 'STACK'}</code></div>
+    <div class="row">Stack <input value=${stack} onInput=${(e) => setStack(e.target.value)} data-stack /></div>
+    <textarea value=${text} onInput=${(e) => setText(e.target.value)} data-compose spellcheck="false"></textarea>
+    <div class="row">
+      <button onClick=${check} disabled=${!text}>Check</button>
+      <button class="primary" onClick=${deploy} disabled=${!clean || checked.deployed} data-deploy>Deploy</button>
+      ${note}
+    </div>
+    ${
+      answer?.problems &&
+      html`<ul class="problems bad" data-problems>${answer.problems.map(
+        (p) => html`<li>line ${p.line}, column ${p.column}: ${p.path}: ${p.message}</li>`,
+      )}</ul>`
+    }
+    ${
+      answer?.services &&
+      html`<ul class="diff" data-diff>${answer.services.map(
+        (s) =>
+          html`<li>${checked.deployed ? '' : 'would be '}${s.change}: ${s.id}${s.version ? ` (version ${s.version})` : ''}</li>`,
+      )}
+    ${answer.unplaceable.map((u) => html`<li class="warn">${u.reason}</li>`)}
+    ${answer.ignored.map((i) => html`<li>ignored (line ${i.line}): ${i.path}: ${i.reason}</li>`)}</ul>`
+    }
+  </section>`;
+}
+
+function Feed() {
+  const { events } = useLive();
+  return html`<section class="feed"><h2>Since you opened this page</h2>
+    ${events.length === 0 ? html`<p>Nothing yet.</p>` : ''}
+    <ul data-feed>${events.map(
+      (e) =>
+        html`<li>${e.time.slice(11, 19)} ${e.type} ${e.action} ${e.subject}${e.reason ? `: ${e.reason}` : ''}</li>`,
+    )}</ul></section>`;
+}
+
+const VIEWS = [
+  ['', 'Overview'],
+  ['nodes', 'Nodes'],
+  ['stacks', 'Stacks'],
+  ['values', 'Secrets & configs'],
+  ['volumes', 'Volumes'],
+  ['deploy', 'Deploy'],
+];
+
+function App() {
+  const [first, second] = useRoute();
+  const { down } = useLive();
+  const view =
+    first === 'nodes'
+      ? html`<${Nodes} />`
+      : first === 'stacks'
+        ? html`<${Stacks} />`
+        : first === 'service'
+          ? html`<${Service} id=${second} />`
+          : first === 'values'
+            ? html`<${Values} />`
+            : first === 'volumes'
+              ? html`<${Volumes} />`
+              : first === 'deploy'
+                ? html`<${Deploy} />`
+                : html`<${Overview} />`;
+  return html`<header>
+      <strong>mesh</strong>
+      ${VIEWS.map(([path, name]) => html`<a href=${`#/${path}`} class=${(first ?? '') === path ? 'here' : ''}>${name}</a>`)}
+    </header>
+    ${down && html`<div class="banner error" data-down>The agent does not answer: ${down}. Retrying.</div>`}
+    <main>${view}<${Feed} /></main>`;
+}
+
+connect();
+render(html`<${App} />`, document.getElementById('app'));
