@@ -5,14 +5,13 @@
  * a node drained, then killed; a rollback; forged Host and Origin refused. Screenshots of each
  * view go to $MESH_TEST_OUTPUT (or a temporary directory), named in the test's log.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { browserTest } from '../helpers/browser.js';
+import { startDashboard } from '../helpers/dashboard.js';
 import {
   type AgentProcess,
   LocalCluster,
@@ -25,7 +24,6 @@ import { eventually } from '../helpers/poll.js';
 // Loopback block 127.0.90.0/24. No engine: process tasks only.
 process.env.DOCKER_HOST = 'unix:///nonexistent/docker.sock';
 const HOSTS = ['127.0.90.1', '127.0.90.2', '127.0.90.3'];
-const MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const SHOTS = join(process.env.MESH_TEST_OUTPUT ?? tmpdir(), 'mesh-dashboard-screenshots');
 const cluster = await LocalCluster.create('dashboard');
 
@@ -38,26 +36,6 @@ const stack = (typo: boolean, greeting: string) => `services:
     stop_grace_period: 1s
     deploy: { replicas: 2 }
 `;
-
-/** `mesh dashboard` on the agent; resolves with the process and the link it printed. */
-async function startDashboard(agent: AgentProcess): Promise<{ child: ChildProcess; link: string }> {
-  const child = spawn(
-    process.execPath,
-    [MAIN, 'dashboard', '--no-open', '--data-dir', agent.dataDir],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  const link = await eventually(() => /http:\/\/127\.0\.0\.1:\d+\/\?t=\S+/.exec(out)?.[0], {
-    what: 'the dashboard link printed',
-    timeoutMs: 15_000,
-  });
-  return { child, link };
-}
 
 /** A raw request to the dashboard, with the headers a forger would send. */
 function raw(
@@ -179,6 +157,22 @@ browserTest('the dashboard, tried as a new user would', async (t, browser) => {
   await page.click('text=Rollback');
   await shows(page, '[data-said]', /rollback web\.web: done/);
   await shows(page, 'section p', /version 3/);
+
+  // A secret written from the page: listed, its value never shown again; a node labelled.
+  await page.goto(`${origin}/#/values`);
+  await page.fill('[data-value-name="secrets"]', 'db_password');
+  await page.fill('[data-value-data="secrets"]', 'hunter2-secret');
+  await page
+    .locator('section', { has: page.locator('[data-value-name="secrets"]') })
+    .locator('text=Create')
+    .click();
+  await shows(page, '[data-value="db_password"]', /db_password\s*1/);
+  t.false((await page.content()).includes('hunter2-secret'), 'the value is not on the page');
+  const nodeTwo = await nodeIdOf(agents[1] as AgentProcess);
+  await page.goto(`${origin}/#/nodes`);
+  await page.fill(`[data-node="${nodeTwo}"] input`, 'zone=a');
+  await page.click(`[data-node="${nodeTwo}"] >> text=Label`);
+  await shows(page, `[data-node="${nodeTwo}"]`, /zone=a/);
 
   // Node 3's daemon killed: suspect, then dead, as membership sees it.
   await page.goto(`${origin}/#/nodes`);

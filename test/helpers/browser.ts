@@ -5,9 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
-import { type Browser, chromium } from 'playwright-core';
-
-export const CHROMIUM = process.env.MESH_CHROMIUM ?? '/usr/bin/chromium';
+import type { Browser } from 'playwright-core';
+import { CHROMIUM, launchChromium } from './chromium.js';
 
 const missing = existsSync(CHROMIUM)
   ? undefined
@@ -25,8 +24,7 @@ export function browserTest(
     return;
   }
   test.serial(title, async (t) => {
-    // As root (CI), Chromium runs only without its sandbox.
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const browser = await launchChromium();
     t.teardown(() => browser.close());
     await body(t, browser);
   });

@@ -175,7 +175,8 @@ function Nodes() {
             Object.entries(n.labels)
               .map(([k, v]) => `${k}=${v}`)
               .join(', ') || '-'
-          }</td>
+          }
+            <${Label} node=${n.id} run=${run} /></td>
           <td>${n.capacity ? `${n.capacity.cpus} CPU, ${Math.round(n.capacity.memoryBytes / 2 ** 30)} GiB` : '-'}</td>
           <td>${n.certExpires ? `expires ${n.certExpires.slice(0, 10)}` : '-'}</td>
           <td>${
@@ -187,6 +188,20 @@ function Nodes() {
       )}
     </table>`}
   <//>`;
+}
+
+/** KEY=VALUE sets a label, KEY- takes it off, as `mesh node label` does. */
+function Label({ node, run }) {
+  const [text, setText] = useState('');
+  const labels = text.split(/\s+/).filter(Boolean);
+  return html`<div class="row">
+    <input size="12" placeholder="key=value, key-" value=${text} onInput=${(e) => setText(e.target.value)} />
+    <button disabled=${labels.length === 0} onClick=${() =>
+      run(`label ${node} ${text}`, async () => {
+        await api('node', { node, labels });
+        setText('');
+      })}>Label</button>
+  </div>`;
 }
 
 const replicas = (s) => {
@@ -292,18 +307,47 @@ function Service({ id }) {
   <//>`;
 }
 
+/** Text as base64, as the control API takes a value's data. */
+const base64 = (text) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+
+/** A secret's or config's names, versions and users; a new value can be written, never read back. */
+function ValueKind({ kind, noun }) {
+  const state = useApi(`values?kind=${kind}`);
+  const [name, setName] = useState('');
+  const [data, setData] = useState('');
+  const [run, note] = useAction();
+  const write = (route, what) =>
+    run(`${what} ${noun} ${name}`, async () => {
+      await api(route, { kind, name, data: base64(data) });
+      setData('');
+    });
+  const remove = (value) => {
+    const typed = prompt(`Remove ${noun} ${value}? Type its name to confirm.`);
+    if (typed === value) run(`rm ${noun} ${value}`, () => api('values/rm', { kind, name: value }));
+  };
+  return html`<${View} title=${`${noun[0].toUpperCase()}${noun.slice(1)}s`} command=${`mesh ${noun} ls`} state=${state}>
+    ${(rows) => html`<table>
+        <tr><th>Name</th><th>Versions</th><th>Used by</th><th></th></tr>
+        ${rows.map(
+          (
+            v,
+          ) => html`<tr data-value=${v.name}><td>${v.name}</td><td>${v.versions.map((x) => x.version).join(', ')}</td>
+            <td>${v.services.map((s) => `${s.service} (v${s.version})`).join(', ') || '-'}</td>
+            <td><button onClick=${() => remove(v.name)}>Remove</button></td></tr>`,
+        )}
+      </table>
+      <div class="row">
+        <input placeholder="name" value=${name} onInput=${(e) => setName(e.target.value)} data-value-name=${kind} />
+        <input type="password" placeholder="value (write-only)" value=${data} onInput=${(e) => setData(e.target.value)} data-value-data=${kind} />
+        <button disabled=${!name || !data} onClick=${() => write('values', 'create')}>Create</button>
+        <button disabled=${!name || !data} onClick=${() => write('values/update', 'update')}>Update</button>
+        ${note}
+      </div>`}
+  <//>`;
+}
+
 function Values() {
-  const secrets = useApi('values?kind=secrets');
-  const configs = useApi('values?kind=configs');
-  const table = (rows) => html`<table>
-    <tr><th>Name</th><th>Versions</th><th>Used by</th></tr>
-    ${rows.map(
-      (v) => html`<tr><td>${v.name}</td><td>${v.versions.map((x) => x.version).join(', ')}</td>
-        <td>${v.services.map((s) => `${s.service} (v${s.version})`).join(', ') || '-'}</td></tr>`,
-    )}
-  </table>`;
-  return html`<${View} title="Secrets" command="mesh secret ls" state=${secrets}>${table}<//>
-    <${View} title="Configs" command="mesh config ls" state=${configs}>${table}<//>`;
+  return html`<${ValueKind} kind="secrets" noun="secret" /><${ValueKind} kind="configs" noun="config" />`;
 }
 
 function Volumes() {
