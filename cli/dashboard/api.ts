@@ -7,7 +7,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeployResponse, RouteName } from '../../agent/control/api.js';
-import { callAgent } from '../control-client.js';
+import { UserError } from '../../mesh/user-error.js';
+import {
+  AgentUnavailableError,
+  callAgent,
+  NoAgentError,
+  RefusedError,
+  UnknownOutcomeError,
+} from '../control-client.js';
 import { readStackFile, StackFileError } from '../stackfile/stack-file.js';
 
 export const API_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>([
@@ -31,6 +38,17 @@ export const API_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>([
   'POST /v1/values/update',
   'POST /v1/values/rm',
 ]);
+
+/** The status a failure of the agent call stands for, and what the page says of it. */
+export function failureOf(error: unknown): { status: number; message: string } {
+  const message = (error as Error).message;
+  if (error instanceof NoAgentError) return { status: 502, message: 'no mesh daemon on this node' };
+  if (error instanceof AgentUnavailableError) return { status: 503, message };
+  if (error instanceof UnknownOutcomeError) return { status: 504, message };
+  if (error instanceof RefusedError) return { status: 400, message };
+  if (error instanceof UserError) return { status: 502, message };
+  return { status: 500, message };
+}
 
 /** A deploy from the page: the file's text, the stack's name, and whether only to look. */
 export interface DeployAsked {

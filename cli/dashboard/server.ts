@@ -13,15 +13,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { RouteName } from '../../agent/control/api.js';
-import { UserError } from '../../mesh/user-error.js';
-import {
-  AgentUnavailableError,
-  callAgent,
-  NoAgentError,
-  RefusedError,
-  UnknownOutcomeError,
-} from '../control-client.js';
-import { API_ROUTES, type DeployAsked, deployFromText } from './api.js';
+import { callAgent } from '../control-client.js';
+import { API_ROUTES, type DeployAsked, deployFromText, failureOf } from './api.js';
 import { changeStream } from './stream.js';
 
 /** How long the printed link may wait to be opened; it opens once. */
@@ -62,17 +55,6 @@ const sameSecret = (a: string, b: string) =>
 
 function page(title: string, text: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title><link rel="stylesheet" href="/style.css"></head><body><main class="notice"><h1>${title}</h1><p>${text}</p></main></body></html>`;
-}
-
-/** The status a failure of the agent call stands for, and what the page says of it. */
-function failureOf(error: unknown): { status: number; message: string } {
-  const message = (error as Error).message;
-  if (error instanceof NoAgentError) return { status: 502, message: 'no mesh daemon on this node' };
-  if (error instanceof AgentUnavailableError) return { status: 503, message };
-  if (error instanceof UnknownOutcomeError) return { status: 504, message };
-  if (error instanceof RefusedError) return { status: 400, message };
-  if (error instanceof UserError) return { status: 502, message };
-  return { status: 500, message };
 }
 
 export class DashboardServer {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChangeMark } from '../../agent/control/api.js';
 import { callAgent } from '../control-client.js';
+import { failureOf } from './api.js';
 
 /** How long each blocking query waits: a comment goes out at least this often, keeping proxies from closing the stream. */
 const WAIT_MS = 25_000;
@@ -62,7 +63,7 @@ export async function changeStream(
       mark = now;
     } catch (error) {
       if (!open) break;
-      send('down', { error: (error as Error).message });
+      send('down', { error: failureOf(error).message });
       mark = undefined;
       await sleep(RETRY_MS);
     }

@@ -98,6 +98,7 @@ browserTest('the dashboard, tried as a new user would', async (t, browser) => {
   await page.fill('[data-compose]', stack(true, 'hello'));
   await page.click('text=Check');
   await shows(page, '[data-problems]', /line 3, column \d+: services\.web.*imagee/);
+  await shows(page, '[data-marked] .refused', /^3\s*imagee: web$/);
   t.true(await page.isDisabled('[data-deploy]'), 'Deploy stays off while the file is refused');
   await shoot(page, '2-deploy-refused');
   await page.fill('[data-compose]', stack(false, 'hello'));

@@ -61,16 +61,24 @@ function useLive() {
 function useApi(path) {
   const { version } = useLive();
   const [state, setState] = useState({ data: undefined, error: undefined, at: undefined });
+  const [retry, setRetry] = useState(0);
   useEffect(() => {
     let current = true;
+    let timer;
     api(path).then(
       (data) => current && setState({ data, error: undefined, at: new Date() }),
-      (error) => current && setState((s) => ({ ...s, error })),
+      (error) => {
+        if (!current) return;
+        setState((s) => ({ ...s, error }));
+        // No leader now, or a replica behind: worth asking again soon (never a 504's write).
+        if (error.status === 503) timer = setTimeout(() => setRetry((n) => n + 1), 2000);
+      },
     );
     return () => {
       current = false;
+      clearTimeout(timer);
     };
-  }, [path, version]);
+  }, [path, version, retry]);
   return state;
 }
 
@@ -369,7 +377,10 @@ function Deploy() {
   const ask = (dryRun) => api('deploy', { stack, text, dryRun });
   const check = () =>
     run('check', async () => {
-      setChecked({ text, stack, answer: await ask(true) });
+      const answer = await ask(true);
+      setChecked({ text, stack, answer });
+      const n = answer.problems?.length ?? 0;
+      if (n > 0) throw new Error(`the file is refused (${n} problem${n === 1 ? '' : 's'})`);
     });
   const deploy = () =>
     run(`deploy ${stack}`, async () => {
@@ -387,6 +398,7 @@ function Deploy() {
       <button class="primary" onClick=${deploy} disabled=${!clean || checked.deployed} data-deploy>Deploy</button>
       ${note}
     </div>
+    ${answer?.problems && checked.text === text && html`<${Marked} text=${text} problems=${answer.problems} />`}
     ${
       answer?.problems &&
       html`<ul class="problems bad" data-problems>${answer.problems.map(
@@ -403,6 +415,17 @@ function Deploy() {
     ${answer.ignored.map((i) => html`<li>ignored (line ${i.line}): ${i.path}: ${i.reason}</li>`)}</ul>`
     }
   </section>`;
+}
+
+/** The file's lines, numbered, the refused ones marked with what is wrong there. */
+function Marked({ text, problems }) {
+  const at = new Map(problems.map((p) => [p.line, p.message]));
+  return html`<pre class="marked" data-marked>${text
+    .split('\n')
+    .map(
+      (line, i) =>
+        html`<div class=${at.has(i + 1) ? 'refused' : ''} title=${at.get(i + 1) ?? ''}><span class="n">${i + 1}</span>${line}</div>`,
+    )}</pre>`;
 }
 
 function Feed() {
