@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import test from 'ava';
 import type { OperatorContext, OperatorRow, StatusResponse } from '../../agent/control/api.js';
+import { startDashboard } from '../helpers/dashboard.js';
 import {
   type AgentProcess,
   LocalCluster,
@@ -68,6 +69,28 @@ test.serial(
     );
   },
 );
+
+test.serial('the dashboard runs from elsewhere through the context, live', async (t) => {
+  const { child, link } = await startDashboard({
+    context: alice,
+    dataDir: join(cluster.root, 'no-agent-here'),
+  });
+  t.teardown(() => child.kill('SIGTERM'));
+  const login = await fetch(link, { redirect: 'manual' });
+  t.is(login.status, 303);
+  const cookie = String(login.headers.get('set-cookie')).split(';')[0] as string;
+  const origin = new URL(link).origin;
+  const status = (await (
+    await fetch(`${origin}/api/status`, { headers: { cookie } })
+  ).json()) as StatusResponse;
+  t.is(status.clusterId, (await meshJson<StatusResponse>(manager, 'status')).clusterId);
+  // The stream's first word is where the cluster stands, asked of the manager over mTLS.
+  const stream = await fetch(`${origin}/api/stream`, { headers: { cookie } });
+  const reader = stream.body?.getReader();
+  const first = new TextDecoder().decode((await reader?.read())?.value);
+  t.regex(first, /^event: change\ndata: \{"index":\d+,"events":\d+,"members":\d+\}/);
+  await reader?.cancel();
+});
 
 test.serial('a client without a certificate is refused, saying what it needs', async (t) => {
   const context = JSON.parse(readFileSync(alice, 'utf8')) as OperatorContext;
