@@ -27,6 +27,11 @@ export class Nodes {
     private readonly raft: RaftNode,
   ) {}
 
+  /** Raft's voters now: the managers of node.role constraints. */
+  get voters(): readonly string[] {
+    return this.raft.membership.voters;
+  }
+
   /**
    * The cluster's node registry, read through the leader (ReadIndex), beside what this node's
    * gossip sees now. Without a quorum it answers from this replica and says it may be stale.

@@ -17,6 +17,7 @@ import { hostOf } from '../../mesh/transport/address.js';
 import type {
   DeployRequest,
   DeployResponse,
+  PlacementResponse,
   RequestOf,
   ServiceDetail,
   ServiceRow,
@@ -28,6 +29,8 @@ import type {
   VolumeRow,
 } from '../control/api.js';
 import { ConflictError, InvalidError, NotFoundError } from '../errors.js';
+import { viewOf } from '../orchestrator/orchestrator.js';
+import { fitsOf } from '../orchestrator/plan.js';
 import { ConstraintError, parseConstraint, satisfies } from '../scheduler/constraints.js';
 import { nodeInfoOf } from '../scheduler/model.js';
 import type { StoredValues } from '../secrets/values.js';
@@ -282,6 +285,19 @@ export class Stacks {
     const stored = this.state.get('services', id);
     if (!stored) throw new NotFoundError(`no service ${name}; see "mesh ls"`);
     return { ...stored.value, autoscaling: this.state.get('autoscaling', id)?.value ?? null };
+  }
+
+  /** Where the service's tasks may go, per node, with the checks a node fails and the fixes. */
+  placement(name: string, voters: readonly string[]): PlacementResponse {
+    const id = this.resolveService(name);
+    const view = viewOf(this.state, voters);
+    const nodes = fitsOf(view, id);
+    if (!nodes) throw new NotFoundError(`no service ${name}; see "mesh ls"`);
+    const pending = view.tasks
+      .map((t) => t.value)
+      .filter((t) => t.serviceId === id && t.desired === 'running' && t.nodeId === null)
+      .map((t) => ({ task: t.id, reason: t.reason ?? 'waiting for a node' }));
+    return { service: id, pending, nodes };
   }
 
   /** Goes back to the definition before the last update, rolled out per rollback_config. */

@@ -400,6 +400,22 @@ export interface ChangeMark {
   members: number;
 }
 
+/** Whether a task of a service would go on a node, and if not, the first check it fails and the fix. */
+export interface NodeFit {
+  node: string;
+  hostname: string;
+  fits: boolean;
+  check?: string;
+  fix?: string;
+}
+
+/** GET /v1/placement: where a service's tasks may go, per node, and its tasks waiting for one. */
+export interface PlacementResponse {
+  service: string;
+  pending: Array<{ task: string; reason: string }>;
+  nodes: NodeFit[];
+}
+
 /** A route: what it is asked (query or body) and what it answers. */
 interface Route<Request, Response> {
   request: Request;
@@ -447,6 +463,8 @@ export interface ControlApi {
     LogsResponse
   >;
   'GET /v1/node': Route<{ node: string }, NodeDetail>;
+  /** Per node, whether a task of the service fits there, or the first check it fails and the fix. */
+  'GET /v1/placement': Route<{ service: string }, PlacementResponse>;
   'POST /v1/operators': Route<{ name: string; expiresMs?: number }, OperatorContext>;
   'GET /v1/operators': Route<Nothing, OperatorRow[]>;
   'POST /v1/operators/revoke': Route<{ name: string }, OperatorRow>;

@@ -16,6 +16,7 @@ type StackRoutes =
   | 'GET /v1/volumes'
   | 'GET /v1/logs'
   | 'GET /v1/node'
+  | 'GET /v1/placement'
   | 'POST /v1/node'
   | 'POST /v1/node/rm';
 
@@ -45,6 +46,9 @@ export function stackRoutes(
     'GET /v1/volumes': fresh(() => stacks.volumes()),
     'GET /v1/logs': (query) => logs.gather(query),
     'GET /v1/node': fresh(({ node }) => nodes.inspect(String(node ?? ''))),
+    'GET /v1/placement': fresh(({ service }) =>
+      stacks.placement(String(service ?? ''), nodes.voters),
+    ),
     'POST /v1/node': (request) => nodes.update(request),
     // Whether the node is still alive is judged on the leader's latest record of it.
     'POST /v1/node/rm': fresh((request) => nodes.remove(request)),

@@ -4,6 +4,8 @@ import { type ServiceRecord, serviceId } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { VolumeRecord } from '../../mesh/api/volumes.js';
 import type { StoredObject, Write } from '../../mesh/state/cluster-state.js';
+import type { NodeFit } from '../control/api.js';
+import { nodeFits } from '../scheduler/fit.js';
 import { nodeInfoOf, type ServiceSpec } from '../scheduler/model.js';
 import { type SchedulerOptions, schedule } from '../scheduler/scheduler.js';
 import {
@@ -58,6 +60,17 @@ function specOf(service: ServiceRecord, volumes: ReadonlyMap<string, VolumeRecor
     spread: service.placement.preferences,
     version: service.version,
   };
+}
+
+/** Per node, whether a task of the service fits there (see nodeFits); undefined: no such service. */
+export function fitsOf(view: ClusterView, id: string): NodeFit[] | undefined {
+  const service = view.services.find((s) => s.id === id)?.value;
+  if (!service) return undefined;
+  return nodeFits(
+    specOf(service, view.volumes),
+    view.nodes.map((node) => nodeInfoOf(node, view.voters)),
+    view.tasks.map((t) => t.value),
+  );
 }
 
 /**

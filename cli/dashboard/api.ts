@@ -21,6 +21,7 @@ export const API_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>([
   'GET /v1/status',
   'GET /v1/nodes',
   'GET /v1/node',
+  'GET /v1/placement',
   'GET /v1/stacks',
   'GET /v1/service',
   'GET /v1/tasks',

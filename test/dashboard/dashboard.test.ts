@@ -175,6 +175,35 @@ browserTest('the dashboard, tried as a new user would', async (t, browser) => {
   await page.click(`[data-node="${nodeTwo}"] >> text=Label`);
   await shows(page, `[data-node="${nodeTwo}"]`, /zone=a/);
 
+  // A service no node fits: each node says why, and what would fix it.
+  const far = stack(false, 'far').replace(
+    'replicas: 2',
+    'replicas: 1, placement: { constraints: ["node.labels.zone == b"] }',
+  );
+  const deployedFar = await meshOn(
+    first,
+    'deploy',
+    '-c',
+    cluster.file('far.yml', far),
+    'far',
+    '--detach',
+  );
+  t.is(deployedFar.code, 0, deployedFar.stderr);
+  await page.goto(`${origin}/#/service/far.web`);
+  await shows(
+    page,
+    '[data-pending]',
+    /1 waiting: no node satisfies the constraints: node\.labels\.zone == b/,
+  );
+  await shows(
+    page,
+    `[data-fit="${nodeTwo}"]`,
+    new RegExp(
+      `constraint node\\.labels\\.zone == b: it has "a".*mesh node label ${nodeTwo} zone=b`,
+    ),
+  );
+  await shoot(page, '6-placement');
+
   // Node 3's daemon killed: suspect, then dead, as membership sees it.
   await page.goto(`${origin}/#/nodes`);
   third.child.kill('SIGKILL');

@@ -280,6 +280,22 @@ function Logs({ service }) {
     <div class="logs" data-logs>${shown.map((l) => html`<div><span class="task">${l.task}</span> ${l.line}</div>`)}</div>`;
 }
 
+/** Per node, whether a task of the service fits there, or the first check it fails and the fix. */
+function Placement({ service }) {
+  const { data } = useApi(`placement?${query({ service })}`);
+  if (!data) return null;
+  return html`<h2>Where its tasks can go</h2>
+    ${data.pending.length > 0 && html`<p class="warn" data-pending>${data.pending.length} waiting: ${data.pending[0].reason}</p>`}
+    <table>
+      <tr><th>Node</th><th>Fits</th><th>Fix</th></tr>
+      ${data.nodes.map(
+        (n) => html`<tr data-fit=${n.node}><td>${n.node} <small>${n.hostname}</small></td>
+          <td class=${n.fits ? 'ok' : 'bad'}>${n.fits ? 'yes' : n.check}</td>
+          <td>${n.fix ? html`<code>${n.fix}</code>` : ''}</td></tr>`,
+      )}
+    </table>`;
+}
+
 function Service({ id }) {
   const state = useApi(`tasks?${query({ service: id })}`);
   const service = useApi(`service?${query({ service: id })}`);
@@ -311,6 +327,7 @@ function Service({ id }) {
             </tr>`,
           )}
       </table>
+      <${Placement} service=${id} />
       <${Logs} service=${id} />`}
   <//>`;
 }
