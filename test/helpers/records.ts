@@ -1,5 +1,6 @@
 /** Stored objects of the data model for the pure cores' unit tests: valid, small, overridable. */
 import type { ClusterView } from '../../agent/orchestrator/plan.js';
+import type { NodeInfo, ServiceSpec } from '../../agent/scheduler/model.js';
 import type { NodeRecord } from '../../mesh/api/nodes.js';
 import type { ServiceRecord } from '../../mesh/api/services.js';
 import type { TaskRecord, TaskStatus } from '../../mesh/api/tasks.js';
@@ -103,6 +104,38 @@ export function clusterView(
     settings: undefined,
     addresses: new Map(),
     volumes: new Map(),
+    ...overrides,
+  };
+}
+
+const GiB = 2 ** 30;
+
+/** A ready, active node of the scheduler's model: 2 CPUs, 4 GiB, both runtimes. */
+export function nodeInfo(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
+  return {
+    id,
+    hostname: `host-${id}`,
+    labels: {},
+    runtimes: ['docker', 'process'],
+    capacity: { cpus: 2, memoryBytes: 4 * GiB },
+    role: 'worker',
+    platform: { os: 'linux', arch: 'x86_64' },
+    status: 'ready',
+    availability: 'active',
+    ...overrides,
+  };
+}
+
+/** A one-replica Docker service of the scheduler's model, no reservation, no constraint. */
+export function serviceSpec(id: string, overrides: Partial<ServiceSpec> = {}): ServiceSpec {
+  return {
+    id,
+    mode: 'replicated',
+    runtime: 'docker',
+    replicas: 1,
+    reservations: { cpus: 0, memoryBytes: 0 },
+    constraints: [],
+    version: 1,
     ...overrides,
   };
 }

@@ -1,31 +1,12 @@
 /** Why a task would not go on each node: the scheduler's checks in its order, the first failed named with its fix. */
 import test from 'ava';
 import { nodeFits } from '../../../agent/scheduler/fit.js';
-import type { NodeInfo, ServiceSpec } from '../../../agent/scheduler/model.js';
-import { taskRecord } from '../../helpers/records.js';
+import type { ServiceSpec } from '../../../agent/scheduler/model.js';
+import { nodeInfo, serviceSpec, taskRecord } from '../../helpers/records.js';
 
 const GiB = 2 ** 30;
-const node = (id: string, overrides: Partial<NodeInfo> = {}): NodeInfo => ({
-  id,
-  hostname: id,
-  labels: {},
-  runtimes: ['docker', 'process'],
-  capacity: { cpus: 2, memoryBytes: 4 * GiB },
-  role: 'worker',
-  status: 'ready',
-  availability: 'active',
-  ...overrides,
-});
-const service = (overrides: Partial<ServiceSpec> = {}): ServiceSpec => ({
-  id: 's.web',
-  mode: 'replicated',
-  runtime: 'docker',
-  replicas: 1,
-  reservations: { cpus: 0, memoryBytes: 0 },
-  constraints: [],
-  version: 1,
-  ...overrides,
-});
+const node = nodeInfo;
+const service = (overrides: Partial<ServiceSpec> = {}) => serviceSpec('s.web', overrides);
 
 test('each node says the first check it fails, and the fix where there is one', (t) => {
   const fits = nodeFits(

@@ -7,37 +7,13 @@ import {
 import type { NodeInfo, Plan, ServiceSpec, Task } from '../../../agent/scheduler/model.js';
 import { pendingCause, schedule } from '../../../agent/scheduler/scheduler.js';
 import { seededRandom } from '../../../mesh/random.js';
+import { nodeInfo, serviceSpec } from '../../helpers/records.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 
-function node(id: string, overrides: Partial<NodeInfo> = {}): NodeInfo {
-  return {
-    id,
-    hostname: `host-${id}`,
-    labels: {},
-    runtimes: ['docker', 'process'],
-    capacity: { cpus: 2, memoryBytes: 4 * GiB },
-    role: 'worker',
-    platform: { os: 'linux', arch: 'x86_64' },
-    status: 'ready',
-    availability: 'active',
-    ...overrides,
-  };
-}
-
-function service(id: string, overrides: Partial<ServiceSpec> = {}): ServiceSpec {
-  return {
-    id,
-    mode: 'replicated',
-    runtime: 'docker',
-    replicas: 1,
-    reservations: { cpus: 0, memoryBytes: 0 },
-    constraints: [],
-    version: 1,
-    ...overrides,
-  };
-}
+const node = nodeInfo;
+const service = serviceSpec;
 
 let counter = 0;
 const ids = () => `t${++counter}`;
