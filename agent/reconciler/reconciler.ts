@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { dnsAddress, type NetworkSettings, networksOf } from '../../mesh/api/network.js';
 import type { RegistryAuth } from '../../mesh/api/registries.js';
-import type { ServiceRecord } from '../../mesh/api/services.js';
+import { definitionFor, type ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import { ReadinessProbes } from '../health/probes.js';
@@ -218,6 +218,15 @@ export class Reconciler {
     return this.options.state.get('services', task.serviceId)?.value;
   }
 
+  /**
+   * The definition the task runs: its own version's. A task being replaced keeps being judged by
+   * its own readiness probe (or none), not by the update's, until it stops.
+   */
+  private definitionOf(task: TaskRecord): ServiceRecord | undefined {
+    const service = this.serviceOf(task);
+    return service && (definitionFor(task, service) ?? service);
+  }
+
   private runtime(kind: ServiceRecord['runtime']): Runtime {
     const runtime = this.options.runtimes.get(kind);
     if (!runtime) throw new Error(`no ${kind} runtime on this node`);
@@ -394,7 +403,7 @@ export class Reconciler {
     const { taskId } = seen;
     this.lookedAt.set(taskId, Date.now());
     const task = this.options.state.get('tasks', taskId)?.value;
-    const verdict = runningVerdict(seen, task && this.serviceOf(task));
+    const verdict = runningVerdict(seen, task && this.definitionOf(task));
     if (verdict.type === 'ended') {
       this.exited({ taskId, exitCode: -1, reason: verdict.reason });
       return;
@@ -422,7 +431,7 @@ export class Reconciler {
    */
   private graceOf(task: TaskRecord | undefined, fallbackMs: number): number {
     return (
-      (task && this.serviceOf(task)?.stopGracePeriodMs) ?? task?.stopGracePeriodMs ?? fallbackMs
+      (task && this.definitionOf(task)?.stopGracePeriodMs) ?? task?.stopGracePeriodMs ?? fallbackMs
     );
   }
 
@@ -476,7 +485,7 @@ export class Reconciler {
     // Before catching up, the first round after it looks at every task anyway.
     if (!this.current || this.stopping.has(exit.taskId)) return;
     const task = this.options.state.get('tasks', exit.taskId)?.value;
-    const service = task && this.serviceOf(task);
+    const service = task && this.definitionOf(task);
     if (!task || !service || task.desired !== 'running' || task.nodeId !== this.options.nodeId)
       return;
     this.probes.unwatch(task.id);

@@ -567,7 +567,12 @@ export const checkService: Check = withAutoscaleFit(
 export function definitionFor(task: TaskRecord, service: ServiceRecord): ServiceRecord | undefined {
   if (task.serviceVersion === service.version || task.serviceVersion === service.restores)
     return service;
-  if (service.previous && task.serviceVersion === service.previousVersion)
-    return { ...service, ...service.previous };
+  // The definition before the update alone: what it did not set (a probe, routes) it did not have.
+  if (
+    service.previous &&
+    service.previousVersion !== undefined &&
+    task.serviceVersion === service.previousVersion
+  )
+    return { ...service.previous, version: service.previousVersion, updatedAt: service.updatedAt };
   return undefined;
 }

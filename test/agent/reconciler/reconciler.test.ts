@@ -22,6 +22,8 @@ import { serviceRecord, taskRecord } from '../../helpers/records.js';
 class FakeRuntime implements Runtime {
   readonly started: TaskSpec[] = [];
   readonly stopped: string[] = [];
+  /** How often a task was looked at. */
+  inspections = 0;
   private readonly tasks = new Map<string, TaskObservation>();
   private listener: ((taskId: string) => void) | undefined;
 
@@ -43,6 +45,7 @@ class FakeRuntime implements Runtime {
   }
 
   async inspect(taskId: string): Promise<TaskObservation | undefined> {
+    this.inspections++;
     return this.tasks.get(taskId);
   }
 
@@ -63,6 +66,11 @@ class FakeRuntime implements Runtime {
   }
 
   async close(): Promise<void> {}
+
+  /** An engine event about the task: the reconciler looks at it again. */
+  touch(taskId: string): void {
+    this.listener?.(taskId);
+  }
 
   /** The task's process ends on its own, as an engine's event says. */
   exit(taskId: string, exitCode: number): void {
@@ -157,4 +165,42 @@ test('a task told to stop is stopped and kept as history, reported shut down wit
   await eventually(() => status()?.state === 'shutdown', { what: 'the task shut down' });
   t.deepEqual(runtime.stopped, [task.id], 'stopped, not removed: its logs stay readable');
   t.like(status(), { reason: 'scaled down', kept: true });
+});
+
+test('a task being replaced keeps its own version’s readiness: the update’s probe is not put on it', async (t) => {
+  const { state, apply, runtime, reconciler, task, status } = setUp(t);
+  await reconciler.start();
+  await eventually(() => status()?.ready === true, { what: 'the task ready' });
+  // Version 2 adds a probe on a port nothing listens on; the running task is still version 1.
+  const web = state.get('services', 's.web')?.value;
+  if (!web) throw new Error('no service');
+  const { version: _version, updatedAt: _updatedAt, ...before } = web;
+  apply({
+    op: 'put',
+    kind: 'services',
+    id: 's.web',
+    value: {
+      ...web,
+      version: 2,
+      previous: before,
+      previousVersion: 1,
+      readiness: {
+        kind: 'tcp',
+        port: 9,
+        intervalMs: 50,
+        timeoutMs: 50,
+        failureThreshold: 1,
+        successThreshold: 1,
+        startPeriodMs: 0,
+      },
+    },
+  });
+  // Whatever makes the reconciler look at the task again (an engine event) judges it by version 1:
+  // with version 2's probe it would be reported not ready at once (nothing to probe here).
+  const looked = runtime.inspections;
+  runtime.touch(task.id);
+  await eventually(() => runtime.inspections > looked, { what: 'the task looked at again' });
+  // What it found is reported (and applied) within a few turns of the event loop.
+  for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+  t.like(status(), { state: 'running', ready: true });
 });
