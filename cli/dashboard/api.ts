@@ -19,6 +19,7 @@ import { readStackFile, StackFileError } from '../stackfile/stack-file.js';
 
 export const API_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>([
   'GET /v1/status',
+  'GET /v1/ca',
   'GET /v1/nodes',
   'GET /v1/node',
   'GET /v1/placement',

@@ -145,16 +145,26 @@ browserTest('the dashboard, tried as a new user would', async (t, browser) => {
   t.is(scaled.code, 0, scaled.stderr);
   await shows(page, '[data-service="web.web"] [data-replicas]', /^1\/1$/);
 
-  // An update, then Rollback from the page.
+  // An update whose new task never becomes ready: the rollout, with its health, waits on it;
+  // Rollback from the page.
+  const neverReady = stack(false, 'hi').replace(
+    'x-mesh: { runtime: process }',
+    'x-mesh: { runtime: process, readiness: { tcp: 9, interval: 200ms, failure_threshold: 1000 } }',
+  );
   const updated = await meshOn(
     first,
     'deploy',
     '-c',
-    cluster.file('v2.yml', stack(false, 'hi')),
+    cluster.file('v2.yml', neverReady),
     'web',
+    '--detach',
   );
   t.is(updated.code, 0, updated.stderr);
   await page.goto(`${origin}/#/service/web.web`);
+  await shows(page, '[data-rollout]', /Rollout to version 2: updating/);
+  await shows(page, '[data-rollout]', /old ready 1 · new starting 2 · new ready 0\/2 · failed 0/);
+  await shows(page, '[data-rollout]', /waits for web\.web\.\S+: .*port 9/);
+  await shoot(page, '5-rollout');
   await page.click('text=Rollback');
   await shows(page, '[data-said]', /rollback web\.web: done/);
   await shows(page, 'section p', /version 3/);
@@ -209,7 +219,7 @@ browserTest('the dashboard, tried as a new user would', async (t, browser) => {
   third.child.kill('SIGKILL');
   await shows(page, `[data-node="${nodeThree}"] [data-status]`, /suspect|dead/);
   await shows(page, `[data-node="${nodeThree}"] [data-status]`, /dead/, 60_000);
-  await shoot(page, '5-nodes');
+  await shoot(page, '7-nodes');
   // The feed says it went through suspect on its way.
   await shows(page, '[data-feed]', new RegExp(`node suspect ${nodeThree}`));
 

@@ -142,6 +142,21 @@ function useAction() {
   return [run, note];
 }
 
+/** The soonest a node's certificate expires, and a CA rotation under way: quorum's other clocks. */
+function Clocks() {
+  const nodes = useApi('nodes').data?.nodes ?? [];
+  const ca = useApi('ca').data;
+  const soonest = nodes
+    .map((n) => n.certExpires)
+    .filter(Boolean)
+    .sort()[0];
+  const days = soonest && Math.floor((Date.parse(soonest) - Date.now()) / 86_400_000);
+  return html`<div class="cards">
+    ${soonest && html`<div class="card"><div>Next certificate expiry</div><div class="value">${days} days</div><div>each renews itself at two thirds of its life</div></div>`}
+    ${ca?.next && html`<div class="card" data-rotation><div>CA rotation</div><div class="value">${ca.nodes.length - ca.waitingFor.length}/${ca.nodes.length} nodes</div><div>waiting for ${ca.waitingFor.join(', ') || 'none'}</div></div>`}
+  </div>`;
+}
+
 function Overview() {
   const state = useApi('status');
   return html`<${View} title="Overview" command="mesh status" state=${state}>
@@ -157,7 +172,8 @@ function Overview() {
       s.raft.voters.length < s.raft.targetVoters &&
       html`<p class="warn">${s.raft.voters.length} voters where the live nodes allow ${s.raft.targetVoters}: the cluster tolerates ${s.raft.tolerates} failures until the leader seats more.</p>`
     }
-    ${s.lock === 'locked' && html`<p class="warn">This node is locked: run mesh unlock.</p>`}`}
+    ${s.lock === 'locked' && html`<p class="warn">This node is locked: run mesh unlock.</p>`}
+    <${Clocks} />`}
   <//>`;
 }
 
@@ -280,6 +296,28 @@ function Logs({ service }) {
     <div class="logs" data-logs>${shown.map((l) => html`<div><span class="task">${l.task}</span> ${l.line}</div>`)}</div>`;
 }
 
+/**
+ * The rollout of the current version, with health: the old version's tasks still ready, the new
+ * one's starting, ready and failed, what it waits for, and why it paused or rolled back.
+ */
+function Rollout({ spec, tasks }) {
+  const rollout = spec.rollout;
+  if (!rollout || rollout.state === 'completed') return null;
+  const current = tasks.filter((t) => t.desired === 'running' && t.serviceVersion === spec.version);
+  // Start-first: a task of the old version runs on until its successor is ready.
+  const old = tasks.filter((t) => t.desired === 'running' && t.serviceVersion !== spec.version);
+  const failed = current.filter((t) => t.state === 'failed' || t.state === 'rejected');
+  const ready = current.filter((t) => t.ready);
+  const starting = current.filter((t) => !t.ready && !failed.includes(t));
+  const waiting = starting.find((t) => t.probe || t.reason);
+  return html`<div class="card" data-rollout>
+    <strong>${spec.rollingBack ? 'Rolling back' : 'Rollout'} to version ${spec.version}: ${rollout.state}</strong>
+    <div>old ready ${old.filter((t) => t.ready).length} · new starting ${starting.length} · new ready ${ready.length}/${spec.replicas} · failed ${failed.length}</div>
+    ${waiting && html`<div>waits for ${waiting.id}: ${waiting.probe ?? waiting.reason}</div>`}
+    ${rollout.message && html`<div class="bad">${rollout.message}</div>`}
+  </div>`;
+}
+
 /** Per node, whether a task of the service fits there, or the first check it fails and the fix. */
 function Placement({ service }) {
   const { data } = useApi(`placement?${query({ service })}`);
@@ -306,6 +344,7 @@ function Service({ id }) {
     ${(tasks) => html`
       ${spec && html`<p>${spec.runtime === 'process' ? 'process' : spec.image}; version ${spec.version}; ${spec.mode === 'global' ? 'global' : `${spec.replicas} replicas`}${spec.autoscale ? `, autoscaled ${spec.autoscale.min}–${spec.autoscale.max}` : ''}${spec.rollout ? `; rollout ${spec.rollout.state}` : ''}</p>`}
       ${spec?.autoscaling && html`<p>Autoscaler: ${spec.autoscaling.reason}</p>`}
+      ${spec && html`<${Rollout} spec=${spec} tasks=${tasks} />`}
       <div class="row">
         <input type="number" min="0" placeholder="replicas" value=${count} onInput=${(e) => setCount(e.target.value)} data-scale-input />
         <button disabled=${count === '' || Number(count) < 0} onClick=${() =>
