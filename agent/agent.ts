@@ -11,6 +11,7 @@ import { Transport } from '../mesh/transport/transport.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { connectionBudget, raiseFdLimit } from '../proxy/host/fd-limit.js';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/limits.js';
+import { LATENCY_BUCKETS_MS } from '../proxy/http/metrics.js';
 import { DEFAULT_UDP_IDLE_MS } from '../proxy/l4/udp-flows.js';
 import { Autoscaler } from './autoscaler/autoscaler.js';
 import { UsageSampler } from './autoscaler/usage-sampler.js';
@@ -23,6 +24,7 @@ import { PeerCache } from './cluster/peer-cache.js';
 import { RegistryLogins } from './cluster/registry-logins.js';
 import { Stacks } from './cluster/stacks.js';
 import { StateAccess } from './cluster/state-access.js';
+import { ClusterTraffic } from './cluster/traffic.js';
 import { clusterRoutes } from './control/cluster-routes.js';
 import { routesRoute } from './control/data-plane-routes.js';
 import { eventRoutes } from './control/event-routes.js';
@@ -684,7 +686,18 @@ function controlServer(parts: {
         new ClusterLogs(self.nodeId, state, transport, parts.runtimes, stacks),
         access,
       ),
-      ...routesRoute(self.nodeId, parts.dataPlane, parts.certificates),
+      ...routesRoute(
+        self.nodeId,
+        parts.dataPlane,
+        parts.certificates,
+        new ClusterTraffic(
+          self.nodeId,
+          state,
+          transport,
+          (service) => parts.dataPlane.ingressStats(service),
+          LATENCY_BUCKETS_MS,
+        ),
+      ),
       ...valueRoutes(parts.values),
       ...registryRoutes(parts.registries),
       ...eventRoutes(parts.events, parts.changes),

@@ -363,6 +363,16 @@ export interface RouteRow {
   } | null;
 }
 
+/** GET /v1/traffic?service=S: what the HTTP ingress of every node saw of a service, node by node. */
+export interface TrafficResponse {
+  service: string;
+  /** When the nodes were asked. */
+  at: string;
+  /** The latency buckets' upper bounds (ms), the last one open: the counts of `http.latency`. */
+  bucketsMs: number[];
+  nodes: Array<{ node: string; http: RouteRow['http']; unreachable?: string }>;
+}
+
 /** GET /v1/routes?service=S: this node's routing table, or one service of it (ID or name). */
 export interface RoutesResponse {
   node: string;
@@ -482,6 +492,8 @@ export interface ControlApi {
     ChangeMark
   >;
   'GET /v1/routes': Route<{ service?: string }, RoutesResponse>;
+  /** What every node's HTTP ingress saw of the service since its agent started. */
+  'GET /v1/traffic': Route<{ service: string }, TrafficResponse>;
   'POST /v1/certs': Route<{ host: string; certPem: string; keyPem: string }, CertificateRow>;
   'GET /v1/certs': Route<Nothing, CertificateRow[]>;
   'POST /v1/certs/rm': Route<{ host: string }, { host: string }>;

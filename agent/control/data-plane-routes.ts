@@ -1,5 +1,6 @@
 import type { DataPlane } from '../../proxy/data-plane.js';
 import type { Certificates } from '../cluster/ingress-certificates.js';
+import type { ClusterTraffic } from '../cluster/traffic.js';
 import { NotFoundError } from '../errors.js';
 import type { ControlHandlers, RouteRow, RoutesResponse } from './api.js';
 
@@ -12,11 +13,13 @@ export function routesRoute(
   nodeId: string,
   dataPlane: DataPlane,
   certificates: Certificates,
+  traffic: ClusterTraffic,
 ): Pick<
   ControlHandlers,
-  'GET /v1/routes' | 'POST /v1/certs' | 'GET /v1/certs' | 'POST /v1/certs/rm'
+  'GET /v1/routes' | 'GET /v1/traffic' | 'POST /v1/certs' | 'GET /v1/certs' | 'POST /v1/certs/rm'
 > {
   return {
+    'GET /v1/traffic': ({ service }) => traffic.gather(service),
     'POST /v1/certs': (request) => certificates.add(request),
     'GET /v1/certs': () => certificates.list(),
     'POST /v1/certs/rm': ({ host }) => certificates.remove(host),

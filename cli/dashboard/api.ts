@@ -28,6 +28,7 @@ export const API_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>([
   'GET /v1/tasks',
   'GET /v1/logs',
   'GET /v1/routes',
+  'GET /v1/traffic',
   'GET /v1/values',
   'GET /v1/volumes',
   'GET /v1/events',

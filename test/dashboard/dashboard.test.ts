@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { browserTest } from '../helpers/browser.js';
 import { startDashboard } from '../helpers/dashboard.js';
+import { requestOnce } from '../helpers/load.js';
 import {
   type AgentProcess,
   LocalCluster,
@@ -24,6 +25,7 @@ import { eventually } from '../helpers/poll.js';
 // Loopback block 127.0.90.0/24. No engine: process tasks only.
 process.env.DOCKER_HOST = 'unix:///nonexistent/docker.sock';
 const HOSTS = ['127.0.90.1', '127.0.90.2', '127.0.90.3'];
+const HTTP_PORT = 18_090;
 const SHOTS = join(process.env.MESH_TEST_OUTPUT ?? tmpdir(), 'mesh-dashboard-screenshots');
 const cluster = await LocalCluster.create('dashboard');
 
@@ -71,7 +73,7 @@ browserTest('the dashboard, tried as a new user would', async (t, browser) => {
     HOSTS,
     'd',
     [],
-    ['--dns-upstream', 'none', '--http-port', '0'],
+    ['--dns-upstream', 'none', '--http-port', String(HTTP_PORT)],
   );
   t.teardown(() => cluster.close());
   const [first, , third] = agents as [AgentProcess, AgentProcess, AgentProcess];
@@ -121,6 +123,20 @@ browserTest('the dashboard, tried as a new user would', async (t, browser) => {
     intervalMs: 200,
   });
   await shows(page, '[data-logs]', /hello from web\.web\./);
+  // Requests through another node's ingress show in the service's traffic, summed over nodes.
+  for (let i = 0; i < 40; i++) {
+    const answer = await requestOnce({
+      host: HOSTS[1] as string,
+      port: HTTP_PORT,
+      hostHeader: 'web.web.mesh',
+    });
+    t.is(answer.status, 200, answer.body);
+  }
+  await shows(
+    page,
+    '[data-traffic]',
+    /req\/s \(peak ([1-9]\d*\.\d|0\.[1-9])\).*0\.0% 5xx.*p95 ≤ \d+ ms at the peak.*3 of 3 nodes/,
+  );
   await shoot(page, '4-service');
 
   // Node 3 drained: no task of web left on it.

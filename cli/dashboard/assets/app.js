@@ -318,6 +318,104 @@ function Rollout({ spec, tasks }) {
   </div>`;
 }
 
+/** How often the traffic view asks every node's ingress, and how many intervals it draws. */
+const TRAFFIC_MS = 5000;
+const TRAFFIC_POINTS = 30;
+
+/** The counters of every node's ingress added up: requests, 5xx answers, latency bucket counts. */
+function summed(answer) {
+  const sum = {
+    at: Date.parse(answer.at),
+    requests: 0,
+    errors: 0,
+    buckets: answer.bucketsMs.map(() => 0),
+    // Nodes that answered: one whose ingress saw nothing of the service answers with no counts.
+    reached: answer.nodes.filter((n) => !n.unreachable).length,
+  };
+  sum.buckets.push(0);
+  for (const { http } of answer.nodes) {
+    if (!http) continue;
+    sum.requests += http.requests;
+    sum.errors += http.statuses['5xx'] ?? 0;
+    http.latency.forEach((n, i) => {
+      sum.buckets[i] += n;
+    });
+  }
+  return sum;
+}
+
+/** Between two sums: requests a second, the 5xx share, and the bucket bound 95 % stayed under. */
+function interval(before, after, bucketsMs) {
+  const requests = after.requests - before.requests;
+  if (requests < 0) return undefined; // a node's agent restarted: its counters began again
+  const seconds = Math.max(0.001, (after.at - before.at) / 1000);
+  let seen = 0;
+  let p95 = null;
+  for (let i = 0; i < after.buckets.length && requests > 0; i++) {
+    seen += after.buckets[i] - before.buckets[i];
+    if (seen >= requests * 0.95) {
+      p95 = bucketsMs[i] ?? Number.POSITIVE_INFINITY;
+      break;
+    }
+  }
+  return {
+    rps: requests / seconds,
+    errorShare: requests > 0 ? (after.errors - before.errors) / requests : 0,
+    p95,
+  };
+}
+
+function Sparkline({ values }) {
+  const max = Math.max(1e-9, ...values);
+  const points = values
+    .map((v, i) => `${(i / Math.max(1, TRAFFIC_POINTS - 1)) * 120},${24 - (v / max) * 22}`)
+    .join(' ');
+  return html`<svg width="120" height="24" class="spark"><polyline points=${points} fill="none" stroke="#2456d6" stroke-width="1.5" /></svg>`;
+}
+
+/** Request rate, 5xx share and p95 latency through the ingress of every node, as sparklines. */
+function Traffic({ service }) {
+  const [points, setPoints] = useState([]);
+  const [reached, setReached] = useState(null);
+  useEffect(() => {
+    let before;
+    let stopped = false;
+    let timer;
+    const read = async () => {
+      try {
+        const answer = await api(`traffic?${query({ service })}`);
+        const now = summed(answer);
+        setReached(`${now.reached} of ${answer.nodes.length} nodes`);
+        const step = before && interval(before, now, answer.bucketsMs);
+        if (step) setPoints((old) => [...old, step].slice(-TRAFFIC_POINTS));
+        before = now;
+      } catch {
+        // The next read tries again.
+      }
+      if (!stopped) timer = setTimeout(read, TRAFFIC_MS);
+    };
+    read();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [service]);
+  const last = points.at(-1);
+  // The busiest interval of the window: a burst stays readable after it passed.
+  const busiest = points.reduce((a, b) => (b.rps > a.rps ? b : a), last);
+  return html`<h2>Traffic through the ingress</h2>
+    <div class="row" data-traffic>
+      ${
+        last
+          ? html`<span><${Sparkline} values=${points.map((p) => p.rps)} /> ${last.rps.toFixed(1)} req/s (peak ${busiest.rps.toFixed(1)})</span>
+            <span><${Sparkline} values=${points.map((p) => p.errorShare)} /> ${(last.errorShare * 100).toFixed(1)}% 5xx</span>
+            <span><${Sparkline} values=${points.map((p) => p.p95 ?? 0)} /> p95 ${busiest.p95 === null ? '-' : `≤ ${busiest.p95} ms`} at the peak</span>`
+          : html`<span>measuring (every ${TRAFFIC_MS / 1000}s)…</span>`
+      }
+      <small>${reached ?? ''}</small>
+    </div>`;
+}
+
 /** Per node, whether a task of the service fits there, or the first check it fails and the fix. */
 function Placement({ service }) {
   const { data } = useApi(`placement?${query({ service })}`);
@@ -366,6 +464,7 @@ function Service({ id }) {
             </tr>`,
           )}
       </table>
+      <${Traffic} service=${id} />
       <${Placement} service=${id} />
       <${Logs} service=${id} />`}
   <//>`;
