@@ -9,6 +9,7 @@ import type { RequestOf, StackRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { outliveClosedStdout } from '../../examples/local-cluster.js';
 import { TEST_IMAGE } from '../../examples/test-image.js';
+import { onInterrupt } from '../helpers/interrupt.js';
 import {
   type AgentProcess,
   checkUnreachable,
@@ -205,8 +206,9 @@ export async function sideBySide(
 
 /**
  * Makes `cleanup` run when the benchmark ends, and on Ctrl-C or SIGTERM too (then the run exits
- * 130): nothing it started (agents, their tasks, addresses, routes, peers) is left behind. Returns
- * the cleanup, to await in the benchmark's own `finally`; it runs once whichever comes first.
+ * 130 or 143): nothing it started (peers, containers, rules) is left behind; its local clusters
+ * register themselves (LocalCluster). Returns the cleanup, to await in the benchmark's own
+ * `finally`; it runs once whichever comes first.
  */
 export function cleanupOnSignal(cleanup: () => Promise<void>): () => Promise<void> {
   let done: Promise<void> | undefined;
@@ -215,18 +217,7 @@ export function cleanupOnSignal(cleanup: () => Promise<void>): () => Promise<voi
     return done;
   };
   outliveClosedStdout();
-  const stop = (signal: NodeJS.Signals) => {
-    note(`${signal}: stopping what the benchmark started`);
-    once().then(
-      () => process.exit(130),
-      (error: Error) => {
-        console.error(`cleanup failed: ${error.message}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  onInterrupt(once);
   return once;
 }
 

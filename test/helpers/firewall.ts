@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { onInterrupt } from './interrupt.js';
 
 const run = promisify(execFile);
 
@@ -13,7 +14,13 @@ function iptables(...args: string[]): Promise<unknown> {
  * Nothing else on the machine is touched.
  */
 export class Firewall {
-  private constructor(private readonly chain: string) {}
+  /** Takes back the cleanup an interrupt would run: close runs it itself. */
+  private readonly forget: () => void;
+
+  private constructor(private readonly chain: string) {
+    // Ctrl-C in the middle of a partition leaves no rule behind.
+    this.forget = onInterrupt(() => this.close());
+  }
 
   static async open(label: string): Promise<Firewall> {
     const chain = `mesh-${label}`.slice(0, 28);
@@ -39,6 +46,7 @@ export class Firewall {
   }
 
   async close(): Promise<void> {
+    this.forget();
     await this.heal();
     await iptables('-D', 'INPUT', '-j', this.chain);
     await iptables('-X', this.chain);

@@ -25,6 +25,7 @@ import {
   stopAgents,
 } from '../../examples/local-cluster.js';
 import { HostAddresses } from '../../proxy/host/addresses.js';
+import { onInterrupt } from './interrupt.js';
 import { eventually } from './poll.js';
 
 const run = promisify(execFile);
@@ -44,8 +45,13 @@ export {
 export class LocalCluster {
   private readonly agents: AgentProcess[] = [];
   private readonly ranges: string[] = [];
+  /** Takes back the cleanup an interrupt would run: close runs it itself. */
+  private readonly forget: () => void;
 
-  private constructor(readonly root: string) {}
+  private constructor(readonly root: string) {
+    // A run stopped with Ctrl-C (or SIGTERM) leaves no agent, address or route behind either.
+    this.forget = onInterrupt(() => this.close());
+  }
 
   static async create(label: string): Promise<LocalCluster> {
     return new LocalCluster(await scratchDirectory(label));
@@ -91,6 +97,7 @@ export class LocalCluster {
   }
 
   async close(): Promise<void> {
+    this.forget();
     await stopAgents(this.agents);
     // A killed agent leaves its service addresses and routes behind: they go with the cluster,
     // and so does the tmpfs of its tasks' secrets.

@@ -1,0 +1,25 @@
+/**
+ * What a test or benchmark made that must not outlive it (agents, addresses, rules, containers),
+ * released newest first when the process is interrupted (SIGINT, SIGTERM) before its own cleanup
+ * ran: one pair of signal handlers for every harness. (No ava here: benchmarks use it too.)
+ */
+const releases = new Set<() => Promise<void>>();
+let installed = false;
+
+async function interrupted(signal: NodeJS.Signals): Promise<void> {
+  console.error(`${signal}: stopping what was started`);
+  for (const release of [...releases].reverse())
+    await release().catch((error: Error) => console.error(`cleanup failed: ${error.message}`));
+  process.exit(signal === 'SIGINT' ? 130 : 143);
+}
+
+/** Runs `release` if the process is interrupted; the returned function takes it back (done). */
+export function onInterrupt(release: () => Promise<void>): () => void {
+  releases.add(release);
+  if (!installed) {
+    installed = true;
+    for (const signal of ['SIGINT', 'SIGTERM'] as const)
+      process.once(signal, () => void interrupted(signal));
+  }
+  return () => releases.delete(release);
+}
