@@ -118,12 +118,16 @@ async function main(): Promise<void> {
       await stopAgents(agents, 'SIGTERM');
       await rm(root, { recursive: true, force: true });
     })());
-  // Ctrl-C at any moment, while the agents start or the stack deploys too, cleans up the same way.
+  // Ctrl-C (or SIGTERM) at any moment, while the agents start or the stack deploys too, cleans
+  // up the same way.
   outliveClosedStdout();
-  const interrupted = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
-  void interrupted.then(async () => {
+  const interrupted = new Promise<number>((resolve) => {
+    process.once('SIGINT', () => resolve(130));
+    process.once('SIGTERM', () => resolve(143));
+  });
+  void interrupted.then(async (code) => {
     await stop();
-    process.exit(130);
+    process.exit(code);
   });
   try {
     say(`mesh demo: starting 3 agents on ${HOSTS.join(', ')} (data and logs in ${root})`);
