@@ -4,7 +4,7 @@ import type { RaftNode } from '../../mesh/raft/node.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
 import type { Transport } from '../../mesh/transport/transport.js';
 import { repeatOneAtATime } from '../repeat.js';
-import { autoscaleRound, type Heard, type UsageReport } from './round.js';
+import { autoscaleRound, type Heard, REPORT_STALE_MS, type UsageReport } from './round.js';
 import { SAMPLE_MS } from './usage-sampler.js';
 
 /** A node's usage report to the leader. */
@@ -87,7 +87,8 @@ export class Autoscaler {
       return;
     }
     const now = Date.now();
-    for (const [node, h] of this.heard) if (now - h.at > 60_000) this.heard.delete(node);
+    // A report too old to count is kept no longer: a node that left is forgotten.
+    for (const [node, h] of this.heard) if (now - h.at > REPORT_STALE_MS) this.heard.delete(node);
     const batches = autoscaleRound(
       {
         services: state.list('services'),

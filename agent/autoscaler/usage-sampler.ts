@@ -29,10 +29,9 @@ export function percentUsed(
   const cpus = reservations.cpus || limits.cpus;
   const memory = reservations.memoryBytes || limits.memoryBytes;
   const used: { cpu?: number; memory?: number } = {};
-  const elapsedNs = previous && (now - previous.at) * 1e6;
   // A task restarted in between (less CPU time than before) starts over.
-  if (cpus && previous && elapsedNs && usage.cpuNs >= previous.cpuNs)
-    used.cpu = ((usage.cpuNs - previous.cpuNs) / elapsedNs / cpus) * 100;
+  if (cpus && previous && now > previous.at && usage.cpuNs >= previous.cpuNs)
+    used.cpu = ((usage.cpuNs - previous.cpuNs) / ((now - previous.at) * 1e6) / cpus) * 100;
   if (memory) used.memory = (usage.memoryBytes / memory) * 100;
   return used;
 }

@@ -116,7 +116,6 @@ function Failure({ error, at }) {
   const since = at ? ` (showing what was true at ${clock(at)})` : '';
   if (error.status === 503)
     return html`<div class="banner">No leader or a replica behind: retrying${since}. ${error.message}</div>`;
-  if (error.status === 502) return html`<div class="banner error">${error.message}${since}</div>`;
   return html`<div class="banner error">${error.message}${since}</div>`;
 }
 
@@ -306,7 +305,7 @@ function Rollout({ spec, tasks }) {
   const current = tasks.filter((t) => t.desired === 'running' && t.serviceVersion === spec.version);
   // Start-first: a task of the old version runs on until its successor is ready.
   const old = tasks.filter((t) => t.desired === 'running' && t.serviceVersion !== spec.version);
-  const failed = current.filter((t) => t.state === 'failed' || t.state === 'rejected');
+  const failed = current.filter((t) => t.state === 'failed');
   const ready = current.filter((t) => t.ready);
   const starting = current.filter((t) => !t.ready && !failed.includes(t));
   const waiting = starting.find((t) => t.probe || t.reason);
