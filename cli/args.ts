@@ -55,7 +55,7 @@ const FLAG_HELP: Record<string, string> = {
   'udp-timeout':
     'how long a UDP flow (a client address and port) keeps its replica without a datagram either way (default 5m)',
   'http-limit':
-    'KEY=VALUE (repeatable): header-timeout, body-timeout, send-timeout (60s), keepalive-timeout (75s), body-buffer (1m), client-connections (256)',
+    'KEY=VALUE (repeatable): header-timeout, body-timeout, send-timeout (60s), keepalive-timeout (75s), body-buffer (1m), client-connections (256), replica-requests (128), queue-length (4096), queue-timeout (30s)',
   install:
     'make the node, then write a systemd unit that runs it (enabled and started where systemd runs)',
   'metrics-addr':

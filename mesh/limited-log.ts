@@ -14,10 +14,11 @@ interface Window {
 }
 
 /**
- * Warnings that a peer or a client can cause, a few lines a minute per source and cause: a port
- * scanner, a node that keeps redialling with a revoked certificate or a member sending what its
- * role does not allow would otherwise write a line per attempt. Past the limit, lines are counted,
- * and the count is logged once the minute is over (at the next warning from anywhere).
+ * Warnings that a peer or a client can cause, a few lines a minute (or another window) per source
+ * and cause: a port scanner, a node that keeps redialling with a revoked certificate, a member
+ * sending what its role does not allow, or a replica failing every request of a burst would
+ * otherwise write a line per attempt. Past the limit, lines are counted, and the count is logged
+ * once the window is over (at the next warning from anywhere).
  */
 export class LimitedLog {
   private readonly windows = new Map<string, Window>();
@@ -25,23 +26,24 @@ export class LimitedLog {
 
   constructor(
     private readonly log: Logger,
-    private readonly perMinute: number,
+    private readonly perWindow: number,
     private readonly now: () => number = Date.now,
+    private readonly windowMs = WINDOW_MS,
   ) {
     this.lastSweep = now();
   }
 
   /**
    * Logs a warning about `source` (an address, a node) with its fields, unless that source has
-   * had its lines of this message this minute.
+   * had its lines of this message this window.
    */
   warn(source: string, fields: Record<string, unknown>, message: string): void {
     const now = this.now();
-    if (now - this.lastSweep >= WINDOW_MS) this.sweep(now);
+    if (now - this.lastSweep >= this.windowMs) this.sweep(now);
     const wanted = `${source}\n${message}`;
     const key = this.windows.has(wanted) || this.windows.size < MAX_TRACKED ? wanted : OTHERS;
     let window = this.windows.get(key);
-    if (window && now - window.start >= WINDOW_MS) {
+    if (window && now - window.start >= this.windowMs) {
       this.ended(key, window);
       window = undefined;
     }
@@ -55,7 +57,7 @@ export class LimitedLog {
       };
       this.windows.set(key, window);
     }
-    if (window.logged < this.perMinute) {
+    if (window.logged < this.perWindow) {
       window.logged += 1;
       this.log.warn(fields, message);
     } else window.leftOut += 1;
@@ -65,7 +67,7 @@ export class LimitedLog {
   private sweep(now: number): void {
     this.lastSweep = now;
     for (const [key, window] of this.windows)
-      if (now - window.start >= WINDOW_MS) this.ended(key, window);
+      if (now - window.start >= this.windowMs) this.ended(key, window);
   }
 
   /** A window is over: how many lines it left out is logged. */
@@ -77,7 +79,8 @@ export class LimitedLog {
           source: window.source,
           about: window.about,
           leftOut: window.leftOut,
-          perMinute: this.perMinute,
+          perWindow: this.perWindow,
+          windowSeconds: this.windowMs / 1000,
         },
         'more lines like this were left out of the log',
       );

@@ -69,7 +69,8 @@ export class DialBridge {
   }
 
   async listen(): Promise<void> {
-    this.server.listen(this.path);
+    // The kernel caps the backlog (somaxconn): a burst of dials waits there, never refused.
+    this.server.listen({ path: this.path, backlog: 65_535 });
     await once(this.server, 'listening');
   }
 

@@ -4,15 +4,16 @@ import { type Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { LimitedLog } from '../../mesh/limited-log.js';
-import { EndpointCounters, tryEndpoints } from '../l4/balancer.js';
+import { among, EndpointCounters, type Seat, tryEndpoints } from '../l4/balancer.js';
 import { splice } from '../l4/splice.js';
-import { type Endpoint, servingPort } from '../routing-table.js';
+import { type Endpoint, type ServiceRoute, servingPort } from '../routing-table.js';
 import { forwardHeaders, toOriginForm, withoutHopByHop } from './headers.js';
 import type { HttpLimits } from './limits.js';
 import { IngressMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { type Connect, ReplicaUnreachable, UpstreamPools } from './pools.js';
 import { RELAY_UNREACHABLE_HEADER } from './relay.js';
+import { QueueRefusal, ReplicaQueue } from './replica-queue.js';
 import { causeOf, type FailureCause, retryable } from './retry.js';
 import { forwardedPath, type HostRoutes, type HttpRoute, hostOnly, matchRoute } from './routes.js';
 
@@ -61,7 +62,16 @@ class Refusal extends Error {
  */
 export class HttpIngress {
   readonly metrics = new IngressMetrics();
+  /** Requests in flight per replica (and recent failures): what the queue seats by. */
   readonly counters = new EndpointCounters();
+  /**
+   * Upgraded connections per replica, counted apart: a replica holding many WebSockets still
+   * takes its share of requests.
+   */
+  private readonly tunnels = new EndpointCounters();
+  private readonly queue: ReplicaQueue;
+  /** Each service's route in the table now, for requests waiting for one of its replicas. */
+  private servicesNow: Map<string, ServiceRoute> | undefined;
   private readonly pools: UpstreamPools;
   /** The access log is at debug level: without it, nothing is built for it per request. */
   private readonly accessLog: boolean;
@@ -69,17 +79,37 @@ export class HttpIngress {
   private readonly pipelines = new WeakMap<Socket, Pipeline>();
   /** What a client can make the ingress warn about, a line a minute per client. */
   private readonly warnings: LimitedLog;
+  /**
+   * A replica failing a burst of requests, or a service's queue refusing them: a line a second
+   * per replica or service (the count of the others logged once the second is over).
+   */
+  private readonly replicaWarnings: LimitedLog;
 
   constructor(private readonly options: IngressOptions) {
     this.pools = new UpstreamPools(options.connect, options.responseTimeoutMs);
     this.accessLog = options.log.isLevelEnabled('debug');
     this.warnings = new LimitedLog(options.log, 1);
+    this.replicaWarnings = new LimitedLog(options.log, 1, Date.now, 1000);
+    const { requestsPerReplica, queueLength, queueTimeoutMs } = options.limits;
+    this.queue = new ReplicaQueue(this.counters, {
+      perReplica: requestsPerReplica,
+      length: queueLength,
+      waitMs: queueTimeoutMs,
+    });
   }
 
-  /** Keeps the pools of the replicas still listed. */
+  /** The routing table changed: keeps the pools of the replicas still listed, seats new ones. */
   retain(taskIds: ReadonlySet<string>): void {
     this.pools.retain(taskIds);
     this.counters.retain(taskIds);
+    this.tunnels.retain(taskIds);
+    this.servicesNow = undefined;
+    this.queue.refresh();
+  }
+
+  /** The requests waiting for a replica of the service, now. */
+  waiting(serviceId: string): number {
+    return this.queue.depth(serviceId);
   }
 
   close(): void {
@@ -214,8 +244,7 @@ export class HttpIngress {
     for (let i = 0; i < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
     const requestHead = `${lines.join('\r\n')}\r\n\r\n`;
     void tryEndpoints<Duplex>(
-      this.counters,
-      servingPort(route.service, route.target),
+      among(this.tunnels, servingPort(route.service, route.target)),
       MAX_ATTEMPTS,
       async (lease) => {
         try {
@@ -245,6 +274,30 @@ export class HttpIngress {
     });
   }
 
+  /**
+   * Where a request's attempts find their replica: the queue of its service, which reads the
+   * service's endpoints from the table as it is when a seat frees (replicas come and go while a
+   * request waits).
+   */
+  private seatFor(route: HttpRoute, res: ServerResponse): Seat {
+    const serviceId = route.service.id;
+    const endpoints = () => servingPort(this.serviceNow(serviceId) ?? route.service, route.target);
+    const onLeave = (listener: () => void) => {
+      res.once('close', listener);
+      return () => res.off('close', listener);
+    };
+    return (tried) => this.queue.seat(serviceId, endpoints, tried, onLeave);
+  }
+
+  private serviceNow(serviceId: string): ServiceRoute | undefined {
+    if (!this.servicesNow) {
+      this.servicesNow = new Map();
+      for (const list of this.options.routes().values())
+        for (const route of list) this.servicesNow.set(route.service.id, route.service);
+    }
+    return this.servicesNow.get(serviceId);
+  }
+
   private route(req: IncomingMessage): HttpRoute | Refusal {
     const hostHeader = req.headers.host ?? '';
     const route = matchRoute(this.options.routes(), hostHeader, req.url ?? '/');
@@ -259,7 +312,8 @@ export class HttpIngress {
   }
 
   private warnNotTaken(endpoint: Endpoint, error: Error): void {
-    this.options.log.warn(
+    this.replicaWarnings.warn(
+      endpoint.taskId,
       { task: endpoint.taskId, onNode: endpoint.nodeId, reason: error.message },
       'replica did not take the request; trying another',
     );
@@ -277,8 +331,7 @@ export class HttpIngress {
     // A body read whole can be sent again; one still streaming from the client cannot.
     const resendable = body === null || Buffer.isBuffer(body);
     const taken = await tryEndpoints<ExchangeFailure | undefined>(
-      this.counters,
-      servingPort(route.service, route.target),
+      this.seatFor(route, res),
       MAX_ATTEMPTS,
       async (lease, n) => {
         const failure = await this.exchange(
@@ -298,7 +351,21 @@ export class HttpIngress {
         const again = n < MAX_ATTEMPTS && retryable(failure.cause, req.method ?? '', resendable);
         return again ? { again: failure.error } : { done: failure };
       },
-    );
+    ).catch((error: Error) => {
+      if (error instanceof QueueRefusal) return error;
+      throw error;
+    });
+    if (taken instanceof QueueRefusal) {
+      if (!res.destroyed) {
+        this.replicaWarnings.warn(
+          route.service.id,
+          { service: route.service.id, reason: taken.message },
+          'requests waited too long for a replica: answered 503',
+        );
+        this.refuse(res, new Refusal(503, taken.message));
+      }
+      return;
+    }
     if ('lastFailure' in taken) {
       const last = taken.lastFailure ? ` (last: ${taken.lastFailure.message})` : '';
       this.refuse(

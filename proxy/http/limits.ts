@@ -16,6 +16,12 @@ export interface HttpLimits {
   bodyBufferBytes: number;
   /** Connections one client address may hold at once; past that it is answered 429 and closed. */
   connectionsPerClient: number;
+  /** Requests one replica is sent at once by this node's ingress; more wait (replica-queue.ts). */
+  requestsPerReplica: number;
+  /** Requests that may wait for a replica of one service; past that 503 at once. */
+  queueLength: number;
+  /** How long a request waits for a replica before its 503 (with Retry-After). */
+  queueTimeoutMs: number;
 }
 
 /** How long a replica may take to start its answer (after that, 504); the body has no limit. */
@@ -28,6 +34,9 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   keepAliveTimeoutMs: 75_000,
   bodyBufferBytes: 1024 * 1024,
   connectionsPerClient: 256,
+  requestsPerReplica: 128,
+  queueLength: 4096,
+  queueTimeoutMs: 30_000,
 };
 
 /** The keys of `--http-limit KEY=VALUE`, and whether each takes a duration or a count. */
@@ -41,4 +50,7 @@ export const HTTP_LIMIT_KEYS: Record<
   'keepalive-timeout': { field: 'keepAliveTimeoutMs', kind: 'duration' },
   'body-buffer': { field: 'bodyBufferBytes', kind: 'bytes' },
   'client-connections': { field: 'connectionsPerClient', kind: 'count' },
+  'replica-requests': { field: 'requestsPerReplica', kind: 'count' },
+  'queue-length': { field: 'queueLength', kind: 'count' },
+  'queue-timeout': { field: 'queueTimeoutMs', kind: 'duration' },
 };

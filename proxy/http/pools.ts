@@ -17,9 +17,11 @@ const KEEPALIVE_PROBE_MS = 60_000;
 /**
  * A replica that has not taken the connection by then is passed over (the request, nothing of
  * it sent, goes to another). A dead container's address answers nothing at all: without this
- * the request would wait out the response timeout instead.
+ * the request would wait out the response timeout instead. A busy replica whose accept backlog
+ * is full drops the first SYN, sent again after 1 s: it is slow, not dead, so the limit leaves
+ * room for that (1 s gave a burst of 502s from replicas that were only busy).
  */
-const CONNECT_LIMIT_MS = 1000;
+const CONNECT_LIMIT_MS = 3000;
 
 /**
  * Keep-alive connection pools (undici), one per endpoint and port: a request reuses an idle

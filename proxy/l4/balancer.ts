@@ -23,25 +23,37 @@ export interface Lease {
   release(): void;
 }
 
+/**
+ * Where each attempt's endpoint comes from, given those already tried: undefined when none is
+ * left. A plain list (`among`) answers at once; the ingress's queue may wait for a free one.
+ */
+export type Seat = (tried: Set<string>) => Lease | undefined | Promise<Lease | undefined>;
+
+/** The least-loaded endpoint of the list not tried yet (see pick). */
+export const among =
+  (counters: EndpointCounters, endpoints: readonly Endpoint[]): Seat =>
+  (tried) =>
+    counters.acquire(endpoints, tried);
+
 /** What an attempt gives: the work done by this endpoint, or passed on to another (and why). */
 export type Attempt<T> = { done: T } | { again: Error };
 
 /**
  * The attempt loop of every proxy here (TCP, UDP streams, HTTP, upgrades), as caddy's tryAgain:
  * an endpoint at a time, each at most once, until one does the work or `maxAttempts` are spent.
+ * What `seat` throws (the ingress's queue refusing to wait longer) is thrown on.
  * The lease of the one that did stays the caller's to release; the others are released here. It
  * is the attempt that says whether its endpoint failed (lease.failed()).
  */
 export async function tryEndpoints<T>(
-  counters: EndpointCounters,
-  endpoints: readonly Endpoint[],
+  seat: Seat,
   maxAttempts: number,
   attempt: (lease: Lease, n: number) => Promise<Attempt<T>>,
 ): Promise<{ lease: Lease; value: T } | { lastFailure: Error | undefined }> {
   const tried = new Set<string>();
   let lastFailure: Error | undefined;
   for (let n = 1; n <= maxAttempts; n++) {
-    const lease = counters.acquire(endpoints, tried);
+    const lease = await seat(tried);
     if (!lease) break;
     const outcome = await attempt(lease, n).catch((error: Error) => ({ again: error }));
     if ('done' in outcome) return { lease, value: outcome.done };
@@ -77,10 +89,17 @@ export class EndpointCounters {
 
   /**
    * The endpoint for the next attempt (see pick), marked tried and counted as active until its
-   * lease is released; undefined when every endpoint was tried.
+   * lease is released; undefined when every endpoint was tried, or every one left holds `limit`.
    */
-  acquire(endpoints: readonly Endpoint[], tried: Set<string>): Lease | undefined {
-    const endpoint = pick(endpoints, (id) => this.get(id), Date.now(), tried, this.nextTurn());
+  acquire(endpoints: readonly Endpoint[], tried: Set<string>, limit = Infinity): Lease | undefined {
+    const endpoint = pick(
+      endpoints,
+      (id) => this.get(id),
+      Date.now(),
+      tried,
+      this.nextTurn(),
+      limit,
+    );
     if (!endpoint) return undefined;
     tried.add(endpoint.taskId);
     const live = this.get(endpoint.taskId);
@@ -107,9 +126,10 @@ export class EndpointCounters {
 }
 
 /**
- * The endpoint for a new connection: among those not tried yet, the healthy ones with the fewest
- * connections; when every untried one failed recently, those still (a recent failure is a hint,
- * not a verdict). Undefined when every endpoint was tried.
+ * The endpoint for a new connection: among those not tried yet and holding fewer than `limit`
+ * (caddy's Available = Healthy && !Full), the healthy ones with the fewest connections; when
+ * every such one failed recently, those still (a recent failure is a hint, not a verdict).
+ * Undefined when every endpoint was tried or is full.
  */
 export function pick(
   endpoints: readonly Endpoint[],
@@ -117,8 +137,9 @@ export function pick(
   now: number,
   tried: ReadonlySet<string>,
   turn: number,
+  limit = Infinity,
 ): Endpoint | undefined {
-  const untried = endpoints.filter((e) => !tried.has(e.taskId));
+  const untried = endpoints.filter((e) => !tried.has(e.taskId) && live(e.taskId).active < limit);
   const healthy = untried.filter((e) => live(e.taskId).failedUntil <= now);
   const pool = healthy.length > 0 ? healthy : untried;
   if (pool.length === 0) return undefined;

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Counts } from '../../mesh/counts.js';
 import { type Endpoint, type ServiceRoute, servingPort } from '../routing-table.js';
-import { EndpointCounters, tryEndpoints } from './balancer.js';
+import { among, EndpointCounters, tryEndpoints } from './balancer.js';
 import { splice } from './splice.js';
 
 /** Connect attempts per connection: each to another endpoint. */
@@ -70,8 +70,7 @@ export class Forwarder {
       this.options.log.debug({ reason: error.message }, 'client gone');
     client.on('error', early);
     const taken = await tryEndpoints<Duplex>(
-      this.counters,
-      servingPort(service, target),
+      among(this.counters, servingPort(service, target)),
       MAX_ATTEMPTS,
       async ({ endpoint, failed }) => {
         try {

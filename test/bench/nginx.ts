@@ -2,10 +2,20 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
- * nginx with one worker proxying `listen` to `backend` over upstream keep-alive, its files under
- * `root`, with `extra` directives in its http block: the peer the HTTP benchmarks compare with.
+ * nginx with one worker proxying `listen` to the backends (host:port) over upstream keep-alive, its
+ * files under `root`, with `extra` directives in its http block: the peer the HTTP benchmarks
+ * compare with.
  */
-export function nginxConfig(root: string, listen: string, backend: string, extra = ''): string {
+export function nginxConfig(
+  root: string,
+  listen: string,
+  backends: string | string[],
+  extra = '',
+): string {
+  const servers = [backends]
+    .flat()
+    .map((b) => `server ${b};`)
+    .join(' ');
   mkdirSync(join(root, 'nginx'), { recursive: true });
   return `worker_processes 1;
 daemon off;
@@ -17,7 +27,7 @@ http {
   client_body_temp_path ${root}/nginx;
   proxy_temp_path ${root}/nginx;
   ${extra}
-  upstream backend { server ${backend}; keepalive 64; }
+  upstream backend { ${servers} keepalive 64; }
   server {
     listen ${listen};
     location / {

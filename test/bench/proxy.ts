@@ -13,14 +13,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { join } from 'node:path';
 import type { TaskRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
 import { firstPortOf, LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { ensureTool, note, option, report, until } from './harness.js';
 import { nginxConfig } from './nginx.js';
-import { backendService, ratio, type WrkResult, wrk } from './wrk.js';
+import { answers, backendService, ratio, type WrkResult, wrk } from './wrk.js';
 
 const MESH = '127.0.42.1';
 const PORT = 18_042;
@@ -53,17 +52,6 @@ http://${PEERS.caddy}:${PORT} {
   reverse_proxy ${backend}
 }
 `;
-
-/** Whether a GET of the URL (with this Host: fetch may not set one) answers 200. */
-function answers(url: string, host?: string): Promise<true | undefined> {
-  return new Promise((resolve) => {
-    const req = get(url, { headers: host ? { host } : {} }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200 ? true : undefined);
-    });
-    req.on('error', () => resolve(undefined));
-  });
-}
 
 async function main(): Promise<void> {
   const seconds = option('seconds', 10);

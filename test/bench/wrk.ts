@@ -1,5 +1,6 @@
 /** wrk runs and the backend they measure, shared by the L4 and HTTP benchmarks. */
 import { execFile } from 'node:child_process';
+import { get } from 'node:http';
 import { promisify } from 'node:util';
 import { note } from './harness.js';
 
@@ -13,10 +14,31 @@ export function backendService(name: string, side: string, extra = ''): string {
   return `  ${name}:\n    command: ${JSON.stringify([process.execPath, '-e', BACKEND_SCRIPT])}\n    ports: ["8080"]\n    x-mesh: { runtime: process${extra} }\n    deploy: { placement: { constraints: [node.labels.side == ${side}] } }\n`;
 }
 
+/** Whether a GET of the URL (with this Host: fetch may not set one) answers 200. */
+export function answers(url: string, host?: string): Promise<true | undefined> {
+  return new Promise((resolve) => {
+    const req = get(url, { headers: host ? { host } : {} }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? true : undefined);
+    });
+    req.on('error', () => resolve(undefined));
+  });
+}
+
 export interface WrkResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  /** Requests answered other than 2xx/3xx, plus connect, read, write and timeout errors. */
+  errors: number;
+}
+
+/** How hard wrk pushes: its threads and the connections they hold open. */
+export interface WrkLoad {
+  threads: number;
+  connections: number;
+  /** How long a request may take before wrk counts it as an error (its default: 2 s). */
+  timeoutS?: number;
 }
 
 function millis(text: string | undefined): number {
@@ -26,11 +48,17 @@ function millis(text: string | undefined): number {
   return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
 }
 
-/** wrk -t1 -c32 for a bounded time against the URL (with a Host header when given). */
-export async function wrk(url: string, seconds: number, host?: string): Promise<WrkResult> {
+/** wrk (-t1 -c32 unless `load` says) for a bounded time against the URL (with a Host header when given). */
+export async function wrk(
+  url: string,
+  seconds: number,
+  host?: string,
+  load: WrkLoad = { threads: 1, connections: 32 },
+): Promise<WrkResult> {
   const args = [
-    '-t1',
-    '-c32',
+    `-t${load.threads}`,
+    `-c${load.connections}`,
+    ...(load.timeoutS ? ['--timeout', `${load.timeoutS}s`] : []),
     `-d${seconds}s`,
     '--latency',
     ...(host ? ['-H', `Host: ${host}`] : []),
@@ -43,7 +71,9 @@ export async function wrk(url: string, seconds: number, host?: string): Promise<
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1];
   if (errors) note(`  ${url}: socket errors ${errors}`);
   if (non2xx) note(`  ${url}: ${non2xx} answers were not 2xx/3xx`);
+  const socketErrors = [...(errors ?? '').matchAll(/(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
   return {
+    errors: Number(non2xx ?? 0) + socketErrors,
     rps: Math.round(rps),
     p50Ms: Math.round(millis(/50%\s+(\S+)/.exec(stdout)?.[1]) * 100) / 100,
     p99Ms: Math.round(millis(/99%\s+(\S+)/.exec(stdout)?.[1]) * 100) / 100,

@@ -346,3 +346,39 @@ test('a client over its connection limit is answered 429 and closed; others are 
     timeoutMs: 5000,
   });
 });
+
+test('past its limit a replica is not sent more requests: they wait their turn, and a full queue answers 503', async (t) => {
+  // A replica that holds each request until told, counting how many it holds at once.
+  const held: Array<() => void> = [];
+  let most = 0;
+  const server = createServer((req, res) => {
+    held.push(() => res.end(`slow got ${req.url}`));
+    most = Math.max(most, held.length);
+  });
+  const port = await listen(server);
+  t.teardown(() => server.close());
+  const limits = { requestsPerReplica: 1, queueLength: 1, queueTimeoutMs: 60_000 };
+  const {
+    ingress,
+    port: ingressPort,
+    close,
+  } = await ingressFor([endpoint('slow', port)], {
+    limits,
+  });
+  t.teardown(close);
+  const first = send(ingressPort, 'GET');
+  await eventually(() => held.length === 1 || undefined, { what: 'the first request held' });
+  const second = send(ingressPort, 'GET');
+  await eventually(() => ingress.waiting('s.web') === 1 || undefined, {
+    what: 'the second waiting',
+  });
+  const refused = await send(ingressPort, 'GET');
+  t.is(refused.status, 503, 'the queue holds one: the third is refused at once');
+  t.is(refused.text, 'every replica of s.web is busy and 1 requests already wait\n');
+  held.shift()?.();
+  t.deepEqual(await first, { status: 200, text: 'slow got /x' });
+  await eventually(() => held.length === 1 || undefined, { what: 'the second sent on' });
+  held.shift()?.();
+  t.deepEqual(await second, { status: 200, text: 'slow got /x' }, 'the one that waited is served');
+  t.is(most, 1, 'the replica never held two at once');
+});

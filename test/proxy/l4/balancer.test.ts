@@ -1,19 +1,13 @@
 import test from 'ava';
 import {
+  among,
   EndpointCounters,
   FAIL_TIMEOUT_MS,
   pick,
   tryEndpoints,
 } from '../../../proxy/l4/balancer.js';
-import type { Endpoint } from '../../../proxy/routing-table.js';
+import { endpoint } from '../../helpers/endpoints.js';
 
-const endpoint = (taskId: string): Endpoint => ({
-  taskId,
-  nodeId: 'n1',
-  host: '10.0.0.1',
-  ports: new Map([[80, 80]]),
-  udpPorts: new Map(),
-});
 const endpoints = [endpoint('a'), endpoint('b'), endpoint('c')];
 
 test('the endpoint with the fewest connections is picked', (t) => {
@@ -91,7 +85,7 @@ test('a lease counts its endpoint until released, once: a count never goes below
 test('the attempt loop moves on from an endpoint that passes, marked or not, and stops at the limit', async (t) => {
   const counters = new EndpointCounters(0);
   const seen: string[] = [];
-  const taken = await tryEndpoints(counters, endpoints, 2, async (lease, n) => {
+  const taken = await tryEndpoints(among(counters, endpoints), 2, async (lease, n) => {
     seen.push(`${n}:${lease.endpoint.taskId}`);
     if (n === 1) lease.failed();
     return { again: new Error(`no ${lease.endpoint.taskId}`) };
@@ -106,7 +100,7 @@ test('the attempt loop moves on from an endpoint that passes, marked or not, and
 
 test('the endpoint that does the work stays leased to the caller; a throw counts as passing', async (t) => {
   const counters = new EndpointCounters(0);
-  const taken = await tryEndpoints(counters, endpoints, 3, async (lease, n) => {
+  const taken = await tryEndpoints(among(counters, endpoints), 3, async (lease, n) => {
     if (n === 1) throw new Error('connect refused');
     return { done: lease.endpoint.taskId };
   });
@@ -114,6 +108,6 @@ test('the endpoint that does the work stays leased to the caller; a throw counts
   t.is(counters.get(taken.value).active, 1);
   taken.lease.release();
   t.is(counters.get(taken.value).active, 0);
-  const none = await tryEndpoints(counters, [], 3, async () => ({ done: 1 }));
+  const none = await tryEndpoints(among(counters, []), 3, async () => ({ done: 1 }));
   t.deepEqual(none, { lastFailure: undefined }, 'no endpoint: nothing tried');
 });
