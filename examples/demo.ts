@@ -5,7 +5,10 @@
  * plain processes (examples/stacks/demo-process.yml) and says so. Ctrl-C removes the stack, makes
  * every agent leave gracefully, and removes the data.
  *
- *   npm run demo [-- --once]     (--once: deploy, show, fetch pages, clean up)
+ *   npm run demo [-- --once] [-- --hosts A,B,C] [-- --service-range CIDR --bridge-range CIDR]
+ *
+ * --once: deploy, show, fetch pages, clean up. --hosts and the ranges put the cluster elsewhere
+ * (another loopback block and ranges of its own: the interrupted-run test runs it beside others).
  */
 import { rm } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
@@ -14,17 +17,33 @@ import Docker from 'dockerode';
 import type { NodeRow } from '../agent/control/api.js';
 import { pingEngine } from '../agent/runtime/docker.js';
 import { pollUntil } from '../mesh/poll.js';
+import { scratchDirectory } from './leftovers.js';
 import {
   type AgentProcess,
+  killChildren,
   mesh,
   outliveClosedStdout,
-  scratchDirectory,
   startCluster,
   stopAgents,
 } from './local-cluster.js';
 import { ensureTestImage } from './test-image.js';
 
-const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+/** The value after `--name` on the command line, if given. */
+function flag(name: string): string | undefined {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? process.argv[at + 1] : undefined;
+}
+
+const HOSTS = flag('hosts')?.split(',') ?? ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+/** `mesh init` flags: the role label, and the ranges when given. */
+const INIT_FLAGS = [
+  '--label',
+  'role=seed',
+  ...(['service-range', 'bridge-range'] as const).flatMap((name) => {
+    const value = flag(name);
+    return value ? [`--${name}`, value] : [];
+  }),
+];
 const source = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const say = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -121,17 +140,23 @@ async function main(): Promise<void> {
   // Ctrl-C (or SIGTERM) at any moment, while the agents start or the stack deploys too, cleans
   // up the same way.
   outliveClosedStdout();
+  let signalled = false;
   const interrupted = new Promise<number>((resolve) => {
-    process.once('SIGINT', () => resolve(130));
-    process.once('SIGTERM', () => resolve(143));
+    const on = (code: number) => () => {
+      signalled = true;
+      resolve(code);
+    };
+    process.once('SIGINT', on(130));
+    process.once('SIGTERM', on(143));
   });
   void interrupted.then(async (code) => {
     await stop();
+    await killChildren();
     process.exit(code);
   });
   try {
     say(`mesh demo: starting 3 agents on ${HOSTS.join(', ')} (data and logs in ${root})`);
-    agents.push(...(await startCluster(root, HOSTS, 'node', ['--label', 'role=seed'])));
+    agents.push(...(await startCluster(root, HOSTS, 'node', INIT_FLAGS)));
     const first = agents[0] as AgentProcess;
     await allSeated(first);
     const listing = (await mesh('node', 'ls', '--data-dir', first.dataDir)).stdout;
@@ -178,6 +203,8 @@ async function main(): Promise<void> {
     await stop();
   } catch (error) {
     await stop();
+    // A step cut short by the interrupt fails: the handler exits with the signal's code.
+    if (signalled) return;
     throw error;
   }
 }

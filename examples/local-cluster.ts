@@ -1,7 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -36,9 +34,13 @@ export function outliveClosedStdout(): void {
     });
 }
 
-/** A fresh directory for a cluster's data dirs and logs. */
-export async function scratchDirectory(label: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), `mesh-${label}-`));
+/**
+ * Kills this process's remaining children (a CLI command still waiting on an agent that was just
+ * stopped): run last by an interrupted harness, so nothing it started outlives it.
+ */
+export async function killChildren(): Promise<void> {
+  // pkill exits 1 when there was none: nothing to do, not a failure.
+  await run('pkill', ['-KILL', '-P', String(process.pid)]).catch(() => undefined);
 }
 
 export function spawnAgent(root: string, name: string, args: string[]): AgentProcess {

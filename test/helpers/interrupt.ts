@@ -3,6 +3,8 @@
  * released newest first when the process is interrupted (SIGINT, SIGTERM) before its own cleanup
  * ran: one pair of signal handlers for every harness. (No ava here: benchmarks use it too.)
  */
+import { killChildren } from '../../examples/local-cluster.js';
+
 const releases = new Set<() => Promise<void>>();
 let installed = false;
 
@@ -10,6 +12,7 @@ async function interrupted(signal: NodeJS.Signals): Promise<void> {
   console.error(`${signal}: stopping what was started`);
   for (const release of [...releases].reverse())
     await release().catch((error: Error) => console.error(`cleanup failed: ${error.message}`));
+  await killChildren();
   process.exit(signal === 'SIGINT' ? 130 : 143);
 }
 

@@ -3,7 +3,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import type {
   NodeRow,
   RaftStatus,
@@ -14,17 +13,19 @@ import type {
   TaskRow,
 } from '../../agent/control/api.js';
 import { DataDir } from '../../agent/datadir.js';
-import { ProcessRuntime } from '../../agent/runtime/process.js';
-import { filesRoot } from '../../agent/secrets/files.js';
+import {
+  recordRanges,
+  releaseRun,
+  removeRange,
+  scratchDirectory,
+} from '../../examples/leftovers.js';
 import {
   type AgentProcess,
   meshWithin,
-  scratchDirectory,
   spawnAgent,
   startCluster,
   stopAgents,
 } from '../../examples/local-cluster.js';
-import { HostAddresses } from '../../proxy/host/addresses.js';
 import { onInterrupt } from './interrupt.js';
 import { eventually } from './poll.js';
 
@@ -36,6 +37,7 @@ export {
   stopAgents,
   waitForControl,
 } from '../../examples/local-cluster.js';
+export { removeRange };
 
 /**
  * Real agent processes for one test file or benchmark, in a scratch directory of its own: every
@@ -44,7 +46,6 @@ export {
  */
 export class LocalCluster {
   private readonly agents: AgentProcess[] = [];
-  private readonly ranges: string[] = [];
   /** Takes back the cleanup an interrupt would run: close runs it itself. */
   private readonly forget: () => void;
 
@@ -76,7 +77,7 @@ export class LocalCluster {
       ...flags,
     ];
     const flagValue = (flag: string) => initFlags[initFlags.indexOf(flag) + 1] as string;
-    this.ranges.push(flagValue('--service-range'), flagValue('--bridge-range'));
+    await recordRanges(this.root, [flagValue('--service-range'), flagValue('--bridge-range')]);
     const agents = await startCluster(this.root, hosts, prefix, initFlags, nodeFlags);
     this.agents.push(...agents);
     return agents;
@@ -99,38 +100,12 @@ export class LocalCluster {
   async close(): Promise<void> {
     this.forget();
     await stopAgents(this.agents);
-    // A killed agent leaves its service addresses and routes behind: they go with the cluster,
-    // and so does the tmpfs of its tasks' secrets.
-    for (const range of this.ranges) await removeRange(range);
-    for (const agent of this.agents) {
-      await removeFilesRoot(agent.dataDir);
-      await removeProcessTasks(agent.dataDir);
-    }
+    // A killed agent leaves its tasks, service addresses and routes behind: they go with the
+    // cluster, and so does the tmpfs of its tasks' secrets.
+    await releaseRun(this.root);
     if (process.env.MESH_KEEP_TEST_DIRS !== '1')
       await rm(this.root, { recursive: true, force: true });
   }
-}
-
-/** Process-runtime tasks outlive a killed agent (as containers do): they go with the cluster. */
-async function removeProcessTasks(dataDir: string): Promise<void> {
-  const runtime = new ProcessRuntime({
-    dir: new DataDir(dataDir).tasksDir,
-    hostIp: '127.0.0.1',
-    log: pino({ level: 'silent' }),
-  });
-  for (const task of await runtime.list()) await runtime.remove(task.taskId, 0);
-}
-
-/** Unmounts and removes the secrets tmpfs of the agent with this data dir, if it made one. */
-async function removeFilesRoot(dataDir: string): Promise<void> {
-  const nodeId = await new DataDir(dataDir)
-    .readCluster()
-    .then((c) => c.nodeId)
-    .catch(() => undefined);
-  if (!nodeId) return;
-  const root = filesRoot(nodeId);
-  await run('umount', [root]).catch(() => undefined); // not mounted: nothing to undo
-  await rm(root, { recursive: true, force: true });
 }
 
 /**
@@ -143,14 +118,6 @@ export function testRanges(host: string): { serviceRange: string; bridgeRange: s
     serviceRange: `10.250.${x}.0/24`,
     bridgeRange: `10.${240 + (x >> 4)}.${(x & 15) << 4}.0/20`,
   };
-}
-
-/** Removes the range's addresses from lo and its unreachable route, if any are left. */
-export async function removeRange(range: string): Promise<void> {
-  const addresses = new HostAddresses();
-  // Nothing left (the agents removed it on leaving) is the usual case, not a failure.
-  await addresses.sync(range, new Set()).catch(() => undefined);
-  await run('ip', ['route', 'del', 'unreachable', range]).catch(() => undefined);
 }
 
 /**
