@@ -1,4 +1,5 @@
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { NetworkSettings } from '../mesh/api/network.js';
@@ -122,6 +123,7 @@ export class DataDir {
   }
 
   async create(): Promise<void> {
+    await this.requireWritable();
     await mkdir(join(this.path, 'pki'), { recursive: true, mode: 0o700 });
     await chmod(this.path, 0o700);
     const existing = await this.readClusterIfAny();
@@ -129,6 +131,22 @@ export class DataDir {
       throw new DataDirError(
         `${this.path} already holds node ${existing.nodeId} of cluster ${existing.clusterId}; ` +
           `start it with "mesh agent --data-dir ${this.path}", or pick another --data-dir`,
+      );
+    }
+  }
+
+  /**
+   * Refuses a data dir the agent cannot write (a read-only mount, wrong permissions): it keeps
+   * its Raft log, keys and task state there, and would fail later, at its first write.
+   */
+  async requireWritable(): Promise<void> {
+    try {
+      await access(this.path, constants.W_OK);
+    } catch (error) {
+      const { code, message } = error as NodeJS.ErrnoException;
+      if (code === 'ENOENT') return; // made when first written
+      throw new DataDirError(
+        `the data dir ${this.path} cannot be written (${code === 'EROFS' ? 'read-only file system' : message}): the agent keeps its Raft log, keys and task state there; make it writable (mount it read-write), or start with another --data-dir`,
       );
     }
   }

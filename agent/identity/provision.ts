@@ -226,6 +226,7 @@ export async function reopen(
   options: Pick<AgentOptions, 'dataDir' | 'logLevel' | 'logFormat'>,
 ): Promise<Provisioned> {
   const dir = new DataDir(options.dataDir);
+  await dir.requireWritable();
   const cluster = await dir.readCluster();
   const { identity, caKeyPem } = await dir.readIdentity(cluster);
   const ca = caKeyPem ? ClusterCA.load(cluster.clusterId, identity.caCertPem, caKeyPem) : undefined;

@@ -14,7 +14,7 @@ import {
   type RaftErrorCode,
 } from './raft.js';
 import { roleRefusal } from './roles.js';
-import type { RaftStorage } from './storage.js';
+import { type RaftStorage, StorageWriteError } from './storage.js';
 import type { Membership, Message, NodeId, ReadState } from './types.js';
 
 /** What Raft replicates into: deterministic, and able to snapshot and restore itself. */
@@ -106,6 +106,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Whether this run has heard the leader at all (leaderHeard starts at the start). */
   private heardLeader = false;
   private stopped = false;
+  /** Why Raft's log cannot be written now, while it cannot. */
+  private storageFailure: StorageWriteError | undefined;
 
   constructor(private readonly options: RaftNodeOptions) {
     super();
@@ -209,12 +211,18 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
           outcome: error.code === 'unconfirmed' ? 'unconfirmed' : 'failed',
         }),
     );
-    try {
-      this.process();
-    } catch (error) {
-      // Not stored (the entry could not be written): the proposer hears why now, instead of a
-      // waiter timing out later with nobody listening, which would end the process.
-      this.writes.get(key)?.reject(error as Error);
+    this.process();
+    if (this.storageFailure) {
+      // Not stored here (the entry could not be written): the proposer hears why now. The entry
+      // stays in the log, offered again to the disk, and may yet be applied: hence unconfirmed.
+      this.writes
+        .get(key)
+        ?.reject(
+          new RaftError(
+            'unconfirmed',
+            `node ${this.options.transport.nodeId} could not store it: ${this.storageFailure.message}`,
+          ),
+        );
       this.writes.delete(key);
     }
     return result;
@@ -360,12 +368,24 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     });
   }
 
-  /** One Ready, handled in the order Raft requires: persist, send, apply. */
+  /**
+   * One Ready, handled in the order Raft requires: persist, send, apply. When it cannot be
+   * persisted (a full or read-only disk), nothing of it is sent or applied, and it is offered
+   * again at the next tick; meanwhile the state this node holds goes on being read.
+   */
   private process(): void {
     if (this.stopped) return;
     const { storage, machine, transport } = this.options;
     const ready = this.raft.ready();
-    storage.save(ready.hardState, ready.entries, ready.snapshot);
+    try {
+      if (storage.save(ready.hardState, ready.entries, ready.snapshot)) this.storageWorks();
+    } catch (error) {
+      if (!(error instanceof StorageWriteError)) throw error;
+      this.raft.retake(ready);
+      this.storageFailed(error);
+      for (const read of ready.reads) this.answerRead(read);
+      return;
+    }
     if (ready.snapshot) machine.restore(ready.snapshot.data);
     for (const message of ready.messages) {
       const address = this.options.addressOf(message.to);
@@ -393,6 +413,22 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.releaseApplied();
     this.noticeLeader();
     this.maybeCompact();
+  }
+
+  /** Writing Raft's log failed: said once, with what to do, until it works again. */
+  private storageFailed(error: StorageWriteError): void {
+    if (this.storageFailure) return;
+    this.storageFailure = error;
+    this.log.error(
+      { dataDir: error.dir, code: error.code, reason: error.message },
+      "Raft's log cannot be written: this node takes no write until it can (free space in its data dir, or make it writable); DNS, the proxy and reads go on",
+    );
+  }
+
+  private storageWorks(): void {
+    if (!this.storageFailure) return;
+    this.log.info({ dataDir: this.storageFailure.dir }, "Raft's log can be written again");
+    this.storageFailure = undefined;
   }
 
   private answerRead(read: ReadState): void {
@@ -436,6 +472,16 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const { storage, machine } = this.options;
     const applied = this.raft.log.applied;
     if (applied - storage.snapshotIndex < (this.options.compactEvery ?? 1000)) return;
-    storage.saveSnapshot(this.raft.compact(applied, machine.snapshot()));
+    try {
+      storage.saveSnapshot(this.raft.compact(applied, machine.snapshot()));
+    } catch (error) {
+      // The log on disk stays whole and is read right: compaction is tried again later.
+      if (!(error instanceof StorageWriteError)) throw error;
+      this.refusals.warn(
+        'compaction',
+        { dataDir: error.dir, code: error.code, reason: error.message },
+        "Raft's log could not be compacted: it grows until it can",
+      );
+    }
   }
 }

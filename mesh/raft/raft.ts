@@ -101,6 +101,10 @@ export class Raft {
   private reads: ReadState[] = [];
   private received: Snapshot | undefined;
   private persisted: HardState;
+  /** What the last ready() moved on from, for retake(). */
+  private taken:
+    | { persisted: HardState; unstableFrom: number; applied: number; snapshot: Snapshot }
+    | undefined;
   /** Estimated sizes of entries already measured for an append. */
   private readonly entrySizes = new WeakMap<Entry, number>();
 
@@ -268,6 +272,12 @@ export class Raft {
   }
 
   ready(): Ready {
+    this.taken = {
+      persisted: this.persisted,
+      unstableFrom: this.log.unstableFrom,
+      applied: this.log.applied,
+      snapshot: this.snapshot,
+    };
     const ready: Ready = { entries: [], messages: this.outbox, committed: [], reads: this.reads };
     this.outbox = [];
     this.reads = [];
@@ -290,6 +300,25 @@ export class Raft {
       this.log.applied = this.log.committed;
     }
     return ready;
+  }
+
+  /**
+   * The Ready last taken could not be persisted: what it asked to persist (hard state, entries, a
+   * snapshot received) and to apply is offered again by the next ready(). Its messages are
+   * dropped, as a network may drop them: none may leave before what it persists is durable. Its
+   * reads stand (each was confirmed by a quorum already).
+   */
+  retake(ready: Ready): void {
+    const taken = this.taken;
+    if (!taken) return;
+    this.persisted = taken.persisted;
+    this.log.unstableFrom = Math.min(this.log.unstableFrom, taken.unstableFrom);
+    this.log.applied = taken.applied;
+    if (ready.snapshot) {
+      this.received = ready.snapshot;
+      this.snapshot = taken.snapshot;
+    }
+    this.taken = undefined;
   }
 
   // ---- elections ----

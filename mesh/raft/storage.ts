@@ -33,6 +33,32 @@ export class StorageDamageError extends UserError {
   override name = 'StorageDamageError';
 }
 
+/**
+ * A write to Raft's files failed (the disk is full, read-only, or failing): nothing of it was
+ * kept, so the files hold exactly what they held before it, and the write can be tried again.
+ */
+export class StorageWriteError extends Error {
+  override name = 'StorageWriteError';
+  constructor(
+    readonly dir: string,
+    readonly code: string | undefined,
+    reason: string,
+  ) {
+    super(`could not write Raft's log in ${dir}: ${reason}`);
+  }
+}
+
+/** The error for a failed write to `dir`, from what the system said. */
+function writeFailure(dir: string, error: unknown): StorageWriteError {
+  const { code, message } = error as NodeJS.ErrnoException;
+  return new StorageWriteError(dir, code, message);
+}
+
+/** Writes all of `data` at the file's end (write(2) may take less than it is given). */
+function writeWhole(fd: number, data: Buffer): void {
+  for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
+}
+
 const WHAT_TO_DO =
   'this node will not start on it, so that it never votes or serves without entries it acknowledged. ' +
   'Remove it from the cluster ("mesh node rm NODE" on another node), move its data dir away, and join this machine again with a new token';
@@ -112,15 +138,23 @@ function readSnapshot(path: string, initial: Membership): Snapshot {
   return snapshot;
 }
 
-/** Writes a file so that a crash leaves either the old one or the new one, never half of either. */
+/**
+ * Writes a file so that a crash leaves either the old one or the new one, never half of either; a
+ * failed write leaves the old one and no temporary file.
+ */
 function writeDurably(path: string, data: Buffer): void {
   const temporary = `${path}.tmp`;
-  const fd = openSync(temporary, 'w', 0o600);
   try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(temporary, 'w', 0o600);
+    try {
+      writeWhole(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw writeFailure(join(path, '..'), error);
   }
   renameSync(temporary, path);
   const dir = openSync(join(path, '..'), 'r');
@@ -219,20 +253,34 @@ export class RaftStorage {
     return { ...this.stored, entries: [...this.stored.entries] };
   }
 
-  /** Persists what a Ready asks to persist; durable when this returns. */
-  save(hardState: HardState | undefined, entries: Entry[], snapshot?: Snapshot): void {
+  /**
+   * Persists what a Ready asks to persist; durable when this returns, true when anything was
+   * written. On a StorageWriteError nothing of it was kept (a record written in part is cut off
+   * again), on disk or here.
+   */
+  save(hardState: HardState | undefined, entries: Entry[], snapshot?: Snapshot): boolean {
     if (snapshot) this.saveSnapshot(snapshot);
     const records: Buffer[] = [];
     // One record (and checksum) per entry: recovery keeps every entry that was written whole.
-    RaftStorage.place(this.stored, entries);
     for (const entry of entries) records.push(frame({ kind: 'entry', entry }));
-    if (hardState) {
-      this.stored.hardState = hardState;
-      records.push(frame({ kind: 'hard', state: hardState }));
+    if (hardState) records.push(frame({ kind: 'hard', state: hardState }));
+    if (records.length === 0) return snapshot !== undefined;
+    const size = fstatSync(this.fd).size;
+    try {
+      writeWhole(this.fd, Buffer.concat(records));
+      fsyncSync(this.fd);
+    } catch (error) {
+      // Cutting back needs no space: the file ends where the last whole save ended.
+      try {
+        ftruncateSync(this.fd, size);
+      } catch {
+        // Left as written: the next start cuts a torn tail off, and nothing after it was kept.
+      }
+      throw writeFailure(this.dir, error);
     }
-    if (records.length === 0) return;
-    writeSync(this.fd, Buffer.concat(records));
-    fsyncSync(this.fd);
+    RaftStorage.place(this.stored, entries);
+    if (hardState) this.stored.hardState = hardState;
+    return true;
   }
 
   /**
@@ -241,14 +289,18 @@ export class RaftStorage {
    */
   saveSnapshot(snapshot: Snapshot): void {
     writeDurably(join(this.dir, 'snapshot'), Buffer.concat([SNAPSHOT_MAGIC, frame(snapshot)]));
+    // From here the snapshot is on disk: entries it covers are skipped when the WAL is read, so
+    // a WAL that could not be rewritten (below) is still read right.
     this.stored.snapshot = snapshot;
-    this.stored.entries = this.stored.entries.filter((e) => e.index > snapshot.index);
+    const entries = this.stored.entries.filter((e) => e.index > snapshot.index);
     const records = [frame({ kind: 'hard', state: this.stored.hardState })];
-    for (const entry of this.stored.entries) records.push(frame({ kind: 'entry', entry }));
-    closeSync(this.fd);
+    for (const entry of entries) records.push(frame({ kind: 'entry', entry }));
     const walPath = join(this.dir, 'wal');
     writeDurably(walPath, Buffer.concat(records));
+    // The old descriptor points at the file the rename replaced.
+    closeSync(this.fd);
     this.fd = openSync(walPath, 'a+');
+    this.stored.entries = entries;
   }
 
   /**

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { RaftNode } from '../../../mesh/raft/node.js';
-import { RaftStorage } from '../../../mesh/raft/storage.js';
+import { RaftStorage, StorageWriteError } from '../../../mesh/raft/storage.js';
 import { ClusterState } from '../../../mesh/state/cluster-state.js';
 import type { Handler } from '../../../mesh/transport/channel.js';
 import type { Transport } from '../../../mesh/transport/transport.js';
@@ -24,16 +24,17 @@ function nodeA(t: ExecutionContext, voters: string[], options: { timeoutMs?: num
     handle: (type: string, h: Handler) => handlers.set(type, h),
   } as unknown as Transport;
   const storage = RaftStorage.open(dir, { voters, learners: [] }, logs.log);
+  const machine = new ClusterState();
   const node = new RaftNode({
     transport,
     storage,
-    machine: new ClusterState(),
+    machine,
     log: logs.log,
     addressOf: () => undefined,
     ...options,
   });
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return { node, storage, logs, handlers };
+  return { node, storage, logs, handlers, machine };
 }
 
 test('a stopped node ignores the Raft messages still arriving while the transport closes', (t) => {
@@ -53,22 +54,36 @@ test('a stopped node ignores the Raft messages still arriving while the transpor
   t.false(logs.lines.some((l) => l.level >= 40));
 });
 
-test('a write that cannot be stored is refused to its proposer at once, saying why', async (t) => {
-  const { node, storage } = nodeA(t, ['a'], { timeoutMs: 100 });
+test('a write that cannot be stored is refused to its proposer at once, saying why; the disk back, it is applied', async (t) => {
+  const { node, storage, logs, machine } = nodeA(t, ['a'], { timeoutMs: 100 });
   t.teardown(() => node.stop()); // before the data dir goes (teardowns run last first)
   node.start();
   await eventually(() => node.raft.role === 'leader', { what: 'the only voter leading' });
-  // The next save fails (a full disk, for a moment).
+  // Saves fail (a full disk) until the test says otherwise.
   const save = storage.save.bind(storage);
-  storage.save = () => {
-    storage.save = save;
-    throw new Error('no space left on device');
+  let full = true;
+  storage.save = (...args) => {
+    if (full)
+      throw new StorageWriteError('/data/raft', 'ENOSPC', 'ENOSPC: no space left on device, write');
+    return save(...args);
   };
   // Before, the write's waiter was left to time out with nobody listening: an unhandled
   // rejection, which ends the agent.
   await t.throwsAsync(node.propose({ op: 'put', kind: 'stacks', id: 'x', value: {} }), {
-    message: 'no space left on device',
+    message:
+      "node a could not store it: could not write Raft's log in /data/raft: ENOSPC: no space left on device, write",
   });
   // Nothing is left waiting whose timer would reject it later, with nobody listening.
   t.is(node.waiting, 0);
+  t.is(logs.lines.filter((l) => l.level === 50).length, 1, 'said once, however many ticks fail');
+  const index = node.raft.log.lastIndex;
+  t.true(machine.appliedIndex < index);
+  full = false;
+  // Offered to the disk again at the next tick: stored, committed and applied.
+  await eventually(() => machine.appliedIndex >= index || undefined, { what: 'the write applied' });
+  t.true(
+    storage.state.entries.some((e) => e.index === index),
+    'and it is in the log on disk',
+  );
+  t.true(logs.lines.some((l) => l.msg === "Raft's log can be written again"));
 });
