@@ -69,7 +69,7 @@ export class Listeners<H> {
       // Who holds it is what a person needs to act: "nginx (pid 812)".
       const reason =
         (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
-          ? `the port is taken on this node by ${portHolder(port, this.protocol) ?? 'a process not seen from here'}`
+          ? `the port is taken on this node by ${portHolder(key.slice(0, colon), port, this.protocol) ?? 'a process not seen from here'}`
           : (error as Error).message;
       if (this.failures.get(key) !== reason)
         this.log.warn({ address: key, reason }, 'cannot listen');

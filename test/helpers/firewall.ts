@@ -16,6 +16,13 @@ function iptables(...args: string[]): Promise<unknown> {
 export class Firewall {
   /** Takes back the cleanup an interrupt would run: close runs it itself. */
   private readonly forget: () => void;
+  /**
+   * Changes one after the other: an interrupt's close() waits for a split still adding rules
+   * (else a rule added after its flush keeps the chain from being deleted), and nothing is added
+   * after it.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
 
   private constructor(private readonly chain: string) {
     // Ctrl-C in the middle of a partition leaves no rule behind.
@@ -30,10 +37,19 @@ export class Firewall {
     return new Firewall(chain);
   }
 
+  /** Runs a change after those before it; a closed firewall changes nothing more. */
+  private serial(change: () => Promise<unknown>): Promise<void> {
+    const next = this.queue.then(() => (this.closed ? undefined : change()));
+    this.queue = next.catch(() => undefined); // the caller hears of a failure; the queue goes on
+    return next.then(() => undefined);
+  }
+
   /** Drops every packet from a to b, and from b to a unless one way only. */
-  async cut(a: string, b: string, oneWay = false): Promise<void> {
-    await iptables('-A', this.chain, '-s', a, '-d', b, '-j', 'DROP');
-    if (!oneWay) await iptables('-A', this.chain, '-s', b, '-d', a, '-j', 'DROP');
+  cut(a: string, b: string, oneWay = false): Promise<void> {
+    return this.serial(async () => {
+      await iptables('-A', this.chain, '-s', a, '-d', b, '-j', 'DROP');
+      if (!oneWay) await iptables('-A', this.chain, '-s', b, '-d', a, '-j', 'DROP');
+    });
   }
 
   /** Cuts every link between the two sides. */
@@ -41,14 +57,17 @@ export class Firewall {
     for (const a of side) for (const b of other) await this.cut(a, b);
   }
 
-  async heal(): Promise<void> {
-    await iptables('-F', this.chain);
+  heal(): Promise<void> {
+    return this.serial(() => iptables('-F', this.chain));
   }
 
   async close(): Promise<void> {
     this.forget();
-    await this.heal();
-    await iptables('-D', 'INPUT', '-j', this.chain);
-    await iptables('-X', this.chain);
+    await this.serial(async () => {
+      this.closed = true;
+      await iptables('-F', this.chain);
+      await iptables('-D', 'INPUT', '-j', this.chain);
+      await iptables('-X', this.chain);
+    });
   }
 }
