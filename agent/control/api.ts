@@ -31,6 +31,18 @@ export interface RaftStatus {
   targetVoters: number;
   /** Equal on two replicas when they hold the same state. */
   stateDigest: string;
+  /**
+   * This node's latest campaign, each stage as an ISO time: since when it had not heard the
+   * leader, its pre-vote, its vote, leading, and its term's first commit.
+   */
+  lastCampaign: {
+    term: number;
+    leaderHeardAt: string;
+    preVoteAt: string | null;
+    voteAt: string | null;
+    leaderAt: string | null;
+    committedAt: string | null;
+  } | null;
 }
 
 /** GET /v1/status */

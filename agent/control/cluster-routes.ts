@@ -87,8 +87,10 @@ function seatable(members: Member[], state: ClusterState): number {
     .length;
 }
 
-function raftStatus({ raft }: RaftNode, state: ClusterState, members: Member[]): RaftStatus {
+function raftStatus(node: RaftNode, state: ClusterState, members: Member[]): RaftStatus {
+  const { raft, lastCampaign: campaign } = node;
   const { voters } = raft.membership;
+  const at = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
   const live = members.filter((m) => m.status === 'alive' && voters.includes(m.id)).length;
   return {
     role: raft.role,
@@ -101,5 +103,15 @@ function raftStatus({ raft }: RaftNode, state: ClusterState, members: Member[]):
     tolerates: faultTolerance(voters.length, live),
     targetVoters: targetVoters(seatable(members, state)),
     stateDigest: state.digest(),
+    lastCampaign: campaign
+      ? {
+          term: campaign.term,
+          leaderHeardAt: new Date(campaign.leaderHeardAt).toISOString(),
+          preVoteAt: at(campaign.preVoteAt),
+          voteAt: at(campaign.voteAt),
+          leaderAt: at(campaign.leaderAt),
+          committedAt: at(campaign.committedAt),
+        }
+      : null,
   };
 }

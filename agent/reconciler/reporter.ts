@@ -6,7 +6,7 @@ import type { ClusterState } from '../../mesh/state/cluster-state.js';
 /**
  * What a node tells the cluster about its tasks: each status is proposed through the leader and
  * proposed again (on the next flush) until the replicated state holds it, one write in flight
- * per task.
+ * per task; a newer one waits for it, then goes at once.
  */
 export class StatusReporter {
   /** What this node wants the cluster to know about each task, until the state says it. */
@@ -80,8 +80,13 @@ export class StatusReporter {
             'task status not reported yet; will retry',
           ),
         )
-        // A newer report waits for the state change this one causes (or the next resync).
-        .finally(() => this.sending.delete(taskId));
+        .finally(() => {
+          this.sending.delete(taskId);
+          // A newer report made while this one was in flight (ready, after running) goes now,
+          // not at the next resync two seconds on.
+          const next = this.pending.get(taskId);
+          if (next && next !== status) this.flush();
+        });
     }
   }
 }

@@ -85,7 +85,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   members(): Member[] {
     const offset = Date.now() - this.now();
-    return this.swim.members().map((m) => ({ ...m, since: Math.round(m.since + offset) }));
+    const wall = (at: number) => Math.round(at + offset);
+    return this.swim.members().map((m) => ({
+      ...m,
+      since: wall(m.since),
+      ...(m.heardAt !== undefined && { heardAt: wall(m.heardAt) }),
+    }));
   }
 
   updateMeta(meta: NodeMeta): void {

@@ -17,6 +17,8 @@ export interface Member {
   status: MemberStatus;
   /** When the status last changed, in the caller's clock. */
   since: number;
+  /** When a message of its own last arrived here, in the caller's clock (never gossiped). */
+  heardAt?: number;
 }
 
 /** A change the caller may act on: a member appeared, changed status, or changed its meta. */
@@ -90,6 +92,12 @@ export class MemberState {
         ? this.aliveUpdate(m)
         : { status: m.status, id: m.id, inc: m.incarnation, from: this.self.id },
     );
+  }
+
+  /** A message came from the member itself: it was alive then. */
+  heard(id: string, now: number): void {
+    const member = this.members.get(id);
+    if (member) member.heardAt = now;
   }
 
   /** Push-pull merge: a remote "dead" only makes us suspect, so a live member gets to refute. */

@@ -175,6 +175,7 @@ export class Swim {
   /** A message from an authenticated member `fromId`. */
   receive(fromId: string, message: SwimMessage, now: number): void {
     const from: Destination = { id: fromId, address: message.addr };
+    this.state.heard(fromId, now);
     if ('updates' in message) for (const update of message.updates) this.state.apply(update, now);
     switch (message.type) {
       case 'ping':

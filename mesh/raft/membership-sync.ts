@@ -26,7 +26,7 @@ function record(member: Member, current: NodeRecord): NodeRecord {
     address: member.address,
     hostname: member.meta.hostname ?? '',
     status,
-    since: current.status === status ? current.since : member.since,
+    since: sinceOf(status, member, current),
     labels: member.meta.labels,
     capacity: member.meta.capacity,
     version: member.meta.version,
@@ -41,6 +41,21 @@ function record(member: Member, current: NodeRecord): NodeRecord {
     ...(member.meta.unserved?.length ? { unserved: member.meta.unserved } : {}),
     ...(member.meta.published?.length ? { published: member.meta.published } : {}),
   };
+}
+
+const UNREACHABLE: ReadonlySet<NodeRecord['status']> = new Set(['suspect', 'down']);
+
+/**
+ * Since when the record's status holds. An unreachable node (suspect, then down) is unreachable
+ * since it was last heard from, not since gossip concluded so: the grace before its tasks are
+ * placed elsewhere counts from its last heartbeat, detection included (and suspect to down
+ * changes nothing of it).
+ */
+export function sinceOf(status: NodeRecord['status'], member: Member, current: NodeRecord): number {
+  if (current.status === status) return current.since;
+  if (!UNREACHABLE.has(status)) return member.since;
+  if (UNREACHABLE.has(current.status)) return current.since;
+  return Math.min(member.heardAt ?? member.since, member.since);
 }
 
 /** The first record of the node that made the cluster, with its certificate as it gossips it. */

@@ -15,7 +15,7 @@ import {
 } from './raft.js';
 import { roleRefusal } from './roles.js';
 import { type RaftStorage, StorageWriteError } from './storage.js';
-import type { Membership, Message, NodeId, ReadState } from './types.js';
+import type { Membership, Message, NodeId, ReadState, Role } from './types.js';
 
 /** What Raft replicates into: deterministic, and able to snapshot and restore itself. */
 export interface StateMachine {
@@ -81,6 +81,18 @@ interface RaftNodeEvents {
   refused: [{ sender: NodeId; reason: string }];
 }
 
+/** When a campaign of this node went through each stage (ms since the epoch). */
+export interface Campaign {
+  term: number;
+  /** When this node last heard the leader it had before. */
+  leaderHeardAt: number;
+  preVoteAt?: number;
+  voteAt?: number;
+  leaderAt?: number;
+  /** The first entry of its term committed: from here on it serves writes and reads. */
+  committedAt?: number;
+}
+
 /**
  * Runs Raft on this node: ticks it, persists each Ready before sending its messages, applies
  * committed commands to the state machine, and answers writes and linearizable reads, forwarding
@@ -106,6 +118,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Whether this run has heard the leader at all (leaderHeard starts at the start). */
   private heardLeader = false;
   private stopped = false;
+  /** The role at the end of the last Ready handled, to see it change. */
+  private lastRole: Role = 'follower';
+  /** When this node's last campaign went through each stage (ms since the epoch). */
+  private campaign: Campaign | undefined;
   /** Why Raft's log cannot be written now, while it cannot. */
   private storageFailure: StorageWriteError | undefined;
 
@@ -411,6 +427,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     for (const read of ready.reads) this.answerRead(read);
     this.releaseApplied();
+    this.noticeCampaign();
     this.noticeLeader();
     this.maybeCompact();
   }
@@ -444,6 +461,39 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.appliedWaiters.splice(i, 1);
       waiter.resolve();
     }
+  }
+
+  /**
+   * The stages of this node's latest campaign, for reading how long an election took and where:
+   * since the leader was last heard, the pre-vote, the vote, leading, and the first entry of its
+   * term committed (only then can it serve writes and reads).
+   */
+  get lastCampaign(): Campaign | undefined {
+    return this.campaign;
+  }
+
+  private noticeCampaign(): void {
+    const role = this.raft.role;
+    const now = Date.now();
+    if (role !== this.lastRole) {
+      if (role === 'pre-candidate' || (role === 'candidate' && !this.campaign?.preVoteAt))
+        this.campaign = { term: this.raft.term, leaderHeardAt: this.leaderHeard };
+      if (this.campaign) {
+        if (role === 'pre-candidate') this.campaign.preVoteAt = now;
+        if (role === 'candidate') this.campaign.voteAt = now;
+        if (role === 'leader') this.campaign.leaderAt = now;
+        this.campaign.term = this.raft.term;
+      }
+      this.lastRole = role;
+    }
+    const { log, term } = this.raft;
+    if (
+      role === 'leader' &&
+      this.campaign &&
+      !this.campaign.committedAt &&
+      log.term(log.committed) === term
+    )
+      this.campaign.committedAt = now;
   }
 
   private noticeLeader(): void {

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
-import { PORTS_CHECK, portsAccept, probeOnce } from '../../../agent/health/probes.js';
+import { nextCheckMs, PORTS_CHECK, portsAccept, probeOnce } from '../../../agent/health/probes.js';
 import { afterProbe, NOT_YET_PROBED, type Readiness } from '../../../agent/health/readiness.js';
 import type { ReadinessProbe } from '../../../mesh/api/services.js';
 
@@ -102,4 +102,13 @@ test('a port that never opens makes a task never ready only past the ports check
     afterProbe(NOT_YET_PROBED, PORTS_CHECK, { ok: true, detail: 'port 5432 accept' }, 100).ready,
     'one accepted connection makes it ready',
   );
+});
+
+test('a starting replica is checked again after 100 ms, then twice as long each time up to the interval; a declared probe keeps its own', (t) => {
+  const waits = [1, 2, 3, 4, 5, 6].map((checks) =>
+    nextCheckMs({ probe: PORTS_CHECK, untilReady: true, checks }),
+  );
+  t.deepEqual(waits, [100, 200, 400, 800, 1000, 1000]);
+  const declared = { ...PORTS_CHECK, intervalMs: 5000 };
+  t.is(nextCheckMs({ probe: declared, untilReady: false, checks: 1 }), 5000);
 });
