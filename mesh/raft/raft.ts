@@ -30,13 +30,16 @@ export interface RaftConfig {
  * one a second).
  */
 export const DEFAULT_RAFT_CONFIG: RaftConfig = {
-  electionTicks: 10,
-  heartbeatTicks: 3,
+  electionTicks: 7,
+  heartbeatTicks: 2,
   maxEntriesPerMessage: 64,
   // A follower far behind gets its entries in messages of a size the transport carries at once,
   // whatever large deploys it missed.
   maxBytesPerMessage: 1024 * 1024,
 };
+
+/** A pre-vote nobody answered is asked again after this many ticks, up to twice as many. */
+const PRE_VOTE_RETRY_TICKS = 2;
 
 export interface RaftOptions {
   id: NodeId;
@@ -334,6 +337,11 @@ export class Raft {
 
   private campaign(kind: 'pre' | 'real', transfer = false): void {
     this.resetElectionTimeout();
+    // A pre-vote changes nothing, so an unanswered one is asked again soon, not a whole timeout
+    // later: a voter still within its leader's lease ignores it, and that lease ends at most one
+    // election timeout after the leader was last heard.
+    if (kind === 'pre')
+      this.electionTimeout = PRE_VOTE_RETRY_TICKS + this.random.int(PRE_VOTE_RETRY_TICKS);
     this.leader = null;
     this.votes = new Map([[this.id, true]]);
     if (kind === 'pre') {

@@ -3,7 +3,8 @@ import type { Entry, Membership, Message, NodeId, ReadState } from '../../../mes
 import { seededRandom } from '../../../mesh/random.js';
 
 /** The agent's timing, but a leader's every tick is a heartbeat round: scenarios count rounds. */
-const CONFIG = { ...DEFAULT_RAFT_CONFIG, heartbeatTicks: 1 };
+// The traces count ticks against these numbers (written when the defaults were so).
+const CONFIG = { ...DEFAULT_RAFT_CONFIG, electionTicks: 10, heartbeatTicks: 1 };
 
 /**
  * Raft nodes wired directly together: messages are delivered in order until none are left, and
