@@ -73,6 +73,9 @@ export class UpstreamPools {
         },
         pipelining: 1,
         keepAliveTimeout: KEEP_ALIVE_MS,
+        // Also when the other end says it keeps them longer (another node's relay says 60 s):
+        // an idle connection to another node holds a stream and descriptors on both.
+        keepAliveMaxTimeout: KEEP_ALIVE_MS,
         headersTimeout: this.headersTimeoutMs,
         // A body may stream for ever (server-sent events): no idle limit on it.
         bodyTimeout: 0,

@@ -1,0 +1,349 @@
+/**
+ * The data plane held over time: three agents (127.0.96.1-3) serve `web` (3 replicas, process
+ * tasks) and `ws` (one replica that holds WebSockets, on node 1). For the whole run, through node
+ * 1: keep-alive HTTP load through the ingress (wrk, `--connections`, in slices of a minute), new
+ * TCP connections at a steady rate through web's service address (the routing mesh), WebSockets
+ * held idle from start to end, and DNS queries. Meanwhile: web rolled to a new version (a quarter
+ * in), node 3 (whose ingress serves no client) killed with SIGKILL and started again (halfway),
+ * and the secret web uses updated (three quarters in: web rolls again).
+ *
+ * Each slice reports its requests, errors and p99 and each agent's RSS and open file
+ * descriptors; the end, the WebSockets still open and the descriptors against the start. Held:
+ * no failed request, connection or query through node 1, every WebSocket open, RSS growth after
+ * the first slice ≤ 10 MB and descriptors back within 10 of the start, for the agents not killed.
+ *
+ * Idle timeouts that apply (and how to set them): a client's idle keep-alive connection to the
+ * ingress, 75 s (`--http-limit keepalive-timeout=`); an upgraded connection (WebSocket) and a TCP
+ * connection through a service address, none (the application's own pings decide).
+ *
+ *   npm run bench:soak -- [--minutes 10] [--connections 1000] [--json]
+ *   (the test runs --seconds 30 --slice-seconds 10 --connections 50)
+ */
+import { Resolver } from 'node:dns/promises';
+import { readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+import type { StackRow } from '../../agent/control/api.js';
+import { callAgent } from '../../cli/control-client.js';
+import { pollUntil } from '../../mesh/poll.js';
+import {
+  type AgentProcess,
+  checkUnreachable,
+  deployStack,
+  LocalCluster,
+  meshOn,
+  testRanges,
+  waitForControl,
+} from '../helpers/local-cluster.js';
+import {
+  cleanupOnSignal,
+  ensureTool,
+  memoryMb,
+  note,
+  option,
+  report,
+  status,
+  until,
+} from './harness.js';
+import { wrk } from './wrk.js';
+
+const HOSTS = ['127.0.96.1', '127.0.96.2', '127.0.96.3'];
+const HTTP_PORT = 18_096;
+const WEB_HOST = 'web.soak.mesh';
+const WS_HOST = 'ws.soak.mesh';
+const GOALS = { failed: 0, websocketsOpen: 50, rssGrowthMb: 10, fdDrift: 10 };
+/** The agents that run throughout (node 3's process is replaced halfway), by index. */
+const THROUGHOUT = [0, 1];
+
+/**
+ * A replica: answers `ok <version>` to any request, and completes a WebSocket handshake by hand
+ * (then holds the connection, answering nothing): no dependency in the task.
+ */
+const REPLICA = `
+const { createHash } = require('node:crypto');
+const server = require('node:http').createServer((q, s) => s.end('ok ' + process.env.VERSION + '\\n'));
+server.on('upgrade', (req, socket) => {
+  const accept = createHash('sha1').update(req.headers['sec-websocket-key'] + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+  socket.write('HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: ' + accept + '\\r\\n\\r\\n');
+  socket.on('error', () => socket.destroy());
+});
+server.listen(Number(process.env.PORT), process.env.MESH_HOST);
+`;
+
+const stack = (version: number) => `services:
+  web:
+    command: ${JSON.stringify([process.execPath, '-e', REPLICA])}
+    environment: { VERSION: "${version}" }
+    ports: ["8080"]
+    secrets: [token]
+    stop_grace_period: 2s
+    x-mesh: { runtime: process }
+    deploy:
+      replicas: 3
+      update_config: { order: start-first, parallelism: 1 }
+  ws:
+    command: ${JSON.stringify([process.execPath, '-e', REPLICA])}
+    environment: { VERSION: "1" }
+    ports: ["8081"]
+    x-mesh: { runtime: process }
+    deploy: { placement: { constraints: [node.labels.soak == clients] } }
+secrets:
+  token:
+    file: ./token.txt
+`;
+
+/** Open descriptors of a process; null while it is not there (killed, not started again yet). */
+function fds(pid: number): number | null {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return null; // gone: nothing to count
+  }
+}
+
+/** Resident memory (MB) of a process; null while it is not there. */
+function rss(pid: number): number | null {
+  try {
+    return Math.round(memoryMb(pid).rss * 10) / 10;
+  } catch {
+    return null; // gone: nothing to measure
+  }
+}
+
+/** Something done at a steady rate (one at a time or overlapping) until stopped, each counted. */
+function steady(perSecond: number, once: () => Promise<boolean>) {
+  let count = 0;
+  let failed = 0;
+  let running = true;
+  const loop = (async () => {
+    const inFlight = new Set<Promise<void>>();
+    while (running) {
+      const done = once().then((ok) => {
+        count += 1;
+        if (!ok) failed += 1;
+      });
+      inFlight.add(done);
+      void done.then(() => inFlight.delete(done));
+      await sleep(1000 / perSecond);
+    }
+    await Promise.all(inFlight);
+  })();
+  return {
+    /** What was counted since the last take. */
+    take: () => {
+      const counted = { count, failed };
+      count = 0;
+      failed = 0;
+      return counted;
+    },
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+/** A new TCP connection to the address, one request: whether a 200 answered. */
+function connectOnce(address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: address, port: 8080 });
+    let answer = '';
+    const timer = setTimeout(() => socket.destroy(new Error('no answer within 10 s')), 10_000);
+    socket.on('connect', () => socket.end('GET / HTTP/1.0\r\n\r\n'));
+    socket.on('data', (chunk) => {
+      answer += String(chunk);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer.startsWith('HTTP/1.1 200'));
+    });
+    socket.on('error', () => undefined); // told at close: no answer
+  });
+}
+
+/** One DNS question for web's name to the server: whether it answered an address. */
+function askOnce(resolver: Resolver): Promise<boolean> {
+  return resolver.resolve4(WEB_HOST).then(
+    (addresses) => addresses.length > 0,
+    () => false, // no answer in time, or refused: a failed query
+  );
+}
+
+/** Opens a WebSocket to the ws service through node 1's ingress. */
+function openWebSocket(): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`ws://${HOSTS[0]}:${HTTP_PORT}/`, { headers: { host: WS_HOST } });
+    socket.once('open', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+let cluster: LocalCluster | undefined;
+const stopAll = cleanupOnSignal(async () => {
+  await cluster?.close();
+});
+
+async function main(): Promise<void> {
+  const seconds = option('seconds', option('minutes', 10) * 60);
+  const sliceSeconds = option('slice-seconds', 60);
+  const connections = option('connections', 1000);
+  await ensureTool('wrk', 'wrk');
+  cluster = await LocalCluster.create('bench-soak');
+  const nodeFlags = [
+    '--http-port',
+    String(HTTP_PORT),
+    '--https-port',
+    '0',
+    '--dns-upstream',
+    'none',
+    '--http-limit',
+    'client-connections=4096',
+  ];
+  const agents = await cluster.start(HOSTS, 's', ['--label', 'soak=clients'], nodeFlags);
+  const [first] = agents;
+  if (!first) throw new Error('no agent');
+  await until('3 members alive', 60_000, async () =>
+    (await status(first)).members.alive === 3 ? true : undefined,
+  );
+  cluster.file('token.txt', 'first');
+  await deployStack(cluster, first, 'soak', stack(1));
+  await checkUnreachable(testRanges(HOSTS[0] as string).serviceRange);
+  const [row] = (await callAgent(first.dataDir, 'GET /v1/stacks', {})) as StackRow[];
+  const web = row?.services.find((s) => s.id === 'soak.web');
+  const address = web && 'address' in web ? web.address : undefined;
+  if (!address) throw new Error('web has no service address');
+
+  const websockets = await Promise.all(Array.from({ length: 50 }, openWebSocket));
+  const closed = { count: 0 };
+  for (const socket of websockets) socket.once('close', () => (closed.count += 1));
+  const pids = () => agents.map((a) => a.child.pid as number);
+  const startFds = pids().map(fds);
+  const mesh = steady(20, () => connectOnce(address));
+  const resolver = new Resolver({ timeout: 2000, tries: 1 });
+  resolver.setServers([HOSTS[0] as string]);
+  const dns = steady(20, () => askOnce(resolver));
+
+  const slices: Array<Record<string, unknown>> = [];
+  const events: Array<{ atSeconds: number; what: string }> = [];
+  const startedAt = Date.now();
+  const elapsed = () => Math.round((Date.now() - startedAt) / 1000);
+  const at = (fraction: number) => startedAt + fraction * seconds * 1000;
+  const happenings = [
+    {
+      when: at(0.25),
+      what: 'web rolled to version 2',
+      run: () => deployStack(cluster as LocalCluster, first, 'soak', stack(2)),
+    },
+    {
+      when: at(0.5),
+      what: 'node 3 killed with SIGKILL, then started again',
+      run: async () => {
+        const third = agents[2] as AgentProcess;
+        third.child.kill('SIGKILL');
+        await third.exited;
+        await sleep(5000);
+        agents[2] = (cluster as LocalCluster).spawn('s3', ['agent']);
+        await waitForControl(agents[2] as AgentProcess, 30_000);
+      },
+    },
+    {
+      when: at(0.75),
+      what: 'the secret web uses updated (web rolls)',
+      run: async () => {
+        const file = (cluster as LocalCluster).file('token.next', 'second');
+        const updated = await meshOn(first, 'secret', 'update', 'soak_token', file);
+        if (updated.code !== 0) throw new Error(`secret update failed: ${updated.stderr}`);
+      },
+    },
+  ];
+  const background: Promise<void>[] = [];
+  const startHappenings = () => {
+    while (happenings[0] && Date.now() >= happenings[0].when) {
+      const next = happenings.shift() as (typeof happenings)[number];
+      events.push({ atSeconds: elapsed(), what: next.what });
+      note(`${elapsed()} s: ${next.what}`);
+      background.push(next.run());
+    }
+  };
+  // Happenings start between slices and while one runs: a slice is cut at each of them.
+  while (Date.now() - startedAt < seconds * 1000) {
+    startHappenings();
+    const left = seconds - (Date.now() - startedAt) / 1000;
+    const nextAt = happenings[0] ? (happenings[0].when - Date.now()) / 1000 : left;
+    const slice = Math.max(1, Math.min(sliceSeconds, left, Math.max(1, nextAt)));
+    const load = await wrk(`http://${HOSTS[0]}:${HTTP_PORT}/`, Math.round(slice), WEB_HOST, {
+      threads: 2,
+      connections,
+      timeoutS: 30,
+    });
+    const memory = pids().map(rss);
+    slices.push({
+      endSeconds: elapsed(),
+      http: load,
+      routingMesh: mesh.take(),
+      dns: dns.take(),
+      rssMb: memory,
+      fds: pids().map(fds),
+    });
+    note(`${elapsed()} s: ${JSON.stringify(slices.at(-1))}`);
+  }
+  await Promise.all(background);
+  await mesh.stop();
+  await dns.stop();
+  // Idle keep-alive connections to the replicas close after 4 s (their pools' idle timeout):
+  // descriptors are compared once they had the time to, or after 20 s.
+  const stoppedAt = Date.now();
+  const settledFds = () => {
+    const now = pids().map(fds);
+    return THROUGHOUT.every((i) => Math.abs((now[i] ?? 0) - (startFds[i] ?? 0)) <= GOALS.fdDrift)
+      ? now
+      : undefined;
+  };
+  const endFds =
+    (await pollUntil(async () => settledFds(), { timeoutMs: 20_000, intervalMs: 500 })) ??
+    pids().map(fds);
+  const fdsSettledMs = Date.now() - stoppedAt;
+  const open = websockets.filter((s) => s.readyState === WebSocket.OPEN).length;
+  for (const socket of websockets) socket.close();
+
+  const sum = (pick: (slice: Record<string, unknown>) => number) =>
+    slices.reduce((n, slice) => n + pick(slice), 0);
+  const failed =
+    sum((s) => (s.http as { errors: number }).errors) +
+    sum((s) => (s.routingMesh as { failed: number }).failed) +
+    sum((s) => (s.dns as { failed: number }).failed);
+  const rssOf = (i: number) => slices.map((s) => (s.rssMb as number[])[i] as number);
+  const rssGrowthMb = THROUGHOUT.map((i) => {
+    const series = rssOf(i);
+    return Math.round(((series.at(-1) ?? 0) - (series[0] ?? 0)) * 10) / 10;
+  });
+  const fdDrift = THROUGHOUT.map((i) => (endFds[i] ?? 0) - (startFds[i] ?? 0));
+  report({
+    seconds,
+    connections,
+    slices,
+    events,
+    websocketsOpen: open,
+    websocketsClosedEarly: closed.count,
+    startFds,
+    endFds,
+    fdsSettledMs,
+    rssGrowthMbAfterFirstSlice: rssGrowthMb,
+    fdDrift,
+    failed,
+    held: {
+      noFailures: failed === GOALS.failed,
+      websocketsOpen: open === GOALS.websocketsOpen,
+      rss: rssGrowthMb.every((mb) => mb <= GOALS.rssGrowthMb),
+      fds: fdDrift.every((drift) => Math.abs(drift) <= GOALS.fdDrift),
+    },
+    goals: GOALS,
+  });
+}
+
+try {
+  await main();
+} finally {
+  await stopAll();
+}
