@@ -476,7 +476,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const role = this.raft.role;
     const now = Date.now();
     if (role !== this.lastRole) {
-      if (role === 'pre-candidate' || (role === 'candidate' && !this.campaign?.preVoteAt))
+      // A campaign starts with a pre-vote, or with a vote straight away (leadership handed over).
+      if (role === 'pre-candidate' || (role === 'candidate' && this.lastRole === 'follower'))
         this.campaign = { term: this.raft.term, leaderHeardAt: this.leaderHeard };
       if (this.campaign) {
         if (role === 'pre-candidate') this.campaign.preVoteAt = now;
