@@ -48,6 +48,7 @@ export class LocalCluster {
   private readonly agents: AgentProcess[] = [];
   /** Takes back the cleanup an interrupt would run: close runs it itself. */
   private readonly forget: () => void;
+  private closing: Promise<void> | undefined;
 
   private constructor(readonly root: string) {
     // A run stopped with Ctrl-C (or SIGTERM) leaves no agent, address or route behind either.
@@ -97,7 +98,13 @@ export class LocalCluster {
     return path;
   }
 
-  async close(): Promise<void> {
+  /** Stops and releases everything; a second call (an interrupt and the harness's own) waits for the first. */
+  close(): Promise<void> {
+    this.closing ??= this.release();
+    return this.closing;
+  }
+
+  private async release(): Promise<void> {
     this.forget();
     await stopAgents(this.agents);
     // A killed agent leaves its tasks, service addresses and routes behind: they go with the
