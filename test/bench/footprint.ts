@@ -98,12 +98,13 @@ async function measure(nodes: number, idleMs: number, ticksPerSecond: number) {
       'fp',
     );
     if (deployed.code !== 0) throw new Error(`deploy failed:\n${deployed.stderr}`);
+    // The ingress thread starts with the first route: it may still be starting as deploy returns.
+    const target = { host: hosts[0] as string, port: 80, hostHeader: 'web.fp.mesh' };
+    await until('the ingress answering', 10_000, async () =>
+      (await requestOnce(target)).body === 'ok' ? true : undefined,
+    );
     for (let i = 0; i < SERVING_REQUESTS; i++) {
-      const answer = await requestOnce({
-        host: hosts[0] as string,
-        port: 80,
-        hostHeader: 'web.fp.mesh',
-      });
+      const answer = await requestOnce(target);
       if (answer.body !== 'ok') throw new Error(`the ingress answered ${answer.status}`);
     }
     await sleep(SETTLE_MS);
