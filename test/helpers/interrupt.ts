@@ -10,6 +10,11 @@ let installed = false;
 
 async function interrupted(signal: NodeJS.Signals): Promise<void> {
   console.error(`${signal}: stopping what was started`);
+  // The run's own steps fail as its agents go (a request to one cut off): that is the interrupt
+  // at work, said in a line, and the releases go on to the end instead of a stack trace.
+  process.on('uncaughtException', (error) =>
+    console.error(`${signal}: a step stopped with it: ${error.message}`),
+  );
   for (const release of [...releases].reverse())
     await release().catch((error: Error) => console.error(`cleanup failed: ${error.message}`));
   await killChildren();
