@@ -315,7 +315,7 @@ export class Raft {
     const taken = this.taken;
     if (!taken) return;
     this.persisted = taken.persisted;
-    this.log.unstableFrom = Math.min(this.log.unstableFrom, taken.unstableFrom);
+    this.log.unstableFrom = taken.unstableFrom;
     this.log.applied = taken.applied;
     if (ready.snapshot) {
       this.received = ready.snapshot;

@@ -11,7 +11,8 @@
  * The agents allow one client address 4,096 connections (`--http-limit client-connections`): wrk's
  * one address stands for a thousand clients.
  *
- *   npm run bench:overload [-- --seconds 15] [-- --connections 1000] [-- --json]
+ *   npm run bench:overload [-- --seconds 15] [-- --connections 1000] [-- --http-limit KEY=VALUE]
+ *     [-- --json]   (--http-limit goes to the agents: replica-requests=64, to try another limit)
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';

@@ -46,7 +46,7 @@ import {
   status,
   until,
 } from './harness.js';
-import { wrk } from './wrk.js';
+import { type WrkResult, wrk } from './wrk.js';
 
 const HOSTS = ['127.0.96.1', '127.0.96.2', '127.0.96.3'];
 const HTTP_PORT = 18_096;
@@ -109,6 +109,17 @@ function rss(pid: number): number | null {
   } catch {
     return null; // gone: nothing to measure
   }
+}
+
+/** What one slice of the run saw. */
+interface Slice {
+  endSeconds: number;
+  http: WrkResult;
+  routingMesh: { count: number; failed: number };
+  dns: { count: number; failed: number };
+  /** Per agent, null while it is down. */
+  rssMb: Array<number | null>;
+  fds: Array<number | null>;
 }
 
 /** Something done at a steady rate (one at a time or overlapping) until stopped, each counted. */
@@ -224,7 +235,7 @@ async function main(): Promise<void> {
   resolver.setServers([HOSTS[0] as string]);
   const dns = steady(20, () => askOnce(resolver));
 
-  const slices: Array<Record<string, unknown>> = [];
+  const slices: Slice[] = [];
   const events: Array<{ atSeconds: number; what: string }> = [];
   const startedAt = Date.now();
   const elapsed = () => Math.round((Date.now() - startedAt) / 1000);
@@ -307,13 +318,10 @@ async function main(): Promise<void> {
   const open = websockets.filter((s) => s.readyState === WebSocket.OPEN).length;
   for (const socket of websockets) socket.close();
 
-  const sum = (pick: (slice: Record<string, unknown>) => number) =>
-    slices.reduce((n, slice) => n + pick(slice), 0);
+  const sum = (pick: (slice: Slice) => number) => slices.reduce((n, slice) => n + pick(slice), 0);
   const failed =
-    sum((s) => (s.http as { errors: number }).errors) +
-    sum((s) => (s.routingMesh as { failed: number }).failed) +
-    sum((s) => (s.dns as { failed: number }).failed);
-  const rssOf = (i: number) => slices.map((s) => (s.rssMb as number[])[i] as number);
+    sum((s) => s.http.errors) + sum((s) => s.routingMesh.failed) + sum((s) => s.dns.failed);
+  const rssOf = (i: number) => slices.map((s) => s.rssMb[i] ?? 0);
   const rssGrowthMb = THROUGHOUT.map((i) => {
     const series = rssOf(i);
     return Math.round(((series.at(-1) ?? 0) - (series[0] ?? 0)) * 10) / 10;
