@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CertificateRecord } from '../mesh/api/certificates.js';
 import { dnsAddress, type NetworkSettings } from '../mesh/api/network.js';
@@ -9,9 +9,7 @@ import { LimitedLog } from '../mesh/limited-log.js';
 import type { Member } from '../mesh/membership/state.js';
 import { RunAgain } from '../mesh/run-again.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
-import { refuseUpgrade } from '../mesh/transport/listener.js';
-import { acceptStream } from '../mesh/transport/stream.js';
-import type { Peer } from '../mesh/transport/tls.js';
+import type { IncomingStream } from '../mesh/transport/tunnel-server.js';
 import { hostResolvers, UpstreamResolvers } from './dns/forward.js';
 import { DnsServer } from './dns/server.js';
 import { buildZone, type Zone } from './dns/zone.js';
@@ -82,11 +80,9 @@ export interface DataPlaneOptions {
   members: () => Member[];
   onMembersChange: (listener: () => void) => void;
   /** Opens a stream to what another node serves, over the cluster's mTLS. */
-  openStream: (to: { address: string; nodeId: string }, target: string) => Promise<TLSSocket>;
+  openStream: (to: { address: string; nodeId: string }, target: string) => Promise<Duplex>;
   /** Takes streams other nodes open to this one. */
-  serveStreams: (
-    handler: (peer: Peer, target: string, socket: TLSSocket, head: Buffer) => void,
-  ) => void;
+  serveStreams: (handler: (stream: IncomingStream) => void) => void;
   /**
    * The cluster's bridges on this host and the containers on them (every node's, when several
    * share the engine).
@@ -269,9 +265,7 @@ export class DataPlane {
         this.rebuildSoon();
     });
     this.options.onMembersChange(() => this.rebuildSoon());
-    this.options.serveStreams((peer, target, socket, head) =>
-      this.serveStream(peer, target, socket, head),
-    );
+    this.options.serveStreams((stream) => this.serveStream(stream));
     if (dnsPort > 0)
       await this.dns
         .listen(advertise, dnsPort)
@@ -580,7 +574,7 @@ export class DataPlane {
   }
 
   /** Another node's agent forwards a connection (or a UDP flow) to one of this node's tasks. */
-  private serveStream(peer: Peer, target: string, socket: TLSSocket, head: Buffer): void {
+  private serveStream({ peer, target, accept, refuse }: IncomingStream): void {
     const named = parseStreamTarget(target);
     const { kind, taskId, port } = named ?? { kind: 'tcp', taskId: target, port: 0 };
     const endpoint = this.table.services
@@ -592,34 +586,28 @@ export class DataPlane {
         { peer: peer.nodeId, target },
         'stream refused: no such ready task here',
       );
-      refuseUpgrade(socket, 404, `task ${taskId} is not ready on node ${this.options.nodeId}`);
+      refuse(404, `task ${taskId} is not ready on node ${this.options.nodeId}`);
       return;
     }
-    socket.on('error', () => socket.destroy());
     if (kind === 'http') {
-      const stream = acceptStream(socket, head);
+      const stream = accept();
       void this.httpRelay().then((relay) =>
         relay ? relay.accept(stream, endpoint, port) : stream.destroy(),
       );
       return;
     }
     if (kind === 'udp') {
-      serveRemoteFlow(
-        acceptStream(socket, head),
-        endpoint.host,
-        ports.get(port) as number,
-        this.options.log,
-      );
+      serveRemoteFlow(accept(), endpoint.host, ports.get(port) as number, this.options.log);
       return;
     }
     dialEndpoint(endpoint, port)
-      .then((upstream) => splice(acceptStream(socket, head), upstream))
+      .then((upstream) => splice(accept(), upstream))
       .catch((error: Error) => {
         this.options.log.warn(
           { peer: peer.nodeId, target, reason: error.message },
           'stream refused',
         );
-        refuseUpgrade(socket, 502, `task ${taskId} did not take the connection: ${error.message}`);
+        refuse(502, `task ${taskId} did not take the connection: ${error.message}`);
       });
   }
 }

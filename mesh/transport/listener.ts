@@ -1,9 +1,13 @@
 import { once } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { LimitedLog } from '../limited-log.js';
 import type { NodeIdentity } from '../pki/identity.js';
@@ -12,13 +16,10 @@ import { Channel } from './channel.js';
 import { REFUSAL_HEADER } from './dial.js';
 import { type ChannelContext, MEMBER_PATH } from './link.js';
 import { certificateRefusal, type Peer, peerFromCertificate, serverTlsOptions } from './tls.js';
+import { type StreamHandler, TunnelServer } from './tunnel-server.js';
+import { TUNNEL_ALPN } from './tunnels.js';
 
 export const JOIN_PATH = '/join/v1';
-/** A byte stream to something the node serves (a task's port), asked for by another member. */
-export const STREAM_PATH = '/stream/v1';
-
-/** Takes an authenticated member's stream; `target` is what it asked for, in the handler's terms. */
-export type StreamHandler = (peer: Peer, target: string, socket: TLSSocket, head: Buffer) => void;
 
 /**
  * Plain HTTPS requests under a path (not WebSocket upgrades): the operators' control API. The
@@ -71,11 +72,19 @@ export function refuseUpgrade(socket: Duplex, status: number, reason: string): v
   (socket as TLSSocket).destroySoon();
 }
 
-/** The node's one TLS port: WebSocket connections of members, and the join route. */
+/**
+ * The node's one TLS port: WebSocket connections of members, the join route and the control API
+ * in HTTP/1.1, and members' tunnel sessions (HTTP/2 under their own ALPN name, see tunnels.ts).
+ */
 export class Listener {
   private readonly server: Server;
+  /** HTTP/1.1 on the connections that did not ask for a tunnel session. */
+  private readonly http: HttpServer;
+  private readonly tunnels: TunnelServer;
   private readonly wss: WebSocketServer;
   private readonly refusals: LimitedLog;
+  /** Every TCP connection open, to end them all at close. */
+  private readonly connections = new Set<Socket>();
 
   /** A renewed certificate: new handshakes present it; connections made before go on. */
   setIdentity(identity: NodeIdentity): void {
@@ -89,15 +98,22 @@ export class Listener {
       maxPayload: ctx.limits.maxFrameBytes,
       perMessageDeflate: false,
     });
-    this.server = createServer(serverTlsOptions(ctx.identity));
-    this.server.on('connection', (socket: Socket) =>
-      remotes.set(socket, `${socket.remoteAddress}:${socket.remotePort}`),
+    this.tunnels = new TunnelServer(() => ctx.streams?.(), ctx.log, ctx.warnings);
+    this.server = createServer(
+      { ...serverTlsOptions(ctx.identity), ALPNProtocols: [TUNNEL_ALPN, 'http/1.1'] },
+      (socket) => this.dispatch(socket),
     );
+    this.server.on('connection', (socket: Socket) => {
+      remotes.set(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+    });
     this.refusals = new LimitedLog(ctx.log, ctx.refusalLogsPerMinute);
     this.server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
       this.warnRefused(socket, { reason: handshakeReason(error) }, 'TLS handshake refused');
     });
-    this.server.on('request', (request, response) => {
+    this.http = createHttpServer();
+    this.http.on('request', (request, response) => {
       const route = this.ctx.requests;
       if (route && (request.url ?? '').startsWith(route.prefix)) {
         route.accept(request, response);
@@ -106,7 +122,7 @@ export class Listener {
       this.warnRefused(request.socket, { url: request.url }, 'plain HTTP request refused');
       response.writeHead(426, { [REFUSAL_HEADER]: 'this port speaks WebSocket only' }).end();
     });
-    this.server.on('upgrade', (request, socket, head) => this.upgrade(request, socket, head));
+    this.http.on('upgrade', (request, socket, head) => this.upgrade(request, socket, head));
   }
 
   async listen(host: string, port: number): Promise<number> {
@@ -117,8 +133,26 @@ export class Listener {
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
+    this.tunnels.close();
+    for (const socket of this.connections) socket.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Drops the tunnel sessions of members not honoured now (see Transport.recheck). */
+  recheck(refusal: (peer: Peer) => string | undefined): void {
+    this.tunnels.drop(refusal);
+  }
+
+  private dispatch(socket: TLSSocket): void {
+    if (socket.alpnProtocol !== TUNNEL_ALPN) {
+      this.http.emit('connection', socket);
+      return;
+    }
+    const remote = remoteOf(socket);
+    const member = this.member(socket, remote);
+    if ('refusal' in member)
+      this.warnRefused(socket, { reason: member.refusal }, 'tunnel session refused');
+    this.tunnels.take(socket, member);
   }
 
   /** A refusal's line, a few a minute per address and kind (see LimitedLog). */
@@ -132,23 +166,22 @@ export class Listener {
     refuseUpgrade(socket, status, reason);
   }
 
-  /** The member at the other end, or undefined (refused, with the reason logged and answered). */
-  private authenticate(tls: TLSSocket, remote: string): Peer | undefined {
+  /** The member at the other end, or why it is not one (with the status to answer). */
+  private member(
+    tls: TLSSocket,
+    remote: string,
+  ): { peer: Peer } | { refusal: string; status: number } {
     const cert = tls.getPeerCertificate();
-    if (!cert || Object.keys(cert).length === 0) {
-      this.refuse(tls, 401, 'client certificate required');
-      return undefined;
-    }
-    if (!tls.authorized) {
-      this.refuse(tls, 403, `certificate not accepted: ${String(tls.authorizationError)}`);
-      return undefined;
-    }
+    if (!cert || Object.keys(cert).length === 0)
+      return { refusal: 'client certificate required', status: 401 };
+    if (!tls.authorized)
+      return {
+        refusal: `certificate not accepted: ${String(tls.authorizationError)}`,
+        status: 403,
+      };
     const refusal = certificateRefusal(cert, this.ctx.policy);
-    if (refusal) {
-      this.refuse(tls, 403, refusal);
-      return undefined;
-    }
-    return peerFromCertificate(cert, remote);
+    if (refusal) return { refusal, status: 403 };
+    return { peer: peerFromCertificate(cert, remote) };
   }
 
   private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -160,19 +193,16 @@ export class Listener {
       else this.ctx.join.accept(request, tls, head, remote);
       return;
     }
-    if (path !== MEMBER_PATH && path !== STREAM_PATH) {
+    if (path !== MEMBER_PATH) {
       this.refuse(socket, 404, `no route ${path}`);
       return;
     }
-    const peer = this.authenticate(tls, remote);
-    if (!peer) return;
-    if (path === STREAM_PATH) {
-      const streams = this.ctx.streams?.();
-      const target = new URL(request.url ?? '', 'https://peer').searchParams.get('target');
-      if (!streams || !target) this.refuse(socket, 404, 'this node serves no such stream');
-      else streams(peer, target, tls, head);
+    const member = this.member(tls, remote);
+    if ('refusal' in member) {
+      this.refuse(tls, member.status, member.refusal);
       return;
     }
+    const { peer } = member;
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       const channel = new Channel(ws, peer, this.ctx.handlers, this.ctx.limits, this.ctx.warnings);
       this.ctx.log.debug({ peer: peer.nodeId, remote }, 'peer connected');

@@ -1,4 +1,5 @@
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import type { ClientHttp2Stream } from 'node:http2';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { LimitedLog } from '../limited-log.js';
 import type { NodeIdentity } from '../pki/identity.js';
@@ -10,20 +11,10 @@ import {
   type Liveness,
 } from './channel.js';
 import { PeerLink } from './link.js';
-import {
-  type AnonymousRoute,
-  Listener,
-  type RequestRoute,
-  type StreamHandler,
-} from './listener.js';
-import { openStream } from './stream.js';
-import {
-  type Admission,
-  clientTlsOptions,
-  type Peer,
-  type PeerPolicy,
-  peerFromCertificate,
-} from './tls.js';
+import { type AnonymousRoute, Listener, type RequestRoute } from './listener.js';
+import { type Admission, clientTlsOptions, type Peer, type PeerPolicy } from './tls.js';
+import type { StreamHandler } from './tunnel-server.js';
+import { Tunnels } from './tunnels.js';
 
 export interface TransportOptions {
   identity: NodeIdentity;
@@ -75,17 +66,10 @@ export class Transport {
   private readonly warnings: LimitedLog;
   private listening: string | undefined;
   private readonly peerLost = new Set<(nodeId: string) => void>();
-  /** Open streams, both ways, with the peer at their other end: recheck() reaches them too. */
-  private readonly streams = new Map<TLSSocket, Peer>();
+  private readonly tunnels: Tunnels;
   private streamHandler: StreamHandler | undefined;
-  private streamContext: SecureContext | undefined;
-  /** The last TLS session ticket of each peer's streams, by address. */
-  private readonly streamSessions = new Map<string, Buffer>();
-  /**
-   * The peer each address's streams reached on their last full handshake: a resumed session
-   * shows the client no certificate, so the one its session began with stands for it.
-   */
-  private readonly streamPeers = new Map<string, Peer>();
+  /** Parsing the keys for every session costs more than its handshake: one context serves all. */
+  private tunnelContext: SecureContext | undefined;
 
   constructor(private readonly options: TransportOptions) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
@@ -100,17 +84,17 @@ export class Transport {
       join: options.join,
       requests: options.requests,
       adopt: (channel) => this.adopt(channel),
-      streams: () => {
-        const handler = this.streamHandler;
-        return (
-          handler &&
-          ((peer, target, socket, head) => {
-            this.track(socket, peer);
-            handler(peer, target, socket, head);
-          })
-        );
-      },
+      streams: () => this.streamHandler,
       refusalLogsPerMinute: options.refusalLogsPerMinute ?? 10,
+    });
+    this.tunnels = new Tunnels({
+      tls: (nodeId) => {
+        const tls = clientTlsOptions(this.options.identity, this.policy, nodeId);
+        this.tunnelContext ??= createSecureContext(tls);
+        return { ...tls, secureContext: this.tunnelContext, localAddress: this.options.host };
+      },
+      connectTimeoutMs: options.connectTimeoutMs ?? 3000,
+      log: options.log,
     });
   }
 
@@ -156,32 +140,12 @@ export class Transport {
   }
 
   /**
-   * A byte stream to what the node at `address` serves under `target`, on a TLS connection of its
-   * own (so a busy stream never holds up gossip or Raft), checked to be that node.
+   * A byte stream to what the node at `address` serves under `target`, checked to be that node:
+   * a stream of the tunnel session with it (its own connection, apart from the channel's, so a
+   * busy stream never holds up gossip or Raft).
    */
-  async openStream(to: { address: string; nodeId: string }, target: string): Promise<TLSSocket> {
-    const tls = clientTlsOptions(this.options.identity, this.policy, to.nodeId);
-    // Parsing the keys for every stream costs more than its handshake: one context serves all;
-    // and a stream resumes the last TLS session with the node, sparing both sides the
-    // certificate signatures (the session still names the certificates it began with).
-    this.streamContext ??= createSecureContext(tls);
-    const socket = await openStream(
-      to.address,
-      target,
-      {
-        ...tls,
-        secureContext: this.streamContext,
-        session: this.streamSessions.get(to.address),
-        localAddress: this.options.host,
-      },
-      this.options.connectTimeoutMs ?? 3000,
-      (session) => this.streamSessions.set(to.address, session),
-    );
-    const cert = socket.getPeerCertificate();
-    if (cert?.serialNumber) this.streamPeers.set(to.address, peerFromCertificate(cert, to.address));
-    const peer = this.streamPeers.get(to.address);
-    if (peer) this.track(socket, peer);
-    return socket;
+  openStream(to: { address: string; nodeId: string }, target: string): Promise<ClientHttp2Stream> {
+    return this.tunnels.open(to, target);
   }
 
   /** Called with the peer's node ID whenever a connection to it closes or a dial to it fails. */
@@ -196,7 +160,8 @@ export class Transport {
   renewIdentity(identity: NodeIdentity): void {
     this.options.identity = identity;
     this.listener.setIdentity(identity);
-    this.streamContext = undefined;
+    this.tunnelContext = undefined;
+    this.tunnels.renew();
     for (const link of this.links.values()) link.setIdentity(identity);
   }
 
@@ -215,24 +180,12 @@ export class Transport {
       );
       channel.close(CLOSE_REFUSED, reason);
     }
-    // A session of a peer no longer honoured must not be resumed: no certificate is checked then.
-    for (const [address, peer] of this.streamPeers)
-      if (refusal(peer)) {
-        this.streamPeers.delete(address);
-        this.streamSessions.delete(address);
-      }
-    for (const [socket, peer] of this.streams) {
-      const reason = refusal(peer);
-      if (!reason) continue;
-      this.options.log.warn(
-        { peer: peer.nodeId, serial: peer.serial, reason },
-        'certificate no longer honoured: dropping its stream',
-      );
-      socket.destroy();
-    }
+    this.tunnels.drop(refusal);
+    this.listener.recheck(refusal);
   }
 
   async close(): Promise<void> {
+    this.tunnels.close();
     for (const link of this.links.values()) link.close();
     this.links.clear();
     for (const channel of this.channels) channel.close(CLOSE_SHUTDOWN, 'shutting down');
@@ -288,10 +241,5 @@ export class Transport {
 
   private lost(nodeId: string): void {
     for (const listener of this.peerLost) listener(nodeId);
-  }
-
-  private track(socket: TLSSocket, peer: Peer): void {
-    this.streams.set(socket, peer);
-    socket.once('close', () => this.streams.delete(socket));
   }
 }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { Endpoint } from '../routing-table.js';
@@ -18,7 +19,7 @@ export const RELAY_UNREACHABLE_HEADER = 'x-mesh-relay-unreachable';
  */
 export class HttpRelay {
   private readonly server: Server;
-  private readonly targets = new WeakMap<Socket, { endpoint: Endpoint; target: number }>();
+  private readonly targets = new WeakMap<object, { endpoint: Endpoint; target: number }>();
   private readonly pools: UpstreamPools;
 
   constructor(
@@ -38,9 +39,13 @@ export class HttpRelay {
   }
 
   /** Serves a stream another node's ingress opened for requests to this replica port. */
-  accept(socket: Socket, endpoint: Endpoint, target: number): void {
-    this.targets.set(socket, { endpoint, target });
-    this.server.emit('connection', socket);
+  accept(stream: Duplex, endpoint: Endpoint, target: number): void {
+    // Wrapped: the HTTP server writes straight to a stream's native handle where it finds one,
+    // and a stream between agents has one that frames what it is given (the answer's status
+    // line came out garbled); a plain Duplex over it is written through its methods.
+    const connection = Duplex.from({ readable: stream, writable: stream });
+    this.targets.set(connection, { endpoint, target });
+    this.server.emit('connection', connection);
   }
 
   retain(taskIds: ReadonlySet<string>): void {

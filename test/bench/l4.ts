@@ -2,7 +2,9 @@
  * TCP routing through the mesh against HAProxy, side by side in one run: wrk (-t1 -c32, bounded
  * in time) against one HTTP backend reached directly, through HAProxy in TCP mode (one thread),
  * through a service address whose endpoint is on the same node (`mesh`), and through one whose
- * endpoint is on another node (`meshRemote`: the agents' mTLS in between). The backends are
+ * endpoint is on another node (`meshRemote`: a stream of the agents' tunnel session in between).
+ * Then the same four with a new connection for every request (`newConnections`, in connections
+ * a second), where a connection across nodes costs a stream, not a handshake. The backends are
  * keep-alive Node HTTP servers run as process tasks; everything stays on 127.0.41.0/24 and the
  * cluster's own service range. wrk and haproxy are Debian packages, installed when missing.
  *
@@ -54,19 +56,30 @@ async function main(): Promise<void> {
         ),
       );
     // Two rounds over every target in turn, the better of each kept (see bench:proxy).
-    const results: Record<string, WrkResult> = {};
-    for (let round = 1; round <= 2; round++)
-      for (const [name, url] of Object.entries(urls)) {
-        note(`round ${round}: wrk -t1 -c32 -d${seconds}s ${url} (${name})`);
-        const result = await wrk(url, seconds);
-        if (result.rps > (results[name]?.rps ?? 0)) results[name] = result;
-      }
-    report({
-      ...results,
-      ratioVsHaproxy: ratio(results.mesh, results.haproxy),
-      remoteRatioVsHaproxy: ratio(results.meshRemote, results.haproxy),
-      seconds,
-    });
+    const measure = async (newConnections: boolean) => {
+      const results: Record<string, WrkResult> = {};
+      for (let round = 1; round <= 2; round++)
+        for (const [name, url] of Object.entries(urls)) {
+          note(
+            `round ${round}: wrk -t1 -c32 -d${seconds}s ${url} (${name}${newConnections ? ', a connection per request' : ''})`,
+          );
+          const result = await wrk(url, seconds, undefined, {
+            threads: 1,
+            connections: 32,
+            newConnections,
+          });
+          if (result.rps > (results[name]?.rps ?? 0)) results[name] = result;
+        }
+      return {
+        ...results,
+        ratioVsHaproxy: ratio(results.mesh, results.haproxy),
+        remoteRatioVsHaproxy: ratio(results.meshRemote, results.haproxy),
+        remoteP99VsLocal:
+          Math.round(((results.meshRemote?.p99Ms ?? 0) / (results.mesh?.p99Ms ?? 1)) * 100) / 100,
+      };
+    };
+    const keepAlive = await measure(false);
+    report({ ...keepAlive, newConnections: await measure(true), seconds });
   } finally {
     await cleanup();
   }

@@ -39,6 +39,8 @@ export interface WrkLoad {
   connections: number;
   /** How long a request may take before wrk counts it as an error (its default: 2 s). */
   timeoutS?: number;
+  /** Each request on a connection of its own (Connection: close): rps is then connections/s. */
+  newConnections?: boolean;
 }
 
 function millis(text: string | undefined): number {
@@ -62,6 +64,7 @@ export async function wrk(
     `-d${seconds}s`,
     '--latency',
     ...(host ? ['-H', `Host: ${host}`] : []),
+    ...(load.newConnections ? ['-H', 'Connection: close'] : []),
     url,
   ];
   const { stdout } = await run('wrk', args, { timeout: (seconds + 30) * 1000 });

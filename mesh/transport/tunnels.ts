@@ -1,0 +1,248 @@
+/**
+ * Streams between agents, many to one long-lived mTLS session per peer: HTTP/2 CONNECT, as
+ * Istio's HBONE does, so a connection to another node's task costs a stream (one round trip, no
+ * handshake), each with its own flow control, half-close both ways and resets carried as resets.
+ * The session speaks HTTP/2 under an ALPN name of its own on the node's one port: a client that
+ * offers h2 there (curl at the control API) is still answered in HTTP/1.1.
+ */
+import {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  connect as connectSession,
+  constants,
+  type Http2Session,
+} from 'node:http2';
+import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { splitHostPort } from './address.js';
+import { REFUSAL_HEADER } from './dial.js';
+import { TransportError } from './errors.js';
+import { type Peer, peerFromCertificate } from './tls.js';
+
+export const TUNNEL_ALPN = 'mesh-tunnel/1';
+/** What a stream asks for, in the serving node's terms (see proxy/stream-target.ts). */
+export const TARGET_HEADER = 'mesh-target';
+
+/**
+ * Both ways: room for a burst of streams, and windows wide enough that a bulk transfer is not
+ * held to 64 KiB a round trip; the session's window is widened to match once it is up.
+ */
+export const TUNNEL_SETTINGS = {
+  enablePush: false,
+  initialWindowSize: 1024 * 1024,
+  maxConcurrentStreams: 10_000,
+};
+export const TUNNEL_SESSION_WINDOW = 32 * 1024 * 1024;
+/** nghttp2 refuses new streams past this much buffered (Node's default, 10 MB, is one window). */
+export const TUNNEL_SESSION_MEMORY_MB = 256;
+/** A session that leaves a ping unanswered this long is dead: its streams fail, new ones redial. */
+const PING_INTERVAL_MS = 10_000;
+
+/** Widens the session's receive window (the streams' come from the settings). */
+export function widenWindow(session: Http2Session): void {
+  const widen = () => session.setLocalWindowSize(TUNNEL_SESSION_WINDOW);
+  if (session.connecting) session.once('connect', widen);
+  else widen();
+}
+
+interface Session {
+  session: ClientHttp2Session;
+  peer: Peer;
+  /** Why the peer sent it away (its GOAWAY), to tell the streams that fail with it. */
+  refusal?: string;
+}
+
+export interface TunnelOptions {
+  /** TLS options for a session to this node: our certificate, and its own checked. */
+  tls: (nodeId: string) => ConnectionOptions & { localAddress?: string };
+  connectTimeoutMs: number;
+  log: Logger;
+}
+
+/** This node's sessions to its peers, one per peer, made on first use. */
+export class Tunnels {
+  private readonly sessions = new Map<string, Promise<Session>>();
+
+  constructor(private readonly options: TunnelOptions) {}
+
+  /**
+   * A byte stream to what the node at `address` serves under `target`. Resolves once the peer
+   * accepted, paused (pipe() resumes it); rejects with the peer's reason.
+   */
+  async open(to: { address: string; nodeId: string }, target: string): Promise<ClientHttp2Stream> {
+    const session = await this.session(to);
+    const { connectTimeoutMs } = this.options;
+    return new Promise((resolve, reject) => {
+      const stream = session.session.request(
+        { ':method': 'CONNECT', ':authority': to.address, [TARGET_HEADER]: target },
+        { endStream: false },
+      );
+      const fail = (error: TransportError) => {
+        clearTimeout(timer);
+        stream.close(constants.NGHTTP2_CANCEL);
+        reject(error);
+      };
+      const timer = setTimeout(
+        () =>
+          fail(
+            new TransportError(
+              'unreachable',
+              `no stream from ${to.address} within ${connectTimeoutMs} ms`,
+            ),
+          ),
+        connectTimeoutMs,
+      );
+      stream.once('response', (headers) => {
+        const status = Number(headers[':status']);
+        if (status === 200) {
+          clearTimeout(timer);
+          resolve(stream);
+          return;
+        }
+        const refusal = headers[REFUSAL_HEADER] ?? `HTTP ${status}`;
+        fail(new TransportError('refused', `refused by peer: ${String(refusal)}`));
+      });
+      stream.once('error', (error: Error) =>
+        fail(new TransportError('unreachable', session.refusal ?? error.message)),
+      );
+    });
+  }
+
+  /**
+   * This node's certificate was renewed: the sessions made with the old one take no new streams
+   * and close once their streams have ended; the next stream to each peer makes a new one.
+   */
+  renew(): void {
+    const old = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const pending of old)
+      pending.then(
+        (s) => s.session.close(),
+        () => undefined,
+      );
+  }
+
+  /** Drops, streams and all, the sessions to peers whose certificates are not honoured now. */
+  drop(refusal: (peer: Peer) => string | undefined): void {
+    for (const [key, pending] of this.sessions)
+      pending.then(
+        ({ session, peer }) => {
+          const reason = refusal(peer);
+          if (!reason) return;
+          this.options.log.warn(
+            { peer: peer.nodeId, serial: peer.serial, reason },
+            'certificate no longer honoured: dropping its tunnel session',
+          );
+          if (this.sessions.get(key) === pending) this.sessions.delete(key);
+          session.destroy();
+        },
+        () => undefined,
+      );
+  }
+
+  close(): void {
+    for (const pending of this.sessions.values())
+      pending.then(
+        (s) => s.session.destroy(),
+        () => undefined,
+      );
+    this.sessions.clear();
+  }
+
+  private session(to: { address: string; nodeId: string }): Promise<Session> {
+    const key = `${to.nodeId}@${to.address}`;
+    let pending = this.sessions.get(key);
+    if (!pending) {
+      pending = this.connect(to);
+      this.sessions.set(key, pending);
+      const forget = () => {
+        if (this.sessions.get(key) === pending) this.sessions.delete(key);
+      };
+      pending.then((s) => {
+        s.session.once('close', forget);
+        // A peer going away (shutting down, or refusing us) takes no new streams on it.
+        s.session.once('goaway', forget);
+      }, forget);
+    }
+    return pending;
+  }
+
+  private connect(to: { address: string; nodeId: string }): Promise<Session> {
+    const { host, port } = splitHostPort(to.address);
+    const { connectTimeoutMs, log } = this.options;
+    return new Promise((resolve, reject) => {
+      const socket: TLSSocket = connect({
+        ...this.options.tls(to.nodeId),
+        host,
+        port,
+        ALPNProtocols: [TUNNEL_ALPN],
+      });
+      // Streams carry request/response traffic: a small write must not wait for the last ACK.
+      socket.setNoDelay(true);
+      const timer = setTimeout(
+        () =>
+          fail(
+            new TransportError(
+              'unreachable',
+              `no session with ${to.address} within ${connectTimeoutMs} ms`,
+            ),
+          ),
+        connectTimeoutMs,
+      );
+      const fail = (error: TransportError) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(error);
+      };
+      socket.once('error', (error: Error) =>
+        fail(new TransportError('unreachable', error.message)),
+      );
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        if (socket.alpnProtocol !== TUNNEL_ALPN) {
+          fail(new TransportError('refused', `${to.address} takes no tunnel sessions`));
+          return;
+        }
+        const peer = peerFromCertificate(socket.getPeerCertificate(), to.address);
+        const session = connectSession(`https://${to.address}`, {
+          createConnection: () => socket,
+          settings: TUNNEL_SETTINGS,
+          maxSessionMemory: TUNNEL_SESSION_MEMORY_MB,
+          peerMaxConcurrentStreams: TUNNEL_SETTINGS.maxConcurrentStreams,
+        });
+        widenWindow(session);
+        const record: Session = { session, peer };
+        session.on('goaway', (code: number, _last: number, data?: Buffer) => {
+          if (code !== constants.NGHTTP2_NO_ERROR && data?.length)
+            record.refusal = `refused by peer: ${data.toString()}`;
+        });
+        session.on('error', (error: Error) =>
+          log.debug({ peer: to.nodeId, reason: error.message }, 'tunnel session failed'),
+        );
+        keepAlive(session, to.nodeId, log);
+        resolve(record);
+      });
+    });
+  }
+}
+
+/**
+ * Pings the session while it is open; one left unanswered for a whole interval means the peer is
+ * gone without a word (a cut link), and the session is destroyed so its streams fail now.
+ */
+export function keepAlive(session: Http2Session, peer: string, log: Logger): void {
+  let waiting = false;
+  const timer = setInterval(() => {
+    if (waiting) {
+      log.warn({ peer }, `tunnel session: no answer to a ping in ${PING_INTERVAL_MS} ms; closing`);
+      session.destroy();
+      return;
+    }
+    waiting = true;
+    session.ping((error) => {
+      if (!error) waiting = false;
+    });
+  }, PING_INTERVAL_MS);
+  timer.unref();
+  session.once('close', () => clearInterval(timer));
+}
