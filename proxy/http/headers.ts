@@ -17,7 +17,16 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
-/** Raw headers (name, value, name, value...) without the hop-by-hop ones. */
+/** The host a client asked for: its Host, or in HTTP/2 the request's :authority. */
+export function authorityOf(req: IncomingMessage): string {
+  const authority = req.headers.host ?? req.headers[':authority'];
+  return typeof authority === 'string' ? authority : '';
+}
+
+/**
+ * Raw headers (name, value, name, value...) without the hop-by-hop ones, nor HTTP/2's pseudo
+ * headers (`:method`, `:path`...: the request line of an HTTP/1.1 request to a replica).
+ */
 export function withoutHopByHop(raw: string[], keepUpgrade = false): string[] {
   const named = new Set<string>();
   for (let i = 0; i < raw.length; i += 2)
@@ -26,7 +35,7 @@ export function withoutHopByHop(raw: string[], keepUpgrade = false): string[] {
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] ?? '').toLowerCase();
-    const hop = HOP_BY_HOP.has(name) || named.has(name);
+    const hop = HOP_BY_HOP.has(name) || named.has(name) || name.startsWith(':');
     if (hop && !(keepUpgrade && (name === 'connection' || name === 'upgrade'))) continue;
     out.push(raw[i] as string, raw[i + 1] as string);
   }
@@ -74,10 +83,13 @@ export function forwardHeaders(
     const value = req.headers[name];
     return believed && typeof value === 'string' && value !== '' ? value : undefined;
   };
+  // An HTTP/2 client names the host in :authority alone; a replica asked in HTTP/1.1 needs Host.
+  if (!out.some((name, i) => i % 2 === 0 && name.toLowerCase() === 'host'))
+    out.push('Host', authorityOf(req));
   const chain = incoming('x-forwarded-for');
   out.push('X-Forwarded-For', chain ? `${chain}, ${peer}` : peer);
   out.push('X-Forwarded-Proto', incoming('x-forwarded-proto') ?? scheme);
-  out.push('X-Forwarded-Host', incoming('x-forwarded-host') ?? req.headers.host ?? '');
+  out.push('X-Forwarded-Host', incoming('x-forwarded-host') ?? authorityOf(req));
   return out;
 }
 

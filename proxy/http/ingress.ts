@@ -7,7 +7,7 @@ import { LimitedLog } from '../../mesh/limited-log.js';
 import { among, EndpointCounters, type Seat, tryEndpoints } from '../l4/balancer.js';
 import { splice } from '../l4/splice.js';
 import { type Endpoint, type ServiceRoute, servingPort } from '../routing-table.js';
-import { forwardHeaders, toOriginForm, withoutHopByHop } from './headers.js';
+import { authorityOf, forwardHeaders, toOriginForm, withoutHopByHop } from './headers.js';
 import type { HttpLimits } from './limits.js';
 import { IngressMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
@@ -122,6 +122,11 @@ export class HttpIngress {
    * request to a replica at most, and what is queued when the client goes is never sent.
    */
   handle(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
+    // HTTP/2 has no pipelining: a client's requests are streams, each answered when it is ready.
+    if (req.httpVersionMajor >= 2) {
+      this.serve(req, res, scheme);
+      return;
+    }
     const { socket } = req;
     let pipeline = this.pipelines.get(socket);
     if (!pipeline) {
@@ -299,7 +304,7 @@ export class HttpIngress {
   }
 
   private route(req: IncomingMessage): HttpRoute | Refusal {
-    const hostHeader = req.headers.host ?? '';
+    const hostHeader = authorityOf(req);
     const route = matchRoute(this.options.routes(), hostHeader, req.url ?? '/');
     if (!route)
       return new Refusal(
@@ -455,7 +460,9 @@ export class HttpIngress {
               relayRefused = true;
               return true;
             }
-            res.writeHead(statusCode, statusText, answer);
+            // HTTP/2 has no reason phrase (Node warns of one).
+            if (req.httpVersionMajor >= 2) res.writeHead(statusCode, answer);
+            else res.writeHead(statusCode, statusText, answer);
             res.on('drain', () => {
               clearTimeout(slowReader);
               resume();
@@ -480,8 +487,12 @@ export class HttpIngress {
     });
   }
 
-  /** Answers the refusal; `close`: the connection goes too (its request was not read whole). */
-  private refuse(res: ServerResponse, refusal: Refusal, close = false): void {
+  /**
+   * Answers the refusal; `close`: the connection goes too (its request was not read whole). In
+   * HTTP/2 only the request's stream goes, which its answer ends (Connection is not HTTP/2's).
+   */
+  private refuse(res: ServerResponse, refusal: Refusal, closeConnection = false): void {
+    const close = closeConnection && res.req.httpVersionMajor < 2;
     const body = `${refusal.message}\n`;
     res.writeHead(refusal.status, {
       'content-type': 'text/plain; charset=utf-8',

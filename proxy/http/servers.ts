@@ -1,8 +1,19 @@
 import { once } from 'node:events';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttp2Server, type Http2ServerRequest } from 'node:http2';
 import type { Socket } from 'node:net';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import {
+  createSecureContext,
+  createServer as createTlsServer,
+  type SecureContext,
+  type TLSSocket,
+  type Server as TlsServer,
+} from 'node:tls';
 import type { Logger } from 'pino';
 import { type CertificateRecord, certificateFor } from '../../mesh/api/certificates.js';
 import { LimitedLog } from '../../mesh/limited-log.js';
@@ -12,16 +23,20 @@ import type { HttpLimits } from './limits.js';
 /** A certificate and its key, opened (they are stored sealed). */
 export type KeyPairOf = (host: string) => Promise<{ certPem: string; keyPem: string }>;
 
+/** Streams a client may have open at once on one HTTP/2 connection (nginx's default too). */
+const MAX_CONCURRENT_STREAMS = 128;
+
 /**
  * The ingress's listeners on the node address: HTTP, and HTTPS with the certificate the client
  * names (SNI) taken from the cluster's certificates. A certificate's key is opened once per
- * stored version and kept in memory only. ALPN offers HTTP/1.1 (h2 can be added there). They
- * live as long as the ingress thread and end with it.
+ * stored version and kept in memory only. HTTPS speaks HTTP/2 to a client that offers it (ALPN
+ * h2) and HTTP/1.1 to any other, WebSockets included. They live as long as the ingress thread
+ * and end with it.
  */
 export class IngressServers {
   private readonly contexts = new WeakMap<CertificateRecord, Promise<SecureContext>>();
   private servesHttps = false;
-  private readonly servers: Array<HttpServer | HttpsServer> = [];
+  private readonly servers: Array<HttpServer | TlsServer> = [];
 
   constructor(
     private readonly ingress: HttpIngress,
@@ -33,6 +48,11 @@ export class IngressServers {
   ) {
     this.crowded = new LimitedLog(log, 1);
   }
+
+  /** The HTTP/1.1 servers, listening or given the connections that chose HTTP/1.1. */
+  private readonly http1Servers: HttpServer[] = [];
+  /** Every client connection open, to drop them at close. */
+  private readonly sockets = new Set<Socket>();
 
   /** Open connections by client address, for the per-client limit. */
   private readonly connections = new Map<string, number>();
@@ -80,39 +100,73 @@ export class IngressServers {
       keepAliveTimeout: this.limits.keepAliveTimeoutMs,
     };
     if (httpPort > 0) {
-      const server = createHttpServer(options, (req, res) => this.ingress.handle(req, res, 'http'));
+      const server = this.http1(options, 'http');
       server.maxConnections = this.maxConnections;
       server.on('connection', (socket: Socket) => this.admit(socket, true));
-      server.on('upgrade', (req, socket, head) => this.ingress.upgrade(req, socket, head, 'http'));
       await this.start(server, host, httpPort);
     }
     if (httpsPort > 0) {
-      const server = createHttpsServer(
-        {
-          ...options,
-          ALPNProtocols: ['http/1.1'],
-          SNICallback: (name, done) => {
-            const record = certificateFor(this.certificates(), name);
-            if (!record) {
-              done(new Error(`no certificate for ${name}`), undefined);
-              return;
-            }
-            this.contextOf(record).then(
-              (context) => done(null, context),
-              (error: Error) => done(error, undefined),
-            );
-          },
+      const server = createTlsServer({
+        ALPNProtocols: ['h2', 'http/1.1'],
+        SNICallback: (name, done) => {
+          const record = certificateFor(this.certificates(), name);
+          if (!record) {
+            done(new Error(`no certificate for ${name}`), undefined);
+            return;
+          }
+          this.contextOf(record).then(
+            (context) => done(null, context),
+            (error: Error) => done(error, undefined),
+          );
         },
-        (req, res) => this.ingress.handle(req, res, 'https'),
+      });
+      // HTTP/1.1 and HTTP/2 over the TLS connections, each on the protocol ALPN settled on.
+      const http1 = this.http1(options, 'https');
+      const http2 = createHttp2Server({
+        settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+      });
+      // An idle connection goes after the keep-alive timeout, as an HTTP/1.1 one does.
+      http2.on('session', (session) =>
+        session.setTimeout(this.limits.keepAliveTimeoutMs, () => session.close()),
+      );
+      http2.on('request', (req: Http2ServerRequest, res) =>
+        // The compatibility API has every member of a request and an answer the ingress uses;
+        // where HTTP/2 differs (the Host, connection headers) the ingress asks httpVersionMajor.
+        this.ingress.handle(
+          req as unknown as IncomingMessage,
+          res as unknown as ServerResponse,
+          'https',
+        ),
+      );
+      // A client speaking broken HTTP/2 loses its connection, nobody else.
+      http2.on('sessionError', (error) =>
+        this.log.debug({ reason: error.message }, 'HTTP/2 client connection failed'),
+      );
+      server.on('secureConnection', (socket: TLSSocket) =>
+        (socket.alpnProtocol === 'h2' ? http2 : http1).emit('connection', socket),
       );
       server.maxConnections = this.maxConnections;
       server.on('connection', (socket: Socket) => this.admit(socket, false));
-      server.on('upgrade', (req, socket, head) => this.ingress.upgrade(req, socket, head, 'https'));
       server.on('tlsClientError', (error) =>
         this.log.debug({ reason: error.message }, 'HTTPS handshake refused'),
       );
       this.servesHttps = await this.start(server, host, httpsPort);
     }
+  }
+
+  /** An HTTP/1.1 server for the ingress (not listening: it is given connections). */
+  private http1(
+    options: { requestTimeout: number; headersTimeout: number; keepAliveTimeout: number },
+    scheme: 'http' | 'https',
+  ): HttpServer {
+    const server = createHttpServer(options, (req, res) => this.ingress.handle(req, res, scheme));
+    server.on('upgrade', (req, socket, head) => this.ingress.upgrade(req, socket, head, scheme));
+    server.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    this.http1Servers.push(server);
+    return server;
   }
 
   /** The TLS context of a stored certificate; one that failed to open is tried again next time. */
@@ -136,23 +190,22 @@ export class IngressServers {
 
   /** Stops listening and drops every client connection (the thread ends them all by ending). */
   close(): void {
-    for (const server of this.servers) {
-      server.close();
-      server.closeAllConnections();
-    }
+    for (const server of this.servers) server.close();
+    for (const server of this.http1Servers) server.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
     this.servers.length = 0;
   }
 
   /** Whether it listens: a port that fails is logged. */
   private async start(
-    server: HttpServer | HttpsServer,
+    server: HttpServer | TlsServer,
     host: string,
     port: number,
   ): Promise<boolean> {
     this.servers.push(server);
-    server.on('clientError', (_error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      else socket.destroy();
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
     });
     try {
       server.listen(port, host);

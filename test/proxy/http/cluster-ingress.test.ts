@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { connect as connectHttp2 } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type ConnectionOptions, connect as connectTls } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -286,6 +288,43 @@ dockerTest('HTTPS with a certificate chosen by SNI, added with mesh cert add', a
     { what: 'an HTTPS answer for shop.test', timeoutMs: 10_000, intervalMs: 200 },
   );
   t.is(body, 'mesh test page\n');
+  // One TLS port, both protocols: a client offering h2 is answered in HTTP/2, and a client that
+  // sends garbage in HTTP/2 loses its own connection only.
+  const tlsTo = { host: HOSTS[0], port: PORTS.https, servername: 'shop.test', ca };
+  const broken = connectTls({
+    ...tlsTo,
+    ALPNProtocols: ['h2'],
+    localAddress: CLIENT,
+  } as ConnectionOptions);
+  broken.on('error', () => undefined);
+  await new Promise((resolve) => broken.once('secureConnect', resolve));
+  t.is(broken.alpnProtocol, 'h2');
+  const session = connectHttp2(`https://shop.test:${PORTS.https}`, {
+    createConnection: () =>
+      connectTls({ ...tlsTo, ALPNProtocols: ['h2'], localAddress: CLIENT } as ConnectionOptions),
+  });
+  t.teardown(() => session.close());
+  const h2Get = () =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/' });
+      let text = '';
+      let status = 0;
+      stream.on('response', (headers) => {
+        status = Number(headers[':status']);
+      });
+      stream.on('data', (chunk) => {
+        text += String(chunk);
+      });
+      stream.on('end', () => resolve({ status, body: text }));
+      stream.on('error', reject);
+    });
+  t.deepEqual(await h2Get(), { status: 200, body: 'mesh test page\n' });
+  broken.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nnot a frame, not even close to one\r\n');
+  broken.resume();
+  await new Promise((resolve) => broken.once('close', resolve));
+  const [again, alsoAgain] = await Promise.all([h2Get(), h2Get()]);
+  t.is(again.status, 200);
+  t.is(alsoAgain.body, 'mesh test page\n');
   // The worker serves it too: a voter opened the key for it.
   t.true(
     await eventually(() => handshakes(HOSTS[1] as string, PORTS.https, 'shop.test', ca), {
