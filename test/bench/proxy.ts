@@ -9,22 +9,36 @@
  * steady speed only after some requests), then measured in rounds that take the targets in turn;
  * each target's best round is kept, so a moment of noise on a shared machine decides no ratio.
  *
- *   npm run bench:proxy [-- --seconds 10] [-- --rounds 3] [-- --warmup 5] [-- --json]
+ * With --h2 the same is measured in HTTP/2 over TLS (h2load -c32 -m10, ALPN h2) against nginx
+ * and Caddy, each with a self-signed certificate for a name of its own, the mesh with one added
+ * by `mesh cert add`.
+ *
+ *   npm run bench:proxy [-- --seconds 10] [-- --rounds 3] [-- --warmup 5] [-- --h2] [-- --json]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { TaskRow } from '../../agent/control/api.js';
 import { callAgent } from '../../cli/control-client.js';
-import { firstPortOf, LocalCluster, meshOn } from '../helpers/local-cluster.js';
+import { hostCertificate } from '../helpers/host-certificate.js';
+import { type AgentProcess, firstPortOf, LocalCluster, meshOn } from '../helpers/local-cluster.js';
+import { type H2loadResult, h2load } from './h2load.js';
 import { ensureTool, note, option, report, until } from './harness.js';
 import { nginxConfig } from './nginx.js';
 import { answers, backendService, ratio, type WrkResult, wrk } from './wrk.js';
 
 const MESH = '127.0.42.1';
 const PORT = 18_042;
+const TLS_PORT = 18_442;
 const PEERS = { nginx: '127.0.42.2', haproxy: '127.0.42.3', caddy: '127.0.42.4' };
 const HOST = 'web.bench.mesh';
+/** In --h2, each proxy's name (its certificate's, sent as SNI and :authority) and address. */
+const TLS_HOSTS: Record<string, string> = {
+  [HOST]: MESH,
+  'nginx.bench': PEERS.nginx,
+  'caddy.bench': PEERS.caddy,
+};
 
 const haproxyConfig = (backend: string) => `global
   nbthread 1
@@ -43,21 +57,45 @@ backend web
   server b1 ${backend}
 `;
 
-const caddyConfig = (backend: string) => `{
+const caddyConfig = (backend: string, tls?: { certFile: string; keyFile: string }) => `{
   admin off
   auto_https off
 }
-http://${PEERS.caddy}:${PORT} {
+${tls ? `https://caddy.bench:${TLS_PORT}` : `http://${PEERS.caddy}:${PORT}`} {
   bind ${PEERS.caddy}
+  ${tls ? `tls ${tls.certFile} ${tls.keyFile}` : ''}
   reverse_proxy ${backend}
 }
 `;
+
+/** Whether name:TLS_PORT at address answers 200 over TLS (its certificate is not checked). */
+function answersTls(address: string, name: string): Promise<true | undefined> {
+  return new Promise((resolve) => {
+    const req = httpsRequest(
+      {
+        host: address,
+        port: TLS_PORT,
+        servername: name,
+        headers: { host: name },
+        rejectUnauthorized: false,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200 ? true : undefined);
+      },
+    );
+    req.setTimeout(2000, () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.end();
+  }).then((ok) => ok as true | undefined);
+}
 
 async function main(): Promise<void> {
   const seconds = option('seconds', 10);
   const rounds = option('rounds', 3);
   const warmup = option('warmup', 5);
-  await ensureTool('wrk', 'wrk');
+  const h2 = process.argv.includes('--h2');
+  await ensureTool(h2 ? 'h2load' : 'wrk', h2 ? 'nghttp2-client' : 'wrk');
   await ensureTool('nginx', 'nginx');
   await ensureTool('haproxy', 'haproxy');
   await ensureTool('caddy', 'caddy');
@@ -76,7 +114,7 @@ async function main(): Promise<void> {
         '--http-port',
         String(PORT),
         '--https-port',
-        '0',
+        String(TLS_PORT),
       ],
     );
     if (!agent) throw new Error('no agent');
@@ -85,29 +123,26 @@ async function main(): Promise<void> {
       const deployed = await meshOn(agent, 'deploy', '-c', file, 'bench', '--timeout', '20s');
       return deployed.code === 0 ? true : undefined;
     });
-    const [task] = (await callAgent(agent.dataDir, 'GET /v1/tasks', {
-      service: 'bench.web',
-    })) as TaskRow[];
-    const backend = task && firstPortOf(task);
-    if (!backend) throw new Error('the backend reports no port');
+    // Deploy returns once the task is running; its port is in its next report.
+    const backend = await until('the backend reporting its port', 20_000, async () => {
+      const listed = (await callAgent(agent.dataDir, 'GET /v1/tasks', {
+        service: 'bench.web',
+      })) as TaskRow[];
+      return listed.map(firstPortOf).find((port) => port !== undefined);
+    });
 
     const root = cluster.root;
+    if (h2) {
+      await measureH2(agent, root, backend, peers, { seconds, rounds, warmup });
+      return;
+    }
     writeFileSync(join(root, 'nginx.conf'), nginxConfig(root, `${PEERS.nginx}:${PORT}`, backend));
     writeFileSync(join(root, 'haproxy.cfg'), haproxyConfig(backend));
     writeFileSync(join(root, 'Caddyfile'), caddyConfig(backend));
     peers.push(
       spawn('nginx', ['-c', join(root, 'nginx.conf'), '-p', root], { stdio: 'ignore' }),
       spawn('haproxy', ['-db', '-f', join(root, 'haproxy.cfg')], { stdio: 'ignore' }),
-      spawn('caddy', ['run', '--config', join(root, 'Caddyfile'), '--adapter', 'caddyfile'], {
-        stdio: ['ignore', 'ignore', openSync(join(root, 'caddy.log'), 'a')],
-        env: {
-          ...process.env,
-          GOMAXPROCS: '1',
-          HOME: root,
-          XDG_DATA_HOME: root,
-          XDG_CONFIG_HOME: root,
-        },
-      }),
+      startCaddy(root),
     );
     const targets: Record<string, { url: string; host?: string }> = {
       direct: { url: `http://${backend}/` },
@@ -141,6 +176,78 @@ async function main(): Promise<void> {
     for (const peer of peers) peer.kill();
     await cluster.close();
   }
+}
+
+/** Caddy with one core (GOMAXPROCS), its files under root. */
+function startCaddy(root: string): ChildProcess {
+  return spawn('caddy', ['run', '--config', join(root, 'Caddyfile'), '--adapter', 'caddyfile'], {
+    stdio: ['ignore', 'ignore', openSync(join(root, 'caddy.log'), 'a')],
+    env: {
+      ...process.env,
+      GOMAXPROCS: '1',
+      HOME: root,
+      XDG_DATA_HOME: root,
+      XDG_CONFIG_HOME: root,
+    },
+  });
+}
+
+/** The --h2 run: HTTP/2 over TLS to nginx, Caddy and the mesh ingress, in rounds (see main). */
+async function measureH2(
+  agent: AgentProcess,
+  root: string,
+  backend: string,
+  peers: ChildProcess[],
+  { seconds, rounds, warmup }: { seconds: number; rounds: number; warmup: number },
+): Promise<void> {
+  const mesh = await hostCertificate(root, HOST);
+  const nginx = await hostCertificate(root, 'nginx.bench');
+  const caddy = await hostCertificate(root, 'caddy.bench');
+  const added = await meshOn(agent, 'cert', 'add', HOST, mesh.certFile, mesh.keyFile);
+  if (added.code !== 0) throw new Error(`mesh cert add: ${added.stderr}`);
+  writeFileSync(
+    join(root, 'nginx.conf'),
+    nginxConfig(
+      root,
+      `${PEERS.nginx}:${TLS_PORT} ssl http2`,
+      backend,
+      // nginx ends a connection after 1000 requests (h2load does not open another): not here.
+      `ssl_certificate ${nginx.certFile}; ssl_certificate_key ${nginx.keyFile}; keepalive_requests 1000000;`,
+    ),
+  );
+  writeFileSync(join(root, 'Caddyfile'), caddyConfig(backend, caddy));
+  peers.push(
+    spawn('nginx', ['-c', join(root, 'nginx.conf'), '-p', root], { stdio: 'ignore' }),
+    startCaddy(root),
+  );
+  const targets = { nginx: 'nginx.bench', caddy: 'caddy.bench', mesh: HOST };
+  for (const [name, host] of Object.entries(targets))
+    await until(`${name} answering over TLS`, 20_000, () =>
+      answersTls(TLS_HOSTS[host] as string, host),
+    );
+  const url = (host: string) => `https://${host}:${TLS_PORT}/`;
+  for (const [name, host] of Object.entries(targets)) {
+    note(`warming ${name} for ${warmup}s`);
+    await h2load(root, TLS_HOSTS, url(host), warmup);
+  }
+  const results: Record<string, H2loadResult> = {};
+  for (let round = 1; round <= rounds; round++)
+    for (const [name, host] of Object.entries(targets)) {
+      note(`round ${round}/${rounds}: h2load -c32 -m10 -D ${seconds} ${url(host)} (${name})`);
+      const result = await h2load(root, TLS_HOSTS, url(host), seconds);
+      if (result.rps > (results[name]?.rps ?? 0)) results[name] = result;
+    }
+  const h2Ratio = (a?: H2loadResult, b?: H2loadResult) =>
+    Math.round(((a?.rps ?? 0) / (b?.rps ?? 1)) * 1000) / 1000;
+  report({
+    protocol: 'h2',
+    ...results,
+    ratioVsNginx: h2Ratio(results.mesh, results.nginx),
+    ratioVsCaddy: h2Ratio(results.mesh, results.caddy),
+    seconds,
+    rounds,
+    warmup,
+  });
 }
 
 await main();
