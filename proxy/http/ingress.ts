@@ -17,8 +17,11 @@ import { QueueRefusal, ReplicaQueue } from './replica-queue.js';
 import { causeOf, type FailureCause, retryable } from './retry.js';
 import { forwardedPath, type HostRoutes, type HttpRoute, hostOnly, matchRoute } from './routes.js';
 
-/** Attempts per request: a connect failure moves on to another replica once (nothing was sent). */
-const MAX_ATTEMPTS = 2;
+/**
+ * Attempts per request, each at another replica (as HAProxy's `retries 3`): while a rollout or a
+ * dead node is still making its way into every node's table, two replicas in a row may be gone.
+ */
+const MAX_ATTEMPTS = 3;
 /** Pipelined requests of one connection that may wait their turn (browsers send a few at most). */
 const MAX_PIPELINED = 64;
 
@@ -352,6 +355,10 @@ export class HttpIngress {
         if (failure.unreachable) {
           lease.failed();
           this.warnNotTaken(lease.endpoint, failure.error);
+        } else if (failure.cause === 'broken') {
+          // Its connection broke before any answer: the replica (or its node) is likely gone, and
+          // the request goes again to another, not to it.
+          lease.failed();
         }
         const again = n < MAX_ATTEMPTS && retryable(failure.cause, req.method ?? '', resendable);
         return again ? { again: failure.error } : { done: failure };
@@ -373,8 +380,9 @@ export class HttpIngress {
     }
     if ('lastFailure' in taken) {
       const last = taken.lastFailure ? ` (last: ${taken.lastFailure.message})` : '';
-      this.refuse(
+      this.refuseFailed(
         res,
+        route,
         new Refusal(502, `no replica of ${route.service.id} took the request${last}`),
       );
       return;
@@ -386,8 +394,9 @@ export class HttpIngress {
       res.destroy(failure.error);
       return;
     }
-    this.refuse(
+    this.refuseFailed(
       res,
+      route,
       failure.cause === 'timeout'
         ? new Refusal(
             504,
@@ -485,6 +494,20 @@ export class HttpIngress {
         },
       );
     });
+  }
+
+  /**
+   * Answers a request no replica answered, and says why in the log (once a second a service),
+   * unless its client left first (its request was given up: nobody was refused).
+   */
+  private refuseFailed(res: ServerResponse, route: HttpRoute, refusal: Refusal): void {
+    if (!res.destroyed)
+      this.replicaWarnings.warn(
+        route.service.id,
+        { service: route.service.id, status: refusal.status, reason: refusal.message },
+        'a request failed: no replica answered it',
+      );
+    this.refuse(res, refusal);
   }
 
   /**

@@ -6,6 +6,12 @@
 /** Methods a replica may see twice: retried when a reused connection broke before any answer. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/**
+ * Codes of a connection that broke under a request: closed or destroyed under undici, or failing
+ * the request's write (the far end gone: a stream between agents reset with its session).
+ */
+const BROKEN = new Set(['UND_ERR_SOCKET', 'UND_ERR_DESTROYED', 'EPIPE', 'ECONNRESET']);
+
 /** Why an exchange with a replica failed, as far as sending the request again goes. */
 export type FailureCause =
   /** Refused at connect, or its pool closed as it left the table: nothing of it was read. */
@@ -26,7 +32,7 @@ export function causeOf(
 ): FailureCause {
   if (unreachable || code === 'UND_ERR_CLOSED') return 'not-sent';
   if (relayRefused) return 'relay-refused';
-  if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_DESTROYED') return 'broken';
+  if (BROKEN.has(code ?? '')) return 'broken';
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout';
   return 'other';
 }
