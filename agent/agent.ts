@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { joiningNode } from '../mesh/api/nodes.js';
 import { JoinService } from '../mesh/join/service.js';
 import type { Logger } from '../mesh/log.js';
@@ -629,6 +630,7 @@ function dataPlaneOf(
     responseTimeoutMs: cluster.httpTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
     udpIdleMs: cluster.udpTimeoutMs ?? DEFAULT_UDP_IDLE_MS,
     httpLimits: { ...DEFAULT_HTTP_LIMITS, ...cluster.httpLimits },
+    ingressWorkers: cluster.ingressWorkers ?? availableParallelism(),
     maxConnections: parts.maxConnections,
     upstreams: cluster.dnsUpstreams,
     state,

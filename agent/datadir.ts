@@ -30,6 +30,8 @@ export interface DataPlaneSettings {
   udpTimeoutMs?: number;
   /** --http-limit KEY=VALUE: what a client of the ingress may hold, and for how long. */
   httpLimits?: Partial<HttpLimits>;
+  /** --ingress-workers: processes serving the HTTP ingress; absent: one per core. */
+  ingressWorkers?: number;
 }
 
 /** Where Prometheus scrapes a node when --metrics-addr is not given: its advertise address. */

@@ -58,6 +58,8 @@ const FLAG_HELP: Record<string, string> = {
     'KEY=VALUE (repeatable): header-timeout, body-timeout, send-timeout (60s), keepalive-timeout (75s), body-buffer (1m), client-connections (256), replica-requests (128), queue-length (4096), queue-timeout (30s)',
   install:
     'make the node, then write a systemd unit that runs it (enabled and started where systemd runs)',
+  'ingress-workers':
+    'processes serving the HTTP ingress, all on the same ports (default: one per core)',
   'metrics-addr':
     'where Prometheus scrapes GET /metrics, HOST:PORT (default: the advertise address, port 9464; "none": nowhere)',
   'service-range': 'the range service addresses come from (default 10.250.0.0/16)',

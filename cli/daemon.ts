@@ -38,6 +38,7 @@ const AGENT_FLAGS: Options = {
   'udp-timeout': { type: 'string' },
   'http-limit': { type: 'string', multiple: true },
   'metrics-addr': { type: 'string' },
+  'ingress-workers': { type: 'string' },
   install: { type: 'boolean' },
 };
 
@@ -121,6 +122,7 @@ function agentOptions(command: 'init' | 'join', args: string[]) {
       udpTimeoutMs: durationOf(values['udp-timeout'], '--udp-timeout'),
       httpLimits: httpLimitsOf(values['http-limit'] as string[] | undefined),
       metricsAddress: metricsAddressOf(values['metrics-addr'] as string | undefined),
+      ingressWorkers: ingressWorkersOf(values['ingress-workers'] as string | undefined),
       network: command === 'init' ? networkOf(values) : undefined,
       certValidityMs: certValidityOf(values),
       autolock: values.autolock === true,
@@ -134,6 +136,20 @@ function certValidityOf(values: Record<string, unknown>): number | undefined {
   if (ms !== undefined && ms < 60_000)
     throw new UsageError(`--cert-validity: at least 1m (certificates renew at two thirds of it)`);
   return ms;
+}
+
+/** The most ingress workers a node runs: more processes than this only share the same cores. */
+const MAX_INGRESS_WORKERS = 64;
+
+/** --ingress-workers N: how many processes serve the HTTP ingress; unset: one per core. */
+function ingressWorkersOf(given: string | undefined): number | undefined {
+  if (given === undefined) return undefined;
+  const workers = Number(given);
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_INGRESS_WORKERS)
+    throw new UsageError(
+      `--ingress-workers: a number of processes from 1 to ${MAX_INGRESS_WORKERS}, got "${given}"`,
+    );
+  return workers;
 }
 
 /** --metrics-addr HOST:PORT or none; unset: the advertise address on 9464. */

@@ -16,7 +16,7 @@ import { buildZone, type Zone } from './dns/zone.js';
 import { HostAddresses, PRIVILEGE_HINT } from './host/addresses.js';
 import { HostOwnership } from './host/ownership.js';
 import { privilegesMissing } from './host/privileges.js';
-import { IngressThread } from './http/ingress-thread.js';
+import { IngressWorkers } from './http/ingress-workers.js';
 import type { HttpLimits } from './http/limits.js';
 import type { HttpRelay } from './http/relay.js';
 import { hostRoutes } from './http/routes.js';
@@ -72,6 +72,8 @@ export interface DataPlaneOptions {
   udpIdleMs: number;
   /** What a client of the ingress may hold, and for how long. */
   httpLimits: HttpLimits;
+  /** Processes serving the HTTP ingress (each with every listener). */
+  ingressWorkers: number;
   /** Connections each public listener holds at most (see connectionBudget). */
   maxConnections: number;
   /** host:port of upstream resolvers; undefined: the host's (/etc/resolv.conf). */
@@ -116,7 +118,7 @@ export class DataPlane {
   private readonly publishedKeys = new Map<string, number>();
   private readonly host = new HostAddresses();
   private readonly ownership: HostOwnership;
-  private readonly ingress: IngressThread;
+  private readonly ingress: IngressWorkers;
   /**
    * This node's end of other nodes' ingress, made at its first stream: it holds undici (10 MB),
    * which a node that no other node's ingress reaches never needs.
@@ -167,9 +169,10 @@ export class DataPlane {
     });
     this.listeners = tcpListeners(options.log, options.maxConnections);
     this.udpListeners = udpListeners(options.log);
-    // The HTTP ingress runs in a thread of its own; a replica elsewhere is reached through that
-    // node's relay, over streams this thread opens for it.
-    this.ingress = new IngressThread({
+    // The HTTP ingress runs in processes of its own; a replica elsewhere is reached through that
+    // node's relay, over streams this thread opens for them.
+    this.ingress = new IngressWorkers({
+      workers: options.ingressWorkers,
       settings: {
         nodeId: options.nodeId,
         advertise: options.advertise,
@@ -220,7 +223,7 @@ export class DataPlane {
   }
 
   /**
-   * What this node served per service since it started (or its ingress thread last did):
+   * What this node served per service since it started (or its ingress workers last did):
    * requests through the HTTP ingress plus connections through the routing mesh. Autoscaling
    * turns it into a rate.
    */
@@ -232,7 +235,7 @@ export class DataPlane {
     return served;
   }
 
-  /** The HTTP ingress's metrics, in the Prometheus text format (it keeps them in its thread). */
+  /** The HTTP ingress's metrics, in the Prometheus text format (summed over its workers). */
   ingressMetrics(): Promise<string> {
     return this.ingress.metrics();
   }

@@ -254,6 +254,7 @@ function nodeSettings(options: AgentOptions): DataPlaneSettings {
     httpTimeoutMs: options.httpTimeoutMs,
     udpTimeoutMs: options.udpTimeoutMs,
     httpLimits: options.httpLimits,
+    ingressWorkers: options.ingressWorkers,
   };
 }
 

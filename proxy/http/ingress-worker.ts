@@ -1,12 +1,11 @@
 /**
- * The HTTP ingress's thread: its listeners, the ingress and its keep-alive pools, in an isolate
- * of their own. Requests share neither the event loop of Raft, gossip, DNS and the control API
- * (a flood of them holds none of those up) nor their heap, and the ingress gets a core of its own
- * where the machine has one to spare. The agent's main thread sends the routes and
- * certificates; a replica on this node is dialled directly, one elsewhere through the main
- * thread's streams (dial-bridge.ts).
+ * An HTTP ingress worker: a process of the agent's (the cluster module's) with every listener of
+ * the ingress, the ingress and its keep-alive pools. Requests share neither the event loop of
+ * Raft, gossip, DNS and the control API (a flood of them holds none of those up) nor their heap,
+ * and the workers spread over the machine's cores. The agent sends the routes and
+ * certificates; a replica on this node is dialled directly, one elsewhere through the agent's
+ * streams (dial-bridge.ts).
  */
-import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
 import { contains, parseCidr } from '../../mesh/api/network.js';
@@ -15,22 +14,37 @@ import type { Endpoint } from '../routing-table.js';
 import { formatStreamTarget } from '../stream-target.js';
 import { dialThroughBridge } from './dial-bridge.js';
 import { HttpIngress } from './ingress.js';
-import type { IngressSettings, Question, ToMain, ToWorker } from './ingress-thread.js';
+import {
+  type IngressSettings,
+  type Question,
+  SETTINGS_VARIABLE,
+  type ToMain,
+  type ToWorker,
+} from './ingress-workers.js';
 import type { HostRoutes } from './routes.js';
 import { IngressServers, type KeyPairOf } from './servers.js';
 
-const settings = workerData as IngressSettings;
-const port = parentPort;
-if (!port) throw new Error('the ingress runs as a worker thread');
-const send = (message: ToMain) => port.postMessage(message);
+const given = process.env[SETTINGS_VARIABLE];
+const parent = process.send?.bind(process);
+if (!given || !parent) throw new Error('the ingress worker runs as a process of the agent');
+const settings = JSON.parse(given) as IngressSettings;
+const send = (message: ToMain) => {
+  // The agent gone, its workers go with it (they hold nothing it does not).
+  if (process.connected) parent(message);
+};
+process.on('disconnect', () => process.exit(0));
 
-// Lines go to the main thread, which writes them with the agent's own logger.
+// Lines go to the agent, which writes them with its own logger.
 const log = pino(
   { level: settings.logLevel, base: undefined, timestamp: false },
   { write: (line: string) => send({ type: 'log', line }) },
 );
 
 let routes: HostRoutes = new Map();
+let toldWhatToServe: () => void = () => undefined;
+const told = new Promise<void>((resolve) => {
+  toldWhatToServe = resolve;
+});
 let certificates: ReadonlyMap<string, CertificateRecord> = new Map();
 const asked = new Map<
   number,
@@ -38,7 +52,7 @@ const asked = new Map<
 >();
 let nextAsk = 0;
 
-/** How long the main thread may take to open a certificate's key (it may ask a voter for it). */
+/** How long the agent may take to open a certificate's key (it may ask a voter for it). */
 const KEY_PAIR_TIMEOUT_MS = 15_000;
 
 const keyPairOf: KeyPairOf = (host) =>
@@ -46,9 +60,7 @@ const keyPairOf: KeyPairOf = (host) =>
     const id = ++nextAsk;
     const timer = setTimeout(() => {
       asked.delete(id);
-      reject(
-        new Error(`no key for ${host} from the main thread within ${KEY_PAIR_TIMEOUT_MS / 1000} s`),
-      );
+      reject(new Error(`no key for ${host} from the agent within ${KEY_PAIR_TIMEOUT_MS / 1000} s`));
     }, KEY_PAIR_TIMEOUT_MS);
     const settled = () => clearTimeout(timer);
     asked.set(id, {
@@ -96,7 +108,7 @@ const servers = new IngressServers(
   log,
 );
 
-port.on('message', (message: ToWorker) => {
+process.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'routes': {
       routes = message.routes;
@@ -109,6 +121,7 @@ port.on('message', (message: ToWorker) => {
     case 'certificates':
       certificates = message.certificates;
       servers.warm();
+      toldWhatToServe();
       break;
     case 'keyPair': {
       const waiting = asked.get(message.id);
@@ -128,9 +141,12 @@ port.on('message', (message: ToWorker) => {
 function answer(question: Question): Promise<unknown> {
   if (question.what === 'stats') return ingress.metrics.of(question.serviceId);
   if (question.what === 'requests') return ingress.metrics.requestsByService();
-  return ingress.metrics.text();
+  return ingress.metrics.json();
 }
 
+// The agent sends the routes, then the certificates, once told this process hears them.
+send({ type: 'started' });
+await told;
 await servers.listen(settings.advertise, settings.httpPort, settings.httpsPort);
 servers.warm();
 send({ type: 'listening' });

@@ -1,18 +1,22 @@
+import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import type { Level, Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
 import { DialBridge } from './dial-bridge.js';
 import type { HttpLimits } from './limits.js';
-import type { ServiceStats } from './metrics.js';
+import { type MetricsJson, mergeStats, type ServiceStats } from './metrics.js';
 import type { HostRoutes } from './routes.js';
 import type { KeyPairOf } from './servers.js';
 
-/** How long the thread may take to answer a question (what it saw of a service, its metrics). */
+/** How long a worker may take to answer a question (what it saw of a service, its metrics). */
 const ASK_TIMEOUT_MS = 5000;
+/** The environment variable a worker finds its settings in (JSON). */
+export const SETTINGS_VARIABLE = 'MESH_INGRESS_SETTINGS';
 
-/** What the ingress thread is started with. */
+/** What an ingress worker is started with. */
 export interface IngressSettings {
   nodeId: string;
   advertise: string;
@@ -20,6 +24,7 @@ export interface IngressSettings {
   httpsPort: number;
   trustedProxies: string[];
   responseTimeoutMs: number;
+  /** Its share of the node's limits (a replica's seats and the queue split among the workers). */
   limits: HttpLimits;
   /** Connections each listener holds at most (see connectionBudget). */
   maxConnections: number;
@@ -34,7 +39,7 @@ export type ToWorker =
   | { type: 'keyPair'; id: number; pair?: { certPem: string; keyPem: string }; error?: string }
   | { type: 'ask'; id: number; question: Question };
 
-/** What the agent asks the thread, and what each question is answered with. */
+/** What the agent asks the workers, and what each question is answered with. */
 export type Question =
   | { what: 'stats'; serviceId: string }
   | { what: 'metrics' }
@@ -42,13 +47,15 @@ export type Question =
 export interface Answers {
   /** What the ingress saw of a service (undefined: nothing yet). */
   stats: ServiceStats | undefined;
-  /** Requests answered per service since the thread started. */
+  /** Requests answered per service since the worker started. */
   requests: Record<string, number>;
-  /** The thread's metrics, in the Prometheus text format. */
-  metrics: string;
+  /** The worker's metrics, as prom-client gives them to be summed (getMetricsAsJSON). */
+  metrics: MetricsJson;
 }
 
 export type ToMain =
+  /** Its message handler is in place: a message sent before would have been lost. */
+  | { type: 'started' }
   | { type: 'listening' }
   | { type: 'log'; line: string }
   | { type: 'keyPair'; id: number; host: string }
@@ -57,24 +64,34 @@ export type ToMain =
 /** A worker that dies is started again after this. */
 const RESTART_MS = 1000;
 
+/** A limit split among the workers, each holding at least one. */
+function share(limit: number, workers: number): number {
+  return Math.max(1, Math.ceil(limit / workers));
+}
+
 /**
- * The agent's side of the ingress thread (ingress-worker.ts): starts it, keeps it told of the
- * routes and certificates, opens certificate keys and streams to other nodes for it, writes its
- * log lines, and starts it again should it die.
+ * The agent's side of the HTTP ingress: `workers` processes (ingress-worker.ts), each with every
+ * listener: the cluster module hands each the same listening sockets, and the kernel gives each
+ * connection to one of those accepting (no process passes connections on). It keeps them told of
+ * the routes and certificates, opens certificate keys and streams to other nodes for them,
+ * writes their log lines, sums what they counted, and starts one again should it die.
  */
-export class IngressThread {
-  private worker: Worker | undefined;
+export class IngressWorkers {
+  private readonly workers = new Set<Worker>();
   private readonly bridge: DialBridge;
   private routes: HostRoutes = new Map();
   private certificates: ReadonlyMap<string, CertificateRecord> = new Map();
   private readonly asked = new Map<number, (value: unknown) => void>();
   private nextAsk = 0;
   private started = false;
+  private spawning: Promise<void> | undefined;
   private closed = false;
 
   constructor(
     private readonly options: {
       settings: Omit<IngressSettings, 'bridge' | 'logLevel'>;
+      /** How many processes serve the ingress (the node's cores, unless told). */
+      workers: number;
       /** A stream to what another node serves (its HTTP relay, or a task's port). */
       openRemote: (nodeId: string, target: string) => Promise<Duplex>;
       keyPairOf: KeyPairOf;
@@ -86,14 +103,14 @@ export class IngressThread {
   }
 
   /**
-   * Starts the thread once it has something to serve (a route, a certificate), now or with the
-   * first: an idle agent saves the 12 MB a thread holds. Resolves once it listens, if it was
-   * started (a port it cannot take is logged by it).
+   * Starts the workers once there is something to serve (a route, a certificate), now or with
+   * the first: an idle agent saves the memory they hold. Resolves once they listen, if they
+   * were started (a port one cannot take is logged by it).
    */
   async start(): Promise<void> {
     await this.bridge.listen();
     this.started = true;
-    if (this.hasWork()) await this.spawn();
+    if (this.hasWork()) await this.spawnAll();
   }
 
   setRoutes(routes: HostRoutes): void {
@@ -113,117 +130,159 @@ export class IngressThread {
   }
 
   private startWhenNeeded(): void {
-    if (!this.worker && this.started && !this.closed && this.hasWork()) void this.spawn();
+    if (this.started && !this.closed && this.hasWork()) void this.spawnAll();
   }
 
-  /** What the ingress saw of a service (undefined: nothing yet, or the thread is not running). */
-  stats(serviceId: string): Promise<ServiceStats | undefined> {
-    return this.ask({ what: 'stats', serviceId }, undefined);
+  /** What the ingress saw of a service, summed over the workers (undefined: nothing yet). */
+  async stats(serviceId: string): Promise<ServiceStats | undefined> {
+    const each = await this.askAll({ what: 'stats', serviceId });
+    return mergeStats(each.filter((s): s is ServiceStats => s !== undefined));
   }
 
-  /** Requests answered per service since the thread started (none while it is not running). */
-  requests(): Promise<Record<string, number>> {
-    return this.ask({ what: 'requests' }, {});
+  /** Requests answered per service since the workers started (none while none runs). */
+  async requests(): Promise<Record<string, number>> {
+    const totals: Record<string, number> = {};
+    for (const answer of await this.askAll({ what: 'requests' }))
+      for (const [service, n] of Object.entries(answer ?? {}))
+        totals[service] = (totals[service] ?? 0) + n;
+    return totals;
   }
 
-  /** The thread's metrics in the Prometheus text format ('' while it is not running). */
-  metrics(): Promise<string> {
-    return this.ask({ what: 'metrics' }, '');
+  /** The workers' metrics summed, in the Prometheus text format ('' while none runs). */
+  async metrics(): Promise<string> {
+    const each = (await this.askAll({ what: 'metrics' })).filter(
+      (m): m is MetricsJson => m !== undefined,
+    );
+    if (each.length === 0) return '';
+    return AggregatorRegistry.aggregate(each).metrics();
+  }
+
+  private askAll<Q extends Question>(question: Q): Promise<Array<Answers[Q['what']] | undefined>> {
+    return Promise.all([...this.workers].map((worker) => this.ask(worker, question)));
   }
 
   private ask<Q extends Question>(
+    worker: Worker,
     question: Q,
-    otherwise: Answers[Q['what']],
-  ): Promise<Answers[Q['what']]> {
-    if (!this.worker) return Promise.resolve(otherwise);
+  ): Promise<Answers[Q['what']] | undefined> {
     return new Promise((resolve) => {
       const id = ++this.nextAsk;
-      // A thread that does not answer in time (busy, or stopping) has nothing to say, as far as
+      // A worker that does not answer in time (busy, or stopping) has nothing to say, as far as
       // the asker knows: nothing waits on it for good.
       const timer = setTimeout(() => {
         this.asked.delete(id);
-        resolve(otherwise);
+        resolve(undefined);
       }, ASK_TIMEOUT_MS);
       this.asked.set(id, (value) => {
         clearTimeout(timer);
-        resolve(value as Answers[Q['what']]);
+        resolve(value as Answers[Q['what']] | undefined);
       });
-      this.post({ type: 'ask', id, question });
+      this.send(worker, { type: 'ask', id, question });
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const worker = this.worker;
-    this.worker = undefined;
     this.bridge.close();
     for (const resolve of this.asked.values()) resolve(undefined);
     this.asked.clear();
-    // Connections in flight end with it, as they did when its listeners closed on this thread.
-    await worker?.terminate();
+    // Connections in flight end with them, as they did when the listeners closed.
+    await Promise.all(
+      [...this.workers].map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            if (worker.isDead()) resolve();
+            else worker.once('exit', () => resolve());
+            worker.process.kill('SIGKILL');
+          }),
+      ),
+    );
+    this.workers.clear();
   }
 
   private post(message: ToWorker): void {
-    this.worker?.postMessage(message);
+    for (const worker of this.workers) this.send(worker, message);
+  }
+
+  /** A message to a worker; one that is stopping misses it (it is started again with the state). */
+  private send(worker: Worker, message: ToWorker): void {
+    if (worker.isConnected()) worker.send(message);
+  }
+
+  /** Starts the workers missing; resolves once each listens (or is gone). */
+  private spawnAll(): Promise<void> {
+    this.spawning ??= Promise.all(
+      Array.from({ length: this.options.workers - this.workers.size }, () => this.spawn()),
+    ).then(() => {
+      this.spawning = undefined;
+    });
+    return this.spawning;
   }
 
   private spawn(): Promise<void> {
-    const { settings, log } = this.options;
-    const worker = new Worker(new URL('./ingress-worker.js', import.meta.url), {
-      workerData: {
+    const { settings, log, workers } = this.options;
+    // Each connection goes to the worker whose accept the kernel answers, none through the agent.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({
+      exec: fileURLToPath(new URL('./ingress-worker.js', import.meta.url)),
+      args: [],
+      // Maps (the routes, the certificates) cross as they are.
+      serialization: 'advanced',
+    });
+    const { requestsPerReplica, queueLength } = settings.limits;
+    const worker = cluster.fork({
+      [SETTINGS_VARIABLE]: JSON.stringify({
         ...settings,
+        limits: {
+          ...settings.limits,
+          requestsPerReplica: share(requestsPerReplica, workers),
+          queueLength: share(queueLength, workers),
+        },
         bridge: { path: this.bridge.path, secret: this.bridge.secret },
         logLevel: log.level,
-      } satisfies IngressSettings,
+      } satisfies IngressSettings),
     });
-    this.worker = worker;
-    worker.postMessage({ type: 'routes', routes: this.routes } satisfies ToWorker);
-    worker.postMessage({
-      type: 'certificates',
-      certificates: this.certificates,
-    } satisfies ToWorker);
+    this.workers.add(worker);
     worker.on('error', (error) =>
-      log.error({ reason: error.message, stack: error.stack }, 'the HTTP ingress thread failed'),
+      log.error({ reason: error.message }, 'an HTTP ingress worker failed'),
     );
-    worker.on('exit', (code) => {
-      if (this.worker !== worker) return;
-      this.worker = undefined;
-      for (const resolve of this.asked.values()) resolve(undefined);
-      this.asked.clear();
+    worker.on('exit', (code, signal) => {
+      this.workers.delete(worker);
       if (this.closed) return;
       log.error(
-        { code, restartInMs: RESTART_MS },
-        'the HTTP ingress thread stopped: restarting it',
+        { code, signal, restartInMs: RESTART_MS },
+        'an HTTP ingress worker stopped: starting another',
       );
       setTimeout(() => {
-        // New routes may have started it again already.
-        if (!this.closed && !this.worker) void this.spawn();
+        if (!this.closed) void this.spawnAll();
       }, RESTART_MS);
     });
     return new Promise((resolve) => {
       worker.on('message', (message: ToMain) => {
         if (message.type === 'listening') resolve();
-        else this.received(worker, message);
+        else if (message.type === 'started') {
+          // What to serve, before it listens (it listens once it has both).
+          this.send(worker, { type: 'routes', routes: this.routes });
+          this.send(worker, { type: 'certificates', certificates: this.certificates });
+        } else this.received(worker, message);
       });
       worker.once('exit', () => resolve());
     });
   }
 
-  private received(worker: Worker, message: Exclude<ToMain, { type: 'listening' }>): void {
+  private received(
+    worker: Worker,
+    message: Exclude<ToMain, { type: 'listening' | 'started' }>,
+  ): void {
     switch (message.type) {
       case 'log':
         this.relog(message.line);
         break;
       case 'keyPair':
         this.options.keyPairOf(message.host).then(
-          (pair) =>
-            worker.postMessage({ type: 'keyPair', id: message.id, pair } satisfies ToWorker),
+          (pair) => this.send(worker, { type: 'keyPair', id: message.id, pair }),
           (error: Error) =>
-            worker.postMessage({
-              type: 'keyPair',
-              id: message.id,
-              error: error.message,
-            } satisfies ToWorker),
+            this.send(worker, { type: 'keyPair', id: message.id, error: error.message }),
         );
         break;
       case 'answer':
@@ -233,7 +292,7 @@ export class IngressThread {
     }
   }
 
-  /** A line the thread logged, written by the agent's logger (its node field and format). */
+  /** A line a worker logged, written by the agent's logger (its node field and format). */
   private relog(line: string): void {
     const { level, msg, ...fields } = JSON.parse(line) as Record<string, unknown> & {
       level: number;

@@ -1,5 +1,8 @@
 import { Counter, Histogram, Registry } from 'prom-client';
 
+/** A worker's metrics as prom-client gives them to be summed (AggregatorRegistry.aggregate). */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
 /** Latency bucket bounds (ms) of the per-service histograms; the last bucket is everything above. */
 export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
 
@@ -14,11 +17,27 @@ export interface ServiceStats {
   latency: number[];
 }
 
+/** What several workers saw of a service, as one (undefined: none saw anything). */
+export function mergeStats(each: ServiceStats[]): ServiceStats | undefined {
+  if (each.length === 0) return undefined;
+  const statuses = Object.fromEntries(
+    STATUS_CLASSES.map((c) => [c, 0]),
+  ) as ServiceStats['statuses'];
+  const latency = LATENCY_BUCKETS_MS.map(() => 0).concat(0);
+  for (const stats of each) {
+    for (const c of STATUS_CLASSES) statuses[c] += stats.statuses[c];
+    stats.latency.forEach((n, i) => {
+      latency[i] = (latency[i] ?? 0) + n;
+    });
+  }
+  return { requests: each.reduce((sum, s) => sum + s.requests, 0), statuses, latency };
+}
+
 /**
- * What the ingress saw per service since the thread started, in prom-client metrics of the
- * thread's own registry: requests by status class and a latency histogram, labelled by service
+ * What an ingress worker saw per service since it started, in prom-client metrics of the
+ * worker's own registry: requests by status class and a latency histogram, labelled by service
  * only (never a client or a path, so the label sets stay bounded). The agent's /metrics adds the
- * thread's exposition to its own; `mesh routes` and autoscaling read one service's stats.
+ * workers' summed exposition to its own; `mesh routes` and autoscaling read one service's stats.
  */
 export class IngressMetrics {
   private readonly registry = new Registry();
@@ -42,9 +61,9 @@ export class IngressMetrics {
     this.duration.observe({ service: serviceId }, ms / 1000);
   }
 
-  /** The metrics in the Prometheus text format. */
-  text(): Promise<string> {
-    return this.registry.metrics();
+  /** The metrics as prom-client sums them over the ingress's workers (AggregatorRegistry). */
+  json(): Promise<MetricsJson> {
+    return this.registry.getMetricsAsJSON();
   }
 
   /** Requests answered per service. */

@@ -22,7 +22,8 @@ function millis(text: string | undefined): number {
 }
 
 /**
- * h2load (HTTP/2 over TLS, ALPN h2: -c32 connections, -m10 streams each) for a bounded time
+ * h2load (HTTP/2 over TLS, ALPN h2: a thread and 32 connections a core, -m10 streams each) for a
+ * bounded time
  * against a URL whose host name is in `hosts` (name → address): h2load takes the server name it
  * sends (SNI) and :authority from the URL, so it runs in a mount namespace of its own where
  * /etc/hosts says those names; the machine's file is not touched.
@@ -32,6 +33,7 @@ export async function h2load(
   hosts: Record<string, string>,
   url: string,
   seconds: number,
+  cores = 1,
 ): Promise<H2loadResult> {
   const file = join(root, 'h2load-hosts');
   writeFileSync(
@@ -46,7 +48,7 @@ export async function h2load(
       '--mount',
       'sh',
       '-c',
-      `mount --bind "$0" /etc/hosts && exec h2load -t1 -c32 -m10 -D ${seconds} "$1"`,
+      `mount --bind "$0" /etc/hosts && exec h2load -t${cores} -c${32 * cores} -m10 -D ${seconds} "$1"`,
       file,
       url,
     ],

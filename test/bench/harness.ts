@@ -1,7 +1,7 @@
 /** What the multi-process benchmarks share: options, polling, percentiles, agent calls. */
 
 import { type ChildProcess, execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -98,8 +98,35 @@ export function summary(samples: number[]) {
   };
 }
 
-/** CPU time (user + system) of a process so far, in clock ticks, from /proc/PID/stat. */
+/**
+ * A process and, when it is an agent, its HTTP ingress workers (child processes running
+ * ingress-worker.js): what the agent costs is theirs too. Its process tasks are not counted.
+ */
+export function withIngressWorkers(pid: number): number[] {
+  const threads = readdirSync(`/proc/${pid}/task`);
+  const children = threads.flatMap((tid) =>
+    readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8')
+      .split(' ')
+      .filter(Boolean)
+      .map(Number),
+  );
+  const workers = children.filter((child) => {
+    try {
+      return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('ingress-worker');
+    } catch {
+      return false; // gone since it was listed
+    }
+  });
+  return [pid, ...workers];
+}
+
+/** CPU time (user + system) of a process and its ingress workers so far, in clock ticks. */
 export function cpuTicks(pid: number): number {
+  return withIngressWorkers(pid).reduce((sum, p) => sum + ownCpuTicks(p), 0);
+}
+
+/** CPU time of one process from /proc/PID/stat. */
+function ownCpuTicks(pid: number): number {
   // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -107,15 +134,22 @@ export function cpuTicks(pid: number): number {
 }
 
 /**
- * Resident memory of a process now, in MiB, from /proc/PID/status: all of it, and its parts —
- * anonymous (heaps, stacks: the agent's own) and file-backed (the node binary and libraries,
- * shared with any other node process on the machine).
+ * Resident memory of a process and its ingress workers now, in MiB, from /proc/PID/status: all
+ * of it, and its parts — anonymous (heaps, stacks: the agent's own) and file-backed (the node
+ * binary and libraries, shared with any other node process on the machine: counted once a
+ * process all the same).
  */
 export function memoryMb(pid: number): { rss: number; anon: number; file: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) =>
-    Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm'))?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
+  const total = { rss: 0, anon: 0, file: 0 };
+  for (const p of withIngressWorkers(pid)) {
+    const status = readFileSync(`/proc/${p}/status`, 'utf8');
+    const kb = (field: string) =>
+      Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm'))?.[1] ?? 0);
+    total.rss += kb('VmRSS') / 1024;
+    total.anon += kb('RssAnon') / 1024;
+    total.file += kb('RssFile') / 1024;
+  }
+  return total;
 }
 
 /** Each process's CPU over a window of `ms` from now, in percent of a core. */

@@ -2,22 +2,23 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
- * nginx with one worker proxying `listen` to the backends (host:port) over upstream keep-alive, its
- * files under `root`, with `extra` directives in its http block: the peer the HTTP benchmarks
- * compare with.
+ * nginx with `workers` worker processes (one unless told) proxying `listen` to the backends
+ * (host:port) over upstream keep-alive, its files under `root`, with `extra` directives in its
+ * http block: the peer the HTTP benchmarks compare with.
  */
 export function nginxConfig(
   root: string,
   listen: string,
   backends: string | string[],
   extra = '',
+  workers = 1,
 ): string {
   const servers = [backends]
     .flat()
     .map((b) => `server ${b};`)
     .join(' ');
   mkdirSync(join(root, 'nginx'), { recursive: true });
-  return `worker_processes 1;
+  return `worker_processes ${workers};
 daemon off;
 pid ${root}/nginx/nginx.pid;
 error_log ${root}/nginx/error.log warn;

@@ -1,9 +1,11 @@
 /**
  * The HTTP ingress against nginx, HAProxy and Caddy, side by side in one run: wrk (-t1 -c32,
  * bounded in time) against one keep-alive HTTP backend (a process task) reached directly, through
- * each peer (one worker or thread each, upstream keep-alive) and through the mesh ingress with the
- * replica on the same node. The peers are Debian packages, installed when missing. Everything
- * stays on 127.0.42.0/24.
+ * each peer (upstream keep-alive) and through the mesh ingress with the replica on the same node.
+ * Every proxy gets `--cores` cores (1 unless told): nginx's worker_processes, HAProxy's nbthread,
+ * Caddy's GOMAXPROCS and the mesh's --ingress-workers; wrk then runs a thread and 32 connections
+ * per core. The peers are Debian packages, installed when missing. Everything stays on
+ * 127.0.42.0/24.
  *
  * Every target is first warmed (untimed: a JIT-compiled proxy, and the Node backend, reach their
  * steady speed only after some requests), then measured in rounds that take the targets in turn;
@@ -13,7 +15,8 @@
  * and Caddy, each with a self-signed certificate for a name of its own, the mesh with one added
  * by `mesh cert add`.
  *
- *   npm run bench:proxy [-- --seconds 10] [-- --rounds 3] [-- --warmup 5] [-- --h2] [-- --json]
+ *   npm run bench:proxy [-- --seconds 10] [-- --rounds 3] [-- --warmup 5] [-- --cores 1] [-- --h2]
+ *     [-- --json]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync, writeFileSync } from 'node:fs';
@@ -40,8 +43,8 @@ const TLS_HOSTS: Record<string, string> = {
   'caddy.bench': PEERS.caddy,
 };
 
-const haproxyConfig = (backend: string) => `global
-  nbthread 1
+const haproxyConfig = (backend: string, cores: number) => `global
+  nbthread ${cores}
   maxconn 4096
 defaults
   mode http
@@ -94,6 +97,7 @@ async function main(): Promise<void> {
   const seconds = option('seconds', 10);
   const rounds = option('rounds', 3);
   const warmup = option('warmup', 5);
+  const cores = option('cores', 1);
   const h2 = process.argv.includes('--h2');
   await ensureTool(h2 ? 'h2load' : 'wrk', h2 ? 'nghttp2-client' : 'wrk');
   await ensureTool('nginx', 'nginx');
@@ -115,6 +119,8 @@ async function main(): Promise<void> {
         String(PORT),
         '--https-port',
         String(TLS_PORT),
+        '--ingress-workers',
+        String(cores),
       ],
     );
     if (!agent) throw new Error('no agent');
@@ -133,16 +139,19 @@ async function main(): Promise<void> {
 
     const root = cluster.root;
     if (h2) {
-      await measureH2(agent, root, backend, peers, { seconds, rounds, warmup });
+      await measureH2(agent, root, backend, peers, { seconds, rounds, warmup, cores });
       return;
     }
-    writeFileSync(join(root, 'nginx.conf'), nginxConfig(root, `${PEERS.nginx}:${PORT}`, backend));
-    writeFileSync(join(root, 'haproxy.cfg'), haproxyConfig(backend));
+    writeFileSync(
+      join(root, 'nginx.conf'),
+      nginxConfig(root, `${PEERS.nginx}:${PORT}`, backend, '', cores),
+    );
+    writeFileSync(join(root, 'haproxy.cfg'), haproxyConfig(backend, cores));
     writeFileSync(join(root, 'Caddyfile'), caddyConfig(backend));
     peers.push(
       spawn('nginx', ['-c', join(root, 'nginx.conf'), '-p', root], { stdio: 'ignore' }),
       spawn('haproxy', ['-db', '-f', join(root, 'haproxy.cfg')], { stdio: 'ignore' }),
-      startCaddy(root),
+      startCaddy(root, cores),
     );
     const targets: Record<string, { url: string; host?: string }> = {
       direct: { url: `http://${backend}/` },
@@ -153,21 +162,27 @@ async function main(): Promise<void> {
     };
     for (const [name, { url, host }] of Object.entries(targets))
       await until(`${name} answering`, 20_000, () => answers(url, host));
+    const load = { threads: cores, connections: 32 * cores };
     for (const [name, { url, host }] of Object.entries(targets)) {
       note(`warming ${name} for ${warmup}s`);
-      await wrk(url, warmup, host);
+      await wrk(url, warmup, host, load);
     }
     const results: Record<string, WrkResult> = {};
     for (let round = 1; round <= rounds; round++)
       for (const [name, { url, host }] of Object.entries(targets)) {
-        note(`round ${round}/${rounds}: wrk -t1 -c32 -d${seconds}s ${url} (${name})`);
-        const result = await wrk(url, seconds, host);
+        note(
+          `round ${round}/${rounds}: wrk -t${load.threads} -c${load.connections} -d${seconds}s ${url} (${name})`,
+        );
+        const result = await wrk(url, seconds, host, load);
         if (result.rps > (results[name]?.rps ?? 0)) results[name] = result;
       }
     report({
       ...results,
       ratioVsNginx: ratio(results.mesh, results.nginx),
       ratioVsCaddy: ratio(results.mesh, results.caddy),
+      p99VsNginx:
+        Math.round(((results.mesh?.p99Ms ?? 0) / (results.nginx?.p99Ms ?? 1)) * 100) / 100,
+      cores,
       seconds,
       rounds,
       warmup,
@@ -178,13 +193,13 @@ async function main(): Promise<void> {
   }
 }
 
-/** Caddy with one core (GOMAXPROCS), its files under root. */
-function startCaddy(root: string): ChildProcess {
+/** Caddy on `cores` cores (GOMAXPROCS), its files under root. */
+function startCaddy(root: string, cores: number): ChildProcess {
   return spawn('caddy', ['run', '--config', join(root, 'Caddyfile'), '--adapter', 'caddyfile'], {
     stdio: ['ignore', 'ignore', openSync(join(root, 'caddy.log'), 'a')],
     env: {
       ...process.env,
-      GOMAXPROCS: '1',
+      GOMAXPROCS: String(cores),
       HOME: root,
       XDG_DATA_HOME: root,
       XDG_CONFIG_HOME: root,
@@ -198,7 +213,12 @@ async function measureH2(
   root: string,
   backend: string,
   peers: ChildProcess[],
-  { seconds, rounds, warmup }: { seconds: number; rounds: number; warmup: number },
+  {
+    seconds,
+    rounds,
+    warmup,
+    cores,
+  }: { seconds: number; rounds: number; warmup: number; cores: number },
 ): Promise<void> {
   const mesh = await hostCertificate(root, HOST);
   const nginx = await hostCertificate(root, 'nginx.bench');
@@ -213,12 +233,13 @@ async function measureH2(
       backend,
       // nginx ends a connection after 1000 requests (h2load does not open another): not here.
       `ssl_certificate ${nginx.certFile}; ssl_certificate_key ${nginx.keyFile}; keepalive_requests 1000000;`,
+      cores,
     ),
   );
   writeFileSync(join(root, 'Caddyfile'), caddyConfig(backend, caddy));
   peers.push(
     spawn('nginx', ['-c', join(root, 'nginx.conf'), '-p', root], { stdio: 'ignore' }),
-    startCaddy(root),
+    startCaddy(root, cores),
   );
   const targets = { nginx: 'nginx.bench', caddy: 'caddy.bench', mesh: HOST };
   for (const [name, host] of Object.entries(targets))
@@ -228,13 +249,15 @@ async function measureH2(
   const url = (host: string) => `https://${host}:${TLS_PORT}/`;
   for (const [name, host] of Object.entries(targets)) {
     note(`warming ${name} for ${warmup}s`);
-    await h2load(root, TLS_HOSTS, url(host), warmup);
+    await h2load(root, TLS_HOSTS, url(host), warmup, cores);
   }
   const results: Record<string, H2loadResult> = {};
   for (let round = 1; round <= rounds; round++)
     for (const [name, host] of Object.entries(targets)) {
-      note(`round ${round}/${rounds}: h2load -c32 -m10 -D ${seconds} ${url(host)} (${name})`);
-      const result = await h2load(root, TLS_HOSTS, url(host), seconds);
+      note(
+        `round ${round}/${rounds}: h2load -t${cores} -c${32 * cores} -m10 -D ${seconds} ${url(host)} (${name})`,
+      );
+      const result = await h2load(root, TLS_HOSTS, url(host), seconds, cores);
       if (result.rps > (results[name]?.rps ?? 0)) results[name] = result;
     }
   const h2Ratio = (a?: H2loadResult, b?: H2loadResult) =>
@@ -244,6 +267,7 @@ async function measureH2(
     ...results,
     ratioVsNginx: h2Ratio(results.mesh, results.nginx),
     ratioVsCaddy: h2Ratio(results.mesh, results.caddy),
+    cores,
     seconds,
     rounds,
     warmup,

@@ -45,6 +45,7 @@ import {
   report,
   status,
   until,
+  withIngressWorkers,
 } from './harness.js';
 import { type WrkResult, wrk } from './wrk.js';
 
@@ -93,16 +94,19 @@ secrets:
     file: ./token.txt
 `;
 
-/** Open descriptors of a process; null while it is not there (killed, not started again yet). */
+/**
+ * Open descriptors of an agent and its ingress workers; null while it is not there (killed, not
+ * started again yet).
+ */
 function fds(pid: number): number | null {
   try {
-    return readdirSync(`/proc/${pid}/fd`).length;
+    return withIngressWorkers(pid).reduce((n, p) => n + readdirSync(`/proc/${p}/fd`).length, 0);
   } catch {
     return null; // gone: nothing to count
   }
 }
 
-/** Resident memory (MB) of a process; null while it is not there. */
+/** Resident memory (MB) of an agent and its ingress workers; null while it is not there. */
 function rss(pid: number): number | null {
   try {
     return Math.round(memoryMb(pid).rss * 10) / 10;

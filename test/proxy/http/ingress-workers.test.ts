@@ -1,16 +1,16 @@
+import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { createServer, request } from 'node:http';
 import { connect } from 'node:net';
-import type { Worker } from 'node:worker_threads';
 import test from 'ava';
-import { IngressThread } from '../../../proxy/http/ingress-thread.js';
+import { IngressWorkers } from '../../../proxy/http/ingress-workers.js';
 import { DEFAULT_HTTP_LIMITS } from '../../../proxy/http/limits.js';
 import type { HttpRoute } from '../../../proxy/http/routes.js';
 import type { Endpoint, ServiceRoute } from '../../../proxy/routing-table.js';
 import { captureLogs } from '../../helpers/logs.js';
 import { eventually } from '../../helpers/poll.js';
 
-// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress threads on .2 and .3;
+// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress workers on .2 and .3;
 // the hosts of the endpoints elsewhere, .8 and .9, are never dialled: they go through the bridge).
 const INGRESS = { host: '127.0.52.2', port: 18_052 };
 const RESTARTED = { host: '127.0.52.3', port: 18_052 };
@@ -54,14 +54,15 @@ async function backend() {
   return { server, port: (server.address() as { port: number }).port };
 }
 
-/** An ingress thread of node n1 on `ingress`; node n2's relay is stood in for by the backend. */
-function ingressThread(
+/** Two ingress workers of node n1 on `ingress`; node n2's relay is stood in for by the backend. */
+function ingressWorkers(
   ingress: { host: string; port: number },
   backendPort: number,
   opened: string[] = [],
 ) {
   const logs = captureLogs('n1');
-  const thread = new IngressThread({
+  const workers = new IngressWorkers({
+    workers: 2,
     settings: {
       nodeId: 'n1',
       advertise: ingress.host,
@@ -83,75 +84,102 @@ function ingressThread(
     keyPairOf: () => Promise.reject(new Error('no certificates here')),
     log: logs.log,
   });
-  return { thread, logs };
+  return { workers, logs };
 }
 
-test('the ingress thread serves the routes it is sent, here and through the main thread', async (t) => {
-  const { server, port: backendPort } = await backend();
-  const opened: string[] = [];
-  const { thread, logs } = ingressThread(INGRESS, backendPort, opened);
-  const ports = new Map([[80, backendPort]]);
-  const udpPorts = new Map<number, number>();
-  thread.setRoutes(
-    new Map([
-      route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
-      route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports, udpPorts }),
-      route('gone.s.mesh', { taskId: 't3', nodeId: 'n3', host: '127.0.52.9', ports, udpPorts }),
-    ]),
-  );
-  await thread.start();
-  try {
-    t.deepEqual(await get('here.s.mesh'), { status: 200, body: 'ok\n' });
-    t.deepEqual(await get('far.s.mesh'), { status: 200, body: 'ok\n' });
-    t.deepEqual(
-      opened,
-      ['n2 http/t2/80'],
-      'a replica elsewhere: its node relay, by the main thread',
-    );
-    const gone = await get('gone.s.mesh');
-    t.is(gone.status, 502);
-    t.regex(gone.body, /node n3 is not a member/);
-    // The thread's log lines come out of the agent's logger, named by the node that wrote them.
-    const line = await logs.waitFor(
-      (l) => l.msg === 'replica did not take the request; trying another',
-    );
-    t.like(line, { node: 'n1', task: 't3', onNode: 'n3', level: 40 });
-    t.like(await thread.stats('s.here'), { requests: 1, statuses: { '2xx': 1 } });
-    t.like(await thread.stats('s.gone'), { requests: 1, statuses: { '5xx': 1 } });
-  } finally {
-    await thread.close();
-    server.close();
-  }
-  await t.throwsAsync(get('here.s.mesh'), { code: 'ECONNREFUSED' }, 'closed with the thread');
-});
+/** The ingress worker processes this test process runs now (the tests run one at a time). */
+const running = () => Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
 
-test('a thread that stops is started again, with the routes it had, and says so', async (t) => {
-  const { server, port: backendPort } = await backend();
-  const { thread, logs } = ingressThread(RESTARTED, backendPort);
-  const ports = new Map([[80, backendPort]]);
-  const udpPorts = new Map<number, number>();
-  thread.setRoutes(
-    new Map([
-      route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
-    ]),
-  );
-  await thread.start();
-  try {
-    t.deepEqual(await get('here.s.mesh', RESTARTED), { status: 200, body: 'ok\n' });
-    // Nothing from outside makes the thread fail: it is stopped as a crash would stop it.
-    await (thread as unknown as { worker: Worker }).worker.terminate();
-    t.like(await logs.waitFor((l) => /ingress thread stopped: restarting it/.test(l.msg)), {
-      level: 50,
-      restartInMs: 1000,
-    });
-    const back = await eventually(() => get('here.s.mesh', RESTARTED).catch(() => undefined), {
-      what: 'the restarted thread answering',
-      timeoutMs: 10_000,
-      intervalMs: 100,
-    });
-    t.deepEqual(back, { status: 200, body: 'ok\n' });
-  } finally {
-    await thread.close();
-    server.close();
-  }
-});
+test.serial(
+  'the ingress workers serve the routes they are sent, here and through the agent, and sum what they counted',
+  async (t) => {
+    const { server, port: backendPort } = await backend();
+    const opened: string[] = [];
+    const { workers, logs } = ingressWorkers(INGRESS, backendPort, opened);
+    const ports = new Map([[80, backendPort]]);
+    const udpPorts = new Map<number, number>();
+    workers.setRoutes(
+      new Map([
+        route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
+        route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports, udpPorts }),
+        route('gone.s.mesh', { taskId: 't3', nodeId: 'n3', host: '127.0.52.9', ports, udpPorts }),
+      ]),
+    );
+    await workers.start();
+    try {
+      t.is(running().length, 2);
+      // Each request on a connection of its own: the kernel hands each to either worker.
+      const answers = await Promise.all(Array.from({ length: 40 }, () => get('here.s.mesh')));
+      t.true(answers.every((a) => a.status === 200 && a.body === 'ok\n'));
+      t.deepEqual(await get('far.s.mesh'), { status: 200, body: 'ok\n' });
+      t.deepEqual(opened, ['n2 http/t2/80'], 'a replica elsewhere: its node relay, by the agent');
+      const gone = await get('gone.s.mesh');
+      t.is(gone.status, 502);
+      t.regex(gone.body, /node n3 is not a member/);
+      // The workers' log lines come out of the agent's logger, named by the node that wrote them.
+      const line = await logs.waitFor(
+        (l) => l.msg === 'replica did not take the request; trying another',
+      );
+      t.like(line, { node: 'n1', task: 't3', onNode: 'n3', level: 40 });
+      t.like(await workers.stats('s.here'), { requests: 40, statuses: { '2xx': 40 } });
+      t.like(await workers.stats('s.gone'), { requests: 1, statuses: { '5xx': 1 } });
+      t.like(await workers.requests(), { 's.here': 40, 's.far': 1, 's.gone': 1 });
+      t.regex(
+        await workers.metrics(),
+        /mesh_http_requests_total\{service="s\.here",code="2xx"\} 40/,
+      );
+    } finally {
+      await workers.close();
+      server.close();
+    }
+    t.is(running().length, 0, 'no worker outlives the ingress');
+    await t.throwsAsync(get('here.s.mesh'), { code: 'ECONNREFUSED' }, 'closed with the workers');
+  },
+);
+
+test.serial(
+  'a worker that dies: the other serves on, another is started with the routes, and it says so',
+  async (t) => {
+    const { server, port: backendPort } = await backend();
+    const { workers, logs } = ingressWorkers(RESTARTED, backendPort);
+    const ports = new Map([[80, backendPort]]);
+    const udpPorts = new Map<number, number>();
+    workers.setRoutes(
+      new Map([
+        route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
+      ]),
+    );
+    await workers.start();
+    try {
+      t.deepEqual(await get('here.s.mesh', RESTARTED), { status: 200, body: 'ok\n' });
+      // Nothing from outside makes a worker fail: one is killed as a crash would end it.
+      const [victim] = running();
+      victim?.process.kill('SIGKILL');
+      await once(victim as NonNullable<typeof victim>, 'exit');
+      const during = await Promise.all(
+        Array.from({ length: 10 }, () => get('here.s.mesh', RESTARTED)),
+      );
+      t.true(
+        during.every((a) => a.status === 200),
+        'the other worker serves meanwhile',
+      );
+      t.like(await logs.waitFor((l) => /ingress worker stopped: starting another/.test(l.msg)), {
+        level: 50,
+        restartInMs: 1000,
+        signal: 'SIGKILL',
+      });
+      await eventually(() => (running().length === 2 ? true : undefined), {
+        what: 'two workers again',
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
+      const after = await Promise.all(
+        Array.from({ length: 10 }, () => get('here.s.mesh', RESTARTED)),
+      );
+      t.true(after.every((a) => a.status === 200 && a.body === 'ok\n'));
+    } finally {
+      await workers.close();
+      server.close();
+    }
+  },
+);
