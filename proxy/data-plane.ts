@@ -170,7 +170,7 @@ export class DataPlane {
     this.listeners = tcpListeners(options.log, options.maxConnections);
     this.udpListeners = udpListeners(options.log);
     // The HTTP ingress runs in processes of its own; a replica elsewhere is reached through that
-    // node's relay, over streams this thread opens for them.
+    // node's relay, over streams the agent opens for them.
     this.ingress = new IngressWorkers({
       workers: options.ingressWorkers,
       settings: {

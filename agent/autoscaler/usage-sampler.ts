@@ -127,7 +127,7 @@ export class UsageSampler {
     return wanted.flatMap(([id]) => {
       const count = counts.get(id) ?? 0;
       const previous = before.counts.get(id) ?? 0;
-      // Counts that went down started over (the ingress thread restarted): no rate this time.
+      // Counts that went down started over (an ingress worker restarted): no rate this time.
       return count < previous ? [] : [{ service: id, rps: (count - previous) / seconds }];
     });
   }

@@ -62,7 +62,7 @@ export class NodeMetrics {
     return this.registry.contentType;
   }
 
-  /** Every metric of the node, its HTTP ingress thread's included, in the Prometheus text format. */
+  /** Every metric of the node, its HTTP ingress workers' included, in the Prometheus text format. */
   async text(): Promise<string> {
     const [own, ingress] = await Promise.all([
       this.registry.metrics(),

@@ -1,10 +1,10 @@
 /**
- * How the ingress thread reaches replicas on other nodes: the streams between agents (mTLS with
- * the node's identity) belong to the agent's main thread, so the ingress thread asks it for one
- * over a Unix socket of this process and gets the stream's bytes spliced through it. The ask is
+ * How the ingress workers reach replicas on other nodes: the streams between agents (mTLS with
+ * the node's identity) belong to the agent, so a worker asks it for one over the agent's
+ * abstract Unix socket and gets the stream's bytes spliced through it. The ask is
  * one line (`<secret> <node> <target>`), the answer `ok` or `refused <reason>`; then the bytes.
  * Any process of the host could connect to the socket: only one that knows the secret (handed
- * to the thread at its start) is served, so nobody else reaches other nodes' tasks through it.
+ * to the workers at their start) is served, so nobody else reaches other nodes' tasks through it.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
@@ -21,7 +21,7 @@ async function readLine(socket: Socket): Promise<string> {
   return (await readHead(socket, '\n', MAX_LINE)).toString();
 }
 
-/** The main thread's side: opens what the ingress thread asks for and splices it through. */
+/** The agent's side: opens what an ingress worker asks for and splices it through. */
 export class DialBridge {
   private readonly server: Server;
   /** What the asker proves it was told (hex). */
@@ -50,7 +50,7 @@ export class DialBridge {
             stream = await open(nodeId, target);
           } catch (error) {
             const reason = (error as Error).message;
-            // The ingress thread logs what it makes of it (another replica, or a 502).
+            // The ingress worker logs what it makes of it (another replica, or a 502).
             log.debug({ peer: nodeId, target, reason }, 'no stream for the ingress');
             socket.end(`refused ${reason.replace(/\n/g, ' ')}\n`);
             return;
@@ -58,7 +58,7 @@ export class DialBridge {
           socket.write('ok\n');
           await splice(socket, stream);
         })
-        .catch(() => socket.destroy()); // the ingress thread went away mid-ask: nothing to answer
+        .catch(() => socket.destroy()); // the ingress worker went away mid-ask: nothing to answer
     });
   }
 
@@ -80,7 +80,7 @@ export class DialBridge {
 }
 
 /**
- * The ingress thread's side: a connection to `target` on another node, through the main thread.
+ * An ingress worker's side: a connection to `target` on another node, through the agent.
  * It arrives paused, as a stream between agents does.
  */
 export async function dialThroughBridge(

@@ -29,7 +29,7 @@ export interface IngressSettings {
   /** Connections each listener holds at most (see connectionBudget). */
   maxConnections: number;
   logLevel: string;
-  /** The main thread's dial bridge: its abstract Unix socket and the secret it asks for. */
+  /** The agent's dial bridge: its abstract Unix socket and the secret it asks for. */
   bridge: { path: string; secret: string };
 }
 

@@ -30,7 +30,7 @@ const MAX_CONCURRENT_STREAMS = 128;
  * The ingress's listeners on the node address: HTTP, and HTTPS with the certificate the client
  * names (SNI) taken from the cluster's certificates. A certificate's key is opened once per
  * stored version and kept in memory only. HTTPS speaks HTTP/2 to a client that offers it (ALPN
- * h2) and HTTP/1.1 to any other, WebSockets included. They live as long as the ingress thread
+ * h2) and HTTP/1.1 to any other, WebSockets included. They live as long as their ingress worker
  * and end with it.
  */
 export class IngressServers {
@@ -188,7 +188,7 @@ export class IngressServers {
     return context;
   }
 
-  /** Stops listening and drops every client connection (the thread ends them all by ending). */
+  /** Stops listening and drops every client connection (the worker ends them all by ending). */
   close(): void {
     for (const server of this.servers) server.close();
     for (const server of this.http1Servers) server.closeAllConnections();

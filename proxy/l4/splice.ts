@@ -28,7 +28,7 @@ function endedInOrder(side: Duplex): boolean {
 function reset(side: Duplex): void {
   if (side.destroyed) return;
   if (isTunnelStream(side)) side.close(constants.NGHTTP2_CANCEL);
-  // A Unix socket (the ingress thread's bridge) has no reset to send: it is closed.
+  // A Unix socket (an ingress worker's bridge) has no reset to send: it is closed.
   else if (side instanceof Socket && side.remoteAddress !== undefined) side.resetAndDestroy();
   else side.destroy();
 }
