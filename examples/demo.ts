@@ -16,8 +16,9 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import type { NodeRow } from '../agent/control/api.js';
 import { pingEngine } from '../agent/runtime/docker.js';
+import { DEFAULT_NETWORK_SETTINGS } from '../mesh/api/network.js';
 import { pollUntil } from '../mesh/poll.js';
-import { scratchDirectory } from './leftovers.js';
+import { recordRanges, releaseRun, scratchDirectory } from './leftovers.js';
 import {
   type AgentProcess,
   killChildren,
@@ -35,6 +36,11 @@ function flag(name: string): string | undefined {
 }
 
 const HOSTS = flag('hosts')?.split(',') ?? ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+/** The service and bridge ranges the cluster takes: as given, else mesh's defaults. */
+const RANGES = {
+  'service-range': flag('service-range') ?? DEFAULT_NETWORK_SETTINGS.serviceRange,
+  'bridge-range': flag('bridge-range') ?? DEFAULT_NETWORK_SETTINGS.bridgeRange,
+};
 /** `mesh init` flags: the role label, and the ranges when given. */
 const INIT_FLAGS = [
   '--label',
@@ -125,6 +131,7 @@ async function allSeated(first: AgentProcess): Promise<void> {
 
 async function main(): Promise<void> {
   const root = await scratchDirectory('demo');
+  await recordRanges(root, Object.values(RANGES));
   const agents: AgentProcess[] = [];
   let stopped: Promise<void> | undefined;
   const stop = () =>
@@ -135,6 +142,9 @@ async function main(): Promise<void> {
         await mesh('rm', 'demo', '--data-dir', first.dataDir);
       }
       await stopAgents(agents, 'SIGTERM');
+      // Agents that leave remove what they made on the host; one killed while it started (a
+      // Ctrl-C then) could not: the run's own release covers it, as every harness's does.
+      await releaseRun(root);
       await rm(root, { recursive: true, force: true });
     })());
   // Ctrl-C (or SIGTERM) at any moment, while the agents start or the stack deploys too, cleans
