@@ -123,8 +123,22 @@ browserTest('the dashboard, tried as a new user would', async (t, browser) => {
     intervalMs: 200,
   });
   await shows(page, '[data-logs]', /hello from web\.web\./);
-  // Requests through another node's ingress show in the service's traffic, summed over nodes.
-  for (let i = 0; i < 40; i++) {
+  // Requests through another node's ingress show in the service's traffic, summed over nodes. Its
+  // ingress workers start with its first route: they may still be starting as the tasks run.
+  const ingressOf = { host: HOSTS[1] as string, port: HTTP_PORT, hostHeader: 'web.web.mesh' };
+  await eventually(
+    () =>
+      requestOnce(ingressOf).then(
+        () => true,
+        () => undefined,
+      ),
+    {
+      what: "node 2's ingress listening",
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    },
+  );
+  for (let i = 0; i < 39; i++) {
     const answer = await requestOnce({
       host: HOSTS[1] as string,
       port: HTTP_PORT,

@@ -41,6 +41,7 @@ soakTest(
     );
     t.is(result.failed, 0, JSON.stringify(result.slices));
     t.is(result.websocketsOpen, 50);
-    for (const drift of result.fdDrift) t.true(Math.abs(drift) <= 10, `fd drift ${drift}`);
+    // Not more than 10 descriptors over the start: fewer is no leak.
+    for (const drift of result.fdDrift) t.true(drift <= 10, `fd drift ${drift}`);
   },
 );
