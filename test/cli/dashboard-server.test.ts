@@ -3,7 +3,7 @@
  * the session cookie, the Host and Origin checks, the headers that keep the page to itself, and
  * what the page is told when no agent answers.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,9 +11,13 @@ import test from 'ava';
 import { DashboardServer } from '../../cli/dashboard/server.js';
 
 async function started(t: { teardown: (f: () => Promise<void>) => void }) {
-  const server = new DashboardServer(mkdtempSync(join(tmpdir(), 'mesh-dashboard-')));
+  const dataDir = mkdtempSync(join(tmpdir(), 'mesh-dashboard-'));
+  const server = new DashboardServer(dataDir);
   const port = await server.listen(0);
-  t.teardown(() => server.close());
+  t.teardown(async () => {
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
   return { server, origin: `http://127.0.0.1:${port}`, port };
 }
 
