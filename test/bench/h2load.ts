@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { note } from './harness.js';
+import { millis } from './wrk.js';
 
 const run = promisify(execFile);
 
@@ -12,13 +13,6 @@ export interface H2loadResult {
   errors: number;
   meanMs: number;
   maxMs: number;
-}
-
-function millis(text: string | undefined): number {
-  const match = /([\d.]+)(us|ms|s)/.exec(text ?? '');
-  if (!match) return Number.NaN;
-  const value = Number(match[1]);
-  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
 }
 
 /**

@@ -19,6 +19,7 @@
  *     [-- --json]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { openSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -27,7 +28,7 @@ import { callAgent } from '../../cli/control-client.js';
 import { hostCertificate } from '../helpers/host-certificate.js';
 import { type AgentProcess, firstPortOf, LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { type H2loadResult, h2load } from './h2load.js';
-import { ensureTool, note, option, report, until } from './harness.js';
+import { cleanupOnSignal, ensureTool, note, option, report, until } from './harness.js';
 import { nginxConfig } from './nginx.js';
 import { answers, backendService, ratio, type WrkResult, wrk } from './wrk.js';
 
@@ -105,6 +106,18 @@ async function main(): Promise<void> {
   await ensureTool('caddy', 'caddy');
   const cluster = await LocalCluster.create('bench-proxy');
   const peers: ChildProcess[] = [];
+  // On Ctrl-C too: the peers stop before the cluster's release kills whatever names its
+  // directory (nginx's master among them, whose workers would then outlive it).
+  const cleanup = cleanupOnSignal(async () => {
+    await Promise.all(
+      peers.map((peer) => {
+        const exited = peer.exitCode === null ? once(peer, 'exit') : undefined;
+        peer.kill();
+        return exited;
+      }),
+    );
+    await cluster.close();
+  });
   try {
     const [agent] = await cluster.start(
       [MESH],
@@ -188,8 +201,7 @@ async function main(): Promise<void> {
       warmup,
     });
   } finally {
-    for (const peer of peers) peer.kill();
-    await cluster.close();
+    await cleanup();
   }
 }
 

@@ -43,7 +43,8 @@ export interface WrkLoad {
   newConnections?: boolean;
 }
 
-function millis(text: string | undefined): number {
+/** A duration as wrk and h2load print it (`812us`, `3.2ms`, `1.5s`), in ms. */
+export function millis(text: string | undefined): number {
   const match = /([\d.]+)(us|ms|s)/.exec(text ?? '');
   if (!match) return Number.NaN;
   const value = Number(match[1]);
