@@ -38,6 +38,7 @@ export class Keyring {
   readonly keyFile: VotersKeyFile;
   private dataKey: { id: string; key: Buffer } | undefined;
   private opening: Promise<unknown> = Promise.resolve();
+  private making: Promise<Buffer> | undefined;
   private stopHolding: (() => void) | undefined;
   private held: string | undefined;
   private readonly failures: LimitedLog;
@@ -119,6 +120,15 @@ export class Keyring {
   private async currentVoterKey(): Promise<Buffer> {
     const wanted = this.wantedKeyId();
     if (wanted) return this.voterKeyFor(wanted);
+    // One at a time: the first node seals its CA as the first secret is made, and two keys made at
+    // once would each seal a value while the disk kept only one (the other value lost at restart).
+    this.making ??= this.ownOrNewVoterKey().finally(() => {
+      this.making = undefined;
+    });
+    return this.making;
+  }
+
+  private async ownOrNewVoterKey(): Promise<Buffer> {
     const key = (await this.keyFile.read()) ?? newKey();
     await this.keyFile.write(key);
     return key;
