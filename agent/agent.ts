@@ -3,6 +3,7 @@ import { joiningNode } from '../mesh/api/nodes.js';
 import { JoinService } from '../mesh/join/service.js';
 import type { Logger } from '../mesh/log.js';
 import { Membership } from '../mesh/membership/runtime.js';
+import { pollUntil } from '../mesh/poll.js';
 import { MembershipSync } from '../mesh/raft/membership-sync.js';
 import { RaftNode } from '../mesh/raft/node.js';
 import { writeRefusal } from '../mesh/state/authorization.js';
@@ -66,12 +67,16 @@ import { Keyring } from './secrets/keyring.js';
 import { StoredValues } from './secrets/values.js';
 
 export const DEFAULT_PORT = 7946;
+/** How long the cluster keeps the tasks of a node stopped to restart (SIGHUP): the CLI says it. */
+export { RESTART_GRACE_MS } from './scheduler/scheduler.js';
 export const DEFAULT_DNS_PORT = 53;
 export const DEFAULT_HTTP_PORT = 80;
 export const DEFAULT_HTTPS_PORT = 443;
 
 /** The parts a started agent's own methods use (leaving, tokens, what it lacks). */
 interface Parts {
+  state: ClusterState;
+  meta: GossipedMeta;
   membership: Membership;
   raft: RaftNode;
   reconciler: Reconciler;
@@ -83,6 +88,8 @@ interface Parts {
 
 /** How long one step of leaving the cluster may take (each has tighter timers of its own). */
 const LEAVE_STEP_MS = 20_000;
+/** How long a node stopping to restart waits for the cluster to record that it restarts. */
+const RESTART_NOTICE_MS = 5000;
 
 /**
  * The node daemon, wired together: identity and transport, membership and Raft over it, the
@@ -188,6 +195,38 @@ export class Agent {
     await parts.reconciler.removeAll();
     await this.leaveStep('unmounting the secrets', parts.files.unmount());
     await this.leaveStep('closing listeners and connections', this.stop());
+  }
+
+  /**
+   * Stops to start again (SIGHUP, `systemctl reload`: an upgrade): its tasks keep running, and the
+   * cluster, told it restarts, keeps them on this node for the restart grace rather than place them
+   * elsewhere after the reschedule grace. It hands Raft leadership over, and its data plane stops
+   * as on any stop (the host's service addresses and routes go with the last agent of the host).
+   * The next run takes the tasks back as they are.
+   */
+  async stopForRestart(): Promise<void> {
+    this.log.info('stopping to restart: the tasks keep running');
+    const parts = this.parts;
+    if (!parts) return;
+    parts.dataPlane.withdraw();
+    await this.announceRestart(parts);
+    await this.leaveStep('handing Raft leadership over', parts.raft.handOver());
+    await this.leaveStep('closing listeners and connections', this.stop());
+  }
+
+  /** Gossips that this node restarts, and waits (bounded) for the leader to record it. */
+  private async announceRestart({ meta, state }: Parts): Promise<void> {
+    const { nodeId } = this.provisioned.identity;
+    meta.update({ restarting: true });
+    const recorded = await pollUntil(() => state.get('nodes', nodeId)?.value.restarting === true, {
+      timeoutMs: RESTART_NOTICE_MS,
+      intervalMs: 50,
+    });
+    if (!recorded)
+      this.log.warn(
+        { waitedMs: RESTART_NOTICE_MS },
+        'the cluster did not record the restart (no leader?): if this node is away longer than the reschedule grace, its tasks are placed elsewhere',
+      );
   }
 
   /**
@@ -303,7 +342,7 @@ export class Agent {
   private async startParts(forceNewCluster: boolean): Promise<Parts> {
     const { dir, log, seeds } = this.provisioned;
     const connected = await this.connect(forceNewCluster);
-    const { runtimes, transport, membership, raft } = connected;
+    const { state, meta, runtimes, transport, membership, raft } = connected;
     const keys = this.keyParts(connected);
     const work = this.workParts(connected, keys);
     const { keyring, autolock, authority, renewal, rotation } = keys;
@@ -364,7 +403,17 @@ export class Agent {
       { address: this.address, seeds, metrics: metricsAt, version: VERSION },
       'agent started',
     );
-    return { membership, raft, reconciler, runtimes, dataPlane, files: work.files, authority };
+    return {
+      state,
+      meta,
+      membership,
+      raft,
+      reconciler,
+      runtimes,
+      dataPlane,
+      files: work.files,
+      authority,
+    };
   }
 
   /**

@@ -98,7 +98,7 @@ async function nodeList(args: string[]): Promise<number> {
           n.self ? `${n.id} *` : n.id,
           n.hostname || '-',
           n.address,
-          n.status,
+          n.restarting ? `${n.status} (restarting)` : n.status,
           n.availability,
           // As Swarm says it; a learner that is not seated yet is a worker here.
           n.manager ?? (n.raft === 'learner' ? '-' : n.raft),

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { Agent, DEFAULT_PORT } from '../agent/agent.js';
+import { Agent, DEFAULT_PORT, RESTART_GRACE_MS } from '../agent/agent.js';
 import { DEFAULT_NETWORK_SETTINGS, type NetworkSettings, parseCidr } from '../mesh/api/network.js';
 import type { LogFormat } from '../mesh/log.js';
 import { splitHostPort } from '../mesh/transport/address.js';
@@ -17,7 +17,7 @@ import {
   UsageError,
 } from './args.js';
 import { RESTORE_FLAGS, restoreOf } from './backup.js';
-import { checkInstallable, installService } from './install.js';
+import { checkInstallable, installService, RESTART_EXIT_CODE } from './install.js';
 import { invocation, joinInstructions } from './invocation.js';
 import { parseBytes, parseDuration } from './stackfile/values.js';
 
@@ -57,8 +57,11 @@ const INIT_FLAGS: Options = {
 
 /** How long the process may go on after the agent left and closed everything. */
 const LINGER_MS = 5000;
-
-/** Runs until SIGINT or SIGTERM, then leaves the cluster gracefully; a second signal exits at once. */
+/**
+ * Runs until a signal. SIGINT or SIGTERM: it leaves the cluster gracefully, its tasks stopped
+ * (placed elsewhere). SIGHUP: it stops to restart, its tasks left running for the next run to
+ * take back (an upgrade). A second signal exits at once.
+ */
 function runUntilSignalled(agent: Agent): Promise<number> {
   if (agent.dockerMissing) process.stdout.write(`mesh: note: ${agent.dockerMissing}\n`);
   if (agent.hostPrivilegesMissing)
@@ -69,10 +72,10 @@ function runUntilSignalled(agent: Agent): Promise<number> {
       if (stopping) process.exit(130);
       stopping = true;
       agent.log.info({ signal }, 'signal received');
-      agent
-        .shutdown()
+      const restart = signal === 'SIGHUP';
+      (restart ? agent.stopForRestart().then(sayRestart) : agent.shutdown())
         .then(
-          () => 0,
+          () => (restart ? RESTART_EXIT_CODE : 0),
           (error: Error) => {
             agent.log.error({ err: error }, 'shutdown failed');
             return 1;
@@ -93,7 +96,15 @@ function runUntilSignalled(agent: Agent): Promise<number> {
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGHUP', () => stop('SIGHUP'));
   });
+}
+
+function sayRestart(): void {
+  const mesh = invocation(process.argv[1] ?? '', process.env.PATH);
+  process.stdout.write(
+    `mesh: stopped to restart; its tasks keep running, and stay on this node for ${RESTART_GRACE_MS / 1000} s: start it again with "${mesh} agent" (with the same --data-dir), as systemd does by itself\n`,
+  );
 }
 
 function agentOptions(command: 'init' | 'join', args: string[]) {

@@ -24,6 +24,12 @@ function systemdRuns(): boolean {
   return existsSync('/run/systemd/system');
 }
 
+/**
+ * The exit code of an agent stopped to restart (SIGHUP): the unit's RestartForceExitStatus makes
+ * systemd start it again, whatever made it stop.
+ */
+export const RESTART_EXIT_CODE = 75;
+
 /** A word of ExecStart, quoted when it holds what systemd would split or unescape. */
 function execWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `"${word.replace(/(["\\])/g, '\\$1')}"`;
@@ -31,8 +37,9 @@ function execWord(word: string): string {
 
 /**
  * The unit that runs this node's agent: after the network and the Docker Engine, restarted when
- * it fails, stopped with SIGTERM to the agent alone (it leaves the cluster and stops its own
- * tasks within their grace periods) before anything else of the unit is killed.
+ * it fails or when `systemctl reload` made it stop to restart (its tasks left running), stopped
+ * with SIGTERM to the agent alone (it leaves the cluster and stops its own tasks within their
+ * grace periods) before anything else of the unit is killed.
  */
 function serviceUnit(node: { command: string[]; nodeId: string; clusterId: string }): string {
   return [
@@ -45,6 +52,10 @@ function serviceUnit(node: { command: string[]; nodeId: string; clusterId: strin
     `ExecStart=${node.command.map(execWord).join(' ')}`,
     'Restart=on-failure',
     'RestartSec=2',
+    '# systemctl reload: the agent stops to restart (an upgrade), its tasks left running, and exits',
+    `# with ${RESTART_EXIT_CODE}, which starts it again.`,
+    'ExecReload=/bin/kill -HUP $MAINPID',
+    `RestartForceExitStatus=${RESTART_EXIT_CODE}`,
     '# SIGTERM to the agent alone: it leaves gracefully and stops its own tasks first.',
     'KillMode=mixed',
     'TimeoutStopSec=150',

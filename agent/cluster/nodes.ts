@@ -62,6 +62,8 @@ export class Nodes {
           record?.status === 'removed'
             ? 'removed'
             : (member?.status ?? record?.status ?? 'unknown'),
+        // Until it is back: its next run gossips without the flag.
+        restarting: member?.status !== 'alive' && record?.restarting === true,
         since: member ? new Date(member.since).toISOString() : null,
         version: member?.meta.version ?? record?.version ?? '',
         labels: nodeLabels({

@@ -66,6 +66,8 @@ export interface NodeRow {
   address: string;
   /** What gossip sees now (alive, suspect, dead, left), or the recorded status of an unseen node. */
   status: string;
+  /** It stopped to restart (SIGHUP), its tasks left running: they wait for it (the restart grace). */
+  restarting: boolean;
   since: string | null;
   version: string;
   /** The labels constraints see: its agent's own, and those set with mesh node label over them. */

@@ -39,6 +39,8 @@ export interface NodeInfo {
   /** From membership: down since when (ms), if down. */
   status: 'ready' | 'down' | 'left';
   downSince?: number;
+  /** It said it restarts, its tasks left running: they wait for it longer while it is down. */
+  restarting?: boolean;
   availability: 'active' | 'drain';
 }
 
@@ -77,6 +79,7 @@ export function nodeInfoOf(
           ? 'left'
           : value.status,
     downSince: unreachable ? value.since : undefined,
+    ...(value.restarting && { restarting: true }),
     availability: value.availability,
   };
 }

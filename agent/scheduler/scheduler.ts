@@ -7,6 +7,18 @@ export interface SchedulerOptions {
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = { rescheduleAfterMs: 3000 };
+/**
+ * How long the tasks of a node that said it restarts (SIGHUP) wait for it: an agent upgraded and
+ * started again by systemd is back within seconds, its tasks still running there.
+ */
+export const RESTART_GRACE_MS = 60_000;
+
+/** How long a down node's tasks stay on it before they are placed elsewhere. */
+function graceOf(node: NodeInfo, options: SchedulerOptions): number {
+  return node.restarting
+    ? Math.max(RESTART_GRACE_MS, options.rescheduleAfterMs)
+    : options.rescheduleAfterMs;
+}
 
 const MiB = 2 ** 20;
 
@@ -82,8 +94,11 @@ class Round {
     if (task.nodeId && !node) return `node ${task.nodeId} left the cluster`;
     if (!node) return undefined;
     if (node.status === 'left') return `node ${node.id} left the cluster`;
-    if (node.status === 'down' && now - (node.downSince ?? now) >= options.rescheduleAfterMs)
-      return `node ${node.id} is down`;
+    const graceMs = graceOf(node, options);
+    if (node.status === 'down' && now - (node.downSince ?? now) >= graceMs)
+      return node.restarting
+        ? `node ${node.id} did not come back within ${graceMs / 1000} s of its restart`
+        : `node ${node.id} is down`;
     if (node.availability === 'drain') return `node ${node.id} is drained`;
     return undefined;
   }

@@ -60,6 +60,11 @@ export interface NodeRecord {
    * waits for each node's word on the ports it publishes.
    */
   published?: number[];
+  /**
+   * It said it stops to start again, its tasks left running (SIGHUP, `systemctl reload`): while it
+   * is down, its tasks stay for the restart grace rather than the reschedule grace.
+   */
+  restarting?: boolean;
 }
 
 /** A certificate the cluster issued to a node (join, renewal, rejoin), as the node record keeps it. */
@@ -190,5 +195,6 @@ export const checkNode: Check = object({
     ),
     workerOnly: boolean,
     votersKeyGiven: string,
+    restarting: boolean,
   },
 });

@@ -27,6 +27,11 @@ export interface NodeMeta {
   published?: number[];
   /** The ID of the voters' key it holds: the leader seats a learner only once it says so. */
   votersKey?: string;
+  /**
+   * It is stopping to start again (SIGHUP), its tasks left running: the cluster keeps them on it
+   * for a while longer than a node that died.
+   */
+  restarting?: boolean;
 }
 
 export interface Platform {
@@ -78,6 +83,8 @@ function checkMeta(meta: unknown): void {
   const published =
     meta.published === undefined ? undefined : checkPublished(meta.published, 'meta.published');
   if (published) throw new SwimMessageError(`alive update: ${published}`);
+  if (meta.restarting !== undefined && meta.restarting !== true)
+    throw new SwimMessageError('alive update: meta.restarting is true when present');
 }
 
 function checkUpdates(value: unknown, field: string): void {

@@ -94,6 +94,8 @@ test.serial(
     t.regex(unit, /^After=network-online\.target docker\.service$/m);
     t.regex(unit, /^Restart=on-failure$/m);
     t.regex(unit, /^KillMode=mixed$/m);
+    t.regex(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    t.regex(unit, /^RestartForceExitStatus=75$/m);
     t.regex(unit, /^WantedBy=multi-user\.target$/m);
     const verified = await run('systemd-analyze', ['verify', join(units, 'mesh.service')]).then(
       () => '',

@@ -5,7 +5,7 @@ import {
   satisfies,
 } from '../../../agent/scheduler/constraints.js';
 import type { NodeInfo, Plan, ServiceSpec, Task } from '../../../agent/scheduler/model.js';
-import { pendingCause, schedule } from '../../../agent/scheduler/scheduler.js';
+import { pendingCause, RESTART_GRACE_MS, schedule } from '../../../agent/scheduler/scheduler.js';
 import { seededRandom } from '../../../mesh/random.js';
 import { nodeInfo, serviceSpec } from '../../helpers/records.js';
 
@@ -142,6 +142,24 @@ test('a down node keeps its tasks through the grace period, then they move', (t)
   t.deepEqual(
     late.stop.map((s) => s.reason),
     ['node a is down'],
+  );
+  t.deepEqual(countBy(late.create), { b: 1 });
+});
+
+test('a node that said it restarts keeps its tasks through the restart grace, then they move', (t) => {
+  const nodes = [node('a'), node('b')];
+  const web = service('shop.web', { replicas: 2 });
+  const before = converge([web], nodes);
+  const restarting = nodes.map((n) =>
+    n.id === 'a' ? { ...n, status: 'down' as const, downSince: 10_000, restarting: true } : n,
+  );
+  const options = { rescheduleAfterMs: 3000 };
+  const past = (ms: number) => schedule([web], restarting, before, 10_000 + ms, options, ids);
+  t.deepEqual(past(RESTART_GRACE_MS - 1), { create: [], stop: [] }, 'a restart is not a failure');
+  const late = past(RESTART_GRACE_MS);
+  t.deepEqual(
+    late.stop.map((s) => s.reason),
+    [`node a did not come back within ${RESTART_GRACE_MS / 1000} s of its restart`],
   );
   t.deepEqual(countBy(late.create), { b: 1 });
 });
