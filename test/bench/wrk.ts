@@ -79,9 +79,18 @@ export async function wrk(
   return {
     errors: Number(non2xx ?? 0) + socketErrors,
     rps: Math.round(rps),
-    p50Ms: Math.round(millis(/50%\s+(\S+)/.exec(stdout)?.[1]) * 100) / 100,
-    p99Ms: Math.round(millis(/99%\s+(\S+)/.exec(stdout)?.[1]) * 100) / 100,
+    p50Ms: percentileMs(stdout, 50),
+    p99Ms: percentileMs(stdout, 99),
   };
+}
+
+/**
+ * A latency percentile from wrk's distribution, whose lines start with it: the thread stats'
+ * "+/- Stdev" column ("90.50%") must not be read as the 50th (it gave null).
+ */
+function percentileMs(stdout: string, percent: number): number {
+  const value = new RegExp(`^\\s*${percent}%\\s+(\\S+)`, 'm').exec(stdout)?.[1];
+  return Math.round(millis(value) * 100) / 100;
 }
 
 /** a/b of requests per second, to three places. */
