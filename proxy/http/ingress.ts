@@ -424,9 +424,21 @@ export class HttpIngress {
       let relayRefused = false;
       let finished = false;
       let slowReader: NodeJS.Timeout | undefined;
+      // The client went away: so does the request to the replica, whenever it left. One that left
+      // while the request waited for a connection would otherwise get an answer nobody takes, and
+      // the connection, paused for it, would stay open for ever (a body has no idle limit).
+      let abortRequest: (() => void) | undefined;
+      let clientLeft = clientGone(res);
+      const onClientClose = () => {
+        if (res.writableFinished) return;
+        clientLeft = true;
+        abortRequest?.();
+      };
+      res.once('close', onClientClose);
       const settle = (error: Error | undefined) => {
         if (finished) return;
         finished = true;
+        res.off('close', onClientClose);
         clearTimeout(slowReader);
         if (!error && !relayRefused) {
           resolve(undefined);
@@ -456,10 +468,8 @@ export class HttpIngress {
         },
         {
           onConnect: (abort) => {
-            // The client went away: so does the request to the replica.
-            res.once('close', () => {
-              if (!res.writableFinished) abort();
-            });
+            abortRequest = abort;
+            if (clientLeft) abort();
           },
           onHeaders: (statusCode, raw, resume, statusText) => {
             const answer = fieldsOf(raw);
@@ -563,6 +573,12 @@ function fieldsOf(raw: Buffer[] | string[] | null): string[] | typeof RELAY_REFU
   for (let i = 0; i < flat.length; i += 2)
     if (flat[i]?.toLowerCase() === RELAY_UNREACHABLE_HEADER) return RELAY_REFUSED;
   return withoutHopByHop(flat);
+}
+
+/** Whether the client left already: HTTP/1.1's response destroyed, or HTTP/2's stream. */
+function clientGone(res: ServerResponse): boolean {
+  const stream = (res as unknown as { stream?: { destroyed: boolean } }).stream;
+  return res.destroyed || stream?.destroyed === true;
 }
 
 function hasBody(req: IncomingMessage): boolean {

@@ -46,7 +46,12 @@ function endpoint(taskId: string, port: number): Endpoint {
 
 async function ingressFor(
   endpoints: Endpoint[],
-  options: { responseTimeoutMs?: number; limits?: Partial<HttpLimits> } = {},
+  options: {
+    responseTimeoutMs?: number;
+    limits?: Partial<HttpLimits>;
+    /** Held before each connection to a replica is made (a loaded agent's bridge, a far node). */
+    connecting?: () => Promise<void>;
+  } = {},
 ) {
   const service: ServiceRoute = {
     id: 's.web',
@@ -63,7 +68,10 @@ async function ingressFor(
     ['web.s.mesh', [{ host: 'web.s.mesh', prefix: '/', stripPrefix: false, service, target: 80 }]],
   ]);
   const logs = captureLogs('ingress');
-  const connect = (e: Endpoint, target: number) => dialLocal(e.host, e.ports.get(target) ?? 0);
+  const connect = async (e: Endpoint, target: number) => {
+    await options.connecting?.();
+    return dialLocal(e.host, e.ports.get(target) ?? 0);
+  };
   const ingress = new HttpIngress({
     routes: () => routes,
     connect,
@@ -79,7 +87,7 @@ async function ingressFor(
     server.close();
     ingress.close();
   };
-  return { ingress, port, close, logs };
+  return { ingress, port, close, logs, server };
 }
 
 function send(
@@ -186,6 +194,53 @@ test('pipelined requests reach the replica one at a time; a client that goes lea
   });
   t.is(most, 1, 'never more than one request of the connection at the replica');
   t.true(served <= 2, `${served} of 50 requests reached the replica before the client went`);
+});
+
+test('a client that leaves while its request waits for a connection: the replica is not asked, and no connection to it stays', async (t) => {
+  let answered = 0;
+  // An answer that goes on: only the ingress giving it up ends it.
+  const streaming = createServer((_req, res) => {
+    answered += 1;
+    res.write('first part\n');
+  });
+  let connections = 0;
+  streaming.on('connection', () => {
+    connections += 1;
+  });
+  const streamingPort = await listen(streaming);
+  t.teardown(() => streaming.closeAllConnections());
+  t.teardown(() => streaming.close());
+  let connected: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => {
+    connected = resolve;
+  });
+  let asked: () => void = () => undefined;
+  const connecting = new Promise<void>((resolve) => {
+    asked = resolve;
+  });
+  const { port, close, server } = await ingressFor([endpoint('streaming', streamingPort)], {
+    connecting: () => {
+      asked();
+      return held;
+    },
+  });
+  t.teardown(close);
+  const client = connect(port, HOST);
+  client.on('error', () => undefined);
+  client.write('GET /events HTTP/1.1\r\nHost: web.s.mesh\r\n\r\n');
+  await connecting;
+  client.destroy();
+  await eventually(async () => (await connectionCount(server)) === 0, {
+    what: 'the ingress saw the client go',
+  });
+  connected();
+  await eventually(() => connections === 1, { what: 'the connection to the replica made' });
+  // At most the pool's idle timeout (4 s) for a connection made but never used.
+  await eventually(async () => (await connectionCount(streaming)) === 0, {
+    what: 'the connection to the replica closed',
+    timeoutMs: 10_000,
+  });
+  t.is(answered, 0, 'a request nobody waits for is not sent');
 });
 
 test('a client pipelining past the queue is cut off, with a warning; others are served', async (t) => {
