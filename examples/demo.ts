@@ -147,8 +147,8 @@ async function main(): Promise<void> {
       await releaseRun(root);
       await rm(root, { recursive: true, force: true });
     })());
-  // Ctrl-C (or SIGTERM) at any moment, while the agents start or the stack deploys too, cleans
-  // up the same way.
+  // Ctrl-C (or SIGTERM, or its terminal closed: SIGHUP) at any moment, while the agents start or
+  // the stack deploys too, cleans up the same way.
   outliveClosedStdout();
   let signalled = false;
   const interrupted = new Promise<number>((resolve) => {
@@ -156,6 +156,7 @@ async function main(): Promise<void> {
       signalled = true;
       resolve(code);
     };
+    process.once('SIGHUP', on(129));
     process.once('SIGINT', on(130));
     process.once('SIGTERM', on(143));
   });

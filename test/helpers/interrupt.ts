@@ -1,14 +1,18 @@
 /**
  * What a test or benchmark made that must not outlive it (agents, addresses, rules, containers),
- * released newest first when the process is interrupted (SIGINT, SIGTERM) before its own cleanup
- * ran: one pair of signal handlers for every harness. (No ava here: benchmarks use it too.)
+ * released newest first when the process is interrupted (SIGINT, SIGTERM, SIGHUP: its terminal
+ * closed) before its own cleanup ran: one set of signal handlers for every harness. (No ava here:
+ * benchmarks use it too.)
  */
 import { killChildren } from '../../examples/local-cluster.js';
 
+/** 128 + the signal's number, as a shell reports a process it ended. */
+const EXIT_CODES = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
+type Interrupt = keyof typeof EXIT_CODES;
 const releases = new Set<() => Promise<void>>();
 let installed = false;
 
-async function interrupted(signal: NodeJS.Signals): Promise<void> {
+async function interrupted(signal: Interrupt): Promise<void> {
   console.error(`${signal}: stopping what was started`);
   // The run's own steps fail as its agents go (a request to one cut off): that is the interrupt
   // at work, said in a line, and the releases go on to the end instead of a stack trace.
@@ -18,7 +22,7 @@ async function interrupted(signal: NodeJS.Signals): Promise<void> {
   for (const release of [...releases].reverse())
     await release().catch((error: Error) => console.error(`cleanup failed: ${error.message}`));
   await killChildren();
-  process.exit(signal === 'SIGINT' ? 130 : 143);
+  process.exit(EXIT_CODES[signal]);
 }
 
 /** Runs `release` if the process is interrupted; the returned function takes it back (done). */
@@ -26,7 +30,7 @@ export function onInterrupt(release: () => Promise<void>): () => void {
   releases.add(release);
   if (!installed) {
     installed = true;
-    for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    for (const signal of Object.keys(EXIT_CODES) as Interrupt[])
       process.once(signal, () => void interrupted(signal));
   }
   return () => releases.delete(release);

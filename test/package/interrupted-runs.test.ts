@@ -1,7 +1,7 @@
 /**
- * A user who stops the demo or a benchmark midway, with Ctrl-C (SIGINT) or SIGTERM, finds the
- * machine as it was: no agent process, no iptables chain or rule, no address on lo, no route, no
- * container or network, no scratch directory of the run.
+ * A user who stops the demo or a benchmark midway, with Ctrl-C (SIGINT), SIGTERM or by closing
+ * its terminal (SIGHUP), finds the machine as it was: no agent process, no iptables chain or rule,
+ * no address on lo, no route, no container or network, no scratch directory of the run.
  *
  * The demo runs on 127.0.94.1-3 with ranges of its own; bench:partition on its 127.0.30.1-3.
  */
@@ -155,7 +155,7 @@ async function interruptPartition(
 }
 
 /** How a harness exits on each signal, as a shell reports it. */
-const EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+const EXIT_CODES = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
 
 // The demo with Docker (its containers are checked); each run after the other, on one block.
 dockerTest(
@@ -166,9 +166,10 @@ dockerTest(
   },
 );
 
-test('bench:partition stopped with SIGINT or SIGTERM mid-partition leaves nothing behind; killed with SIGKILL, its next start sweeps what it left', async (t) => {
+// SIGHUP: the terminal it ran in closed.
+test('bench:partition stopped with SIGINT or SIGHUP mid-partition leaves nothing behind; killed with SIGKILL, its next start sweeps what it left', async (t) => {
   await interruptPartition(t, 'SIGINT');
-  await interruptPartition(t, 'SIGTERM');
+  await interruptPartition(t, 'SIGHUP');
 
   const killed = await partitioned(t);
   t.teardown(() => sweepLeftovers('bench-partition')); // should the test fail before the next run
