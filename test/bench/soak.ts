@@ -229,7 +229,13 @@ async function main(): Promise<void> {
   const address = web && 'address' in web ? web.address : undefined;
   if (!address) throw new Error('web has no service address');
 
-  const websockets = await Promise.all(Array.from({ length: 50 }, openWebSocket));
+  // The ingress workers start with the first route: for a moment after the deploy a connection to
+  // the ingress may be refused (CI met it once). The first WebSocket waits for it to listen.
+  const firstSocket = await until('the ingress taking a WebSocket', 30_000, openWebSocket);
+  const websockets = [
+    firstSocket,
+    ...(await Promise.all(Array.from({ length: 49 }, openWebSocket))),
+  ];
   const closed = { count: 0 };
   for (const socket of websockets) socket.once('close', () => (closed.count += 1));
   const pids = () => agents.map((a) => a.child.pid as number);
