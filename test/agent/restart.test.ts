@@ -54,13 +54,18 @@ test.after.always(async () => {
     for (const id of clusterIds) await removeLabelled(engine.docker, `mesh.cluster=${id}`);
 });
 
-async function clusterOn(hosts: string[], label: string): Promise<[LocalCluster, AgentProcess[]]> {
+/** A cluster of its own for a test (the two run at once): its agents and its ID. */
+async function clusterOn(
+  hosts: string[],
+  label: string,
+): Promise<[LocalCluster, AgentProcess[], string]> {
   const cluster = await LocalCluster.create(label);
   clusters.push(cluster);
   const agents = await cluster.start(hosts, label);
-  clusterIds.push((await meshJson<StatusResponse>(agents[0] as AgentProcess, 'status')).clusterId);
+  const { clusterId } = await meshJson<StatusResponse>(agents[0] as AgentProcess, 'status');
+  clusterIds.push(clusterId);
   await checkUnreachable(testRanges(hosts[0] as string).serviceRange);
-  return [cluster, agents];
+  return [cluster, agents, clusterId];
 }
 
 const loAddresses = async () => (await run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'lo'])).stdout;
@@ -96,9 +101,8 @@ function tasksOnceAnswering(agent: AgentProcess): Promise<TaskRow[]> {
 dockerTest(
   'a lone node killed, or stopped with SIGHUP, takes its running task back unrestarted when it starts again; its host changes go and come back; SIGTERM takes all away',
   async (t) => {
-    const [cluster, [first]] = await clusterOn([ALONE], 'restart');
+    const [cluster, [first], clusterId] = await clusterOn([ALONE], 'restart');
     let agent = first as AgentProcess;
-    const clusterId = clusterIds[0] as string;
     const range = testRanges(ALONE).serviceRange;
     const deployed = await meshOn(
       agent,
@@ -158,9 +162,8 @@ dockerTest(
 dockerTest(
   'a node stopped with SIGHUP keeps its task past the reschedule grace, shown restarting, and serves it again when back',
   async (t) => {
-    const [cluster, agents] = await clusterOn(PAIR, 'restart-pair');
+    const [cluster, agents, clusterId] = await clusterOn(PAIR, 'restart-pair');
     const [first, second] = agents as [AgentProcess, AgentProcess];
-    const clusterId = clusterIds.at(-1) as string;
     const secondId = await nodeIdOf(second);
     const deployed = await meshOn(
       first,

@@ -17,10 +17,9 @@ export interface H2loadResult {
 
 /**
  * h2load (HTTP/2 over TLS, ALPN h2: a thread and 32 connections a core, -m10 streams each) for a
- * bounded time
- * against a URL whose host name is in `hosts` (name → address): h2load takes the server name it
- * sends (SNI) and :authority from the URL, so it runs in a mount namespace of its own where
- * /etc/hosts says those names; the machine's file is not touched.
+ * bounded time against a URL whose host name is in `hosts` (name → address): h2load takes the
+ * server name it sends (SNI) and :authority from the URL, so it runs in a mount namespace of its
+ * own where /etc/hosts says those names; the machine's file is not touched.
  */
 export async function h2load(
   root: string,

@@ -240,8 +240,8 @@ export async function sideBySide(
 
 /**
  * Makes `cleanup` run when the benchmark ends, and on Ctrl-C, SIGTERM or SIGHUP too (then the run
- * exits 130, 143 or 129): nothing it started (peers, containers, rules) is left behind; its local clusters
- * register themselves (LocalCluster). Returns the cleanup, to await in the benchmark's own
+ * exits 130, 143 or 129): nothing it started (peers, containers, rules) is left behind; its local
+ * clusters register themselves (LocalCluster). Returns the cleanup, to await in the benchmark's own
  * `finally`; it runs once whichever comes first.
  */
 export function cleanupOnSignal(cleanup: () => Promise<void>): () => Promise<void> {
