@@ -82,6 +82,17 @@ export class Tunnels {
         stream.close(constants.NGHTTP2_CANCEL);
         reject(error);
       };
+      // A session that ends under a stream still waiting for its answer (the peer killed: its
+      // kernel closed the connection) closes the stream with no error: it fails now, not at the
+      // timeout, so the caller moves on to another replica at once.
+      const closedUnanswered = () =>
+        fail(
+          new TransportError(
+            'unreachable',
+            session.refusal ??
+              `the session with ${to.address} closed before the stream was answered (HTTP/2 code ${stream.rstCode})`,
+          ),
+        );
       const timer = setTimeout(
         () =>
           fail(
@@ -96,6 +107,7 @@ export class Tunnels {
         const status = Number(headers[':status']);
         if (status === 200) {
           clearTimeout(timer);
+          stream.off('close', closedUnanswered);
           resolve(stream);
           return;
         }
@@ -105,6 +117,7 @@ export class Tunnels {
       stream.once('error', (error: Error) =>
         fail(new TransportError('unreachable', session.refusal ?? error.message)),
       );
+      stream.once('close', closedUnanswered);
     });
   }
 

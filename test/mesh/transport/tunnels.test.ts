@@ -151,6 +151,17 @@ test('a session killed mid-transfer fails its streams at once; the next stream g
   next.end();
 });
 
+test('a peer gone before it answers a stream fails that stream at once, saying so', async (t) => {
+  const { alice, bob, to } = await pair('127.0.32.20', '127.0.32.21');
+  t.teardown(() => alice.close());
+  // Bob goes while a stream waits for his answer, as a killed agent does: the kernel closes the
+  // session's connection and the stream ends with no error of its own.
+  bob.serveStreams(() => void bob.close());
+  const failed = await t.throwsAsync<TransportError>(alice.openStream(to, 'echo/1'));
+  t.regex(String(failed?.message), /closed before the stream was answered/);
+  t.notRegex(String(failed?.message), /within \d+ ms/, 'not held until the connect timeout');
+});
+
 test('a renewed certificate: streams in flight go on, new ones go over a session made with it', async (t) => {
   const { alice, bob, ia, to } = await pair('127.0.32.13', '127.0.32.14');
   t.teardown(() => Promise.all([alice.close(), bob.close()]));
