@@ -9,8 +9,9 @@
  *
  * Each slice reports its requests, errors and p99 and each agent's RSS and open file
  * descriptors; the end, the WebSockets still open and the descriptors against the start. Held:
- * no failed request, connection or query through node 1, every WebSocket open, RSS growth after
- * the first slice ≤ 10 MB and descriptors back within 10 of the start, for the agents not killed.
+ * no failed request, connection or query through node 1 (connections node 3's agent was relaying
+ * when it was killed are counted apart), every WebSocket open, RSS growth after the first slice
+ * ≤ 10 MB and descriptors back within 10 of the start, for the agents not killed.
  *
  * Idle timeouts that apply (and how to set them): a client's idle keep-alive connection to the
  * ingress, 75 s (`--http-limit keepalive-timeout=`); an upgraded connection (WebSocket) and a TCP
@@ -119,24 +120,52 @@ function rss(pid: number): number | null {
 interface Slice {
   endSeconds: number;
   http: WrkResult;
-  routingMesh: { count: number; failed: number };
-  dns: { count: number; failed: number };
+  routingMesh: Counted;
+  dns: Counted;
   /** Per agent, null while it is down. */
   rssMb: Array<number | null>;
   fds: Array<number | null>;
 }
 
-/** Something done at a steady rate (one at a time or overlapping) until stopped, each counted. */
-function steady(perSecond: number, once: () => Promise<boolean>) {
-  let count = 0;
-  let failed = 0;
+/** Tries counted in a slice; why the failed ones failed (with the second of the run), if any. */
+interface Counted {
+  count: number;
+  /** Failed, not counting those cut by the kill. */
+  failed: number;
+  /** Failed while under way through the agent killed (see `cutByKill`). */
+  cutByKill: number;
+  failures?: Array<{ atSeconds: number; reason: string; cutByKill: boolean }>;
+}
+
+/** Failures kept per slice with their reasons: enough to tell causes apart in CI's output. */
+const FAILURES_KEPT = 10;
+
+/**
+ * Something done at a steady rate (one at a time or overlapping) until stopped, each counted;
+ * `once` resolves to why it failed, or to nothing when it did not. `cutByKill` tells a failure
+ * under way when an agent was killed, from its start and end (ms), from one that counts.
+ */
+function steady(
+  perSecond: number,
+  once: () => Promise<string | undefined>,
+  clock: { elapsed: () => number; cutByKill: (startedMs: number, endedMs: number) => boolean },
+) {
+  let counted: Counted = { count: 0, failed: 0, cutByKill: 0 };
   let running = true;
   const loop = (async () => {
     const inFlight = new Set<Promise<void>>();
     while (running) {
-      const done = once().then((ok) => {
-        count += 1;
-        if (!ok) failed += 1;
+      const atSeconds = clock.elapsed();
+      const startedMs = Date.now();
+      const done = once().then((reason) => {
+        counted.count += 1;
+        if (reason === undefined) return;
+        const cutByKill = clock.cutByKill(startedMs, Date.now());
+        if (cutByKill) counted.cutByKill += 1;
+        else counted.failed += 1;
+        counted.failures ??= [];
+        if (counted.failures.length < FAILURES_KEPT)
+          counted.failures.push({ atSeconds, reason, cutByKill });
       });
       inFlight.add(done);
       void done.then(() => inFlight.delete(done));
@@ -147,10 +176,9 @@ function steady(perSecond: number, once: () => Promise<boolean>) {
   return {
     /** What was counted since the last take. */
     take: () => {
-      const counted = { count, failed };
-      count = 0;
-      failed = 0;
-      return counted;
+      const taken = counted;
+      counted = { count: 0, failed: 0, cutByKill: 0 };
+      return taken;
     },
     stop: async () => {
       running = false;
@@ -159,29 +187,39 @@ function steady(perSecond: number, once: () => Promise<boolean>) {
   };
 }
 
-/** A new TCP connection to the address, one request: whether a 200 answered. */
-function connectOnce(address: string): Promise<boolean> {
+/** A new TCP connection to the address, one request: why no 200 answered it, if none did. */
+function connectOnce(address: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = connect({ host: address, port: 8080 });
     let answer = '';
+    let connected = false;
+    let failure: string | undefined;
     const timer = setTimeout(() => socket.destroy(new Error('no answer within 10 s')), 10_000);
-    socket.on('connect', () => socket.end('GET / HTTP/1.0\r\n\r\n'));
+    socket.on('connect', () => {
+      connected = true;
+      socket.end('GET / HTTP/1.0\r\n\r\n');
+    });
     socket.on('data', (chunk) => {
       answer += String(chunk);
     });
     socket.on('close', () => {
       clearTimeout(timer);
-      resolve(answer.startsWith('HTTP/1.1 200'));
+      if (answer.startsWith('HTTP/1.1 200')) resolve(undefined);
+      else if (failure) resolve(failure);
+      else if (answer) resolve(`answered ${JSON.stringify(answer.split('\r\n')[0])}`);
+      else resolve(connected ? 'closed with no answer' : 'closed before connecting');
     });
-    socket.on('error', () => undefined); // told at close: no answer
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      failure = `${connected ? 'after connecting' : 'connecting'}: ${error.code ?? error.message}`;
+    });
   });
 }
 
-/** One DNS question for web's name to the server: whether it answered an address. */
-function askOnce(resolver: Resolver): Promise<boolean> {
+/** One DNS question for web's name to the server: why it gave no address, if it did not. */
+function askOnce(resolver: Resolver): Promise<string | undefined> {
   return resolver.resolve4(WEB_HOST).then(
-    (addresses) => addresses.length > 0,
-    () => false, // no answer in time, or refused: a failed query
+    (addresses) => (addresses.length > 0 ? undefined : 'no address'),
+    (error: NodeJS.ErrnoException) => error.code ?? error.message, // no answer in time, or refused
   );
 }
 
@@ -240,15 +278,24 @@ async function main(): Promise<void> {
   for (const socket of websockets) socket.once('close', () => (closed.count += 1));
   const pids = () => agents.map((a) => a.child.pid as number);
   const startFds = pids().map(fds);
-  const mesh = steady(20, () => connectOnce(address));
+  const startedAt = Date.now();
+  const elapsed = () => Math.round((Date.now() - startedAt) / 1000);
+  // A connection through web's service address that node 3's agent relayed to its replica dies
+  // with that agent when it is killed, as it would with any proxy killed (the relay's socket state
+  // is gone, and sending the client's bytes again to another replica is not safe for TCP): one
+  // under way at the kill that failed within a second of it is counted apart. One begun after the
+  // kill must be served by another replica.
+  let killedAt: number | undefined;
+  const cutByKill = (startedMs: number, endedMs: number) =>
+    killedAt !== undefined && startedMs <= killedAt && endedMs <= killedAt + 1000;
+  const mesh = steady(20, () => connectOnce(address), { elapsed, cutByKill });
   const resolver = new Resolver({ timeout: 2000, tries: 1 });
   resolver.setServers([HOSTS[0] as string]);
-  const dns = steady(20, () => askOnce(resolver));
+  // DNS is node 1's own: no query goes through node 3.
+  const dns = steady(20, () => askOnce(resolver), { elapsed, cutByKill: () => false });
 
   const slices: Slice[] = [];
   const events: Array<{ atSeconds: number; what: string }> = [];
-  const startedAt = Date.now();
-  const elapsed = () => Math.round((Date.now() - startedAt) / 1000);
   const at = (fraction: number) => startedAt + fraction * seconds * 1000;
   const happenings = [
     {
@@ -261,6 +308,7 @@ async function main(): Promise<void> {
       what: 'node 3 killed with SIGKILL, then started again',
       run: async () => {
         const third = agents[2] as AgentProcess;
+        killedAt = Date.now();
         third.child.kill('SIGKILL');
         await third.exited;
         await sleep(5000);
@@ -350,6 +398,7 @@ async function main(): Promise<void> {
     rssGrowthMbAfterFirstSlice: rssGrowthMb,
     fdDrift,
     failed,
+    routingMeshCutByKill: sum((s) => s.routingMesh.cutByKill),
     held: {
       noFailures: failed === GOALS.failed,
       websocketsOpen: open === GOALS.websocketsOpen,
