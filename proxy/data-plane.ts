@@ -40,9 +40,15 @@ import {
 } from './routing-table.js';
 import { type HostNetworks, mayReach, plainAddress, SourcePolicy } from './source-policy.js';
 import { formatStreamTarget, parseStreamTarget, type StreamTarget } from './stream-target.js';
+import { ViewIndex } from './view-index.js';
 
 /** Containers send DNS queries to the DNS address on the standard port. */
 const CONTAINER_DNS_PORT = 53;
+/**
+ * How long a stream for a task this node's view does not list waits for the view to reach the
+ * asker's: a heartbeat or two, the lag between the leader's replica and the others'.
+ */
+const VIEW_CATCH_UP_MS = 1000;
 /** Bridges are listed again (for a new task, an unknown source) at most this often. */
 const BRIDGE_LISTING_SPACING_MS = 100;
 
@@ -82,7 +88,11 @@ export interface DataPlaneOptions {
   members: () => Member[];
   onMembersChange: (listener: () => void) => void;
   /** Opens a stream to what another node serves, over the cluster's mTLS. */
-  openStream: (to: { address: string; nodeId: string }, target: string) => Promise<Duplex>;
+  openStream: (
+    to: { address: string; nodeId: string },
+    target: string,
+    asOf: number,
+  ) => Promise<Duplex>;
   /** Takes streams other nodes open to this one. */
   serveStreams: (handler: (stream: IncomingStream) => void) => void;
   /**
@@ -126,6 +136,7 @@ export class DataPlane {
   private relay: Promise<HttpRelay | undefined> | undefined;
   private unwatch: (() => void) | undefined;
   private rebuildQueued = false;
+  private readonly view = new ViewIndex(VIEW_CATCH_UP_MS);
   private readonly passes = new RunAgain(
     () => (this.stopped ? Promise.resolve() : this.applyOnce()),
     (error) => this.options.log.warn({ err: error }, 'data plane not updated'),
@@ -143,6 +154,7 @@ export class DataPlane {
     this.policy = new SourcePolicy(new Set([options.advertise]));
     this.refusals = new LimitedLog(options.log, 1);
     this.table = this.build();
+    this.view.reached(options.state.appliedIndex);
     this.zone = buildZone(this.table, this.serial);
     this.policy.setServiceRange(this.table.settings?.serviceRange);
     this.forwarder = new Forwarder({
@@ -266,9 +278,11 @@ export class DataPlane {
       if (change.kind === 'certificates') this.ingress.setCertificates(this.certificatesNow());
       else if (!['nodes', 'stacks', 'secrets', 'autoscaling'].includes(change.kind))
         this.rebuildSoon();
+      // A change the table does not show leaves it as of this index; one it shows, once rebuilt.
+      if (!this.rebuildQueued) this.view.reached(state.appliedIndex);
     });
     this.options.onMembersChange(() => this.rebuildSoon());
-    this.options.serveStreams((stream) => this.serveStream(stream));
+    this.options.serveStreams((stream) => void this.serveStream(stream));
     if (dnsPort > 0)
       await this.dns
         .listen(advertise, dnsPort)
@@ -294,6 +308,7 @@ export class DataPlane {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unwatch?.();
+    this.view.close();
     await this.passes.idle();
     this.listeners.close();
     this.udpListeners.close();
@@ -341,6 +356,7 @@ export class DataPlane {
     queueMicrotask(() => {
       this.rebuildQueued = false;
       this.table = this.build();
+      this.view.reached(this.options.state.appliedIndex);
       this.zone = buildZone(this.table, ++this.serial);
       this.policy.setServiceRange(this.table.settings?.serviceRange);
       this.ingress.setRoutes(hostRoutes(this.table));
@@ -573,16 +589,22 @@ export class DataPlane {
   private openStreamTo(nodeId: string, target: string) {
     const member = this.options.members().find((m) => m.id === nodeId);
     if (!member) return Promise.reject(new Error(`node ${nodeId} is not a member`));
-    return this.options.openStream({ address: member.address, nodeId }, target);
+    return this.options.openStream({ address: member.address, nodeId }, target, this.view.current);
   }
 
-  /** Another node's agent forwards a connection (or a UDP flow) to one of this node's tasks. */
-  private serveStream({ peer, target, accept, refuse }: IncomingStream): void {
+  /**
+   * Another node's agent forwards a connection (or a UDP flow) to one of this node's tasks. A task
+   * the asker saw ready and this node's view does not list yet (its report reached the leader's
+   * replica first) is looked for again once this view has caught up with the asker's.
+   */
+  private async serveStream({ peer, target, asOf, accept, refuse }: IncomingStream): Promise<void> {
     const named = parseStreamTarget(target);
     const { kind, taskId, port } = named ?? { kind: 'tcp', taskId: target, port: 0 };
-    const endpoint = this.table.services
-      .flatMap((s) => s.endpoints)
-      .find((e) => e.taskId === taskId && e.nodeId === this.options.nodeId);
+    let endpoint = this.localEndpoint(taskId);
+    if (named && !endpoint && asOf > this.view.current) {
+      await this.view.until(asOf);
+      endpoint = this.localEndpoint(taskId);
+    }
     const ports = kind === 'udp' ? endpoint?.udpPorts : endpoint?.ports;
     if (!named || !endpoint || !ports?.has(port)) {
       this.options.log.warn(
@@ -612,5 +634,12 @@ export class DataPlane {
         );
         refuse(502, `task ${taskId} did not take the connection: ${error.message}`);
       });
+  }
+
+  /** The ready endpoint of one of this node's tasks, as this node's view has it. */
+  private localEndpoint(taskId: string) {
+    return this.table.services
+      .flatMap((s) => s.endpoints)
+      .find((e) => e.taskId === taskId && e.nodeId === this.options.nodeId);
   }
 }

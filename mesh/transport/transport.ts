@@ -144,8 +144,12 @@ export class Transport {
    * a stream of the tunnel session with it (its own connection, apart from the channel's, so a
    * busy stream never holds up gossip or Raft).
    */
-  openStream(to: { address: string; nodeId: string }, target: string): Promise<ClientHttp2Stream> {
-    return this.tunnels.open(to, target);
+  openStream(
+    to: { address: string; nodeId: string },
+    target: string,
+    asOf?: number,
+  ): Promise<ClientHttp2Stream> {
+    return this.tunnels.open(to, target, asOf);
   }
 
   /** Called with the peer's node ID whenever a connection to it closes or a dial to it fails. */

@@ -6,6 +6,7 @@ import type { LimitedLog } from '../limited-log.js';
 import { REFUSAL_HEADER } from './dial.js';
 import type { Peer } from './tls.js';
 import {
+  AS_OF_HEADER,
   keepAlive,
   TARGET_HEADER,
   TUNNEL_SESSION_MEMORY_MB,
@@ -18,6 +19,8 @@ export interface IncomingStream {
   peer: Peer;
   /** What it asked for, in the handler's terms. */
   target: string;
+  /** The index of the cluster state the asker chose the target from; 0 when it did not say. */
+  asOf: number;
   /** Yes: the asker may send from now on; the stream is its bytes both ways (the same each call). */
   accept(): Duplex;
   /** No, with the reason the asker is told. */
@@ -89,9 +92,11 @@ export class TunnelServer {
           answer(404, 'this node serves no such stream');
           return;
         }
+        const asOf = Number(headers[AS_OF_HEADER]);
         serve({
           peer,
           target,
+          asOf: Number.isSafeInteger(asOf) && asOf > 0 ? asOf : 0,
           accept: () => {
             if (!stream.headersSent && !stream.closed && !stream.destroyed)
               stream.respond({ ':status': 200 });

@@ -22,6 +22,11 @@ import { type Peer, peerFromCertificate } from './tls.js';
 export const TUNNEL_ALPN = 'mesh-tunnel/1';
 /** What a stream asks for, in the serving node's terms (see proxy/stream-target.ts). */
 export const TARGET_HEADER = 'mesh-target';
+/**
+ * The index of the cluster state the opener chose the target from: a node whose own replica is
+ * behind it may wait to catch up before it says the target is not there.
+ */
+export const AS_OF_HEADER = 'mesh-as-of';
 
 /**
  * Both ways: room for a burst of streams, and windows wide enough that a bulk transfer is not
@@ -66,15 +71,25 @@ export class Tunnels {
   constructor(private readonly options: TunnelOptions) {}
 
   /**
-   * A byte stream to what the node at `address` serves under `target`. Resolves once the peer
-   * accepted, paused (pipe() resumes it); rejects with the peer's reason.
+   * A byte stream to what the node at `address` serves under `target`, chosen from the cluster
+   * state as of index `asOf` (0: unsaid). Resolves once the peer accepted, paused (pipe() resumes
+   * it); rejects with the peer's reason.
    */
-  async open(to: { address: string; nodeId: string }, target: string): Promise<ClientHttp2Stream> {
+  async open(
+    to: { address: string; nodeId: string },
+    target: string,
+    asOf = 0,
+  ): Promise<ClientHttp2Stream> {
     const session = await this.session(to);
     const { connectTimeoutMs } = this.options;
     return new Promise((resolve, reject) => {
       const stream = session.session.request(
-        { ':method': 'CONNECT', ':authority': to.address, [TARGET_HEADER]: target },
+        {
+          ':method': 'CONNECT',
+          ':authority': to.address,
+          [TARGET_HEADER]: target,
+          [AS_OF_HEADER]: String(asOf),
+        },
         { endStream: false },
       );
       const fail = (error: TransportError) => {

@@ -49,10 +49,10 @@ function closedBy(stream: Duplex): Promise<number | undefined> {
   );
 }
 
-test('a stream reaches what the peer serves, named by its certificate, both ways and half-closed', async (t) => {
+test('a stream reaches what the peer serves, named by its certificate and the state index it was chosen from, both ways and half-closed', async (t) => {
   const { alice, bob, ia, to } = await pair('127.0.32.1', '127.0.32.2');
   t.teardown(() => Promise.all([alice.close(), bob.close()]));
-  bob.serveStreams(({ peer, target, accept }) => {
+  bob.serveStreams(({ peer, target, asOf, accept }) => {
     t.is(peer.nodeId, ia.nodeId);
     const stream = accept();
     let received = '';
@@ -60,13 +60,13 @@ test('a stream reaches what the peer serves, named by its certificate, both ways
       received += chunk.toString();
     });
     // Answers only once the other side finished sending: the half-close came through.
-    stream.on('end', () => stream.end(`${target} got ${received}`));
+    stream.on('end', () => stream.end(`${target} as of ${asOf} got ${received}`));
   });
-  const stream = await alice.openStream(to, 'echo/7');
+  const stream = await alice.openStream(to, 'echo/7', 42);
   stream.end('hello');
   let answer = '';
   for await (const chunk of stream) answer += String(chunk);
-  t.is(answer, 'echo/7 got hello');
+  t.is(answer, 'echo/7 as of 42 got hello');
   t.is(await closedBy(stream).then(() => stream.rstCode), constants.NGHTTP2_NO_ERROR);
 });
 
