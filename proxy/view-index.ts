@@ -15,7 +15,7 @@ export class ViewIndex {
     return this.index;
   }
 
-  /** The view is now as of `index`: waits for it or for less end. */
+  /** The view is now as of `index`: the waits for it, or for an index before it, end. */
   reached(index: number): void {
     this.index = index;
     for (const waiter of this.waiting) if (waiter.index <= index) waiter.done();

@@ -64,10 +64,10 @@ export type ToMain =
 /** A worker that dies is started again after this. */
 const RESTART_MS = 1000;
 /**
- * glibc's malloc arenas a worker may keep, unless the environment says. With glibc's default (8
- * per core), each worker under 1,000 connections grew from about 120 MB to 170-185 MB in four
- * minutes and stayed there: memory freed, but held in the arenas of its helper threads. With 2 it
- * comes back to within 10 MB of where it started, at the same request rate (bench:soak).
+ * glibc's malloc arenas a worker may keep, unless the environment says: fewer arenas hold less
+ * memory freed. Under 1,000 connections, workers with glibc's default (8 per core) grew by about
+ * 50 MB each in four minutes, in both runs; with 2, they held flat in two runs of four, and grew
+ * after a rolling update in the other two (bench:soak): one cause of growth, not all.
  */
 const MALLOC_ARENAS = '2';
 

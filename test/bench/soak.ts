@@ -7,11 +7,12 @@
  * in), node 3 (whose ingress serves no client) killed with SIGKILL and started again (halfway),
  * and the secret web uses updated (three quarters in: web rolls again).
  *
- * Each slice reports its requests, errors and p99 and each agent's RSS and open file
- * descriptors; the end, the WebSockets still open and the descriptors against the start. Held:
- * no failed request, connection or query through node 1 (connections node 3's agent was relaying
- * when it was killed are counted apart), every WebSocket open, RSS growth after the first slice
- * ≤ 10 MB and descriptors back within 10 of the start, for the agents not killed.
+ * Each slice reports its requests, errors and p99 and each agent's RSS (at its end, and the least
+ * through it) and open file descriptors; the end, the WebSockets still open and the descriptors
+ * against the start. Held: no failed request, connection or query through node 1 (connections
+ * node 3's agent was relaying when it was killed are counted apart), every WebSocket open, RSS
+ * growth after the first slice ≤ 10 MB (the last slice's least against the second's) and
+ * descriptors back within 10 of the start, for the agents not killed.
  *
  * Idle timeouts that apply (and how to set them): a client's idle keep-alive connection to the
  * ingress, 75 s (`--http-limit keepalive-timeout=`); an upgraded connection (WebSocket) and a TCP
@@ -116,14 +117,41 @@ function rss(pid: number): number | null {
   }
 }
 
+/**
+ * The least resident memory of each agent (with its workers) through a slice, sampled every
+ * second: the memory it keeps. One sample lands anywhere in a worker's garbage-collection cycle
+ * (under this load its young generation alone swings by tens of MB); a leak raises the floor.
+ */
+function rssFloors(pids: () => number[]) {
+  let floors: number[] = [];
+  const sample = () =>
+    pids().forEach((pid, i) => {
+      const now = rss(pid);
+      if (now !== null) floors[i] = Math.min(floors[i] ?? now, now);
+    });
+  const timer = setInterval(sample, 1000);
+  return {
+    /** The floors since the last take. */
+    take: (): Array<number | null> => {
+      sample();
+      const taken = pids().map((_, i) => floors[i] ?? null);
+      floors = [];
+      return taken;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
 /** What one slice of the run saw. */
 interface Slice {
   endSeconds: number;
   http: WrkResult;
   routingMesh: Counted;
   dns: Counted;
-  /** Per agent, null while it is down. */
+  /** Per agent at the slice's end, null while it is down. */
   rssMb: Array<number | null>;
+  /** Per agent, the least of its samples through the slice (see rssFloors). */
+  rssFloorMb: Array<number | null>;
   fds: Array<number | null>;
 }
 
@@ -293,6 +321,7 @@ async function main(): Promise<void> {
   resolver.setServers([HOSTS[0] as string]);
   // DNS is node 1's own: no query goes through node 3.
   const dns = steady(20, () => askOnce(resolver), { elapsed, cutByKill: () => false });
+  const memoryFloors = rssFloors(pids);
 
   const slices: Slice[] = [];
   const events: Array<{ atSeconds: number; what: string }> = [];
@@ -353,11 +382,13 @@ async function main(): Promise<void> {
       routingMesh: mesh.take(),
       dns: dns.take(),
       rssMb: memory,
+      rssFloorMb: memoryFloors.take(),
       fds: pids().map(fds),
     });
     note(`${elapsed()} s: ${JSON.stringify(slices.at(-1))}`);
   }
   await Promise.all(background);
+  memoryFloors.stop();
   await mesh.stop();
   await dns.stop();
   // Idle keep-alive connections to the replicas close after 4 s (their pools' idle timeout):
@@ -379,10 +410,11 @@ async function main(): Promise<void> {
   const sum = (pick: (slice: Slice) => number) => slices.reduce((n, slice) => n + pick(slice), 0);
   const failed =
     sum((s) => s.http.errors) + sum((s) => s.routingMesh.failed) + sum((s) => s.dns.failed);
-  const rssOf = (i: number) => slices.map((s) => s.rssMb[i] ?? 0);
+  // Growth after the first minute: the last slice's floor against the second's (the first
+  // holds the start, before the workers have grown to their load).
   const rssGrowthMb = THROUGHOUT.map((i) => {
-    const series = rssOf(i);
-    return Math.round(((series.at(-1) ?? 0) - (series[0] ?? 0)) * 10) / 10;
+    const floors = slices.map((s) => s.rssFloorMb[i] ?? 0);
+    return Math.round(((floors.at(-1) ?? 0) - (floors[1] ?? floors[0] ?? 0)) * 10) / 10;
   });
   const fdDrift = THROUGHOUT.map((i) => (endFds[i] ?? 0) - (startFds[i] ?? 0));
   report({
