@@ -66,7 +66,8 @@ export interface TunnelOptions {
 
 /** This node's sessions to its peers, one per peer, made on first use. */
 export class Tunnels {
-  private readonly sessions = new Map<string, Promise<Session>>();
+  /** By peer: the session being made or made (`record`, once it is). */
+  private readonly sessions = new Map<string, { pending: Promise<Session>; record?: Session }>();
 
   constructor(private readonly options: TunnelOptions) {}
 
@@ -143,7 +144,7 @@ export class Tunnels {
   renew(): void {
     const old = [...this.sessions.values()];
     this.sessions.clear();
-    for (const pending of old)
+    for (const { pending } of old)
       pending.then(
         (s) => s.session.close(),
         () => undefined,
@@ -152,8 +153,8 @@ export class Tunnels {
 
   /** Drops, streams and all, the sessions to peers whose certificates are not honoured now. */
   drop(refusal: (peer: Peer) => string | undefined): void {
-    for (const [key, pending] of this.sessions)
-      pending.then(
+    for (const [key, entry] of this.sessions)
+      entry.pending.then(
         ({ session, peer }) => {
           const reason = refusal(peer);
           if (!reason) return;
@@ -161,7 +162,7 @@ export class Tunnels {
             { peer: peer.nodeId, serial: peer.serial, reason },
             'certificate no longer honoured: dropping its tunnel session',
           );
-          if (this.sessions.get(key) === pending) this.sessions.delete(key);
+          if (this.sessions.get(key) === entry) this.sessions.delete(key);
           session.destroy();
         },
         () => undefined,
@@ -169,7 +170,7 @@ export class Tunnels {
   }
 
   close(): void {
-    for (const pending of this.sessions.values())
+    for (const { pending } of this.sessions.values())
       pending.then(
         (s) => s.session.destroy(),
         () => undefined,
@@ -179,20 +180,21 @@ export class Tunnels {
 
   private session(to: { address: string; nodeId: string }): Promise<Session> {
     const key = `${to.nodeId}@${to.address}`;
-    let pending = this.sessions.get(key);
-    if (!pending) {
-      pending = this.connect(to);
-      this.sessions.set(key, pending);
-      const forget = () => {
-        if (this.sessions.get(key) === pending) this.sessions.delete(key);
-      };
-      pending.then((s) => {
-        s.session.once('close', forget);
-        // A peer going away (shutting down, or refusing us) takes no new streams on it.
-        s.session.once('goaway', forget);
-      }, forget);
-    }
-    return pending;
+    const known = this.sessions.get(key);
+    // One destroyed and not closed yet (its connection still flushing) takes no new streams.
+    if (known && !known.record?.session.destroyed) return known.pending;
+    const entry: { pending: Promise<Session>; record?: Session } = { pending: this.connect(to) };
+    this.sessions.set(key, entry);
+    const forget = () => {
+      if (this.sessions.get(key) === entry) this.sessions.delete(key);
+    };
+    entry.pending.then((s) => {
+      entry.record = s;
+      s.session.once('close', forget);
+      // A peer going away (shutting down, or refusing us) takes no new streams on it.
+      s.session.once('goaway', forget);
+    }, forget);
+    return entry.pending;
   }
 
   private connect(to: { address: string; nodeId: string }): Promise<Session> {
@@ -256,14 +258,20 @@ export class Tunnels {
 
 /**
  * Pings the session while it is open; one left unanswered for a whole interval means the peer is
- * gone without a word (a cut link), and the session is destroyed so its streams fail now.
+ * gone without a word (a cut link), and the session is destroyed so its streams fail now. Its
+ * connection goes with it: a session waits for its connection to flush before it closes, and one
+ * whose peer takes nothing more would never close (soak: a session to a killed and restarted
+ * agent stayed, destroyed, for minutes, and every stream on it failed).
  */
 export function keepAlive(session: Http2Session, peer: string, log: Logger): void {
   let waiting = false;
   const timer = setInterval(() => {
     if (waiting) {
       log.warn({ peer }, `tunnel session: no answer to a ping in ${PING_INTERVAL_MS} ms; closing`);
+      clearInterval(timer);
+      const connection = session.socket;
       session.destroy();
+      connection?.destroy();
       return;
     }
     waiting = true;
