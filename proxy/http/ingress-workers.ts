@@ -66,8 +66,8 @@ const RESTART_MS = 1000;
 /**
  * glibc's malloc arenas a worker may keep, unless the environment says: fewer arenas hold less
  * memory freed. Under 1,000 connections, workers with glibc's default (8 per core) grew by about
- * 50 MB each in four minutes, in both runs; with 2, they held flat in two runs of four, and grew
- * after a rolling update in the other two (bench:soak): one cause of growth, not all.
+ * 50 MB each in four minutes, in both runs; with 2, they held flat in two runs of five, and grew
+ * as much in the other three (bench:soak): one cause of growth at most, not all of it.
  */
 const MALLOC_ARENAS = '2';
 
