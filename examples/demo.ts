@@ -21,6 +21,7 @@ import { pollUntil } from '../mesh/poll.js';
 import { recordRanges, releaseRun, scratchDirectory } from './leftovers.js';
 import {
   type AgentProcess,
+  INTERRUPT_EXIT_CODES,
   killChildren,
   mesh,
   outliveClosedStdout,
@@ -152,13 +153,11 @@ async function main(): Promise<void> {
   outliveClosedStdout();
   let signalled = false;
   const interrupted = new Promise<number>((resolve) => {
-    const on = (code: number) => () => {
-      signalled = true;
-      resolve(code);
-    };
-    process.once('SIGHUP', on(129));
-    process.once('SIGINT', on(130));
-    process.once('SIGTERM', on(143));
+    for (const [signal, code] of Object.entries(INTERRUPT_EXIT_CODES))
+      process.once(signal, () => {
+        signalled = true;
+        resolve(code);
+      });
   });
   void interrupted.then(async (code) => {
     await stop();

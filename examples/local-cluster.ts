@@ -35,6 +35,12 @@ export function outliveClosedStdout(): void {
 }
 
 /**
+ * How a harness interrupted by each signal exits: 128 + the signal's number, as a shell reports a
+ * process it ended (SIGHUP: its terminal closed).
+ */
+export const INTERRUPT_EXIT_CODES = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
+
+/**
  * Kills this process's remaining children (a CLI command still waiting on an agent that was just
  * stopped): run last by an interrupted harness, so nothing it started outlives it.
  */

@@ -4,11 +4,9 @@
  * closed) before its own cleanup ran: one set of signal handlers for every harness. (No ava here:
  * benchmarks use it too.)
  */
-import { killChildren } from '../../examples/local-cluster.js';
+import { INTERRUPT_EXIT_CODES, killChildren } from '../../examples/local-cluster.js';
 
-/** 128 + the signal's number, as a shell reports a process it ended. */
-const EXIT_CODES = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
-type Interrupt = keyof typeof EXIT_CODES;
+type Interrupt = keyof typeof INTERRUPT_EXIT_CODES;
 const releases = new Set<() => Promise<void>>();
 let installed = false;
 
@@ -22,7 +20,7 @@ async function interrupted(signal: Interrupt): Promise<void> {
   for (const release of [...releases].reverse())
     await release().catch((error: Error) => console.error(`cleanup failed: ${error.message}`));
   await killChildren();
-  process.exit(EXIT_CODES[signal]);
+  process.exit(INTERRUPT_EXIT_CODES[signal]);
 }
 
 /** Runs `release` if the process is interrupted; the returned function takes it back (done). */
@@ -30,7 +28,7 @@ export function onInterrupt(release: () => Promise<void>): () => void {
   releases.add(release);
   if (!installed) {
     installed = true;
-    for (const signal of Object.keys(EXIT_CODES) as Interrupt[])
+    for (const signal of Object.keys(INTERRUPT_EXIT_CODES) as Interrupt[])
       process.once(signal, () => void interrupted(signal));
   }
   return () => releases.delete(release);
