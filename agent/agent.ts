@@ -14,6 +14,7 @@ import { DataPlane } from '../proxy/data-plane.js';
 import { connectionBudget, raiseFdLimit } from '../proxy/host/fd-limit.js';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/limits.js';
 import { LATENCY_BUCKETS_MS } from '../proxy/http/metrics.js';
+import { CONNECT_TIMEOUT_MS } from '../proxy/l4/forwarder.js';
 import { DEFAULT_UDP_IDLE_MS } from '../proxy/l4/udp-flows.js';
 import { Autoscaler } from './autoscaler/autoscaler.js';
 import { UsageSampler } from './autoscaler/usage-sampler.js';
@@ -304,6 +305,9 @@ export class Agent {
             : response.writeHead(503).end('{"error":"this node is starting"}'),
       },
       admission: admission(state, () => late.raft?.isCurrent() ?? false),
+      // The far node connects to its task before it answers a stream: a busy task gets as long
+      // as on its own node, and a second more for the way there and back.
+      streamAnswerTimeoutMs: CONNECT_TIMEOUT_MS + 1000,
     });
     await lifecycle.start(
       'transport',

@@ -42,6 +42,8 @@ export interface TransportOptions {
   refusalLogsPerMinute?: number;
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
+  /** How long a stream to another node waits for its answer (see TunnelOptions). */
+  streamAnswerTimeoutMs?: number;
   backoff?: { initialMs: number; maxMs: number };
 }
 
@@ -94,6 +96,7 @@ export class Transport {
         return { ...tls, secureContext: this.tunnelContext, localAddress: this.options.host };
       },
       connectTimeoutMs: options.connectTimeoutMs ?? 3000,
+      answerTimeoutMs: options.streamAnswerTimeoutMs ?? options.connectTimeoutMs ?? 3000,
       log: options.log,
     });
   }

@@ -60,7 +60,13 @@ interface Session {
 export interface TunnelOptions {
   /** TLS options for a session to this node: our certificate, and its own checked. */
   tls: (nodeId: string) => ConnectionOptions & { localAddress?: string };
+  /** How long a session's TLS connection may take. */
   connectTimeoutMs: number;
+  /**
+   * How long a stream waits for the peer's answer: the peer connects to the target first, so
+   * this is at least as long as the peer gives a busy target to take a connection.
+   */
+  answerTimeoutMs: number;
   log: Logger;
 }
 
@@ -82,7 +88,7 @@ export class Tunnels {
     asOf = 0,
   ): Promise<ClientHttp2Stream> {
     const session = await this.session(to);
-    const { connectTimeoutMs } = this.options;
+    const { answerTimeoutMs } = this.options;
     return new Promise((resolve, reject) => {
       const stream = session.session.request(
         {
@@ -114,10 +120,10 @@ export class Tunnels {
           fail(
             new TransportError(
               'unreachable',
-              `no stream from ${to.address} within ${connectTimeoutMs} ms`,
+              `no stream from ${to.address} within ${answerTimeoutMs} ms`,
             ),
           ),
-        connectTimeoutMs,
+        answerTimeoutMs,
       );
       stream.once('response', (headers) => {
         const status = Number(headers[':status']);

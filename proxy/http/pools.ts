@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Pool } from 'undici';
+import { CONNECT_TIMEOUT_MS } from '../l4/forwarder.js';
 import type { Endpoint } from '../routing-table.js';
 
 /** Opens a connection to an endpoint's port: directly on this node, through its agent elsewhere. */
@@ -14,14 +15,6 @@ export class ReplicaUnreachable extends Error {
 /** Idle pooled connections are closed after this (replicas often close theirs at 5 s). */
 export const KEEP_ALIVE_MS = 4000;
 const KEEPALIVE_PROBE_MS = 60_000;
-/**
- * A replica that has not taken the connection by then is passed over (the request, nothing of
- * it sent, goes to another). A dead container's address answers nothing at all: without this
- * the request would wait out the response timeout instead. A busy replica whose accept backlog
- * is full drops the first SYN, sent again after 1 s: it is slow, not dead, so the limit leaves
- * room for that (1 s gave a burst of 502s from replicas that were only busy).
- */
-const CONNECT_LIMIT_MS = 3000;
 
 /**
  * Keep-alive connection pools (undici), one per endpoint and port: a request reuses an idle
@@ -44,7 +37,7 @@ export class UpstreamPools {
       // The origin only names the pool: connections come from `connect`.
       pool = new Pool(`http://${endpoint.host}:${endpoint.ports.get(target) ?? target}`, {
         connect: (_options, callback) => {
-          const limitMs = Math.min(CONNECT_LIMIT_MS, this.headersTimeoutMs / 2);
+          const limitMs = Math.min(CONNECT_TIMEOUT_MS, this.headersTimeoutMs / 2);
           const dialing = this.connect(endpoint, target);
           let timer: NodeJS.Timeout | undefined;
           const late = new Promise<never>((_, reject) => {

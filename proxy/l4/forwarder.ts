@@ -8,8 +8,14 @@ import { splice } from './splice.js';
 
 /** Connect attempts per connection: each to another endpoint. */
 const MAX_ATTEMPTS = 3;
-/** A connect that takes longer than this counts as failed (the connection, once up, has no timer). */
-const CONNECT_TIMEOUT_MS = 3000;
+/**
+ * A replica that has not taken a connection by then is passed over (the connection, once up, has
+ * no timer). A replica whose accept backlog is full drops the SYN, sent again 1, 3 and 7 s after
+ * the first: it is busy, not dead, and the limit waits out three drops. At 3 s, 1,000 clients on
+ * two busybox `httpd` replicas (bench:overload) got 1 to 6 answers of 502 in 15 s where nginx, which
+ * waits 60 s, got none. A dead container's address fails sooner (nothing answers its ARP).
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
 
 /** Opens a stream to a task on another node, through that node's agent (over the cluster mTLS). */
 export type RemoteDialer = (nodeId: string, taskId: string, port: number) => Promise<Duplex>;
