@@ -100,7 +100,11 @@ export class Listener {
     });
     this.tunnels = new TunnelServer(() => ctx.streams?.(), ctx.log, ctx.warnings);
     this.server = createServer(
-      { ...serverTlsOptions(ctx.identity), ALPNProtocols: [TUNNEL_ALPN, 'http/1.1'] },
+      {
+        ...serverTlsOptions(ctx.identity),
+        ALPNProtocols: [TUNNEL_ALPN, 'http/1.1'],
+        noDelay: true,
+      },
       (socket) => this.dispatch(socket),
     );
     this.server.on('connection', (socket: Socket) => {
