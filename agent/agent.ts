@@ -14,7 +14,6 @@ import { DataPlane } from '../proxy/data-plane.js';
 import { connectionBudget, raiseFdLimit } from '../proxy/host/fd-limit.js';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/limits.js';
 import { LATENCY_BUCKETS_MS } from '../proxy/http/metrics.js';
-import { CONNECT_TIMEOUT_MS } from '../proxy/l4/forwarder.js';
 import { DEFAULT_UDP_IDLE_MS } from '../proxy/l4/udp-flows.js';
 import { Autoscaler } from './autoscaler/autoscaler.js';
 import { UsageSampler } from './autoscaler/usage-sampler.js';
@@ -305,9 +304,6 @@ export class Agent {
             : response.writeHead(503).end('{"error":"this node is starting"}'),
       },
       admission: admission(state, () => late.raft?.isCurrent() ?? false),
-      // The far node connects to its task before it answers a stream: a busy task gets as long
-      // as on its own node, and a second more for the way there and back.
-      streamAnswerTimeoutMs: CONNECT_TIMEOUT_MS + 1000,
     });
     await lifecycle.start(
       'transport',
@@ -689,7 +685,8 @@ function dataPlaneOf(
     state,
     members: () => membership.members(),
     onMembersChange: (listener) => membership.on('change', listener),
-    openStream: (to, target, asOf) => transport.openStream(to, target, asOf),
+    openStream: (to, target, asOf, answerWithinMs) =>
+      transport.openStream(to, target, asOf, answerWithinMs),
     serveStreams: (handler) => transport.serveStreams(handler),
     hostNetworks: () => runtimes.hostNetworks(),
     onPorts: (ports) => meta.update(ports),

@@ -42,8 +42,6 @@ export interface TransportOptions {
   refusalLogsPerMinute?: number;
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
-  /** How long a stream to another node waits for its answer (see TunnelOptions). */
-  streamAnswerTimeoutMs?: number;
   backoff?: { initialMs: number; maxMs: number };
 }
 
@@ -96,7 +94,6 @@ export class Transport {
         return { ...tls, secureContext: this.tunnelContext, localAddress: this.options.host };
       },
       connectTimeoutMs: options.connectTimeoutMs ?? 3000,
-      answerTimeoutMs: options.streamAnswerTimeoutMs ?? options.connectTimeoutMs ?? 3000,
       log: options.log,
     });
   }
@@ -151,8 +148,9 @@ export class Transport {
     to: { address: string; nodeId: string },
     target: string,
     asOf?: number,
+    answerWithinMs?: number,
   ): Promise<ClientHttp2Stream> {
-    return this.tunnels.open(to, target, asOf);
+    return this.tunnels.open(to, target, asOf, answerWithinMs);
   }
 
   /** Called with the peer's node ID whenever a connection to it closes or a dial to it fails. */

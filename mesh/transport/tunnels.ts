@@ -60,13 +60,7 @@ interface Session {
 export interface TunnelOptions {
   /** TLS options for a session to this node: our certificate, and its own checked. */
   tls: (nodeId: string) => ConnectionOptions & { localAddress?: string };
-  /** How long a session's TLS connection may take. */
   connectTimeoutMs: number;
-  /**
-   * How long a stream waits for the peer's answer: the peer connects to the target first, so
-   * this is at least as long as the peer gives a busy target to take a connection.
-   */
-  answerTimeoutMs: number;
   log: Logger;
 }
 
@@ -80,15 +74,16 @@ export class Tunnels {
   /**
    * A byte stream to what the node at `address` serves under `target`, chosen from the cluster
    * state as of index `asOf` (0: unsaid). Resolves once the peer accepted, paused (pipe() resumes
-   * it); rejects with the peer's reason.
+   * it); rejects with the peer's reason, or when it gave no answer within `answerWithinMs` (a peer
+   * that connects to the target before it answers needs longer than the connect timeout).
    */
   async open(
     to: { address: string; nodeId: string },
     target: string,
     asOf = 0,
+    answerWithinMs = this.options.connectTimeoutMs,
   ): Promise<ClientHttp2Stream> {
     const session = await this.session(to);
-    const { answerTimeoutMs } = this.options;
     return new Promise((resolve, reject) => {
       const stream = session.session.request(
         {
@@ -120,10 +115,10 @@ export class Tunnels {
           fail(
             new TransportError(
               'unreachable',
-              `no stream from ${to.address} within ${answerTimeoutMs} ms`,
+              `no stream from ${to.address} within ${answerWithinMs} ms`,
             ),
           ),
-        answerTimeoutMs,
+        answerWithinMs,
       );
       stream.once('response', (headers) => {
         const status = Number(headers[':status']);

@@ -162,6 +162,27 @@ test('a peer gone before it answers a stream fails that stream at once, saying s
   t.notRegex(String(failed?.message), /within \d+ ms/, 'not held until the connect timeout');
 });
 
+test('each stream waits for its answer as long as its opener allows: a peer that dials first may need longer than the connect timeout', async (t) => {
+  const { alice, bob, to } = await pair('127.0.32.22', '127.0.32.23');
+  t.teardown(() => Promise.all([alice.close(), bob.close()]));
+  const waiting: IncomingStream[] = [];
+  // Bob answers nothing until told: as a node still connecting to a busy task.
+  bob.serveStreams((incoming) => waiting.push(incoming));
+  const short = alice.openStream(to, 'echo/1', 0, 200);
+  const long = alice.openStream(to, 'echo/2', 0, 20_000);
+  const failed = await t.throwsAsync<TransportError>(short);
+  t.regex(String(failed?.message), /within 200 ms/);
+  // The other, opened at the same moment, is still waiting: answered now, it carries bytes.
+  const answering = waiting.find((incoming) => incoming.target === 'echo/2');
+  if (!answering) return t.fail('the second stream never reached bob');
+  const far = answering.accept();
+  far.on('data', (chunk: Buffer) => far.write(chunk));
+  far.on('error', () => undefined);
+  const stream = await long;
+  t.is(await roundTrip(stream, 'late'), 'late');
+  stream.end();
+});
+
 test('a renewed certificate: streams in flight go on, new ones go over a session made with it', async (t) => {
   const { alice, bob, ia, to } = await pair('127.0.32.13', '127.0.32.14');
   t.teardown(() => Promise.all([alice.close(), bob.close()]));
