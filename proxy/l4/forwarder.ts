@@ -13,7 +13,8 @@ const MAX_ATTEMPTS = 3;
  * no timer). A replica whose accept backlog is full drops the SYN, sent again 1, 3 and 7 s after
  * the first: it is busy, not dead, and the limit waits out three drops. At 3 s, 1,000 clients on
  * two busybox `httpd` replicas (bench:overload) got 1 to 6 answers of 502 in 15 s where nginx, which
- * waits 60 s, got none. A dead container's address fails sooner (nothing answers its ARP).
+ * waits 60 s, got none. The cost: a replica that hangs without accepting holds a connection this
+ * long before it goes to another (HAProxy's and Envoy's usual limit is 5 s).
  */
 export const CONNECT_TIMEOUT_MS = 10_000;
 
