@@ -9,6 +9,7 @@
 import { pino } from 'pino';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
 import { contains, parseCidr } from '../../mesh/api/network.js';
+import { holdHeapGrowth } from '../host/heap-growth.js';
 import { dialEndpoint } from '../l4/forwarder.js';
 import type { Endpoint } from '../routing-table.js';
 import { formatStreamTarget } from '../stream-target.js';
@@ -33,6 +34,7 @@ const send = (message: ToMain) => {
   if (process.connected) parent(message);
 };
 process.on('disconnect', () => process.exit(0));
+holdHeapGrowth();
 
 // Lines go to the agent, which writes them with its own logger.
 const log = pino(
