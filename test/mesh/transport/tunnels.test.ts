@@ -10,6 +10,7 @@ import type { IncomingStream } from '../../../mesh/transport/tunnel-server.js';
 import { TUNNEL_ALPN } from '../../../mesh/transport/tunnels.js';
 import { startTransport, testCluster } from '../../helpers/cluster.js';
 import { captureLogs } from '../../helpers/logs.js';
+import { eventually } from '../../helpers/poll.js';
 
 // This file's loopback block: 127.0.32.0/24.
 const cluster = await testCluster();
@@ -173,8 +174,10 @@ test('each stream waits for its answer as long as its opener allows: a peer that
   const failed = await t.throwsAsync<TransportError>(short);
   t.regex(String(failed?.message), /within 200 ms/);
   // The other, opened at the same moment, is still waiting: answered now, it carries bytes.
-  const answering = waiting.find((incoming) => incoming.target === 'echo/2');
-  if (!answering) return t.fail('the second stream never reached bob');
+  const answering = await eventually(
+    () => waiting.find((incoming) => incoming.target === 'echo/2'),
+    { what: 'the second stream at bob' },
+  );
   const far = answering.accept();
   far.on('data', (chunk: Buffer) => far.write(chunk));
   far.on('error', () => undefined);
