@@ -12,7 +12,6 @@ import type { RequestRoute } from '../mesh/transport/listener.js';
 import { Transport } from '../mesh/transport/transport.js';
 import { DataPlane } from '../proxy/data-plane.js';
 import { connectionBudget, raiseFdLimit } from '../proxy/host/fd-limit.js';
-import { holdHeapGrowth } from '../proxy/host/heap-growth.js';
 import { DEFAULT_HTTP_LIMITS, DEFAULT_RESPONSE_TIMEOUT_MS } from '../proxy/http/limits.js';
 import { LATENCY_BUCKETS_MS } from '../proxy/http/metrics.js';
 import { DEFAULT_UDP_IDLE_MS } from '../proxy/l4/udp-flows.js';
@@ -274,7 +273,6 @@ export class Agent {
     const state = new ClusterState();
     const storage = openRaftStorage(this.provisioned, forceNewCluster);
     checkCertificateLife(identity, storage.voters, dir.path, log);
-    holdHeapGrowth();
     const fds = await raiseFdLimit();
     if (fds.failure)
       log.warn({ limit: fds.limit, reason: fds.failure }, 'could not raise the open-files limit');

@@ -7,8 +7,9 @@ import { setFlagsFromString } from 'node:v8';
  * (bench:soak; in /proc/PID/smaps, V8's 256 KiB-aligned mappings; malloc's were about 10 MB and
  * flat): a node's least RSS a minute grew 93.5 MB in 6 minutes. A fixed 1.3 times holds the
  * heap near what is alive, for more frequent full GCs (mostly concurrent, off the main thread):
- * the same run then grew 8.7 MB, and throughput did not move (wrk -c1000 through the ingress,
- * two runs each: 8.07k rps with it, 8.09k without; bench:proxy --cores 2: 12.4k either way).
+ * a 10-minute run then ended 8.9 MB below its second minute, and throughput did not move (wrk
+ * -c1000 through the ingress, two runs each: 8.07k rps with it, 8.09k without). Only the ingress
+ * workers set it: the agent's heap grew about 5 MB and flattened under the same load.
  */
 const HEAP_GROWING_PERCENT = 30;
 
