@@ -120,7 +120,8 @@ function rss(pid: number): number | null {
 /**
  * The least resident memory of each agent (with its workers) through a slice, sampled every
  * second: the memory it keeps. One sample lands anywhere in a worker's garbage-collection cycle
- * (under this load its young generation alone swings by tens of MB); a leak raises the floor.
+ * (under this load its V8 heap swings by several MB from one collection to the next); a leak
+ * raises the floor.
  */
 function rssFloors(pids: () => number[]) {
   let floors: number[] = [];
