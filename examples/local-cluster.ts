@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -98,15 +98,50 @@ export async function meshWithin(
 /** How long one `mesh status` of waitForControl may take before it is taken for a hang. */
 const STATUS_TRY_MS = 60_000;
 
-/** Waits until the agent's control API answers, or fails at the deadline. */
-export async function waitForControl(agent: AgentProcess, timeoutMs = 15_000): Promise<void> {
+/**
+ * How long an agent may take to answer: a join on a machine running the whole test suite at once
+ * has been seen to need more than 15 s (keys made, the seed answering, the engine opened).
+ */
+const CONTROL_DEADLINE_MS = 30_000;
+
+/**
+ * Waits until the agent's control API answers, or fails at the deadline naming the agent's state
+ * and the last lines it logged, so a failure in CI says where the agent was.
+ */
+export async function waitForControl(
+  agent: AgentProcess,
+  timeoutMs = CONTROL_DEADLINE_MS,
+): Promise<void> {
   // Each try may wait on an agent busy starting (its keys made on a loaded machine): it is the
   // wait's deadline that counts, a try is only cut off when it hangs for good.
   const answered = await pollUntil(
     async () => (await meshWithin(STATUS_TRY_MS, 'status', '--data-dir', agent.dataDir)).code === 0,
     { timeoutMs, intervalMs: 100 },
   );
-  if (!answered) throw new Error(`agent with ${agent.dataDir} not answering after ${timeoutMs} ms`);
+  if (answered) return;
+  const { exitCode, signalCode } = agent.child;
+  const state =
+    exitCode === null && signalCode === null ? 'running' : `exited (${exitCode ?? signalCode})`;
+  throw new Error(
+    `agent with ${agent.dataDir} not answering after ${timeoutMs} ms, ${state}; its log ends:\n` +
+      lastLines(`${agent.dataDir}.log`, 8),
+  );
+}
+
+/** The last lines of a file, each cut to a readable length; what was there to read. */
+function lastLines(path: string, count: number): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    return `(${(error as Error).message})`;
+  }
+  return text
+    .trimEnd()
+    .split('\n')
+    .slice(-count)
+    .map((line) => (line.length > 400 ? `${line.slice(0, 400)}...` : line))
+    .join('\n');
 }
 
 /**

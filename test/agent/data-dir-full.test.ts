@@ -148,7 +148,7 @@ test('a full data dir refuses writes by name and keeps serving; freed, writes wo
   await stopAgents([agent]);
   const again = cluster.spawn('d1', ['agent']);
   started.push(again);
-  await waitForControl(again, 30_000);
+  await waitForControl(again);
   t.like(await labels(again), { ...acknowledged, after: 'yes' });
   t.notRegex(await readFile(`${dataDir}.log`, 'utf8'), /damaged|torn or corrupt tail/);
 

@@ -58,7 +58,7 @@ test('a voter that missed megabytes of deploys catches up, and a worker backs up
     '--dns-upstream',
     'none',
   ]);
-  await waitForControl(worker, 30_000);
+  await waitForControl(worker);
 
   third.child.kill('SIGTERM');
   await third.exited;
@@ -68,7 +68,7 @@ test('a voter that missed megabytes of deploys catches up, and a worker backs up
     t.is(deployed.code, 0, deployed.stderr);
   }
   const back = cluster.spawn('ls3', ['agent']);
-  await waitForControl(back, 30_000);
+  await waitForControl(back);
   const leader = await view(first);
   await eventually(
     async () => {

@@ -343,7 +343,7 @@ async function main(): Promise<void> {
         await third.exited;
         await sleep(5000);
         agents[2] = (cluster as LocalCluster).spawn('s3', ['agent']);
-        await waitForControl(agents[2] as AgentProcess, 30_000);
+        await waitForControl(agents[2] as AgentProcess);
       },
     },
     {

@@ -63,7 +63,7 @@ export async function killFirstNodeAtThirdSeat(
     ]);
     agents.push(joined);
     await Promise.race([
-      waitForControl(joined, 20_000),
+      waitForControl(joined),
       joined.exited.then((code) => {
         throw new Error(`the node joining with a survivor's token exited (${code})`);
       }),

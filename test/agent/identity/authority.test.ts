@@ -46,7 +46,7 @@ test('the node that ran mesh init is gone: another voter makes tokens, signs joi
     { what: 'a token from the second node', timeoutMs: 20_000, intervalMs: 300 },
   );
   const joiner = cluster.spawn('auth4', ['join', token, '--advertise', '127.0.38.4']);
-  await waitForControl(joiner, 30_000);
+  await waitForControl(joiner);
   await eventually(
     async () =>
       (await meshJson<NodeRow[]>(second, 'node', 'ls')).filter(

@@ -132,7 +132,7 @@ test('a CA rotation re-issues every live node’s certificate with no connection
   // It comes back as itself with a new token.
   const token = (await meshOn(first, 'token')).stdout.trim();
   const back = cluster.spawn('rot3', ['join', token]);
-  await waitForControl(back, 30_000);
+  await waitForControl(back);
   t.is(await nodeIdOf(back), awayId);
   const status = await eventually(
     async () => {

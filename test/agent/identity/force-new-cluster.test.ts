@@ -33,7 +33,7 @@ test('two of three voters lost for good: --force-new-cluster on the third, and t
 
   // Without the flag it cannot lead alone; with it, it does.
   const alone = cluster.spawn('force1', ['agent', '--force-new-cluster']);
-  await waitForControl(alone, 30_000);
+  await waitForControl(alone);
   const after = await eventually(
     async () => {
       const deployed = await meshOn(alone, 'deploy', '-c', cluster.file('b.yml', stack('after')));
@@ -58,7 +58,7 @@ test('two of three voters lost for good: --force-new-cluster on the third, and t
   // A lost machine that comes back after all still trusts the CA: it rejoins by itself, as a
   // member of the new configuration, and its replica catches up with the forced node's.
   const returning = cluster.spawn('force2', ['agent']);
-  await waitForControl(returning, 30_000);
+  await waitForControl(returning);
   const caughtUp = await eventually(
     async () => {
       const [mine, theirs] = await Promise.all([

@@ -56,7 +56,7 @@ test('nodes off past their certificate’s expiry come back as themselves: a vot
     'disk=ssd',
     ...NODE_FLAGS,
   ]);
-  await waitForControl(worker, 30_000);
+  await waitForControl(worker);
   const workerId = await nodeIdOf(worker);
   const voterId = await nodeIdOf(voter);
   // Until the cluster records the worker as gossip shows it, no node has the label to deploy to.
@@ -96,7 +96,7 @@ test('nodes off past their certificate’s expiry come back as themselves: a vot
   t.regex(refused.stderr, /certificate expired on .* run "mesh join TOKEN --data-dir/);
   // The voter renews from its own replica of the CA and is back without a token.
   const voterBack = cluster.spawn('rj3', ['agent']);
-  await waitForControl(voterBack, 30_000);
+  await waitForControl(voterBack);
   await eventually(async () => (await expiry(voterBack)) > Date.now() + 20_000, {
     what: 'the voter renewed its certificate by itself',
     timeoutMs: 20_000,
@@ -105,7 +105,7 @@ test('nodes off past their certificate’s expiry come back as themselves: a vot
 
   const token = (await meshOn(first, 'token')).stdout.trim();
   const workerBack = cluster.spawn('rj4', ['join', token]);
-  await waitForControl(workerBack, 30_000);
+  await waitForControl(workerBack);
   t.is(await nodeIdOf(workerBack), workerId);
   const nodes = (await eventually(
     async () => {
