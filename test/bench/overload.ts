@@ -1,18 +1,22 @@
 /**
  * Overload: more clients than the replicas can serve at once. wrk holds 1,000 keep-alive
  * connections (-t2 -c1000, bounded in time) against two busybox `httpd` replicas (a real Docker
- * Engine), through nginx with one worker in front of the same two containers, through the mesh
+ * Engine), through nginx in front of the same two containers, through the mesh
  * ingress of the node that runs them (127.0.93.1) and through the ingress of a node that runs
  * none (127.0.93.2, every request crossing to the first over the agents' mTLS). The peer's and
  * each ingress's requests per second, errors (non-2xx answers and socket errors) and p99, side by
  * side in one run. busybox `httpd` forks a process per connection and closes it after one answer:
  * the replicas are the bottleneck, so what is measured is how each proxy waits for them.
  *
+ * Each proxy gets `--cores` cores (1 unless told, as in #32's run): nginx's worker_processes and
+ * each agent's ingress workers. The replicas share the machine's cores with the proxy in front of
+ * them, so a proxy given more processes than its peer is not measured beside it on equal terms.
  * The agents allow one client address 4,096 connections (`--http-limit client-connections`): wrk's
  * one address stands for a thousand clients.
  *
- *   npm run bench:overload [-- --seconds 15] [-- --connections 1000] [-- --http-limit KEY=VALUE]
- *     [-- --json]   (--http-limit goes to the agents: replica-requests=64, to try another limit)
+ *   npm run bench:overload [-- --seconds 15] [-- --connections 1000] [-- --cores 1]
+ *     [-- --http-limit KEY=VALUE] [-- --json]   (--http-limit goes to the agents:
+ *     replica-requests=64, to try another limit)
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -66,6 +70,7 @@ const stack = `services:
 async function main(): Promise<void> {
   const seconds = option('seconds', 15);
   const connections = option('connections', 1000);
+  const cores = option('cores', 1);
   await ensureTool('wrk', 'wrk');
   await ensureTool('nginx', 'nginx');
   await ensureTestImage(docker);
@@ -79,6 +84,8 @@ async function main(): Promise<void> {
     '0',
     '--http-limit',
     'client-connections=4096',
+    '--ingress-workers',
+    String(cores),
     ...process.argv
       .slice(2)
       .flatMap((a, i, all) => (a === '--http-limit' ? [a, all[i + 1] as string] : [])),
@@ -107,7 +114,7 @@ async function main(): Promise<void> {
 
   writeFileSync(
     join(cluster.root, 'nginx.conf'),
-    nginxConfig(cluster.root, `${NGINX}:${PORT}`, replicas),
+    nginxConfig(cluster.root, `${NGINX}:${PORT}`, replicas, '', cores),
   );
   nginx = spawn('nginx', ['-c', join(cluster.root, 'nginx.conf'), '-p', cluster.root], {
     stdio: 'ignore',
@@ -141,6 +148,7 @@ async function main(): Promise<void> {
     goals: GOALS,
     connections,
     seconds,
+    cores,
   });
 }
 
