@@ -11,7 +11,8 @@
  * through it) and open file descriptors; the end, the WebSockets still open and the descriptors
  * against the start. Held: no failed request, connection or query through node 1 (connections
  * node 3's agent was relaying when it was killed are counted apart), every WebSocket open, RSS
- * growth after the first slice ≤ 10 MB (the last slice's least against the second's) and
+ * growth after the first slice ≤ 10 MB (the least of the run's last slice-length stretch against
+ * the second's, sampled every second) and
  * descriptors back within 10 of the start, for the agents not killed.
  *
  * Idle timeouts that apply (and how to set them): a client's idle keep-alive connection to the
@@ -118,18 +119,21 @@ function rss(pid: number): number | null {
 }
 
 /**
- * The least resident memory of each agent (with its workers) through a slice, sampled every
- * second: the memory it keeps. One sample lands anywhere in a worker's garbage-collection cycle
- * (under this load its V8 heap swings by several MB from one collection to the next); a leak
- * raises the floor.
+ * The least resident memory of each agent (with its workers) through a slice, and through any
+ * stretch of the run, sampled every second: the memory it keeps. One sample lands anywhere in a
+ * worker's garbage-collection cycle (under this load its V8 heap swings by several MB from one
+ * collection to the next); a leak raises the floor.
  */
 function rssFloors(pids: () => number[]) {
   let floors: number[] = [];
-  const sample = () =>
-    pids().forEach((pid, i) => {
-      const now = rss(pid);
-      if (now !== null) floors[i] = Math.min(floors[i] ?? now, now);
+  const samples: Array<{ atMs: number; rss: Array<number | null> }> = [];
+  const sample = () => {
+    const now = pids().map(rss);
+    samples.push({ atMs: Date.now(), rss: now });
+    now.forEach((mb, i) => {
+      if (mb !== null) floors[i] = Math.min(floors[i] ?? mb, mb);
     });
+  };
   const timer = setInterval(sample, 1000);
   return {
     /** The floors since the last take. */
@@ -139,6 +143,15 @@ function rssFloors(pids: () => number[]) {
       floors = [];
       return taken;
     },
+    /** Each agent's least sample taken from `fromMs` (inclusive) to `toMs`; null for none. */
+    between: (fromMs: number, toMs: number): Array<number | null> =>
+      pids().map((_, i) => {
+        const within = samples
+          .filter((s) => s.atMs >= fromMs && s.atMs <= toMs)
+          .map((s) => s.rss[i])
+          .filter((mb): mb is number => typeof mb === 'number');
+        return within.length > 0 ? Math.min(...within) : null;
+      }),
     stop: () => clearInterval(timer),
   };
 }
@@ -369,6 +382,8 @@ async function main(): Promise<void> {
   while (Date.now() - startedAt < seconds * 1000) {
     startHappenings();
     const left = seconds - (Date.now() - startedAt) / 1000;
+    // wrk's whole seconds may leave a fraction: not worth a slice of its own.
+    if (left < 1) break;
     const nextAt = happenings[0] ? (happenings[0].when - Date.now()) / 1000 : left;
     const slice = Math.max(1, Math.min(sliceSeconds, left, Math.max(1, nextAt)));
     const load = await wrk(`http://${HOSTS[0]}:${HTTP_PORT}/`, Math.round(slice), WEB_HOST, {
@@ -389,6 +404,7 @@ async function main(): Promise<void> {
     note(`${elapsed()} s: ${JSON.stringify(slices.at(-1))}`);
   }
   await Promise.all(background);
+  const endedAt = Date.now();
   memoryFloors.stop();
   await mesh.stop();
   await dns.stop();
@@ -411,12 +427,16 @@ async function main(): Promise<void> {
   const sum = (pick: (slice: Slice) => number) => slices.reduce((n, slice) => n + pick(slice), 0);
   const failed =
     sum((s) => s.http.errors) + sum((s) => s.routingMesh.failed) + sum((s) => s.dns.failed);
-  // Growth after the first minute: the last slice's floor against the second's (the first
-  // holds the start, before the workers have grown to their load).
-  const rssGrowthMb = THROUGHOUT.map((i) => {
-    const floors = slices.map((s) => s.rssFloorMb[i] ?? 0);
-    return Math.round(((floors.at(-1) ?? 0) - (floors[1] ?? floors[0] ?? 0)) * 10) / 10;
-  });
+  // Growth after the first slice's length: the floor of the run's last stretch that long
+  // against the floor of the one after the first (which holds the start, before the workers have
+  // grown to their load). Stretches of the run, not slices: a happening may cut a slice short,
+  // and a floor of a few samples is no floor.
+  const window = sliceSeconds * 1000;
+  const secondFloors = memoryFloors.between(startedAt + window, startedAt + 2 * window);
+  const lastFloors = memoryFloors.between(endedAt - window, endedAt);
+  const rssGrowthMb = THROUGHOUT.map(
+    (i) => Math.round(((lastFloors[i] ?? 0) - (secondFloors[i] ?? 0)) * 10) / 10,
+  );
   const fdDrift = THROUGHOUT.map((i) => (endFds[i] ?? 0) - (startFds[i] ?? 0));
   report({
     seconds,
