@@ -15,9 +15,17 @@ import { eventually } from '../../helpers/poll.js';
 // This file's loopback block: 127.0.32.0/24.
 const cluster = await testCluster();
 
+/**
+ * How long alice waits for her session to bob: no test here is about that limit, and CI, running
+ * the whole suite at once, once took longer than the transport's 3 s for the first handshake.
+ */
+const SESSION_WITHIN_MS = 20_000;
+
 async function pair(a: string, b: string, bobOptions: Partial<TransportOptions> = {}) {
   const [ia, ib] = await Promise.all([cluster.identity(), cluster.identity()]);
-  const alice = await startTransport(ia, a, captureLogs('alice').log);
+  const alice = await startTransport(ia, a, captureLogs('alice').log, {
+    connectTimeoutMs: SESSION_WITHIN_MS,
+  });
   const bobLogs = captureLogs('bob');
   const bob = await startTransport(ib, b, bobLogs.log, bobOptions);
   const to = { address: bob.address, nodeId: ib.nodeId };
