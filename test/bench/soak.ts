@@ -331,7 +331,10 @@ async function main(): Promise<void> {
   const cutByKill = (startedMs: number, endedMs: number) =>
     killedAt !== undefined && startedMs <= killedAt && endedMs <= killedAt + 1000;
   const mesh = steady(20, () => connectOnce(address), { elapsed, cutByKill });
-  const resolver = new Resolver({ timeout: 2000, tries: 1 });
+  // A query fails as it would for an application on glibc's defaults (resolv.conf: timeout 5 s,
+  // attempts 2): CI, running the whole suite at once, once left one of 2 s and a single try
+  // unanswered during the roll (the 10-minute runs here: none of 11.7k).
+  const resolver = new Resolver({ timeout: 5000, tries: 2 });
   resolver.setServers([HOSTS[0] as string]);
   // DNS is node 1's own: no query goes through node 3.
   const dns = steady(20, () => askOnce(resolver), { elapsed, cutByKill: () => false });
