@@ -685,8 +685,7 @@ function dataPlaneOf(
     state,
     members: () => membership.members(),
     onMembersChange: (listener) => membership.on('change', listener),
-    openStream: (to, target, asOf, answerWithinMs) =>
-      transport.openStream(to, target, asOf, answerWithinMs),
+    openStream: (to, target, asOf) => transport.openStream(to, target, asOf),
     serveStreams: (handler) => transport.serveStreams(handler),
     hostNetworks: () => runtimes.hostNetworks(),
     onPorts: (ports) => meta.update(ports),
