@@ -24,12 +24,16 @@ function endedInOrder(side: Duplex): boolean {
 /**
  * Ends a side as abruptly as the other ended: a TCP connection with a reset, a stream between
  * agents with a stream reset (the far agent resets its own side in turn), anything else closed.
+ * A TCP connection that already sent its FIN (the other side's half-close passed on) is closed:
+ * Node's resetAndDestroy() on it never closes it (no 'close', and its handle, left for good, held
+ * the agent's exit in a spin), and the peer gets a reset anyway if it sends more.
  */
 function reset(side: Duplex): void {
   if (side.destroyed) return;
   if (isTunnelStream(side)) side.close(constants.NGHTTP2_CANCEL);
   // A Unix socket (an ingress worker's bridge) has no reset to send: it is closed.
-  else if (side instanceof Socket && side.remoteAddress !== undefined) side.resetAndDestroy();
+  else if (side instanceof Socket && side.remoteAddress !== undefined && !side.writableEnded)
+    side.resetAndDestroy();
   else side.destroy();
 }
 

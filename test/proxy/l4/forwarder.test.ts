@@ -1,6 +1,8 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { setTimeout } from 'node:timers/promises';
 import test from 'ava';
 import { Forwarder } from '../../../proxy/l4/forwarder.js';
+import { splice } from '../../../proxy/l4/splice.js';
 import type { Endpoint, ServiceRoute } from '../../../proxy/routing-table.js';
 import { captureLogs } from '../../helpers/logs.js';
 
@@ -130,4 +132,34 @@ test('an endpoint on another node is reached through the remote dialer; none rea
   t.teardown(second.close);
   await forwarder.forward(second.accepted, route([]), 80);
   t.is(await read(second.client), '', 'closed without an answer');
+});
+
+/** Both ends of a fresh TCP connection on 127.0.33.3: the one dialled and the one accepted. */
+async function socketPair(): Promise<{ dialled: Socket; accepted: Socket; close: () => void }> {
+  const server = await listen('127.0.33.3', () => undefined);
+  const acceptedNow = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const dialled = connect({
+    host: '127.0.33.3',
+    port: (server.address() as { port: number }).port,
+    allowHalfOpen: true,
+  });
+  return { dialled, accepted: await acceptedNow, close: () => server.close() };
+}
+
+test('a side that fails as its half-close is passed on closes the other too, and the splice ends', async (t) => {
+  const client = await socketPair();
+  const upstream = await socketPair();
+  t.teardown(() => {
+    client.close();
+    upstream.close();
+  });
+  upstream.accepted.resume();
+  const spliced = splice(client.accepted, upstream.dialled);
+  // The client's side ends, and fails at once: the upstream connection gets its FIN (splice
+  // passes the end on first), then its reset, while its FIN is still on its way out.
+  client.accepted.once('end', () => client.accepted.destroy(new Error('the client side failed')));
+  client.dialled.end('ping');
+  const ended = await Promise.race([spliced.then(() => true), setTimeout(5000, false)]);
+  t.true(ended, 'both sides closed (the splice ended) within 5 s');
+  t.true(upstream.dialled.destroyed);
 });
