@@ -81,8 +81,9 @@ function runUntilSignalled(agent: Agent): Promise<number> {
         )
         .then((code) => {
           // The agent closed what it made, so the process exits now. Left to end by itself, it
-          // went into Node's own teardown, which spun a core for ever on sockets whose close
-          // never completed (dials to a task stopped while the whole cluster stopped at once).
+          // ran Node's own teardown, which waits for every handle to close: one whose close never
+          // came (a socket reset in the tick its FIN was queued, see splice.ts) spun a core there
+          // for ever.
           const holding = process.getActiveResourcesInfo();
           if (holding.length > 0) agent.log.debug({ holding }, 'still open as the agent exits');
           resolve(code);
