@@ -143,7 +143,13 @@ async function socketPair(): Promise<{ dialled: Socket; accepted: Socket; close:
     port: (server.address() as { port: number }).port,
     allowHalfOpen: true,
   });
-  return { dialled, accepted: await acceptedNow, close: () => server.close() };
+  const accepted = await acceptedNow;
+  const close = () => {
+    dialled.destroy();
+    accepted.destroy();
+    server.close();
+  };
+  return { dialled, accepted, close };
 }
 
 test('a side that fails as its half-close is passed on closes the other too, and the splice ends', async (t) => {
@@ -159,7 +165,10 @@ test('a side that fails as its half-close is passed on closes the other too, and
   // passes the end on first), then its reset, while its FIN is still on its way out.
   client.accepted.once('end', () => client.accepted.destroy(new Error('the client side failed')));
   client.dialled.end('ping');
-  const ended = await Promise.race([spliced.then(() => true), setTimeout(5000, false)]);
+  const ended = await Promise.race([
+    spliced.then(() => true),
+    setTimeout(5000, false, { ref: false }),
+  ]);
   t.true(ended, 'both sides closed (the splice ended) within 5 s');
   t.true(upstream.dialled.destroyed);
 });
