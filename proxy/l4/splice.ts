@@ -24,9 +24,10 @@ function endedInOrder(side: Duplex): boolean {
 /**
  * Ends a side as abruptly as the other ended: a TCP connection with a reset, a stream between
  * agents with a stream reset (the far agent resets its own side in turn), anything else closed.
- * A TCP connection that already sent its FIN (the other side's half-close passed on) is closed:
- * Node's resetAndDestroy() on it never closes it (no 'close', and its handle, left for good, held
- * the agent's exit in a spin), and the peer gets a reset anyway if it sends more.
+ * A TCP connection whose FIN was passed on (the other side's half-close) is closed instead: while
+ * that FIN is still queued, Node's resetAndDestroy() fails and never closes it (no 'close'; its
+ * handle, left for good, held the agent's exit in a spin). The peer gets a reset anyway if it
+ * sends more.
  */
 function reset(side: Duplex): void {
   if (side.destroyed) return;
