@@ -58,13 +58,14 @@ const INIT_FLAGS: Options = {
 /**
  * Runs until a signal. SIGINT or SIGTERM: it leaves the cluster gracefully, its tasks stopped
  * (placed elsewhere). SIGHUP: it stops to restart, its tasks left running for the next run to
- * take back (an upgrade). A second signal exits at once.
+ * take back (an upgrade). A second signal exits at once. The process exits from here: the
+ * promise never settles.
  */
-function runUntilSignalled(agent: Agent): Promise<number> {
+function runUntilSignalled(agent: Agent): Promise<never> {
   if (agent.dockerMissing) process.stdout.write(`mesh: note: ${agent.dockerMissing}\n`);
   if (agent.hostPrivilegesMissing)
     process.stdout.write(`mesh: note: ${agent.hostPrivilegesMissing}\n`);
-  return new Promise((resolve) => {
+  return new Promise(() => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) process.exit(130);
@@ -86,7 +87,6 @@ function runUntilSignalled(agent: Agent): Promise<number> {
           // for ever.
           const holding = process.getActiveResourcesInfo();
           if (holding.length > 0) agent.log.debug({ holding }, 'still open as the agent exits');
-          resolve(code);
           process.exit(code);
         });
     };
