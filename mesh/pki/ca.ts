@@ -7,7 +7,7 @@ import {
   ROLE_NODE,
   ROLE_OPERATOR,
 } from './certificate.js';
-import { generateKeyPair } from './keys.js';
+import { generateKeyPair, rsaSigner } from './keys.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 export const NODE_CERT_VALID_DAYS = 90;
@@ -96,8 +96,7 @@ export class ClusterCA {
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
       { name: 'subjectKeyIdentifier' },
     ]);
-    const key = forge.pki.privateKeyFromPem(keys.privateKeyPem);
-    cert.sign(key, forge.md.sha256.create());
+    cert.sign(rsaSigner(keys.privateKeyPem), forge.md.sha256.create());
     return new ClusterCA(clusterId, forge.pki.certificateToPem(cert), keys.privateKeyPem);
   }
 
@@ -132,7 +131,7 @@ export class ClusterCA {
         altNames: [{ type: 6, value: `mesh://${role}/${options.nodeId}` }],
       },
     ]);
-    cert.sign(forge.pki.privateKeyFromPem(this.keyPem), forge.md.sha256.create());
+    cert.sign(rsaSigner(this.keyPem), forge.md.sha256.create());
     return {
       certPem: forge.pki.certificateToPem(cert),
       serial: normalizeSerial(cert.serialNumber),
@@ -159,7 +158,7 @@ export class ClusterCA {
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
       { name: 'subjectKeyIdentifier' },
     ]);
-    cert.sign(forge.pki.privateKeyFromPem(this.keyPem), forge.md.sha256.create());
+    cert.sign(rsaSigner(this.keyPem), forge.md.sha256.create());
     return forge.pki.certificateToPem(cert);
   }
 

@@ -3,7 +3,7 @@ import test from 'ava';
 import forge from 'node-forge';
 import { ClusterCA } from '../../../mesh/pki/ca.js';
 import { certificatePin, describeCertificate } from '../../../mesh/pki/certificate.js';
-import { createCsr, generateKeyPair } from '../../../mesh/pki/keys.js';
+import { createCsr, generateKeyPair, rsaSigner } from '../../../mesh/pki/keys.js';
 
 const ca = await ClusterCA.create('ctest');
 
@@ -26,6 +26,31 @@ test('a node certificate names node and cluster, lasts 90 days, and chains to th
   t.true(cert.verify(new X509Certificate(ca.certPem).publicKey));
   t.true(cert.checkIssued(new X509Certificate(ca.certPem)));
   t.false(cert.ca);
+});
+
+test('the CA certificate is self-signed, and OpenSSL checks its signature', (t) => {
+  const cert = new X509Certificate(ca.certPem);
+  t.true(cert.ca);
+  t.true(cert.verify(cert.publicKey));
+});
+
+test('signing through node:crypto gives the very signature forge computes itself', async (t) => {
+  const keys = await generateKeyPair();
+  const signed = (key: forge.pki.rsa.PrivateKey) => {
+    const csr = forge.pki.createCertificationRequest();
+    csr.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
+    csr.setSubject([{ name: 'commonName', value: 'same' }]);
+    csr.sign(key, forge.md.sha256.create());
+    return forge.pki.certificationRequestToPem(csr);
+  };
+  // PKCS#1 v1.5 signatures are deterministic, so the two must match byte for byte.
+  t.is(
+    signed(rsaSigner(keys.privateKeyPem)),
+    signed(forge.pki.privateKeyFromPem(keys.privateKeyPem)),
+  );
+  t.throws(() => rsaSigner(keys.privateKeyPem).sign(forge.md.sha1.create()), {
+    message: /signs with SHA-256, not sha1/,
+  });
 });
 
 test('serial numbers are unique', async (t) => {
