@@ -35,7 +35,8 @@ services:
     stop_grace_period: 1s
     deploy:
       restart_policy: { delay: 100ms, max_attempts: 2 }
-      update_config: { failure_action: rollback }
+      # A 1 s watch (not the default 5 s): these tests are not about the monitor period.
+      update_config: { failure_action: rollback, monitor: 1s }
 `,
   );
 
@@ -198,7 +199,8 @@ services:
     stop_grace_period: 1s
     deploy:
       restart_policy: { delay: 100ms, max_attempts: 1 }
-      update_config: { failure_action: rollback }
+      # Long enough to see the failing version exit (it does at once), short for six updates.
+      update_config: { failure_action: rollback, monitor: 2s }
 `,
     );
     t.is((await meshOn(agent, 'deploy', '-c', file, 'hist')).code, 0);

@@ -386,7 +386,8 @@ services:
     deploy:
       replicas: 2
       restart_policy: { condition: on-failure, delay: 100ms, max_attempts: 1 }
-      update_config: { parallelism: 1, failure_action: rollback }
+      # 2 s, not the default 5 s: long enough to see a failing version exit, short for four rollouts.
+      update_config: { parallelism: 1, failure_action: rollback, monitor: 2s }
 `;
 
 dockerTest(
