@@ -3,6 +3,7 @@ import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { callAgent } from '../cli/control-client.js';
 import { pollUntil } from '../mesh/poll.js';
 
 const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -95,8 +96,30 @@ export async function meshWithin(
   }
 }
 
-/** How long one `mesh status` of waitForControl may take before it is taken for a hang. */
+/** How long one status request of waitForControl may take before it is taken for a hang. */
 const STATUS_TRY_MS = 60_000;
+
+/**
+ * Whether the agent's control API answers a status request within the time. Asked from this
+ * process, not with `mesh status`: a CLI process a try (a Node start, about 0.2 s of CPU, ten
+ * or more per agent) slowed the very agents it waited on. A refusal or no socket yet is a "not
+ * yet": the wait's deadline reports what the agent logged.
+ */
+async function answersWithin(dataDir: string, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<false>((resolve) => {
+    timer = setTimeout(resolve, ms, false);
+  });
+  const status = callAgent(dataDir, 'GET /v1/status', {}).then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await Promise.race([status, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * How long an agent may take to answer: a join on a machine running the whole test suite at once
@@ -114,10 +137,10 @@ export async function waitForControl(
 ): Promise<void> {
   // Each try may wait on an agent busy starting (its keys made on a loaded machine): it is the
   // wait's deadline that counts, a try is only cut off when it hangs for good.
-  const answered = await pollUntil(
-    async () => (await meshWithin(STATUS_TRY_MS, 'status', '--data-dir', agent.dataDir)).code === 0,
-    { timeoutMs, intervalMs: 100 },
-  );
+  const answered = await pollUntil(() => answersWithin(agent.dataDir, STATUS_TRY_MS), {
+    timeoutMs,
+    intervalMs: 100,
+  });
   if (answered) return;
   const { exitCode, signalCode } = agent.child;
   const state =
@@ -168,7 +191,7 @@ export async function startCluster(
   const agents = [seed];
   try {
     await waitForControl(seed);
-    const token = (await mesh('token', '--data-dir', seed.dataDir)).stdout.trim();
+    const { token } = await callAgent(seed.dataDir, 'GET /v1/token', {});
     for (const [i, host] of rest.entries()) {
       agents.push(
         spawnAgent(root, `${prefix}${i + 2}`, ['join', token, '--advertise', host, ...nodeFlags]),

@@ -13,6 +13,7 @@ import type {
   TaskRow,
 } from '../../agent/control/api.js';
 import { DataDir } from '../../agent/datadir.js';
+import { callAgent } from '../../cli/control-client.js';
 import {
   recordRanges,
   releaseRun,
@@ -145,18 +146,13 @@ export async function meshJson<T>(agent: AgentProcess, ...args: string[]): Promi
   return JSON.parse(stdout) as T;
 }
 
-/** `mesh node ls --json` as the agent with this data dir sees it. */
+/**
+ * The nodes the agent with this data dir lists (`mesh node ls --json`'s rows, in its order),
+ * asked from this process: polls of it would otherwise start a CLI process a try.
+ */
 export async function nodesSeenBy(dataDir: string): Promise<NodeRow[]> {
-  const { code, stdout, stderr } = await meshWithin(
-    CLI_DEADLINE_MS,
-    'node',
-    'ls',
-    '--json',
-    '--data-dir',
-    dataDir,
-  );
-  if (code !== 0) throw new Error(`node ls failed: ${stderr}`);
-  return JSON.parse(stdout) as NodeRow[];
+  const { nodes } = await callAgent(dataDir, 'GET /v1/nodes', {});
+  return nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
 }
 
 /** The node ID an agent's data dir holds. */
@@ -184,11 +180,9 @@ export function logged(agent: AgentProcess, message: string, since = 0): LogEven
 
 export type RaftView = StatusResponse & { raft: RaftStatus };
 
-/** `mesh status --json` of the agent. */
+/** The agent's status (`mesh status --json`), asked from this process as nodesSeenBy is. */
 export async function view(agent: AgentProcess): Promise<RaftView> {
-  const { code, stdout, stderr } = await meshOn(agent, 'status', '--json');
-  if (code !== 0) throw new Error(`status failed: ${stderr}`);
-  return JSON.parse(stdout) as RaftView;
+  return (await callAgent(agent.dataDir, 'GET /v1/status', {})) as RaftView;
 }
 
 /** Waits until the agents agree on a leader and state, and `extra` holds for each view. */
@@ -219,7 +213,7 @@ export async function agreed(
 export async function nodesRecorded(agent: AgentProcess, count: number): Promise<void> {
   await eventually(
     async () => {
-      const nodes = await meshJson<NodeRow[]>(agent, 'node', 'ls');
+      const nodes = await nodesSeenBy(agent.dataDir);
       return nodes.length === count && nodes.every((n) => n.status === 'alive' && n.recorded);
     },
     { what: `${count} nodes alive and recorded`, timeoutMs: 30_000, intervalMs: 200 },
