@@ -161,7 +161,7 @@ async function main(): Promise<void> {
   });
   void interrupted.then(async (code) => {
     await stop();
-    await killChildren();
+    killChildren();
     process.exit(code);
   });
   try {

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,11 +43,18 @@ export const INTERRUPT_EXIT_CODES = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } a
 
 /**
  * Kills this process's remaining children (a CLI command still waiting on an agent that was just
- * stopped): run last by an interrupted harness, so nothing it started outlives it.
+ * stopped): called by an interrupted harness right before process.exit, in the same tick, so
+ * that no step of the run still going can start another command in between (one did: a `mesh
+ * node label` of bench:partition outlived it, when pkill was awaited).
  */
-export async function killChildren(): Promise<void> {
-  // pkill exits 1 when there was none: nothing to do, not a failure.
-  await run('pkill', ['-KILL', '-P', String(process.pid)]).catch(() => undefined);
+export function killChildren(): void {
+  try {
+    execFileSync('pkill', ['-KILL', '-P', String(process.pid)], { stdio: 'ignore' });
+  } catch (error) {
+    // pkill exits 1 when there was none: nothing to do. Anything else is said; the exit goes on.
+    if ((error as { status?: number }).status !== 1)
+      console.error(`could not kill what this run started: ${(error as Error).message}`);
+  }
 }
 
 export function spawnAgent(root: string, name: string, args: string[]): AgentProcess {

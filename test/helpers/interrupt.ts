@@ -19,7 +19,7 @@ async function interrupted(signal: Interrupt): Promise<void> {
   );
   for (const release of [...releases].reverse())
     await release().catch((error: Error) => console.error(`cleanup failed: ${error.message}`));
-  await killChildren();
+  killChildren();
   process.exit(INTERRUPT_EXIT_CODES[signal]);
 }
 
