@@ -18,6 +18,7 @@ import {
   meshJson,
   meshOn,
   nodeIdOf,
+  nodesSeenBy,
 } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/poll.js';
 
@@ -65,9 +66,8 @@ test.before(async () => {
   agents = [voter, ...workers];
   await eventually(
     async () =>
-      (await meshJson<Array<{ status: string; recorded: boolean }>>(voter, 'node', 'ls')).filter(
-        (n) => n.status === 'alive' && n.recorded,
-      ).length === 3,
+      (await nodesSeenBy(voter.dataDir)).filter((n) => n.status === 'alive' && n.recorded)
+        .length === 3,
     { what: 'three nodes alive and recorded', timeoutMs: 60_000, intervalMs: 200 },
   );
   // The operator's window, opened before anything happens: every event from here on.

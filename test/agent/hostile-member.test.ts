@@ -22,6 +22,7 @@ import {
   meshJson,
   meshOn,
   nodeIdOf,
+  nodesSeenBy,
   type RaftView,
   view,
   waitForControl,
@@ -78,7 +79,7 @@ test.before(async () => {
       // may still show it a learner for a moment after the leader seated it).
       const worker = views[3];
       const learner = worker && leader?.raft.learners.includes(worker.nodeId) ? worker : undefined;
-      const nodes = await meshJson<NodeRow[]>(agents[0] as AgentProcess, 'node', 'ls');
+      const nodes = await nodesSeenBy((agents[0] as AgentProcess).dataDir);
       const ready = nodes.length === 4 && nodes.every((n) => n.status === 'alive' && n.recorded);
       return leader && learner && ready && leader.raft.voters.length === 3
         ? { leader, learner }

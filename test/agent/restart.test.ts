@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
-import type { NodeRow, RoutesResponse, StatusResponse, TaskRow } from '../../agent/control/api.js';
+import type { RoutesResponse, StatusResponse, TaskRow } from '../../agent/control/api.js';
 import { DEFAULT_SCHEDULER_OPTIONS } from '../../agent/scheduler/scheduler.js';
 import { RESTART_EXIT_CODE } from '../../cli/install.js';
 import { removeLabelled } from '../helpers/containers.js';
@@ -23,6 +23,7 @@ import {
   meshJson,
   meshOn,
   nodeIdOf,
+  nodesSeenBy,
   testRanges,
   waitForControl,
 } from '../helpers/local-cluster.js';
@@ -182,9 +183,7 @@ dockerTest(
     t.is(await second.exited, RESTART_EXIT_CODE);
     const seen = await eventually(
       async () =>
-        (await meshJson<NodeRow[]>(first, 'node', 'ls')).find(
-          (n) => n.id === secondId && n.status === 'dead',
-        ),
+        (await nodesSeenBy(first.dataDir)).find((n) => n.id === secondId && n.status === 'dead'),
       { what: 'node 2 seen dead', timeoutMs: 20_000, intervalMs: 200 },
     );
     t.true(seen.restarting, 'shown restarting');
@@ -209,9 +208,7 @@ dockerTest(
     t.is(now?.State.StartedAt, before?.State.StartedAt, 'not restarted');
     const row = await eventually(
       async () =>
-        (await meshJson<NodeRow[]>(first, 'node', 'ls')).find(
-          (n) => n.id === secondId && n.status === 'alive',
-        ),
+        (await nodesSeenBy(first.dataDir)).find((n) => n.id === secondId && n.status === 'alive'),
       { what: 'node 2 alive again', timeoutMs: 20_000, intervalMs: 200 },
     );
     t.false(row.restarting);

@@ -8,6 +8,7 @@ import {
   meshJson,
   meshOn,
   nodeIdOf,
+  nodesSeenBy,
   waitForControl,
 } from '../../helpers/local-cluster.js';
 import { bodyOnceAnswering, eventually } from '../../helpers/poll.js';
@@ -70,7 +71,7 @@ test.before(async () => {
   // of them can be killed without losing the quorum.
   await eventually(
     async () => {
-      const nodes = await meshJson<NodeRow[]>(agents[0] as AgentProcess, 'node', 'ls');
+      const nodes = await nodesSeenBy((agents[0] as AgentProcess).dataDir);
       return (
         nodes.length === 3 &&
         nodes.every((n) => n.status === 'alive' && n.recorded && n.raft === 'voter')
@@ -254,7 +255,7 @@ dockerTest(
     agents[1] = back;
     await waitForControl(back);
     await eventually(
-      async () => (await meshJson<NodeRow[]>(a, 'node', 'ls')).every((n) => n.status === 'alive'),
+      async () => (await nodesSeenBy(a.dataDir)).every((n) => n.status === 'alive'),
       { what: 'the node alive again', timeoutMs: 20_000, intervalMs: 200 },
     );
   },

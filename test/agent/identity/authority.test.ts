@@ -8,6 +8,7 @@ import {
   LocalCluster,
   meshJson,
   meshOn,
+  nodesSeenBy,
   waitForControl,
 } from '../../helpers/local-cluster.js';
 import { eventually } from '../../helpers/poll.js';
@@ -49,9 +50,8 @@ test('the node that ran mesh init is gone: another voter makes tokens, signs joi
   await waitForControl(joiner);
   await eventually(
     async () =>
-      (await meshJson<NodeRow[]>(second, 'node', 'ls')).filter(
-        (n) => n.status === 'alive' && n.recorded,
-      ).length === 3,
+      (await nodesSeenBy(second.dataDir)).filter((n) => n.status === 'alive' && n.recorded)
+        .length === 3,
     { what: 'the joiner alive and recorded', timeoutMs: 30_000, intervalMs: 300 },
   );
   // Each node's certificate expiry, as it gossips (90 days by default).

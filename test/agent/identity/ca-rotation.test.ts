@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import type { CaStatus, NodeRow, TaskRow } from '../../../agent/control/api.js';
+import type { CaStatus, TaskRow } from '../../../agent/control/api.js';
 import { certificatePin, signedBy, splitPem } from '../../../mesh/pki/certificate.js';
 import {
   type AgentProcess,
@@ -11,6 +11,7 @@ import {
   meshJson,
   meshOn,
   nodeIdOf,
+  nodesSeenBy,
   waitForControl,
 } from '../../helpers/local-cluster.js';
 import { eventually } from '../../helpers/poll.js';
@@ -59,9 +60,7 @@ test('a CA rotation re-issues every live node’s certificate with no connection
   away.child.kill('SIGKILL');
   await away.exited;
   await eventually(
-    async () =>
-      (await meshJson<NodeRow[]>(first, 'node', 'ls')).find((n) => n.id === awayId)?.status ===
-      'dead',
+    async () => (await nodesSeenBy(first.dataDir)).find((n) => n.id === awayId)?.status === 'dead',
     { what: 'the third node seen dead', timeoutMs: 30_000, intervalMs: 300 },
   );
 

@@ -12,6 +12,7 @@ import {
   meshJson,
   meshOn,
   nodeIdOf,
+  nodesSeenBy,
   waitForControl,
 } from '../../helpers/local-cluster.js';
 import { eventually } from '../../helpers/poll.js';
@@ -62,7 +63,7 @@ test('nodes off past their certificate’s expiry come back as themselves: a vot
   // Until the cluster records the worker as gossip shows it, no node has the label to deploy to.
   await eventually(
     async () =>
-      (await meshJson<NodeRow[]>(first, 'node', 'ls')).some(
+      (await nodesSeenBy(first.dataDir)).some(
         (n) => n.id === workerId && n.recorded && n.labels.disk === 'ssd',
       ),
     { what: 'the worker recorded with its label', timeoutMs: 30_000, intervalMs: 300 },
@@ -109,7 +110,7 @@ test('nodes off past their certificate’s expiry come back as themselves: a vot
   t.is(await nodeIdOf(workerBack), workerId);
   const nodes = (await eventually(
     async () => {
-      const rows = await meshJson<NodeRow[]>(first, 'node', 'ls');
+      const rows = await nodesSeenBy(first.dataDir);
       return rows.filter((n) => n.status === 'alive').length === 4 ? rows : undefined;
     },
     { what: 'all four nodes alive', timeoutMs: 30_000, intervalMs: 300 },

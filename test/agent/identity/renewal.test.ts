@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import test from 'ava';
 import type { NodeRow } from '../../../agent/control/api.js';
-import { type AgentProcess, LocalCluster, meshJson, meshOn } from '../../helpers/local-cluster.js';
+import {
+  type AgentProcess,
+  LocalCluster,
+  meshJson,
+  meshOn,
+  nodesSeenBy,
+} from '../../helpers/local-cluster.js';
 import { eventually } from '../../helpers/poll.js';
 
 // Loopback block 127.0.46.0/24: certificates of a minute, renewed at 40 s.
@@ -16,8 +22,7 @@ test('with one-minute certificates every node renews its own, and the cluster ru
   const startedAt = Date.now();
   const agents = await cluster.start(HOSTS, 'renew', ['--cert-validity', '1m']);
   const [first, second] = agents as [AgentProcess, AgentProcess];
-  const expiries = async () =>
-    (await meshJson<NodeRow[]>(first, 'node', 'ls')).map((n) => n.certExpires ?? '');
+  const expiries = async () => (await nodesSeenBy(first.dataDir)).map((n) => n.certExpires ?? '');
   await eventually(async () => (await expiries()).filter(Boolean).length === 2, {
     what: 'both nodes gossiping their certificate',
     timeoutMs: 30_000,

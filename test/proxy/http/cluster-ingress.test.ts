@@ -16,7 +16,13 @@ import { removeLabelled } from '../../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../../helpers/docker.js';
 import { filesHolding } from '../../helpers/files-holding.js';
 import { handshakes, hostCertificate } from '../../helpers/host-certificate.js';
-import { type AgentProcess, LocalCluster, meshJson, meshOn } from '../../helpers/local-cluster.js';
+import {
+  type AgentProcess,
+  LocalCluster,
+  meshJson,
+  meshOn,
+  nodesSeenBy,
+} from '../../helpers/local-cluster.js';
 import { eventually } from '../../helpers/poll.js';
 
 const run = promisify(execFile);
@@ -123,9 +129,8 @@ test.before(async () => {
   clusterId = (await meshJson<StatusResponse>(seed, 'status')).clusterId;
   await eventually(
     async () =>
-      (await meshJson<Array<{ status: string; recorded: boolean }>>(seed, 'node', 'ls')).filter(
-        (n) => n.status === 'alive' && n.recorded,
-      ).length === 2,
+      (await nodesSeenBy(seed.dataDir)).filter((n) => n.status === 'alive' && n.recorded).length ===
+      2,
     { what: 'two nodes alive and recorded', timeoutMs: 30_000, intervalMs: 200 },
   );
   const deployed = await meshOn(seed, 'deploy', '-c', cluster.file('shop.yml', SHOP), 'shop');
