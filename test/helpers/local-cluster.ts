@@ -8,7 +8,6 @@ import type {
   RaftStatus,
   ServiceDetail,
   ServiceRow,
-  StackRow,
   StatusResponse,
   TaskRow,
 } from '../../agent/control/api.js';
@@ -242,22 +241,18 @@ export async function checkUnreachable(range: string): Promise<void> {
   );
 }
 
-/** The first service of the first stack, as `mesh ls --json` on the agent lists it. */
+/**
+ * The first service of the first stack, as `mesh ls --json` on the agent lists it; asked from
+ * this process (the autoscaler tests poll it).
+ */
 export async function firstServiceRow(agent: AgentProcess): Promise<ServiceRow> {
-  const [stack] = await meshJson<StackRow[]>(agent, 'ls');
+  const [stack] = await callAgent(agent.dataDir, 'GET /v1/stacks', {});
   const row = stack?.services[0];
   if (!row || 'damaged' in row) throw new Error(`no service listed: ${JSON.stringify(stack)}`);
   return row;
 }
 
-/** The service as `mesh inspect --json` on the agent shows its definition and autoscaling. */
-export async function serviceDetail(agent: AgentProcess, service: string): Promise<ServiceDetail> {
-  const shown = await meshJson<{ services: Array<{ spec: ServiceDetail }> }>(
-    agent,
-    'inspect',
-    service,
-  );
-  const detail = shown.services[0]?.spec;
-  if (!detail) throw new Error(`mesh inspect ${service} showed no service`);
-  return detail;
+/** The service's definition and autoscaling (`mesh inspect --json`'s spec), asked likewise. */
+export function serviceDetail(agent: AgentProcess, service: string): Promise<ServiceDetail> {
+  return callAgent(agent.dataDir, 'GET /v1/service', { service });
 }
