@@ -1,4 +1,4 @@
-import type { NodeUpdateRequest } from '../agent/control/api.js';
+import type { NodeRow, NodeUpdateRequest } from '../agent/control/api.js';
 import { nodeLabels } from '../mesh/api/nodes.js';
 import { DATA_DIR, dataDirOf, JSON_OUTPUT, parse, runSubcommand, UsageError } from './args.js';
 import { NODE_COMMANDS } from './commands.js';
@@ -68,6 +68,11 @@ async function nodeUpdate(sub: 'drain' | 'activate' | 'label', args: string[]): 
   return 0;
 }
 
+/** `mesh node ls`'s order: by address, numerically (127.0.0.2 before 127.0.0.10). */
+export function byAddress(a: NodeRow, b: NodeRow): number {
+  return a.address.localeCompare(b.address, 'en', { numeric: true });
+}
+
 async function nodeList(args: string[]): Promise<number> {
   const { values } = parse('node ls', args, { ...DATA_DIR, ...JSON_OUTPUT, ...LISTING_OPTIONS });
   const { consistent, nodes } = await callAgent(dataDirOf(values), 'GET /v1/nodes', {});
@@ -76,7 +81,7 @@ async function nodeList(args: string[]): Promise<number> {
       'mesh: no Raft quorum reachable: this is the local, possibly stale, view\n',
     );
   }
-  nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
+  nodes.sort(byAddress);
   printListing(values, nodes, {
     id: (n) => n.id,
     table: (nodes) =>

@@ -12,6 +12,7 @@ import type {
   TaskRow,
 } from '../../agent/control/api.js';
 import { DataDir } from '../../agent/datadir.js';
+import { byAddress } from '../../cli/cluster.js';
 import { callAgent } from '../../cli/control-client.js';
 import {
   recordRanges,
@@ -151,7 +152,7 @@ export async function meshJson<T>(agent: AgentProcess, ...args: string[]): Promi
  */
 export async function nodesSeenBy(dataDir: string): Promise<NodeRow[]> {
   const { nodes } = await callAgent(dataDir, 'GET /v1/nodes', {});
-  return nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
+  return nodes.sort(byAddress);
 }
 
 /** The node ID an agent's data dir holds. */
