@@ -28,6 +28,7 @@ import { type AgentProcess, LocalCluster, meshOn } from '../helpers/local-cluste
 import {
   agreement,
   cleanupOnSignal,
+  clockTicksPerSecond,
   cpuPercentOver,
   memoryMb,
   note,
@@ -255,7 +256,7 @@ async function main(): Promise<void> {
   const windowS = option('window-s', 10);
   const tasks = option('tasks', 50);
   const measureMs = option('measure-s', 30) * 1000;
-  const ticksPerSecond = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
+  const ticksPerSecond = await clockTicksPerSecond();
   await ensureTestImage(docker);
   await run('ip', ['addr', 'add', `${CLIENT}/32`, 'dev', 'lo']).catch(() => undefined);
   try {

@@ -21,6 +21,7 @@ import { type AgentProcess, LocalCluster, meshOn, nodeIdOf } from '../helpers/lo
 import {
   agreement,
   cleanupOnSignal,
+  clockTicksPerSecond,
   cpuPercentOver,
   note,
   option,
@@ -65,7 +66,7 @@ async function browserPids(): Promise<number[]> {
 
 async function main(): Promise<void> {
   const idleMs = option('idle-s', 30) * 1000;
-  const ticksPerSecond = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
+  const ticksPerSecond = await clockTicksPerSecond();
   process.env.DOCKER_HOST = 'unix:///nonexistent/docker.sock';
   const agents = await cluster.start(
     HOSTS,

@@ -6,14 +6,13 @@
  *
  *   npm run bench:footprint -- [--nodes 3,12] [--idle-s 30] [--json]
  */
-import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { requestOnce } from '../helpers/load.js';
 import { type AgentProcess, LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import {
   agreement,
   cleanupOnSignal,
+  clockTicksPerSecond,
   cpuPercentOver,
   memoryMb,
   note,
@@ -23,7 +22,6 @@ import {
   until,
 } from './harness.js';
 
-const run = promisify(execFile);
 /** The goals the issue set (#26): per agent, at 3 nodes. */
 const GOALS = { rssMb: 60, cpuPercent: 0.5 };
 /** From the agents' agreement to the start of the idle window. */
@@ -120,7 +118,7 @@ async function main(): Promise<void> {
   const at = process.argv.indexOf('--nodes');
   const sizes = (at >= 0 ? (process.argv[at + 1] ?? '') : '3,12').split(',').map(Number);
   const idleMs = option('idle-s', 30) * 1000;
-  const ticksPerSecond = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
+  const ticksPerSecond = await clockTicksPerSecond();
   const results = [];
   try {
     for (const nodes of sizes) results.push(await measure(nodes, idleMs, ticksPerSecond));

@@ -98,11 +98,8 @@ export function summary(samples: number[]) {
   };
 }
 
-/**
- * A process and, when it is an agent, its HTTP ingress workers (child processes running
- * ingress-worker.js): what the agent costs is theirs too. Its process tasks are not counted.
- */
-export function withIngressWorkers(pid: number): number[] {
+/** A process and those of its children whose command line `isPart` accepts. */
+export function withChildren(pid: number, isPart: (cmdline: string) => boolean): number[] {
   const threads = readdirSync(`/proc/${pid}/task`);
   const children = threads.flatMap((tid) =>
     readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8')
@@ -110,19 +107,32 @@ export function withIngressWorkers(pid: number): number[] {
       .filter(Boolean)
       .map(Number),
   );
-  const workers = children.filter((child) => {
+  const parts = children.filter((child) => {
     try {
-      return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('ingress-worker');
+      return isPart(readFileSync(`/proc/${child}/cmdline`, 'utf8'));
     } catch {
       return false; // gone since it was listed
     }
   });
-  return [pid, ...workers];
+  return [pid, ...parts];
+}
+
+/**
+ * A process and, when it is an agent, its HTTP ingress workers (child processes running
+ * ingress-worker.js): what the agent costs is theirs too. Its process tasks are not counted.
+ */
+export function withIngressWorkers(pid: number): number[] {
+  return withChildren(pid, (cmdline) => cmdline.includes('ingress-worker'));
 }
 
 /** CPU time (user + system) of a process and its ingress workers so far, in clock ticks. */
 export function cpuTicks(pid: number): number {
-  return withIngressWorkers(pid).reduce((sum, p) => sum + ownCpuTicks(p), 0);
+  return ticksOf(withIngressWorkers(pid));
+}
+
+/** CPU time (user + system) of these processes so far, in clock ticks. */
+export function ticksOf(pids: number[]): number {
+  return pids.reduce((sum, p) => sum + ownCpuTicks(p), 0);
 }
 
 /** CPU time of one process from /proc/PID/stat. */
@@ -150,6 +160,11 @@ export function memoryMb(pid: number): { rss: number; anon: number; file: number
     total.file += kb('RssFile') / 1024;
   }
   return total;
+}
+
+/** The kernel's clock ticks a second, the unit of /proc's CPU times. */
+export async function clockTicksPerSecond(): Promise<number> {
+  return Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
 }
 
 /** Each process's CPU over a window of `ms` from now, in percent of a core. */
@@ -197,11 +212,16 @@ export async function sideBySide(
   hosts: [string, string],
   prefix: string,
   services: string,
-): Promise<{ first: AgentProcess; address: (id: string) => string; direct: string }> {
+): Promise<{
+  first: AgentProcess;
+  second: AgentProcess;
+  address: (id: string) => string;
+  direct: string;
+}> {
   const [first] = await cluster.start([hosts[0]], prefix, ['--label', 'side=local']);
   if (!first) throw new Error('no agent');
   const token = (await meshOn(first, 'token')).stdout.trim();
-  cluster.spawn(`${prefix}2`, [
+  const second = cluster.spawn(`${prefix}2`, [
     'join',
     token,
     '--advertise',
@@ -235,7 +255,7 @@ export async function sideBySide(
   const [task] = await tasks(first, { service: 'bench.local' });
   const direct = task && firstPortOf(task);
   if (!direct) throw new Error('bench.local reports no port');
-  return { first, address, direct };
+  return { first, second, address, direct };
 }
 
 /**

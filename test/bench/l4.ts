@@ -7,6 +7,8 @@
  * a second), where a connection across nodes costs a stream, not a handshake. The backends are
  * keep-alive Node HTTP servers run as process tasks; everything stays on 127.0.41.0/24 and the
  * cluster's own service range. wrk and haproxy are Debian packages, installed when missing.
+ * Beside each rate, `cpuUsPerRequest`: the CPU time (user + system) HAProxy, or the two agents,
+ * spent per request, which the machine's other load moves far less than the rate.
  *
  *   npm run bench:l4 [-- --seconds 10] [-- --json]
  */
@@ -14,8 +16,17 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '../helpers/local-cluster.js';
-import { cleanupOnSignal, ensureTool, note, option, report, sideBySide, until } from './harness.js';
-import { backendService, ratio, type WrkResult, wrk } from './wrk.js';
+import {
+  cleanupOnSignal,
+  ensureTool,
+  note,
+  option,
+  report,
+  sideBySide,
+  until,
+  withIngressWorkers,
+} from './harness.js';
+import { backendService, cpuRatio, ratio, type WrkResult, wrkWithCpu } from './wrk.js';
 
 const HOSTS: [string, string] = ['127.0.41.1', '127.0.41.2'];
 const HAPROXY = '127.0.41.3:18041';
@@ -30,7 +41,7 @@ async function main(): Promise<void> {
     await cluster.close();
   });
   try {
-    const { address, direct } = await sideBySide(
+    const { first, second, address, direct } = await sideBySide(
       cluster,
       HOSTS,
       'l4',
@@ -48,6 +59,13 @@ async function main(): Promise<void> {
       mesh: `http://${address('bench.local')}:8080/`,
       meshRemote: `http://${address('bench.remote')}:8080/`,
     };
+    // Whose CPU each target costs: HAProxy's, or both agents' (either may carry a connection).
+    const agents = () => [first, second].flatMap((a) => withIngressWorkers(a.child.pid ?? 0));
+    const processes: Record<string, (() => number[]) | undefined> = {
+      haproxy: () => [haproxy?.pid ?? 0],
+      mesh: agents,
+      meshRemote: agents,
+    };
     for (const url of Object.values(urls))
       await until(`${url} answering`, 20_000, () =>
         fetch(url).then(
@@ -57,13 +75,13 @@ async function main(): Promise<void> {
       );
     // Two rounds over every target in turn, the better of each kept (see bench:proxy).
     const measure = async (newConnections: boolean) => {
-      const results: Record<string, WrkResult> = {};
+      const results: Record<string, WrkResult & { cpuUsPerRequest?: number }> = {};
       for (let round = 1; round <= 2; round++)
         for (const [name, url] of Object.entries(urls)) {
           note(
             `round ${round}: wrk -t1 -c32 -d${seconds}s ${url} (${name}${newConnections ? ', a connection per request' : ''})`,
           );
-          const result = await wrk(url, seconds, undefined, {
+          const result = await wrkWithCpu(processes[name], url, seconds, undefined, {
             threads: 1,
             connections: 32,
             newConnections,
@@ -74,6 +92,7 @@ async function main(): Promise<void> {
         ...results,
         ratioVsHaproxy: ratio(results.mesh, results.haproxy),
         remoteRatioVsHaproxy: ratio(results.meshRemote, results.haproxy),
+        remoteCpuVsHaproxy: cpuRatio(results.meshRemote, results.haproxy),
         remoteP99VsLocal:
           Math.round(((results.meshRemote?.p99Ms ?? 0) / (results.mesh?.p99Ms ?? 1)) * 100) / 100,
       };

@@ -10,6 +10,8 @@
  * Every target is first warmed (untimed: a JIT-compiled proxy, and the Node backend, reach their
  * steady speed only after some requests), then measured in rounds that take the targets in turn;
  * each target's best round is kept, so a moment of noise on a shared machine decides no ratio.
+ * Beside each rate, `cpuUsPerRequest`: the CPU time (user + system) the proxy's own processes
+ * spent per request (`cpuVsNginx` compares the mesh's with nginx's).
  *
  * With --h2 the same is measured in HTTP/2 over TLS (h2load -c32 -m10, ALPN h2) against nginx
  * and Caddy, each with a self-signed certificate for a name of its own, the mesh with one added
@@ -28,9 +30,26 @@ import { callAgent } from '../../cli/control-client.js';
 import { hostCertificate } from '../helpers/host-certificate.js';
 import { type AgentProcess, firstPortOf, LocalCluster, meshOn } from '../helpers/local-cluster.js';
 import { type H2loadResult, h2load } from './h2load.js';
-import { cleanupOnSignal, ensureTool, note, option, report, until } from './harness.js';
+import {
+  cleanupOnSignal,
+  ensureTool,
+  note,
+  option,
+  report,
+  until,
+  withChildren,
+  withIngressWorkers,
+} from './harness.js';
 import { nginxConfig } from './nginx.js';
-import { answers, backendService, ratio, type WrkResult, wrk } from './wrk.js';
+import {
+  answers,
+  backendService,
+  cpuRatio,
+  ratio,
+  type WrkResult,
+  wrk,
+  wrkWithCpu,
+} from './wrk.js';
 
 const MESH = '127.0.42.1';
 const PORT = 18_042;
@@ -161,17 +180,26 @@ async function main(): Promise<void> {
     );
     writeFileSync(join(root, 'haproxy.cfg'), haproxyConfig(backend, cores));
     writeFileSync(join(root, 'Caddyfile'), caddyConfig(backend));
-    peers.push(
-      spawn('nginx', ['-c', join(root, 'nginx.conf'), '-p', root], { stdio: 'ignore' }),
-      spawn('haproxy', ['-db', '-f', join(root, 'haproxy.cfg')], { stdio: 'ignore' }),
-      startCaddy(root, cores),
-    );
-    const targets: Record<string, { url: string; host?: string }> = {
+    const nginx = spawn('nginx', ['-c', join(root, 'nginx.conf'), '-p', root], {
+      stdio: 'ignore',
+    });
+    const haproxy = spawn('haproxy', ['-db', '-f', join(root, 'haproxy.cfg')], { stdio: 'ignore' });
+    const caddy = startCaddy(root, cores);
+    peers.push(nginx, haproxy, caddy);
+    // Each proxy's processes, whose CPU time per request is measured beside its rps.
+    const targets: Record<string, { url: string; host?: string; processes?: () => number[] }> = {
       direct: { url: `http://${backend}/` },
-      nginx: { url: `http://${PEERS.nginx}:${PORT}/` },
-      haproxy: { url: `http://${PEERS.haproxy}:${PORT}/` },
-      caddy: { url: `http://${PEERS.caddy}:${PORT}/` },
-      mesh: { url: `http://${MESH}:${PORT}/`, host: HOST },
+      nginx: {
+        url: `http://${PEERS.nginx}:${PORT}/`,
+        processes: () => withChildren(nginx.pid ?? 0, (cmdline) => cmdline.startsWith('nginx')),
+      },
+      haproxy: { url: `http://${PEERS.haproxy}:${PORT}/`, processes: () => [haproxy.pid ?? 0] },
+      caddy: { url: `http://${PEERS.caddy}:${PORT}/`, processes: () => [caddy.pid ?? 0] },
+      mesh: {
+        url: `http://${MESH}:${PORT}/`,
+        host: HOST,
+        processes: () => withIngressWorkers(agent.child.pid ?? 0),
+      },
     };
     for (const [name, { url, host }] of Object.entries(targets))
       await until(`${name} answering`, 20_000, () => answers(url, host));
@@ -180,18 +208,19 @@ async function main(): Promise<void> {
       note(`warming ${name} for ${warmup}s`);
       await wrk(url, warmup, host, load);
     }
-    const results: Record<string, WrkResult> = {};
+    const results: Record<string, WrkResult & { cpuUsPerRequest?: number }> = {};
     for (let round = 1; round <= rounds; round++)
-      for (const [name, { url, host }] of Object.entries(targets)) {
+      for (const [name, { url, host, processes }] of Object.entries(targets)) {
         note(
           `round ${round}/${rounds}: wrk -t${load.threads} -c${load.connections} -d${seconds}s ${url} (${name})`,
         );
-        const result = await wrk(url, seconds, host, load);
+        const result = await wrkWithCpu(processes, url, seconds, host, load);
         if (result.rps > (results[name]?.rps ?? 0)) results[name] = result;
       }
     report({
       ...results,
       ratioVsNginx: ratio(results.mesh, results.nginx),
+      cpuVsNginx: cpuRatio(results.mesh, results.nginx),
       ratioVsCaddy: ratio(results.mesh, results.caddy),
       p99VsNginx:
         Math.round(((results.mesh?.p99Ms ?? 0) / (results.nginx?.p99Ms ?? 1)) * 100) / 100,

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { get } from 'node:http';
 import { promisify } from 'node:util';
-import { note } from './harness.js';
+import { clockTicksPerSecond, note, ticksOf } from './harness.js';
 
 const run = promisify(execFile);
 
@@ -82,6 +82,33 @@ export async function wrk(
     p50Ms: percentileMs(stdout, 50),
     p99Ms: percentileMs(stdout, 99),
   };
+}
+
+/**
+ * wrk's run, and what the processes serving it spent on each request (user + system CPU, in µs):
+ * a proxy's own cost, whatever else loads the machine. Without `processes`, the run alone.
+ */
+export async function wrkWithCpu(
+  processes: (() => number[]) | undefined,
+  url: string,
+  seconds: number,
+  host?: string,
+  load?: WrkLoad,
+): Promise<WrkResult & { cpuUsPerRequest?: number }> {
+  if (!processes) return wrk(url, seconds, host, load);
+  const ticksPerSecond = await clockTicksPerSecond();
+  const before = ticksOf(processes());
+  const result = await wrk(url, seconds, host, load);
+  const spent = (ticksOf(processes()) - before) / ticksPerSecond;
+  return { ...result, cpuUsPerRequest: Math.round((spent * 1e6) / (result.rps * seconds)) };
+}
+
+/** a/b of the CPU time per request, to two places. */
+export function cpuRatio(
+  a: { cpuUsPerRequest?: number } | undefined,
+  b: { cpuUsPerRequest?: number } | undefined,
+): number {
+  return Math.round(((a?.cpuUsPerRequest ?? 0) / (b?.cpuUsPerRequest ?? 1)) * 100) / 100;
 }
 
 /**
