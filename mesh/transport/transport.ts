@@ -148,9 +148,8 @@ export class Transport {
     to: { address: string; nodeId: string },
     target: string,
     asOf?: number,
-    answerWithinMs?: number,
   ): Promise<ClientHttp2Stream> {
-    return this.tunnels.open(to, target, asOf, answerWithinMs);
+    return this.tunnels.open(to, target, asOf);
   }
 
   /** Called with the peer's node ID whenever a connection to it closes or a dial to it fails. */

@@ -74,15 +74,15 @@ export class Tunnels {
   /**
    * A byte stream to what the node at `address` serves under `target`, chosen from the cluster
    * state as of index `asOf` (0: unsaid). Resolves once the peer accepted, paused (pipe() resumes
-   * it); rejects with the peer's reason, or when it gave no answer within `answerWithinMs` (a peer
-   * that connects to the target before it answers needs longer than the connect timeout).
+   * it); rejects with the peer's reason, or when it gave no answer within the connect timeout (a
+   * far node that hangs holds its asker no longer: the routing mesh tries another replica).
    */
   async open(
     to: { address: string; nodeId: string },
     target: string,
     asOf = 0,
-    answerWithinMs = this.options.connectTimeoutMs,
   ): Promise<ClientHttp2Stream> {
+    const { connectTimeoutMs } = this.options;
     const session = await this.session(to);
     return new Promise((resolve, reject) => {
       const stream = session.session.request(
@@ -115,10 +115,10 @@ export class Tunnels {
           fail(
             new TransportError(
               'unreachable',
-              `no stream from ${to.address} within ${answerWithinMs} ms`,
+              `no stream from ${to.address} within ${connectTimeoutMs} ms`,
             ),
           ),
-        answerWithinMs,
+        connectTimeoutMs,
       );
       stream.once('response', (headers) => {
         const status = Number(headers[':status']);
