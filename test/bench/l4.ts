@@ -26,7 +26,7 @@ import {
   until,
   withIngressWorkers,
 } from './harness.js';
-import { backendService, cpuRatio, ratio, type WrkResult, wrkWithCpu } from './wrk.js';
+import { backendService, cpuRatio, ratio, type WrkRun, wrkWithCpu } from './wrk.js';
 
 const HOSTS: [string, string] = ['127.0.41.1', '127.0.41.2'];
 const HAPROXY = '127.0.41.3:18041';
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
       );
     // Two rounds over every target in turn, the better of each kept (see bench:proxy).
     const measure = async (newConnections: boolean) => {
-      const results: Record<string, WrkResult & { cpuUsPerRequest?: number }> = {};
+      const results: Record<string, WrkRun> = {};
       for (let round = 1; round <= 2; round++)
         for (const [name, url] of Object.entries(urls)) {
           note(

@@ -41,15 +41,7 @@ import {
   withIngressWorkers,
 } from './harness.js';
 import { nginxConfig } from './nginx.js';
-import {
-  answers,
-  backendService,
-  cpuRatio,
-  ratio,
-  type WrkResult,
-  wrk,
-  wrkWithCpu,
-} from './wrk.js';
+import { answers, backendService, cpuRatio, ratio, type WrkRun, wrk, wrkWithCpu } from './wrk.js';
 
 const MESH = '127.0.42.1';
 const PORT = 18_042;
@@ -208,7 +200,7 @@ async function main(): Promise<void> {
       note(`warming ${name} for ${warmup}s`);
       await wrk(url, warmup, host, load);
     }
-    const results: Record<string, WrkResult & { cpuUsPerRequest?: number }> = {};
+    const results: Record<string, WrkRun> = {};
     for (let round = 1; round <= rounds; round++)
       for (const [name, { url, host, processes }] of Object.entries(targets)) {
         note(

@@ -84,6 +84,9 @@ export async function wrk(
   };
 }
 
+/** A wrk run, with the CPU time per request of the processes that served it when measured. */
+export type WrkRun = WrkResult & { cpuUsPerRequest?: number };
+
 /**
  * wrk's run, and what the processes serving it spent on each request (user + system CPU, in µs):
  * a proxy's own cost, whatever else loads the machine. Without `processes`, the run alone.
@@ -94,7 +97,7 @@ export async function wrkWithCpu(
   seconds: number,
   host?: string,
   load?: WrkLoad,
-): Promise<WrkResult & { cpuUsPerRequest?: number }> {
+): Promise<WrkRun> {
   if (!processes) return wrk(url, seconds, host, load);
   const ticksPerSecond = await clockTicksPerSecond();
   const before = ticksOf(processes());
@@ -104,10 +107,7 @@ export async function wrkWithCpu(
 }
 
 /** a/b of the CPU time per request, to two places. */
-export function cpuRatio(
-  a: { cpuUsPerRequest?: number } | undefined,
-  b: { cpuUsPerRequest?: number } | undefined,
-): number {
+export function cpuRatio(a: WrkRun | undefined, b: WrkRun | undefined): number {
   return Math.round(((a?.cpuUsPerRequest ?? 0) / (b?.cpuUsPerRequest ?? 1)) * 100) / 100;
 }
 
