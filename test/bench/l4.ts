@@ -8,11 +8,13 @@
  * keep-alive Node HTTP servers run as process tasks; everything stays on 127.0.41.0/24 and the
  * cluster's own service range. wrk and haproxy are Debian packages, installed when missing.
  * Beside each rate, `cpuUsPerRequest`: the CPU time (user + system) HAProxy, or the two agents,
- * spent per request, which the machine's other load moves far less than the rate.
+ * spent per request, which the machine's other load moves far less than the rate. `nodeFloor` is
+ * the least Node can do on the cross-node path (node-floor.ts: two processes, an HTTP/2 CONNECT
+ * stream over TLS per connection, nothing else), so `remoteRatioVsFloor` is the mesh's own part.
  *
  *   npm run bench:l4 [-- --seconds 10] [-- --json]
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '../helpers/local-cluster.js';
@@ -26,18 +28,23 @@ import {
   until,
   withIngressWorkers,
 } from './harness.js';
+import { startL4Floor } from './node-floor.js';
 import { backendService, cpuRatio, ratio, type WrkRun, wrkWithCpu } from './wrk.js';
 
 const HOSTS: [string, string] = ['127.0.41.1', '127.0.41.2'];
 const HAPROXY = '127.0.41.3:18041';
+/** Node's own floor on the cross-node path (node-floor.ts): the near and the far process. */
+const FLOOR = { near: '127.0.41.4:18041', far: '127.0.41.5:18041' };
 async function main(): Promise<void> {
   const seconds = option('seconds', 10);
   await ensureTool('wrk', 'wrk');
   await ensureTool('haproxy', 'haproxy');
   const cluster = await LocalCluster.create('bench-l4');
   let haproxy: ReturnType<typeof spawn> | undefined;
+  let floor: ChildProcess[] = [];
   const cleanup = cleanupOnSignal(async () => {
     haproxy?.kill();
+    for (const side of floor) side.kill();
     await cluster.close();
   });
   try {
@@ -53,11 +60,13 @@ async function main(): Promise<void> {
       `global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 3s\n  timeout client 60s\n  timeout server 60s\nfrontend bench\n  bind ${HAPROXY}\n  default_backend web\nbackend web\n  server b1 ${direct}\n`,
     );
     haproxy = spawn('haproxy', ['-db', '-f', config], { stdio: 'ignore' });
+    floor = await startL4Floor(cluster.root, { ...FLOOR, backend: direct });
     const urls = {
       direct: `http://${direct}/`,
       haproxy: `http://${HAPROXY}/`,
       mesh: `http://${address('bench.local')}:8080/`,
       meshRemote: `http://${address('bench.remote')}:8080/`,
+      nodeFloor: `http://${FLOOR.near}/`,
     };
     // Whose CPU each target costs: HAProxy's, or both agents' (either may carry a connection).
     const agents = () => [first, second].flatMap((a) => withIngressWorkers(a.child.pid ?? 0));
@@ -65,6 +74,7 @@ async function main(): Promise<void> {
       haproxy: () => [haproxy?.pid ?? 0],
       mesh: agents,
       meshRemote: agents,
+      nodeFloor: () => floor.map((side) => side.pid ?? 0),
     };
     for (const url of Object.values(urls))
       await until(`${url} answering`, 20_000, () =>
@@ -93,6 +103,8 @@ async function main(): Promise<void> {
         ratioVsHaproxy: ratio(results.mesh, results.haproxy),
         remoteRatioVsHaproxy: ratio(results.meshRemote, results.haproxy),
         remoteCpuVsHaproxy: cpuRatio(results.meshRemote, results.haproxy),
+        floorRatioVsHaproxy: ratio(results.nodeFloor, results.haproxy),
+        remoteRatioVsFloor: ratio(results.meshRemote, results.nodeFloor),
         remoteP99VsLocal:
           Math.round(((results.meshRemote?.p99Ms ?? 0) / (results.mesh?.p99Ms ?? 1)) * 100) / 100,
       };

@@ -11,7 +11,9 @@
  * steady speed only after some requests), then measured in rounds that take the targets in turn;
  * each target's best round is kept, so a moment of noise on a shared machine decides no ratio.
  * Beside each rate, `cpuUsPerRequest`: the CPU time (user + system) the proxy's own processes
- * spent per request (`cpuVsNginx` compares the mesh's with nginx's).
+ * spent per request (`cpuVsNginx` compares the mesh's with nginx's). `nodeFloor` is the least
+ * Node can do as a proxy on as many processes (node-floor.ts), so `ratioVsFloor` is the mesh's
+ * own part of its gap to nginx.
  *
  * With --h2 the same is measured in HTTP/2 over TLS (h2load -c32 -m10, ALPN h2) against nginx
  * and Caddy, each with a self-signed certificate for a name of its own, the mesh with one added
@@ -41,12 +43,18 @@ import {
   withIngressWorkers,
 } from './harness.js';
 import { nginxConfig } from './nginx.js';
+import { startHttpFloor } from './node-floor.js';
 import { answers, backendService, cpuRatio, ratio, type WrkRun, wrk, wrkWithCpu } from './wrk.js';
 
 const MESH = '127.0.42.1';
 const PORT = 18_042;
 const TLS_PORT = 18_442;
-const PEERS = { nginx: '127.0.42.2', haproxy: '127.0.42.3', caddy: '127.0.42.4' };
+const PEERS = {
+  nginx: '127.0.42.2',
+  haproxy: '127.0.42.3',
+  caddy: '127.0.42.4',
+  nodeFloor: '127.0.42.5',
+};
 const HOST = 'web.bench.mesh';
 /** In --h2, each proxy's name (its certificate's, sent as SNI and :authority) and address. */
 const TLS_HOSTS: Record<string, string> = {
@@ -177,7 +185,8 @@ async function main(): Promise<void> {
     });
     const haproxy = spawn('haproxy', ['-db', '-f', join(root, 'haproxy.cfg')], { stdio: 'ignore' });
     const caddy = startCaddy(root, cores);
-    peers.push(nginx, haproxy, caddy);
+    const nodeFloor = startHttpFloor(root, `${PEERS.nodeFloor}:${PORT}`, backend, cores);
+    peers.push(nginx, haproxy, caddy, nodeFloor);
     // Each proxy's processes, whose CPU time per request is measured beside its rps.
     const targets: Record<string, { url: string; host?: string; processes?: () => number[] }> = {
       direct: { url: `http://${backend}/` },
@@ -187,6 +196,10 @@ async function main(): Promise<void> {
       },
       haproxy: { url: `http://${PEERS.haproxy}:${PORT}/`, processes: () => [haproxy.pid ?? 0] },
       caddy: { url: `http://${PEERS.caddy}:${PORT}/`, processes: () => [caddy.pid ?? 0] },
+      nodeFloor: {
+        url: `http://${PEERS.nodeFloor}:${PORT}/`,
+        processes: () => withChildren(nodeFloor.pid ?? 0, () => true),
+      },
       mesh: {
         url: `http://${MESH}:${PORT}/`,
         host: HOST,
@@ -213,6 +226,8 @@ async function main(): Promise<void> {
       ...results,
       ratioVsNginx: ratio(results.mesh, results.nginx),
       cpuVsNginx: cpuRatio(results.mesh, results.nginx),
+      floorRatioVsNginx: ratio(results.nodeFloor, results.nginx),
+      ratioVsFloor: ratio(results.mesh, results.nodeFloor),
       ratioVsCaddy: ratio(results.mesh, results.caddy),
       p99VsNginx:
         Math.round(((results.mesh?.p99Ms ?? 0) / (results.nginx?.p99Ms ?? 1)) * 100) / 100,
