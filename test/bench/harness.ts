@@ -162,9 +162,12 @@ export function memoryMb(pid: number): { rss: number; anon: number; file: number
   return total;
 }
 
-/** The kernel's clock ticks a second, the unit of /proc's CPU times. */
-export async function clockTicksPerSecond(): Promise<number> {
-  return Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
+let ticksPerSecond: Promise<number> | undefined;
+
+/** The kernel's clock ticks a second, the unit of /proc's CPU times (asked once a run). */
+export function clockTicksPerSecond(): Promise<number> {
+  ticksPerSecond ??= run('getconf', ['CLK_TCK']).then(({ stdout }) => Number(stdout.trim()));
+  return ticksPerSecond;
 }
 
 /** Each process's CPU over a window of `ms` from now, in percent of a core. */
