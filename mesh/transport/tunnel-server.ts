@@ -34,10 +34,10 @@ export class TunnelServer {
   private readonly server: Http2Server;
   private readonly sessions = new Map<ServerHttp2Session, Peer>();
   /**
-   * Who the socket being handed over is, or why it is refused: a session is made within the
-   * hand-over, and a refused one is answered in HTTP/2, so the member can say why.
+   * The socket being handed over, and who it is or why it is refused: a session is made within
+   * the hand-over, and a refused one is answered in HTTP/2, so the member can say why.
    */
-  private arriving: { peer: Peer } | { refusal: string } | undefined;
+  private arriving: { socket: TLSSocket; member: { peer: Peer } | { refusal: string } } | undefined;
 
   constructor(
     handler: () => StreamHandler | undefined,
@@ -50,11 +50,16 @@ export class TunnelServer {
     });
     this.server.on('session', (session: ServerHttp2Session) => {
       const arriving = this.arriving;
-      if (!arriving || 'refusal' in arriving) {
-        goAway(session, arriving?.refusal ?? 'no member');
+      if (!arriving) {
+        goAway(session, 'no member');
         return;
       }
-      const { peer } = arriving;
+      const { member, socket } = arriving;
+      if ('refusal' in member) {
+        goAway(session, member.refusal);
+        return;
+      }
+      const { peer } = member;
       this.sessions.set(session, peer);
       session.once('close', () => this.sessions.delete(session));
       // A member speaking broken HTTP/2 loses this session, nothing else.
@@ -66,7 +71,7 @@ export class TunnelServer {
         ),
       );
       widenWindow(session);
-      keepAlive(session, peer.nodeId, log);
+      keepAlive(session, socket, peer.nodeId, log);
       session.on('stream', (stream, headers) => {
         // A stream's failure is its own (the handler's splice sees it as a close).
         stream.on('error', () => stream.destroy());
@@ -110,7 +115,7 @@ export class TunnelServer {
 
   /** Serves a session on an authenticated member's connection, or refuses it saying why. */
   take(socket: TLSSocket, member: { peer: Peer } | { refusal: string }): void {
-    this.arriving = member;
+    this.arriving = { member, socket };
     try {
       this.server.emit('connection', socket);
     } finally {

@@ -12,6 +12,7 @@ import {
   constants,
   type Http2Session,
 } from 'node:http2';
+import type { Socket } from 'node:net';
 import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { splitHostPort } from './address.js';
@@ -250,7 +251,7 @@ export class Tunnels {
         session.on('error', (error: Error) =>
           log.debug({ peer: to.nodeId, reason: error.message }, 'tunnel session failed'),
         );
-        keepAlive(session, to.nodeId, log);
+        keepAlive(session, socket, to.nodeId, log);
         resolve(record);
       });
     });
@@ -259,27 +260,34 @@ export class Tunnels {
 
 /**
  * Pings the session while it is open; one left unanswered for a whole interval means the peer is
- * gone without a word (a cut link), and the session is destroyed so its streams fail now. Its
- * connection goes with it: a session waits for its connection to flush before it closes, and one
- * whose peer takes nothing more would never close (soak: a session to a killed and restarted
- * agent stayed, destroyed, for minutes, and every stream on it failed).
+ * gone without a word (a cut link, a frozen process), and the session is destroyed so its
+ * streams fail now. Its connection goes with it: a session waits for its connection to flush
+ * before it closes, and one whose peer takes nothing more would never close (soak: a session to a
+ * killed and restarted agent stayed, destroyed, for minutes, and every stream on it failed). The
+ * connection is the socket itself, not `session.socket`: that is a guard that throws on destroy()
+ * (an agent died of it, in a timer, the first time a ping went unanswered).
  */
-export function keepAlive(session: Http2Session, peer: string, log: Logger): void {
+export function keepAlive(
+  session: Http2Session,
+  connection: Socket,
+  peer: string,
+  log: Logger,
+  intervalMs = PING_INTERVAL_MS,
+): void {
   let waiting = false;
   const timer = setInterval(() => {
     if (waiting) {
-      log.warn({ peer }, `tunnel session: no answer to a ping in ${PING_INTERVAL_MS} ms; closing`);
+      log.warn({ peer }, `tunnel session: no answer to a ping in ${intervalMs} ms; closing`);
       clearInterval(timer);
-      const connection = session.socket;
       session.destroy();
-      connection?.destroy();
+      connection.destroy();
       return;
     }
     waiting = true;
     session.ping((error) => {
       if (!error) waiting = false;
     });
-  }, PING_INTERVAL_MS);
+  }, intervalMs);
   timer.unref();
   session.once('close', () => clearInterval(timer));
 }

@@ -1,5 +1,17 @@
 import { once } from 'node:events';
-import { type ClientHttp2Stream, constants, type ServerHttp2Stream } from 'node:http2';
+import {
+  type ClientHttp2Stream,
+  connect as connectH2,
+  constants,
+  createServer as createH2Server,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import {
+  type AddressInfo,
+  createConnection,
+  createServer as createNetServer,
+  type Socket,
+} from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type ConnectionOptions, connect } from 'node:tls';
 import test, { type ExecutionContext } from 'ava';
@@ -7,7 +19,7 @@ import { normalizeSerial } from '../../../mesh/pki/certificate.js';
 import type { TransportError } from '../../../mesh/transport/errors.js';
 import type { Transport, TransportOptions } from '../../../mesh/transport/transport.js';
 import type { IncomingStream } from '../../../mesh/transport/tunnel-server.js';
-import { TUNNEL_ALPN } from '../../../mesh/transport/tunnels.js';
+import { keepAlive, TUNNEL_ALPN } from '../../../mesh/transport/tunnels.js';
 import { startTransport, testCluster } from '../../helpers/cluster.js';
 import { captureLogs } from '../../helpers/logs.js';
 import { eventually } from '../../helpers/poll.js';
@@ -284,4 +296,40 @@ test('a member speaking broken HTTP/2 loses its connection; other sessions go on
   await bobLogs.waitFor((l) => l.msg === 'tunnel session failed');
   t.is(await roundTrip(live, 'still'), 'still');
   live.end();
+});
+
+test('a peer that stops answering pings (frozen, or its link cut) loses the session and its connection; the agent goes on', async (t) => {
+  // A session through a link of this test's: once the link is cut, nothing comes back.
+  const server = createH2Server();
+  server.listen(0, '127.0.32.31');
+  await once(server, 'listening');
+  const links: Socket[] = [];
+  const link = createNetServer((inner) => {
+    const outer = createConnection((server.address() as AddressInfo).port, '127.0.32.31');
+    links.push(inner, outer);
+    inner.pipe(outer).pipe(inner);
+  });
+  link.listen(0, '127.0.32.30');
+  await once(link, 'listening');
+  t.teardown(() => {
+    for (const socket of links) socket.destroy();
+    link.close();
+    server.close();
+  });
+  const near = createConnection((link.address() as AddressInfo).port, '127.0.32.30');
+  const session = connectH2('http://127.0.32.30', { createConnection: () => near });
+  session.on('error', () => undefined);
+  await once(session, 'connect');
+  const logs = captureLogs('alice');
+  keepAlive(session, near, 'bob', logs.log, 200);
+  const [inner, outer] = links as [Socket, Socket];
+  outer.unpipe(inner);
+  inner.unpipe(outer);
+  inner.pause();
+
+  await logs.waitFor(
+    (line) => /no answer to a ping in 200 ms/.test(line.msg) && line.peer === 'bob',
+  );
+  await eventually(() => session.destroyed && near.destroyed);
+  t.pass();
 });
