@@ -1,11 +1,14 @@
 /**
  * The HTTP ingress against nginx, HAProxy and Caddy, side by side in one run: wrk (-t1 -c32,
  * bounded in time) against one keep-alive HTTP backend (a process task) reached directly, through
- * each peer (upstream keep-alive) and through the mesh ingress with the replica on the same node.
+ * each peer (upstream keep-alive), through the mesh ingress with the replica on the same node, and
+ * (`meshAcross`) through the ingress of a second node, the request crossing to the replica's node
+ * in a stream between the agents (as two of three requests do for a service of three replicas on
+ * three nodes).
  * Every proxy gets `--cores` cores (1 unless told): nginx's worker_processes, HAProxy's nbthread,
  * Caddy's GOMAXPROCS and the mesh's --ingress-workers; wrk then runs a thread and 32 connections
  * per core. The peers are Debian packages, installed when missing. Everything stays on
- * 127.0.42.0/24.
+ * 127.0.42.0/24 (the second node 127.0.42.6).
  *
  * Every target is first warmed (untimed: a JIT-compiled proxy, and the Node backend, reach their
  * steady speed only after some requests), then measured in rounds that take the targets in turn;
@@ -47,6 +50,8 @@ import { startHttpFloor } from './node-floor.js';
 import { answers, backendService, cpuRatio, ratio, type WrkRun, wrk, wrkWithCpu } from './wrk.js';
 
 const MESH = '127.0.42.1';
+/** A second node, running no replica: its ingress reaches the backend on the first node. */
+const MESH_ACROSS = '127.0.42.6';
 const PORT = 18_042;
 const TLS_PORT = 18_442;
 const PEERS = {
@@ -138,8 +143,8 @@ async function main(): Promise<void> {
     await cluster.close();
   });
   try {
-    const [agent] = await cluster.start(
-      [MESH],
+    const [agent, across] = await cluster.start(
+      [MESH, MESH_ACROSS],
       'proxy',
       ['--label', 'side=local'],
       [
@@ -155,7 +160,7 @@ async function main(): Promise<void> {
         String(cores),
       ],
     );
-    if (!agent) throw new Error('no agent');
+    if (!agent || !across) throw new Error('no agents');
     const file = cluster.file('bench.yml', `services:\n${backendService('web', 'local')}`);
     await until('the node recorded and the backend running', 30_000, async () => {
       const deployed = await meshOn(agent, 'deploy', '-c', file, 'bench', '--timeout', '20s');
@@ -205,6 +210,13 @@ async function main(): Promise<void> {
         host: HOST,
         processes: () => withIngressWorkers(agent.child.pid ?? 0),
       },
+      // The path of a request whose replica is on another node: the ingress worker, its agent's
+      // stream to the replica's node, and that agent (all counted in its CPU).
+      meshAcross: {
+        url: `http://${MESH_ACROSS}:${PORT}/`,
+        host: HOST,
+        processes: () => [across, agent].flatMap((a) => withIngressWorkers(a.child.pid ?? 0)),
+      },
     };
     for (const [name, { url, host }] of Object.entries(targets))
       await until(`${name} answering`, 20_000, () => answers(url, host));
@@ -229,6 +241,8 @@ async function main(): Promise<void> {
       floorRatioVsNginx: ratio(results.nodeFloor, results.nginx),
       ratioVsFloor: ratio(results.mesh, results.nodeFloor),
       ratioVsCaddy: ratio(results.mesh, results.caddy),
+      acrossRatioVsNginx: ratio(results.meshAcross, results.nginx),
+      acrossCpuVsNginx: cpuRatio(results.meshAcross, results.nginx),
       p99VsNginx:
         Math.round(((results.mesh?.p99Ms ?? 0) / (results.nginx?.p99Ms ?? 1)) * 100) / 100,
       cores,
