@@ -18,6 +18,7 @@ import { HostOwnership } from './host/ownership.js';
 import { privilegesMissing } from './host/privileges.js';
 import { IngressWorkers } from './http/ingress-workers.js';
 import type { HttpLimits } from './http/limits.js';
+import type { HttpRelay } from './http/relay.js';
 import { hostRoutes } from './http/routes.js';
 import type { KeyPairOf } from './http/servers.js';
 import { dialEndpoint, Forwarder } from './l4/forwarder.js';
@@ -128,6 +129,11 @@ export class DataPlane {
   private readonly host = new HostAddresses();
   private readonly ownership: HostOwnership;
   private readonly ingress: IngressWorkers;
+  /**
+   * This node's end of other nodes' ingress, made at its first stream: it holds undici (10 MB),
+   * which a node that no other node's ingress reaches never needs.
+   */
+  private relay: Promise<HttpRelay | undefined> | undefined;
   private unwatch: (() => void) | undefined;
   private rebuildQueued = false;
   private readonly view = new ViewIndex(VIEW_CATCH_UP_MS);
@@ -178,8 +184,8 @@ export class DataPlane {
     });
     this.listeners = tcpListeners(options.log, options.maxConnections);
     this.udpListeners = udpListeners(options.log);
-    // The HTTP ingress runs in processes of its own; a replica elsewhere is reached over a stream
-    // to its port that the agent opens for them (see the dial bridge).
+    // The HTTP ingress runs in processes of its own; a replica elsewhere is reached through that
+    // node's relay, over streams the agent opens for them.
     this.ingress = new IngressWorkers({
       workers: options.ingressWorkers,
       settings: {
@@ -206,6 +212,24 @@ export class DataPlane {
   /** The routing table as this node sees it now. */
   get routes(): RoutingTable {
     return this.table;
+  }
+
+  private httpRelay(): Promise<HttpRelay | undefined> {
+    this.relay ??= import('./http/relay.js').then(
+      ({ HttpRelay }) =>
+        new HttpRelay(
+          (endpoint, target) => dialEndpoint(endpoint, target),
+          this.options.responseTimeoutMs,
+          this.options.log,
+        ),
+      (error: Error) => {
+        // A broken install: this stream is refused, and the next one tries again.
+        this.relay = undefined;
+        this.options.log.error({ err: error }, 'the HTTP relay could not be loaded');
+        return undefined;
+      },
+    );
+    return this.relay;
   }
 
   /** What this node's HTTP ingress saw of a service. */
@@ -293,6 +317,7 @@ export class DataPlane {
     this.udpListeners.close();
     this.udpForwarder.close();
     await this.ingress.close();
+    (await this.relay)?.close();
     this.dns.close();
     // The next agent of this host takes the addresses over as they are; the last one removes them.
     if (this.ownership.owned && !this.ownership.othersWaiting && !this.hostRefusal)
@@ -341,6 +366,7 @@ export class DataPlane {
       const listed = new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId)));
       this.forwarder.counters.retain(listed);
       this.udpForwarder.retain(listed);
+      void this.relay?.then((relay) => relay?.retain(listed));
       this.apply();
     });
   }
@@ -589,6 +615,13 @@ export class DataPlane {
         'stream refused: no such ready task here',
       );
       refuse(404, `task ${taskId} is not ready on node ${this.options.nodeId}`);
+      return;
+    }
+    if (kind === 'http') {
+      const stream = accept();
+      void this.httpRelay().then((relay) =>
+        relay ? relay.accept(stream, endpoint, port) : stream.destroy(),
+      );
       return;
     }
     if (kind === 'udp') {

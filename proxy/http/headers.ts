@@ -92,3 +92,18 @@ export function forwardHeaders(
   out.push('X-Forwarded-Host', incoming('x-forwarded-host') ?? authorityOf(req));
   return out;
 }
+
+/** A header object (as the client library gives an answer's) without the hop-by-hop fields. */
+export function withoutHopByHopFields(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
+  const named = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((token) => token.trim().toLowerCase()),
+  );
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined && !HOP_BY_HOP.has(name) && !named.has(name)) out[name] = value;
+  return out;
+}

@@ -83,21 +83,24 @@ const keyPairOf: KeyPairOf = (host) =>
     send({ type: 'keyPair', id, host });
   });
 
-/**
- * A connection to an endpoint's port: dialled here when on this node, else a stream to the port
- * itself through the bridge (no HTTP in between: keep-alive is the replica's own, and a replica
- * that refuses the connection refuses the stream, so the request goes to another untouched).
- */
-function connectTo(endpoint: Endpoint, target: number) {
-  if (endpoint.nodeId === settings.nodeId) return dialEndpoint(endpoint, target);
-  const name = formatStreamTarget({ kind: 'tcp', taskId: endpoint.taskId, port: target });
-  return dialThroughBridge(settings.bridge, endpoint.nodeId, name);
+/** A connection to an endpoint's port: dialled here when on this node, else through the bridge. */
+function connectTo(relay: boolean) {
+  return (endpoint: Endpoint, target: number) => {
+    if (endpoint.nodeId === settings.nodeId) return dialEndpoint(endpoint, target);
+    const name = formatStreamTarget({
+      kind: relay ? 'http' : 'tcp',
+      taskId: endpoint.taskId,
+      port: target,
+    });
+    return dialThroughBridge(settings.bridge, endpoint.nodeId, name);
+  };
 }
 
 const trusted = settings.trustedProxies.map((cidr) => parseCidr(cidr, 32));
 const ingress = new HttpIngress({
   routes: () => routes,
-  connect: connectTo,
+  connect: connectTo(true),
+  connectRaw: connectTo(false),
   trusted: (ip) => trusted.some((range) => contains(range, ip)),
   responseTimeoutMs: settings.responseTimeoutMs,
   limits: settings.limits,

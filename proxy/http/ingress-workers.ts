@@ -99,7 +99,7 @@ export class IngressWorkers {
       settings: Omit<IngressSettings, 'bridge' | 'logLevel'>;
       /** How many processes serve the ingress (the node's cores, unless told). */
       workers: number;
-      /** A stream to a task's port on another node. */
+      /** A stream to what another node serves (its HTTP relay, or a task's port). */
       openRemote: (nodeId: string, target: string) => Promise<Duplex>;
       keyPairOf: KeyPairOf;
       log: Logger;

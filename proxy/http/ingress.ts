@@ -12,6 +12,7 @@ import type { HttpLimits } from './limits.js';
 import { IngressMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { type Connect, ReplicaUnreachable, UpstreamPools } from './pools.js';
+import { RELAY_UNREACHABLE_HEADER } from './relay.js';
 import { QueueRefusal, ReplicaQueue } from './replica-queue.js';
 import { causeOf, type FailureCause, retryable } from './retry.js';
 import { forwardedPath, type HostRoutes, type HttpRoute, hostOnly, matchRoute } from './routes.js';
@@ -26,11 +27,10 @@ const MAX_PIPELINED = 64;
 
 export interface IngressOptions {
   routes: () => HostRoutes;
-  /**
-   * A connection to a replica's port (elsewhere: a stream through its node's agent), for the
-   * keep-alive pools and for upgrades (WebSockets) spliced end to end.
-   */
+  /** Connections for the keep-alive pools (to a replica elsewhere: its node's HTTP relay). */
   connect: Connect;
+  /** A raw connection to the replica's port, for upgrades (WebSockets) spliced end to end. */
+  connectRaw: Connect;
   /** Whether a peer's own X-Forwarded-* headers are believed (a load balancer in front). */
   trusted: (ip: string) => boolean;
   responseTimeoutMs: number;
@@ -45,7 +45,7 @@ type RequestBody = Buffer | AsyncIterable<Buffer> | null;
 interface ExchangeFailure {
   error: Error;
   cause: FailureCause;
-  /** The replica did not take the connection: it is passed over a while. */
+  /** The replica (or its node's relay) did not take the connection: it is passed over a while. */
   unreachable: boolean;
 }
 
@@ -256,7 +256,7 @@ export class HttpIngress {
       MAX_ATTEMPTS,
       async (lease) => {
         try {
-          return { done: await this.options.connect(lease.endpoint, route.target) };
+          return { done: await this.options.connectRaw(lease.endpoint, route.target) };
         } catch (error) {
           lease.failed();
           this.warnNotTaken(lease.endpoint, error as Error);
@@ -421,6 +421,7 @@ export class HttpIngress {
     body: RequestBody,
   ): Promise<ExchangeFailure | undefined> {
     return new Promise((resolve) => {
+      let relayRefused = false;
       let finished = false;
       let slowReader: NodeJS.Timeout | undefined;
       // The client went away: so does the request to the replica, whenever it left. One that left
@@ -439,14 +440,22 @@ export class HttpIngress {
         finished = true;
         res.off('close', onClientClose);
         clearTimeout(slowReader);
-        if (!error) {
+        if (!error && !relayRefused) {
           resolve(undefined);
           return;
         }
-        const unreachable = error instanceof ReplicaUnreachable;
+        const unreachable = error instanceof ReplicaUnreachable || relayRefused;
         resolve({
-          error,
-          cause: causeOf((error as { code?: string }).code, unreachable),
+          error:
+            error ??
+            new ReplicaUnreachable(
+              `replica ${endpoint.taskId} on node ${endpoint.nodeId} did not take the connection`,
+            ),
+          cause: causeOf(
+            (error as { code?: string } | undefined)?.code,
+            error instanceof ReplicaUnreachable,
+            relayRefused,
+          ),
           unreachable,
         });
       };
@@ -463,8 +472,13 @@ export class HttpIngress {
             if (clientLeft) abort();
           },
           onHeaders: (statusCode, raw, resume, statusText) => {
-            if (statusCode < 200) return true;
             const answer = fieldsOf(raw);
+            if (statusCode < 200) return true;
+            if (answer === RELAY_REFUSED) {
+              // The replica's node could not reach it: as good as a failed connect.
+              relayRefused = true;
+              return true;
+            }
             // HTTP/2 has no reason phrase (Node warns of one).
             if (req.httpVersionMajor >= 2) res.writeHead(statusCode, answer);
             else res.writeHead(statusCode, statusText, answer);
@@ -475,14 +489,14 @@ export class HttpIngress {
             return true;
           },
           onData: (chunk) => {
-            if (res.write(chunk)) return true;
+            if (relayRefused || res.write(chunk)) return true;
             // The client is slow to take the answer: it has the send timeout to take some.
             clearTimeout(slowReader);
             slowReader = setTimeout(() => res.destroy(), this.options.limits.sendTimeoutMs);
             return false;
           },
           onComplete: () => {
-            res.end();
+            if (!relayRefused) res.end();
             settle(undefined);
           },
           onError: (error) => settle(error),
@@ -547,9 +561,18 @@ async function* streamed(
   }
 }
 
-/** An answer's raw header buffers as the flat list writeHead takes, without the hop-by-hop fields. */
-function fieldsOf(raw: Buffer[] | string[] | null): string[] {
-  return withoutHopByHop((raw ?? []).map((value) => value.toString('latin1')));
+/** What fieldsOf answers for a relay's "its replica did not take the connection". */
+const RELAY_REFUSED = Symbol('relay refused');
+
+/**
+ * An answer's raw header buffers as the flat list writeHead takes, without the hop-by-hop
+ * fields; RELAY_REFUSED when they carry the relay's mark.
+ */
+function fieldsOf(raw: Buffer[] | string[] | null): string[] | typeof RELAY_REFUSED {
+  const flat = (raw ?? []).map((value) => value.toString('latin1'));
+  for (let i = 0; i < flat.length; i += 2)
+    if (flat[i]?.toLowerCase() === RELAY_UNREACHABLE_HEADER) return RELAY_REFUSED;
+  return withoutHopByHop(flat);
 }
 
 /** Whether the client left already: HTTP/1.1's response destroyed, or HTTP/2's stream. */

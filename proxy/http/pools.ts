@@ -19,7 +19,7 @@ const KEEPALIVE_PROBE_MS = 60_000;
 /**
  * Keep-alive connection pools (undici), one per endpoint and port: a request reuses an idle
  * connection to the replica it is sent to, whichever node it runs on (a pooled connection to a
- * replica on another node is a stream to its port, through the two nodes' agents).
+ * replica on another node is a stream to that node's HTTP relay).
  */
 export class UpstreamPools {
   private readonly pools = new Map<string, Pool>();
@@ -66,8 +66,8 @@ export class UpstreamPools {
         },
         pipelining: 1,
         keepAliveTimeout: KEEP_ALIVE_MS,
-        // Also when the replica says it keeps them longer: an idle connection to another node
-        // holds a stream and descriptors on both.
+        // Also when the other end says it keeps them longer (another node's relay says 60 s):
+        // an idle connection to another node holds a stream and descriptors on both.
         keepAliveMaxTimeout: KEEP_ALIVE_MS,
         headersTimeout: this.headersTimeoutMs,
         // A body may stream for ever (server-sent events): no idle limit on it.

@@ -16,6 +16,8 @@ const BROKEN = new Set(['UND_ERR_SOCKET', 'UND_ERR_DESTROYED', 'EPIPE', 'ECONNRE
 export type FailureCause =
   /** Refused at connect, or its pool closed as it left the table: nothing of it was read. */
   | 'not-sent'
+  /** The replica's node could not reach it: as good as a failed connect, but the body was read. */
+  | 'relay-refused'
   /** The connection broke before any answer (the replica died, or its pool was torn down). */
   | 'broken'
   /** No answer began within the response timeout. */
@@ -23,20 +25,26 @@ export type FailureCause =
   | 'other';
 
 /** The cause, from undici's error code and what the ingress saw. */
-export function causeOf(code: string | undefined, unreachable: boolean): FailureCause {
+export function causeOf(
+  code: string | undefined,
+  unreachable: boolean,
+  relayRefused: boolean,
+): FailureCause {
   if (unreachable || code === 'UND_ERR_CLOSED') return 'not-sent';
+  if (relayRefused) return 'relay-refused';
   if (BROKEN.has(code ?? '')) return 'broken';
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout';
   return 'other';
 }
 
 /**
- * Whether the request may go to another replica: always when none of it was sent; after a break
- * on a method that may be seen twice, only when its body can be sent again (read whole, not
- * streaming from the client).
+ * Whether the request may go to another replica: always when none of it was sent; after the
+ * relay's refusal, or a break on a method that may be seen twice, only when its body can be sent
+ * again (read whole, not streaming from the client).
  */
 export function retryable(cause: FailureCause, method: string, bodyResendable: boolean): boolean {
   if (cause === 'not-sent') return true;
+  if (cause === 'relay-refused') return bodyResendable;
   if (cause === 'broken') return IDEMPOTENT.has(method) && bodyResendable;
   return false;
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import test from 'ava';
-import { forwardHeaders } from '../../../proxy/http/headers.js';
+import { forwardHeaders, withoutHopByHopFields } from '../../../proxy/http/headers.js';
 
 function request(peer: string, raw: string[]): IncomingMessage {
   const headers: Record<string, string> = {};
@@ -82,4 +82,14 @@ test('hop-by-hop headers, and those Connection names, are not passed on; an upgr
   const upgrade = pairs(forwardHeaders(request('10.0.0.5', raw), 'http', () => false, true));
   t.is(upgrade.upgrade, 'websocket');
   t.is(upgrade.connection, 'keep-alive, X-Secret');
+  t.deepEqual(
+    withoutHopByHopFields({
+      'content-type': 'text/plain',
+      connection: 'close',
+      'transfer-encoding': 'chunked',
+    }),
+    {
+      'content-type': 'text/plain',
+    },
+  );
 });

@@ -54,7 +54,7 @@ async function backend() {
   return { server, port: (server.address() as { port: number }).port };
 }
 
-/** Two ingress workers of node n1 on `ingress`; a stream to node n2's replica reaches the backend. */
+/** Two ingress workers of node n1 on `ingress`; node n2's relay is stood in for by the backend. */
 function ingressWorkers(
   ingress: { host: string; port: number },
   backendPort: number,
@@ -112,7 +112,7 @@ test.serial(
       const answers = await Promise.all(Array.from({ length: 40 }, () => get('here.s.mesh')));
       t.true(answers.every((a) => a.status === 200 && a.body === 'ok\n'));
       t.deepEqual(await get('far.s.mesh'), { status: 200, body: 'ok\n' });
-      t.deepEqual(opened, ['n2 t2/80'], 'a replica elsewhere: a stream to its port, by the agent');
+      t.deepEqual(opened, ['n2 http/t2/80'], 'a replica elsewhere: its node relay, by the agent');
       const gone = await get('gone.s.mesh');
       t.is(gone.status, 502);
       t.regex(gone.body, /node n3 is not a member/);

@@ -75,6 +75,7 @@ async function ingressFor(
   const ingress = new HttpIngress({
     routes: () => routes,
     connect,
+    connectRaw: connect,
     trusted: () => false,
     responseTimeoutMs: options.responseTimeoutMs ?? 60_000,
     limits: { ...DEFAULT_HTTP_LIMITS, ...options.limits },

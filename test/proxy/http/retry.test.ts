@@ -2,20 +2,21 @@ import test from 'ava';
 import { causeOf, type FailureCause, retryable } from '../../../proxy/http/retry.js';
 
 test('a failed exchange is classified by what the ingress saw and undici said', (t) => {
-  const rows: Array<[string | undefined, boolean, FailureCause]> = [
-    [undefined, true, 'not-sent'],
-    ['UND_ERR_CLOSED', false, 'not-sent'],
-    ['UND_ERR_SOCKET', true, 'not-sent'],
-    ['UND_ERR_SOCKET', false, 'broken'],
-    ['UND_ERR_DESTROYED', false, 'broken'],
-    ['EPIPE', false, 'broken'],
-    ['ECONNRESET', false, 'broken'],
-    ['UND_ERR_HEADERS_TIMEOUT', false, 'timeout'],
-    ['UND_ERR_ABORTED', false, 'other'],
-    [undefined, false, 'other'],
+  const rows: Array<[string | undefined, boolean, boolean, FailureCause]> = [
+    [undefined, true, false, 'not-sent'],
+    ['UND_ERR_CLOSED', false, false, 'not-sent'],
+    [undefined, false, true, 'relay-refused'],
+    ['UND_ERR_SOCKET', false, false, 'broken'],
+    ['UND_ERR_DESTROYED', false, false, 'broken'],
+    ['EPIPE', false, false, 'broken'],
+    ['ECONNRESET', false, false, 'broken'],
+    ['UND_ERR_SOCKET', false, true, 'relay-refused'],
+    ['UND_ERR_HEADERS_TIMEOUT', false, false, 'timeout'],
+    ['UND_ERR_ABORTED', false, false, 'other'],
+    [undefined, false, false, 'other'],
   ];
-  for (const [code, unreachable, cause] of rows)
-    t.is(causeOf(code, unreachable), cause, `${code} ${unreachable}`);
+  for (const [code, unreachable, relayRefused, cause] of rows)
+    t.is(causeOf(code, unreachable, relayRefused), cause, `${code} ${unreachable} ${relayRefused}`);
 });
 
 test('a request goes to another replica only when sending it again is safe', (t) => {
@@ -23,6 +24,8 @@ test('a request goes to another replica only when sending it again is safe', (t)
   const rows: Array<[FailureCause, string, boolean, boolean]> = [
     ['not-sent', 'POST', false, true],
     ['not-sent', 'GET', true, true],
+    ['relay-refused', 'POST', true, true],
+    ['relay-refused', 'POST', false, false],
     ['broken', 'GET', true, true],
     ['broken', 'HEAD', true, true],
     ['broken', 'OPTIONS', true, true],
