@@ -19,8 +19,8 @@
  * ingress, 75 s (`--http-limit keepalive-timeout=`); an upgraded connection (WebSocket) and a TCP
  * connection through a service address, none (the application's own pings decide).
  *
- *   npm run bench:soak -- [--minutes 10] [--connections 1000] [--settle-seconds 30] [--json]
- *   (the test runs --seconds 30 --slice-seconds 10 --connections 50 --settle-seconds 0)
+ *   npm run bench:soak -- [--minutes 10] [--connections 1000] [--json]
+ *   (the test runs --seconds 30 --slice-seconds 10 --connections 50)
  */
 import { Resolver } from 'node:dns/promises';
 import { readdirSync } from 'node:fs';
@@ -156,24 +156,6 @@ function rssFloors(pids: () => number[]) {
   };
 }
 
-/**
- * Each agent's least resident memory (with its workers) through `seconds` of quiet after the load,
- * sampled every second; null when not asked for (0 s). Under load V8 grows an old space it
- * collects rarely (soak: the agent's live heap grew 1.1 MB in 7 minutes while its committed
- * heap grew 7 MB); quiet, its memory reducer gives back what is not live, so what stays above
- * the start is what the run kept.
- */
-async function quietFloors(pids: () => number[], seconds: number) {
-  if (seconds === 0) return null;
-  const floors: Array<number | null> = pids().map(() => null);
-  for (const until = Date.now() + seconds * 1000; Date.now() < until; await sleep(1000))
-    pids().forEach((pid, i) => {
-      const mb = rss(pid);
-      if (mb !== null) floors[i] = Math.min(floors[i] ?? mb, mb);
-    });
-  return floors;
-}
-
 /** What one slice of the run saw. */
 interface Slice {
   endSeconds: number;
@@ -301,7 +283,6 @@ async function main(): Promise<void> {
   const seconds = option('seconds', option('minutes', 10) * 60);
   const sliceSeconds = option('slice-seconds', 60);
   const connections = option('connections', 1000);
-  const settleSeconds = option('settle-seconds', 30);
   await ensureTool('wrk', 'wrk');
   cluster = await LocalCluster.create('bench-soak');
   const nodeFlags = [
@@ -339,7 +320,6 @@ async function main(): Promise<void> {
   for (const socket of websockets) socket.once('close', () => (closed.count += 1));
   const pids = () => agents.map((a) => a.child.pid as number);
   const startFds = pids().map(fds);
-  const startRss = pids().map(rss);
   const startedAt = Date.now();
   const elapsed = () => Math.round((Date.now() - startedAt) / 1000);
   // A connection through web's service address that node 3's agent relayed to its replica dies
@@ -444,7 +424,6 @@ async function main(): Promise<void> {
     (await pollUntil(async () => settledFds(), { timeoutMs: 20_000, intervalMs: 500 })) ??
     pids().map(fds);
   const fdsSettledMs = Date.now() - stoppedAt;
-  const quietRss = await quietFloors(pids, settleSeconds);
   const open = websockets.filter((s) => s.readyState === WebSocket.OPEN).length;
   for (const socket of websockets) socket.close();
 
@@ -462,9 +441,6 @@ async function main(): Promise<void> {
     (i) => Math.round(((lastFloors[i] ?? 0) - (secondFloors[i] ?? 0)) * 10) / 10,
   );
   const fdDrift = THROUGHOUT.map((i) => (endFds[i] ?? 0) - (startFds[i] ?? 0));
-  const overStartMb = quietRss
-    ? THROUGHOUT.map((i) => Math.round(((quietRss[i] ?? 0) - (startRss[i] ?? 0)) * 10) / 10)
-    : null;
   report({
     seconds,
     connections,
@@ -476,9 +452,6 @@ async function main(): Promise<void> {
     endFds,
     fdsSettledMs,
     rssGrowthMbAfterFirstSlice: rssGrowthMb,
-    startRssMb: startRss,
-    quietRssMb: quietRss,
-    rssOverStartOnceQuietMb: overStartMb,
     fdDrift,
     failed,
     routingMeshCutByKill: sum((s) => s.routingMesh.cutByKill),

@@ -24,12 +24,7 @@ soakTest(
   async (t) => {
     const { stdout } = await run(
       process.execPath,
-      [
-        SOAK,
-        ...['--seconds', '30', '--slice-seconds', '10', '--connections', '50'],
-        // The quiet stretch after the load measures memory given back: the full run's business.
-        ...['--settle-seconds', '0', '--json'],
-      ],
+      [SOAK, '--seconds', '30', '--slice-seconds', '10', '--connections', '50', '--json'],
       { timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
     );
     const result = JSON.parse(stdout) as {
