@@ -29,14 +29,14 @@ const given = process.env[SETTINGS_VARIABLE];
 const parent = process.send?.bind(process);
 if (!given || !parent) throw new Error('the ingress worker runs as a process of the agent');
 const settings = JSON.parse(given) as IngressSettings;
+// The agent gone, its workers go with it (they hold nothing it does not). A message sent as it
+// died fails with EPIPE before 'disconnect' is seen: that ends this process too, quietly (sent
+// without a callback, the failure was an unhandled 'error' with a stack in the agent's log).
+const exitIfUnsent = (error: Error | null) => {
+  if (error) process.exit(0);
+};
 const send = (message: ToMain) => {
-  // The agent gone, its workers go with it (they hold nothing it does not). A message sent as it
-  // died fails with EPIPE before 'disconnect' is seen: that ends this process too, quietly (sent
-  // without a callback, the failure was an unhandled 'error' with a stack in the agent's log).
-  if (process.connected)
-    parent(message, undefined, undefined, (error: Error | null) => {
-      if (error) process.exit(0);
-    });
+  if (process.connected) parent(message, undefined, undefined, exitIfUnsent);
 };
 process.on('disconnect', () => process.exit(0));
 holdHeapGrowth();

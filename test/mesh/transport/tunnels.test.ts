@@ -44,10 +44,14 @@ async function pair(a: string, b: string, bobOptions: Partial<TransportOptions> 
   return { alice, bob, ia, ib, to, bobLogs };
 }
 
-/** Bob echoes each chunk back, and ends once the asker has; the streams he took are kept. */
-function echo(bob: Transport): IncomingStream[] {
+/**
+ * Bob echoes each chunk back, and ends once the asker has; the streams he took are kept. A stream
+ * whose target `answers` refuses is left unanswered.
+ */
+function echo(bob: Transport, answers: (target: string) => boolean = () => true): IncomingStream[] {
   const taken: IncomingStream[] = [];
   bob.serveStreams((incoming) => {
+    if (!answers(incoming.target)) return;
     taken.push(incoming);
     const stream = incoming.accept();
     stream.on('data', (chunk: Buffer) => stream.write(chunk));
@@ -193,13 +197,7 @@ test('a stream the peer leaves unanswered fails after the connect timeout, namin
   t.teardown(() => Promise.all([alice.close(), bob.close()]));
   const to = { address: bob.address, nodeId: ib.nodeId };
   // Bob answers echo/* and nothing else: as a node still connecting to a task that hangs.
-  bob.serveStreams((incoming) => {
-    if (!incoming.target.startsWith('echo/')) return;
-    const stream = incoming.accept();
-    stream.on('data', (chunk: Buffer) => stream.write(chunk));
-    stream.on('end', () => stream.end());
-    stream.on('error', () => undefined);
-  });
+  echo(bob, (target) => target.startsWith('echo/'));
   // The session first (its handshake may itself take longer than the limit on a loaded machine).
   const first = await eventually(
     () =>
