@@ -78,6 +78,23 @@ test('a node that leaves is shown as left, never dead', (t) => {
   t.false(statuses.has('suspect'));
 });
 
+test('a metadata change while leaving (a port given up on the way out) does not undo the leave', (t) => {
+  const { sim, until } = cluster(6, 7);
+  const statuses = new Set<string>();
+  sim.observe((_observer, { member }) => {
+    if (member.id === 'm4') statuses.add(member.status);
+  });
+  sim.run(5000);
+  sim.leave('m4');
+  sim.run(sim.now + 200);
+  sim.updateMeta('m4', { ...simMeta('m4'), labels: { leaving: 'yes' } });
+  sim.run(sim.now + 800);
+  sim.crash('m4');
+  until('m4', 'left', 3000);
+  sim.run(sim.now + 30_000);
+  t.deepEqual([...statuses].sort(), ['alive', 'left']);
+});
+
 test('a metadata change reaches everybody with a new incarnation', (t) => {
   const { sim, ids } = cluster(10, 5, { loss: 0.05 });
   sim.run(5000);
