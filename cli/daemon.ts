@@ -90,6 +90,13 @@ function runUntilSignalled(agent: Agent): Promise<never> {
           process.exit(code);
         });
     };
+    // A fault nothing caught (a bug) ends the agent, as it would Node, but with one structured
+    // line naming it in the agent's log, rather than a bare stack on standard error; its
+    // supervisor (systemd's Restart=on-failure) starts it again.
+    process.on('uncaughtException', (error, origin) => {
+      agent.log.fatal({ err: error, origin }, 'the agent met an error nothing handled; exiting');
+      process.exit(1);
+    });
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGHUP', () => stop('SIGHUP'));

@@ -153,3 +153,31 @@ test.serial(
     t.is((await nodesSeenBy(late.dataDir)).find((n) => n.self)?.status, 'alive');
   },
 );
+
+test.serial(
+  'a fault nothing handled: one fatal log line naming it, and the agent exits 1',
+  async (t) => {
+    // The leaver of the first test, started again with a fault planted: SIGUSR2 throws in a
+    // signal handler, outside anything the agent could catch.
+    const planted = `data:text/javascript,${encodeURIComponent(
+      "process.on('SIGUSR2', () => { throw new Error('planted fault'); });",
+    )}`;
+    const before = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = `--import=${planted}`;
+    const faulty = cluster.spawn('a4', ['agent']);
+    if (before === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = before;
+    await waitForControl(faulty);
+    faulty.child.kill('SIGUSR2');
+    t.is(await faulty.exited, 1);
+    const lines = readFileSync(`${faulty.dataDir}.log`, 'utf8').trim().split('\n');
+    const fatal = lines
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line))
+      .filter((entry) => entry.level === 60);
+    t.is(fatal.length, 1);
+    t.is(fatal[0]?.err?.message, 'planted fault');
+    t.is(fatal[0]?.origin, 'uncaughtException');
+    t.regex(fatal[0]?.msg ?? '', /nothing handled; exiting/);
+  },
+);
