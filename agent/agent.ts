@@ -687,6 +687,11 @@ function dataPlaneOf(
     onMembersChange: (listener) => membership.on('change', listener),
     openStream: (to, target, asOf) => transport.openStream(to, target, asOf),
     serveStreams: (handler) => transport.serveStreams(handler),
+    trust: {
+      identity: () => transport.identity,
+      refusal: (peer) => transport.refusal(peer),
+      onChange: (listener) => transport.onTrustChange(listener),
+    },
     hostNetworks: () => runtimes.hostNetworks(),
     onPorts: (ports) => meta.update(ports),
     log,

@@ -7,8 +7,10 @@ import { dnsAddress, type NetworkSettings } from '../mesh/api/network.js';
 import type { UnservedPort } from '../mesh/api/nodes.js';
 import { LimitedLog } from '../mesh/limited-log.js';
 import type { Member } from '../mesh/membership/state.js';
+import type { NodeIdentity } from '../mesh/pki/identity.js';
 import { RunAgain } from '../mesh/run-again.js';
 import type { ClusterState } from '../mesh/state/cluster-state.js';
+import type { Admission } from '../mesh/transport/tls.js';
 import type { IncomingStream } from '../mesh/transport/tunnel-server.js';
 import { hostResolvers, UpstreamResolvers } from './dns/forward.js';
 import { DnsServer } from './dns/server.js';
@@ -21,6 +23,7 @@ import type { HttpLimits } from './http/limits.js';
 import type { HttpRelay } from './http/relay.js';
 import { hostRoutes } from './http/routes.js';
 import type { KeyPairOf } from './http/servers.js';
+import { tunnelGrant } from './http/worker-tunnels.js';
 import { dialEndpoint, Forwarder } from './l4/forwarder.js';
 import {
   type Accept,
@@ -96,6 +99,15 @@ export interface DataPlaneOptions {
   /** Takes streams other nodes open to this one. */
   serveStreams: (handler: (stream: IncomingStream) => void) => void;
   /**
+   * What this node presents and which certificates it honours, for the ingress workers' own
+   * streams to other nodes (worker-tunnels.ts); onChange: either may have changed.
+   */
+  trust: {
+    identity: () => NodeIdentity;
+    refusal: Admission;
+    onChange: (listener: () => void) => void;
+  };
+  /**
    * The cluster's bridges on this host and the containers on them (every node's, when several
    * share the engine).
    */
@@ -137,6 +149,8 @@ export class DataPlane {
   private unwatch: (() => void) | undefined;
   private rebuildQueued = false;
   private readonly view = new ViewIndex(VIEW_CATCH_UP_MS);
+  /** The last grant the ingress workers were sent, as text (see grantTunnels). */
+  private tunnelsGranted: string | undefined;
   private readonly passes = new RunAgain(
     () => (this.stopped ? Promise.resolve() : this.applyOnce()),
     (error) => this.options.log.warn({ err: error }, 'data plane not updated'),
@@ -185,7 +199,7 @@ export class DataPlane {
     this.listeners = tcpListeners(options.log, options.maxConnections);
     this.udpListeners = udpListeners(options.log);
     // The HTTP ingress runs in processes of its own; a replica elsewhere is reached through that
-    // node's relay, over streams the agent opens for them.
+    // node's relay, over streams the workers open themselves.
     this.ingress = new IngressWorkers({
       workers: options.ingressWorkers,
       settings: {
@@ -198,11 +212,11 @@ export class DataPlane {
         limits: options.httpLimits,
         maxConnections: options.maxConnections,
       },
-      openRemote: (nodeId, target) => this.openStreamTo(nodeId, target),
       keyPairOf: options.keyPairOf,
       log: options.log,
     });
-    this.ingress.setRoutes(hostRoutes(this.table));
+    this.ingress.setRoutes(hostRoutes(this.table), this.view.current);
+    this.grantTunnels();
     this.ingress.setCertificates(this.certificatesNow());
     this.ownership = new HostOwnership(`mesh-data-plane-${options.clusterId}`, options.log, () =>
       this.apply(),
@@ -285,6 +299,7 @@ export class DataPlane {
       if (!this.rebuildQueued) this.view.reached(state.appliedIndex);
     });
     this.options.onMembersChange(() => this.rebuildSoon());
+    this.options.trust.onChange(() => this.grantTunnels());
     this.options.serveStreams((stream) => void this.serveStream(stream));
     if (dnsPort > 0)
       await this.dns
@@ -329,6 +344,27 @@ export class DataPlane {
     this.ownership.stop();
   }
 
+  /** Tells the ingress workers what their streams to other nodes need, when that changed. */
+  private grantTunnels(): void {
+    const { trust, members, state } = this.options;
+    const grant = tunnelGrant(
+      trust.identity(),
+      members(),
+      (nodeId) => state.get('nodes', nodeId)?.value,
+      trust.refusal,
+    );
+    const { certPem, caCertPem, chainPem } = grant.identity;
+    const said = JSON.stringify([
+      certPem,
+      caCertPem,
+      chainPem,
+      [...grant.peers].map(([id, p]) => [id, p.address, [...p.recorded], p.unrecorded]),
+    ]);
+    if (said === this.tunnelsGranted) return;
+    this.tunnelsGranted = said;
+    this.ingress.setTunnels(grant);
+  }
+
   private certificatesNow(): ReadonlyMap<string, CertificateRecord> {
     return new Map(this.options.state.list('certificates').map((c) => [c.id, c.value]));
   }
@@ -362,7 +398,8 @@ export class DataPlane {
       this.view.reached(this.options.state.appliedIndex);
       this.zone = buildZone(this.table, ++this.serial);
       this.policy.setServiceRange(this.table.settings?.serviceRange);
-      this.ingress.setRoutes(hostRoutes(this.table));
+      this.ingress.setRoutes(hostRoutes(this.table), this.view.current);
+      this.grantTunnels();
       const listed = new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId)));
       this.forwarder.counters.retain(listed);
       this.udpForwarder.retain(listed);

@@ -80,7 +80,9 @@ export interface IssuedCertificate {
 const LEGACY_NOT_AFTER = Number.MAX_SAFE_INTEGER;
 
 /** The certificates honoured for a node, by its record. */
-export function issuedCertificates(record: NodeRecord): IssuedCertificate[] {
+export function issuedCertificates(
+  record: Pick<NodeRecord, 'serial' | 'certificates'>,
+): IssuedCertificate[] {
   if (record.certificates) return record.certificates;
   return record.serial ? [{ serial: record.serial, notAfter: LEGACY_NOT_AFTER }] : [];
 }

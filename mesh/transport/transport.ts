@@ -1,5 +1,4 @@
 import type { ClientHttp2Stream } from 'node:http2';
-import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { LimitedLog } from '../limited-log.js';
 import type { NodeIdentity } from '../pki/identity.js';
@@ -12,9 +11,9 @@ import {
 } from './channel.js';
 import { PeerLink } from './link.js';
 import { type AnonymousRoute, Listener, type RequestRoute } from './listener.js';
-import { type Admission, clientTlsOptions, type Peer, type PeerPolicy } from './tls.js';
+import type { Admission, Peer, PeerPolicy } from './tls.js';
 import type { StreamHandler } from './tunnel-server.js';
-import { Tunnels } from './tunnels.js';
+import { sessionTls, Tunnels } from './tunnels.js';
 
 export interface TransportOptions {
   identity: NodeIdentity;
@@ -66,10 +65,9 @@ export class Transport {
   private readonly warnings: LimitedLog;
   private listening: string | undefined;
   private readonly peerLost = new Set<(nodeId: string) => void>();
+  private readonly trustChanged = new Set<() => void>();
   private readonly tunnels: Tunnels;
   private streamHandler: StreamHandler | undefined;
-  /** Parsing the keys for every session costs more than its handshake: one context serves all. */
-  private tunnelContext: SecureContext | undefined;
 
   constructor(private readonly options: TransportOptions) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
@@ -88,11 +86,11 @@ export class Transport {
       refusalLogsPerMinute: options.refusalLogsPerMinute ?? 10,
     });
     this.tunnels = new Tunnels({
-      tls: (nodeId) => {
-        const tls = clientTlsOptions(this.options.identity, this.policy, nodeId);
-        this.tunnelContext ??= createSecureContext(tls);
-        return { ...tls, secureContext: this.tunnelContext, localAddress: this.options.host };
-      },
+      tls: sessionTls(
+        () => this.options.identity,
+        () => this.policy,
+        this.options.host,
+      ),
       connectTimeoutMs: options.connectTimeoutMs ?? 3000,
       log: options.log,
     });
@@ -100,6 +98,24 @@ export class Transport {
 
   get nodeId(): string {
     return this.options.identity.nodeId;
+  }
+
+  /** What this node presents and trusts now (renewals and CA rotations change it). */
+  get identity(): NodeIdentity {
+    return this.options.identity;
+  }
+
+  /** Why a peer's certificate is not honoured now, or undefined when it is. */
+  refusal(peer: Pick<Peer, 'nodeId' | 'serial'>): string | undefined {
+    return this.options.admission?.(peer);
+  }
+
+  /**
+   * Called whenever what this node presents or honours may have changed: a renewed identity, a
+   * recheck of the live connections (a node removed, a certificate retired).
+   */
+  onTrustChange(listener: () => void): void {
+    this.trustChanged.add(listener);
   }
 
   /** host:port this node listens on, once listen() has resolved. */
@@ -164,9 +180,9 @@ export class Transport {
   renewIdentity(identity: NodeIdentity): void {
     this.options.identity = identity;
     this.listener.setIdentity(identity);
-    this.tunnelContext = undefined;
     this.tunnels.renew();
     for (const link of this.links.values()) link.setIdentity(identity);
+    for (const listener of this.trustChanged) listener();
   }
 
   /**
@@ -186,6 +202,7 @@ export class Transport {
     }
     this.tunnels.drop(refusal);
     this.listener.recheck(refusal);
+    for (const listener of this.trustChanged) listener();
   }
 
   async close(): Promise<void> {

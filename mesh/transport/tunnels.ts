@@ -13,12 +13,19 @@ import {
   type Http2Session,
 } from 'node:http2';
 import type { Socket } from 'node:net';
-import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
+import {
+  type ConnectionOptions,
+  connect,
+  createSecureContext,
+  type SecureContext,
+  type TLSSocket,
+} from 'node:tls';
 import type { Logger } from 'pino';
+import type { NodeIdentity } from '../pki/identity.js';
 import { splitHostPort } from './address.js';
 import { REFUSAL_HEADER } from './dial.js';
 import { TransportError } from './errors.js';
-import { type Peer, peerFromCertificate } from './tls.js';
+import { clientTlsOptions, type Peer, type PeerPolicy, peerFromCertificate } from './tls.js';
 
 export const TUNNEL_ALPN = 'mesh-tunnel/1';
 /** What a stream asks for, in the serving node's terms (see proxy/stream-target.ts). */
@@ -49,6 +56,25 @@ export function widenWindow(session: Http2Session): void {
   const widen = () => session.setLocalWindowSize(TUNNEL_SESSION_WINDOW);
   if (session.connecting) session.once('connect', widen);
   else widen();
+}
+
+/**
+ * TunnelOptions.tls for a node: its certificate presented, the peer's checked to be the node
+ * asked for and honoured, each session from `localAddress`. Parsing the keys costs more than a
+ * session's handshake: one context serves every session until the identity is another.
+ */
+export function sessionTls(
+  identity: () => NodeIdentity,
+  policy: () => PeerPolicy,
+  localAddress: string,
+): TunnelOptions['tls'] {
+  let context: { of: NodeIdentity; secureContext: SecureContext } | undefined;
+  return (nodeId) => {
+    const current = identity();
+    const tls = clientTlsOptions(current, policy(), nodeId);
+    if (context?.of !== current) context = { of: current, secureContext: createSecureContext(tls) };
+    return { ...tls, secureContext: context.secureContext, localAddress };
+  };
 }
 
 interface Session {

@@ -3,17 +3,16 @@
  * the ingress, the ingress and its keep-alive pools. Requests share neither the event loop of
  * Raft, gossip, DNS and the control API (a flood of them holds none of those up) nor their heap,
  * and the workers spread over the machine's cores. The agent sends the routes and
- * certificates; a replica on this node is dialled directly, one elsewhere through the agent's
- * streams (dial-bridge.ts).
+ * certificates; a replica on this node is dialled directly, one elsewhere over this worker's own
+ * streams to that node (worker-tunnels.ts).
  */
 import { pino } from 'pino';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
 import { contains, parseCidr } from '../../mesh/api/network.js';
 import { holdHeapGrowth } from '../host/heap-growth.js';
-import { dialEndpoint } from '../l4/forwarder.js';
+import { CONNECT_TIMEOUT_MS, dialEndpoint } from '../l4/forwarder.js';
 import type { Endpoint } from '../routing-table.js';
 import { formatStreamTarget } from '../stream-target.js';
-import { dialThroughBridge } from './dial-bridge.js';
 import { HttpIngress } from './ingress.js';
 import {
   type IngressSettings,
@@ -24,6 +23,7 @@ import {
 } from './ingress-workers.js';
 import type { HostRoutes } from './routes.js';
 import { IngressServers, type KeyPairOf } from './servers.js';
+import { WorkerTunnels } from './worker-tunnels.js';
 
 const given = process.env[SETTINGS_VARIABLE];
 const parent = process.send?.bind(process);
@@ -48,6 +48,9 @@ const log = pino(
 );
 
 let routes: HostRoutes = new Map();
+/** The index of the cluster state the routes were made from. */
+let routesAsOf = 0;
+const tunnels = new WorkerTunnels(settings.advertise, CONNECT_TIMEOUT_MS, log);
 let toldWhatToServe: () => void = () => undefined;
 const told = new Promise<void>((resolve) => {
   toldWhatToServe = resolve;
@@ -83,7 +86,7 @@ const keyPairOf: KeyPairOf = (host) =>
     send({ type: 'keyPair', id, host });
   });
 
-/** A connection to an endpoint's port: dialled here when on this node, else through the bridge. */
+/** A connection to an endpoint's port: dialled here when on this node, else over a stream there. */
 function connectTo(relay: boolean) {
   return (endpoint: Endpoint, target: number) => {
     if (endpoint.nodeId === settings.nodeId) return dialEndpoint(endpoint, target);
@@ -92,7 +95,7 @@ function connectTo(relay: boolean) {
       taskId: endpoint.taskId,
       port: target,
     });
-    return dialThroughBridge(settings.bridge, endpoint.nodeId, name);
+    return tunnels.open(endpoint.nodeId, name, routesAsOf);
   };
 }
 
@@ -119,12 +122,16 @@ process.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'routes': {
       routes = message.routes;
+      routesAsOf = message.asOf;
       const listed = new Set<string>();
       for (const list of routes.values())
         for (const route of list) for (const e of route.service.endpoints) listed.add(e.taskId);
       ingress.retain(listed);
       break;
     }
+    case 'tunnels':
+      tunnels.update(message.grant);
+      break;
     case 'certificates':
       certificates = message.certificates;
       servers.warm();

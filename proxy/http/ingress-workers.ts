@@ -1,15 +1,13 @@
 import cluster, { type Worker } from 'node:cluster';
-import { randomBytes } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Level, Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
-import { DialBridge } from './dial-bridge.js';
 import type { HttpLimits } from './limits.js';
 import { type MetricsJson, mergeStats, type ServiceStats } from './metrics.js';
 import type { HostRoutes } from './routes.js';
 import type { KeyPairOf } from './servers.js';
+import type { TunnelGrant } from './worker-tunnels.js';
 
 /** How long a worker may take to answer a question (what it saw of a service, its metrics). */
 const ASK_TIMEOUT_MS = 5000;
@@ -29,12 +27,12 @@ export interface IngressSettings {
   /** Connections each listener holds at most (see connectionBudget). */
   maxConnections: number;
   logLevel: string;
-  /** The agent's dial bridge: its abstract Unix socket and the secret it asks for. */
-  bridge: { path: string; secret: string };
 }
 
 export type ToWorker =
-  | { type: 'routes'; routes: HostRoutes }
+  /** asOf: the index of the cluster state they were made from (a far node may wait for it). */
+  | { type: 'routes'; routes: HostRoutes; asOf: number }
+  | { type: 'tunnels'; grant: TunnelGrant }
   | { type: 'certificates'; certificates: ReadonlyMap<string, CertificateRecord> }
   | { type: 'keyPair'; id: number; pair?: { certPem: string; keyPem: string }; error?: string }
   | { type: 'ask'; id: number; question: Question };
@@ -80,13 +78,14 @@ function share(limit: number, workers: number): number {
  * The agent's side of the HTTP ingress: `workers` processes (ingress-worker.ts), each with every
  * listener: the cluster module hands each the same listening sockets, and the kernel gives each
  * connection to one of those accepting (no process passes connections on). It keeps them told of
- * the routes and certificates, opens certificate keys and streams to other nodes for them,
- * writes their log lines, sums what they counted, and starts one again should it die.
+ * the routes, the certificates and what they need to reach other nodes themselves
+ * (worker-tunnels.ts), opens certificate keys for them, writes their log lines, sums what they
+ * counted, and starts one again should it die.
  */
 export class IngressWorkers {
   private readonly workers = new Set<Worker>();
-  private readonly bridge: DialBridge;
-  private routes: HostRoutes = new Map();
+  private routes: { routes: HostRoutes; asOf: number } = { routes: new Map(), asOf: 0 };
+  private grant: TunnelGrant | undefined;
   private certificates: ReadonlyMap<string, CertificateRecord> = new Map();
   private readonly asked = new Map<number, (value: unknown) => void>();
   private nextAsk = 0;
@@ -96,18 +95,13 @@ export class IngressWorkers {
 
   constructor(
     private readonly options: {
-      settings: Omit<IngressSettings, 'bridge' | 'logLevel'>;
+      settings: Omit<IngressSettings, 'logLevel'>;
       /** How many processes serve the ingress (the node's cores, unless told). */
       workers: number;
-      /** A stream to what another node serves (its HTTP relay, or a task's port). */
-      openRemote: (nodeId: string, target: string) => Promise<Duplex>;
       keyPairOf: KeyPairOf;
       log: Logger;
     },
-  ) {
-    const path = `\0mesh-ingress-${options.settings.nodeId}-${randomBytes(4).toString('hex')}`;
-    this.bridge = new DialBridge(path, options.openRemote, options.log);
-  }
+  ) {}
 
   /**
    * Starts the workers once there is something to serve (a route, a certificate), now or with
@@ -115,15 +109,19 @@ export class IngressWorkers {
    * were started (a port one cannot take is logged by it).
    */
   async start(): Promise<void> {
-    await this.bridge.listen();
     this.started = true;
     if (this.hasWork()) await this.spawnAll();
   }
 
-  setRoutes(routes: HostRoutes): void {
-    this.routes = routes;
-    this.post({ type: 'routes', routes });
+  setRoutes(routes: HostRoutes, asOf: number): void {
+    this.routes = { routes, asOf };
+    this.post({ type: 'routes', routes, asOf });
     this.startWhenNeeded();
+  }
+
+  setTunnels(grant: TunnelGrant): void {
+    this.grant = grant;
+    this.post({ type: 'tunnels', grant });
   }
 
   setCertificates(certificates: ReadonlyMap<string, CertificateRecord>): void {
@@ -133,7 +131,7 @@ export class IngressWorkers {
   }
 
   private hasWork(): boolean {
-    return this.routes.size > 0 || this.certificates.size > 0;
+    return this.routes.routes.size > 0 || this.certificates.size > 0;
   }
 
   private startWhenNeeded(): void {
@@ -190,7 +188,6 @@ export class IngressWorkers {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.bridge.close();
     for (const resolve of this.asked.values()) resolve(undefined);
     this.asked.clear();
     // Connections in flight end with them, as they did when the listeners closed.
@@ -246,7 +243,6 @@ export class IngressWorkers {
           requestsPerReplica: share(requestsPerReplica, workers),
           queueLength: share(queueLength, workers),
         },
-        bridge: { path: this.bridge.path, secret: this.bridge.secret },
         logLevel: log.level,
       } satisfies IngressSettings),
     });
@@ -270,7 +266,8 @@ export class IngressWorkers {
         if (message.type === 'listening') resolve();
         else if (message.type === 'started') {
           // What to serve, before it listens (it listens once it has both).
-          this.send(worker, { type: 'routes', routes: this.routes });
+          if (this.grant) this.send(worker, { type: 'tunnels', grant: this.grant });
+          this.send(worker, { type: 'routes', ...this.routes });
           this.send(worker, { type: 'certificates', certificates: this.certificates });
         } else this.received(worker, message);
       });

@@ -3,17 +3,27 @@ import { once } from 'node:events';
 import { createServer, request } from 'node:http';
 import { connect } from 'node:net';
 import test from 'ava';
+import type { Admission } from '../../../mesh/transport/tls.js';
+import type { Transport } from '../../../mesh/transport/transport.js';
 import { IngressWorkers } from '../../../proxy/http/ingress-workers.js';
 import { DEFAULT_HTTP_LIMITS } from '../../../proxy/http/limits.js';
 import type { HttpRoute } from '../../../proxy/http/routes.js';
+import { type TunnelGrant, tunnelGrant } from '../../../proxy/http/worker-tunnels.js';
+import { splice } from '../../../proxy/l4/splice.js';
 import type { Endpoint, ServiceRoute } from '../../../proxy/routing-table.js';
+import { startTransport, testCluster } from '../../helpers/cluster.js';
 import { captureLogs } from '../../helpers/logs.js';
 import { eventually } from '../../helpers/poll.js';
 
-// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress workers on .2 and .3;
-// the hosts of the endpoints elsewhere, .8 and .9, are never dialled: they go through the bridge).
+// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress workers on .2, .3 and
+// .4, node n2's agent on .8; the hosts of the endpoints elsewhere, .8 and .9, are never dialled:
+// a worker reaches them over a stream to their node).
 const INGRESS = { host: '127.0.52.2', port: 18_052 };
 const RESTARTED = { host: '127.0.52.3', port: 18_052 };
+const REFUSING = { host: '127.0.52.4', port: 18_052 };
+
+const ca = await testCluster();
+const [n1, n2] = await Promise.all([ca.identity({ nodeId: 'n1' }), ca.identity({ nodeId: 'n2' })]);
 
 function route(host: string, endpoint: Endpoint): [string, HttpRoute[]] {
   const service: ServiceRoute = {
@@ -54,12 +64,33 @@ async function backend() {
   return { server, port: (server.address() as { port: number }).port };
 }
 
-/** Two ingress workers of node n1 on `ingress`; node n2's relay is stood in for by the backend. */
-function ingressWorkers(
-  ingress: { host: string; port: number },
-  backendPort: number,
-  opened: string[] = [],
-) {
+/**
+ * Node n2's agent: each stream a member opens to it (noted as `<member> <target>`) goes to the
+ * backend, which stands in for its relay.
+ */
+async function nodeN2(backendPort: number, opened: string[] = []): Promise<Transport> {
+  const transport = await startTransport(n2, '127.0.52.8', captureLogs('n2').log);
+  transport.serveStreams((incoming) => {
+    opened.push(`${incoming.peer.nodeId} ${incoming.target}`);
+    const socket = connect({ host: '127.0.52.1', port: backendPort });
+    socket.once('connect', () => void splice(incoming.accept(), socket));
+    socket.once('error', () => incoming.refuse(502, 'backend down'));
+  });
+  return transport;
+}
+
+/** What the agent grants its workers: n1's identity, n2 where it listens (n3 is no member). */
+function grantFor(n2Agent: Transport, refusal: Admission = () => undefined): TunnelGrant {
+  return tunnelGrant(
+    n1,
+    [{ id: 'n2', address: n2Agent.address }],
+    (nodeId) => (nodeId === 'n2' ? { serial: n2.serial } : undefined),
+    refusal,
+  );
+}
+
+/** Two ingress workers of node n1 on `ingress`. */
+function ingressWorkers(ingress: { host: string; port: number }) {
   const logs = captureLogs('n1');
   const workers = new IngressWorkers({
     workers: 2,
@@ -73,14 +104,6 @@ function ingressWorkers(
       limits: DEFAULT_HTTP_LIMITS,
       maxConnections: 512,
     },
-    // Node n3 cannot be reached.
-    openRemote: async (nodeId, target) => {
-      opened.push(`${nodeId} ${target}`);
-      if (nodeId !== 'n2') throw new Error(`node ${nodeId} is not a member`);
-      const socket = connect({ host: '127.0.52.1', port: backendPort });
-      await once(socket, 'connect');
-      return socket;
-    },
     keyPairOf: () => Promise.reject(new Error('no certificates here')),
     log: logs.log,
   });
@@ -91,19 +114,22 @@ function ingressWorkers(
 const running = () => Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
 
 test.serial(
-  'the ingress workers serve the routes they are sent, here and through the agent, and sum what they counted',
+  'the ingress workers serve the routes they are sent, here and over their own streams to other nodes, and sum what they counted',
   async (t) => {
     const { server, port: backendPort } = await backend();
     const opened: string[] = [];
-    const { workers, logs } = ingressWorkers(INGRESS, backendPort, opened);
+    const n2Agent = await nodeN2(backendPort, opened);
+    const { workers, logs } = ingressWorkers(INGRESS);
     const ports = new Map([[80, backendPort]]);
     const udpPorts = new Map<number, number>();
+    workers.setTunnels(grantFor(n2Agent));
     workers.setRoutes(
       new Map([
         route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
         route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports, udpPorts }),
         route('gone.s.mesh', { taskId: 't3', nodeId: 'n3', host: '127.0.52.9', ports, udpPorts }),
       ]),
+      7,
     );
     await workers.start();
     try {
@@ -112,7 +138,11 @@ test.serial(
       const answers = await Promise.all(Array.from({ length: 40 }, () => get('here.s.mesh')));
       t.true(answers.every((a) => a.status === 200 && a.body === 'ok\n'));
       t.deepEqual(await get('far.s.mesh'), { status: 200, body: 'ok\n' });
-      t.deepEqual(opened, ['n2 http/t2/80'], 'a replica elsewhere: its node relay, by the agent');
+      t.deepEqual(
+        opened,
+        ['n1 http/t2/80'],
+        "a replica elsewhere: its node's relay, over a stream the worker opened as node n1",
+      );
       const gone = await get('gone.s.mesh');
       t.is(gone.status, 502);
       t.regex(gone.body, /node n3 is not a member/);
@@ -130,6 +160,7 @@ test.serial(
       );
     } finally {
       await workers.close();
+      await n2Agent.close();
       server.close();
     }
     t.is(running().length, 0, 'no worker outlives the ingress');
@@ -151,13 +182,14 @@ test.serial(
   'a worker that dies: the other serves on, another is started with the routes, and it says so',
   async (t) => {
     const { server, port: backendPort } = await backend();
-    const { workers, logs } = ingressWorkers(RESTARTED, backendPort);
+    const { workers, logs } = ingressWorkers(RESTARTED);
     const ports = new Map([[80, backendPort]]);
     const udpPorts = new Map<number, number>();
     workers.setRoutes(
       new Map([
         route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
       ]),
+      7,
     );
     await workers.start();
     try {
@@ -189,6 +221,57 @@ test.serial(
       t.true(after.every((a) => a.status === 200 && a.body === 'ok\n'));
     } finally {
       await workers.close();
+      server.close();
+    }
+  },
+);
+
+test.serial(
+  'a worker refuses a node whose certificate the cluster does not honour, and drops its session once the agent says so',
+  async (t) => {
+    const { server, port: backendPort } = await backend();
+    const n2Agent = await nodeN2(backendPort);
+    const { workers } = ingressWorkers(REFUSING);
+    const ports = new Map([[80, backendPort]]);
+    const udpPorts = new Map<number, number>();
+    const retired = `certificate ${n2.serial} of node n2 is retired: a newer one was issued to it`;
+    workers.setTunnels(
+      grantFor(n2Agent, ({ serial }) => (serial === n2.serial ? retired : undefined)),
+    );
+    workers.setRoutes(
+      new Map([
+        route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports, udpPorts }),
+      ]),
+      7,
+    );
+    await workers.start();
+    try {
+      const refused = await get('far.s.mesh', REFUSING);
+      t.is(refused.status, 502);
+      t.true(refused.body.includes(retired), refused.body);
+      // Honoured again: the next request goes through.
+      workers.setTunnels(grantFor(n2Agent));
+      t.true(
+        await eventually(
+          async () => ((await get('far.s.mesh', REFUSING)).status === 200 ? true : undefined),
+          {
+            what: 'served once honoured',
+          },
+        ),
+      );
+      // Retired while the workers hold sessions to it: those are dropped, and nothing is served.
+      workers.setTunnels(grantFor(n2Agent, () => retired));
+      t.true(
+        await eventually(
+          async () => ((await get('far.s.mesh', REFUSING)).status === 502 ? true : undefined),
+          {
+            what: 'refused once retired',
+          },
+        ),
+      );
+    } finally {
+      await workers.close();
+      await n2Agent.close();
       server.close();
     }
   },
