@@ -215,8 +215,8 @@ export class DataPlane {
       keyPairOf: options.keyPairOf,
       log: options.log,
     });
-    this.ingress.setRoutes(hostRoutes(this.table), this.view.current);
     this.grantTunnels();
+    this.ingress.setRoutes(hostRoutes(this.table), this.view.current);
     this.ingress.setCertificates(this.certificatesNow());
     this.ownership = new HostOwnership(`mesh-data-plane-${options.clusterId}`, options.log, () =>
       this.apply(),
@@ -398,8 +398,9 @@ export class DataPlane {
       this.view.reached(this.options.state.appliedIndex);
       this.zone = buildZone(this.table, ++this.serial);
       this.policy.setServiceRange(this.table.settings?.serviceRange);
-      this.ingress.setRoutes(hostRoutes(this.table), this.view.current);
+      // The grant first: a route to a new member's replica finds the member granted.
       this.grantTunnels();
+      this.ingress.setRoutes(hostRoutes(this.table), this.view.current);
       const listed = new Set(this.table.services.flatMap((s) => s.endpoints.map((e) => e.taskId)));
       this.forwarder.counters.retain(listed);
       this.udpForwarder.retain(listed);

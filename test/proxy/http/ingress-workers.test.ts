@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { createServer, request } from 'node:http';
 import { connect } from 'node:net';
 import test from 'ava';
+import type { NodeIdentity } from '../../../mesh/pki/identity.js';
 import type { Admission } from '../../../mesh/transport/tls.js';
 import type { Transport } from '../../../mesh/transport/transport.js';
 import { IngressWorkers } from '../../../proxy/http/ingress-workers.js';
@@ -15,12 +16,13 @@ import { startTransport, testCluster } from '../../helpers/cluster.js';
 import { captureLogs } from '../../helpers/logs.js';
 import { eventually } from '../../helpers/poll.js';
 
-// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress workers on .2, .3 and
-// .4, node n2's agent on .8; the hosts of the endpoints elsewhere, .8 and .9, are never dialled:
+// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress workers on .2 to .5,
+// node n2's agent on .8; the hosts of the endpoints elsewhere, .8 and .9, are never dialled:
 // a worker reaches them over a stream to their node).
 const INGRESS = { host: '127.0.52.2', port: 18_052 };
 const RESTARTED = { host: '127.0.52.3', port: 18_052 };
 const REFUSING = { host: '127.0.52.4', port: 18_052 };
+const RENEWING = { host: '127.0.52.5', port: 18_052 };
 
 const ca = await testCluster();
 const [n1, n2] = await Promise.all([ca.identity({ nodeId: 'n1' }), ca.identity({ nodeId: 'n2' })]);
@@ -65,13 +67,13 @@ async function backend() {
 }
 
 /**
- * Node n2's agent: each stream a member opens to it (noted as `<member> <target>`) goes to the
- * backend, which stands in for its relay.
+ * Node n2's agent: each stream a member opens to it (noted as `<member> <target> <serial>`) goes
+ * to the backend, which stands in for its relay.
  */
 async function nodeN2(backendPort: number, opened: string[] = []): Promise<Transport> {
   const transport = await startTransport(n2, '127.0.52.8', captureLogs('n2').log);
   transport.serveStreams((incoming) => {
-    opened.push(`${incoming.peer.nodeId} ${incoming.target}`);
+    opened.push(`${incoming.peer.nodeId} ${incoming.target} ${incoming.peer.serial}`);
     const socket = connect({ host: '127.0.52.1', port: backendPort });
     socket.once('connect', () => void splice(incoming.accept(), socket));
     socket.once('error', () => incoming.refuse(502, 'backend down'));
@@ -80,9 +82,13 @@ async function nodeN2(backendPort: number, opened: string[] = []): Promise<Trans
 }
 
 /** What the agent grants its workers: n1's identity, n2 where it listens (n3 is no member). */
-function grantFor(n2Agent: Transport, refusal: Admission = () => undefined): TunnelGrant {
+function grantFor(
+  n2Agent: Transport,
+  refusal: Admission = () => undefined,
+  identity: NodeIdentity = n1,
+): TunnelGrant {
   return tunnelGrant(
-    n1,
+    identity,
     [{ id: 'n2', address: n2Agent.address }],
     (nodeId) => (nodeId === 'n2' ? { serial: n2.serial } : undefined),
     refusal,
@@ -140,7 +146,7 @@ test.serial(
       t.deepEqual(await get('far.s.mesh'), { status: 200, body: 'ok\n' });
       t.deepEqual(
         opened,
-        ['n1 http/t2/80'],
+        [`n1 http/t2/80 ${n1.serial}`],
         "a replica elsewhere: its node's relay, over a stream the worker opened as node n1",
       );
       const gone = await get('gone.s.mesh');
@@ -268,6 +274,46 @@ test.serial(
             what: 'refused once retired',
           },
         ),
+      );
+    } finally {
+      await workers.close();
+      await n2Agent.close();
+      server.close();
+    }
+  },
+);
+
+test.serial(
+  'a renewed identity: the next session to another node presents the new certificate',
+  async (t) => {
+    const { server, port: backendPort } = await backend();
+    const opened: string[] = [];
+    const n2Agent = await nodeN2(backendPort, opened);
+    const { workers } = ingressWorkers(RENEWING);
+    const ports = new Map([[80, backendPort]]);
+    const udpPorts = new Map<number, number>();
+    const far = (taskId: string) =>
+      route(`${taskId}.s.mesh`, { taskId, nodeId: 'n2', host: '127.0.52.8', ports, udpPorts });
+    workers.setTunnels(grantFor(n2Agent));
+    workers.setRoutes(new Map([far('t4'), far('t5')]), 7);
+    await workers.start();
+    try {
+      // Connections of their own, so that both workers hold a session to n2.
+      const before = await Promise.all(
+        Array.from({ length: 20 }, () => get('t4.s.mesh', RENEWING)),
+      );
+      t.true(before.every((a) => a.status === 200));
+      const renewed = await ca.identity({ nodeId: 'n1' });
+      t.not(renewed.serial, n1.serial);
+      workers.setTunnels(grantFor(n2Agent, undefined, renewed));
+      // Each worker answers in the order it was told: once both answer, both hold the new grant.
+      await workers.requests();
+      // Another replica, so a new stream: it goes over a session made with the renewed certificate.
+      t.is((await get('t5.s.mesh', RENEWING)).status, 200);
+      t.true(opened.every((o) => !o.includes('/t4/') || o.endsWith(n1.serial)));
+      t.deepEqual(
+        opened.filter((o) => o.includes('/t5/')),
+        [`n1 http/t5/80 ${renewed.serial}`],
       );
     } finally {
       await workers.close();
