@@ -99,10 +99,6 @@ export class WorkerTunnels {
     return this.tunnels.open({ address: peer.address, nodeId }, target, asOf);
   }
 
-  close(): void {
-    this.tunnels.close();
-  }
-
   private get granted(): TunnelGrant {
     if (!this.grant) throw new Error('no tunnel grant from the agent yet');
     return this.grant;

@@ -67,13 +67,14 @@ async function backend() {
 }
 
 /**
- * Node n2's agent: each stream a member opens to it (noted as `<member> <target> <serial>`) goes
- * to the backend, which stands in for its relay.
+ * Node n2's agent: each stream a member opens to it (noted as `<member> <target> <serial> @<the
+ * state index it was chosen from>`) goes to the backend, which stands in for its relay.
  */
 async function nodeN2(backendPort: number, opened: string[] = []): Promise<Transport> {
   const transport = await startTransport(n2, '127.0.52.8', captureLogs('n2').log);
   transport.serveStreams((incoming) => {
-    opened.push(`${incoming.peer.nodeId} ${incoming.target} ${incoming.peer.serial}`);
+    const { peer, target, asOf } = incoming;
+    opened.push(`${peer.nodeId} ${target} ${peer.serial} @${asOf}`);
     const socket = connect({ host: '127.0.52.1', port: backendPort });
     socket.once('connect', () => void splice(incoming.accept(), socket));
     socket.once('error', () => incoming.refuse(502, 'backend down'));
@@ -146,7 +147,7 @@ test.serial(
       t.deepEqual(await get('far.s.mesh'), { status: 200, body: 'ok\n' });
       t.deepEqual(
         opened,
-        [`n1 http/t2/80 ${n1.serial}`],
+        [`n1 http/t2/80 ${n1.serial} @7`],
         "a replica elsewhere: its node's relay, over a stream the worker opened as node n1",
       );
       const gone = await get('gone.s.mesh');
@@ -310,10 +311,10 @@ test.serial(
       await workers.requests();
       // Another replica, so a new stream: it goes over a session made with the renewed certificate.
       t.is((await get('t5.s.mesh', RENEWING)).status, 200);
-      t.true(opened.every((o) => !o.includes('/t4/') || o.endsWith(n1.serial)));
+      t.true(opened.every((o) => !o.includes('/t4/') || o.includes(n1.serial)));
       t.deepEqual(
         opened.filter((o) => o.includes('/t5/')),
-        [`n1 http/t5/80 ${renewed.serial}`],
+        [`n1 http/t5/80 ${renewed.serial} @7`],
       );
     } finally {
       await workers.close();
