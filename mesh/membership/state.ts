@@ -167,7 +167,8 @@ export class MemberState {
   setMeta(meta: NodeMeta): void {
     this.self.meta = meta;
     // Once left, news of us at a new incarnation would read as alive again and undo the leave
-    // (the data plane gives up its ports on the way out): the change stays ours.
+    // (parts still running while the node leaves may change what it gossips): the change stays
+    // ours.
     if (this.leaving) return;
     this.self.incarnation += 1;
     this.events.push({ member: { ...this.self }, previous: this.self.status });
