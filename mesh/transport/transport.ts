@@ -190,7 +190,7 @@ export class Transport {
    * and drops those it refuses now, with the reason logged; the peer has to handshake again.
    */
   recheck(): void {
-    const refusal = (peer: Peer) => this.options.admission?.(peer);
+    const refusal = (peer: Peer) => this.refusal(peer);
     for (const channel of this.channels) {
       const reason = refusal(channel.peer);
       if (!reason) continue;

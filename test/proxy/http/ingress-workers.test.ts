@@ -251,6 +251,11 @@ test.serial(
       ]),
       7,
     );
+    const answeredSoon = (status: number, what: string) =>
+      eventually(
+        async () => ((await get('far.s.mesh', REFUSING)).status === status ? true : undefined),
+        { what },
+      );
     await workers.start();
     try {
       const refused = await get('far.s.mesh', REFUSING);
@@ -258,24 +263,10 @@ test.serial(
       t.true(refused.body.includes(retired), refused.body);
       // Honoured again: the next request goes through.
       workers.setTunnels(grantFor(n2Agent));
-      t.true(
-        await eventually(
-          async () => ((await get('far.s.mesh', REFUSING)).status === 200 ? true : undefined),
-          {
-            what: 'served once honoured',
-          },
-        ),
-      );
+      t.true(await answeredSoon(200, 'served once honoured'));
       // Retired while the workers hold sessions to it: those are dropped, and nothing is served.
       workers.setTunnels(grantFor(n2Agent, () => retired));
-      t.true(
-        await eventually(
-          async () => ((await get('far.s.mesh', REFUSING)).status === 502 ? true : undefined),
-          {
-            what: 'refused once retired',
-          },
-        ),
-      );
+      t.true(await answeredSoon(502, 'refused once retired'));
     } finally {
       await workers.close();
       await n2Agent.close();
