@@ -5,6 +5,7 @@
  */
 import { Agent, request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from './poll.js';
 
 export interface LoadTarget {
   host: string;
@@ -69,6 +70,27 @@ export function requestOnce(
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * Resolves once the target answers 200. `mesh deploy` returns once the replicas are ready; another
+ * node's ingress serves the route once that node's own replica of the state has it, a moment later
+ * under load (CI once had requests refused there): a test about what happens under load starts it
+ * after this.
+ */
+export async function untilAnswering(target: LoadTarget): Promise<void> {
+  await eventually(
+    () =>
+      requestOnce(target).then(
+        ({ status }) => status === 200,
+        () => false,
+      ),
+    {
+      what: `${target.host}:${target.port} answering 200 for ${target.hostHeader}`,
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    },
+  );
 }
 
 /** Starts the load; it runs until stop(), maxRequests or maxMs. */

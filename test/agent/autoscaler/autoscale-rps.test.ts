@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import test from 'ava';
 import type { ClusterEvent } from '../../../agent/control/api.js';
-import { requestOnce, startLoad } from '../../helpers/load.js';
+import { startLoad, untilAnswering } from '../../helpers/load.js';
 import {
   type AgentProcess,
   deployStack,
@@ -86,17 +86,8 @@ test('a service scaled on rps follows load sent through the ingress of a node th
     hostHeader: 'api.auto.test',
     localAddress: CLIENT,
   };
-  // mesh deploy returns once the replica is ready; node 3's ingress starts with its own replica
-  // of the routes, a moment later under load (CI once had two requests refused): the test is
-  // about what growing does to requests, so it starts once node 3 answers.
-  await eventually(
-    () =>
-      requestOnce(target).then(
-        ({ status }) => status === 200,
-        () => false,
-      ),
-    { what: "node 3's ingress answering for api.auto.test", timeoutMs: 20_000, intervalMs: 200 },
-  );
+  // The test is about what growing does to requests: it starts once node 3's ingress serves.
+  await untilAnswering(target);
   const load = startLoad(target, { clients: 2, maxRequests: 1_000_000, maxMs: 90_000 });
   const grown = await eventually(
     async () => {
