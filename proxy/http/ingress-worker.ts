@@ -86,15 +86,14 @@ const keyPairOf: KeyPairOf = (host) =>
     send({ type: 'keyPair', id, host });
   });
 
-/** A connection to an endpoint's port: dialled here when on this node, else over a stream there. */
-function connectTo(relay: boolean) {
+/**
+ * A connection to an endpoint's port: dialled here when on this node, else a stream there (to
+ * the port itself, or to the HTTP relay in front of it: see PoolConnects).
+ */
+function connectTo(kind: 'tcp' | 'http') {
   return (endpoint: Endpoint, target: number) => {
     if (endpoint.nodeId === settings.nodeId) return dialEndpoint(endpoint, target);
-    const name = formatStreamTarget({
-      kind: relay ? 'http' : 'tcp',
-      taskId: endpoint.taskId,
-      port: target,
-    });
+    const name = formatStreamTarget({ kind, taskId: endpoint.taskId, port: target });
     return tunnels.open(endpoint.nodeId, name, routesAsOf);
   };
 }
@@ -102,8 +101,8 @@ function connectTo(relay: boolean) {
 const trusted = settings.trustedProxies.map((cidr) => parseCidr(cidr, 32));
 const ingress = new HttpIngress({
   routes: () => routes,
-  connect: connectTo(true),
-  connectRaw: connectTo(false),
+  connect: connectTo('tcp'),
+  connectOutliving: connectTo('http'),
   trusted: (ip) => trusted.some((range) => contains(range, ip)),
   responseTimeoutMs: settings.responseTimeoutMs,
   limits: settings.limits,

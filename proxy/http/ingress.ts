@@ -27,10 +27,13 @@ const MAX_PIPELINED = 64;
 
 export interface IngressOptions {
   routes: () => HostRoutes;
-  /** Connections for the keep-alive pools (to a replica elsewhere: its node's HTTP relay). */
+  /**
+   * A connection to the replica's port itself: for the keep-alive pools, and for upgrades
+   * (WebSockets) spliced end to end.
+   */
   connect: Connect;
-  /** A raw connection to the replica's port, for upgrades (WebSockets) spliced end to end. */
-  connectRaw: Connect;
+  /** For the pool of a replica that closes its connection after each answer (PoolConnects). */
+  connectOutliving?: Connect;
   /** Whether a peer's own X-Forwarded-* headers are believed (a load balancer in front). */
   trusted: (ip: string) => boolean;
   responseTimeoutMs: number;
@@ -89,7 +92,10 @@ export class HttpIngress {
   private readonly replicaWarnings: LimitedLog;
 
   constructor(private readonly options: IngressOptions) {
-    this.pools = new UpstreamPools(options.connect, options.responseTimeoutMs);
+    this.pools = new UpstreamPools(
+      { direct: options.connect, outliving: options.connectOutliving },
+      options.responseTimeoutMs,
+    );
     this.accessLog = options.log.isLevelEnabled('debug');
     this.warnings = new LimitedLog(options.log, 1);
     this.replicaWarnings = new LimitedLog(options.log, 1, Date.now, 1000);
@@ -256,7 +262,7 @@ export class HttpIngress {
       MAX_ATTEMPTS,
       async (lease) => {
         try {
-          return { done: await this.options.connectRaw(lease.endpoint, route.target) };
+          return { done: await this.options.connect(lease.endpoint, route.target) };
         } catch (error) {
           lease.failed();
           this.warnNotTaken(lease.endpoint, error as Error);
@@ -472,16 +478,17 @@ export class HttpIngress {
             if (clientLeft) abort();
           },
           onHeaders: (statusCode, raw, resume, statusText) => {
-            const answer = fieldsOf(raw);
+            const answer = answerOf(raw);
             if (statusCode < 200) return true;
             if (answer === RELAY_REFUSED) {
               // The replica's node could not reach it: as good as a failed connect.
               relayRefused = true;
               return true;
             }
+            if (answer.replicaCloses) this.pools.replicaCloses(endpoint, target);
             // HTTP/2 has no reason phrase (Node warns of one).
-            if (req.httpVersionMajor >= 2) res.writeHead(statusCode, answer);
-            else res.writeHead(statusCode, statusText, answer);
+            if (req.httpVersionMajor >= 2) res.writeHead(statusCode, answer.fields);
+            else res.writeHead(statusCode, statusText, answer.fields);
             res.on('drain', () => {
               clearTimeout(slowReader);
               resume();
@@ -561,18 +568,26 @@ async function* streamed(
   }
 }
 
-/** What fieldsOf answers for a relay's "its replica did not take the connection". */
+/** What answerOf answers for a relay's "its replica did not take the connection". */
 const RELAY_REFUSED = Symbol('relay refused');
 
 /**
  * An answer's raw header buffers as the flat list writeHead takes, without the hop-by-hop
- * fields; RELAY_REFUSED when they carry the relay's mark.
+ * fields, and whether the replica closes its connection after it (`Connection: close`);
+ * RELAY_REFUSED when they carry the relay's mark.
  */
-function fieldsOf(raw: Buffer[] | string[] | null): string[] | typeof RELAY_REFUSED {
+function answerOf(
+  raw: Buffer[] | string[] | null,
+): { fields: string[]; replicaCloses: boolean } | typeof RELAY_REFUSED {
   const flat = (raw ?? []).map((value) => value.toString('latin1'));
-  for (let i = 0; i < flat.length; i += 2)
-    if (flat[i]?.toLowerCase() === RELAY_UNREACHABLE_HEADER) return RELAY_REFUSED;
-  return withoutHopByHop(flat);
+  let replicaCloses = false;
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = (flat[i] as string).toLowerCase();
+    if (name === RELAY_UNREACHABLE_HEADER) return RELAY_REFUSED;
+    if (name === 'connection' && /(^|,)\s*close\s*(,|$)/i.test(flat[i + 1] as string))
+      replicaCloses = true;
+  }
+  return { fields: withoutHopByHop(flat), replicaCloses };
 }
 
 /** Whether the client left already: HTTP/1.1's response destroyed, or HTTP/2's stream. */

@@ -11,11 +11,12 @@ import { type Connect, ReplicaUnreachable, UpstreamPools } from './pools.js';
 export const RELAY_UNREACHABLE_HEADER = 'x-mesh-relay-unreachable';
 
 /**
- * The far end of the ingress for a replica on this node: another node's ingress keeps a pool of
- * keep-alive HTTP connections to this node (streams over the agents' mTLS) and sends each request
- * for one of this node's replicas through one; this relay passes it on to the replica unchanged
- * (the sending agent already set X-Forwarded-*) over a pool of its own. So the TLS between agents
- * is set up once per pooled connection, whether or not the replica keeps its connections open.
+ * The far end of the ingress for a replica on this node that closes its connection after each
+ * answer: another node's ingress keeps a pool of keep-alive HTTP connections to this node (streams
+ * over the agents' mTLS) and sends each request for such a replica through one; this relay passes
+ * it on to the replica unchanged (the sending node already set X-Forwarded-*) over a pool of its
+ * own. So a request waits for no stream to be opened, nor the replica dialled, before it is sent.
+ * A replica that keeps its connections open is reached over streams spliced to its port instead.
  */
 export class HttpRelay {
   private readonly server: Server;
@@ -27,7 +28,7 @@ export class HttpRelay {
     responseTimeoutMs: number,
     private readonly log: Logger,
   ) {
-    this.pools = new UpstreamPools(connect, responseTimeoutMs);
+    this.pools = new UpstreamPools({ direct: connect }, responseTimeoutMs);
     this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) =>
       this.relay(req, res),
     );

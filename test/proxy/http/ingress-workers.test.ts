@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { once } from 'node:events';
-import { createServer, request } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
 import { connect } from 'node:net';
 import test from 'ava';
 import type { NodeIdentity } from '../../../mesh/pki/identity.js';
@@ -45,9 +45,10 @@ function route(host: string, endpoint: Endpoint): [string, HttpRoute[]] {
 function get(
   host: string,
   ingress: { host: string; port: number } = INGRESS,
+  agent: Agent | false = false,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ ...ingress, path: '/', headers: { host }, agent: false }, (res) => {
+    const req = request({ ...ingress, path: '/', headers: { host }, agent }, (res) => {
       let body = '';
       res.on('data', (chunk) => {
         body += String(chunk);
@@ -59,8 +60,12 @@ function get(
   });
 }
 
+/** Answers ok; asked for a host named closing.*, it closes its connection after the answer. */
 async function backend() {
-  const server = createServer((_req, res) => res.end('ok\n'));
+  const server = createServer((req, res) => {
+    if (req.headers.host?.startsWith('closing.')) res.setHeader('connection', 'close');
+    res.end('ok\n');
+  });
   server.listen(0, '127.0.52.1');
   await once(server, 'listening');
   return { server, port: (server.address() as { port: number }).port };
@@ -68,7 +73,7 @@ async function backend() {
 
 /**
  * Node n2's agent: each stream a member opens to it (noted as `<member> <target> <serial> @<the
- * state index it was chosen from>`) goes to the backend, which stands in for its relay.
+ * state index it was chosen from>`) goes to the backend, which stands in for its relay too.
  */
 async function nodeN2(backendPort: number, opened: string[] = []): Promise<Transport> {
   const transport = await startTransport(n2, '127.0.52.8', captureLogs('n2').log);
@@ -135,6 +140,13 @@ test.serial(
         route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
         route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports, udpPorts }),
         route('gone.s.mesh', { taskId: 't3', nodeId: 'n3', host: '127.0.52.9', ports, udpPorts }),
+        route('closing.s.mesh', {
+          taskId: 't4',
+          nodeId: 'n2',
+          host: '127.0.52.8',
+          ports,
+          udpPorts,
+        }),
       ]),
       7,
     );
@@ -147,9 +159,19 @@ test.serial(
       t.deepEqual(await get('far.s.mesh'), { status: 200, body: 'ok\n' });
       t.deepEqual(
         opened,
-        [`n1 http/t2/80 ${n1.serial} @7`],
-        "a replica elsewhere: its node's relay, over a stream the worker opened as node n1",
+        [`n1 t2/80 ${n1.serial} @7`],
+        'a replica elsewhere: its port, over a stream the worker opened as node n1',
       );
+      // One client connection, so one worker: its second request to a replica that closes its
+      // connections goes to the relay of the replica's node.
+      const oneConnection = new Agent({ keepAlive: true, maxSockets: 1 });
+      t.teardown(() => oneConnection.destroy());
+      for (let i = 0; i < 2; i += 1)
+        t.deepEqual(await get('closing.s.mesh', INGRESS, oneConnection), {
+          status: 200,
+          body: 'ok\n',
+        });
+      t.deepEqual(opened.slice(1), [`n1 t4/80 ${n1.serial} @7`, `n1 http/t4/80 ${n1.serial} @7`]);
       const gone = await get('gone.s.mesh');
       t.is(gone.status, 502);
       t.regex(gone.body, /node n3 is not a member/);
@@ -160,7 +182,7 @@ test.serial(
       t.like(line, { node: 'n1', task: 't3', onNode: 'n3', level: 40 });
       t.like(await workers.stats('s.here'), { requests: 40, statuses: { '2xx': 40 } });
       t.like(await workers.stats('s.gone'), { requests: 1, statuses: { '5xx': 1 } });
-      t.like(await workers.requests(), { 's.here': 40, 's.far': 1, 's.gone': 1 });
+      t.like(await workers.requests(), { 's.here': 40, 's.far': 1, 's.gone': 1, 's.closing': 2 });
       t.regex(
         await workers.metrics(),
         /mesh_http_requests_total\{service="s\.here",code="2xx"\} 40/,
@@ -302,10 +324,10 @@ test.serial(
       await workers.requests();
       // Another replica, so a new stream: it goes over a session made with the renewed certificate.
       t.is((await get('t5.s.mesh', RENEWING)).status, 200);
-      t.true(opened.every((o) => !o.includes('/t4/') || o.includes(n1.serial)));
+      t.true(opened.every((o) => !o.includes(' t4/') || o.includes(n1.serial)));
       t.deepEqual(
-        opened.filter((o) => o.includes('/t5/')),
-        [`n1 http/t5/80 ${renewed.serial} @7`],
+        opened.filter((o) => o.includes(' t5/')),
+        [`n1 t5/80 ${renewed.serial} @7`],
       );
     } finally {
       await workers.close();

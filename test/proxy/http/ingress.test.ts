@@ -51,6 +51,8 @@ async function ingressFor(
     limits?: Partial<HttpLimits>;
     /** Held before each connection to a replica is made (a loaded agent's bridge, a far node). */
     connecting?: () => Promise<void>;
+    /** Called for each connection made through `connectOutliving` (none when left out). */
+    outliving?: (taskId: string) => void;
   } = {},
 ) {
   const service: ServiceRoute = {
@@ -75,7 +77,12 @@ async function ingressFor(
   const ingress = new HttpIngress({
     routes: () => routes,
     connect,
-    connectRaw: connect,
+    connectOutliving:
+      options.outliving &&
+      ((e, target) => {
+        options.outliving?.(e.taskId);
+        return connect(e, target);
+      }),
     trusted: () => false,
     responseTimeoutMs: options.responseTimeoutMs ?? 60_000,
     limits: { ...DEFAULT_HTTP_LIMITS, ...options.limits },
@@ -151,6 +158,33 @@ test('504 when the replica does not start its answer in time', async (t) => {
   const answer = await send(port, 'GET');
   t.is(answer.status, 504, answer.text);
   t.regex(answer.text, /no answer from slow within 1\.5 s/);
+});
+
+test('a replica that answers Connection: close gets connections that outlive its own from then on; one that keeps them open does not', async (t) => {
+  const keeping = await replica('keeping');
+  t.teardown(() => keeping.server.close());
+  const closing = createServer((_req, res) => res.setHeader('connection', 'close').end('closing'));
+  const closingPort = await listen(closing);
+  t.teardown(() => closing.close());
+  const outliving: string[] = [];
+  const { port, close } = await ingressFor(
+    [endpoint('keeping', keeping.port), endpoint('closing', closingPort)],
+    { outliving: (taskId) => outliving.push(taskId) },
+  );
+  t.teardown(close);
+  // One request at a time, until each replica has answered a few (the balancer picks either).
+  const answers: { status: number; text: string }[] = [];
+  const count = (text: string) => answers.filter((a) => a.text.startsWith(text)).length;
+  while (answers.length < 100 && (count('closing') < 3 || count('keeping') < 3))
+    answers.push(await send(port, 'GET'));
+  t.true(answers.every((a) => a.status === 200));
+  t.true(count('keeping') >= 3 && count('closing') >= 3, `${answers.length} answers`);
+  const closingAnswers = count('closing');
+  t.deepEqual(
+    outliving,
+    Array(closingAnswers - 1).fill('closing'),
+    'every connection to the closing replica after its first answer, none to the other',
+  );
 });
 
 test('the ingress counts requests per service by status class', async (t) => {
