@@ -73,10 +73,10 @@ export function requestOnce(
 }
 
 /**
- * Resolves once the target answers 200. `mesh deploy` returns once the replicas are ready; another
- * node's ingress serves the route once that node's own replica of the state has it, a moment later
- * under load (CI once had requests refused there): a test about what happens under load starts it
- * after this.
+ * Resolves once the target answers 200. `mesh deploy` returns once the replicas are ready; a
+ * node's ingress serves the route once that node's own replica of the state has it and its
+ * ingress workers (started with the first route) listen, which under load can be a moment later
+ * (CI had requests refused there): a test that needs the ingress serving starts after this.
  */
 export async function untilAnswering(target: LoadTarget): Promise<void> {
   await eventually(

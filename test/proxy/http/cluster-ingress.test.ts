@@ -16,6 +16,7 @@ import { removeLabelled } from '../../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../../helpers/docker.js';
 import { filesHolding } from '../../helpers/files-holding.js';
 import { handshakes, hostCertificate } from '../../helpers/host-certificate.js';
+import { untilAnswering } from '../../helpers/load.js';
 import {
   type AgentProcess,
   LocalCluster,
@@ -135,6 +136,14 @@ test.before(async () => {
   );
   const deployed = await meshOn(seed, 'deploy', '-c', cluster.file('shop.yml', SHOP), 'shop');
   if (deployed.code !== 0) throw new Error(deployed.stderr);
+  // Node 1's ingress workers start with its first route, while the deploy runs; under CI's load
+  // they once listened only after it returned (every test's first request refused).
+  await untilAnswering({
+    host: HOSTS[0] as string,
+    port: PORTS.http,
+    hostHeader: 'shop.test',
+    localAddress: CLIENT,
+  });
 });
 
 test.after.always(async () => {
