@@ -61,6 +61,12 @@ function get(
 }
 
 /** Answers ok; asked for a host named closing.*, it closes its connection after the answer. */
+/** A route to a replica on node n2: its host is never dialled, a worker streams to n2 for it. */
+function routeOnN2(host: string, taskId: string, backendPort: number): [string, HttpRoute[]] {
+  const ports = new Map([[80, backendPort]]);
+  return route(host, { taskId, nodeId: 'n2', host: '127.0.52.8', ports, udpPorts: new Map() });
+}
+
 async function backend() {
   const server = createServer((req, res) => {
     if (req.headers.host?.startsWith('closing.')) res.setHeader('connection', 'close');
@@ -138,15 +144,9 @@ test.serial(
     workers.setRoutes(
       new Map([
         route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
-        route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports, udpPorts }),
+        routeOnN2('far.s.mesh', 't2', backendPort),
         route('gone.s.mesh', { taskId: 't3', nodeId: 'n3', host: '127.0.52.9', ports, udpPorts }),
-        route('closing.s.mesh', {
-          taskId: 't4',
-          nodeId: 'n2',
-          host: '127.0.52.8',
-          ports,
-          udpPorts,
-        }),
+        routeOnN2('closing.s.mesh', 't4', backendPort),
       ]),
       7,
     );
@@ -261,18 +261,11 @@ test.serial(
     const { server, port: backendPort } = await backend();
     const n2Agent = await nodeN2(backendPort);
     const { workers } = ingressWorkers(REFUSING);
-    const ports = new Map([[80, backendPort]]);
-    const udpPorts = new Map<number, number>();
     const retired = `certificate ${n2.serial} of node n2 is retired: a newer one was issued to it`;
     workers.setTunnels(
       grantFor(n2Agent, ({ serial }) => (serial === n2.serial ? retired : undefined)),
     );
-    workers.setRoutes(
-      new Map([
-        route('far.s.mesh', { taskId: 't2', nodeId: 'n2', host: '127.0.52.8', ports, udpPorts }),
-      ]),
-      7,
-    );
+    workers.setRoutes(new Map([routeOnN2('far.s.mesh', 't2', backendPort)]), 7);
     const answeredSoon = (status: number, what: string) =>
       eventually(
         async () => ((await get('far.s.mesh', REFUSING)).status === status ? true : undefined),
@@ -304,10 +297,7 @@ test.serial(
     const opened: string[] = [];
     const n2Agent = await nodeN2(backendPort, opened);
     const { workers } = ingressWorkers(RENEWING);
-    const ports = new Map([[80, backendPort]]);
-    const udpPorts = new Map<number, number>();
-    const far = (taskId: string) =>
-      route(`${taskId}.s.mesh`, { taskId, nodeId: 'n2', host: '127.0.52.8', ports, udpPorts });
+    const far = (taskId: string) => routeOnN2(`${taskId}.s.mesh`, taskId, backendPort);
     workers.setTunnels(grantFor(n2Agent));
     workers.setRoutes(new Map([far('t4'), far('t5')]), 7);
     await workers.start();
