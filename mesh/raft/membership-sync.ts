@@ -40,6 +40,7 @@ function record(member: Member, current: NodeRecord): NodeRecord {
     ...(member.meta.platform ? { platform: member.meta.platform } : {}),
     ...(member.meta.unserved?.length ? { unserved: member.meta.unserved } : {}),
     ...(member.meta.published?.length ? { published: member.meta.published } : {}),
+    ...(member.meta.ingress && { ingress: member.meta.ingress }),
     ...(member.meta.restarting && { restarting: true }),
   };
 }

@@ -12,6 +12,8 @@ export interface Progress {
   recentActive: boolean;
   /** Highest heartbeat round the follower has answered: confirms leadership for reads. */
   ackedSeq: number;
+  /** The commit index last sent to it: a newer one is sent at once, not with the next heartbeat. */
+  commitSent: number;
 }
 
 export function newProgress(lastIndex: number): Progress {
@@ -22,5 +24,6 @@ export function newProgress(lastIndex: number): Progress {
     paused: false,
     recentActive: false,
     ackedSeq: 0,
+    commitSent: 0,
   };
 }

@@ -500,6 +500,7 @@ export class Raft {
       commit: this.log.committed,
       seq,
     });
+    p.commitSent = this.log.committed;
     if (p.probing) p.paused = true;
     else if (entries.length > 0) p.next = last + 1;
   }
@@ -605,6 +606,11 @@ export class Raft {
       if (this.transferee === m.from && p.match === this.log.lastIndex)
         this.send(m.from, 'timeout-now', {});
       if (p.next <= this.log.lastIndex) this.sendAppend(m.from);
+      // A new commit index goes to each follower at once rather than with the next heartbeat
+      // (as etcd's bcastAppend): every node's routes and DNS show a write within a round trip of
+      // its commit, not up to a heartbeat later (a deploy returns once the leader's view has it).
+      for (const [id, other] of this.progress)
+        if (other.commitSent < this.log.committed) this.sendAppend(id);
     }
     this.releaseReads();
   }
