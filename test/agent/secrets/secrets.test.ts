@@ -169,7 +169,6 @@ dockerTest(
       timeoutMs: 60_000,
       intervalMs: 300,
     });
-    t.is(await statusOf(`/${FIRST}`), 404, 'the old password no longer opens it');
     await eventually(
       async () => {
         const tasks = await meshJson<TaskRow[]>(voter, 'ps', 'sec');
@@ -177,6 +176,13 @@ dockerTest(
       },
       { what: 'both services at version 2', timeoutMs: 60_000, intervalMs: 300 },
     );
+    // The rollout starts the new replica first: the old one, with the old password, serves until
+    // the new one is ready, then leaves the routes. Once the rollout is done it opens nothing.
+    await eventually(async () => (await statusOf(`/${FIRST}`)) === 404, {
+      what: 'the old password no longer opening it',
+      timeoutMs: 10_000,
+      intervalMs: 200,
+    });
     for (const agent of agents) t.deepEqual(await filesHolding(agent.dataDir, SECOND), []);
     const same = await meshOn(voter, 'secret', 'update', 'sec_db_password', next);
     t.regex(same.stdout, /unchanged \(version 2 holds that value already\)/);
