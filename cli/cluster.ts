@@ -97,6 +97,7 @@ async function nodeList(args: string[]): Promise<number> {
           'SINCE',
           'VERSION',
           'CERT EXPIRES',
+          'INGRESS',
           'LABELS',
         ],
         nodes.map((n) => [
@@ -111,6 +112,7 @@ async function nodeList(args: string[]): Promise<number> {
           n.since ? ago(n.since) : '-',
           n.version,
           n.certExpires?.slice(0, 10) ?? '-',
+          n.ingress ?? '-',
           Object.entries(n.labels)
             .map(([k, v]) => `${k}=${v}`)
             .join(',') || '-',

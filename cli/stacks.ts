@@ -178,30 +178,38 @@ async function followRollout(
     return 1;
   }
   process.stderr.write(`mesh: stack ${stack} converged\n`);
-  // Each node reports the published ports it took up, served or not, through gossip and its
-  // record, which may come a moment after the replicas are ready: wait for every node's word.
+  // Each node reports the published ports it took up, served or not, and that its HTTP ingress
+  // listens (its workers start with its first route), through gossip and its record, which may
+  // come a moment after the replicas are ready: wait for every node's word.
   let rows = outcome.rows;
-  if (rows.some(publishesIngressPorts)) {
+  if (rows.some((row) => unheard(row) !== undefined)) {
     const reported = await pollUntil(
       async () => {
         rows = await rowsNow();
-        return rows.every((row) => 'damaged' in row || row.portsUnreported.length === 0);
+        return rows.every((row) => unheard(row) === undefined);
       },
       { timeoutMs: PORT_REPORTS_MS, intervalMs: POLL_MS },
     );
     if (!reported)
       process.stderr.write(
-        `mesh: warning: not every node reported on the published ports of ${stack} within ${PORT_REPORTS_MS / 1000}s; see "mesh ls"\n`,
+        `mesh: warning: not every node reported on ${stack} within ${PORT_REPORTS_MS / 1000}s (${rows
+          .flatMap((row) => unheard(row) ?? [])
+          .join('; ')}); see "mesh ls"\n`,
       );
   }
   return servedSomewhere(rows);
 }
 
-/** Whether a service publishes a port through the routing mesh (on every node). */
-function publishesIngressPorts(row: StackRow['services'][number]): boolean {
-  return (
-    !('damaged' in row) && row.ports.some((p) => p.published !== undefined && p.mode !== 'host')
-  );
+/** What a service still waits to hear from nodes, in words; undefined when nothing. */
+function unheard(row: StackRow['services'][number]): string | undefined {
+  if ('damaged' in row) return undefined;
+  const words = [
+    ...(row.portsUnreported.length ? [`published ports ${row.portsUnreported.join(', ')}`] : []),
+    ...(row.ingressSilent.length
+      ? [`HTTP ingress listening on ${row.ingressSilent.join(', ')}`]
+      : []),
+  ];
+  return words.length ? `${row.id}: ${words.join(', ')}` : undefined;
 }
 
 export async function deploy(args: string[]): Promise<number> {

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { CertificateRecord } from '../mesh/api/certificates.js';
 import { dnsAddress, type NetworkSettings } from '../mesh/api/network.js';
-import type { UnservedPort } from '../mesh/api/nodes.js';
+import type { IngressState, UnservedPort } from '../mesh/api/nodes.js';
 import { LimitedLog } from '../mesh/limited-log.js';
 import type { Member } from '../mesh/membership/state.js';
 import type { NodeIdentity } from '../mesh/pki/identity.js';
@@ -113,11 +113,20 @@ export interface DataPlaneOptions {
    */
   hostNetworks: () => Promise<HostNetworks>;
   /**
-   * Told which published ports this node has taken up, and which of them it cannot serve,
-   * whenever that changes (for `mesh ls`, and a deploy waiting for every node's word).
+   * Told which published ports this node has taken up, which of them it cannot serve, and whether
+   * its HTTP ingress listens, whenever that changes (for `mesh ls`, and a deploy waiting for every
+   * node's word).
    */
-  onPorts: (ports: { published: number[]; unserved: UnservedPort[] }) => void;
+  onPorts: (ports: PortsReport) => void;
   log: Logger;
+}
+
+/** What the data plane tells of the ports it serves (see onPorts). */
+export interface PortsReport {
+  published: number[];
+  unserved: UnservedPort[];
+  /** Absent until the ingress workers listen: they start with the first route. */
+  ingress?: IngressState;
 }
 
 /**
@@ -158,6 +167,7 @@ export class DataPlane {
   private stopped = false;
   /** Why this host's part is not served, once found out (no privileges): said once, not retried. */
   private hostRefusal: string | undefined;
+  /** The last report made through onPorts, as text (nothing made yet: the empty report). */
   private portsReported = JSON.stringify({ published: [], unserved: [] });
   private lastListingAt = 0;
   private nextListing: Promise<void> | undefined;
@@ -213,6 +223,7 @@ export class DataPlane {
         maxConnections: options.maxConnections,
       },
       keyPairOf: options.keyPairOf,
+      onListening: () => this.reportPorts(),
       log: options.log,
     });
     this.grantTunnels();
@@ -450,10 +461,16 @@ export class DataPlane {
       })
       .sort((a, b) => a.port - b.port);
     const published = [...new Set(this.publishedKeys.values())].sort((a, b) => a - b);
-    const text = JSON.stringify({ published, unserved });
+    const report: PortsReport = { published, unserved, ...this.ingressState() };
+    const text = JSON.stringify(report);
     if (text === this.portsReported) return;
     this.portsReported = text;
-    this.options.onPorts({ published, unserved });
+    this.options.onPorts(report);
+  }
+
+  private ingressState(): { ingress?: IngressState } {
+    if (this.options.httpPort === 0 && this.options.httpsPort === 0) return { ingress: 'off' };
+    return this.ingress.listening ? { ingress: 'listening' } : {};
   }
 
   /**

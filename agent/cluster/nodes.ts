@@ -79,6 +79,7 @@ export class Nodes {
         availability: record?.availability ?? 'active',
         token: record?.workerOnly ? 'worker' : 'manager',
         certExpires: member?.meta.certExpires ?? null,
+        ingress: member?.meta.ingress ?? null,
       };
     });
     return { consistent, nodes };

@@ -14,6 +14,7 @@ import { isValidName, type StackRecord } from '../../mesh/api/stacks.js';
 import type { TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState, StoredObject, Write } from '../../mesh/state/cluster-state.js';
 import { hostOf } from '../../mesh/transport/address.js';
+import { declaredPorts } from '../../proxy/routing-table.js';
 import type {
   DeployRequest,
   DeployResponse,
@@ -366,6 +367,7 @@ export class Stacks {
               unserved: unservedPorts(service, nodes),
               servedNowhere: portsWhere(service, nodes, 'all taken'),
               portsUnreported: portsWhere(service, nodes, 'some silent'),
+              ingressSilent: ingressSilent(service, nodes),
               rollout: service.rollout ?? null,
               rollingBack: service.rollingBack === true,
               failing: failing
@@ -635,6 +637,19 @@ function portsWhere(
       ports.add(port);
   }
   return [...ports].sort((a, b) => a - b);
+}
+
+/**
+ * The ready nodes whose HTTP ingress has not said it listens, for a service the ingress routes (a
+ * declared TCP port, or routes): a node's ingress workers start with its first route, so one may
+ * listen a moment after the service's replicas are ready.
+ */
+function ingressSilent(service: ServiceRecord, nodes: Array<StoredObject<NodeRecord>>): string[] {
+  if (declaredPorts(service).length === 0 && !service.routes?.length) return [];
+  return nodes
+    .filter((n) => n.value.status === 'ready' && n.value.ingress === undefined)
+    .map((n) => n.id)
+    .sort();
 }
 
 /** Restarts of a task that is not running, past which it is crash-looping. */

@@ -4,7 +4,7 @@
  * agent). A GET is asked through its query string, a POST through a JSON body.
  */
 import type { AutoscalePolicy, AutoscaleRecord, Observed } from '../../mesh/api/autoscale.js';
-import type { NodeRecord } from '../../mesh/api/nodes.js';
+import type { IngressState, NodeRecord } from '../../mesh/api/nodes.js';
 import type { ValueKind } from '../../mesh/api/secrets.js';
 import type {
   PortSpec,
@@ -85,6 +85,8 @@ export interface NodeRow {
   token: 'manager' | 'worker';
   /** When its certificate expires, as it gossips; null for a node not seen. */
   certExpires: string | null;
+  /** Its HTTP ingress, as it gossips: null until it listens (it starts with the first route). */
+  ingress: IngressState | null;
 }
 
 /** GET /v1/nodes: consistent is false when no quorum confirmed the read. */
@@ -204,6 +206,8 @@ export interface ServiceRow {
   servedNowhere: number[];
   /** Its published ports that a node which should take them up has not reported on yet. */
   portsUnreported: number[];
+  /** Ready nodes whose HTTP ingress has not said it listens, for a service the ingress routes. */
+  ingressSilent: string[];
   /** The rollout of its current version; null for a service never updated. */
   rollout: RolloutStatus | null;
   /** The current version undoes an update (a rollback). */

@@ -60,6 +60,8 @@ export interface NodeRecord {
    * waits for each node's word on the ports it publishes.
    */
   published?: number[];
+  /** Its HTTP ingress: listening, or off (no HTTP port); absent until it listens (a deploy waits). */
+  ingress?: IngressState;
   /**
    * It said it stops to start again, its tasks left running (SIGHUP, `systemctl reload`): while it
    * is down, its tasks stay for the restart grace rather than the reschedule grace.
@@ -170,6 +172,10 @@ export const checkUnserved: Check = listOf(
   object({ required: { port: integer(1), reason: string } }),
 );
 
+/** Whether a node's HTTP ingress listens: its workers start with its first route. */
+export const INGRESS_STATES = ['listening', 'off'] as const;
+export type IngressState = (typeof INGRESS_STATES)[number];
+
 /** A node's published ports, as it reports them. */
 export const checkPublished: Check = listOf(integer(1));
 
@@ -192,6 +198,7 @@ export const checkNode: Check = object({
     platform: object({ required: { os: string, arch: string } }),
     unserved: checkUnserved,
     published: checkPublished,
+    ingress: oneOf(...INGRESS_STATES),
     certificates: listOf(
       object({ required: { serial: string, notAfter: amount }, optional: { retireAt: amount } }),
     ),

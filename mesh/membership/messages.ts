@@ -1,4 +1,10 @@
-import { checkPublished, checkUnserved, type UnservedPort } from '../api/nodes.js';
+import {
+  checkPublished,
+  checkUnserved,
+  INGRESS_STATES,
+  type IngressState,
+  type UnservedPort,
+} from '../api/nodes.js';
 
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
 
@@ -25,6 +31,8 @@ export interface NodeMeta {
   unserved?: UnservedPort[];
   /** The published ports its data plane has taken up, served or not. */
   published?: number[];
+  /** Its HTTP ingress: listening, or off (no HTTP port); absent until its workers listen. */
+  ingress?: IngressState;
   /** The ID of the voters' key it holds: the leader seats a learner only once it says so. */
   votersKey?: string;
   /**
@@ -83,6 +91,8 @@ function checkMeta(meta: unknown): void {
   const published =
     meta.published === undefined ? undefined : checkPublished(meta.published, 'meta.published');
   if (published) throw new SwimMessageError(`alive update: ${published}`);
+  if (meta.ingress !== undefined && !INGRESS_STATES.includes(meta.ingress as IngressState))
+    throw new SwimMessageError(`alive update: meta.ingress is one of ${INGRESS_STATES.join(', ')}`);
   if (meta.restarting !== undefined && meta.restarting !== true)
     throw new SwimMessageError('alive update: meta.restarting is true when present');
 }

@@ -90,6 +90,8 @@ export class IngressWorkers {
   private readonly asked = new Map<number, (value: unknown) => void>();
   private nextAsk = 0;
   private started = false;
+  /** A worker said it listens: from then on the node serves the ingress (one restarts if it dies). */
+  private everListened = false;
   private spawning: Promise<void> | undefined;
   private closed = false;
 
@@ -99,9 +101,16 @@ export class IngressWorkers {
       /** How many processes serve the ingress (the node's cores, unless told). */
       workers: number;
       keyPairOf: KeyPairOf;
+      /** The first worker listens (with the first route, or at start): the node serves its ingress. */
+      onListening: () => void;
       log: Logger;
     },
   ) {}
+
+  /** Whether a worker listens (or did: one that dies is started again). */
+  get listening(): boolean {
+    return this.everListened;
+  }
 
   /**
    * Starts the workers once there is something to serve (a route, a certificate), now or with
@@ -263,8 +272,13 @@ export class IngressWorkers {
     });
     return new Promise((resolve) => {
       worker.on('message', (message: ToMain) => {
-        if (message.type === 'listening') resolve();
-        else if (message.type === 'started') {
+        if (message.type === 'listening') {
+          resolve();
+          if (!this.everListened) {
+            this.everListened = true;
+            this.options.onListening();
+          }
+        } else if (message.type === 'started') {
           // What to serve, before it listens (it listens once it has both).
           if (this.grant) this.send(worker, { type: 'tunnels', grant: this.grant });
           this.send(worker, { type: 'routes', ...this.routes });

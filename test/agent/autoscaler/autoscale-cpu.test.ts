@@ -10,7 +10,7 @@ import type { StatusResponse } from '../../../agent/control/api.js';
 import { burnStack } from '../../helpers/burn.js';
 import { removeLabelled } from '../../helpers/containers.js';
 import { dockerTest, engine } from '../../helpers/docker.js';
-import { startLoad, untilAnswering } from '../../helpers/load.js';
+import { startLoad } from '../../helpers/load.js';
 import {
   type AgentProcess,
   deployStack,
@@ -69,8 +69,6 @@ dockerTest(
       hostHeader: 'burn.auto.test',
       localAddress: CLIENT,
     };
-    // The test is about what growing does to requests: it starts once the entry node serves.
-    await untilAnswering({ ...target, path: '/cgi-bin/burn' });
     const load = startLoad(
       { ...target, path: '/cgi-bin/burn' },
       { clients: 1, maxRequests: 100_000, maxMs: 100_000, pauseMs: 30 },

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import test from 'ava';
 import type { ClusterEvent } from '../../../agent/control/api.js';
-import { startLoad, untilAnswering } from '../../helpers/load.js';
+import { startLoad } from '../../helpers/load.js';
 import {
   type AgentProcess,
   deployStack,
@@ -86,8 +86,6 @@ test('a service scaled on rps follows load sent through the ingress of a node th
     hostHeader: 'api.auto.test',
     localAddress: CLIENT,
   };
-  // The test is about what growing does to requests: it starts once node 3's ingress serves.
-  await untilAnswering(target);
   const load = startLoad(target, { clients: 2, maxRequests: 1_000_000, maxMs: 90_000 });
   const grown = await eventually(
     async () => {

@@ -169,6 +169,15 @@ test('malformed SWIM messages are rejected with a reason', (t) => {
   t.throws(() => parseSwimMessage({ type: 'push', addr: 'x', join: true, state: 'all' }), {
     message: /state must be a list/,
   });
+  const withIngress = (ingress: unknown) => ({
+    type: 'gossip',
+    addr: 'x',
+    updates: [{ ...alive('a', 1), meta: { ...simMeta('a'), ingress } }],
+  });
+  t.throws(() => parseSwimMessage(withIngress('maybe')), {
+    message: /meta\.ingress is one of listening, off/,
+  });
+  t.notThrows(() => parseSwimMessage(withIngress('listening')));
   const ok = { type: 'ack', addr: 'x', seq: 3, updates: [alive('a', 1), claim('dead', 'b', 2)] };
   t.deepEqual(parseSwimMessage(ok), ok);
 });

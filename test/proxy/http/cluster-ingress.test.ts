@@ -16,7 +16,7 @@ import { removeLabelled } from '../../helpers/containers.js';
 import { dockerTest, engine, TEST_IMAGE } from '../../helpers/docker.js';
 import { filesHolding } from '../../helpers/files-holding.js';
 import { handshakes, hostCertificate } from '../../helpers/host-certificate.js';
-import { untilAnswering } from '../../helpers/load.js';
+import { requestOnce } from '../../helpers/load.js';
 import {
   type AgentProcess,
   LocalCluster,
@@ -39,6 +39,8 @@ const ECHO = fileURLToPath(new URL('../../helpers/echo-server.js', import.meta.u
 const cluster = await LocalCluster.create('ingress');
 let agents: AgentProcess[] = [];
 let clusterId = '';
+/** Each node's answer to a request sent as the deploy returned. */
+let firstAnswers: string[] = [];
 
 const SHOP = `
 services:
@@ -136,14 +138,16 @@ test.before(async () => {
   );
   const deployed = await meshOn(seed, 'deploy', '-c', cluster.file('shop.yml', SHOP), 'shop');
   if (deployed.code !== 0) throw new Error(deployed.stderr);
-  // Node 1's ingress workers start with its first route, while the deploy runs; under CI's load
-  // they once listened only after it returned (every test's first request refused).
-  await untilAnswering({
-    host: HOSTS[0] as string,
-    port: PORTS.http,
-    hostHeader: 'shop.test',
-    localAddress: CLIENT,
-  });
+  // Each node's ingress workers start with its first route, while the deploy runs: it returns
+  // once every node says they listen, so the first request to each is answered, not refused.
+  firstAnswers = await Promise.all(
+    HOSTS.map((host) =>
+      requestOnce({ host, port: PORTS.http, hostHeader: 'shop.test', localAddress: CLIENT }).then(
+        ({ status }) => `${host} ${status}`,
+        (error: Error) => `${host} ${error.message}`,
+      ),
+    ),
+  );
 });
 
 test.after.always(async () => {
@@ -153,6 +157,25 @@ test.after.always(async () => {
   if (!('skip' in engine) && clusterId)
     await removeLabelled(engine.docker, `mesh.cluster=${clusterId}`);
 });
+
+dockerTest(
+  "a deploy returns once every node's ingress listens: the first request to each is answered",
+  async (t) => {
+    t.deepEqual(
+      firstAnswers,
+      HOSTS.map((host) => `${host} 200`),
+    );
+    const nodes = await meshJson<Array<{ id: string; ingress?: string }>>(
+      agents[0] as AgentProcess,
+      'node',
+      'ls',
+    );
+    t.deepEqual(
+      nodes.map((n) => n.ingress),
+      ['listening', 'listening'],
+    );
+  },
+);
 
 dockerTest(
   'a request to a node that runs no replica reaches the service by its Host',

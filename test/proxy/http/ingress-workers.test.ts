@@ -16,13 +16,14 @@ import { startTransport, testCluster } from '../../helpers/cluster.js';
 import { captureLogs } from '../../helpers/logs.js';
 import { eventually } from '../../helpers/poll.js';
 
-// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress workers on .2 to .5,
+// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress workers on .2 to .6,
 // node n2's agent on .8; the hosts of the endpoints elsewhere, .8 and .9, are never dialled:
 // a worker reaches them over a stream to their node).
 const INGRESS = { host: '127.0.52.2', port: 18_052 };
 const RESTARTED = { host: '127.0.52.3', port: 18_052 };
 const REFUSING = { host: '127.0.52.4', port: 18_052 };
 const RENEWING = { host: '127.0.52.5', port: 18_052 };
+const LAZY = { host: '127.0.52.6', port: 18_052 };
 
 const ca = await testCluster();
 const [n1, n2] = await Promise.all([ca.identity({ nodeId: 'n1' }), ca.identity({ nodeId: 'n2' })]);
@@ -60,13 +61,13 @@ function get(
   });
 }
 
-/** Answers ok; asked for a host named closing.*, it closes its connection after the answer. */
 /** A route to a replica on node n2: its host is never dialled, a worker streams to n2 for it. */
 function routeOnN2(host: string, taskId: string, backendPort: number): [string, HttpRoute[]] {
   const ports = new Map([[80, backendPort]]);
   return route(host, { taskId, nodeId: 'n2', host: '127.0.52.8', ports, udpPorts: new Map() });
 }
 
+/** Answers ok; asked for a host named closing.*, it closes its connection after the answer. */
 async function backend() {
   const server = createServer((req, res) => {
     if (req.headers.host?.startsWith('closing.')) res.setHeader('connection', 'close');
@@ -107,9 +108,10 @@ function grantFor(
   );
 }
 
-/** Two ingress workers of node n1 on `ingress`. */
+/** Two ingress workers of node n1 on `ingress`; told.listening counts what they said of it. */
 function ingressWorkers(ingress: { host: string; port: number }) {
   const logs = captureLogs('n1');
+  const told = { listening: 0 };
   const workers = new IngressWorkers({
     workers: 2,
     settings: {
@@ -123,9 +125,12 @@ function ingressWorkers(ingress: { host: string; port: number }) {
       maxConnections: 512,
     },
     keyPairOf: () => Promise.reject(new Error('no certificates here')),
+    onListening: () => {
+      told.listening += 1;
+    },
     log: logs.log,
   });
-  return { workers, logs };
+  return { workers, logs, told };
 }
 
 /** The ingress worker processes this test process runs now (the tests run one at a time). */
@@ -204,6 +209,45 @@ test.serial(
       { what: 'the ingress port refusing connections' },
     );
     t.true(refused, 'closed with the workers');
+  },
+);
+
+test.serial(
+  'the workers start with the first route, and say once that they listen (a deploy waits for it)',
+  async (t) => {
+    const { server, port: backendPort } = await backend();
+    const { workers, told } = ingressWorkers(LAZY);
+    const ports = new Map([[80, backendPort]]);
+    try {
+      await workers.start();
+      t.is(running().length, 0, 'an idle node runs none');
+      t.false(workers.listening);
+      workers.setRoutes(
+        new Map([
+          route('here.s.mesh', {
+            taskId: 't1',
+            nodeId: 'n1',
+            host: '127.0.52.1',
+            ports,
+            udpPorts: new Map(),
+          }),
+        ]),
+        7,
+      );
+      await eventually(() => (told.listening > 0 ? true : undefined), {
+        what: 'the workers listening',
+      });
+      t.true(workers.listening);
+      // Said as the first one listens: the request goes through at once.
+      t.deepEqual(await get('here.s.mesh', LAZY), { status: 200, body: 'ok\n' });
+      await eventually(() => (running().length === 2 ? true : undefined), {
+        what: 'both workers',
+      });
+      t.is(told.listening, 1, 'said once, for the node');
+    } finally {
+      await workers.close();
+      server.close();
+    }
   },
 );
 
