@@ -5,7 +5,6 @@
  */
 import { Agent, request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually } from './poll.js';
 
 export interface LoadTarget {
   host: string;
@@ -70,27 +69,6 @@ export function requestOnce(
     req.on('error', reject);
     req.end();
   });
-}
-
-/**
- * Resolves once the target answers 200. `mesh deploy` returns once the replicas are ready; a
- * node's ingress serves the route once that node's own replica of the state has it and its
- * ingress workers (started with the first route) listen, which under load can be a moment later
- * (CI had requests refused there): a test that needs the ingress serving starts after this.
- */
-export async function untilAnswering(target: LoadTarget): Promise<void> {
-  await eventually(
-    () =>
-      requestOnce(target).then(
-        ({ status }) => status === 200,
-        () => false,
-      ),
-    {
-      what: `${target.host}:${target.port} answering 200 for ${target.hostHeader}`,
-      timeoutMs: 20_000,
-      intervalMs: 200,
-    },
-  );
 }
 
 /** Starts the load; it runs until stop(), maxRequests or maxMs. */
