@@ -112,7 +112,7 @@ async function nodeList(args: string[]): Promise<number> {
           n.since ? ago(n.since) : '-',
           n.version,
           n.certExpires?.slice(0, 10) ?? '-',
-          n.ingress ?? '-',
+          `${n.ingress ?? '-'}${n.ingressUnserved.length ? ` (not on ${n.ingressUnserved.map((u) => u.port).join(', ')})` : ''}`,
           Object.entries(n.labels)
             .map(([k, v]) => `${k}=${v}`)
             .join(',') || '-',

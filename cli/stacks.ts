@@ -129,12 +129,15 @@ function unservedText(u: ServiceRow['unserved'][number]): string {
 
 /**
  * A converged stack whose published port no node serves (each reports it taken) is not what the
- * user asked for: said, naming the holders, and the deploy fails.
+ * user asked for: said, naming the holders, and the deploy fails. A port some nodes cannot
+ * serve (an ingress port among them) is a warning, naming the node and the holder.
  */
 function servedSomewhere(rows: StackRow['services']): number {
   let code = 0;
   for (const row of rows) {
     if ('damaged' in row) continue;
+    for (const u of row.unserved.filter((u) => !row.servedNowhere.includes(u.port)))
+      process.stderr.write(`mesh: warning: ${row.id} is not served on port ${unservedText(u)}\n`);
     for (const port of row.servedNowhere) {
       const why = row.unserved.filter((u) => u.port === port).map(unservedText);
       process.stderr.write(

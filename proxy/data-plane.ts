@@ -127,6 +127,8 @@ export interface PortsReport {
   unserved: UnservedPort[];
   /** Absent until the ingress workers listen: they start with the first route. */
   ingress?: IngressState;
+  /** The ingress ports (HTTP, HTTPS) its workers could not take, with why. */
+  ingressUnserved?: UnservedPort[];
 }
 
 /**
@@ -167,6 +169,8 @@ export class DataPlane {
   private stopped = false;
   /** Why this host's part is not served, once found out (no privileges): said once, not retried. */
   private hostRefusal: string | undefined;
+  /** The ingress ports its workers could not take, with why; undefined until they listen. */
+  private ingressRefused: UnservedPort[] | undefined;
   /** The last report made through onPorts, as text (nothing made yet: the empty report). */
   private portsReported = JSON.stringify({ published: [], unserved: [] });
   private lastListingAt = 0;
@@ -223,7 +227,10 @@ export class DataPlane {
         maxConnections: options.maxConnections,
       },
       keyPairOf: options.keyPairOf,
-      onListening: () => this.reportPorts(),
+      onListening: (refused) => {
+        this.ingressRefused = refused;
+        this.reportPorts();
+      },
       log: options.log,
     });
     this.grantTunnels();
@@ -468,9 +475,13 @@ export class DataPlane {
     this.options.onPorts(report);
   }
 
-  private ingressState(): { ingress?: IngressState } {
+  private ingressState(): Pick<PortsReport, 'ingress' | 'ingressUnserved'> {
     if (this.options.httpPort === 0 && this.options.httpsPort === 0) return { ingress: 'off' };
-    return this.ingress.listening ? { ingress: 'listening' } : {};
+    if (!this.ingressRefused) return {};
+    return {
+      ingress: 'listening',
+      ...(this.ingressRefused.length > 0 && { ingressUnserved: this.ingressRefused }),
+    };
   }
 
   /**

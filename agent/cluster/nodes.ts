@@ -80,6 +80,7 @@ export class Nodes {
         token: record?.workerOnly ? 'worker' : 'manager',
         certExpires: member?.meta.certExpires ?? null,
         ingress: member?.meta.ingress ?? null,
+        ingressUnserved: member?.meta.ingressUnserved ?? [],
       };
     });
     return { consistent, nodes };

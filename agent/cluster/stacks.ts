@@ -645,7 +645,7 @@ function portsWhere(
  * listen a moment after the service's replicas are ready.
  */
 function ingressSilent(service: ServiceRecord, nodes: Array<StoredObject<NodeRecord>>): string[] {
-  if (declaredPorts(service).length === 0 && !service.routes?.length) return [];
+  if (!isRouted(service)) return [];
   return nodes
     .filter((n) => n.value.status === 'ready' && n.value.ingress === undefined)
     .map((n) => n.id)
@@ -663,7 +663,10 @@ function cannotStart(status: TaskStatus): boolean {
   );
 }
 
-/** The service's published ports (ingress mode) that a node reports it cannot serve, and why. */
+/**
+ * The service's published ports (ingress mode) that a node reports it cannot serve, and why; for
+ * a service the HTTP ingress routes, also the ingress ports a node could not take.
+ */
 function unservedPorts(
   service: ServiceRecord,
   nodes: Array<StoredObject<NodeRecord>>,
@@ -673,9 +676,19 @@ function unservedPorts(
       p.published !== undefined && p.mode !== 'host' ? [p.published] : [],
     ),
   );
+  const routed = isRouted(service);
   return nodes.flatMap(({ id, value }) =>
-    (value.unserved ?? [])
-      .filter((u) => published.has(u.port))
-      .map((u) => ({ port: u.port, node: id, reason: u.reason })),
+    [
+      ...(value.unserved ?? []).filter((u) => published.has(u.port)),
+      ...(routed ? (value.ingressUnserved ?? []) : []).map((u) => ({
+        port: u.port,
+        reason: `HTTP ingress: ${u.reason}`,
+      })),
+    ].map((u) => ({ port: u.port, node: id, reason: u.reason })),
   );
+}
+
+/** Whether the HTTP ingress routes the service: a declared TCP port, or routes of its own. */
+function isRouted(service: ServiceRecord): boolean {
+  return declaredPorts(service).length > 0 || (service.routes?.length ?? 0) > 0;
 }

@@ -4,7 +4,7 @@
  * agent). A GET is asked through its query string, a POST through a JSON body.
  */
 import type { AutoscalePolicy, AutoscaleRecord, Observed } from '../../mesh/api/autoscale.js';
-import type { IngressState, NodeRecord } from '../../mesh/api/nodes.js';
+import type { IngressState, NodeRecord, UnservedPort } from '../../mesh/api/nodes.js';
 import type { ValueKind } from '../../mesh/api/secrets.js';
 import type {
   PortSpec,
@@ -87,6 +87,8 @@ export interface NodeRow {
   certExpires: string | null;
   /** Its HTTP ingress, as it gossips: null until it listens (it starts with the first route). */
   ingress: IngressState | null;
+  /** The ingress ports it could not take, with why. */
+  ingressUnserved: UnservedPort[];
 }
 
 /** GET /v1/nodes: consistent is false when no quorum confirmed the read. */
@@ -200,7 +202,10 @@ export interface ServiceRow {
   address: string | null;
   /** Its DNS name: `<service>.<stack>.mesh`. */
   dnsName: string;
-  /** Nodes that cannot serve one of its published ports, and why. */
+  /**
+   * Nodes that cannot serve one of its published ports, and why; for a service the HTTP ingress
+   * routes, also a node's ingress port it could not take (its reason starts "HTTP ingress: ").
+   */
   unserved: Array<{ port: number; node: string; reason: string }>;
   /** Its published ports that no node serves: each node that should reports it taken. */
   servedNowhere: number[];

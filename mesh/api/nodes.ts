@@ -62,6 +62,8 @@ export interface NodeRecord {
   published?: number[];
   /** Its HTTP ingress: listening, or off (no HTTP port); absent until it listens (a deploy waits). */
   ingress?: IngressState;
+  /** The ingress ports (HTTP, HTTPS) it could not take, with why: a deploy warns of them. */
+  ingressUnserved?: UnservedPort[];
   /**
    * It said it stops to start again, its tasks left running (SIGHUP, `systemctl reload`): while it
    * is down, its tasks stay for the restart grace rather than the reschedule grace.
@@ -199,6 +201,7 @@ export const checkNode: Check = object({
     unserved: checkUnserved,
     published: checkPublished,
     ingress: oneOf(...INGRESS_STATES),
+    ingressUnserved: checkUnserved,
     certificates: listOf(
       object({ required: { serial: string, notAfter: amount }, optional: { retireAt: amount } }),
     ),

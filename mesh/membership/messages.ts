@@ -33,6 +33,8 @@ export interface NodeMeta {
   published?: number[];
   /** Its HTTP ingress: listening, or off (no HTTP port); absent until its workers listen. */
   ingress?: IngressState;
+  /** The ingress ports (HTTP, HTTPS) it could not take, with why. */
+  ingressUnserved?: UnservedPort[];
   /** The ID of the voters' key it holds: the leader seats a learner only once it says so. */
   votersKey?: string;
   /**
@@ -88,6 +90,11 @@ function checkMeta(meta: unknown): void {
   const unserved =
     meta.unserved === undefined ? undefined : checkUnserved(meta.unserved, 'meta.unserved');
   if (unserved) throw new SwimMessageError(`alive update: ${unserved}`);
+  const ingressUnserved =
+    meta.ingressUnserved === undefined
+      ? undefined
+      : checkUnserved(meta.ingressUnserved, 'meta.ingressUnserved');
+  if (ingressUnserved) throw new SwimMessageError(`alive update: ${ingressUnserved}`);
   const published =
     meta.published === undefined ? undefined : checkPublished(meta.published, 'meta.published');
   if (published) throw new SwimMessageError(`alive update: ${published}`);

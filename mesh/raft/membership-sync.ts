@@ -41,6 +41,9 @@ function record(member: Member, current: NodeRecord): NodeRecord {
     ...(member.meta.unserved?.length ? { unserved: member.meta.unserved } : {}),
     ...(member.meta.published?.length ? { published: member.meta.published } : {}),
     ...(member.meta.ingress && { ingress: member.meta.ingress }),
+    ...(member.meta.ingressUnserved?.length
+      ? { ingressUnserved: member.meta.ingressUnserved }
+      : {}),
     ...(member.meta.restarting && { restarting: true }),
   };
 }

@@ -89,3 +89,18 @@ function linkIfThere(path: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * Why a listen failed, for a person to act on: who holds the port ("the port is taken on this
+ * node by nginx (pid 812)"), or the error itself.
+ */
+export function whyNotListening(
+  error: Error,
+  address: string,
+  port: number,
+  protocol: 'tcp' | 'udp',
+): string {
+  return (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+    ? `the port is taken on this node by ${portHolder(address, port, protocol) ?? 'a process not seen from here'}`
+    : error.message;
+}

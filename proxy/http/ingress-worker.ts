@@ -160,6 +160,6 @@ function answer(question: Question): Promise<unknown> {
 // The agent sends the routes, then the certificates, once told this process hears them.
 send({ type: 'started' });
 await told;
-await servers.listen(settings.advertise, settings.httpPort, settings.httpsPort);
+const refused = await servers.listen(settings.advertise, settings.httpPort, settings.httpsPort);
 servers.warm();
-send({ type: 'listening' });
+send({ type: 'listening', refused });

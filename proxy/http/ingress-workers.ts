@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Level, Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import type { CertificateRecord } from '../../mesh/api/certificates.js';
+import type { UnservedPort } from '../../mesh/api/nodes.js';
 import type { HttpLimits } from './limits.js';
 import { type MetricsJson, mergeStats, type ServiceStats } from './metrics.js';
 import type { HostRoutes } from './routes.js';
@@ -54,7 +55,8 @@ export interface Answers {
 export type ToMain =
   /** Its message handler is in place: a message sent before would have been lost. */
   | { type: 'started' }
-  | { type: 'listening' }
+  /** It listens on the ports it could take; those it could not, with why. */
+  | { type: 'listening'; refused: UnservedPort[] }
   | { type: 'log'; line: string }
   | { type: 'keyPair'; id: number; host: string }
   | { type: 'answer'; id: number; value: unknown };
@@ -90,8 +92,8 @@ export class IngressWorkers {
   private readonly asked = new Map<number, (value: unknown) => void>();
   private nextAsk = 0;
   private started = false;
-  /** A worker said it listens: from then on the node serves the ingress (one restarts if it dies). */
-  private everListened = false;
+  /** A worker said it listens: the node serves the ingress from then on (one that dies restarts). */
+  private listened = false;
   private spawning: Promise<void> | undefined;
   private closed = false;
 
@@ -101,16 +103,14 @@ export class IngressWorkers {
       /** How many processes serve the ingress (the node's cores, unless told). */
       workers: number;
       keyPairOf: KeyPairOf;
-      /** The first worker listens (with the first route, or at start): the node serves its ingress. */
-      onListening: () => void;
+      /**
+       * The first worker listens (with the first route, or at start): the node serves its
+       * ingress, on the ports it could take (refused: the others, with why).
+       */
+      onListening: (refused: UnservedPort[]) => void;
       log: Logger;
     },
   ) {}
-
-  /** Whether a worker listens (or did: one that dies is started again). */
-  get listening(): boolean {
-    return this.everListened;
-  }
 
   /**
    * Starts the workers once there is something to serve (a route, a certificate), now or with
@@ -274,9 +274,9 @@ export class IngressWorkers {
       worker.on('message', (message: ToMain) => {
         if (message.type === 'listening') {
           resolve();
-          if (!this.everListened) {
-            this.everListened = true;
-            this.options.onListening();
+          if (!this.listened) {
+            this.listened = true;
+            this.options.onListening(message.refused);
           }
         } else if (message.type === 'started') {
           // What to serve, before it listens (it listens once it has both).

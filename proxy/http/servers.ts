@@ -16,7 +16,9 @@ import {
 } from 'node:tls';
 import type { Logger } from 'pino';
 import { type CertificateRecord, certificateFor } from '../../mesh/api/certificates.js';
+import type { UnservedPort } from '../../mesh/api/nodes.js';
 import { LimitedLog } from '../../mesh/limited-log.js';
+import { whyNotListening } from '../host/port-holder.js';
 import type { HttpIngress } from './ingress.js';
 import type { HttpLimits } from './limits.js';
 
@@ -91,8 +93,12 @@ export class IngressServers {
       this.contextOf(record).catch(() => undefined); // logged by contextOf; retried when asked
   }
 
-  /** Listens on host:httpPort and host:httpsPort (0: not at all); a port that fails is logged. */
-  async listen(host: string, httpPort: number, httpsPort: number): Promise<void> {
+  /**
+   * Listens on host:httpPort and host:httpsPort (0: not at all); the ports that fail are logged,
+   * and returned with why.
+   */
+  async listen(host: string, httpPort: number, httpsPort: number): Promise<UnservedPort[]> {
+    const refused: UnservedPort[] = [];
     // Headers have their timeout; a body and a slow reader have theirs in the ingress.
     const options = {
       requestTimeout: 0,
@@ -103,7 +109,8 @@ export class IngressServers {
       const server = this.http1(options, 'http');
       server.maxConnections = this.maxConnections;
       server.on('connection', (socket: Socket) => this.admit(socket, true));
-      await this.start(server, host, httpPort);
+      const failed = await this.start(server, host, httpPort);
+      if (failed) refused.push(failed);
     }
     if (httpsPort > 0) {
       const server = createTlsServer({
@@ -150,8 +157,11 @@ export class IngressServers {
       server.on('tlsClientError', (error) =>
         this.log.debug({ reason: error.message }, 'HTTPS handshake refused'),
       );
-      this.servesHttps = await this.start(server, host, httpsPort);
+      const failed = await this.start(server, host, httpsPort);
+      this.servesHttps = failed === undefined;
+      if (failed) refused.push(failed);
     }
+    return refused;
   }
 
   /** An HTTP/1.1 server for the ingress (not listening: it is given connections). */
@@ -196,12 +206,12 @@ export class IngressServers {
     this.servers.length = 0;
   }
 
-  /** Whether it listens: a port that fails is logged. */
+  /** Listens; a port that fails is logged, and returned with why. */
   private async start(
     server: HttpServer | TlsServer,
     host: string,
     port: number,
-  ): Promise<boolean> {
+  ): Promise<UnservedPort | undefined> {
     this.servers.push(server);
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
@@ -210,13 +220,14 @@ export class IngressServers {
     try {
       server.listen(port, host);
       await once(server, 'listening');
-      return true;
+      return undefined;
     } catch (error) {
+      const reason = whyNotListening(error as Error, host, port, 'tcp');
       this.log.error(
-        { address: `${host}:${port}`, reason: (error as Error).message },
+        { address: `${host}:${port}`, reason },
         'HTTP ingress not served on this address',
       );
-      return false;
+      return { port, reason };
     }
   }
 }

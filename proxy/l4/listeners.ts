@@ -2,7 +2,7 @@ import { createSocket, type RemoteInfo } from 'node:dgram';
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { portHolder } from '../host/port-holder.js';
+import { whyNotListening } from '../host/port-holder.js';
 
 /** What to do with a connection accepted on host:port. */
 export type Accept = (socket: Socket) => void;
@@ -66,11 +66,7 @@ export class Listeners<H> {
       this.open.set(key, await this.opener(key.slice(0, colon), port, handler));
       if (this.failures.delete(key)) this.log.info({ address: key }, 'listening now');
     } catch (error) {
-      // Who holds it is what a person needs to act: "nginx (pid 812)".
-      const reason =
-        (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
-          ? `the port is taken on this node by ${portHolder(key.slice(0, colon), port, this.protocol) ?? 'a process not seen from here'}`
-          : (error as Error).message;
+      const reason = whyNotListening(error as Error, key.slice(0, colon), port, this.protocol);
       if (this.failures.get(key) !== reason)
         this.log.warn({ address: key, reason }, 'cannot listen');
       this.failures.set(key, reason);

@@ -22,11 +22,14 @@ const stack = (published: number) =>
 let agent: AgentProcess;
 
 test.serial(
-  'a deploy whose published port is taken on every node fails, naming the holder',
+  'a deploy whose published port is taken on every node fails, naming the holder; an ingress port taken is warned of',
   async (t) => {
-    const squatter = createServer((socket) => socket.end('squatter\n'));
-    await new Promise<void>((resolve) => squatter.listen(TAKEN, HOST, resolve));
-    t.teardown(() => squatter.close());
+    // The published port, and the node's HTTP ingress port (80, the default).
+    for (const port of [TAKEN, 80]) {
+      const squatter = createServer((socket) => socket.end('squatter\n'));
+      await new Promise<void>((resolve) => squatter.listen(port, HOST, resolve));
+      t.teardown(() => squatter.close());
+    }
     [agent] = (await cluster.start([HOST], 'taken')) as [AgentProcess];
     const deployed = await meshOn(
       agent,
@@ -53,6 +56,24 @@ test.serial(
     t.is(moved.code, 0, moved.stderr);
     // The deploy went on once the node had its word on the port, not at the end of a wait.
     t.notRegex(moved.stderr, /not every node reported/);
+    const holder = `the port is taken on this node by \\S+ \\(pid ${process.pid}\\)`;
+    t.regex(
+      moved.stderr,
+      new RegExp(
+        `mesh: warning: taken\\.web is not served on port 80 on n[0-9a-f]+: HTTP ingress: ${holder}\n`,
+      ),
+    );
+    const [node] = await meshJson<Array<{ ingress: string; ingressUnserved: unknown[] }>>(
+      agent,
+      'node',
+      'ls',
+    );
+    t.like(node, { ingress: 'listening', ingressUnserved: [{ port: 80 }] });
+    t.regex(
+      (await meshOn(agent, 'node', 'ls')).stdout,
+      / listening \(not on 80\) /,
+      'mesh node ls says so',
+    );
     const stacks = await meshJson<Array<{ services: Array<{ portsUnreported: number[] }> }>>(
       agent,
       'ls',

@@ -244,6 +244,13 @@ dockerTest(
     );
     const { stdout } = await meshOn(agents[1] as AgentProcess, 'ls');
     t.regex(stdout, new RegExp(`not served: ${taken} on ${third}`), 'mesh ls says so');
+    t.regex(
+      deployed.stderr,
+      new RegExp(
+        `mesh: warning: taken\\.api is not served on port ${taken} on ${third}: the port is taken`,
+      ),
+      'the deploy says so',
+    );
     t.is(
       await bodyOnceAnswering(`http://${HOSTS[1]}:${taken}/`, 'the port on node 2'),
       'mesh test page\n',

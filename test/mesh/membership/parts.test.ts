@@ -178,6 +178,9 @@ test('malformed SWIM messages are rejected with a reason', (t) => {
     message: /meta\.ingress is one of listening, off/,
   });
   t.notThrows(() => parseSwimMessage(withIngress('listening')));
+  const refused = withIngress('listening');
+  (refused.updates[0]?.meta as Record<string, unknown>).ingressUnserved = [{ port: 'eighty' }];
+  t.throws(() => parseSwimMessage(refused), { message: /meta\.ingressUnserved/ });
   const ok = { type: 'ack', addr: 'x', seq: 3, updates: [alive('a', 1), claim('dead', 'b', 2)] };
   t.deepEqual(parseSwimMessage(ok), ok);
 });

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { Agent, createServer, request } from 'node:http';
 import { connect } from 'node:net';
 import test from 'ava';
+import type { UnservedPort } from '../../../mesh/api/nodes.js';
 import type { NodeIdentity } from '../../../mesh/pki/identity.js';
 import type { Admission } from '../../../mesh/transport/tls.js';
 import type { Transport } from '../../../mesh/transport/transport.js';
@@ -16,7 +17,7 @@ import { startTransport, testCluster } from '../../helpers/cluster.js';
 import { captureLogs } from '../../helpers/logs.js';
 import { eventually } from '../../helpers/poll.js';
 
-// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress workers on .2 to .6,
+// This file's loopback block: 127.0.52.0/24 (a backend on .1, the ingress workers on .2 to .7,
 // node n2's agent on .8; the hosts of the endpoints elsewhere, .8 and .9, are never dialled:
 // a worker reaches them over a stream to their node).
 const INGRESS = { host: '127.0.52.2', port: 18_052 };
@@ -24,6 +25,7 @@ const RESTARTED = { host: '127.0.52.3', port: 18_052 };
 const REFUSING = { host: '127.0.52.4', port: 18_052 };
 const RENEWING = { host: '127.0.52.5', port: 18_052 };
 const LAZY = { host: '127.0.52.6', port: 18_052 };
+const TAKEN = { host: '127.0.52.7', port: 18_052 };
 
 const ca = await testCluster();
 const [n1, n2] = await Promise.all([ca.identity({ nodeId: 'n1' }), ca.identity({ nodeId: 'n2' })]);
@@ -108,10 +110,10 @@ function grantFor(
   );
 }
 
-/** Two ingress workers of node n1 on `ingress`; told.listening counts what they said of it. */
+/** Two ingress workers of node n1 on `ingress`; told.listening: each time they said so. */
 function ingressWorkers(ingress: { host: string; port: number }) {
   const logs = captureLogs('n1');
-  const told = { listening: 0 };
+  const told = { listening: [] as UnservedPort[][] };
   const workers = new IngressWorkers({
     workers: 2,
     settings: {
@@ -125,8 +127,8 @@ function ingressWorkers(ingress: { host: string; port: number }) {
       maxConnections: 512,
     },
     keyPairOf: () => Promise.reject(new Error('no certificates here')),
-    onListening: () => {
-      told.listening += 1;
+    onListening: (refused) => {
+      told.listening.push(refused);
     },
     log: logs.log,
   });
@@ -221,7 +223,7 @@ test.serial(
     try {
       await workers.start();
       t.is(running().length, 0, 'an idle node runs none');
-      t.false(workers.listening);
+      t.deepEqual(told.listening, []);
       workers.setRoutes(
         new Map([
           route('here.s.mesh', {
@@ -234,22 +236,46 @@ test.serial(
         ]),
         7,
       );
-      await eventually(() => (told.listening > 0 ? true : undefined), {
+      await eventually(() => (told.listening.length > 0 ? true : undefined), {
         what: 'the workers listening',
       });
-      t.true(workers.listening);
       // Said as the first one listens: the request goes through at once.
       t.deepEqual(await get('here.s.mesh', LAZY), { status: 200, body: 'ok\n' });
       await eventually(() => (running().length === 2 ? true : undefined), {
         what: 'both workers',
       });
-      t.is(told.listening, 1, 'said once, for the node');
+      t.deepEqual(told.listening, [[]], 'said once, for the node, every port taken');
     } finally {
       await workers.close();
       server.close();
     }
   },
 );
+
+test.serial('a port the workers cannot take is told, with who holds it', async (t) => {
+  const squatter = createServer();
+  squatter.listen(TAKEN.port, TAKEN.host);
+  await once(squatter, 'listening');
+  const { workers, told, logs } = ingressWorkers(TAKEN);
+  try {
+    workers.setRoutes(new Map([routeOnN2('far.s.mesh', 't2', 1)]), 7);
+    await workers.start();
+    t.is(told.listening.length, 1);
+    const [refused] = told.listening[0] ?? [];
+    t.is(refused?.port, TAKEN.port);
+    t.regex(
+      refused?.reason ?? '',
+      new RegExp(`^the port is taken on this node by \\S+ \\(pid ${process.pid}\\)$`),
+    );
+    t.like(await logs.waitFor((l) => /HTTP ingress not served/.test(l.msg)), {
+      address: `${TAKEN.host}:${TAKEN.port}`,
+      reason: refused?.reason,
+    });
+  } finally {
+    await workers.close();
+    squatter.close();
+  }
+});
 
 test.serial(
   'a worker that dies: the other serves on, another is started with the routes, and it says so',
