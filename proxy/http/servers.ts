@@ -19,6 +19,7 @@ import { type CertificateRecord, certificateFor } from '../../mesh/api/certifica
 import type { UnservedPort } from '../../mesh/api/nodes.js';
 import { LimitedLog } from '../../mesh/limited-log.js';
 import { whyNotListening } from '../host/port-holder.js';
+import { LISTEN_BACKLOG } from '../l4/listeners.js';
 import type { HttpIngress } from './ingress.js';
 import type { HttpLimits } from './limits.js';
 
@@ -218,7 +219,7 @@ export class IngressServers {
       socket.once('close', () => this.sockets.delete(socket));
     });
     try {
-      server.listen(port, host);
+      server.listen({ port, host, backlog: LISTEN_BACKLOG });
       await once(server, 'listening');
       return undefined;
     } catch (error) {

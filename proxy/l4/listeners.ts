@@ -77,6 +77,15 @@ export class Listeners<H> {
 }
 
 /**
+ * The accept queue a listener asks for (the kernel caps it at net.core.somaxconn, 4096 by
+ * default). Node 20's libuv accepts one connection per event-loop iteration, so a busy process
+ * takes a burst of new connections slowly: they wait in this queue, where a short one (Node's
+ * default, 511) drops their SYNs and each client waits a second or more to send another (the
+ * soak's 1,000 connections at each slice: 2,074 overflows a minute with 511, none with 4096).
+ */
+export const LISTEN_BACKLOG = 4096;
+
+/**
  * TCP listeners holding at most `maxConnections` each (past that they refuse at accept: fd
  * headroom), half-open: a client that finished sending still gets the whole answer.
  */
@@ -84,7 +93,7 @@ export function tcpListeners(log: Logger, maxConnections: number): Listeners<Acc
   return new Listeners<Accept>(log, 'tcp', async (host, port, accept) => {
     const server = createServer({ allowHalfOpen: true }, accept);
     server.maxConnections = maxConnections;
-    server.listen({ host, port, backlog: 1024 });
+    server.listen({ host, port, backlog: LISTEN_BACKLOG });
     await once(server, 'listening');
     server.on('error', (error) =>
       log.warn({ address: `${host}:${port}`, reason: error.message }, 'listener error'),
