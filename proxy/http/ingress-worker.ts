@@ -117,6 +117,9 @@ const servers = new IngressServers(
   log,
 );
 
+/** It listens (on the ports it could take): from then on, refused ones are tried again. */
+let listening = false;
+
 process.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'routes': {
@@ -126,6 +129,11 @@ process.on('message', (message: ToWorker) => {
       for (const list of routes.values())
         for (const route of list) for (const e of route.service.endpoints) listed.add(e.taskId);
       ingress.retain(listed);
+      // A port that was taken is tried again on every change, as published ports are.
+      if (listening)
+        void servers.retryRefused().then((refused) => {
+          if (refused) send({ type: 'listening', refused });
+        });
       break;
     }
     case 'tunnels':
@@ -163,3 +171,4 @@ await told;
 const refused = await servers.listen(settings.advertise, settings.httpPort, settings.httpsPort);
 servers.warm();
 send({ type: 'listening', refused });
+listening = true;

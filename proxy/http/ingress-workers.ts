@@ -55,7 +55,7 @@ export interface Answers {
 export type ToMain =
   /** Its message handler is in place: a message sent before would have been lost. */
   | { type: 'started' }
-  /** It listens on the ports it could take; those it could not, with why. */
+  /** It listens on the ports it could take (at its start, and after trying again): the others. */
   | { type: 'listening'; refused: UnservedPort[] }
   | { type: 'log'; line: string }
   | { type: 'keyPair'; id: number; host: string }
@@ -92,8 +92,6 @@ export class IngressWorkers {
   private readonly asked = new Map<number, (value: unknown) => void>();
   private nextAsk = 0;
   private started = false;
-  /** A worker said it listens: the node serves the ingress from then on (one that dies restarts). */
-  private listened = false;
   private spawning: Promise<void> | undefined;
   private closed = false;
 
@@ -104,8 +102,8 @@ export class IngressWorkers {
       workers: number;
       keyPairOf: KeyPairOf;
       /**
-       * The first worker listens (with the first route, or at start): the node serves its
-       * ingress, on the ports it could take (refused: the others, with why).
+       * A worker listens (the first ones start with the first route), or tried its refused ports
+       * again: the node serves its ingress on the ports it could take (refused: the others, why).
        */
       onListening: (refused: UnservedPort[]) => void;
       log: Logger;
@@ -274,10 +272,7 @@ export class IngressWorkers {
       worker.on('message', (message: ToMain) => {
         if (message.type === 'listening') {
           resolve();
-          if (!this.listened) {
-            this.listened = true;
-            this.options.onListening(message.refused);
-          }
+          this.options.onListening(message.refused);
         } else if (message.type === 'started') {
           // What to serve, before it listens (it listens once it has both).
           if (this.grant) this.send(worker, { type: 'tunnels', grant: this.grant });

@@ -36,10 +36,21 @@ const MAX_CONCURRENT_STREAMS = 128;
  * h2) and HTTP/1.1 to any other, WebSockets included. They live as long as their ingress worker
  * and end with it.
  */
+/** A server whose port was taken: kept to listen again. */
+interface RefusedServer {
+  server: HttpServer | TlsServer;
+  host: string;
+  reason: string;
+}
+
 export class IngressServers {
   private readonly contexts = new WeakMap<CertificateRecord, Promise<SecureContext>>();
   private servesHttps = false;
   private readonly servers: Array<HttpServer | TlsServer> = [];
+  /** The servers whose port was taken, by port, with why: tried again when the routes change. */
+  private readonly refused = new Map<number, RefusedServer>();
+  private retrying = false;
+  private httpsPort = 0;
 
   constructor(
     private readonly ingress: HttpIngress,
@@ -99,7 +110,7 @@ export class IngressServers {
    * and returned with why.
    */
   async listen(host: string, httpPort: number, httpsPort: number): Promise<UnservedPort[]> {
-    const refused: UnservedPort[] = [];
+    this.httpsPort = httpsPort;
     // Headers have their timeout; a body and a slow reader have theirs in the ingress.
     const options = {
       requestTimeout: 0,
@@ -110,8 +121,7 @@ export class IngressServers {
       const server = this.http1(options, 'http');
       server.maxConnections = this.maxConnections;
       server.on('connection', (socket: Socket) => this.admit(socket, true));
-      const failed = await this.start(server, host, httpPort);
-      if (failed) refused.push(failed);
+      await this.start(server, host, httpPort);
     }
     if (httpsPort > 0) {
       const server = createTlsServer({
@@ -158,11 +168,33 @@ export class IngressServers {
       server.on('tlsClientError', (error) =>
         this.log.debug({ reason: error.message }, 'HTTPS handshake refused'),
       );
-      const failed = await this.start(server, host, httpsPort);
-      this.servesHttps = failed === undefined;
-      if (failed) refused.push(failed);
+      this.servesHttps = (await this.start(server, host, httpsPort)) === undefined;
     }
-    return refused;
+    return this.refusedPorts();
+  }
+
+  /**
+   * Tries the ports that were taken again (as the data plane does for published ports, on every
+   * change): the ports still refused once done; undefined when none was refused, or a try is
+   * under way.
+   */
+  async retryRefused(): Promise<UnservedPort[] | undefined> {
+    if (this.refused.size === 0 || this.retrying) return undefined;
+    this.retrying = true;
+    try {
+      for (const [port, { server, host }] of [...this.refused]) {
+        if (await this.attempt(server, host, port)) continue;
+        this.log.info({ address: `${host}:${port}` }, 'HTTP ingress listening now');
+        if (port === this.httpsPort) this.servesHttps = true;
+      }
+      return this.refusedPorts();
+    } finally {
+      this.retrying = false;
+    }
+  }
+
+  private refusedPorts(): UnservedPort[] {
+    return [...this.refused].map(([port, { reason }]) => ({ port, reason }));
   }
 
   /** An HTTP/1.1 server for the ingress (not listening: it is given connections). */
@@ -207,7 +239,7 @@ export class IngressServers {
     this.servers.length = 0;
   }
 
-  /** Listens; a port that fails is logged, and returned with why. */
+  /** Keeps the server and listens; a port that fails is logged, and returned with why. */
   private async start(
     server: HttpServer | TlsServer,
     host: string,
@@ -218,16 +250,28 @@ export class IngressServers {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
+    return this.attempt(server, host, port);
+  }
+
+  /** One try at listening: a port taken is noted (and logged when its reason is new). */
+  private async attempt(
+    server: HttpServer | TlsServer,
+    host: string,
+    port: number,
+  ): Promise<UnservedPort | undefined> {
     try {
       server.listen({ port, host, backlog: LISTEN_BACKLOG });
       await once(server, 'listening');
+      this.refused.delete(port);
       return undefined;
     } catch (error) {
       const reason = whyNotListening(error as Error, host, port, 'tcp');
-      this.log.error(
-        { address: `${host}:${port}`, reason },
-        'HTTP ingress not served on this address',
-      );
+      if (this.refused.get(port)?.reason !== reason)
+        this.log.error(
+          { address: `${host}:${port}`, reason },
+          'HTTP ingress not served on this address',
+        );
+      this.refused.set(port, { server, host, reason });
       return { port, reason };
     }
   }

@@ -215,7 +215,7 @@ test.serial(
 );
 
 test.serial(
-  'the workers start with the first route, and say once that they listen (a deploy waits for it)',
+  'the workers start with the first route, and each says it listens (a deploy waits for it)',
   async (t) => {
     const { server, port: backendPort } = await backend();
     const { workers, told } = ingressWorkers(LAZY);
@@ -241,10 +241,11 @@ test.serial(
       });
       // Said as the first one listens: the request goes through at once.
       t.deepEqual(await get('here.s.mesh', LAZY), { status: 200, body: 'ok\n' });
-      await eventually(() => (running().length === 2 ? true : undefined), {
-        what: 'both workers',
+      await eventually(() => (told.listening.length === 2 ? true : undefined), {
+        what: 'both workers listening',
       });
-      t.deepEqual(told.listening, [[]], 'said once, for the node, every port taken');
+      t.deepEqual(told.listening, [[], []], 'each worker, every port taken');
+      t.is(running().length, 2);
     } finally {
       await workers.close();
       server.close();
@@ -252,30 +253,53 @@ test.serial(
   },
 );
 
-test.serial('a port the workers cannot take is told, with who holds it', async (t) => {
-  const squatter = createServer();
-  squatter.listen(TAKEN.port, TAKEN.host);
-  await once(squatter, 'listening');
-  const { workers, told, logs } = ingressWorkers(TAKEN);
-  try {
-    workers.setRoutes(new Map([routeOnN2('far.s.mesh', 't2', 1)]), 7);
-    await workers.start();
-    t.is(told.listening.length, 1);
-    const [refused] = told.listening[0] ?? [];
-    t.is(refused?.port, TAKEN.port);
-    t.regex(
-      refused?.reason ?? '',
-      new RegExp(`^the port is taken on this node by \\S+ \\(pid ${process.pid}\\)$`),
-    );
-    t.like(await logs.waitFor((l) => /HTTP ingress not served/.test(l.msg)), {
-      address: `${TAKEN.host}:${TAKEN.port}`,
-      reason: refused?.reason,
-    });
-  } finally {
-    await workers.close();
-    squatter.close();
-  }
-});
+test.serial(
+  'a port the workers cannot take is told, with who holds it, and taken up once freed and the routes change',
+  async (t) => {
+    const { server, port: backendPort } = await backend();
+    const squatter = createServer();
+    squatter.listen(TAKEN.port, TAKEN.host);
+    await once(squatter, 'listening');
+    const { workers, told, logs } = ingressWorkers(TAKEN);
+    const routes = (taskId: string) =>
+      new Map([
+        route('here.s.mesh', {
+          taskId,
+          nodeId: 'n1',
+          host: '127.0.52.1',
+          ports: new Map([[80, backendPort]]),
+          udpPorts: new Map(),
+        }),
+      ]);
+    try {
+      workers.setRoutes(routes('t1'), 7);
+      await workers.start();
+      t.is(told.listening.length, 2, 'each worker');
+      const [refused] = told.listening[0] ?? [];
+      t.is(refused?.port, TAKEN.port);
+      t.regex(
+        refused?.reason ?? '',
+        new RegExp(`^the port is taken on this node by \\S+ \\(pid ${process.pid}\\)$`),
+      );
+      t.like(await logs.waitFor((l) => /HTTP ingress not served/.test(l.msg)), {
+        address: `${TAKEN.host}:${TAKEN.port}`,
+        reason: refused?.reason,
+      });
+      // Freed: the next change of the routes has each worker try again, and say so.
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+      workers.setRoutes(routes('t2'), 8);
+      await eventually(() => (told.listening.length === 4 ? true : undefined), {
+        what: 'both workers trying again',
+      });
+      t.deepEqual(told.listening.slice(2), [[], []]);
+      t.deepEqual(await get('here.s.mesh', TAKEN), { status: 200, body: 'ok\n' });
+    } finally {
+      await workers.close();
+      squatter.close();
+      server.close();
+    }
+  },
+);
 
 test.serial(
   'a worker that dies: the other serves on, another is started with the routes, and it says so',
