@@ -29,13 +29,6 @@ export type KeyPairOf = (host: string) => Promise<{ certPem: string; keyPem: str
 /** Streams a client may have open at once on one HTTP/2 connection (nginx's default too). */
 const MAX_CONCURRENT_STREAMS = 128;
 
-/**
- * The ingress's listeners on the node address: HTTP, and HTTPS with the certificate the client
- * names (SNI) taken from the cluster's certificates. A certificate's key is opened once per
- * stored version and kept in memory only. HTTPS speaks HTTP/2 to a client that offers it (ALPN
- * h2) and HTTP/1.1 to any other, WebSockets included. They live as long as their ingress worker
- * and end with it.
- */
 /** A server whose port was taken: kept to listen again. */
 interface RefusedServer {
   server: HttpServer | TlsServer;
@@ -43,6 +36,13 @@ interface RefusedServer {
   reason: string;
 }
 
+/**
+ * The ingress's listeners on the node address: HTTP, and HTTPS with the certificate the client
+ * names (SNI) taken from the cluster's certificates. A certificate's key is opened once per
+ * stored version and kept in memory only. HTTPS speaks HTTP/2 to a client that offers it (ALPN
+ * h2) and HTTP/1.1 to any other, WebSockets included. They live as long as their ingress worker
+ * and end with it.
+ */
 export class IngressServers {
   private readonly contexts = new WeakMap<CertificateRecord, Promise<SecureContext>>();
   private servesHttps = false;
@@ -50,6 +50,7 @@ export class IngressServers {
   /** The servers whose port was taken, by port, with why: tried again when the routes change. */
   private readonly refused = new Map<number, RefusedServer>();
   private retrying = false;
+  /** The HTTPS port (0: none): once a refused one is taken up, HTTPS is served. */
   private httpsPort = 0;
 
   constructor(
