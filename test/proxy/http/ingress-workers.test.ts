@@ -63,6 +63,18 @@ function get(
   });
 }
 
+/** A route to a replica on node n1 itself: the backend, dialled directly. */
+function routeHere(taskId: string, backendPort: number): [string, HttpRoute[]] {
+  const ports = new Map([[80, backendPort]]);
+  return route('here.s.mesh', {
+    taskId,
+    nodeId: 'n1',
+    host: '127.0.52.1',
+    ports,
+    udpPorts: new Map(),
+  });
+}
+
 /** A route to a replica on node n2: its host is never dialled, a worker streams to n2 for it. */
 function routeOnN2(host: string, taskId: string, backendPort: number): [string, HttpRoute[]] {
   const ports = new Map([[80, backendPort]]);
@@ -150,7 +162,7 @@ test.serial(
     workers.setTunnels(grantFor(n2Agent));
     workers.setRoutes(
       new Map([
-        route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
+        routeHere('t1', backendPort),
         routeOnN2('far.s.mesh', 't2', backendPort),
         route('gone.s.mesh', { taskId: 't3', nodeId: 'n3', host: '127.0.52.9', ports, udpPorts }),
         routeOnN2('closing.s.mesh', 't4', backendPort),
@@ -219,23 +231,11 @@ test.serial(
   async (t) => {
     const { server, port: backendPort } = await backend();
     const { workers, told } = ingressWorkers(LAZY);
-    const ports = new Map([[80, backendPort]]);
     try {
       await workers.start();
       t.is(running().length, 0, 'an idle node runs none');
       t.deepEqual(told.listening, []);
-      workers.setRoutes(
-        new Map([
-          route('here.s.mesh', {
-            taskId: 't1',
-            nodeId: 'n1',
-            host: '127.0.52.1',
-            ports,
-            udpPorts: new Map(),
-          }),
-        ]),
-        7,
-      );
+      workers.setRoutes(new Map([routeHere('t1', backendPort)]), 7);
       await eventually(() => (told.listening.length > 0 ? true : undefined), {
         what: 'the workers listening',
       });
@@ -261,16 +261,7 @@ test.serial(
     squatter.listen(TAKEN.port, TAKEN.host);
     await once(squatter, 'listening');
     const { workers, told, logs } = ingressWorkers(TAKEN);
-    const routes = (taskId: string) =>
-      new Map([
-        route('here.s.mesh', {
-          taskId,
-          nodeId: 'n1',
-          host: '127.0.52.1',
-          ports: new Map([[80, backendPort]]),
-          udpPorts: new Map(),
-        }),
-      ]);
+    const routes = (taskId: string) => new Map([routeHere(taskId, backendPort)]);
     try {
       workers.setRoutes(routes('t1'), 7);
       await workers.start();
@@ -306,14 +297,7 @@ test.serial(
   async (t) => {
     const { server, port: backendPort } = await backend();
     const { workers, logs } = ingressWorkers(RESTARTED);
-    const ports = new Map([[80, backendPort]]);
-    const udpPorts = new Map<number, number>();
-    workers.setRoutes(
-      new Map([
-        route('here.s.mesh', { taskId: 't1', nodeId: 'n1', host: '127.0.52.1', ports, udpPorts }),
-      ]),
-      7,
-    );
+    workers.setRoutes(new Map([routeHere('t1', backendPort)]), 7);
     await workers.start();
     try {
       t.deepEqual(await get('here.s.mesh', RESTARTED), { status: 200, body: 'ok\n' });
