@@ -197,7 +197,7 @@ async function followRollout(
       process.stderr.write(
         `mesh: warning: not every node reported on ${stack} within ${PORT_REPORTS_MS / 1000}s (${rows
           .flatMap((row) => unheard(row) ?? [])
-          .join('; ')}); see "mesh ls"\n`,
+          .join('; ')}); see "mesh ls" and "mesh node ls"\n`,
       );
   }
   return servedSomewhere(rows);
@@ -207,9 +207,11 @@ async function followRollout(
 function unheard(row: StackRow['services'][number]): string | undefined {
   if ('damaged' in row) return undefined;
   const words = [
-    ...(row.portsUnreported.length ? [`published ports ${row.portsUnreported.join(', ')}`] : []),
+    ...(row.portsUnreported.length
+      ? [`no word on published ports ${row.portsUnreported.join(', ')}`]
+      : []),
     ...(row.ingressSilent.length
-      ? [`HTTP ingress listening on ${row.ingressSilent.join(', ')}`]
+      ? [`HTTP ingress not listening yet on ${row.ingressSilent.join(', ')}`]
       : []),
   ];
   return words.length ? `${row.id}: ${words.join(', ')}` : undefined;
