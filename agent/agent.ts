@@ -24,6 +24,7 @@ import { Nodes } from './cluster/nodes.js';
 import { Operators } from './cluster/operators.js';
 import { PeerCache } from './cluster/peer-cache.js';
 import { RegistryLogins } from './cluster/registry-logins.js';
+import { RoutingViews } from './cluster/routing-views.js';
 import { Stacks } from './cluster/stacks.js';
 import { StateAccess } from './cluster/state-access.js';
 import { ClusterTraffic } from './cluster/traffic.js';
@@ -548,11 +549,15 @@ export class Agent {
       { ...DEFAULT_SCHEDULER_OPTIONS, rescheduleAfterMs },
       cluster.network,
     );
+    const views = new RoutingViews(nodeId, state, transport, (index, maxWaitMs) =>
+      dataPlane.routesAsOf(index, maxWaitMs),
+    );
     const reconciler = new Reconciler({
       nodeId,
       state,
       propose: (command) => access.propose(command),
       runtimes,
+      routesAsOf: (index, maxWaitMs) => views.asOf(index, maxWaitMs),
       caughtUp: () => raft.linearizableRead(5000),
       leaderSilenceMs: () => raft.leaderSilenceMs(),
       cutOffAfterMs: rescheduleAfterMs / 2,

@@ -282,6 +282,21 @@ export class DataPlane {
     return served;
   }
 
+  /**
+   * Waits, `maxWaitMs` at most, until this node routes as of cluster state index `index`: its
+   * table (DNS, service addresses, published ports) and each HTTP ingress worker. Resolves with
+   * why not, if it does not by then (undefined: it does).
+   */
+  async routesAsOf(index: number, maxWaitMs: number): Promise<string | undefined> {
+    const deadline = Date.now() + maxWaitMs;
+    await this.view.until(index, maxWaitMs);
+    if (this.view.current < index)
+      return `its routes are as of state index ${this.view.current}, not ${index}`;
+    if (!(await this.ingress.holdLatestRoutes(Math.max(1, deadline - Date.now()))))
+      return 'an HTTP ingress worker did not say it holds the latest routes';
+    return undefined;
+  }
+
   /** The HTTP ingress's metrics, in the Prometheus text format (summed over its workers). */
   ingressMetrics(): Promise<string> {
     return this.ingress.metrics();

@@ -21,8 +21,8 @@ export class ViewIndex {
     for (const waiter of this.waiting) if (waiter.index <= index) waiter.done();
   }
 
-  /** Resolves once the view is as of `index`, or once the longest wait has run out. */
-  until(index: number): Promise<void> {
+  /** Resolves once the view is as of `index`, or once the wait (the longest, unless told) ran out. */
+  until(index: number, maxWaitMs = this.maxWaitMs): Promise<void> {
     if (index <= this.index) return Promise.resolve();
     return new Promise((resolve) => {
       const waiter = {
@@ -33,7 +33,7 @@ export class ViewIndex {
           resolve();
         },
       };
-      const timer = setTimeout(waiter.done, this.maxWaitMs);
+      const timer = setTimeout(waiter.done, maxWaitMs);
       this.waiting.add(waiter);
     });
   }

@@ -5,6 +5,7 @@ import type { RegistryAuth } from '../../mesh/api/registries.js';
 import { definitionFor, type ServiceRecord } from '../../mesh/api/services.js';
 import { FINAL_STATES, type TaskRecord, type TaskStatus } from '../../mesh/api/tasks.js';
 import type { ClusterState } from '../../mesh/state/cluster-state.js';
+import type { Lagging } from '../cluster/routing-views.js';
 import { ReadinessProbes } from '../health/probes.js';
 import type { Runtime, TaskExit, TaskObservation, TaskSpec } from '../runtime/runtime.js';
 import type { Runtimes } from '../runtime/runtimes.js';
@@ -24,8 +25,8 @@ import { afterExit } from './restart.js';
 const RESYNC_MS = 2000;
 // How long a task that is no longer this node's gets to stop.
 const ORPHAN_GRACE_MS = 10_000;
-// A task told to stop is out of every routing table within this, and its requests done.
-const DRAIN_MS = 1000;
+// A task told to stop, once out of every node's routing, is given this for requests in flight.
+const IN_FLIGHT_MS = 1000;
 // While at-most-once tasks run here, how often the leader's silence is looked at.
 const CUT_OFF_CHECK_MS = 250;
 
@@ -44,6 +45,11 @@ export interface ReconcilerOptions {
    * grace, which only starts once gossip suspects this node: they stop before any replacement.
    */
   cutOffAfterMs: number;
+  /**
+   * Resolves once every node routes as of state index `index`, or once `maxWaitMs` ran out: the
+   * nodes that did not say so, each with why (RoutingViews).
+   */
+  routesAsOf: (index: number, maxWaitMs: number) => Promise<Lagging[]>;
   /** Secrets and configs as files for the tasks that use them. */
   files?: TaskFiles;
   /** The login to pull a Docker task's image with, when its registry has one. */
@@ -439,12 +445,9 @@ export class Reconciler {
     const seen = await runtime.inspect(task.id);
     if (!seen) return; // already gone: the next round reports it
     const graceMs = this.graceOf(task, 10_000);
-    // Draining: the write that told it to stop took it out of every node's routing table as
-    // each node applied it; a moment for the last of them, and for requests in flight, before
-    // the signal (within the stop grace period).
     if (seen.state === 'running') {
       this.stopping.add(task.id);
-      await sleep(Math.min(DRAIN_MS, graceMs / 2));
+      await this.drain(task.id, graceMs);
     }
     // Kept, stopped, as the slot's history (its logs readable) until the leader lets it go; a
     // removed service keeps no history: the leader forgets its tasks once nothing is kept.
@@ -459,6 +462,22 @@ export class Reconciler {
       this.report(task.id, { kept });
     else this.report(task.id, { ...stoppedStatus(before, local?.lastExit, task.reason), kept });
     this.options.log.info({ task: task.id, reason: task.reason }, 'task shut down');
+  }
+
+  /**
+   * Before the signal: the write that told the task to stop took it out of each node's routing as
+   * that node applied it. Waits until every node says it has (half the stop grace period at most:
+   * a node that cannot answer holds no stop for long), then gives requests in flight a moment.
+   */
+  private async drain(taskId: string, graceMs: number): Promise<void> {
+    const index = this.options.state.appliedIndex;
+    const lagging = await this.options.routesAsOf(index, graceMs / 2);
+    if (lagging.length > 0)
+      this.options.log.warn(
+        { task: taskId, index, lagging },
+        'stopping a task that some nodes may still route to',
+      );
+    await sleep(Math.min(IN_FLIGHT_MS, graceMs / 2));
   }
 
   private async stopTask(

@@ -162,6 +162,7 @@ process.on('message', (message: ToWorker) => {
 function answer(question: Question): Promise<unknown> {
   if (question.what === 'stats') return ingress.metrics.of(question.serviceId);
   if (question.what === 'requests') return ingress.metrics.requestsByService();
+  if (question.what === 'routesAsOf') return Promise.resolve(routesAsOf);
   return ingress.metrics.json();
 }
 

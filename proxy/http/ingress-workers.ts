@@ -42,7 +42,8 @@ export type ToWorker =
 export type Question =
   | { what: 'stats'; serviceId: string }
   | { what: 'metrics' }
-  | { what: 'requests' };
+  | { what: 'requests' }
+  | { what: 'routesAsOf' };
 export interface Answers {
   /** What the ingress saw of a service (undefined: nothing yet). */
   stats: ServiceStats | undefined;
@@ -50,6 +51,8 @@ export interface Answers {
   requests: Record<string, number>;
   /** The worker's metrics, as prom-client gives them to be summed (getMetricsAsJSON). */
   metrics: MetricsJson;
+  /** The index of the cluster state its routes were made from. */
+  routesAsOf: number;
 }
 
 export type ToMain =
@@ -86,6 +89,8 @@ function share(limit: number, workers: number): number {
  */
 export class IngressWorkers {
   private readonly workers = new Set<Worker>();
+  /** The workers whose message handler is in place (a message sent before it is lost). */
+  private readonly hearing = new Set<Worker>();
   private routes: { routes: HostRoutes; asOf: number } = { routes: new Map(), asOf: 0 };
   private grant: TunnelGrant | undefined;
   private certificates: ReadonlyMap<string, CertificateRecord> = new Map();
@@ -160,6 +165,18 @@ export class IngressWorkers {
     return totals;
   }
 
+  /**
+   * Whether every worker holds the routes posted so far, once each answered (a worker reads its
+   * messages in order: its answer comes after the routes sent before the question), or false once
+   * one did not within `timeoutMs`. A worker still starting is given the latest routes as it
+   * starts.
+   */
+  async holdLatestRoutes(timeoutMs: number): Promise<boolean> {
+    const posted = this.routes.asOf;
+    const each = await this.askAll({ what: 'routesAsOf' }, timeoutMs);
+    return each.every((asOf) => asOf !== undefined && asOf >= posted);
+  }
+
   /** The workers' metrics summed, in the Prometheus text format ('' while none runs). */
   async metrics(): Promise<string> {
     const each = (await this.askAll({ what: 'metrics' })).filter(
@@ -169,13 +186,18 @@ export class IngressWorkers {
     return AggregatorRegistry.aggregate(each).metrics();
   }
 
-  private askAll<Q extends Question>(question: Q): Promise<Array<Answers[Q['what']] | undefined>> {
-    return Promise.all([...this.workers].map((worker) => this.ask(worker, question)));
+  /** Asks each worker that hears messages: one starting has nothing to say yet. */
+  private askAll<Q extends Question>(
+    question: Q,
+    timeoutMs = ASK_TIMEOUT_MS,
+  ): Promise<Array<Answers[Q['what']] | undefined>> {
+    return Promise.all([...this.hearing].map((worker) => this.ask(worker, question, timeoutMs)));
   }
 
   private ask<Q extends Question>(
     worker: Worker,
     question: Q,
+    timeoutMs: number,
   ): Promise<Answers[Q['what']] | undefined> {
     return new Promise((resolve) => {
       const id = ++this.nextAsk;
@@ -184,7 +206,7 @@ export class IngressWorkers {
       const timer = setTimeout(() => {
         this.asked.delete(id);
         resolve(undefined);
-      }, ASK_TIMEOUT_MS);
+      }, timeoutMs);
       this.asked.set(id, (value) => {
         clearTimeout(timer);
         resolve(value as Answers[Q['what']] | undefined);
@@ -209,6 +231,7 @@ export class IngressWorkers {
       ),
     );
     this.workers.clear();
+    this.hearing.clear();
   }
 
   private post(message: ToWorker): void {
@@ -259,6 +282,7 @@ export class IngressWorkers {
     );
     worker.on('exit', (code, signal) => {
       this.workers.delete(worker);
+      this.hearing.delete(worker);
       if (this.closed) return;
       log.error(
         { code, signal, restartInMs: RESTART_MS },
@@ -274,6 +298,7 @@ export class IngressWorkers {
           resolve();
           this.options.onListening(message.refused);
         } else if (message.type === 'started') {
+          this.hearing.add(worker);
           // What to serve, before it listens (it listens once it has both).
           if (this.grant) this.send(worker, { type: 'tunnels', grant: this.grant });
           this.send(worker, { type: 'routes', ...this.routes });

@@ -3,7 +3,8 @@
  * as the plan (tested on its own) decides. No engine, no timers of a real container.
  */
 import test from 'ava';
-import { Reconciler } from '../../../agent/reconciler/reconciler.js';
+import type { Lagging } from '../../../agent/cluster/routing-views.js';
+import { Reconciler, type ReconcilerOptions } from '../../../agent/reconciler/reconciler.js';
 import type {
   LogPage,
   Runtime,
@@ -87,7 +88,10 @@ class FakeRuntime implements Runtime {
 }
 
 /** Node n1 running one task of s.web (restarted at once when it ends), on a fake docker. */
-function setUp(t: { teardown: (f: () => void) => void }) {
+function setUp(
+  t: { teardown: (f: () => void) => void },
+  { routesAsOf }: Partial<Pick<ReconcilerOptions, 'routesAsOf'>> = {},
+) {
   const state = new ClusterState();
   let index = 0;
   const apply = (command: unknown) => state.apply(++index, command);
@@ -107,11 +111,13 @@ function setUp(t: { teardown: (f: () => void) => void }) {
     get: (kind: string) => (kind === 'docker' ? runtime : undefined),
     missing: new Map(),
   } as unknown as Runtimes;
+  const logs = captureLogs('n1');
   const reconciler = new Reconciler({
     nodeId: 'n1',
     state,
     propose: async (command) => apply(command),
     runtimes,
+    routesAsOf: routesAsOf ?? (async () => []),
     caughtUp: async () => undefined,
     leaderSilenceMs: () => 0,
     cutOffAfterMs: 60_000,
@@ -120,11 +126,11 @@ function setUp(t: { teardown: (f: () => void) => void }) {
       password: 'p',
       serveraddress: 'registry.example.com',
     }),
-    log: captureLogs('n1').log,
+    log: logs.log,
   });
   t.teardown(() => reconciler.stop());
   const status = () => state.get('statuses', task.id)?.value;
-  return { state, apply, runtime, reconciler, task, status };
+  return { state, apply, runtime, reconciler, task, status, logs };
 }
 
 test('an assigned task is started with its spec and its registry login, and reported running', async (t) => {
@@ -152,8 +158,9 @@ test('a task that ends on its own is restarted per its policy, and the restart c
   t.is(status()?.exitCode, 3, 'how it last ended is kept through the restart');
 });
 
-test('a task told to stop is stopped and kept as history, reported shut down with why', async (t) => {
-  const { apply, runtime, reconciler, task, status } = setUp(t);
+/** Starts the reconciler, lets the task run, then tells it to stop: the index of that write. */
+async function runThenStop(node: ReturnType<typeof setUp>): Promise<number> {
+  const { state, apply, reconciler, task, status } = node;
   await reconciler.start();
   await eventually(() => status()?.state === 'running', { what: 'the task running' });
   apply({
@@ -162,9 +169,50 @@ test('a task told to stop is stopped and kept as history, reported shut down wit
     id: task.id,
     value: { ...task, desired: 'shutdown', reason: 'scaled down' },
   });
+  return state.appliedIndex;
+}
+
+test('a task told to stop is stopped and kept as history, reported shut down with why', async (t) => {
+  const node = setUp(t);
+  const { runtime, task, status } = node;
+  await runThenStop(node);
   await eventually(() => status()?.state === 'shutdown', { what: 'the task shut down' });
   t.deepEqual(runtime.stopped, [task.id], 'stopped, not removed: its logs stay readable');
   t.like(status(), { reason: 'scaled down', kept: true });
+});
+
+test('a task told to stop is signalled only once every node has taken it out of its routing', async (t) => {
+  // One node answers late (busy, or paused): past the moment given to requests in flight.
+  const order: string[] = [];
+  const asked: Array<{ index: number; maxWaitMs: number }> = [];
+  const lateNode: Lagging = { node: 'n3', reason: 'its routes are as of state index 1, not 2' };
+  const node = setUp(t, {
+    routesAsOf: (index, maxWaitMs) => {
+      asked.push({ index, maxWaitMs });
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          order.push('every node answered');
+          resolve([lateNode]);
+        }, 1500),
+      );
+    },
+  });
+  const { runtime, task, status, logs } = node;
+  const stop = runtime.stop.bind(runtime);
+  runtime.stop = async (taskId) => {
+    order.push('stopped');
+    return stop(taskId);
+  };
+  const stoppedAt = await runThenStop(node);
+  await eventually(() => status()?.state === 'shutdown', { what: 'the task shut down' });
+  t.deepEqual(order, ['every node answered', 'stopped'], 'the signal waits for the last node');
+  t.is(asked.length, 1);
+  t.true((asked[0]?.index ?? 0) >= stoppedAt, 'asked as of the write that stopped it');
+  t.is(asked[0]?.maxWaitMs, 500, 'half the stop grace period (1 s) at most');
+  const warned = logs.lines.find(
+    (l) => l.msg === 'stopping a task that some nodes may still route to',
+  );
+  t.like(warned, { task: task.id, lagging: [lateNode] }, 'a node that did not say so is named');
 });
 
 test('a task being replaced keeps its own version’s readiness: the update’s probe is not put on it', async (t) => {

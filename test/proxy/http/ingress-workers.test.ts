@@ -26,6 +26,7 @@ const REFUSING = { host: '127.0.52.4', port: 18_052 };
 const RENEWING = { host: '127.0.52.5', port: 18_052 };
 const LAZY = { host: '127.0.52.6', port: 18_052 };
 const TAKEN = { host: '127.0.52.7', port: 18_052 };
+const HOLDING = { host: '127.0.52.10', port: 18_052 };
 
 const ca = await testCluster();
 const [n1, n2] = await Promise.all([ca.identity({ nodeId: 'n1' }), ca.identity({ nodeId: 'n2' })]);
@@ -223,6 +224,30 @@ test.serial(
       { what: 'the ingress port refusing connections' },
     );
     t.true(refused, 'closed with the workers');
+  },
+);
+
+test.serial(
+  'the workers say they hold the latest routes only once each has them (a stop waits for it)',
+  async (t) => {
+    const { server, port: backendPort } = await backend();
+    const { workers } = ingressWorkers(HOLDING);
+    workers.setRoutes(new Map([routeHere('t1', backendPort)]), 7);
+    await workers.start();
+    const [paused] = running();
+    try {
+      t.true(await workers.holdLatestRoutes(5000), 'both have the routes of index 7');
+      // A worker that cannot read its messages (busy, here stopped) has not taken them in.
+      paused?.process.kill('SIGSTOP');
+      workers.setRoutes(new Map(), 8);
+      t.false(await workers.holdLatestRoutes(300), 'one worker still routes as of 7');
+      paused?.process.kill('SIGCONT');
+      t.true(await workers.holdLatestRoutes(5000), 'both have the routes of index 8');
+    } finally {
+      paused?.process.kill('SIGCONT');
+      await workers.close();
+      server.close();
+    }
   },
 );
 
