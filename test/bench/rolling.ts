@@ -2,7 +2,8 @@
  * Rolling updates under traffic: two agents on 127.0.43.1-2 run three replicas (--replicas) of a web page;
  * bounded continuous load (keep-alive clients through node 1's ingress) runs while the service is
  * updated start-first (the default), then, same load, while it is updated stop-first as the
- * reference. `failed` counts non-2xx answers and connection errors.
+ * reference. `failed` counts non-2xx answers and connection errors; `updateMs`, the longest
+ * `mesh deploy` of each order (it returns once the rollout is done: every old task stopped).
  *
  *   npm run bench:rolling -- [--clients 8] [--rounds 1] [--replicas 3] [--json]
  */
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
   if (!agent) throw new Error('no agent');
   const clusterId = (await status(agent)).clusterId;
   let version = 0;
-  /** Deploys the next version with this order; under load unless `quiet`. */
+  /** Deploys the next version with this order; under load unless `quiet`. How long it took. */
   const update = async (order: 'start-first' | 'stop-first', quiet = false) => {
     version++;
     const file = cluster.file(
@@ -57,33 +58,37 @@ async function main(): Promise<void> {
           },
           { clients, maxRequests: 500_000, maxMs: 180_000 },
         );
+    const startedAt = performance.now();
     const deployed = await meshOn(agent, 'deploy', '-c', file, 'roll', '--timeout', '120s');
+    const updateMs = Math.round(performance.now() - startedAt);
     const result = await load?.stop();
     if (deployed.code !== 0) throw new Error(`deploy of v${version} failed:\n${deployed.stderr}`);
-    return result;
+    return { ...(result as LoadResult), updateMs };
   };
   try {
     await until('two nodes alive', 60_000, async () =>
       (await status(agent)).members.alive === 2 ? true : undefined,
     );
     await update('start-first', true);
-    const startFirst: LoadResult[] = [];
-    const stopFirst: LoadResult[] = [];
+    type Timed = LoadResult & { updateMs: number };
+    const startFirst: Timed[] = [];
+    const stopFirst: Timed[] = [];
     for (let round = 1; round <= rounds; round++) {
       note(`round ${round}: update start-first under load`);
-      startFirst.push((await update('start-first')) as LoadResult);
+      startFirst.push(await update('start-first'));
       note(`round ${round}: update stop-first under load (the reference)`);
-      stopFirst.push((await update('stop-first')) as LoadResult);
+      stopFirst.push(await update('stop-first'));
       // Back to start-first without load: the next round's start-first update follows its order.
       await update('start-first', true);
     }
-    const total = (results: LoadResult[], order: string) => {
+    const total = (results: Timed[], order: string) => {
       const failures = results.flatMap((r) => r.failures).slice(0, 5);
       if (failures.length > 0) note(`${order} failures: ${failures.join(' | ')}`);
       return {
         requests: results.reduce((n, r) => n + r.requests, 0),
         failed: results.reduce((n, r) => n + r.failed, 0),
         p99Ms: Math.max(...results.map((r) => r.p99Ms)),
+        updateMs: Math.max(...results.map((r) => r.updateMs)),
       };
     };
     report({
