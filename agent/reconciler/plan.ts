@@ -216,8 +216,8 @@ export function runningVerdict(
     };
   const probe = service?.readiness;
   const target = probe && probeTarget(seen, probe.port);
-  // A container without a healthcheck nor a probe is ready once its ports accept connections.
-  const waitFor = !probe && !health && address && service ? portsToCheck(service, seen) : [];
+  // A task without a healthcheck nor a probe is ready once its ports accept connections.
+  const waitFor = !probe && !health && service ? portsCheck(service, seen) : undefined;
   const status: Partial<TaskStatus> = {
     state: 'running',
     reason: undefined,
@@ -225,12 +225,11 @@ export function runningVerdict(
     address,
     exposed,
     listening,
-    ...(probe || waitFor.length > 0 ? {} : { ready: true }),
+    ...(probe || waitFor ? {} : { ready: true }),
   };
   if (probe && target) return { type: 'report', status, check: { type: 'probe', probe, target } };
   if (probe) return { type: 'report', status, check: { type: 'unprobeable', port: probe.port } };
-  if (address && waitFor.length > 0)
-    return { type: 'report', status, check: { type: 'ports', address, ports: waitFor } };
+  if (waitFor) return { type: 'report', status, check: { type: 'ports', ...waitFor } };
   return { type: 'report', status };
 }
 
@@ -243,6 +242,22 @@ export function runningVerdict(
 function portsToCheck(service: ServiceRecord, seen: TaskObservation): number[] {
   const declared = declaredPorts(service).map((p) => p.target);
   return declared.length > 0 ? declared : (seen.exposed ?? []);
+}
+
+/**
+ * Where this node checks them: on the container's address, or, for a process (no address of its
+ * own), on the host ports it was given for them. None to check: undefined.
+ */
+function portsCheck(
+  service: ServiceRecord,
+  seen: TaskObservation,
+): { address: string; ports: number[] } | undefined {
+  const targets = portsToCheck(service, seen);
+  if (targets.length === 0) return undefined;
+  if (seen.address) return { address: seen.address, ports: targets };
+  const given = seen.ports.filter((p) => p.protocol === 'tcp' && targets.includes(p.target));
+  const [first] = given;
+  return first && { address: first.hostIp, ports: given.map((p) => p.hostPort) };
 }
 
 /** Where this node reaches a task's port: the container's address, or where a process published it. */

@@ -323,6 +323,30 @@ test('running, seen: ready at once when nothing is checked; else its ports or it
   t.like(runningVerdict(running(), probed), { check: { type: 'unprobeable', port: 8080 } });
 });
 
+test('running, seen: a process task is ready once the host ports it was given accept connections', (t) => {
+  // A process has no address of its own: before, it was ready as soon as it ran, listening or not,
+  // and a rolling update stopped the replica it replaced before the new one took a connection.
+  const withPorts = serviceRecord({ expose: [8080, 9090] });
+  const given = running({
+    ports: [
+      { target: 8080, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 31000 },
+      { target: 53, protocol: 'udp', hostIp: '127.0.0.1', hostPort: 31001 },
+      { target: 9090, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 31002 },
+    ],
+  });
+  const verdict = runningVerdict(given, withPorts);
+  t.like(verdict, { check: { type: 'ports', address: '127.0.0.1', ports: [31000, 31002] } });
+  t.false(
+    'ready' in (verdict.type === 'report' ? verdict.status : {}),
+    'not ready until they answer',
+  );
+  t.like(
+    runningVerdict(running(), withPorts),
+    { status: { ready: true }, check: undefined },
+    'no port was given to it: nothing to check',
+  );
+});
+
 test('a task told to stop while it waited to start again ended failed, saying why', (t) => {
   const stopped = { ...task, desired: 'shutdown' as const, reason: 'a newer task holds its slot' };
   const restarting = {
