@@ -6,7 +6,8 @@
  * - L4 across nodes: a client connection becomes a stream of one HTTP/2 session over TLS
  *   (CONNECT) to a second process, which pipes it to the backend.
  * - HTTP: `node:http` servers on N processes (the cluster module), each request passed to the
- *   backend over an undici keep-alive pool with its headers as they came.
+ *   backend (or spread over several, undici's BalancedPool) over undici keep-alive pools with its
+ *   headers as they came.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -54,14 +55,17 @@ net.createServer({ noDelay: true }, (client) => {
 /** The HTTP floor: a primary forking `workers` processes that share the listening socket. */
 const HTTP_SCRIPT = `
 const cluster = require('node:cluster'), http = require('node:http');
-const { Pool } = require(process.env.FLOOR_UNDICI);
+const { Pool, BalancedPool } = require(process.env.FLOOR_UNDICI);
 const workers = Number(process.env.FLOOR_WORKERS);
 if (cluster.isPrimary) {
   for (let i = 0; i < workers; i++) cluster.fork();
   process.on('SIGTERM', () => { for (const w of Object.values(cluster.workers)) w.kill(); process.exit(0); });
 } else {
   const [host, port] = process.env.FLOOR_LISTEN.split(':');
-  const pool = new Pool('http://' + process.env.FLOOR_BACKEND, { pipelining: 1 });
+  const backends = process.env.FLOOR_BACKEND.split(',').map((b) => 'http://' + b);
+  const pool = backends.length > 1
+    ? new BalancedPool(backends, { pipelining: 1 })
+    : new Pool(backends[0], { pipelining: 1 });
   http.createServer((req, res) => {
     pool.dispatch({ path: req.url, method: req.method, headers: req.rawHeaders, body: null }, {
       onConnect() {},
@@ -79,13 +83,14 @@ if (cluster.isPrimary) {
 `;
 
 /**
- * Starts the HTTP floor on `listen` (host:port) with `workers` processes, its script written
- * under `dir` (the cluster module forks a file); the caller stops it.
+ * Starts the HTTP floor on `listen` (host:port) with `workers` processes in front of `backends`
+ * (host:port each), its script written under `dir` (the cluster module forks a file); the caller
+ * stops it.
  */
 export function startHttpFloor(
   dir: string,
   listen: string,
-  backend: string,
+  backends: readonly string[],
   workers: number,
 ): ChildProcess {
   const script = join(dir, 'http-floor.cjs');
@@ -95,7 +100,7 @@ export function startHttpFloor(
     env: {
       ...process.env,
       FLOOR_LISTEN: listen,
-      FLOOR_BACKEND: backend,
+      FLOOR_BACKEND: backends.join(','),
       FLOOR_WORKERS: String(workers),
       FLOOR_UNDICI: createRequire(import.meta.url).resolve('undici'),
     },

@@ -5,7 +5,8 @@
  * ingress of the node that runs them (127.0.93.1) and through the ingress of a node that runs
  * none (127.0.93.2, every request crossing to the first over the agents' mTLS). The peer's and
  * each ingress's requests per second, errors (non-2xx answers and socket errors) and p99, side by
- * side in one run. busybox `httpd` forks a process per connection and closes it after one answer:
+ * side in one run. `nodeFloor` is the least Node does as a proxy on as many processes in front of
+ * the same two containers (node-floor.ts): `floorVsNginx` says how much of the gap is Node's own. busybox `httpd` forks a process per connection and closes it after one answer:
  * the replicas are the bottleneck, so what is measured is how each proxy waits for them.
  *
  * Each proxy gets `--cores` cores (1 unless told, as in #32's run): nginx's worker_processes and
@@ -37,10 +38,12 @@ import {
   WEB_COMMAND,
 } from './harness.js';
 import { nginxConfig } from './nginx.js';
+import { startHttpFloor } from './node-floor.js';
 import { answers, ratio, type WrkResult, wrk } from './wrk.js';
 
 const HOSTS = ['127.0.93.1', '127.0.93.2'] as const;
 const NGINX = '127.0.93.3';
+const NODE_FLOOR = '127.0.93.4';
 const PORT = 18_093;
 const HOST = 'web.bench.mesh';
 /** The goals of #32: no errors anywhere, and beside nginx on the same replicas. */
@@ -50,8 +53,10 @@ const docker = new Docker();
 let cluster: LocalCluster | undefined;
 let clusterId: string | undefined;
 let nginx: ReturnType<typeof spawn> | undefined;
+let nodeFloor: ReturnType<typeof spawn> | undefined;
 const stopAll = cleanupOnSignal(async () => {
   stopGroup(nginx);
+  nodeFloor?.kill('SIGTERM');
   await cluster?.close();
   if (clusterId) await removeLabelled(docker, `mesh.cluster=${clusterId}`);
 });
@@ -120,8 +125,10 @@ async function main(): Promise<void> {
     stdio: 'ignore',
     detached: true,
   });
+  nodeFloor = startHttpFloor(cluster.root, `${NODE_FLOOR}:${PORT}`, replicas, cores);
   const targets: Record<string, { url: string; host?: string }> = {
     nginx: { url: `http://${NGINX}:${PORT}/` },
+    nodeFloor: { url: `http://${NODE_FLOOR}:${PORT}/` },
     meshWithReplicas: { url: `http://${HOSTS[0]}:${PORT}/`, host: HOST },
     meshWithoutReplicas: { url: `http://${HOSTS[1]}:${PORT}/`, host: HOST },
   };
@@ -132,7 +139,7 @@ async function main(): Promise<void> {
     note(`wrk -t2 -c${connections} -d${seconds}s --timeout 30s ${url} (${name})`);
     results[name] = await wrk(url, seconds, host, { threads: 2, connections, timeoutS: 30 });
   }
-  const { nginx: peer, meshWithReplicas, meshWithoutReplicas } = results;
+  const { nginx: peer, nodeFloor: floor, meshWithReplicas, meshWithoutReplicas } = results;
   const p99Ratio = (a?: WrkResult) =>
     Math.round(((a?.p99Ms ?? 0) / (peer?.p99Ms ?? 1)) * 100) / 100;
   report({
@@ -140,7 +147,9 @@ async function main(): Promise<void> {
     rpsVsNginx: {
       withReplicas: ratio(meshWithReplicas, peer),
       withoutReplicas: ratio(meshWithoutReplicas, peer),
+      nodeFloor: ratio(floor, peer),
     },
+    withReplicasVsFloor: ratio(meshWithReplicas, floor),
     p99VsNginx: {
       withReplicas: p99Ratio(meshWithReplicas),
       withoutReplicas: p99Ratio(meshWithoutReplicas),

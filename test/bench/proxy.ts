@@ -190,7 +190,7 @@ async function main(): Promise<void> {
     });
     const haproxy = spawn('haproxy', ['-db', '-f', join(root, 'haproxy.cfg')], { stdio: 'ignore' });
     const caddy = startCaddy(root, cores);
-    const nodeFloor = startHttpFloor(root, `${PEERS.nodeFloor}:${PORT}`, backend, cores);
+    const nodeFloor = startHttpFloor(root, `${PEERS.nodeFloor}:${PORT}`, [backend], cores);
     peers.push(nginx, haproxy, caddy, nodeFloor);
     // Each proxy's processes, whose CPU time per request is measured beside its rps.
     const targets: Record<string, { url: string; host?: string; processes?: () => number[] }> = {
