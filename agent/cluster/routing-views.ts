@@ -22,7 +22,7 @@ export interface Lagging {
  * of the routing and stopping it. Each node applies the log at its own moment (a follower a round
  * trip after the leader; one busy or paused, later); a task stopped before some node applied
  * its removal would get that node's next connections and lose them. Each node answers for its
- * own data plane; the node stopping a task asks every ready one at once.
+ * own data plane; the node stopping a task asks every one up at once.
  */
 export class RoutingViews {
   constructor(
