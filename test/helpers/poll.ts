@@ -31,3 +31,18 @@ export function bodyOnceAnswering(url: string, what: string, timeoutMs = 10_000)
     { what, timeoutMs },
   );
 }
+
+/**
+ * Whether the promise has settled after `waitMs` (0: once the callbacks queued now have run).
+ * For a wait that must still be pending: the time given is what it had to end wrongly in.
+ */
+export async function settledWithin(promise: Promise<unknown>, waitMs = 0): Promise<boolean> {
+  let done = false;
+  void promise.then(() => {
+    done = true;
+  });
+  await new Promise((resolve) =>
+    waitMs > 0 ? setTimeout(resolve, waitMs) : setImmediate(resolve),
+  );
+  return done;
+}

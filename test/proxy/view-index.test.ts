@@ -1,21 +1,12 @@
 import test from 'ava';
 import { ViewIndex } from '../../proxy/view-index.js';
-
-/** Whether the promise has settled by the time the queued callbacks have run. */
-async function settled(promise: Promise<void>): Promise<boolean> {
-  let done = false;
-  void promise.then(() => {
-    done = true;
-  });
-  await new Promise((resolve) => setImmediate(resolve));
-  return done;
-}
+import { settledWithin } from '../helpers/poll.js';
 
 test('a wait for an index the view has reached ends at once', async (t) => {
   const view = new ViewIndex(60_000);
   view.reached(7);
-  t.true(await settled(view.until(7)));
-  t.true(await settled(view.until(3)));
+  t.true(await settledWithin(view.until(7)));
+  t.true(await settledWithin(view.until(3)));
   t.is(view.current, 7);
 });
 
@@ -24,9 +15,9 @@ test('a wait for an index ahead ends when the view reaches it, not before', asyn
   view.reached(5);
   const waiting = view.until(9);
   view.reached(8);
-  t.false(await settled(waiting), 'still behind');
+  t.false(await settledWithin(waiting), 'still behind');
   view.reached(10);
-  t.true(await settled(waiting));
+  t.true(await settledWithin(waiting));
 });
 
 test('a wait for an index the view never reaches ends once the longest wait ran out', async (t) => {
@@ -40,5 +31,5 @@ test('closing ends every wait', async (t) => {
   const view = new ViewIndex(60_000);
   const waits = [view.until(4), view.until(9)];
   view.close();
-  t.true(await settled(Promise.all(waits).then(() => undefined)));
+  t.true(await settledWithin(Promise.all(waits).then(() => undefined)));
 });

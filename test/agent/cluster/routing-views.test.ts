@@ -11,10 +11,13 @@ import type { Transport } from '../../../mesh/transport/transport.js';
 import { ViewIndex } from '../../../proxy/view-index.js';
 import { startTransport, testCluster } from '../../helpers/cluster.js';
 import { captureLogs } from '../../helpers/logs.js';
+import { settledWithin } from '../../helpers/poll.js';
 import { nodeRecord } from '../../helpers/records.js';
 
 // This file's loopback block: 127.0.81.0/24.
 const cluster = await testCluster();
+/** Ample for an answer over loopback: a wait still pending after it was not answered early. */
+const ANSWER_MS = 50;
 
 /** A node's answer from its own view, as the data plane gives it. */
 function answerFrom(view: ViewIndex) {
@@ -54,25 +57,15 @@ function record(
   });
 }
 
-/** Whether the promise has settled once the queued callbacks (and a turn of I/O) have run. */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void promise.then(() => {
-    done = true;
-  });
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  return done;
-}
-
 test('the stop waits until every node up routes as of the index, itself included', async (t) => {
   const state = new ClusterState();
   const [one, two] = [await node(t, '127.0.81.1', state), await node(t, '127.0.81.2', state)];
   record(state, one.id, one.transport);
   record(state, two.id, two.transport);
   const waiting = one.views.asOf(5, 30_000);
-  t.false(await settled(waiting), 'no node is as of 5 yet');
+  t.false(await settledWithin(waiting, ANSWER_MS), 'no node is as of 5 yet');
   one.view.reached(5);
-  t.false(await settled(waiting), 'the other node is still behind');
+  t.false(await settledWithin(waiting, ANSWER_MS), 'the other node is still behind');
   two.view.reached(6);
   t.deepEqual(await waiting, [], 'every node said so');
 });
